@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file stage.h
+ * Stage plugins: what happens while a task is in a stage (launch an agent, wait for a
+ * human, run a command). Whether the task may leave is decided by gates, not by the stage.
+ */
+
+#include <sluice/job.h>
+#include <sluice/plugin.h>
+#include <sluice/task.h>
+
+#include <QStringList>
+
+namespace Sluice {
+
+/// What a stage is asked to do for one task.
+struct SLUICE_EXPORT StageRequest {
+    TaskInfo task;        ///< The task entering or re-running the stage.
+    QString stage;        ///< Stage name.
+    QString worktree;     ///< Absolute path of the task's worktree; may be empty.
+    QString artifactsDir; ///< Where the stage writes artifacts read by gates.
+    QString taskFile;     ///< File holding the task description the agent reads.
+    int attempt = 1;      ///< 1-based attempt of this stage's job.
+};
+
+/// How a stage run ended.
+struct SLUICE_EXPORT StageOutcome {
+    enum class Status {
+        Completed, ///< The work ran to its end; exit gates decide what follows.
+        Failed,    ///< The work failed (non-zero exit, launch error).
+        Waiting,   ///< Nothing to run: the stage waits for a signal (approval stages).
+    };
+    Status status = Status::Failed;
+    std::optional<int> exitCode; ///< Exit code when a process ran and its code is known.
+    QString summary;             ///< One line for people and the audit.
+    QString logPath;             ///< Captured output, if any.
+};
+
+/// One run of a stage for a task. The host owns it and enforces its deadline.
+class SLUICE_EXPORT StageRun : public PluginJob
+{
+    Q_OBJECT
+public:
+    using PluginJob::PluginJob;
+    ~StageRun() override;
+
+    [[nodiscard]] const StageOutcome &outcome() const { return m_outcome; }
+    /// Records @p outcome and emits finished(). Later calls are ignored.
+    void finishWith(const StageOutcome &outcome);
+
+private:
+    StageOutcome m_outcome;
+};
+
+/// A stage plugin instance.
+class SLUICE_EXPORT Stage : public PluginInstance
+{
+    Q_OBJECT
+public:
+    using PluginInstance::PluginInstance;
+    [[nodiscard]] PluginKind kind() const final { return PluginKind::Stage; }
+
+    /// Returns the run the host starts, watches and owns.
+    [[nodiscard]] virtual std::unique_ptr<StageRun> run(const StageRequest &request) = 0;
+
+    /**
+     * Signals that move a task out of this stage when it waits ("approve",
+     * "confirm-deploy"). Any other signal for a waiting task is a logged no-op.
+     * Default: none.
+     */
+    [[nodiscard]] virtual QStringList acceptedSignals() const;
+};
+
+} // namespace Sluice

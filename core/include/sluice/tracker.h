@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file tracker.h
+ * Tracker connectors: where people steer tasks by issue status and read what happened.
+ */
+
+#include <sluice/job.h>
+#include <sluice/plugin.h>
+#include <sluice/webhook.h>
+
+namespace Sluice {
+
+/// An issue in the tracker.
+struct SLUICE_EXPORT TrackerIssue {
+    QString id;          ///< Tracker id.
+    QString key;         ///< Human key ("SLU-42").
+    QString title;
+    QString description;
+    QString state;       ///< State name as the tracker shows it.
+    QString signal;      ///< Logical signal the state maps to ("approve"), or empty.
+    QString url;
+};
+
+/// A tracker connector instance for one project.
+class SLUICE_EXPORT Tracker : public PluginInstance
+{
+    Q_OBJECT
+public:
+    using PluginInstance::PluginInstance;
+    [[nodiscard]] PluginKind kind() const final { return PluginKind::Tracker; }
+
+    /// The issue @p id with its current state and mapped signal.
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<TrackerIssue>> issue(const QString &id) = 0;
+    /// Posts @p text as a comment on issue @p id.
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<Done>> comment(const QString &id, const QString &text) = 0;
+    /// Moves issue @p id to the state configured for logical state @p logicalState.
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<Done>> setState(const QString &id,
+                                                                    const QString &logicalState) = 0;
+    /// Reloads cached tracker data (state ids); called on SIGHUP and on a cache miss.
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<Done>> refresh() = 0;
+};
+
+} // namespace Sluice

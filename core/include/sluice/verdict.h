@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file verdict.h
+ * What a gate decides: pass, fail, error or skip, with a reason, findings and evidence.
+ */
+
+#include <sluice/global.h>
+
+#include <QJsonObject>
+#include <QList>
+#include <QString>
+
+namespace Sluice {
+
+/// One concrete thing a gate found: a failing check, a leaked secret, a vulnerable package.
+struct SLUICE_EXPORT Finding {
+    QString rule;     ///< What found it: a rule id, a CI context, an advisory id.
+    QString message;  ///< What is wrong, for the agent and for people. Secrets are masked.
+    QString file;     ///< File the finding is about, relative to the worktree; may be empty.
+    int line = 0;     ///< 1-based line in @ref file, or 0.
+    QString severity; ///< Free-form severity ("high", "blocking", ...); may be empty.
+
+    [[nodiscard]] QJsonObject toJson() const;
+    [[nodiscard]] static Finding fromJson(const QJsonObject &object);
+    friend bool operator==(const Finding &, const Finding &) = default;
+};
+
+/**
+ * The decision of one gate evaluation.
+ *
+ * Fail-closed: anything but Pass or Skip stops the task. Error means the gate could not
+ * decide (unreadable input, remote failure, timeout) and is treated as Fail by the engine.
+ */
+class SLUICE_EXPORT GateVerdict
+{
+public:
+    enum class Result {
+        Pass,  ///< The task may move on.
+        Fail,  ///< The task may not move on; the findings say why.
+        Error, ///< The gate could not decide. Treated as Fail.
+        Skip,  ///< The gate does not apply to this project; passes and is recorded.
+    };
+
+    GateVerdict() = default;
+
+    [[nodiscard]] static GateVerdict pass(QString reason, QJsonObject evidence = {});
+    [[nodiscard]] static GateVerdict fail(QString reason, QList<Finding> findings = {},
+                                          QJsonObject evidence = {});
+    [[nodiscard]] static GateVerdict error(QString reason, QJsonObject evidence = {});
+    [[nodiscard]] static GateVerdict skip(QString reason);
+
+    [[nodiscard]] Result result() const { return m_result; }
+    /// True for Pass and Skip: the only results that let a task through.
+    [[nodiscard]] bool allowsPassage() const;
+    [[nodiscard]] QString reason() const { return m_reason; }
+    [[nodiscard]] QList<Finding> findings() const { return m_findings; }
+    [[nodiscard]] QJsonObject evidence() const { return m_evidence; }
+
+    void setReason(const QString &reason) { m_reason = reason; }
+    void addFinding(const Finding &finding) { m_findings.append(finding); }
+    void setEvidence(const QJsonObject &evidence) { m_evidence = evidence; }
+
+    [[nodiscard]] QJsonObject toJson() const;
+    [[nodiscard]] static GateVerdict fromJson(const QJsonObject &object);
+
+    /// "pass", "fail", "error" or "skip".
+    [[nodiscard]] static QString resultName(Result result);
+
+private:
+    Result m_result = Result::Error; // a default-constructed verdict never lets anything pass
+    QString m_reason = QStringLiteral("no verdict");
+    QList<Finding> m_findings;
+    QJsonObject m_evidence;
+};
+
+} // namespace Sluice

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file webhook.h
+ * Incoming webhook deliveries, as connectors receive them from the host's HTTP server.
+ */
+
+#include <sluice/error.h>
+
+#include <QByteArray>
+#include <QHash>
+#include <QJsonObject>
+#include <QList>
+#include <QString>
+
+namespace Sluice {
+
+/// One HTTP delivery, before any check.
+struct SLUICE_EXPORT WebhookRequest {
+    QByteArray body;
+    QHash<QByteArray, QByteArray> headers; ///< Header names in lower case.
+    QString remoteAddress;
+};
+
+/// A task-level event a connector derived from a delivery.
+struct SLUICE_EXPORT WebhookEvent {
+    QString kind;      ///< "signal", "push", "status", ...
+    QString subject;   ///< What it is about: issue id, branch, pull request number.
+    QString value;     ///< Signal name, new head sha, state.
+    QJsonObject data;  ///< Anything else the connector extracted.
+};
+
+/// A verified delivery.
+struct SLUICE_EXPORT WebhookDelivery {
+    QString deliveryId;          ///< Unique id used to drop duplicates.
+    QList<WebhookEvent> events;
+};
+
+/**
+ * Implemented by connectors that accept webhooks. The host calls it for
+ * POST /webhooks/<instance>; an Error with code PermissionDenied answers 401 and stores
+ * nothing.
+ */
+class SLUICE_EXPORT WebhookReceiver
+{
+public:
+    virtual ~WebhookReceiver();
+    /// Verifies the signature (constant time) and extracts events.
+    [[nodiscard]] virtual Result<WebhookDelivery> acceptWebhook(const WebhookRequest &request) = 0;
+};
+
+} // namespace Sluice

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The store: every table of Sluice behind one class, on SQLite or PostgreSQL.
+
+#include <sluice/error.h>
+#include <sluice/secrets.h>
+#include <sluice/services.h>
+
+#include <QDateTime>
+#include <QJsonObject>
+#include <QSqlDatabase>
+#include <QString>
+
+#include <memory>
+
+namespace Sluice {
+
+/// How to reach the database. Filled from the host file's `store:` section.
+struct SLUICE_EXPORT StoreSettings {
+    enum class Driver { Sqlite, Postgresql };
+    Driver driver = Driver::Sqlite;
+    QString sqlitePath;        ///< SQLite database file (created if missing).
+    int busyTimeoutMs = 5000;  ///< SQLite busy_timeout.
+    QString host;              ///< PostgreSQL host name or Unix socket directory.
+    int port = 5432;
+    QString database;
+    QString user;
+    SecretRef password;        ///< PostgreSQL password reference; may be null.
+    QString options;           ///< Extra libpq connect options ("sslmode=require").
+};
+
+/// One entry of the audit table.
+struct SLUICE_EXPORT AuditEntry {
+    QString actor;     ///< Who acted: "engine", "reaper", "cli:approve", a plugin instance.
+    QString action;    ///< What was done: "advance", "reap", "lease-reclaim", ...
+    QString projectId; ///< May be empty.
+    qint64 taskId = 0; ///< 0 when not about a task.
+    QJsonObject details;
+};
+
+/**
+ * The database. Open it once per process; it is safe to use from any thread: each thread
+ * gets its own named connection, looked up per call.
+ *
+ * open() applies pending migrations from resources/migrations in one transaction
+ * (serialised between processes: BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL).
+ */
+class SLUICE_EXPORT Store
+{
+public:
+    ~Store();
+
+    /// Connects and migrates. Errors name the database, never a password.
+    [[nodiscard]] static Result<std::unique_ptr<Store>> open(const StoreSettings &settings);
+
+    [[nodiscard]] StoreSettings::Driver driver() const;
+    /// Highest applied migration version.
+    [[nodiscard]] Result<int> schemaVersion() const;
+    /// Highest migration version this build ships.
+    [[nodiscard]] static int latestSchemaVersion();
+
+    /// This thread's connection (opened on first use).
+    [[nodiscard]] Result<QSqlDatabase> connection() const;
+
+    /**
+     * Records a delivery (webhook or command) by its id. Returns true when it is new,
+     * false when the same source already delivered that id (a duplicate to drop).
+     */
+    [[nodiscard]] Result<bool> recordEvent(const QString &source, const QString &deliveryId,
+                                           const QString &kind, const QJsonObject &payload);
+
+    /// Writes or refreshes this node's heartbeat.
+    [[nodiscard]] Result<void> heartbeat(const QString &node, qint64 pid, const QDateTime &at);
+    /// Last heartbeat of @p node, invalid when it never beat.
+    [[nodiscard]] Result<QDateTime> lastHeartbeat(const QString &node) const;
+
+    /// Appends to the audit table.
+    [[nodiscard]] Result<void> audit(const AuditEntry &entry);
+
+    /// A key-value store scoped to one plugin instance of one project.
+    [[nodiscard]] std::unique_ptr<StateStore> pluginState(const QString &projectId,
+                                                          const QString &instanceName);
+
+private:
+    Store();
+    struct Data;
+    std::unique_ptr<Data> d;
+};
+
+} // namespace Sluice
