@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cli.h"
+
+#include "logging.h"
+
+#include <sluice/secrets.h>
+
+#include <cstdio>
+
+namespace Sluice::Cli {
+
+const QList<Command> &commands()
+{
+    static const QList<Command> all = {
+        {"check", "Validate the host file, every project file and the plugins they use", runCheck},
+        {"plugins", "List discovered plugins with kind, version and load state", runPlugins},
+        {"version", "Print the version of sluice and its SDK", runVersion},
+    };
+    return all;
+}
+
+bool parse(QCommandLineParser &parser, const QStringList &arguments, const QString &description)
+{
+    parser.setApplicationDescription(description);
+    parser.addHelpOption();
+    if (!parser.parse(arguments)) {
+        printErr(QStringLiteral("%1: %2\nTry '%1 --help'.").arg(arguments.value(0), parser.errorText()));
+        return false;
+    }
+    if (parser.isSet(QStringLiteral("help")))
+        parser.showHelp(Success); // exits
+    return true;
+}
+
+QCommandLineOption configOption()
+{
+    return QCommandLineOption(QStringLiteral("config"),
+                              QStringLiteral("Configuration directory (default: $SLUICE_CONFIG_DIR, else /etc/sluice)."),
+                              QStringLiteral("DIR"));
+}
+
+QCommandLineOption jsonOption()
+{
+    return QCommandLineOption(QStringLiteral("json"), QStringLiteral("Print JSON for programs."));
+}
+
+HostSetup setUpHost(const QString &configDir)
+{
+    HostSetup setup;
+    setup.host = HostConfig::load(HostConfig::resolveConfigDir(configDir), setup.diagnostics);
+    Logging::applyRules(setup.host.loggingRules);
+    setup.catalog = std::make_unique<PluginCatalog>(PluginSearchPath::standard(setup.host.pluginDirs),
+                                                    TrustedOwners::forServiceUser(setup.host.serviceUser));
+    setup.catalog->discover();
+    setup.catalog->loadAll();
+    return setup;
+}
+
+void printOut(const QString &text)
+{
+    const QByteArray bytes = Redaction::redact(text).toUtf8() + '\n';
+    std::fwrite(bytes.constData(), 1, std::size_t(bytes.size()), stdout);
+}
+
+void printErr(const QString &text)
+{
+    const QByteArray bytes = Redaction::redact(text).toUtf8() + '\n';
+    std::fwrite(bytes.constData(), 1, std::size_t(bytes.size()), stderr);
+}
+
+void printJson(const QJsonDocument &document)
+{
+    printOut(QString::fromUtf8(document.toJson(QJsonDocument::Indented)).trimmed());
+}
+
+} // namespace Sluice::Cli

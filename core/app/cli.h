@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The subcommands of the `sluice` executable and what they share.
+
+#include "config/hostconfig.h"
+#include "plugins/pluginloader.h"
+
+#include <QCommandLineParser>
+#include <QJsonDocument>
+#include <QString>
+#include <QStringList>
+
+namespace Sluice::Cli {
+
+/// Exit codes: 0 success, 1 the checked thing is wrong or an operation failed, 2 usage error.
+enum ExitCode { Success = 0, Failure = 1, UsageError = 2 };
+
+struct Command {
+    const char *name;
+    const char *summary;
+    int (*run)(const QStringList &arguments); ///< arguments[0] is "sluice <name>"
+};
+
+/// Every subcommand, in the order `sluice --help` lists them.
+const QList<Command> &commands();
+
+int runVersion(const QStringList &arguments);
+int runPlugins(const QStringList &arguments);
+int runCheck(const QStringList &arguments);
+
+/// Parses @p arguments with @p parser (adds --help); prints usage errors. False: exit with 2.
+bool parse(QCommandLineParser &parser, const QStringList &arguments, const QString &description);
+/// The common --config DIR option.
+QCommandLineOption configOption();
+/// The common --json option.
+QCommandLineOption jsonOption();
+
+/// The host file and the plugin catalog, as every command that touches plugins needs them.
+struct HostSetup {
+    Diagnostics diagnostics; ///< Problems in the host file.
+    HostConfig host;
+    std::unique_ptr<PluginCatalog> catalog; ///< Discovered and loaded.
+};
+/// Loads the host file in @p configDir (--config value or empty), applies its logging rules,
+/// then discovers and loads plugins.
+HostSetup setUpHost(const QString &configDir);
+
+void printOut(const QString &text);
+void printErr(const QString &text);
+void printJson(const QJsonDocument &document);
+
+} // namespace Sluice::Cli

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// sluice: one executable, one subcommand per job.
+
+#include "cli.h"
+#include "logging.h"
+
+#include <sluice/version.h>
+
+#include <QCoreApplication>
+
+using namespace Sluice;
+
+namespace {
+
+void printUsage()
+{
+    QString text = QStringLiteral("Usage: sluice <command> [options]\n\n"
+                                  "Sluice moves changes through a pipeline of stages and lets them on only through gates.\n\n"
+                                  "Commands:\n");
+    for (const Cli::Command &c : Cli::commands())
+        text += QStringLiteral("  %1%2\n").arg(QLatin1String(c.name), -10).arg(QLatin1String(c.summary));
+    text += QStringLiteral("\nRun 'sluice <command> --help' for the options of a command.");
+    Cli::printOut(text);
+}
+
+} // namespace
+
+int main(int argc, char *argv[])
+{
+    QCoreApplication app(argc, argv);
+    QCoreApplication::setApplicationName(QStringLiteral("sluice"));
+    QCoreApplication::setApplicationVersion(QStringLiteral(SLUICE_VERSION_STRING));
+    Logging::install();
+
+    const QStringList args = QCoreApplication::arguments();
+    const QString name = args.value(1);
+    if (name.isEmpty() || name == QLatin1String("--help") || name == QLatin1String("-h") || name == QLatin1String("help")) {
+        printUsage();
+        return name.isEmpty() ? Cli::UsageError : Cli::Success;
+    }
+    if (name == QLatin1String("--version"))
+        return Cli::runVersion({QStringLiteral("sluice version")});
+    for (const Cli::Command &c : Cli::commands()) {
+        if (name == QLatin1String(c.name)) {
+            QStringList rest = args.mid(2);
+            rest.prepend(QStringLiteral("sluice %1").arg(name));
+            return c.run(rest);
+        }
+    }
+    Cli::printErr(QStringLiteral("sluice: unknown command '%1'. Try 'sluice --help'.").arg(name));
+    return Cli::UsageError;
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The host file, sluice.yaml, in the configuration directory.
+
+#include "config/diagnostic.h"
+#include "store/store.h"
+
+#include <sluice/configschema.h>
+
+#include <QString>
+#include <QStringList>
+
+namespace Sluice {
+
+struct SLUICE_EXPORT HostConfig {
+    QString configDir;      ///< The configuration directory.
+    QString file;           ///< Path of sluice.yaml (it may not exist: all defaults then).
+    bool filePresent = false;
+    QString node;           ///< This machine's name.
+    QString stateDir;
+    QStringList pluginDirs; ///< Configured plugin directories, absolute.
+    QString serviceUser;
+    StoreSettings store;
+    QString loggingRules;
+
+    /// The configuration directory: @p explicitDir, else $SLUICE_CONFIG_DIR, else /etc/sluice.
+    [[nodiscard]] static QString resolveConfigDir(const QString &explicitDir);
+    /// Loads CONFIG_DIR/sluice.yaml; problems go to @p diagnostics, defaults fill the rest.
+    [[nodiscard]] static HostConfig load(const QString &configDir, Diagnostics &diagnostics);
+    /// Project files in CONFIG_DIR/projects (*.yaml, *.yml), sorted.
+    [[nodiscard]] QStringList projectFiles() const;
+};
+
+/// Loads a schema embedded in the core library (":/sluice/schema/NAME.json").
+[[nodiscard]] SLUICE_EXPORT const ConfigSchema &embeddedSchema(const QString &name);
+
+} // namespace Sluice

@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config/projectconfig.h"
+
+#include "config/hostconfig.h"
+#include "config/yamlvalidator.h"
+#include "plugins/pluginloader.h"
+
+#include <QRegularExpression>
+#include <QSet>
+
+namespace Sluice {
+
+namespace {
+
+const QRegularExpression &namePattern()
+{
+    static const QRegularExpression re(QStringLiteral("^[a-z0-9][a-z0-9_-]{0,63}$"));
+    return re;
+}
+
+// The value under @p key of mapping @p node, found by iteration so nothing is inserted.
+YAML::Node child(const YAML::Node &node, const char *key)
+{
+    if (!node.IsMap())
+        return YAML::Node();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == key)
+            return it->second;
+    }
+    return YAML::Node();
+}
+
+YAML::Node item(const YAML::Node &sequence, std::size_t index)
+{
+    if (!sequence.IsSequence() || index >= sequence.size())
+        return YAML::Node();
+    return sequence[index];
+}
+
+ConfigPosition positionOf(const YAML::Node &node)
+{
+    if (!node.IsDefined() || node.Mark().line < 0)
+        return {};
+    return {node.Mark().line + 1, node.Mark().column + 1};
+}
+
+class ProjectLoader
+{
+public:
+    ProjectLoader(const QString &file, const PluginCatalog &catalog, Diagnostics &diagnostics)
+        : m_catalog(catalog), m_diagnostics(diagnostics), m_validator(file, diagnostics)
+    {
+    }
+
+    std::optional<ProjectConfig> load(const YAML::Node &root);
+
+private:
+    void loadInstances(const YAML::Node &root, ProjectConfig &project);
+    // Checks that @p name (at @p node) is an instance of @p kind.
+    void expectInstance(const ProjectConfig &project, const QString &name, PluginKind kind, const YAML::Node &node,
+                        const QString &key);
+    void report(const YAML::Node &node, const QString &key, const QString &message)
+    {
+        m_validator.report(node, key, message);
+    }
+
+    const PluginCatalog &m_catalog;
+    Diagnostics &m_diagnostics;
+    YamlValidator m_validator;
+};
+
+void ProjectLoader::expectInstance(const ProjectConfig &project, const QString &name, PluginKind kind,
+                                   const YAML::Node &node, const QString &key)
+{
+    const auto it = project.instances.constFind(name);
+    if (it == project.instances.cend()) {
+        report(node, key, QStringLiteral("no instance named '%1' in instances").arg(name));
+        return;
+    }
+    if (it->kind != kind)
+        report(node, key, QStringLiteral("instance '%1' is a %2 (plugin '%3'), a %4 is needed here")
+                              .arg(name, pluginKindName(it->kind), it->pluginId, pluginKindName(kind)));
+}
+
+void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project)
+{
+    const YAML::Node instances = child(root, "instances");
+    if (!instances.IsDefined() || instances.IsNull())
+        return;
+    if (!instances.IsMap()) {
+        report(instances, QStringLiteral("instances"), QStringLiteral("expected a mapping of instance names"));
+        return;
+    }
+    for (auto it = instances.begin(); it != instances.end(); ++it) {
+        const QString name = yamlScalar(it->first);
+        const QString path = QStringLiteral("instances.%1").arg(name);
+        const YAML::Node body = it->second;
+        if (!namePattern().match(name).hasMatch()) {
+            report(it->first, path, QStringLiteral("instance names are lower-case letters, digits, '_' and '-'"));
+            continue;
+        }
+        if (project.instances.contains(name)) {
+            report(it->first, path, QStringLiteral("duplicate instance"));
+            continue;
+        }
+        if (!body.IsMap()) {
+            report(body.IsNull() ? it->first : body, path, QStringLiteral("expected a mapping with 'plugin' and 'settings'"));
+            continue;
+        }
+        for (auto k = body.begin(); k != body.end(); ++k) {
+            const QString key = yamlScalar(k->first);
+            if (key != QLatin1String("plugin") && key != QLatin1String("settings"))
+                report(k->first, path + QLatin1Char('.') + key, QStringLiteral("unknown key (an instance has 'plugin' and 'settings')"));
+        }
+        const YAML::Node pluginNode = child(body, "plugin");
+        if (!pluginNode.IsDefined() || !pluginNode.IsScalar() || pluginNode.Scalar().empty()) {
+            report(pluginNode.IsDefined() ? pluginNode : it->first, path + QStringLiteral(".plugin"),
+                   QStringLiteral("required: the id of the plugin this instance uses"));
+            continue;
+        }
+        InstanceConfig instance;
+        instance.name = name;
+        instance.pluginId = yamlScalar(pluginNode);
+        instance.position = positionOf(it->first);
+        const PluginRecord *record = m_catalog.plugin(instance.pluginId);
+        if (!record) {
+            QString why = QStringLiteral("unknown plugin '%1'").arg(instance.pluginId);
+            for (const PluginRecord &r : m_catalog.plugins()) {
+                if (r.id() == instance.pluginId && r.state == PluginRecord::State::Rejected) {
+                    why = QStringLiteral("plugin '%1' was rejected: %2").arg(instance.pluginId, r.reason);
+                    break;
+                }
+            }
+            if (why.startsWith(QLatin1String("unknown")))
+                why += QStringLiteral(" (searched: %1)").arg(m_catalog.searchDirectories().join(QStringLiteral(", ")));
+            report(pluginNode, path + QStringLiteral(".plugin"), why);
+            continue;
+        }
+        if (record->state == PluginRecord::State::Failed) {
+            report(pluginNode, path + QStringLiteral(".plugin"),
+                   QStringLiteral("plugin '%1' failed to load: %2").arg(instance.pluginId, record->reason));
+            continue;
+        }
+        instance.kind = record->metaData->kind();
+        const ConfigSchema &schema = record->metaData->configSchema();
+        const YAML::Node settings = child(body, "settings");
+        if (settings.IsDefined() && !settings.IsNull()) {
+            instance.settings = m_validator.validateObject(settings, schema, path + QStringLiteral(".settings"));
+        } else {
+            for (const auto &[key, entry] : schema.entries()) {
+                if (entry.isRequired()) {
+                    report(it->first, QStringLiteral("%1.settings.%2").arg(path, key),
+                           QStringLiteral("required setting of plugin '%1' is missing").arg(instance.pluginId));
+                }
+            }
+            instance.settings = YamlValidator::defaults(schema);
+        }
+        // Kept even when its settings are wrong, so references to it resolve; the file is refused anyway.
+        project.instances.insert(name, instance);
+    }
+}
+
+std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
+{
+    const int before = int(m_diagnostics.size());
+    ProjectConfig project;
+    project.file = m_validator.file();
+    if (!root.IsMap()) {
+        report(root, QString(), QStringLiteral("a project file is a mapping"));
+        return std::nullopt;
+    }
+    const QVariantMap v = m_validator.validateObject(root, embeddedSchema(QStringLiteral("project")), QString(),
+                                                     {QStringLiteral("instances")});
+    loadInstances(root, project);
+
+    project.id = v.value(QStringLiteral("id")).toString();
+    if (!project.id.isEmpty() && !namePattern().match(project.id).hasMatch())
+        report(child(root, "id"), QStringLiteral("id"), QStringLiteral("project ids are lower-case letters, digits, '_' and '-'"));
+    project.description = v.value(QStringLiteral("description")).toString();
+
+    const QVariantMap repo = v.value(QStringLiteral("repository")).toMap();
+    const YAML::Node repoNode = child(root, "repository");
+    project.repositoryPath = repo.value(QStringLiteral("path")).toString();
+    project.repositoryUrl = repo.value(QStringLiteral("url")).toString();
+    project.targetBranch = repo.value(QStringLiteral("target_branch")).toString();
+    project.forgeInstance = repo.value(QStringLiteral("forge")).toString();
+    if (repoNode.IsMap() && project.repositoryPath.isEmpty() && project.repositoryUrl.isEmpty())
+        report(repoNode, QStringLiteral("repository"), QStringLiteral("give the repository's path or url"));
+    if (!project.forgeInstance.isEmpty())
+        expectInstance(project, project.forgeInstance, PluginKind::Forge, child(repoNode, "forge"),
+                       QStringLiteral("repository.forge"));
+    project.trackerInstance = v.value(QStringLiteral("tracker")).toString();
+    if (!project.trackerInstance.isEmpty())
+        expectInstance(project, project.trackerInstance, PluginKind::Tracker, child(root, "tracker"),
+                       QStringLiteral("tracker"));
+
+    // Stages.
+    const YAML::Node stagesNode = child(root, "stages");
+    const QVariantList stages = v.value(QStringLiteral("stages")).toList();
+    QSet<QString> stageNames;
+    for (int i = 0; i < stages.size(); ++i) {
+        const QVariantMap s = stages.at(i).toMap();
+        const YAML::Node node = item(stagesNode, std::size_t(i));
+        const QString key = QStringLiteral("stages[%1]").arg(i);
+        StageConfig stage;
+        stage.name = s.value(QStringLiteral("name")).toString();
+        stage.run = s.value(QStringLiteral("run")).toString();
+        stage.position = positionOf(node);
+        for (const QVariant &g : s.value(QStringLiteral("exit_gates")).toList())
+            stage.exitGates.append(g.toString());
+        if (stage.name.isEmpty())
+            continue; // already reported
+        if (!namePattern().match(stage.name).hasMatch())
+            report(child(node, "name"), key + QStringLiteral(".name"),
+                   QStringLiteral("stage names are lower-case letters, digits, '_' and '-'"));
+        if (stageNames.contains(stage.name))
+            report(child(node, "name"), key + QStringLiteral(".name"), QStringLiteral("duplicate stage '%1'").arg(stage.name));
+        stageNames.insert(stage.name);
+        if (!stage.run.isEmpty())
+            expectInstance(project, stage.run, PluginKind::Stage, child(node, "run"), key + QStringLiteral(".run"));
+        QSet<QString> gatesSeen;
+        for (int g = 0; g < stage.exitGates.size(); ++g) {
+            const YAML::Node gateNode = item(child(node, "exit_gates"), std::size_t(g));
+            const QString gateKey = QStringLiteral("%1.exit_gates[%2]").arg(key).arg(g);
+            if (gatesSeen.contains(stage.exitGates[g]))
+                report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(stage.exitGates[g]));
+            gatesSeen.insert(stage.exitGates[g]);
+            expectInstance(project, stage.exitGates[g], PluginKind::Gate, gateNode, gateKey);
+        }
+        project.stages.append(stage);
+    }
+    if (stagesNode.IsSequence() && project.stages.size() < 2)
+        report(stagesNode, QStringLiteral("stages"), QStringLiteral("a pipeline needs at least two stages"));
+    if (project.stages.size() >= 2) {
+        const StageConfig &last = project.stages.last();
+        if (!last.run.isEmpty() || !last.exitGates.isEmpty())
+            report(item(stagesNode, std::size_t(project.stages.size() - 1)),
+                   QStringLiteral("stages[%1]").arg(project.stages.size() - 1),
+                   QStringLiteral("the last stage ('%1') ends the pipeline: it takes no run and no exit_gates").arg(last.name));
+    }
+    auto stageIndex = [&](const QString &name) {
+        for (int i = 0; i < project.stages.size(); ++i) {
+            if (project.stages[i].name == name)
+                return i;
+        }
+        return -1;
+    };
+
+    // Edges.
+    const YAML::Node edgesNode = child(root, "edges");
+    const QVariantList edges = v.value(QStringLiteral("edges")).toList();
+    QSet<QString> edgeKeys;
+    for (int i = 0; i < edges.size(); ++i) {
+        const QVariantMap e = edges.at(i).toMap();
+        const YAML::Node node = item(edgesNode, std::size_t(i));
+        const QString key = QStringLiteral("edges[%1]").arg(i);
+        EdgeConfig edge;
+        edge.from = e.value(QStringLiteral("from")).toString();
+        edge.to = e.value(QStringLiteral("to")).toString();
+        edge.position = positionOf(node);
+        for (const QVariant &g : e.value(QStringLiteral("gates")).toList())
+            edge.gates.append(g.toString());
+        if (edge.from.isEmpty() || edge.to.isEmpty())
+            continue;
+        const int from = stageIndex(edge.from);
+        const int to = stageIndex(edge.to);
+        if (from < 0)
+            report(child(node, "from"), key + QStringLiteral(".from"), QStringLiteral("no stage named '%1'").arg(edge.from));
+        if (to < 0)
+            report(child(node, "to"), key + QStringLiteral(".to"), QStringLiteral("no stage named '%1'").arg(edge.to));
+        if (from >= 0 && to >= 0 && to != from + 1)
+            report(node, key, QStringLiteral("'%1' is not followed by '%2': a task never crosses this edge").arg(edge.from, edge.to));
+        const QString edgeKey = edge.from + QLatin1String("->") + edge.to;
+        if (edgeKeys.contains(edgeKey))
+            report(node, key, QStringLiteral("duplicate edge %1 -> %2").arg(edge.from, edge.to));
+        edgeKeys.insert(edgeKey);
+        if (edge.gates.isEmpty())
+            report(child(node, "gates"), key + QStringLiteral(".gates"), QStringLiteral("an edge needs at least one gate"));
+        QSet<QString> gatesSeen;
+        for (int g = 0; g < edge.gates.size(); ++g) {
+            const YAML::Node gateNode = item(child(node, "gates"), std::size_t(g));
+            const QString gateKey = QStringLiteral("%1.gates[%2]").arg(key).arg(g);
+            if (gatesSeen.contains(edge.gates[g]))
+                report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(edge.gates[g]));
+            gatesSeen.insert(edge.gates[g]);
+            expectInstance(project, edge.gates[g], PluginKind::Gate, gateNode, gateKey);
+        }
+        project.edges.append(edge);
+    }
+
+    // Red policy.
+    const QVariantMap red = v.value(QStringLiteral("red_policy")).toMap();
+    project.maxRetries = int(red.value(QStringLiteral("max_retries"), 3).toLongLong());
+    project.rollbackTo = red.value(QStringLiteral("rollback_to")).toString();
+    if (project.rollbackTo.isEmpty() && !project.stages.isEmpty()) {
+        project.rollbackTo = project.stages.first().name;
+    } else if (!project.rollbackTo.isEmpty()) {
+        const YAML::Node node = child(child(root, "red_policy"), "rollback_to");
+        const int index = stageIndex(project.rollbackTo);
+        if (index < 0)
+            report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("no stage named '%1'").arg(project.rollbackTo));
+        else if (index == project.stages.size() - 1)
+            report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("cannot roll back to the last stage"));
+    }
+
+    if (m_diagnostics.size() != before)
+        return std::nullopt;
+    return project;
+}
+
+} // namespace
+
+ProjectInfo ProjectConfig::info() const
+{
+    ProjectInfo info;
+    info.id = id;
+    info.repository = repositoryPath.isEmpty() ? repositoryUrl : repositoryPath;
+    info.targetBranch = targetBranch;
+    for (const StageConfig &s : stages)
+        info.stages.append(s.name);
+    info.configFile = file;
+    return info;
+}
+
+const StageConfig *ProjectConfig::stage(const QString &name) const
+{
+    for (const StageConfig &s : stages) {
+        if (s.name == name)
+            return &s;
+    }
+    return nullptr;
+}
+
+std::optional<ProjectConfig> ProjectConfig::load(const QString &file, const PluginCatalog &catalog,
+                                                 Diagnostics &diagnostics)
+{
+    const auto root = loadYamlFile(file, diagnostics);
+    if (!root)
+        return std::nullopt;
+    ProjectLoader loader(file, catalog, diagnostics);
+    return loader.load(*root);
+}
+
+ProjectSet ProjectSet::load(const QStringList &files, const PluginCatalog &catalog)
+{
+    ProjectSet set;
+    QHash<QString, QString> fileById;
+    for (const QString &file : files) {
+        Entry entry;
+        entry.file = file;
+        entry.project = ProjectConfig::load(file, catalog, entry.diagnostics);
+        if (entry.project) {
+            const auto other = fileById.constFind(entry.project->id);
+            if (other != fileById.cend()) {
+                entry.diagnostics.append(Diagnostic{file, 0, 0, QStringLiteral("id"),
+                                                    QStringLiteral("project id '%1' is already used by %2")
+                                                        .arg(entry.project->id, *other)});
+                entry.project.reset();
+            } else {
+                fileById.insert(entry.project->id, file);
+            }
+        }
+        set.entries.append(std::move(entry));
+    }
+    return set;
+}
+
+QList<const ProjectConfig *> ProjectSet::validProjects() const
+{
+    QList<const ProjectConfig *> out;
+    for (const Entry &e : entries) {
+        if (e.project)
+            out.append(&*e.project);
+    }
+    return out;
+}
+
+} // namespace Sluice

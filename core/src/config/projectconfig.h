@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// A project file: one repository, its stages, the gates on stage exits and on edges, its
+// red policy and its plugin instances with their settings.
+
+#include "config/diagnostic.h"
+
+#include <sluice/plugin.h>
+#include <sluice/project.h>
+
+#include <QList>
+#include <QMap>
+#include <QString>
+#include <QStringList>
+#include <QVariantMap>
+
+namespace Sluice {
+
+class PluginCatalog;
+
+/// A position in a project file.
+struct SLUICE_EXPORT ConfigPosition {
+    int line = 0;
+    int column = 0;
+};
+
+struct SLUICE_EXPORT StageConfig {
+    QString name;
+    QString run;            ///< Stage plugin instance; empty for a passive stage.
+    QStringList exitGates;  ///< Gate instances, in order.
+    ConfigPosition position;
+};
+
+struct SLUICE_EXPORT EdgeConfig {
+    QString from;
+    QString to;
+    QStringList gates;      ///< Gate instances, in order; the first non-pass stops the edge.
+    ConfigPosition position;
+};
+
+struct SLUICE_EXPORT InstanceConfig {
+    QString name;
+    QString pluginId;
+    PluginKind kind = PluginKind::Gate;
+    QVariantMap settings;   ///< Validated against the plugin's schema, defaults filled.
+    ConfigPosition position;
+};
+
+struct SLUICE_EXPORT ProjectConfig {
+    QString file;
+    QString id;
+    QString description;
+    QString repositoryPath;
+    QString repositoryUrl;
+    QString targetBranch;
+    QString forgeInstance;
+    QString trackerInstance;
+    QList<StageConfig> stages;
+    QList<EdgeConfig> edges;
+    QString rollbackTo;
+    int maxRetries = 3;
+    QMap<QString, InstanceConfig> instances;
+
+    /// The project as plugins see it.
+    [[nodiscard]] ProjectInfo info() const;
+    /// The stage named @p name, or null.
+    [[nodiscard]] const StageConfig *stage(const QString &name) const;
+
+    /**
+     * Loads and validates @p file against the project schema and the plugins in @p catalog.
+     * Returns std::nullopt when anything is wrong; every problem is in @p diagnostics.
+     */
+    [[nodiscard]] static std::optional<ProjectConfig> load(const QString &file, const PluginCatalog &catalog,
+                                                           Diagnostics &diagnostics);
+};
+
+/// The outcome of loading every project file of a configuration directory.
+struct SLUICE_EXPORT ProjectSet {
+    struct Entry {
+        QString file;
+        std::optional<ProjectConfig> project; ///< Set when the file is valid.
+        Diagnostics diagnostics;
+    };
+    QList<Entry> entries;
+
+    /// Loads each file on its own: an invalid file is refused, the others stay usable.
+    [[nodiscard]] static ProjectSet load(const QStringList &files, const PluginCatalog &catalog);
+    [[nodiscard]] QList<const ProjectConfig *> validProjects() const;
+};
+
+} // namespace Sluice

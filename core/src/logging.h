@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Logging to stderr for journald: one line per message, the category, and every registered
+// secret replaced before anything is written.
+
+#include <sluice/global.h>
+
+#include <QString>
+
+namespace Sluice::Logging {
+
+/// Installs the message handler. Call once, early in main().
+SLUICE_EXPORT void install();
+/// Applies Qt logging rules on top of the defaults (sluice.*.debug off) and $QT_LOGGING_RULES.
+SLUICE_EXPORT void applyRules(const QString &rules);
+
+} // namespace Sluice::Logging

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/projectinstances.h"
+
+#include "plugins/pluginloader.h"
+#include "store/store.h"
+
+#include <sluice/forge.h>
+#include <sluice/tracker.h>
+
+namespace Sluice {
+
+ProjectInstances::ProjectInstances() = default;
+ProjectInstances::~ProjectInstances()
+{
+    shutdown();
+}
+ProjectInstances::ProjectInstances(ProjectInstances &&other) noexcept
+    : m_entries(std::move(other.m_entries))
+    , m_initialized(std::exchange(other.m_initialized, 0))
+{
+}
+ProjectInstances &ProjectInstances::operator=(ProjectInstances &&other) noexcept
+{
+    if (this != &other) {
+        shutdown();
+        m_entries = std::move(other.m_entries);
+        m_initialized = std::exchange(other.m_initialized, 0);
+    }
+    return *this;
+}
+
+std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &project, const PluginCatalog &catalog,
+                                                         Store *store, Diagnostics &diagnostics)
+{
+    ProjectInstances out;
+    const int before = int(diagnostics.size());
+    QList<const InstanceConfig *> ordered;
+    for (const InstanceConfig &i : project.instances) {
+        if (i.kind == PluginKind::Forge || i.kind == PluginKind::Tracker)
+            ordered.append(&i);
+    }
+    for (const InstanceConfig &i : project.instances) {
+        if (i.kind != PluginKind::Forge && i.kind != PluginKind::Tracker)
+            ordered.append(&i);
+    }
+
+    Forge *forge = nullptr;
+    Tracker *tracker = nullptr;
+    for (const InstanceConfig *config : std::as_const(ordered)) {
+        auto report = [&](const QString &message) {
+            diagnostics.append(Diagnostic{project.file, config->position.line, config->position.column,
+                                          QStringLiteral("instances.%1").arg(config->name), message});
+        };
+        const PluginRecord *record = catalog.plugin(config->pluginId);
+        if (!record || record->state != PluginRecord::State::Loaded) {
+            report(QStringLiteral("plugin '%1' is not loaded").arg(config->pluginId));
+            continue;
+        }
+        PluginContext context;
+        context.setInstanceName(config->name);
+        context.setPluginId(config->pluginId);
+        context.setProject(project.info());
+        context.setSettings(config->settings);
+        context.setLogging(pluginLoggingCategory(config->kind, config->pluginId));
+        context.setForge(forge);
+        context.setTracker(tracker);
+        Entry entry;
+        entry.name = config->name;
+        if (store) {
+            entry.state = store->pluginState(project.id, config->name);
+            context.setState(entry.state.get());
+        }
+        auto created = record->factory->create(context);
+        if (!created) {
+            report(QStringLiteral("plugin '%1' refused its settings: %2").arg(config->pluginId, created.error().message));
+            continue;
+        }
+        if (!*created) {
+            report(QStringLiteral("plugin '%1' created no instance").arg(config->pluginId));
+            continue;
+        }
+        if ((*created)->kind() != config->kind) {
+            report(QStringLiteral("plugin '%1' declares kind %2 but created a %3")
+                       .arg(config->pluginId, pluginKindName(config->kind), pluginKindName((*created)->kind())));
+            continue;
+        }
+        entry.instance = std::move(*created);
+        if (config->name == project.forgeInstance)
+            forge = qobject_cast<Forge *>(entry.instance.get());
+        if (config->name == project.trackerInstance)
+            tracker = qobject_cast<Tracker *>(entry.instance.get());
+        out.m_entries.push_back(std::move(entry));
+    }
+    if (diagnostics.size() != before)
+        return std::nullopt;
+    return out;
+}
+
+Result<void> ProjectInstances::initialize()
+{
+    for (; m_initialized < int(m_entries.size()); ++m_initialized) {
+        Entry &e = m_entries[std::size_t(m_initialized)];
+        if (auto r = e.instance->initialize(); !r) {
+            const Error error = r.error();
+            shutdown();
+            return fail(error.code, QStringLiteral("instance '%1': %2").arg(e.name, error.message), error.detail);
+        }
+    }
+    return {};
+}
+
+void ProjectInstances::shutdown()
+{
+    while (m_initialized > 0) {
+        --m_initialized;
+        m_entries[std::size_t(m_initialized)].instance->shutdown();
+    }
+}
+
+PluginInstance *ProjectInstances::instance(const QString &name) const
+{
+    for (const Entry &e : m_entries) {
+        if (e.name == name)
+            return e.instance.get();
+    }
+    return nullptr;
+}
+
+QStringList ProjectInstances::names() const
+{
+    QStringList out;
+    for (const Entry &e : m_entries)
+        out.append(e.name);
+    return out;
+}
+
+} // namespace Sluice

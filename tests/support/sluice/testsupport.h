@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file testsupport.h
+ * What plugin tests need: a temporary configuration directory, a temporary store, a fake
+ * project, loading a plugin library by path exactly as the host does, settings validated
+ * from YAML exactly as the host does, and running a gate with the host's deadline.
+ *
+ * Link Sluice::TestSupport (installed with the SDK) or, in this tree, sluice-testsupport.
+ */
+
+#include <sluice/gate.h>
+#include <sluice/pluginmetadata.h>
+#include <sluice/services.h>
+
+#include <QTemporaryDir>
+
+#include <chrono>
+#include <memory>
+
+#if defined(SLUICE_TESTSUPPORT_BUILDING)
+#  define SLUICE_TESTSUPPORT_EXPORT Q_DECL_EXPORT
+#else
+#  define SLUICE_TESTSUPPORT_EXPORT Q_DECL_IMPORT
+#endif
+
+namespace Sluice {
+class Store;
+}
+
+namespace Sluice::Test {
+
+/// A configuration directory (sluice.yaml + projects/) that disappears with the object.
+class SLUICE_TESTSUPPORT_EXPORT TemporaryConfig
+{
+public:
+    TemporaryConfig();
+    [[nodiscard]] bool isValid() const { return m_dir.isValid(); }
+    [[nodiscard]] QString path() const { return m_dir.path(); }
+    /// Writes sluice.yaml; returns its path.
+    QString writeHostFile(const QByteArray &yaml);
+    /// Writes projects/@p name.yaml; returns its path.
+    QString writeProject(const QString &name, const QByteArray &yaml);
+    /// Writes any file below the directory (parents created); returns its path.
+    QString writeFile(const QString &relativePath, const QByteArray &content);
+
+private:
+    QTemporaryDir m_dir;
+};
+
+/// A temporary plugin directory holding copies of chosen plugin files.
+class SLUICE_TESTSUPPORT_EXPORT PluginDirectory
+{
+public:
+    PluginDirectory();
+    [[nodiscard]] QString path() const { return m_dir.path(); }
+    /// Copies @p sourceDir/@p name.so (or @p name as given) in; returns the copy's path.
+    QString add(const QString &sourceDir, const QString &name);
+
+private:
+    QTemporaryDir m_dir;
+};
+
+/// A real SQLite store in a temporary directory, migrated.
+class SLUICE_TESTSUPPORT_EXPORT TemporaryStore
+{
+public:
+    TemporaryStore();
+    ~TemporaryStore();
+    /// Null if the store could not be opened; error() says why.
+    [[nodiscard]] Store *store() const { return m_store.get(); }
+    [[nodiscard]] QString error() const { return m_error; }
+    [[nodiscard]] QString databasePath() const;
+    /// A state store scoped like the host scopes it for (project, instance).
+    [[nodiscard]] std::unique_ptr<StateStore> state(const QString &projectId, const QString &instance);
+
+private:
+    QTemporaryDir m_dir;
+    std::unique_ptr<Store> m_store;
+    QString m_error;
+};
+
+/// A plugin library loaded as the host loads it.
+struct SLUICE_TESTSUPPORT_EXPORT LoadedPlugin {
+    QString path;
+    PluginMetaData metaData;
+    PluginFactory *factory = nullptr;
+};
+
+/// Checks the metadata (IID, API version, kind, schema), then loads @p path.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<LoadedPlugin> loadPlugin(const QString &path);
+
+/// Validates settings YAML against the plugin's schema as the host does; the error lists every problem.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<QVariantMap> validateSettings(const PluginMetaData &metaData,
+                                                                             const QByteArray &yaml);
+
+/// A project to hand to instances: id "test-project", stages development → review → done.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT ProjectInfo fakeProject(const QString &id = QStringLiteral("test-project"));
+
+/// Validates @p settingsYaml and creates an instance named after the plugin id.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
+createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project = fakeProject(),
+               StateStore *state = nullptr);
+
+/// Evaluates @p gate with the host's deadline enforcement and waits for the verdict.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GateVerdict
+evaluateGate(Gate &gate, const GateRequest &request, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+} // namespace Sluice::Test

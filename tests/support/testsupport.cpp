@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <sluice/testsupport.h>
+
+#include "config/yamlvalidator.h"
+#include "engine/gateevaluation.h"
+#include "plugins/pluginloader.h"
+#include "store/store.h"
+
+#include <QDir>
+#include <QEventLoop>
+#include <QFile>
+#include <QFileInfo>
+#include <QPluginLoader>
+
+namespace Sluice::Test {
+
+namespace {
+QString writeAt(const QString &path, const QByteArray &content)
+{
+    QDir().mkpath(QFileInfo(path).absolutePath());
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(content) != content.size())
+        qFatal("testsupport: cannot write %s", qPrintable(path));
+    return path;
+}
+} // namespace
+
+TemporaryConfig::TemporaryConfig() = default;
+
+QString TemporaryConfig::writeHostFile(const QByteArray &yaml)
+{
+    return writeAt(m_dir.filePath(QStringLiteral("sluice.yaml")), yaml);
+}
+
+QString TemporaryConfig::writeProject(const QString &name, const QByteArray &yaml)
+{
+    return writeAt(m_dir.filePath(QStringLiteral("projects/%1.yaml").arg(name)), yaml);
+}
+
+QString TemporaryConfig::writeFile(const QString &relativePath, const QByteArray &content)
+{
+    return writeAt(m_dir.filePath(relativePath), content);
+}
+
+PluginDirectory::PluginDirectory()
+{
+    // QTemporaryDir creates 0700; plugin directories are checked for group/other write only.
+    QFile::setPermissions(m_dir.path(), QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner
+                                            | QFileDevice::ReadGroup | QFileDevice::ExeGroup
+                                            | QFileDevice::ReadOther | QFileDevice::ExeOther);
+}
+
+QString PluginDirectory::add(const QString &sourceDir, const QString &name)
+{
+    const QString file = name.endsWith(QLatin1String(".so")) ? name : name + QStringLiteral(".so");
+    const QString target = m_dir.filePath(file);
+    QFile::remove(target);
+    if (!QFile::copy(QDir(sourceDir).filePath(file), target))
+        qFatal("testsupport: cannot copy plugin %s from %s", qPrintable(file), qPrintable(sourceDir));
+    return target;
+}
+
+TemporaryStore::TemporaryStore()
+{
+    StoreSettings settings;
+    settings.sqlitePath = databasePath();
+    auto store = Store::open(settings);
+    if (store)
+        m_store = std::move(*store);
+    else
+        m_error = store.error().toString();
+}
+
+TemporaryStore::~TemporaryStore() = default;
+
+QString TemporaryStore::databasePath() const
+{
+    return m_dir.filePath(QStringLiteral("sluice.db"));
+}
+
+std::unique_ptr<StateStore> TemporaryStore::state(const QString &projectId, const QString &instance)
+{
+    return m_store ? m_store->pluginState(projectId, instance) : nullptr;
+}
+
+Result<LoadedPlugin> loadPlugin(const QString &path)
+{
+    QPluginLoader *loader = new QPluginLoader(path); // never unloaded, like the host's
+    auto meta = PluginMetaData::fromLoaderMetaData(loader->metaData());
+    if (!meta) {
+        const Error e = meta.error();
+        delete loader;
+        return fail(e.code, QStringLiteral("%1: %2").arg(path, e.message));
+    }
+    loader->setLoadHints(QLibrary::ResolveAllSymbolsHint);
+    QObject *root = loader->instance();
+    if (!root)
+        return fail(ErrorCode::Io, QStringLiteral("%1: cannot load: %2").arg(path, loader->errorString()));
+    auto *factory = qobject_cast<PluginFactory *>(root);
+    if (!factory)
+        return fail(ErrorCode::Incompatible, QStringLiteral("%1: not a Sluice::PluginFactory").arg(path));
+    return LoadedPlugin{path, std::move(*meta), factory};
+}
+
+Result<QVariantMap> validateSettings(const PluginMetaData &metaData, const QByteArray &yaml)
+{
+    Diagnostics diagnostics;
+    const QString name = QStringLiteral("<settings of %1>").arg(metaData.id());
+    auto root = parseYaml(yaml.isEmpty() ? QByteArray("{}") : yaml, name, diagnostics);
+    QVariantMap settings;
+    if (root) {
+        YamlValidator validator(QDir::current().filePath(name), diagnostics);
+        settings = validator.validateObject(*root, metaData.configSchema(), QString());
+    }
+    if (!diagnostics.isEmpty()) {
+        QStringList lines;
+        for (const Diagnostic &d : std::as_const(diagnostics))
+            lines.append(d.toString());
+        return fail(ErrorCode::InvalidConfig, lines.join(QLatin1Char('\n')));
+    }
+    return settings;
+}
+
+ProjectInfo fakeProject(const QString &id)
+{
+    ProjectInfo p;
+    p.id = id;
+    p.repository = QStringLiteral("/nonexistent/%1.git").arg(id);
+    p.targetBranch = QStringLiteral("main");
+    p.stages = QStringList{QStringLiteral("development"), QStringLiteral("review"), QStringLiteral("done")};
+    return p;
+}
+
+Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
+                                                       const ProjectInfo &project, StateStore *state)
+{
+    auto settings = validateSettings(plugin.metaData, settingsYaml);
+    if (!settings)
+        return std::unexpected(settings.error());
+    PluginContext context;
+    context.setInstanceName(plugin.metaData.id());
+    context.setPluginId(plugin.metaData.id());
+    context.setProject(project);
+    context.setSettings(*settings);
+    context.setLogging(pluginLoggingCategory(plugin.metaData.kind(), plugin.metaData.id()));
+    context.setState(state);
+    auto instance = plugin.factory->create(context);
+    if (instance && *instance && (*instance)->kind() != plugin.metaData.kind())
+        return fail(ErrorCode::Incompatible, QStringLiteral("plugin '%1' declares kind %2 but created a %3")
+                                                 .arg(plugin.metaData.id(), pluginKindName(plugin.metaData.kind()),
+                                                      pluginKindName((*instance)->kind())));
+    return instance;
+}
+
+GateVerdict evaluateGate(Gate &gate, const GateRequest &request, std::chrono::milliseconds timeout)
+{
+    GateEvaluation evaluation(gate, request, timeout);
+    QEventLoop loop;
+    QObject::connect(&evaluation, &GateEvaluation::finished, &loop, &QEventLoop::quit);
+    evaluation.start();
+    if (!evaluation.isFinished())
+        loop.exec();
+    return evaluation.verdict();
+}
+
+} // namespace Sluice::Test

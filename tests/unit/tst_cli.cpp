@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `sluice` executable as operators and scripts use it: real process, real files.
+
+#include <sluice/testsupport.h>
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QRegularExpression>
+#include <QtTest>
+
+#include <sys/stat.h>
+
+using namespace Sluice;
+
+namespace {
+
+struct Run {
+    int exitCode = -1;
+    QString out;
+    QString err;
+};
+
+Run sluice(const QStringList &arguments, const QMap<QString, QString> &env = {})
+{
+    QProcess p;
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    environment.remove(QStringLiteral("SLUICE_PLUGIN_PATH"));
+    environment.remove(QStringLiteral("SLUICE_CONFIG_DIR"));
+    for (auto it = env.begin(); it != env.end(); ++it)
+        environment.insert(it.key(), it.value());
+    p.setProcessEnvironment(environment);
+    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
+    if (!p.waitForFinished(60000))
+        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
+    return Run{p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, QString::fromUtf8(p.readAllStandardOutput()),
+               QString::fromUtf8(p.readAllStandardError())};
+}
+
+const char *const goodProject = R"(id: good
+repository:
+  path: /srv/git/good.git
+stages:
+  - name: development
+  - name: review
+    exit_gates: [check]
+  - name: done
+instances:
+  check:
+    plugin: test-gate
+    settings:
+      limits: {mode: strict}
+)";
+
+} // namespace
+
+class tst_Cli : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void version();
+    void help();
+    void pluginsJson();
+    void pluginsTable();
+    void checkValid();
+    void checkReportsFileLineColumn();
+    void checkJson();
+    void checkHostFileError();
+    void checkRefusesUnsafePluginDirectory();
+    void checkUsesConfigDirFromEnvironment();
+
+private:
+    Test::PluginDirectory m_plugins;
+};
+
+void tst_Cli::initTestCase()
+{
+    m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-gate"));
+}
+
+void tst_Cli::version()
+{
+    const Run plain = sluice({QStringLiteral("version")});
+    QCOMPARE(plain.exitCode, 0);
+    QVERIFY2(plain.out.startsWith(QLatin1String("sluice 0.1.0 (SDK ABI 1, API 1.0; Qt 5.15")), qPrintable(plain.out));
+    const Run json = sluice({QStringLiteral("version"), QStringLiteral("--json")});
+    QCOMPARE(json.exitCode, 0);
+    const QJsonObject o = QJsonDocument::fromJson(json.out.toUtf8()).object();
+    QCOMPARE(o.value(QLatin1String("pluginIid")).toString(), QStringLiteral("org.sluice.PluginFactory/1"));
+    QCOMPARE(o.value(QLatin1String("sdkApi")).toString(), QStringLiteral("1.0"));
+}
+
+void tst_Cli::help()
+{
+    const Run top = sluice({QStringLiteral("--help")});
+    QCOMPARE(top.exitCode, 0);
+    for (const char *command : {"check", "plugins", "version"})
+        QVERIFY2(top.out.contains(QLatin1String(command)), qPrintable(top.out));
+    const Run check = sluice({QStringLiteral("check"), QStringLiteral("--help")});
+    QCOMPARE(check.exitCode, 0);
+    QVERIFY(check.out.contains(QLatin1String("--config <DIR>")));
+    QVERIFY(check.out.contains(QLatin1String("--json")));
+    const Run unknown = sluice({QStringLiteral("frobnicate")});
+    QCOMPARE(unknown.exitCode, 2);
+    QVERIFY(unknown.err.contains(QLatin1String("unknown command 'frobnicate'")));
+    const Run badOption = sluice({QStringLiteral("check"), QStringLiteral("--jsn")});
+    QCOMPARE(badOption.exitCode, 2);
+    QVERIFY(badOption.err.contains(QLatin1String("Unknown option 'jsn'")));
+    QCOMPARE(sluice({}).exitCode, 2);
+}
+
+void tst_Cli::pluginsJson()
+{
+    Test::PluginDirectory extra;
+    extra.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("api-too-new"));
+    QFile corrupt(extra.path() + QStringLiteral("/corrupt.so"));
+    QVERIFY(corrupt.open(QIODevice::WriteOnly));
+    corrupt.write(QByteArray(1000, 'x'));
+    corrupt.close();
+    Test::TemporaryConfig config;
+    const Run run = sluice({QStringLiteral("plugins"), QStringLiteral("--json"), QStringLiteral("--config"), config.path()},
+                           {{QStringLiteral("SLUICE_PLUGIN_PATH"), m_plugins.path() + QLatin1Char(':') + extra.path()}});
+    QCOMPARE(run.exitCode, 0);
+    const QJsonObject o = QJsonDocument::fromJson(run.out.toUtf8()).object();
+    const QJsonArray search = o.value(QLatin1String("searchPath")).toArray();
+    QCOMPARE(search.at(0).toString(), m_plugins.path());
+    QCOMPARE(search.at(1).toString(), extra.path());
+    QVERIFY(search.last().toString().endsWith(QLatin1String("/sluice/plugins"))); // the install dir, last
+    QMap<QString, QJsonObject> byFile;
+    for (const QJsonValue &v : o.value(QLatin1String("plugins")).toArray())
+        byFile.insert(QFileInfo(v.toObject().value(QLatin1String("path")).toString()).fileName(), v.toObject());
+    QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("state")).toString(), QStringLiteral("loaded"));
+    QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("kind")).toString(), QStringLiteral("gate"));
+    QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("apiVersion")).toString(), QStringLiteral("1.0"));
+    QCOMPARE(byFile.value(QStringLiteral("api-too-new.so")).value(QLatin1String("state")).toString(), QStringLiteral("rejected"));
+    QVERIFY(byFile.value(QStringLiteral("api-too-new.so")).value(QLatin1String("reason")).toString().contains(QLatin1String("1.99")));
+    QCOMPARE(byFile.value(QStringLiteral("corrupt.so")).value(QLatin1String("state")).toString(), QStringLiteral("rejected"));
+    // The plugins this build installs are found in the install directory next to the executable.
+    QCOMPARE(byFile.value(QStringLiteral("sluice_gate_verdict.so")).value(QLatin1String("state")).toString(), QStringLiteral("loaded"));
+}
+
+void tst_Cli::pluginsTable()
+{
+    Test::TemporaryConfig config;
+    const Run run = sluice({QStringLiteral("plugins"), QStringLiteral("--config"), config.path()},
+                           {{QStringLiteral("SLUICE_PLUGIN_PATH"), m_plugins.path()}});
+    QCOMPARE(run.exitCode, 0);
+    QVERIFY(run.out.contains(QRegularExpression(QStringLiteral("\\ntest-gate +gate +1\\.0\\.0 +1\\.0 +loaded +%1/test-gate\\.so\\n")
+                                                   .arg(QRegularExpression::escape(m_plugins.path())))));
+}
+
+void tst_Cli::checkValid()
+{
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("plugin_dirs: [") + m_plugins.path().toUtf8() + "]\n");
+    config.writeProject(QStringLiteral("good"), goodProject);
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--config"), config.path()});
+    QVERIFY2(run.exitCode == 0, qPrintable(run.out + run.err));
+    QVERIFY(run.out.isEmpty());
+    QVERIFY2(run.err.contains(QLatin1String("ok: host file valid; 1 project file(s), 1 valid, 0 refused")), qPrintable(run.err));
+}
+
+void tst_Cli::checkReportsFileLineColumn()
+{
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("plugin_dirs: [") + m_plugins.path().toUtf8() + "]\n");
+    config.writeProject(QStringLiteral("good"), goodProject);
+    QByteArray broken(goodProject);
+    broken.replace("id: good", "id: broken").replace("exit_gates: [check]", "exit_gates: [chek]").replace("mode: strict", "mode: strict, retries: many");
+    const QString brokenFile = config.writeProject(QStringLiteral("broken"), broken);
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--config"), config.path()});
+    QCOMPARE(run.exitCode, 1);
+    const QStringList lines = run.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 2);
+    QCOMPARE(lines[0], QStringLiteral("%1:13:36: instances.check.settings.retries: expected an integer, found 'many'").arg(brokenFile));
+    QCOMPARE(lines[1], QStringLiteral("%1:7:18: stages[1].exit_gates[0]: no instance named 'chek' in instances").arg(brokenFile));
+    QVERIFY2(run.err.contains(QLatin1String("FAILED: host file valid; 2 project file(s), 1 valid, 1 refused")), qPrintable(run.err));
+}
+
+void tst_Cli::checkJson()
+{
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("plugin_dirs: [") + m_plugins.path().toUtf8() + "]\n");
+    config.writeProject(QStringLiteral("good"), goodProject);
+    config.writeProject(QStringLiteral("typo"), QByteArray(goodProject).replace("id: good", "id: typo\nstagse: []"));
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--json"), QStringLiteral("--config"), config.path()});
+    QCOMPARE(run.exitCode, 1);
+    const QJsonObject o = QJsonDocument::fromJson(run.out.toUtf8()).object();
+    QCOMPARE(o.value(QLatin1String("ok")).toBool(true), false);
+    const QJsonArray projects = o.value(QLatin1String("projects")).toArray();
+    QCOMPARE(projects.size(), 2);
+    QCOMPARE(projects[0].toObject().value(QLatin1String("id")).toString(), QStringLiteral("good"));
+    QCOMPARE(projects[0].toObject().value(QLatin1String("valid")).toBool(), true);
+    QCOMPARE(projects[1].toObject().value(QLatin1String("valid")).toBool(), false);
+    const QJsonObject error = projects[1].toObject().value(QLatin1String("errors")).toArray().first().toObject();
+    QCOMPARE(error.value(QLatin1String("line")).toInt(), 2);
+    QCOMPARE(error.value(QLatin1String("column")).toInt(), 1);
+    QCOMPARE(error.value(QLatin1String("key")).toString(), QStringLiteral("stagse"));
+    QVERIFY(error.value(QLatin1String("message")).toString().contains(QLatin1String("did you mean 'stages'")));
+}
+
+void tst_Cli::checkHostFileError()
+{
+    Test::TemporaryConfig config;
+    const QString host = config.writeHostFile("store:\n  driver: sqlite\n  sqlite:\n    pth: /tmp/x.db\n");
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--config"), config.path()});
+    QCOMPARE(run.exitCode, 1);
+    QCOMPARE(run.out.trimmed(), QStringLiteral("%1:4:5: store.sqlite.pth: unknown key (did you mean 'path'?)").arg(host));
+    QVERIFY(run.err.contains(QLatin1String("note: no project files")));
+}
+
+void tst_Cli::checkRefusesUnsafePluginDirectory()
+{
+    Test::PluginDirectory unsafe;
+    unsafe.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-gate"));
+    QCOMPARE(::chmod(QFile::encodeName(unsafe.path()).constData(), 0777), 0);
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("plugin_dirs: [") + unsafe.path().toUtf8() + "]\n");
+    config.writeProject(QStringLiteral("good"), goodProject);
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--config"), config.path()});
+    QCOMPARE(run.exitCode, 1);
+    QVERIFY2(run.out.contains(QStringLiteral("%1: plugin directory refused: %1 is writable by others").arg(unsafe.path())), qPrintable(run.out));
+    // The project that needed a plugin from it is refused with the reason at its line.
+    QVERIFY2(run.out.contains(QLatin1String("good.yaml:11:13: instances.check.plugin: unknown plugin 'test-gate'")), qPrintable(run.out));
+}
+
+void tst_Cli::checkUsesConfigDirFromEnvironment()
+{
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("plugin_dirs: [") + m_plugins.path().toUtf8() + "]\n");
+    config.writeProject(QStringLiteral("good"), goodProject);
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--json")}, {{QStringLiteral("SLUICE_CONFIG_DIR"), config.path()}});
+    QCOMPARE(run.exitCode, 0);
+    QCOMPARE(QJsonDocument::fromJson(run.out.toUtf8()).object().value(QLatin1String("configDir")).toString(), config.path());
+}
+
+QTEST_GUILESS_MAIN(tst_Cli)
+#include "tst_cli.moc"

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// Secrets are read from files or systemd credentials and never reach a log line.
+
+#include "logging.h"
+
+#include <sluice/secrets.h>
+
+#include <QtTest>
+
+#include <unistd.h>
+
+using namespace Sluice;
+
+class tst_Secrets : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void cleanup() { Redaction::clearForTests(); }
+    void readsFileWithoutTrailingNewline();
+    void readsCredential();
+    void errorsNameTheReferenceNotTheValue();
+    void redaction();
+    void logLinesAreRedacted();
+};
+
+void tst_Secrets::readsFileWithoutTrailingNewline()
+{
+    QTemporaryDir dir;
+    QFile f(dir.filePath(QStringLiteral("token")));
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("tok-123456\n");
+    f.close();
+    const auto value = SecretRef::file(f.fileName()).read();
+    QVERIFY(value.has_value());
+    QCOMPARE(*value, QByteArray("tok-123456"));
+    QCOMPARE(SecretRef::fromVariant(QVariantMap{{QStringLiteral("file"), f.fileName()}}).location(), f.fileName());
+}
+
+void tst_Secrets::readsCredential()
+{
+    QTemporaryDir dir;
+    QFile f(dir.filePath(QStringLiteral("gitea-token")));
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("cred-abcdef");
+    f.close();
+    qputenv("CREDENTIALS_DIRECTORY", dir.path().toLocal8Bit());
+    const auto value = SecretRef::credential(QStringLiteral("gitea-token")).read();
+    QVERIFY(value.has_value());
+    QCOMPARE(*value, QByteArray("cred-abcdef"));
+    const auto escape = SecretRef::credential(QStringLiteral("../etc/passwd")).read();
+    QVERIFY(!escape.has_value());
+    QCOMPARE(escape.error().code, ErrorCode::InvalidConfig);
+    qunsetenv("CREDENTIALS_DIRECTORY");
+    const auto outside = SecretRef::credential(QStringLiteral("gitea-token")).read();
+    QVERIFY(!outside.has_value());
+    QVERIFY(outside.error().message.contains(QLatin1String("CREDENTIALS_DIRECTORY is not set")));
+}
+
+void tst_Secrets::errorsNameTheReferenceNotTheValue()
+{
+    const auto missing = SecretRef::file(QStringLiteral("/nonexistent/token")).read();
+    QVERIFY(!missing.has_value());
+    QVERIFY(missing.error().message.contains(QLatin1String("file /nonexistent/token")));
+    QTemporaryDir dir;
+    QFile empty(dir.filePath(QStringLiteral("empty")));
+    QVERIFY(empty.open(QIODevice::WriteOnly));
+    empty.close();
+    QVERIFY(SecretRef::file(empty.fileName()).read().error().message.contains(QLatin1String("is empty")));
+}
+
+void tst_Secrets::redaction()
+{
+    QCOMPARE(Redaction::redact(QStringLiteral("token=abcd1234")), QStringLiteral("token=abcd1234"));
+    Redaction::registerSecret("abcd1234");
+    Redaction::registerSecret("abcd1234-longer");
+    Redaction::registerSecret("xyz"); // too short to register: would mangle ordinary text
+    QCOMPARE(Redaction::redact(QStringLiteral("a=abcd1234 b=abcd1234-longer c=xyz")),
+             QStringLiteral("a=[REDACTED] b=[REDACTED] c=xyz"));
+}
+
+void tst_Secrets::logLinesAreRedacted()
+{
+    QTemporaryDir dir;
+    QFile f(dir.filePath(QStringLiteral("token")));
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("planted-secret-9f8e7d");
+    f.close();
+    QVERIFY(SecretRef::file(f.fileName()).read().has_value());
+
+    // Capture stderr while the host's handler writes a warning that contains the secret.
+    const QString capture = dir.filePath(QStringLiteral("stderr"));
+    const int saved = ::dup(STDERR_FILENO);
+    FILE *out = std::fopen(QFile::encodeName(capture).constData(), "w");
+    QVERIFY(out);
+    ::dup2(::fileno(out), STDERR_FILENO);
+    Logging::install();
+    qWarning("remote said: bad credentials planted-secret-9f8e7d for user x");
+    std::fflush(stderr);
+    qInstallMessageHandler(nullptr);
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    std::fclose(out);
+
+    QFile captured(capture);
+    QVERIFY(captured.open(QIODevice::ReadOnly));
+    const QByteArray text = captured.readAll();
+    QVERIFY2(text.contains("remote said: bad credentials [REDACTED] for user x"), text.constData());
+    QVERIFY(!text.contains("planted-secret-9f8e7d"));
+}
+
+QTEST_GUILESS_MAIN(tst_Secrets)
+#include "tst_secrets.moc"
