@@ -46,7 +46,7 @@ int runPlugins(const QStringList &arguments)
     int loaded = 0;
     for (const PluginRecord &r : catalog.plugins()) {
         const bool hasMeta = r.metaData.has_value();
-        QString line = row.arg(hasMeta ? r.id() : QStringLiteral("-"), -20)
+        QString line = row.arg(hasMeta ? r.id() : (r.declaredId.isEmpty() ? QStringLiteral("-") : r.declaredId), -20)
                            .arg(hasMeta ? pluginKindName(r.metaData->kind()) : QStringLiteral("-"), -15)
                            .arg(hasMeta ? r.metaData->version().toString() : QStringLiteral("-"), -9)
                            .arg(hasMeta ? r.metaData->apiVersion().toString() : QStringLiteral("-"), -5)

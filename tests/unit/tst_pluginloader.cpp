@@ -260,7 +260,7 @@ void tst_PluginLoader::unsafeDirectory_data()
     QTest::addColumn<QString>("reason");
     QTest::newRow("group-writable") << 0775 << QStringLiteral("is writable by its group");
     QTest::newRow("world-writable") << 0757 << QStringLiteral("is writable by others");
-    QTest::newRow("world-writable sticky") << 01777 << QStringLiteral("is writable by others");
+    QTest::newRow("world-writable sticky") << 01757 << QStringLiteral("is writable by others");
 }
 
 void tst_PluginLoader::unsafeDirectory()

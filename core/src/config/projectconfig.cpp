@@ -77,7 +77,7 @@ void ProjectLoader::expectInstance(const ProjectConfig &project, const QString &
         report(node, key, QStringLiteral("no instance named '%1' in instances").arg(name));
         return;
     }
-    if (it->kind != kind)
+    if (it->pluginKnown && it->kind != kind)
         report(node, key, QStringLiteral("instance '%1' is a %2 (plugin '%3'), a %4 is needed here")
                               .arg(name, pluginKindName(it->kind), it->pluginId, pluginKindName(kind)));
 }
@@ -123,10 +123,12 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
         instance.pluginId = yamlScalar(pluginNode);
         instance.position = positionOf(it->first);
         const PluginRecord *record = m_catalog.plugin(instance.pluginId);
+        // Known by name from here on, so references to it do not cascade into more errors.
+        project.instances.insert(name, instance);
         if (!record) {
             QString why = QStringLiteral("unknown plugin '%1'").arg(instance.pluginId);
             for (const PluginRecord &r : m_catalog.plugins()) {
-                if (r.id() == instance.pluginId && r.state == PluginRecord::State::Rejected) {
+                if (r.declaredId == instance.pluginId && r.state == PluginRecord::State::Rejected) {
                     why = QStringLiteral("plugin '%1' was rejected: %2").arg(instance.pluginId, r.reason);
                     break;
                 }
@@ -142,6 +144,7 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
             continue;
         }
         instance.kind = record->metaData->kind();
+        instance.pluginKnown = true;
         const ConfigSchema &schema = record->metaData->configSchema();
         const YAML::Node settings = child(body, "settings");
         if (settings.IsDefined() && !settings.IsNull()) {

@@ -43,6 +43,7 @@ struct SLUICE_EXPORT InstanceConfig {
     QString name;
     QString pluginId;
     PluginKind kind = PluginKind::Gate;
+    bool pluginKnown = false; ///< False when the plugin is missing or broken (already reported).
     QVariantMap settings;   ///< Validated against the plugin's schema, defaults filled.
     ConfigPosition position;
 };

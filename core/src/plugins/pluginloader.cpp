@@ -66,6 +66,8 @@ QString PluginRecord::stateName(State state)
 QJsonObject PluginRecord::toJson() const
 {
     QJsonObject o{{QStringLiteral("path"), path}, {QStringLiteral("state"), stateName(state)}};
+    if (!declaredId.isEmpty())
+        o.insert(QStringLiteral("id"), declaredId);
     if (!reason.isEmpty())
         o.insert(QStringLiteral("reason"), reason);
     if (metaData) {
@@ -122,6 +124,7 @@ void PluginCatalog::discover()
             } else {
                 QPluginLoader probe(rec.path);
                 const QJsonObject raw = probe.metaData(); // reads the ELF section; runs no code
+                rec.declaredId = raw.value(QLatin1String("MetaData")).toObject().value(QLatin1String("id")).toString();
                 if (raw.isEmpty()) {
                     rec.reason = QStringLiteral("not a Qt plugin, or unreadable: %1").arg(probe.errorString());
                 } else if (auto meta = PluginMetaData::fromLoaderMetaData(raw); !meta) {

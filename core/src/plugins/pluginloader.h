@@ -49,6 +49,7 @@ struct SLUICE_EXPORT PluginRecord {
 
     QString path;
     QString directory;
+    QString declaredId;              ///< The id its metadata claims, even when the metadata was refused.
     std::optional<PluginMetaData> metaData;
     State state = State::Rejected;
     QString reason;                  ///< Why it was rejected or failed.

@@ -1,0 +1,1026 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The store on both engines: a real SQLite file in a temporary directory, and a real
+// PostgreSQL server started by the CTest fixture "postgres" (tests/postgres.cmake). Each
+// test function gets its own SQLite directory and its own fresh PostgreSQL databases.
+//
+// Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
+// that into a skip, for a deliberate SQLite-only run.
+
+#include "store/store.h"
+
+#include <QDir>
+#include <QFile>
+#include <QHash>
+#include <QJsonDocument>
+#include <QMap>
+#include <QRandomGenerator>
+#include <QSqlDriver>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QSqlRecord>
+#include <QTcpServer>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <atomic>
+#include <barrier>
+#include <latch>
+#include <memory>
+#include <thread>
+#include <vector>
+
+using namespace Sluice;
+
+namespace {
+
+/// What tests/support/pg-test-server.sh wrote into its conninfo file.
+struct PostgresServer {
+    QString host;
+    int port = 0;
+    QString dbname;
+    QString user;
+    QString socket;
+    QString passwordUser;
+    QString passwordFile;
+};
+
+const QStringList ExpectedTables = {
+    QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
+    QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("leases"),
+    QStringLiteral("nodes"),      QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
+    QStringLiteral("tasks"),
+};
+
+QString errorText(const Error &error)
+{
+    return errorCodeName(error.code) + QLatin1String(": ") + error.toString();
+}
+
+// Runs one statement on @p db for inspection; an empty list with *ok false on failure.
+QList<QVariantList> select(QSqlDatabase db, const QString &sql, QString *failure = nullptr)
+{
+    QSqlQuery query(db);
+    QList<QVariantList> rows;
+    if (!query.exec(sql)) {
+        if (failure)
+            *failure = query.lastError().text();
+        return rows;
+    }
+    while (query.next()) {
+        QVariantList row;
+        for (int i = 0; i < query.record().count(); ++i)
+            row.append(query.value(i));
+        rows.append(row);
+    }
+    return rows;
+}
+
+QStringList tableNames(QSqlDatabase db)
+{
+    const bool sqlite = db.driverName() == QLatin1String("QSQLITE");
+    const QString sql = sqlite
+        ? QStringLiteral("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        : QStringLiteral("SELECT table_name FROM information_schema.tables "
+                         "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'");
+    QStringList names;
+    for (const QVariantList &row : select(db, sql))
+        names.append(row.at(0).toString());
+    names.sort();
+    return names;
+}
+
+// "column" or "column not null", in declaration order. A SQLite INTEGER PRIMARY KEY is the
+// rowid and cannot be NULL, though table_info reports notnull = 0 for it.
+QStringList columnsOf(QSqlDatabase db, const QString &table)
+{
+    QStringList columns;
+    if (db.driverName() == QLatin1String("QSQLITE")) {
+        const QList<QVariantList> rows = select(db, QStringLiteral("PRAGMA table_info(%1)").arg(table));
+        int primaryKeyColumns = 0;
+        for (const QVariantList &row : rows)
+            primaryKeyColumns += row.at(5).toInt() > 0 ? 1 : 0;
+        for (const QVariantList &row : rows) {
+            const bool rowid = primaryKeyColumns == 1 && row.at(5).toInt() == 1
+                && row.at(2).toString().compare(QLatin1String("INTEGER"), Qt::CaseInsensitive) == 0;
+            const bool notNull = row.at(3).toInt() != 0 || rowid;
+            columns.append(row.at(1).toString() + (notNull ? QLatin1String(" not null") : QLatin1String("")));
+        }
+        return columns;
+    }
+    const QList<QVariantList> rows = select(
+        db, QStringLiteral("SELECT column_name, is_nullable FROM information_schema.columns "
+                           "WHERE table_schema = current_schema() AND table_name = '%1' ORDER BY ordinal_position")
+                .arg(table));
+    for (const QVariantList &row : rows)
+        columns.append(row.at(0).toString() + (row.at(1).toString() == QLatin1String("NO") ? QLatin1String(" not null")
+                                                                                          : QLatin1String("")));
+    return columns;
+}
+
+// Indexes written with CREATE INDEX, not those that back a PRIMARY KEY or UNIQUE constraint
+// (their names are engine-made).
+QStringList explicitIndexNames(QSqlDatabase db)
+{
+    const QString sql = db.driverName() == QLatin1String("QSQLITE")
+        ? QStringLiteral("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        : QStringLiteral("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                         "AND indexname NOT IN (SELECT conname FROM pg_constraint)");
+    QStringList names;
+    for (const QVariantList &row : select(db, sql))
+        names.append(row.at(0).toString());
+    names.sort();
+    return names;
+}
+
+QString randomHex(int bytes)
+{
+    QByteArray raw(bytes, Qt::Uninitialized);
+    for (char &c : raw)
+        c = char(QRandomGenerator::global()->bounded(256));
+    return QString::fromLatin1(raw.toHex());
+}
+
+} // namespace
+
+// Verifies a Result (evaluating the expression once) and shows its error when it has none.
+#define VERIFY_OK(expression)                                                                                  \
+    do {                                                                                                       \
+        const auto &verifiedResult = (expression);                                                             \
+        QVERIFY2(verifiedResult.has_value(),                                                                   \
+                 qPrintable(verifiedResult ? QString() : errorText(verifiedResult.error())));                  \
+    } while (false)
+
+// Declares StoreSettings @p var for the current row's engine and the per-test database
+// @p name; returns from the test (fail or skip) when that engine is not available.
+#define STORE_SETTINGS(var, engine, name)                                                                      \
+    StoreSettings var;                                                                                         \
+    do {                                                                                                       \
+        if (!makeSettings(engine, QStringLiteral(name), &var))                                                  \
+            return;                                                                                            \
+    } while (false)
+
+class tst_Store : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void init();
+    void cleanup();
+    void cleanupTestCase();
+
+    void migrationsApplyOnce_data() { addEngines(); }
+    void migrationsApplyOnce();
+    void bothEnginesHaveTheSameSchema();
+    void sqliteUsesWalAndTheBusyTimeout();
+    void foreignKeysAreEnforced_data() { addEngines(); }
+    void foreignKeysAreEnforced();
+    void brokenMigrationRollsBack_data() { addEngines(); }
+    void brokenMigrationRollsBack();
+    void unknownPlaceholderIsRefused_data() { addEngines(); }
+    void unknownPlaceholderIsRefused();
+    void newerDatabaseIsRefused_data() { addEngines(); }
+    void newerDatabaseIsRefused();
+    void recordEventDropsDuplicates_data() { addEngines(); }
+    void recordEventDropsDuplicates();
+    void concurrentDuplicatesHaveOneWinner_data() { addEngines(); }
+    void concurrentDuplicatesHaveOneWinner();
+    void heartbeatUpsertsOneRowPerNode_data() { addEngines(); }
+    void heartbeatUpsertsOneRowPerNode();
+    void auditAppendsEntries_data() { addEngines(); }
+    void auditAppendsEntries();
+    void pluginStateIsScopedToOneInstance_data() { addEngines(); }
+    void pluginStateIsScopedToOneInstance();
+    void worksFromAnotherThread_data() { addEngines(); }
+    void worksFromAnotherThread();
+    void destroyingTheStoreRemovesItsConnections_data() { addEngines(); }
+    void destroyingTheStoreRemovesItsConnections();
+    void openErrorsNameTheDatabase_data() { addEngines(); }
+    void openErrorsNameTheDatabase();
+    void postgresqlPasswordIsUsedAndNeverShown();
+    void postgresqlAcceptsASocketDirectory();
+    void postgresqlReconnectsAfterLosingTheServer();
+
+private:
+    static void addEngines();
+    [[nodiscard]] bool postgresServer(PostgresServer *server);
+    [[nodiscard]] bool makeSettings(const QString &engine, const QString &name, StoreSettings *settings,
+                                    const QString &owner = {});
+    [[nodiscard]] QSqlDatabase adminConnection(QString *failure);
+    [[nodiscard]] QString migrationsWith(const QString &extraFileName, const QByteArray &extraText);
+
+    std::unique_ptr<QTemporaryDir> m_tmp;
+    QHash<QString, QString> m_pgDatabases; // per-test name -> PostgreSQL database
+    int m_pgCounter = 0;
+};
+
+void tst_Store::addEngines()
+{
+    QTest::addColumn<QString>("engine");
+    QTest::newRow("sqlite") << QStringLiteral("sqlite");
+    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+}
+
+void tst_Store::init()
+{
+    m_tmp = std::make_unique<QTemporaryDir>();
+    QVERIFY(m_tmp->isValid());
+}
+
+void tst_Store::cleanup()
+{
+    // Every Store of the test is gone by now; WITH (FORCE) ends connections left by a failed one.
+    if (!m_pgDatabases.isEmpty()) {
+        QString failure;
+        QSqlDatabase admin = adminConnection(&failure);
+        for (const QString &database : std::as_const(m_pgDatabases)) {
+            QSqlQuery drop(admin);
+            if (!drop.exec(QStringLiteral("DROP DATABASE IF EXISTS \"%1\" WITH (FORCE)").arg(database)))
+                qWarning() << "cannot drop test database" << database << drop.lastError().text();
+        }
+        m_pgDatabases.clear();
+    }
+    m_tmp.reset();
+}
+
+void tst_Store::cleanupTestCase()
+{
+    if (QSqlDatabase::contains(QStringLiteral("tst-store-admin")))
+        QSqlDatabase::removeDatabase(QStringLiteral("tst-store-admin"));
+}
+
+bool tst_Store::postgresServer(PostgresServer *server)
+{
+    const QString path = qEnvironmentVariable("SLUICE_TEST_PG_CONNINFO");
+    QFile file(path);
+    if (path.isEmpty() || !file.open(QIODevice::ReadOnly)) {
+        const QByteArray why = path.isEmpty()
+            ? QByteArray("SLUICE_TEST_PG_CONNINFO is not set (run through ctest, fixture \"postgres\")")
+            : "cannot read SLUICE_TEST_PG_CONNINFO " + path.toLocal8Bit();
+        if (qEnvironmentVariable("SLUICE_TEST_NO_PG") == QLatin1String("1"))
+            QTest::qSkip(("SLUICE_TEST_NO_PG=1: " + why).constData(), __FILE__, __LINE__);
+        else
+            QTest::qFail(("no PostgreSQL test server: " + why + "; set SLUICE_TEST_NO_PG=1 to skip").constData(),
+                         __FILE__, __LINE__);
+        return false;
+    }
+    QHash<QString, QString> values;
+    const QStringList lines = QString::fromUtf8(file.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+    for (const QString &line : lines)
+        values.insert(line.section(QLatin1Char('='), 0, 0).trimmed(), line.section(QLatin1Char('='), 1).trimmed());
+    server->host = values.value(QStringLiteral("host"));
+    server->port = values.value(QStringLiteral("port")).toInt();
+    server->dbname = values.value(QStringLiteral("dbname"));
+    server->user = values.value(QStringLiteral("user"));
+    server->socket = values.value(QStringLiteral("socket"));
+    server->passwordUser = values.value(QStringLiteral("password_user"));
+    server->passwordFile = values.value(QStringLiteral("password_file"));
+    if (server->host.isEmpty() || server->port == 0 || server->dbname.isEmpty() || server->user.isEmpty()) {
+        QTest::qFail(("incomplete conninfo file " + path.toLocal8Bit()).constData(), __FILE__, __LINE__);
+        return false;
+    }
+    return true;
+}
+
+QSqlDatabase tst_Store::adminConnection(QString *failure)
+{
+    const QString name = QStringLiteral("tst-store-admin");
+    if (QSqlDatabase::contains(name))
+        return QSqlDatabase::database(name);
+    PostgresServer server;
+    if (!postgresServer(&server))
+        return {};
+    QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QPSQL"), name);
+    db.setHostName(server.host);
+    db.setPort(server.port);
+    db.setDatabaseName(server.dbname);
+    db.setUserName(server.user);
+    if (!db.open())
+        *failure = db.lastError().text();
+    return db;
+}
+
+bool tst_Store::makeSettings(const QString &engine, const QString &name, StoreSettings *settings, const QString &owner)
+{
+    if (engine == QLatin1String("sqlite")) {
+        settings->driver = StoreSettings::Driver::Sqlite;
+        // A directory that does not exist yet: open() creates it.
+        settings->sqlitePath = m_tmp->filePath(QStringLiteral("state/%1.db").arg(name));
+        return true;
+    }
+    PostgresServer server;
+    if (!postgresServer(&server))
+        return false;
+    settings->driver = StoreSettings::Driver::Postgresql;
+    settings->host = server.host;
+    settings->port = server.port;
+    settings->user = server.user;
+    if (m_pgDatabases.contains(name)) {
+        settings->database = m_pgDatabases.value(name);
+        return true;
+    }
+    QString failure;
+    QSqlDatabase admin = adminConnection(&failure);
+    if (!admin.isOpen()) {
+        QTest::qFail(("cannot connect to the PostgreSQL test server: " + failure.toUtf8()).constData(), __FILE__, __LINE__);
+        return false;
+    }
+    const QString database = QStringLiteral("sluice_t%1_%2").arg(QCoreApplication::applicationPid()).arg(++m_pgCounter);
+    QSqlQuery create(admin);
+    const QString ownerClause = owner.isEmpty() ? QString() : QStringLiteral(" OWNER \"%1\"").arg(owner);
+    if (!create.exec(QStringLiteral("CREATE DATABASE \"%1\"%2").arg(database, ownerClause))) {
+        QTest::qFail(("cannot create a test database: " + create.lastError().text().toUtf8()).constData(), __FILE__, __LINE__);
+        return false;
+    }
+    m_pgDatabases.insert(name, database);
+    settings->database = database;
+    return true;
+}
+
+// A directory with the built-in migrations plus @p extraFileName.
+QString tst_Store::migrationsWith(const QString &extraFileName, const QByteArray &extraText)
+{
+    const QString dir = m_tmp->filePath(QStringLiteral("migrations-") + extraFileName);
+    QDir().mkpath(dir);
+    const QDir builtIn(QStringLiteral(":/migrations"));
+    for (const QString &file : builtIn.entryList({QStringLiteral("*.sql")}, QDir::Files)) {
+        if (!QFile::copy(builtIn.filePath(file), dir + QLatin1Char('/') + file))
+            return {};
+    }
+    QFile extra(dir + QLatin1Char('/') + extraFileName);
+    if (!extra.open(QIODevice::WriteOnly) || extra.write(extraText) != extraText.size())
+        return {};
+    return dir;
+}
+
+void tst_Store::migrationsApplyOnce()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+
+    const QStringList files = QDir(QStringLiteral(":/migrations")).entryList({QStringLiteral("*.sql")}, QDir::Files, QDir::Name);
+    QVERIFY(!files.isEmpty());
+    QCOMPARE(Store::latestSchemaVersion(), files.last().left(4).toInt());
+
+    QList<QVariantList> firstRows;
+    {
+        auto store = Store::open(settings);
+        VERIFY_OK(store);
+        QCOMPARE((*store)->driver(), settings.driver);
+        auto version = (*store)->schemaVersion();
+        VERIFY_OK(version);
+        QCOMPARE(*version, Store::latestSchemaVersion());
+        auto db = (*store)->connection();
+        VERIFY_OK(db);
+        firstRows = select(*db, QStringLiteral("SELECT version, name, applied_at FROM schema_migrations ORDER BY version"));
+        QCOMPARE(firstRows.size(), files.size());
+        for (qsizetype i = 0; i < files.size(); ++i) {
+            QCOMPARE(firstRows.at(i).at(0).toInt(), files.at(i).left(4).toInt());
+            QCOMPARE(firstRows.at(i).at(1).toString(), files.at(i).mid(5).chopped(4));
+            QVERIFY(firstRows.at(i).at(2).toLongLong() > 0);
+        }
+        QCOMPARE(tableNames(*db), ExpectedTables);
+    }
+    // A second open finds everything applied: same rows, same applied_at. (Running a
+    // migration again would also fail outright: its CREATE TABLEs have no IF NOT EXISTS.)
+    auto again = Store::open(settings);
+    VERIFY_OK(again);
+    auto version = (*again)->schemaVersion();
+    VERIFY_OK(version);
+    QCOMPARE(*version, Store::latestSchemaVersion());
+    auto db = (*again)->connection();
+    VERIFY_OK(db);
+    QCOMPARE(select(*db, QStringLiteral("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")),
+             firstRows);
+}
+
+void tst_Store::bothEnginesHaveTheSameSchema()
+{
+    STORE_SETTINGS(sqliteSettings, QStringLiteral("sqlite"), "main");
+    STORE_SETTINGS(pgSettings, QStringLiteral("postgresql"), "main");
+    auto sqlite = Store::open(sqliteSettings);
+    VERIFY_OK(sqlite);
+    auto pg = Store::open(pgSettings);
+    VERIFY_OK(pg);
+    auto sqliteDb = (*sqlite)->connection();
+    VERIFY_OK(sqliteDb);
+    auto pgDb = (*pg)->connection();
+    VERIFY_OK(pgDb);
+
+    QCOMPARE(tableNames(*sqliteDb), ExpectedTables);
+    QCOMPARE(tableNames(*pgDb), ExpectedTables);
+    for (const QString &table : ExpectedTables) {
+        const QStringList sqliteColumns = columnsOf(*sqliteDb, table);
+        QVERIFY2(!sqliteColumns.isEmpty(), qPrintable(table));
+        QCOMPARE(columnsOf(*pgDb, table), sqliteColumns);
+    }
+    const QStringList indexes = explicitIndexNames(*sqliteDb);
+    QVERIFY(indexes.contains(QStringLiteral("jobs_claimable")));
+    QCOMPARE(explicitIndexNames(*pgDb), indexes);
+}
+
+void tst_Store::sqliteUsesWalAndTheBusyTimeout()
+{
+    STORE_SETTINGS(settings, QStringLiteral("sqlite"), "main");
+    settings.busyTimeoutMs = 1234; // not the default, so it must come from the settings
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    QVERIFY(QFileInfo::exists(settings.sqlitePath));
+
+    const auto pragmas = [](QSqlDatabase db) {
+        QStringList values;
+        for (const char *pragma : {"journal_mode", "busy_timeout", "synchronous", "foreign_keys"}) {
+            const QList<QVariantList> rows = select(db, QStringLiteral("PRAGMA %1").arg(QLatin1String(pragma)));
+            values.append(rows.isEmpty() ? QStringLiteral("?") : rows.first().first().toString().toLower());
+        }
+        return values;
+    };
+    const QStringList expected = {QStringLiteral("wal"), QStringLiteral("1234"), QStringLiteral("1"), QStringLiteral("1")};
+    auto db = (*store)->connection();
+    VERIFY_OK(db);
+    QCOMPARE(pragmas(*db), expected);
+
+    // The last three are per connection: another thread's connection needs them too.
+    QStringList inThread;
+    std::thread([&] {
+        if (auto threadDb = (*store)->connection())
+            inThread = pragmas(*threadDb);
+    }).join();
+    QCOMPARE(inThread, expected);
+}
+
+void tst_Store::foreignKeysAreEnforced()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    auto db = (*store)->connection();
+    VERIFY_OK(db);
+    // SQLite ignores foreign keys unless each connection turns them on.
+    QSqlQuery insert(*db);
+    QVERIFY(!insert.exec(QStringLiteral("INSERT INTO jobs (task_id, project, kind, available_at, created_at, updated_at) "
+                                        "VALUES (999, 'p', 'stage', 0, 0, 0)")));
+    QSqlQuery task(*db);
+    QVERIFY2(task.exec(QStringLiteral("INSERT INTO tasks (project, stage, created_at, updated_at) "
+                                      "VALUES ('p', 'development', 0, 0)")),
+             qPrintable(task.lastError().text()));
+    const QList<QVariantList> ids = select(*db, QStringLiteral("SELECT id FROM tasks"));
+    QCOMPARE(ids.size(), 1);
+    QSqlQuery job(*db);
+    QVERIFY2(job.exec(QStringLiteral("INSERT INTO jobs (task_id, project, kind, available_at, created_at, updated_at) "
+                                     "VALUES (%1, 'p', 'stage', 0, 0, 0)").arg(ids.first().first().toLongLong())),
+             qPrintable(job.lastError().text()));
+}
+
+void tst_Store::brokenMigrationRollsBack()
+{
+    QFETCH(QString, engine);
+    const int broken = Store::latestSchemaVersion() + 1;
+    const QString fileName = QStringLiteral("%1_broken.sql").arg(broken, 4, 10, QLatin1Char('0'));
+    const QString dir = migrationsWith(fileName,
+                                       "CREATE TABLE rollback_probe (id INTEGER NOT NULL);\n"
+                                       "INSERT INTO rollback_probe (id) VALUES (1);\n"
+                                       "INSERT INTO no_such_table (id) VALUES (1);\n");
+    QVERIFY(!dir.isEmpty());
+
+    // On an empty database every migration is pending; the failure of the last one takes
+    // all of them back, schema_migrations included.
+    {
+        STORE_SETTINGS(fresh, engine, "fresh");
+        auto store = Store::openWithMigrations(fresh, dir);
+        QVERIFY(!store);
+        QCOMPARE(store.error().code, ErrorCode::Storage);
+        QVERIFY2(store.error().message.contains(fileName.chopped(4)), qPrintable(store.error().message));
+        QVERIFY2(store.error().message.contains(QLatin1String("statement 3")), qPrintable(store.error().message));
+        QVERIFY(store.error().detail.contains(QLatin1String("no_such_table")));
+
+        // Look with a connection of our own: there is no Store to ask.
+        QStringList tables;
+        {
+            QSqlDatabase raw = QSqlDatabase::addDatabase(fresh.driver == StoreSettings::Driver::Sqlite
+                                                             ? QStringLiteral("QSQLITE") : QStringLiteral("QPSQL"),
+                                                         QStringLiteral("tst-store-raw"));
+            raw.setDatabaseName(fresh.driver == StoreSettings::Driver::Sqlite ? fresh.sqlitePath : fresh.database);
+            raw.setHostName(fresh.host);
+            raw.setPort(fresh.port);
+            raw.setUserName(fresh.user);
+            QVERIFY2(raw.open(), qPrintable(raw.lastError().text()));
+            tables = tableNames(raw);
+            raw.close();
+        }
+        QSqlDatabase::removeDatabase(QStringLiteral("tst-store-raw"));
+        QCOMPARE(tables, QStringList());
+    }
+
+    // On a migrated database only the broken one is pending; it leaves no trace.
+    STORE_SETTINGS(settings, engine, "main");
+    {
+        auto store = Store::open(settings);
+        VERIFY_OK(store);
+    }
+    auto failed = Store::openWithMigrations(settings, dir);
+    QVERIFY(!failed);
+    QVERIFY2(failed.error().message.contains(fileName.chopped(4)), qPrintable(failed.error().message));
+
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    auto version = (*store)->schemaVersion();
+    VERIFY_OK(version);
+    QCOMPARE(*version, broken - 1);
+    auto db = (*store)->connection();
+    VERIFY_OK(db);
+    QCOMPARE(tableNames(*db), ExpectedTables);
+}
+
+void tst_Store::unknownPlaceholderIsRefused()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    const QString fileName = QStringLiteral("%1_typo.sql").arg(Store::latestSchemaVersion() + 1, 4, 10, QLatin1Char('0'));
+    const QString dir = migrationsWith(fileName, "CREATE TABLE typo_probe (id {{identity}});\n");
+    QVERIFY(!dir.isEmpty());
+    auto store = Store::openWithMigrations(settings, dir);
+    QVERIFY(!store);
+    QCOMPARE(store.error().code, ErrorCode::Malformed);
+    QVERIFY2(store.error().message.contains(fileName), qPrintable(store.error().message));
+    QVERIFY2(store.error().message.contains(QLatin1String("{{identity}}")), qPrintable(store.error().message));
+}
+
+void tst_Store::newerDatabaseIsRefused()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    const int future = Store::latestSchemaVersion() + 1;
+    const QString dir = migrationsWith(QStringLiteral("%1_future.sql").arg(future, 4, 10, QLatin1Char('0')),
+                                       "CREATE TABLE future_probe (id INTEGER NOT NULL);\n");
+    QVERIFY(!dir.isEmpty());
+    {
+        auto newer = Store::openWithMigrations(settings, dir);
+        VERIFY_OK(newer);
+        auto version = (*newer)->schemaVersion();
+        VERIFY_OK(version);
+        QCOMPARE(*version, future);
+    }
+    // A downgrade: this build does not know the schema it would write to.
+    auto store = Store::open(settings);
+    QVERIFY(!store);
+    QCOMPARE(store.error().code, ErrorCode::Incompatible);
+    QVERIFY2(store.error().message.contains(QString::number(future)), qPrintable(store.error().message));
+}
+
+void tst_Store::recordEventDropsDuplicates()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+    const QJsonObject first{{QStringLiteral("action"), QStringLiteral("opened")}};
+    const QJsonObject second{{QStringLiteral("action"), QStringLiteral("edited")}};
+
+    auto fresh = s.recordEvent(QStringLiteral("gitea"), QStringLiteral("d-1"), QStringLiteral("pull_request"), first);
+    VERIFY_OK(fresh);
+    QCOMPARE(*fresh, true);
+    auto duplicate = s.recordEvent(QStringLiteral("gitea"), QStringLiteral("d-1"), QStringLiteral("pull_request"), second);
+    VERIFY_OK(duplicate);
+    QCOMPARE(*duplicate, false);
+    auto otherSource = s.recordEvent(QStringLiteral("plane"), QStringLiteral("d-1"), QStringLiteral("issue"), second);
+    VERIFY_OK(otherSource);
+    QCOMPARE(*otherSource, true);
+    auto otherId = s.recordEvent(QStringLiteral("gitea"), QStringLiteral("d-2"), QStringLiteral("push"), second);
+    VERIFY_OK(otherId);
+    QCOMPARE(*otherId, true);
+
+    auto db = s.connection();
+    VERIFY_OK(db);
+    const QList<QVariantList> rows = select(
+        *db, QStringLiteral("SELECT source, delivery_id, kind, payload FROM events ORDER BY source, delivery_id"));
+    QCOMPARE(rows.size(), 3);
+    // The duplicate changed nothing: the first delivery's payload stays.
+    QCOMPARE(rows.at(0).at(2).toString(), QStringLiteral("pull_request"));
+    QCOMPARE(QJsonDocument::fromJson(rows.at(0).at(3).toString().toUtf8()).object(), first);
+
+    auto invalid = s.recordEvent(QStringLiteral("gitea"), QString(), QStringLiteral("push"), {});
+    QVERIFY(!invalid);
+    QCOMPARE(invalid.error().code, ErrorCode::InvalidArgument);
+}
+
+void tst_Store::concurrentDuplicatesHaveOneWinner()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto opened = Store::open(settings);
+    VERIFY_OK(opened);
+    Store *store = opened->get();
+
+    // Several threads deliver the same ids at the same moment, round after round, each on
+    // its own connection. Per round exactly one may see a new event.
+    constexpr int threads = 8;
+    constexpr int rounds = 25;
+    std::vector<std::vector<int>> outcome(rounds, std::vector<int>(threads, -1)); // 1 new, 0 duplicate, -1 error
+    std::vector<QString> errors(threads);
+    std::barrier start(threads);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            for (int round = 0; round < rounds; ++round) {
+                start.arrive_and_wait();
+                auto recorded = store->recordEvent(QStringLiteral("gitea"), QStringLiteral("race-%1").arg(round),
+                                                   QStringLiteral("push"), {{QStringLiteral("thread"), t}});
+                if (recorded)
+                    outcome[round][t] = *recorded ? 1 : 0;
+                else if (errors[t].isEmpty())
+                    errors[t] = errorText(recorded.error());
+            }
+        });
+    }
+    for (std::thread &worker : workers)
+        worker.join();
+
+    for (int t = 0; t < threads; ++t)
+        QVERIFY2(errors[t].isEmpty(), qPrintable(errors[t]));
+    for (int round = 0; round < rounds; ++round) {
+        QCOMPARE(std::count(outcome[round].cbegin(), outcome[round].cend(), 1), 1);
+        QCOMPARE(std::count(outcome[round].cbegin(), outcome[round].cend(), 0), threads - 1);
+    }
+    auto db = store->connection();
+    VERIFY_OK(db);
+    QCOMPARE(select(*db, QStringLiteral("SELECT COUNT(*) FROM events")).first().first().toInt(), rounds);
+}
+
+void tst_Store::heartbeatUpsertsOneRowPerNode()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+
+    auto never = s.lastHeartbeat(QStringLiteral("node-a"));
+    VERIFY_OK(never);
+    QVERIFY(!never->isValid());
+
+    const QDateTime t1 = QDateTime::fromMSecsSinceEpoch(Q_INT64_C(1700000000123), Qt::UTC);
+    const QDateTime t2 = t1.addSecs(15);
+    const QDateTime t3 = t1.addSecs(600);
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-a"), 100, t1));
+    auto last = s.lastHeartbeat(QStringLiteral("node-a"));
+    VERIFY_OK(last);
+    QCOMPARE(*last, t1);
+    QCOMPARE(last->timeSpec(), Qt::UTC);
+
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-a"), 100, t2));
+    last = s.lastHeartbeat(QStringLiteral("node-a"));
+    VERIFY_OK(last);
+    QCOMPARE(*last, t2);
+
+    auto db = s.connection();
+    VERIFY_OK(db);
+    const auto nodeRow = [&] {
+        return select(*db, QStringLiteral("SELECT pid, heartbeat_at, started_at FROM nodes WHERE name = 'node-a'"));
+    };
+    QList<QVariantList> rows = nodeRow();
+    QCOMPARE(rows.size(), 1);
+    QCOMPARE(rows.first().at(2).toLongLong(), t1.toMSecsSinceEpoch()); // same process: started_at kept
+
+    // The node's process restarted: a new pid starts a new started_at.
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-a"), 200, t3));
+    rows = nodeRow();
+    QCOMPARE(rows.size(), 1);
+    QCOMPARE(rows.first().at(0).toLongLong(), 200);
+    QCOMPARE(rows.first().at(1).toLongLong(), t3.toMSecsSinceEpoch());
+    QCOMPARE(rows.first().at(2).toLongLong(), t3.toMSecsSinceEpoch());
+
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-b"), 300, t2));
+    last = s.lastHeartbeat(QStringLiteral("node-a"));
+    VERIFY_OK(last);
+    QCOMPARE(*last, t3);
+    QCOMPARE(select(*db, QStringLiteral("SELECT COUNT(*) FROM nodes")).first().first().toInt(), 2);
+
+    QVERIFY(!s.heartbeat(QStringLiteral("node-a"), 100, QDateTime()));
+}
+
+void tst_Store::auditAppendsEntries()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+
+    const qint64 before = QDateTime::currentMSecsSinceEpoch();
+    AuditEntry reap;
+    reap.actor = QStringLiteral("reaper");
+    reap.action = QStringLiteral("reap");
+    reap.projectId = QStringLiteral("shop");
+    reap.taskId = 42;
+    reap.details = {{QStringLiteral("job"), 7}, {QStringLiteral("tier"), 1}, {QStringLiteral("pid"), QStringLiteral("1234")}};
+    VERIFY_OK(s.audit(reap));
+    AuditEntry reclaim;
+    reclaim.actor = QStringLiteral("sweeper");
+    reclaim.action = QStringLiteral("lease-reclaim");
+    VERIFY_OK(s.audit(reclaim));
+    const qint64 after = QDateTime::currentMSecsSinceEpoch();
+
+    AuditEntry anonymous;
+    anonymous.action = QStringLiteral("advance");
+    auto refused = s.audit(anonymous);
+    QVERIFY(!refused);
+    QCOMPARE(refused.error().code, ErrorCode::InvalidArgument);
+
+    auto db = s.connection();
+    VERIFY_OK(db);
+    const QList<QVariantList> rows =
+        select(*db, QStringLiteral("SELECT at, actor, action, project, task_id, details FROM audit ORDER BY id"));
+    QCOMPARE(rows.size(), 2);
+    for (const QVariantList &row : rows) {
+        QVERIFY(row.at(0).toLongLong() >= before);
+        QVERIFY(row.at(0).toLongLong() <= after);
+    }
+    QCOMPARE(rows.at(0).at(1).toString(), QStringLiteral("reaper"));
+    QCOMPARE(rows.at(0).at(2).toString(), QStringLiteral("reap"));
+    QCOMPARE(rows.at(0).at(3).toString(), QStringLiteral("shop"));
+    QCOMPARE(rows.at(0).at(4).toLongLong(), 42);
+    QCOMPARE(QJsonDocument::fromJson(rows.at(0).at(5).toString().toUtf8()).object(), reap.details);
+    // No project, no task: NULL, not '' or 0, so "WHERE task_id = 0" never matches by accident.
+    QCOMPARE(rows.at(1).at(1).toString(), QStringLiteral("sweeper"));
+    QVERIFY(rows.at(1).at(3).isNull());
+    QVERIFY(rows.at(1).at(4).isNull());
+    QCOMPARE(QJsonDocument::fromJson(rows.at(1).at(5).toString().toUtf8()).object(), QJsonObject());
+}
+
+void tst_Store::pluginStateIsScopedToOneInstance()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    const QByteArray binary("\x00\xff\x01\x80\x7f' \\x--tail", 17);
+    {
+        auto store = Store::open(settings);
+        VERIFY_OK(store);
+        Store &s = **store;
+        std::unique_ptr<StateStore> ci = s.pluginState(QStringLiteral("shop"), QStringLiteral("ci"));
+        std::unique_ptr<StateStore> merge = s.pluginState(QStringLiteral("shop"), QStringLiteral("merge"));
+        std::unique_ptr<StateStore> otherProject = s.pluginState(QStringLiteral("blog"), QStringLiteral("ci"));
+
+        auto missing = ci->value(QStringLiteral("cursor"));
+        VERIFY_OK(missing);
+        QVERIFY(!missing->has_value());
+
+        VERIFY_OK(ci->setValue(QStringLiteral("cursor"), "page-1"));
+        VERIFY_OK(merge->setValue(QStringLiteral("cursor"), "merge-cursor"));
+        auto none = otherProject->value(QStringLiteral("cursor"));
+        VERIFY_OK(none);
+        QVERIFY(!none->has_value());
+        auto value = ci->value(QStringLiteral("cursor"));
+        VERIFY_OK(value);
+        QCOMPARE(value->value_or("<none>"), QByteArray("page-1"));
+        value = merge->value(QStringLiteral("cursor"));
+        VERIFY_OK(value);
+        QCOMPARE(value->value_or("<none>"), QByteArray("merge-cursor"));
+
+        // Overwrite replaces, in place.
+        VERIFY_OK(ci->setValue(QStringLiteral("cursor"), "page-2"));
+        value = ci->value(QStringLiteral("cursor"));
+        VERIFY_OK(value);
+        QCOMPARE(value->value_or("<none>"), QByteArray("page-2"));
+        auto db = s.connection();
+        VERIFY_OK(db);
+        QCOMPARE(select(*db, QStringLiteral("SELECT COUNT(*) FROM plugin_state WHERE key = 'cursor'")).first().first().toInt(), 2);
+
+        // Values are bytes: NUL, high bytes and quote characters survive; empty is a value.
+        VERIFY_OK(ci->setValue(QStringLiteral("binary"), binary));
+        VERIFY_OK(ci->setValue(QStringLiteral("empty"), QByteArray()));
+        auto empty = ci->value(QStringLiteral("empty"));
+        VERIFY_OK(empty);
+        QVERIFY(empty->has_value());
+        QCOMPARE(empty->value(), QByteArray(""));
+
+        // Removing is scoped too, and removing a missing key succeeds.
+        VERIFY_OK(ci->remove(QStringLiteral("cursor")));
+        value = ci->value(QStringLiteral("cursor"));
+        VERIFY_OK(value);
+        QVERIFY(!value->has_value());
+        value = merge->value(QStringLiteral("cursor"));
+        VERIFY_OK(value);
+        QCOMPARE(value->value_or("<none>"), QByteArray("merge-cursor"));
+        VERIFY_OK(ci->remove(QStringLiteral("never-set")));
+
+        QVERIFY(!ci->setValue(QString(), "x"));
+    }
+    // The state survives the process.
+    auto reopened = Store::open(settings);
+    VERIFY_OK(reopened);
+    auto value = (*reopened)->pluginState(QStringLiteral("shop"), QStringLiteral("ci"))->value(QStringLiteral("binary"));
+    VERIFY_OK(value);
+    QCOMPARE(value->value_or("<none>"), binary);
+}
+
+void tst_Store::worksFromAnotherThread()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+    auto mainDb = s.connection();
+    VERIFY_OK(mainDb);
+    const QString mainName = mainDb->connectionName();
+
+    QString threadName;
+    QString threadError;
+    bool recorded = false;
+    std::thread([&] {
+        auto db = s.connection();
+        if (!db) {
+            threadError = errorText(db.error());
+            return;
+        }
+        threadName = db->connectionName();
+        auto fresh = s.recordEvent(QStringLiteral("cli"), QStringLiteral("from-thread"), QStringLiteral("approve"), {});
+        if (!fresh)
+            threadError = errorText(fresh.error());
+        else
+            recorded = *fresh;
+    }).join();
+
+    QVERIFY2(threadError.isEmpty(), qPrintable(threadError));
+    QVERIFY(recorded);
+    QVERIFY(!threadName.isEmpty());
+    QVERIFY(threadName != mainName);
+    // The thread has exited: its connection went with it.
+    QVERIFY2(!QSqlDatabase::contains(threadName), qPrintable(threadName));
+    QVERIFY(QSqlDatabase::contains(mainName));
+    // What the thread wrote is committed and visible here.
+    auto duplicate = s.recordEvent(QStringLiteral("cli"), QStringLiteral("from-thread"), QStringLiteral("approve"), {});
+    VERIFY_OK(duplicate);
+    QCOMPARE(*duplicate, false);
+    // The same thread asking twice gets the same connection.
+    auto mainAgain = s.connection();
+    VERIFY_OK(mainAgain);
+    QCOMPARE(mainAgain->connectionName(), mainName);
+}
+
+void tst_Store::destroyingTheStoreRemovesItsConnections()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto opened = Store::open(settings);
+    VERIFY_OK(opened);
+    std::unique_ptr<Store> store = std::move(*opened);
+    auto db = store->connection();
+    VERIFY_OK(db);
+    const QString mainName = db->connectionName();
+    db = QSqlDatabase(); // drop our handle, as callers do at the end of a call
+    std::unique_ptr<StateStore> state = store->pluginState(QStringLiteral("shop"), QStringLiteral("ci"));
+    VERIFY_OK(state->setValue(QStringLiteral("k"), "v"));
+
+    // A worker that used the store and is still alive (idle) when the store goes.
+    QString workerName;
+    std::latch used(1);
+    std::latch release(1);
+    std::thread worker([&] {
+        if (auto workerDb = store->connection())
+            workerName = workerDb->connectionName();
+        used.count_down();
+        release.wait();
+    });
+    used.wait();
+    QVERIFY(!workerName.isEmpty());
+    QVERIFY(QSqlDatabase::contains(workerName));
+
+    store.reset();
+    QVERIFY(!QSqlDatabase::contains(mainName));
+    QVERIFY(!QSqlDatabase::contains(workerName));
+    release.count_down();
+    worker.join();
+
+    // A StateStore that outlives its Store fails instead of crashing.
+    auto afterwards = state->value(QStringLiteral("k"));
+    QVERIFY(!afterwards);
+    QCOMPARE(afterwards.error().code, ErrorCode::Storage);
+}
+
+void tst_Store::openErrorsNameTheDatabase()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    QString where;
+    if (settings.driver == StoreSettings::Driver::Sqlite) {
+        // The database "file" is a directory: the driver refuses it.
+        settings.sqlitePath = m_tmp->filePath(QStringLiteral("not-a-file.db"));
+        QVERIFY(QDir().mkpath(settings.sqlitePath));
+        where = settings.sqlitePath;
+    } else {
+        // A port nobody listens on.
+        QTcpServer probe;
+        QVERIFY(probe.listen(QHostAddress::LocalHost));
+        settings.host = QStringLiteral("127.0.0.1");
+        settings.port = probe.serverPort();
+        probe.close();
+        where = QStringLiteral("127.0.0.1:%1").arg(settings.port);
+    }
+    auto store = Store::open(settings);
+    QVERIFY(!store);
+    QCOMPARE(store.error().code, ErrorCode::Storage);
+    QVERIFY2(store.error().message.contains(where), qPrintable(errorText(store.error())));
+    QVERIFY2(!store.error().detail.isEmpty(), qPrintable(errorText(store.error())));
+}
+
+void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
+{
+    PostgresServer server;
+    if (!postgresServer(&server))
+        return;
+    QVERIFY(!server.passwordUser.isEmpty());
+    StoreSettings settings;
+    if (!makeSettings(QStringLiteral("postgresql"), QStringLiteral("password"), &settings, server.passwordUser))
+        return;
+    settings.user = server.passwordUser;
+
+    // The right password (from the server's file) gets in.
+    settings.password = SecretRef::file(server.passwordFile);
+    {
+        auto store = Store::open(settings);
+        VERIFY_OK(store);
+        auto version = (*store)->schemaVersion();
+        VERIFY_OK(version);
+        QCOMPARE(*version, Store::latestSchemaVersion());
+    }
+
+    // A wrong one is refused, and the error names the server but not the password.
+    const QString wrong = QStringLiteral("sluice-wrong-password-%1").arg(randomHex(8));
+    const QString passwordPath = m_tmp->filePath(QStringLiteral("wrong-password"));
+    QFile file(passwordPath);
+    QVERIFY(file.open(QIODevice::WriteOnly));
+    file.write(wrong.toUtf8() + '\n');
+    file.close();
+    settings.password = SecretRef::file(passwordPath);
+    auto store = Store::open(settings);
+    QVERIFY(!store);
+    const QString text = errorText(store.error());
+    QVERIFY2(!text.contains(wrong), qPrintable(text));
+    QVERIFY2(!text.contains(wrong.right(16)), qPrintable(text));
+    QVERIFY2(text.contains(QStringLiteral("%1:%2").arg(server.host).arg(server.port)), qPrintable(text));
+    QVERIFY2(text.contains(settings.database), qPrintable(text));
+    QVERIFY2(text.contains(server.passwordUser), qPrintable(text));
+    QVERIFY2(text.contains(QLatin1String("password authentication failed")), qPrintable(text));
+
+    // A password file that cannot be read names the file, not a value.
+    settings.password = SecretRef::file(m_tmp->filePath(QStringLiteral("no-such-password")));
+    auto unreadable = Store::open(settings);
+    QVERIFY(!unreadable);
+    QVERIFY2(unreadable.error().message.contains(QLatin1String("no-such-password")), qPrintable(errorText(unreadable.error())));
+}
+
+void tst_Store::postgresqlAcceptsASocketDirectory()
+{
+    PostgresServer server;
+    if (!postgresServer(&server))
+        return;
+    QVERIFY(!server.socket.isEmpty());
+    STORE_SETTINGS(settings, QStringLiteral("postgresql"), "main");
+    settings.host = server.socket;
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    auto db = (*store)->connection();
+    VERIFY_OK(db);
+    // inet_client_addr() is NULL on a Unix socket connection.
+    const QList<QVariantList> rows = select(*db, QStringLiteral("SELECT inet_client_addr()"));
+    QCOMPARE(rows.size(), 1);
+    QVERIFY(rows.first().first().isNull());
+}
+
+void tst_Store::postgresqlReconnectsAfterLosingTheServer()
+{
+    STORE_SETTINGS(settings, QStringLiteral("postgresql"), "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-a"), 1, QDateTime::currentDateTimeUtc()));
+
+    // What a server restart or an operator's pg_terminate_backend does to our connection.
+    QString failure;
+    QSqlDatabase admin = adminConnection(&failure);
+    QVERIFY2(admin.isOpen(), qPrintable(failure));
+    QSqlQuery kill(admin);
+    QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                                      "WHERE datname = '%1' AND pid <> pg_backend_pid()").arg(settings.database)),
+             qPrintable(kill.lastError().text()));
+    QVERIFY(kill.next());
+    QVERIFY(kill.value(0).toBool());
+
+    // The call that meets the dead connection fails (it cannot know whether it ran)...
+    auto lost = s.heartbeat(QStringLiteral("node-a"), 1, QDateTime::currentDateTimeUtc());
+    QVERIFY(!lost);
+    QCOMPARE(lost.error().code, ErrorCode::Storage);
+    // ...and the next one reconnects.
+    const QDateTime later = QDateTime::currentDateTimeUtc().addSecs(1);
+    VERIFY_OK(s.heartbeat(QStringLiteral("node-a"), 1, later));
+    auto last = s.lastHeartbeat(QStringLiteral("node-a"));
+    VERIFY_OK(last);
+    QCOMPARE(last->toMSecsSinceEpoch(), later.toMSecsSinceEpoch());
+}
+
+QTEST_GUILESS_MAIN(tst_Store)
+#include "tst_store.moc"
