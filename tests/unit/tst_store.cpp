@@ -171,6 +171,8 @@ private Q_SLOTS:
 
     void migrationsApplyOnce_data() { addEngines(); }
     void migrationsApplyOnce();
+    void concurrentOpensMigrateOnce_data() { addEngines(); }
+    void concurrentOpensMigrateOnce();
     void bothEnginesHaveTheSameSchema();
     void sqliteUsesWalAndTheBusyTimeout();
     void foreignKeysAreEnforced_data() { addEngines(); }
@@ -392,6 +394,37 @@ void tst_Store::migrationsApplyOnce()
     VERIFY_OK(db);
     QCOMPARE(select(*db, QStringLiteral("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")),
              firstRows);
+}
+
+void tst_Store::concurrentOpensMigrateOnce()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    // Several nodes start at once on an empty database: one migrates, the others wait for
+    // it and find nothing left to do. Without the lock they would collide on CREATE TABLE.
+    constexpr int nodes = 6;
+    std::vector<QString> errors(nodes);
+    std::barrier start(nodes);
+    std::vector<std::thread> starters;
+    for (int n = 0; n < nodes; ++n) {
+        starters.emplace_back([&, n] {
+            start.arrive_and_wait();
+            auto store = Store::open(settings);
+            if (!store)
+                errors[n] = errorText(store.error());
+        });
+    }
+    for (std::thread &starter : starters)
+        starter.join();
+    for (const QString &error : errors)
+        QVERIFY2(error.isEmpty(), qPrintable(error));
+
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    auto db = (*store)->connection();
+    VERIFY_OK(db);
+    const int files = QDir(QStringLiteral(":/migrations")).entryList({QStringLiteral("*.sql")}, QDir::Files).size();
+    QCOMPARE(select(*db, QStringLiteral("SELECT COUNT(*) FROM schema_migrations")).first().first().toInt(), files);
 }
 
 void tst_Store::bothEnginesHaveTheSameSchema()
@@ -906,25 +939,34 @@ void tst_Store::openErrorsNameTheDatabase()
     QFETCH(QString, engine);
     STORE_SETTINGS(settings, engine, "main");
     QString where;
+    QString password;
     if (settings.driver == StoreSettings::Driver::Sqlite) {
         // The database "file" is a directory: the driver refuses it.
         settings.sqlitePath = m_tmp->filePath(QStringLiteral("not-a-file.db"));
         QVERIFY(QDir().mkpath(settings.sqlitePath));
         where = settings.sqlitePath;
     } else {
-        // A port nobody listens on.
+        // A port nobody listens on, with a password that must not show.
         QTcpServer probe;
         QVERIFY(probe.listen(QHostAddress::LocalHost));
         settings.host = QStringLiteral("127.0.0.1");
         settings.port = probe.serverPort();
         probe.close();
         where = QStringLiteral("127.0.0.1:%1").arg(settings.port);
+        password = QStringLiteral("sluice-unused-password-%1").arg(randomHex(8));
+        QFile file(m_tmp->filePath(QStringLiteral("password")));
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write(password.toUtf8());
+        file.close();
+        settings.password = SecretRef::file(file.fileName());
     }
     auto store = Store::open(settings);
     QVERIFY(!store);
     QCOMPARE(store.error().code, ErrorCode::Storage);
     QVERIFY2(store.error().message.contains(where), qPrintable(errorText(store.error())));
     QVERIFY2(!store.error().detail.isEmpty(), qPrintable(errorText(store.error())));
+    if (!password.isEmpty())
+        QVERIFY2(!errorText(store.error()).contains(password), qPrintable(errorText(store.error())));
 }
 
 void tst_Store::postgresqlPasswordIsUsedAndNeverShown()

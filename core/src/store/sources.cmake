@@ -1,0 +1,12 @@
+# The store: connections, migrations and tables of Sluice, on SQLite or PostgreSQL.
+# Included from core/CMakeLists.txt in the scope of the sluice-core target.
+target_sources(sluice-core PRIVATE
+    ${CMAKE_CURRENT_LIST_DIR}/connections.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/connections.h
+    ${CMAKE_CURRENT_LIST_DIR}/migrations.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/migrations.h
+    ${CMAKE_CURRENT_LIST_DIR}/pluginstate.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/pluginstate.h
+    ${CMAKE_CURRENT_LIST_DIR}/store.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/store.h
+    ${PROJECT_SOURCE_DIR}/resources/migrations/migrations.qrc)

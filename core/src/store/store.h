@@ -45,6 +45,11 @@ struct SLUICE_EXPORT AuditEntry {
  *
  * open() applies pending migrations from resources/migrations in one transaction
  * (serialised between processes: BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL).
+ *
+ * A thread's connection is removed when that thread exits. Destroying the Store removes the
+ * connections that are left, those of the destroying thread and of threads still running;
+ * so no thread may use the Store (or a StateStore from pluginState()) while it is destroyed.
+ * A StateStore used after its Store is gone fails with ErrorCode::Storage.
  */
 class SLUICE_EXPORT Store
 {
@@ -53,6 +58,14 @@ public:
 
     /// Connects and migrates. Errors name the database, never a password.
     [[nodiscard]] static Result<std::unique_ptr<Store>> open(const StoreSettings &settings);
+
+    /**
+     * Tests only: like open(), but takes the migrations from the NNNN_name.sql files of
+     * @p migrationsDirectory instead of those built into sluice-core, so a test can show
+     * that a broken migration rolls back. The service always calls open().
+     */
+    [[nodiscard]] static Result<std::unique_ptr<Store>> openWithMigrations(const StoreSettings &settings,
+                                                                           const QString &migrationsDirectory);
 
     [[nodiscard]] StoreSettings::Driver driver() const;
     /// Highest applied migration version.

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "store/store.h"
+
+#include "store/connections.h"
+#include "store/migrations.h"
+#include "store/pluginstate.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <QJsonDocument>
+
+namespace Sluice {
+
+struct Store::Data {
+    std::shared_ptr<StoreConnections> connections;
+};
+
+Store::Store()
+    : d(std::make_unique<Data>())
+{
+}
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const StoreSettings &settings)
+{
+    return openWithMigrations(settings, builtInMigrationsDirectory());
+}
+
+Result<std::unique_ptr<Store>> Store::openWithMigrations(const StoreSettings &settings,
+                                                         const QString &migrationsDirectory)
+{
+    const QString description = describeDatabase(settings);
+    QByteArray password;
+    if (settings.driver == StoreSettings::Driver::Sqlite) {
+        if (settings.sqlitePath.isEmpty() || settings.sqlitePath == QLatin1String(":memory:"))
+            return fail(ErrorCode::InvalidConfig,
+                        QStringLiteral("store: the SQLite database needs a file path (each thread opens its own connection)"));
+        const QString directory = QFileInfo(settings.sqlitePath).absolutePath();
+        if (!QDir().mkpath(directory))
+            return fail(ErrorCode::Io, QStringLiteral("cannot open %1: cannot create the directory %2")
+                                           .arg(description, QDir::toNativeSeparators(directory)));
+    } else {
+        if (settings.database.isEmpty())
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("store: the PostgreSQL database name is missing"));
+        if (settings.port <= 0 || settings.port > 65535)
+            return fail(ErrorCode::InvalidConfig,
+                        QStringLiteral("store: %1 is not a valid PostgreSQL port").arg(settings.port));
+        // Read once: every thread's connection uses it. SecretRef registers it for redaction.
+        if (!settings.password.isNull()) {
+            Result<QByteArray> secret = settings.password.read();
+            if (!secret)
+                return fail(secret.error().code,
+                            QStringLiteral("cannot open %1: %2").arg(description, secret.error().message),
+                            secret.error().detail);
+            password = *secret;
+        }
+    }
+
+    Result<QList<Migration>> migrations = loadMigrations(migrationsDirectory);
+    if (!migrations)
+        return std::unexpected(migrations.error());
+
+    std::unique_ptr<Store> store(new Store);
+    store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    Result<int> applied = applyMigrations(*store->d->connections, *migrations);
+    if (!applied)
+        return std::unexpected(applied.error());
+    qCInfo(lcStore).noquote() << "opened" << description << "at schema version" << migrations->last().version
+                              << QStringLiteral("(migrations applied now: %1)").arg(*applied);
+    return store;
+}
+
+StoreSettings::Driver Store::driver() const
+{
+    return d->connections->settings().driver;
+}
+
+Result<int> Store::schemaVersion() const
+{
+    Result<QSqlQuery> query = d->connections->run(QStringLiteral("reading the schema version"),
+                                                  QStringLiteral("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    if (!query)
+        return std::unexpected(query.error());
+    if (!query->next())
+        return fail(ErrorCode::Storage, QStringLiteral("reading the schema version of %1 returned no row")
+                                            .arg(d->connections->databaseDescription()));
+    return query->value(0).toInt();
+}
+
+int Store::latestSchemaVersion()
+{
+    Result<QList<Migration>> migrations = loadMigrations(builtInMigrationsDirectory());
+    return migrations ? migrations->last().version : 0;
+}
+
+Result<QSqlDatabase> Store::connection() const
+{
+    return d->connections->connection();
+}
+
+Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId, const QString &kind,
+                                const QJsonObject &payload)
+{
+    if (source.isEmpty() || deliveryId.isEmpty())
+        return fail(ErrorCode::InvalidArgument,
+                    QStringLiteral("an event needs a source and a delivery id (got '%1' and '%2')").arg(source, deliveryId));
+    // The unique (source, delivery_id) decides, atomically, even between nodes: the loser of
+    // a race inserts nothing and sees 0 rows affected.
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
+        QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at) "
+                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at) "
+                       "ON CONFLICT (source, delivery_id) DO NOTHING"),
+        {{QStringLiteral("source"), source},
+         {QStringLiteral("delivery_id"), deliveryId},
+         {QStringLiteral("kind"), kind},
+         {QStringLiteral("payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
+         {QStringLiteral("received_at"), QDateTime::currentMSecsSinceEpoch()}});
+    if (!query)
+        return std::unexpected(query.error());
+    const int rows = query->numRowsAffected();
+    if (rows < 0)
+        return fail(ErrorCode::Storage, QStringLiteral("recording event %1 from %2 on %3: the driver did not report "
+                                                       "whether a row was inserted")
+                                            .arg(deliveryId, source, d->connections->databaseDescription()));
+    return rows > 0;
+}
+
+Result<void> Store::heartbeat(const QString &node, qint64 pid, const QDateTime &at)
+{
+    if (node.isEmpty() || !at.isValid())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a heartbeat needs a node name and a valid time"));
+    // started_at moves only when the pid changes: the node's process was restarted.
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("writing the heartbeat of node %1").arg(node),
+        QStringLiteral("INSERT INTO nodes (name, pid, heartbeat_at, started_at) "
+                       "VALUES (:name, :pid, :heartbeat_at, :started_at) "
+                       "ON CONFLICT (name) DO UPDATE SET "
+                       "started_at = CASE WHEN nodes.pid = excluded.pid THEN nodes.started_at ELSE excluded.started_at END, "
+                       "pid = excluded.pid, heartbeat_at = excluded.heartbeat_at"),
+        {{QStringLiteral("name"), node},
+         {QStringLiteral("pid"), pid},
+         {QStringLiteral("heartbeat_at"), at.toMSecsSinceEpoch()},
+         {QStringLiteral("started_at"), at.toMSecsSinceEpoch()}});
+    if (!query)
+        return std::unexpected(query.error());
+    return {};
+}
+
+Result<QDateTime> Store::lastHeartbeat(const QString &node) const
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("reading the heartbeat of node %1").arg(node),
+        QStringLiteral("SELECT heartbeat_at FROM nodes WHERE name = :name"),
+        {{QStringLiteral("name"), node}});
+    if (!query)
+        return std::unexpected(query.error());
+    if (!query->next())
+        return QDateTime();
+    return QDateTime::fromMSecsSinceEpoch(query->value(0).toLongLong(), Qt::UTC);
+}
+
+Result<void> Store::audit(const AuditEntry &entry)
+{
+    if (entry.actor.isEmpty() || entry.action.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("an audit entry needs an actor and an action"));
+    // An invalid QVariant binds as SQL NULL on both drivers.
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("writing the audit entry %1 by %2").arg(entry.action, entry.actor),
+        QStringLiteral("INSERT INTO audit (at, actor, action, project, task_id, details) "
+                       "VALUES (:at, :actor, :action, :project, :task_id, :details)"),
+        {{QStringLiteral("at"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral("actor"), entry.actor},
+         {QStringLiteral("action"), entry.action},
+         {QStringLiteral("project"), entry.projectId.isEmpty() ? QVariant() : QVariant(entry.projectId)},
+         {QStringLiteral("task_id"), entry.taskId == 0 ? QVariant() : QVariant(entry.taskId)},
+         {QStringLiteral("details"), QString::fromUtf8(QJsonDocument(entry.details).toJson(QJsonDocument::Compact))}});
+    if (!query)
+        return std::unexpected(query.error());
+    return {};
+}
+
+std::unique_ptr<StateStore> Store::pluginState(const QString &projectId, const QString &instanceName)
+{
+    return std::make_unique<PluginStateStore>(d->connections, projectId, instanceName);
+}
+
+} // namespace Sluice
