@@ -37,6 +37,7 @@
 
 namespace Sluice {
 
+class AgentLauncher;
 class Clock;
 class Forge;
 class SecretRef;
@@ -97,6 +98,8 @@ public:
     [[nodiscard]] Forge *forge() const;
     /// The project's tracker connector, or null.
     [[nodiscard]] Tracker *tracker() const;
+    /// The project's agent launcher (project key `agent_launcher`), or null.
+    [[nodiscard]] AgentLauncher *agentLauncher() const;
 
     // Host side.
     void setInstanceName(const QString &name);
@@ -108,6 +111,7 @@ public:
     void setState(StateStore *store);
     void setForge(Forge *forge);
     void setTracker(Tracker *tracker);
+    void setAgentLauncher(AgentLauncher *launcher);
 
 private:
     struct Data;

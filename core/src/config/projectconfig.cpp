@@ -197,6 +197,11 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         expectInstance(project, project.trackerInstance, PluginKind::Tracker, child(root, "tracker"),
                        QStringLiteral("tracker"));
 
+    project.agentLauncherInstance = v.value(QStringLiteral("agent_launcher")).toString();
+    if (!project.agentLauncherInstance.isEmpty())
+        expectInstance(project, project.agentLauncherInstance, PluginKind::AgentLauncher, child(root, "agent_launcher"),
+                       QStringLiteral("agent_launcher"));
+
     // Stages.
     const YAML::Node stagesNode = child(root, "stages");
     const QVariantList stages = v.value(QStringLiteral("stages")).toList();

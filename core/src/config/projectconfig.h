@@ -57,6 +57,7 @@ struct SLUICE_EXPORT ProjectConfig {
     QString targetBranch;
     QString forgeInstance;
     QString trackerInstance;
+    QString agentLauncherInstance;
     QList<StageConfig> stages;
     QList<EdgeConfig> edges;
     QString rollbackTo;

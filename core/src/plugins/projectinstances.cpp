@@ -4,6 +4,7 @@
 #include "plugins/pluginloader.h"
 #include "store/store.h"
 
+#include <sluice/agentlauncher.h>
 #include <sluice/forge.h>
 #include <sluice/tracker.h>
 
@@ -29,6 +30,14 @@ ProjectInstances &ProjectInstances::operator=(ProjectInstances &&other) noexcept
     return *this;
 }
 
+namespace {
+// Instances other instances are handed through their context: created first.
+bool isService(PluginKind kind)
+{
+    return kind == PluginKind::Forge || kind == PluginKind::Tracker || kind == PluginKind::AgentLauncher;
+}
+} // namespace
+
 std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &project, const PluginCatalog &catalog,
                                                          Store *store, Diagnostics &diagnostics)
 {
@@ -36,16 +45,17 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
     const int before = int(diagnostics.size());
     QList<const InstanceConfig *> ordered;
     for (const InstanceConfig &i : project.instances) {
-        if (i.kind == PluginKind::Forge || i.kind == PluginKind::Tracker)
+        if (isService(i.kind))
             ordered.append(&i);
     }
     for (const InstanceConfig &i : project.instances) {
-        if (i.kind != PluginKind::Forge && i.kind != PluginKind::Tracker)
+        if (!isService(i.kind))
             ordered.append(&i);
     }
 
     Forge *forge = nullptr;
     Tracker *tracker = nullptr;
+    AgentLauncher *launcher = nullptr;
     for (const InstanceConfig *config : std::as_const(ordered)) {
         auto report = [&](const QString &message) {
             diagnostics.append(Diagnostic{project.file, config->position.line, config->position.column,
@@ -64,6 +74,7 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
         context.setLogging(pluginLoggingCategory(config->kind, config->pluginId));
         context.setForge(forge);
         context.setTracker(tracker);
+        context.setAgentLauncher(launcher);
         Entry entry;
         entry.name = config->name;
         if (store) {
@@ -89,6 +100,8 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
             forge = qobject_cast<Forge *>(entry.instance.get());
         if (config->name == project.trackerInstance)
             tracker = qobject_cast<Tracker *>(entry.instance.get());
+        if (config->name == project.agentLauncherInstance)
+            launcher = qobject_cast<AgentLauncher *>(entry.instance.get());
         out.m_entries.push_back(std::move(entry));
     }
     if (diagnostics.size() != before)

@@ -27,7 +27,7 @@ public:
     ProjectInstances &operator=(ProjectInstances &&) noexcept;
 
     /**
-     * Creates every instance of @p project. Connectors (forge, tracker) are created first so
+     * Creates every instance of @p project. Services (forge, tracker, agent launcher) are created first so
      * other instances can be given them. With a @p store, each instance gets its scoped state.
      * Factory errors and kind mismatches are reported at the instance's line.
      */

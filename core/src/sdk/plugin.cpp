@@ -63,6 +63,7 @@ struct PluginContext::Data {
     StateStore *state = nullptr;
     Forge *forge = nullptr;
     Tracker *tracker = nullptr;
+    AgentLauncher *agentLauncher = nullptr;
 };
 
 PluginContext::PluginContext()
@@ -100,6 +101,7 @@ const Clock &PluginContext::clock() const { return d->clock ? *d->clock : Clock:
 StateStore *PluginContext::state() const { return d->state; }
 Forge *PluginContext::forge() const { return d->forge; }
 Tracker *PluginContext::tracker() const { return d->tracker; }
+AgentLauncher *PluginContext::agentLauncher() const { return d->agentLauncher; }
 
 void PluginContext::setInstanceName(const QString &name) { d->instanceName = name; }
 void PluginContext::setPluginId(const QString &id) { d->pluginId = id; }
@@ -110,6 +112,7 @@ void PluginContext::setClock(const Clock *clock) { d->clock = clock; }
 void PluginContext::setState(StateStore *store) { d->state = store; }
 void PluginContext::setForge(Forge *forge) { d->forge = forge; }
 void PluginContext::setTracker(Tracker *tracker) { d->tracker = tracker; }
+void PluginContext::setAgentLauncher(AgentLauncher *launcher) { d->agentLauncher = launcher; }
 
 PluginInstance::PluginInstance(const PluginContext &context, QObject *parent)
     : QObject(parent)
