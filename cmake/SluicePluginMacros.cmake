@@ -3,11 +3,13 @@
 #                   SOURCES <files>...
 #                   [LINK_LIBRARIES <libs>...]
 #                   [OUTPUT_DIRECTORY <dir>]
-#                   [NO_INSTALL])
+#                   [NO_INSTALL]
+#                   [INSTALL_DESTINATION <dir>])
 #
 # Builds a Sluice plugin as a MODULE library: AUTOMOC on, hidden visibility, no undefined
 # symbols, linked to Sluice::Core, and (unless NO_INSTALL) installed into the host's plugin
-# directory. The METADATA file is the one named in Q_PLUGIN_METADATA(... FILE "...").
+# directory (or INSTALL_DESTINATION). The METADATA file is the one named in
+# Q_PLUGIN_METADATA(... FILE "...").
 function(sluice_add_plugin target)
     cmake_parse_arguments(ARG "NO_INSTALL" "METADATA;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
                           "SOURCES;LINK_LIBRARIES" ${ARGN})

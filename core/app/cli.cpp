@@ -6,14 +6,21 @@
 #include <sluice/secrets.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace Sluice::Cli {
 
 const QList<Command> &commands()
 {
     static const QList<Command> all = {
+        {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe},
         {"check", "Validate the host file, every project file and the plugins they use", runCheck},
         {"plugins", "List discovered plugins with kind, version and load state", runPlugins},
+        {"submit", "Create a task by hand in a project's first stage", runSubmit},
+        {"status", "Show every task: project, stage, status", runStatus},
+        {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
+        {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},
+        {"approve", "Send an approval signal for a task waiting in a stage", runApprove},
         {"version", "Print the version of sluice and its SDK", runVersion},
     };
     return all;
@@ -27,8 +34,15 @@ bool parse(QCommandLineParser &parser, const QStringList &arguments, const QStri
         printErr(QStringLiteral("%1: %2\nTry '%1 --help'.").arg(arguments.value(0), parser.errorText()));
         return false;
     }
-    if (parser.isSet(QStringLiteral("help")))
-        parser.showHelp(Success); // exits
+    if (parser.isSet(QStringLiteral("help"))) {
+        // Qt names the executable's path in the usage line; people typed "sluice <command>".
+        QString help = parser.helpText();
+        const int end = help.indexOf(QLatin1Char('\n'));
+        const QString usage = help.left(end);
+        help.replace(0, end, QStringLiteral("Usage: %1%2").arg(arguments.value(0), usage.mid(usage.indexOf(QLatin1String(" [")))));
+        printOut(help.trimmed());
+        std::exit(Success);
+    }
     return true;
 }
 

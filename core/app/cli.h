@@ -28,6 +28,12 @@ const QList<Command> &commands();
 int runVersion(const QStringList &arguments);
 int runPlugins(const QStringList &arguments);
 int runCheck(const QStringList &arguments);
+int runSubmit(const QStringList &arguments);
+int runStatus(const QStringList &arguments);
+int runQueue(const QStringList &arguments);
+int runTask(const QStringList &arguments);
+int runApprove(const QStringList &arguments);
+int runServe(const QStringList &arguments);
 
 /// Parses @p arguments with @p parser (adds --help); prints usage errors. False: exit with 2.
 bool parse(QCommandLineParser &parser, const QStringList &arguments, const QString &description);

@@ -141,9 +141,9 @@ void tst_PluginLoader::allTogetherNothingCrashes()
         else
             QVERIFY2(!r.reason.isEmpty(), qPrintable(r.path));
     }
-    // dep-base, dep-child, test-stage, and whichever file provides test-gate first
+    // dep-base, dep-child, test-stage, test-tracker, and whichever file provides test-gate first
     // (duplicate-id.so sorts before test-gate.so), plus wrong-kind (caught at creation).
-    QCOMPARE(loaded, 5);
+    QCOMPARE(loaded, 6);
     QCOMPARE(catalog->plugin(QStringLiteral("test-gate"))->path, testPlugins + QStringLiteral("/duplicate-id.so"));
     QVERIFY(recordAt(*catalog, QStringLiteral("test-gate.so"))->reason.startsWith(QLatin1String("duplicate plugin id 'test-gate'")));
 }

@@ -8,7 +8,7 @@
  * The host owns every job object, starts it once, enforces its deadline and may cancel it.
  * A job finishes exactly once: the first result wins, later ones are ignored. Jobs run on
  * the thread that created them and must never block it; network work is asynchronous and
- * CPU work goes to QtConcurrent (see ConcurrentJob in gate.h for the usual pattern).
+ * CPU work goes to QtConcurrent (see ConcurrentGateRun in gate.h for the usual pattern).
  */
 
 #include <sluice/error.h>

@@ -82,8 +82,10 @@ public:
     [[nodiscard]] const ProjectInfo &project() const;
     /**
      * Settings validated against the plugin's schema, defaults filled. Values are QString,
-     * qlonglong, double, bool, QStringList, QVariantList, QVariantMap; durations are
-     * qlonglong milliseconds; secrets are maps readable with secret().
+     * qlonglong, double, bool, QVariantList (lists; toStringList() works for lists of
+     * strings), QVariantMap (objects and maps); durations are qlonglong milliseconds; paths
+     * are absolute (relative ones resolve against the project file's directory); secrets
+     * are maps readable with secret().
      */
     [[nodiscard]] const QVariantMap &settings() const;
     /// The secret reference under settings key @p key (null when unset).
@@ -122,7 +124,8 @@ private:
  * Base of every plugin instance. One instance serves one use in one project.
  *
  * The host calls initialize() once after create() and shutdown() once before destroying
- * the instance, in dependency order and in reverse.
+ * the instance: service instances (forge, tracker, agent launcher) first, because other
+ * instances are handed them through their context, then the rest; shutdown in reverse.
  */
 class SLUICE_EXPORT PluginInstance : public QObject
 {

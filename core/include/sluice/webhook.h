@@ -37,6 +37,15 @@ struct SLUICE_EXPORT WebhookDelivery {
     QList<WebhookEvent> events;
 };
 
+/// Compares two byte strings in time that depends only on their lengths (for signatures).
+[[nodiscard]] SLUICE_EXPORT bool constantTimeEquals(const QByteArray &a, const QByteArray &b);
+
+/**
+ * Checks an HMAC-SHA256 signature of @p body made with @p secret. @p signature is hex, with
+ * or without a "sha256=" prefix (GitHub, Gitea and Plane style). Constant time.
+ */
+[[nodiscard]] SLUICE_EXPORT bool verifyHmacSha256(const QByteArray &secret, const QByteArray &body, const QByteArray &signature);
+
 /**
  * Implemented by connectors that accept webhooks. The host calls it for
  * POST /webhooks/<instance>; an Error with code PermissionDenied answers 401 and stores

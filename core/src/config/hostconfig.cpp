@@ -47,6 +47,8 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     c.configDir = configDir;
     c.file = QDir(configDir).filePath(QStringLiteral("sluice.yaml"));
     c.filePresent = QFileInfo::exists(c.file);
+    if (!QFileInfo(configDir).isDir())
+        diagnostics.append(Diagnostic{configDir, 0, 0, QString(), QStringLiteral("configuration directory does not exist")});
 
     const ConfigSchema &schema = embeddedSchema(QStringLiteral("host"));
     QVariantMap v;
@@ -56,7 +58,7 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
             v = validator.validateObject(*root, schema, QString());
         }
     }
-    const QVariantMap defaults = YamlValidator::defaults(schema);
+    const QVariantMap defaults = YamlValidator(c.file, diagnostics).resolvedDefaults(schema);
     for (auto it = defaults.begin(); it != defaults.end(); ++it) {
         if (!v.contains(it.key()))
             v.insert(it.key(), it.value());
@@ -70,6 +72,15 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
         c.pluginDirs.append(dir.toString());
     c.serviceUser = v.value(QStringLiteral("service_user")).toString();
     c.loggingRules = v.value(QStringLiteral("logging")).toMap().value(QStringLiteral("rules")).toString();
+
+    const QVariantMap worker = v.value(QStringLiteral("worker")).toMap();
+    c.workerConcurrency = int(worker.value(QStringLiteral("concurrency")).toLongLong());
+    c.pollIntervalMs = worker.value(QStringLiteral("poll_interval")).toLongLong();
+    const QVariantMap http = v.value(QStringLiteral("http")).toMap();
+    c.httpEnabled = http.value(QStringLiteral("enabled")).toBool();
+    c.httpAddress = http.value(QStringLiteral("address")).toString();
+    c.httpPort = int(http.value(QStringLiteral("port")).toLongLong());
+    c.httpMaxBody = http.value(QStringLiteral("max_body")).toLongLong();
 
     const QVariantMap store = v.value(QStringLiteral("store")).toMap();
     const QVariantMap sqlite = store.value(QStringLiteral("sqlite")).toMap();
@@ -95,7 +106,7 @@ QStringList HostConfig::projectFiles() const
     QDir dir(QDir(configDir).filePath(QStringLiteral("projects")));
     QStringList out;
     const QStringList names = dir.entryList({QStringLiteral("*.yaml"), QStringLiteral("*.yml")},
-                                            QDir::Files | QDir::Readable, QDir::Name);
+                                            QDir::Files, QDir::Name); // unreadable files are reported, not skipped
     for (const QString &name : names)
         out.append(dir.absoluteFilePath(name));
     return out;

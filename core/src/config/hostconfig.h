@@ -23,6 +23,12 @@ struct SLUICE_EXPORT HostConfig {
     QString serviceUser;
     StoreSettings store;
     QString loggingRules;
+    int workerConcurrency = 4;
+    qint64 pollIntervalMs = 2000;
+    bool httpEnabled = true;
+    QString httpAddress;
+    int httpPort = 8420;
+    qint64 httpMaxBody = 1024 * 1024;
 
     /// The configuration directory: @p explicitDir, else $SLUICE_CONFIG_DIR, else /etc/sluice.
     [[nodiscard]] static QString resolveConfigDir(const QString &explicitDir);

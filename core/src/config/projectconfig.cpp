@@ -156,7 +156,7 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
                            QStringLiteral("required setting of plugin '%1' is missing").arg(instance.pluginId));
                 }
             }
-            instance.settings = YamlValidator::defaults(schema);
+            instance.settings = m_validator.resolvedDefaults(schema);
         }
         // Kept even when its settings are wrong, so references to it resolve; the file is refused anyway.
         project.instances.insert(name, instance);
@@ -295,6 +295,14 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         }
         project.edges.append(edge);
     }
+
+    const QVariantMap timeouts = v.value(QStringLiteral("timeouts")).toMap();
+    project.stageTimeoutMs = timeouts.value(QStringLiteral("stage")).toLongLong();
+    project.gateTimeoutMs = timeouts.value(QStringLiteral("gate")).toLongLong();
+    const QVariantMap jobs = v.value(QStringLiteral("jobs")).toMap();
+    project.jobMaxAttempts = int(jobs.value(QStringLiteral("max_attempts")).toLongLong());
+    project.jobRetryBackoffMs = jobs.value(QStringLiteral("retry_backoff")).toLongLong();
+    project.jobConcurrency = int(jobs.value(QStringLiteral("concurrency")).toLongLong());
 
     // Red policy.
     const QVariantMap red = v.value(QStringLiteral("red_policy")).toMap();

@@ -62,6 +62,11 @@ struct SLUICE_EXPORT ProjectConfig {
     QList<EdgeConfig> edges;
     QString rollbackTo;
     int maxRetries = 3;
+    qint64 stageTimeoutMs = 2 * 3600 * 1000;
+    qint64 gateTimeoutMs = 10 * 60 * 1000;
+    int jobMaxAttempts = 3;
+    qint64 jobRetryBackoffMs = 30 * 1000;
+    int jobConcurrency = 2;
     QMap<QString, InstanceConfig> instances;
 
     /// The project as plugins see it.

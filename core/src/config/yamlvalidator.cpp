@@ -113,14 +113,29 @@ void YamlValidator::report(const YAML::Node &node, const QString &key, const QSt
     report(node.Mark(), key, message);
 }
 
-QVariantMap YamlValidator::defaults(const ConfigSchema &schema)
+QVariant YamlValidator::resolvedDefault(const SchemaEntry &entry) const
+{
+    const QVariant value = entry.defaultValue();
+    const QDir base = QFileInfo(m_file).absoluteDir();
+    if (entry.type() == SchemaEntry::Type::Path && value.isValid())
+        return QDir::cleanPath(base.absoluteFilePath(value.toString()));
+    if (entry.type() == SchemaEntry::Type::List && entry.element()->type() == SchemaEntry::Type::Path && value.isValid()) {
+        QVariantList out;
+        for (const QVariant &item : value.toList())
+            out.append(QDir::cleanPath(base.absoluteFilePath(item.toString())));
+        return out;
+    }
+    return value;
+}
+
+QVariantMap YamlValidator::resolvedDefaults(const ConfigSchema &schema) const
 {
     QVariantMap out;
     for (const auto &[name, entry] : schema.entries()) {
         if (entry.type() == SchemaEntry::Type::Object && !entry.isRequired())
-            out.insert(name, defaults(*entry.keys()));
+            out.insert(name, resolvedDefaults(*entry.keys()));
         else if (entry.defaultValue().isValid())
-            out.insert(name, entry.defaultValue());
+            out.insert(name, resolvedDefault(entry));
     }
     return out;
 }
@@ -161,9 +176,9 @@ QVariantMap YamlValidator::validateObject(const YAML::Node &node, const ConfigSc
             if (entry->isRequired())
                 report(keyNode, keyPath, QStringLiteral("required key has no value"));
             else if (entry->type() == SchemaEntry::Type::Object)
-                out.insert(key, defaults(*entry->keys()));
+                out.insert(key, resolvedDefaults(*entry->keys()));
             else if (entry->defaultValue().isValid())
-                out.insert(key, entry->defaultValue());
+                out.insert(key, resolvedDefault(*entry));
             continue;
         }
         const QVariant v = validateValue(value, *entry, keyPath);
@@ -176,9 +191,9 @@ QVariantMap YamlValidator::validateObject(const YAML::Node &node, const ConfigSc
         if (entry.isRequired())
             report(node, joinKey(path, name), QStringLiteral("required key is missing"));
         else if (entry.type() == SchemaEntry::Type::Object)
-            out.insert(name, defaults(*entry.keys()));
+            out.insert(name, resolvedDefaults(*entry.keys()));
         else if (entry.defaultValue().isValid())
-            out.insert(name, entry.defaultValue());
+            out.insert(name, resolvedDefault(entry));
     }
     return out;
 }

@@ -38,8 +38,8 @@ public:
                                const QSet<QString> &passThrough = {});
     /// Validates one value against @p entry.
     QVariant validateValue(const YAML::Node &node, const SchemaEntry &entry, const QString &path);
-    /// Defaults of @p schema, recursively, for an absent optional object.
-    [[nodiscard]] static QVariantMap defaults(const ConfigSchema &schema);
+    /// Defaults of @p schema, recursively (absent optional objects get theirs), paths resolved.
+    [[nodiscard]] QVariantMap resolvedDefaults(const ConfigSchema &schema) const;
 
     /// Reports a problem at @p node's position.
     void report(const YAML::Node &node, const QString &key, const QString &message);
@@ -49,6 +49,9 @@ public:
     [[nodiscard]] const QString &file() const { return m_file; }
 
 private:
+    /// The default of @p entry, with relative `path` defaults resolved like written values.
+    [[nodiscard]] QVariant resolvedDefault(const SchemaEntry &entry) const;
+
     QString m_file;
     Diagnostics &m_diagnostics;
 };

@@ -6,6 +6,8 @@
 #include <sluice/sweeper.h>
 #include <sluice/webhook.h>
 
+#include <QMessageAuthenticationCode>
+
 namespace Sluice {
 
 PluginJob::PluginJob(QObject *parent)
@@ -108,5 +110,24 @@ void SweepRun::finishWith(const SweepReport &report)
 }
 
 WebhookReceiver::~WebhookReceiver() = default;
+
+bool constantTimeEquals(const QByteArray &a, const QByteArray &b)
+{
+    if (a.size() != b.size())
+        return false;
+    unsigned char diff = 0;
+    for (int i = 0; i < a.size(); ++i)
+        diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+bool verifyHmacSha256(const QByteArray &secret, const QByteArray &body, const QByteArray &signature)
+{
+    QByteArray given = signature.trimmed();
+    if (given.startsWith("sha256="))
+        given = given.mid(7);
+    const QByteArray expected = QMessageAuthenticationCode::hash(body, secret, QCryptographicHash::Sha256).toHex();
+    return constantTimeEquals(expected, given.toLower());
+}
 
 } // namespace Sluice

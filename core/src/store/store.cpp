@@ -181,6 +181,17 @@ Result<void> Store::audit(const AuditEntry &entry)
     return {};
 }
 
+Result<int> Store::releaseTaskLeases(qint64 taskId)
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("releasing the leases of task %1").arg(taskId),
+        QStringLiteral("DELETE FROM leases WHERE holder_job IN (SELECT id FROM jobs WHERE task_id = :task)"),
+        {{QStringLiteral("task"), taskId}});
+    if (!query)
+        return std::unexpected(query.error());
+    return query->numRowsAffected();
+}
+
 std::unique_ptr<StateStore> Store::pluginState(const QString &projectId, const QString &instanceName)
 {
     return std::make_unique<PluginStateStore>(d->connections, projectId, instanceName);

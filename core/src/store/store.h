@@ -91,6 +91,12 @@ public:
     /// Appends to the audit table.
     [[nodiscard]] Result<void> audit(const AuditEntry &entry);
 
+    /**
+     * Releases every lease held by a job of @p taskId (a rollback or block must never leave
+     * one behind). Returns how many were released.
+     */
+    [[nodiscard]] Result<int> releaseTaskLeases(qint64 taskId);
+
     /// A key-value store scoped to one plugin instance of one project.
     [[nodiscard]] std::unique_ptr<StateStore> pluginState(const QString &projectId,
                                                           const QString &instanceName);

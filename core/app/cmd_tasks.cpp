@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+// Commands that read or move tasks: submit, status, queue, task, approve. They talk to the
+// store directly and move tasks only through the engine's advance path, like the daemon.
+
+#include "cli.h"
+
+#include "engine/hostruntime.h"
+
+#include <QDateTime>
+#include <QEventLoop>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QUuid>
+
+namespace Sluice::Cli {
+
+namespace {
+
+std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProjects)
+{
+    Diagnostics diagnostics;
+    auto host = HostRuntime::open(configDir, diagnostics);
+    for (const Diagnostic &d : diagnostics)
+        printErr(d.toString());
+    if (!host) {
+        printErr(QStringLiteral("sluice: %1").arg(host.error().toString()));
+        return nullptr;
+    }
+    if (withProjects) {
+        for (const Diagnostic &d : (*host)->loadProjects())
+            printErr(d.toString());
+    }
+    return std::move(*host);
+}
+
+QString when(qint64 ms)
+{
+    return ms ? QDateTime::fromMSecsSinceEpoch(ms, Qt::UTC).toString(QStringLiteral("yyyy-MM-dd HH:mm:ss")) : QStringLiteral("-");
+}
+
+} // namespace
+
+int runSubmit(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    parser.addOption({QStringLiteral("project"), QStringLiteral("Project id."), QStringLiteral("ID")});
+    parser.addOption({QStringLiteral("title"), QStringLiteral("One-line title."), QStringLiteral("TEXT")});
+    parser.addOption({QStringLiteral("description"), QStringLiteral("What to do."), QStringLiteral("TEXT")});
+    parser.addOption({QStringLiteral("description-file"), QStringLiteral("Read the description from a file."), QStringLiteral("FILE")});
+    parser.addOption({QStringLiteral("branch"), QStringLiteral("Branch of the task (default: sluice/<title slug>)."), QStringLiteral("NAME")});
+    if (!parse(parser, arguments, QStringLiteral("Create a task by hand in a project's first stage and queue its first job.")))
+        return UsageError;
+    if (!parser.isSet(QStringLiteral("project")) || !parser.isSet(QStringLiteral("title"))) {
+        printErr(QStringLiteral("sluice submit: --project and --title are required"));
+        return UsageError;
+    }
+    QString description = parser.value(QStringLiteral("description"));
+    if (parser.isSet(QStringLiteral("description-file"))) {
+        QFile f(parser.value(QStringLiteral("description-file")));
+        if (!f.open(QIODevice::ReadOnly)) {
+            printErr(QStringLiteral("sluice submit: cannot read %1: %2").arg(f.fileName(), f.errorString()));
+            return Failure;
+        }
+        description = QString::fromUtf8(f.readAll());
+    }
+    auto host = openHost(parser.value(QStringLiteral("config")), true);
+    if (!host)
+        return Failure;
+    auto id = host->engine().submit(parser.value(QStringLiteral("project")), parser.value(QStringLiteral("title")), description,
+                                     parser.value(QStringLiteral("branch")), QStringLiteral("cli:submit"));
+    if (!id) {
+        printErr(QStringLiteral("sluice submit: %1").arg(id.error().toString()));
+        return Failure;
+    }
+    if (parser.isSet(QStringLiteral("json")))
+        printJson(QJsonDocument(QJsonObject{{QStringLiteral("task"), *id}}));
+    else
+        printOut(QStringLiteral("task %1 submitted").arg(*id));
+    return Success;
+}
+
+int runStatus(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    if (!parse(parser, arguments, QStringLiteral("Show every task: project, stage, status.")))
+        return UsageError;
+    auto host = openHost(parser.value(QStringLiteral("config")), false);
+    if (!host)
+        return Failure;
+    auto report = statusReport(host->engine());
+    if (!report) {
+        printErr(QStringLiteral("sluice status: %1").arg(report.error().toString()));
+        return Failure;
+    }
+    if (parser.isSet(QStringLiteral("json"))) {
+        printJson(QJsonDocument(*report));
+        return Success;
+    }
+    QStringList lines{QStringLiteral("%1 %2 %3 %4 %5 %6").arg(QStringLiteral("TASK"), -6).arg(QStringLiteral("PROJECT"), -16)
+                          .arg(QStringLiteral("STAGE"), -16).arg(QStringLiteral("STATUS"), -8).arg(QStringLiteral("RETRIES"), -8)
+                          .arg(QStringLiteral("TITLE"))};
+    for (const QJsonValue &v : report->value(QLatin1String("tasks")).toArray()) {
+        const QJsonObject t = v.toObject();
+        lines << QStringLiteral("%1 %2 %3 %4 %5 %6").arg(t.value(QLatin1String("id")).toVariant().toLongLong(), -6)
+                     .arg(t.value(QLatin1String("project")).toString(), -16).arg(t.value(QLatin1String("stage")).toString(), -16)
+                     .arg(t.value(QLatin1String("status")).toString(), -8).arg(t.value(QLatin1String("retries")).toInt(), -8)
+                     .arg(t.value(QLatin1String("title")).toString());
+    }
+    printOut(lines.join(QLatin1Char('\n')));
+    return Success;
+}
+
+int runQueue(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    if (!parse(parser, arguments, QStringLiteral("Show the job queue: counts by state, running jobs, recent jobs.")))
+        return UsageError;
+    auto host = openHost(parser.value(QStringLiteral("config")), false);
+    if (!host)
+        return Failure;
+    auto report = queueReport(host->engine());
+    if (!report) {
+        printErr(QStringLiteral("sluice queue: %1").arg(report.error().toString()));
+        return Failure;
+    }
+    if (parser.isSet(QStringLiteral("json"))) {
+        printJson(QJsonDocument(*report));
+        return Success;
+    }
+    const QJsonObject counts = report->value(QLatin1String("counts")).toObject();
+    QStringList lines{QStringLiteral("queued %1, running %2, done %3, failed %4")
+                          .arg(counts.value(QLatin1String("queued")).toInt()).arg(counts.value(QLatin1String("running")).toInt())
+                          .arg(counts.value(QLatin1String("done")).toInt()).arg(counts.value(QLatin1String("failed")).toInt())};
+    for (const char *section : {"running", "recent"}) {
+        lines << QStringLiteral("%1:").arg(QLatin1String(section));
+        for (const QJsonValue &v : report->value(QLatin1String(section)).toArray()) {
+            const QJsonObject j = v.toObject();
+            lines << QStringLiteral("  job %1 task %2 %3/%4 %5 attempt %6/%7 node %8 %9")
+                         .arg(j.value(QLatin1String("id")).toVariant().toLongLong()).arg(j.value(QLatin1String("task")).toVariant().toLongLong())
+                         .arg(j.value(QLatin1String("project")).toString(), j.value(QLatin1String("stage")).toString(),
+                              j.value(QLatin1String("status")).toString())
+                         .arg(j.value(QLatin1String("attempts")).toInt()).arg(j.value(QLatin1String("maxAttempts")).toInt())
+                         .arg(j.value(QLatin1String("node")).toString(), j.value(QLatin1String("lastError")).toString());
+        }
+    }
+    printOut(lines.join(QLatin1Char('\n')));
+    return Success;
+}
+
+int runTask(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    parser.addPositionalArgument(QStringLiteral("id"), QStringLiteral("Task id."));
+    if (!parse(parser, arguments, QStringLiteral("Show one task: its stage, why it is waiting, every gate verdict with its reason, its history.")))
+        return UsageError;
+    bool ok = false;
+    const qint64 id = parser.positionalArguments().value(0).toLongLong(&ok);
+    if (!ok) {
+        printErr(QStringLiteral("sluice task: give a task id"));
+        return UsageError;
+    }
+    auto host = openHost(parser.value(QStringLiteral("config")), false);
+    if (!host)
+        return Failure;
+    auto report = taskReport(host->engine(), id);
+    if (!report) {
+        printErr(QStringLiteral("sluice task: %1").arg(report.error().toString()));
+        return Failure;
+    }
+    if (parser.isSet(QStringLiteral("json"))) {
+        printJson(QJsonDocument(*report));
+        return Success;
+    }
+    const QJsonObject &t = *report;
+    QStringList lines;
+    lines << QStringLiteral("task %1: %2").arg(id).arg(t.value(QLatin1String("title")).toString())
+          << QStringLiteral("project %1, branch %2").arg(t.value(QLatin1String("project")).toString(), t.value(QLatin1String("branch")).toString())
+          << QStringLiteral("stage %1, %2, %3 rollback(s)").arg(t.value(QLatin1String("stage")).toString(), t.value(QLatin1String("status")).toString())
+                 .arg(t.value(QLatin1String("retries")).toInt())
+          << QStringLiteral("why: %1").arg(t.value(QLatin1String("waiting")).toString())
+          << QStringLiteral("verdicts:");
+    for (const QJsonValue &v : t.value(QLatin1String("verdicts")).toArray()) {
+        const QJsonObject g = v.toObject();
+        lines << QStringLiteral("  %1  %2 %3  %4: %5 - %6").arg(when(g.value(QLatin1String("at")).toVariant().toLongLong()),
+                                                               g.value(QLatin1String("stage")).toString(),
+                                                               g.value(QLatin1String("toStage")).toString().isEmpty()
+                                                                   ? QStringLiteral("(exit)")
+                                                                   : QStringLiteral("-> ") + g.value(QLatin1String("toStage")).toString(),
+                                                               g.value(QLatin1String("gate")).toString(),
+                                                               g.value(QLatin1String("result")).toString(),
+                                                               g.value(QLatin1String("reason")).toString());
+    }
+    lines << QStringLiteral("history:");
+    for (const QJsonValue &v : t.value(QLatin1String("history")).toArray()) {
+        const QJsonObject h = v.toObject();
+        const QJsonObject d = h.value(QLatin1String("details")).toObject();
+        QString summary;
+        if (d.contains(QLatin1String("from")))
+            summary = QStringLiteral("%1 -> %2").arg(d.value(QLatin1String("from")).toString(), d.value(QLatin1String("to")).toString());
+        else if (d.contains(QLatin1String("stage")))
+            summary = d.value(QLatin1String("stage")).toString();
+        if (d.contains(QLatin1String("gate")))
+            summary += QStringLiteral(" (gate %1)").arg(d.value(QLatin1String("gate")).toString());
+        if (d.contains(QLatin1String("reason")))
+            summary += QStringLiteral(" %1").arg(d.value(QLatin1String("reason")).toString());
+        lines << QStringLiteral("  %1  %2 %3 %4")
+                     .arg(when(h.value(QLatin1String("at")).toVariant().toLongLong()))
+                     .arg(h.value(QLatin1String("actor")).toString(), -12)
+                     .arg(h.value(QLatin1String("action")).toString(), -20)
+                     .arg(summary);
+    }
+    printOut(lines.join(QLatin1Char('\n')));
+    return Success;
+}
+
+int runApprove(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    parser.addOption({QStringLiteral("signal"), QStringLiteral("Signal to send (default: approve; e.g. confirm-deploy)."),
+                      QStringLiteral("NAME"), QStringLiteral("approve")});
+    parser.addPositionalArgument(QStringLiteral("task"), QStringLiteral("Task id."));
+    parser.addPositionalArgument(QStringLiteral("stage"), QStringLiteral("The stage the task waits in."));
+    if (!parse(parser, arguments,
+               QStringLiteral("Send an explicit approval signal for a task waiting in a stage. A signal the stage does not "
+                              "wait for, or for a stage the task is not in, changes nothing.")))
+        return UsageError;
+    bool ok = false;
+    const qint64 id = parser.positionalArguments().value(0).toLongLong(&ok);
+    const QString stage = parser.positionalArguments().value(1);
+    if (!ok || stage.isEmpty()) {
+        printErr(QStringLiteral("sluice approve: give a task id and a stage"));
+        return UsageError;
+    }
+    auto host = openHost(parser.value(QStringLiteral("config")), true);
+    if (!host)
+        return Failure;
+    const QString signalName = parser.value(QStringLiteral("signal"));
+    auto result = host->engine().signal(id, stage, signalName, QStringLiteral("cli:approve"),
+                                        QUuid::createUuid().toString(QUuid::WithoutBraces));
+    if (!result) {
+        printErr(QStringLiteral("sluice approve: %1").arg(result.error().toString()));
+        return Failure;
+    }
+    QJsonObject out{{QStringLiteral("task"), id}, {QStringLiteral("signal"), signalName}};
+    int code = Success;
+    if (result->kind != SignalResult::Kind::Accepted) {
+        out.insert(QStringLiteral("accepted"), false);
+        out.insert(QStringLiteral("reason"), result->reason);
+        code = Failure;
+    } else {
+        AdvanceRun *run = result->advance;
+        QEventLoop loop;
+        AdvanceRun::Outcome outcome = AdvanceRun::Outcome::Failed;
+        QString detail;
+        QString to;
+        QObject::connect(run, &AdvanceRun::finished, &loop, [&](AdvanceRun *r) {
+            outcome = r->outcome();
+            detail = r->detail();
+            to = r->toStage();
+            loop.quit();
+        });
+        loop.exec();
+        out.insert(QStringLiteral("accepted"), true);
+        out.insert(QStringLiteral("outcome"), AdvanceRun::outcomeName(outcome));
+        out.insert(QStringLiteral("stage"), to);
+        if (!detail.isEmpty())
+            out.insert(QStringLiteral("detail"), detail);
+        code = outcome == AdvanceRun::Outcome::Failed ? Failure : Success;
+    }
+    if (parser.isSet(QStringLiteral("json"))) {
+        printJson(QJsonDocument(out));
+    } else if (!out.value(QLatin1String("accepted")).toBool()) {
+        printOut(QStringLiteral("not accepted: %1").arg(out.value(QLatin1String("reason")).toString()));
+    } else {
+        printOut(QStringLiteral("accepted: task %1 %2 %3%4").arg(id).arg(out.value(QLatin1String("outcome")).toString(),
+                                                                        out.value(QLatin1String("stage")).toString(),
+                                                                        out.contains(QLatin1String("detail"))
+                                                                            ? QStringLiteral(" (%1)").arg(out.value(QLatin1String("detail")).toString())
+                                                                            : QString()));
+    }
+    return code;
+}
+
+} // namespace Sluice::Cli

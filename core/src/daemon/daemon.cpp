@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "daemon/daemon.h"
+
+#include "daemon/httpserver.h"
+#include "daemon/metrics.h"
+#include "daemon/signalpipe.h"
+#include "daemon/systemdnotifier.h"
+#include "engine/worker.h"
+
+#include <sluice/webhook.h>
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QLoggingCategory>
+
+#include <csignal>
+#include <unistd.h>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcDaemon, "sluice.core.daemon", QtInfoMsg)
+
+Daemon::Daemon(HostRuntime &host, const Options &options, QObject *parent)
+    : QObject(parent)
+    , m_host(host)
+    , m_options(options)
+{
+    m_uptime.start();
+}
+
+Daemon::~Daemon() = default;
+
+quint16 Daemon::httpPort() const
+{
+    return m_http ? m_http->port() : 0;
+}
+
+Result<void> Daemon::start()
+{
+    const HostConfig &config = m_host.config();
+    Engine &engine = m_host.engine();
+    m_systemd = std::make_unique<SystemdNotifier>();
+    m_systemd->status(QStringLiteral("starting"));
+
+    // Projects (the store is open and migrated, plugins are loaded).
+    const Diagnostics problems = m_host.loadProjects();
+    qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
+                               << QStringLiteral("(%1 problem(s) in project files)").arg(problems.size());
+
+    // This node's jobs that were running when it stopped go back to the queue before the
+    // worker starts, so nothing is both recovered and claimed.
+    auto recovered = engine.jobs().recoverRunning(config.node, QStringLiteral("recovered at start of node %1").arg(config.node));
+    if (!recovered)
+        return fail(recovered.error().code, QStringLiteral("cannot recover interrupted jobs: %1").arg(recovered.error().message),
+                    recovered.error().detail);
+    if (*recovered > 0) {
+        qCWarning(lcDaemon).noquote() << "requeued" << *recovered << "job(s) interrupted by the last stop of node" << config.node;
+        (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("recover-jobs"), QString(), 0,
+                                              QJsonObject{{QStringLiteral("node"), config.node}, {QStringLiteral("requeued"), *recovered}}});
+    }
+    if (auto beat = m_host.store().heartbeat(config.node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
+        return std::unexpected(beat.error());
+    connect(&m_heartbeat, &QTimer::timeout, this, [this] {
+        if (auto beat = m_host.store().heartbeat(m_host.config().node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
+            qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
+    });
+    m_heartbeat.start(10000);
+
+    m_metrics = std::make_unique<Metrics>();
+    const std::pair<const char *, const char *> counters[] = {
+        {"sluice_jobs_finished_total", "Stage jobs that ended on this node, by outcome."},
+        {"sluice_task_changes_total", "Task moves made by this node, by kind."},
+        {"sluice_webhooks_total", "Webhook deliveries received, by result."},
+        {"sluice_advances_total", "Tasks moved to their next stage by this node."},
+        {"sluice_rollbacks_total", "Tasks sent back by the red policy on this node."},
+        {"sluice_tasks_blocked_total", "Tasks blocked on this node (retry cap or failed jobs)."},
+        {"sluice_tasks_done_total", "Tasks that reached their last stage on this node."},
+        {"sluice_claims_lost_total", "Advances that found the task already moved."},
+        {"sluice_gate_verdicts_total", "Gate verdicts on this node, by gate instance and result."},
+    };
+    for (const auto &[name, help] : counters)
+        m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
+    m_metrics->describe(QStringLiteral("sluice_jobs"), Metrics::Type::Gauge, QStringLiteral("Jobs in the store, by state."));
+    m_metrics->describe(QStringLiteral("sluice_worker_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running on this node."));
+    m_metrics->describe(QStringLiteral("sluice_uptime_seconds"), Metrics::Type::Gauge, QStringLiteral("Seconds since this daemon started."));
+    if (config.httpEnabled) {
+        m_http = std::make_unique<HttpServer>();
+        m_http->setMaxBodySize(config.httpMaxBody);
+        installRoutes();
+        auto port = m_http->listen(QHostAddress(config.httpAddress), quint16(config.httpPort));
+        if (!port)
+            return std::unexpected(port.error());
+        qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
+        QDir().mkpath(config.stateDir);
+        QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
+        if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
+            portFile.write(QByteArray::number(*port) + '\n');
+    }
+
+    m_worker = std::make_unique<Worker>(engine);
+    m_worker->setGlobalConcurrency(config.workerConcurrency);
+    m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
+    connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
+        m_metrics->increment(QStringLiteral("sluice_jobs_finished_total"), {{QStringLiteral("outcome"), outcome}});
+    });
+    connect(&engine, &Engine::taskChanged, this, [this](qint64, const QString &event, const QString &) {
+        m_metrics->increment(QStringLiteral("sluice_task_changes_total"), {{QStringLiteral("event"), event}});
+    });
+    m_worker->start();
+
+    m_signals = std::make_unique<SignalPipe>();
+    if (auto installed = m_signals->install(); !installed)
+        return std::unexpected(installed.error());
+    connect(m_signals.get(), &SignalPipe::signalReceived, this, [this](int signal) {
+        if (signal == SIGHUP)
+            reload();
+        else
+            stop(QStringLiteral("signal %1").arg(signal));
+    });
+
+    if (m_options.exitWhenIdle) {
+        connect(&m_idleCheck, &QTimer::timeout, this, &Daemon::checkIdle);
+        m_idleCheck.start(250);
+    }
+    m_systemd->startWatchdog();
+    m_systemd->ready();
+    m_systemd->status(QStringLiteral("running %1 project(s)").arg(engine.projectIds().size()));
+    m_ready = true;
+    qCInfo(lcDaemon).noquote() << "ready: node" << config.node << "pid" << QCoreApplication::applicationPid();
+    return {};
+}
+
+void Daemon::stop(const QString &why)
+{
+    if (m_stopping)
+        return;
+    m_stopping = true;
+    m_ready = false;
+    qCInfo(lcDaemon).noquote() << "stopping:" << why;
+    m_systemd->stopping();
+    m_idleCheck.stop();
+    // Reverse order of start: no new work first, then the interfaces.
+    if (m_worker)
+        m_worker->stop();
+    if (m_http)
+        m_http->close();
+    m_heartbeat.stop();
+    if (m_worker && m_worker->runningCount() > 0)
+        qCInfo(lcDaemon).noquote() << m_worker->runningCount()
+                                   << "job(s) still running; they are recovered at the next start";
+    Q_EMIT stopped();
+}
+
+void Daemon::reload()
+{
+    qCInfo(lcDaemon).noquote() << "reloading project files";
+    m_systemd->status(QStringLiteral("reloading"));
+    const Diagnostics problems = m_host.loadProjects();
+    (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("reload"), QString(), 0,
+                                          QJsonObject{{QStringLiteral("problems"), int(problems.size())}}});
+    m_systemd->status(QStringLiteral("running %1 project(s)").arg(m_host.engine().projectIds().size()));
+}
+
+void Daemon::checkIdle()
+{
+    auto counts = m_host.engine().jobs().countsByStatus();
+    const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
+                      && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0;
+    m_idleTicks = idle ? m_idleTicks + 1 : 0;
+    if (m_idleTicks >= 4)
+        stop(QStringLiteral("idle (--exit-when-idle)"));
+}
+
+void Daemon::installRoutes()
+{
+    HttpServer &http = *m_http;
+    http.route("GET", QStringLiteral("/healthz"), [](const HttpRequest &) {
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("status"), QStringLiteral("ok")}}));
+    });
+    http.route("GET", QStringLiteral("/readyz"), [this](const HttpRequest &) {
+        // Ready means: started, and the store answers.
+        auto counts = m_host.engine().jobs().countsByStatus();
+        if (!m_ready || !counts)
+            return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("status"), QStringLiteral("not ready")},
+                                                                {QStringLiteral("store"), counts.has_value()}}),
+                                      503);
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("status"), QStringLiteral("ready")}}));
+    });
+    http.route("GET", QStringLiteral("/metrics"), [this](const HttpRequest &) {
+        return HttpResponse::text(renderMetrics(), 200, Metrics::contentType);
+    });
+    http.route("GET", QStringLiteral("/api/queue"), [this](const HttpRequest &) {
+        auto report = queueReport(m_host.engine());
+        if (!report)
+            return HttpResponse::error(500, report.error().message);
+        QJsonObject out = *report;
+        QJsonArray local;
+        for (const Worker::Running &r : m_worker->running())
+            local.append(QJsonObject{{QStringLiteral("job"), r.job.id}, {QStringLiteral("plugin"), r.plugin},
+                                     {QStringLiteral("startedAt"), r.startedAt.toMSecsSinceEpoch()}});
+        out.insert(QStringLiteral("worker"), QJsonObject{{QStringLiteral("node"), m_host.config().node},
+                                                          {QStringLiteral("running"), local},
+                                                          {QStringLiteral("concurrency"), m_worker->globalConcurrency()}});
+        return HttpResponse::json(QJsonDocument(out));
+    });
+    http.route("GET", QStringLiteral("/api/status"), [this](const HttpRequest &) {
+        auto report = statusReport(m_host.engine());
+        return report ? HttpResponse::json(QJsonDocument(*report)) : HttpResponse::error(500, report.error().message);
+    });
+    http.route("GET", QStringLiteral("/api/tasks/"), [this](const HttpRequest &request) { return handleTask(request); });
+    http.route("POST", QStringLiteral("/webhooks/"), [this](const HttpRequest &request) { return handleWebhook(request); });
+}
+
+HttpResponse Daemon::handleTask(const HttpRequest &request)
+{
+    bool ok = false;
+    const qint64 id = request.path.section(QLatin1Char('/'), 3, 3).toLongLong(&ok);
+    if (!ok)
+        return HttpResponse::error(400, QStringLiteral("expected /api/tasks/<id>"));
+    auto report = taskReport(m_host.engine(), id);
+    if (!report)
+        return HttpResponse::error(report.error().code == ErrorCode::NotFound ? 404 : 500, report.error().message);
+    return HttpResponse::json(QJsonDocument(*report));
+}
+
+HttpResponse Daemon::handleWebhook(const HttpRequest &request)
+{
+    // /webhooks/<project>/<instance>, or /webhooks/<instance> when that name is unique.
+    const QStringList parts = request.path.mid(QStringLiteral("/webhooks/").size()).split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    Engine &engine = m_host.engine();
+    std::shared_ptr<ProjectRuntime> runtime;
+    QString instanceName;
+    if (parts.size() == 2) {
+        runtime = engine.project(parts[0]);
+        instanceName = parts[1];
+    } else if (parts.size() == 1) {
+        instanceName = parts[0];
+        for (const QString &id : engine.projectIds()) {
+            auto candidate = engine.project(id);
+            if (candidate->instances.instance(instanceName)) {
+                if (runtime)
+                    return HttpResponse::error(404, QStringLiteral("instance '%1' exists in several projects: use /webhooks/<project>/%1").arg(instanceName));
+                runtime = candidate;
+            }
+        }
+    }
+    PluginInstance *instance = runtime ? runtime->instances.instance(instanceName) : nullptr;
+    auto *receiver = dynamic_cast<WebhookReceiver *>(instance);
+    if (!receiver) {
+        countWebhook(QStringLiteral("unknown"));
+        return HttpResponse::error(404, QStringLiteral("no webhook receiver at %1").arg(request.path));
+    }
+    WebhookRequest incoming{request.body, request.headers, request.remoteAddress.toString()};
+    auto delivery = receiver->acceptWebhook(incoming);
+    if (!delivery) {
+        const bool denied = delivery.error().code == ErrorCode::PermissionDenied;
+        qCWarning(lcDaemon).noquote() << "webhook for" << runtime->config.id << instanceName << "refused:" << delivery.error().message;
+        countWebhook(denied ? QStringLiteral("unauthorized") : QStringLiteral("malformed"));
+        return HttpResponse::error(denied ? 401 : 400, delivery.error().message);
+    }
+    const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
+    QJsonArray events;
+    for (const WebhookEvent &e : delivery->events)
+        events.append(QJsonObject{{QStringLiteral("kind"), e.kind}, {QStringLiteral("subject"), e.subject},
+                                  {QStringLiteral("value"), e.value}, {QStringLiteral("data"), e.data}});
+    auto fresh = m_host.store().recordEvent(source, delivery->deliveryId, QStringLiteral("webhook"),
+                                            QJsonObject{{QStringLiteral("events"), events}});
+    if (!fresh)
+        return HttpResponse::error(503, QStringLiteral("cannot record the delivery: %1").arg(fresh.error().message));
+    if (!*fresh) {
+        countWebhook(QStringLiteral("duplicate"));
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("duplicate"), true}}));
+    }
+    countWebhook(QStringLiteral("accepted"));
+    QJsonArray results;
+    for (const WebhookEvent &e : delivery->events) {
+        if (e.kind != QLatin1String("signal"))
+            continue;
+        bool ok = false;
+        qint64 taskId = e.subject.toLongLong(&ok);
+        if (!ok) {
+            auto byRef = engine.tasks().findByTrackerRef(runtime->config.id, e.subject);
+            if (byRef && *byRef)
+                taskId = (*byRef)->id;
+        }
+        if (taskId <= 0) {
+            results.append(QJsonObject{{QStringLiteral("subject"), e.subject}, {QStringLiteral("result"), QStringLiteral("no task")}});
+            continue;
+        }
+        // Already de-duplicated by delivery id above: no second event row.
+        auto taken = engine.signal(taskId, e.data.value(QLatin1String("stage")).toString(), e.value, source, QString());
+        results.append(QJsonObject{{QStringLiteral("task"), taskId},
+                                   {QStringLiteral("result"), !taken ? taken.error().message
+                                                              : taken->kind == SignalResult::Kind::Accepted ? QStringLiteral("accepted")
+                                                                                                            : QStringLiteral("ignored: ") + taken->reason}});
+    }
+    return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("events"), results}}), 202);
+}
+
+void Daemon::countWebhook(const QString &result)
+{
+    m_metrics->increment(QStringLiteral("sluice_webhooks_total"), {{QStringLiteral("result"), result}});
+}
+
+QByteArray Daemon::renderMetrics()
+{
+    Engine &engine = m_host.engine();
+    if (auto counts = engine.jobs().countsByStatus()) {
+        for (auto it = counts->cbegin(); it != counts->cend(); ++it)
+            m_metrics->set(QStringLiteral("sluice_jobs"), {{QStringLiteral("state"), it.key()}}, double(it.value()));
+    }
+    // The engine keeps these counts; the exported counters mirror them.
+    const EngineStats stats = engine.stats();
+    m_metrics->set(QStringLiteral("sluice_advances_total"), {}, double(stats.advances));
+    m_metrics->set(QStringLiteral("sluice_rollbacks_total"), {}, double(stats.rollbacks));
+    m_metrics->set(QStringLiteral("sluice_tasks_blocked_total"), {}, double(stats.blocked));
+    m_metrics->set(QStringLiteral("sluice_tasks_done_total"), {}, double(stats.done));
+    m_metrics->set(QStringLiteral("sluice_claims_lost_total"), {}, double(stats.lostClaims));
+    for (auto it = stats.verdicts.cbegin(); it != stats.verdicts.cend(); ++it)
+        m_metrics->set(QStringLiteral("sluice_gate_verdicts_total"),
+                       {{QStringLiteral("gate"), it.key().first}, {QStringLiteral("result"), it.key().second}}, double(it.value()));
+    m_metrics->set(QStringLiteral("sluice_worker_running"), {}, double(m_worker->runningCount()));
+    m_metrics->set(QStringLiteral("sluice_uptime_seconds"), {}, double(m_uptime.elapsed()) / 1000.0);
+    return m_metrics->render();
+}
+
+} // namespace Sluice

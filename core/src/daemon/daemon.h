@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// `sluice serve`: the host lifecycle. Start: store (opened and migrated by HostRuntime) →
+// plugins → projects → recover this node's interrupted jobs → HTTP → worker → READY=1.
+// SIGTERM: stop taking work, stop the worker, close HTTP, STOPPING=1, exit. SIGHUP: reload
+// project files (an invalid new file keeps the running version).
+
+#include "engine/hostruntime.h"
+
+#include <QElapsedTimer>
+#include <QObject>
+#include <QTimer>
+
+#include <memory>
+
+namespace Sluice {
+
+class HttpServer;
+class Metrics;
+class SignalPipe;
+class SystemdNotifier;
+class Worker;
+struct HttpRequest;
+struct HttpResponse;
+
+class SLUICE_EXPORT Daemon : public QObject
+{
+    Q_OBJECT
+public:
+    struct Options {
+        bool exitWhenIdle = false; ///< Quit once no job is queued or running and nothing is in flight.
+    };
+
+    Daemon(HostRuntime &host, const Options &options, QObject *parent = nullptr);
+    ~Daemon() override;
+
+    /// Runs the start sequence. An Error means the daemon must not run (exit non-zero).
+    [[nodiscard]] Result<void> start();
+    /// Orderly stop; emits stopped() when done.
+    void stop(const QString &why);
+    /// Reloads project files.
+    void reload();
+
+    [[nodiscard]] quint16 httpPort() const;
+    [[nodiscard]] Worker &worker() { return *m_worker; }
+
+Q_SIGNALS:
+    void stopped();
+
+private:
+    void installRoutes();
+    HttpResponse handleWebhook(const HttpRequest &request);
+    HttpResponse handleTask(const HttpRequest &request);
+    QByteArray renderMetrics();
+    void countWebhook(const QString &result);
+    void checkIdle();
+
+    HostRuntime &m_host;
+    Options m_options;
+    std::unique_ptr<HttpServer> m_http;
+    std::unique_ptr<Worker> m_worker;
+    std::unique_ptr<SignalPipe> m_signals;
+    std::unique_ptr<SystemdNotifier> m_systemd;
+    std::unique_ptr<Metrics> m_metrics;
+    QTimer m_idleCheck;
+    QTimer m_heartbeat;
+    int m_idleTicks = 0;
+    bool m_ready = false;
+    bool m_stopping = false;
+    QElapsedTimer m_uptime;
+};
+
+} // namespace Sluice

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/engine.h"
+
+#include "engine/gateevaluation.h"
+#include "store/store.h"
+
+#include <sluice/gate.h>
+#include <sluice/stage.h>
+
+#include <QJsonArray>
+#include <QLoggingCategory>
+#include <QRegularExpression>
+#include <QTimer>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcEngine, "sluice.core.engine", QtInfoMsg)
+
+namespace {
+const QString feedbackMarker = QStringLiteral("<!-- sluice:feedback -->");
+
+QString slug(const QString &title)
+{
+    QString s = title.toLower();
+    s.replace(QRegularExpression(QStringLiteral("[^a-z0-9]+")), QStringLiteral("-"));
+    s = s.left(40);
+    while (s.startsWith(QLatin1Char('-')))
+        s.remove(0, 1);
+    while (s.endsWith(QLatin1Char('-')))
+        s.chop(1);
+    return s.isEmpty() ? QStringLiteral("task") : s;
+}
+} // namespace
+
+AdvanceRun::AdvanceRun(qint64 taskId, QObject *parent)
+    : QObject(parent)
+    , m_taskId(taskId)
+{
+}
+
+AdvanceRun::~AdvanceRun() = default;
+
+QString AdvanceRun::outcomeName(Outcome outcome)
+{
+    switch (outcome) {
+    case Outcome::Advanced: return QStringLiteral("advanced");
+    case Outcome::Done: return QStringLiteral("done");
+    case Outcome::RolledBack: return QStringLiteral("rolled-back");
+    case Outcome::Blocked: return QStringLiteral("blocked");
+    case Outcome::Lost: return QStringLiteral("lost");
+    case Outcome::NotActive: return QStringLiteral("not-active");
+    case Outcome::Failed: return QStringLiteral("failed");
+    }
+    return {};
+}
+
+QString descriptionWithFeedback(const QString &description, const QString &gate, const GateVerdict &verdict,
+                                int rollback, int maxRetries)
+{
+    const int at = description.indexOf(feedbackMarker);
+    QString out = (at >= 0 ? description.left(at) : description).trimmed();
+    out += QStringLiteral("\n\n%1\n## Sent back by gate '%2' (rollback %3 of %4)\n\n%5\n")
+               .arg(feedbackMarker, gate)
+               .arg(rollback)
+               .arg(maxRetries)
+               .arg(verdict.reason());
+    if (!verdict.findings().isEmpty()) {
+        out += QLatin1Char('\n');
+        for (const Finding &f : verdict.findings()) {
+            QString where = f.file;
+            if (!where.isEmpty() && f.line > 0)
+                where += QStringLiteral(":%1").arg(f.line);
+            out += QStringLiteral("- [%1] %2%3\n").arg(f.rule, where.isEmpty() ? QString() : where + QStringLiteral(": "), f.message);
+        }
+    }
+    return out;
+}
+
+Engine::Engine(Store &store, const QString &node, const QString &stateDir, QObject *parent)
+    : QObject(parent)
+    , m_store(store)
+    , m_tasks(store)
+    , m_jobs(store)
+    , m_workspace(stateDir)
+    , m_node(node)
+{
+}
+
+Engine::~Engine() = default;
+
+void Engine::setProject(std::shared_ptr<ProjectRuntime> runtime)
+{
+    m_projects.insert(runtime->config.id, std::move(runtime));
+}
+
+std::shared_ptr<ProjectRuntime> Engine::project(const QString &id) const
+{
+    return m_projects.value(id);
+}
+
+QStringList Engine::projectIds() const
+{
+    QStringList ids = m_projects.keys();
+    ids.sort();
+    return ids;
+}
+
+EngineStats Engine::stats() const
+{
+    QMutexLocker lock(&m_statsMutex);
+    return m_stats;
+}
+
+void Engine::auditAction(const QString &actor, const QString &action, const TaskRecord &task, const QJsonObject &details)
+{
+    if (auto r = m_store.audit(AuditEntry{actor, action, task.project, task.id, details}); !r)
+        qCWarning(lcEngine).noquote() << "cannot write audit" << action << "for task" << task.id << "-" << r.error().toString();
+}
+
+Result<qint64> Engine::submit(const QString &projectId, const QString &title, const QString &description,
+                              const QString &branch, const QString &actor)
+{
+    const auto runtime = project(projectId);
+    if (!runtime)
+        return fail(ErrorCode::NotFound, QStringLiteral("no valid project '%1' is loaded").arg(projectId));
+    if (title.trimmed().isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a task needs a title"));
+    const QString firstStage = runtime->config.stages.first().name;
+    NewTask task{projectId, title.trimmed(), description, branch.isEmpty() ? QStringLiteral("sluice/") + slug(title) : branch,
+                 firstStage, QString()};
+    auto id = m_tasks.create(task);
+    if (!id)
+        return std::unexpected(id.error());
+    auto record = m_tasks.task(*id);
+    if (!record || !*record)
+        return fail(ErrorCode::Storage, QStringLiteral("task %1 vanished after it was created").arg(*id));
+    auditAction(actor, QStringLiteral("submit"), **record,
+                QJsonObject{{QStringLiteral("stage"), firstStage}, {QStringLiteral("branch"), task.branch}});
+    qCInfo(lcEngine).noquote() << "task" << *id << "submitted to" << projectId << "on branch" << task.branch;
+    if (auto entered = enterStage(*runtime, **record, firstStage, QStringLiteral("submitted")); !entered)
+        return std::unexpected(entered.error());
+    return *id;
+}
+
+Result<void> Engine::enterStage(const ProjectRuntime &runtime, const TaskRecord &task, const QString &stage,
+                                const QString &cause)
+{
+    const StageConfig *config = runtime.config.stage(stage);
+    if (!config)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("project %1 has no stage '%2'").arg(task.project, stage));
+    if (stage == runtime.config.stages.last().name)
+        return {};
+    if (config->run.isEmpty()) {
+        // A passive stage is a checkpoint: its gates decide at once.
+        const qint64 id = task.id;
+        QTimer::singleShot(0, this, [this, id, stage] { advance(id, stage, QStringLiteral("entered passive stage %1").arg(stage)); });
+        return {};
+    }
+    NewJob job;
+    job.taskId = task.id;
+    job.project = task.project;
+    job.stage = stage;
+    job.maxAttempts = runtime.config.jobMaxAttempts;
+    job.payload = QJsonObject{{QStringLiteral("cause"), cause}};
+    auto enqueued = m_jobs.enqueue(job);
+    if (!enqueued)
+        return std::unexpected(enqueued.error());
+    if (*enqueued) {
+        qCDebug(lcEngine).noquote() << "enqueued job" << **enqueued << "for task" << task.id << "stage" << stage;
+        Q_EMIT jobEnqueued();
+    } else {
+        qCInfo(lcEngine).noquote() << "task" << task.id << "already has an open job for stage" << stage;
+    }
+    return {};
+}
+
+AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QString &cause)
+{
+    auto *run = new AdvanceRun(taskId, this);
+    run->m_cause = cause;
+    ++m_inFlight;
+    auto task = m_tasks.task(taskId);
+    if (!task) {
+        QTimer::singleShot(0, run, [this, run, e = task.error()] { finish(run, AdvanceRun::Outcome::Failed, e.toString()); });
+        return run;
+    }
+    if (!*task || (*task)->status != QLatin1String("active")) {
+        const QString why = *task ? QStringLiteral("task %1 is %2").arg(taskId).arg((*task)->status)
+                                  : QStringLiteral("no task %1").arg(taskId);
+        QTimer::singleShot(0, run, [this, run, why] { finish(run, AdvanceRun::Outcome::NotActive, why); });
+        return run;
+    }
+    run->m_task = **task;
+    run->m_from = run->m_task.stage;
+    if (!fromStage.isEmpty() && fromStage != run->m_from) {
+        // The caller saw an older state: another caller moved the task already.
+        QTimer::singleShot(0, run, [this, run, fromStage] {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.lostClaims;
+            lock.unlock();
+            finish(run, AdvanceRun::Outcome::Lost,
+                   QStringLiteral("task %1 left stage %2 already (now in %3)").arg(run->m_taskId).arg(fromStage, run->m_from));
+        });
+        return run;
+    }
+    run->m_runtime = project(run->m_task.project);
+    if (!run->m_runtime) {
+        QTimer::singleShot(0, run, [this, run] {
+            finish(run, AdvanceRun::Outcome::Failed, QStringLiteral("project %1 is not loaded").arg(run->m_task.project));
+        });
+        return run;
+    }
+    const ProjectConfig &config = run->m_runtime->config;
+    int index = -1;
+    for (int i = 0; i < config.stages.size(); ++i) {
+        if (config.stages[i].name == run->m_from)
+            index = i;
+    }
+    if (index < 0 || index + 1 >= config.stages.size()) {
+        QTimer::singleShot(0, run, [this, run] {
+            finish(run, AdvanceRun::Outcome::Failed,
+                   QStringLiteral("stage '%1' has no next stage in project %2").arg(run->m_from, run->m_task.project));
+        });
+        return run;
+    }
+    run->m_to = config.stages[index + 1].name;
+    for (const QString &gate : config.stages[index].exitGates)
+        run->m_gates.append({gate, QString()});
+    for (const EdgeConfig &edge : config.edges) {
+        if (edge.from == run->m_from && edge.to == run->m_to) {
+            for (const QString &gate : edge.gates)
+                run->m_gates.append({gate, edge.to});
+        }
+    }
+    qCDebug(lcEngine).noquote() << "advance task" << taskId << "from" << run->m_from << "(" << cause << ")," << run->m_gates.size() << "gate(s)";
+    // Always asynchronous, so callers can connect to finished() after this returns.
+    QTimer::singleShot(0, run, [this, run] { evaluateNextGate(run); });
+    return run;
+}
+
+void Engine::evaluateNextGate(AdvanceRun *run)
+{
+    if (run->m_next >= run->m_gates.size()) {
+        decide(run, QString(), GateVerdict());
+        return;
+    }
+    const auto [instance, toStage] = run->m_gates.at(run->m_next);
+    Gate *gate = run->m_runtime->instances.as<Gate>(instance);
+    GateRequest request;
+    request.task = run->m_task.toInfo();
+    request.fromStage = run->m_from;
+    request.toStage = run->m_to;
+    request.worktree = m_workspace.worktreePath(run->m_task.project, run->m_task.id);
+    request.artifactsDir = m_workspace.artifactsPath(run->m_task.project, run->m_task.id);
+
+    auto record = [this, run, instance = instance, toStage = toStage](const GateVerdict &verdict, qint64 durationMs) {
+        GateRunRecord r;
+        r.taskId = run->m_task.id;
+        r.project = run->m_task.project;
+        r.stage = run->m_from;
+        r.toStage = toStage;
+        r.gate = instance;
+        r.headSha = run->m_task.headSha;
+        r.verdict = verdict;
+        r.durationMs = durationMs;
+        if (auto ok = m_tasks.recordGateRun(r); !ok)
+            qCWarning(lcEngine).noquote() << "cannot record verdict of" << instance << "-" << ok.error().toString();
+        {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.verdicts[{instance, GateVerdict::resultName(verdict.result())}];
+        }
+        qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "gate" << instance << "→"
+                                   << GateVerdict::resultName(verdict.result()) << "-" << verdict.reason();
+        if (verdict.allowsPassage()) {
+            ++run->m_next;
+            evaluateNextGate(run);
+        } else {
+            decide(run, instance, verdict);
+        }
+    };
+
+    if (!gate) {
+        record(GateVerdict::error(QStringLiteral("gate instance '%1' is not available").arg(instance)), 0);
+        return;
+    }
+    run->m_evaluation = std::make_unique<GateEvaluation>(*gate, request, std::chrono::milliseconds(run->m_runtime->config.gateTimeoutMs));
+    connect(run->m_evaluation.get(), &GateEvaluation::finished, run, [run, record](GateEvaluation *evaluation) {
+        const GateVerdict verdict = evaluation->verdict();
+        const qint64 duration = evaluation->durationMs();
+        // The evaluation object goes away after this handler; record() may start the next one.
+        QTimer::singleShot(0, run, [record, verdict, duration] { record(verdict, duration); });
+    });
+    run->m_evaluation->start();
+}
+
+void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
+{
+    const ProjectRuntime &runtime = *run->m_runtime;
+    const ProjectConfig &config = runtime.config;
+    TaskRecord &task = run->m_task;
+    const QString actor = QStringLiteral("engine");
+
+    if (failedGate.isEmpty()) {
+        const bool last = run->m_to == config.stages.last().name;
+        TaskChange change;
+        if (last)
+            change.status = QStringLiteral("done");
+        auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_to, change);
+        if (!won) {
+            finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
+            return;
+        }
+        if (!*won) {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.lostClaims;
+            lock.unlock();
+            finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
+            return;
+        }
+        // Won the claim: only now act.
+        task.stage = run->m_to;
+        QJsonArray gates;
+        for (const auto &[g, to] : std::as_const(run->m_gates))
+            gates.append(g);
+        auditAction(actor, last ? QStringLiteral("done") : QStringLiteral("advance"), task,
+                    QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to},
+                                {QStringLiteral("cause"), run->m_cause}, {QStringLiteral("gates"), gates}});
+        {
+            QMutexLocker lock(&m_statsMutex);
+            ++(last ? m_stats.done : m_stats.advances);
+        }
+        qCInfo(lcEngine).noquote() << "task" << task.id << "moved" << run->m_from << "→" << run->m_to << (last ? "(done)" : "");
+        Q_EMIT taskChanged(task.id, last ? QStringLiteral("done") : QStringLiteral("advanced"), run->m_to);
+        if (!last) {
+            if (auto entered = enterStage(runtime, task, run->m_to, QStringLiteral("advanced from %1").arg(run->m_from)); !entered) {
+                // The move is claimed and stays; the missing job is reported and audited so it can be re-driven.
+                auditAction(actor, QStringLiteral("enqueue-failed"), task,
+                            QJsonObject{{QStringLiteral("stage"), run->m_to}, {QStringLiteral("error"), entered.error().toString()}});
+                finish(run, AdvanceRun::Outcome::Failed, entered.error().toString());
+                return;
+            }
+        }
+        finish(run, last ? AdvanceRun::Outcome::Done : AdvanceRun::Outcome::Advanced, QString());
+        return;
+    }
+
+    // A gate said no: the red policy.
+    const int rollback = task.retries + 1;
+    const QJsonObject evidence{{QStringLiteral("gate"), failedGate},
+                               {QStringLiteral("verdict"), failure.toJson()},
+                               {QStringLiteral("cause"), run->m_cause}};
+    if (rollback > config.maxRetries) {
+        const QString reason = QStringLiteral("gate '%1' failed after %2 rollback(s): %3")
+                                   .arg(failedGate).arg(task.retries).arg(failure.reason());
+        TaskChange change;
+        change.status = QStringLiteral("blocked");
+        change.blockedReason = reason;
+        auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_from, change);
+        if (!won) {
+            finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
+            return;
+        }
+        if (!*won) {
+            finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
+            return;
+        }
+        if (auto released = m_store.releaseTaskLeases(task.id); !released)
+            qCWarning(lcEngine).noquote() << "cannot release leases of task" << task.id << "-" << released.error().toString();
+        auditAction(actor, QStringLiteral("blocked"), task, evidence);
+        {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.blocked;
+        }
+        qCWarning(lcEngine).noquote() << "task" << task.id << "blocked:" << reason;
+        Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
+        finish(run, AdvanceRun::Outcome::Blocked, reason);
+        return;
+    }
+
+    const QString target = config.rollbackTo;
+    TaskChange change;
+    change.retries = rollback;
+    change.description = descriptionWithFeedback(task.description, failedGate, failure, rollback, config.maxRetries);
+    auto won = m_tasks.claimTransition(task.id, run->m_from, target, change);
+    if (!won) {
+        finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
+        return;
+    }
+    if (!*won) {
+        finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
+        return;
+    }
+    task.stage = target;
+    task.retries = rollback;
+    task.description = *change.description;
+    if (auto released = m_store.releaseTaskLeases(task.id); !released)
+        qCWarning(lcEngine).noquote() << "cannot release leases of task" << task.id << "-" << released.error().toString();
+    QJsonObject details = evidence;
+    details.insert(QStringLiteral("from"), run->m_from);
+    details.insert(QStringLiteral("to"), target);
+    details.insert(QStringLiteral("rollback"), rollback);
+    auditAction(actor, QStringLiteral("rollback"), task, details);
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++m_stats.rollbacks;
+    }
+    qCWarning(lcEngine).noquote() << "task" << task.id << "rolled back" << run->m_from << "→" << target << "by gate" << failedGate
+                                  << QStringLiteral("(%1 of %2)").arg(rollback).arg(config.maxRetries);
+    Q_EMIT taskChanged(task.id, QStringLiteral("rolled-back"), target);
+    if (auto entered = enterStage(runtime, task, target, QStringLiteral("rolled back by %1").arg(failedGate)); !entered) {
+        auditAction(actor, QStringLiteral("enqueue-failed"), task,
+                    QJsonObject{{QStringLiteral("stage"), target}, {QStringLiteral("error"), entered.error().toString()}});
+        finish(run, AdvanceRun::Outcome::Failed, entered.error().toString());
+        return;
+    }
+    run->m_to = target;
+    finish(run, AdvanceRun::Outcome::RolledBack, failure.reason());
+}
+
+void Engine::finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString &detail)
+{
+    if (run->m_finished)
+        return;
+    run->m_finished = true;
+    run->m_outcome = outcome;
+    run->m_detail = detail;
+    --m_inFlight;
+    if (outcome == AdvanceRun::Outcome::Failed)
+        qCWarning(lcEngine).noquote() << "advance of task" << run->m_taskId << "failed:" << detail;
+    Q_EMIT run->finished(run);
+    run->deleteLater();
+}
+
+Result<SignalResult> Engine::signal(qint64 taskId, const QString &stage, const QString &signalName, const QString &source,
+                                    const QString &deliveryId)
+{
+    if (!deliveryId.isEmpty()) {
+        auto fresh = m_store.recordEvent(source, deliveryId, QStringLiteral("signal"),
+                                         QJsonObject{{QStringLiteral("task"), taskId},
+                                                     {QStringLiteral("stage"), stage},
+                                                     {QStringLiteral("signal"), signalName}});
+        if (!fresh)
+            return std::unexpected(fresh.error());
+        if (!*fresh)
+            return SignalResult{SignalResult::Kind::Duplicate, QStringLiteral("delivery %1 from %2 was already handled").arg(deliveryId, source), nullptr};
+    }
+    auto task = m_tasks.task(taskId);
+    if (!task)
+        return std::unexpected(task.error());
+    if (!*task)
+        return fail(ErrorCode::NotFound, QStringLiteral("no task %1").arg(taskId));
+    const TaskRecord &t = **task;
+    auto ignore = [&](const QString &why) {
+        qCInfo(lcEngine).noquote() << "signal" << signalName << "for task" << taskId << "ignored:" << why;
+        auditAction(source, QStringLiteral("signal-ignored"), t,
+                    QJsonObject{{QStringLiteral("signal"), signalName}, {QStringLiteral("stage"), stage},
+                                {QStringLiteral("reason"), why}, {QStringLiteral("delivery"), deliveryId}});
+        return SignalResult{SignalResult::Kind::Ignored, why, nullptr};
+    };
+    if (t.status != QLatin1String("active"))
+        return ignore(QStringLiteral("task %1 is %2").arg(taskId).arg(t.status));
+    if (t.stage != stage)
+        return ignore(QStringLiteral("task %1 is in stage '%2', not '%3'").arg(taskId).arg(t.stage, stage));
+    const auto runtime = project(t.project);
+    if (!runtime)
+        return ignore(QStringLiteral("project %1 is not loaded").arg(t.project));
+    const StageConfig *config = runtime->config.stage(stage);
+    Stage *plugin = config && !config->run.isEmpty() ? runtime->instances.as<Stage>(config->run) : nullptr;
+    const QStringList accepted = plugin ? plugin->acceptedSignals() : QStringList();
+    if (!accepted.contains(signalName)) {
+        return ignore(accepted.isEmpty()
+                          ? QStringLiteral("stage '%1' waits for no signal").arg(stage)
+                          : QStringLiteral("stage '%1' waits for '%2', not '%3'").arg(stage, accepted.join(QStringLiteral("' or '")), signalName));
+    }
+    auditAction(source, QStringLiteral("signal"), t,
+                QJsonObject{{QStringLiteral("signal"), signalName}, {QStringLiteral("stage"), stage}, {QStringLiteral("delivery"), deliveryId}});
+    qCInfo(lcEngine).noquote() << "signal" << signalName << "accepted for task" << taskId << "in stage" << stage;
+    return SignalResult{SignalResult::Kind::Accepted, QString(), advance(taskId, stage, QStringLiteral("signal %1 from %2").arg(signalName, source))};
+}
+
+Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor)
+{
+    TaskChange change;
+    change.status = QStringLiteral("blocked");
+    change.blockedReason = reason;
+    auto won = m_tasks.claimTransition(taskId, stage, stage, change);
+    if (!won || !*won)
+        return won;
+    if (auto released = m_store.releaseTaskLeases(taskId); !released)
+        qCWarning(lcEngine).noquote() << "cannot release leases of task" << taskId << "-" << released.error().toString();
+    if (auto task = m_tasks.task(taskId); task && *task)
+        auditAction(actor, QStringLiteral("blocked"), **task, QJsonObject{{QStringLiteral("reason"), reason}});
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++m_stats.blocked;
+    }
+    qCWarning(lcEngine).noquote() << "task" << taskId << "blocked:" << reason;
+    Q_EMIT taskChanged(taskId, QStringLiteral("blocked"), stage);
+    return true;
+}
+
+} // namespace Sluice

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The pipeline engine: the one way a task moves.
+//
+// Every caller — a finished job, a human signal, an operator command, later the reconciler
+// and the reaper — moves a task with advance(). Advancing is claim-before-act: the gates
+// decide read-only, the transition is claimed with a conditional update, and only the
+// winner enqueues the next job, audits and notifies.
+
+#include "config/projectconfig.h"
+#include "engine/workspace.h"
+#include "plugins/projectinstances.h"
+#include "store/jobqueue.h"
+#include "store/taskstore.h"
+
+#include <sluice/verdict.h>
+
+#include <QHash>
+#include <QMutex>
+#include <QObject>
+
+#include <memory>
+
+namespace Sluice {
+
+class GateEvaluation;
+class Store;
+
+/// A project as the engine runs it: its validated file and its live plugin instances.
+struct SLUICE_EXPORT ProjectRuntime {
+    ProjectConfig config;
+    ProjectInstances instances;
+};
+
+/// Counters for /metrics; read with Engine::stats().
+struct SLUICE_EXPORT EngineStats {
+    qint64 advances = 0;
+    qint64 rollbacks = 0;
+    qint64 blocked = 0;
+    qint64 done = 0;
+    qint64 lostClaims = 0;
+    QHash<QPair<QString, QString>, qint64> verdicts; ///< (gate instance, result) → count
+};
+
+/// One run of the advance path for one task. Owned by the engine; deletes itself after finished().
+class SLUICE_EXPORT AdvanceRun : public QObject
+{
+    Q_OBJECT
+public:
+    enum class Outcome {
+        Advanced,   ///< Claimed the move to the next stage.
+        Done,       ///< Claimed the move into the last stage: the task is done.
+        RolledBack, ///< A gate failed; the task went back to the red policy's stage.
+        Blocked,    ///< A gate failed and the retry cap is reached; the task is blocked.
+        Lost,       ///< Someone else moved the task first; this run did nothing.
+        NotActive,  ///< The task is blocked, done or gone; nothing to do.
+        Failed,     ///< The engine could not complete the step (store error); the task did not move.
+    };
+    Q_ENUM(Outcome)
+    ~AdvanceRun() override;
+
+    [[nodiscard]] qint64 taskId() const { return m_taskId; }
+    [[nodiscard]] Outcome outcome() const { return m_outcome; }
+    [[nodiscard]] QString detail() const { return m_detail; }
+    [[nodiscard]] QString fromStage() const { return m_from; }
+    [[nodiscard]] QString toStage() const { return m_to; }
+    [[nodiscard]] bool isFinished() const { return m_finished; }
+    [[nodiscard]] static QString outcomeName(Outcome outcome);
+
+Q_SIGNALS:
+    void finished(Sluice::AdvanceRun *run);
+
+private:
+    friend class Engine;
+    AdvanceRun(qint64 taskId, QObject *parent);
+
+    qint64 m_taskId;
+    Outcome m_outcome = Outcome::Failed;
+    QString m_detail;
+    QString m_from;
+    QString m_to;
+    QString m_cause;
+    bool m_finished = false;
+    // Evaluation state.
+    std::shared_ptr<ProjectRuntime> m_runtime;
+    TaskRecord m_task;
+    QList<std::pair<QString, QString>> m_gates; // (instance, toStage or empty for exit gates)
+    int m_next = 0;
+    std::unique_ptr<GateEvaluation> m_evaluation;
+};
+
+/// How a human or tracker signal was taken.
+struct SLUICE_EXPORT SignalResult {
+    enum class Kind { Accepted, Duplicate, Ignored };
+    Kind kind = Kind::Ignored;
+    QString reason;
+    AdvanceRun *advance = nullptr; ///< Set when Accepted.
+};
+
+class SLUICE_EXPORT Engine : public QObject
+{
+    Q_OBJECT
+public:
+    Engine(Store &store, const QString &node, const QString &stateDir, QObject *parent = nullptr);
+    ~Engine() override;
+
+    /// Installs or replaces a project's runtime (start, SIGHUP). Runs in flight keep the old one.
+    void setProject(std::shared_ptr<ProjectRuntime> runtime);
+    [[nodiscard]] std::shared_ptr<ProjectRuntime> project(const QString &id) const;
+    [[nodiscard]] QStringList projectIds() const;
+
+    /**
+     * Creates a task in the project's first stage and enqueues that stage's job. @p branch
+     * empty: "sluice/<slug of the title>".
+     */
+    [[nodiscard]] Result<qint64> submit(const QString &projectId, const QString &title, const QString &description,
+                                        const QString &branch, const QString &actor);
+
+    /**
+     * THE advance path. Decides read-only (the current stage's exit gates, then the edge
+     * gates to the next stage, in order, stopping at the first non-pass), claims the
+     * transition, and only then acts. A failed gate applies the red policy.
+     * @p fromStage is the stage the caller saw the task in (the finished job's stage, the
+     * signal's stage): if the task is elsewhere by now, the caller is late and nothing
+     * happens (Lost). Empty: whatever stage it is in (operator commands).
+     * @p cause says who asked ("job 12 completed", "signal approve", "cli").
+     */
+    AdvanceRun *advance(qint64 taskId, const QString &fromStage, const QString &cause);
+
+    /**
+     * A signal (approve, confirm-deploy, ...) for @p taskId waiting in @p stage. Duplicates
+     * (same @p source and @p deliveryId) are dropped; a signal the stage does not wait for,
+     * or for a stage the task is not in, is a logged no-op.
+     */
+    [[nodiscard]] Result<SignalResult> signal(qint64 taskId, const QString &stage, const QString &signal,
+                                              const QString &source, const QString &deliveryId);
+
+    /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
+    [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
+
+    /// Enqueues the job of @p stage for @p task if the stage runs a plugin; passive stages advance at once.
+    [[nodiscard]] Result<void> enterStage(const ProjectRuntime &runtime, const TaskRecord &task, const QString &stage,
+                                          const QString &cause);
+
+    [[nodiscard]] Store &store() { return m_store; }
+    [[nodiscard]] TaskStore &tasks() { return m_tasks; }
+    [[nodiscard]] JobQueue &jobs() { return m_jobs; }
+    [[nodiscard]] const Workspace &workspace() const { return m_workspace; }
+    [[nodiscard]] QString node() const { return m_node; }
+    [[nodiscard]] EngineStats stats() const;
+    /// Advance runs still evaluating.
+    [[nodiscard]] int runsInFlight() const { return m_inFlight; }
+
+Q_SIGNALS:
+    /// A job was enqueued: the worker should look now rather than at its next poll.
+    void jobEnqueued();
+    /// A task changed: "advanced", "done", "rolled-back", "blocked".
+    void taskChanged(qint64 taskId, const QString &event, const QString &stage);
+
+private:
+    void evaluateNextGate(AdvanceRun *run);
+    void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
+    void finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString &detail);
+    void auditAction(const QString &actor, const QString &action, const TaskRecord &task, const QJsonObject &details);
+
+    Store &m_store;
+    TaskStore m_tasks;
+    JobQueue m_jobs;
+    Workspace m_workspace;
+    QString m_node;
+    QHash<QString, std::shared_ptr<ProjectRuntime>> m_projects;
+    mutable QMutex m_statsMutex;
+    EngineStats m_stats;
+    int m_inFlight = 0;
+};
+
+/// The task description with the latest gate feedback replacing any earlier feedback.
+[[nodiscard]] SLUICE_EXPORT QString descriptionWithFeedback(const QString &description, const QString &gate,
+                                                            const GateVerdict &verdict, int rollback, int maxRetries);
+
+} // namespace Sluice

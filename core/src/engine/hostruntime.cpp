@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/hostruntime.h"
+
+#include "logging.h"
+#include "plugins/projectinstances.h"
+
+#include <QJsonArray>
+#include <QLoggingCategory>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcHost, "sluice.core.host", QtInfoMsg)
+
+HostRuntime::~HostRuntime()
+{
+    // The engine's projects hold plugin instances: they go before the store and the catalog.
+    m_engine.reset();
+}
+
+Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir, Diagnostics &diagnostics)
+{
+    std::unique_ptr<HostRuntime> host(new HostRuntime);
+    Diagnostics hostProblems;
+    host->m_config = HostConfig::load(HostConfig::resolveConfigDir(configDir), hostProblems);
+    diagnostics.append(hostProblems);
+    if (!hostProblems.isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("the host file %1 is invalid").arg(host->m_config.file));
+    Logging::applyRules(host->m_config.loggingRules);
+
+    host->m_catalog = std::make_unique<PluginCatalog>(PluginSearchPath::standard(host->m_config.pluginDirs),
+                                                      TrustedOwners::forServiceUser(host->m_config.serviceUser));
+    host->m_catalog->discover();
+    host->m_catalog->loadAll();
+    for (const RefusedDirectory &d : host->m_catalog->refusedDirectories())
+        diagnostics.append(Diagnostic{d.path, 0, 0, QString(), QStringLiteral("plugin directory refused: %1").arg(d.reason)});
+    for (const PluginRecord &r : host->m_catalog->plugins()) {
+        if (r.state == PluginRecord::State::Rejected || r.state == PluginRecord::State::Failed)
+            diagnostics.append(Diagnostic{r.path, 0, 0, QString(),
+                                          QStringLiteral("plugin %1: %2").arg(PluginRecord::stateName(r.state), r.reason)});
+    }
+
+    auto store = Store::open(host->m_config.store);
+    if (!store)
+        return std::unexpected(store.error());
+    host->m_store = std::move(*store);
+    host->m_engine = std::make_unique<Engine>(*host->m_store, host->m_config.node, host->m_config.stateDir);
+    return host;
+}
+
+Diagnostics HostRuntime::loadProjects()
+{
+    Diagnostics all;
+    const QStringList files = m_config.projectFiles();
+    ProjectSet set = ProjectSet::load(files, *m_catalog);
+    QSet<QString> present;
+    for (ProjectSet::Entry &entry : set.entries) {
+        present.insert(entry.file);
+        if (entry.project) {
+            auto runtime = std::make_shared<ProjectRuntime>();
+            runtime->config = *entry.project;
+            auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), entry.diagnostics);
+            if (instances) {
+                runtime->instances = std::move(*instances);
+                if (auto ready = runtime->instances.initialize(); !ready) {
+                    entry.diagnostics.append(Diagnostic{entry.file, 0, 0, QString(), ready.error().toString()});
+                } else {
+                    const QString previous = m_projectByFile.value(entry.file);
+                    m_engine->setProject(runtime);
+                    m_projectByFile.insert(entry.file, runtime->config.id);
+                    qCInfo(lcHost).noquote() << (previous.isEmpty() ? "loaded project" : "reloaded project") << runtime->config.id
+                                             << "from" << entry.file;
+                }
+            }
+        }
+        if (!entry.diagnostics.isEmpty()) {
+            const QString running = m_projectByFile.value(entry.file);
+            qCWarning(lcHost).noquote() << "refused" << entry.file
+                                        << (running.isEmpty() ? QStringLiteral("(not running)")
+                                                              : QStringLiteral("(the previous version of %1 keeps running)").arg(running));
+            for (const Diagnostic &d : std::as_const(entry.diagnostics))
+                qCWarning(lcHost).noquote() << d.toString();
+            all.append(entry.diagnostics);
+        }
+    }
+    return all;
+}
+
+namespace {
+qint64 ms(const QDateTime &t)
+{
+    return t.isValid() ? t.toMSecsSinceEpoch() : 0;
+}
+
+QJsonObject jobJson(const JobRecord &j)
+{
+    return QJsonObject{{QStringLiteral("id"), j.id},
+                       {QStringLiteral("task"), j.taskId},
+                       {QStringLiteral("project"), j.project},
+                       {QStringLiteral("stage"), j.stage},
+                       {QStringLiteral("status"), j.status},
+                       {QStringLiteral("attempts"), j.attempts},
+                       {QStringLiteral("maxAttempts"), j.maxAttempts},
+                       {QStringLiteral("node"), j.claimedBy},
+                       {QStringLiteral("availableAt"), ms(j.availableAt)},
+                       {QStringLiteral("claimedAt"), ms(j.claimedAt)},
+                       {QStringLiteral("finishedAt"), ms(j.finishedAt)},
+                       {QStringLiteral("lastError"), j.lastError}};
+}
+
+QJsonObject taskJson(const TaskRecord &t)
+{
+    return QJsonObject{{QStringLiteral("id"), t.id},
+                       {QStringLiteral("project"), t.project},
+                       {QStringLiteral("title"), t.title},
+                       {QStringLiteral("branch"), t.branch},
+                       {QStringLiteral("stage"), t.stage},
+                       {QStringLiteral("status"), t.status},
+                       {QStringLiteral("blockedReason"), t.blockedReason},
+                       {QStringLiteral("retries"), t.retries},
+                       {QStringLiteral("createdAt"), ms(t.createdAt)},
+                       {QStringLiteral("updatedAt"), ms(t.updatedAt)}};
+}
+} // namespace
+
+Result<QJsonObject> taskReport(Engine &engine, qint64 taskId)
+{
+    auto task = engine.tasks().task(taskId);
+    if (!task)
+        return std::unexpected(task.error());
+    if (!*task)
+        return fail(ErrorCode::NotFound, QStringLiteral("no task %1").arg(taskId));
+    QJsonObject out = taskJson(**task);
+    out.insert(QStringLiteral("description"), (*task)->description);
+    auto jobs = engine.jobs().jobsForTask(taskId);
+    auto verdicts = engine.tasks().gateRuns(taskId);
+    auto history = engine.tasks().history(taskId);
+    if (!jobs || !verdicts || !history)
+        return std::unexpected(!jobs ? jobs.error() : !verdicts ? verdicts.error() : history.error());
+    QJsonArray jobArray;
+    for (const JobRecord &j : *jobs)
+        jobArray.append(jobJson(j));
+    QJsonArray verdictArray;
+    for (const GateRunRecord &g : *verdicts) {
+        QJsonObject v = g.verdict.toJson();
+        v.insert(QStringLiteral("gate"), g.gate);
+        v.insert(QStringLiteral("stage"), g.stage);
+        v.insert(QStringLiteral("toStage"), g.toStage);
+        v.insert(QStringLiteral("durationMs"), g.durationMs);
+        v.insert(QStringLiteral("at"), ms(g.createdAt));
+        verdictArray.append(v);
+    }
+    QJsonArray historyArray;
+    for (const AuditRecord &a : *history) {
+        historyArray.append(QJsonObject{{QStringLiteral("at"), ms(a.at)},
+                                        {QStringLiteral("actor"), a.actor},
+                                        {QStringLiteral("action"), a.action},
+                                        {QStringLiteral("details"), a.details}});
+    }
+    out.insert(QStringLiteral("jobs"), jobArray);
+    out.insert(QStringLiteral("verdicts"), verdictArray);
+    out.insert(QStringLiteral("history"), historyArray);
+    // The one-line answer to "why is this task waiting".
+    QString waiting;
+    if ((*task)->status == QLatin1String("blocked")) {
+        waiting = QStringLiteral("blocked: %1").arg((*task)->blockedReason);
+    } else if ((*task)->status == QLatin1String("done")) {
+        waiting = QStringLiteral("done");
+    } else {
+        for (const JobRecord &j : *jobs) {
+            if (j.stage == (*task)->stage && (j.status == QLatin1String("queued") || j.status == QLatin1String("running")))
+                waiting = QStringLiteral("job %1 is %2 for stage %3").arg(j.id).arg(j.status, j.stage);
+        }
+        if (waiting.isEmpty() && !historyArray.isEmpty()) {
+            const QJsonObject last = historyArray.last().toObject();
+            if (last.value(QLatin1String("action")).toString() == QLatin1String("approval-requested"))
+                waiting = QStringLiteral("waiting for a signal in stage %1: %2")
+                              .arg((*task)->stage, last.value(QLatin1String("details")).toObject().value(QLatin1String("summary")).toString());
+        }
+        if (waiting.isEmpty())
+            waiting = QStringLiteral("in stage %1").arg((*task)->stage);
+    }
+    out.insert(QStringLiteral("waiting"), waiting);
+    return out;
+}
+
+Result<QJsonObject> queueReport(Engine &engine)
+{
+    auto counts = engine.jobs().countsByStatus();
+    auto running = engine.jobs().running();
+    auto recent = engine.jobs().recent(10);
+    if (!counts || !running || !recent)
+        return std::unexpected(!counts ? counts.error() : !running ? running.error() : recent.error());
+    QJsonObject countObject;
+    for (auto it = counts->cbegin(); it != counts->cend(); ++it)
+        countObject.insert(it.key(), it.value());
+    QJsonArray runningArray;
+    for (const JobRecord &j : *running)
+        runningArray.append(jobJson(j));
+    QJsonArray recentArray;
+    for (const JobRecord &j : *recent)
+        recentArray.append(jobJson(j));
+    return QJsonObject{{QStringLiteral("counts"), countObject},
+                       {QStringLiteral("running"), runningArray},
+                       {QStringLiteral("recent"), recentArray}};
+}
+
+Result<QJsonObject> statusReport(Engine &engine)
+{
+    auto tasks = engine.tasks().tasks(QString(), {});
+    if (!tasks)
+        return std::unexpected(tasks.error());
+    QJsonArray out;
+    for (const TaskRecord &t : *tasks)
+        out.append(taskJson(t));
+    return QJsonObject{{QStringLiteral("projects"), QJsonArray::fromStringList(engine.projectIds())},
+                       {QStringLiteral("tasks"), out}};
+}
+
+} // namespace Sluice

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Everything a process needs to run the pipeline: the host file, the plugins, the store,
+// the engine and the loaded projects. `sluice serve` and the CLI commands that act on
+// tasks build one of these, so an operator command goes through the same advance path as
+// the daemon.
+
+#include "config/hostconfig.h"
+#include "engine/engine.h"
+#include "plugins/pluginloader.h"
+#include "store/store.h"
+
+#include <QHash>
+
+#include <memory>
+
+namespace Sluice {
+
+class SLUICE_EXPORT HostRuntime
+{
+public:
+    ~HostRuntime();
+
+    /**
+     * Loads the host file, discovers and loads plugins, opens (and migrates) the store and
+     * creates the engine. Problems with the host file are fatal; problems with plugins are
+     * reported in @p diagnostics and the rest goes on. Projects are not loaded yet.
+     */
+    [[nodiscard]] static Result<std::unique_ptr<HostRuntime>> open(const QString &configDir, Diagnostics &diagnostics);
+
+    /**
+     * Loads or reloads every project file. A valid file replaces the running version of its
+     * project; an invalid one is refused and its running version (if any) stays. Returns the
+     * problems found, per file.
+     */
+    Diagnostics loadProjects();
+
+    [[nodiscard]] const HostConfig &config() const { return m_config; }
+    [[nodiscard]] PluginCatalog &catalog() { return *m_catalog; }
+    [[nodiscard]] Store &store() { return *m_store; }
+    [[nodiscard]] Engine &engine() { return *m_engine; }
+
+private:
+    HostRuntime() = default;
+    HostConfig m_config;
+    std::unique_ptr<PluginCatalog> m_catalog;
+    std::unique_ptr<Store> m_store;
+    std::unique_ptr<Engine> m_engine;
+    QHash<QString, QString> m_projectByFile; // file → id of the version that runs
+};
+
+/// Task, stage, jobs, every gate verdict and the history: "why is this task waiting".
+[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> taskReport(Engine &engine, qint64 taskId);
+/// Job counts, running and recent jobs.
+[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> queueReport(Engine &engine);
+/// Active, blocked and recent tasks per project.
+[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine);
+
+} // namespace Sluice

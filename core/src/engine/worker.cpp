@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/worker.h"
+
+#include "engine/engine.h"
+
+#include <QLoggingCategory>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcWorker, "sluice.core.worker", QtInfoMsg)
+
+struct Worker::Run {
+    JobRecord job;
+    QString plugin;
+    QDateTime startedAt;
+    std::shared_ptr<ProjectRuntime> runtime; // keeps the instances alive across a reload
+    std::unique_ptr<StageRun> stageRun;
+    QTimer deadline;
+    bool timedOut = false;
+};
+
+Worker::Worker(Engine &engine, QObject *parent)
+    : QObject(parent)
+    , m_engine(engine)
+{
+    m_poll.setInterval(2000);
+    connect(&m_poll, &QTimer::timeout, this, &Worker::drain);
+    connect(&m_engine, &Engine::jobEnqueued, this, [this] {
+        if (m_started)
+            QTimer::singleShot(0, this, &Worker::drain);
+    });
+}
+
+Worker::~Worker()
+{
+    // Runs are cancelled by their owners going away; their jobs stay "running" in the store
+    // and startup recovery takes them back.
+    for (const auto &run : std::as_const(m_runs)) {
+        if (run->stageRun)
+            run->stageRun->disconnect(this);
+    }
+}
+
+void Worker::setPollInterval(std::chrono::milliseconds interval)
+{
+    m_poll.setInterval(int(interval.count()));
+}
+
+ConcurrencyLimits Worker::limits() const
+{
+    ConcurrencyLimits limits;
+    limits.global = m_globalLimit;
+    for (const QString &id : m_engine.projectIds()) {
+        if (const auto runtime = m_engine.project(id))
+            limits.perProject.insert(id, runtime->config.jobConcurrency);
+    }
+    return limits;
+}
+
+void Worker::start()
+{
+    m_started = true;
+    m_poll.start();
+    QTimer::singleShot(0, this, &Worker::drain);
+}
+
+void Worker::stop()
+{
+    m_started = false;
+    m_poll.stop();
+}
+
+QList<Worker::Running> Worker::running() const
+{
+    QList<Running> out;
+    for (const auto &run : m_runs)
+        out.append(Running{run->job, run->plugin, run->startedAt});
+    return out;
+}
+
+void Worker::drain()
+{
+    if (!m_started || m_draining)
+        return;
+    m_draining = true;
+    const ConcurrencyLimits l = limits();
+    // Only this node's own running jobs count against what it may still start.
+    while (m_started && int(m_runs.size()) < m_globalLimit) {
+        auto claimed = m_engine.jobs().claimNext(m_engine.node(), l, QDateTime::currentDateTimeUtc());
+        if (!claimed) {
+            qCWarning(lcWorker).noquote() << "cannot claim jobs:" << claimed.error().toString();
+            break;
+        }
+        if (!*claimed)
+            break;
+        execute(**claimed);
+    }
+    m_draining = false;
+}
+
+void Worker::execute(const JobRecord &job)
+{
+    auto run = std::make_shared<Run>();
+    run->job = job;
+    run->startedAt = QDateTime::currentDateTimeUtc();
+    run->runtime = m_engine.project(job.project);
+    m_runs.insert(job.id, run);
+
+    auto task = m_engine.tasks().task(job.taskId);
+    if (!run->runtime || !task) {
+        failJob(job, run->runtime.get(), run->runtime ? task.error().toString()
+                                                     : QStringLiteral("project %1 is not loaded on this node").arg(job.project));
+        m_runs.remove(job.id);
+        return;
+    }
+    // A job whose task has moved on (a signal or another node was faster) must not run.
+    if (!*task || (*task)->status != QLatin1String("active") || (*task)->stage != job.stage) {
+        const QString why = *task ? QStringLiteral("task %1 is %2 in stage %3").arg(job.taskId).arg((*task)->status, (*task)->stage)
+                                  : QStringLiteral("task %1 is gone").arg(job.taskId);
+        qCInfo(lcWorker).noquote() << "job" << job.id << "is stale:" << why;
+        (void)m_engine.jobs().complete(job.id, m_engine.node());
+        m_runs.remove(job.id);
+        Q_EMIT jobFinished(job.id, QStringLiteral("stale"));
+        return;
+    }
+    const TaskRecord &record = **task;
+    const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
+    Stage *stage = stageConfig ? run->runtime->instances.as<Stage>(stageConfig->run) : nullptr;
+    if (!stage) {
+        failJob(job, run->runtime.get(), QStringLiteral("stage '%1' has no stage plugin instance").arg(job.stage));
+        m_runs.remove(job.id);
+        return;
+    }
+    run->plugin = stageConfig->run;
+    auto worktree = m_engine.workspace().ensureWorktree(run->runtime->config, record);
+    auto taskFile = worktree ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(worktree.error()));
+    if (!taskFile) {
+        failJob(job, run->runtime.get(), taskFile.error().toString());
+        m_runs.remove(job.id);
+        return;
+    }
+
+    StageRequest request;
+    request.task = record.toInfo();
+    request.stage = job.stage;
+    request.worktree = *worktree;
+    request.artifactsDir = m_engine.workspace().artifactsPath(record.project, record.id);
+    request.taskFile = *taskFile;
+    request.attempt = job.attempts;
+    run->stageRun = stage->run(request);
+    if (!run->stageRun) {
+        failJob(job, run->runtime.get(), QStringLiteral("stage plugin '%1' returned no run").arg(run->plugin));
+        m_runs.remove(job.id);
+        return;
+    }
+    qCInfo(lcWorker).noquote() << "job" << job.id << "attempt" << job.attempts << "runs stage" << job.stage << "of task"
+                               << job.taskId << "with" << run->plugin;
+    const qint64 jobId = job.id;
+    connect(run->stageRun.get(), &PluginJob::finished, this, [this, jobId] { QTimer::singleShot(0, this, [this, jobId] { conclude(jobId); }); });
+    run->deadline.setSingleShot(true);
+    connect(&run->deadline, &QTimer::timeout, this, [this, jobId] {
+        auto it = m_runs.find(jobId);
+        if (it == m_runs.end())
+            return;
+        qCWarning(lcWorker).noquote() << "job" << jobId << "ran past the stage deadline; cancelling";
+        (*it)->timedOut = true;
+        (*it)->stageRun->cancel();
+        // The run reports Failed/cancelled; if it never does, conclude on its behalf.
+        QTimer::singleShot(30000, this, [this, jobId] { conclude(jobId); });
+    });
+    run->deadline.start(int(std::min<qint64>(run->runtime->config.stageTimeoutMs, std::numeric_limits<int>::max())));
+    run->stageRun->start();
+}
+
+void Worker::failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error)
+{
+    const qint64 baseBackoff = runtime ? runtime->config.jobRetryBackoffMs : 30000;
+    const qint64 backoff = baseBackoff << std::min(job.attempts - 1, 10);
+    auto outcome = m_engine.jobs().fail(job.id, m_engine.node(), error, std::chrono::milliseconds(backoff),
+                                        QDateTime::currentDateTimeUtc());
+    if (!outcome) {
+        qCWarning(lcWorker).noquote() << "cannot record the failure of job" << job.id << "-" << outcome.error().toString();
+        return;
+    }
+    switch (*outcome) {
+    case JobQueue::FailOutcome::Requeued:
+        qCWarning(lcWorker).noquote() << "job" << job.id << "failed (attempt" << job.attempts << "of" << job.maxAttempts
+                                      << "), retry in" << backoff / 1000 << "s:" << error;
+        Q_EMIT jobFinished(job.id, QStringLiteral("requeued"));
+        break;
+    case JobQueue::FailOutcome::Failed: {
+        qCWarning(lcWorker).noquote() << "job" << job.id << "failed for good after" << job.attempts << "attempt(s):" << error;
+        auto blocked = m_engine.block(job.taskId, job.stage,
+                                      QStringLiteral("stage '%1' failed %2 time(s): %3").arg(job.stage).arg(job.attempts).arg(error),
+                                      QStringLiteral("worker"));
+        if (!blocked)
+            qCWarning(lcWorker).noquote() << "cannot block task" << job.taskId << "-" << blocked.error().toString();
+        Q_EMIT jobFinished(job.id, QStringLiteral("failed"));
+        break;
+    }
+    case JobQueue::FailOutcome::Lost:
+        qCWarning(lcWorker).noquote() << "job" << job.id << "was finalised by someone else";
+        Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
+        break;
+    }
+}
+
+void Worker::conclude(qint64 jobId)
+{
+    const auto run = m_runs.take(jobId);
+    if (!run)
+        return;
+    run->deadline.stop();
+    StageOutcome outcome = run->stageRun->outcome();
+    if (run->timedOut)
+        outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt,
+                               QStringLiteral("stage ran past its %1 s deadline").arg(run->runtime->config.stageTimeoutMs / 1000), {}};
+    else if (!run->stageRun->isFinished())
+        outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt, QStringLiteral("stage run did not finish"), {}};
+
+    const JobRecord &job = run->job;
+    switch (outcome.status) {
+    case StageOutcome::Status::Completed: {
+        auto won = m_engine.jobs().complete(job.id, m_engine.node());
+        if (!won || !*won) {
+            qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
+            Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
+            return;
+        }
+        qCInfo(lcWorker).noquote() << "job" << job.id << "completed:" << outcome.summary;
+        Q_EMIT jobFinished(job.id, QStringLiteral("completed"));
+        // The gates, not the exit code, decide whether the task leaves the stage.
+        m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 completed stage %2").arg(job.id).arg(job.stage));
+        break;
+    }
+    case StageOutcome::Status::Waiting: {
+        (void)m_engine.jobs().complete(job.id, m_engine.node());
+        qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << outcome.summary;
+        if (auto task = m_engine.tasks().task(job.taskId); task && *task)
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), job.project,
+                                                    job.taskId, QJsonObject{{QStringLiteral("stage"), job.stage},
+                                                                            {QStringLiteral("summary"), outcome.summary}}});
+        Q_EMIT jobFinished(job.id, QStringLiteral("waiting"));
+        break;
+    }
+    case StageOutcome::Status::Failed:
+        failJob(job, run->runtime.get(), outcome.summary.isEmpty() ? QStringLiteral("stage failed") : outcome.summary);
+        break;
+    }
+    if (m_started)
+        QTimer::singleShot(0, this, &Worker::drain);
+}
+
+} // namespace Sluice

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: Apache-2.0
+// `sluice serve` as a real process: drive a project over HTTP and the CLI, webhooks with
+// signatures and de-duplication, SIGHUP with a broken file, SIGTERM during work and the
+// recovery at the next start.
+
+#include <sluice/testsupport.h>
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMessageAuthenticationCode>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace Sluice;
+
+namespace {
+
+const QByteArray secret = "webhook-secret-for-tests-7c1d";
+
+struct Reply {
+    int status = 0;
+    QByteArray body;
+    QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
+};
+
+QByteArray sign(const QByteArray &body)
+{
+    return "sha256=" + QMessageAuthenticationCode::hash(body, secret, QCryptographicHash::Sha256).toHex();
+}
+
+struct Run {
+    int exitCode = -1;
+    QString out;
+    QString err;
+};
+
+Run cli(const QStringList &arguments)
+{
+    QProcess p;
+    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
+    if (!p.waitForFinished(60000))
+        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
+    return Run{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+
+bool git(const QStringList &args)
+{
+    QProcess p;
+    p.start(QStringLiteral("git"), args);
+    return p.waitForFinished(30000) && p.exitCode() == 0;
+}
+
+} // namespace
+
+class tst_Daemon : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void cleanup();
+    void drivesAProjectOverHttpAndCli();
+    void sigtermDuringWorkThenRecovery();
+
+private:
+    bool startDaemon();
+    Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
+                  const QList<QPair<QByteArray, QByteArray>> &headers = {});
+    QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
+    int eventRows();
+
+    Test::PluginDirectory m_plugins;
+    Test::TemporaryConfig m_config;
+    QProcess m_daemon;
+    QByteArray m_log;
+    quint16 m_port = 0;
+    QNetworkAccessManager m_network;
+};
+
+void tst_Daemon::initTestCase()
+{
+    for (const char *plugin : {"test-gate", "test-stage", "test-tracker"})
+        m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QLatin1String(plugin));
+    m_config.writeHostFile("node: test-node\nstate_dir: state\nplugin_dirs: [" + m_plugins.path().toUtf8()
+                           + "]\nworker: {poll_interval: 100ms}\nhttp: {port: 0, max_body: 4096}\n");
+    m_config.writeFile(QStringLiteral("secrets/hooks"), secret + '\n');
+    const QString repo = m_config.path() + QStringLiteral("/repo.git");
+    const QString seed = m_config.path() + QStringLiteral("/seed");
+    m_config.writeFile(QStringLiteral("seed/README"), "seed\n");
+    QVERIFY(git({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), repo}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("add"), QStringLiteral("README")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+                 QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}));
+    m_config.writeProject(QStringLiteral("p"), R"(id: p
+repository: {path: ../repo.git}
+tracker: hooks
+stages:
+  - name: development
+    run: dev
+  - name: review
+    run: rev
+    exit_gates: [g]
+  - name: deploy
+    run: confirm
+  - name: done
+instances:
+  hooks: {plugin: test-tracker, settings: {secret: {file: ../secrets/hooks}}}
+  dev: {plugin: test-stage, settings: {role: developer}}
+  rev: {plugin: test-stage, settings: {role: reviewer}}
+  g: {plugin: test-gate, settings: {result: pass}}
+  confirm: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [confirm-deploy]}}
+)");
+    m_config.writeProject(QStringLiteral("slow"), R"(id: slow
+repository: {path: ../repo.git}
+stages:
+  - name: work
+    run: sleepy
+  - name: done
+instances:
+  sleepy: {plugin: test-stage, settings: {role: r, delay: 2m}}
+)");
+}
+
+void tst_Daemon::cleanup()
+{
+    if (m_daemon.state() != QProcess::NotRunning) {
+        m_daemon.kill();
+        m_daemon.waitForFinished(5000);
+    }
+}
+
+bool tst_Daemon::startDaemon()
+{
+    const QString portFile = m_config.path() + QStringLiteral("/state/http.port");
+    QFile::remove(portFile);
+    m_log.clear();
+    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
+    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
+    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
+    if (!m_daemon.waitForStarted(10000))
+        return false;
+    QElapsedTimer waited;
+    waited.start();
+    while (waited.elapsed() < 20000 && !m_log.contains("ready: node"))
+        QTest::qWait(50);
+    QFile f(portFile);
+    if (!m_log.contains("ready: node") || !f.open(QIODevice::ReadOnly)) {
+        qWarning("daemon did not become ready:\n%s", m_log.constData());
+        return false;
+    }
+    m_port = quint16(f.readAll().trimmed().toUInt());
+    return m_port != 0;
+}
+
+Reply tst_Daemon::request(const QByteArray &method, const QString &path, const QByteArray &body,
+                          const QList<QPair<QByteArray, QByteArray>> &headers)
+{
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_port).arg(path)));
+    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
+    for (const auto &[name, value] : headers)
+        r.setRawHeader(name, value);
+    QNetworkReply *reply = m_network.sendCustomRequest(r, method, body);
+    QSignalSpy done(reply, &QNetworkReply::finished);
+    if (!reply->isFinished() && !done.wait(20000))
+        qFatal("no answer to %s %s", method.constData(), qPrintable(path));
+    Reply out{reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll()};
+    reply->deleteLater();
+    return out;
+}
+
+int tst_Daemon::eventRows()
+{
+    QSqlDatabase db = QSqlDatabase::contains(QStringLiteral("peek")) ? QSqlDatabase::database(QStringLiteral("peek"))
+                                                                      : QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("peek"));
+    db.setDatabaseName(m_config.path() + QStringLiteral("/state/sluice.db"));
+    if (!db.isOpen() && !db.open())
+        return -1;
+    QSqlQuery q(db);
+    return q.exec(QStringLiteral("SELECT COUNT(*) FROM events")) && q.next() ? q.value(0).toInt() : -1;
+}
+
+void tst_Daemon::drivesAProjectOverHttpAndCli()
+{
+    QVERIFY(startDaemon());
+    QCOMPARE(request("GET", QStringLiteral("/healthz")).status, 200);
+    QCOMPARE(request("GET", QStringLiteral("/readyz")).json().value(QLatin1String("status")).toString(), QStringLiteral("ready"));
+
+    const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
+                            QStringLiteral("p"), QStringLiteral("--title"), QStringLiteral("Ship it"), QStringLiteral("--json")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+
+    // The worker (woken by its poll: the task came from another process) runs development and
+    // review; the gate passes; the task waits for a deploy confirmation.
+    QTRY_VERIFY_WITH_TIMEOUT(task(id).value(QLatin1String("waiting")).toString().startsWith(QLatin1String("waiting for a signal in stage deploy")), 20000);
+    const QJsonObject waiting = task(id);
+    QCOMPARE(waiting.value(QLatin1String("stage")).toString(), QStringLiteral("deploy"));
+    const QJsonArray verdicts = waiting.value(QLatin1String("verdicts")).toArray();
+    QCOMPARE(verdicts.size(), 1);
+    QCOMPARE(verdicts[0].toObject().value(QLatin1String("gate")).toString(), QStringLiteral("g"));
+    QCOMPARE(verdicts[0].toObject().value(QLatin1String("result")).toString(), QStringLiteral("pass"));
+    QVERIFY(verdicts[0].toObject().value(QLatin1String("reason")).toString().contains(QLatin1String("test gate says pass")));
+
+    // A webhook with a bad signature: 401 and nothing stored.
+    const int eventsBefore = eventRows();
+    QVERIFY(eventsBefore >= 0);
+    auto hook = [&](const QByteArray &delivery, const QByteArray &signal, bool goodSignature) {
+        const QByteArray body = "{\"delivery\":\"" + delivery + "\",\"task\":" + QByteArray::number(id) + ",\"stage\":\"deploy\",\"signal\":\"" + signal + "\"}";
+        return request("POST", QStringLiteral("/webhooks/p/hooks"), body,
+                       {{"X-Sluice-Signature", goodSignature ? sign(body) : sign(body + "tampered")}});
+    };
+    QCOMPARE(hook("d-1", "confirm-deploy", false).status, 401);
+    QCOMPARE(request("POST", QStringLiteral("/webhooks/p/hooks"), "{}").status, 401); // no signature at all
+    QCOMPARE(eventRows(), eventsBefore);
+    QCOMPARE(task(id).value(QLatin1String("stage")).toString(), QStringLiteral("deploy"));
+
+    // "approve" is not what the deploy stage waits for: a logged no-op.
+    const Reply approve = hook("d-2", "approve", true);
+    QCOMPARE(approve.status, 202);
+    QVERIFY2(approve.json().value(QLatin1String("events")).toArray().first().toObject().value(QLatin1String("result")).toString()
+                 .startsWith(QLatin1String("ignored: stage 'deploy' waits for 'confirm-deploy'")), approve.body.constData());
+    QCOMPARE(task(id).value(QLatin1String("stage")).toString(), QStringLiteral("deploy"));
+
+    // The explicit confirmation moves it; the same delivery again is a duplicate.
+    QCOMPARE(hook("d-3", "confirm-deploy", true).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("status")).toString(), QStringLiteral("done"), 10000);
+    const Reply duplicate = hook("d-3", "confirm-deploy", true);
+    QCOMPARE(duplicate.status, 200);
+    QCOMPARE(duplicate.json().value(QLatin1String("duplicate")).toBool(), true);
+    QCOMPARE(eventRows(), eventsBefore + 2);
+
+    // Too large a body is refused before the connector sees it.
+    QCOMPARE(request("POST", QStringLiteral("/webhooks/p/hooks"), QByteArray(8192, 'x')).status, 413);
+    QCOMPARE(request("GET", QStringLiteral("/api/tasks/999")).status, 404);
+
+    const QByteArray metrics = request("GET", QStringLiteral("/metrics")).body;
+    QVERIFY2(metrics.contains("sluice_gate_verdicts_total{gate=\"g\",result=\"pass\"} 1"), metrics.constData());
+    QVERIFY(metrics.contains("sluice_tasks_done_total 1"));
+    QVERIFY(metrics.contains("sluice_webhooks_total{result=\"unauthorized\"} 2"));
+    QVERIFY(metrics.contains("sluice_webhooks_total{result=\"duplicate\"} 1"));
+    QVERIFY(metrics.contains("sluice_jobs{state=\"done\"} 3"));
+
+    const QJsonObject queue = request("GET", QStringLiteral("/api/queue")).json();
+    QCOMPARE(queue.value(QLatin1String("counts")).toObject().value(QLatin1String("done")).toInt(), 3);
+    QCOMPARE(queue.value(QLatin1String("worker")).toObject().value(QLatin1String("node")).toString(), QStringLiteral("test-node"));
+
+    // The CLI sees the same store.
+    const Run show = cli({QStringLiteral("task"), QStringLiteral("--config"), m_config.path(), QString::number(id)});
+    QCOMPARE(show.exitCode, 0);
+    QVERIFY2(show.out.contains(QLatin1String("stage done, done, 0 rollback(s)")), qPrintable(show.out));
+    QVERIFY(show.out.contains(QLatin1String("review (exit)  g: pass")));
+    const Run status = cli({QStringLiteral("status"), QStringLiteral("--config"), m_config.path()});
+    QVERIFY(status.out.contains(QLatin1String("Ship it")));
+
+    // SIGHUP with a broken project file: refused, the running version stays.
+    m_config.writeProject(QStringLiteral("p"), "id: p\nstages: nonsense\n");
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("the previous version of p keeps running"), 10000);
+    QVERIFY(request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray().contains(QStringLiteral("p")));
+
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(10000));
+    QCOMPARE(m_daemon.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(m_daemon.exitCode(), 0);
+    QVERIFY(m_log.contains("stopping: signal 15"));
+}
+
+void tst_Daemon::sigtermDuringWorkThenRecovery()
+{
+    QVERIFY(startDaemon());
+    const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
+                            QStringLiteral("slow"), QStringLiteral("--title"), QStringLiteral("Takes a while"), QStringLiteral("--json")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
+    QTRY_COMPARE_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size(), 1, 20000);
+
+    // SIGTERM in the middle of the stage: the daemon exits promptly and cleanly; the job is
+    // left "running" in the store for the next start to recover.
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(10000));
+    QCOMPARE(m_daemon.exitCode(), 0);
+    const Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    const QJsonObject counts = QJsonDocument::fromJson(queue.out.toUtf8()).object().value(QLatin1String("counts")).toObject();
+    QCOMPARE(counts.value(QLatin1String("running")).toInt(), 1);
+
+    // The next start requeues it before the worker starts, and the worker claims it again.
+    QVERIFY(startDaemon());
+    QVERIFY2(m_log.contains("requeued 1 job(s) interrupted by the last stop of node test-node"), m_log.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
+    const QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
+    QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
+    QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 2);
+    const QJsonArray history = task(id).value(QLatin1String("history")).toArray();
+    QCOMPARE(history.first().toObject().value(QLatin1String("action")).toString(), QStringLiteral("submit"));
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(10000));
+}
+
+QTEST_GUILESS_MAIN(tst_Daemon)
+#include "tst_daemon.moc"

@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one advance path on real stores: claim-before-act under concurrent callers, the red
+// policy and its cap, edge gates in order with short-circuit, signals, and the worker.
+
+#include "engine/engine.h"
+#include "engine/worker.h"
+#include "plugins/pluginloader.h"
+#include "teststores.h"
+
+#include <sluice/testsupport.h>
+
+#include <QProcess>
+#include <QSqlQuery>
+#include <QThread>
+#include <QtTest>
+
+using namespace Sluice;
+
+namespace {
+AdvanceRun::Outcome wait(AdvanceRun *run)
+{
+    AdvanceRun::Outcome outcome = AdvanceRun::Outcome::Failed;
+    QEventLoop loop;
+    QObject::connect(run, &AdvanceRun::finished, &loop, [&](AdvanceRun *r) {
+        outcome = r->outcome();
+        loop.quit();
+    });
+    loop.exec();
+    return outcome;
+}
+
+void writeFile(const QString &path, const QByteArray &content)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        qFatal("cannot write %s", qPrintable(path));
+    f.write(content);
+}
+
+// Seeds a bare repository with one commit on main.
+bool makeRepository(const QString &path)
+{
+    auto git = [](const QStringList &args) {
+        QProcess p;
+        p.start(QStringLiteral("git"), args);
+        return p.waitForFinished(30000) && p.exitCode() == 0;
+    };
+    const QString seed = path + QStringLiteral(".seed");
+    QDir().mkpath(seed);
+    writeFile(seed + QStringLiteral("/README"), "seed\n");
+    return git({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), path})
+           && git({QStringLiteral("-C"), seed, QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")})
+           && git({QStringLiteral("-C"), seed, QStringLiteral("add"), QStringLiteral("README")})
+           && git({QStringLiteral("-C"), seed, QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"),
+                   QStringLiteral("user.email=t@t"), QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")})
+           && git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), path, QStringLiteral("main")});
+}
+} // namespace
+
+class tst_Engine : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+    void concurrentAdvanceHasOneWinner_data() { engines(); }
+    void concurrentAdvanceHasOneWinner();
+    void redPolicyRollsBackThenBlocks_data() { engines(); }
+    void redPolicyRollsBackThenBlocks();
+    void edgeGatesInOrderStopAtFirstNonPass_data();
+    void edgeGatesInOrderStopAtFirstNonPass();
+    void signalsOnlyTheRightOneAdvances_data() { engines(); }
+    void signalsOnlyTheRightOneAdvances();
+    void workerDrivesTaskToDone_data() { engines(); }
+    void workerDrivesTaskToDone();
+    void failingStageRetriesThenBlocks();
+    void staleJobIsNotRun();
+    void submitRefusesABranchInUse();
+
+private:
+    void engines();
+    // Writes @p yaml as project "p" and loads it into @p engine.
+    std::shared_ptr<ProjectRuntime> loadProject(const QByteArray &yaml, Engine &engine);
+    // Loads the project file written before (safe from several threads).
+    std::shared_ptr<ProjectRuntime> loadProjectFile(Engine &engine);
+    bool openStore(const QString &engine);
+
+    Test::PluginDirectory m_plugins;
+    std::unique_ptr<PluginCatalog> m_catalog;
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<Store> m_store;
+    StoreSettings m_settings;
+};
+
+void tst_Engine::engines()
+{
+    QTest::addColumn<QString>("engine");
+    QTest::newRow("sqlite") << QStringLiteral("sqlite");
+    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+}
+
+void tst_Engine::initTestCase()
+{
+    m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-gate"));
+    m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
+    PluginSearchPath path;
+    path.configuredDirs = QStringList{m_plugins.path()};
+    m_catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
+    m_catalog->discover();
+    m_catalog->loadAll();
+    QCOMPARE(m_catalog->plugin(QStringLiteral("test-gate"))->state, PluginRecord::State::Loaded);
+}
+
+void tst_Engine::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+}
+
+void tst_Engine::cleanup()
+{
+    m_store.reset();
+    m_dir.reset();
+}
+
+bool tst_Engine::openStore(const QString &engine)
+{
+    if (!Test::freshStore(engine, m_dir->path(), &m_settings))
+        return false;
+    auto store = Store::open(m_settings);
+    if (!store) {
+        QTest::qFail(qPrintable(store.error().toString()), __FILE__, __LINE__);
+        return false;
+    }
+    m_store = std::move(*store);
+    return true;
+}
+
+std::shared_ptr<ProjectRuntime> tst_Engine::loadProject(const QByteArray &yaml, Engine &engine)
+{
+    const QString file = m_dir->filePath(QStringLiteral("projects/p.yaml"));
+    QDir().mkpath(QFileInfo(file).absolutePath());
+    writeFile(file, yaml);
+    return loadProjectFile(engine);
+}
+
+std::shared_ptr<ProjectRuntime> tst_Engine::loadProjectFile(Engine &engine)
+{
+    const QString file = m_dir->filePath(QStringLiteral("projects/p.yaml"));
+    Diagnostics diagnostics;
+    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
+    for (const Diagnostic &d : diagnostics)
+        qWarning() << d.toString();
+    if (!config)
+        return nullptr;
+    auto runtime = std::make_shared<ProjectRuntime>();
+    runtime->config = *config;
+    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), diagnostics);
+    if (!instances || !instances->initialize())
+        return nullptr;
+    runtime->instances = std::move(*instances);
+    engine.setProject(runtime);
+    return runtime;
+}
+
+void tst_Engine::concurrentAdvanceHasOneWinner()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    const QByteArray project = R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: a
+    exit_gates: [g]
+  - name: b
+    run: s
+  - name: c
+instances:
+  g: {plugin: test-gate, settings: {delay: 20ms}}
+  s: {plugin: test-stage, settings: {role: r}}
+)";
+    qint64 taskId = 0;
+    {
+        Engine setup(*m_store, QStringLiteral("node-a"), m_dir->path());
+        QVERIFY(loadProject(project, setup));
+        auto id = setup.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("race"), {}, QStringLiteral("race"), QStringLiteral("a"), {}});
+        QVERIFY(id.has_value());
+        taskId = *id;
+    }
+    // Eight threads, each with its own engine and plugin instances, advance the same task.
+    constexpr int racers = 8;
+    QList<AdvanceRun::Outcome> outcomes;
+    QMutex mutex;
+    std::vector<std::unique_ptr<QThread>> threads;
+    for (int i = 0; i < racers; ++i) {
+        threads.push_back(std::unique_ptr<QThread>(QThread::create([&, i] {
+            Engine engine(*m_store, QStringLiteral("node-%1").arg(i), m_dir->path());
+            if (!loadProjectFile(engine))
+                return;
+            const AdvanceRun::Outcome outcome = wait(engine.advance(taskId, QStringLiteral("a"), QStringLiteral("racer %1").arg(i)));
+            QMutexLocker lock(&mutex);
+            outcomes.append(outcome);
+        })));
+    }
+    for (auto &t : threads)
+        t->start();
+    for (auto &t : threads)
+        QVERIFY(t->wait(60000));
+    QCOMPARE(outcomes.size(), racers);
+    QCOMPARE(outcomes.count(AdvanceRun::Outcome::Advanced), 1);
+    QCOMPARE(outcomes.count(AdvanceRun::Outcome::Lost), racers - 1);
+
+    Engine check(*m_store, QStringLiteral("check"), m_dir->path());
+    auto task = check.tasks().task(taskId);
+    QCOMPARE((*task)->stage, QStringLiteral("b"));
+    auto jobs = check.jobs().jobsForTask(taskId);
+    QCOMPARE(jobs->size(), 1); // exactly one next job
+    QCOMPARE(jobs->first().stage, QStringLiteral("b"));
+    auto history = check.tasks().history(taskId);
+    int advances = 0;
+    for (const AuditRecord &a : *history)
+        advances += a.action == QLatin1String("advance") ? 1 : 0;
+    QCOMPARE(advances, 1); // only the winner acted
+}
+
+void tst_Engine::redPolicyRollsBackThenBlocks()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    const QString verdict = m_dir->filePath(QStringLiteral("verdict"));
+    writeFile(verdict, "fail");
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: development
+    run: dev
+  - name: review
+    exit_gates: [review-gate]
+  - name: done
+red_policy: {rollback_to: development, max_retries: 2}
+instances:
+  dev: {plugin: test-stage, settings: {role: developer}}
+  review-gate: {plugin: test-gate, settings: {verdict_file: )") + verdict.toUtf8() + "}}\n", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), QStringLiteral("Build the thing."), QStringLiteral("b"), QStringLiteral("review"), {}});
+    QVERIFY(id.has_value());
+
+    for (int round = 1; round <= 2; ++round) {
+        // A lease held by one of the task's jobs must not survive the rollback.
+        auto job = e.jobs().enqueue(NewJob{*id, QStringLiteral("p"), QStringLiteral("review"), QStringLiteral("lease-holder"), 3, {}, {}});
+        QVERIFY(job && *job);
+        QSqlQuery lease((*m_store->connection()));
+        QVERIFY(lease.exec(QStringLiteral("INSERT INTO leases (resource, holder_node, holder_pid, holder_job, acquired_at, expires_at) "
+                                          "VALUES ('merge:p:main', 'n', 1, %1, 0, 9999999999999)").arg(**job)));
+
+        QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::RolledBack);
+        auto task = e.tasks().task(*id);
+        QCOMPARE((*task)->stage, QStringLiteral("development"));
+        QCOMPARE((*task)->retries, round);
+        QCOMPARE((*task)->status, QStringLiteral("active"));
+        // The findings reach the developer verbatim, once (not accumulated).
+        QVERIFY((*task)->description.startsWith(QLatin1String("Build the thing.")));
+        QVERIFY2((*task)->description.contains(QStringLiteral("Sent back by gate 'review-gate' (rollback %1 of 2)").arg(round)),
+                 qPrintable((*task)->description));
+        QVERIFY((*task)->description.contains(QLatin1String("- [test] planted finding")));
+        QCOMPARE((*task)->description.count(QLatin1String("Sent back by gate")), 1);
+        QSqlQuery leases((*m_store->connection()));
+        QVERIFY(leases.exec(QStringLiteral("SELECT COUNT(*) FROM leases")) && leases.next());
+        QCOMPARE(leases.value(0).toInt(), 0);
+        // The development job is queued again.
+        auto jobs = e.jobs().jobsForTask(*id);
+        int devQueued = 0;
+        for (const JobRecord &j : *jobs)
+            devQueued += (j.stage == QLatin1String("development") && j.status == QLatin1String("queued")) ? 1 : 0;
+        QCOMPARE(devQueued, 1);
+        // Clear the way for the next round: finish the jobs, move the task back to review.
+        QSqlQuery finish((*m_store->connection()));
+        QVERIFY(finish.exec(QStringLiteral("UPDATE jobs SET status = 'done' WHERE task_id = %1").arg(*id)));
+        QVERIFY(*e.tasks().claimTransition(*id, QStringLiteral("development"), QStringLiteral("review")));
+    }
+    // The third failure reaches the cap: blocked, not another bounce.
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Blocked);
+    auto task = e.tasks().task(*id);
+    QCOMPARE((*task)->status, QStringLiteral("blocked"));
+    QCOMPARE((*task)->stage, QStringLiteral("review"));
+    QVERIFY((*task)->blockedReason.contains(QLatin1String("gate 'review-gate' failed after 2 rollback(s)")));
+    auto counts = e.jobs().countsByStatus();
+    QCOMPARE(counts->value(QStringLiteral("queued")), 0);
+    // A blocked task does not move, whoever asks.
+    writeFile(verdict, "pass");
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::NotActive);
+    auto runs = e.tasks().gateRuns(*id);
+    QCOMPARE(runs->size(), 3);
+    for (const GateRunRecord &r : *runs) {
+        QCOMPARE(r.verdict.result(), GateVerdict::Result::Fail);
+        QCOMPARE(r.gate, QStringLiteral("review-gate"));
+        QCOMPARE(r.verdict.findings().size(), 1);
+    }
+    QCOMPARE(e.stats().rollbacks, 2);
+    QCOMPARE(e.stats().blocked, 1);
+}
+
+void tst_Engine::edgeGatesInOrderStopAtFirstNonPass_data()
+{
+    QTest::addColumn<QStringList>("results"); // exit gate, then edge gates 1..3
+    QTest::addColumn<int>("evaluated");
+    QTest::addColumn<int>("outcome");
+    const int advanced = int(AdvanceRun::Outcome::Advanced);
+    const int rolledBack = int(AdvanceRun::Outcome::RolledBack);
+    QTest::newRow("all pass") << QStringList{QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("pass")} << 4 << advanced;
+    QTest::newRow("skip passes") << QStringList{QStringLiteral("skip"), QStringLiteral("pass"), QStringLiteral("skip"), QStringLiteral("pass")} << 4 << advanced;
+    QTest::newRow("exit gate fails first") << QStringList{QStringLiteral("fail"), QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("pass")} << 1 << rolledBack;
+    QTest::newRow("second edge gate fails") << QStringList{QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("fail"), QStringLiteral("pass")} << 3 << rolledBack;
+    QTest::newRow("error is a fail") << QStringList{QStringLiteral("pass"), QStringLiteral("error"), QStringLiteral("pass"), QStringLiteral("pass")} << 2 << rolledBack;
+    QTest::newRow("timeout is a fail") << QStringList{QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("pass"), QStringLiteral("hang")} << 4 << rolledBack;
+}
+
+void tst_Engine::edgeGatesInOrderStopAtFirstNonPass()
+{
+    QFETCH(QStringList, results);
+    QFETCH(int, evaluated);
+    QFETCH(int, outcome);
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    QByteArray instances;
+    const QStringList names{QStringLiteral("exit"), QStringLiteral("edge-1"), QStringLiteral("edge-2"), QStringLiteral("edge-3")};
+    for (int i = 0; i < 4; ++i) {
+        instances += "  " + names[i].toUtf8() + ": {plugin: test-gate, settings: {"
+                     + (results[i] == QLatin1String("hang") ? QByteArray("never_finish: true") : "result: " + results[i].toUtf8()) + "}}\n";
+    }
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+timeouts: {gate: 300ms}
+stages:
+  - name: a
+  - name: b
+    exit_gates: [exit]
+  - name: c
+  - name: done
+edges:
+  - from: b
+    to: c
+    gates: [edge-1, edge-2, edge-3]
+red_policy: {rollback_to: a, max_retries: 3}
+instances:
+)" + instances, e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b"), QStringLiteral("b"), {}});
+    QCOMPARE(int(wait(e.advance(*id, QString(), QStringLiteral("test")))), outcome);
+    auto runs = e.tasks().gateRuns(*id);
+    QCOMPARE(int(runs->size()), evaluated);
+    for (int i = 0; i < evaluated; ++i) {
+        QCOMPARE(runs->at(i).gate, names[i]);                         // configured order
+        QCOMPARE(runs->at(i).toStage, i == 0 ? QString() : QStringLiteral("c")); // exit gate vs edge gate
+        const QString expected = results[i] == QLatin1String("hang") ? QStringLiteral("error") : results[i];
+        QCOMPARE(GateVerdict::resultName(runs->at(i).verdict.result()), expected);
+    }
+    auto task = e.tasks().task(*id);
+    QCOMPARE((*task)->stage, outcome == int(AdvanceRun::Outcome::Advanced) ? QStringLiteral("c") : QStringLiteral("a"));
+}
+
+void tst_Engine::signalsOnlyTheRightOneAdvances()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: staging
+    run: approve-stage
+  - name: deploy
+    run: confirm-stage
+  - name: done
+instances:
+  approve-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+  confirm-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [confirm-deploy]}}
+)", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b"), QStringLiteral("deploy"), {}});
+    const QString source = QStringLiteral("test");
+
+    // "Approved" on the deploy-confirmation stage is a logged no-op.
+    auto approve = e.signal(*id, QStringLiteral("deploy"), QStringLiteral("approve"), source, QStringLiteral("d1"));
+    QVERIFY(approve.has_value());
+    QCOMPARE(approve->kind, SignalResult::Kind::Ignored);
+    QVERIFY2(approve->reason.contains(QLatin1String("waits for 'confirm-deploy', not 'approve'")), qPrintable(approve->reason));
+    // The right signal for a stage the task is not in: no-op.
+    auto wrongStage = e.signal(*id, QStringLiteral("staging"), QStringLiteral("approve"), source, QStringLiteral("d2"));
+    QCOMPARE(wrongStage->kind, SignalResult::Kind::Ignored);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("deploy"));
+
+    auto confirm = e.signal(*id, QStringLiteral("deploy"), QStringLiteral("confirm-deploy"), source, QStringLiteral("d3"));
+    QCOMPARE(confirm->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(confirm->advance), AdvanceRun::Outcome::Done);
+    QCOMPARE((*e.tasks().task(*id))->status, QStringLiteral("done"));
+
+    // The same delivery again is dropped before anything happens.
+    auto again = e.signal(*id, QStringLiteral("deploy"), QStringLiteral("confirm-deploy"), source, QStringLiteral("d3"));
+    QCOMPARE(again->kind, SignalResult::Kind::Duplicate);
+    auto history = e.tasks().history(*id);
+    QStringList actions;
+    for (const AuditRecord &a : *history)
+        actions << a.action;
+    QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"), QStringLiteral("signal"), QStringLiteral("done")}));
+}
+
+void tst_Engine::workerDrivesTaskToDone()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    const QString repo = m_dir->filePath(QStringLiteral("repo.git"));
+    QVERIFY(makeRepository(repo));
+    const QString markers = m_dir->filePath(QStringLiteral("markers"));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->filePath(QStringLiteral("state")));
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: )") + repo.toUtf8() + R"(}
+stages:
+  - name: development
+    run: dev
+  - name: review
+    run: rev
+    exit_gates: [g]
+  - name: done
+instances:
+  dev: {plugin: test-stage, settings: {role: developer, marker_dir: )" + markers.toUtf8() + R"(}}
+  rev: {plugin: test-stage, settings: {role: reviewer, marker_dir: )" + markers.toUtf8() + R"(}}
+  g: {plugin: test-gate, settings: {result: pass}}
+)", e));
+    auto id = e.submit(QStringLiteral("p"), QStringLiteral("Do a thing"), QStringLiteral("details"), QString(), QStringLiteral("test"));
+    QVERIFY2(id.has_value(), qPrintable(id ? QString() : id.error().toString()));
+    Worker worker(e);
+    worker.setPollInterval(std::chrono::milliseconds(100));
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT((*e.tasks().task(*id))->status, QStringLiteral("done"), 20000);
+    const auto task = *e.tasks().task(*id);
+    QCOMPARE(task->stage, QStringLiteral("done"));
+    QCOMPARE(task->branch, QStringLiteral("sluice/do-a-thing"));
+    // Each stage ran once, in its own worktree created from the repository.
+    QFile runs(markers + QStringLiteral("/runs.log"));
+    QVERIFY(runs.open(QIODevice::ReadOnly));
+    QCOMPARE(runs.readAll(), QStringLiteral("%1 development 1\n%1 review 1\n").arg(*id).toUtf8());
+    QVERIFY(QFileInfo::exists(e.workspace().worktreePath(QStringLiteral("p"), *id) + QStringLiteral("/README")));
+    QFile taskFile(e.workspace().taskFilePath(QStringLiteral("p"), *id));
+    QVERIFY(taskFile.open(QIODevice::ReadOnly));
+    QCOMPARE(taskFile.readAll(), QByteArray("# Do a thing\n\ndetails\n"));
+    auto jobs = e.jobs().jobsForTask(*id);
+    QCOMPARE(jobs->size(), 2);
+    for (const JobRecord &j : *jobs) {
+        QCOMPARE(j.status, QStringLiteral("done"));
+        QCOMPARE(j.attempts, 1);
+    }
+    QCOMPARE(e.tasks().gateRuns(*id)->size(), 1);
+    worker.stop();
+}
+
+void tst_Engine::failingStageRetriesThenBlocks()
+{
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    const QString repo = m_dir->filePath(QStringLiteral("repo.git"));
+    QVERIFY(makeRepository(repo));
+    const QString outcome = m_dir->filePath(QStringLiteral("outcome"));
+    writeFile(outcome, "failed");
+    Engine e(*m_store, QStringLiteral("n"), m_dir->filePath(QStringLiteral("state")));
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: )") + repo.toUtf8() + R"(}
+jobs: {max_attempts: 2, retry_backoff: 100ms}
+stages:
+  - name: development
+    run: dev
+  - name: done
+instances:
+  dev: {plugin: test-stage, settings: {role: developer, outcome_file: )" + outcome.toUtf8() + R"(}}
+)", e));
+    auto id = e.submit(QStringLiteral("p"), QStringLiteral("Fail"), {}, QString(), QStringLiteral("test"));
+    QVERIFY(id.has_value());
+    Worker worker(e);
+    worker.setPollInterval(std::chrono::milliseconds(50));
+    QSignalSpy finished(&worker, &Worker::jobFinished);
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT((*e.tasks().task(*id))->status, QStringLiteral("blocked"), 20000);
+    QCOMPARE(finished.count(), 2);
+    QCOMPARE(finished.at(0).at(1).toString(), QStringLiteral("requeued"));
+    QCOMPARE(finished.at(1).at(1).toString(), QStringLiteral("failed"));
+    const auto jobs = *e.jobs().jobsForTask(*id);
+    QCOMPARE(jobs.size(), 1);
+    QCOMPARE(jobs.first().status, QStringLiteral("failed"));
+    QCOMPARE(jobs.first().attempts, 2);
+    QVERIFY((*e.tasks().task(*id))->blockedReason.contains(QLatin1String("stage 'development' failed 2 time(s)")));
+}
+
+void tst_Engine::staleJobIsNotRun()
+{
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    const QString repo = m_dir->filePath(QStringLiteral("repo.git"));
+    QVERIFY(makeRepository(repo));
+    const QString markers = m_dir->filePath(QStringLiteral("markers"));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->filePath(QStringLiteral("state")));
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: )") + repo.toUtf8() + R"(}
+stages:
+  - name: a
+    run: s
+  - name: b
+    run: s
+  - name: done
+instances:
+  s: {plugin: test-stage, settings: {role: r, outcome: waiting, marker_dir: )" + markers.toUtf8() + R"(}}
+)", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b"), QStringLiteral("a"), {}});
+    QVERIFY(e.jobs().enqueue(NewJob{*id, QStringLiteral("p"), QStringLiteral("a"), QStringLiteral("stage"), 3, {}, {}}).has_value());
+    // The task moves on before the worker gets to the job (say, a signal on another node).
+    QVERIFY(*e.tasks().claimTransition(*id, QStringLiteral("a"), QStringLiteral("b")));
+    Worker worker(e);
+    QSignalSpy finished(&worker, &Worker::jobFinished);
+    worker.start();
+    QVERIFY(finished.wait(10000));
+    QCOMPARE(finished.first().at(1).toString(), QStringLiteral("stale"));
+    QVERIFY(!QFileInfo::exists(markers + QStringLiteral("/runs.log")));
+}
+
+void tst_Engine::submitRefusesABranchInUse()
+{
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: a
+    run: s
+  - name: done
+instances:
+  s: {plugin: test-stage, settings: {role: r}}
+)", e));
+    QVERIFY(e.submit(QStringLiteral("p"), QStringLiteral("Same"), {}, QString(), QStringLiteral("test")).has_value());
+    auto second = e.submit(QStringLiteral("p"), QStringLiteral("Same"), {}, QString(), QStringLiteral("test"));
+    QVERIFY(!second.has_value());
+    QCOMPARE(second.error().code, ErrorCode::Conflict);
+    QVERIFY(!e.submit(QStringLiteral("nope"), QStringLiteral("x"), {}, QString(), QStringLiteral("test")).has_value());
+}
+
+QTEST_GUILESS_MAIN(tst_Engine)
+#include "tst_engine.moc"
