@@ -195,10 +195,10 @@ instances:
     std::vector<std::unique_ptr<QThread>> threads;
     for (int i = 0; i < racers; ++i) {
         threads.push_back(std::unique_ptr<QThread>(QThread::create([&, i] {
-            Engine engine(*m_store, QStringLiteral("node-%1").arg(i), m_dir->path());
-            if (!loadProjectFile(engine))
+            Engine racer(*m_store, QStringLiteral("node-%1").arg(i), m_dir->path());
+            if (!loadProjectFile(racer))
                 return;
-            const AdvanceRun::Outcome outcome = wait(engine.advance(taskId, QStringLiteral("a"), QStringLiteral("racer %1").arg(i)));
+            const AdvanceRun::Outcome outcome = wait(racer.advance(taskId, QStringLiteral("a"), QStringLiteral("racer %1").arg(i)));
             QMutexLocker lock(&mutex);
             outcomes.append(outcome);
         })));

@@ -8,10 +8,11 @@ top="$(cd "$here/../../.." && pwd)"
 
 bash "$top/.ci/install-deps"
 bash "$top/.ci/build"
-sluice="$top/build/bin/sluice"
+build="${SLUICE_BUILD_DIR:-$top/build}"
+sluice="$build/bin/sluice"
 
 # Work on a copy, so the example in the tree stays clean.
-work="${SLUICE_QUICKSTART_DIR:-$top/build/quickstart}"
+work="${SLUICE_QUICKSTART_DIR:-$build/quickstart}"
 rm -rf "$work"
 mkdir -p "$work/work"
 cp -r "$here/sluice.yaml" "$here/projects" "$work/"
