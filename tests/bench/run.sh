@@ -262,3 +262,29 @@ awk -v rss="$rss_kb" -v t="$((t1 - t0))" -v hz="$hz" -v ns="$((s1 - s0))" 'BEGIN
   printf "  RSS %.1f MB (target < 40 MB: %s); CPU %.3f%% of one core over %.0f s (%s)\n",
          rss / 1024, (rss / 1024 < 40 ? "met" : "MISSED"), cpu, ns / 1e9, (cpu < 0.5 ? "no busy polling" : "TOO BUSY") }'
 # ==== end of gate evaluation overhead and the idle daemon ===================================
+
+# ==== job queue throughput (bench_queue) ====================================================
+# Claim + complete of N jobs (default 20000) on one thread, on SQLite (a temporary file) and on
+# PostgreSQL, each against a floor measured in the same run on the same table: one bare
+# "UPDATE jobs SET updated_at = ? WHERE id = ?" per job. Targets: SQLite >= 10,000 jobs/s,
+# PostgreSQL >= 2,000 jobs/s (PASS/MISS in the table). Uses the server named by
+# $SLUICE_TEST_PG_CONNINFO when set, else starts a throw-away one.
+cmake --build "$build" --target bench_queue >/dev/null
+queue_pg=""
+if [ -z "${SLUICE_TEST_PG_CONNINFO:-}" ]; then
+  queue_pg="$work/queue-pg"
+  sh "$top/tests/support/pg-test-server.sh" start "$queue_pg" >/dev/null
+fi
+queue_status=0
+echo
+SLUICE_TEST_PG_CONNINFO="${SLUICE_TEST_PG_CONNINFO:-$queue_pg/conninfo}" \
+  "$build/bin/bench_queue" --jobs "${SLUICE_BENCH_QUEUE_JOBS:-20000}" || queue_status=$?
+if [ -n "$queue_pg" ]; then
+  sh "$top/tests/support/pg-test-server.sh" stop "$queue_pg" >/dev/null
+fi
+# 1 is a missed target, already shown as MISS; anything above is a failure.
+if [ "$queue_status" -gt 1 ]; then
+  echo "bench_queue failed (exit $queue_status)" >&2
+  exit "$queue_status"
+fi
+# ==== end of job queue throughput ===========================================================

@@ -10,3 +10,9 @@ target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/store.cpp
     ${CMAKE_CURRENT_LIST_DIR}/store.h
     ${PROJECT_SOURCE_DIR}/resources/migrations/migrations.qrc)
+# Tasks, gate verdict records and the job queue (the pipeline engine's persistence).
+target_sources(sluice-core PRIVATE
+    ${CMAKE_CURRENT_LIST_DIR}/jobqueue.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/jobqueue.h
+    ${CMAKE_CURRENT_LIST_DIR}/taskstore.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/taskstore.h)

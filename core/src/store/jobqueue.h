@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The job queue: queued → running → done | failed, claimed atomically under a global and a
+// per-project concurrency limit, on SQLite and on PostgreSQL shared by several nodes.
+
+#include "store/taskstore.h"
+
+#include <QDateTime>
+#include <QHash>
+#include <QJsonObject>
+#include <QList>
+#include <QString>
+
+#include <chrono>
+#include <optional>
+
+namespace Sluice {
+
+/// One row of the jobs table.
+struct SLUICE_EXPORT JobRecord {
+    qint64 id = 0;
+    qint64 taskId = 0;   ///< 0 for a job that is about no task.
+    QString project;
+    QString stage;
+    QString kind;
+    QString status;      ///< "queued", "running", "done" or "failed".
+    QString claimedBy;   ///< Node of the last claim; kept when the job is requeued.
+    QString lastError;   ///< Why the last attempt failed or was interrupted; may be empty.
+    int attempts = 0;    ///< Claims so far (counted at claim).
+    int maxAttempts = 0;
+    QDateTime availableAt;
+    QDateTime claimedAt; ///< Time of the last claim; invalid before the first.
+    QDateTime finishedAt;
+    QDateTime createdAt;
+    QDateTime updatedAt;
+    QJsonObject payload;
+};
+
+/// What enqueue() needs.
+struct SLUICE_EXPORT NewJob {
+    qint64 taskId = 0;  ///< 0: a job about no task (never de-duplicated).
+    QString project;    ///< Required; the per-project limit applies to it.
+    QString stage;
+    QString kind = QStringLiteral("stage");
+    int maxAttempts = 3;
+    QJsonObject payload;
+    QDateTime availableAt; ///< Invalid = now.
+};
+
+/// How many jobs may run at once: in total, and per project.
+struct SLUICE_EXPORT ConcurrencyLimits {
+    int global = 4;
+    int perProjectDefault = 2;
+    QHash<QString, int> perProject; ///< Overrides of perProjectDefault.
+
+    /// The limit of @p project: its override, else perProjectDefault.
+    [[nodiscard]] int limitFor(const QString &project) const;
+};
+
+/**
+ * The jobs table as a queue. Usable from any thread (each thread uses its own connection of
+ * the Store and its own prepared statements) and from several processes and nodes on one
+ * database. Every call needs the Store alive; destroying the JobQueue after the Store is
+ * fine. Destroy it, like the Store, only while no other thread uses it.
+ *
+ * Every transition is conditional on the state it leaves (status, and for a running job the
+ * node that claimed it), so of a late monitor, the reaper and the startup recovery acting on
+ * one job exactly one succeeds; the others see false or Lost.
+ */
+class SLUICE_EXPORT JobQueue
+{
+public:
+    explicit JobQueue(Store &store);
+    ~JobQueue();
+
+    JobQueue(const JobQueue &) = delete;
+    JobQueue &operator=(const JobQueue &) = delete;
+
+    /**
+     * Enqueues @p job and returns its id; std::nullopt (not an error) when its task already
+     * has an open (queued or running) job for the same stage and kind: enqueueing is
+     * idempotent. Once that job is done or failed, the same job can be enqueued again.
+     */
+    [[nodiscard]] Result<std::optional<qint64>> enqueue(const NewJob &job);
+
+    /**
+     * Atomically claims the oldest available queued job (by available_at, then id) whose
+     * project is under its limit, while fewer than limits.global jobs run in total; sets it
+     * running, claimed by @p node at @p now, and counts the attempt. std::nullopt when nothing
+     * is claimable.
+     *
+     * Never exceeds a limit, also with several processes or nodes claiming at once: on SQLite
+     * the count and the claim are one statement in one BEGIN IMMEDIATE transaction; on
+     * PostgreSQL claimers take a transaction-scoped advisory lock first (so each counts what
+     * the previous one claimed) and lock the candidate row with FOR UPDATE SKIP LOCKED, lock
+     * and claim sent as one script: one round trip, one transaction.
+     */
+    [[nodiscard]] Result<std::optional<JobRecord>> claimNext(const QString &node, const ConcurrencyLimits &limits,
+                                                             const QDateTime &now);
+
+    /// running → done, only while the job is running and claimed by @p node. False when
+    /// it was lost (someone else finalised or recovered it first).
+    [[nodiscard]] Result<bool> complete(qint64 jobId, const QString &node);
+
+    enum class FailOutcome {
+        Requeued, ///< Back to queued, available after the back-off.
+        Failed,   ///< Out of attempts: failed for good.
+        Lost,     ///< Not running on @p node any more; nothing changed.
+    };
+    /**
+     * An attempt failed: running → queued with available_at = now + backoff while
+     * attempts < max_attempts, else → failed; @p error is stored as last_error.
+     * Conditional on running + @p node; Lost otherwise.
+     */
+    [[nodiscard]] Result<FailOutcome> fail(qint64 jobId, const QString &node, const QString &error,
+                                           std::chrono::milliseconds backoff, const QDateTime &now);
+
+    /**
+     * Startup recovery: the jobs that @p node left running are put back, with @p reason as
+     * last_error: queued and available now while attempts remain, else failed (the
+     * interrupted attempt counted, so a job that brings its node down cannot loop forever).
+     * Other nodes' jobs are never touched. Returns how many jobs were recovered.
+     */
+    [[nodiscard]] Result<int> recoverRunning(const QString &node, const QString &reason);
+
+    /// The job @p id, std::nullopt when there is none.
+    [[nodiscard]] Result<std::optional<JobRecord>> job(qint64 id) const;
+    /// The jobs of a task, oldest first.
+    [[nodiscard]] Result<QList<JobRecord>> jobsForTask(qint64 taskId) const;
+    /// "queued", "running", "done", "failed" → how many jobs have that status (all four present).
+    [[nodiscard]] Result<QHash<QString, int>> countsByStatus() const;
+    /// The running jobs, longest running first.
+    [[nodiscard]] Result<QList<JobRecord>> running() const;
+    /// The @p limit newest jobs, newest first.
+    [[nodiscard]] Result<QList<JobRecord>> recent(int limit) const;
+    /// The earliest available_at of the queued jobs (when a sleeping worker should look
+    /// again); invalid when nothing is queued.
+    [[nodiscard]] Result<QDateTime> nextAvailableAt() const;
+
+private:
+    PreparedStatements m_statements;
+};
+
+} // namespace Sluice

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Tasks, their gate verdict records and audit history; and the prepared-statement sessions
+// that the store's hot paths (TaskStore, JobQueue) share.
+
+#include "store/store.h"
+
+#include <sluice/task.h>
+#include <sluice/verdict.h>
+
+#include <QDateTime>
+#include <QHash>
+#include <QJsonObject>
+#include <QList>
+#include <QMutex>
+#include <QSqlQuery>
+#include <QStringList>
+#include <QVariant>
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace Sluice {
+
+/// One row of the tasks table.
+struct SLUICE_EXPORT TaskRecord {
+    qint64 id = 0;
+    QString project;
+    QString title;
+    QString description;
+    QString branch;
+    QString stage;
+    QString status;        ///< "active", "blocked" or "done".
+    QString blockedReason; ///< Why a blocked task waits; may be empty.
+    QString headSha;
+    QString trackerRef;
+    qint64 pullRequest = 0;
+    int retries = 0;
+    qint64 version = 0;    ///< Bumped by every claimed transition.
+    QDateTime createdAt;
+    QDateTime updatedAt;
+
+    /// The task as plugins see it.
+    [[nodiscard]] TaskInfo toInfo() const;
+};
+
+/// What create() needs; a new task is always active.
+struct SLUICE_EXPORT NewTask {
+    QString project;     ///< Required.
+    QString title;
+    QString description;
+    QString branch;      ///< May be empty; otherwise unique among the project's open tasks.
+    QString stage;       ///< Required: the stage the task starts in.
+    QString trackerRef;
+};
+
+/// Changes made together with a stage claim (all optional).
+struct SLUICE_EXPORT TaskChange {
+    std::optional<QString> status; ///< "active", "blocked" or "done".
+    std::optional<QString> description;
+    std::optional<QString> blockedReason;
+    std::optional<QString> headSha;
+    std::optional<int> retries;
+};
+
+/// One gate evaluation, as recorded in gate_runs ("why is this not merging").
+struct SLUICE_EXPORT GateRunRecord {
+    qint64 id = 0;     ///< Set when read back; ignored by recordGateRun().
+    qint64 taskId = 0;
+    qint64 jobId = 0;  ///< 0 when no job ran the gate.
+    QString project;
+    QString stage;     ///< The stage being left.
+    QString toStage;   ///< The stage being entered (edge gates); empty for exit gates.
+    QString gate;      ///< Gate instance name.
+    QString headSha;
+    GateVerdict verdict;
+    qint64 durationMs = 0;
+    QDateTime createdAt; ///< Invalid = now, when recording.
+};
+
+/// One row of the audit table.
+struct SLUICE_EXPORT AuditRecord {
+    qint64 id = 0;
+    QDateTime at;
+    QString actor;
+    QString action;
+    QString project; ///< Empty when the entry has none.
+    qint64 taskId = 0;
+    QJsonObject details;
+};
+
+/// Named values for a statement's placeholders: {":id", 42}.
+using StatementBinds = QList<std::pair<QString, QVariant>>;
+
+/**
+ * Prepared statements kept per thread connection of one Store, so hot paths prepare each
+ * statement once per connection instead of once per call. Internal to the store; TaskStore
+ * and JobQueue each own one. Safe to use from any thread: a call gets a Session on this
+ * thread's connection (Store::connection()) and its statements, which no other thread touches.
+ *
+ * The statements of a connection are dropped (and prepared again on next use) when the
+ * connection was reopened (another native handle) or when a statement on it failed, and
+ * forgotten once their connection is gone (its thread exited or the Store was destroyed).
+ * Like the Store, it may be destroyed only while no other thread uses it: the statements of
+ * connections still open in other threads are released from the destroying thread.
+ */
+class PreparedStatements
+{
+public:
+    class Session;
+
+    explicit PreparedStatements(Store &store);
+    ~PreparedStatements();
+
+    PreparedStatements(const PreparedStatements &) = delete;
+    PreparedStatements &operator=(const PreparedStatements &) = delete;
+
+    /// This thread's connection and its statements, for the span of one call.
+    [[nodiscard]] Result<Session> session() const;
+
+private:
+    struct Connection;
+
+    Store &m_store;
+    mutable QMutex m_mutex;
+    mutable QHash<QString, std::shared_ptr<Connection>> m_connections; // by connection name
+};
+
+/**
+ * A query run by PreparedStatements::Session::exec(). Reads its rows through -> and *;
+ * resets the statement when it goes (on SQLite an unreset SELECT would keep its read
+ * snapshot, and an unreset write would block COMMIT).
+ */
+class ExecutedQuery
+{
+public:
+    explicit ExecutedQuery(QSqlQuery *query) : m_query(query) {}
+    ~ExecutedQuery();
+    ExecutedQuery(ExecutedQuery &&other) noexcept : m_query(std::exchange(other.m_query, nullptr)) {}
+    ExecutedQuery &operator=(ExecutedQuery &&) = delete;
+    ExecutedQuery(const ExecutedQuery &) = delete;
+    ExecutedQuery &operator=(const ExecutedQuery &) = delete;
+
+    QSqlQuery *operator->() const { return m_query; }
+    QSqlQuery &operator*() const { return *m_query; }
+
+private:
+    QSqlQuery *m_query;
+};
+
+class PreparedStatements::Session
+{
+public:
+    [[nodiscard]] bool isPostgresql() const;
+
+    /**
+     * Runs @p sql with @p binds, preparing it on first use on this connection. @p what says
+     * what the statement does; it starts the error message, which also names the database.
+     * A null QString binds as '' (Qt would bind SQL NULL); bind QVariant() for NULL.
+     */
+    [[nodiscard]] Result<ExecutedQuery> exec(const QString &what, const QString &sql,
+                                             const StatementBinds &binds = {});
+    /**
+     * PostgreSQL: makes sure this connection has the server-side prepared statement @p name
+     * for @p sql, whose parameters $1, $2... have @p parameterTypes ("text, bigint"), for an
+     * EXECUTE in execScript().
+     */
+    [[nodiscard]] Result<void> prepareOnServer(const QString &what, const QString &name, const QString &parameterTypes,
+                                               const QString &sql);
+    /// PostgreSQL: @p value as an SQL literal, written the way the driver writes the values of
+    /// its own prepared statements into the EXECUTE it sends.
+    [[nodiscard]] QString literal(const QVariant &value) const;
+    /**
+     * PostgreSQL: sends @p script, several statements separated by ';', in one round trip.
+     * The server runs them as one transaction (unless the script controls transactions), each
+     * statement with a snapshot of its own. The query stands on the first statement's result;
+     * nextResult() moves on.
+     */
+    [[nodiscard]] Result<ExecutedQuery> execScript(const QString &what, const QString &script);
+    /// exec() of a write, returning the rows it changed.
+    [[nodiscard]] Result<int> execWrite(const QString &what, const QString &sql, const StatementBinds &binds);
+
+    /// Starts a transaction: BEGIN IMMEDIATE on SQLite (the write lock now, waiting up to
+    /// the busy timeout, so a read-then-write never meets a stale snapshot), BEGIN on PostgreSQL.
+    [[nodiscard]] Result<void> begin(const QString &what);
+    [[nodiscard]] Result<void> commit(const QString &what);
+    /// Rolls back; a failure is only logged (the caller already reports the first error).
+    void rollback(const QString &what);
+
+    /// "<what> failed on <database>", the driver text as detail, secrets removed from both.
+    [[nodiscard]] Error error(const QString &what, const QString &driverText) const;
+
+private:
+    friend class PreparedStatements;
+    Session(QSqlDatabase db, std::shared_ptr<Connection> connection);
+
+    QSqlDatabase m_db;
+    std::shared_ptr<Connection> m_connection;
+};
+
+/**
+ * An open transaction of a Session that rolls back unless committed.
+ */
+class StoreTransaction
+{
+public:
+    [[nodiscard]] static Result<StoreTransaction> begin(PreparedStatements::Session &session, const QString &what);
+    StoreTransaction(StoreTransaction &&other) noexcept
+        : m_session(std::exchange(other.m_session, nullptr)), m_what(std::move(other.m_what)) {}
+    StoreTransaction &operator=(StoreTransaction &&) = delete;
+    StoreTransaction(const StoreTransaction &) = delete;
+    StoreTransaction &operator=(const StoreTransaction &) = delete;
+    ~StoreTransaction();
+
+    [[nodiscard]] Result<void> commit();
+
+private:
+    StoreTransaction(PreparedStatements::Session *session, QString what) : m_session(session), m_what(std::move(what)) {}
+
+    PreparedStatements::Session *m_session; // null once committed or rolled back
+    QString m_what;
+};
+
+/**
+ * Tasks, their gate verdicts and their audit history. Usable from any thread (each thread
+ * uses its own connection of the Store and its own prepared statements). Every call needs
+ * the Store alive; destroying the TaskStore after the Store is fine. Destroy it, like the
+ * Store, only while no other thread uses it.
+ *
+ * A task's stage changes only through claimTransition(), a compare-and-set on the stage:
+ * of several callers racing to move the same task, exactly one wins.
+ */
+class SLUICE_EXPORT TaskStore
+{
+public:
+    explicit TaskStore(Store &store);
+    ~TaskStore();
+
+    TaskStore(const TaskStore &) = delete;
+    TaskStore &operator=(const TaskStore &) = delete;
+
+    /// Creates an active task and returns its id. ErrorCode::Conflict when an open (not
+    /// done) task of the project already uses the branch.
+    [[nodiscard]] Result<qint64> create(const NewTask &task);
+    /// The task @p id, std::nullopt when there is none.
+    [[nodiscard]] Result<std::optional<TaskRecord>> task(qint64 id) const;
+    /// Tasks of @p project (empty: all projects) with one of @p statuses (empty: any), by id.
+    [[nodiscard]] Result<QList<TaskRecord>> tasks(const QString &project, const QStringList &statuses) const;
+    /// The task of a tracker issue: the open one if there is one, else the newest done one.
+    [[nodiscard]] Result<std::optional<TaskRecord>> findByTrackerRef(const QString &project,
+                                                                     const QString &trackerRef) const;
+
+    /**
+     * THE claim: UPDATE tasks SET stage=:to, version=version+1, updated_at=now, <change>
+     * WHERE id=:id AND stage=:from AND status='active'. True when this caller won (exactly
+     * one row), false when someone else moved the task first, or it is not active (blocked,
+     * done) or does not exist. Losing is never an error.
+     */
+    [[nodiscard]] Result<bool> claimTransition(qint64 id, const QString &fromStage, const QString &toStage,
+                                               const TaskChange &change = {});
+
+    /// Records a gate verdict (its reason, findings and evidence) for the task.
+    [[nodiscard]] Result<void> recordGateRun(const GateRunRecord &run);
+    /// The gate verdicts of a task, oldest first.
+    [[nodiscard]] Result<QList<GateRunRecord>> gateRuns(qint64 taskId) const;
+    /// The audit entries about a task, oldest first.
+    [[nodiscard]] Result<QList<AuditRecord>> history(qint64 taskId) const;
+
+private:
+    PreparedStatements m_statements;
+};
+
+} // namespace Sluice
