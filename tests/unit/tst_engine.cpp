@@ -74,6 +74,7 @@ private Q_SLOTS:
     void signalsOnlyTheRightOneAdvances();
     void workerDrivesTaskToDone_data() { engines(); }
     void workerDrivesTaskToDone();
+    void passiveStageIsDecidedByItsGates();
     void failingStageRetriesThenBlocks();
     void staleJobIsNotRun();
     void submitRefusesABranchInUse();
@@ -455,6 +456,48 @@ instances:
     }
     QCOMPARE(e.tasks().gateRuns(*id)->size(), 1);
     worker.stop();
+}
+
+void tst_Engine::passiveStageIsDecidedByItsGates()
+{
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    const QString repo = m_dir->filePath(QStringLiteral("repo.git"));
+    QVERIFY(makeRepository(repo));
+    // The task enters the passive first stage from one engine (as `sluice submit` does) and
+    // a different engine's worker (the daemon) picks the decision up from the queue.
+    qint64 id = 0;
+    const QByteArray project = QByteArray(R"(id: p
+repository: {path: )") + repo.toUtf8() + R"(}
+stages:
+  - name: checkpoint
+    exit_gates: [g]
+  - name: work
+    run: s
+  - name: done
+instances:
+  g: {plugin: test-gate, settings: {result: pass}}
+  s: {plugin: test-stage, settings: {role: r}}
+)";
+    {
+        Engine submitter(*m_store, QStringLiteral("cli"), m_dir->filePath(QStringLiteral("state")));
+        QVERIFY(loadProject(project, submitter));
+        auto submitted = submitter.submit(QStringLiteral("p"), QStringLiteral("Passive"), {}, QString(), QStringLiteral("test"));
+        QVERIFY(submitted.has_value());
+        id = *submitted;
+    }
+    auto queued = Engine(*m_store, QStringLiteral("peek"), m_dir->path()).jobs().jobsForTask(id);
+    QCOMPARE(queued->size(), 1);
+    QCOMPARE(queued->first().kind, QStringLiteral("advance"));
+    Engine daemon(*m_store, QStringLiteral("daemon"), m_dir->filePath(QStringLiteral("state")));
+    QVERIFY(loadProjectFile(daemon));
+    Worker worker(daemon);
+    worker.setPollInterval(std::chrono::milliseconds(50));
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT((*daemon.tasks().task(id))->status, QStringLiteral("done"), 20000);
+    auto runs = daemon.tasks().gateRuns(id);
+    QCOMPARE(runs->size(), 1);
+    QCOMPARE(runs->first().stage, QStringLiteral("checkpoint"));
 }
 
 void tst_Engine::failingStageRetriesThenBlocks()

@@ -90,7 +90,12 @@ Result<void> Daemon::start()
         m_http = std::make_unique<HttpServer>();
         m_http->setMaxBodySize(config.httpMaxBody);
         installRoutes();
-        auto port = m_http->listen(QHostAddress(config.httpAddress), quint16(config.httpPort));
+        const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
+                                                                                      : QHostAddress(config.httpAddress);
+        if (address.isNull())
+            return fail(ErrorCode::InvalidConfig,
+                        QStringLiteral("http.address '%1' in %2 is not an IP address").arg(config.httpAddress, config.file));
+        auto port = m_http->listen(address, quint16(config.httpPort));
         if (!port)
             return std::unexpected(port.error());
         qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
@@ -157,10 +162,12 @@ void Daemon::stop(const QString &why)
 void Daemon::reload()
 {
     qCInfo(lcDaemon).noquote() << "reloading project files";
+    m_systemd->reloading();
     m_systemd->status(QStringLiteral("reloading"));
     const Diagnostics problems = m_host.loadProjects();
     (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("reload"), QString(), 0,
                                           QJsonObject{{QStringLiteral("problems"), int(problems.size())}}});
+    m_systemd->ready();
     m_systemd->status(QStringLiteral("running %1 project(s)").arg(m_host.engine().projectIds().size()));
 }
 
@@ -260,6 +267,10 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
         qCWarning(lcDaemon).noquote() << "webhook for" << runtime->config.id << instanceName << "refused:" << delivery.error().message;
         countWebhook(denied ? QStringLiteral("unauthorized") : QStringLiteral("malformed"));
         return HttpResponse::error(denied ? 401 : 400, delivery.error().message);
+    }
+    if (delivery->deliveryId.isEmpty()) {
+        countWebhook(QStringLiteral("malformed"));
+        return HttpResponse::error(400, QStringLiteral("the delivery has no id; it cannot be de-duplicated"));
     }
     const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
     QJsonArray events;

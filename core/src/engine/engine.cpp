@@ -150,16 +150,13 @@ Result<void> Engine::enterStage(const ProjectRuntime &runtime, const TaskRecord 
         return fail(ErrorCode::InvalidConfig, QStringLiteral("project %1 has no stage '%2'").arg(task.project, stage));
     if (stage == runtime.config.stages.last().name)
         return {};
-    if (config->run.isEmpty()) {
-        // A passive stage is a checkpoint: its gates decide at once.
-        const qint64 id = task.id;
-        QTimer::singleShot(0, this, [this, id, stage] { advance(id, stage, QStringLiteral("entered passive stage %1").arg(stage)); });
-        return {};
-    }
+    // A passive stage (no run) is a checkpoint: its gates decide. That decision is queued
+    // as an "advance" job, so it survives the process that made the move (a CLI command).
     NewJob job;
     job.taskId = task.id;
     job.project = task.project;
     job.stage = stage;
+    job.kind = config->run.isEmpty() ? QStringLiteral("advance") : QStringLiteral("stage");
     job.maxAttempts = runtime.config.jobMaxAttempts;
     job.payload = QJsonObject{{QStringLiteral("cause"), cause}};
     auto enqueued = m_jobs.enqueue(job);
@@ -303,6 +300,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
     if (failedGate.isEmpty()) {
         const bool last = run->m_to == config.stages.last().name;
         TaskChange change;
+        change.ifVersion = task.version;
         if (last)
             change.status = QStringLiteral("done");
         auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_to, change);
@@ -353,6 +351,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         const QString reason = QStringLiteral("gate '%1' failed after %2 rollback(s): %3")
                                    .arg(failedGate).arg(task.retries).arg(failure.reason());
         TaskChange change;
+        change.ifVersion = task.version;
         change.status = QStringLiteral("blocked");
         change.blockedReason = reason;
         auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_from, change);
@@ -379,6 +378,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
 
     const QString target = config.rollbackTo;
     TaskChange change;
+    change.ifVersion = task.version;
     change.retries = rollback;
     change.description = descriptionWithFeedback(task.description, failedGate, failure, rollback, config.maxRetries);
     auto won = m_tasks.claimTransition(task.id, run->m_from, target, change);

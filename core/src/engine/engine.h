@@ -139,7 +139,8 @@ public:
     /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
     [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
 
-    /// Enqueues the job of @p stage for @p task if the stage runs a plugin; passive stages advance at once.
+    /// Enqueues the job of @p stage for @p task: a "stage" job that runs its plugin, or for a
+    /// passive stage (no run) an "advance" job that lets its gates decide.
     [[nodiscard]] Result<void> enterStage(const ProjectRuntime &runtime, const TaskRecord &task, const QString &stage,
                                           const QString &cause);
 

@@ -124,6 +124,15 @@ void Worker::execute(const JobRecord &job)
         return;
     }
     const TaskRecord &record = **task;
+    if (job.kind == QLatin1String("advance")) {
+        // A passive stage's checkpoint: no plugin runs, the gates decide.
+        m_runs.remove(job.id);
+        auto won = m_engine.jobs().complete(job.id, m_engine.node());
+        if (won && *won)
+            m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 entered passive stage %2").arg(job.id).arg(job.stage));
+        Q_EMIT jobFinished(job.id, won && *won ? QStringLiteral("completed") : QStringLiteral("lost"));
+        return;
+    }
     const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
     Stage *stage = stageConfig ? run->runtime->instances.as<Stage>(stageConfig->run) : nullptr;
     if (!stage) {

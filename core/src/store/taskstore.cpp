@@ -530,11 +530,15 @@ Result<bool> TaskStore::claimTransition(qint64 id, const QString &fromStage, con
     if (change.retries)
         set("retries", *change.retries);
 
+    QString condition = QStringLiteral("id = :id AND stage = :from AND status = 'active'");
+    if (change.ifVersion) {
+        condition += QStringLiteral(" AND version = :version");
+        binds.append({QStringLiteral(":version"), *change.ifVersion});
+    }
     // The compare-and-set on the stage: of concurrent callers exactly one changes the row.
     Result<int> rows = session->execWrite(
         QStringLiteral("moving task %1 from %2 to %3").arg(id).arg(fromStage, toStage),
-        QStringLiteral("UPDATE tasks SET %1 WHERE id = :id AND stage = :from AND status = 'active'")
-            .arg(assignments.join(QLatin1String(", "))),
+        QStringLiteral("UPDATE tasks SET %1 WHERE %2").arg(assignments.join(QLatin1String(", ")), condition),
         binds);
     if (!rows)
         return std::unexpected(rows.error());

@@ -63,6 +63,9 @@ struct SLUICE_EXPORT TaskChange {
     std::optional<QString> blockedReason;
     std::optional<QString> headSha;
     std::optional<int> retries;
+    /// Also require the task's version to be this one: the claim fails when the task moved
+    /// and came back to the same stage since the caller read it.
+    std::optional<qint64> ifVersion;
 };
 
 /// One gate evaluation, as recorded in gate_runs ("why is this not merging").
