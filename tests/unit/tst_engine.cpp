@@ -77,6 +77,7 @@ private Q_SLOTS:
     void passiveStageIsDecidedByItsGates();
     void failingStageRetriesThenBlocks();
     void staleJobIsNotRun();
+    void recoveredJobOutOfAttemptsBlocksItsTask();
     void submitRefusesABranchInUse();
 
 private:
@@ -565,6 +566,36 @@ instances:
     QVERIFY(finished.wait(10000));
     QCOMPARE(finished.first().at(1).toString(), QStringLiteral("stale"));
     QVERIFY(!QFileInfo::exists(markers + QStringLiteral("/runs.log")));
+}
+
+void tst_Engine::recoveredJobOutOfAttemptsBlocksItsTask()
+{
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: a
+    run: s
+  - name: done
+instances:
+  s: {plugin: test-stage, settings: {role: r}}
+)", e));
+    auto last = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("last try"), {}, QStringLiteral("b1"), QStringLiteral("a"), {}});
+    auto spare = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("tries left"), {}, QStringLiteral("b2"), QStringLiteral("a"), {}});
+    QVERIFY(e.jobs().enqueue(NewJob{*last, QStringLiteral("p"), QStringLiteral("a"), QStringLiteral("stage"), 1, {}, {}}).has_value());
+    QVERIFY(e.jobs().enqueue(NewJob{*spare, QStringLiteral("p"), QStringLiteral("a"), QStringLiteral("stage"), 3, {}, {}}).has_value());
+    ConcurrencyLimits limits;
+    QVERIFY(*e.jobs().claimNext(QStringLiteral("n"), limits, QDateTime::currentDateTimeUtc()));
+    QVERIFY(*e.jobs().claimNext(QStringLiteral("n"), limits, QDateTime::currentDateTimeUtc()));
+    // The node died with both jobs running; the one without attempts left is failed by recovery.
+    QCOMPARE(*e.jobs().recoverRunning(QStringLiteral("n"), QStringLiteral("node restarted")), 2);
+    QCOMPARE(*e.blockTasksWithFailedJobs(QStringLiteral("test")), 1);
+    QCOMPARE((*e.tasks().task(*last))->status, QStringLiteral("blocked"));
+    QVERIFY((*e.tasks().task(*last))->blockedReason.contains(QLatin1String("failed after 1 attempt(s)")));
+    QCOMPARE((*e.tasks().task(*spare))->status, QStringLiteral("active")); // requeued, still has its job
+    QCOMPARE(*e.blockTasksWithFailedJobs(QStringLiteral("test")), 0);
 }
 
 void tst_Engine::submitRefusesABranchInUse()

@@ -61,6 +61,11 @@ Result<void> Daemon::start()
         (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("recover-jobs"), QString(), 0,
                                               QJsonObject{{QStringLiteral("node"), config.node}, {QStringLiteral("requeued"), *recovered}}});
     }
+    // A job that had no attempts left is failed by the recovery: its task must not wait forever.
+    if (auto blocked = engine.blockTasksWithFailedJobs(QStringLiteral("daemon")); !blocked)
+        return fail(blocked.error().code, QStringLiteral("cannot settle tasks of failed jobs: %1").arg(blocked.error().message));
+    else if (*blocked > 0)
+        qCWarning(lcDaemon).noquote() << "blocked" << *blocked << "task(s) whose job failed for good before this start";
     if (auto beat = m_host.store().heartbeat(config.node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
         return std::unexpected(beat.error());
     connect(&m_heartbeat, &QTimer::timeout, this, [this] {

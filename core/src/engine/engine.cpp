@@ -478,6 +478,36 @@ Result<SignalResult> Engine::signal(qint64 taskId, const QString &stage, const Q
     return SignalResult{SignalResult::Kind::Accepted, QString(), advance(taskId, stage, QStringLiteral("signal %1 from %2").arg(signalName, source))};
 }
 
+Result<int> Engine::blockTasksWithFailedJobs(const QString &actor)
+{
+    auto active = m_tasks.tasks(QString(), {QStringLiteral("active")});
+    if (!active)
+        return std::unexpected(active.error());
+    int blocked = 0;
+    for (const TaskRecord &task : *active) {
+        auto jobs = m_jobs.jobsForTask(task.id);
+        if (!jobs)
+            return std::unexpected(jobs.error());
+        const JobRecord *latest = nullptr;
+        bool open = false;
+        for (const JobRecord &j : *jobs) {
+            open = open || j.status == QLatin1String("queued") || j.status == QLatin1String("running");
+            if (j.stage == task.stage && (!latest || j.id > latest->id))
+                latest = &j;
+        }
+        if (open || !latest || latest->status != QLatin1String("failed"))
+            continue;
+        auto won = block(task.id, task.stage,
+                         QStringLiteral("job %1 of stage '%2' failed after %3 attempt(s): %4")
+                             .arg(latest->id).arg(task.stage).arg(latest->attempts).arg(latest->lastError),
+                         actor);
+        if (!won)
+            return std::unexpected(won.error());
+        blocked += *won ? 1 : 0;
+    }
+    return blocked;
+}
+
 Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor)
 {
     TaskChange change;

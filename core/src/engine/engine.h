@@ -139,6 +139,13 @@ public:
     /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
     [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
 
+    /**
+     * Blocks every active task whose job for its current stage has failed for good while no
+     * job of the task is open (startup recovery fails a job that had no attempts left).
+     * Returns how many tasks were blocked.
+     */
+    [[nodiscard]] Result<int> blockTasksWithFailedJobs(const QString &actor);
+
     /// Enqueues the job of @p stage for @p task: a "stage" job that runs its plugin, or for a
     /// passive stage (no run) an "advance" job that lets its gates decide.
     [[nodiscard]] Result<void> enterStage(const ProjectRuntime &runtime, const TaskRecord &task, const QString &stage,
