@@ -8,6 +8,7 @@
 // Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
 // that into a skip, for a deliberate SQLite-only run.
 
+#include "teststores.h"
 #include "store/jobqueue.h"
 #include "store/store.h"
 #include "store/taskstore.h"
@@ -34,13 +35,6 @@ using namespace Sluice;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct PostgresServer {
-    QString host;
-    int port = 0;
-    QString dbname;
-    QString user;
-};
 
 QString errorText(const Error &error)
 {
@@ -120,7 +114,6 @@ class tst_JobQueue : public QObject
 private Q_SLOTS:
     void init();
     void cleanup();
-    void cleanupTestCase();
 
     void enqueueAndRead_data() { addEngines(); }
     void enqueueAndRead();
@@ -148,15 +141,12 @@ private Q_SLOTS:
 
 private:
     static void addEngines();
-    [[nodiscard]] bool postgresServer(PostgresServer *server);
     [[nodiscard]] bool makeSettings(const QString &engine, StoreSettings *settings);
-    [[nodiscard]] QSqlDatabase adminConnection(QString *failure);
     /// Creates @p count tasks of @p project (branches b0..bN) and returns their ids.
     [[nodiscard]] static QList<qint64> makeTasks(TaskStore &tasks, const QString &project, int count);
 
     std::unique_ptr<QTemporaryDir> m_tmp;
-    QStringList m_pgDatabases;
-    int m_pgCounter = 0;
+    Test::TestDatabases m_databases{QStringLiteral("sluice_jq")};
 };
 
 void tst_JobQueue::addEngines()
@@ -174,71 +164,8 @@ void tst_JobQueue::init()
 
 void tst_JobQueue::cleanup()
 {
-    if (!m_pgDatabases.isEmpty()) {
-        QString failure;
-        QSqlDatabase admin = adminConnection(&failure);
-        for (const QString &database : std::as_const(m_pgDatabases)) {
-            QSqlQuery drop(admin);
-            if (!drop.exec(QStringLiteral("DROP DATABASE IF EXISTS \"%1\" WITH (FORCE)").arg(database)))
-                qWarning() << "cannot drop test database" << database << drop.lastError().text();
-        }
-        m_pgDatabases.clear();
-    }
+    m_databases.dropAll();
     m_tmp.reset();
-}
-
-void tst_JobQueue::cleanupTestCase()
-{
-    if (QSqlDatabase::contains(QStringLiteral("tst-jobqueue-admin")))
-        QSqlDatabase::removeDatabase(QStringLiteral("tst-jobqueue-admin"));
-}
-
-bool tst_JobQueue::postgresServer(PostgresServer *server)
-{
-    const QString path = qEnvironmentVariable("SLUICE_TEST_PG_CONNINFO");
-    QFile file(path);
-    if (path.isEmpty() || !file.open(QIODevice::ReadOnly)) {
-        const QByteArray why = path.isEmpty()
-            ? QByteArray("SLUICE_TEST_PG_CONNINFO is not set (run through ctest, fixture \"postgres\")")
-            : "cannot read SLUICE_TEST_PG_CONNINFO " + path.toLocal8Bit();
-        if (qEnvironmentVariable("SLUICE_TEST_NO_PG") == QLatin1String("1"))
-            QTest::qSkip(("SLUICE_TEST_NO_PG=1: " + why).constData(), __FILE__, __LINE__);
-        else
-            QTest::qFail(("no PostgreSQL test server: " + why + "; set SLUICE_TEST_NO_PG=1 to skip").constData(),
-                         __FILE__, __LINE__);
-        return false;
-    }
-    QHash<QString, QString> values;
-    const QStringList lines = QString::fromUtf8(file.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts);
-    for (const QString &line : lines)
-        values.insert(line.section(QLatin1Char('='), 0, 0).trimmed(), line.section(QLatin1Char('='), 1).trimmed());
-    server->host = values.value(QStringLiteral("host"));
-    server->port = values.value(QStringLiteral("port")).toInt();
-    server->dbname = values.value(QStringLiteral("dbname"));
-    server->user = values.value(QStringLiteral("user"));
-    if (server->host.isEmpty() || server->port == 0 || server->dbname.isEmpty() || server->user.isEmpty()) {
-        QTest::qFail(("incomplete conninfo file " + path.toLocal8Bit()).constData(), __FILE__, __LINE__);
-        return false;
-    }
-    return true;
-}
-
-QSqlDatabase tst_JobQueue::adminConnection(QString *failure)
-{
-    const QString name = QStringLiteral("tst-jobqueue-admin");
-    if (QSqlDatabase::contains(name))
-        return QSqlDatabase::database(name);
-    PostgresServer server;
-    if (!postgresServer(&server))
-        return {};
-    QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QPSQL"), name);
-    db.setHostName(server.host);
-    db.setPort(server.port);
-    db.setDatabaseName(server.dbname);
-    db.setUserName(server.user);
-    if (!db.open())
-        *failure = db.lastError().text();
-    return db;
 }
 
 bool tst_JobQueue::makeSettings(const QString &engine, StoreSettings *settings)
@@ -250,27 +177,17 @@ bool tst_JobQueue::makeSettings(const QString &engine, StoreSettings *settings)
         settings->busyTimeoutMs = 30000;
         return true;
     }
-    PostgresServer server;
-    if (!postgresServer(&server))
+    Test::PostgresServer server;
+    if (!Test::postgresServer(&server))
         return false;
     settings->driver = StoreSettings::Driver::Postgresql;
     settings->host = server.host;
     settings->port = server.port;
     settings->user = server.user;
-    QString failure;
-    QSqlDatabase admin = adminConnection(&failure);
-    if (!admin.isOpen()) {
-        QTest::qFail(("cannot connect to the PostgreSQL test server: " + failure.toUtf8()).constData(), __FILE__, __LINE__);
+    const auto database = m_databases.create();
+    if (!database)
         return false;
-    }
-    const QString database = QStringLiteral("sluice_jq%1_%2").arg(QCoreApplication::applicationPid()).arg(++m_pgCounter);
-    QSqlQuery create(admin);
-    if (!create.exec(QStringLiteral("CREATE DATABASE \"%1\"").arg(database))) {
-        QTest::qFail(("cannot create a test database: " + create.lastError().text().toUtf8()).constData(), __FILE__, __LINE__);
-        return false;
-    }
-    m_pgDatabases.append(database);
-    settings->database = database;
+    settings->database = *database;
     return true;
 }
 
@@ -1066,7 +983,7 @@ void tst_JobQueue::postgresqlClaimSurvivesLosingTheServer()
     // A server restart or pg_terminate_backend takes the connection and every statement
     // prepared on it.
     QString failure;
-    QSqlDatabase admin = adminConnection(&failure);
+    QSqlDatabase admin = m_databases.admin(&failure);
     QVERIFY2(admin.isOpen(), qPrintable(failure));
     QSqlQuery kill(admin);
     QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "

@@ -7,6 +7,7 @@
 // Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
 // that into a skip, for a deliberate SQLite-only run.
 
+#include "teststores.h"
 #include "store/store.h"
 
 #include <QDir>
@@ -35,16 +36,6 @@ using namespace Sluice;
 namespace {
 
 /// What tests/support/pg-test-server.sh wrote into its conninfo file.
-struct PostgresServer {
-    QString host;
-    int port = 0;
-    QString dbname;
-    QString user;
-    QString socket;
-    QString passwordUser;
-    QString passwordFile;
-};
-
 const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
     QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("leases"),
@@ -167,7 +158,6 @@ class tst_Store : public QObject
 private Q_SLOTS:
     void init();
     void cleanup();
-    void cleanupTestCase();
 
     void migrationsApplyOnce_data() { addEngines(); }
     void migrationsApplyOnce();
@@ -205,15 +195,13 @@ private Q_SLOTS:
 
 private:
     static void addEngines();
-    [[nodiscard]] bool postgresServer(PostgresServer *server);
     [[nodiscard]] bool makeSettings(const QString &engine, const QString &name, StoreSettings *settings,
                                     const QString &owner = {});
-    [[nodiscard]] QSqlDatabase adminConnection(QString *failure);
     [[nodiscard]] QString migrationsWith(const QString &extraFileName, const QByteArray &extraText);
 
     std::unique_ptr<QTemporaryDir> m_tmp;
     QHash<QString, QString> m_pgDatabases; // per-test name -> PostgreSQL database
-    int m_pgCounter = 0;
+    Test::TestDatabases m_databases{QStringLiteral("sluice_t")};
 };
 
 void tst_Store::addEngines()
@@ -232,74 +220,9 @@ void tst_Store::init()
 void tst_Store::cleanup()
 {
     // Every Store of the test is gone by now; WITH (FORCE) ends connections left by a failed one.
-    if (!m_pgDatabases.isEmpty()) {
-        QString failure;
-        QSqlDatabase admin = adminConnection(&failure);
-        for (const QString &database : std::as_const(m_pgDatabases)) {
-            QSqlQuery drop(admin);
-            if (!drop.exec(QStringLiteral("DROP DATABASE IF EXISTS \"%1\" WITH (FORCE)").arg(database)))
-                qWarning() << "cannot drop test database" << database << drop.lastError().text();
-        }
-        m_pgDatabases.clear();
-    }
+    m_databases.dropAll();
+    m_pgDatabases.clear();
     m_tmp.reset();
-}
-
-void tst_Store::cleanupTestCase()
-{
-    if (QSqlDatabase::contains(QStringLiteral("tst-store-admin")))
-        QSqlDatabase::removeDatabase(QStringLiteral("tst-store-admin"));
-}
-
-bool tst_Store::postgresServer(PostgresServer *server)
-{
-    const QString path = qEnvironmentVariable("SLUICE_TEST_PG_CONNINFO");
-    QFile file(path);
-    if (path.isEmpty() || !file.open(QIODevice::ReadOnly)) {
-        const QByteArray why = path.isEmpty()
-            ? QByteArray("SLUICE_TEST_PG_CONNINFO is not set (run through ctest, fixture \"postgres\")")
-            : "cannot read SLUICE_TEST_PG_CONNINFO " + path.toLocal8Bit();
-        if (qEnvironmentVariable("SLUICE_TEST_NO_PG") == QLatin1String("1"))
-            QTest::qSkip(("SLUICE_TEST_NO_PG=1: " + why).constData(), __FILE__, __LINE__);
-        else
-            QTest::qFail(("no PostgreSQL test server: " + why + "; set SLUICE_TEST_NO_PG=1 to skip").constData(),
-                         __FILE__, __LINE__);
-        return false;
-    }
-    QHash<QString, QString> values;
-    const QStringList lines = QString::fromUtf8(file.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts);
-    for (const QString &line : lines)
-        values.insert(line.section(QLatin1Char('='), 0, 0).trimmed(), line.section(QLatin1Char('='), 1).trimmed());
-    server->host = values.value(QStringLiteral("host"));
-    server->port = values.value(QStringLiteral("port")).toInt();
-    server->dbname = values.value(QStringLiteral("dbname"));
-    server->user = values.value(QStringLiteral("user"));
-    server->socket = values.value(QStringLiteral("socket"));
-    server->passwordUser = values.value(QStringLiteral("password_user"));
-    server->passwordFile = values.value(QStringLiteral("password_file"));
-    if (server->host.isEmpty() || server->port == 0 || server->dbname.isEmpty() || server->user.isEmpty()) {
-        QTest::qFail(("incomplete conninfo file " + path.toLocal8Bit()).constData(), __FILE__, __LINE__);
-        return false;
-    }
-    return true;
-}
-
-QSqlDatabase tst_Store::adminConnection(QString *failure)
-{
-    const QString name = QStringLiteral("tst-store-admin");
-    if (QSqlDatabase::contains(name))
-        return QSqlDatabase::database(name);
-    PostgresServer server;
-    if (!postgresServer(&server))
-        return {};
-    QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QPSQL"), name);
-    db.setHostName(server.host);
-    db.setPort(server.port);
-    db.setDatabaseName(server.dbname);
-    db.setUserName(server.user);
-    if (!db.open())
-        *failure = db.lastError().text();
-    return db;
 }
 
 bool tst_Store::makeSettings(const QString &engine, const QString &name, StoreSettings *settings, const QString &owner)
@@ -310,8 +233,8 @@ bool tst_Store::makeSettings(const QString &engine, const QString &name, StoreSe
         settings->sqlitePath = m_tmp->filePath(QStringLiteral("state/%1.db").arg(name));
         return true;
     }
-    PostgresServer server;
-    if (!postgresServer(&server))
+    Test::PostgresServer server;
+    if (!Test::postgresServer(&server))
         return false;
     settings->driver = StoreSettings::Driver::Postgresql;
     settings->host = server.host;
@@ -321,21 +244,11 @@ bool tst_Store::makeSettings(const QString &engine, const QString &name, StoreSe
         settings->database = m_pgDatabases.value(name);
         return true;
     }
-    QString failure;
-    QSqlDatabase admin = adminConnection(&failure);
-    if (!admin.isOpen()) {
-        QTest::qFail(("cannot connect to the PostgreSQL test server: " + failure.toUtf8()).constData(), __FILE__, __LINE__);
+    const auto database = m_databases.create(owner);
+    if (!database)
         return false;
-    }
-    const QString database = QStringLiteral("sluice_t%1_%2").arg(QCoreApplication::applicationPid()).arg(++m_pgCounter);
-    QSqlQuery create(admin);
-    const QString ownerClause = owner.isEmpty() ? QString() : QStringLiteral(" OWNER \"%1\"").arg(owner);
-    if (!create.exec(QStringLiteral("CREATE DATABASE \"%1\"%2").arg(database, ownerClause))) {
-        QTest::qFail(("cannot create a test database: " + create.lastError().text().toUtf8()).constData(), __FILE__, __LINE__);
-        return false;
-    }
-    m_pgDatabases.insert(name, database);
-    settings->database = database;
+    m_pgDatabases.insert(name, *database);
+    settings->database = *database;
     return true;
 }
 
@@ -971,8 +884,8 @@ void tst_Store::openErrorsNameTheDatabase()
 
 void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
 {
-    PostgresServer server;
-    if (!postgresServer(&server))
+    Test::PostgresServer server;
+    if (!Test::postgresServer(&server))
         return;
     QVERIFY(!server.passwordUser.isEmpty());
     StoreSettings settings;
@@ -1017,8 +930,8 @@ void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
 
 void tst_Store::postgresqlAcceptsASocketDirectory()
 {
-    PostgresServer server;
-    if (!postgresServer(&server))
+    Test::PostgresServer server;
+    if (!Test::postgresServer(&server))
         return;
     QVERIFY(!server.socket.isEmpty());
     STORE_SETTINGS(settings, QStringLiteral("postgresql"), "main");
@@ -1043,7 +956,7 @@ void tst_Store::postgresqlReconnectsAfterLosingTheServer()
 
     // What a server restart or an operator's pg_terminate_backend does to our connection.
     QString failure;
-    QSqlDatabase admin = adminConnection(&failure);
+    QSqlDatabase admin = m_databases.admin(&failure);
     QVERIFY2(admin.isOpen(), qPrintable(failure));
     QSqlQuery kill(admin);
     QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
