@@ -271,6 +271,15 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("the previous version of p keeps running"), 10000);
     QVERIFY(request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray().contains(QStringLiteral("p")));
 
+    // SIGHUP after the file was removed: the project is unloaded, the others keep running.
+    QVERIFY(QFile::remove(m_config.path() + QStringLiteral("/projects/p.yaml")));
+    m_log.clear();
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("unloaded project p - its file"), 10000);
+    const QJsonArray projects = request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray();
+    QVERIFY(!projects.contains(QStringLiteral("p")));
+    QVERIFY(projects.contains(QStringLiteral("slow")));
+
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(10000));
     QCOMPARE(m_daemon.exitStatus(), QProcess::NormalExit);

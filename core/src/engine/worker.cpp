@@ -54,6 +54,9 @@ ConcurrencyLimits Worker::limits() const
 {
     ConcurrencyLimits limits;
     limits.global = m_globalLimit;
+    // Jobs of projects this node has not loaded (another node's, or one unloaded by a
+    // reload) are not ours to claim.
+    limits.perProjectDefault = 0;
     for (const QString &id : m_engine.projectIds()) {
         if (const auto runtime = m_engine.project(id))
             limits.perProject.insert(id, runtime->config.jobConcurrency);
