@@ -17,10 +17,13 @@ namespace Sluice::Cli {
 
 namespace {
 
+// withProjects: a command that moves tasks; it loads the projects and may migrate the
+// store. Without: a read-only command, which leaves the store as it finds it.
 std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProjects)
 {
     Diagnostics diagnostics;
-    auto host = HostRuntime::open(configDir, diagnostics);
+    auto host = HostRuntime::open(configDir, diagnostics,
+                                  withProjects ? HostRuntime::StoreAccess::Migrate : HostRuntime::StoreAccess::ReadExisting);
     for (const Diagnostic &d : diagnostics)
         printErr(d.toString());
     if (!host) {

@@ -354,9 +354,15 @@ qint64 tst_Daemon::waitForStagePid(qint64 taskId)
 
 static bool processAlive(qint64 pid)
 {
-    // A zombie has no cmdline; it is not running any more.
-    QFile cmdline(QStringLiteral("/proc/%1/cmdline").arg(pid));
-    return cmdline.open(QIODevice::ReadOnly) && !cmdline.readAll().isEmpty();
+    // Exists and is not a zombie (the state follows the parenthesised command name).
+    if (::kill(pid_t(pid), 0) != 0)
+        return false;
+    QFile stat(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return false;
+    const QByteArray line = stat.readAll();
+    const qsizetype close = line.lastIndexOf(')');
+    return close > 0 && close + 2 < line.size() && line.at(close + 2) != 'Z' && line.at(close + 2) != 'X';
 }
 
 void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()

@@ -17,7 +17,8 @@ HostRuntime::~HostRuntime()
     m_engine.reset();
 }
 
-Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir, Diagnostics &diagnostics)
+Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir, Diagnostics &diagnostics,
+                                                       StoreAccess access)
 {
     std::unique_ptr<HostRuntime> host(new HostRuntime);
     Diagnostics hostProblems;
@@ -39,7 +40,7 @@ Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir,
                                           QStringLiteral("plugin %1: %2").arg(PluginRecord::stateName(r.state), r.reason)});
     }
 
-    auto store = Store::open(host->m_config.store);
+    auto store = access == StoreAccess::Migrate ? Store::open(host->m_config.store) : Store::openExisting(host->m_config.store);
     if (!store)
         return std::unexpected(store.error());
     host->m_store = std::move(*store);

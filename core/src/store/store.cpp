@@ -71,6 +71,41 @@ Result<std::unique_ptr<Store>> Store::openWithMigrations(const StoreSettings &se
     return store;
 }
 
+Result<std::unique_ptr<Store>> Store::openExisting(const StoreSettings &settings)
+{
+    const QString description = describeDatabase(settings);
+    if (settings.driver == StoreSettings::Driver::Sqlite && !QFileInfo::exists(settings.sqlitePath))
+        return fail(ErrorCode::NotFound, QStringLiteral("%1 does not exist yet: `sluice serve` or `sluice submit` creates it")
+                                             .arg(description));
+    QByteArray password;
+    if (settings.driver == StoreSettings::Driver::Postgresql && !settings.password.isNull()) {
+        Result<QByteArray> secret = settings.password.read();
+        if (!secret)
+            return fail(secret.error().code, QStringLiteral("cannot open %1: %2").arg(description, secret.error().message),
+                        secret.error().detail);
+        password = *secret;
+    }
+    std::unique_ptr<Store> store(new Store);
+    store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    Result<QSqlDatabase> db = store->d->connections->connection();
+    if (!db)
+        return std::unexpected(db.error());
+    const int latest = latestSchemaVersion();
+    int version = 0;
+    if (db->tables().contains(QStringLiteral("schema_migrations"))) {
+        Result<int> read = store->schemaVersion();
+        if (!read)
+            return std::unexpected(read.error());
+        version = *read;
+    }
+    if (version < latest)
+        return fail(ErrorCode::Incompatible,
+                    QStringLiteral("%1 has schema version %2, this sluice needs %3; a read-only command does not migrate it "
+                                   "(`sluice serve` does, at its next start)")
+                        .arg(description).arg(version).arg(latest));
+    return store;
+}
+
 StoreSettings::Driver Store::driver() const
 {
     return d->connections->settings().driver;
