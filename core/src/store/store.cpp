@@ -4,6 +4,7 @@
 #include "store/connections.h"
 #include "store/migrations.h"
 #include "store/pluginstate.h"
+#include "store/taskstore.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -13,6 +14,9 @@ namespace Sluice {
 
 struct Store::Data {
     std::shared_ptr<StoreConnections> connections;
+    // The store's own hot statements (webhook de-duplication); destroyed before the
+    // connections they were prepared on.
+    std::unique_ptr<PreparedStatements> statements;
 };
 
 Store::Store()
@@ -63,6 +67,7 @@ Result<std::unique_ptr<Store>> Store::openWithMigrations(const StoreSettings &se
 
     std::unique_ptr<Store> store(new Store);
     store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    store->d->statements = std::make_unique<PreparedStatements>(*store);
     Result<int> applied = applyMigrations(*store->d->connections, *migrations);
     if (!applied)
         return std::unexpected(applied.error());
@@ -87,6 +92,7 @@ Result<std::unique_ptr<Store>> Store::openExisting(const StoreSettings &settings
     }
     std::unique_ptr<Store> store(new Store);
     store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    store->d->statements = std::make_unique<PreparedStatements>(*store);
     Result<QSqlDatabase> db = store->d->connections->connection();
     if (!db)
         return std::unexpected(db.error());
@@ -142,24 +148,22 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
                     QStringLiteral("an event needs a source and a delivery id (got '%1' and '%2')").arg(source, deliveryId));
     // The unique (source, delivery_id) decides, atomically, even between nodes: the loser of
     // a race inserts nothing and sees 0 rows affected.
-    Result<QSqlQuery> query = d->connections->run(
+    Result<PreparedStatements::Session> session = d->statements->session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(
         QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
         QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at) "
                        "VALUES (:source, :delivery_id, :kind, :payload, :received_at) "
                        "ON CONFLICT (source, delivery_id) DO NOTHING"),
-        {{QStringLiteral("source"), source},
-         {QStringLiteral("delivery_id"), deliveryId},
-         {QStringLiteral("kind"), kind},
-         {QStringLiteral("payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
-         {QStringLiteral("received_at"), QDateTime::currentMSecsSinceEpoch()}});
-    if (!query)
-        return std::unexpected(query.error());
-    const int rows = query->numRowsAffected();
-    if (rows < 0)
-        return fail(ErrorCode::Storage, QStringLiteral("recording event %1 from %2 on %3: the driver did not report "
-                                                       "whether a row was inserted")
-                                            .arg(deliveryId, source, d->connections->databaseDescription()));
-    return rows > 0;
+        {{QStringLiteral(":source"), source},
+         {QStringLiteral(":delivery_id"), deliveryId},
+         {QStringLiteral(":kind"), kind},
+         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
+         {QStringLiteral(":received_at"), QDateTime::currentMSecsSinceEpoch()}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows > 0;
 }
 
 Result<void> Store::heartbeat(const QString &node, qint64 pid, const QDateTime &at)
