@@ -167,8 +167,11 @@ std::unique_ptr<StageRun> AgentStage::run(const StageRequest &request)
     if (request.artifactsDir.isEmpty()) {
         problem = QStringLiteral("agent '%1': the request has no artifacts directory for the agent's log").arg(m_rule.role);
     } else {
+        // One log per run: a retry is another attempt, a rollback's re-run another job, and
+        // neither overwrites what the earlier run left.
         agentRequest.logPath = QDir(request.artifactsDir)
-                                   .filePath(QStringLiteral("agent-%1-%2.log").arg(m_rule.role).arg(request.attempt));
+                                   .filePath(QStringLiteral("agent-%1-job%2-attempt%3.log")
+                                                 .arg(m_rule.role).arg(request.job).arg(request.attempt));
         // Created here, not when the host starts the run: the run never reaches back to the
         // launcher, which a project reload may replace in between.
         launch = m_launcher.launch(agentRequest);

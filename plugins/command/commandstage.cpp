@@ -97,6 +97,7 @@ void CommandRun::doStart()
         {QStringLiteral("branch"), m_request.task.branch},
         {QStringLiteral("task_file"), m_request.taskFile},
         {QStringLiteral("attempt"), QString::number(m_request.attempt)},
+        {QStringLiteral("job"), QString::number(m_request.job)},
         {QStringLiteral("project"), m_project},
     };
     auto expand = [&](const QString &text) { return Processes::expandPlaceholders(text, values); };
@@ -141,6 +142,7 @@ void CommandRun::doStart()
         {QStringLiteral("SLUICE_ARTIFACTS"), m_request.artifactsDir},
         {QStringLiteral("SLUICE_TASK_FILE"), m_request.taskFile},
         {QStringLiteral("SLUICE_ATTEMPT"), values.value(QStringLiteral("attempt"))},
+        {QStringLiteral("SLUICE_JOB_ID"), values.value(QStringLiteral("job"))},
     };
     const QProcessEnvironment environment = Processes::childEnvironment(m_rule.inheritEnvironment, extra, fixed);
 

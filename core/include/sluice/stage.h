@@ -23,6 +23,7 @@ struct SLUICE_EXPORT StageRequest {
     QString artifactsDir; ///< Where the stage writes artifacts read by gates.
     QString taskFile;     ///< File holding the task description the agent reads.
     int attempt = 1;      ///< 1-based attempt of this stage's job.
+    qint64 job = 0;       ///< Store id of the job; a rollback's re-run of the stage is another job.
 };
 
 /// How a stage run ended.

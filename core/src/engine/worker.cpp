@@ -290,6 +290,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
     request.artifactsDir = m_engine.workspace().artifactsPath(record.project, record.id);
     request.taskFile = *taskFile;
     request.attempt = job.attempts;
+    request.job = job.id;
     run->stageRun = stage->run(request);
     if (!run->stageRun) {
         failJob(job, run->runtime.get(), QStringLiteral("stage plugin '%1' returned no run").arg(run->plugin));

@@ -89,6 +89,7 @@ struct Workspace {
         r.artifactsDir = artifacts;
         r.taskFile = taskFile;
         r.attempt = 2;
+        r.job = 17;
         return r;
     }
 
@@ -318,12 +319,12 @@ void tst_AgentStage::logArchived()
     const StageOutcome outcome = runToEnd(*run);
     QCOMPARE(outcome.status, StageOutcome::Status::Completed);
 
-    // artifactsDir/agent-{role}-{attempt}.log, kept plain, and archived next to it.
-    const QString log = QDir(ws.artifacts).filePath(QStringLiteral("agent-reviewer-2.log"));
+    // artifactsDir/agent-{role}-job{job}-attempt{attempt}.log, kept plain, and archived next to it.
+    const QString log = QDir(ws.artifacts).filePath(QStringLiteral("agent-reviewer-job17-attempt2.log"));
     QCOMPARE(outcome.logPath, log);
     const QByteArray expected = "reviewer reads # Fix the parser\nrole reviewer\n";
     QCOMPARE(readAll(log), expected);
-    QCOMPARE(archivedFile(log + QStringLiteral(".tar.gz"), QStringLiteral("agent-reviewer-2.log")), expected);
+    QCOMPARE(archivedFile(log + QStringLiteral(".tar.gz"), QStringLiteral("agent-reviewer-job17-attempt2.log")), expected);
 }
 
 void tst_AgentStage::startedIsRelayed()
@@ -338,7 +339,7 @@ void tst_AgentStage::startedIsRelayed()
     std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
     // The stage logs where the agent runs the moment the launcher reports it.
     QTest::ignoreMessage(QtInfoMsg, QRegularExpression(QStringLiteral(
-        "^task 42 stage development agent developer runs on .+ pid [0-9]+ start ticks [1-9][0-9]* log .+agent-developer-2\\.log$")));
+        "^task 42 stage development agent developer runs on .+ pid [0-9]+ start ticks [1-9][0-9]* log .+agent-developer-job17-attempt2\\.log$")));
     QCOMPARE(runToEnd(*run).status, StageOutcome::Status::Completed);
 }
 

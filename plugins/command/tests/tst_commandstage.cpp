@@ -56,6 +56,7 @@ struct Workspace {
         r.artifactsDir = artifacts;
         r.taskFile = taskFile;
         r.attempt = 2;
+        r.job = 17;
         return r;
     }
 
@@ -191,7 +192,7 @@ void tst_CommandStage::metadata()
     QCOMPARE(schema.entry(QStringLiteral("kill_grace"))->defaultValue().toLongLong(), 10000);
     QCOMPARE(schema.entry(QStringLiteral("working_directory"))->defaultValue().toString(), QStringLiteral("{worktree}"));
     QCOMPARE(schema.entry(QStringLiteral("output"))->defaultValue().toString(),
-             QStringLiteral("{artifacts}/{stage}-{attempt}.log"));
+             QStringLiteral("{artifacts}/{stage}-job{job}-attempt{attempt}.log"));
     QCOMPARE(schema.entry(QStringLiteral("inherit_environment"))->defaultValue().toList(),
              QVariantList({QStringLiteral("PATH"), QStringLiteral("HOME"), QStringLiteral("LANG")}));
     QCOMPARE(schema.entry(QStringLiteral("environment"))->type(), SchemaEntry::Type::Map);
@@ -321,7 +322,7 @@ void tst_CommandStage::outputCaptured()
     QCOMPARE(outcome.status, StageOutcome::Status::Failed);
     QCOMPARE(outcome.exitCode, std::optional<int>(4));
 
-    const QString log = ws.artifact(QStringLiteral("deploy-2.log")); // {artifacts}/{stage}-{attempt}.log
+    const QString log = ws.artifact(QStringLiteral("deploy-job17-attempt2.log")); // {artifacts}/{stage}-job{job}-attempt{attempt}.log
     QCOMPARE(outcome.logPath, log);
     const QByteArray content = readAll(log);
     QVERIFY(content.startsWith("out 1\nerr 1\nout 2\n"));
@@ -352,7 +353,7 @@ void tst_CommandStage::placeholders()
     Workspace ws;
     QVERIFY(ws.root.isValid());
     auto stage = createStage("command: [/usr/bin/printf, '%s\\n', '{worktree}', '{artifacts}', '{task}', '{stage}',\n"
-                             "          '{branch}', '{task_file}', '{attempt}', '{project}',\n"
+                             "          '{branch}', '{task_file}', '{attempt}', '{job}', '{project}',\n"
                              "          '${HOME}', '{unknown}', \"awk '{print}'\", '{task}-{attempt}', '{{task}}']");
     QVERIFY2(stage, qPrintable(stage ? QString() : stage.error().toString()));
     std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
@@ -361,7 +362,7 @@ void tst_CommandStage::placeholders()
     const QStringList lines = QString::fromUtf8(readAll(outcome.logPath)).split(QLatin1Char('\n'));
     const QStringList expected{ws.worktree,  ws.artifacts, QStringLiteral("42"), QStringLiteral("deploy"),
                                QStringLiteral("sluice/42-fix-parser"), ws.taskFile, QStringLiteral("2"),
-                               QStringLiteral("test-project"), QStringLiteral("${HOME}"), QStringLiteral("{unknown}"),
+                               QStringLiteral("17"), QStringLiteral("test-project"), QStringLiteral("${HOME}"), QStringLiteral("{unknown}"),
                                QStringLiteral("awk '{print}'"), QStringLiteral("42-2"), QStringLiteral("{42}"),
                                QString()};
     QCOMPARE(lines, expected);
@@ -432,6 +433,7 @@ void tst_CommandStage::environmentLimited()
         {QStringLiteral("SLUICE_ARTIFACTS"), ws.artifacts},
         {QStringLiteral("SLUICE_TASK_FILE"), ws.taskFile},
         {QStringLiteral("SLUICE_ATTEMPT"), QStringLiteral("2")},
+        {QStringLiteral("SLUICE_JOB_ID"), QStringLiteral("17")},
     };
     for (const QString &name : std::as_const(inherited)) {
         if (qEnvironmentVariableIsSet(name.toUtf8().constData()))
