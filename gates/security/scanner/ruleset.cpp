@@ -332,6 +332,9 @@ Result<RuleSet> load(const std::string &text, const QString &name, const QString
             base = std::move(*loaded);
             extending = true;
         } else if (!path->empty()) {
+            if (baseDir.isEmpty())
+                return loader.problem(*extend->find("path"), QStringLiteral("extend.path"),
+                                      QStringLiteral("this rule file cannot extend another file (only useDefault)"));
             const QString resolved = QDir(baseDir).absoluteFilePath(QString::fromStdString(*path));
             auto loaded = loadFile(resolved, depth + 1);
             if (!loaded)

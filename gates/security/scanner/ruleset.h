@@ -66,7 +66,8 @@ struct RuleSet {
 /// name the file, the line and the key.
 [[nodiscard]] Result<RuleSet> loadRuleFile(const QString &path);
 /// As loadRuleFile() for text already read; @p name is used in messages and @p baseDir for
-/// relative `[extend] path`s.
+/// relative `[extend] path`s. An empty @p baseDir refuses `[extend] path` (text read from git
+/// has no directory whose files could be trusted).
 [[nodiscard]] Result<RuleSet> loadRuleText(const std::string &text, const QString &name, const QString &baseDir);
 
 } // namespace Sluice::Security

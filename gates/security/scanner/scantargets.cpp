@@ -323,6 +323,23 @@ Result<ScanTargets> collectPath(const QString &path, const ScanLimits &)
     return targets;
 }
 
+Result<std::optional<QByteArray>> readFileAtCommit(const QString &repo, const QString &commit, const QString &path,
+                                                   int timeoutMs)
+{
+    auto listed = runGit(repo, {QStringLiteral("ls-tree"), QStringLiteral("--full-tree"), QStringLiteral("--name-only"), commit,
+                                QStringLiteral("--"), path},
+                         timeoutMs, 1 << 20);
+    if (!listed)
+        return std::unexpected(listed.error());
+    if (listed->out.trimmed().isEmpty())
+        return std::optional<QByteArray>();
+    auto blob = runGit(repo, {QStringLiteral("cat-file"), QStringLiteral("blob"), commit + QLatin1Char(':') + path}, timeoutMs,
+                       16 * 1024 * 1024);
+    if (!blob)
+        return std::unexpected(blob.error());
+    return std::optional<QByteArray>(blob->out);
+}
+
 Result<QStringList> readIgnoreFile(const QString &path)
 {
     QFile file(path);
@@ -330,8 +347,13 @@ Result<QStringList> readIgnoreFile(const QString &path)
         return QStringList();
     if (!file.open(QIODevice::ReadOnly))
         return fail(ErrorCode::Io, QStringLiteral("cannot read %1: %2").arg(path, file.errorString()));
+    return parseIgnoreList(file.readAll());
+}
+
+QStringList parseIgnoreList(const QByteArray &content)
+{
     QStringList out;
-    const QList<QByteArray> lines = file.readAll().split('\n');
+    const QList<QByteArray> lines = content.split('\n');
     for (const QByteArray &raw : lines) {
         const QString line = QString::fromUtf8(raw).trimmed();
         if (line.isEmpty() || line.startsWith(QLatin1Char('#')))

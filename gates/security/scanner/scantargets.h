@@ -13,6 +13,7 @@
 #include <QString>
 #include <QStringList>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,13 @@ struct ScanOutcome {
 
 /// Every regular file below @p path (or @p path itself), .git directories skipped, symlinks not followed.
 [[nodiscard]] Result<ScanTargets> collectPath(const QString &path, const ScanLimits &limits);
+
+/// The file @p path as committed in @p commit; std::nullopt when the commit has no such file.
+[[nodiscard]] Result<std::optional<QByteArray>> readFileAtCommit(const QString &repo, const QString &commit,
+                                                                 const QString &path, int timeoutMs);
+
+/// The fingerprints listed in @p content (a .gitleaksignore file).
+[[nodiscard]] QStringList parseIgnoreList(const QByteArray &content);
 
 /// The fingerprints listed in a .gitleaksignore file (comments and blank lines skipped).
 [[nodiscard]] Result<QStringList> readIgnoreFile(const QString &path);
