@@ -379,7 +379,9 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
         QStringList binary, truncated, unreadable;
         qint64 bytes = 0;
         int files = 0;
-        std::string buffer;
+        // Grown as needed and never zero-filled: reading fills it.
+        std::unique_ptr<char[]> buffer;
+        qint64 capacity = 0;
         while (true) {
             const std::size_t index = next.fetch_add(1);
             if (index >= targets.items.size())
@@ -390,37 +392,46 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             fragment.commit = item.commit;
             fragment.startLine = item.startLine;
             fragment.fileStart = item.fileStart;
-            const QString shown = QString::fromStdString(item.path);
+            auto shown = [&item] { return QString::fromStdString(item.path); };
             if (item.kind == ScanItem::Kind::Binary) {
-                binary.append(shown);
+                binary.append(shown());
                 fragment.text = {};
             } else if (item.kind == ScanItem::Kind::File) {
                 QFile file(item.fileToRead);
-                if (!file.open(QIODevice::ReadOnly)) {
-                    unreadable.append(shown);
+                if (!file.open(QIODevice::ReadOnly | QIODevice::Unbuffered)) {
+                    unreadable.append(shown());
                     continue;
                 }
                 const qint64 size = file.size();
                 const qint64 take = std::min(size, limits.maxFileBytes);
-                buffer.resize(std::size_t(take));
-                const qint64 got = take > 0 ? file.read(buffer.data(), take) : 0;
-                if (got < 0) {
-                    unreadable.append(shown);
+                if (take > capacity) {
+                    capacity = std::max(take, qint64(1) << 20);
+                    buffer.reset(new char[std::size_t(capacity)]);
+                }
+                qint64 got = 0;
+                while (got < take) {
+                    const qint64 n = file.read(buffer.get() + got, take - got);
+                    if (n <= 0)
+                        break;
+                    got += n;
+                }
+                if (got < take) {
+                    unreadable.append(shown());
                     continue;
                 }
-                buffer.resize(std::size_t(got));
                 ++files;
-                if (looksBinary(buffer)) {
-                    binary.append(shown);
+                const std::string_view content(buffer.get(), std::size_t(got));
+                if (looksBinary(content)) {
+                    binary.append(shown());
                     fragment.text = {};
                 } else {
                     if (size > take)
-                        truncated.append(shown);
-                    fragment.text = buffer;
+                        truncated.append(shown());
+                    fragment.text = content;
                 }
             } else {
                 if (item.truncated)
-                    truncated.append(shown);
+                    truncated.append(shown());
                 fragment.text = item.text;
             }
             if (item.kind != ScanItem::Kind::File && item.fileStart)

@@ -8,6 +8,9 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 #include <unordered_map>
@@ -35,6 +38,7 @@ struct CompiledAllowlist {
     std::vector<std::unique_ptr<RE2>> regexes;
     std::vector<std::unique_ptr<RE2>> paths;
     std::vector<std::string> stopwords;
+    std::unique_ptr<RE2> stopwordSet; // all stopwords as one alternation of literals
     std::vector<std::string> commits;
 
     bool commitAllowed(const std::string &commit) const
@@ -56,6 +60,8 @@ struct CompiledAllowlist {
             return false;
         std::string lowered(secret);
         std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+        if (stopwordSet)
+            return RE2::PartialMatch(lowered, *stopwordSet);
         return std::any_of(stopwords.begin(), stopwords.end(),
                            [&](const std::string &w) { return lowered.find(w) != std::string::npos; });
     }
@@ -109,8 +115,10 @@ struct CompiledRule {
     std::unique_ptr<RE2> regex;   // null for path-only rules
     std::unique_ptr<RE2> path;    // null when the rule applies to every path
     std::vector<std::string> keywords; // lower-cased
+    std::vector<int> keywordIds;       // into Data::keywords
     std::vector<CompiledAllowlist> allowlists;
     bool prefiltered = false;     // in the Vectorscan database
+    std::size_t maxWidth = 0;     // longest match Vectorscan says the regex can have; 0: unbounded
     bool generic = false;         // id contains "generic" (gitleaks' dedupe)
 };
 
@@ -137,12 +145,52 @@ Result<CompiledAllowlist> compileAllowlist(const Allowlist &a, const QString &ow
         return std::unexpected(ok.error());
     if (auto ok = add(a.paths, out.paths, "paths"); !ok)
         return std::unexpected(ok.error());
+    // "Any of them matches" is one alternation: one RE2 pass instead of one per pattern (the
+    // global allowlist's 25 paths are tested on every file). Flags inside each group stay
+    // scoped to it.
+    auto combine = [](const std::vector<std::string> &patterns, std::vector<std::unique_ptr<RE2>> &into) {
+        if (patterns.size() < 2)
+            return;
+        std::string alternation;
+        for (const std::string &p : patterns)
+            alternation += (alternation.empty() ? "(?:" : "|(?:") + p + ")";
+        auto re = compileRe2(alternation);
+        if (re->ok()) {
+            into.clear();
+            into.push_back(std::move(re));
+        }
+    };
+    combine(a.regexes, out.regexes);
+    combine(a.paths, out.paths);
+    if (out.stopwords.size() > 1) {
+        // Substring tests against 1,446 words one by one cost more than the rest of a scan.
+        std::string alternation;
+        for (const std::string &w : out.stopwords)
+            alternation += (alternation.empty() ? "" : "|") + RE2::QuoteMeta(w);
+        RE2::Options options;
+        options.set_log_errors(false);
+        options.set_max_mem(int64_t(64) << 20);
+        options.set_encoding(RE2::Options::EncodingLatin1);
+        auto re = std::make_unique<RE2>(alternation, options);
+        if (re->ok())
+            out.stopwordSet = std::move(re);
+    }
     return out;
 }
 
-int hsOnMatch(unsigned int id, unsigned long long, unsigned long long, unsigned int, void *context)
+struct MatchSink {
+    char *flagged;
+    unsigned long long *firstEnd;
+};
+
+// Matches arrive in order of their end offset, so the first one of a pattern is its earliest end.
+int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
 {
-    static_cast<char *>(context)[id] = 1;
+    auto *sink = static_cast<MatchSink *>(context);
+    if (!sink->flagged[id]) {
+        sink->flagged[id] = 1;
+        sink->firstEnd[id] = to;
+    }
     return 0;
 }
 
@@ -154,6 +202,9 @@ struct SecretScanner::Data {
     std::vector<CompiledAllowlist> globals;
     hs_database_t *database = nullptr;
     std::vector<int> databaseRule; // database id -> index in compiled
+    std::vector<std::string> keywords; // distinct lower-cased keywords of all rules
+    std::size_t keywordBase = 0;       // database id of keywords[0]
+    bool keywordsInDatabase = false;   // else they are searched in a lower-cased copy
     std::vector<std::string> databasePatterns;
 
     ~Data()
@@ -224,6 +275,10 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         for (const std::string &keyword : rule.keywords) {
             std::string k = keyword;
             std::transform(k.begin(), k.end(), k.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+            auto at = std::find(data.keywords.begin(), data.keywords.end(), k);
+            if (at == data.keywords.end())
+                at = data.keywords.insert(data.keywords.end(), k);
+            c.keywordIds.push_back(int(at - data.keywords.begin()));
             c.keywords.push_back(std::move(k));
         }
         for (const Allowlist &a : rule.allowlists) {
@@ -246,7 +301,20 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
 
     // The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
     // are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter
-    // pattern (a superset), and left out only if that fails too.
+    // pattern (a superset), and left out only if that fails too. The rules' keywords go in
+    // as caseless literals after them, so the same pass also answers gitleaks' keyword
+    // prefilter (ASCII case folding, as the lower-cased search it replaces).
+    std::vector<std::string> keywordPatterns;
+    for (const std::string &k : data.keywords) {
+        std::string escaped;
+        for (unsigned char ch : k) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+            escaped += hex;
+        }
+        keywordPatterns.push_back(std::move(escaped));
+    }
+    bool withKeywords = !keywordPatterns.empty();
     struct Entry {
         int rule;
         unsigned flags;
@@ -265,22 +333,49 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
             flags.push_back(entries[i].flags);
             ids.push_back(unsigned(i));
         }
+        if (withKeywords) {
+            for (const std::string &k : keywordPatterns) {
+                ids.push_back(unsigned(expressions.size()));
+                expressions.push_back(k.c_str());
+                flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+            }
+        }
         hs_database_t *db = nullptr;
         hs_compile_error_t *error = nullptr;
-        const hs_error_t rc = hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(entries.size()),
+        const hs_error_t rc = hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()),
                                                HS_MODE_BLOCK, nullptr, &db, &error);
         if (rc == HS_SUCCESS) {
             data.database = db;
             for (const Entry &e : entries) {
                 data.databaseRule.push_back(e.rule);
                 data.databasePatterns.push_back(data.compiled[e.rule].rule->regex);
-                data.compiled[e.rule].prefiltered = true;
+                CompiledRule &c = data.compiled[e.rule];
+                c.prefiltered = true;
+                // Every match ends at or after the first end Vectorscan reports; with a bounded
+                // width it also starts no earlier than that end minus the width, so RE2 can
+                // start there instead of at the beginning of the fragment.
+                hs_expr_info_t *info = nullptr;
+                hs_compile_error_t *infoError = nullptr;
+                if (!(e.flags & HS_FLAG_PREFILTER)
+                    && hs_expression_info(c.rule->regex.c_str(), e.flags & ~HS_FLAG_SINGLEMATCH, &info, &infoError) == HS_SUCCESS
+                    && info) {
+                    c.maxWidth = info->max_width == UINT_MAX ? 0 : info->max_width;
+                }
+                std::free(info);
+                if (infoError)
+                    hs_free_compile_error(infoError);
             }
+            data.keywordBase = entries.size();
+            data.keywordsInDatabase = withKeywords;
             break;
         }
         const int bad = error ? error->expression : -1;
         const QString message = error && error->message ? QString::fromLocal8Bit(error->message) : QStringLiteral("unknown error");
         hs_free_compile_error(error);
+        if (withKeywords && bad >= int(entries.size())) {
+            withKeywords = false; // a keyword literal failed: search keywords the slow way
+            continue;
+        }
         if (bad < 0 || bad >= int(entries.size()))
             return fail(ErrorCode::Unknown, QStringLiteral("Vectorscan cannot build the prefilter database: %1").arg(message));
         Entry &entry = entries[std::size_t(bad)];
@@ -308,7 +403,8 @@ std::unique_ptr<SecretScanner::Scratch> SecretScanner::makeScratch() const
     hs_scratch_t *hs = nullptr;
     if (d->database && hs_alloc_scratch(d->database, &hs) == HS_SUCCESS)
         scratch->m_hsScratch = hs;
-    scratch->m_flagged.assign(d->databaseRule.size(), 0);
+    scratch->m_flagged.assign(d->databaseRule.size() + (d->keywordsInDatabase ? d->keywords.size() : 0), 0);
+    scratch->m_firstEnd.assign(scratch->m_flagged.size(), 0);
     return scratch;
 }
 
@@ -433,10 +529,13 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
     std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 0);
     if (d->database && !text.empty()) {
         // Without scratch memory (allocation failed) every rule runs in RE2: slower, never blind.
+        MatchSink sink{scratch.m_flagged.data(), scratch.m_firstEnd.data()};
         if (!scratch.m_hsScratch
             || hs_scan(d->database, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
-                       hsOnMatch, scratch.m_flagged.data()) != HS_SUCCESS)
+                       hsOnMatch, &sink) != HS_SUCCESS) {
             std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 1);
+            std::fill(scratch.m_firstEnd.begin(), scratch.m_firstEnd.end(), 0);
+        }
     }
     std::vector<char> candidate(d->compiled.size(), 0);
     bool any = false;
@@ -448,9 +547,14 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
             candidate[i] = !text.empty();
         any = any || candidate[i];
     }
-    for (std::size_t k = 0; k < scratch.m_flagged.size(); ++k) {
+    std::vector<std::size_t> searchFrom(d->compiled.size(), 0);
+    for (std::size_t k = 0; k < d->databaseRule.size(); ++k) {
         if (scratch.m_flagged[k]) {
-            candidate[std::size_t(d->databaseRule[k])] = 1;
+            const std::size_t rule = std::size_t(d->databaseRule[k]);
+            candidate[rule] = 1;
+            const std::size_t width = d->compiled[rule].maxWidth;
+            const std::size_t end = std::size_t(scratch.m_firstEnd[k]);
+            searchFrom[rule] = width > 0 && end > width ? end - width : 0;
             any = true;
         }
     }
@@ -462,10 +566,17 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
     auto hasKeyword = [&](const CompiledRule &c) {
         if (c.keywords.empty())
             return true;
+        if (d->keywordsInDatabase && d->database) {
+            return std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
+                               [&](int id) { return scratch.m_flagged[d->keywordBase + std::size_t(id)] != 0; });
+        }
         if (!lowered) {
-            scratch.m_lowered.assign(text);
-            std::transform(scratch.m_lowered.begin(), scratch.m_lowered.end(), scratch.m_lowered.begin(),
-                           [](unsigned char ch) { return char(std::tolower(ch)); });
+            scratch.m_lowered.resize(text.size());
+            char *out = scratch.m_lowered.data();
+            for (std::size_t k = 0; k < text.size(); ++k) {
+                const char ch = text[k];
+                out[k] = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
+            }
             lowered = true;
         }
         return std::any_of(c.keywords.begin(), c.keywords.end(),
@@ -499,7 +610,7 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         // FindAll: leftmost-first, non-overlapping; an empty match right after the previous
         // match is skipped, as Go does.
         const re2::StringPiece whole(text.data(), text.size());
-        std::size_t pos = 0;
+        std::size_t pos = searchFrom[i];
         std::size_t lineCountedTo = 0;
         int linesBefore = 0;
         std::ptrdiff_t previousEnd = -1;
@@ -528,9 +639,9 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
                 --end;
             const std::string_view match = text.substr(start, end - start);
 
-            for (; lineCountedTo < start; ++lineCountedTo) {
-                if (text[lineCountedTo] == '\n')
-                    ++linesBefore;
+            if (start > lineCountedTo) {
+                linesBefore += int(std::count(text.begin() + std::ptrdiff_t(lineCountedTo), text.begin() + std::ptrdiff_t(start), '\n'));
+                lineCountedTo = start;
             }
             const std::size_t lineStart = start == 0 ? 0 : (text.rfind('\n', start - 1) == std::string_view::npos
                                                                   ? 0 : text.rfind('\n', start - 1) + 1);

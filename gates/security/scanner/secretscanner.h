@@ -106,6 +106,7 @@ private:
     friend class SecretScanner;
     void *m_hsScratch = nullptr; // hs_scratch_t
     std::vector<char> m_flagged;
+    std::vector<unsigned long long> m_firstEnd;
     std::string m_lowered;
 };
 
