@@ -339,10 +339,10 @@ private:
             failHere("key '" + path + "' has no value");
         if (c == '"') {
             value.kind = TomlValue::Kind::String;
-            value.text = (peek(1) == '"' && peek(2) == '"') ? parseMultilineBasic() : parseBasicString();
+            value.text = (peek(1) == '"' && peek(2) == '"') ? parseMultiline(true) : parseBasicString();
         } else if (c == '\'') {
             value.kind = TomlValue::Kind::String;
-            value.text = (peek(1) == '\'' && peek(2) == '\'') ? parseMultilineLiteral() : parseLiteralString();
+            value.text = (peek(1) == '\'' && peek(2) == '\'') ? parseMultiline(false) : parseLiteralString();
         } else if (c == '[') {
             value.kind = TomlValue::Kind::Array;
             value.inlineClosed = true;
@@ -539,46 +539,28 @@ private:
             take();
     }
 
-    std::string parseMultilineLiteral()
+    // '''literal''' (basic == false) or """basic""" (escapes, line-ending backslash).
+    std::string parseMultiline(bool basic)
     {
+        const char quote = basic ? '"' : '\'';
         const int startLine = line;
         pos += 3;
         skipFirstNewline();
         std::string out;
         while (true) {
             if (atEnd())
-                failAt(startLine, "multi-line literal string (''') is not closed");
-            if (peek() == '\'' && peek(1) == '\'' && peek(2) == '\'') {
+                failAt(startLine, basic ? "multi-line string (\"\"\") is not closed"
+                                        : "multi-line literal string (''') is not closed");
+            if (peek() == quote && peek(1) == quote && peek(2) == quote) {
                 pos += 3;
                 // Up to two quotes right before the closing ones belong to the string.
-                for (int extra = 0; extra < 2 && peek() == '\''; ++extra) {
-                    out.push_back('\'');
+                for (int extra = 0; extra < 2 && peek() == quote; ++extra) {
+                    out.push_back(quote);
                     ++pos;
                 }
                 return out;
             }
-            out.push_back(take());
-        }
-    }
-
-    std::string parseMultilineBasic()
-    {
-        const int startLine = line;
-        pos += 3;
-        skipFirstNewline();
-        std::string out;
-        while (true) {
-            if (atEnd())
-                failAt(startLine, "multi-line string (\"\"\") is not closed");
-            if (peek() == '"' && peek(1) == '"' && peek(2) == '"') {
-                pos += 3;
-                for (int extra = 0; extra < 2 && peek() == '"'; ++extra) {
-                    out.push_back('"');
-                    ++pos;
-                }
-                return out;
-            }
-            if (peek() == '\\') {
+            if (basic && peek() == '\\') {
                 // A backslash ending a line trims the newline and the whitespace after it.
                 std::size_t look = pos + 1;
                 while (look < s.size() && (s[look] == ' ' || s[look] == '\t' || s[look] == '\r'))
