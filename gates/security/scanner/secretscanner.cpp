@@ -27,8 +27,10 @@ std::unique_ptr<RE2> compileRe2(const std::string &pattern)
     RE2::Options options;
     options.set_log_errors(false);
     // The default rules hold programs of ~5k instructions with counted repeats up to 1000;
-    // more memory keeps RE2 on its DFA for large files instead of falling back to the NFA.
-    options.set_max_mem(int64_t(64) << 20);
+    // a larger DFA cache keeps RE2 off its NFA fallback (measured on 200 MB of source text:
+    // generic-api-key alone took 1.47 s with RE2's default 8 MiB, 0.59 s with 128 MiB). It
+    // is an upper bound per regex, taken only as the DFA grows.
+    options.set_max_mem(int64_t(128) << 20);
     return std::make_unique<RE2>(pattern, options);
 }
 
