@@ -88,6 +88,7 @@ private Q_SLOTS:
     void entropyAsGitleaks();
     void masking();
     void lineNumbersAndFingerprint();
+    void threadsGiveTheSameFindings();
     void corpus();
 
 private:
@@ -398,6 +399,35 @@ void tst_SecretScanner::lineNumbersAndFingerprint()
     // Global allowlist paths skip whole files (e.g. lock files).
     fragment.path = "web/package-lock.json";
     QVERIFY(m_default->scan(fragment, *scratch).empty());
+}
+
+void tst_SecretScanner::threadsGiveTheSameFindings()
+{
+    QTemporaryDir dir;
+    for (int i = 0; i < 64; ++i) {
+        QFile f(dir.filePath(QStringLiteral("d%1/f%2.txt").arg(i % 5).arg(i)));
+        QDir().mkpath(QFileInfo(f).path());
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        for (int line = 0; line < 200; ++line)
+            f.write(line == i ? QByteArray::fromStdString("key = " + awsKey() + "\n") : QByteArray("int x = 1;\n"));
+        if (i % 7 == 0)
+            f.write(QByteArray::fromStdString(githubPat() + "\n"));
+    }
+    auto targets = collectPath(dir.path(), ScanLimits());
+    QVERIFY(targets);
+    auto render = [](const ScanOutcome &o) {
+        QStringList out;
+        for (const auto &f : o.findings)
+            out.append(QString::fromStdString(f.fingerprint));
+        out.sort();
+        return out;
+    };
+    const ScanOutcome one = scanTargets(*m_default, *targets, ScanLimits(), 1);
+    const ScanOutcome four = scanTargets(*m_default, *targets, ScanLimits(), 4);
+    QCOMPARE(int(one.findings.size()), 64 + 10);
+    QCOMPARE(render(four), render(one));
+    QCOMPARE(four.files, 64);
+    QCOMPARE(four.bytes, one.bytes);
 }
 
 void tst_SecretScanner::corpus()

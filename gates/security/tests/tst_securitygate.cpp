@@ -69,6 +69,7 @@ private Q_SLOTS:
     void ignoreFileAndInlineMarker();
     void binaryFilesSkipped();
     void secretsBlockOff();
+    void largeFilesBounded();
     void scannerErrorsAreErrors_data();
     void scannerErrorsAreErrors();
     void disabledSkips();
@@ -316,6 +317,23 @@ void tst_SecurityGate::secretsBlockOff()
     QCOMPARE(e.verdict.findings().size(), 1);
     QCOMPARE(e.verdict.findings()[0].severity, QStringLiteral("warning"));
     QVERIFY(e.report.contains(QLatin1String("secrets_found: 1\nsecrets_blocking: 0\n")));
+}
+
+void tst_SecurityGate::largeFilesBounded()
+{
+    QVERIFY(makeRepo());
+    // The first secret is inside the scanned 4 KiB, the second past it.
+    QByteArray big = "early " + awsKey() + "\n";
+    while (big.size() < 6000)
+        big += "filler line of ordinary text\n";
+    big += "late " + githubPat() + "\n";
+    QVERIFY(m_repo->write(QStringLiteral("big.txt"), big));
+    QVERIFY(m_repo->commitAll(QStringLiteral("big")));
+    const Evaluation e = evaluate("max_file_size: 4096\n");
+    QCOMPARE(GateVerdict::resultName(e.verdict.result()), QStringLiteral("fail"));
+    QCOMPARE(e.verdict.findings().size(), 1);
+    QCOMPARE(e.verdict.findings()[0].rule, QStringLiteral("aws-access-token"));
+    QVERIFY2(e.report.contains(QLatin1String("- big.txt: only the first 4096 bytes of its added lines were scanned")), qPrintable(e.report));
 }
 
 void tst_SecurityGate::scannerErrorsAreErrors_data()
