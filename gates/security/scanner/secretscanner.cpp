@@ -539,7 +539,8 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
             std::fill(scratch.m_firstEnd.begin(), scratch.m_firstEnd.end(), 0);
         }
     }
-    std::vector<char> candidate(d->compiled.size(), 0);
+    std::vector<char> &candidate = scratch.m_candidate;
+    candidate.assign(d->compiled.size(), 0);
     bool any = false;
     for (std::size_t i = 0; i < d->compiled.size(); ++i) {
         const CompiledRule &c = d->compiled[i];
@@ -549,7 +550,8 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
             candidate[i] = !text.empty();
         any = any || candidate[i];
     }
-    std::vector<std::size_t> searchFrom(d->compiled.size(), 0);
+    std::vector<std::size_t> &searchFrom = scratch.m_searchFrom;
+    searchFrom.assign(d->compiled.size(), 0);
     for (std::size_t k = 0; k < d->databaseRule.size(); ++k) {
         if (scratch.m_flagged[k]) {
             const std::size_t rule = std::size_t(d->databaseRule[k]);

@@ -107,6 +107,8 @@ private:
     void *m_hsScratch = nullptr; // hs_scratch_t
     std::vector<char> m_flagged;
     std::vector<unsigned long long> m_firstEnd;
+    std::vector<char> m_candidate;
+    std::vector<std::size_t> m_searchFrom;
     std::string m_lowered;
 };
 
