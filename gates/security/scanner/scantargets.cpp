@@ -51,6 +51,7 @@ Result<GitOutput> runGit(const QString &repo, const QStringList &arguments, int 
     if (!git.waitForStarted(timeoutMs))
         return fail(ErrorCode::NotFound, QStringLiteral("cannot run git: %1").arg(git.errorString()));
     QByteArray out;
+    QByteArray err;
     QElapsedTimer clock;
     clock.start();
     while (git.state() != QProcess::NotRunning) {
@@ -63,6 +64,8 @@ Result<GitOutput> runGit(const QString &repo, const QStringList &arguments, int 
         }
         git.waitForReadyRead(std::min(left, 1000));
         out += git.readAllStandardOutput();
+        // Drained too, so a chatty git cannot block on a full stderr pipe.
+        err += git.readAllStandardError().left(4096 - err.size());
         if (out.size() > maxBytes) {
             git.kill();
             git.waitForFinished(5000);
@@ -72,11 +75,11 @@ Result<GitOutput> runGit(const QString &repo, const QStringList &arguments, int 
     }
     out += git.readAllStandardOutput();
     if (git.exitStatus() != QProcess::NormalExit || git.exitCode() != 0) {
-        const QString err = QString::fromUtf8(git.readAllStandardError()).trimmed().left(400);
+        err += git.readAllStandardError();
         return fail(ErrorCode::Unknown, QStringLiteral("git %1 failed in %2 (exit %3): %4")
                                             .arg(arguments.join(QLatin1Char(' ')).left(200), repo)
                                             .arg(git.exitCode())
-                                            .arg(err));
+                                            .arg(QString::fromUtf8(err).trimmed().left(400)));
     }
     return GitOutput{out};
 }

@@ -22,7 +22,7 @@ namespace Sluice::Security {
 /// Limits on what is read.
 struct ScanLimits {
     qint64 maxFileBytes = 10 * 1024 * 1024;         ///< Per file (per commit in git): more is not scanned and noted.
-    qint64 maxTotalBytes = qint64(4) * 1024 * 1024 * 1024; ///< In all; more is an error.
+    qint64 maxTotalBytes = qint64(1) << 30; ///< git output in all (held in memory); more is an error.
     int gitTimeoutMs = 300000;                        ///< Per git command.
 };
 
