@@ -166,6 +166,8 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
                       {QStringLiteral("log"), QStringLiteral("-p"), QStringLiteral("-U0"), QStringLiteral("--no-merges"),
                        QStringLiteral("--no-color"), QStringLiteral("--no-ext-diff"), QStringLiteral("--no-textconv"),
                        QStringLiteral("-M"), QStringLiteral("--format=%x00%H"),
+                       // Fixed prefixes whatever the user's diff.noprefix / mnemonicPrefix say.
+                       QStringLiteral("--src-prefix=a/"), QStringLiteral("--dst-prefix=b/"),
                        *baseCommit + QStringLiteral("..") + *headCommit, QStringLiteral("--")},
                       limits.gitTimeoutMs, limits.maxTotalBytes);
     if (!log)
