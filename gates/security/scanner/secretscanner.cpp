@@ -186,6 +186,48 @@ struct MatchSink {
 };
 
 // Matches arrive in order of their end offset, so the first one of a pattern is its earliest end.
+// True when the regex has a construct that matches one character in RE2 (UTF-8, as Go's
+// regexp in gitleaks) but one byte in Vectorscan's ASCII mode: `.`, a negated class, \S \W
+// \D, Unicode classes. `.{0,5}` spans five characters of up to four bytes in RE2 and five
+// bytes in Vectorscan, so next to non-ASCII text the prefilter could miss a match RE2 would
+// find. Such rules are matched by RE2 alone, behind their keywords.
+bool countsCharacters(const std::string &regex)
+{
+    bool inClass = false;
+    for (std::size_t i = 0; i < regex.size(); ++i) {
+        const char ch = regex[i];
+        if (ch == '\\') {
+            const char next = i + 1 < regex.size() ? regex[i + 1] : '\0';
+            if (next == 'S' || next == 'W' || next == 'D' || next == 'p' || next == 'P' || next == 'C' || next == 'X')
+                return true;
+            ++i;
+            continue;
+        }
+        if (inClass) {
+            if (ch == ']')
+                inClass = false;
+            continue;
+        }
+        if (ch == '[') {
+            inClass = true;
+            if (i + 1 < regex.size() && regex[i + 1] == '^')
+                return true;
+            if (i + 1 < regex.size() && regex[i + 1] == ']')
+                ++i; // "[]...]": the first ] is a member
+            // A POSIX class "[[:alpha:]]" holds its own brackets.
+            if (i + 1 < regex.size() && regex[i + 1] == '[' && i + 2 < regex.size() && regex[i + 2] == ':') {
+                const std::size_t close = regex.find(":]", i + 3);
+                if (close != std::string::npos)
+                    i = close + 1;
+            }
+            continue;
+        }
+        if (ch == '.')
+            return true;
+    }
+    return false;
+}
+
 int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
 {
     auto *sink = static_cast<MatchSink *>(context);
@@ -323,7 +365,7 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
     };
     std::vector<Entry> entries;
     for (int i = 0; i < int(data.compiled.size()); ++i) {
-        if (data.compiled[i].regex)
+        if (data.compiled[i].regex && !countsCharacters(data.compiled[i].rule->regex))
             entries.push_back({i, HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY});
     }
     while (!entries.empty()) {
