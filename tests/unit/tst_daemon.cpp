@@ -65,7 +65,8 @@ private Q_SLOTS:
     void initTestCase();
     void cleanup();
     void drivesAProjectOverHttpAndCli();
-    void sigtermDuringWorkThenRecovery();
+    void approveFromTheCliReportsWhereTheTaskIs();
+    void sigtermStopsRunningWorkAndGivesItBack();
 
 private:
     bool startDaemon();
@@ -73,6 +74,7 @@ private:
                   const QList<QPair<QByteArray, QByteArray>> &headers = {});
     QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
     int eventRows();
+    qint64 waitForStagePid(qint64 taskId);
 
     Test::PluginDirectory m_plugins;
     Test::TemporaryConfig m_config;
@@ -117,6 +119,18 @@ instances:
   g: {plugin: test-gate, settings: {result: pass}}
   confirm: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [confirm-deploy]}}
 )");
+    m_config.writeProject(QStringLiteral("gatekeep"), R"(id: gatekeep
+repository: {path: ../repo.git}
+red_policy: {max_retries: 0}
+stages:
+  - name: hold
+    run: wait
+    exit_gates: [nope]
+  - name: done
+instances:
+  wait: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+  nope: {plugin: test-gate, settings: {result: fail}}
+)");
     m_config.writeProject(QStringLiteral("slow"), R"(id: slow
 repository: {path: ../repo.git}
 stages:
@@ -124,7 +138,11 @@ stages:
     run: sleepy
   - name: done
 instances:
-  sleepy: {plugin: test-stage, settings: {role: r, delay: 2m}}
+  sleepy:
+    plugin: command
+    settings:
+      command: [/bin/sh, -c, "echo $$ > {artifacts}/stage.pid; exec sleep 300"]
+      kill_grace: 2s
 )");
 }
 
@@ -266,6 +284,15 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("the previous version of p keeps running"), 10000);
     QVERIFY(request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray().contains(QStringLiteral("p")));
 
+    // SIGHUP after the file was removed: the project is unloaded, the others keep running.
+    QVERIFY(QFile::remove(m_config.path() + QStringLiteral("/projects/p.yaml")));
+    m_log.clear();
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("unloaded project p - its file"), 10000);
+    const QJsonArray projects = request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray();
+    QVERIFY(!projects.contains(QStringLiteral("p")));
+    QVERIFY(projects.contains(QStringLiteral("slow")));
+
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(10000));
     QCOMPARE(m_daemon.exitStatus(), QProcess::NormalExit);
@@ -273,35 +300,126 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QVERIFY(m_log.contains("stopping: signal 15"));
 }
 
-void tst_Daemon::sigtermDuringWorkThenRecovery()
+void tst_Daemon::approveFromTheCliReportsWhereTheTaskIs()
+{
+    QVERIFY(startDaemon());
+    const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
+                            QStringLiteral("gatekeep"), QStringLiteral("--title"), QStringLiteral("Needs a yes"), QStringLiteral("--json")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
+    QTRY_VERIFY_WITH_TIMEOUT(task(id).value(QLatin1String("waiting")).toString().startsWith(QLatin1String("waiting for a signal in stage hold")), 20000);
+
+    // A signal the stage does not wait for changes nothing, and says so.
+    const Run wrong = cli({QStringLiteral("approve"), QStringLiteral("--config"), m_config.path(), QString::number(id),
+                           QStringLiteral("hold"), QStringLiteral("--signal"), QStringLiteral("confirm-deploy")});
+    QCOMPARE(wrong.exitCode, 1);
+    QVERIFY2(wrong.out.startsWith(QLatin1String("not accepted: ")), qPrintable(wrong.out));
+    QCOMPARE(task(id).value(QLatin1String("stage")).toString(), QStringLiteral("hold"));
+
+    // The approval is accepted, the exit gate fails, and with no retries left the task is
+    // blocked where it is: the CLI says so, not the stage the move aimed at.
+    const Run approve = cli({QStringLiteral("approve"), QStringLiteral("--config"), m_config.path(), QString::number(id),
+                             QStringLiteral("hold"), QStringLiteral("--json")});
+    QCOMPARE(approve.exitCode, 0);
+    const QJsonObject out = QJsonDocument::fromJson(approve.out.toUtf8()).object();
+    QCOMPARE(out.value(QLatin1String("accepted")).toBool(), true);
+    QCOMPARE(out.value(QLatin1String("outcome")).toString(), QStringLiteral("blocked"));
+    QCOMPARE(out.value(QLatin1String("stage")).toString(), QStringLiteral("hold"));
+    QCOMPARE(out.value(QLatin1String("status")).toString(), QStringLiteral("blocked"));
+    QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("blocked"));
+
+    // The daemon's metrics show the store's tasks, moved by the CLI process included.
+    const QByteArray metrics = request("GET", QStringLiteral("/metrics")).body;
+    QVERIFY2(metrics.contains("sluice_tasks{project=\"gatekeep\",status=\"blocked\"} 1"), metrics.constData());
+    QVERIFY(metrics.contains("sluice_tasks{project=\"gatekeep\",status=\"active\"} 0"));
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(10000));
+}
+
+qint64 tst_Daemon::waitForStagePid(qint64 taskId)
+{
+    const QString pidFile = m_config.path() + QStringLiteral("/state/artifacts/slow/task-%1/stage.pid").arg(taskId);
+    qint64 pid = 0;
+    QDeadlineTimer deadline(20000);
+    while (pid <= 0 && !deadline.hasExpired()) {
+        QFile file(pidFile);
+        if (file.open(QIODevice::ReadOnly))
+            pid = file.readAll().trimmed().toLongLong();
+        if (pid <= 0)
+            QTest::qWait(50);
+    }
+    QFile::remove(pidFile); // the next run writes its own
+    return pid;
+}
+
+static bool processAlive(qint64 pid)
+{
+    // Exists and is not a zombie (the state follows the parenthesised command name).
+    if (::kill(pid_t(pid), 0) != 0)
+        return false;
+    QFile stat(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return false;
+    const QByteArray line = stat.readAll();
+    const qsizetype close = line.lastIndexOf(')');
+    return close > 0 && close + 2 < line.size() && line.at(close + 2) != 'Z' && line.at(close + 2) != 'X';
+}
+
+void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
 {
     QVERIFY(startDaemon());
     const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
                             QStringLiteral("slow"), QStringLiteral("--title"), QStringLiteral("Takes a while"), QStringLiteral("--json")});
     QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
     const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
-    QTRY_COMPARE_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size(), 1, 20000);
+    const qint64 stagePid = waitForStagePid(id);
+    QVERIFY2(stagePid > 0, m_log.constData());
+    QVERIFY(processAlive(stagePid));
 
-    // SIGTERM in the middle of the stage: the daemon exits promptly and cleanly; the job is
-    // left "running" in the store for the next start to recover.
+    // SIGTERM in the middle of the stage: the daemon stops the stage's process group, gives
+    // the job back without counting the attempt, and exits cleanly. Nothing keeps working on
+    // the task while no sluice watches it.
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
-    QVERIFY(m_daemon.waitForFinished(10000));
+    QVERIFY(m_daemon.waitForFinished(15000));
     QCOMPARE(m_daemon.exitCode(), 0);
-    const Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
-    const QJsonObject counts = QJsonDocument::fromJson(queue.out.toUtf8()).object().value(QLatin1String("counts")).toObject();
-    QCOMPARE(counts.value(QLatin1String("running")).toInt(), 1);
+    QVERIFY2(m_log.contains("given back to the queue (attempt not counted)"), m_log.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(!processAlive(stagePid), 5000);
+    Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    QJsonObject report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("running")).toInt(), 0);
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("queued")).toInt(), 1);
+    const QJsonObject given = report.value(QLatin1String("recent")).toArray().first().toObject();
+    QCOMPARE(given.value(QLatin1String("attempts")).toInt(), 0);
 
-    // The next start requeues it before the worker starts, and the worker claims it again.
+    // The next start has nothing to recover and runs the job again as its first attempt.
+    QVERIFY(startDaemon());
+    QVERIFY2(!m_log.contains("interrupted by the last stop"), m_log.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
+    QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
+    QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
+    QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 1);
+
+    // A crash is not a graceful stop: the next start recovers the job it left running and
+    // counts the interrupted attempt, so a job that brings its node down cannot loop forever.
+    const qint64 secondPid = waitForStagePid(id);
+    QVERIFY(secondPid > 0);
+    ::kill(pid_t(m_daemon.processId()), SIGKILL);
+    QVERIFY(m_daemon.waitForFinished(10000));
+    ::kill(pid_t(secondPid), SIGKILL); // the orphan of the crash (the reaper's business, not this test's)
+    queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("running")).toInt(), 1);
     QVERIFY(startDaemon());
     QVERIFY2(m_log.contains("requeued 1 job(s) interrupted by the last stop of node test-node"), m_log.constData());
     QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
-    const QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
-    QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
+    job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
     QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 2);
     const QJsonArray history = task(id).value(QLatin1String("history")).toArray();
     QCOMPARE(history.first().toObject().value(QLatin1String("action")).toString(), QStringLiteral("submit"));
+    const qint64 thirdPid = waitForStagePid(id);
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
-    QVERIFY(m_daemon.waitForFinished(10000));
+    QVERIFY(m_daemon.waitForFinished(15000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processAlive(thirdPid), 5000);
 }
 
 QTEST_GUILESS_MAIN(tst_Daemon)

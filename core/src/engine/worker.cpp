@@ -3,7 +3,9 @@
 
 #include "engine/engine.h"
 
+#include <QFutureWatcher>
 #include <QLoggingCategory>
+#include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
 
@@ -17,6 +19,7 @@ struct Worker::Run {
     std::unique_ptr<StageRun> stageRun;
     QTimer deadline;
     bool timedOut = false;
+    bool interrupted = false; // cancelled by shutdown(): the job goes back to the queue
 };
 
 Worker::Worker(Engine &engine, QObject *parent)
@@ -25,6 +28,9 @@ Worker::Worker(Engine &engine, QObject *parent)
 {
     m_poll.setInterval(2000);
     connect(&m_poll, &QTimer::timeout, this, &Worker::drain);
+    m_flush.setSingleShot(true);
+    m_flush.setInterval(0);
+    connect(&m_flush, &QTimer::timeout, this, &Worker::flushCompletions);
     connect(&m_engine, &Engine::jobEnqueued, this, [this] {
         if (m_started)
             QTimer::singleShot(0, this, &Worker::drain);
@@ -50,6 +56,9 @@ ConcurrencyLimits Worker::limits() const
 {
     ConcurrencyLimits limits;
     limits.global = m_globalLimit;
+    // Jobs of projects this node has not loaded (another node's, or one unloaded by a
+    // reload) are not ours to claim.
+    limits.perProjectDefault = 0;
     for (const QString &id : m_engine.projectIds()) {
         if (const auto runtime = m_engine.project(id))
             limits.perProject.insert(id, runtime->config.jobConcurrency);
@@ -70,6 +79,27 @@ void Worker::stop()
     m_poll.stop();
 }
 
+void Worker::shutdown()
+{
+    stop();
+    m_shuttingDown = true;
+    for (const auto &run : std::as_const(m_runs)) {
+        if (!run->stageRun || run->interrupted)
+            continue;
+        qCInfo(lcWorker).noquote() << "job" << run->job.id << "of task" << run->job.taskId
+                                   << "interrupted by the shutdown; stopping its run";
+        run->interrupted = true;
+        run->stageRun->cancel();
+    }
+    checkDrained();
+}
+
+void Worker::checkDrained()
+{
+    if (m_shuttingDown && m_runs.isEmpty() && m_completions.isEmpty())
+        QTimer::singleShot(0, this, &Worker::drained);
+}
+
 QList<Worker::Running> Worker::running() const
 {
     QList<Running> out;
@@ -83,19 +113,89 @@ void Worker::drain()
     if (!m_started || m_draining)
         return;
     m_draining = true;
-    const ConcurrencyLimits l = limits();
-    // Only this node's own running jobs count against what it may still start.
+    // Only this node's own running jobs count against what it may still start; one claim
+    // transaction takes as many jobs as there is room for.
     while (m_started && int(m_runs.size()) < m_globalLimit) {
-        auto claimed = m_engine.jobs().claimNext(m_engine.node(), l, QDateTime::currentDateTimeUtc());
+        auto claimed = m_engine.jobs().claim(m_engine.node(), limits(), QDateTime::currentDateTimeUtc(),
+                                             m_globalLimit - int(m_runs.size()));
         if (!claimed) {
             qCWarning(lcWorker).noquote() << "cannot claim jobs:" << claimed.error().toString();
             break;
         }
-        if (!*claimed)
+        if (claimed->isEmpty())
             break;
-        execute(**claimed);
+        for (const JobRecord &job : std::as_const(*claimed))
+            execute(job);
     }
     m_draining = false;
+}
+
+void Worker::completeLater(const JobRecord &job, Followup followup, const QString &summary)
+{
+    m_completions.append(Completion{job, followup, summary});
+    m_flush.start();
+}
+
+void Worker::flushCompletions()
+{
+    if (m_completions.isEmpty())
+        return;
+    QList<qint64> ids;
+    for (const Completion &completion : std::as_const(m_completions))
+        ids.append(completion.job.id);
+    // The room these jobs leave is filled in the same transaction.
+    const int room = m_started ? m_globalLimit - int(m_runs.size()) : 0;
+    auto turnover = m_engine.jobs().completeAndClaim(ids, m_engine.node(), limits(), QDateTime::currentDateTimeUtc(), room);
+    const Result<QList<qint64>> completed = turnover ? Result<QList<qint64>>(turnover->completed)
+                                                    : Result<QList<qint64>>(std::unexpected(turnover.error()));
+    if (!completed) {
+        // The jobs stay running in the store; nothing follows until the store has them done.
+        qCWarning(lcWorker).noquote() << "cannot record" << ids.size() << "completed job(s), retrying in 1 s:"
+                                      << completed.error().toString();
+        m_flush.start(1000);
+        return;
+    }
+    m_flush.setInterval(0);
+    const QList<Completion> batch = std::exchange(m_completions, {});
+    for (const Completion &completion : batch) {
+        const JobRecord &job = completion.job;
+        const bool won = completed->contains(job.id);
+        switch (completion.followup) {
+        case Followup::Stale:
+            Q_EMIT jobFinished(job.id, QStringLiteral("stale"));
+            break;
+        case Followup::Advance:
+            if (!won) {
+                qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
+                Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
+                break;
+            }
+            if (!completion.summary.isEmpty())
+                qCInfo(lcWorker).noquote() << "job" << job.id << "completed:" << completion.summary;
+            Q_EMIT jobFinished(job.id, QStringLiteral("completed"));
+            // The gates, not the exit code, decide whether the task leaves the stage.
+            m_engine.advance(job.taskId, job.stage,
+                             job.kind == QLatin1String("advance")
+                                 ? QStringLiteral("job %1 entered passive stage %2").arg(job.id).arg(job.stage)
+                                 : QStringLiteral("job %1 completed stage %2").arg(job.id).arg(job.stage));
+            break;
+        case Followup::Wait:
+            qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << completion.summary;
+            if (won) {
+                (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"),
+                                                        job.project, job.taskId,
+                                                        QJsonObject{{QStringLiteral("stage"), job.stage},
+                                                                    {QStringLiteral("summary"), completion.summary}}});
+            }
+            Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
+            break;
+        }
+    }
+    for (const JobRecord &job : std::as_const(turnover->claimed))
+        execute(job);
+    checkDrained();
+    if (m_started)
+        drain();
 }
 
 void Worker::execute(const JobRecord &job)
@@ -118,19 +218,15 @@ void Worker::execute(const JobRecord &job)
         const QString why = *task ? QStringLiteral("task %1 is %2 in stage %3").arg(job.taskId).arg((*task)->status, (*task)->stage)
                                   : QStringLiteral("task %1 is gone").arg(job.taskId);
         qCInfo(lcWorker).noquote() << "job" << job.id << "is stale:" << why;
-        (void)m_engine.jobs().complete(job.id, m_engine.node());
         m_runs.remove(job.id);
-        Q_EMIT jobFinished(job.id, QStringLiteral("stale"));
+        completeLater(job, Followup::Stale);
         return;
     }
     const TaskRecord &record = **task;
     if (job.kind == QLatin1String("advance")) {
         // A passive stage's checkpoint: no plugin runs, the gates decide.
         m_runs.remove(job.id);
-        auto won = m_engine.jobs().complete(job.id, m_engine.node());
-        if (won && *won)
-            m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 entered passive stage %2").arg(job.id).arg(job.stage));
-        Q_EMIT jobFinished(job.id, won && *won ? QStringLiteral("completed") : QStringLiteral("lost"));
+        completeLater(job, Followup::Advance);
         return;
     }
     const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
@@ -141,10 +237,48 @@ void Worker::execute(const JobRecord &job)
         return;
     }
     run->plugin = stageConfig->run;
-    auto worktree = m_engine.workspace().ensureWorktree(run->runtime->config, record);
+    // The worktree is created off the event loop: `git worktree add` of a large repository
+    // takes seconds, and the daemon answers HTTP and pings the watchdog meanwhile.
+    const qint64 jobId = job.id;
+    const Workspace *workspace = &m_engine.workspace();
+    const ProjectConfig config = run->runtime->config;
+    auto *preparing = new QFutureWatcher<Result<QString>>(this);
+    connect(preparing, &QFutureWatcher<Result<QString>>::finished, this, [this, preparing, jobId, record] {
+        preparing->deleteLater();
+        const Result<QString> worktree = preparing->result();
+        startStage(jobId, record, worktree);
+    });
+    preparing->setFuture(QtConcurrent::run([workspace, config, record]() -> Result<QString> {
+        return workspace->ensureWorktree(config, record);
+    }));
+}
+
+void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree)
+{
+    const auto run = m_runs.value(jobId);
+    if (!run)
+        return;
+    const JobRecord &job = run->job;
+    if (m_shuttingDown) {
+        m_runs.remove(jobId);
+        auto released = m_engine.jobs().release(jobId, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        if (!released)
+            qCWarning(lcWorker).noquote() << "cannot give job" << jobId << "back; startup recovery will -"
+                                          << released.error().toString();
+        Q_EMIT jobFinished(jobId, QStringLiteral("interrupted"));
+        checkDrained();
+        return;
+    }
     auto taskFile = worktree ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(worktree.error()));
     if (!taskFile) {
         failJob(job, run->runtime.get(), taskFile.error().toString());
+        m_runs.remove(job.id);
+        return;
+    }
+    const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
+    Stage *stage = stageConfig ? run->runtime->instances.as<Stage>(stageConfig->run) : nullptr;
+    if (!stage) {
+        failJob(job, run->runtime.get(), QStringLiteral("stage '%1' has no stage plugin instance").arg(job.stage));
         m_runs.remove(job.id);
         return;
     }
@@ -164,7 +298,6 @@ void Worker::execute(const JobRecord &job)
     }
     qCInfo(lcWorker).noquote() << "job" << job.id << "attempt" << job.attempts << "runs stage" << job.stage << "of task"
                                << job.taskId << "with" << run->plugin;
-    const qint64 jobId = job.id;
     connect(run->stageRun.get(), &PluginJob::finished, this, [this, jobId] { QTimer::singleShot(0, this, [this, jobId] { conclude(jobId); }); });
     run->deadline.setSingleShot(true);
     connect(&run->deadline, &QTimer::timeout, this, [this, jobId] {
@@ -228,34 +361,30 @@ void Worker::conclude(qint64 jobId)
         outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt, QStringLiteral("stage run did not finish"), {}};
 
     const JobRecord &job = run->job;
+    if (run->interrupted) {
+        // Stopped by shutdown(), whatever the run reported: the job did nothing wrong.
+        auto released = m_engine.jobs().release(job.id, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        if (!released)
+            qCWarning(lcWorker).noquote() << "cannot give job" << job.id << "back; startup recovery will -"
+                                          << released.error().toString();
+        else
+            qCInfo(lcWorker).noquote() << "job" << job.id << "given back to the queue (attempt not counted)";
+        Q_EMIT jobFinished(job.id, QStringLiteral("interrupted"));
+        checkDrained();
+        return;
+    }
     switch (outcome.status) {
-    case StageOutcome::Status::Completed: {
-        auto won = m_engine.jobs().complete(job.id, m_engine.node());
-        if (!won || !*won) {
-            qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
-            Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
-            return;
-        }
-        qCInfo(lcWorker).noquote() << "job" << job.id << "completed:" << outcome.summary;
-        Q_EMIT jobFinished(job.id, QStringLiteral("completed"));
-        // The gates, not the exit code, decide whether the task leaves the stage.
-        m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 completed stage %2").arg(job.id).arg(job.stage));
+    case StageOutcome::Status::Completed:
+        completeLater(job, Followup::Advance, outcome.summary);
         break;
-    }
-    case StageOutcome::Status::Waiting: {
-        (void)m_engine.jobs().complete(job.id, m_engine.node());
-        qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << outcome.summary;
-        if (auto task = m_engine.tasks().task(job.taskId); task && *task)
-            (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), job.project,
-                                                    job.taskId, QJsonObject{{QStringLiteral("stage"), job.stage},
-                                                                            {QStringLiteral("summary"), outcome.summary}}});
-        Q_EMIT jobFinished(job.id, QStringLiteral("waiting"));
+    case StageOutcome::Status::Waiting:
+        completeLater(job, Followup::Wait, outcome.summary);
         break;
-    }
     case StageOutcome::Status::Failed:
         failJob(job, run->runtime.get(), outcome.summary.isEmpty() ? QStringLiteral("stage failed") : outcome.summary);
         break;
     }
+    checkDrained();
     if (m_started)
         QTimer::singleShot(0, this, &Worker::drain);
 }
