@@ -21,6 +21,7 @@ const QList<Command> &commands()
         {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
         {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},
         {"approve", "Send an approval signal for a task waiting in a stage", runApprove},
+        {"scan", "Scan files or a git range for secrets (the security gate's scanner)", runScan},
         {"version", "Print the version of sluice and its SDK", runVersion},
     };
     return all;

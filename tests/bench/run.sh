@@ -288,3 +288,10 @@ if [ "$queue_status" -gt 1 ]; then
   exit "$queue_status"
 fi
 # ==== end of job queue throughput ===========================================================
+
+# The secret scanner's benchmark takes minutes and installs secretlint with npm, so it runs
+# only on request: SLUICE_BENCH_SECURITY=1 (or bash tests/bench/security.sh directly).
+if [ "${SLUICE_BENCH_SECURITY:-0}" = 1 ]; then
+  echo
+  bash "$top/tests/bench/security.sh"
+fi

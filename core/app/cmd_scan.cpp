@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// `sluice scan`: the security gate's secret scanner from the command line, for people and
+// pre-commit hooks. Exit 0: clean; 1: findings; 2: the scan could not be done.
+#include "cli.h"
+
+#include "ruleset.h"
+#include "scantargets.h"
+#include "secretscanner.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QProcess>
+
+namespace Sluice::Cli {
+
+namespace {
+
+constexpr int ScanFindings = 1;
+constexpr int ScanError = 2;
+
+QJsonArray toJson(const QStringList &list)
+{
+    QJsonArray out;
+    for (const QString &item : list)
+        out.append(item);
+    return out;
+}
+
+QJsonObject findingJson(const Security::SecretFinding &f)
+{
+    QJsonObject o{{QStringLiteral("rule"), QString::fromStdString(f.ruleId)},
+                  {QStringLiteral("description"), QString::fromStdString(f.description)},
+                  {QStringLiteral("file"), QString::fromStdString(f.file)},
+                  {QStringLiteral("line"), f.line},
+                  {QStringLiteral("endLine"), f.endLine},
+                  {QStringLiteral("column"), f.column},
+                  {QStringLiteral("match"), QString::fromStdString(f.masked)},
+                  {QStringLiteral("fingerprint"), QString::fromStdString(f.fingerprint)},
+                  {QStringLiteral("entropy"), f.entropy}};
+    if (!f.commit.empty())
+        o.insert(QStringLiteral("commit"), QString::fromStdString(f.commit));
+    return o;
+}
+
+} // namespace
+
+int runScan(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addPositionalArgument(QStringLiteral("target"),
+                                 QStringLiteral("A file or directory, or a git range BASE..HEAD (BASE...HEAD: from their merge base)."),
+                                 QStringLiteral("PATH|GIT-RANGE"));
+    const QCommandLineOption rulesOption(QStringLiteral("rules"),
+        QStringLiteral("Rule file in the gitleaks format (default: .gitleaks.toml at the scanned root, else the built-in rules)."),
+        QStringLiteral("FILE"));
+    const QCommandLineOption repoOption(QStringLiteral("repo"), QStringLiteral("Repository of a git range (default: the current directory)."),
+                                        QStringLiteral("DIR"));
+    const QCommandLineOption threadsOption(QStringLiteral("threads"), QStringLiteral("Threads to scan with (default: all cores)."),
+                                           QStringLiteral("N"), QStringLiteral("0"));
+    const QCommandLineOption maxFileOption(QStringLiteral("max-file-size"),
+                                           QStringLiteral("Bytes scanned per file (default 10485760); the rest is reported as not scanned."),
+                                           QStringLiteral("BYTES"), QStringLiteral("10485760"));
+    const QCommandLineOption ignoreOption(QStringLiteral("ignore-file"),
+                                          QStringLiteral("Fingerprints to ignore (default: .gitleaksignore at the scanned root)."),
+                                          QStringLiteral("FILE"));
+    parser.addOption(rulesOption);
+    parser.addOption(repoOption);
+    parser.addOption(threadsOption);
+    parser.addOption(maxFileOption);
+    parser.addOption(ignoreOption);
+    parser.addOption(jsonOption());
+    if (!parse(parser, arguments, QStringLiteral("Scan files or the commits of a git range for secrets, with gitleaks-compatible rules.\n"
+                                                 "Exit status: 0 no secret, 1 secrets found, 2 error.")))
+        return UsageError;
+    const QStringList positional = parser.positionalArguments();
+    if (positional.size() != 1) {
+        printErr(QStringLiteral("%1: give one PATH or GIT-RANGE\nTry '%1 --help'.").arg(arguments.value(0)));
+        return UsageError;
+    }
+    const bool json = parser.isSet(QStringLiteral("json"));
+    bool ok = false;
+    const int threads = parser.value(threadsOption).toInt(&ok);
+    if (!ok || threads < 0) {
+        printErr(QStringLiteral("%1: --threads must be a number >= 0").arg(arguments.value(0)));
+        return UsageError;
+    }
+    Security::ScanLimits limits;
+    limits.maxFileBytes = parser.value(maxFileOption).toLongLong(&ok);
+    if (!ok || limits.maxFileBytes <= 0) {
+        printErr(QStringLiteral("%1: --max-file-size must be a positive number of bytes").arg(arguments.value(0)));
+        return UsageError;
+    }
+
+    // What to scan, and the root whose .gitleaks.toml and .gitleaksignore apply.
+    const QString target = positional.first();
+    QString root;
+    Result<Security::ScanTargets> targets = fail(ErrorCode::Unknown, QString());
+    if (QFileInfo::exists(target) || !target.contains(QLatin1String(".."))) {
+        const QFileInfo info(target);
+        root = info.isDir() ? info.absoluteFilePath() : info.absolutePath();
+        targets = Security::collectPath(target, limits);
+    } else {
+        const QString repo = parser.isSet(repoOption) ? parser.value(repoOption) : QDir::currentPath();
+        root = QFileInfo(repo).absoluteFilePath();
+        const bool symmetric = target.contains(QLatin1String("..."));
+        const QString separator = symmetric ? QStringLiteral("...") : QStringLiteral("..");
+        QString base = target.section(separator, 0, 0);
+        QString head = target.section(separator, 1);
+        if (base.isEmpty())
+            base = QStringLiteral("HEAD");
+        if (head.isEmpty())
+            head = QStringLiteral("HEAD");
+        if (symmetric) {
+            QProcess git;
+            git.start(QStringLiteral("git"), {QStringLiteral("-C"), repo, QStringLiteral("merge-base"), base, head});
+            if (!git.waitForFinished(limits.gitTimeoutMs) || git.exitCode() != 0) {
+                printErr(QStringLiteral("error: %1 and %2 have no merge base in %3").arg(base, head, repo));
+                return ScanError;
+            }
+            base = QString::fromUtf8(git.readAllStandardOutput()).trimmed();
+        }
+        targets = Security::collectGitRange(repo, base, head, limits);
+    }
+    if (!targets) {
+        printErr(QStringLiteral("error: %1").arg(targets.error().toString()));
+        return ScanError;
+    }
+
+    Result<Security::RuleSet> rules = fail(ErrorCode::Unknown, QString());
+    const QString projectRules = QDir(root).filePath(QStringLiteral(".gitleaks.toml"));
+    if (parser.isSet(rulesOption))
+        rules = Security::loadRuleFile(parser.value(rulesOption));
+    else if (QFileInfo(projectRules).isFile())
+        rules = Security::loadRuleFile(projectRules);
+    else
+        rules = Security::defaultRuleSet();
+    if (!rules) {
+        printErr(QStringLiteral("error: %1").arg(rules.error().toString()));
+        return ScanError;
+    }
+    QElapsedTimer clock;
+    clock.start();
+    auto scanner = Security::SecretScanner::compile(*rules);
+    if (!scanner) {
+        printErr(QStringLiteral("error: %1").arg(scanner.error().toString()));
+        return ScanError;
+    }
+    const qint64 compileMs = clock.elapsed();
+    for (const QString &diagnostic : (*scanner)->diagnostics())
+        printErr(QStringLiteral("warning: %1").arg(diagnostic));
+
+    const QString ignorePath = parser.isSet(ignoreOption) ? parser.value(ignoreOption)
+                                                          : QDir(root).filePath(QStringLiteral(".gitleaksignore"));
+    if (parser.isSet(ignoreOption) && !QFileInfo(ignorePath).isFile()) {
+        printErr(QStringLiteral("error: ignore file %1 does not exist").arg(ignorePath));
+        return ScanError;
+    }
+    auto ignored = Security::readIgnoreFile(ignorePath);
+    if (!ignored) {
+        printErr(QStringLiteral("error: %1").arg(ignored.error().toString()));
+        return ScanError;
+    }
+
+    clock.restart();
+    const Security::ScanOutcome outcome = Security::scanTargets(**scanner, *targets, limits, threads, *ignored);
+    const qint64 scanMs = clock.elapsed();
+
+    if (json) {
+        QJsonArray findings;
+        for (const auto &f : outcome.findings)
+            findings.append(findingJson(f));
+        printJson(QJsonDocument(QJsonObject{
+            {QStringLiteral("target"), targets->description},
+            {QStringLiteral("rules"), (*scanner)->ruleCount()},
+            {QStringLiteral("ruleSources"), toJson(rules->sources)},
+            {QStringLiteral("diagnostics"), toJson((*scanner)->diagnostics())},
+            {QStringLiteral("findings"), findings},
+            {QStringLiteral("ignored"), int(outcome.ignored.size())},
+            {QStringLiteral("files"), outcome.files},
+            {QStringLiteral("bytes"), outcome.bytes},
+            {QStringLiteral("binarySkipped"), toJson(outcome.binarySkipped)},
+            {QStringLiteral("truncated"), toJson(outcome.truncated)},
+            {QStringLiteral("unreadable"), toJson(outcome.unreadable)},
+            {QStringLiteral("compileMs"), compileMs},
+            {QStringLiteral("scanMs"), scanMs}}));
+    } else {
+        for (const auto &f : outcome.findings) {
+            printOut(QStringLiteral("%1:%2: [%3] %4%5  fingerprint %6")
+                         .arg(QString::fromStdString(f.file))
+                         .arg(f.line)
+                         .arg(QString::fromStdString(f.ruleId), QString::fromStdString(f.masked),
+                              f.commit.empty() ? QString() : QStringLiteral("  (commit %1)").arg(QString::fromStdString(f.commit).left(12)),
+                              QString::fromStdString(f.fingerprint)));
+        }
+        for (const QString &file : outcome.truncated)
+            printErr(QStringLiteral("warning: %1: scanned only the first %2 bytes").arg(file).arg(limits.maxFileBytes));
+        printErr(QStringLiteral("%1 secret(s), %2 ignored; %3 file(s), %4 bytes of %5 in %6 ms with %7 rules")
+                     .arg(outcome.findings.size())
+                     .arg(outcome.ignored.size())
+                     .arg(outcome.files)
+                     .arg(outcome.bytes)
+                     .arg(targets->description)
+                     .arg(scanMs)
+                     .arg((*scanner)->ruleCount()));
+    }
+    if (!outcome.unreadable.isEmpty()) {
+        printErr(QStringLiteral("error: cannot read %1 file(s): %2").arg(outcome.unreadable.size()).arg(outcome.unreadable.join(QStringLiteral(", "))));
+        return ScanError;
+    }
+    return outcome.findings.empty() ? Success : ScanFindings;
+}
+
+} // namespace Sluice::Cli

@@ -1,0 +1,776 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "secretscanner.h"
+
+#include <hs/hs.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <tuple>
+#include <unordered_map>
+
+namespace Sluice::Security {
+
+namespace {
+
+constexpr std::string_view AllowMarker = "gitleaks:allow";
+constexpr std::size_t MaxMaskedBytes = 120;
+
+std::unique_ptr<RE2> compileRe2(const std::string &pattern)
+{
+    RE2::Options options;
+    options.set_log_errors(false);
+    // The default rules hold programs of ~5k instructions with counted repeats up to 1000;
+    // a larger DFA cache keeps RE2 off its NFA fallback (measured on 200 MB of source text:
+    // generic-api-key alone took 1.47 s with RE2's default 8 MiB, 0.59 s with 128 MiB). It
+    // is an upper bound per regex, taken only as the DFA grows.
+    options.set_max_mem(int64_t(128) << 20);
+    return std::make_unique<RE2>(pattern, options);
+}
+
+struct CompiledAllowlist {
+    Allowlist::Condition condition = Allowlist::Condition::Or;
+    Allowlist::Target target = Allowlist::Target::Secret;
+    std::vector<std::unique_ptr<RE2>> regexes;
+    std::vector<std::unique_ptr<RE2>> paths;
+    std::vector<std::string> stopwords;
+    std::unique_ptr<RE2> stopwordSet; // all stopwords as one alternation of literals
+    std::vector<std::string> commits;
+
+    bool commitAllowed(const std::string &commit) const
+    {
+        return !commit.empty() && std::find(commits.begin(), commits.end(), commit) != commits.end();
+    }
+    bool pathAllowed(const std::string &path) const
+    {
+        return std::any_of(paths.begin(), paths.end(), [&](const auto &re) { return RE2::PartialMatch(path, *re); });
+    }
+    bool regexAllowed(std::string_view tested) const
+    {
+        const re2::StringPiece piece(tested.data(), tested.size());
+        return std::any_of(regexes.begin(), regexes.end(), [&](const auto &re) { return RE2::PartialMatch(piece, *re); });
+    }
+    bool containsStopword(std::string_view secret) const
+    {
+        if (stopwords.empty())
+            return false;
+        std::string lowered(secret);
+        std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+        if (stopwordSet)
+            return RE2::PartialMatch(lowered, *stopwordSet);
+        return std::any_of(stopwords.begin(), stopwords.end(),
+                           [&](const std::string &w) { return lowered.find(w) != std::string::npos; });
+    }
+
+    // gitleaks' checkCommitOrPathAllowed for one allowlist.
+    bool allowsFragment(const Fragment &fragment) const
+    {
+        if (fragment.path.empty() && fragment.commit.empty())
+            return false;
+        const bool commit = commitAllowed(fragment.commit);
+        const bool path = pathAllowed(fragment.path);
+        if (condition == Allowlist::Condition::And) {
+            if (!regexes.empty() || !stopwords.empty())
+                return false; // decided per finding
+            bool all = true;
+            if (!commits.empty())
+                all = all && commit;
+            if (!paths.empty())
+                all = all && path;
+            return all;
+        }
+        return commit || path;
+    }
+
+    // gitleaks' checkFindingAllowed for one allowlist.
+    bool allowsFinding(const Fragment &fragment, std::string_view secret, std::string_view match, std::string_view line) const
+    {
+        const std::string_view tested = target == Allowlist::Target::Match ? match
+                                        : target == Allowlist::Target::Line ? line
+                                                                             : secret;
+        const bool regex = regexAllowed(tested);
+        const bool stopword = containsStopword(secret);
+        if (condition == Allowlist::Condition::And) {
+            bool all = true;
+            if (!commits.empty())
+                all = all && commitAllowed(fragment.commit);
+            if (!paths.empty())
+                all = all && pathAllowed(fragment.path);
+            if (!regexes.empty())
+                all = all && regex;
+            if (!stopwords.empty())
+                all = all && stopword;
+            return all;
+        }
+        return regex || stopword;
+    }
+};
+
+struct CompiledRule {
+    const Rule *rule = nullptr;
+    std::unique_ptr<RE2> regex;   // null for path-only rules
+    std::unique_ptr<RE2> path;    // null when the rule applies to every path
+    std::vector<std::string> keywords; // lower-cased
+    std::vector<int> keywordIds;       // into Data::keywords
+    std::vector<CompiledAllowlist> allowlists;
+    bool prefiltered = false;     // in the Vectorscan database
+    std::size_t maxWidth = 0;     // longest match Vectorscan says the regex can have; 0: unbounded
+    bool generic = false;         // id contains "generic" (gitleaks' dedupe)
+};
+
+Result<CompiledAllowlist> compileAllowlist(const Allowlist &a, const QString &owner)
+{
+    CompiledAllowlist out;
+    out.condition = a.condition;
+    out.target = a.regexTarget;
+    out.stopwords = a.stopwords;
+    out.commits = a.commits;
+    auto add = [&](const std::vector<std::string> &patterns, std::vector<std::unique_ptr<RE2>> &into,
+                   const char *key) -> Result<void> {
+        for (const std::string &pattern : patterns) {
+            auto re = compileRe2(pattern);
+            if (!re->ok())
+                return fail(ErrorCode::InvalidConfig,
+                            QStringLiteral("%1: key '%2': %3 pattern does not compile: %4")
+                                .arg(a.origin, QLatin1String(key), owner, QString::fromStdString(re->error())));
+            into.push_back(std::move(re));
+        }
+        return {};
+    };
+    if (auto ok = add(a.regexes, out.regexes, "regexes"); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = add(a.paths, out.paths, "paths"); !ok)
+        return std::unexpected(ok.error());
+    // "Any of them matches" is one alternation: one RE2 pass instead of one per pattern (the
+    // global allowlist's 25 paths are tested on every file). Flags inside each group stay
+    // scoped to it.
+    auto combine = [](const std::vector<std::string> &patterns, std::vector<std::unique_ptr<RE2>> &into) {
+        if (patterns.size() < 2)
+            return;
+        std::string alternation;
+        for (const std::string &p : patterns)
+            alternation += (alternation.empty() ? "(?:" : "|(?:") + p + ")";
+        auto re = compileRe2(alternation);
+        if (re->ok()) {
+            into.clear();
+            into.push_back(std::move(re));
+        }
+    };
+    combine(a.regexes, out.regexes);
+    combine(a.paths, out.paths);
+    if (out.stopwords.size() > 1) {
+        // Substring tests against 1,446 words one by one cost more than the rest of a scan.
+        std::string alternation;
+        for (const std::string &w : out.stopwords)
+            alternation += (alternation.empty() ? "" : "|") + RE2::QuoteMeta(w);
+        RE2::Options options;
+        options.set_log_errors(false);
+        options.set_max_mem(int64_t(64) << 20);
+        options.set_encoding(RE2::Options::EncodingLatin1);
+        auto re = std::make_unique<RE2>(alternation, options);
+        if (re->ok())
+            out.stopwordSet = std::move(re);
+    }
+    return out;
+}
+
+struct MatchSink {
+    char *flagged;
+    unsigned long long *firstEnd;
+};
+
+// Matches arrive in order of their end offset, so the first one of a pattern is its earliest end.
+// True when the regex has a construct that matches one character in RE2 (UTF-8, as Go's
+// regexp in gitleaks) but one byte in Vectorscan's ASCII mode: `.`, a negated class, \S \W
+// \D, Unicode classes. `.{0,5}` spans five characters of up to four bytes in RE2 and five
+// bytes in Vectorscan, so next to non-ASCII text the prefilter could miss a match RE2 would
+// find. Such rules are matched by RE2 alone, behind their keywords.
+bool countsCharacters(const std::string &regex)
+{
+    bool inClass = false;
+    for (std::size_t i = 0; i < regex.size(); ++i) {
+        const char ch = regex[i];
+        if (ch == '\\') {
+            const char next = i + 1 < regex.size() ? regex[i + 1] : '\0';
+            if (next == 'S' || next == 'W' || next == 'D' || next == 'p' || next == 'P' || next == 'C' || next == 'X')
+                return true;
+            ++i;
+            continue;
+        }
+        if (inClass) {
+            if (ch == ']')
+                inClass = false;
+            continue;
+        }
+        if (ch == '[') {
+            inClass = true;
+            if (i + 1 < regex.size() && regex[i + 1] == '^')
+                return true;
+            if (i + 1 < regex.size() && regex[i + 1] == ']')
+                ++i; // "[]...]": the first ] is a member
+            // A POSIX class "[[:alpha:]]" holds its own brackets.
+            if (i + 1 < regex.size() && regex[i + 1] == '[' && i + 2 < regex.size() && regex[i + 2] == ':') {
+                const std::size_t close = regex.find(":]", i + 3);
+                if (close != std::string::npos)
+                    i = close + 1;
+            }
+            continue;
+        }
+        if (ch == '.')
+            return true;
+    }
+    return false;
+}
+
+int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
+{
+    auto *sink = static_cast<MatchSink *>(context);
+    if (!sink->flagged[id]) {
+        sink->flagged[id] = 1;
+        sink->firstEnd[id] = to;
+    }
+    return 0;
+}
+
+} // namespace
+
+struct SecretScanner::Data {
+    RuleSet rules; // owns the Rule objects CompiledRule points into
+    std::vector<CompiledRule> compiled;
+    std::vector<CompiledAllowlist> globals;
+    hs_database_t *database = nullptr;
+    std::vector<int> databaseRule; // database id -> index in compiled
+    std::vector<std::string> keywords; // distinct lower-cased keywords of all rules
+    std::size_t keywordBase = 0;       // database id of keywords[0]
+    bool keywordsInDatabase = false;   // else they are searched in a lower-cased copy
+    std::vector<std::string> databasePatterns;
+
+    ~Data()
+    {
+        if (database)
+            hs_free_database(database);
+    }
+};
+
+SecretScanner::Scratch::~Scratch()
+{
+    if (m_hsScratch)
+        hs_free_scratch(static_cast<hs_scratch_t *>(m_hsScratch));
+}
+
+SecretScanner::SecretScanner()
+    : d(std::make_unique<Data>())
+{
+}
+
+SecretScanner::~SecretScanner() = default;
+
+int SecretScanner::ruleCount() const
+{
+    return int(d->compiled.size());
+}
+
+int SecretScanner::prefilteredRuleCount() const
+{
+    return int(d->databaseRule.size());
+}
+
+std::vector<std::string> SecretScanner::prefilterPatterns() const
+{
+    return d->databasePatterns;
+}
+
+Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSet &rules)
+{
+    std::shared_ptr<SecretScanner> scanner(new SecretScanner());
+    Data &data = *scanner->d;
+    data.rules = rules;
+    data.compiled.reserve(data.rules.rules.size());
+    for (const Rule &rule : data.rules.rules) {
+        CompiledRule c;
+        c.rule = &rule;
+        const QString id = QString::fromStdString(rule.id);
+        if (!rule.regex.empty()) {
+            c.regex = compileRe2(rule.regex);
+            if (!c.regex->ok())
+                return fail(ErrorCode::InvalidConfig,
+                            QStringLiteral("%1: rule '%2': key 'regex' does not compile in RE2: %3")
+                                .arg(rule.origin, id, QString::fromStdString(c.regex->error())));
+            if (rule.secretGroup > c.regex->NumberOfCapturingGroups())
+                return fail(ErrorCode::InvalidConfig,
+                            QStringLiteral("%1: rule '%2': key 'secretGroup' is %3 but the regex has only %4 groups")
+                                .arg(rule.origin, id)
+                                .arg(rule.secretGroup)
+                                .arg(c.regex->NumberOfCapturingGroups()));
+        }
+        if (!rule.path.empty()) {
+            c.path = compileRe2(rule.path);
+            if (!c.path->ok())
+                return fail(ErrorCode::InvalidConfig,
+                            QStringLiteral("%1: rule '%2': key 'path' does not compile in RE2: %3")
+                                .arg(rule.origin, id, QString::fromStdString(c.path->error())));
+        }
+        for (const std::string &keyword : rule.keywords) {
+            std::string k = keyword;
+            std::transform(k.begin(), k.end(), k.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+            auto at = std::find(data.keywords.begin(), data.keywords.end(), k);
+            if (at == data.keywords.end())
+                at = data.keywords.insert(data.keywords.end(), k);
+            c.keywordIds.push_back(int(at - data.keywords.begin()));
+            c.keywords.push_back(std::move(k));
+        }
+        for (const Allowlist &a : rule.allowlists) {
+            auto compiled = compileAllowlist(a, QStringLiteral("rule '%1' allowlist").arg(id));
+            if (!compiled)
+                return std::unexpected(compiled.error());
+            c.allowlists.push_back(std::move(*compiled));
+        }
+        std::string lowerId = rule.id;
+        std::transform(lowerId.begin(), lowerId.end(), lowerId.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+        c.generic = lowerId.find("generic") != std::string::npos;
+        data.compiled.push_back(std::move(c));
+    }
+    for (const Allowlist &a : data.rules.allowlists) {
+        auto compiled = compileAllowlist(a, QStringLiteral("global allowlist"));
+        if (!compiled)
+            return std::unexpected(compiled.error());
+        data.globals.push_back(std::move(*compiled));
+    }
+
+    // The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
+    // are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter
+    // pattern (a superset), and left out only if that fails too. The rules' keywords go in
+    // as caseless literals after them, so the same pass also answers gitleaks' keyword
+    // prefilter (ASCII case folding, as the lower-cased search it replaces).
+    std::vector<std::string> keywordPatterns;
+    for (const std::string &k : data.keywords) {
+        std::string escaped;
+        for (unsigned char ch : k) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+            escaped += hex;
+        }
+        keywordPatterns.push_back(std::move(escaped));
+    }
+    bool withKeywords = !keywordPatterns.empty();
+    struct Entry {
+        int rule;
+        unsigned flags;
+    };
+    std::vector<Entry> entries;
+    for (int i = 0; i < int(data.compiled.size()); ++i) {
+        if (data.compiled[i].regex && !countsCharacters(data.compiled[i].rule->regex))
+            entries.push_back({i, HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY});
+    }
+    while (!entries.empty()) {
+        std::vector<const char *> expressions;
+        std::vector<unsigned> flags;
+        std::vector<unsigned> ids;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            expressions.push_back(data.compiled[entries[i].rule].rule->regex.c_str());
+            flags.push_back(entries[i].flags);
+            ids.push_back(unsigned(i));
+        }
+        if (withKeywords) {
+            for (const std::string &k : keywordPatterns) {
+                ids.push_back(unsigned(expressions.size()));
+                expressions.push_back(k.c_str());
+                flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+            }
+        }
+        hs_database_t *db = nullptr;
+        hs_compile_error_t *error = nullptr;
+        const hs_error_t rc = hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()),
+                                               HS_MODE_BLOCK, nullptr, &db, &error);
+        if (rc == HS_SUCCESS) {
+            data.database = db;
+            for (const Entry &e : entries) {
+                data.databaseRule.push_back(e.rule);
+                data.databasePatterns.push_back(data.compiled[e.rule].rule->regex);
+                CompiledRule &c = data.compiled[e.rule];
+                c.prefiltered = true;
+                // Every match ends at or after the first end Vectorscan reports; with a bounded
+                // width it also starts no earlier than that end minus the width, so RE2 can
+                // start there instead of at the beginning of the fragment.
+                hs_expr_info_t *info = nullptr;
+                hs_compile_error_t *infoError = nullptr;
+                if (!(e.flags & HS_FLAG_PREFILTER)
+                    && hs_expression_info(c.rule->regex.c_str(), e.flags & ~HS_FLAG_SINGLEMATCH, &info, &infoError) == HS_SUCCESS
+                    && info) {
+                    c.maxWidth = info->max_width == UINT_MAX ? 0 : info->max_width;
+                }
+                std::free(info);
+                if (infoError)
+                    hs_free_compile_error(infoError);
+            }
+            data.keywordBase = entries.size();
+            data.keywordsInDatabase = withKeywords;
+            break;
+        }
+        const int bad = error ? error->expression : -1;
+        const QString message = error && error->message ? QString::fromLocal8Bit(error->message) : QStringLiteral("unknown error");
+        hs_free_compile_error(error);
+        if (withKeywords && bad >= int(entries.size())) {
+            withKeywords = false; // a keyword literal failed: search keywords the slow way
+            continue;
+        }
+        if (bad < 0 || bad >= int(entries.size()))
+            return fail(ErrorCode::Unknown, QStringLiteral("Vectorscan cannot build the prefilter database: %1").arg(message));
+        Entry &entry = entries[std::size_t(bad)];
+        const Rule &rule = *data.compiled[entry.rule].rule;
+        if (!(entry.flags & HS_FLAG_PREFILTER)) {
+            entry.flags |= HS_FLAG_PREFILTER;
+            scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it exactly (%3); "
+                                                         "it is prefiltered approximately and confirmed by RE2")
+                                              .arg(QString::fromStdString(rule.id), rule.origin, message));
+            continue;
+        }
+        scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it (%3); it runs in RE2 "
+                                                     "alone, on every fragment that holds one of its keywords%4")
+                                          .arg(QString::fromStdString(rule.id), rule.origin, message,
+                                               rule.keywords.empty() ? QStringLiteral(" (it has none: every fragment)")
+                                                                     : QString()));
+        entries.erase(entries.begin() + bad);
+    }
+    return std::shared_ptr<const SecretScanner>(std::move(scanner));
+}
+
+std::unique_ptr<SecretScanner::Scratch> SecretScanner::makeScratch() const
+{
+    auto scratch = std::make_unique<Scratch>();
+    hs_scratch_t *hs = nullptr;
+    if (d->database && hs_alloc_scratch(d->database, &hs) == HS_SUCCESS)
+        scratch->m_hsScratch = hs;
+    scratch->m_flagged.assign(d->databaseRule.size() + (d->keywordsInDatabase ? d->keywords.size() : 0), 0);
+    scratch->m_firstEnd.assign(scratch->m_flagged.size(), 0);
+    return scratch;
+}
+
+double shannonEntropy(std::string_view text)
+{
+    if (text.empty())
+        return 0;
+    // Go ranges over runes: each valid UTF-8 sequence is one rune, each invalid byte is U+FFFD.
+    std::unordered_map<std::uint32_t, int> counts;
+    std::array<int, 128> ascii{};
+    const auto *p = reinterpret_cast<const unsigned char *>(text.data());
+    const std::size_t n = text.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        if (c < 0x80) {
+            ++ascii[c];
+            ++i;
+            continue;
+        }
+        std::uint32_t cp = 0xFFFD;
+        std::size_t len = 1;
+        auto cont = [&](std::size_t k) { return i + k < n && (p[i + k] & 0xC0) == 0x80; };
+        if ((c & 0xE0) == 0xC0 && c >= 0xC2 && cont(1)) {
+            cp = ((c & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu);
+            len = 2;
+        } else if ((c & 0xF0) == 0xE0 && cont(1) && cont(2)) {
+            const std::uint32_t v = ((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu);
+            if (v >= 0x800 && (v < 0xD800 || v > 0xDFFF)) {
+                cp = v;
+                len = 3;
+            }
+        } else if ((c & 0xF8) == 0xF0 && cont(1) && cont(2) && cont(3)) {
+            const std::uint32_t v = ((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6)
+                                    | (p[i + 3] & 0x3Fu);
+            if (v >= 0x10000 && v <= 0x10FFFF) {
+                cp = v;
+                len = 4;
+            }
+        }
+        ++counts[cp];
+        i += len;
+    }
+    const double inverseLength = 1.0 / double(n); // bytes, as gitleaks divides by len(data)
+    double entropy = 0;
+    auto add = [&](int count) {
+        const double frequency = double(count) * inverseLength;
+        entropy -= frequency * std::log2(frequency);
+    };
+    for (int count : ascii) {
+        if (count)
+            add(count);
+    }
+    for (const auto &[cp, count] : counts)
+        add(count);
+    return entropy;
+}
+
+std::string maskSecret(std::string_view secret)
+{
+    // Show a prefix only of long secrets, and never more than a fifth of one.
+    std::size_t keep = secret.size() >= 20 ? 4 : 0;
+    // Do not cut a UTF-8 sequence.
+    while (keep > 0 && (static_cast<unsigned char>(secret[keep]) & 0xC0) == 0x80)
+        --keep;
+    return std::string(secret.substr(0, keep)) + "*****";
+}
+
+namespace {
+
+// The match with every occurrence of the secret masked, on one line, bounded.
+std::string maskedMatch(std::string_view match, std::string_view secret)
+{
+    std::string out;
+    const std::string mask = maskSecret(secret);
+    if (secret.empty()) {
+        out = mask;
+    } else {
+        std::size_t from = 0;
+        while (from <= match.size()) {
+            const std::size_t at = match.find(secret, from);
+            if (at == std::string_view::npos) {
+                out.append(match.substr(from));
+                break;
+            }
+            out.append(match.substr(from, at - from));
+            out.append(mask);
+            from = at + secret.size();
+        }
+    }
+    for (char &c : out) {
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+    }
+    if (out.size() > MaxMaskedBytes) {
+        std::size_t cut = MaxMaskedBytes;
+        while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80)
+            --cut;
+        out.resize(cut);
+        out += "...";
+    }
+    return out;
+}
+
+struct PendingFinding {
+    SecretFinding finding;
+    std::string secret; // lives only inside scan(); needed by the generic dedupe
+    bool generic = false;
+};
+
+} // namespace
+
+std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
+{
+    std::vector<PendingFinding> pending;
+    for (const CompiledAllowlist &a : d->globals) {
+        if (a.allowsFragment(fragment))
+            return {};
+    }
+    const std::string_view text = fragment.text;
+
+    // One Vectorscan pass says which prefiltered rules can match anywhere in the fragment.
+    std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 0);
+    if (d->database && !text.empty()) {
+        // Without scratch memory (allocation failed) every rule runs in RE2: slower, never blind.
+        MatchSink sink{scratch.m_flagged.data(), scratch.m_firstEnd.data()};
+        if (!scratch.m_hsScratch
+            || hs_scan(d->database, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
+                       hsOnMatch, &sink) != HS_SUCCESS) {
+            std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 1);
+            std::fill(scratch.m_firstEnd.begin(), scratch.m_firstEnd.end(), 0);
+        }
+    }
+    std::vector<char> &candidate = scratch.m_candidate;
+    candidate.assign(d->compiled.size(), 0);
+    bool any = false;
+    for (std::size_t i = 0; i < d->compiled.size(); ++i) {
+        const CompiledRule &c = d->compiled[i];
+        if (!c.regex)
+            candidate[i] = fragment.fileStart && c.path;
+        else if (!c.prefiltered)
+            candidate[i] = !text.empty();
+        any = any || candidate[i];
+    }
+    std::vector<std::size_t> &searchFrom = scratch.m_searchFrom;
+    searchFrom.assign(d->compiled.size(), 0);
+    for (std::size_t k = 0; k < d->databaseRule.size(); ++k) {
+        if (scratch.m_flagged[k]) {
+            const std::size_t rule = std::size_t(d->databaseRule[k]);
+            candidate[rule] = 1;
+            const std::size_t width = d->compiled[rule].maxWidth;
+            const std::size_t end = std::size_t(scratch.m_firstEnd[k]);
+            searchFrom[rule] = width > 0 && end > width ? end - width : 0;
+            any = true;
+        }
+    }
+    if (!any)
+        return {};
+
+    // Keywords: a rule with keywords runs only if one appears (lower-cased) in the fragment.
+    bool lowered = false;
+    auto hasKeyword = [&](const CompiledRule &c) {
+        if (c.keywords.empty())
+            return true;
+        if (d->keywordsInDatabase && d->database) {
+            return std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
+                               [&](int id) { return scratch.m_flagged[d->keywordBase + std::size_t(id)] != 0; });
+        }
+        if (!lowered) {
+            scratch.m_lowered.resize(text.size());
+            char *out = scratch.m_lowered.data();
+            for (std::size_t k = 0; k < text.size(); ++k) {
+                const char ch = text[k];
+                out[k] = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
+            }
+            lowered = true;
+        }
+        return std::any_of(c.keywords.begin(), c.keywords.end(),
+                           [&](const std::string &k) { return scratch.m_lowered.find(k) != std::string::npos; });
+    };
+
+    for (std::size_t i = 0; i < d->compiled.size(); ++i) {
+        if (!candidate[i])
+            continue;
+        const CompiledRule &c = d->compiled[i];
+        if (!hasKeyword(c))
+            continue;
+        if (c.rule->skipReport)
+            continue;
+        if (std::any_of(c.allowlists.begin(), c.allowlists.end(), [&](const auto &a) { return a.allowsFragment(fragment); }))
+            continue;
+        if (c.path && !RE2::PartialMatch(fragment.path, *c.path))
+            continue;
+        if (!c.regex) {
+            PendingFinding p;
+            p.finding.ruleId = c.rule->id;
+            p.finding.description = c.rule->description;
+            p.finding.file = fragment.path;
+            p.finding.commit = fragment.commit;
+            p.finding.line = 0;
+            p.finding.masked = "file detected: " + fragment.path;
+            pending.push_back(std::move(p));
+            continue;
+        }
+
+        // FindAll: leftmost-first, non-overlapping; an empty match right after the previous
+        // match is skipped, as Go does.
+        const re2::StringPiece whole(text.data(), text.size());
+        std::size_t pos = searchFrom[i];
+        std::size_t lineCountedTo = 0;
+        int linesBefore = 0;
+        std::ptrdiff_t previousEnd = -1;
+        const int groups = c.regex->NumberOfCapturingGroups();
+        std::vector<re2::StringPiece> sub(std::size_t(groups) + 1);
+        while (pos <= text.size()) {
+            re2::StringPiece m;
+            if (!c.regex->Match(whole, pos, text.size(), RE2::UNANCHORED, &m, 1))
+                break;
+            std::size_t start = std::size_t(m.data() - text.data());
+            std::size_t end = start + m.size();
+            if (m.empty()) {
+                if (std::ptrdiff_t(start) == previousEnd) {
+                    pos = start + 1;
+                    continue;
+                }
+                pos = start + 1;
+            } else {
+                pos = end;
+            }
+            previousEnd = std::ptrdiff_t(end);
+            // match = strings.Trim(match, "\n")
+            while (start < end && text[start] == '\n')
+                ++start;
+            while (end > start && text[end - 1] == '\n')
+                --end;
+            const std::string_view match = text.substr(start, end - start);
+
+            if (start > lineCountedTo) {
+                linesBefore += int(std::count(text.begin() + std::ptrdiff_t(lineCountedTo), text.begin() + std::ptrdiff_t(start), '\n'));
+                lineCountedTo = start;
+            }
+            const std::size_t lineStart = start == 0 ? 0 : (text.rfind('\n', start - 1) == std::string_view::npos
+                                                                  ? 0 : text.rfind('\n', start - 1) + 1);
+            std::size_t lineEnd = text.find('\n', end);
+            if (lineEnd == std::string_view::npos)
+                lineEnd = text.size();
+            const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
+            if (options.honorAllowMarker && line.find(AllowMarker) != std::string_view::npos)
+                continue;
+
+            // The secret: the regex again on the match alone; the chosen or first non-empty group.
+            std::string_view secret = match;
+            if (groups > 0) {
+                const re2::StringPiece matchPiece(match.data(), match.size());
+                if (c.regex->Match(matchPiece, 0, match.size(), RE2::UNANCHORED, sub.data(), groups + 1)) {
+                    if (c.rule->secretGroup > 0) {
+                        const re2::StringPiece &g = sub[std::size_t(c.rule->secretGroup)];
+                        secret = std::string_view(g.data() ? g.data() : match.data(), g.size());
+                    } else {
+                        for (int g = 1; g <= groups; ++g) {
+                            if (!sub[std::size_t(g)].empty()) {
+                                secret = std::string_view(sub[std::size_t(g)].data(), sub[std::size_t(g)].size());
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            const double entropy = shannonEntropy(secret);
+            if (c.rule->entropy != 0 && entropy <= c.rule->entropy)
+                continue;
+            bool allowed = false;
+            for (const CompiledAllowlist &a : d->globals) {
+                if (a.allowsFinding(fragment, secret, match, line)) {
+                    allowed = true;
+                    break;
+                }
+            }
+            for (std::size_t k = 0; !allowed && k < c.allowlists.size(); ++k)
+                allowed = c.allowlists[k].allowsFinding(fragment, secret, match, line);
+            if (allowed)
+                continue;
+
+            PendingFinding p;
+            p.generic = c.generic;
+            p.secret.assign(secret);
+            SecretFinding &f = p.finding;
+            f.ruleId = c.rule->id;
+            f.description = c.rule->description;
+            f.file = fragment.path;
+            f.commit = fragment.commit;
+            f.line = fragment.startLine + linesBefore;
+            f.endLine = f.line + int(std::count(match.begin(), match.end(), '\n'));
+            f.column = int(start - lineStart) + 1;
+            f.entropy = entropy;
+            f.masked = maskedMatch(match, secret);
+            pending.push_back(std::move(p));
+        }
+    }
+
+    std::vector<SecretFinding> out;
+    out.reserve(pending.size());
+    for (const PendingFinding &p : pending) {
+        if (options.dedupeGeneric && p.generic) {
+            const bool covered = std::any_of(pending.begin(), pending.end(), [&](const PendingFinding &other) {
+                return !other.generic && other.finding.line == p.finding.line && other.finding.ruleId != p.finding.ruleId
+                       && other.secret.find(p.secret) != std::string::npos;
+            });
+            if (covered)
+                continue;
+        }
+        SecretFinding f = p.finding;
+        const std::string where = f.file + ":" + f.ruleId + ":" + std::to_string(f.line);
+        f.fingerprint = f.commit.empty() ? where : f.commit + ":" + where;
+        out.push_back(std::move(f));
+    }
+    // Wipe the secrets before the memory is released.
+    for (PendingFinding &p : pending)
+        std::fill(p.secret.begin(), p.secret.end(), '\0');
+    std::sort(out.begin(), out.end(), [](const SecretFinding &a, const SecretFinding &b) {
+        return std::tie(a.line, a.column, a.ruleId) < std::tie(b.line, b.column, b.ruleId);
+    });
+    return out;
+}
+
+} // namespace Sluice::Security

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The secret scanner: a rule set compiled once into one Vectorscan database (the
+// multi-pattern prefilter that says which rules can match a fragment at all) and one RE2
+// program per rule (which finds the matches, their boundaries and the secret group, with
+// gitleaks' semantics). Scanning is thread-safe given one Scratch per thread.
+//
+// A finding never holds the secret: only a masked match. The secret lives in local
+// variables of scan() while it is judged and is gone when scan() returns.
+
+#include "ruleset.h"
+
+#include <sluice/error.h>
+
+#include <QStringList>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace Sluice::Security {
+
+/// Bytes to scan and where they come from.
+struct Fragment {
+    std::string_view text;
+    std::string path;      ///< File path, '/'-separated, relative to the scanned root.
+    std::string commit;    ///< Commit that added the text; empty outside git.
+    int startLine = 1;     ///< Line number of the first line of @ref text in the file.
+    bool fileStart = true; ///< First fragment of this file in this commit (path-only rules fire once).
+};
+
+/// One secret found. Holds no secret.
+struct SecretFinding {
+    std::string ruleId;
+    std::string description;
+    std::string file;
+    std::string commit;
+    int line = 0;            ///< 1-based line where the match starts.
+    int endLine = 0;
+    int column = 0;          ///< 1-based byte column where the match starts.
+    std::string masked;      ///< The match with the secret masked (see maskSecret()).
+    std::string fingerprint; ///< "commit:file:rule:line", or "file:rule:line" outside git.
+    double entropy = 0;
+};
+
+struct ScanOptions {
+    bool dedupeGeneric = true;   ///< Drop a "generic" finding covered by a specific one (gitleaks' filter).
+    bool honorAllowMarker = true; ///< Skip findings whose line holds "gitleaks:allow".
+};
+
+/// Shannon entropy as gitleaks computes it: counts per code point, divided by the byte length.
+[[nodiscard]] double shannonEntropy(std::string_view text);
+/// The masked form of a secret: at most a short prefix, then "*****". Never the whole secret.
+[[nodiscard]] std::string maskSecret(std::string_view secret);
+
+class SecretScanner
+{
+public:
+    class Scratch;
+
+    ~SecretScanner();
+    SecretScanner(const SecretScanner &) = delete;
+    SecretScanner &operator=(const SecretScanner &) = delete;
+
+    /**
+     * Compiles @p rules. A rule RE2 cannot compile (or whose secretGroup is past its groups)
+     * is an error naming the rule and where it was defined. A rule Vectorscan cannot
+     * compile is kept, prefiltered by its keywords and matched by RE2 alone, and named in
+     * diagnostics().
+     */
+    [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules);
+
+    /// Per-thread working memory.
+    [[nodiscard]] std::unique_ptr<Scratch> makeScratch() const;
+    /// Findings in @p fragment, in order of position.
+    [[nodiscard]] std::vector<SecretFinding> scan(const Fragment &fragment, Scratch &scratch,
+                                                  const ScanOptions &options = {}) const;
+
+    /// Rules that are not in the Vectorscan database, and why.
+    [[nodiscard]] const QStringList &diagnostics() const { return m_diagnostics; }
+    [[nodiscard]] int ruleCount() const;
+    /// Rules whose regex runs in the Vectorscan prefilter.
+    [[nodiscard]] int prefilteredRuleCount() const;
+    /// The rule regexes in the prefilter database, in database order (for benchmarks).
+    [[nodiscard]] std::vector<std::string> prefilterPatterns() const;
+
+private:
+    SecretScanner();
+    struct Data;
+    std::unique_ptr<Data> d;
+    QStringList m_diagnostics;
+};
+
+/// Working memory of one thread; made by SecretScanner::makeScratch().
+class SecretScanner::Scratch
+{
+public:
+    Scratch() = default;
+    ~Scratch();
+    Scratch(const Scratch &) = delete;
+    Scratch &operator=(const Scratch &) = delete;
+
+private:
+    friend class SecretScanner;
+    void *m_hsScratch = nullptr; // hs_scratch_t
+    std::vector<char> m_flagged;
+    std::vector<unsigned long long> m_firstEnd;
+    std::vector<char> m_candidate;
+    std::vector<std::size_t> m_searchFrom;
+    std::string m_lowered;
+};
+
+} // namespace Sluice::Security

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The security gate: secrets in what the task's branch adds, and a dependency audit.
+// See docs/gates/security.md.
+
+#include "dependencyaudit.h"
+
+#include <sluice/gate.h>
+#include <sluice/plugin.h>
+
+#include <QMutex>
+#include <QObject>
+#include <QString>
+#include <QVariantMap>
+
+#include <memory>
+
+namespace Sluice {
+namespace Security {
+class SecretScanner;
+}
+
+namespace Gates {
+
+/// The checked settings of one security gate instance.
+struct SecuritySettings {
+    bool enabled = true;
+    bool secretsBlock = true;
+    QString rulesFile;       ///< Absolute; empty: the built-in rules.
+    QString projectRules;    ///< Relative path in the repository.
+    QString ignoreFile;      ///< Relative path in the repository.
+    qint64 maxFileBytes = 10 * 1024 * 1024;
+    int threads = 0;
+    qint64 gitTimeoutMs = 300000;
+    Security::Severity threshold = Security::Severity::High;
+    bool strictAudit = false;
+    QList<Security::AuditorConfig> auditors;
+    QList<Security::AuditIgnore> ignores;
+    QString reportName;
+
+    [[nodiscard]] static Result<SecuritySettings> fromSettings(const QVariantMap &settings);
+};
+
+/// Compiled rule sets by their text, so a gate compiles the same rules once.
+class CompiledRulesCache
+{
+public:
+    std::shared_ptr<const Security::SecretScanner> find(const QByteArray &key);
+    void insert(const QByteArray &key, std::shared_ptr<const Security::SecretScanner> scanner);
+
+private:
+    QMutex m_mutex;
+    QByteArray m_key;
+    std::shared_ptr<const Security::SecretScanner> m_scanner;
+};
+
+class SecurityGate final : public Gate
+{
+    Q_OBJECT
+public:
+    SecurityGate(const PluginContext &context, SecuritySettings settings, QObject *parent = nullptr);
+    ~SecurityGate() override;
+
+    [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
+
+private:
+    SecuritySettings m_settings;
+    std::shared_ptr<CompiledRulesCache> m_cache;
+};
+
+class SecurityGateFactory final : public QObject, public PluginFactory
+{
+    Q_OBJECT
+    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "security.json")
+    Q_INTERFACES(Sluice::PluginFactory)
+public:
+    using QObject::QObject;
+
+    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
+};
+
+} // namespace Gates
+} // namespace Sluice

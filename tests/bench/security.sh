@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# On-demand benchmark of the security gate's secret scanner (not part of ctest).
+#
+# Generates a corpus of at least SIZE_MB megabytes of real source text from this machine
+# (C/C++ headers, JavaScript, Python, Perl, JSON, Markdown) with a planted secret in every
+# 40th file, then measures in the same run:
+#   sluice-1      `sluice scan --threads 1` end to end: read every file, scan, report
+#   sluice-all    the same on every core
+#   vectorscan    a bare Vectorscan pass of the same rule regexes over the same bytes, in
+#                 memory, one thread: the practical limit
+#   sluice-memory the scanner over the same in-memory bytes, one thread (no file reading)
+#   secretlint    secretlint with @secretlint/secretlint-rule-preset-recommend (installed
+#                 into a temporary directory by npm), on a SECRETLINT_MB subset, next to
+#                 sluice on the same subset: at 0.07-2 MB/s (npm JavaScript is the slow
+#                 end) it would need minutes to an hour for the whole corpus
+#                 (SECRETLINT_MB=all does that)
+# MB/s counts 1e6 bytes. Target: sluice-1 at least half the vectorscan rate.
+#
+# Usage: bash tests/bench/security.sh [SIZE_MB]   (default 200; env SECRETLINT_MB, default 4)
+set -euo pipefail
+top="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+size_mb="${1:-200}"
+secretlint_mb="${SECRETLINT_MB:-4}"
+build="${SLUICE_BUILD_DIR:-$top/build}"
+
+bash "$top/.ci/install-deps"
+bash "$top/.ci/build" -DSLUICE_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" --target bench_secretscan sluice >/dev/null
+sluice="$build/bin/sluice"
+helper="$build/bin/bench_secretscan"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+corpus="$work/corpus"
+sources=()
+for d in /usr/include /usr/lib/node_modules /usr/share/perl /usr/lib/python3 /usr/lib/python3.*; do
+  [ -d "$d" ] && sources+=("$d")
+done
+read -r bytes files planted < <("$helper" generate "$corpus" "$size_mb" "${sources[@]}")
+echo "corpus: $bytes bytes in $files files, $planted planted secrets (sources: ${sources[*]})"
+
+mbps() { awk -v b="$1" -v ms="$2" 'BEGIN { printf "%.1f", (ms > 0 ? b / 1e6 / (ms / 1000) : 0) }'; }
+json_field() { # file field
+  grep -o "\"$2\": *[0-9]*" "$1" | head -1 | grep -o '[0-9]*$'
+}
+count_findings() { # json file of sluice scan
+  grep -c '"fingerprint"' "$1" || true
+}
+
+run_sluice() { # name threads dir -> "name bytes wall_ms scan_ms findings"
+  local name="$1" threads="$2" dir="$3" out="$work/$1.json"
+  "$sluice" scan --threads "$threads" --json "$dir" >/dev/null 2>&1 || true  # warm the page cache
+  local t0 t1
+  t0=$(date +%s%N)
+  set +e
+  "$sluice" scan --threads "$threads" --json "$dir" >"$out" 2>/dev/null
+  local rc=$?
+  set -e
+  t1=$(date +%s%N)
+  if [ "$rc" -gt 1 ]; then echo "sluice scan failed ($rc)" >&2; exit 1; fi
+  echo "$name $(json_field "$out" bytes) $(( (t1 - t0) / 1000000 )) $(json_field "$out" scanMs) $(count_findings "$out")"
+}
+
+results=()
+results+=("$(run_sluice sluice-1 1 "$corpus")")
+results+=("$(run_sluice sluice-all 0 "$corpus")")
+read -r vbytes vseconds vmbps vmatched < <("$helper" vectorscan "$corpus" 2>"$work/inmemory.txt")
+vms=$(awk -v s="$vseconds" 'BEGIN { printf "%d", s * 1000 }')
+results+=("vectorscan $vbytes $vms $vms $vmatched")
+# The helper also runs the scanner itself over the same bytes in memory (no file reading).
+read -r _ _ mseconds _ _ _ mfindings _ < <(tr -d ',' <"$work/inmemory.txt")
+mms=$(awk -v s="$mseconds" 'BEGIN { printf "%d", s * 1000 }')
+results+=("sluice-memory $vbytes $mms $mms $mfindings")
+
+# secretlint on a subset: whole files in corpus order up to SECRETLINT_MB.
+subset="$work/subset"
+mkdir -p "$subset"
+if [ "$secretlint_mb" = all ]; then
+  subset="$corpus"
+else
+  limit=$(( secretlint_mb * 1000000 ))
+  total=0
+  while IFS= read -r f; do
+    s=$(stat -c %s "$f")
+    [ $(( total + s )) -gt "$limit" ] && break
+    mkdir -p "$subset/$(dirname "${f#"$corpus"/}")"
+    cp "$f" "$subset/${f#"$corpus"/}"
+    total=$(( total + s ))
+  done < <(find "$corpus" -type f | sort)
+fi
+results+=("$(run_sluice sluice-subset 1 "$subset")")
+
+npmdir="$work/secretlint"
+mkdir -p "$npmdir"
+(cd "$npmdir" && npm install --silent --no-audit --no-fund secretlint @secretlint/secretlint-rule-preset-recommend >/dev/null 2>&1)
+echo '{"rules":[{"id":"@secretlint/secretlint-rule-preset-recommend"}]}' >"$npmdir/.secretlintrc.json"
+sbytes=$(find "$subset" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+t0=$(date +%s%N)
+set +e
+(cd "$subset" && "$npmdir/node_modules/.bin/secretlint" --secretlintrc "$npmdir/.secretlintrc.json" --format json \
+   --no-color "**/*" >"$work/secretlint.json" 2>"$work/secretlint.err")
+src=$?
+set -e
+t1=$(date +%s%N)
+if [ "$src" -gt 1 ]; then echo "secretlint failed ($src): $(head -c 400 "$work/secretlint.err")" >&2; exit 1; fi
+sfindings=$(grep -o '"ruleId"' "$work/secretlint.json" | wc -l || true)
+sms=$(( (t1 - t0) / 1000000 ))
+results+=("secretlint $sbytes $sms $sms $sfindings")
+
+echo
+echo "secret scanning: $(nproc) cores; MB = 1e6 bytes; findings: secrets reported"
+echo "(vectorscan: files with at least one rule match; sluice scan_ms excludes process start and rule compilation)"
+printf '%-14s %12s %10s %10s %12s %12s %9s\n' name bytes wall_ms scan_ms MB/s_wall MB/s_scan findings
+for r in "${results[@]}"; do
+  read -r name b wall scan found <<<"$r"
+  printf '%-14s %12s %10s %10s %12s %12s %9s\n' "$name" "$b" "$wall" "$scan" "$(mbps "$b" "$wall")" "$(mbps "$b" "$scan")" "$found"
+done
+echo
+read -r _ b1 _ s1 _ <<<"${results[0]}"
+read -r _ ball _ sall _ <<<"${results[1]}"
+read -r _ bsub wsub ssub fsub <<<"${results[4]}"
+awk -v b1="$b1" -v s1="$s1" -v ball="$ball" -v sall="$sall" -v vb="$vbytes" -v vs="$vseconds" \
+    -v bsub="$bsub" -v ssub="$ssub" -v sb="$sbytes" -v sms="$sms" -v mms="$mms" 'BEGIN {
+  one = b1 / 1e6 / (s1 / 1000); all = ball / 1e6 / (sall / 1000); v = vb / 1e6 / vs
+  same = bsub / 1e6 / (ssub / 1000); sl = sb / 1e6 / (sms / 1000)
+  printf "sluice-1 / vectorscan: %.2f (target >= 0.50)\n", one / v
+  printf "sluice-memory / vectorscan: %.2f\n", (vb / 1e6 / (mms / 1000)) / v
+  printf "sluice-all / sluice-1: %.2f\n", all / one
+  printf "sluice / secretlint on the same %d bytes: %.0fx\n", sb, same / sl
+}'
