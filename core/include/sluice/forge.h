@@ -17,6 +17,8 @@
 #include <QDateTime>
 #include <QList>
 
+#include <memory>
+
 namespace Sluice {
 
 /// State of a commit status, as forges report it.
@@ -111,6 +113,14 @@ public:
     /// The content of @p path at @p ref; NotFound when it does not exist.
     [[nodiscard]] virtual std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path,
                                                                           const QString &ref) = 0;
+
+    /**
+     * A connector to the same repository that authenticates only with @p token, for a
+     * writer that must act under its own least-privilege identity (the CI-umbrella
+     * compensator). It never falls back to this instance's credentials. The caller owns it.
+     * Default: an Error (InvalidArgument) saying this connector cannot do that.
+     */
+    [[nodiscard]] virtual Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token);
 };
 
 } // namespace Sluice

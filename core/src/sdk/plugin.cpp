@@ -140,6 +140,12 @@ constexpr std::pair<StatusState, const char *> statusNames[] = {
 };
 } // namespace
 
+Result<std::unique_ptr<Forge>> Forge::withCredential(const SecretRef &)
+{
+    return fail(ErrorCode::InvalidArgument,
+                QStringLiteral("forge connector '%1' cannot act with another credential").arg(context().instanceName()));
+}
+
 QString statusStateName(StatusState state)
 {
     for (const auto &[s, name] : statusNames) {

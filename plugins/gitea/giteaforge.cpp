@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "giteaforge.h"
+
+#include "forgecall.h"
+
+#include <sluice/secrets.h>
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLoggingCategory>
+
+#include <algorithm>
+
+namespace Sluice::Forges {
+
+using ForgeHttp::FunctionCall;
+using ForgeHttp::JsonFields;
+using ForgeHttp::Request;
+using ForgeHttp::Response;
+
+namespace {
+
+QString segment(const QString &text)
+{
+    return QString::fromLatin1(QUrl::toPercentEncoding(text));
+}
+
+QString pathSegments(const QString &path)
+{
+    QStringList parts;
+    for (const QString &p : path.split(QLatin1Char('/'), Qt::SkipEmptyParts))
+        parts.append(segment(p));
+    return parts.join(QLatin1Char('/'));
+}
+
+Result<QJsonDocument> jsonBody(const Response &r, const QString &what)
+{
+    QJsonParseError error{};
+    const QJsonDocument doc = QJsonDocument::fromJson(r.body, &error);
+    if (error.error != QJsonParseError::NoError)
+        return fail(ErrorCode::Malformed, QStringLiteral("%1: body is not JSON (%2)").arg(what, error.errorString()),
+                    Redaction::redact(QString::fromUtf8(r.body.left(300))));
+    return doc;
+}
+
+// Newest first: by update time, then id (Gitea's timestamps have one-second resolution).
+bool newerFirst(const CommitStatus &a, const CommitStatus &b)
+{
+    if (a.updatedAt != b.updatedAt)
+        return a.updatedAt > b.updatedAt;
+    return a.id > b.id;
+}
+
+} // namespace
+
+Result<PullRequest> parseGiteaPullRequest(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("pull request"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequest pr;
+    auto number = f.integer(QStringLiteral("number"));
+    if (!number)
+        return std::unexpected(number.error());
+    pr.number = *number;
+    JsonFields g(value, QStringLiteral("pull request #%1").arg(pr.number));
+    auto state = g.string(QStringLiteral("state"));
+    auto head = g.object(QStringLiteral("head"));
+    auto base = g.object(QStringLiteral("base"));
+    auto sha = head.string(QStringLiteral("sha"));
+    auto ref = head.string(QStringLiteral("ref"));
+    auto baseRef = base.string(QStringLiteral("ref"));
+    for (const auto *r : {&state, &sha, &ref, &baseRef}) {
+        if (!*r)
+            return std::unexpected(r->error());
+    }
+    pr.state = *state;
+    pr.headSha = *sha;
+    pr.headBranch = *ref;
+    pr.baseBranch = *baseRef;
+    pr.title = g.optionalString(QStringLiteral("title"));
+    pr.url = g.optionalString(QStringLiteral("html_url"));
+    pr.merged = value.toObject().value(QStringLiteral("merged")).toBool(false);
+    pr.mergeCommit = g.optionalString(QStringLiteral("merge_commit_sha"));
+    pr.updatedAt = g.time(QStringLiteral("updated_at")).value_or(QDateTime());
+    return pr;
+}
+
+Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("commit status"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    CommitStatus s;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    s.id = *id;
+    JsonFields g(value, QStringLiteral("commit status %1").arg(s.id));
+    auto context = g.string(QStringLiteral("context"));
+    if (!context)
+        return std::unexpected(context.error());
+    s.context = *context;
+    // Gitea answers the state as "status"; accept "state" from servers that echo the create form.
+    const QJsonObject o = value.toObject();
+    const QString stateName = o.contains(QStringLiteral("status")) ? o.value(QStringLiteral("status")).toString()
+                                                                   : o.value(QStringLiteral("state")).toString();
+    const auto state = statusStateFromName(stateName);
+    if (!state)
+        return fail(ErrorCode::Malformed, QStringLiteral("commit status %1 (%2): unknown state '%3'").arg(s.id).arg(s.context, stateName.left(40)));
+    s.state = *state;
+    s.description = g.optionalString(QStringLiteral("description"));
+    s.targetUrl = g.optionalString(QStringLiteral("target_url"));
+    auto created = g.time(QStringLiteral("created_at"));
+    auto updated = g.time(QStringLiteral("updated_at"));
+    if (!created && !updated)
+        return std::unexpected(updated.error());
+    s.createdAt = created ? *created : *updated;
+    s.updatedAt = updated ? *updated : *created;
+    return s;
+}
+
+Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
+{
+    GiteaSettings out;
+    const QString url = settings.value(QStringLiteral("url")).toString();
+    QUrl base(url, QUrl::StrictMode);
+    if (!base.isValid() || (base.scheme() != QLatin1String("https") && base.scheme() != QLatin1String("http")) || base.host().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: '%1' is not an http(s) URL").arg(url));
+    if (!base.userInfo().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: credentials do not belong in the URL; use the token setting"));
+    if (!base.path().endsWith(QLatin1Char('/')))
+        base.setPath(base.path() + QLatin1Char('/'));
+    out.apiBase = base.resolved(QUrl(QStringLiteral("api/v1/")));
+    const QStringList repo = settings.value(QStringLiteral("repository")).toString().split(QLatin1Char('/'));
+    if (repo.size() != 2 || repo[0].isEmpty() || repo[1].isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("repository: '%1' is not OWNER/NAME")
+                                                  .arg(settings.value(QStringLiteral("repository")).toString()));
+    out.owner = repo[0];
+    out.name = repo[1];
+    out.client.apiBase = out.apiBase;
+    out.client.timeout = std::chrono::milliseconds(settings.value(QStringLiteral("timeout"), 30000).toLongLong());
+    out.client.concurrency = int(settings.value(QStringLiteral("concurrency"), 16).toLongLong());
+    out.client.maxRetries = int(settings.value(QStringLiteral("max_retries"), 4).toLongLong());
+    out.client.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
+    out.client.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
+    out.pageSize = int(settings.value(QStringLiteral("page_size"), 50).toLongLong());
+    return out;
+}
+
+GiteaForge::GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, QObject *parent)
+    : Forge(context, parent)
+    , m_settings(std::move(settings))
+    , m_token(std::move(token))
+{
+}
+
+GiteaForge::~GiteaForge() = default;
+
+Result<void> GiteaForge::initialize()
+{
+    if (m_token.isNull())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: no token reference given"));
+    auto token = m_token.read();
+    if (!token)
+        return fail(token.error().code, QStringLiteral("token: %1").arg(token.error().message));
+    if (token->trimmed().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: %1 is empty").arg(m_token.describe()));
+    ForgeHttp::ClientOptions options = m_settings.client;
+    options.authorization = "token " + token->trimmed();
+    m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
+    qCDebug(context().logging()).noquote() << "gitea" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
+                                           << m_settings.apiBase.toString() << "with token from" << m_token.describe();
+    return {};
+}
+
+Result<ForgeHttp::Client *> GiteaForge::client()
+{
+    if (!m_client)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("forge '%1' is not initialized").arg(context().instanceName()));
+    return m_client.get();
+}
+
+qint64 GiteaForge::attemptsSent() const
+{
+    return m_client ? m_client->attemptsSent() : 0;
+}
+
+QString GiteaForge::repoPath(const QString &rest) const
+{
+    return QStringLiteral("repos/%1/%2/%3").arg(segment(m_settings.owner), segment(m_settings.name), rest);
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequest>>> GiteaForge::openPullRequests()
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<PullRequest>>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls"));
+    req.query.addQueryItem(QStringLiteral("state"), QStringLiteral("open"));
+    ForgeHttp::Client *http = *c;
+    const int pageSize = m_settings.pageSize;
+    return std::make_unique<FunctionCall<QList<PullRequest>>>([http, req, pageSize](FunctionCall<QList<PullRequest>> *call) {
+        ForgeHttp::fetchAllPages(*http, req, pageSize, ForgeHttp::arrayPage, call, [call](Result<QJsonArray> items) {
+            if (!items)
+                return call->finishWith(std::unexpected(items.error()));
+            QList<PullRequest> out;
+            for (const QJsonValue &v : std::as_const(*items)) {
+                auto pr = parseGiteaPullRequest(v);
+                if (!pr)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("open pull requests: %1").arg(pr.error().message)));
+                if (pr->state != QLatin1String("open"))
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("open pull requests: #%1 is '%2'").arg(pr->number).arg(pr->state)));
+                out.append(*pr);
+            }
+            call->finishWith(out);
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::pullRequest(qint64 number)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<PullRequest>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls/%1").arg(number));
+    return std::make_unique<FunctionCall<PullRequest>>([http, req](FunctionCall<PullRequest> *call) {
+        http->send(req, call, [call, req](Result<Response> r) {
+            if (!r)
+                return call->finishWith(std::unexpected(r.error()));
+            auto doc = jsonBody(*r, ForgeHttp::describe(req));
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            call->finishWith(parseGiteaPullRequest(doc->object().isEmpty() ? QJsonValue(doc->array()) : QJsonValue(doc->object())));
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<CombinedStatus>> GiteaForge::combinedStatus(const QString &sha)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<CombinedStatus>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/status").arg(segment(sha)));
+    const int pageSize = m_settings.pageSize;
+    return std::make_unique<FunctionCall<CombinedStatus>>([http, req, sha, pageSize](FunctionCall<CombinedStatus> *call) {
+        auto first = std::make_shared<QJsonObject>();
+        auto items = [first](const QJsonDocument &page) -> Result<QJsonArray> {
+            if (!page.isObject())
+                return fail(ErrorCode::Malformed, QStringLiteral("combined status is not a JSON object"));
+            const QJsonValue statuses = page.object().value(QStringLiteral("statuses"));
+            if (!statuses.isArray())
+                return fail(ErrorCode::Malformed, QStringLiteral("combined status has no 'statuses' list"));
+            if (first->isEmpty())
+                *first = page.object();
+            return statuses.toArray();
+        };
+        ForgeHttp::fetchAllPages(*http, req, pageSize, items, call, [call, sha, first](Result<QJsonArray> all) {
+            if (!all)
+                return call->finishWith(std::unexpected(all.error()));
+            CombinedStatus out;
+            out.sha = sha;
+            for (const QJsonValue &v : std::as_const(*all)) {
+                auto s = parseGiteaStatus(v);
+                if (!s)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("combined status of %1: %2").arg(sha, s.error().message)));
+                out.statuses.append(*s);
+            }
+            if (out.statuses.isEmpty()) {
+                out.state = StatusState::Pending; // no statuses is pending, never success
+            } else {
+                const QString name = first->value(QStringLiteral("state")).toString();
+                const auto state = statusStateFromName(name);
+                if (!state)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("combined status of %1: unknown state '%2'").arg(sha, name.left(40))));
+                out.state = *state;
+            }
+            call->finishWith(out);
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<QList<CommitStatus>>> GiteaForge::statuses(const QString &sha)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<CommitStatus>>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/statuses").arg(segment(sha)));
+    const int pageSize = m_settings.pageSize;
+    return std::make_unique<FunctionCall<QList<CommitStatus>>>([http, req, sha, pageSize](FunctionCall<QList<CommitStatus>> *call) {
+        ForgeHttp::fetchAllPages(*http, req, pageSize, ForgeHttp::arrayPage, call, [call, sha](Result<QJsonArray> all) {
+            if (!all)
+                return call->finishWith(std::unexpected(all.error()));
+            QList<CommitStatus> out;
+            for (const QJsonValue &v : std::as_const(*all)) {
+                auto s = parseGiteaStatus(v);
+                if (!s)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("statuses of %1: %2").arg(sha, s.error().message)));
+                out.append(*s);
+            }
+            std::stable_sort(out.begin(), out.end(), newerFirst);
+            call->finishWith(out);
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &sha, const StatusUpdate &status)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<CommitStatus>(c.error());
+    if (status.context.isEmpty() || sha.isEmpty())
+        return ForgeHttp::failedCall<CommitStatus>(Error{ErrorCode::InvalidArgument, QStringLiteral("a status needs a sha and a context"), {}});
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.method = "POST";
+    req.path = repoPath(QStringLiteral("statuses/%1").arg(segment(sha)));
+    QJsonObject body{{QStringLiteral("context"), status.context},
+                     {QStringLiteral("state"), statusStateName(status.state)},
+                     {QStringLiteral("description"), status.description}};
+    if (!status.targetUrl.isEmpty())
+        body.insert(QStringLiteral("target_url"), status.targetUrl);
+    req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
+    return std::make_unique<FunctionCall<CommitStatus>>([http, req](FunctionCall<CommitStatus> *call) {
+        http->send(req, call, [call, req](Result<Response> r) {
+            if (!r)
+                return call->finishWith(std::unexpected(r.error()));
+            auto doc = jsonBody(*r, ForgeHttp::describe(req));
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            call->finishWith(parseGiteaStatus(doc->object()));
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const MergeRequest &request)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<MergeOutcome>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request get;
+    get.path = repoPath(QStringLiteral("pulls/%1").arg(number));
+    Request post;
+    post.method = "POST";
+    post.path = repoPath(QStringLiteral("pulls/%1/merge").arg(number));
+    QJsonObject body{{QStringLiteral("Do"), request.method}};
+    if (!request.title.isEmpty())
+        body.insert(QStringLiteral("MergeTitleField"), request.title);
+    if (!request.message.isEmpty())
+        body.insert(QStringLiteral("MergeMessageField"), request.message);
+    if (!request.expectedHeadSha.isEmpty())
+        body.insert(QStringLiteral("head_commit_id"), request.expectedHeadSha);
+    post.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
+
+    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, request](FunctionCall<MergeOutcome> *call) {
+        // Read first: a pull request merged before this call is reported, not merged again.
+        auto readPull = [http, get, call](std::function<void(Result<PullRequest>)> next) {
+            http->send(get, call, [get, next](Result<Response> r) {
+                if (!r)
+                    return next(std::unexpected(r.error()));
+                auto doc = jsonBody(*r, ForgeHttp::describe(get));
+                if (!doc)
+                    return next(std::unexpected(doc.error()));
+                next(parseGiteaPullRequest(doc->object()));
+            });
+        };
+        readPull([=](Result<PullRequest> before) {
+            if (!before)
+                return call->finishWith(std::unexpected(before.error()));
+            if (before->merged)
+                return call->finishWith(MergeOutcome{true, before->mergeCommit});
+            if (!request.expectedHeadSha.isEmpty() && before->headSha != request.expectedHeadSha)
+                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3")
+                                                                      .arg(number).arg(before->headSha, request.expectedHeadSha)));
+            http->send(post, call, [=](Result<Response> merged) {
+                readPull([=](Result<PullRequest> after) {
+                    if (!after)
+                        return call->finishWith(std::unexpected(after.error()));
+                    if (!merged && !after->merged)
+                        return call->finishWith(std::unexpected(merged.error()));
+                    if (!after->merged)
+                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
+                    // A failed answer while the pull request is merged means someone else merged it.
+                    call->finishWith(MergeOutcome{!merged.has_value(), after->mergeCommit});
+                });
+            });
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<Comparison>> GiteaForge::compare(const QString &base, const QString &head)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<Comparison>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request ahead;
+    ahead.path = repoPath(QStringLiteral("compare/%1...%2").arg(segment(base), segment(head)));
+    Request behind;
+    behind.path = repoPath(QStringLiteral("compare/%1...%2").arg(segment(head), segment(base)));
+    return std::make_unique<FunctionCall<Comparison>>([http, ahead, behind](FunctionCall<Comparison> *call) {
+        // Gitea's compare counts only the commits in head not in base: ask both ways.
+        auto out = std::make_shared<Comparison>();
+        auto pending = std::make_shared<int>(2);
+        auto count = [call, out, pending](const Request &req, int Comparison::*field) {
+            return [call, out, pending, req, field](Result<Response> r) {
+                if (call->isFinished())
+                    return;
+                if (!r)
+                    return call->finishWith(std::unexpected(r.error()));
+                auto doc = jsonBody(*r, ForgeHttp::describe(req));
+                if (!doc)
+                    return call->finishWith(std::unexpected(doc.error()));
+                auto total = JsonFields(doc->object(), ForgeHttp::describe(req)).integer(QStringLiteral("total_commits"));
+                if (!total)
+                    return call->finishWith(std::unexpected(total.error()));
+                (*out).*field = int(*total);
+                if (--*pending == 0)
+                    call->finishWith(*out);
+            };
+        };
+        http->send(ahead, call, count(ahead, &Comparison::aheadBy));
+        http->send(behind, call, count(behind, &Comparison::behindBy));
+    });
+}
+
+std::unique_ptr<AsyncCall<QByteArray>> GiteaForge::readFile(const QString &path, const QString &ref)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QByteArray>(c.error());
+    if (path.isEmpty() || path.split(QLatin1Char('/')).contains(QStringLiteral("..")))
+        return ForgeHttp::failedCall<QByteArray>(Error{ErrorCode::InvalidArgument, QStringLiteral("file path '%1' is not usable").arg(path), {}});
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.path = repoPath(QStringLiteral("raw/%1").arg(pathSegments(path)));
+    req.query.addQueryItem(QStringLiteral("ref"), ref);
+    return std::make_unique<FunctionCall<QByteArray>>([http, req, path, ref](FunctionCall<QByteArray> *call) {
+        http->send(req, call, [call, path, ref](Result<Response> r) {
+            if (!r) {
+                Error e = r.error();
+                if (e.code == ErrorCode::NotFound)
+                    e.message = QStringLiteral("%1 at %2: not found").arg(path, ref);
+                return call->finishWith(std::unexpected(e));
+            }
+            call->finishWith(r->body);
+        });
+    });
+}
+
+Result<std::unique_ptr<Forge>> GiteaForge::withCredential(const SecretRef &token)
+{
+    auto other = std::make_unique<GiteaForge>(context(), m_settings, token);
+    if (auto ready = other->initialize(); !ready)
+        return std::unexpected(ready.error());
+    return std::unique_ptr<Forge>(std::move(other));
+}
+
+Result<std::unique_ptr<PluginInstance>> GiteaForgeFactory::create(const PluginContext &context)
+{
+    auto settings = GiteaSettings::fromSettings(context.settings());
+    if (!settings)
+        return std::unexpected(settings.error());
+    return std::unique_ptr<PluginInstance>(std::make_unique<GiteaForge>(context, *settings, context.secret(QStringLiteral("token"))));
+}
+
+} // namespace Sluice::Forges
