@@ -124,7 +124,15 @@ Client::Client(ClientOptions options, QObject *parent)
     }
 }
 
-Client::~Client() = default;
+Client::~Client()
+{
+    // Replies finish while their managers are destroyed: nobody must hear it.
+    const auto replies = m_replies;
+    for (QNetworkReply *reply : replies) {
+        reply->disconnect(this);
+        reply->abort();
+    }
+}
 
 void Client::send(Request request, QObject *guard, Callback done)
 {
@@ -174,6 +182,7 @@ void Client::start(const std::shared_ptr<Pending> &p)
 
     QNetworkAccessManager &nam = *m_managers[m_next++ % m_managers.size()];
     QNetworkReply *reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
+    m_replies.insert(reply);
     ++m_inFlight;
     ++m_sent;
     ++p->attempt;
@@ -191,6 +200,7 @@ void Client::start(const std::shared_ptr<Pending> &p)
 void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
 {
     reply->deleteLater();
+    m_replies.remove(reply);
     --m_inFlight;
     const QString what = describe(p->request);
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();

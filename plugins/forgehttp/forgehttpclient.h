@@ -17,6 +17,7 @@
 #include <QJsonDocument>
 #include <QObject>
 #include <QPointer>
+#include <QSet>
 #include <QUrl>
 #include <QUrlQuery>
 
@@ -112,6 +113,7 @@ private:
     // slots of concurrency gives the configured parallelism.
     std::vector<std::unique_ptr<QNetworkAccessManager>> m_managers;
     std::deque<std::shared_ptr<Pending>> m_queue;
+    QSet<QNetworkReply *> m_replies; // in flight: disconnected and aborted on destruction
     int m_inFlight = 0;
     qint64 m_sent = 0;
     std::size_t m_next = 0;
