@@ -34,6 +34,7 @@ int runQueue(const QStringList &arguments);
 int runTask(const QStringList &arguments);
 int runApprove(const QStringList &arguments);
 int runServe(const QStringList &arguments);
+int runSweep(const QStringList &arguments);
 
 /// Parses @p arguments with @p parser (adds --help); prints usage errors. False: exit with 2.
 bool parse(QCommandLineParser &parser, const QStringList &arguments, const QString &description);
