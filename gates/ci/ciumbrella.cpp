@@ -11,6 +11,7 @@
 #include <QPointer>
 
 #include <map>
+#include <optional>
 
 namespace Sluice::Ci {
 
@@ -67,16 +68,38 @@ protected:
         if (!m_options.dryRun && !m_context.state())
             return abort(QStringLiteral("no state store to audit compensations in; refusing to post (a dry run works without one)"));
 
+        // Contexts read at the target branch (or listed) are the same for every pull request:
+        // resolve them once, while the pull requests are listed.
+        const bool shared = !m_settings.required.listed.isEmpty() || m_settings.required.workflowRef == QLatin1String("target");
+        m_waitingFor = shared ? 2 : 1;
+        if (shared) {
+            resolveRequired(*m_forge, m_settings.required, QString(), m_context.project().targetBranch, this, [this](Result<RequiredContexts> required) {
+                if (!required)
+                    return abort(QStringLiteral("required contexts unknown: %1").arg(required.error().message));
+                m_shared = *required;
+                if (--m_waitingFor == 0)
+                    assessAll();
+            });
+        }
         runAsync<QList<PullRequest>>(m_forge->openPullRequests(), this, [this](const Result<QList<PullRequest>> &prs) {
             if (!prs)
                 return abort(QStringLiteral("cannot list the open pull requests: %1").arg(prs.error().message));
-            m_outstanding = int(prs->size());
-            m_report.examined = m_outstanding;
-            if (prs->isEmpty())
-                return complete();
-            for (const PullRequest &pr : *prs)
-                assess(pr);
+            m_pulls = *prs;
+            if (--m_waitingFor == 0)
+                assessAll();
         });
+    }
+
+    void assessAll()
+    {
+        if (isFinished())
+            return;
+        m_outstanding = int(m_pulls.size());
+        m_report.examined = m_outstanding;
+        if (m_pulls.isEmpty())
+            return complete();
+        for (const PullRequest &pr : std::as_const(m_pulls))
+            assess(pr);
     }
 
     void doCancel() override
@@ -88,6 +111,8 @@ protected:
 private:
     void abort(const QString &why)
     {
+        if (isFinished())
+            return;
         qCWarning(m_context.logging()).noquote() << "ci-umbrella pass failed:" << why;
         m_report.ok = false;
         ++m_report.failures;
@@ -98,6 +123,8 @@ private:
 
     void assess(const PullRequest &pr)
     {
+        if (m_shared)
+            return readAndDecide(pr, *m_shared, false);
         resolveRequired(*m_forge, m_settings.required, pr.headSha, m_context.project().targetBranch, this,
                         [this, pr](Result<RequiredContexts> required) {
                             if (!required)
@@ -219,6 +246,9 @@ private:
     UmbrellaSettings m_settings;
     SweepOptions m_options;
     std::unique_ptr<Forge> m_forge;
+    std::optional<RequiredContexts> m_shared; // when the contexts do not depend on the pull request
+    QList<PullRequest> m_pulls;
+    int m_waitingFor = 0;
     SweepReport m_report;
     std::map<qint64, QJsonObject> m_results; // by pull request number, for a stable report
     int m_outstanding = 0;

@@ -107,6 +107,7 @@ struct Client::Pending {
     Callback done;
     int attempt = 0;
     bool timedOut = false;
+    std::size_t manager = 0;
 };
 
 Client::Client(ClientOptions options, QObject *parent)
@@ -121,6 +122,7 @@ Client::Client(ClientOptions options, QObject *parent)
         auto nam = std::make_unique<QNetworkAccessManager>();
         nam->setRedirectPolicy(QNetworkRequest::NoLessSafeRedirectPolicy);
         m_managers.push_back(std::move(nam));
+        m_managerLoad.push_back(0);
     }
 }
 
@@ -180,7 +182,9 @@ void Client::start(const std::shared_ptr<Pending> &p)
     if (!p->request.body.isEmpty())
         req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
 
-    QNetworkAccessManager &nam = *m_managers[m_next++ % m_managers.size()];
+    p->manager = std::size_t(std::min_element(m_managerLoad.begin(), m_managerLoad.end()) - m_managerLoad.begin());
+    ++m_managerLoad[p->manager];
+    QNetworkAccessManager &nam = *m_managers[p->manager];
     QNetworkReply *reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
     m_replies.insert(reply);
     ++m_inFlight;
@@ -202,6 +206,7 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     reply->deleteLater();
     m_replies.remove(reply);
     --m_inFlight;
+    --m_managerLoad[p->manager];
     const QString what = describe(p->request);
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     const QByteArray body = reply->readAll();

@@ -116,7 +116,7 @@ private:
     QSet<QNetworkReply *> m_replies; // in flight: disconnected and aborted on destruction
     int m_inFlight = 0;
     qint64 m_sent = 0;
-    std::size_t m_next = 0;
+    std::vector<int> m_managerLoad; // requests in flight per manager: a new one goes to the least loaded
 };
 
 /// How to find the items in one page's JSON body.

@@ -25,6 +25,7 @@ struct FakeForge::State {
     int maxPageSize = 50;
     QMap<qint64, FakePullRequest> pulls;
     QList<FakeStatus> statuses; // oldest first
+    QHash<QString, QList<int>> statusesBySha; // indexes into statuses
     qint64 nextStatusId = 1;
     QHash<QString, QByteArray> files; // ref + '\n' + path
     QHash<QString, QPair<int, int>> comparisons; // base...head
@@ -233,7 +234,8 @@ private:
         return std::nullopt;
     }
 
-    Answer paged(const FakeRequest &req, const QJsonArray &all, const std::optional<FakeFault> &fault,
+    // One page of @p total items; @p item builds the one at an index (only those of the page are built).
+    Answer paged(const FakeRequest &req, int total, const std::function<QJsonValue(int)> &item, const std::optional<FakeFault> &fault,
                  const std::function<QJsonDocument(const QJsonArray &)> &wrap = {})
     {
         const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
@@ -241,13 +243,13 @@ private:
         if (limit <= 0 || limit > m_state->maxPageSize)
             limit = m_state->maxPageSize;
         QJsonArray items;
-        for (int i = (page - 1) * limit; i < std::min<int>(all.size(), page * limit); ++i)
-            items.append(all.at(i));
+        for (int i = (page - 1) * limit; i < std::min<int>(total, page * limit); ++i)
+            items.append(item(i));
         if (fault && fault->kind == FakeFault::Kind::ShortPage && !items.isEmpty())
             items.removeLast();
         Answer a = jsonAnswer(wrap ? wrap(items) : QJsonDocument(items));
-        a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(all.size())));
-        const int pages = std::max(1, int((all.size() + limit - 1) / limit));
+        a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(total)));
+        const int pages = std::max(1, int((total + limit - 1) / limit));
         QList<QByteArray> links;
         auto link = [&](int p, const char *rel) {
             QUrl u = m_base.resolved(QUrl(req.path.mid(1)));
@@ -317,10 +319,8 @@ private:
     QList<FakeStatus> statusesOf(const QString &sha) const
     {
         QList<FakeStatus> out;
-        for (const FakeStatus &s : std::as_const(m_state->statuses)) {
-            if (s.sha == sha)
-                out.append(s);
-        }
+        for (int i : m_state->statusesBySha.value(sha))
+            out.append(m_state->statuses.at(i));
         return out;
     }
 
@@ -336,14 +336,14 @@ private:
 
         if (req.method == "GET" && rest == QLatin1String("pulls")) {
             const QString state = req.query.queryItemValue(QStringLiteral("state"));
-            QJsonArray all;
+            QList<const FakePullRequest *> matching;
             // Newest first, as Gitea lists them.
-            const QList<FakePullRequest> pulls = m_state->pulls.values();
-            for (auto it = pulls.crbegin(); it != pulls.crend(); ++it) {
+            for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
+                --it;
                 if (state.isEmpty() || state == QLatin1String("all") || it->state == state)
-                    all.append(prJson(*it, m_base));
+                    matching.append(&*it);
             }
-            return paged(req, all, fault);
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base)); }, fault);
         }
         if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
@@ -375,14 +375,14 @@ private:
             QJsonArray all;
             QString state = latest.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success");
             for (const FakeStatus &s : std::as_const(latest)) {
-                all.append(statusJson(s));
+                all.append(statusJson(s)); // small: one per context
                 if (s.state == QLatin1String("failure") || s.state == QLatin1String("error"))
                     state = QStringLiteral("failure");
                 else if (s.state == QLatin1String("pending") && state == QLatin1String("success"))
                     state = QStringLiteral("pending");
             }
             const bool dropStatuses = fault && fault->kind == FakeFault::Kind::MissingStatuses;
-            return paged(req, all, fault, [&](const QJsonArray &items) {
+            return paged(req, int(all.size()), [&](int i) { return all.at(i); }, fault, [&](const QJsonArray &items) {
                 QJsonObject o{{QStringLiteral("sha"), sha}, {QStringLiteral("state"), state},
                               {QStringLiteral("total_count"), items.size()}};
                 if (!dropStatuses)
@@ -396,10 +396,7 @@ private:
         if (lm.hasMatch() && req.method == "GET") {
             QList<FakeStatus> list = statusesOf(lm.captured(1));
             std::reverse(list.begin(), list.end()); // newest first
-            QJsonArray all;
-            for (const FakeStatus &s : std::as_const(list))
-                all.append(statusJson(s));
-            return paged(req, all, fault);
+            return paged(req, int(list.size()), [&](int i) { return QJsonValue(statusJson(list.at(i))); }, fault);
         }
         if (auto mm = listB.match(rest); mm.hasMatch() && req.method == "POST") {
             const QJsonObject body = QJsonDocument::fromJson(req.body).object();
@@ -413,6 +410,7 @@ private:
             s.createdAt = s.updatedAt = QDateTime::currentDateTimeUtc();
             if (s.context.isEmpty() || s.state.isEmpty())
                 return message(422, QStringLiteral("context and state are required"));
+            m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
             m_state->statuses.append(s);
             return jsonAnswer(QJsonDocument(statusJson(s)), 201);
         }
@@ -514,6 +512,7 @@ FakeStatus FakeForge::addStatus(const QString &sha, const QString &context, cons
     s.state = state;
     s.description = description;
     s.createdAt = s.updatedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
+    m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
     m_state->statuses.append(s);
     return s;
 }

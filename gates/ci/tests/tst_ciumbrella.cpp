@@ -305,7 +305,7 @@ private Q_SLOTS:
         QTest::newRow("post refused for one PR") << QByteArray("POST") << QStringLiteral("statuses/%1$").arg(sha(3)) << int(K::Status) << 403 << 1 << 3;
         QTest::newRow("pull request list fails") << QByteArray("GET") << QStringLiteral("/pulls$") << int(K::Status) << 503 << 1 << 0;
         QTest::newRow("pull request page malformed") << QByteArray("GET") << QStringLiteral("/pulls$") << int(K::NotAList) << 200 << 1 << 0;
-        QTest::newRow("workflow unreadable") << QByteArray("GET") << QStringLiteral("/raw/") << int(K::Status) << 404 << 4 << 0;
+        QTest::newRow("workflow unreadable") << QByteArray("GET") << QStringLiteral("/raw/") << int(K::Status) << 404 << 1 << 0;
     }
 
     void failClosed()
