@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include "engine/hostruntime.h"
+#include "engine/sweeps.h"
 
 #include <sluice/sweeper.h>
 
@@ -103,31 +104,20 @@ int runSweep(const QStringList &arguments)
 
     // Every write the pass made is audited with its evidence, and so is the pass.
     bool audited = true;
-    const QString actor = QStringLiteral("sweeper:%1").arg(instance);
-    for (const QJsonValue &v : std::as_const(report.decisions)) {
-        const QJsonObject d = v.toObject();
-        if (!d.value(QStringLiteral("posted")).toBool())
-            continue;
-        if (auto r = (*host)->store().audit(AuditEntry{actor, QStringLiteral("sweep-write"), projectId, 0, d}); !r) {
-            printErr(QStringLiteral("sluice sweep: cannot audit a write: %1").arg(r.error().toString()));
-            audited = false;
-        }
+    if (auto r = auditSweep((*host)->store(), projectId, instance, report, options.dryRun); !r) {
+        printErr(QStringLiteral("sluice sweep: %1").arg(r.error().toString()));
+        audited = false;
     }
-    const QJsonObject pass{{QStringLiteral("ok"), report.ok},
+    const bool ok = report.ok && audited;
+    const QJsonObject pass{{QStringLiteral("ok"), ok},
                            {QStringLiteral("dryRun"), options.dryRun},
                            {QStringLiteral("examined"), report.examined},
                            {QStringLiteral("acted"), report.acted},
                            {QStringLiteral("failures"), report.failures},
                            {QStringLiteral("summary"), report.summary}};
-    if (auto r = (*host)->store().audit(AuditEntry{actor, QStringLiteral("sweep"), projectId, 0, pass}); !r) {
-        printErr(QStringLiteral("sluice sweep: cannot audit the pass: %1").arg(r.error().toString()));
-        audited = false;
-    }
-    const bool ok = report.ok && audited;
 
     if (json) {
         QJsonObject out = pass;
-        out.insert(QStringLiteral("ok"), ok);
         out.insert(QStringLiteral("instance"), instance);
         out.insert(QStringLiteral("project"), projectId);
         out.insert(QStringLiteral("decisions"), report.decisions);
