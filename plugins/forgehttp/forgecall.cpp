@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "forgecall.h"
 
+#include <sluice/secrets.h>
+
+#include <QJsonDocument>
+
 #include <cmath>
 
 namespace Sluice::ForgeHttp {
@@ -65,6 +69,104 @@ Result<QDateTime> JsonFields::time(const QString &key) const
 JsonFields JsonFields::object(const QString &key) const
 {
     return JsonFields(m_object.value(key), QStringLiteral("%1.%2").arg(m_what, key));
+}
+
+QString segment(const QString &text)
+{
+    return QString::fromLatin1(QUrl::toPercentEncoding(text));
+}
+
+QString pathSegments(const QString &path)
+{
+    QStringList parts;
+    for (const QString &p : path.split(QLatin1Char('/'), Qt::SkipEmptyParts))
+        parts.append(segment(p));
+    return parts.join(QLatin1Char('/'));
+}
+
+Result<QJsonDocument> jsonBody(const Response &r, const QString &what)
+{
+    QJsonParseError error{};
+    const QJsonDocument doc = QJsonDocument::fromJson(r.body, &error);
+    if (error.error != QJsonParseError::NoError)
+        return fail(ErrorCode::Malformed, QStringLiteral("%1: body is not JSON (%2)").arg(what, error.errorString()),
+                    Redaction::redact(QString::fromUtf8(r.body.left(300))));
+    return doc;
+}
+
+bool newerFirst(const CommitStatus &a, const CommitStatus &b)
+{
+    if (a.updatedAt != b.updatedAt)
+        return a.updatedAt > b.updatedAt;
+    return a.id > b.id;
+}
+
+Result<PullRequest> parsePullRequest(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("pull request"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequest pr;
+    auto number = f.integer(QStringLiteral("number"));
+    if (!number)
+        return std::unexpected(number.error());
+    pr.number = *number;
+    JsonFields g(value, QStringLiteral("pull request #%1").arg(pr.number));
+    auto state = g.string(QStringLiteral("state"));
+    auto head = g.object(QStringLiteral("head"));
+    auto base = g.object(QStringLiteral("base"));
+    auto sha = head.string(QStringLiteral("sha"));
+    auto ref = head.string(QStringLiteral("ref"));
+    auto baseRef = base.string(QStringLiteral("ref"));
+    for (const auto *r : {&state, &sha, &ref, &baseRef}) {
+        if (!*r)
+            return std::unexpected(r->error());
+    }
+    pr.state = *state;
+    pr.headSha = *sha;
+    pr.headBranch = *ref;
+    pr.baseBranch = *baseRef;
+    pr.title = g.optionalString(QStringLiteral("title"));
+    pr.url = g.optionalString(QStringLiteral("html_url"));
+    const QJsonObject o = value.toObject();
+    // Gitea and a single GitHub pull request say "merged"; GitHub's list only has "merged_at".
+    pr.merged = o.value(QStringLiteral("merged")).toBool(false) || o.value(QStringLiteral("merged_at")).isString();
+    pr.mergeCommit = g.optionalString(QStringLiteral("merge_commit_sha"));
+    pr.updatedAt = g.time(QStringLiteral("updated_at")).value_or(QDateTime());
+    return pr;
+}
+
+Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("commit status"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    CommitStatus s;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    s.id = *id;
+    JsonFields g(value, QStringLiteral("commit status %1").arg(s.id));
+    auto context = g.string(QStringLiteral("context"));
+    if (!context)
+        return std::unexpected(context.error());
+    s.context = *context;
+    const QJsonObject o = value.toObject();
+    const QString stateName = o.contains(QStringLiteral("status")) ? o.value(QStringLiteral("status")).toString()
+                                                                   : o.value(QStringLiteral("state")).toString();
+    const auto state = statusStateFromName(stateName);
+    if (!state)
+        return fail(ErrorCode::Malformed, QStringLiteral("commit status %1 (%2): unknown state '%3'").arg(s.id).arg(s.context, stateName.left(40)));
+    s.state = *state;
+    s.description = g.optionalString(QStringLiteral("description"));
+    s.targetUrl = g.optionalString(QStringLiteral("target_url"));
+    auto created = g.time(QStringLiteral("created_at"));
+    auto updated = g.time(QStringLiteral("updated_at"));
+    if (!created && !updated)
+        return std::unexpected(updated.error());
+    s.createdAt = created ? *created : *updated;
+    s.updatedAt = updated ? *updated : *created;
+    return s;
 }
 
 } // namespace Sluice::ForgeHttp

@@ -4,6 +4,9 @@
 // What the forge connectors share above HTTP: an AsyncCall run by a function, and strict
 // readers of JSON fields (a missing or mistyped field is Malformed, naming the field).
 
+#include "forgehttpclient.h"
+
+#include <sluice/forge.h>
 #include <sluice/job.h>
 
 #include <QDateTime>
@@ -66,5 +69,25 @@ private:
     QJsonValue m_value;
     QString m_what;
 };
+
+/// @p text percent-encoded as one URL path segment.
+[[nodiscard]] QString segment(const QString &text);
+/// A repository path with each segment percent-encoded.
+[[nodiscard]] QString pathSegments(const QString &path);
+/// The body of @p response as JSON; Malformed naming @p what otherwise.
+[[nodiscard]] Result<QJsonDocument> jsonBody(const Response &response, const QString &what);
+/// Order of Forge::statuses(): newest first, by update time, then id.
+[[nodiscard]] bool newerFirst(const CommitStatus &a, const CommitStatus &b);
+
+/**
+ * A pull request in the Gitea/GitHub shape (number, state, head.sha, head.ref, base.ref,
+ * merged or merged_at, merge_commit_sha). A missing or mistyped required field is Malformed.
+ */
+[[nodiscard]] Result<PullRequest> parsePullRequest(const QJsonValue &value);
+/**
+ * A commit status in the Gitea/GitHub shape: id, context, the state in "status" (Gitea's
+ * answers) or "state" (GitHub, and Gitea's create form), times. Unknown states are Malformed.
+ */
+[[nodiscard]] Result<CommitStatus> parseCommitStatus(const QJsonValue &value);
 
 } // namespace Sluice::ForgeHttp

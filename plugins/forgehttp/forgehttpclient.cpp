@@ -175,7 +175,9 @@ void Client::start(const std::shared_ptr<Pending> &p)
             url.setQuery(p->request.query);
     }
     QNetworkRequest req(url);
-    req.setRawHeader("Accept", m_options.accept);
+    req.setRawHeader("Accept", p->request.accept.isEmpty() ? m_options.accept : p->request.accept);
+    for (const auto &[name, value] : m_options.extraHeaders)
+        req.setRawHeader(name, value);
     req.setRawHeader("User-Agent", "sluice");
     if (!m_options.authorization.isEmpty())
         req.setRawHeader("Authorization", m_options.authorization);

@@ -38,6 +38,7 @@ struct ClientOptions {
     QUrl apiBase;                    ///< e.g. https://git.example/api/v1/ (trailing slash added).
     QByteArray authorization;        ///< Full Authorization header value; empty: none.
     QByteArray accept = "application/json";
+    QList<QPair<QByteArray, QByteArray>> extraHeaders; ///< Sent with every request (API version pins).
     std::chrono::milliseconds timeout{30'000}; ///< Per attempt.
     int concurrency = 16;            ///< Requests in flight at most.
     int maxRetries = 4;              ///< Retries after the first attempt.
@@ -52,6 +53,7 @@ struct Request {
     QUrl url;          ///< Absolute URL (a Link rel="next" target); must be on apiBase's host.
     QUrlQuery query;
     QByteArray body;   ///< Sent as application/json when not empty.
+    QByteArray accept; ///< Accept header for this request; empty: the client's.
     /// Whether a retry may repeat the request's effect. GETs are; a POST is retried only on
     /// 429, where the server says it did not act.
     [[nodiscard]] bool idempotent() const { return method == "GET" || method == "HEAD"; }

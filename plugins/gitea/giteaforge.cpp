@@ -19,106 +19,18 @@ using ForgeHttp::JsonFields;
 using ForgeHttp::Request;
 using ForgeHttp::Response;
 
-namespace {
-
-QString segment(const QString &text)
-{
-    return QString::fromLatin1(QUrl::toPercentEncoding(text));
-}
-
-QString pathSegments(const QString &path)
-{
-    QStringList parts;
-    for (const QString &p : path.split(QLatin1Char('/'), Qt::SkipEmptyParts))
-        parts.append(segment(p));
-    return parts.join(QLatin1Char('/'));
-}
-
-Result<QJsonDocument> jsonBody(const Response &r, const QString &what)
-{
-    QJsonParseError error{};
-    const QJsonDocument doc = QJsonDocument::fromJson(r.body, &error);
-    if (error.error != QJsonParseError::NoError)
-        return fail(ErrorCode::Malformed, QStringLiteral("%1: body is not JSON (%2)").arg(what, error.errorString()),
-                    Redaction::redact(QString::fromUtf8(r.body.left(300))));
-    return doc;
-}
-
-// Newest first: by update time, then id (Gitea's timestamps have one-second resolution).
-bool newerFirst(const CommitStatus &a, const CommitStatus &b)
-{
-    if (a.updatedAt != b.updatedAt)
-        return a.updatedAt > b.updatedAt;
-    return a.id > b.id;
-}
-
-} // namespace
+using ForgeHttp::jsonBody;
+using ForgeHttp::pathSegments;
+using ForgeHttp::segment;
 
 Result<PullRequest> parseGiteaPullRequest(const QJsonValue &value)
 {
-    JsonFields f(value, QStringLiteral("pull request"));
-    if (auto r = f.requireObject(); !r)
-        return std::unexpected(r.error());
-    PullRequest pr;
-    auto number = f.integer(QStringLiteral("number"));
-    if (!number)
-        return std::unexpected(number.error());
-    pr.number = *number;
-    JsonFields g(value, QStringLiteral("pull request #%1").arg(pr.number));
-    auto state = g.string(QStringLiteral("state"));
-    auto head = g.object(QStringLiteral("head"));
-    auto base = g.object(QStringLiteral("base"));
-    auto sha = head.string(QStringLiteral("sha"));
-    auto ref = head.string(QStringLiteral("ref"));
-    auto baseRef = base.string(QStringLiteral("ref"));
-    for (const auto *r : {&state, &sha, &ref, &baseRef}) {
-        if (!*r)
-            return std::unexpected(r->error());
-    }
-    pr.state = *state;
-    pr.headSha = *sha;
-    pr.headBranch = *ref;
-    pr.baseBranch = *baseRef;
-    pr.title = g.optionalString(QStringLiteral("title"));
-    pr.url = g.optionalString(QStringLiteral("html_url"));
-    pr.merged = value.toObject().value(QStringLiteral("merged")).toBool(false);
-    pr.mergeCommit = g.optionalString(QStringLiteral("merge_commit_sha"));
-    pr.updatedAt = g.time(QStringLiteral("updated_at")).value_or(QDateTime());
-    return pr;
+    return ForgeHttp::parsePullRequest(value);
 }
 
 Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
 {
-    JsonFields f(value, QStringLiteral("commit status"));
-    if (auto r = f.requireObject(); !r)
-        return std::unexpected(r.error());
-    CommitStatus s;
-    auto id = f.integer(QStringLiteral("id"));
-    if (!id)
-        return std::unexpected(id.error());
-    s.id = *id;
-    JsonFields g(value, QStringLiteral("commit status %1").arg(s.id));
-    auto context = g.string(QStringLiteral("context"));
-    if (!context)
-        return std::unexpected(context.error());
-    s.context = *context;
-    // Gitea answers the state as "status"; accept "state" from servers that echo the create form.
-    const QJsonObject o = value.toObject();
-    const QString stateName = o.contains(QStringLiteral("status")) ? o.value(QStringLiteral("status")).toString()
-                                                                   : o.value(QStringLiteral("state")).toString();
-    const auto state = statusStateFromName(stateName);
-    if (!state)
-        return fail(ErrorCode::Malformed, QStringLiteral("commit status %1 (%2): unknown state '%3'").arg(s.id).arg(s.context, stateName.left(40)));
-    s.state = *state;
-    s.description = g.optionalString(QStringLiteral("description"));
-    s.targetUrl = g.optionalString(QStringLiteral("target_url"));
-    auto created = g.time(QStringLiteral("created_at"));
-    auto updated = g.time(QStringLiteral("updated_at"));
-    if (!created && !updated)
-        return std::unexpected(updated.error());
-    s.createdAt = created ? *created : *updated;
-    s.updatedAt = updated ? *updated : *created;
-    return s;
+    return ForgeHttp::parseCommitStatus(value);
 }
 
 Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
@@ -306,7 +218,7 @@ std::unique_ptr<AsyncCall<QList<CommitStatus>>> GiteaForge::statuses(const QStri
                     return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("statuses of %1: %2").arg(sha, s.error().message)));
                 out.append(*s);
             }
-            std::stable_sort(out.begin(), out.end(), newerFirst);
+            std::stable_sort(out.begin(), out.end(), ForgeHttp::newerFirst);
             call->finishWith(out);
         });
     });
