@@ -169,4 +169,74 @@ Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
     return s;
 }
 
+Result<QByteArray> authorization(const SecretRef &token, const QByteArray &scheme)
+{
+    if (token.isNull())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: no token reference given"));
+    auto value = token.read();
+    if (!value)
+        return fail(value.error().code, QStringLiteral("token: %1").arg(value.error().message));
+    if (value->trimmed().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: %1 is empty").arg(token.describe()));
+    return scheme + ' ' + value->trimmed();
+}
+
+Result<std::pair<QString, QString>> ownerAndName(const QVariantMap &settings)
+{
+    const QString text = settings.value(QStringLiteral("repository")).toString();
+    const QStringList repo = text.split(QLatin1Char('/'));
+    if (repo.size() != 2 || repo[0].isEmpty() || repo[1].isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("repository: '%1' is not OWNER/NAME").arg(text));
+    return std::pair(repo[0], repo[1]);
+}
+
+ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase)
+{
+    ClientOptions out;
+    out.apiBase = apiBase;
+    out.timeout = std::chrono::milliseconds(settings.value(QStringLiteral("timeout"), 30000).toLongLong());
+    out.concurrency = int(settings.value(QStringLiteral("concurrency"), 16).toLongLong());
+    out.maxRetries = int(settings.value(QStringLiteral("max_retries"), 4).toLongLong());
+    out.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
+    out.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
+    return out;
+}
+
+std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request get, Request post, qint64 number,
+                                                           QString expectedHeadSha)
+{
+    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, expectedHeadSha](FunctionCall<MergeOutcome> *call) {
+        auto readPull = [http, get, call](std::function<void(Result<PullRequest>)> next) {
+            http->send(get, call, [get, next](Result<Response> r) {
+                if (!r)
+                    return next(std::unexpected(r.error()));
+                auto doc = jsonBody(*r, describe(get));
+                if (!doc)
+                    return next(std::unexpected(doc.error()));
+                next(parsePullRequest(doc->object()));
+            });
+        };
+        readPull([=](Result<PullRequest> before) {
+            if (!before)
+                return call->finishWith(std::unexpected(before.error()));
+            if (before->merged)
+                return call->finishWith(MergeOutcome{true, before->mergeCommit});
+            if (!expectedHeadSha.isEmpty() && before->headSha != expectedHeadSha)
+                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3")
+                                                                      .arg(number).arg(before->headSha, expectedHeadSha)));
+            http->send(post, call, [=](Result<Response> merged) {
+                readPull([=](Result<PullRequest> after) {
+                    if (!after)
+                        return call->finishWith(std::unexpected(after.error()));
+                    if (!merged && !after->merged)
+                        return call->finishWith(std::unexpected(merged.error()));
+                    if (!after->merged)
+                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
+                    call->finishWith(MergeOutcome{!merged.has_value(), after->mergeCommit});
+                });
+            });
+        });
+    });
+}
+
 } // namespace Sluice::ForgeHttp

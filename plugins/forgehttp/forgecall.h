@@ -8,12 +8,14 @@
 
 #include <sluice/forge.h>
 #include <sluice/job.h>
+#include <sluice/secrets.h>
 
 #include <QDateTime>
 #include <QJsonObject>
 #include <QJsonValue>
 
 #include <functional>
+#include <utility>
 
 namespace Sluice::ForgeHttp {
 
@@ -89,5 +91,20 @@ private:
  * answers) or "state" (GitHub, and Gitea's create form), times. Unknown states are Malformed.
  */
 [[nodiscard]] Result<CommitStatus> parseCommitStatus(const QJsonValue &value);
+
+/// The Authorization header value "@p scheme <token>" from @p token; errors name the reference only.
+[[nodiscard]] Result<QByteArray> authorization(const SecretRef &token, const QByteArray &scheme);
+/// OWNER and NAME from the `repository` setting.
+[[nodiscard]] Result<std::pair<QString, QString>> ownerAndName(const QVariantMap &settings);
+/// Timeout, concurrency, retries and back-off from the settings both connectors declare.
+[[nodiscard]] ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase);
+
+/**
+ * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead
+ * of merging twice, refuses when the head is not @p expectedHeadSha, sends @p doMerge, and
+ * reads again: a failed answer while the pull request is merged means someone else merged it.
+ */
+[[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request readPull, Request doMerge,
+                                                                         qint64 number, QString expectedHeadSha);
 
 } // namespace Sluice::ForgeHttp

@@ -452,8 +452,11 @@ private:
             }
             return finish(all);
         }
-        if (items.isEmpty() || (page > 1 && items.size() < m_pages.front().size()))
-            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: short page (%2 items) that links to another").arg(what(page)).arg(items.size())));
+        // Without a total, only full pages tell that nothing was cut: every page that links on
+        // holds exactly the page size asked for (set page_size to the server's cap if lower).
+        if (items.size() != m_pageSize)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: %2 items, not the %3 asked for, yet it links to another page")
+                                                         .arg(what(page)).arg(items.size()).arg(m_pageSize)));
         if (page >= MaxPages || m_seen.contains(next))
             return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: pagination does not end").arg(what(page))));
         m_seen.insert(next);

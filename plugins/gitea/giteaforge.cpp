@@ -45,18 +45,11 @@ Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
     if (!base.path().endsWith(QLatin1Char('/')))
         base.setPath(base.path() + QLatin1Char('/'));
     out.apiBase = base.resolved(QUrl(QStringLiteral("api/v1/")));
-    const QStringList repo = settings.value(QStringLiteral("repository")).toString().split(QLatin1Char('/'));
-    if (repo.size() != 2 || repo[0].isEmpty() || repo[1].isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("repository: '%1' is not OWNER/NAME")
-                                                  .arg(settings.value(QStringLiteral("repository")).toString()));
-    out.owner = repo[0];
-    out.name = repo[1];
-    out.client.apiBase = out.apiBase;
-    out.client.timeout = std::chrono::milliseconds(settings.value(QStringLiteral("timeout"), 30000).toLongLong());
-    out.client.concurrency = int(settings.value(QStringLiteral("concurrency"), 16).toLongLong());
-    out.client.maxRetries = int(settings.value(QStringLiteral("max_retries"), 4).toLongLong());
-    out.client.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
-    out.client.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
+    auto repo = ForgeHttp::ownerAndName(settings);
+    if (!repo)
+        return std::unexpected(repo.error());
+    std::tie(out.owner, out.name) = *repo;
+    out.client = ForgeHttp::clientOptions(settings, out.apiBase);
     out.pageSize = int(settings.value(QStringLiteral("page_size"), 50).toLongLong());
     return out;
 }
@@ -72,15 +65,11 @@ GiteaForge::~GiteaForge() = default;
 
 Result<void> GiteaForge::initialize()
 {
-    if (m_token.isNull())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: no token reference given"));
-    auto token = m_token.read();
-    if (!token)
-        return fail(token.error().code, QStringLiteral("token: %1").arg(token.error().message));
-    if (token->trimmed().isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: %1 is empty").arg(m_token.describe()));
+    auto authorization = ForgeHttp::authorization(m_token, "token");
+    if (!authorization)
+        return std::unexpected(authorization.error());
     ForgeHttp::ClientOptions options = m_settings.client;
-    options.authorization = "token " + token->trimmed();
+    options.authorization = *authorization;
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
     qCDebug(context().logging()).noquote() << "gitea" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
                                            << m_settings.apiBase.toString() << "with token from" << m_token.describe();
@@ -273,40 +262,7 @@ std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const 
         body.insert(QStringLiteral("head_commit_id"), request.expectedHeadSha);
     post.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
 
-    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, request](FunctionCall<MergeOutcome> *call) {
-        // Read first: a pull request merged before this call is reported, not merged again.
-        auto readPull = [http, get, call](std::function<void(Result<PullRequest>)> next) {
-            http->send(get, call, [get, next](Result<Response> r) {
-                if (!r)
-                    return next(std::unexpected(r.error()));
-                auto doc = jsonBody(*r, ForgeHttp::describe(get));
-                if (!doc)
-                    return next(std::unexpected(doc.error()));
-                next(parseGiteaPullRequest(doc->object()));
-            });
-        };
-        readPull([=](Result<PullRequest> before) {
-            if (!before)
-                return call->finishWith(std::unexpected(before.error()));
-            if (before->merged)
-                return call->finishWith(MergeOutcome{true, before->mergeCommit});
-            if (!request.expectedHeadSha.isEmpty() && before->headSha != request.expectedHeadSha)
-                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3")
-                                                                      .arg(number).arg(before->headSha, request.expectedHeadSha)));
-            http->send(post, call, [=](Result<Response> merged) {
-                readPull([=](Result<PullRequest> after) {
-                    if (!after)
-                        return call->finishWith(std::unexpected(after.error()));
-                    if (!merged && !after->merged)
-                        return call->finishWith(std::unexpected(merged.error()));
-                    if (!after->merged)
-                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
-                    // A failed answer while the pull request is merged means someone else merged it.
-                    call->finishWith(MergeOutcome{!merged.has_value(), after->mergeCommit});
-                });
-            });
-        });
-    });
+    return ForgeHttp::mergeReadingFirst(http, get, post, number, request.expectedHeadSha);
 }
 
 std::unique_ptr<AsyncCall<Comparison>> GiteaForge::compare(const QString &base, const QString &head)

@@ -20,6 +20,9 @@ namespace Sluice::Test {
 
 struct FakeForge::State {
     mutable QMutex mutex;
+    FakeForge::Flavor flavor = FakeForge::Flavor::Gitea;
+    QList<FakeCheckRun> checkRuns;
+    qint64 nextCheckRunId = 5000;
     QByteArray token;
     std::chrono::milliseconds latency{0};
     int maxPageSize = 50;
@@ -40,8 +43,22 @@ QString iso(const QDateTime &t)
     return t.toUTC().toString(Qt::ISODate);
 }
 
-QJsonObject prJson(const FakePullRequest &pr, const QUrl &base)
+QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = false)
 {
+    if (github) {
+        return QJsonObject{
+            {QStringLiteral("id"), pr.number + 1000},
+            {QStringLiteral("number"), pr.number},
+            {QStringLiteral("title"), pr.title},
+            {QStringLiteral("state"), pr.state},
+            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(iso(QDateTime::currentDateTimeUtc())) : QJsonValue()},
+            {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
+            {QStringLiteral("html_url"), QStringLiteral("https://github.example/acme/widget/pull/%1").arg(pr.number)},
+            {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+            {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha}}},
+            {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}}},
+        };
+    }
     return QJsonObject{
         {QStringLiteral("id"), pr.number + 1000},
         {QStringLiteral("number"), pr.number},
@@ -57,12 +74,12 @@ QJsonObject prJson(const FakePullRequest &pr, const QUrl &base)
     };
 }
 
-QJsonObject statusJson(const FakeStatus &s)
+QJsonObject statusJson(const FakeStatus &s, bool github = false)
 {
-    // Gitea names the state "status" in answers and "state" in CreateStatusOption.
+    // Gitea names the state "status" in answers and "state" in CreateStatusOption; GitHub "state".
     return QJsonObject{{QStringLiteral("id"), s.id},
                        {QStringLiteral("context"), s.context},
-                       {QStringLiteral("status"), s.state},
+                       {github ? QStringLiteral("state") : QStringLiteral("status"), s.state},
                        {QStringLiteral("description"), s.description},
                        {QStringLiteral("target_url"), s.targetUrl},
                        {QStringLiteral("created_at"), iso(s.createdAt)},
@@ -77,6 +94,17 @@ struct Answer {
     bool truncate = false;
     bool hang = false;
 };
+
+QJsonObject checkRunJson(const FakeCheckRun &c)
+{
+    return QJsonObject{{QStringLiteral("id"), c.id},
+                       {QStringLiteral("name"), c.name},
+                       {QStringLiteral("head_sha"), c.sha},
+                       {QStringLiteral("status"), c.status},
+                       {QStringLiteral("conclusion"), c.conclusion.isEmpty() ? QJsonValue() : QJsonValue(c.conclusion)},
+                       {QStringLiteral("started_at"), iso(c.startedAt)},
+                       {QStringLiteral("completed_at"), c.completedAt.isValid() ? QJsonValue(iso(c.completedAt)) : QJsonValue()}};
+}
 
 Answer jsonAnswer(const QJsonDocument &doc, int status = 200)
 {
@@ -239,7 +267,8 @@ private:
                  const std::function<QJsonDocument(const QJsonArray &)> &wrap = {})
     {
         const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
-        int limit = req.query.queryItemValue(QStringLiteral("limit")).toInt();
+        const bool github = m_state->flavor == FakeForge::Flavor::GitHub;
+        int limit = req.query.queryItemValue(github ? QStringLiteral("per_page") : QStringLiteral("limit")).toInt();
         if (limit <= 0 || limit > m_state->maxPageSize)
             limit = m_state->maxPageSize;
         QJsonArray items;
@@ -248,7 +277,8 @@ private:
         if (fault && fault->kind == FakeFault::Kind::ShortPage && !items.isEmpty())
             items.removeLast();
         Answer a = jsonAnswer(wrap ? wrap(items) : QJsonDocument(items));
-        a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(total)));
+        if (!github) // GitHub sends no grand total; Link headers only
+            a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(total)));
         const int pages = std::max(1, int((total + limit - 1) / limit));
         QList<QByteArray> links;
         auto link = [&](int p, const char *rel) {
@@ -285,6 +315,7 @@ private:
                 Answer a = message(fault->status, QStringLiteral("injected fault"));
                 if (!fault->retryAfter.isEmpty())
                     a.headers.append(qMakePair(QByteArray("Retry-After"), fault->retryAfter));
+                a.headers.append(fault->headers);
                 return a;
             }
             case FakeFault::Kind::Malformed: {
@@ -305,12 +336,13 @@ private:
             }
         }
 
-        static const QRegularExpression repoPath(QStringLiteral("^/api/v1/repos/([^/]+)/([^/]+)/(.*)$"));
-        const auto m = repoPath.match(req.path);
+        static const QRegularExpression giteaPath(QStringLiteral("^/api/v1/repos/([^/]+)/([^/]+)/(.*)$"));
+        static const QRegularExpression githubPath(QStringLiteral("^/repos/([^/]+)/([^/]+)/(.*)$"));
+        const auto m = (m_state->flavor == FakeForge::Flavor::GitHub ? githubPath : giteaPath).match(req.path);
         if (!m.hasMatch() || m.captured(1) != QLatin1String("acme") || m.captured(2) != QLatin1String("widget"))
             return message(404, QStringLiteral("repository not found"));
         const QString rest = m.captured(3);
-        Answer a = route(req, rest, fault);
+        Answer a = m_state->flavor == FakeForge::Flavor::GitHub ? routeGitHub(req, rest, fault) : route(req, rest, fault);
         if (fault && fault->kind == FakeFault::Kind::Truncated)
             a.truncate = true;
         return a;
@@ -437,15 +469,127 @@ private:
         return message(404, QStringLiteral("no route for %1 %2").arg(QString::fromLatin1(req.method), rest));
     }
 
+    Answer routeGitHub(const FakeRequest &req, const QString &rest, const std::optional<FakeFault> &fault)
+    {
+        static const QRegularExpression pullOne(QStringLiteral("^pulls/(\\d+)$"));
+        static const QRegularExpression pullMerge(QStringLiteral("^pulls/(\\d+)/merge$"));
+        static const QRegularExpression combined(QStringLiteral("^commits/([^/]+)/status$"));
+        static const QRegularExpression list(QStringLiteral("^commits/([^/]+)/statuses$"));
+        static const QRegularExpression checks(QStringLiteral("^commits/([^/]+)/check-runs$"));
+        static const QRegularExpression post(QStringLiteral("^statuses/([^/]+)$"));
+        static const QRegularExpression contents(QStringLiteral("^contents/(.+)$"));
+        static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
+
+        if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            QList<const FakePullRequest *> matching;
+            for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
+                --it;
+                if (it->state == req.query.queryItemValue(QStringLiteral("state")))
+                    matching.append(&*it);
+            }
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base, true)); }, fault);
+        }
+        if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.cend())
+                return message(404, QStringLiteral("Not Found"));
+            QJsonObject o = prJson(*it, m_base, true);
+            o.insert(QStringLiteral("merged"), it->merged);
+            return jsonAnswer(QJsonDocument(o));
+        }
+        if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "PUT") {
+            auto it = m_state->pulls.find(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.end())
+                return message(404, QStringLiteral("Not Found"));
+            if (it->merged)
+                return message(405, QStringLiteral("Pull Request is not mergeable"));
+            const QString expected = QJsonDocument::fromJson(req.body).object().value(QStringLiteral("sha")).toString();
+            if (!expected.isEmpty() && expected != it->headSha)
+                return message(409, QStringLiteral("Head branch was modified"));
+            it->merged = true;
+            it->state = QStringLiteral("closed");
+            it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("merged"), true}, {QStringLiteral("sha"), it->mergeCommit}}));
+        }
+        if (auto mm = combined.match(rest); mm.hasMatch() && req.method == "GET") {
+            QMap<QString, FakeStatus> latest;
+            for (const FakeStatus &st : statusesOf(mm.captured(1)))
+                latest.insert(st.context, st);
+            const QList<FakeStatus> values = latest.values();
+            const bool dropStatuses = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            return paged(req, int(values.size()), [&](int i) { return QJsonValue(statusJson(values.at(i), true)); }, fault, [&](const QJsonArray &items) {
+                QJsonObject o{{QStringLiteral("sha"), mm.captured(1)}, {QStringLiteral("state"), values.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success")},
+                              {QStringLiteral("total_count"), int(values.size())}};
+                if (!dropStatuses)
+                    o.insert(QStringLiteral("statuses"), items);
+                return QJsonDocument(o);
+            });
+        }
+        if (auto mm = list.match(rest); mm.hasMatch() && req.method == "GET") {
+            QList<FakeStatus> all = statusesOf(mm.captured(1));
+            std::reverse(all.begin(), all.end());
+            return paged(req, int(all.size()), [&](int i) { return QJsonValue(statusJson(all.at(i), true)); }, fault);
+        }
+        if (auto mm = checks.match(rest); mm.hasMatch() && req.method == "GET") {
+            QList<FakeCheckRun> runs;
+            for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
+                if (c.sha == mm.captured(1))
+                    runs.append(c);
+            }
+            const bool dropRuns = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            return paged(req, int(runs.size()), [&](int i) { return QJsonValue(checkRunJson(runs.at(i))); }, fault, [&](const QJsonArray &items) {
+                QJsonObject o{{QStringLiteral("total_count"), int(runs.size())}};
+                if (!dropRuns)
+                    o.insert(QStringLiteral("check_runs"), items);
+                return QJsonDocument(o);
+            });
+        }
+        if (auto mm = post.match(rest); mm.hasMatch() && req.method == "POST") {
+            const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+            FakeStatus st;
+            st.id = m_state->nextStatusId++;
+            st.sha = mm.captured(1);
+            st.context = body.value(QStringLiteral("context")).toString();
+            st.state = body.value(QStringLiteral("state")).toString();
+            st.description = body.value(QStringLiteral("description")).toString();
+            st.createdAt = st.updatedAt = QDateTime::currentDateTimeUtc();
+            static const QStringList allowed = {QStringLiteral("error"), QStringLiteral("failure"), QStringLiteral("pending"), QStringLiteral("success")};
+            if (st.context.isEmpty() || !allowed.contains(st.state))
+                return message(422, QStringLiteral("Validation Failed"));
+            m_state->statusesBySha[st.sha].append(int(m_state->statuses.size()));
+            m_state->statuses.append(st);
+            return jsonAnswer(QJsonDocument(statusJson(st, true)), 201);
+        }
+        if (auto mm = contents.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->files.constFind(req.query.queryItemValue(QStringLiteral("ref")) + QLatin1Char('\n') + mm.captured(1));
+            if (it == m_state->files.cend())
+                return message(404, QStringLiteral("Not Found"));
+            Answer a;
+            a.body = *it;
+            a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("application/vnd.github.raw")));
+            return a;
+        }
+        if (auto mm = compare.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->comparisons.constFind(mm.captured(1) + QStringLiteral("...") + mm.captured(2));
+            if (it == m_state->comparisons.cend())
+                return message(404, QStringLiteral("Not Found"));
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("ahead_by"), it->first},
+                                                        {QStringLiteral("behind_by"), it->second},
+                                                        {QStringLiteral("merge_base_commit"), QJsonObject{{QStringLiteral("sha"), QStringLiteral("base-of-%1").arg(mm.captured(2))}}}}));
+        }
+        return message(404, QStringLiteral("Not Found"));
+    }
+
     std::shared_ptr<State> m_state;
     QTcpServer *m_tcp = nullptr;
     QUrl m_base;
 };
 
-FakeForge::FakeForge()
+FakeForge::FakeForge(Flavor flavor)
     : m_state(std::make_shared<State>())
     , m_thread(std::make_unique<QThread>())
 {
+    m_state->flavor = flavor;
     m_thread->setObjectName(QStringLiteral("fake-forge"));
 }
 
@@ -526,6 +670,23 @@ QList<FakeStatus> FakeForge::statuses(const QString &sha) const
             out.append(s);
     }
     return out;
+}
+
+FakeCheckRun FakeForge::addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
+                                    const QDateTime &at)
+{
+    QMutexLocker lock(&m_state->mutex);
+    FakeCheckRun c;
+    c.id = m_state->nextCheckRunId++;
+    c.sha = sha;
+    c.name = name;
+    c.status = status;
+    c.conclusion = conclusion;
+    c.startedAt = (at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc()).addSecs(-30);
+    if (status == QLatin1String("completed"))
+        c.completedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
+    m_state->checkRuns.append(c);
+    return c;
 }
 
 void FakeForge::setFile(const QString &ref, const QString &path, const QByteArray &content)

@@ -9,6 +9,10 @@
  * Link rel="next"), and that can inject latency, error statuses, 429 with Retry-After,
  * truncated and malformed bodies, non-list pages, missing `statuses` and short pages.
  *
+ * With Flavor::GitHub it speaks the GitHub REST v3 shapes instead: paths under /repos/,
+ * per_page/page with Link headers and no X-Total-Count, "state" in statuses, check runs,
+ * raw file contents, PUT merge and compare with ahead_by/behind_by.
+ *
  * Every method is thread-safe; the server answers on its own thread, so a test (or a
  * blocking client in a benchmark) may wait on its own event loop.
  */
@@ -78,12 +82,26 @@ struct FakeFault {
     int times = 1;            ///< How many matching requests it hits.
     int status = 503;
     QByteArray retryAfter;    ///< Retry-After value to send with Status.
+    QList<QPair<QByteArray, QByteArray>> headers; ///< More headers to send with Status (X-RateLimit-*).
+};
+
+/// A GitHub check run (GitHub flavour).
+struct FakeCheckRun {
+    qint64 id = 0;
+    QString sha;
+    QString name;
+    QString status;     ///< "queued", "in_progress", "completed"
+    QString conclusion; ///< "success", "failure", ... when completed
+    QDateTime startedAt;
+    QDateTime completedAt;
 };
 
 class FakeForge
 {
 public:
-    FakeForge();
+    enum class Flavor { Gitea, GitHub };
+
+    explicit FakeForge(Flavor flavor = Flavor::Gitea);
     ~FakeForge();
     FakeForge(const FakeForge &) = delete;
     FakeForge &operator=(const FakeForge &) = delete;
@@ -108,6 +126,9 @@ public:
                          const QDateTime &at = QDateTime(), const QString &description = QString());
     /// Every status of @p sha, oldest first.
     [[nodiscard]] QList<FakeStatus> statuses(const QString &sha) const;
+    /// Adds a check run with the next check-run id (GitHub flavour); @p at defaults to now.
+    FakeCheckRun addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
+                             const QDateTime &at = QDateTime());
     void setFile(const QString &ref, const QString &path, const QByteArray &content);
     void setComparison(const QString &base, const QString &head, int aheadBy, int behindBy);
 
