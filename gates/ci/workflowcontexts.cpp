@@ -521,6 +521,43 @@ QString workflowNameOf(const Source &src, const WorkflowOptions &options)
     return QFileInfo(options.workflowPath).fileName();
 }
 
+// The umbrella (checked) and the jobs it requires: its direct needs in file order, then,
+// with options.transitive, what those need, breadth first.
+struct Needed {
+    YAML::Node umbrella;
+    QStringList jobIds;
+};
+
+Result<Needed> neededJobs(const Source &src, const WorkflowOptions &options)
+{
+    if (options.umbrellaJob.isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("umbrella_job: no umbrella job named"));
+    const YAML::Node jobs = child(src.root, "jobs");
+    Needed out;
+    out.umbrella = child(jobs, options.umbrellaJob.toStdString());
+    if (!out.umbrella.IsMap())
+        return errorAt(src.file, jobs, QStringLiteral("jobs"), QStringLiteral("has no umbrella job '%1'").arg(options.umbrellaJob));
+    auto direct = needsOf(src, options.umbrellaJob, out.umbrella, true);
+    if (!direct)
+        return std::unexpected(direct.error());
+    QStringList queue = *direct;
+    QSet<QString> visited;
+    while (!queue.isEmpty()) {
+        const QString id = queue.takeFirst();
+        if (visited.contains(id) || id == options.umbrellaJob)
+            continue;
+        visited.insert(id);
+        out.jobIds.append(id);
+        if (options.transitive) {
+            auto more = needsOf(src, id, child(jobs, id.toStdString()), false);
+            if (!more)
+                return std::unexpected(more.error());
+            queue.append(*more);
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 Result<QStringList> calledWorkflows(const QByteArray &yaml, const WorkflowOptions &options)
@@ -528,33 +565,16 @@ Result<QStringList> calledWorkflows(const QByteArray &yaml, const WorkflowOption
     auto src = load(yaml, options.workflowPath);
     if (!src)
         return std::unexpected(src.error());
-    const YAML::Node umbrella = child(child(src->root, "jobs"), options.umbrellaJob.toStdString());
-    if (!umbrella.IsMap())
-        return errorAt(src->file, child(src->root, "jobs"), QStringLiteral("jobs"), QStringLiteral("has no umbrella job '%1'").arg(options.umbrellaJob));
-    QStringList queue;
-    auto direct = needsOf(*src, options.umbrellaJob, umbrella, true);
-    if (!direct)
-        return std::unexpected(direct.error());
-    queue = *direct;
+    auto needed = neededJobs(*src, options);
+    if (!needed)
+        return std::unexpected(needed.error());
     QStringList out;
-    QSet<QString> visited;
-    while (!queue.isEmpty()) {
-        const QString id = queue.takeFirst();
-        if (visited.contains(id) || id == options.umbrellaJob)
-            continue;
-        visited.insert(id);
-        const YAML::Node job = child(child(src->root, "jobs"), id.toStdString());
-        const YAML::Node uses = child(job, "uses");
+    for (const QString &id : std::as_const(needed->jobIds)) {
+        const YAML::Node uses = child(child(child(src->root, "jobs"), id.toStdString()), "uses");
         if (uses.IsScalar() && text(uses.Scalar()).startsWith(QLatin1String("./")) && !options.jobNames.contains(id)) {
             const QString path = text(uses.Scalar()).mid(2);
             if (!out.contains(path))
                 out.append(path);
-        }
-        if (options.transitive) {
-            auto more = needsOf(*src, id, job, false);
-            if (!more)
-                return std::unexpected(more.error());
-            queue.append(*more);
         }
     }
     return out;
@@ -566,11 +586,10 @@ Result<RequiredContexts> deriveRequiredContexts(const QByteArray &yaml, const Wo
     auto src = load(yaml, options.workflowPath);
     if (!src)
         return std::unexpected(src.error());
-    if (options.umbrellaJob.isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("umbrella_job: no umbrella job named"));
-    const YAML::Node umbrella = child(child(src->root, "jobs"), options.umbrellaJob.toStdString());
-    if (!umbrella.IsMap())
-        return errorAt(src->file, child(src->root, "jobs"), QStringLiteral("jobs"), QStringLiteral("has no umbrella job '%1'").arg(options.umbrellaJob));
+    auto needed = neededJobs(*src, options);
+    if (!needed)
+        return std::unexpected(needed.error());
+    const YAML::Node umbrella = needed->umbrella;
 
     RequiredContexts out;
     out.workflowName = workflowNameOf(*src, options);
@@ -582,29 +601,13 @@ Result<RequiredContexts> deriveRequiredContexts(const QByteArray &yaml, const Wo
         return errorAt(src->file, umbrella, QStringLiteral("jobs.%1.strategy").arg(options.umbrellaJob), QStringLiteral("an umbrella job with a matrix posts several contexts"));
     out.umbrellaContext = deriver.wrap(out.workflowName, umbrellaNames->first());
 
-    auto direct = needsOf(*src, options.umbrellaJob, umbrella, true);
-    if (!direct)
-        return std::unexpected(direct.error());
-    QStringList queue = *direct;
-    QSet<QString> visited;
-    while (!queue.isEmpty()) {
-        const QString id = queue.takeFirst();
-        if (visited.contains(id) || id == options.umbrellaJob)
-            continue;
-        visited.insert(id);
-        const YAML::Node job = child(child(src->root, "jobs"), id.toStdString());
-        out.jobIds.append(id);
-        auto contexts = deriver.jobContexts(*src, out.workflowName, id, job);
+    out.jobIds = needed->jobIds;
+    for (const QString &id : std::as_const(out.jobIds)) {
+        auto contexts = deriver.jobContexts(*src, out.workflowName, id, child(child(src->root, "jobs"), id.toStdString()));
         if (!contexts)
             return std::unexpected(contexts.error());
         for (const QString &c : std::as_const(*contexts))
             deriver.add(c);
-        if (options.transitive) {
-            auto more = needsOf(*src, id, job, false);
-            if (!more)
-                return std::unexpected(more.error());
-            queue.append(*more);
-        }
     }
     out.contexts = deriver.contexts;
     if (out.contexts.isEmpty())

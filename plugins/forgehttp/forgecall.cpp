@@ -169,6 +169,40 @@ Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
     return s;
 }
 
+std::unique_ptr<AsyncCall<QByteArray>> rawFileCall(Client *http, Request request, const QString &path, const QString &ref)
+{
+    return std::make_unique<FunctionCall<QByteArray>>([http, request, path, ref](FunctionCall<QByteArray> *call) {
+        http->send(request, call, [call, path, ref](Result<Response> r) {
+            if (!r) {
+                Error e = r.error();
+                if (e.code == ErrorCode::NotFound)
+                    e.message = QStringLiteral("%1 at %2: not found").arg(path, ref);
+                return call->finishWith(std::unexpected(e));
+            }
+            call->finishWith(r->body);
+        });
+    });
+}
+
+Result<void> checkRepositoryPath(const QString &path)
+{
+    if (path.isEmpty() || path.split(QLatin1Char('/')).contains(QStringLiteral("..")))
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("file path '%1' is not usable").arg(path));
+    return {};
+}
+
+Result<QUrl> baseUrl(const QString &url)
+{
+    QUrl base(url, QUrl::StrictMode);
+    if (!base.isValid() || (base.scheme() != QLatin1String("https") && base.scheme() != QLatin1String("http")) || base.host().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: '%1' is not an http(s) URL").arg(url));
+    if (!base.userInfo().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: credentials do not belong in the URL; use the token setting"));
+    if (!base.path().endsWith(QLatin1Char('/')))
+        base.setPath(base.path() + QLatin1Char('/'));
+    return base;
+}
+
 Result<QByteArray> authorization(const SecretRef &token, const QByteArray &scheme)
 {
     if (token.isNull())

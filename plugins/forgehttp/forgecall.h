@@ -99,6 +99,56 @@ private:
 /// Timeout, concurrency, retries and back-off from the settings both connectors declare.
 [[nodiscard]] ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase);
 
+/// A call that sends @p request and reads its JSON body with @p parse.
+template<typename T>
+std::unique_ptr<AsyncCall<T>> objectCall(Client *http, Request request, std::function<Result<T>(const QJsonDocument &)> parse)
+{
+    return std::make_unique<FunctionCall<T>>([http, request, parse](FunctionCall<T> *call) {
+        http->send(request, call, [call, request, parse](Result<Response> r) {
+            if (!r)
+                return call->finishWith(std::unexpected(r.error()));
+            auto doc = jsonBody(*r, describe(request));
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            call->finishWith(parse(*doc));
+        });
+    });
+}
+
+/**
+ * A call that reads every page of @p request (see fetchAllPages()) and each item with
+ * @p parse; one bad item fails the call, naming @p what. @p arrange, if given, orders the list.
+ */
+template<typename T>
+std::unique_ptr<AsyncCall<QList<T>>> listCall(Client *http, Request request, int pageSize, PageItems items,
+                                              std::function<Result<T>(const QJsonValue &)> parse, QString what,
+                                              std::function<void(QList<T> &)> arrange = {})
+{
+    return std::make_unique<FunctionCall<QList<T>>>([=](FunctionCall<QList<T>> *call) {
+        fetchAllPages(*http, request, pageSize, items, call, [call, parse, what, arrange](Result<QJsonArray> all) {
+            if (!all)
+                return call->finishWith(std::unexpected(all.error()));
+            QList<T> out;
+            for (const QJsonValue &v : std::as_const(*all)) {
+                auto item = parse(v);
+                if (!item)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: %2").arg(what, item.error().message)));
+                out.append(*item);
+            }
+            if (arrange)
+                arrange(out);
+            call->finishWith(out);
+        });
+    });
+}
+
+/// A call that reads a file's raw bytes; NotFound names @p path at @p ref.
+[[nodiscard]] std::unique_ptr<AsyncCall<QByteArray>> rawFileCall(Client *http, Request request, const QString &path, const QString &ref);
+/// Refuses an empty path or one with a ".." component, before any request.
+[[nodiscard]] Result<void> checkRepositoryPath(const QString &path);
+/// The `url` setting as an http(s) URL without credentials, ending in '/'.
+[[nodiscard]] Result<QUrl> baseUrl(const QString &url);
+
 /**
  * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead
  * of merging twice, refuses when the head is not @p expectedHeadSha, sends @p doMerge, and

@@ -36,15 +36,10 @@ Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
 Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
 {
     GiteaSettings out;
-    const QString url = settings.value(QStringLiteral("url")).toString();
-    QUrl base(url, QUrl::StrictMode);
-    if (!base.isValid() || (base.scheme() != QLatin1String("https") && base.scheme() != QLatin1String("http")) || base.host().isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: '%1' is not an http(s) URL").arg(url));
-    if (!base.userInfo().isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: credentials do not belong in the URL; use the token setting"));
-    if (!base.path().endsWith(QLatin1Char('/')))
-        base.setPath(base.path() + QLatin1Char('/'));
-    out.apiBase = base.resolved(QUrl(QStringLiteral("api/v1/")));
+    auto base = ForgeHttp::baseUrl(settings.value(QStringLiteral("url")).toString());
+    if (!base)
+        return std::unexpected(base.error());
+    out.apiBase = base->resolved(QUrl(QStringLiteral("api/v1/")));
     auto repo = ForgeHttp::ownerAndName(settings);
     if (!repo)
         return std::unexpected(repo.error());
@@ -101,24 +96,13 @@ std::unique_ptr<AsyncCall<QList<PullRequest>>> GiteaForge::openPullRequests()
     Request req;
     req.path = repoPath(QStringLiteral("pulls"));
     req.query.addQueryItem(QStringLiteral("state"), QStringLiteral("open"));
-    ForgeHttp::Client *http = *c;
-    const int pageSize = m_settings.pageSize;
-    return std::make_unique<FunctionCall<QList<PullRequest>>>([http, req, pageSize](FunctionCall<QList<PullRequest>> *call) {
-        ForgeHttp::fetchAllPages(*http, req, pageSize, ForgeHttp::arrayPage, call, [call](Result<QJsonArray> items) {
-            if (!items)
-                return call->finishWith(std::unexpected(items.error()));
-            QList<PullRequest> out;
-            for (const QJsonValue &v : std::as_const(*items)) {
-                auto pr = parseGiteaPullRequest(v);
-                if (!pr)
-                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("open pull requests: %1").arg(pr.error().message)));
-                if (pr->state != QLatin1String("open"))
-                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("open pull requests: #%1 is '%2'").arg(pr->number).arg(pr->state)));
-                out.append(*pr);
-            }
-            call->finishWith(out);
-        });
-    });
+    // Only open pull requests were asked for; anything else is a wrong answer.
+    return ForgeHttp::listCall<PullRequest>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, [](const QJsonValue &v) -> Result<PullRequest> {
+        auto pr = parseGiteaPullRequest(v);
+        if (pr && pr->state != QLatin1String("open"))
+            return fail(ErrorCode::Malformed, QStringLiteral("#%1 is '%2'").arg(pr->number).arg(pr->state));
+        return pr;
+    }, QStringLiteral("open pull requests"));
 }
 
 std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::pullRequest(qint64 number)
@@ -126,19 +110,9 @@ std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::pullRequest(qint64 number)
     auto c = client();
     if (!c)
         return ForgeHttp::failedCall<PullRequest>(c.error());
-    ForgeHttp::Client *http = *c;
     Request req;
     req.path = repoPath(QStringLiteral("pulls/%1").arg(number));
-    return std::make_unique<FunctionCall<PullRequest>>([http, req](FunctionCall<PullRequest> *call) {
-        http->send(req, call, [call, req](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            call->finishWith(parseGiteaPullRequest(doc->object().isEmpty() ? QJsonValue(doc->array()) : QJsonValue(doc->object())));
-        });
-    });
+    return ForgeHttp::objectCall<PullRequest>(*c, req, [](const QJsonDocument &doc) { return parseGiteaPullRequest(doc.object()); });
 }
 
 std::unique_ptr<AsyncCall<CombinedStatus>> GiteaForge::combinedStatus(const QString &sha)
@@ -192,25 +166,12 @@ std::unique_ptr<AsyncCall<QList<CommitStatus>>> GiteaForge::statuses(const QStri
     auto c = client();
     if (!c)
         return ForgeHttp::failedCall<QList<CommitStatus>>(c.error());
-    ForgeHttp::Client *http = *c;
     Request req;
     req.path = repoPath(QStringLiteral("commits/%1/statuses").arg(segment(sha)));
-    const int pageSize = m_settings.pageSize;
-    return std::make_unique<FunctionCall<QList<CommitStatus>>>([http, req, sha, pageSize](FunctionCall<QList<CommitStatus>> *call) {
-        ForgeHttp::fetchAllPages(*http, req, pageSize, ForgeHttp::arrayPage, call, [call, sha](Result<QJsonArray> all) {
-            if (!all)
-                return call->finishWith(std::unexpected(all.error()));
-            QList<CommitStatus> out;
-            for (const QJsonValue &v : std::as_const(*all)) {
-                auto s = parseGiteaStatus(v);
-                if (!s)
-                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("statuses of %1: %2").arg(sha, s.error().message)));
-                out.append(*s);
-            }
-            std::stable_sort(out.begin(), out.end(), ForgeHttp::newerFirst);
-            call->finishWith(out);
-        });
-    });
+    return ForgeHttp::listCall<CommitStatus>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, parseGiteaStatus,
+                                             QStringLiteral("statuses of %1").arg(sha), [](QList<CommitStatus> &list) {
+                                                 std::stable_sort(list.begin(), list.end(), ForgeHttp::newerFirst); // newest first
+                                             });
 }
 
 std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &sha, const StatusUpdate &status)
@@ -230,16 +191,7 @@ std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &s
     if (!status.targetUrl.isEmpty())
         body.insert(QStringLiteral("target_url"), status.targetUrl);
     req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
-    return std::make_unique<FunctionCall<CommitStatus>>([http, req](FunctionCall<CommitStatus> *call) {
-        http->send(req, call, [call, req](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            call->finishWith(parseGiteaStatus(doc->object()));
-        });
-    });
+    return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return parseGiteaStatus(doc.object()); });
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const MergeRequest &request)
@@ -306,23 +258,12 @@ std::unique_ptr<AsyncCall<QByteArray>> GiteaForge::readFile(const QString &path,
     auto c = client();
     if (!c)
         return ForgeHttp::failedCall<QByteArray>(c.error());
-    if (path.isEmpty() || path.split(QLatin1Char('/')).contains(QStringLiteral("..")))
-        return ForgeHttp::failedCall<QByteArray>(Error{ErrorCode::InvalidArgument, QStringLiteral("file path '%1' is not usable").arg(path), {}});
-    ForgeHttp::Client *http = *c;
+    if (auto usable = ForgeHttp::checkRepositoryPath(path); !usable)
+        return ForgeHttp::failedCall<QByteArray>(usable.error());
     Request req;
     req.path = repoPath(QStringLiteral("raw/%1").arg(pathSegments(path)));
     req.query.addQueryItem(QStringLiteral("ref"), ref);
-    return std::make_unique<FunctionCall<QByteArray>>([http, req, path, ref](FunctionCall<QByteArray> *call) {
-        http->send(req, call, [call, path, ref](Result<Response> r) {
-            if (!r) {
-                Error e = r.error();
-                if (e.code == ErrorCode::NotFound)
-                    e.message = QStringLiteral("%1 at %2: not found").arg(path, ref);
-                return call->finishWith(std::unexpected(e));
-            }
-            call->finishWith(r->body);
-        });
-    });
+    return ForgeHttp::rawFileCall(*c, req, path, ref);
 }
 
 Result<std::unique_ptr<Forge>> GiteaForge::withCredential(const SecretRef &token)

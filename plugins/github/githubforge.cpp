@@ -85,17 +85,14 @@ Result<CommitStatus> parseCheckRun(const QJsonValue &value)
 Result<GitHubSettings> GitHubSettings::fromSettings(const QVariantMap &settings)
 {
     GitHubSettings out;
-    const QString url = settings.value(QStringLiteral("url"), QStringLiteral("https://api.github.com/")).toString();
-    QUrl base(url, QUrl::StrictMode);
-    if (!base.isValid() || (base.scheme() != QLatin1String("https") && base.scheme() != QLatin1String("http")) || base.host().isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: '%1' is not an http(s) URL").arg(url));
-    if (!base.userInfo().isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: credentials do not belong in the URL; use the token setting"));
+    auto base = ForgeHttp::baseUrl(settings.value(QStringLiteral("url"), QStringLiteral("https://api.github.com/")).toString());
+    if (!base)
+        return std::unexpected(base.error());
     auto repo = ForgeHttp::ownerAndName(settings);
     if (!repo)
         return std::unexpected(repo.error());
     std::tie(out.owner, out.name) = *repo;
-    out.client = ForgeHttp::clientOptions(settings, base);
+    out.client = ForgeHttp::clientOptions(settings, *base);
     out.client.accept = "application/vnd.github+json";
     out.client.extraHeaders.append(qMakePair(QByteArray("X-GitHub-Api-Version"), QByteArray("2022-11-28")));
     out.checkRuns = settings.value(QStringLiteral("check_runs"), true).toBool();
@@ -141,21 +138,8 @@ std::unique_ptr<AsyncCall<QList<PullRequest>>> GitHubForge::openPullRequests()
     Request req;
     req.path = repoPath(QStringLiteral("pulls"));
     req.query.addQueryItem(QStringLiteral("state"), QStringLiteral("open"));
-    const int pageSize = m_settings.pageSize;
-    return std::make_unique<FunctionCall<QList<PullRequest>>>([http, req, pageSize](FunctionCall<QList<PullRequest>> *call) {
-        ForgeHttp::fetchAllPages(*http, req, pageSize, ForgeHttp::arrayPage, call, [call](Result<QJsonArray> items) {
-            if (!items)
-                return call->finishWith(std::unexpected(items.error()));
-            QList<PullRequest> out;
-            for (const QJsonValue &v : std::as_const(*items)) {
-                auto pr = ForgeHttp::parsePullRequest(v);
-                if (!pr)
-                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("open pull requests: %1").arg(pr.error().message)));
-                out.append(*pr);
-            }
-            call->finishWith(out);
-        });
-    });
+    return ForgeHttp::listCall<PullRequest>(http, req, m_settings.pageSize, ForgeHttp::arrayPage, ForgeHttp::parsePullRequest,
+                                            QStringLiteral("open pull requests"));
 }
 
 std::unique_ptr<AsyncCall<PullRequest>> GitHubForge::pullRequest(qint64 number)
@@ -163,16 +147,7 @@ std::unique_ptr<AsyncCall<PullRequest>> GitHubForge::pullRequest(qint64 number)
     SLUICE_GITHUB_CLIENT(PullRequest)
     Request req;
     req.path = repoPath(QStringLiteral("pulls/%1").arg(number));
-    return std::make_unique<FunctionCall<PullRequest>>([http, req](FunctionCall<PullRequest> *call) {
-        http->send(req, call, [call, req](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            call->finishWith(ForgeHttp::parsePullRequest(doc->object()));
-        });
-    });
+    return ForgeHttp::objectCall<PullRequest>(http, req, [](const QJsonDocument &doc) { return ForgeHttp::parsePullRequest(doc.object()); });
 }
 
 std::unique_ptr<AsyncCall<CombinedStatus>> GitHubForge::combinedStatus(const QString &sha)
@@ -270,16 +245,7 @@ std::unique_ptr<AsyncCall<CommitStatus>> GitHubForge::postStatus(const QString &
     if (!status.targetUrl.isEmpty())
         body.insert(QStringLiteral("target_url"), status.targetUrl);
     req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
-    return std::make_unique<FunctionCall<CommitStatus>>([http, req](FunctionCall<CommitStatus> *call) {
-        http->send(req, call, [call, req](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            call->finishWith(ForgeHttp::parseCommitStatus(doc->object()));
-        });
-    });
+    return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return ForgeHttp::parseCommitStatus(doc.object()); });
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> GitHubForge::merge(qint64 number, const MergeRequest &request)
@@ -307,48 +273,31 @@ std::unique_ptr<AsyncCall<Comparison>> GitHubForge::compare(const QString &base,
     Request req;
     req.path = repoPath(QStringLiteral("compare/%1...%2").arg(segment(base), segment(head)));
     req.query.addQueryItem(QStringLiteral("per_page"), QStringLiteral("1")); // counts only, not the commits
-    return std::make_unique<FunctionCall<Comparison>>([http, req](FunctionCall<Comparison> *call) {
-        http->send(req, call, [call, req](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            JsonFields f(doc->object(), ForgeHttp::describe(req));
-            auto ahead = f.integer(QStringLiteral("ahead_by"));
-            auto behind = f.integer(QStringLiteral("behind_by"));
-            auto mergeBase = f.object(QStringLiteral("merge_base_commit")).string(QStringLiteral("sha"));
-            for (const auto *v : {&ahead, &behind}) {
-                if (!*v)
-                    return call->finishWith(std::unexpected(v->error()));
-            }
-            if (!mergeBase)
-                return call->finishWith(std::unexpected(mergeBase.error()));
-            call->finishWith(Comparison{*mergeBase, int(*ahead), int(*behind)});
-        });
+    return ForgeHttp::objectCall<Comparison>(http, req, [what = ForgeHttp::describe(req)](const QJsonDocument &doc) -> Result<Comparison> {
+        JsonFields f(doc.object(), what);
+        auto ahead = f.integer(QStringLiteral("ahead_by"));
+        auto behind = f.integer(QStringLiteral("behind_by"));
+        auto mergeBase = f.object(QStringLiteral("merge_base_commit")).string(QStringLiteral("sha"));
+        for (const auto *v : {&ahead, &behind}) {
+            if (!*v)
+                return std::unexpected(v->error());
+        }
+        if (!mergeBase)
+            return std::unexpected(mergeBase.error());
+        return Comparison{*mergeBase, int(*ahead), int(*behind)};
     });
 }
 
 std::unique_ptr<AsyncCall<QByteArray>> GitHubForge::readFile(const QString &path, const QString &ref)
 {
     SLUICE_GITHUB_CLIENT(QByteArray)
-    if (path.isEmpty() || path.split(QLatin1Char('/')).contains(QStringLiteral("..")))
-        return ForgeHttp::failedCall<QByteArray>(Error{ErrorCode::InvalidArgument, QStringLiteral("file path '%1' is not usable").arg(path), {}});
+    if (auto usable = ForgeHttp::checkRepositoryPath(path); !usable)
+        return ForgeHttp::failedCall<QByteArray>(usable.error());
     Request req;
     req.path = repoPath(QStringLiteral("contents/%1").arg(ForgeHttp::pathSegments(path)));
     req.query.addQueryItem(QStringLiteral("ref"), ref);
     req.accept = "application/vnd.github.raw";
-    return std::make_unique<FunctionCall<QByteArray>>([http, req, path, ref](FunctionCall<QByteArray> *call) {
-        http->send(req, call, [call, path, ref](Result<Response> r) {
-            if (!r) {
-                Error e = r.error();
-                if (e.code == ErrorCode::NotFound)
-                    e.message = QStringLiteral("%1 at %2: not found").arg(path, ref);
-                return call->finishWith(std::unexpected(e));
-            }
-            call->finishWith(r->body);
-        });
-    });
+    return ForgeHttp::rawFileCall(http, req, path, ref);
 }
 
 #undef SLUICE_GITHUB_CLIENT
