@@ -179,6 +179,8 @@ void Client::start(const std::shared_ptr<Pending> &p)
     for (const auto &[name, value] : m_options.extraHeaders)
         req.setRawHeader(name, value);
     req.setRawHeader("User-Agent", "sluice");
+    // Uncompressed, so Content-Length is the length of the body we get and a cut body shows.
+    req.setRawHeader("Accept-Encoding", "identity");
     if (!m_options.authorization.isEmpty())
         req.setRawHeader("Authorization", m_options.authorization);
     if (!p->request.body.isEmpty())
@@ -238,13 +240,17 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     }
 
     if (status >= 200 && status < 300) {
-        if (reply->error() != QNetworkReply::NoError) {
+        bool lengthOk = true;
+        const qlonglong declared = headers.value("content-length").trimmed().toLongLong(&lengthOk);
+        const bool cut = headers.contains("content-length") && (!lengthOk || declared != body.size());
+        if (reply->error() != QNetworkReply::NoError || cut) {
             // A 2xx whose body broke off: never a partial answer.
             if (p->request.idempotent() && attemptsLeft) {
                 retryLater(p, backoff());
                 return;
             }
-            complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete: %2").arg(what, reply->errorString())));
+            complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete (%2 of %3 bytes): %4")
+                                                     .arg(what).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
             return;
         }
         Response r;

@@ -34,6 +34,8 @@ struct FakeForge::State {
     QHash<QString, QPair<int, int>> comparisons; // base...head
     QList<FakeFault> faults;
     QList<FakeRequest> log;
+    int inFlight = 0;
+    int maxInFlight = 0;
 };
 
 namespace {
@@ -216,12 +218,17 @@ private:
             m_state->log.append(req);
             latency = m_state->latency;
             answer = handle(req);
+            m_state->maxInFlight = std::max(m_state->maxInFlight, ++m_state->inFlight);
         }
         if (answer.hang)
             return; // keeps the connection busy forever
         conn->busy = true;
         QPointer<QTcpSocket> guard(socket);
         auto respond = [this, guard, conn, answer, close] {
+            {
+                QMutexLocker lock(&m_state->mutex);
+                --m_state->inFlight;
+            }
             if (!guard)
                 return;
             QByteArray out = "HTTP/1.1 " + QByteArray::number(answer.status) + ' ' + reason(answer.status) + "\r\n";
@@ -718,6 +725,12 @@ QList<FakeRequest> FakeForge::requests() const
 {
     QMutexLocker lock(&m_state->mutex);
     return m_state->log;
+}
+
+int FakeForge::maxConcurrentRequests() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->maxInFlight;
 }
 
 qint64 FakeForge::requestCount() const

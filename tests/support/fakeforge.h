@@ -136,6 +136,8 @@ public:
     void clearFaults();
 
     [[nodiscard]] QList<FakeRequest> requests() const;
+    /// The most requests that were received and not yet answered at one time.
+    [[nodiscard]] int maxConcurrentRequests() const;
     [[nodiscard]] qint64 requestCount() const;
     void clearRequests();
 

@@ -372,6 +372,32 @@ private Q_SLOTS:
         QVERIFY(again->alreadyMerged);
     }
 
+    void concurrencyIsBounded()
+    {
+        m_instance = makeForge("concurrency: 4\n");
+        QVERIFY(m_instance);
+        m_fake->setLatency(std::chrono::milliseconds(50));
+        std::vector<std::unique_ptr<AsyncCall<QList<CommitStatus>>>> calls;
+        QEventLoop loop;
+        int done = 0;
+        for (int i = 0; i < 24; ++i) {
+            calls.push_back(forge().statuses(sha(i)));
+            connect(calls.back().get(), &PluginJob::finished, &loop, [&] {
+                if (++done == 24)
+                    loop.quit();
+            });
+            calls.back()->start();
+        }
+        QTimer::singleShot(30000, &loop, &QEventLoop::quit);
+        loop.exec();
+        QCOMPARE(done, 24);
+        for (const auto &c : calls)
+            QVERIFY(c->result());
+        QCOMPARE(m_fake->requestCount(), 24);
+        QVERIFY2(m_fake->maxConcurrentRequests() <= 4, qPrintable(QString::number(m_fake->maxConcurrentRequests())));
+        QVERIFY2(m_fake->maxConcurrentRequests() >= 2, "requests were not sent in parallel");
+    }
+
     void dedicatedCredentialIsTheOnlyOneUsed()
     {
         const QByteArray other = "dedicated-sweeper-token-987654";
