@@ -42,7 +42,8 @@ struct Figures {
     QString engine;
     double enqueuePerSecond = 0;
     double floorPerSecond = 0;
-    double claimCompletePerSecond = 0;
+    double claimCompletePerSecond = 0; // one at a time
+    double batchedPerSecond = 0;       // as the worker claims and completes: up to its concurrency at once
     double threadedPerSecond = 0;
     double target = 0;
 };
@@ -149,25 +150,51 @@ qint64 floorRun(Store &store, const QList<qint64> &jobIds)
     return timer.nsecsElapsed();
 }
 
-// Claims and completes until nothing is claimable; returns how many.
-qint64 drain(JobQueue &queue, const QString &node, const ConcurrencyLimits &limits, QString *failure)
+// Claims and completes until nothing is claimable; returns how many. @p batch 1: one job per
+// call. Otherwise as the worker does with worker.concurrency @p batch: a claim fills the
+// room, and the jobs that ended together are completed and their room refilled in one call.
+qint64 drain(JobQueue &queue, const QString &node, const ConcurrencyLimits &limits, int batch, QString *failure)
 {
     qint64 count = 0;
-    for (;;) {
-        Result<std::optional<JobRecord>> claimed = queue.claimNext(node, limits, QDateTime::currentDateTimeUtc());
-        if (!claimed) {
-            *failure = errorText(claimed.error());
-            return count;
+    if (batch == 1) {
+        for (;;) {
+            Result<std::optional<JobRecord>> claimed = queue.claimNext(node, limits, QDateTime::currentDateTimeUtc());
+            if (!claimed) {
+                *failure = errorText(claimed.error());
+                return count;
+            }
+            if (!claimed->has_value())
+                return count;
+            Result<bool> completed = queue.complete((*claimed)->id, node);
+            if (!completed || !*completed) {
+                *failure = completed ? QStringLiteral("job %1 was lost").arg((*claimed)->id) : errorText(completed.error());
+                return count;
+            }
+            ++count;
         }
-        if (!claimed->has_value())
-            return count;
-        Result<bool> completed = queue.complete((*claimed)->id, node);
-        if (!completed || !*completed) {
-            *failure = completed ? QStringLiteral("job %1 was lost").arg((*claimed)->id) : errorText(completed.error());
-            return count;
-        }
-        ++count;
     }
+    // The worker's way: the first claim fills the room; from then on the jobs that ended
+    // are completed and the room they left refilled in one call.
+    Result<QList<JobRecord>> claimed = queue.claim(node, limits, QDateTime::currentDateTimeUtc(), batch);
+    if (!claimed) {
+        *failure = errorText(claimed.error());
+        return count;
+    }
+    QList<JobRecord> held = *claimed;
+    while (!held.isEmpty()) {
+        QList<qint64> ids;
+        for (const JobRecord &job : std::as_const(held))
+            ids.append(job.id);
+        Result<JobQueue::Turnover> turnover = queue.completeAndClaim(ids, node, limits, QDateTime::currentDateTimeUtc(), batch);
+        if (!turnover || turnover->completed.size() != ids.size()) {
+            *failure = turnover ? QStringLiteral("%1 of %2 jobs were lost").arg(ids.size() - turnover->completed.size()).arg(ids.size())
+                                : errorText(turnover.error());
+            return count;
+        }
+        count += ids.size();
+        held = turnover->claimed;
+    }
+    return count;
 }
 
 void checkAllDone(JobQueue &queue, qint64 expected)
@@ -182,7 +209,7 @@ void checkAllDone(JobQueue &queue, qint64 expected)
                 .arg(counts->value(QStringLiteral("queued"))).arg(counts->value(QStringLiteral("running"))));
 }
 
-Figures measure(const QString &engine, const StoreSettings &settings, int jobs, int threads, double target)
+Figures measure(const QString &engine, const StoreSettings &settings, int jobs, int threads, int batch, double target)
 {
     constexpr int projects = 10;
     Figures figures;
@@ -196,8 +223,8 @@ Figures measure(const QString &engine, const StoreSettings &settings, int jobs, 
     JobQueue queue(store);
     // Room for every thread; one thread never has more than one job running anyway.
     ConcurrencyLimits limits;
-    limits.global = threads * 2;
-    limits.perProjectDefault = threads * 2;
+    limits.global = std::max(threads * 2, batch);
+    limits.perProjectDefault = limits.global;
 
     const QList<qint64> taskIds = createTasks(store, jobs, projects);
     QList<qint64> jobIds;
@@ -207,14 +234,25 @@ Figures measure(const QString &engine, const StoreSettings &settings, int jobs, 
     QString failure;
     QElapsedTimer timer;
     timer.start();
-    const qint64 drained = drain(queue, QStringLiteral("bench-node"), limits, &failure);
-    const qint64 nsecs = timer.nsecsElapsed();
+    qint64 drained = drain(queue, QStringLiteral("bench-node"), limits, 1, &failure);
+    qint64 nsecs = timer.nsecsElapsed();
     if (!failure.isEmpty())
         die(failure);
     if (drained != jobs)
         die(QStringLiteral("claimed %1 of %2 jobs").arg(drained).arg(jobs));
     figures.claimCompletePerSecond = perSecond(jobs, nsecs);
     checkAllDone(queue, jobs);
+
+    enqueueAll(queue, taskIds, projects, QStringLiteral("testing"), nullptr);
+    timer.restart();
+    drained = drain(queue, QStringLiteral("bench-node"), limits, batch, &failure);
+    nsecs = timer.nsecsElapsed();
+    if (!failure.isEmpty())
+        die(failure);
+    if (drained != jobs)
+        die(QStringLiteral("claimed %1 of %2 jobs in batches").arg(drained).arg(jobs));
+    figures.batchedPerSecond = perSecond(jobs, nsecs);
+    checkAllDone(queue, qint64(jobs) * 2);
 
     // Several claimers at once, over two Stores (two nodes). Not a target: what contention costs.
     auto second = Store::open(settings);
@@ -229,7 +267,7 @@ Figures measure(const QString &engine, const StoreSettings &settings, int jobs, 
     for (int t = 0; t < threads; ++t) {
         workers.emplace_back([&, t] {
             JobQueue &q = t % 2 == 0 ? queue : otherQueue;
-            total += drain(q, QStringLiteral("bench-node-%1").arg(t % 2), limits, &failures[t]);
+            total += drain(q, QStringLiteral("bench-node-%1").arg(t % 2), limits, 1, &failures[t]);
         });
     }
     for (std::thread &worker : workers)
@@ -242,7 +280,7 @@ Figures measure(const QString &engine, const StoreSettings &settings, int jobs, 
     if (total != jobs)
         die(QStringLiteral("%1 threads claimed %2 of %3 jobs").arg(threads).arg(total.load()).arg(jobs));
     figures.threadedPerSecond = perSecond(jobs, threadedNsecs);
-    checkAllDone(queue, qint64(jobs) * 2);
+    checkAllDone(queue, qint64(jobs) * 3);
     return figures;
 }
 
@@ -273,13 +311,18 @@ int main(int argc, char *argv[])
                                            QStringLiteral("n"), QStringLiteral("4"));
     const QCommandLineOption engineOption(QStringLiteral("engine"), QStringLiteral("sqlite, postgresql or all (default)."),
                                           QStringLiteral("engine"), QStringLiteral("all"));
-    parser.addOptions({jobsOption, threadsOption, engineOption});
+    const QCommandLineOption batchOption(QStringLiteral("batch"),
+                                         QStringLiteral("Jobs claimed and completed per call in the batched run, as a worker "
+                                                        "with this worker.concurrency does (default 4, the default)."),
+                                         QStringLiteral("n"), QStringLiteral("4"));
+    parser.addOptions({jobsOption, threadsOption, engineOption, batchOption});
     parser.process(app);
     const int jobs = parser.value(jobsOption).toInt();
     const int threads = parser.value(threadsOption).toInt();
     const QString engine = parser.value(engineOption);
-    if (jobs <= 0 || threads <= 0)
-        die(QStringLiteral("--jobs and --threads need positive numbers"));
+    const int batch = parser.value(batchOption).toInt();
+    if (jobs <= 0 || threads <= 0 || batch <= 0)
+        die(QStringLiteral("--jobs, --threads and --batch need positive numbers"));
     // The store's per-connection info lines would drown the table.
     QLoggingCategory::setFilterRules(QStringLiteral("sluice.*.info=false\nsluice.*.debug=false"));
 
@@ -290,7 +333,7 @@ int main(int argc, char *argv[])
         settings.driver = StoreSettings::Driver::Sqlite;
         settings.sqlitePath = tmp.filePath(QStringLiteral("bench.db"));
         settings.busyTimeoutMs = 60000;
-        results.append(measure(QStringLiteral("sqlite"), settings, jobs, threads, 10000));
+        results.append(measure(QStringLiteral("sqlite"), settings, jobs, threads, batch, 10000));
     }
 
     QString pgDatabase;
@@ -320,22 +363,24 @@ int main(int argc, char *argv[])
             settings.port = server.value(QStringLiteral("port")).toInt();
             settings.user = server.value(QStringLiteral("user"));
             settings.database = pgDatabase;
-            results.append(measure(QStringLiteral("postgresql"), settings, jobs, threads, 2000));
+            results.append(measure(QStringLiteral("postgresql"), settings, jobs, threads, batch, 2000));
         }
     }
 
-    std::printf("\nsluice job queue: %d jobs per run, %u cores; floor = one bare UPDATE per job\n", jobs,
-                std::thread::hardware_concurrency());
-    std::printf("%-11s %12s %12s %15s %10s %9s %7s %16s\n", "engine", "enqueue/s", "floor/s", "claim+complete/s",
+    std::printf("\nsluice job queue: %d jobs per run, %u cores; floor = one bare UPDATE per job, in its own transaction\n",
+                jobs, std::thread::hardware_concurrency());
+    std::printf("one/s: claim+complete one job per call; batch/s: up to %d per call, as a worker with "
+                "worker.concurrency %d claims and completes (the target applies to this)\n", batch, batch);
+    std::printf("%-11s %10s %10s %10s %10s %9s %9s %7s %14s\n", "engine", "enqueue/s", "floor/s", "one/s", "batch/s",
                 "x_floor", "target", "result", QStringLiteral("%1 threads/s").arg(threads).toUtf8().constData());
     bool missed = false;
     for (const Figures &f : results) {
-        const bool pass = f.claimCompletePerSecond >= f.target;
+        const bool pass = f.batchedPerSecond >= f.target;
         missed = missed || !pass;
-        // x_floor: how many floor writes one claim+complete costs.
-        std::printf("%-11s %12.0f %12.0f %15.0f %10.2f %9.0f %7s %16.0f\n", qPrintable(f.engine), f.enqueuePerSecond,
-                    f.floorPerSecond, f.claimCompletePerSecond, f.floorPerSecond / f.claimCompletePerSecond, f.target,
-                    pass ? "PASS" : "MISS", f.threadedPerSecond);
+        // x_floor: the batched rate against the floor (above 1: cheaper per job than one bare write).
+        std::printf("%-11s %10.0f %10.0f %10.0f %10.0f %9.2f %9.0f %7s %14.0f\n", qPrintable(f.engine), f.enqueuePerSecond,
+                    f.floorPerSecond, f.claimCompletePerSecond, f.batchedPerSecond, f.batchedPerSecond / f.floorPerSecond,
+                    f.target, pass ? "PASS" : "MISS", f.threadedPerSecond);
     }
 
     if (!pgDatabase.isEmpty()) {

@@ -65,7 +65,7 @@ private Q_SLOTS:
     void initTestCase();
     void cleanup();
     void drivesAProjectOverHttpAndCli();
-    void sigtermDuringWorkThenRecovery();
+    void sigtermStopsRunningWorkAndGivesItBack();
 
 private:
     bool startDaemon();
@@ -73,6 +73,7 @@ private:
                   const QList<QPair<QByteArray, QByteArray>> &headers = {});
     QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
     int eventRows();
+    qint64 waitForStagePid(qint64 taskId);
 
     Test::PluginDirectory m_plugins;
     Test::TemporaryConfig m_config;
@@ -124,7 +125,11 @@ stages:
     run: sleepy
   - name: done
 instances:
-  sleepy: {plugin: test-stage, settings: {role: r, delay: 2m}}
+  sleepy:
+    plugin: command
+    settings:
+      command: [/bin/sh, -c, "echo $$ > {artifacts}/stage.pid; exec sleep 300"]
+      kill_grace: 2s
 )");
 }
 
@@ -273,35 +278,84 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QVERIFY(m_log.contains("stopping: signal 15"));
 }
 
-void tst_Daemon::sigtermDuringWorkThenRecovery()
+qint64 tst_Daemon::waitForStagePid(qint64 taskId)
+{
+    const QString pidFile = m_config.path() + QStringLiteral("/state/artifacts/slow/task-%1/stage.pid").arg(taskId);
+    qint64 pid = 0;
+    QDeadlineTimer deadline(20000);
+    while (pid <= 0 && !deadline.hasExpired()) {
+        QFile file(pidFile);
+        if (file.open(QIODevice::ReadOnly))
+            pid = file.readAll().trimmed().toLongLong();
+        if (pid <= 0)
+            QTest::qWait(50);
+    }
+    QFile::remove(pidFile); // the next run writes its own
+    return pid;
+}
+
+static bool processAlive(qint64 pid)
+{
+    // A zombie has no cmdline; it is not running any more.
+    QFile cmdline(QStringLiteral("/proc/%1/cmdline").arg(pid));
+    return cmdline.open(QIODevice::ReadOnly) && !cmdline.readAll().isEmpty();
+}
+
+void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
 {
     QVERIFY(startDaemon());
     const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
                             QStringLiteral("slow"), QStringLiteral("--title"), QStringLiteral("Takes a while"), QStringLiteral("--json")});
     QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
     const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
-    QTRY_COMPARE_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size(), 1, 20000);
+    const qint64 stagePid = waitForStagePid(id);
+    QVERIFY2(stagePid > 0, m_log.constData());
+    QVERIFY(processAlive(stagePid));
 
-    // SIGTERM in the middle of the stage: the daemon exits promptly and cleanly; the job is
-    // left "running" in the store for the next start to recover.
+    // SIGTERM in the middle of the stage: the daemon stops the stage's process group, gives
+    // the job back without counting the attempt, and exits cleanly. Nothing keeps working on
+    // the task while no sluice watches it.
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
-    QVERIFY(m_daemon.waitForFinished(10000));
+    QVERIFY(m_daemon.waitForFinished(15000));
     QCOMPARE(m_daemon.exitCode(), 0);
-    const Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
-    const QJsonObject counts = QJsonDocument::fromJson(queue.out.toUtf8()).object().value(QLatin1String("counts")).toObject();
-    QCOMPARE(counts.value(QLatin1String("running")).toInt(), 1);
+    QVERIFY2(m_log.contains("given back to the queue (attempt not counted)"), m_log.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(!processAlive(stagePid), 5000);
+    Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    QJsonObject report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("running")).toInt(), 0);
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("queued")).toInt(), 1);
+    const QJsonObject given = report.value(QLatin1String("recent")).toArray().first().toObject();
+    QCOMPARE(given.value(QLatin1String("attempts")).toInt(), 0);
 
-    // The next start requeues it before the worker starts, and the worker claims it again.
+    // The next start has nothing to recover and runs the job again as its first attempt.
+    QVERIFY(startDaemon());
+    QVERIFY2(!m_log.contains("interrupted by the last stop"), m_log.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
+    QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
+    QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
+    QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 1);
+
+    // A crash is not a graceful stop: the next start recovers the job it left running and
+    // counts the interrupted attempt, so a job that brings its node down cannot loop forever.
+    const qint64 secondPid = waitForStagePid(id);
+    QVERIFY(secondPid > 0);
+    ::kill(pid_t(m_daemon.processId()), SIGKILL);
+    QVERIFY(m_daemon.waitForFinished(10000));
+    ::kill(pid_t(secondPid), SIGKILL); // the orphan of the crash (the reaper's business, not this test's)
+    queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
+    QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("running")).toInt(), 1);
     QVERIFY(startDaemon());
     QVERIFY2(m_log.contains("requeued 1 job(s) interrupted by the last stop of node test-node"), m_log.constData());
     QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
-    const QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
-    QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
+    job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
     QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 2);
     const QJsonArray history = task(id).value(QLatin1String("history")).toArray();
     QCOMPARE(history.first().toObject().value(QLatin1String("action")).toString(), QStringLiteral("submit"));
+    const qint64 thirdPid = waitForStagePid(id);
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
-    QVERIFY(m_daemon.waitForFinished(10000));
+    QVERIFY(m_daemon.waitForFinished(15000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processAlive(thirdPid), 5000);
 }
 
 QTEST_GUILESS_MAIN(tst_Daemon)

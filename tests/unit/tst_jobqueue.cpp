@@ -132,6 +132,10 @@ private Q_SLOTS:
     void globalAndProjectLimits_data() { addEngines(); }
     void globalAndProjectLimits();
     void claimStormRespectsLimits_data() { addEngines(); }
+    void batchClaimSkipsProjectsAtTheirLimit();
+    void batchClaimSkipsProjectsAtTheirLimit_data() { addEngines(); }
+    void releaseGivesTheAttemptBack();
+    void releaseGivesTheAttemptBack_data() { addEngines(); }
     void claimStormRespectsLimits();
     void recoverRunningTouchesOnlyThisNode_data() { addEngines(); }
     void recoverRunningTouchesOnlyThisNode();
@@ -143,7 +147,8 @@ private:
     static void addEngines();
     [[nodiscard]] bool makeSettings(const QString &engine, StoreSettings *settings);
     /// Creates @p count tasks of @p project (branches b0..bN) and returns their ids.
-    [[nodiscard]] static QList<qint64> makeTasks(TaskStore &tasks, const QString &project, int count);
+    [[nodiscard]] static QList<qint64> makeTasks(TaskStore &tasks, const QString &project, int count,
+                                                  const QString &branchPrefix = QStringLiteral("b"));
 
     std::unique_ptr<QTemporaryDir> m_tmp;
     Test::TestDatabases m_databases{QStringLiteral("sluice_jq")};
@@ -191,13 +196,13 @@ bool tst_JobQueue::makeSettings(const QString &engine, StoreSettings *settings)
     return true;
 }
 
-QList<qint64> tst_JobQueue::makeTasks(TaskStore &tasks, const QString &project, int count)
+QList<qint64> tst_JobQueue::makeTasks(TaskStore &tasks, const QString &project, int count, const QString &branchPrefix)
 {
     QList<qint64> ids;
     for (int i = 0; i < count; ++i) {
         NewTask task;
         task.project = project;
-        task.branch = QStringLiteral("b%1").arg(i);
+        task.branch = branchPrefix + QString::number(i);
         task.stage = QStringLiteral("development");
         auto id = tasks.create(task);
         if (!id) {
@@ -637,27 +642,146 @@ void tst_JobQueue::globalAndProjectLimits()
     QVERIFY(*completed);
     CLAIM(a3, queue, QStringLiteral("node-a"), limits, now);
     QCOMPARE(a3.id, jobs[QStringLiteral("a")][2]);
-    // Other nodes' running jobs count too: the limits are for the whole database.
-    none = queue.claimNext(QStringLiteral("node-b"), limits, now);
-    VERIFY_OK(none);
-    QVERIFY(!none->has_value());
-
-    // A higher limit for c lets c1 run once the global limit allows.
+    // The limits are per node: node-a runs a2, b2, a3, and node-b is not held back by them.
     limits.perProject.insert(QStringLiteral("c"), 1);
     limits.global = 3;
-    none = queue.claimNext(QStringLiteral("node-b"), limits, now);
+    none = queue.claimNext(QStringLiteral("node-a"), limits, now);
     VERIFY_OK(none);
-    QVERIFY(!none->has_value()); // 3 running: a2, b2, a3
-    limits.global = 4;
+    QVERIFY(!none->has_value()); // node-a: 3 running, its limit
     CLAIM(c1, queue, QStringLiteral("node-b"), limits, now);
     QCOMPARE(c1.id, jobs[QStringLiteral("c")][0]);
+
+    // Project a runs 2 on node-a, at its limit there; node-b may run 2 of its own.
+    const QList<qint64> moreA = makeTasks(tasks, QStringLiteral("a"), 3, QStringLiteral("more-"));
+    QCOMPARE(moreA.size(), 3);
+    QList<qint64> moreAJobs;
+    for (qint64 taskId : moreA) {
+        auto id = queue.enqueue(newJob(taskId, QStringLiteral("a")));
+        VERIFY_OK(id);
+        moreAJobs.append(**id);
+    }
+    none = queue.claimNext(QStringLiteral("node-a"), limits, now);
+    VERIFY_OK(none);
+    QVERIFY(!none->has_value());
+    auto batch = queue.claim(QStringLiteral("node-b"), limits, now, 10);
+    VERIFY_OK(batch);
+    QCOMPARE(batch->size(), 2); // node-b: c1 + two of a = its limit of 3
+    QCOMPARE(batch->at(0).id, moreAJobs.at(0));
+    QCOMPARE(batch->at(1).id, moreAJobs.at(1));
+    for (const JobRecord &job : std::as_const(*batch)) {
+        QCOMPARE(job.status, QStringLiteral("running"));
+        QCOMPARE(job.claimedBy, QStringLiteral("node-b"));
+        QCOMPARE(job.attempts, 1);
+    }
 
     // A global limit of 0 claims nothing at all.
     VERIFY_OK(queue.enqueue(newJob(0, QStringLiteral("d"))));
     limits.global = 0;
-    none = queue.claimNext(QStringLiteral("node-b"), limits, now);
+    none = queue.claimNext(QStringLiteral("node-c"), limits, now);
     VERIFY_OK(none);
     QVERIFY(!none->has_value());
+}
+
+void tst_JobQueue::batchClaimSkipsProjectsAtTheirLimit()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine);
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    TaskStore tasks(**store);
+    JobQueue queue(**store);
+
+    // The head of the queue is five jobs of project a (limit 1), then two of b and one of c:
+    // one batch must take a1, b1, b2 and c1, reading past a's jobs, and stop at the global
+    // limit; completing them in one call finishes exactly those.
+    QHash<QString, QList<qint64>> jobs;
+    for (const auto &[project, count] : {std::pair{"a", 5}, std::pair{"b", 2}, std::pair{"c", 3}}) {
+        for (qint64 taskId : makeTasks(tasks, QLatin1String(project), count)) {
+            auto id = queue.enqueue(newJob(taskId, QLatin1String(project)));
+            VERIFY_OK(id);
+            jobs[QLatin1String(project)].append(**id);
+        }
+    }
+    ConcurrencyLimits limits;
+    limits.global = 4;
+    limits.perProjectDefault = 2;
+    limits.perProject.insert(QStringLiteral("a"), 1);
+    const QDateTime now = at(QDateTime::currentMSecsSinceEpoch() + 1000);
+    auto batch = queue.claim(QStringLiteral("node-a"), limits, now, 100);
+    VERIFY_OK(batch);
+    QList<qint64> ids;
+    for (const JobRecord &job : std::as_const(*batch))
+        ids.append(job.id);
+    QCOMPARE(ids, (QList<qint64>{jobs[QStringLiteral("a")][0], jobs[QStringLiteral("b")][0], jobs[QStringLiteral("b")][1],
+                                 jobs[QStringLiteral("c")][0]}));
+    auto more = queue.claim(QStringLiteral("node-a"), limits, now, 100);
+    VERIFY_OK(more);
+    QVERIFY(more->isEmpty());
+
+    // Completing several at once: only the ones running on this node are completed.
+    auto completed = queue.complete(QList<qint64>{ids[0], ids[1], jobs[QStringLiteral("a")][1]}, QStringLiteral("node-a"));
+    VERIFY_OK(completed);
+    QCOMPARE(*completed, (QList<qint64>{ids[0], ids[1]}));
+    auto notMine = queue.complete(QList<qint64>{ids[2]}, QStringLiteral("node-b"));
+    VERIFY_OK(notMine);
+    QVERIFY(notMine->isEmpty());
+    // Room again for one of a and one of c.
+    more = queue.claim(QStringLiteral("node-a"), limits, now, 100);
+    VERIFY_OK(more);
+    QCOMPARE(more->size(), 2);
+    QCOMPARE(more->at(0).id, jobs[QStringLiteral("a")][1]);
+    QCOMPARE(more->at(1).id, jobs[QStringLiteral("c")][1]);
+
+    // The worker's turnover: completing a's job and c1 makes room for a3 and c3 (a job of
+    // another node in the list is left alone) in the same call.
+    auto turnover = queue.completeAndClaim(QList<qint64>{jobs[QStringLiteral("a")][1], ids[3], 999999},
+                                           QStringLiteral("node-a"), limits, now, 100);
+    VERIFY_OK(turnover);
+    QCOMPARE(turnover->completed, (QList<qint64>{jobs[QStringLiteral("a")][1], ids[3]}));
+    QCOMPARE(turnover->claimed.size(), 2);
+    QCOMPARE(turnover->claimed.at(0).id, jobs[QStringLiteral("a")][2]);
+    QCOMPARE(turnover->claimed.at(1).id, jobs[QStringLiteral("c")][2]);
+    // Without room nothing is claimed, only completed.
+    turnover = queue.completeAndClaim(QList<qint64>{ids[2]}, QStringLiteral("node-a"), limits, now, 0);
+    VERIFY_OK(turnover);
+    QCOMPARE(turnover->completed, (QList<qint64>{ids[2]}));
+    QVERIFY(turnover->claimed.isEmpty());
+    auto counts = queue.countsByStatus();
+    VERIFY_OK(counts);
+    QCOMPARE(counts->value(QStringLiteral("running")), 3); // c2, a3, c3
+    QCOMPARE(counts->value(QStringLiteral("done")), 5);
+}
+
+void tst_JobQueue::releaseGivesTheAttemptBack()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine);
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    TaskStore tasks(**store);
+    JobQueue queue(**store);
+    const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("p"), 1);
+    auto id = queue.enqueue(newJob(taskIds.first(), QStringLiteral("p")));
+    VERIFY_OK(id);
+    ConcurrencyLimits limits;
+    const QDateTime now = at(QDateTime::currentMSecsSinceEpoch() + 1000);
+    CLAIM(job, queue, QStringLiteral("node-a"), limits, now);
+    QCOMPARE(job.attempts, 1);
+    // Only the claiming node can give it back.
+    auto released = queue.release(job.id, QStringLiteral("node-b"), QStringLiteral("not mine"));
+    VERIFY_OK(released);
+    QVERIFY(!*released);
+    released = queue.release(job.id, QStringLiteral("node-a"), QStringLiteral("interrupted: sluice stopped"));
+    VERIFY_OK(released);
+    QVERIFY(*released);
+    auto record = queue.job(job.id);
+    VERIFY_OK(record);
+    QCOMPARE((*record)->status, QStringLiteral("queued"));
+    QCOMPARE((*record)->attempts, 0);
+    QCOMPARE((*record)->lastError, QStringLiteral("interrupted: sluice stopped"));
+    CLAIM(again, queue, QStringLiteral("node-a"), limits, now);
+    QCOMPARE(again.id, job.id);
+    QCOMPARE(again.attempts, 1);
 }
 
 void tst_JobQueue::claimStormRespectsLimits()
@@ -733,35 +857,43 @@ void tst_JobQueue::claimStormRespectsLimits()
                 }
                 QString failure;
                 QList<QVariantList> rows = select(
-                    *db, QStringLiteral("SELECT project, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY project"),
+                    *db, QStringLiteral("SELECT claimed_by, project, COUNT(*) FROM jobs WHERE status = 'running' "
+                                        "GROUP BY claimed_by, project"),
                     &failure);
                 if (!failure.isEmpty())
                     failWith(failure);
                 return rows;
             };
-            // Claims one job; records and checks it. False when refused or failed.
+            // Claims one job (half the threads a batch of up to three); records and checks
+            // them. False when refused or failed.
             const auto claimOne = [&](QList<qint64> *held) {
-                auto claimed = queue.claimNext(node, limits, QDateTime::currentDateTimeUtc().addSecs(1));
+                auto claimed = queue.claim(node, limits, QDateTime::currentDateTimeUtc().addSecs(1), t % 4 >= 2 ? 3 : 1);
                 if (!claimed) {
                     failWith(errorText(claimed.error()));
                     return false;
                 }
-                if (!claimed->has_value())
+                if (claimed->isEmpty())
                     return false;
-                held->append((*claimed)->id);
+                for (const JobRecord &job : std::as_const(*claimed))
+                    held->append(job.id);
                 const QList<QVariantList> rows = runningCounts();
                 std::lock_guard lock(mutex);
-                claimedIds.append((*claimed)->id);
-                int running = 0;
+                for (const JobRecord &job : std::as_const(*claimed))
+                    claimedIds.append(job.id);
+                QHash<QString, int> runningOnNode;
                 for (const QVariantList &row : rows) {
-                    const QString project = row.at(0).toString();
-                    const int count = row.at(1).toInt();
-                    running += count;
+                    const QString onNode = row.at(0).toString();
+                    const QString project = row.at(1).toString();
+                    const int count = row.at(2).toInt();
+                    runningOnNode[onNode] += count;
                     if (count > limits.limitFor(project))
-                        violations << QStringLiteral("%1 running in %2 (limit %3)").arg(count).arg(project).arg(limits.limitFor(project));
+                        violations << QStringLiteral("%1 running in %2 on %3 (limit %4)")
+                                          .arg(count).arg(project, onNode).arg(limits.limitFor(project));
                 }
-                if (running > limits.global)
-                    violations << QStringLiteral("%1 running in total (limit %2)").arg(running).arg(limits.global);
+                for (auto it = runningOnNode.cbegin(); it != runningOnNode.cend(); ++it) {
+                    if (it.value() > limits.global)
+                        violations << QStringLiteral("%1 running on %2 (limit %3)").arg(it.value()).arg(it.key()).arg(limits.global);
+                }
                 return true;
             };
 
@@ -801,13 +933,14 @@ void tst_JobQueue::claimStormRespectsLimits()
 
     QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
     QVERIFY2(violations.isEmpty(), qPrintable(violations.mid(0, 10).join(QLatin1Char('\n'))));
-    // Phase 1 filled the global limit exactly, each project within its own.
-    int runningAfterPhase1 = 0;
+    // Phase 1 filled each node's global limit exactly, each project within its own.
+    QHash<QString, int> runningAfterPhase1;
     for (const QVariantList &row : std::as_const(afterPhase1)) {
-        runningAfterPhase1 += row.at(1).toInt();
-        QVERIFY(row.at(1).toInt() <= limits.limitFor(row.at(0).toString()));
+        runningAfterPhase1[row.at(0).toString()] += row.at(2).toInt();
+        QVERIFY(row.at(2).toInt() <= limits.limitFor(row.at(1).toString()));
     }
-    QCOMPARE(runningAfterPhase1, limits.global);
+    QCOMPARE(runningAfterPhase1.value(QStringLiteral("node-a")), limits.global);
+    QCOMPARE(runningAfterPhase1.value(QStringLiteral("node-b")), limits.global);
     // Every job claimed exactly once, by one of the nodes, and done.
     QCOMPARE(int(claimedIds.size()), total);
     QCOMPARE(QSet<qint64>(claimedIds.cbegin(), claimedIds.cend()), enqueued);

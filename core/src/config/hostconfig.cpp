@@ -76,6 +76,7 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     const QVariantMap worker = v.value(QStringLiteral("worker")).toMap();
     c.workerConcurrency = int(worker.value(QStringLiteral("concurrency")).toLongLong());
     c.pollIntervalMs = worker.value(QStringLiteral("poll_interval")).toLongLong();
+    c.stopTimeoutMs = worker.value(QStringLiteral("stop_timeout")).toLongLong();
     const QVariantMap http = v.value(QStringLiteral("http")).toMap();
     c.httpEnabled = http.value(QStringLiteral("enabled")).toBool();
     c.httpAddress = http.value(QStringLiteral("address")).toString();

@@ -25,6 +25,7 @@ struct SLUICE_EXPORT HostConfig {
     QString loggingRules;
     int workerConcurrency = 4;
     qint64 pollIntervalMs = 2000;
+    qint64 stopTimeoutMs = 120000;
     bool httpEnabled = true;
     QString httpAddress;
     int httpPort = 8420;

@@ -165,9 +165,31 @@ void Daemon::stop(const QString &why)
     if (m_http)
         m_http->close();
     m_heartbeat.stop();
-    if (m_worker && m_worker->runningCount() > 0)
-        qCInfo(lcDaemon).noquote() << m_worker->runningCount()
-                                   << "job(s) still running; they are recovered at the next start";
+    if (!m_worker || m_worker->runningCount() == 0) {
+        finishStop();
+        return;
+    }
+    // Running agents and commands are stopped (process group TERM, then KILL after their
+    // grace) and their jobs given back, attempt not counted: nothing keeps working on a
+    // task while no sluice watches it, and the next start does not run a second agent.
+    qCInfo(lcDaemon).noquote() << "stopping" << m_worker->runningCount() << "running job(s); waiting up to"
+                               << m_host.config().stopTimeoutMs / 1000 << "s";
+    m_systemd->status(QStringLiteral("stopping %1 running job(s)").arg(m_worker->runningCount()));
+    connect(m_worker.get(), &Worker::drained, this, &Daemon::finishStop, Qt::UniqueConnection);
+    QTimer::singleShot(int(std::min<qint64>(m_host.config().stopTimeoutMs, std::numeric_limits<int>::max())), this, [this] {
+        if (m_worker && m_worker->runningCount() > 0)
+            qCWarning(lcDaemon).noquote() << m_worker->runningCount()
+                                          << "job(s) did not end in time; they are recovered at the next start";
+        finishStop();
+    });
+    m_worker->shutdown();
+}
+
+void Daemon::finishStop()
+{
+    if (m_finished)
+        return;
+    m_finished = true;
     Q_EMIT stopped();
 }
 

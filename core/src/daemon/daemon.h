@@ -56,6 +56,7 @@ private:
     QByteArray renderMetrics();
     void countWebhook(const QString &result);
     void checkIdle();
+    void finishStop();
 
     HostRuntime &m_host;
     Options m_options;
@@ -70,6 +71,7 @@ private:
     int m_idleTicks = 0;
     bool m_ready = false;
     bool m_stopping = false;
+    bool m_finished = false;
     QElapsedTimer m_uptime;
 };
 

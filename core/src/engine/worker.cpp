@@ -17,6 +17,7 @@ struct Worker::Run {
     std::unique_ptr<StageRun> stageRun;
     QTimer deadline;
     bool timedOut = false;
+    bool interrupted = false; // cancelled by shutdown(): the job goes back to the queue
 };
 
 Worker::Worker(Engine &engine, QObject *parent)
@@ -25,6 +26,9 @@ Worker::Worker(Engine &engine, QObject *parent)
 {
     m_poll.setInterval(2000);
     connect(&m_poll, &QTimer::timeout, this, &Worker::drain);
+    m_flush.setSingleShot(true);
+    m_flush.setInterval(0);
+    connect(&m_flush, &QTimer::timeout, this, &Worker::flushCompletions);
     connect(&m_engine, &Engine::jobEnqueued, this, [this] {
         if (m_started)
             QTimer::singleShot(0, this, &Worker::drain);
@@ -70,6 +74,27 @@ void Worker::stop()
     m_poll.stop();
 }
 
+void Worker::shutdown()
+{
+    stop();
+    m_shuttingDown = true;
+    for (const auto &run : std::as_const(m_runs)) {
+        if (!run->stageRun || run->interrupted)
+            continue;
+        qCInfo(lcWorker).noquote() << "job" << run->job.id << "of task" << run->job.taskId
+                                   << "interrupted by the shutdown; stopping its run";
+        run->interrupted = true;
+        run->stageRun->cancel();
+    }
+    checkDrained();
+}
+
+void Worker::checkDrained()
+{
+    if (m_shuttingDown && m_runs.isEmpty() && m_completions.isEmpty())
+        QTimer::singleShot(0, this, &Worker::drained);
+}
+
 QList<Worker::Running> Worker::running() const
 {
     QList<Running> out;
@@ -83,19 +108,89 @@ void Worker::drain()
     if (!m_started || m_draining)
         return;
     m_draining = true;
-    const ConcurrencyLimits l = limits();
-    // Only this node's own running jobs count against what it may still start.
+    // Only this node's own running jobs count against what it may still start; one claim
+    // transaction takes as many jobs as there is room for.
     while (m_started && int(m_runs.size()) < m_globalLimit) {
-        auto claimed = m_engine.jobs().claimNext(m_engine.node(), l, QDateTime::currentDateTimeUtc());
+        auto claimed = m_engine.jobs().claim(m_engine.node(), limits(), QDateTime::currentDateTimeUtc(),
+                                             m_globalLimit - int(m_runs.size()));
         if (!claimed) {
             qCWarning(lcWorker).noquote() << "cannot claim jobs:" << claimed.error().toString();
             break;
         }
-        if (!*claimed)
+        if (claimed->isEmpty())
             break;
-        execute(**claimed);
+        for (const JobRecord &job : std::as_const(*claimed))
+            execute(job);
     }
     m_draining = false;
+}
+
+void Worker::completeLater(const JobRecord &job, Followup followup, const QString &summary)
+{
+    m_completions.append(Completion{job, followup, summary});
+    m_flush.start();
+}
+
+void Worker::flushCompletions()
+{
+    if (m_completions.isEmpty())
+        return;
+    QList<qint64> ids;
+    for (const Completion &completion : std::as_const(m_completions))
+        ids.append(completion.job.id);
+    // The room these jobs leave is filled in the same transaction.
+    const int room = m_started ? m_globalLimit - int(m_runs.size()) : 0;
+    auto turnover = m_engine.jobs().completeAndClaim(ids, m_engine.node(), limits(), QDateTime::currentDateTimeUtc(), room);
+    const Result<QList<qint64>> completed = turnover ? Result<QList<qint64>>(turnover->completed)
+                                                    : Result<QList<qint64>>(std::unexpected(turnover.error()));
+    if (!completed) {
+        // The jobs stay running in the store; nothing follows until the store has them done.
+        qCWarning(lcWorker).noquote() << "cannot record" << ids.size() << "completed job(s), retrying in 1 s:"
+                                      << completed.error().toString();
+        m_flush.start(1000);
+        return;
+    }
+    m_flush.setInterval(0);
+    const QList<Completion> batch = std::exchange(m_completions, {});
+    for (const Completion &completion : batch) {
+        const JobRecord &job = completion.job;
+        const bool won = completed->contains(job.id);
+        switch (completion.followup) {
+        case Followup::Stale:
+            Q_EMIT jobFinished(job.id, QStringLiteral("stale"));
+            break;
+        case Followup::Advance:
+            if (!won) {
+                qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
+                Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
+                break;
+            }
+            if (!completion.summary.isEmpty())
+                qCInfo(lcWorker).noquote() << "job" << job.id << "completed:" << completion.summary;
+            Q_EMIT jobFinished(job.id, QStringLiteral("completed"));
+            // The gates, not the exit code, decide whether the task leaves the stage.
+            m_engine.advance(job.taskId, job.stage,
+                             job.kind == QLatin1String("advance")
+                                 ? QStringLiteral("job %1 entered passive stage %2").arg(job.id).arg(job.stage)
+                                 : QStringLiteral("job %1 completed stage %2").arg(job.id).arg(job.stage));
+            break;
+        case Followup::Wait:
+            qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << completion.summary;
+            if (won) {
+                (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"),
+                                                        job.project, job.taskId,
+                                                        QJsonObject{{QStringLiteral("stage"), job.stage},
+                                                                    {QStringLiteral("summary"), completion.summary}}});
+            }
+            Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
+            break;
+        }
+    }
+    for (const JobRecord &job : std::as_const(turnover->claimed))
+        execute(job);
+    checkDrained();
+    if (m_started)
+        drain();
 }
 
 void Worker::execute(const JobRecord &job)
@@ -118,19 +213,15 @@ void Worker::execute(const JobRecord &job)
         const QString why = *task ? QStringLiteral("task %1 is %2 in stage %3").arg(job.taskId).arg((*task)->status, (*task)->stage)
                                   : QStringLiteral("task %1 is gone").arg(job.taskId);
         qCInfo(lcWorker).noquote() << "job" << job.id << "is stale:" << why;
-        (void)m_engine.jobs().complete(job.id, m_engine.node());
         m_runs.remove(job.id);
-        Q_EMIT jobFinished(job.id, QStringLiteral("stale"));
+        completeLater(job, Followup::Stale);
         return;
     }
     const TaskRecord &record = **task;
     if (job.kind == QLatin1String("advance")) {
         // A passive stage's checkpoint: no plugin runs, the gates decide.
         m_runs.remove(job.id);
-        auto won = m_engine.jobs().complete(job.id, m_engine.node());
-        if (won && *won)
-            m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 entered passive stage %2").arg(job.id).arg(job.stage));
-        Q_EMIT jobFinished(job.id, won && *won ? QStringLiteral("completed") : QStringLiteral("lost"));
+        completeLater(job, Followup::Advance);
         return;
     }
     const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
@@ -228,34 +319,30 @@ void Worker::conclude(qint64 jobId)
         outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt, QStringLiteral("stage run did not finish"), {}};
 
     const JobRecord &job = run->job;
+    if (run->interrupted) {
+        // Stopped by shutdown(), whatever the run reported: the job did nothing wrong.
+        auto released = m_engine.jobs().release(job.id, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        if (!released)
+            qCWarning(lcWorker).noquote() << "cannot give job" << job.id << "back; startup recovery will -"
+                                          << released.error().toString();
+        else
+            qCInfo(lcWorker).noquote() << "job" << job.id << "given back to the queue (attempt not counted)";
+        Q_EMIT jobFinished(job.id, QStringLiteral("interrupted"));
+        checkDrained();
+        return;
+    }
     switch (outcome.status) {
-    case StageOutcome::Status::Completed: {
-        auto won = m_engine.jobs().complete(job.id, m_engine.node());
-        if (!won || !*won) {
-            qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
-            Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
-            return;
-        }
-        qCInfo(lcWorker).noquote() << "job" << job.id << "completed:" << outcome.summary;
-        Q_EMIT jobFinished(job.id, QStringLiteral("completed"));
-        // The gates, not the exit code, decide whether the task leaves the stage.
-        m_engine.advance(job.taskId, job.stage, QStringLiteral("job %1 completed stage %2").arg(job.id).arg(job.stage));
+    case StageOutcome::Status::Completed:
+        completeLater(job, Followup::Advance, outcome.summary);
         break;
-    }
-    case StageOutcome::Status::Waiting: {
-        (void)m_engine.jobs().complete(job.id, m_engine.node());
-        qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << outcome.summary;
-        if (auto task = m_engine.tasks().task(job.taskId); task && *task)
-            (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), job.project,
-                                                    job.taskId, QJsonObject{{QStringLiteral("stage"), job.stage},
-                                                                            {QStringLiteral("summary"), outcome.summary}}});
-        Q_EMIT jobFinished(job.id, QStringLiteral("waiting"));
+    case StageOutcome::Status::Waiting:
+        completeLater(job, Followup::Wait, outcome.summary);
         break;
-    }
     case StageOutcome::Status::Failed:
         failJob(job, run->runtime.get(), outcome.summary.isEmpty() ? QStringLiteral("stage failed") : outcome.summary);
         break;
     }
+    checkDrained();
     if (m_started)
         QTimer::singleShot(0, this, &Worker::drain);
 }

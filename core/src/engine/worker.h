@@ -43,18 +43,42 @@ public:
     /// Stops claiming. Runs in progress are left alone (their jobs stay running in the store
     /// and are recovered at the next start).
     void stop();
+    /**
+     * A graceful shutdown: stops claiming and cancels every run in progress (an agent's or a
+     * command's whole process group is terminated, then killed after its grace). Each
+     * interrupted job goes back to the queue with its attempt not counted. Emits drained()
+     * once no run is left — at once when none runs.
+     */
+    void shutdown();
 
     [[nodiscard]] bool isRunning() const { return m_started; }
     [[nodiscard]] QList<Running> running() const;
     [[nodiscard]] int runningCount() const { return int(m_runs.size()); }
 
 Q_SIGNALS:
-    /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost".
+    /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost",
+    /// "interrupted" (given back by shutdown()).
     void jobFinished(qint64 jobId, const QString &outcome);
+    /// After shutdown(): every run has ended and its job was given back or finalised.
+    void drained();
 
 private:
     struct Run;
+    /// What follows a job's completion once the store has it done.
+    enum class Followup {
+        Advance, ///< the stage completed (or a passive stage was entered): the gates decide
+        Wait,    ///< the stage waits for a signal
+        Stale,   ///< the task had moved on; nothing follows
+    };
+    struct Completion {
+        JobRecord job;
+        Followup followup;
+        QString summary;
+    };
     void drain();
+    void completeLater(const JobRecord &job, Followup followup, const QString &summary = {});
+    void flushCompletions();
+    void checkDrained();
     void execute(const JobRecord &job);
     void conclude(qint64 jobId);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);
@@ -64,7 +88,12 @@ private:
     bool m_started = false;
     bool m_draining = false;
     QTimer m_poll;
+    bool m_shuttingDown = false;
     QHash<qint64, std::shared_ptr<Run>> m_runs;
+    // Completions are written in one transaction per event-loop turn: jobs that end together
+    // (a burst of passive stages, stale jobs, agents finishing at once) cost one commit.
+    QList<Completion> m_completions;
+    QTimer m_flush;
 };
 
 } // namespace Sluice

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "store/jobqueue.h"
 
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QSqlError>
 #include <QSqlQuery>
@@ -64,43 +65,35 @@ const QString ClaimStatementName = QStringLiteral("sluice_claim_job");
 const QString ClaimParameterTypes = QStringLiteral("text, bigint, text, integer, integer");
 
 /*
- * The claim: the oldest available queued job whose project runs fewer jobs than its limit,
- * while fewer than the global limit run in total. The per-project limits travel as one JSON
- * parameter, so the text never changes and is prepared once per connection.
+ * The PostgreSQL claim: the oldest available queued job whose project runs fewer jobs on
+ * this node than its limit, while fewer than the node's limit run on it in total. The
+ * per-project limits travel as one JSON parameter, so the text never changes and is prepared
+ * once per connection. Both counts come from the partial index of running jobs by node and
+ * project; SKIP LOCKED passes over a row another writer holds.
  *
- * The counts are index lookups, built so that no engine needs a temporary table per claim:
- * the running jobs of one project come from (project, status), the total from the partial
- * index of running jobs (SQLite, without statistics, would otherwise scan the whole
- * (project, status) index, finished jobs included). On PostgreSQL SKIP LOCKED passes over a
- * row another writer holds.
- *
- * Parameters: :node, :now, :limits (JSON object), :global, :project_default; on PostgreSQL
- * $1..$5 in that order, for PREPARE, with ClaimParameterTypes.
+ * Parameters $1..$5: node, now, limits (JSON object), global, project default, with
+ * ClaimParameterTypes.
  */
-QString claimStatement(bool postgresql)
+QString postgresqlClaimStatement()
 {
-    const QString projectLimit = postgresql
-        ? QStringLiteral("SELECT CAST(l.value AS INTEGER) FROM json_each_text(CAST(:limits AS json)) l WHERE l.key = c.project")
-        : QStringLiteral("SELECT l.value FROM json_each(:limits) l WHERE l.key = c.project");
+    const QString projectLimit =
+        QStringLiteral("SELECT CAST(l.value AS INTEGER) FROM json_each_text(CAST(:limits AS json)) l WHERE l.key = c.project");
     QString sql = QStringLiteral(
                       "UPDATE jobs SET status = 'running', claimed_by = :node, claimed_at = :now, updated_at = :now, "
                       "attempts = attempts + 1 "
                       "WHERE status = 'queued' AND id = ("
                       "SELECT c.id FROM jobs c WHERE c.status = 'queued' AND c.available_at <= :now "
-                      "AND (SELECT COUNT(*) FROM jobs g%1 WHERE g.status = 'running') < :global "
-                      "AND (SELECT COUNT(*) FROM jobs r WHERE r.project = c.project AND r.status = 'running') "
-                      "< COALESCE((%2), :project_default) "
-                      "ORDER BY c.available_at, c.id LIMIT 1%3) "
-                      "RETURNING %4")
-                      .arg(postgresql ? QString() : QStringLiteral(" INDEXED BY jobs_running_by_node"), projectLimit,
-                           postgresql ? QStringLiteral(" FOR UPDATE SKIP LOCKED") : QString(), jobColumns());
-    if (postgresql) {
-        sql.replace(QLatin1String(":node"), QLatin1String("$1"));
-        sql.replace(QLatin1String(":now"), QLatin1String("$2"));
-        sql.replace(QLatin1String(":limits"), QLatin1String("$3"));
-        sql.replace(QLatin1String(":global"), QLatin1String("$4"));
-        sql.replace(QLatin1String(":project_default"), QLatin1String("$5"));
-    }
+                      "AND (SELECT COUNT(*) FROM jobs g WHERE g.status = 'running' AND g.claimed_by = :node) < :global "
+                      "AND (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.claimed_by = :node "
+                      "AND r.project = c.project) < COALESCE((%1), :project_default) "
+                      "ORDER BY c.available_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                      "RETURNING %2")
+                      .arg(projectLimit, jobColumns());
+    sql.replace(QLatin1String(":node"), QLatin1String("$1"));
+    sql.replace(QLatin1String(":now"), QLatin1String("$2"));
+    sql.replace(QLatin1String(":limits"), QLatin1String("$3"));
+    sql.replace(QLatin1String(":global"), QLatin1String("$4"));
+    sql.replace(QLatin1String(":project_default"), QLatin1String("$5"));
     return sql;
 }
 
@@ -158,99 +151,272 @@ Result<std::optional<qint64>> JobQueue::enqueue(const NewJob &job)
 Result<std::optional<JobRecord>> JobQueue::claimNext(const QString &node, const ConcurrencyLimits &limits,
                                                      const QDateTime &now)
 {
-    if (node.isEmpty() || !now.isValid())
-        return Sluice::fail(ErrorCode::InvalidArgument, QStringLiteral("claiming a job needs a node name and a valid time"));
+    Result<QList<JobRecord>> claimed = claim(node, limits, now, 1);
+    if (!claimed)
+        return std::unexpected(claimed.error());
+    if (claimed->isEmpty())
+        return std::optional<JobRecord>();
+    return std::optional<JobRecord>(claimed->constFirst());
+}
+
+Result<QList<JobRecord>> JobQueue::claim(const QString &node, const ConcurrencyLimits &limits, const QDateTime &now,
+                                         int max)
+{
+    if (node.isEmpty() || !now.isValid() || max < 1)
+        return Sluice::fail(ErrorCode::InvalidArgument,
+                            QStringLiteral("claiming jobs needs a node name, a valid time and a count of at least 1"));
     Result<PreparedStatements::Session> session = m_statements.session();
     if (!session)
         return std::unexpected(session.error());
+    if (session->isPostgresql()) {
+        QList<JobRecord> claimed;
+        while (claimed.size() < max) {
+            Result<std::optional<JobRecord>> one = claimOnPostgresql(*session, node, limits, now);
+            if (!one)
+                return claimed.isEmpty() ? Result<QList<JobRecord>>(std::unexpected(one.error())) : claimed;
+            if (!*one)
+                break;
+            claimed.append(**one);
+        }
+        return claimed;
+    }
+    return claimOnSqlite(*session, node, limits, now, max);
+}
 
+Result<std::optional<JobRecord>> JobQueue::claimOnPostgresql(PreparedStatements::Session &session, const QString &node,
+                                                             const ConcurrencyLimits &limits, const QDateTime &now)
+{
     QJsonObject perProject;
     for (auto it = limits.perProject.cbegin(); it != limits.perProject.cend(); ++it)
         perProject.insert(it.key(), it.value());
     const QString limitsJson = QString::fromUtf8(QJsonDocument(perProject).toJson(QJsonDocument::Compact));
     const QString what = QStringLiteral("claiming a job for node %1").arg(node);
 
-    if (session->isPostgresql()) {
-        /*
-         * One round trip, one transaction: the advisory lock and the claim go as one script,
-         * which the server runs as one implicit transaction. The lock serialises claimers
-         * across nodes until that transaction commits, and the claim statement takes its
-         * snapshot after the lock was granted, so it counts every claim committed before.
-         * (In one statement the snapshot would predate the lock; in separate round trips
-         * the lock would be held across the network.)
-         *
-         * enable_sort = off for this transaction pins the plan to walking jobs_claimable in
-         * order: with statistics that undercount the queued jobs (a new table, a burst of
-         * enqueues since the last autoanalyze) the planner would rather sort every
-         * available job for each claim, measured at 20 ms a claim with 1,500 queued.
-         */
-        if (Result<void> prepared = session->prepareOnServer(QStringLiteral("preparing the claim statement"),
-                                                             ClaimStatementName, ClaimParameterTypes,
-                                                             claimStatement(true));
-            !prepared)
-            return std::unexpected(prepared.error());
-        Result<ExecutedQuery> query = session->execScript(
-            what, QStringLiteral("SET LOCAL enable_sort = off; SELECT pg_advisory_xact_lock(%1); "
-                                 "EXECUTE %2 (%3, %4, %5, %6, %7)")
-                      .arg(ClaimLockKey)
-                      .arg(ClaimStatementName, session->literal(node), session->literal(now.toMSecsSinceEpoch()),
-                           session->literal(limitsJson), session->literal(limits.global),
-                           session->literal(limits.perProjectDefault)));
-        if (!query)
-            return std::unexpected(query.error());
-        // From the SET past the lock to the claim's rows.
-        for (int skip = 0; skip < 2; ++skip) {
-            if (!(*query)->nextResult())
-                return std::unexpected(session->error(what, (*query)->lastError().text()));
-        }
-        std::optional<JobRecord> claimed;
-        if ((*query)->next())
-            claimed = jobFromRow(**query);
-        // The implicit commit follows the claim's rows; had it failed, its error would come
-        // as one more result.
-        if ((*query)->nextResult() || (*query)->lastError().isValid())
-            return std::unexpected(session->error(QStringLiteral("committing the claim for node %1").arg(node),
-                                                  (*query)->lastError().text()));
-        return claimed;
+    /*
+     * One round trip, one transaction: the advisory lock and the claim go as one script,
+     * which the server runs as one implicit transaction. The lock serialises claimers
+     * across nodes until that transaction commits, and the claim statement takes its
+     * snapshot after the lock was granted, so it counts every claim committed before.
+     * (In one statement the snapshot would predate the lock; in separate round trips
+     * the lock would be held across the network.)
+     *
+     * enable_sort = off for this transaction pins the plan to walking jobs_claimable in
+     * order: with statistics that undercount the queued jobs (a new table, a burst of
+     * enqueues since the last autoanalyze) the planner would rather sort every
+     * available job for each claim, measured at 20 ms a claim with 1,500 queued.
+     */
+    if (Result<void> prepared = session.prepareOnServer(QStringLiteral("preparing the claim statement"),
+                                                        ClaimStatementName, ClaimParameterTypes, postgresqlClaimStatement());
+        !prepared)
+        return std::unexpected(prepared.error());
+    Result<ExecutedQuery> query = session.execScript(
+        what, QStringLiteral("SET LOCAL enable_sort = off; SELECT pg_advisory_xact_lock(%1); "
+                             "EXECUTE %2 (%3, %4, %5, %6, %7)")
+                  .arg(ClaimLockKey)
+                  .arg(ClaimStatementName, session.literal(node), session.literal(now.toMSecsSinceEpoch()),
+                       session.literal(limitsJson), session.literal(limits.global),
+                       session.literal(limits.perProjectDefault)));
+    if (!query)
+        return std::unexpected(query.error());
+    // From the SET past the lock to the claim's rows.
+    for (int skip = 0; skip < 2; ++skip) {
+        if (!(*query)->nextResult())
+            return std::unexpected(session.error(what, (*query)->lastError().text()));
     }
+    std::optional<JobRecord> claimed;
+    if ((*query)->next())
+        claimed = jobFromRow(**query);
+    // The implicit commit follows the claim's rows; had it failed, its error would come
+    // as one more result.
+    if ((*query)->nextResult() || (*query)->lastError().isValid())
+        return std::unexpected(session.error(QStringLiteral("committing the claim for node %1").arg(node),
+                                             (*query)->lastError().text()));
+    return claimed;
+}
 
-    // SQLite: the claim is a write from its first step, so it holds the write lock before it
-    // counts; BEGIN IMMEDIATE makes that explicit and waits out other writers (busy timeout).
-    Result<StoreTransaction> transaction = StoreTransaction::begin(*session, what);
+Result<QList<JobRecord>> JobQueue::claimOnSqlite(PreparedStatements::Session &session, const QString &node,
+                                                 const ConcurrencyLimits &limits, const QDateTime &now, int max)
+{
+    /*
+     * BEGIN IMMEDIATE takes the database's write lock before anything is counted, so the
+     * counts, the choice and the claims are one atomic step for every process on the file.
+     * Inside it, the choice is plain code: count this node's running jobs per project (the
+     * partial index of running jobs by node), read the oldest available queued jobs of the
+     * projects still under their limit (the partial index of queued jobs, in order), and
+     * claim them one by one while the limits allow; a project that reaches its limit on the
+     * way is left out of the next read. Several claims share one transaction, which is what
+     * makes a batch cheap: the pages they touch are written to the WAL once.
+     */
+    const QString what = QStringLiteral("claiming up to %1 job(s) for node %2").arg(max).arg(node);
+    Result<StoreTransaction> transaction = StoreTransaction::begin(session, what);
     if (!transaction)
         return std::unexpected(transaction.error());
-    std::optional<JobRecord> claimed;
-    {
-        Result<ExecutedQuery> query = session->exec(what, claimStatement(false),
-                                                    {{QStringLiteral(":limits"), limitsJson},
-                                                     {QStringLiteral(":node"), node},
-                                                     {QStringLiteral(":now"), now.toMSecsSinceEpoch()},
-                                                     {QStringLiteral(":global"), limits.global},
-                                                     {QStringLiteral(":project_default"), limits.perProjectDefault}});
-        if (!query)
-            return std::unexpected(query.error());
-        if ((*query)->next())
-            claimed = jobFromRow(**query);
-    }
+    Result<QList<JobRecord>> claimed = claimInTransaction(session, what, node, limits, now, max);
+    if (!claimed)
+        return claimed;
     if (Result<void> committed = transaction->commit(); !committed)
         return std::unexpected(committed.error());
     return claimed;
 }
 
+Result<QList<JobRecord>> JobQueue::claimInTransaction(PreparedStatements::Session &session, const QString &what,
+                                                      const QString &node, const ConcurrencyLimits &limits,
+                                                      const QDateTime &now, int max)
+{
+    const qint64 at = now.toMSecsSinceEpoch();
+    QHash<QString, int> running;
+    int total = 0;
+    {
+        Result<ExecutedQuery> counts = session.exec(
+            what, QStringLiteral("SELECT project, COUNT(*) FROM jobs WHERE status = 'running' AND claimed_by = :node "
+                                 "GROUP BY project"),
+            {{QStringLiteral(":node"), node}});
+        if (!counts)
+            return std::unexpected(counts.error());
+        while ((*counts)->next()) {
+            const int count = (*counts)->value(1).toInt();
+            running.insert((*counts)->value(0).toString(), count);
+            total += count;
+        }
+    }
+    int room = std::min(max, limits.global - total);
+    QList<JobRecord> claimed;
+    while (room > 0) {
+        QJsonArray saturated;
+        for (auto it = running.cbegin(); it != running.cend(); ++it) {
+            if (it.value() >= limits.limitFor(it.key()))
+                saturated.append(it.key());
+        }
+        const int asked = room;
+        QList<std::pair<qint64, QString>> candidates;
+        {
+            Result<ExecutedQuery> query = session.exec(
+                what, QStringLiteral("SELECT id, project FROM jobs WHERE status = 'queued' AND available_at <= :now "
+                                     "AND project NOT IN (SELECT value FROM json_each(:saturated)) "
+                                     "ORDER BY available_at, id LIMIT :room"),
+                {{QStringLiteral(":now"), at},
+                 {QStringLiteral(":saturated"), QString::fromUtf8(QJsonDocument(saturated).toJson(QJsonDocument::Compact))},
+                 {QStringLiteral(":room"), room}});
+            if (!query)
+                return std::unexpected(query.error());
+            while ((*query)->next())
+                candidates.append({(*query)->value(0).toLongLong(), (*query)->value(1).toString()});
+        }
+        bool progressed = false;
+        for (const auto &[id, project] : std::as_const(candidates)) {
+            if (room == 0)
+                break;
+            int &projectRunning = running[project];
+            if (projectRunning >= limits.limitFor(project))
+                continue; // reached its limit within this batch
+            Result<ExecutedQuery> query = session.exec(
+                what, QStringLiteral("UPDATE jobs SET status = 'running', claimed_by = :node, claimed_at = :now, "
+                                     "updated_at = :now, attempts = attempts + 1 "
+                                     "WHERE id = :id AND status = 'queued' RETURNING %1")
+                          .arg(jobColumns()),
+                {{QStringLiteral(":node"), node}, {QStringLiteral(":now"), at}, {QStringLiteral(":id"), id}});
+            if (!query)
+                return std::unexpected(query.error());
+            if (!(*query)->next())
+                continue;
+            claimed.append(jobFromRow(**query));
+            ++projectRunning;
+            --room;
+            progressed = true;
+        }
+        if (!progressed || candidates.size() < asked)
+            break; // nothing claimable left: every available job of an open project was read
+    }
+    return claimed;
+}
+
 Result<bool> JobQueue::complete(qint64 jobId, const QString &node)
+{
+    Result<QList<qint64>> completed = complete(QList<qint64>{jobId}, node);
+    if (!completed)
+        return std::unexpected(completed.error());
+    return !completed->isEmpty();
+}
+
+Result<QList<qint64>> JobQueue::complete(const QList<qint64> &jobIds, const QString &node)
 {
     Result<PreparedStatements::Session> session = m_statements.session();
     if (!session)
         return std::unexpected(session.error());
+    const QString what = jobIds.size() == 1 ? QStringLiteral("completing job %1 of node %2").arg(jobIds.constFirst()).arg(node)
+                                            : QStringLiteral("completing %1 jobs of node %2").arg(jobIds.size()).arg(node);
+    if (jobIds.size() == 1)
+        return completeInTransaction(*session, what, jobIds, node);
+    // One transaction for all of them: one commit, each touched page written once.
+    Result<StoreTransaction> transaction = StoreTransaction::begin(*session, what);
+    if (!transaction)
+        return std::unexpected(transaction.error());
+    Result<QList<qint64>> completed = completeInTransaction(*session, what, jobIds, node);
+    if (!completed)
+        return completed;
+    if (Result<void> committed = transaction->commit(); !committed)
+        return std::unexpected(committed.error());
+    return completed;
+}
+
+Result<JobQueue::Turnover> JobQueue::completeAndClaim(const QList<qint64> &jobIds, const QString &node,
+                                                      const ConcurrencyLimits &limits, const QDateTime &now, int max)
+{
+    if (node.isEmpty() || !now.isValid())
+        return Sluice::fail(ErrorCode::InvalidArgument, QStringLiteral("completing and claiming jobs needs a node name and a valid time"));
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Turnover turnover;
+    if (session->isPostgresql() || max < 1) {
+        // PostgreSQL claims one job per advisory-locked transaction anyway.
+        Result<QList<qint64>> completed = complete(jobIds, node);
+        if (!completed)
+            return std::unexpected(completed.error());
+        turnover.completed = *completed;
+        if (max >= 1) {
+            Result<QList<JobRecord>> claimed = claim(node, limits, now, max);
+            if (!claimed)
+                return std::unexpected(claimed.error());
+            turnover.claimed = *claimed;
+        }
+        return turnover;
+    }
+    const QString what = QStringLiteral("completing %1 and claiming up to %2 job(s) for node %3")
+                             .arg(jobIds.size()).arg(max).arg(node);
+    Result<StoreTransaction> transaction = StoreTransaction::begin(*session, what);
+    if (!transaction)
+        return std::unexpected(transaction.error());
+    Result<QList<qint64>> completed = completeInTransaction(*session, what, jobIds, node);
+    if (!completed)
+        return std::unexpected(completed.error());
+    Result<QList<JobRecord>> claimed = claimInTransaction(*session, what, node, limits, now, max);
+    if (!claimed)
+        return std::unexpected(claimed.error());
+    if (Result<void> committed = transaction->commit(); !committed)
+        return std::unexpected(committed.error());
+    turnover.completed = *completed;
+    turnover.claimed = *claimed;
+    return turnover;
+}
+
+Result<QList<qint64>> JobQueue::completeInTransaction(PreparedStatements::Session &session, const QString &what,
+                                                      const QList<qint64> &jobIds, const QString &node)
+{
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
-    Result<int> rows = session->execWrite(
-        QStringLiteral("completing job %1 of node %2").arg(jobId).arg(node),
-        QStringLiteral("UPDATE jobs SET status = 'done', finished_at = :now, updated_at = :now "
-                       "WHERE id = :id AND status = 'running' AND claimed_by = :node"),
-        {{QStringLiteral(":now"), now}, {QStringLiteral(":id"), jobId}, {QStringLiteral(":node"), node}});
-    if (!rows)
-        return std::unexpected(rows.error());
-    return *rows == 1;
+    QList<qint64> completed;
+    for (const qint64 id : jobIds) {
+        Result<int> rows = session.execWrite(
+            what,
+            QStringLiteral("UPDATE jobs SET status = 'done', finished_at = :now, updated_at = :now "
+                           "WHERE id = :id AND status = 'running' AND claimed_by = :node"),
+            {{QStringLiteral(":now"), now}, {QStringLiteral(":id"), id}, {QStringLiteral(":node"), node}});
+        if (!rows)
+            return std::unexpected(rows.error());
+        if (*rows == 1)
+            completed.append(id);
+    }
+    return completed;
 }
 
 Result<JobQueue::FailOutcome> JobQueue::fail(qint64 jobId, const QString &node, const QString &error,
@@ -285,6 +451,24 @@ Result<JobQueue::FailOutcome> JobQueue::fail(qint64 jobId, const QString &node, 
     if (!(*query)->next())
         return FailOutcome::Lost;
     return (*query)->value(0).toString() == QLatin1String("queued") ? FailOutcome::Requeued : FailOutcome::Failed;
+}
+
+Result<bool> JobQueue::release(qint64 jobId, const QString &node, const QString &reason)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    Result<int> rows = session->execWrite(
+        QStringLiteral("releasing job %1 of node %2").arg(jobId).arg(node),
+        QStringLiteral("UPDATE jobs SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+                       "available_at = :now, last_error = :reason, updated_at = :now "
+                       "WHERE id = :id AND status = 'running' AND claimed_by = :node"),
+        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":id"), jobId},
+         {QStringLiteral(":node"), node}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
 }
 
 Result<int> JobQueue::recoverRunning(const QString &node, const QString &reason)

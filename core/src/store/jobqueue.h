@@ -48,7 +48,7 @@ struct SLUICE_EXPORT NewJob {
     QDateTime availableAt; ///< Invalid = now.
 };
 
-/// How many jobs may run at once: in total, and per project.
+/// How many jobs may run at once on one node: in total, and per project.
 struct SLUICE_EXPORT ConcurrencyLimits {
     int global = 4;
     int perProjectDefault = 2;
@@ -85,23 +85,41 @@ public:
     [[nodiscard]] Result<std::optional<qint64>> enqueue(const NewJob &job);
 
     /**
-     * Atomically claims the oldest available queued job (by available_at, then id) whose
-     * project is under its limit, while fewer than limits.global jobs run in total; sets it
-     * running, claimed by @p node at @p now, and counts the attempt. std::nullopt when nothing
-     * is claimable.
+     * Atomically claims up to @p max jobs, oldest available first (by available_at, then id):
+     * each only while its project runs fewer jobs on @p node than its limit and fewer than
+     * limits.global jobs run on @p node in total. Claimed jobs are running, claimed by
+     * @p node at @p now, with the attempt counted. An empty list when nothing is claimable.
      *
-     * Never exceeds a limit, also with several processes or nodes claiming at once: on SQLite
-     * the count and the claim are one statement in one BEGIN IMMEDIATE transaction; on
-     * PostgreSQL claimers take a transaction-scoped advisory lock first (so each counts what
-     * the previous one claimed) and lock the candidate row with FOR UPDATE SKIP LOCKED, lock
-     * and claim sent as one script: one round trip, one transaction.
+     * The limits are per node: jobs that other nodes run do not count against this one.
+     * Never exceeds a limit, also with several processes claiming for one node at once: on
+     * SQLite the counts and the claims are one BEGIN IMMEDIATE transaction (one commit for the
+     * whole batch); on PostgreSQL each claim takes a transaction-scoped advisory lock first (so
+     * it counts what the previous one claimed) and locks the candidate row with FOR UPDATE
+     * SKIP LOCKED, lock and claim sent as one script: one round trip, one transaction. An
+     * error after some PostgreSQL claims returns the jobs already claimed.
      */
+    [[nodiscard]] Result<QList<JobRecord>> claim(const QString &node, const ConcurrencyLimits &limits,
+                                                 const QDateTime &now, int max);
+    /// claim() of one job; std::nullopt when nothing is claimable.
     [[nodiscard]] Result<std::optional<JobRecord>> claimNext(const QString &node, const ConcurrencyLimits &limits,
                                                              const QDateTime &now);
 
-    /// running → done, only while the job is running and claimed by @p node. False when
-    /// it was lost (someone else finalised or recovered it first).
+    /// running → done, conditional on running + @p node; false when it was not (Lost).
     [[nodiscard]] Result<bool> complete(qint64 jobId, const QString &node);
+    /// complete() of several jobs in one transaction; returns the ids that were completed.
+    [[nodiscard]] Result<QList<qint64>> complete(const QList<qint64> &jobIds, const QString &node);
+
+    struct Turnover {
+        QList<qint64> completed;  ///< The jobs of the call that were completed.
+        QList<JobRecord> claimed; ///< The jobs claimed after them.
+    };
+    /**
+     * complete() of @p jobIds, then claim() of up to @p max jobs (none when @p max < 1) in
+     * the room they left: the worker's turnover when jobs end. On SQLite both are one
+     * transaction; on PostgreSQL they follow one another.
+     */
+    [[nodiscard]] Result<Turnover> completeAndClaim(const QList<qint64> &jobIds, const QString &node,
+                                                    const ConcurrencyLimits &limits, const QDateTime &now, int max);
 
     enum class FailOutcome {
         Requeued, ///< Back to queued, available after the back-off.
@@ -115,6 +133,14 @@ public:
      */
     [[nodiscard]] Result<FailOutcome> fail(qint64 jobId, const QString &node, const QString &error,
                                            std::chrono::milliseconds backoff, const QDateTime &now);
+
+    /**
+     * Gives a running job back because this node interrupted it (a graceful shutdown): queued,
+     * available now, and the attempt not counted — the job did nothing wrong. Conditional on
+     * running + @p node; false when it was not. Crashes are not releases: startup recovery
+     * counts the interrupted attempt.
+     */
+    [[nodiscard]] Result<bool> release(qint64 jobId, const QString &node, const QString &reason);
 
     /**
      * Startup recovery: the jobs that @p node left running are put back, with @p reason as
@@ -139,6 +165,16 @@ public:
     [[nodiscard]] Result<QDateTime> nextAvailableAt() const;
 
 private:
+    Result<std::optional<JobRecord>> claimOnPostgresql(PreparedStatements::Session &session, const QString &node,
+                                                       const ConcurrencyLimits &limits, const QDateTime &now);
+    Result<QList<JobRecord>> claimInTransaction(PreparedStatements::Session &session, const QString &what,
+                                                const QString &node, const ConcurrencyLimits &limits,
+                                                const QDateTime &now, int max);
+    Result<QList<qint64>> completeInTransaction(PreparedStatements::Session &session, const QString &what,
+                                                const QList<qint64> &jobIds, const QString &node);
+    Result<QList<JobRecord>> claimOnSqlite(PreparedStatements::Session &session, const QString &node,
+                                           const ConcurrencyLimits &limits, const QDateTime &now, int max);
+
     PreparedStatements m_statements;
 };
 
