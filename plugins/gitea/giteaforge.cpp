@@ -266,6 +266,29 @@ std::unique_ptr<AsyncCall<QByteArray>> GiteaForge::readFile(const QString &path,
     return ForgeHttp::rawFileCall(*c, req, path, ref);
 }
 
+std::unique_ptr<AsyncCall<QStringList>> GiteaForge::protectedContexts(const QString &branch)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QStringList>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("branch_protections/%1").arg(segment(branch)));
+    return ForgeHttp::objectCall<QStringList>(*c, req, [what = ForgeHttp::describe(req)](const QJsonDocument &doc) -> Result<QStringList> {
+        const QJsonObject o = doc.object();
+        if (!o.value(QStringLiteral("enable_status_check")).isBool())
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: no 'enable_status_check'").arg(what));
+        if (!o.value(QStringLiteral("enable_status_check")).toBool())
+            return QStringList();
+        const QJsonValue contexts = o.value(QStringLiteral("status_check_contexts"));
+        if (!contexts.isArray() && !contexts.isNull())
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: 'status_check_contexts' is not a list").arg(what));
+        QStringList out;
+        for (const QJsonValue &v : contexts.toArray())
+            out.append(v.toString());
+        return out;
+    });
+}
+
 Result<std::unique_ptr<Forge>> GiteaForge::withCredential(const SecretRef &token)
 {
     auto other = std::make_unique<GiteaForge>(context(), m_settings, token);

@@ -40,6 +40,7 @@ public:
     [[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> merge(qint64 number, const MergeRequest &request) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<Comparison>> compare(const QString &base, const QString &head) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path, const QString &ref) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch) override;
     [[nodiscard]] Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token) override;
 
     /// HTTP attempts made so far (benchmarks).

@@ -300,6 +300,28 @@ std::unique_ptr<AsyncCall<QByteArray>> GitHubForge::readFile(const QString &path
     return ForgeHttp::rawFileCall(http, req, path, ref);
 }
 
+std::unique_ptr<AsyncCall<QStringList>> GitHubForge::protectedContexts(const QString &branch)
+{
+    SLUICE_GITHUB_CLIENT(QStringList)
+    Request req;
+    req.path = repoPath(QStringLiteral("branches/%1/protection/required_status_checks").arg(segment(branch)));
+    return ForgeHttp::objectCall<QStringList>(http, req, [what = ForgeHttp::describe(req)](const QJsonDocument &doc) -> Result<QStringList> {
+        const QJsonObject o = doc.object();
+        QStringList out;
+        const QJsonValue contexts = o.value(QStringLiteral("contexts"));
+        if (!contexts.isArray())
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: no 'contexts' list").arg(what));
+        for (const QJsonValue &v : contexts.toArray())
+            out.append(v.toString());
+        for (const QJsonValue &v : o.value(QStringLiteral("checks")).toArray()) {
+            const QString context = v.toObject().value(QStringLiteral("context")).toString();
+            if (!context.isEmpty() && !out.contains(context))
+                out.append(context);
+        }
+        return out;
+    });
+}
+
 #undef SLUICE_GITHUB_CLIENT
 
 Result<std::unique_ptr<Forge>> GitHubForge::withCredential(const SecretRef &token)

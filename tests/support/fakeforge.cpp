@@ -32,6 +32,7 @@ struct FakeForge::State {
     qint64 nextStatusId = 1;
     QHash<QString, QByteArray> files; // ref + '\n' + path
     QHash<QString, QPair<int, int>> comparisons; // base...head
+    QHash<QString, QStringList> protections;     // branch → required contexts
     QList<FakeFault> faults;
     QList<FakeRequest> log;
     int inFlight = 0;
@@ -463,6 +464,13 @@ private:
             a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("text/plain; charset=utf-8")));
             return a;
         }
+        if (rest.startsWith(QLatin1String("branch_protections/")) && req.method == "GET") {
+            const auto it = m_state->protections.constFind(rest.mid(int(strlen("branch_protections/"))));
+            if (it == m_state->protections.cend())
+                return message(404, QStringLiteral("branch protection not found"));
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("enable_status_check"), !it->isEmpty()},
+                                                        {QStringLiteral("status_check_contexts"), QJsonArray::fromStringList(*it)}}));
+        }
         if (auto mm = compare.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->comparisons.constFind(mm.captured(1) + QStringLiteral("...") + mm.captured(2));
             if (it == m_state->comparisons.cend())
@@ -583,6 +591,18 @@ private:
             return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("ahead_by"), it->first},
                                                         {QStringLiteral("behind_by"), it->second},
                                                         {QStringLiteral("merge_base_commit"), QJsonObject{{QStringLiteral("sha"), QStringLiteral("base-of-%1").arg(mm.captured(2))}}}}));
+        }
+        static const QRegularExpression protection(QStringLiteral("^branches/(.+)/protection/required_status_checks$"));
+        if (auto mm = protection.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->protections.constFind(mm.captured(1));
+            if (it == m_state->protections.cend())
+                return message(404, QStringLiteral("Branch not protected"));
+            QJsonArray required;
+            for (const QString &c : *it)
+                required.append(QJsonObject{{QStringLiteral("context"), c}, {QStringLiteral("app_id"), QJsonValue()}});
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("strict"), true},
+                                                        {QStringLiteral("contexts"), QJsonArray::fromStringList(*it)},
+                                                        {QStringLiteral("checks"), required}}));
         }
         return message(404, QStringLiteral("Not Found"));
     }
@@ -707,6 +727,12 @@ void FakeForge::setComparison(const QString &base, const QString &head, int ahea
     QMutexLocker lock(&m_state->mutex);
     m_state->comparisons.insert(base + QStringLiteral("...") + head, {aheadBy, behindBy});
     m_state->comparisons.insert(head + QStringLiteral("...") + base, {behindBy, aheadBy});
+}
+
+void FakeForge::setProtection(const QString &branch, const QStringList &contexts)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->protections.insert(branch, contexts);
 }
 
 void FakeForge::addFault(const FakeFault &fault)

@@ -25,6 +25,7 @@
 #include <QDateTime>
 #include <QList>
 #include <QString>
+#include <QStringList>
 #include <QUrl>
 #include <QUrlQuery>
 
@@ -131,6 +132,8 @@ public:
                              const QDateTime &at = QDateTime());
     void setFile(const QString &ref, const QString &path, const QByteArray &content);
     void setComparison(const QString &base, const QString &head, int aheadBy, int behindBy);
+    /// Protects @p branch, requiring @p contexts.
+    void setProtection(const QString &branch, const QStringList &contexts);
 
     void addFault(const FakeFault &fault);
     void clearFaults();

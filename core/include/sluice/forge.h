@@ -16,6 +16,7 @@
 
 #include <QDateTime>
 #include <QList>
+#include <QStringList>
 
 #include <memory>
 
@@ -113,6 +114,13 @@ public:
     /// The content of @p path at @p ref; NotFound when it does not exist.
     [[nodiscard]] virtual std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path,
                                                                           const QString &ref) = 0;
+
+    /**
+     * The status contexts the branch protection of @p branch requires (empty when it requires
+     * none); NotFound when the branch is not protected. Default: an Error (InvalidArgument)
+     * saying this connector cannot tell.
+     */
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch);
 
     /**
      * A connector to the same repository that authenticates only with @p token, for a

@@ -214,6 +214,17 @@ private Q_SLOTS:
         QVERIFY(again->alreadyMerged);
     }
 
+    void branchProtection()
+    {
+        m_fake->setProtection(QStringLiteral("main"), {QStringLiteral("CI"), QStringLiteral("lint")});
+        auto required = run(forge().protectedContexts(QStringLiteral("main")));
+        QVERIFY(required);
+        QCOMPARE(*required, (QStringList{QStringLiteral("CI"), QStringLiteral("lint")}));
+        auto none = run(forge().protectedContexts(QStringLiteral("dev")));
+        QVERIFY(!none);
+        QCOMPARE(none.error().code, ErrorCode::NotFound);
+    }
+
     void tokenNeverInErrors()
     {
         QVERIFY(!m_errors.isEmpty());
