@@ -94,6 +94,18 @@ Result<QJsonDocument> jsonBody(const Response &r, const QString &what)
     return doc;
 }
 
+StatusState combinedState(const QList<CommitStatus> &latest)
+{
+    StatusState state = latest.isEmpty() ? StatusState::Pending : StatusState::Success;
+    for (const CommitStatus &s : latest) {
+        if (s.state == StatusState::Failure || s.state == StatusState::Error)
+            state = StatusState::Failure;
+        else if (s.state != StatusState::Success && state == StatusState::Success)
+            state = StatusState::Pending;
+    }
+    return state;
+}
+
 bool newerFirst(const CommitStatus &a, const CommitStatus &b)
 {
     if (a.updatedAt != b.updatedAt)

@@ -78,6 +78,11 @@ private:
 [[nodiscard]] QString pathSegments(const QString &path);
 /// The body of @p response as JSON; Malformed naming @p what otherwise.
 [[nodiscard]] Result<QJsonDocument> jsonBody(const Response &response, const QString &what);
+/**
+ * The combined state of the latest status per context: none is pending, any failure or
+ * error fails, anything else that is not success is pending.
+ */
+[[nodiscard]] StatusState combinedState(const QList<CommitStatus> &latest);
 /// Order of Forge::statuses(): newest first, by update time, then id.
 [[nodiscard]] bool newerFirst(const CommitStatus &a, const CommitStatus &b);
 

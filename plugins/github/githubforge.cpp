@@ -171,14 +171,7 @@ std::unique_ptr<AsyncCall<CombinedStatus>> GitHubForge::combinedStatus(const QSt
                     return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("combined status of %1: %2").arg(sha, s.error().message)));
                 out.statuses.append(*s);
             }
-            // The combined state from the latest per context: any failure or error fails, anything else not success is pending.
-            out.state = out.statuses.isEmpty() ? StatusState::Pending : StatusState::Success;
-            for (const CommitStatus &s : std::as_const(out.statuses)) {
-                if (s.state == StatusState::Failure || s.state == StatusState::Error)
-                    out.state = StatusState::Failure;
-                else if (s.state != StatusState::Success && out.state == StatusState::Success)
-                    out.state = StatusState::Pending;
-            }
+            out.state = ForgeHttp::combinedState(out.statuses);
             call->finishWith(out);
         });
     });

@@ -252,13 +252,7 @@ std::unique_ptr<AsyncCall<CombinedStatus>> LocalForge::combinedStatus(const QStr
                 out.statuses.append(s);
             }
         }
-        out.state = out.statuses.isEmpty() ? StatusState::Pending : StatusState::Success;
-        for (const CommitStatus &s : std::as_const(out.statuses)) {
-            if (s.state == StatusState::Failure || s.state == StatusState::Error)
-                out.state = StatusState::Failure;
-            else if (s.state != StatusState::Success && out.state == StatusState::Success)
-                out.state = StatusState::Pending;
-        }
+        out.state = ForgeHttp::combinedState(out.statuses);
         call->finishWith(out);
     });
 }
