@@ -110,6 +110,12 @@ DriftSweeper::DriftSweeper(const PluginContext &context, RequiredSpec spec, QStr
 {
 }
 
+std::chrono::seconds DriftSweeper::defaultInterval() const
+{
+    return context().settings().value(QStringLiteral("in_daemon"), true).toBool() ? std::chrono::seconds(std::chrono::hours(1))
+                                                                                   : std::chrono::seconds(0);
+}
+
 std::unique_ptr<SweepRun> DriftSweeper::sweep(const SweepOptions &)
 {
     return std::make_unique<DriftRun>(QPointer<Forge>(context().forge()), m_spec,

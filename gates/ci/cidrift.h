@@ -30,7 +30,7 @@ class DriftSweeper final : public Sweeper
     Q_OBJECT
 public:
     DriftSweeper(const PluginContext &context, RequiredSpec spec, QString branch, QObject *parent = nullptr);
-    [[nodiscard]] std::chrono::seconds defaultInterval() const override { return std::chrono::hours(1); }
+    [[nodiscard]] std::chrono::seconds defaultInterval() const override;
     [[nodiscard]] std::unique_ptr<SweepRun> sweep(const SweepOptions &options) override;
 
 private:

@@ -23,6 +23,7 @@ Result<UmbrellaSettings> UmbrellaSettings::fromSettings(const QVariantMap &s, co
     out.thresholdMs = s.value(QStringLiteral("threshold"), out.thresholdMs).toLongLong();
     out.intervalMs = s.value(QStringLiteral("interval"), out.intervalMs).toLongLong();
     out.targetUrl = s.value(QStringLiteral("target_url")).toString();
+    out.inDaemon = s.value(QStringLiteral("in_daemon"), true).toBool();
     if (out.enabled && token.isNull())
         return fail(ErrorCode::InvalidConfig, QStringLiteral("token: the compensator needs its own token; it never falls back to the forge's"));
     auto required = RequiredSpec::fromSettings(s);
@@ -264,7 +265,7 @@ UmbrellaSweeper::UmbrellaSweeper(const PluginContext &context, UmbrellaSettings 
 
 std::chrono::seconds UmbrellaSweeper::defaultInterval() const
 {
-    return std::chrono::seconds(m_settings.intervalMs / 1000);
+    return std::chrono::seconds(m_settings.inDaemon ? m_settings.intervalMs / 1000 : 0);
 }
 
 std::unique_ptr<SweepRun> UmbrellaSweeper::sweep(const SweepOptions &options)

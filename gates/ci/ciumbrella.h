@@ -15,6 +15,7 @@ struct UmbrellaSettings {
     SecretRef token;
     qint64 thresholdMs = 5 * 60 * 1000;
     qint64 intervalMs = 10 * 60 * 1000;
+    bool inDaemon = true;
     QString targetUrl;
     RequiredSpec required;
 

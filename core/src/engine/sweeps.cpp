@@ -67,8 +67,8 @@ void SweepSchedule::start()
             continue;
         for (const QString &name : runtime->instances.names()) {
             auto *sweeper = runtime->instances.as<Sweeper>(name);
-            if (!sweeper)
-                continue;
+            if (!sweeper || sweeper->defaultInterval().count() <= 0)
+                continue; // not a sweeper, or run by a timer outside the daemon
             const QString key = projectId + QLatin1Char('/') + name;
             std::shared_ptr<Entry> entry = m_entries.value(key);
             if (!entry) {

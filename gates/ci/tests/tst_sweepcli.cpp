@@ -175,7 +175,7 @@ private Q_SLOTS:
         m_fake->addFault(f);
         const Run run = sluice({QStringLiteral("sweep"), QStringLiteral("ci-umbrella"), QStringLiteral("--project"), QStringLiteral("widget")});
         QCOMPARE(run.exitCode, 1);
-        QVERIFY2(run.out.contains(QLatin1String("ci-umbrella FAILED")), qPrintable(run.out));
+        QVERIFY2(run.out.contains(QLatin1String("ci-umbrella in widget FAILED")), qPrintable(run.out));
         QCOMPARE(compensations(2), 0); // no false green
         // The other pull request is still assessed (when the list could be read).
         QCOMPARE(compensations(1), path.endsWith(QLatin1String("/pulls$")) ? 0 : 1);
@@ -183,7 +183,16 @@ private Q_SLOTS:
 
     void usage()
     {
-        QCOMPARE(sluice({QStringLiteral("sweep"), QStringLiteral("ci-umbrella")}).exitCode, 2);
+        QCOMPARE(sluice({QStringLiteral("sweep")}).exitCode, 2);
+        // Without --project: every project that has the instance (the systemd unit's form).
+        addPr(1, "success");
+        const Run all = sluice({QStringLiteral("sweep"), QStringLiteral("ci-umbrella"), QStringLiteral("--json")});
+        QVERIFY2(all.exitCode == 0, qPrintable(all.out + all.err));
+        const QJsonObject o = QJsonDocument::fromJson(all.out.toUtf8()).object();
+        QCOMPARE(o.value(QStringLiteral("ok")).toBool(), true);
+        QCOMPARE(o.value(QStringLiteral("passes")).toArray().size(), 1);
+        QCOMPARE(compensations(1), 1);
+        QCOMPARE(sluice({QStringLiteral("sweep"), QStringLiteral("nothing-like-this")}).exitCode, 1);
         const Run wrong = sluice({QStringLiteral("sweep"), QStringLiteral("gitea"), QStringLiteral("--project"), QStringLiteral("widget")});
         QCOMPARE(wrong.exitCode, 1);
         QVERIFY(wrong.err.contains(QLatin1String("is a forge, not a sweeper")));

@@ -50,7 +50,10 @@ private Q_SLOTS:
                             "instances:\n"
                             "  gitea:\n    plugin: gitea\n    settings: {url: \"" + url + "\", repository: acme/widget, token: {file: " + forgeToken.toUtf8() + "}}\n"
                             "  umbrella:\n    plugin: ci-umbrella\n    settings:\n      enabled: true\n      token: {file: " + sweeperToken.toUtf8() + "}\n"
-                            "      workflow: .gitea/workflows/ci.yml\n      umbrella_job: all\n      workflow_ref: target\n");
+                            "      workflow: .gitea/workflows/ci.yml\n      umbrella_job: all\n      workflow_ref: target\n"
+                            // Run by a systemd timer instead: the daemon leaves it alone.
+                            "  umbrella-by-timer:\n    plugin: ci-umbrella\n    settings:\n      in_daemon: false\n"
+                            "      workflow: .gitea/workflows/ci.yml\n      umbrella_job: all\n");
         Diagnostics diagnostics;
         auto host = HostRuntime::open(config.path(), diagnostics);
         QVERIFY2(host, qPrintable(host ? QString() : host.error().toString()));
