@@ -146,15 +146,17 @@ private:
             input.required = required.contexts;
             input.now = m_context.clock().now();
             input.thresholdMs = m_settings.thresholdMs;
-            const auto latest = latestByContext(*statuses);
-            if (const auto u = latest.constFind(required.umbrellaContext); u != latest.cend() && m_context.state()) {
-                auto marker = m_context.state()->value(markerKey(pr.headSha, u->id));
+            CompensationDecision d = decideCompensation(input);
+            // Only a pull request that would be compensated needs its audit marker read.
+            if (d.decision == Decision::Compensate && m_context.state()) {
+                auto marker = m_context.state()->value(markerKey(pr.headSha, d.umbrella->id));
                 if (!marker)
                     return record(pr, QStringLiteral("error"), QStringLiteral("cannot read the audit marker: %1").arg(marker.error().message), {}, true);
-                if (*marker && QJsonDocument::fromJson(**marker).object().value(QStringLiteral("state")).toString() == QLatin1String("posted"))
-                    input.compensatedUmbrellaIds.insert(u->id);
+                if (*marker && QJsonDocument::fromJson(**marker).object().value(QStringLiteral("state")).toString() == QLatin1String("posted")) {
+                    input.compensatedUmbrellaIds.insert(d.umbrella->id);
+                    d = decideCompensation(input);
+                }
             }
-            const CompensationDecision d = decideCompensation(input);
             if (d.decision != Decision::Compensate)
                 return record(pr, decisionName(d.decision), confirming ? QStringLiteral("on re-read: %1").arg(d.reason) : d.reason, d.evidence(), false);
             if (confirming && d.umbrella->id != expectedUmbrella)

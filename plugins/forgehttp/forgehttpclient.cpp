@@ -143,7 +143,10 @@ void Client::send(Request request, QObject *guard, Callback done)
     p->guard = guard;
     p->hasGuard = guard != nullptr;
     p->done = std::move(done);
-    m_queue.push_back(std::move(p));
+    if (m_inCallback > 0)
+        m_queue.push_front(std::move(p));
+    else
+        m_queue.push_back(std::move(p));
     dispatch();
 }
 
@@ -306,13 +309,18 @@ void Client::retryLater(const std::shared_ptr<Pending> &p, std::chrono::millisec
 
 void Client::complete(const std::shared_ptr<Pending> &p, Result<Response> result)
 {
-    // Start the next request before running the callback, which may queue more.
-    dispatch();
-    if (p->hasGuard && !p->guard)
-        return;
     Callback done = std::move(p->done);
-    if (done)
+    if (done && (!p->hasGuard || p->guard)) {
+        // The callback runs first, so the next step it queues takes the slot just freed.
+        // It may also destroy this client (the owner of a finished job goes away).
+        QPointer<Client> self(this);
+        ++m_inCallback;
         done(std::move(result));
+        if (!self)
+            return;
+        --m_inCallback;
+    }
+    dispatch();
 }
 
 Result<QJsonArray> arrayPage(const QJsonDocument &page)

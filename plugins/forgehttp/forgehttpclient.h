@@ -92,7 +92,9 @@ public:
 
     /**
      * Queues @p request. @p done runs once on this thread, unless @p guard is destroyed
-     * first. Non-2xx answers are Errors: 404 NotFound, 401/403 PermissionDenied, 409/405/422
+     * first. A request sent from inside another request's callback (the next step of work
+     * already under way: a further page, a re-read, a write) goes ahead of the queue, so
+     * work in progress finishes before new work starts. Non-2xx answers are Errors: 404 NotFound, 401/403 PermissionDenied, 409/405/422
      * Conflict, the rest Network; the detail holds an excerpt of the body.
      */
     void send(Request request, QObject *guard, Callback done);
@@ -117,6 +119,7 @@ private:
     std::deque<std::shared_ptr<Pending>> m_queue;
     QSet<QNetworkReply *> m_replies; // in flight: disconnected and aborted on destruction
     int m_inFlight = 0;
+    int m_inCallback = 0; // depth of callbacks running now
     qint64 m_sent = 0;
     std::vector<int> m_managerLoad; // requests in flight per manager: a new one goes to the least loaded
 };
