@@ -17,10 +17,13 @@ namespace Sluice::Cli {
 
 namespace {
 
+// withProjects: a command that moves tasks; it loads the projects and may migrate the
+// store. Without: a read-only command, which leaves the store as it finds it.
 std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProjects)
 {
     Diagnostics diagnostics;
-    auto host = HostRuntime::open(configDir, diagnostics);
+    auto host = HostRuntime::open(configDir, diagnostics,
+                                  withProjects ? HostRuntime::StoreAccess::Migrate : HostRuntime::StoreAccess::ReadExisting);
     for (const Diagnostic &d : diagnostics)
         printErr(d.toString());
     if (!host) {
@@ -263,19 +266,23 @@ int runApprove(const QStringList &arguments)
         QEventLoop loop;
         AdvanceRun::Outcome outcome = AdvanceRun::Outcome::Failed;
         QString detail;
-        QString to;
         QObject::connect(run, &AdvanceRun::finished, &loop, [&](AdvanceRun *r) {
             outcome = r->outcome();
             detail = r->detail();
-            to = r->toStage();
             loop.quit();
         });
         loop.exec();
         out.insert(QStringLiteral("accepted"), true);
         out.insert(QStringLiteral("outcome"), AdvanceRun::outcomeName(outcome));
-        out.insert(QStringLiteral("stage"), to);
         if (!detail.isEmpty())
             out.insert(QStringLiteral("detail"), detail);
+        // Where the task is now, as the store has it: not the stage the move aimed at
+        // (a blocked or lost move did not get there).
+        auto after = host->engine().tasks().task(id);
+        if (after && *after) {
+            out.insert(QStringLiteral("stage"), (*after)->stage);
+            out.insert(QStringLiteral("status"), (*after)->status);
+        }
         code = outcome == AdvanceRun::Outcome::Failed ? Failure : Success;
     }
     if (parser.isSet(QStringLiteral("json"))) {
@@ -283,11 +290,15 @@ int runApprove(const QStringList &arguments)
     } else if (!out.value(QLatin1String("accepted")).toBool()) {
         printOut(QStringLiteral("not accepted: %1").arg(out.value(QLatin1String("reason")).toString()));
     } else {
-        printOut(QStringLiteral("accepted: task %1 %2 %3%4").arg(id).arg(out.value(QLatin1String("outcome")).toString(),
-                                                                        out.value(QLatin1String("stage")).toString(),
-                                                                        out.contains(QLatin1String("detail"))
-                                                                            ? QStringLiteral(" (%1)").arg(out.value(QLatin1String("detail")).toString())
-                                                                            : QString()));
+        const QString outcomeName = out.value(QLatin1String("outcome")).toString();
+        const QString where = out.contains(QLatin1String("stage"))
+            ? QStringLiteral("; task %1 is %2 in stage %3").arg(id).arg(out.value(QLatin1String("status")).toString(),
+                                                                  out.value(QLatin1String("stage")).toString())
+            : QString();
+        const QString detailText = out.contains(QLatin1String("detail"))
+            ? QStringLiteral(" (%1)").arg(out.value(QLatin1String("detail")).toString())
+            : QString();
+        printOut(QStringLiteral("accepted: %1%2%3").arg(outcomeName, detailText, where));
     }
     return code;
 }

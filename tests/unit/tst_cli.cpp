@@ -7,6 +7,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QRegularExpression>
+#include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QtTest>
 
 #include <sys/stat.h>
@@ -69,6 +71,7 @@ private Q_SLOTS:
     void checkHostFileError();
     void checkRefusesUnsafePluginDirectory();
     void checkUsesConfigDirFromEnvironment();
+    void readOnlyCommandsLeaveTheStoreAlone();
 
 private:
     Test::PluginDirectory m_plugins;
@@ -237,4 +240,46 @@ void tst_Cli::checkUsesConfigDirFromEnvironment()
 }
 
 QTEST_GUILESS_MAIN(tst_Cli)
+void tst_Cli::readOnlyCommandsLeaveTheStoreAlone()
+{
+    Test::TemporaryConfig config;
+    config.writeHostFile(QByteArray("state_dir: state\nplugin_dirs: [") + m_plugins.path().toUtf8() + "]\n");
+    const QString database = config.path() + QStringLiteral("/state/sluice.db");
+
+    // No store yet: status, queue and task say so and create nothing.
+    for (const QStringList &command : {QStringList{QStringLiteral("status")}, QStringList{QStringLiteral("queue")},
+                                       QStringList{QStringLiteral("task"), QStringLiteral("1")}}) {
+        const Run run = sluice(command + QStringList{QStringLiteral("--config"), config.path()});
+        QCOMPARE(run.exitCode, 1);
+        QVERIFY2(run.err.contains(QLatin1String("does not exist yet")), qPrintable(run.err));
+        QVERIFY(!QFileInfo::exists(database));
+    }
+
+    // A store at an older schema version: refused, not migrated.
+    QVERIFY(QDir().mkpath(config.path() + QStringLiteral("/state")));
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("old-store"));
+        db.setDatabaseName(database);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec(QStringLiteral("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at BIGINT)")));
+        QVERIFY(q.exec(QStringLiteral("INSERT INTO schema_migrations VALUES (1, 'initial', 0)")));
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(QStringLiteral("old-store"));
+    const Run queue = sluice({QStringLiteral("queue"), QStringLiteral("--config"), config.path()});
+    QCOMPARE(queue.exitCode, 1);
+    QVERIFY2(queue.err.contains(QLatin1String("has schema version 1, this sluice needs")), qPrintable(queue.err));
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("old-store"));
+        db.setDatabaseName(database);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec(QStringLiteral("SELECT MAX(version) FROM schema_migrations")) && q.next());
+        QCOMPARE(q.value(0).toInt(), 1);
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(QStringLiteral("old-store"));
+}
+
 #include "tst_cli.moc"

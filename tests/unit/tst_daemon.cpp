@@ -65,6 +65,7 @@ private Q_SLOTS:
     void initTestCase();
     void cleanup();
     void drivesAProjectOverHttpAndCli();
+    void approveFromTheCliReportsWhereTheTaskIs();
     void sigtermStopsRunningWorkAndGivesItBack();
 
 private:
@@ -117,6 +118,18 @@ instances:
   rev: {plugin: test-stage, settings: {role: reviewer}}
   g: {plugin: test-gate, settings: {result: pass}}
   confirm: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [confirm-deploy]}}
+)");
+    m_config.writeProject(QStringLiteral("gatekeep"), R"(id: gatekeep
+repository: {path: ../repo.git}
+red_policy: {max_retries: 0}
+stages:
+  - name: hold
+    run: wait
+    exit_gates: [nope]
+  - name: done
+instances:
+  wait: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+  nope: {plugin: test-gate, settings: {result: fail}}
 )");
     m_config.writeProject(QStringLiteral("slow"), R"(id: slow
 repository: {path: ../repo.git}
@@ -271,11 +284,56 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("the previous version of p keeps running"), 10000);
     QVERIFY(request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray().contains(QStringLiteral("p")));
 
+    // SIGHUP after the file was removed: the project is unloaded, the others keep running.
+    QVERIFY(QFile::remove(m_config.path() + QStringLiteral("/projects/p.yaml")));
+    m_log.clear();
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("unloaded project p - its file"), 10000);
+    const QJsonArray projects = request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray();
+    QVERIFY(!projects.contains(QStringLiteral("p")));
+    QVERIFY(projects.contains(QStringLiteral("slow")));
+
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(10000));
     QCOMPARE(m_daemon.exitStatus(), QProcess::NormalExit);
     QCOMPARE(m_daemon.exitCode(), 0);
     QVERIFY(m_log.contains("stopping: signal 15"));
+}
+
+void tst_Daemon::approveFromTheCliReportsWhereTheTaskIs()
+{
+    QVERIFY(startDaemon());
+    const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
+                            QStringLiteral("gatekeep"), QStringLiteral("--title"), QStringLiteral("Needs a yes"), QStringLiteral("--json")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
+    QTRY_VERIFY_WITH_TIMEOUT(task(id).value(QLatin1String("waiting")).toString().startsWith(QLatin1String("waiting for a signal in stage hold")), 20000);
+
+    // A signal the stage does not wait for changes nothing, and says so.
+    const Run wrong = cli({QStringLiteral("approve"), QStringLiteral("--config"), m_config.path(), QString::number(id),
+                           QStringLiteral("hold"), QStringLiteral("--signal"), QStringLiteral("confirm-deploy")});
+    QCOMPARE(wrong.exitCode, 1);
+    QVERIFY2(wrong.out.startsWith(QLatin1String("not accepted: ")), qPrintable(wrong.out));
+    QCOMPARE(task(id).value(QLatin1String("stage")).toString(), QStringLiteral("hold"));
+
+    // The approval is accepted, the exit gate fails, and with no retries left the task is
+    // blocked where it is: the CLI says so, not the stage the move aimed at.
+    const Run approve = cli({QStringLiteral("approve"), QStringLiteral("--config"), m_config.path(), QString::number(id),
+                             QStringLiteral("hold"), QStringLiteral("--json")});
+    QCOMPARE(approve.exitCode, 0);
+    const QJsonObject out = QJsonDocument::fromJson(approve.out.toUtf8()).object();
+    QCOMPARE(out.value(QLatin1String("accepted")).toBool(), true);
+    QCOMPARE(out.value(QLatin1String("outcome")).toString(), QStringLiteral("blocked"));
+    QCOMPARE(out.value(QLatin1String("stage")).toString(), QStringLiteral("hold"));
+    QCOMPARE(out.value(QLatin1String("status")).toString(), QStringLiteral("blocked"));
+    QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("blocked"));
+
+    // The daemon's metrics show the store's tasks, moved by the CLI process included.
+    const QByteArray metrics = request("GET", QStringLiteral("/metrics")).body;
+    QVERIFY2(metrics.contains("sluice_tasks{project=\"gatekeep\",status=\"blocked\"} 1"), metrics.constData());
+    QVERIFY(metrics.contains("sluice_tasks{project=\"gatekeep\",status=\"active\"} 0"));
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(10000));
 }
 
 qint64 tst_Daemon::waitForStagePid(qint64 taskId)
@@ -296,9 +354,15 @@ qint64 tst_Daemon::waitForStagePid(qint64 taskId)
 
 static bool processAlive(qint64 pid)
 {
-    // A zombie has no cmdline; it is not running any more.
-    QFile cmdline(QStringLiteral("/proc/%1/cmdline").arg(pid));
-    return cmdline.open(QIODevice::ReadOnly) && !cmdline.readAll().isEmpty();
+    // Exists and is not a zombie (the state follows the parenthesised command name).
+    if (::kill(pid_t(pid), 0) != 0)
+        return false;
+    QFile stat(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return false;
+    const QByteArray line = stat.readAll();
+    const qsizetype close = line.lastIndexOf(')');
+    return close > 0 && close + 2 < line.size() && line.at(close + 2) != 'Z' && line.at(close + 2) != 'X';
 }
 
 void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()

@@ -134,6 +134,8 @@ private Q_SLOTS:
     void claimStormRespectsLimits_data() { addEngines(); }
     void batchClaimSkipsProjectsAtTheirLimit();
     void batchClaimSkipsProjectsAtTheirLimit_data() { addEngines(); }
+    void withoutDefaultOnlyListedProjectsAreClaimed();
+    void withoutDefaultOnlyListedProjectsAreClaimed_data() { addEngines(); }
     void releaseGivesTheAttemptBack();
     void releaseGivesTheAttemptBack_data() { addEngines(); }
     void claimStormRespectsLimits();
@@ -750,6 +752,39 @@ void tst_JobQueue::batchClaimSkipsProjectsAtTheirLimit()
     VERIFY_OK(counts);
     QCOMPARE(counts->value(QStringLiteral("running")), 3); // c2, a3, c3
     QCOMPARE(counts->value(QStringLiteral("done")), 5);
+}
+
+void tst_JobQueue::withoutDefaultOnlyListedProjectsAreClaimed()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine);
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    TaskStore tasks(**store);
+    JobQueue queue(**store);
+    // Six jobs of a project this node does not run at the head of the queue, then two of b:
+    // b's are claimed (a's do not hide them), a's never.
+    QHash<QString, QList<qint64>> jobs;
+    for (const auto &[project, count] : {std::pair{"other", 6}, std::pair{"b", 2}}) {
+        for (qint64 taskId : makeTasks(tasks, QLatin1String(project), count)) {
+            auto id = queue.enqueue(newJob(taskId, QLatin1String(project)));
+            VERIFY_OK(id);
+            jobs[QLatin1String(project)].append(**id);
+        }
+    }
+    ConcurrencyLimits limits;
+    limits.global = 4;
+    limits.perProjectDefault = 0;
+    limits.perProject.insert(QStringLiteral("b"), 2);
+    const QDateTime now = at(QDateTime::currentMSecsSinceEpoch() + 1000);
+    auto claimed = queue.claim(QStringLiteral("node-a"), limits, now, 2);
+    VERIFY_OK(claimed);
+    QCOMPARE(claimed->size(), 2);
+    QCOMPARE(claimed->at(0).id, jobs[QStringLiteral("b")][0]);
+    QCOMPARE(claimed->at(1).id, jobs[QStringLiteral("b")][1]);
+    auto none = queue.claimNext(QStringLiteral("node-a"), limits, now);
+    VERIFY_OK(none);
+    QVERIFY(!none->has_value());
 }
 
 void tst_JobQueue::releaseGivesTheAttemptBack()

@@ -540,8 +540,10 @@ struct DetachedAgent {
 
     ~DetachedAgent()
     {
-        if (pid > 0 && !processIsGone(pid))
-            ::kill(pid_t(pid), SIGKILL);
+        // The whole group: the script's children (its sleep) must not outlive the test
+        // with the test's output pipe open.
+        if (pid > 0)
+            ::kill(-pid_t(pid), SIGKILL);
     }
 };
 

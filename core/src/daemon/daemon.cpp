@@ -78,18 +78,20 @@ Result<void> Daemon::start()
     m_metrics = std::make_unique<Metrics>();
     const std::pair<const char *, const char *> counters[] = {
         {"sluice_jobs_finished_total", "Stage jobs that ended on this node, by outcome."},
-        {"sluice_task_changes_total", "Task moves made by this node, by kind."},
+        {"sluice_task_changes_total", "Task moves made by this daemon, by kind."},
         {"sluice_webhooks_total", "Webhook deliveries received, by result."},
-        {"sluice_advances_total", "Tasks moved to their next stage by this node."},
-        {"sluice_rollbacks_total", "Tasks sent back by the red policy on this node."},
-        {"sluice_tasks_blocked_total", "Tasks blocked on this node (retry cap or failed jobs)."},
-        {"sluice_tasks_done_total", "Tasks that reached their last stage on this node."},
+        {"sluice_advances_total", "Tasks moved to their next stage by this daemon."},
+        {"sluice_rollbacks_total", "Tasks sent back by the red policy by this daemon."},
+        {"sluice_tasks_blocked_total", "Tasks blocked by this daemon (retry cap or failed jobs)."},
+        {"sluice_tasks_done_total", "Tasks that reached their last stage by this daemon."},
         {"sluice_claims_lost_total", "Advances that found the task already moved."},
-        {"sluice_gate_verdicts_total", "Gate verdicts on this node, by gate instance and result."},
+        {"sluice_gate_verdicts_total", "Gate verdicts of this daemon, by gate instance and result."},
     };
     for (const auto &[name, help] : counters)
         m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
     m_metrics->describe(QStringLiteral("sluice_jobs"), Metrics::Type::Gauge, QStringLiteral("Jobs in the store, by state."));
+    m_metrics->describe(QStringLiteral("sluice_tasks"), Metrics::Type::Gauge,
+                        QStringLiteral("Tasks in the store of each loaded project, by status (whoever moved them)."));
     m_metrics->describe(QStringLiteral("sluice_worker_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running on this node."));
     m_metrics->describe(QStringLiteral("sluice_uptime_seconds"), Metrics::Type::Gauge, QStringLiteral("Seconds since this daemon started."));
     if (config.httpEnabled) {
@@ -358,6 +360,15 @@ QByteArray Daemon::renderMetrics()
     if (auto counts = engine.jobs().countsByStatus()) {
         for (auto it = counts->cbegin(); it != counts->cend(); ++it)
             m_metrics->set(QStringLiteral("sluice_jobs"), {{QStringLiteral("state"), it.key()}}, double(it.value()));
+    }
+    // Tasks as the store has them: moves made by `sluice approve`, `sluice submit` and other
+    // nodes show here, while the counters below count this process's own moves.
+    if (auto tasks = engine.tasks().countsByProjectAndStatus()) {
+        for (const QString &project : engine.projectIds()) {
+            for (const QString &status : {QStringLiteral("active"), QStringLiteral("blocked"), QStringLiteral("done")})
+                m_metrics->set(QStringLiteral("sluice_tasks"), {{QStringLiteral("project"), project}, {QStringLiteral("status"), status}},
+                               double(tasks->value({project, status})));
+        }
     }
     // The engine keeps these counts; the exported counters mirror them.
     const EngineStats stats = engine.stats();

@@ -93,6 +93,11 @@ void Engine::setProject(std::shared_ptr<ProjectRuntime> runtime)
     m_projects.insert(runtime->config.id, std::move(runtime));
 }
 
+bool Engine::removeProject(const QString &id)
+{
+    return m_projects.remove(id) > 0;
+}
+
 std::shared_ptr<ProjectRuntime> Engine::project(const QString &id) const
 {
     return m_projects.value(id);

@@ -107,6 +107,9 @@ public:
 
     /// Installs or replaces a project's runtime (start, SIGHUP). Runs in flight keep the old one.
     void setProject(std::shared_ptr<ProjectRuntime> runtime);
+    /// Unloads a project: its tasks stay in the store, its queued jobs are no longer claimed
+    /// here, and runs in progress finish with the instances they started with.
+    bool removeProject(const QString &id);
     [[nodiscard]] std::shared_ptr<ProjectRuntime> project(const QString &id) const;
     [[nodiscard]] QStringList projectIds() const;
 

@@ -17,7 +17,8 @@ HostRuntime::~HostRuntime()
     m_engine.reset();
 }
 
-Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir, Diagnostics &diagnostics)
+Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir, Diagnostics &diagnostics,
+                                                       StoreAccess access)
 {
     std::unique_ptr<HostRuntime> host(new HostRuntime);
     Diagnostics hostProblems;
@@ -39,7 +40,7 @@ Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir,
                                           QStringLiteral("plugin %1: %2").arg(PluginRecord::stateName(r.state), r.reason)});
     }
 
-    auto store = Store::open(host->m_config.store);
+    auto store = access == StoreAccess::Migrate ? Store::open(host->m_config.store) : Store::openExisting(host->m_config.store);
     if (!store)
         return std::unexpected(store.error());
     host->m_store = std::move(*store);
@@ -65,6 +66,11 @@ Diagnostics HostRuntime::loadProjects()
                     entry.diagnostics.append(Diagnostic{entry.file, 0, 0, QString(), ready.error().toString()});
                 } else {
                     const QString previous = m_projectByFile.value(entry.file);
+                    if (!previous.isEmpty() && previous != runtime->config.id) {
+                        m_engine->removeProject(previous);
+                        qCInfo(lcHost).noquote() << "unloaded project" << previous << "-" << entry.file
+                                                 << "now declares project" << runtime->config.id;
+                    }
                     m_engine->setProject(runtime);
                     m_projectByFile.insert(entry.file, runtime->config.id);
                     qCInfo(lcHost).noquote() << (previous.isEmpty() ? "loaded project" : "reloaded project") << runtime->config.id
@@ -81,6 +87,21 @@ Diagnostics HostRuntime::loadProjects()
                 qCWarning(lcHost).noquote() << d.toString();
             all.append(entry.diagnostics);
         }
+    }
+    // A project whose file is gone is unloaded: its tasks and jobs stay in the store and run
+    // again when the file comes back.
+    for (auto it = m_projectByFile.begin(); it != m_projectByFile.end();) {
+        if (present.contains(it.key())) {
+            ++it;
+            continue;
+        }
+        const QString id = it.value();
+        const QString file = it.key();
+        it = m_projectByFile.erase(it);
+        if (std::find(m_projectByFile.cbegin(), m_projectByFile.cend(), id) != m_projectByFile.cend())
+            continue; // another file now runs this project
+        m_engine->removeProject(id);
+        qCInfo(lcHost).noquote() << "unloaded project" << id << "- its file" << file << "is gone";
     }
     return all;
 }

@@ -27,7 +27,10 @@ public:
      * creates the engine. Problems with the host file are fatal; problems with plugins are
      * reported in @p diagnostics and the rest goes on. Projects are not loaded yet.
      */
-    [[nodiscard]] static Result<std::unique_ptr<HostRuntime>> open(const QString &configDir, Diagnostics &diagnostics);
+    /// How the store is opened: migrated (the daemon, commands that move tasks) or only read.
+    enum class StoreAccess { Migrate, ReadExisting };
+    [[nodiscard]] static Result<std::unique_ptr<HostRuntime>> open(const QString &configDir, Diagnostics &diagnostics,
+                                                                   StoreAccess access = StoreAccess::Migrate);
 
     /**
      * Loads or reloads every project file. A valid file replaces the running version of its

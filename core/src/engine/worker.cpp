@@ -3,7 +3,9 @@
 
 #include "engine/engine.h"
 
+#include <QFutureWatcher>
 #include <QLoggingCategory>
+#include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
 
@@ -54,6 +56,9 @@ ConcurrencyLimits Worker::limits() const
 {
     ConcurrencyLimits limits;
     limits.global = m_globalLimit;
+    // Jobs of projects this node has not loaded (another node's, or one unloaded by a
+    // reload) are not ours to claim.
+    limits.perProjectDefault = 0;
     for (const QString &id : m_engine.projectIds()) {
         if (const auto runtime = m_engine.project(id))
             limits.perProject.insert(id, runtime->config.jobConcurrency);
@@ -232,10 +237,48 @@ void Worker::execute(const JobRecord &job)
         return;
     }
     run->plugin = stageConfig->run;
-    auto worktree = m_engine.workspace().ensureWorktree(run->runtime->config, record);
+    // The worktree is created off the event loop: `git worktree add` of a large repository
+    // takes seconds, and the daemon answers HTTP and pings the watchdog meanwhile.
+    const qint64 jobId = job.id;
+    const Workspace *workspace = &m_engine.workspace();
+    const ProjectConfig config = run->runtime->config;
+    auto *preparing = new QFutureWatcher<Result<QString>>(this);
+    connect(preparing, &QFutureWatcher<Result<QString>>::finished, this, [this, preparing, jobId, record] {
+        preparing->deleteLater();
+        const Result<QString> worktree = preparing->result();
+        startStage(jobId, record, worktree);
+    });
+    preparing->setFuture(QtConcurrent::run([workspace, config, record]() -> Result<QString> {
+        return workspace->ensureWorktree(config, record);
+    }));
+}
+
+void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree)
+{
+    const auto run = m_runs.value(jobId);
+    if (!run)
+        return;
+    const JobRecord &job = run->job;
+    if (m_shuttingDown) {
+        m_runs.remove(jobId);
+        auto released = m_engine.jobs().release(jobId, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        if (!released)
+            qCWarning(lcWorker).noquote() << "cannot give job" << jobId << "back; startup recovery will -"
+                                          << released.error().toString();
+        Q_EMIT jobFinished(jobId, QStringLiteral("interrupted"));
+        checkDrained();
+        return;
+    }
     auto taskFile = worktree ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(worktree.error()));
     if (!taskFile) {
         failJob(job, run->runtime.get(), taskFile.error().toString());
+        m_runs.remove(job.id);
+        return;
+    }
+    const StageConfig *stageConfig = run->runtime->config.stage(job.stage);
+    Stage *stage = stageConfig ? run->runtime->instances.as<Stage>(stageConfig->run) : nullptr;
+    if (!stage) {
+        failJob(job, run->runtime.get(), QStringLiteral("stage '%1' has no stage plugin instance").arg(job.stage));
         m_runs.remove(job.id);
         return;
     }
@@ -255,7 +298,6 @@ void Worker::execute(const JobRecord &job)
     }
     qCInfo(lcWorker).noquote() << "job" << job.id << "attempt" << job.attempts << "runs stage" << job.stage << "of task"
                                << job.taskId << "with" << run->plugin;
-    const qint64 jobId = job.id;
     connect(run->stageRun.get(), &PluginJob::finished, this, [this, jobId] { QTimer::singleShot(0, this, [this, jobId] { conclude(jobId); }); });
     run->deadline.setSingleShot(true);
     connect(&run->deadline, &QTimer::timeout, this, [this, jobId] {

@@ -80,6 +80,7 @@ private:
     void flushCompletions();
     void checkDrained();
     void execute(const JobRecord &job);
+    void startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree);
     void conclude(qint64 jobId);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);
 

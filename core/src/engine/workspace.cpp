@@ -4,6 +4,7 @@
 #include "store/taskstore.h"
 
 #include <QDir>
+#include <QMutex>
 #include <QFile>
 #include <QFileInfo>
 #include <QLoggingCategory>
@@ -57,6 +58,10 @@ Result<QString> Workspace::ensureWorktree(const ProjectConfig &project, const Ta
     const QString path = worktreePath(project.id, task.id);
     if (!QDir().mkpath(artifactsPath(project.id, task.id)))
         return fail(ErrorCode::Io, QStringLiteral("cannot create %1").arg(artifactsPath(project.id, task.id)));
+    // Worktrees are created from worker threads; git takes locks in the repository, so one
+    // creation at a time (and a second job of the same task finds the first one's worktree).
+    static QMutex creating;
+    QMutexLocker lock(&creating);
     if (QFileInfo::exists(path + QStringLiteral("/.git")))
         return path;
     if (project.repositoryPath.isEmpty())

@@ -3,6 +3,7 @@
 
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QSet>
 #include <QSqlError>
 #include <QSqlQuery>
 
@@ -282,20 +283,28 @@ Result<QList<JobRecord>> JobQueue::claimInTransaction(PreparedStatements::Sessio
     int room = std::min(max, limits.global - total);
     QList<JobRecord> claimed;
     while (room > 0) {
-        QJsonArray saturated;
-        for (auto it = running.cbegin(); it != running.cend(); ++it) {
-            if (it.value() >= limits.limitFor(it.key()))
-                saturated.append(it.key());
+        // Projects at their limit are left out of the read, so their jobs at the head of the
+        // queue cannot hide others'. With no default limit (a project the node does not run
+        // has limit 0) the read names the projects that may still run a job instead.
+        QSet<QString> known(limits.perProject.keyBegin(), limits.perProject.keyEnd());
+        for (auto it = running.cbegin(); it != running.cend(); ++it)
+            known.insert(it.key());
+        QJsonArray listed;
+        for (const QString &project : std::as_const(known)) {
+            const bool full = running.value(project) >= limits.limitFor(project);
+            if (full == (limits.perProjectDefault > 0))
+                listed.append(project);
         }
+        const QString filter = limits.perProjectDefault > 0 ? QStringLiteral("NOT IN") : QStringLiteral("IN");
         const int asked = room;
         QList<std::pair<qint64, QString>> candidates;
         {
             Result<ExecutedQuery> query = session.exec(
                 what, QStringLiteral("SELECT id, project FROM jobs WHERE status = 'queued' AND available_at <= :now "
-                                     "AND project NOT IN (SELECT value FROM json_each(:saturated)) "
-                                     "ORDER BY available_at, id LIMIT :room"),
+                                     "AND project %1 (SELECT value FROM json_each(:projects)) "
+                                     "ORDER BY available_at, id LIMIT :room").arg(filter),
                 {{QStringLiteral(":now"), at},
-                 {QStringLiteral(":saturated"), QString::fromUtf8(QJsonDocument(saturated).toJson(QJsonDocument::Compact))},
+                 {QStringLiteral(":projects"), QString::fromUtf8(QJsonDocument(listed).toJson(QJsonDocument::Compact))},
                  {QStringLiteral(":room"), room}});
             if (!query)
                 return std::unexpected(query.error());

@@ -51,6 +51,8 @@ struct SLUICE_EXPORT NewJob {
 /// How many jobs may run at once on one node: in total, and per project.
 struct SLUICE_EXPORT ConcurrencyLimits {
     int global = 4;
+    /// The limit of projects not in perProject. 0: only the listed projects' jobs are claimed
+    /// (a node claims jobs only of the projects it has loaded).
     int perProjectDefault = 2;
     QHash<QString, int> perProject; ///< Overrides of perProjectDefault.
 

@@ -4,6 +4,7 @@
 #include "store/connections.h"
 #include "store/migrations.h"
 #include "store/pluginstate.h"
+#include "store/taskstore.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -13,6 +14,9 @@ namespace Sluice {
 
 struct Store::Data {
     std::shared_ptr<StoreConnections> connections;
+    // The store's own hot statements (webhook de-duplication); destroyed before the
+    // connections they were prepared on.
+    std::unique_ptr<PreparedStatements> statements;
 };
 
 Store::Store()
@@ -63,11 +67,48 @@ Result<std::unique_ptr<Store>> Store::openWithMigrations(const StoreSettings &se
 
     std::unique_ptr<Store> store(new Store);
     store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    store->d->statements = std::make_unique<PreparedStatements>(*store);
     Result<int> applied = applyMigrations(*store->d->connections, *migrations);
     if (!applied)
         return std::unexpected(applied.error());
     qCInfo(lcStore).noquote() << "opened" << description << "at schema version" << migrations->last().version
                               << QStringLiteral("(migrations applied now: %1)").arg(*applied);
+    return store;
+}
+
+Result<std::unique_ptr<Store>> Store::openExisting(const StoreSettings &settings)
+{
+    const QString description = describeDatabase(settings);
+    if (settings.driver == StoreSettings::Driver::Sqlite && !QFileInfo::exists(settings.sqlitePath))
+        return fail(ErrorCode::NotFound, QStringLiteral("%1 does not exist yet: `sluice serve` or `sluice submit` creates it")
+                                             .arg(description));
+    QByteArray password;
+    if (settings.driver == StoreSettings::Driver::Postgresql && !settings.password.isNull()) {
+        Result<QByteArray> secret = settings.password.read();
+        if (!secret)
+            return fail(secret.error().code, QStringLiteral("cannot open %1: %2").arg(description, secret.error().message),
+                        secret.error().detail);
+        password = *secret;
+    }
+    std::unique_ptr<Store> store(new Store);
+    store->d->connections = std::make_shared<StoreConnections>(settings, password);
+    store->d->statements = std::make_unique<PreparedStatements>(*store);
+    Result<QSqlDatabase> db = store->d->connections->connection();
+    if (!db)
+        return std::unexpected(db.error());
+    const int latest = latestSchemaVersion();
+    int version = 0;
+    if (db->tables().contains(QStringLiteral("schema_migrations"))) {
+        Result<int> read = store->schemaVersion();
+        if (!read)
+            return std::unexpected(read.error());
+        version = *read;
+    }
+    if (version < latest)
+        return fail(ErrorCode::Incompatible,
+                    QStringLiteral("%1 has schema version %2, this sluice needs %3; a read-only command does not migrate it "
+                                   "(`sluice serve` does, at its next start)")
+                        .arg(description).arg(version).arg(latest));
     return store;
 }
 
@@ -107,24 +148,22 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
                     QStringLiteral("an event needs a source and a delivery id (got '%1' and '%2')").arg(source, deliveryId));
     // The unique (source, delivery_id) decides, atomically, even between nodes: the loser of
     // a race inserts nothing and sees 0 rows affected.
-    Result<QSqlQuery> query = d->connections->run(
+    Result<PreparedStatements::Session> session = d->statements->session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(
         QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
         QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at) "
                        "VALUES (:source, :delivery_id, :kind, :payload, :received_at) "
                        "ON CONFLICT (source, delivery_id) DO NOTHING"),
-        {{QStringLiteral("source"), source},
-         {QStringLiteral("delivery_id"), deliveryId},
-         {QStringLiteral("kind"), kind},
-         {QStringLiteral("payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
-         {QStringLiteral("received_at"), QDateTime::currentMSecsSinceEpoch()}});
-    if (!query)
-        return std::unexpected(query.error());
-    const int rows = query->numRowsAffected();
-    if (rows < 0)
-        return fail(ErrorCode::Storage, QStringLiteral("recording event %1 from %2 on %3: the driver did not report "
-                                                       "whether a row was inserted")
-                                            .arg(deliveryId, source, d->connections->databaseDescription()));
-    return rows > 0;
+        {{QStringLiteral(":source"), source},
+         {QStringLiteral(":delivery_id"), deliveryId},
+         {QStringLiteral(":kind"), kind},
+         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
+         {QStringLiteral(":received_at"), QDateTime::currentMSecsSinceEpoch()}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows > 0;
 }
 
 Result<void> Store::heartbeat(const QString &node, qint64 pid, const QDateTime &at)

@@ -60,6 +60,14 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Store>> open(const StoreSettings &settings);
 
     /**
+     * Connects without changing anything, for commands that only read: a SQLite file that
+     * does not exist is not created, and a store whose schema is older than this build's is
+     * refused (ErrorCode::Incompatible) instead of migrated — migrating is for the daemon and
+     * the commands that move tasks.
+     */
+    [[nodiscard]] static Result<std::unique_ptr<Store>> openExisting(const StoreSettings &settings);
+
+    /**
      * Tests only: like open(), but takes the migrations from the NNNN_name.sql files of
      * @p migrationsDirectory instead of those built into sluice-core, so a test can show
      * that a broken migration rolls back. The service always calls open().

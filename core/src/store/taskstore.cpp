@@ -432,6 +432,21 @@ Result<std::optional<TaskRecord>> TaskStore::task(qint64 id) const
                                  {{QStringLiteral(":id"), id}}));
 }
 
+Result<QHash<QPair<QString, QString>, int>> TaskStore::countsByProjectAndStatus() const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(QStringLiteral("counting tasks by project and status"),
+                                                QStringLiteral("SELECT project, status, COUNT(*) FROM tasks GROUP BY project, status"));
+    if (!query)
+        return std::unexpected(query.error());
+    QHash<QPair<QString, QString>, int> counts;
+    while ((*query)->next())
+        counts.insert({(*query)->value(0).toString(), (*query)->value(1).toString()}, (*query)->value(2).toInt());
+    return counts;
+}
+
 Result<QList<TaskRecord>> TaskStore::tasks(const QString &project, const QStringList &statuses) const
 {
     for (const QString &status : statuses) {

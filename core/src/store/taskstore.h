@@ -251,6 +251,8 @@ public:
     [[nodiscard]] Result<std::optional<TaskRecord>> task(qint64 id) const;
     /// Tasks of @p project (empty: all projects) with one of @p statuses (empty: any), by id.
     [[nodiscard]] Result<QList<TaskRecord>> tasks(const QString &project, const QStringList &statuses) const;
+    /// How many tasks each project has in each status, whoever moved them (the store's view).
+    [[nodiscard]] Result<QHash<QPair<QString, QString>, int>> countsByProjectAndStatus() const;
     /// The task of a tracker issue: the open one if there is one, else the newest done one.
     [[nodiscard]] Result<std::optional<TaskRecord>> findByTrackerRef(const QString &project,
                                                                      const QString &trackerRef) const;
