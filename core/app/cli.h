@@ -35,6 +35,7 @@ int runTask(const QStringList &arguments);
 int runApprove(const QStringList &arguments);
 int runServe(const QStringList &arguments);
 int runScan(const QStringList &arguments);
+int runSweep(const QStringList &arguments);
 
 /// Parses @p arguments with @p parser (adds --help); prints usage errors. False: exit with 2.
 bool parse(QCommandLineParser &parser, const QStringList &arguments, const QString &description);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <sluice/testsupport.h>
+#include <sluice/forge.h>
 
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
@@ -134,6 +135,12 @@ ProjectInfo fakeProject(const QString &id)
 Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
                                                        const ProjectInfo &project, StateStore *state)
 {
+    return createInstance(plugin, settingsYaml, project, state, nullptr);
+}
+
+Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
+                                                       const ProjectInfo &project, StateStore *state, Forge *forge)
+{
     auto settings = validateSettings(plugin.metaData, settingsYaml);
     if (!settings)
         return std::unexpected(settings.error());
@@ -144,6 +151,7 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
     context.setSettings(*settings);
     context.setLogging(pluginLoggingCategory(plugin.metaData.kind(), plugin.metaData.id()));
     context.setState(state);
+    context.setForge(forge);
     auto instance = plugin.factory->create(context);
     if (instance && *instance && (*instance)->kind() != plugin.metaData.kind())
         return fail(ErrorCode::Incompatible, QStringLiteral("plugin '%1' declares kind %2 but created a %3")

@@ -16,6 +16,9 @@
 
 #include <QDateTime>
 #include <QList>
+#include <QStringList>
+
+#include <memory>
 
 namespace Sluice {
 
@@ -111,6 +114,21 @@ public:
     /// The content of @p path at @p ref; NotFound when it does not exist.
     [[nodiscard]] virtual std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path,
                                                                           const QString &ref) = 0;
+
+    /**
+     * The status contexts the branch protection of @p branch requires (empty when it requires
+     * none); NotFound when the branch is not protected. Default: an Error (InvalidArgument)
+     * saying this connector cannot tell.
+     */
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch);
+
+    /**
+     * A connector to the same repository that authenticates only with @p token, for a
+     * writer that must act under its own least-privilege identity (the CI-umbrella
+     * compensator). It never falls back to this instance's credentials. The caller owns it.
+     * Default: an Error (InvalidArgument) saying this connector cannot do that.
+     */
+    [[nodiscard]] virtual Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token);
 };
 
 } // namespace Sluice

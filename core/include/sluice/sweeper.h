@@ -56,7 +56,7 @@ public:
     using PluginInstance::PluginInstance;
     [[nodiscard]] PluginKind kind() const final { return PluginKind::Sweeper; }
 
-    /// Interval between passes in the daemon when the project does not set one.
+    /// Interval between passes in the daemon; zero: the daemon does not schedule this instance.
     [[nodiscard]] virtual std::chrono::seconds defaultInterval() const = 0;
     /// Returns a pass the host starts, watches and owns.
     [[nodiscard]] virtual std::unique_ptr<SweepRun> sweep(const SweepOptions &options) = 0;

@@ -5,6 +5,7 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/sweeps.h"
 #include "engine/worker.h"
 
 #include <sluice/webhook.h>
@@ -123,6 +124,10 @@ Result<void> Daemon::start()
     });
     m_worker->start();
 
+    // Sweepers last: each project's sweeper instances on their own timers.
+    m_sweeps = std::make_unique<SweepSchedule>(engine, m_host.store());
+    m_sweeps->start();
+
     m_signals = std::make_unique<SignalPipe>();
     if (auto installed = m_signals->install(); !installed)
         return std::unexpected(installed.error());
@@ -155,6 +160,8 @@ void Daemon::stop(const QString &why)
     m_systemd->stopping();
     m_idleCheck.stop();
     // Reverse order of start: no new work first, then the interfaces.
+    if (m_sweeps)
+        m_sweeps->stop();
     if (m_worker)
         m_worker->stop();
     if (m_http)
@@ -194,6 +201,8 @@ void Daemon::reload()
     m_systemd->reloading();
     m_systemd->status(QStringLiteral("reloading"));
     const Diagnostics problems = m_host.loadProjects();
+    if (m_sweeps)
+        m_sweeps->start();
     (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("reload"), QString(), 0,
                                           QJsonObject{{QStringLiteral("problems"), int(problems.size())}}});
     m_systemd->ready();

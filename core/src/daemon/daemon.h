@@ -19,6 +19,7 @@ namespace Sluice {
 class HttpServer;
 class Metrics;
 class SignalPipe;
+class SweepSchedule;
 class SystemdNotifier;
 class Worker;
 struct HttpRequest;
@@ -64,6 +65,7 @@ private:
     std::unique_ptr<SignalPipe> m_signals;
     std::unique_ptr<SystemdNotifier> m_systemd;
     std::unique_ptr<Metrics> m_metrics;
+    std::unique_ptr<SweepSchedule> m_sweeps;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     int m_idleTicks = 0;

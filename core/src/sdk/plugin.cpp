@@ -140,6 +140,36 @@ constexpr std::pair<StatusState, const char *> statusNames[] = {
 };
 } // namespace
 
+namespace {
+// A call that fails with a fixed error once started.
+class UnsupportedCall final : public AsyncCall<QStringList>
+{
+public:
+    explicit UnsupportedCall(Error error)
+        : m_error(std::move(error))
+    {
+    }
+
+protected:
+    void doStart() override { finishWith(std::unexpected(m_error)); }
+
+private:
+    Error m_error;
+};
+} // namespace
+
+std::unique_ptr<AsyncCall<QStringList>> Forge::protectedContexts(const QString &)
+{
+    return std::make_unique<UnsupportedCall>(Error{ErrorCode::InvalidArgument,
+                                                   QStringLiteral("forge connector '%1' cannot read branch protection").arg(context().instanceName()), {}});
+}
+
+Result<std::unique_ptr<Forge>> Forge::withCredential(const SecretRef &)
+{
+    return fail(ErrorCode::InvalidArgument,
+                QStringLiteral("forge connector '%1' cannot act with another credential").arg(context().instanceName()));
+}
+
 QString statusStateName(StatusState state)
 {
     for (const auto &[s, name] : statusNames) {

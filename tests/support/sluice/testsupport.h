@@ -103,6 +103,11 @@ struct SLUICE_TESTSUPPORT_EXPORT LoadedPlugin {
 createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project = fakeProject(),
                StateStore *state = nullptr);
 
+/// As above, with @p forge as the project's forge connector in the instance's context.
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
+createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
+               StateStore *state, Forge *forge);
+
 /// Evaluates @p gate with the host's deadline enforcement and waits for the verdict.
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GateVerdict
 evaluateGate(Gate &gate, const GateRequest &request, std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Sweeper passes as the host runs them: audited alike from `sluice sweep` and from the
+// daemon, where each project's sweeper instances run on timers of their own.
+
+#include <sluice/sweeper.h>
+
+#include <QHash>
+#include <QObject>
+#include <QTimer>
+
+#include <memory>
+
+namespace Sluice {
+
+class Engine;
+class Store;
+struct ProjectRuntime;
+
+/**
+ * Audits one finished pass of @p instance in @p projectId: every write it made, with its
+ * evidence (action "sweep-write"), then the pass itself (action "sweep").
+ */
+[[nodiscard]] SLUICE_EXPORT Result<void> auditSweep(Store &store, const QString &projectId, const QString &instance,
+                                                    const SweepReport &report, bool dryRun);
+
+/**
+ * Runs every sweeper instance of every project on its own timer (the instance's
+ * defaultInterval()). A pass that is still running when its timer fires again is not doubled;
+ * a pass that runs past its interval is cancelled and counted as failed. Every pass is
+ * audited; a failed one is logged as a warning.
+ */
+class SLUICE_EXPORT SweepSchedule : public QObject
+{
+    Q_OBJECT
+public:
+    SweepSchedule(Engine &engine, Store &store, QObject *parent = nullptr);
+    ~SweepSchedule() override;
+
+    /// (Re)creates the timers from the engine's current projects; passes in flight go on.
+    void start();
+    /// Stops the timers and cancels the passes in flight.
+    void stop();
+    /// Starts a pass of every scheduled sweeper now, unless one is running (tests, operators).
+    void runAllNow();
+    /// Passes started so far (tests).
+    [[nodiscard]] int passesStarted() const { return m_started; }
+
+Q_SIGNALS:
+    /// A pass of @p instance in @p projectId ended (or was cancelled at its deadline).
+    void passFinished(const QString &projectId, const QString &instance, const Sluice::SweepReport &report);
+
+private:
+    struct Entry;
+    void runPass(const QString &key);
+
+    Engine &m_engine;
+    Store &m_store;
+    QHash<QString, std::shared_ptr<Entry>> m_entries; // "project/instance"
+    int m_started = 0;
+};
+
+} // namespace Sluice

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The ci gate: every required CI context's latest status on the task's head commit is
+// success. See docs/gates/ci.md.
+
+#include "requiredsource.h"
+
+#include <sluice/gate.h>
+
+namespace Sluice::Ci {
+
+class CiGate final : public Gate
+{
+    Q_OBJECT
+public:
+    CiGate(const PluginContext &context, RequiredSpec spec, QObject *parent = nullptr);
+    [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
+
+private:
+    RequiredSpec m_spec;
+};
+
+class CiGateFactory final : public QObject, public PluginFactory
+{
+    Q_OBJECT
+    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "ci.json")
+    Q_INTERFACES(Sluice::PluginFactory)
+public:
+    using QObject::QObject;
+    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
+};
+
+} // namespace Sluice::Ci

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "forgecall.h"
+
+#include <sluice/secrets.h>
+
+#include <QJsonDocument>
+
+#include <cmath>
+
+namespace Sluice::ForgeHttp {
+
+JsonFields::JsonFields(const QJsonValue &value, QString what)
+    : m_object(value.toObject())
+    , m_value(value)
+    , m_what(std::move(what))
+{
+}
+
+Result<void> JsonFields::requireObject() const
+{
+    if (!m_value.isObject())
+        return fail(ErrorCode::Malformed, QStringLiteral("%1 is not a JSON object").arg(m_what));
+    return {};
+}
+
+std::unexpected<Error> JsonFields::missing(const QString &key, const char *expected) const
+{
+    return fail(ErrorCode::Malformed, QStringLiteral("%1: field '%2' is missing or not %3").arg(m_what, key, QLatin1String(expected)));
+}
+
+Result<QString> JsonFields::string(const QString &key, bool allowEmpty) const
+{
+    const QJsonValue v = m_object.value(key);
+    if (!v.isString() || (!allowEmpty && v.toString().isEmpty()))
+        return missing(key, allowEmpty ? "a string" : "a non-empty string");
+    return v.toString();
+}
+
+QString JsonFields::optionalString(const QString &key) const
+{
+    return m_object.value(key).toString();
+}
+
+Result<qint64> JsonFields::integer(const QString &key) const
+{
+    const QJsonValue v = m_object.value(key);
+    const double d = v.toDouble(std::nan(""));
+    if (!v.isDouble() || std::floor(d) != d)
+        return missing(key, "an integer");
+    return qint64(d);
+}
+
+Result<bool> JsonFields::boolean(const QString &key) const
+{
+    const QJsonValue v = m_object.value(key);
+    if (!v.isBool())
+        return missing(key, "a boolean");
+    return v.toBool();
+}
+
+Result<QDateTime> JsonFields::time(const QString &key) const
+{
+    const QDateTime t = QDateTime::fromString(m_object.value(key).toString(), Qt::ISODateWithMs);
+    if (!t.isValid())
+        return missing(key, "an ISO 8601 time");
+    return t.toUTC();
+}
+
+JsonFields JsonFields::object(const QString &key) const
+{
+    return JsonFields(m_object.value(key), QStringLiteral("%1.%2").arg(m_what, key));
+}
+
+QString segment(const QString &text)
+{
+    return QString::fromLatin1(QUrl::toPercentEncoding(text));
+}
+
+QString pathSegments(const QString &path)
+{
+    QStringList parts;
+    for (const QString &p : path.split(QLatin1Char('/'), Qt::SkipEmptyParts))
+        parts.append(segment(p));
+    return parts.join(QLatin1Char('/'));
+}
+
+Result<QJsonDocument> jsonBody(const Response &r, const QString &what)
+{
+    QJsonParseError error{};
+    const QJsonDocument doc = QJsonDocument::fromJson(r.body, &error);
+    if (error.error != QJsonParseError::NoError)
+        return fail(ErrorCode::Malformed, QStringLiteral("%1: body is not JSON (%2)").arg(what, error.errorString()),
+                    Redaction::redact(QString::fromUtf8(r.body.left(300))));
+    return doc;
+}
+
+StatusState combinedState(const QList<CommitStatus> &latest)
+{
+    StatusState state = latest.isEmpty() ? StatusState::Pending : StatusState::Success;
+    for (const CommitStatus &s : latest) {
+        if (s.state == StatusState::Failure || s.state == StatusState::Error)
+            state = StatusState::Failure;
+        else if (s.state != StatusState::Success && state == StatusState::Success)
+            state = StatusState::Pending;
+    }
+    return state;
+}
+
+bool newerFirst(const CommitStatus &a, const CommitStatus &b)
+{
+    if (a.updatedAt != b.updatedAt)
+        return a.updatedAt > b.updatedAt;
+    return a.id > b.id;
+}
+
+Result<PullRequest> parsePullRequest(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("pull request"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequest pr;
+    auto number = f.integer(QStringLiteral("number"));
+    if (!number)
+        return std::unexpected(number.error());
+    pr.number = *number;
+    JsonFields g(value, QStringLiteral("pull request #%1").arg(pr.number));
+    auto state = g.string(QStringLiteral("state"));
+    auto head = g.object(QStringLiteral("head"));
+    auto base = g.object(QStringLiteral("base"));
+    auto sha = head.string(QStringLiteral("sha"));
+    auto ref = head.string(QStringLiteral("ref"));
+    auto baseRef = base.string(QStringLiteral("ref"));
+    for (const auto *r : {&state, &sha, &ref, &baseRef}) {
+        if (!*r)
+            return std::unexpected(r->error());
+    }
+    pr.state = *state;
+    pr.headSha = *sha;
+    pr.headBranch = *ref;
+    pr.baseBranch = *baseRef;
+    pr.title = g.optionalString(QStringLiteral("title"));
+    pr.url = g.optionalString(QStringLiteral("html_url"));
+    const QJsonObject o = value.toObject();
+    // Gitea and a single GitHub pull request say "merged"; GitHub's list only has "merged_at".
+    pr.merged = o.value(QStringLiteral("merged")).toBool(false) || o.value(QStringLiteral("merged_at")).isString();
+    pr.mergeCommit = g.optionalString(QStringLiteral("merge_commit_sha"));
+    pr.updatedAt = g.time(QStringLiteral("updated_at")).value_or(QDateTime());
+    return pr;
+}
+
+Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("commit status"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    CommitStatus s;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    s.id = *id;
+    JsonFields g(value, QStringLiteral("commit status %1").arg(s.id));
+    auto context = g.string(QStringLiteral("context"));
+    if (!context)
+        return std::unexpected(context.error());
+    s.context = *context;
+    const QJsonObject o = value.toObject();
+    const QString stateName = o.contains(QStringLiteral("status")) ? o.value(QStringLiteral("status")).toString()
+                                                                   : o.value(QStringLiteral("state")).toString();
+    const auto state = statusStateFromName(stateName);
+    if (!state)
+        return fail(ErrorCode::Malformed, QStringLiteral("commit status %1 (%2): unknown state '%3'").arg(s.id).arg(s.context, stateName.left(40)));
+    s.state = *state;
+    s.description = g.optionalString(QStringLiteral("description"));
+    s.targetUrl = g.optionalString(QStringLiteral("target_url"));
+    auto created = g.time(QStringLiteral("created_at"));
+    auto updated = g.time(QStringLiteral("updated_at"));
+    if (!created && !updated)
+        return std::unexpected(updated.error());
+    s.createdAt = created ? *created : *updated;
+    s.updatedAt = updated ? *updated : *created;
+    return s;
+}
+
+std::unique_ptr<AsyncCall<QByteArray>> rawFileCall(Client *http, Request request, const QString &path, const QString &ref)
+{
+    return std::make_unique<FunctionCall<QByteArray>>([http, request, path, ref](FunctionCall<QByteArray> *call) {
+        http->send(request, call, [call, path, ref](Result<Response> r) {
+            if (!r) {
+                Error e = r.error();
+                if (e.code == ErrorCode::NotFound)
+                    e.message = QStringLiteral("%1 at %2: not found").arg(path, ref);
+                return call->finishWith(std::unexpected(e));
+            }
+            call->finishWith(r->body);
+        });
+    });
+}
+
+Result<void> checkRepositoryPath(const QString &path)
+{
+    if (path.isEmpty() || path.split(QLatin1Char('/')).contains(QStringLiteral("..")))
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("file path '%1' is not usable").arg(path));
+    return {};
+}
+
+Result<QUrl> baseUrl(const QString &url)
+{
+    QUrl base(url, QUrl::StrictMode);
+    if (!base.isValid() || (base.scheme() != QLatin1String("https") && base.scheme() != QLatin1String("http")) || base.host().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: '%1' is not an http(s) URL").arg(url));
+    if (!base.userInfo().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("url: credentials do not belong in the URL; use the token setting"));
+    if (!base.path().endsWith(QLatin1Char('/')))
+        base.setPath(base.path() + QLatin1Char('/'));
+    return base;
+}
+
+Result<QByteArray> authorization(const SecretRef &token, const QByteArray &scheme)
+{
+    if (token.isNull())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: no token reference given"));
+    auto value = token.read();
+    if (!value)
+        return fail(value.error().code, QStringLiteral("token: %1").arg(value.error().message));
+    if (value->trimmed().isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("token: %1 is empty").arg(token.describe()));
+    return scheme + ' ' + value->trimmed();
+}
+
+Result<std::pair<QString, QString>> ownerAndName(const QVariantMap &settings)
+{
+    const QString text = settings.value(QStringLiteral("repository")).toString();
+    const QStringList repo = text.split(QLatin1Char('/'));
+    if (repo.size() != 2 || repo[0].isEmpty() || repo[1].isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("repository: '%1' is not OWNER/NAME").arg(text));
+    return std::pair(repo[0], repo[1]);
+}
+
+ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase)
+{
+    ClientOptions out;
+    out.apiBase = apiBase;
+    out.timeout = std::chrono::milliseconds(settings.value(QStringLiteral("timeout"), 30000).toLongLong());
+    out.concurrency = int(settings.value(QStringLiteral("concurrency"), 16).toLongLong());
+    out.maxRetries = int(settings.value(QStringLiteral("max_retries"), 4).toLongLong());
+    out.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
+    out.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
+    return out;
+}
+
+std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request get, Request post, qint64 number,
+                                                           QString expectedHeadSha)
+{
+    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, expectedHeadSha](FunctionCall<MergeOutcome> *call) {
+        auto readPull = [http, get, call](std::function<void(Result<PullRequest>)> next) {
+            http->send(get, call, [get, next](Result<Response> r) {
+                if (!r)
+                    return next(std::unexpected(r.error()));
+                auto doc = jsonBody(*r, describe(get));
+                if (!doc)
+                    return next(std::unexpected(doc.error()));
+                next(parsePullRequest(doc->object()));
+            });
+        };
+        readPull([=](Result<PullRequest> before) {
+            if (!before)
+                return call->finishWith(std::unexpected(before.error()));
+            if (before->merged)
+                return call->finishWith(MergeOutcome{true, before->mergeCommit});
+            if (!expectedHeadSha.isEmpty() && before->headSha != expectedHeadSha)
+                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3")
+                                                                      .arg(number).arg(before->headSha, expectedHeadSha)));
+            http->send(post, call, [=](Result<Response> merged) {
+                readPull([=](Result<PullRequest> after) {
+                    if (!after)
+                        return call->finishWith(std::unexpected(after.error()));
+                    if (!merged && !after->merged)
+                        return call->finishWith(std::unexpected(merged.error()));
+                    if (!after->merged)
+                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
+                    call->finishWith(MergeOutcome{!merged.has_value(), after->mergeCommit});
+                });
+            });
+        });
+    });
+}
+
+} // namespace Sluice::ForgeHttp

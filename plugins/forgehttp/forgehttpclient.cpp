@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "forgehttpclient.h"
+
+#include <sluice/secrets.h>
+
+#include <QDateTime>
+#include <QJsonObject>
+#include <QLocale>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QSet>
+#include <QTimer>
+
+#include <algorithm>
+#include <cmath>
+
+namespace Sluice::ForgeHttp {
+
+namespace {
+
+constexpr int QtConnectionsPerHost = 6;
+constexpr int MaxPages = 10'000; // a server that links on forever is an error, not a loop
+
+QString excerpt(const QByteArray &body)
+{
+    QString text = QString::fromUtf8(body.left(300)).simplified();
+    if (body.size() > 300)
+        text += QStringLiteral("…");
+    return Redaction::redact(text);
+}
+
+ErrorCode codeForStatus(int status)
+{
+    switch (status) {
+    case 404:
+        return ErrorCode::NotFound;
+    case 401:
+    case 403:
+        return ErrorCode::PermissionDenied;
+    case 405:
+    case 409:
+    case 422:
+        return ErrorCode::Conflict;
+    default:
+        return ErrorCode::Network;
+    }
+}
+
+bool retryableStatus(int status)
+{
+    return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+} // namespace
+
+QUrl nextLink(const QByteArray &linkHeader, const QUrl &base)
+{
+    // <https://x/api/v1/...?page=2>; rel="next", <...>; rel="last"
+    static const QRegularExpression part(QStringLiteral(R"(<([^>]*)>\s*((?:;\s*[^;,]+)*))"));
+    auto it = part.globalMatch(QString::fromUtf8(linkHeader));
+    while (it.hasNext()) {
+        const auto m = it.next();
+        const QStringList params = m.captured(2).split(QLatin1Char(';'), Qt::SkipEmptyParts);
+        for (const QString &p : params) {
+            const QString t = p.trimmed();
+            if (!t.startsWith(QLatin1String("rel="), Qt::CaseInsensitive))
+                continue;
+            QString rels = t.mid(4);
+            rels.remove(QLatin1Char('"'));
+            if (rels.split(QLatin1Char(' '), Qt::SkipEmptyParts).contains(QLatin1String("next")))
+                return base.resolved(QUrl(m.captured(1)));
+        }
+    }
+    return {};
+}
+
+std::optional<std::chrono::milliseconds> retryAfter(const QByteArray &value, const QDateTime &now)
+{
+    const QByteArray v = value.trimmed();
+    if (v.isEmpty())
+        return std::nullopt;
+    bool ok = false;
+    const qlonglong seconds = v.toLongLong(&ok);
+    if (ok)
+        return seconds < 0 ? std::nullopt : std::optional(std::chrono::milliseconds(seconds * 1000));
+    const QDateTime when = QLocale::c().toDateTime(QString::fromLatin1(v), QStringLiteral("ddd, dd MMM yyyy HH:mm:ss 'GMT'"));
+    if (!when.isValid())
+        return std::nullopt;
+    QDateTime utc = when;
+    utc.setTimeSpec(Qt::UTC);
+    return std::chrono::milliseconds(std::max<qint64>(0, now.msecsTo(utc)));
+}
+
+QString describe(const Request &request)
+{
+    const QString where = request.path.isEmpty() ? request.url.path() : request.path;
+    return QStringLiteral("%1 %2").arg(QString::fromLatin1(request.method), where);
+}
+
+struct Client::Pending {
+    Request request;
+    QPointer<QObject> guard;
+    bool hasGuard = false;
+    Callback done;
+    int attempt = 0;
+    bool timedOut = false;
+    std::size_t manager = 0;
+};
+
+Client::Client(ClientOptions options, QObject *parent)
+    : QObject(parent)
+    , m_options(std::move(options))
+{
+    if (!m_options.apiBase.path().endsWith(QLatin1Char('/')))
+        m_options.apiBase.setPath(m_options.apiBase.path() + QLatin1Char('/'));
+    m_options.concurrency = std::max(1, m_options.concurrency);
+    const int managers = (m_options.concurrency + QtConnectionsPerHost - 1) / QtConnectionsPerHost;
+    for (int i = 0; i < managers; ++i) {
+        auto nam = std::make_unique<QNetworkAccessManager>();
+        nam->setRedirectPolicy(QNetworkRequest::NoLessSafeRedirectPolicy);
+        m_managers.push_back(std::move(nam));
+        m_managerLoad.push_back(0);
+    }
+}
+
+Client::~Client()
+{
+    // Replies finish while their managers are destroyed: nobody must hear it.
+    const auto replies = m_replies;
+    for (QNetworkReply *reply : replies) {
+        reply->disconnect(this);
+        reply->abort();
+    }
+}
+
+void Client::send(Request request, QObject *guard, Callback done)
+{
+    auto p = std::make_shared<Pending>();
+    p->request = std::move(request);
+    p->guard = guard;
+    p->hasGuard = guard != nullptr;
+    p->done = std::move(done);
+    if (m_inCallback > 0)
+        m_queue.push_front(std::move(p));
+    else
+        m_queue.push_back(std::move(p));
+    dispatch();
+}
+
+void Client::dispatch()
+{
+    while (m_inFlight < m_options.concurrency && !m_queue.empty()) {
+        auto p = m_queue.front();
+        m_queue.pop_front();
+        if (p->hasGuard && !p->guard)
+            continue; // the caller is gone
+        start(p);
+    }
+}
+
+void Client::start(const std::shared_ptr<Pending> &p)
+{
+    QUrl url;
+    if (p->request.path.isEmpty()) {
+        url = p->request.url;
+        if (url.host() != m_options.apiBase.host() || url.port() != m_options.apiBase.port()
+            || url.scheme() != m_options.apiBase.scheme()) {
+            // Never send the credential to another origin a server names in a Link header.
+            complete(p, fail(ErrorCode::Malformed, QStringLiteral("%1: link points to another origin").arg(describe(p->request))));
+            return;
+        }
+    } else {
+        url = m_options.apiBase.resolved(QUrl(p->request.path));
+        if (!p->request.query.isEmpty())
+            url.setQuery(p->request.query);
+    }
+    QNetworkRequest req(url);
+    req.setRawHeader("Accept", p->request.accept.isEmpty() ? m_options.accept : p->request.accept);
+    for (const auto &[name, value] : m_options.extraHeaders)
+        req.setRawHeader(name, value);
+    req.setRawHeader("User-Agent", "sluice");
+    // Uncompressed, so Content-Length is the length of the body we get and a cut body shows.
+    req.setRawHeader("Accept-Encoding", "identity");
+    if (!m_options.authorization.isEmpty())
+        req.setRawHeader("Authorization", m_options.authorization);
+    if (!p->request.body.isEmpty())
+        req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+
+    p->manager = std::size_t(std::min_element(m_managerLoad.begin(), m_managerLoad.end()) - m_managerLoad.begin());
+    ++m_managerLoad[p->manager];
+    QNetworkAccessManager &nam = *m_managers[p->manager];
+    QNetworkReply *reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
+    m_replies.insert(reply);
+    ++m_inFlight;
+    ++m_sent;
+    ++p->attempt;
+    p->timedOut = false;
+    auto *timer = new QTimer(reply);
+    timer->setSingleShot(true);
+    connect(timer, &QTimer::timeout, reply, [p, reply] {
+        p->timedOut = true;
+        reply->abort();
+    });
+    timer->start(m_options.timeout);
+    connect(reply, &QNetworkReply::finished, this, [this, p, reply] { onFinished(p, reply); });
+}
+
+void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
+{
+    reply->deleteLater();
+    m_replies.remove(reply);
+    --m_inFlight;
+    --m_managerLoad[p->manager];
+    const QString what = describe(p->request);
+    const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    const QByteArray body = reply->readAll();
+    QHash<QByteArray, QByteArray> headers;
+    for (const auto &pair : reply->rawHeaderPairs())
+        headers.insert(pair.first.toLower(), pair.second);
+
+    const auto backoff = [&] {
+        const qint64 base = m_options.retryBase.count() * (qint64(1) << std::min(p->attempt - 1, 10));
+        const qint64 jitter = base > 1 ? qint64(QRandomGenerator::global()->bounded(double(base / 2 + 1))) : 0;
+        return std::chrono::milliseconds(base + jitter);
+    };
+    const bool attemptsLeft = p->attempt <= m_options.maxRetries;
+
+    if (reply->error() != QNetworkReply::NoError && status == 0) {
+        // No HTTP answer: a timeout, a refused or dropped connection, a truncated body.
+        const ErrorCode code = p->timedOut ? ErrorCode::Timeout : ErrorCode::Network;
+        const QString message = p->timedOut
+            ? QStringLiteral("%1: no answer within %2 ms").arg(what).arg(m_options.timeout.count())
+            : QStringLiteral("%1: %2").arg(what, reply->errorString());
+        if (p->request.idempotent() && attemptsLeft) {
+            retryLater(p, backoff());
+            return;
+        }
+        complete(p, fail(code, message + QStringLiteral(" (after %1 attempt(s))").arg(p->attempt)));
+        return;
+    }
+
+    if (status >= 200 && status < 300) {
+        bool lengthOk = true;
+        const qlonglong declared = headers.value("content-length").trimmed().toLongLong(&lengthOk);
+        const bool cut = headers.contains("content-length") && (!lengthOk || declared != body.size());
+        if (reply->error() != QNetworkReply::NoError || cut) {
+            // A 2xx whose body broke off: never a partial answer.
+            if (p->request.idempotent() && attemptsLeft) {
+                retryLater(p, backoff());
+                return;
+            }
+            complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete (%2 of %3 bytes): %4")
+                                                     .arg(what).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
+            return;
+        }
+        Response r;
+        r.status = status;
+        r.body = body;
+        r.headers = std::move(headers);
+        r.url = reply->url();
+        r.attempts = p->attempt;
+        complete(p, std::move(r));
+        return;
+    }
+
+    // GitHub's primary rate limit answers 403 with X-RateLimit-Remaining: 0.
+    const bool rateLimited = status == 429 || (status == 403 && headers.value("x-ratelimit-remaining") == "0");
+    const bool retryable = rateLimited || retryableStatus(status);
+    const bool mayRepeat = p->request.idempotent() || status == 429;
+    if (retryable && mayRepeat && attemptsLeft) {
+        const QDateTime now = QDateTime::currentDateTimeUtc();
+        std::optional<std::chrono::milliseconds> wait = retryAfter(headers.value("retry-after"), now);
+        if (!wait && headers.value("x-ratelimit-remaining") == "0") {
+            bool ok = false;
+            const qint64 reset = headers.value("x-ratelimit-reset").toLongLong(&ok);
+            if (ok)
+                wait = std::chrono::milliseconds(std::max<qint64>(0, reset * 1000 - now.toMSecsSinceEpoch()));
+        }
+        const std::chrono::milliseconds delay = std::max(wait.value_or(std::chrono::milliseconds(0)), backoff());
+        if (wait && *wait > m_options.maxRetryWait) {
+            complete(p, fail(ErrorCode::Network,
+                             QStringLiteral("%1: HTTP %2, the server asks to wait %3 s, more than the %4 s allowed")
+                                 .arg(what)
+                                 .arg(status)
+                                 .arg(wait->count() / 1000)
+                                 .arg(m_options.maxRetryWait.count() / 1000),
+                             excerpt(body)));
+            return;
+        }
+        retryLater(p, delay);
+        return;
+    }
+    complete(p, fail(codeForStatus(status),
+                     QStringLiteral("%1: HTTP %2%3").arg(what).arg(status).arg(retryable ? QStringLiteral(" (after %1 attempt(s))").arg(p->attempt) : QString()),
+                     excerpt(body)));
+}
+
+void Client::retryLater(const std::shared_ptr<Pending> &p, std::chrono::milliseconds delay)
+{
+    QTimer::singleShot(delay, this, [this, p] {
+        m_queue.push_front(p);
+        dispatch();
+    });
+    dispatch();
+}
+
+void Client::complete(const std::shared_ptr<Pending> &p, Result<Response> result)
+{
+    Callback done = std::move(p->done);
+    if (done && (!p->hasGuard || p->guard)) {
+        // The callback runs first, so the next step it queues takes the slot just freed.
+        // It may also destroy this client (the owner of a finished job goes away).
+        QPointer<Client> self(this);
+        ++m_inCallback;
+        done(std::move(result));
+        if (!self)
+            return;
+        --m_inCallback;
+    }
+    dispatch();
+}
+
+Result<QJsonArray> arrayPage(const QJsonDocument &page)
+{
+    if (!page.isArray())
+        return fail(ErrorCode::Malformed, QStringLiteral("page is not a JSON list"));
+    return page.array();
+}
+
+namespace {
+
+// One paginated read; deletes itself when done.
+class PagedFetch : public QObject
+{
+public:
+    PagedFetch(Client &client, Request request, int pageSize, PageItems items, QObject *guard,
+               std::function<void(Result<QJsonArray>)> done)
+        : QObject(&client)
+        , m_client(client)
+        , m_request(std::move(request))
+        , m_pageSize(pageSize)
+        , m_items(std::move(items))
+        , m_guard(guard)
+        , m_hasGuard(guard != nullptr)
+        , m_done(std::move(done))
+    {
+    }
+
+    void begin()
+    {
+        Request first = pageRequest(1);
+        m_client.send(first, this, [this](Result<Response> r) { onFirst(std::move(r)); });
+    }
+
+private:
+    Request pageRequest(int page) const
+    {
+        Request r = m_request;
+        r.query.removeAllQueryItems(QStringLiteral("page"));
+        r.query.removeAllQueryItems(QStringLiteral("limit"));
+        r.query.removeAllQueryItems(QStringLiteral("per_page"));
+        r.query.addQueryItem(QStringLiteral("page"), QString::number(page));
+        r.query.addQueryItem(QStringLiteral("limit"), QString::number(m_pageSize));
+        r.query.addQueryItem(QStringLiteral("per_page"), QString::number(m_pageSize));
+        return r;
+    }
+
+    QString what(int page) const { return QStringLiteral("%1 page %2").arg(describe(m_request)).arg(page); }
+
+    Result<QJsonArray> parse(const Response &r, int page) const
+    {
+        QJsonParseError error{};
+        const QJsonDocument doc = QJsonDocument::fromJson(r.body, &error);
+        if (error.error != QJsonParseError::NoError)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: body is not JSON (%2 at offset %3)").arg(what(page), error.errorString()).arg(error.offset),
+                        excerpt(r.body));
+        auto items = m_items(doc);
+        if (!items)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: %2").arg(what(page), items.error().message), excerpt(r.body));
+        return items;
+    }
+
+    void onFirst(Result<Response> r)
+    {
+        if (!r)
+            return finish(std::unexpected(r.error()));
+        auto items = parse(*r, 1);
+        if (!items)
+            return finish(std::unexpected(items.error()));
+        const QByteArray totalHeader = r->header("x-total-count");
+        if (!totalHeader.isEmpty()) {
+            bool ok = false;
+            const qlonglong total = totalHeader.trimmed().toLongLong(&ok);
+            if (!ok || total < 0)
+                return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: X-Total-Count '%2' is not a count")
+                                                             .arg(what(1), QString::fromLatin1(totalHeader.left(40)))));
+            return withTotal(*r, *items, total);
+        }
+        m_pages.push_back(*items);
+        followLinks(*r, *items, 1);
+    }
+
+    void withTotal(const Response &first, const QJsonArray &items, qlonglong total)
+    {
+        m_total = total;
+        const qlonglong size = items.size();
+        if (size >= total) {
+            if (size > total)
+                return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: %2 items but X-Total-Count says %3").arg(what(1)).arg(size).arg(total)));
+            if (!nextLink(first.header("link"), first.url).isEmpty())
+                return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: links to a next page past X-Total-Count %2").arg(what(1)).arg(total)));
+            return finish(items);
+        }
+        if (size == 0)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: empty page before X-Total-Count %2").arg(what(1)).arg(total)));
+        // The server's page size may be below the one asked for (Gitea caps it): the first page sets it.
+        m_effectivePageSize = size;
+        const qlonglong pages = (total + size - 1) / size;
+        if (pages > MaxPages)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: X-Total-Count %2 needs more than %3 pages").arg(what(1)).arg(total).arg(MaxPages)));
+        m_pages.assign(std::size_t(pages), QJsonArray());
+        m_pages[0] = items;
+        m_outstanding = int(pages) - 1;
+        for (int page = 2; page <= pages; ++page) // same limit asked; the server keeps its own cap
+            m_client.send(pageRequest(page), this, [this, page](Result<Response> r) { onCounted(page, std::move(r)); });
+    }
+
+    void onCounted(int page, Result<Response> r)
+    {
+        if (m_finished)
+            return;
+        if (!r)
+            return finish(std::unexpected(r.error()));
+        auto items = parse(*r, page);
+        if (!items)
+            return finish(std::unexpected(items.error()));
+        const qlonglong pages = qlonglong(m_pages.size());
+        const qlonglong expected = page < pages ? m_effectivePageSize : m_total - (pages - 1) * m_effectivePageSize;
+        if (items->size() != expected)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: %2 items, expected %3 (X-Total-Count %4, %5 per page)")
+                                                         .arg(what(page)).arg(items->size()).arg(expected).arg(m_total).arg(m_effectivePageSize)));
+        if (page == pages && !nextLink(r->header("link"), r->url).isEmpty())
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: links to a next page past X-Total-Count %2").arg(what(page)).arg(m_total)));
+        m_pages[std::size_t(page - 1)] = *items;
+        if (--m_outstanding == 0) {
+            QJsonArray all;
+            for (const QJsonArray &p : m_pages) {
+                for (const QJsonValue &v : p)
+                    all.append(v);
+            }
+            finish(all);
+        }
+    }
+
+    void followLinks(const Response &r, const QJsonArray &items, int page)
+    {
+        const QUrl next = nextLink(r.header("link"), r.url);
+        if (next.isEmpty()) {
+            QJsonArray all;
+            for (const QJsonArray &p : m_pages) {
+                for (const QJsonValue &v : p)
+                    all.append(v);
+            }
+            return finish(all);
+        }
+        // Without a total, only full pages tell that nothing was cut: every page that links on
+        // holds exactly the page size asked for (set page_size to the server's cap if lower).
+        if (items.size() != m_pageSize)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: %2 items, not the %3 asked for, yet it links to another page")
+                                                         .arg(what(page)).arg(items.size()).arg(m_pageSize)));
+        if (page >= MaxPages || m_seen.contains(next))
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: pagination does not end").arg(what(page))));
+        m_seen.insert(next);
+        Request req = m_request;
+        req.path.clear();
+        req.query = QUrlQuery();
+        req.url = next;
+        m_client.send(req, this, [this, page](Result<Response> rr) {
+            if (!rr)
+                return finish(std::unexpected(rr.error()));
+            auto nextItems = parse(*rr, page + 1);
+            if (!nextItems)
+                return finish(std::unexpected(nextItems.error()));
+            m_pages.push_back(*nextItems);
+            followLinks(*rr, *nextItems, page + 1);
+        });
+    }
+
+    void finish(Result<QJsonArray> result)
+    {
+        if (m_finished)
+            return;
+        m_finished = true;
+        deleteLater();
+        if (m_hasGuard && !m_guard)
+            return;
+        auto done = std::move(m_done);
+        done(std::move(result));
+    }
+
+    Client &m_client;
+    Request m_request;
+    int m_pageSize;
+    PageItems m_items;
+    QPointer<QObject> m_guard;
+    bool m_hasGuard;
+    std::function<void(Result<QJsonArray>)> m_done;
+    std::vector<QJsonArray> m_pages;
+    QSet<QUrl> m_seen;
+    qlonglong m_total = -1;
+    qlonglong m_effectivePageSize = 0;
+    int m_outstanding = 0;
+    bool m_finished = false;
+};
+
+} // namespace
+
+void fetchAllPages(Client &client, Request request, int pageSize, PageItems items, QObject *guard,
+                   std::function<void(Result<QJsonArray>)> done)
+{
+    auto *fetch = new PagedFetch(client, std::move(request), pageSize, std::move(items), guard, std::move(done));
+    fetch->begin();
+}
+
+} // namespace Sluice::ForgeHttp

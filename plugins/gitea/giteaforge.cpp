@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "giteaforge.h"
+
+#include "forgecall.h"
+
+#include <sluice/secrets.h>
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLoggingCategory>
+
+#include <algorithm>
+
+namespace Sluice::Forges {
+
+using ForgeHttp::FunctionCall;
+using ForgeHttp::JsonFields;
+using ForgeHttp::Request;
+using ForgeHttp::Response;
+
+using ForgeHttp::jsonBody;
+using ForgeHttp::pathSegments;
+using ForgeHttp::segment;
+
+Result<PullRequest> parseGiteaPullRequest(const QJsonValue &value)
+{
+    return ForgeHttp::parsePullRequest(value);
+}
+
+Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
+{
+    return ForgeHttp::parseCommitStatus(value);
+}
+
+Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
+{
+    GiteaSettings out;
+    auto base = ForgeHttp::baseUrl(settings.value(QStringLiteral("url")).toString());
+    if (!base)
+        return std::unexpected(base.error());
+    out.apiBase = base->resolved(QUrl(QStringLiteral("api/v1/")));
+    auto repo = ForgeHttp::ownerAndName(settings);
+    if (!repo)
+        return std::unexpected(repo.error());
+    std::tie(out.owner, out.name) = *repo;
+    out.client = ForgeHttp::clientOptions(settings, out.apiBase);
+    out.pageSize = int(settings.value(QStringLiteral("page_size"), 50).toLongLong());
+    return out;
+}
+
+GiteaForge::GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, QObject *parent)
+    : Forge(context, parent)
+    , m_settings(std::move(settings))
+    , m_token(std::move(token))
+{
+}
+
+GiteaForge::~GiteaForge() = default;
+
+Result<void> GiteaForge::initialize()
+{
+    auto authorization = ForgeHttp::authorization(m_token, "token");
+    if (!authorization)
+        return std::unexpected(authorization.error());
+    ForgeHttp::ClientOptions options = m_settings.client;
+    options.authorization = *authorization;
+    m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
+    qCDebug(context().logging()).noquote() << "gitea" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
+                                           << m_settings.apiBase.toString() << "with token from" << m_token.describe();
+    return {};
+}
+
+Result<ForgeHttp::Client *> GiteaForge::client()
+{
+    if (!m_client)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("forge '%1' is not initialized").arg(context().instanceName()));
+    return m_client.get();
+}
+
+qint64 GiteaForge::attemptsSent() const
+{
+    return m_client ? m_client->attemptsSent() : 0;
+}
+
+QString GiteaForge::repoPath(const QString &rest) const
+{
+    return QStringLiteral("repos/%1/%2/%3").arg(segment(m_settings.owner), segment(m_settings.name), rest);
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequest>>> GiteaForge::openPullRequests()
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<PullRequest>>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls"));
+    req.query.addQueryItem(QStringLiteral("state"), QStringLiteral("open"));
+    // Only open pull requests were asked for; anything else is a wrong answer.
+    return ForgeHttp::listCall<PullRequest>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, [](const QJsonValue &v) -> Result<PullRequest> {
+        auto pr = parseGiteaPullRequest(v);
+        if (pr && pr->state != QLatin1String("open"))
+            return fail(ErrorCode::Malformed, QStringLiteral("#%1 is '%2'").arg(pr->number).arg(pr->state));
+        return pr;
+    }, QStringLiteral("open pull requests"));
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::pullRequest(qint64 number)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<PullRequest>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls/%1").arg(number));
+    return ForgeHttp::objectCall<PullRequest>(*c, req, [](const QJsonDocument &doc) { return parseGiteaPullRequest(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<CombinedStatus>> GiteaForge::combinedStatus(const QString &sha)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<CombinedStatus>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/status").arg(segment(sha)));
+    const int pageSize = m_settings.pageSize;
+    return std::make_unique<FunctionCall<CombinedStatus>>([http, req, sha, pageSize](FunctionCall<CombinedStatus> *call) {
+        auto first = std::make_shared<QJsonObject>();
+        auto items = [first](const QJsonDocument &page) -> Result<QJsonArray> {
+            if (!page.isObject())
+                return fail(ErrorCode::Malformed, QStringLiteral("combined status is not a JSON object"));
+            const QJsonValue statuses = page.object().value(QStringLiteral("statuses"));
+            if (!statuses.isArray())
+                return fail(ErrorCode::Malformed, QStringLiteral("combined status has no 'statuses' list"));
+            if (first->isEmpty())
+                *first = page.object();
+            return statuses.toArray();
+        };
+        ForgeHttp::fetchAllPages(*http, req, pageSize, items, call, [call, sha, first](Result<QJsonArray> all) {
+            if (!all)
+                return call->finishWith(std::unexpected(all.error()));
+            CombinedStatus out;
+            out.sha = sha;
+            for (const QJsonValue &v : std::as_const(*all)) {
+                auto s = parseGiteaStatus(v);
+                if (!s)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("combined status of %1: %2").arg(sha, s.error().message)));
+                out.statuses.append(*s);
+            }
+            if (out.statuses.isEmpty()) {
+                out.state = StatusState::Pending; // no statuses is pending, never success
+            } else {
+                const QString name = first->value(QStringLiteral("state")).toString();
+                const auto state = statusStateFromName(name);
+                if (!state)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("combined status of %1: unknown state '%2'").arg(sha, name.left(40))));
+                out.state = *state;
+            }
+            call->finishWith(out);
+        });
+    });
+}
+
+std::unique_ptr<AsyncCall<QList<CommitStatus>>> GiteaForge::statuses(const QString &sha)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<CommitStatus>>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/statuses").arg(segment(sha)));
+    return ForgeHttp::listCall<CommitStatus>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, parseGiteaStatus,
+                                             QStringLiteral("statuses of %1").arg(sha), [](QList<CommitStatus> &list) {
+                                                 std::stable_sort(list.begin(), list.end(), ForgeHttp::newerFirst); // newest first
+                                             });
+}
+
+std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &sha, const StatusUpdate &status)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<CommitStatus>(c.error());
+    if (status.context.isEmpty() || sha.isEmpty())
+        return ForgeHttp::failedCall<CommitStatus>(Error{ErrorCode::InvalidArgument, QStringLiteral("a status needs a sha and a context"), {}});
+    ForgeHttp::Client *http = *c;
+    Request req;
+    req.method = "POST";
+    req.path = repoPath(QStringLiteral("statuses/%1").arg(segment(sha)));
+    QJsonObject body{{QStringLiteral("context"), status.context},
+                     {QStringLiteral("state"), statusStateName(status.state)},
+                     {QStringLiteral("description"), status.description}};
+    if (!status.targetUrl.isEmpty())
+        body.insert(QStringLiteral("target_url"), status.targetUrl);
+    req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
+    return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return parseGiteaStatus(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const MergeRequest &request)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<MergeOutcome>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request get;
+    get.path = repoPath(QStringLiteral("pulls/%1").arg(number));
+    Request post;
+    post.method = "POST";
+    post.path = repoPath(QStringLiteral("pulls/%1/merge").arg(number));
+    QJsonObject body{{QStringLiteral("Do"), request.method}};
+    if (!request.title.isEmpty())
+        body.insert(QStringLiteral("MergeTitleField"), request.title);
+    if (!request.message.isEmpty())
+        body.insert(QStringLiteral("MergeMessageField"), request.message);
+    if (!request.expectedHeadSha.isEmpty())
+        body.insert(QStringLiteral("head_commit_id"), request.expectedHeadSha);
+    post.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
+
+    return ForgeHttp::mergeReadingFirst(http, get, post, number, request.expectedHeadSha);
+}
+
+std::unique_ptr<AsyncCall<Comparison>> GiteaForge::compare(const QString &base, const QString &head)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<Comparison>(c.error());
+    ForgeHttp::Client *http = *c;
+    Request ahead;
+    ahead.path = repoPath(QStringLiteral("compare/%1...%2").arg(segment(base), segment(head)));
+    Request behind;
+    behind.path = repoPath(QStringLiteral("compare/%1...%2").arg(segment(head), segment(base)));
+    return std::make_unique<FunctionCall<Comparison>>([http, ahead, behind](FunctionCall<Comparison> *call) {
+        // Gitea's compare counts only the commits in head not in base: ask both ways.
+        auto out = std::make_shared<Comparison>();
+        auto pending = std::make_shared<int>(2);
+        auto count = [call, out, pending](const Request &req, int Comparison::*field) {
+            return [call, out, pending, req, field](Result<Response> r) {
+                if (call->isFinished())
+                    return;
+                if (!r)
+                    return call->finishWith(std::unexpected(r.error()));
+                auto doc = jsonBody(*r, ForgeHttp::describe(req));
+                if (!doc)
+                    return call->finishWith(std::unexpected(doc.error()));
+                auto total = JsonFields(doc->object(), ForgeHttp::describe(req)).integer(QStringLiteral("total_commits"));
+                if (!total)
+                    return call->finishWith(std::unexpected(total.error()));
+                (*out).*field = int(*total);
+                if (--*pending == 0)
+                    call->finishWith(*out);
+            };
+        };
+        http->send(ahead, call, count(ahead, &Comparison::aheadBy));
+        http->send(behind, call, count(behind, &Comparison::behindBy));
+    });
+}
+
+std::unique_ptr<AsyncCall<QByteArray>> GiteaForge::readFile(const QString &path, const QString &ref)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QByteArray>(c.error());
+    if (auto usable = ForgeHttp::checkRepositoryPath(path); !usable)
+        return ForgeHttp::failedCall<QByteArray>(usable.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("raw/%1").arg(pathSegments(path)));
+    req.query.addQueryItem(QStringLiteral("ref"), ref);
+    return ForgeHttp::rawFileCall(*c, req, path, ref);
+}
+
+std::unique_ptr<AsyncCall<QStringList>> GiteaForge::protectedContexts(const QString &branch)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QStringList>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("branch_protections/%1").arg(segment(branch)));
+    return ForgeHttp::objectCall<QStringList>(*c, req, [what = ForgeHttp::describe(req)](const QJsonDocument &doc) -> Result<QStringList> {
+        const QJsonObject o = doc.object();
+        if (!o.value(QStringLiteral("enable_status_check")).isBool())
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: no 'enable_status_check'").arg(what));
+        if (!o.value(QStringLiteral("enable_status_check")).toBool())
+            return QStringList();
+        const QJsonValue contexts = o.value(QStringLiteral("status_check_contexts"));
+        if (!contexts.isArray() && !contexts.isNull())
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: 'status_check_contexts' is not a list").arg(what));
+        QStringList out;
+        for (const QJsonValue &v : contexts.toArray())
+            out.append(v.toString());
+        return out;
+    });
+}
+
+Result<std::unique_ptr<Forge>> GiteaForge::withCredential(const SecretRef &token)
+{
+    auto other = std::make_unique<GiteaForge>(context(), m_settings, token);
+    if (auto ready = other->initialize(); !ready)
+        return std::unexpected(ready.error());
+    return std::unique_ptr<Forge>(std::move(other));
+}
+
+Result<std::unique_ptr<PluginInstance>> GiteaForgeFactory::create(const PluginContext &context)
+{
+    auto settings = GiteaSettings::fromSettings(context.settings());
+    if (!settings)
+        return std::unexpected(settings.error());
+    return std::unique_ptr<PluginInstance>(std::make_unique<GiteaForge>(context, *settings, context.secret(QStringLiteral("token"))));
+}
+
+} // namespace Sluice::Forges

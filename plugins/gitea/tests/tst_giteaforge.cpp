@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: Apache-2.0
+// The gitea connector as the host loads it, against the fake forge on loopback: strict
+// pagination, retries, malformed answers, writes, and a token that never reaches a log line
+// or an error.
+#include "fakeforge.h"
+
+#include <sluice/forge.h>
+#include <sluice/secrets.h>
+#include <sluice/testsupport.h>
+
+#include <QElapsedTimer>
+#include <QMutex>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace Sluice;
+using namespace Sluice::Test;
+
+namespace {
+
+const QByteArray Token = "gitea-secret-token-0123456789";
+
+QMutex logMutex;
+QStringList capturedLog;
+QtMessageHandler previousHandler = nullptr;
+
+void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    {
+        QMutexLocker lock(&logMutex);
+        capturedLog.append(message);
+    }
+    if (previousHandler)
+        previousHandler(type, context, message);
+}
+
+QString sha(int i)
+{
+    return QStringLiteral("%1").arg(i, 40, 16, QLatin1Char('0'));
+}
+
+} // namespace
+
+class tst_GiteaForge : public QObject
+{
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    LoadedPlugin m_plugin;
+    std::unique_ptr<FakeForge> m_fake;
+    std::unique_ptr<PluginInstance> m_instance;
+    QStringList m_errors; // every error message and detail seen, for the token check
+
+    Forge &forge() { return *qobject_cast<Forge *>(m_instance.get()); }
+
+    QString writeToken(const QString &name, const QByteArray &token)
+    {
+        const QString path = m_dir.filePath(name);
+        QFile f(path);
+        if (!f.open(QIODevice::WriteOnly))
+            return {};
+        f.write(token + '\n');
+        return path;
+    }
+
+    std::unique_ptr<PluginInstance> makeForge(const QByteArray &extra = QByteArray())
+    {
+        const QByteArray yaml = "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\n"
+            + "token: {file: " + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\n"
+            + "retry_backoff: 10ms\n" + extra;
+        auto created = createInstance(m_plugin, yaml);
+        if (!created) {
+            qWarning() << created.error().toString();
+            return nullptr;
+        }
+        if (auto ready = (*created)->initialize(); !ready) {
+            qWarning() << ready.error().toString();
+            return nullptr;
+        }
+        return std::move(*created);
+    }
+
+    template<typename T>
+    Result<T> run(std::unique_ptr<AsyncCall<T>> call)
+    {
+        auto r = runCall(std::move(call));
+        if (!r)
+            m_errors << r.error().message << r.error().detail;
+        return r;
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        previousHandler = qInstallMessageHandler(captureMessage);
+        auto plugin = loadPlugin(QStringLiteral(GITEA_PLUGIN_FILE));
+        QVERIFY2(plugin, qPrintable(plugin ? QString() : plugin.error().toString()));
+        m_plugin = *plugin;
+        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Forge);
+    }
+
+    void init()
+    {
+        m_fake = std::make_unique<FakeForge>();
+        QVERIFY(m_fake->start());
+        m_fake->setToken(Token);
+        m_instance = makeForge();
+        QVERIFY(m_instance);
+    }
+
+    void cleanup()
+    {
+        m_instance.reset();
+        m_fake.reset();
+    }
+
+    void openPullRequestsFollowsEveryPage()
+    {
+        for (int i = 1; i <= 123; ++i)
+            m_fake->addPullRequest({i, QStringLiteral("PR %1").arg(i), QStringLiteral("b%1").arg(i), sha(i)});
+        m_fake->addPullRequest({500, QStringLiteral("closed"), QStringLiteral("x"), sha(500), QStringLiteral("main"), QStringLiteral("closed")});
+        auto prs = run(forge().openPullRequests());
+        QVERIFY2(prs, qPrintable(prs ? QString() : prs.error().toString()));
+        QCOMPARE(prs->size(), 123);
+        QSet<qint64> numbers;
+        for (const PullRequest &pr : *prs) {
+            numbers.insert(pr.number);
+            QCOMPARE(pr.headSha, sha(int(pr.number)));
+        }
+        QCOMPARE(numbers.size(), 123);
+        // Three pages of 50, every request authenticated with the instance's token.
+        const auto log = m_fake->requests();
+        QCOMPARE(log.size(), 3);
+        for (const FakeRequest &r : log)
+            QCOMPARE(r.authorization, QByteArray("token " + Token));
+    }
+
+    void serverPageCapBelowTheAskedSize()
+    {
+        m_fake->setMaxPageSize(7);
+        for (int i = 1; i <= 30; ++i)
+            m_fake->addPullRequest({i, QString(), QStringLiteral("b"), sha(i)});
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(prs);
+        QCOMPARE(prs->size(), 30);
+        QCOMPARE(m_fake->requestCount(), 5);
+    }
+
+    void statusesDecidingStatusOnTheLastPage()
+    {
+        const QDateTime t0 = QDateTime::currentDateTimeUtc().addSecs(-3600);
+        m_fake->addStatus(sha(1), QStringLiteral("CI / build (pull_request)"), QStringLiteral("failure"), t0);
+        for (int i = 0; i < 120; ++i)
+            m_fake->addStatus(sha(1), QStringLiteral("ctx %1").arg(i), QStringLiteral("success"), t0.addSecs(i + 1));
+        // Newest first from the server: the oldest (the failure) is on the last page.
+        auto all = run(forge().statuses(sha(1)));
+        QVERIFY(all);
+        QCOMPARE(all->size(), 121);
+        QCOMPARE(all->last().context, QStringLiteral("CI / build (pull_request)"));
+        QCOMPARE(all->last().state, StatusState::Failure);
+        QCOMPARE(all->first().context, QStringLiteral("ctx 119"));
+        QCOMPARE(m_fake->requestCount(), 3);
+    }
+
+    void noStatusesIsPending()
+    {
+        auto combined = run(forge().combinedStatus(sha(9)));
+        QVERIFY(combined);
+        QCOMPARE(combined->state, StatusState::Pending);
+        QVERIFY(combined->statuses.isEmpty());
+        auto all = run(forge().statuses(sha(9)));
+        QVERIFY(all);
+        QVERIFY(all->isEmpty());
+    }
+
+    void combinedStatusAllPages()
+    {
+        for (int i = 0; i < 60; ++i)
+            m_fake->addStatus(sha(2), QStringLiteral("ctx %1").arg(i), QStringLiteral("success"));
+        m_fake->addStatus(sha(2), QStringLiteral("ctx 3"), QStringLiteral("failure"));
+        auto combined = run(forge().combinedStatus(sha(2)));
+        QVERIFY(combined);
+        QCOMPARE(combined->statuses.size(), 60);
+        QCOMPARE(combined->state, StatusState::Failure);
+    }
+
+    void malformedAnswersAreErrors_data()
+    {
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<QString>("call");
+        QTest::addColumn<int>("page");
+        QTest::addColumn<QString>("expected");
+        using K = FakeFault::Kind;
+        QTest::newRow("statuses: not JSON") << int(K::Malformed) << "statuses" << 1 << "not JSON";
+        QTest::newRow("statuses: page 2 not a list") << int(K::NotAList) << "statuses" << 2 << "not a JSON list";
+        QTest::newRow("statuses: short page 2") << int(K::ShortPage) << "statuses" << 2 << "expected 50";
+        QTest::newRow("statuses: short last page") << int(K::ShortPage) << "statuses" << 3 << "expected 20";
+        QTest::newRow("combined: no statuses list") << int(K::MissingStatuses) << "combined" << 1 << "no 'statuses' list";
+        QTest::newRow("combined: not JSON") << int(K::Malformed) << "combined" << 1 << "not JSON";
+        QTest::newRow("pulls: not a list") << int(K::NotAList) << "pulls" << 1 << "not a JSON list";
+        QTest::newRow("pulls: short first page") << int(K::ShortPage) << "pulls" << 1 << "expected";
+        QTest::newRow("pulls: truncated body") << int(K::Truncated) << "pulls" << 2 << "pulls";
+    }
+
+    void malformedAnswersAreErrors()
+    {
+        QFETCH(int, kind);
+        QFETCH(QString, call);
+        QFETCH(int, page);
+        QFETCH(QString, expected);
+        for (int i = 0; i < 120; ++i)
+            m_fake->addStatus(sha(3), QStringLiteral("ctx %1").arg(i), QStringLiteral("success"));
+        for (int i = 1; i <= 120; ++i)
+            m_fake->addPullRequest({i, QString(), QStringLiteral("b"), sha(i)});
+        FakeFault f;
+        f.kind = FakeFault::Kind(kind);
+        f.pathPattern = call == QLatin1String("statuses") ? QStringLiteral("/statuses$")
+                        : call == QLatin1String("combined") ? QStringLiteral("/status$")
+                                                            : QStringLiteral("/pulls$");
+        f.page = page;
+        f.times = 100; // outlasts every retry
+        m_fake->addFault(f);
+        Error error;
+        if (call == QLatin1String("statuses")) {
+            auto r = run(forge().statuses(sha(3)));
+            QVERIFY(!r);
+            error = r.error();
+        } else if (call == QLatin1String("combined")) {
+            auto r = run(forge().combinedStatus(sha(3)));
+            QVERIFY(!r);
+            error = r.error();
+        } else {
+            auto r = run(forge().openPullRequests());
+            QVERIFY(!r);
+            error = r.error();
+        }
+        QVERIFY2(error.message.contains(expected), qPrintable(error.toString()));
+    }
+
+    void retriesOn503And429()
+    {
+        m_fake->addPullRequest({1, QString(), QStringLiteral("b"), sha(1)});
+        FakeFault unavailable;
+        unavailable.pathPattern = QStringLiteral("/pulls$");
+        unavailable.status = 503;
+        unavailable.times = 2;
+        m_fake->addFault(unavailable);
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(prs);
+        QCOMPARE(prs->size(), 1);
+        QCOMPARE(m_fake->requestCount(), 3);
+
+        m_fake->clearRequests();
+        FakeFault limited;
+        limited.pathPattern = QStringLiteral("/pulls$");
+        limited.status = 429;
+        limited.retryAfter = "1";
+        m_fake->addFault(limited);
+        QElapsedTimer timer;
+        timer.start();
+        prs = run(forge().openPullRequests());
+        QVERIFY(prs);
+        QVERIFY2(timer.elapsed() >= 900, "Retry-After: 1 was not honoured");
+        QCOMPARE(m_fake->requestCount(), 2);
+    }
+
+    void noRetryOnOther4xxAndLimitedRetries()
+    {
+        FakeFault notFound;
+        notFound.pathPattern = QStringLiteral("/pulls/7$");
+        notFound.status = 404;
+        m_fake->addFault(notFound);
+        auto pr = run(forge().pullRequest(7));
+        QVERIFY(!pr);
+        QCOMPARE(pr.error().code, ErrorCode::NotFound);
+        QCOMPARE(m_fake->requestCount(), 1);
+
+        m_fake->clearRequests();
+        FakeFault bad;
+        bad.pathPattern = QStringLiteral("/pulls$");
+        bad.status = 502;
+        bad.times = 100;
+        m_fake->addFault(bad);
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(!prs);
+        QCOMPARE(m_fake->requestCount(), 5); // first attempt + max_retries (4)
+        QVERIFY(prs.error().message.contains(QLatin1String("HTTP 502")));
+    }
+
+    void retryAfterLongerThanAllowedFails()
+    {
+        FakeFault limited;
+        limited.pathPattern = QStringLiteral("/pulls$");
+        limited.status = 429;
+        limited.retryAfter = "3600";
+        m_fake->addFault(limited);
+        QElapsedTimer timer;
+        timer.start();
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(!prs);
+        QVERIFY(timer.elapsed() < 5000);
+        QVERIFY2(prs.error().message.contains(QLatin1String("3600")), qPrintable(prs.error().toString()));
+    }
+
+    void timeoutIsAnError()
+    {
+        m_instance = makeForge("timeout: 300ms\nmax_retries: 1\n");
+        QVERIFY(m_instance);
+        FakeFault hang;
+        hang.kind = FakeFault::Kind::Hang;
+        hang.pathPattern = QStringLiteral("/pulls/3$");
+        hang.times = 10;
+        m_fake->addFault(hang);
+        auto pr = run(forge().pullRequest(3));
+        QVERIFY(!pr);
+        QCOMPARE(pr.error().code, ErrorCode::Timeout);
+        QCOMPARE(m_fake->requestCount(), 2);
+    }
+
+    void postStatusIsNotRepeatedOn5xx()
+    {
+        StatusUpdate update{QStringLiteral("CI / all (pull_request)"), StatusState::Success, QStringLiteral("ok"), QString()};
+        auto posted = run(forge().postStatus(sha(4), update));
+        QVERIFY(posted);
+        QCOMPARE(posted->state, StatusState::Success);
+        QCOMPARE(m_fake->statuses(sha(4)).size(), 1);
+
+        m_fake->clearRequests();
+        FakeFault bad;
+        bad.method = "POST";
+        bad.pathPattern = QStringLiteral("/statuses/");
+        bad.status = 502;
+        m_fake->addFault(bad);
+        posted = run(forge().postStatus(sha(4), update));
+        QVERIFY(!posted);
+        QCOMPARE(m_fake->requestCount(), 1);
+        QCOMPARE(m_fake->statuses(sha(4)).size(), 1);
+    }
+
+    void readFileAndCompareAndMerge()
+    {
+        m_fake->setFile(QStringLiteral("main"), QStringLiteral(".gitea/workflows/ci.yml"), "name: CI\n");
+        auto file = run(forge().readFile(QStringLiteral(".gitea/workflows/ci.yml"), QStringLiteral("main")));
+        QVERIFY(file);
+        QCOMPARE(*file, QByteArray("name: CI\n"));
+        auto missing = run(forge().readFile(QStringLiteral("nope.yml"), QStringLiteral("main")));
+        QVERIFY(!missing);
+        QCOMPARE(missing.error().code, ErrorCode::NotFound);
+
+        m_fake->setComparison(QStringLiteral("main"), QStringLiteral("feature"), 3, 2);
+        auto cmp = run(forge().compare(QStringLiteral("main"), QStringLiteral("feature")));
+        QVERIFY(cmp);
+        QCOMPARE(cmp->aheadBy, 3);
+        QCOMPARE(cmp->behindBy, 2);
+
+        m_fake->addPullRequest({8, QString(), QStringLiteral("feature"), sha(8)});
+        MergeRequest stale;
+        stale.expectedHeadSha = sha(99);
+        auto refused = run(forge().merge(8, stale));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::Conflict);
+        MergeRequest request;
+        request.expectedHeadSha = sha(8);
+        auto merged = run(forge().merge(8, request));
+        QVERIFY(merged);
+        QVERIFY(!merged->alreadyMerged);
+        QCOMPARE(merged->mergeCommit, QStringLiteral("merge-%1").arg(sha(8)));
+        auto again = run(forge().merge(8, request));
+        QVERIFY(again);
+        QVERIFY(again->alreadyMerged);
+    }
+
+    void concurrencyIsBounded()
+    {
+        m_instance = makeForge("concurrency: 4\n");
+        QVERIFY(m_instance);
+        m_fake->setLatency(std::chrono::milliseconds(50));
+        std::vector<std::unique_ptr<AsyncCall<QList<CommitStatus>>>> calls;
+        QEventLoop loop;
+        int done = 0;
+        for (int i = 0; i < 24; ++i) {
+            calls.push_back(forge().statuses(sha(i)));
+            connect(calls.back().get(), &PluginJob::finished, &loop, [&] {
+                if (++done == 24)
+                    loop.quit();
+            });
+            calls.back()->start();
+        }
+        QTimer::singleShot(30000, &loop, &QEventLoop::quit);
+        loop.exec();
+        QCOMPARE(done, 24);
+        for (const auto &c : calls)
+            QVERIFY(c->result());
+        QCOMPARE(m_fake->requestCount(), 24);
+        QVERIFY2(m_fake->maxConcurrentRequests() <= 4, qPrintable(QString::number(m_fake->maxConcurrentRequests())));
+        QVERIFY2(m_fake->maxConcurrentRequests() >= 2, "requests were not sent in parallel");
+    }
+
+    void dedicatedCredentialIsTheOnlyOneUsed()
+    {
+        const QByteArray other = "dedicated-sweeper-token-987654";
+        const QString path = writeToken(QStringLiteral("other"), other);
+        auto dedicated = forge().withCredential(SecretRef::file(path));
+        QVERIFY(dedicated);
+        m_fake->setToken(other);
+        auto prs = run((*dedicated)->openPullRequests());
+        QVERIFY(prs);
+        for (const FakeRequest &r : m_fake->requests())
+            QCOMPARE(r.authorization, QByteArray("token " + other));
+        // The instance's own token is refused now: no fallback happens.
+        auto refused = run(forge().openPullRequests());
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::PermissionDenied);
+
+        auto unreadable = forge().withCredential(SecretRef::file(m_dir.filePath(QStringLiteral("absent"))));
+        QVERIFY(!unreadable);
+    }
+
+    void tokenNeverInLogsOrErrors()
+    {
+        // Runs last: every call above logged and failed in many ways.
+        QMutexLocker lock(&logMutex);
+        QVERIFY(!capturedLog.isEmpty());
+        for (const QString &line : std::as_const(capturedLog))
+            QVERIFY2(!line.contains(QString::fromLatin1(Token)), qPrintable(line));
+        QVERIFY(!m_errors.isEmpty());
+        for (const QString &e : std::as_const(m_errors))
+            QVERIFY2(!e.contains(QString::fromLatin1(Token)), qPrintable(e));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_GiteaForge)
+#include "tst_giteaforge.moc"

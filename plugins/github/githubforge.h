@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The GitHub connector (REST v3) for one repository. See docs/plugins/github.md.
+
+#include "forgehttpclient.h"
+
+#include <sluice/forge.h>
+#include <sluice/secrets.h>
+
+#include <memory>
+
+namespace Sluice::Forges {
+
+struct GitHubSettings {
+    QString owner;
+    QString name;
+    bool checkRuns = true;
+    ForgeHttp::ClientOptions client;
+    int pageSize = 100;
+
+    [[nodiscard]] static Result<GitHubSettings> fromSettings(const QVariantMap &settings);
+};
+
+class GitHubForge final : public Forge
+{
+    Q_OBJECT
+public:
+    GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, QObject *parent = nullptr);
+    ~GitHubForge() override;
+
+    [[nodiscard]] Result<void> initialize() override;
+
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequest>>> openPullRequests() override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> pullRequest(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<CombinedStatus>> combinedStatus(const QString &sha) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<CommitStatus>>> statuses(const QString &sha) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<CommitStatus>> postStatus(const QString &sha, const StatusUpdate &status) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> merge(qint64 number, const MergeRequest &request) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<Comparison>> compare(const QString &base, const QString &head) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path, const QString &ref) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch) override;
+    [[nodiscard]] Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token) override;
+
+private:
+    [[nodiscard]] QString repoPath(const QString &rest) const;
+
+    GitHubSettings m_settings;
+    SecretRef m_token;
+    std::unique_ptr<ForgeHttp::Client> m_client;
+};
+
+class GitHubForgeFactory final : public QObject, public PluginFactory
+{
+    Q_OBJECT
+    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "github.json")
+    Q_INTERFACES(Sluice::PluginFactory)
+public:
+    using QObject::QObject;
+    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
+};
+
+/// A check run as a commit status: its name as the context; not completed is pending;
+/// neutral is a warning (not a pass); unknown states are Malformed.
+[[nodiscard]] Result<CommitStatus> parseCheckRun(const QJsonValue &value);
+
+} // namespace Sluice::Forges

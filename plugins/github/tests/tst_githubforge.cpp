@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+// The github connector as the host loads it, against the fake forge speaking GitHub's
+// shapes: Link pagination without totals, statuses and check runs, rate limits, writes.
+#include "fakeforge.h"
+
+#include <sluice/forge.h>
+#include <sluice/secrets.h>
+#include <sluice/testsupport.h>
+
+#include <QElapsedTimer>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace Sluice;
+using namespace Sluice::Test;
+
+namespace {
+
+const QByteArray Token = "ghp_testtoken0123456789abcdef";
+
+QString sha(int i)
+{
+    return QStringLiteral("%1").arg(i, 40, 16, QLatin1Char('0'));
+}
+
+} // namespace
+
+class tst_GitHubForge : public QObject
+{
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    LoadedPlugin m_plugin;
+    std::unique_ptr<FakeForge> m_fake;
+    std::unique_ptr<PluginInstance> m_instance;
+    QStringList m_errors;
+
+    Forge &forge() { return *qobject_cast<Forge *>(m_instance.get()); }
+
+    template<typename T>
+    Result<T> run(std::unique_ptr<AsyncCall<T>> call)
+    {
+        auto r = runCall(std::move(call));
+        if (!r)
+            m_errors << r.error().message << r.error().detail;
+        return r;
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        auto plugin = loadPlugin(QStringLiteral(GITHUB_PLUGIN_FILE));
+        QVERIFY2(plugin, qPrintable(plugin ? QString() : plugin.error().toString()));
+        m_plugin = *plugin;
+    }
+
+    void init()
+    {
+        m_fake = std::make_unique<FakeForge>(FakeForge::Flavor::GitHub);
+        QVERIFY(m_fake->start());
+        m_fake->setToken(Token);
+        m_fake->setMaxPageSize(100);
+        QFile f(m_dir.filePath(QStringLiteral("token")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(Token + '\n');
+        f.close();
+        auto created = createInstance(m_plugin, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                                    + f.fileName().toUtf8() + "}\nretry_backoff: 10ms\n");
+        QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
+        m_instance = std::move(*created);
+        QVERIFY(m_instance->initialize());
+    }
+
+    void cleanup()
+    {
+        m_instance.reset();
+        m_fake.reset();
+    }
+
+    void pullRequestsFollowLinks()
+    {
+        for (int i = 1; i <= 250; ++i)
+            m_fake->addPullRequest({i, QString(), QStringLiteral("b%1").arg(i), sha(i)});
+        auto prs = run(forge().openPullRequests());
+        QVERIFY2(prs, qPrintable(prs ? QString() : prs.error().toString()));
+        QCOMPARE(prs->size(), 250);
+        QCOMPARE(m_fake->requestCount(), 3);
+        for (const FakeRequest &r : m_fake->requests())
+            QCOMPARE(r.authorization, QByteArray("Bearer " + Token));
+        auto one = run(forge().pullRequest(7));
+        QVERIFY(one);
+        QCOMPARE(one->headSha, sha(7));
+        QVERIFY(!one->merged);
+    }
+
+    void statusesAndCheckRuns()
+    {
+        const QDateTime t0 = QDateTime::currentDateTimeUtc().addSecs(-3600);
+        for (int i = 0; i < 120; ++i)
+            m_fake->addStatus(sha(1), QStringLiteral("legacy %1").arg(i), QStringLiteral("success"), t0.addSecs(i));
+        for (int i = 0; i < 130; ++i)
+            m_fake->addCheckRun(sha(1), QStringLiteral("job %1").arg(i), QStringLiteral("completed"), QStringLiteral("success"), t0.addSecs(i));
+        m_fake->addCheckRun(sha(1), QStringLiteral("running"), QStringLiteral("in_progress"), QString(), t0);
+        m_fake->addCheckRun(sha(1), QStringLiteral("neutral"), QStringLiteral("completed"), QStringLiteral("neutral"), t0);
+        m_fake->addCheckRun(sha(1), QStringLiteral("skipped"), QStringLiteral("completed"), QStringLiteral("skipped"), t0);
+        auto all = run(forge().statuses(sha(1)));
+        QVERIFY2(all, qPrintable(all ? QString() : all.error().toString()));
+        QCOMPARE(all->size(), 253);
+        QHash<QString, StatusState> byContext;
+        for (const CommitStatus &s : *all)
+            byContext.insert(s.context, s.state);
+        QCOMPARE(byContext.value(QStringLiteral("running")), StatusState::Pending);
+        QCOMPARE(byContext.value(QStringLiteral("neutral")), StatusState::Warning);
+        QCOMPARE(byContext.value(QStringLiteral("skipped")), StatusState::Skipped);
+        QCOMPARE(byContext.value(QStringLiteral("job 129")), StatusState::Success);
+        QCOMPARE(byContext.value(QStringLiteral("legacy 0")), StatusState::Success);
+
+        auto none = run(forge().combinedStatus(sha(2)));
+        QVERIFY(none);
+        QCOMPARE(none->state, StatusState::Pending);
+    }
+
+    void malformedIsAnError_data()
+    {
+        QTest::addColumn<QString>("path");
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<int>("page");
+        QTest::newRow("check runs without their list") << QStringLiteral("/check-runs$") << int(FakeFault::Kind::MissingStatuses) << 1;
+        QTest::newRow("check runs not JSON") << QStringLiteral("/check-runs$") << int(FakeFault::Kind::Malformed) << 2;
+        QTest::newRow("check runs short page") << QStringLiteral("/check-runs$") << int(FakeFault::Kind::ShortPage) << 2;
+        QTest::newRow("statuses short page before a link") << QStringLiteral("/statuses$") << int(FakeFault::Kind::ShortPage) << 1;
+        QTest::newRow("statuses not a list") << QStringLiteral("/statuses$") << int(FakeFault::Kind::NotAList) << 2;
+    }
+
+    void malformedIsAnError()
+    {
+        QFETCH(QString, path);
+        QFETCH(int, kind);
+        QFETCH(int, page);
+        for (int i = 0; i < 150; ++i) {
+            m_fake->addStatus(sha(3), QStringLiteral("s%1").arg(i), QStringLiteral("success"));
+            m_fake->addCheckRun(sha(3), QStringLiteral("c%1").arg(i), QStringLiteral("completed"), QStringLiteral("success"));
+        }
+        FakeFault f;
+        f.pathPattern = path;
+        f.kind = FakeFault::Kind(kind);
+        f.page = page;
+        f.times = 100;
+        m_fake->addFault(f);
+        auto all = run(forge().statuses(sha(3)));
+        QVERIFY(!all);
+    }
+
+    void rateLimitIsWaitedFor()
+    {
+        m_fake->addPullRequest({1, QString(), QStringLiteral("b"), sha(1)});
+        FakeFault limited;
+        limited.pathPattern = QStringLiteral("/pulls$");
+        limited.status = 403;
+        limited.headers = {{"X-RateLimit-Remaining", "0"},
+                           {"X-RateLimit-Reset", QByteArray::number(QDateTime::currentSecsSinceEpoch() + 2)}};
+        m_fake->addFault(limited);
+        QElapsedTimer timer;
+        timer.start();
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(prs);
+        QVERIFY2(timer.elapsed() >= 900, "the rate-limit reset was not waited for");
+        QCOMPARE(m_fake->requestCount(), 2);
+
+        // A plain 403 is a refusal, not a rate limit: no retry.
+        m_fake->clearRequests();
+        FakeFault refused;
+        refused.pathPattern = QStringLiteral("/pulls$");
+        refused.status = 403;
+        m_fake->addFault(refused);
+        prs = run(forge().openPullRequests());
+        QVERIFY(!prs);
+        QCOMPARE(prs.error().code, ErrorCode::PermissionDenied);
+        QCOMPARE(m_fake->requestCount(), 1);
+    }
+
+    void writesAndReads()
+    {
+        auto posted = run(forge().postStatus(sha(4), StatusUpdate{QStringLiteral("CI"), StatusState::Success, QStringLiteral("ok"), QString()}));
+        QVERIFY2(posted, qPrintable(posted ? QString() : posted.error().toString()));
+        QCOMPARE(posted->state, StatusState::Success);
+        const qint64 before = m_fake->requestCount();
+        auto refused = run(forge().postStatus(sha(4), StatusUpdate{QStringLiteral("CI"), StatusState::Skipped, QString(), QString()}));
+        QVERIFY(!refused);
+        QCOMPARE(m_fake->requestCount(), before); // never sent
+
+        m_fake->setFile(QStringLiteral("main"), QStringLiteral(".github/workflows/ci.yml"), "name: CI\n");
+        auto file = run(forge().readFile(QStringLiteral(".github/workflows/ci.yml"), QStringLiteral("main")));
+        QVERIFY(file);
+        QCOMPARE(*file, QByteArray("name: CI\n"));
+        QCOMPARE(run(forge().readFile(QStringLiteral("x.yml"), QStringLiteral("main"))).error().code, ErrorCode::NotFound);
+
+        m_fake->setComparison(QStringLiteral("main"), QStringLiteral("topic"), 4, 1);
+        auto cmp = run(forge().compare(QStringLiteral("main"), QStringLiteral("topic")));
+        QVERIFY2(cmp, qPrintable(cmp ? QString() : cmp.error().toString()));
+        QCOMPARE(cmp->aheadBy, 4);
+        QCOMPARE(cmp->behindBy, 1);
+        QCOMPARE(cmp->mergeBase, QStringLiteral("base-of-topic"));
+
+        m_fake->addPullRequest({9, QString(), QStringLiteral("topic"), sha(9)});
+        MergeRequest request;
+        request.expectedHeadSha = sha(9);
+        auto merged = run(forge().merge(9, request));
+        QVERIFY2(merged, qPrintable(merged ? QString() : merged.error().toString()));
+        QVERIFY(!merged->alreadyMerged);
+        auto again = run(forge().merge(9, request));
+        QVERIFY(again);
+        QVERIFY(again->alreadyMerged);
+    }
+
+    void branchProtection()
+    {
+        m_fake->setProtection(QStringLiteral("main"), {QStringLiteral("CI"), QStringLiteral("lint")});
+        auto required = run(forge().protectedContexts(QStringLiteral("main")));
+        QVERIFY(required);
+        QCOMPARE(*required, (QStringList{QStringLiteral("CI"), QStringLiteral("lint")}));
+        auto none = run(forge().protectedContexts(QStringLiteral("dev")));
+        QVERIFY(!none);
+        QCOMPARE(none.error().code, ErrorCode::NotFound);
+    }
+
+    void tokenNeverInErrors()
+    {
+        QVERIFY(!m_errors.isEmpty());
+        for (const QString &e : std::as_const(m_errors))
+            QVERIFY2(!e.contains(QString::fromLatin1(Token)), qPrintable(e));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_GitHubForge)
+#include "tst_githubforge.moc"

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "localforge.h"
+
+#include "forgecall.h"
+
+#include <sluice/services.h>
+
+#include <QDir>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QPointer>
+#include <QTimer>
+
+#include <algorithm>
+
+namespace Sluice::Forges {
+
+using ForgeHttp::FunctionCall;
+
+void runGit(const QString &git, const QString &repository, const QStringList &arguments, int timeoutMs, QObject *owner,
+            std::function<void(Result<GitResult>)> done)
+{
+    auto *process = new QProcess(owner);
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    // Merges made here are made by sluice, whatever the service user's git configuration says.
+    env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("sluice"));
+    env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("sluice@localhost"));
+    env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("sluice"));
+    env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("sluice@localhost"));
+    env.insert(QStringLiteral("GIT_TERMINAL_PROMPT"), QStringLiteral("0"));
+    process->setProcessEnvironment(env);
+    process->setProgram(git);
+    process->setArguments(QStringList{QStringLiteral("--git-dir"), repository} + arguments);
+    const QString what = QStringLiteral("git %1").arg(arguments.value(0));
+    auto finished = std::make_shared<bool>(false);
+    auto *timer = new QTimer(process);
+    timer->setSingleShot(true);
+    QObject::connect(timer, &QTimer::timeout, process, [process, finished, done, what, timeoutMs] {
+        if (std::exchange(*finished, true))
+            return;
+        process->kill();
+        process->deleteLater();
+        done(fail(ErrorCode::Timeout, QStringLiteral("%1 did not finish within %2 ms").arg(what).arg(timeoutMs)));
+    });
+    QObject::connect(process, &QProcess::errorOccurred, process, [process, finished, done, what](QProcess::ProcessError error) {
+        if (error != QProcess::FailedToStart || std::exchange(*finished, true))
+            return;
+        process->deleteLater();
+        done(fail(ErrorCode::Io, QStringLiteral("%1 could not start: %2").arg(what, process->errorString())));
+    });
+    QObject::connect(process, qOverload<int, QProcess::ExitStatus>(&QProcess::finished), process,
+                     [process, finished, done, what](int code, QProcess::ExitStatus status) {
+                         if (std::exchange(*finished, true))
+                             return;
+                         process->deleteLater();
+                         if (status != QProcess::NormalExit)
+                             return done(fail(ErrorCode::Io, QStringLiteral("%1 crashed").arg(what)));
+                         done(GitResult{code, process->readAllStandardOutput(), process->readAllStandardError()});
+                     });
+    timer->start(timeoutMs);
+    process->start();
+}
+
+namespace {
+
+// A ref or path handed to git must never read as an option.
+Result<void> safeArgument(const QString &value, const char *what)
+{
+    if (value.isEmpty() || value.startsWith(QLatin1Char('-')) || value.contains(QLatin1Char('\0')))
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("%1 '%2' is not usable").arg(QLatin1String(what), value));
+    return {};
+}
+
+QJsonObject statusJson(const CommitStatus &s)
+{
+    return QJsonObject{{QStringLiteral("id"), s.id},
+                       {QStringLiteral("context"), s.context},
+                       {QStringLiteral("state"), statusStateName(s.state)},
+                       {QStringLiteral("description"), s.description},
+                       {QStringLiteral("target_url"), s.targetUrl},
+                       {QStringLiteral("created_at"), s.createdAt.toString(Qt::ISODateWithMs)},
+                       {QStringLiteral("updated_at"), s.updatedAt.toString(Qt::ISODateWithMs)}};
+}
+
+} // namespace
+
+LocalForge::LocalForge(const PluginContext &context, QString repository, QString git, int timeoutMs, QObject *parent)
+    : Forge(context, parent)
+    , m_repository(std::move(repository))
+    , m_git(std::move(git))
+    , m_timeoutMs(timeoutMs)
+{
+}
+
+Result<void> LocalForge::initialize()
+{
+    if (!QFileInfo(m_repository).isDir() || !QFileInfo(QDir(m_repository).filePath(QStringLiteral("HEAD"))).isFile())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("path: '%1' is not a bare git repository").arg(m_repository));
+    if (!context().state())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("the local forge keeps statuses in the state store, and the host has none"));
+    if (auto target = safeArgument(context().project().targetBranch, "target branch"); !target)
+        return target;
+    return {};
+}
+
+void LocalForge::git(const QStringList &arguments, QObject *owner, std::function<void(Result<GitResult>)> done, QList<int> allowed)
+{
+    runGit(m_git, m_repository, arguments, m_timeoutMs, owner, [done, allowed, arguments](Result<GitResult> r) {
+        if (r && r->exitCode != 0 && !allowed.contains(r->exitCode))
+            return done(fail(ErrorCode::Io, QStringLiteral("git %1 failed with exit code %2").arg(arguments.join(QLatin1Char(' '))).arg(r->exitCode),
+                             QString::fromUtf8(r->err.left(500)).trimmed()));
+        done(std::move(r));
+    });
+}
+
+Result<qint64> LocalForge::numberFor(const QString &branch)
+{
+    StateStore *state = context().state();
+    auto known = state->value(QStringLiteral("pr/branch/%1").arg(branch));
+    if (!known)
+        return std::unexpected(known.error());
+    if (*known)
+        return (*known)->toLongLong();
+    auto next = state->value(QStringLiteral("pr/next"));
+    if (!next)
+        return std::unexpected(next.error());
+    const qint64 number = *next ? (*next)->toLongLong() : 1;
+    for (const auto &[key, value] : {std::pair{QStringLiteral("pr/next"), QByteArray::number(number + 1)},
+                                     std::pair{QStringLiteral("pr/number/%1").arg(number), branch.toUtf8()},
+                                     std::pair{QStringLiteral("pr/branch/%1").arg(branch), QByteArray::number(number)}}) {
+        if (auto w = state->setValue(key, value); !w)
+            return std::unexpected(w.error());
+    }
+    return number;
+}
+
+void LocalForge::listOpen(QObject *owner, std::function<void(Result<QList<PullRequest>>)> done)
+{
+    const QString target = context().project().targetBranch;
+    git({QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname:short)%00%(objectname)"),
+         QStringLiteral("--no-merged=refs/heads/%1").arg(target), QStringLiteral("refs/heads/")},
+        owner, [this, done, target](Result<GitResult> r) {
+            if (!r)
+                return done(std::unexpected(r.error()));
+            QList<PullRequest> out;
+            for (const QByteArray &line : r->out.split('\n')) {
+                const QList<QByteArray> parts = line.split('\0');
+                if (parts.size() != 2 || parts[0] == target.toUtf8())
+                    continue;
+                PullRequest pr;
+                pr.headBranch = QString::fromUtf8(parts[0]);
+                pr.headSha = QString::fromLatin1(parts[1]);
+                pr.baseBranch = target;
+                pr.state = QStringLiteral("open");
+                pr.title = pr.headBranch;
+                auto number = numberFor(pr.headBranch);
+                if (!number)
+                    return done(std::unexpected(number.error()));
+                pr.number = *number;
+                out.append(pr);
+            }
+            std::sort(out.begin(), out.end(), [](const PullRequest &a, const PullRequest &b) { return a.number < b.number; });
+            done(out);
+        });
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequest>>> LocalForge::openPullRequests()
+{
+    return std::make_unique<FunctionCall<QList<PullRequest>>>([this](FunctionCall<QList<PullRequest>> *call) {
+        listOpen(call, [call](Result<QList<PullRequest>> r) { call->finishWith(std::move(r)); });
+    });
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> LocalForge::pullRequest(qint64 number)
+{
+    return std::make_unique<FunctionCall<PullRequest>>([this, number](FunctionCall<PullRequest> *call) {
+        StateStore *state = context().state();
+        auto branch = state->value(QStringLiteral("pr/number/%1").arg(number));
+        if (!branch)
+            return call->finishWith(std::unexpected(branch.error()));
+        if (!*branch)
+            return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("pull request #%1 does not exist").arg(number)));
+        PullRequest pr;
+        pr.number = number;
+        pr.headBranch = QString::fromUtf8(**branch);
+        pr.title = pr.headBranch;
+        pr.baseBranch = context().project().targetBranch;
+        git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("refs/heads/%1^{commit}").arg(pr.headBranch)}, call,
+            [this, call, pr](Result<GitResult> head) mutable {
+                if (!head)
+                    return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("pull request #%1: branch %2 is gone").arg(pr.number).arg(pr.headBranch)));
+                pr.headSha = QString::fromLatin1(head->out.trimmed());
+                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), pr.headSha, QStringLiteral("refs/heads/%1").arg(pr.baseBranch)}, call,
+                    [this, call, pr](Result<GitResult> ancestor) mutable {
+                        if (!ancestor)
+                            return call->finishWith(std::unexpected(ancestor.error()));
+                        pr.merged = ancestor->exitCode == 0;
+                        pr.state = pr.merged ? QStringLiteral("closed") : QStringLiteral("open");
+                        if (pr.merged) {
+                            auto commit = context().state()->value(QStringLiteral("pr/merged/%1").arg(pr.number));
+                            if (commit && *commit)
+                                pr.mergeCommit = QString::fromLatin1(**commit);
+                        }
+                        call->finishWith(pr);
+                    }, {1});
+            });
+    });
+}
+
+Result<QList<CommitStatus>> LocalForge::storedStatuses(const QString &sha) const
+{
+    auto stored = context().state()->value(QStringLiteral("status/%1").arg(sha));
+    if (!stored)
+        return std::unexpected(stored.error());
+    QList<CommitStatus> out;
+    if (!*stored)
+        return out;
+    const QJsonDocument doc = QJsonDocument::fromJson(**stored);
+    if (!doc.isArray())
+        return fail(ErrorCode::Malformed, QStringLiteral("stored statuses of %1 are not a list").arg(sha));
+    for (const QJsonValue &v : doc.array()) {
+        auto s = ForgeHttp::parseCommitStatus(v);
+        if (!s)
+            return fail(ErrorCode::Malformed, QStringLiteral("stored statuses of %1: %2").arg(sha, s.error().message));
+        out.append(*s);
+    }
+    std::stable_sort(out.begin(), out.end(), ForgeHttp::newerFirst);
+    return out;
+}
+
+std::unique_ptr<AsyncCall<QList<CommitStatus>>> LocalForge::statuses(const QString &sha)
+{
+    return std::make_unique<FunctionCall<QList<CommitStatus>>>([this, sha](FunctionCall<QList<CommitStatus>> *call) {
+        call->finishWith(storedStatuses(sha));
+    });
+}
+
+std::unique_ptr<AsyncCall<CombinedStatus>> LocalForge::combinedStatus(const QString &sha)
+{
+    return std::make_unique<FunctionCall<CombinedStatus>>([this, sha](FunctionCall<CombinedStatus> *call) {
+        auto all = storedStatuses(sha);
+        if (!all)
+            return call->finishWith(std::unexpected(all.error()));
+        CombinedStatus out;
+        out.sha = sha;
+        QSet<QString> seen;
+        for (const CommitStatus &s : std::as_const(*all)) { // newest first: the first per context is the latest
+            if (!seen.contains(s.context)) {
+                seen.insert(s.context);
+                out.statuses.append(s);
+            }
+        }
+        out.state = ForgeHttp::combinedState(out.statuses);
+        call->finishWith(out);
+    });
+}
+
+std::unique_ptr<AsyncCall<CommitStatus>> LocalForge::postStatus(const QString &sha, const StatusUpdate &status)
+{
+    return std::make_unique<FunctionCall<CommitStatus>>([this, sha, status](FunctionCall<CommitStatus> *call) {
+        if (auto ok = safeArgument(sha, "commit"); !ok || status.context.isEmpty())
+            return call->finishWith(fail(ErrorCode::InvalidArgument, QStringLiteral("a status needs a commit and a context")));
+        // The commit must exist in the repository.
+        git({QStringLiteral("cat-file"), QStringLiteral("-e"), sha + QStringLiteral("^{commit}")}, call, [this, call, sha, status](Result<GitResult> exists) {
+            if (!exists)
+                return call->finishWith(std::unexpected(exists.error()));
+            if (exists->exitCode != 0)
+                return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("commit %1 is not in the repository").arg(sha)));
+            StateStore *state = context().state();
+            auto all = storedStatuses(sha);
+            auto next = state->value(QStringLiteral("status/next"));
+            if (!all || !next)
+                return call->finishWith(std::unexpected(!all ? all.error() : next.error()));
+            CommitStatus s;
+            s.id = *next ? (*next)->toLongLong() : 1;
+            s.context = status.context;
+            s.state = status.state;
+            s.description = status.description;
+            s.targetUrl = status.targetUrl;
+            s.createdAt = s.updatedAt = context().clock().now().toUTC();
+            QJsonArray array;
+            for (const CommitStatus &old : std::as_const(*all))
+                array.append(statusJson(old));
+            array.append(statusJson(s));
+            if (auto w = state->setValue(QStringLiteral("status/next"), QByteArray::number(s.id + 1)); !w)
+                return call->finishWith(std::unexpected(w.error()));
+            if (auto w = state->setValue(QStringLiteral("status/%1").arg(sha), QJsonDocument(array).toJson(QJsonDocument::Compact)); !w)
+                return call->finishWith(std::unexpected(w.error()));
+            call->finishWith(s);
+        }, {1, 128});
+    });
+}
+
+std::unique_ptr<AsyncCall<MergeOutcome>> LocalForge::merge(qint64 number, const MergeRequest &request)
+{
+    // Only a merge commit keeps the branch an ancestor of the target, which is how a merged
+    // pull request is recognised here.
+    if (request.method != QLatin1String("merge"))
+        return ForgeHttp::failedCall<MergeOutcome>(Error{ErrorCode::InvalidArgument, QStringLiteral("the local forge merges with 'merge' only, not '%1'").arg(request.method), {}});
+    return std::make_unique<FunctionCall<MergeOutcome>>([this, number, request](FunctionCall<MergeOutcome> *call) {
+        withPull(number, call, [this, call, number, request](Result<PullRequest> read) {
+            if (!read)
+                return call->finishWith(std::unexpected(read.error()));
+            const PullRequest pr = *read;
+            if (pr.merged)
+                return call->finishWith(MergeOutcome{true, pr.mergeCommit});
+            if (!request.expectedHeadSha.isEmpty() && pr.headSha != request.expectedHeadSha)
+                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3").arg(number).arg(pr.headSha, request.expectedHeadSha)));
+            const QString targetRef = QStringLiteral("refs/heads/%1").arg(pr.baseBranch);
+            git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), targetRef + QStringLiteral("^{commit}")}, call, [=, this](Result<GitResult> target) {
+                if (!target)
+                    return call->finishWith(std::unexpected(target.error()));
+                const QString old = QString::fromLatin1(target->out.trimmed());
+                git({QStringLiteral("merge-tree"), QStringLiteral("--write-tree"), old, pr.headSha}, call, [=, this](Result<GitResult> tree) {
+                    if (!tree)
+                        return call->finishWith(std::unexpected(tree.error()));
+                    if (tree->exitCode == 1)
+                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1 does not merge cleanly into %2").arg(number).arg(pr.baseBranch)));
+                    const QString treeId = QString::fromLatin1(tree->out.split('\n').value(0).trimmed());
+                    const QString message = request.title.isEmpty() ? QStringLiteral("Merge %1 into %2").arg(pr.headBranch, pr.baseBranch)
+                                                                    : request.title + (request.message.isEmpty() ? QString() : QStringLiteral("\n\n") + request.message);
+                    const QStringList commitArgs{QStringLiteral("commit-tree"), treeId, QStringLiteral("-p"), old,
+                                                 QStringLiteral("-p"), pr.headSha, QStringLiteral("-m"), message};
+                    git(commitArgs, call, [=, this](Result<GitResult> commit) {
+                        if (!commit)
+                            return call->finishWith(std::unexpected(commit.error()));
+                        const QString merged = QString::fromLatin1(commit->out.trimmed());
+                        // Compare-and-swap: if the target moved meanwhile, nothing changes.
+                        git({QStringLiteral("update-ref"), targetRef, merged, old}, call, [=, this](Result<GitResult> updated) {
+                            if (!updated)
+                                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("%1 moved during the merge of #%2; nothing was changed").arg(pr.baseBranch).arg(number)));
+                            if (auto w = context().state()->setValue(QStringLiteral("pr/merged/%1").arg(number), merged.toLatin1()); !w)
+                                return call->finishWith(std::unexpected(w.error()));
+                            call->finishWith(MergeOutcome{false, merged});
+                        });
+                    });
+                }, {1});
+            });
+        });
+    });
+}
+
+void LocalForge::withPull(qint64 number, QObject *owner, std::function<void(Result<PullRequest>)> next)
+{
+    AsyncCall<PullRequest> *raw = pullRequest(number).release();
+    raw->setParent(owner);
+    connect(raw, &PluginJob::finished, owner, [raw, next] {
+        raw->deleteLater();
+        next(raw->result());
+    });
+    raw->start();
+}
+
+std::unique_ptr<AsyncCall<Comparison>> LocalForge::compare(const QString &base, const QString &head)
+{
+    return std::make_unique<FunctionCall<Comparison>>([this, base, head](FunctionCall<Comparison> *call) {
+        for (const QString &ref : {base, head}) {
+            if (auto ok = safeArgument(ref, "ref"); !ok)
+                return call->finishWith(std::unexpected(ok.error()));
+        }
+        git({QStringLiteral("rev-list"), QStringLiteral("--left-right"), QStringLiteral("--count"), base + QStringLiteral("...") + head}, call,
+            [this, call, base, head](Result<GitResult> counts) {
+                if (!counts)
+                    return call->finishWith(std::unexpected(counts.error()));
+                const QList<QByteArray> parts = counts->out.trimmed().split('\t');
+                bool behindOk = false;
+                bool aheadOk = false;
+                const int behind = parts.value(0).toInt(&behindOk);
+                const int ahead = parts.value(1).toInt(&aheadOk);
+                if (parts.size() != 2 || !behindOk || !aheadOk)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("git rev-list --count answered '%1'").arg(QString::fromUtf8(counts->out.trimmed()))));
+                git({QStringLiteral("merge-base"), base, head}, call, [call, behind, ahead](Result<GitResult> mergeBase) {
+                    if (!mergeBase)
+                        return call->finishWith(std::unexpected(mergeBase.error()));
+                    call->finishWith(Comparison{QString::fromLatin1(mergeBase->out.trimmed()), ahead, behind});
+                }, {1});
+            });
+    });
+}
+
+std::unique_ptr<AsyncCall<QByteArray>> LocalForge::readFile(const QString &path, const QString &ref)
+{
+    return std::make_unique<FunctionCall<QByteArray>>([this, path, ref](FunctionCall<QByteArray> *call) {
+        if (auto ok = ForgeHttp::checkRepositoryPath(path); !ok)
+            return call->finishWith(std::unexpected(ok.error()));
+        if (auto ok = safeArgument(ref, "ref"); !ok)
+            return call->finishWith(std::unexpected(ok.error()));
+        const QString object = ref + QLatin1Char(':') + path;
+        git({QStringLiteral("cat-file"), QStringLiteral("-e"), object}, call, [this, call, object, path, ref](Result<GitResult> exists) {
+            if (!exists)
+                return call->finishWith(std::unexpected(exists.error()));
+            if (exists->exitCode != 0)
+                return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("%1 at %2: not found").arg(path, ref)));
+            git({QStringLiteral("cat-file"), QStringLiteral("blob"), object}, call, [call](Result<GitResult> blob) {
+                if (!blob)
+                    return call->finishWith(std::unexpected(blob.error()));
+                call->finishWith(blob->out);
+            });
+        }, {1, 128});
+    });
+}
+
+Result<std::unique_ptr<PluginInstance>> LocalForgeFactory::create(const PluginContext &context)
+{
+    QString path = context.settings().value(QStringLiteral("path")).toString();
+    if (path.isEmpty())
+        path = context.project().repository;
+    if (path.isEmpty() || path.contains(QLatin1String("://")))
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("path: give the bare repository (the project's repository is '%1')").arg(context.project().repository));
+    const QString git = context.settings().value(QStringLiteral("git"), QStringLiteral("git")).toString();
+    const int timeoutMs = int(context.settings().value(QStringLiteral("timeout"), 30000).toLongLong());
+    return std::unique_ptr<PluginInstance>(std::make_unique<LocalForge>(context, path, git, timeoutMs));
+}
+
+} // namespace Sluice::Forges

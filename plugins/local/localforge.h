@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The local forge: a bare git repository on this machine. See docs/plugins/local.md.
+
+#include <sluice/forge.h>
+
+#include <QProcess>
+
+#include <functional>
+
+namespace Sluice::Forges {
+
+/// What one git command did.
+struct GitResult {
+    int exitCode = -1;
+    QByteArray out;
+    QByteArray err;
+};
+
+/**
+ * Runs git in a repository without blocking: @p done gets the result once (not at all if
+ * @p owner is destroyed first). A command that cannot start or passes @p timeoutMs is an
+ * Error; a non-zero exit is a result the caller judges.
+ */
+void runGit(const QString &git, const QString &repository, const QStringList &arguments, int timeoutMs, QObject *owner,
+            std::function<void(Result<GitResult>)> done);
+
+class LocalForge final : public Forge
+{
+    Q_OBJECT
+public:
+    LocalForge(const PluginContext &context, QString repository, QString git, int timeoutMs, QObject *parent = nullptr);
+
+    [[nodiscard]] Result<void> initialize() override;
+
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequest>>> openPullRequests() override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> pullRequest(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<CombinedStatus>> combinedStatus(const QString &sha) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<CommitStatus>>> statuses(const QString &sha) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<CommitStatus>> postStatus(const QString &sha, const StatusUpdate &status) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> merge(qint64 number, const MergeRequest &request) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<Comparison>> compare(const QString &base, const QString &head) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path, const QString &ref) override;
+
+private:
+    /// Runs git here; a non-zero exit becomes an Error naming the command unless @p allowed lists it.
+    void git(const QStringList &arguments, QObject *owner, std::function<void(Result<GitResult>)> done, QList<int> allowed = {});
+    /// Every branch not merged into the target, with its number (assigned on first sight).
+    void listOpen(QObject *owner, std::function<void(Result<QList<PullRequest>>)> done);
+    [[nodiscard]] Result<QList<CommitStatus>> storedStatuses(const QString &sha) const;
+    [[nodiscard]] Result<qint64> numberFor(const QString &branch);
+    /// Reads pull request @p number, then runs @p next with it.
+    void withPull(qint64 number, QObject *owner, std::function<void(Result<PullRequest>)> next);
+
+    QString m_repository;
+    QString m_git;
+    int m_timeoutMs;
+};
+
+class LocalForgeFactory final : public QObject, public PluginFactory
+{
+    Q_OBJECT
+    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "local.json")
+    Q_INTERFACES(Sluice::PluginFactory)
+public:
+    using QObject::QObject;
+    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
+};
+
+} // namespace Sluice::Forges

@@ -1,0 +1,774 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fakeforge.h"
+
+#include <QHostAddress>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMap>
+#include <QMutex>
+#include <QPointer>
+#include <QRegularExpression>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QThread>
+#include <QTimer>
+
+#include <algorithm>
+
+namespace Sluice::Test {
+
+struct FakeForge::State {
+    mutable QMutex mutex;
+    FakeForge::Flavor flavor = FakeForge::Flavor::Gitea;
+    QList<FakeCheckRun> checkRuns;
+    qint64 nextCheckRunId = 5000;
+    QByteArray token;
+    std::chrono::milliseconds latency{0};
+    int maxPageSize = 50;
+    QMap<qint64, FakePullRequest> pulls;
+    QList<FakeStatus> statuses; // oldest first
+    QHash<QString, QList<int>> statusesBySha; // indexes into statuses
+    qint64 nextStatusId = 1;
+    QHash<QString, QByteArray> files; // ref + '\n' + path
+    QHash<QString, QPair<int, int>> comparisons; // base...head
+    QHash<QString, QStringList> protections;     // branch → required contexts
+    QList<FakeFault> faults;
+    QList<FakeRequest> log;
+    int inFlight = 0;
+    int maxInFlight = 0;
+};
+
+namespace {
+
+QString iso(const QDateTime &t)
+{
+    return t.toUTC().toString(Qt::ISODate);
+}
+
+QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = false)
+{
+    if (github) {
+        return QJsonObject{
+            {QStringLiteral("id"), pr.number + 1000},
+            {QStringLiteral("number"), pr.number},
+            {QStringLiteral("title"), pr.title},
+            {QStringLiteral("state"), pr.state},
+            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(iso(QDateTime::currentDateTimeUtc())) : QJsonValue()},
+            {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
+            {QStringLiteral("html_url"), QStringLiteral("https://github.example/acme/widget/pull/%1").arg(pr.number)},
+            {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+            {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha}}},
+            {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}}},
+        };
+    }
+    return QJsonObject{
+        {QStringLiteral("id"), pr.number + 1000},
+        {QStringLiteral("number"), pr.number},
+        {QStringLiteral("title"), pr.title},
+        {QStringLiteral("state"), pr.state},
+        {QStringLiteral("merged"), pr.merged},
+        {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
+        {QStringLiteral("html_url"), base.resolved(QUrl(QStringLiteral("acme/widget/pulls/%1").arg(pr.number))).toString()},
+        {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+        {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha},
+                                             {QStringLiteral("label"), pr.headRef}}},
+        {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}, {QStringLiteral("label"), pr.baseRef}}},
+    };
+}
+
+QJsonObject statusJson(const FakeStatus &s, bool github = false)
+{
+    // Gitea names the state "status" in answers and "state" in CreateStatusOption; GitHub "state".
+    return QJsonObject{{QStringLiteral("id"), s.id},
+                       {QStringLiteral("context"), s.context},
+                       {github ? QStringLiteral("state") : QStringLiteral("status"), s.state},
+                       {QStringLiteral("description"), s.description},
+                       {QStringLiteral("target_url"), s.targetUrl},
+                       {QStringLiteral("created_at"), iso(s.createdAt)},
+                       {QStringLiteral("updated_at"), iso(s.updatedAt)},
+                       {QStringLiteral("creator"), QJsonObject{{QStringLiteral("login"), QStringLiteral("ci-bot")}}}};
+}
+
+struct Answer {
+    int status = 200;
+    QByteArray body;
+    QList<QPair<QByteArray, QByteArray>> headers;
+    bool truncate = false;
+    bool hang = false;
+};
+
+QJsonObject checkRunJson(const FakeCheckRun &c)
+{
+    return QJsonObject{{QStringLiteral("id"), c.id},
+                       {QStringLiteral("name"), c.name},
+                       {QStringLiteral("head_sha"), c.sha},
+                       {QStringLiteral("status"), c.status},
+                       {QStringLiteral("conclusion"), c.conclusion.isEmpty() ? QJsonValue() : QJsonValue(c.conclusion)},
+                       {QStringLiteral("started_at"), iso(c.startedAt)},
+                       {QStringLiteral("completed_at"), c.completedAt.isValid() ? QJsonValue(iso(c.completedAt)) : QJsonValue()}};
+}
+
+Answer jsonAnswer(const QJsonDocument &doc, int status = 200)
+{
+    Answer a;
+    a.status = status;
+    a.body = doc.toJson(QJsonDocument::Compact);
+    a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
+    return a;
+}
+
+Answer message(int status, const QString &text)
+{
+    return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("message"), text}}), status);
+}
+
+QByteArray reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+    }
+}
+
+} // namespace
+
+class FakeForge::Server : public QObject
+{
+public:
+    explicit Server(std::shared_ptr<State> state)
+        : m_state(std::move(state))
+    {
+    }
+
+    quint16 listen()
+    {
+        m_tcp = new QTcpServer(this);
+        m_tcp->setMaxPendingConnections(1024);
+        if (!m_tcp->listen(QHostAddress::LocalHost, 0))
+            return 0;
+        QObject::connect(m_tcp, &QTcpServer::newConnection, this, [this] {
+            while (QTcpSocket *socket = m_tcp->nextPendingConnection())
+                adopt(socket);
+        });
+        m_base = QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_tcp->serverPort()));
+        return m_tcp->serverPort();
+    }
+
+private:
+    struct Connection {
+        QByteArray buffer;
+        bool busy = false;
+    };
+
+    void adopt(QTcpSocket *socket)
+    {
+        socket->setParent(this);
+        auto *conn = new Connection;
+        QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+        QObject::connect(socket, &QObject::destroyed, this, [conn] { delete conn; });
+        QObject::connect(socket, &QTcpSocket::readyRead, this, [this, socket, conn] {
+            conn->buffer += socket->readAll();
+            serveNext(socket, conn);
+        });
+    }
+
+    void serveNext(QTcpSocket *socket, Connection *conn)
+    {
+        if (conn->busy)
+            return;
+        const int end = conn->buffer.indexOf("\r\n\r\n");
+        if (end < 0)
+            return;
+        const QList<QByteArray> lines = conn->buffer.left(end).split('\n');
+        const QList<QByteArray> requestLine = lines.value(0).trimmed().split(' ');
+        QHash<QByteArray, QByteArray> headers;
+        for (int i = 1; i < lines.size(); ++i) {
+            const int colon = lines[i].indexOf(':');
+            if (colon > 0)
+                headers.insert(lines[i].left(colon).trimmed().toLower(), lines[i].mid(colon + 1).trimmed());
+        }
+        const int length = headers.value("content-length").toInt();
+        if (conn->buffer.size() < end + 4 + length)
+            return;
+        FakeRequest req;
+        req.method = requestLine.value(0);
+        const QUrl target(QString::fromUtf8(requestLine.value(1)));
+        req.path = target.path(QUrl::FullyDecoded);
+        req.query = QUrlQuery(target.query(QUrl::FullyEncoded));
+        req.authorization = headers.value("authorization");
+        req.body = conn->buffer.mid(end + 4, length);
+        conn->buffer.remove(0, end + 4 + length);
+        const bool close = headers.value("connection").toLower() == "close";
+
+        std::chrono::milliseconds latency;
+        Answer answer;
+        {
+            QMutexLocker lock(&m_state->mutex);
+            m_state->log.append(req);
+            latency = m_state->latency;
+            answer = handle(req);
+            m_state->maxInFlight = std::max(m_state->maxInFlight, ++m_state->inFlight);
+        }
+        if (answer.hang)
+            return; // keeps the connection busy forever
+        conn->busy = true;
+        QPointer<QTcpSocket> guard(socket);
+        auto respond = [this, guard, conn, answer, close] {
+            {
+                QMutexLocker lock(&m_state->mutex);
+                --m_state->inFlight;
+            }
+            if (!guard)
+                return;
+            QByteArray out = "HTTP/1.1 " + QByteArray::number(answer.status) + ' ' + reason(answer.status) + "\r\n";
+            for (const auto &h : answer.headers)
+                out += h.first + ": " + h.second + "\r\n";
+            const int declared = answer.truncate ? int(answer.body.size()) + 100 : int(answer.body.size());
+            out += "Content-Length: " + QByteArray::number(declared) + "\r\n";
+            out += close ? "Connection: close\r\n\r\n" : "\r\n";
+            out += answer.body;
+            guard->write(out);
+            if (answer.truncate || close) {
+                guard->disconnectFromHost();
+                return;
+            }
+            conn->busy = false;
+            serveNext(guard, conn);
+        };
+        if (latency.count() > 0)
+            QTimer::singleShot(latency, this, respond);
+        else
+            respond();
+    }
+
+    // Called with the state locked.
+    std::optional<FakeFault> takeFault(const FakeRequest &req, int page)
+    {
+        for (int i = 0; i < m_state->faults.size(); ++i) {
+            FakeFault &f = m_state->faults[i];
+            if (f.method != req.method || !QRegularExpression(f.pathPattern).match(req.path).hasMatch())
+                continue;
+            if (f.page != 0 && f.page != page)
+                continue;
+            FakeFault copy = f;
+            if (--f.times <= 0)
+                m_state->faults.removeAt(i);
+            return copy;
+        }
+        return std::nullopt;
+    }
+
+    // One page of @p total items; @p item builds the one at an index (only those of the page are built).
+    Answer paged(const FakeRequest &req, int total, const std::function<QJsonValue(int)> &item, const std::optional<FakeFault> &fault,
+                 const std::function<QJsonDocument(const QJsonArray &)> &wrap = {})
+    {
+        const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
+        const bool github = m_state->flavor == FakeForge::Flavor::GitHub;
+        int limit = req.query.queryItemValue(github ? QStringLiteral("per_page") : QStringLiteral("limit")).toInt();
+        if (limit <= 0 || limit > m_state->maxPageSize)
+            limit = m_state->maxPageSize;
+        QJsonArray items;
+        for (int i = (page - 1) * limit; i < std::min<int>(total, page * limit); ++i)
+            items.append(item(i));
+        if (fault && fault->kind == FakeFault::Kind::ShortPage && !items.isEmpty())
+            items.removeLast();
+        Answer a = jsonAnswer(wrap ? wrap(items) : QJsonDocument(items));
+        if (!github) // GitHub sends no grand total; Link headers only
+            a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(total)));
+        const int pages = std::max(1, int((total + limit - 1) / limit));
+        QList<QByteArray> links;
+        auto link = [&](int p, const char *rel) {
+            QUrl u = m_base.resolved(QUrl(req.path.mid(1)));
+            QUrlQuery q = req.query;
+            q.removeAllQueryItems(QStringLiteral("page"));
+            q.addQueryItem(QStringLiteral("page"), QString::number(p));
+            u.setQuery(q);
+            links.append("<" + u.toEncoded() + ">; rel=\"" + rel + "\"");
+        };
+        if (page < pages) {
+            link(page + 1, "next");
+            link(pages, "last");
+        }
+        if (page > 1)
+            link(1, "first");
+        if (!links.isEmpty())
+            a.headers.append(qMakePair(QByteArray("Link"), links.join(", ")));
+        return a;
+    }
+
+    // Called with the state locked.
+    Answer handle(const FakeRequest &req)
+    {
+        if (!m_state->token.isEmpty() && req.authorization != "token " + m_state->token
+            && req.authorization != "Bearer " + m_state->token)
+            return message(401, QStringLiteral("token is required"));
+
+        const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
+        const std::optional<FakeFault> fault = takeFault(req, page);
+        if (fault) {
+            switch (fault->kind) {
+            case FakeFault::Kind::Status: {
+                Answer a = message(fault->status, QStringLiteral("injected fault"));
+                if (!fault->retryAfter.isEmpty())
+                    a.headers.append(qMakePair(QByteArray("Retry-After"), fault->retryAfter));
+                a.headers.append(fault->headers);
+                return a;
+            }
+            case FakeFault::Kind::Malformed: {
+                Answer a;
+                a.body = "{\"statuses\": [ {\"id\": 1, \"context\": ";
+                a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
+                return a;
+            }
+            case FakeFault::Kind::NotAList:
+                return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("message"), QStringLiteral("not a list")}}));
+            case FakeFault::Kind::Hang: {
+                Answer a;
+                a.hang = true;
+                return a;
+            }
+            default:
+                break; // applied below
+            }
+        }
+
+        static const QRegularExpression giteaPath(QStringLiteral("^/api/v1/repos/([^/]+)/([^/]+)/(.*)$"));
+        static const QRegularExpression githubPath(QStringLiteral("^/repos/([^/]+)/([^/]+)/(.*)$"));
+        const auto m = (m_state->flavor == FakeForge::Flavor::GitHub ? githubPath : giteaPath).match(req.path);
+        if (!m.hasMatch() || m.captured(1) != QLatin1String("acme") || m.captured(2) != QLatin1String("widget"))
+            return message(404, QStringLiteral("repository not found"));
+        const QString rest = m.captured(3);
+        Answer a = m_state->flavor == FakeForge::Flavor::GitHub ? routeGitHub(req, rest, fault) : route(req, rest, fault);
+        if (fault && fault->kind == FakeFault::Kind::Truncated)
+            a.truncate = true;
+        return a;
+    }
+
+    QList<FakeStatus> statusesOf(const QString &sha) const
+    {
+        QList<FakeStatus> out;
+        for (int i : m_state->statusesBySha.value(sha))
+            out.append(m_state->statuses.at(i));
+        return out;
+    }
+
+    Answer route(const FakeRequest &req, const QString &rest, const std::optional<FakeFault> &fault)
+    {
+        static const QRegularExpression pullOne(QStringLiteral("^pulls/(\\d+)$"));
+        static const QRegularExpression pullMerge(QStringLiteral("^pulls/(\\d+)/merge$"));
+        static const QRegularExpression combined(QStringLiteral("^commits/([^/]+)/status$"));
+        static const QRegularExpression listA(QStringLiteral("^commits/([^/]+)/statuses$"));
+        static const QRegularExpression listB(QStringLiteral("^statuses/([^/]+)$"));
+        static const QRegularExpression raw(QStringLiteral("^raw/(.+)$"));
+        static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
+
+        if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            const QString state = req.query.queryItemValue(QStringLiteral("state"));
+            QList<const FakePullRequest *> matching;
+            // Newest first, as Gitea lists them.
+            for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
+                --it;
+                if (state.isEmpty() || state == QLatin1String("all") || it->state == state)
+                    matching.append(&*it);
+            }
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base)); }, fault);
+        }
+        if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.cend())
+                return message(404, QStringLiteral("pull request not found"));
+            return jsonAnswer(QJsonDocument(prJson(*it, m_base)));
+        }
+        if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "POST") {
+            auto it = m_state->pulls.find(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.end())
+                return message(404, QStringLiteral("pull request not found"));
+            if (it->merged)
+                return message(405, QStringLiteral("pull request already merged"));
+            const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+            const QString expected = body.value(QStringLiteral("head_commit_id")).toString();
+            if (!expected.isEmpty() && expected != it->headSha)
+                return message(409, QStringLiteral("head moved"));
+            it->merged = true;
+            it->state = QStringLiteral("closed");
+            it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
+            Answer a;
+            return a;
+        }
+        if (auto mm = combined.match(rest); mm.hasMatch() && req.method == "GET") {
+            const QString sha = mm.captured(1);
+            QMap<QString, FakeStatus> latest;
+            for (const FakeStatus &s : statusesOf(sha))
+                latest.insert(s.context, s); // later ids win
+            QJsonArray all;
+            QString state = latest.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success");
+            for (const FakeStatus &s : std::as_const(latest)) {
+                all.append(statusJson(s)); // small: one per context
+                if (s.state == QLatin1String("failure") || s.state == QLatin1String("error"))
+                    state = QStringLiteral("failure");
+                else if (s.state == QLatin1String("pending") && state == QLatin1String("success"))
+                    state = QStringLiteral("pending");
+            }
+            const bool dropStatuses = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            return paged(req, int(all.size()), [&](int i) { return all.at(i); }, fault, [&](const QJsonArray &items) {
+                QJsonObject o{{QStringLiteral("sha"), sha}, {QStringLiteral("state"), state},
+                              {QStringLiteral("total_count"), items.size()}};
+                if (!dropStatuses)
+                    o.insert(QStringLiteral("statuses"), items);
+                return QJsonDocument(o);
+            });
+        }
+        QRegularExpressionMatch lm = listA.match(rest);
+        if (!lm.hasMatch() && req.method == "GET")
+            lm = listB.match(rest);
+        if (lm.hasMatch() && req.method == "GET") {
+            QList<FakeStatus> list = statusesOf(lm.captured(1));
+            std::reverse(list.begin(), list.end()); // newest first
+            return paged(req, int(list.size()), [&](int i) { return QJsonValue(statusJson(list.at(i))); }, fault);
+        }
+        if (auto mm = listB.match(rest); mm.hasMatch() && req.method == "POST") {
+            const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+            FakeStatus s;
+            s.id = m_state->nextStatusId++;
+            s.sha = mm.captured(1);
+            s.context = body.value(QStringLiteral("context")).toString();
+            s.state = body.value(QStringLiteral("state")).toString();
+            s.description = body.value(QStringLiteral("description")).toString();
+            s.targetUrl = body.value(QStringLiteral("target_url")).toString();
+            s.createdAt = s.updatedAt = QDateTime::currentDateTimeUtc();
+            if (s.context.isEmpty() || s.state.isEmpty())
+                return message(422, QStringLiteral("context and state are required"));
+            m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
+            m_state->statuses.append(s);
+            return jsonAnswer(QJsonDocument(statusJson(s)), 201);
+        }
+        if (auto mm = raw.match(rest); mm.hasMatch() && req.method == "GET") {
+            const QString ref = req.query.queryItemValue(QStringLiteral("ref"));
+            const auto it = m_state->files.constFind(ref + QLatin1Char('\n') + mm.captured(1));
+            if (it == m_state->files.cend())
+                return message(404, QStringLiteral("file not found"));
+            Answer a;
+            a.body = *it;
+            a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("text/plain; charset=utf-8")));
+            return a;
+        }
+        if (rest.startsWith(QLatin1String("branch_protections/")) && req.method == "GET") {
+            const auto it = m_state->protections.constFind(rest.mid(int(strlen("branch_protections/"))));
+            if (it == m_state->protections.cend())
+                return message(404, QStringLiteral("branch protection not found"));
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("enable_status_check"), !it->isEmpty()},
+                                                        {QStringLiteral("status_check_contexts"), QJsonArray::fromStringList(*it)}}));
+        }
+        if (auto mm = compare.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->comparisons.constFind(mm.captured(1) + QStringLiteral("...") + mm.captured(2));
+            if (it == m_state->comparisons.cend())
+                return message(404, QStringLiteral("comparison not found"));
+            QJsonArray commits;
+            for (int i = 0; i < it->first; ++i)
+                commits.append(QJsonObject{{QStringLiteral("sha"), QStringLiteral("c%1").arg(i)}});
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("total_commits"), it->first},
+                                                        {QStringLiteral("commits"), commits}}));
+        }
+        return message(404, QStringLiteral("no route for %1 %2").arg(QString::fromLatin1(req.method), rest));
+    }
+
+    Answer routeGitHub(const FakeRequest &req, const QString &rest, const std::optional<FakeFault> &fault)
+    {
+        static const QRegularExpression pullOne(QStringLiteral("^pulls/(\\d+)$"));
+        static const QRegularExpression pullMerge(QStringLiteral("^pulls/(\\d+)/merge$"));
+        static const QRegularExpression combined(QStringLiteral("^commits/([^/]+)/status$"));
+        static const QRegularExpression list(QStringLiteral("^commits/([^/]+)/statuses$"));
+        static const QRegularExpression checks(QStringLiteral("^commits/([^/]+)/check-runs$"));
+        static const QRegularExpression post(QStringLiteral("^statuses/([^/]+)$"));
+        static const QRegularExpression contents(QStringLiteral("^contents/(.+)$"));
+        static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
+
+        if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            QList<const FakePullRequest *> matching;
+            for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
+                --it;
+                if (it->state == req.query.queryItemValue(QStringLiteral("state")))
+                    matching.append(&*it);
+            }
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base, true)); }, fault);
+        }
+        if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.cend())
+                return message(404, QStringLiteral("Not Found"));
+            QJsonObject o = prJson(*it, m_base, true);
+            o.insert(QStringLiteral("merged"), it->merged);
+            return jsonAnswer(QJsonDocument(o));
+        }
+        if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "PUT") {
+            auto it = m_state->pulls.find(mm.captured(1).toLongLong());
+            if (it == m_state->pulls.end())
+                return message(404, QStringLiteral("Not Found"));
+            if (it->merged)
+                return message(405, QStringLiteral("Pull Request is not mergeable"));
+            const QString expected = QJsonDocument::fromJson(req.body).object().value(QStringLiteral("sha")).toString();
+            if (!expected.isEmpty() && expected != it->headSha)
+                return message(409, QStringLiteral("Head branch was modified"));
+            it->merged = true;
+            it->state = QStringLiteral("closed");
+            it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("merged"), true}, {QStringLiteral("sha"), it->mergeCommit}}));
+        }
+        if (auto mm = combined.match(rest); mm.hasMatch() && req.method == "GET") {
+            QMap<QString, FakeStatus> latest;
+            for (const FakeStatus &st : statusesOf(mm.captured(1)))
+                latest.insert(st.context, st);
+            const QList<FakeStatus> values = latest.values();
+            const bool dropStatuses = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            return paged(req, int(values.size()), [&](int i) { return QJsonValue(statusJson(values.at(i), true)); }, fault, [&](const QJsonArray &items) {
+                QJsonObject o{{QStringLiteral("sha"), mm.captured(1)}, {QStringLiteral("state"), values.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success")},
+                              {QStringLiteral("total_count"), int(values.size())}};
+                if (!dropStatuses)
+                    o.insert(QStringLiteral("statuses"), items);
+                return QJsonDocument(o);
+            });
+        }
+        if (auto mm = list.match(rest); mm.hasMatch() && req.method == "GET") {
+            QList<FakeStatus> all = statusesOf(mm.captured(1));
+            std::reverse(all.begin(), all.end());
+            return paged(req, int(all.size()), [&](int i) { return QJsonValue(statusJson(all.at(i), true)); }, fault);
+        }
+        if (auto mm = checks.match(rest); mm.hasMatch() && req.method == "GET") {
+            QList<FakeCheckRun> runs;
+            for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
+                if (c.sha == mm.captured(1))
+                    runs.append(c);
+            }
+            const bool dropRuns = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            return paged(req, int(runs.size()), [&](int i) { return QJsonValue(checkRunJson(runs.at(i))); }, fault, [&](const QJsonArray &items) {
+                QJsonObject o{{QStringLiteral("total_count"), int(runs.size())}};
+                if (!dropRuns)
+                    o.insert(QStringLiteral("check_runs"), items);
+                return QJsonDocument(o);
+            });
+        }
+        if (auto mm = post.match(rest); mm.hasMatch() && req.method == "POST") {
+            const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+            FakeStatus st;
+            st.id = m_state->nextStatusId++;
+            st.sha = mm.captured(1);
+            st.context = body.value(QStringLiteral("context")).toString();
+            st.state = body.value(QStringLiteral("state")).toString();
+            st.description = body.value(QStringLiteral("description")).toString();
+            st.createdAt = st.updatedAt = QDateTime::currentDateTimeUtc();
+            static const QStringList allowed = {QStringLiteral("error"), QStringLiteral("failure"), QStringLiteral("pending"), QStringLiteral("success")};
+            if (st.context.isEmpty() || !allowed.contains(st.state))
+                return message(422, QStringLiteral("Validation Failed"));
+            m_state->statusesBySha[st.sha].append(int(m_state->statuses.size()));
+            m_state->statuses.append(st);
+            return jsonAnswer(QJsonDocument(statusJson(st, true)), 201);
+        }
+        if (auto mm = contents.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->files.constFind(req.query.queryItemValue(QStringLiteral("ref")) + QLatin1Char('\n') + mm.captured(1));
+            if (it == m_state->files.cend())
+                return message(404, QStringLiteral("Not Found"));
+            Answer a;
+            a.body = *it;
+            a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("application/vnd.github.raw")));
+            return a;
+        }
+        if (auto mm = compare.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->comparisons.constFind(mm.captured(1) + QStringLiteral("...") + mm.captured(2));
+            if (it == m_state->comparisons.cend())
+                return message(404, QStringLiteral("Not Found"));
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("ahead_by"), it->first},
+                                                        {QStringLiteral("behind_by"), it->second},
+                                                        {QStringLiteral("merge_base_commit"), QJsonObject{{QStringLiteral("sha"), QStringLiteral("base-of-%1").arg(mm.captured(2))}}}}));
+        }
+        static const QRegularExpression protection(QStringLiteral("^branches/(.+)/protection/required_status_checks$"));
+        if (auto mm = protection.match(rest); mm.hasMatch() && req.method == "GET") {
+            const auto it = m_state->protections.constFind(mm.captured(1));
+            if (it == m_state->protections.cend())
+                return message(404, QStringLiteral("Branch not protected"));
+            QJsonArray required;
+            for (const QString &c : *it)
+                required.append(QJsonObject{{QStringLiteral("context"), c}, {QStringLiteral("app_id"), QJsonValue()}});
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("strict"), true},
+                                                        {QStringLiteral("contexts"), QJsonArray::fromStringList(*it)},
+                                                        {QStringLiteral("checks"), required}}));
+        }
+        return message(404, QStringLiteral("Not Found"));
+    }
+
+    std::shared_ptr<State> m_state;
+    QTcpServer *m_tcp = nullptr;
+    QUrl m_base;
+};
+
+FakeForge::FakeForge(Flavor flavor)
+    : m_state(std::make_shared<State>())
+    , m_thread(std::make_unique<QThread>())
+{
+    m_state->flavor = flavor;
+    m_thread->setObjectName(QStringLiteral("fake-forge"));
+}
+
+FakeForge::~FakeForge()
+{
+    if (m_server)
+        QMetaObject::invokeMethod(m_server, &QObject::deleteLater);
+    m_thread->quit();
+    m_thread->wait();
+}
+
+Result<void> FakeForge::start()
+{
+    if (m_server)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("fake forge already started"));
+    m_server = new Server(m_state);
+    m_server->moveToThread(m_thread.get());
+    m_thread->start();
+    quint16 port = 0;
+    QMetaObject::invokeMethod(m_server, [this, &port] { port = m_server->listen(); }, Qt::BlockingQueuedConnection);
+    if (port == 0)
+        return fail(ErrorCode::Io, QStringLiteral("fake forge could not listen on 127.0.0.1"));
+    m_port = port;
+    return {};
+}
+
+QUrl FakeForge::url() const
+{
+    return QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_port));
+}
+
+void FakeForge::setToken(const QByteArray &token)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->token = token;
+}
+
+void FakeForge::setLatency(std::chrono::milliseconds latency)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->latency = latency;
+}
+
+void FakeForge::setMaxPageSize(int size)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->maxPageSize = std::max(1, size);
+}
+
+void FakeForge::addPullRequest(const FakePullRequest &pr)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->pulls.insert(pr.number, pr);
+}
+
+FakeStatus FakeForge::addStatus(const QString &sha, const QString &context, const QString &state, const QDateTime &at,
+                                const QString &description)
+{
+    QMutexLocker lock(&m_state->mutex);
+    FakeStatus s;
+    s.id = m_state->nextStatusId++;
+    s.sha = sha;
+    s.context = context;
+    s.state = state;
+    s.description = description;
+    s.createdAt = s.updatedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
+    m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
+    m_state->statuses.append(s);
+    return s;
+}
+
+QList<FakeStatus> FakeForge::statuses(const QString &sha) const
+{
+    QMutexLocker lock(&m_state->mutex);
+    QList<FakeStatus> out;
+    for (const FakeStatus &s : std::as_const(m_state->statuses)) {
+        if (s.sha == sha)
+            out.append(s);
+    }
+    return out;
+}
+
+FakeCheckRun FakeForge::addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
+                                    const QDateTime &at)
+{
+    QMutexLocker lock(&m_state->mutex);
+    FakeCheckRun c;
+    c.id = m_state->nextCheckRunId++;
+    c.sha = sha;
+    c.name = name;
+    c.status = status;
+    c.conclusion = conclusion;
+    c.startedAt = (at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc()).addSecs(-30);
+    if (status == QLatin1String("completed"))
+        c.completedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
+    m_state->checkRuns.append(c);
+    return c;
+}
+
+void FakeForge::setFile(const QString &ref, const QString &path, const QByteArray &content)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->files.insert(ref + QLatin1Char('\n') + path, content);
+}
+
+void FakeForge::setComparison(const QString &base, const QString &head, int aheadBy, int behindBy)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->comparisons.insert(base + QStringLiteral("...") + head, {aheadBy, behindBy});
+    m_state->comparisons.insert(head + QStringLiteral("...") + base, {behindBy, aheadBy});
+}
+
+void FakeForge::setProtection(const QString &branch, const QStringList &contexts)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->protections.insert(branch, contexts);
+}
+
+void FakeForge::addFault(const FakeFault &fault)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->faults.append(fault);
+}
+
+void FakeForge::clearFaults()
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->faults.clear();
+}
+
+QList<FakeRequest> FakeForge::requests() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->log;
+}
+
+int FakeForge::maxConcurrentRequests() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->maxInFlight;
+}
+
+qint64 FakeForge::requestCount() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->log.size();
+}
+
+void FakeForge::clearRequests()
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->log.clear();
+}
+
+} // namespace Sluice::Test

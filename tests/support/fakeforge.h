@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/**
+ * @file fakeforge.h
+ * A forge for tests: a real HTTP/1.1 server on loopback, on a thread of its own, that speaks
+ * the Gitea API v1 shapes the connectors use (pull requests, commit statuses, combined
+ * status, raw files, compare, merge) with Gitea's pagination (page/limit, X-Total-Count,
+ * Link rel="next"), and that can inject latency, error statuses, 429 with Retry-After,
+ * truncated and malformed bodies, non-list pages, missing `statuses` and short pages.
+ *
+ * With Flavor::GitHub it speaks the GitHub REST v3 shapes instead: paths under /repos/,
+ * per_page/page with Link headers and no X-Total-Count, "state" in statuses, check runs,
+ * raw file contents, PUT merge and compare with ahead_by/behind_by.
+ *
+ * Every method is thread-safe; the server answers on its own thread, so a test (or a
+ * blocking client in a benchmark) may wait on its own event loop.
+ */
+
+#include <sluice/job.h>
+
+#include <QByteArray>
+#include <QEventLoop>
+#include <QTimer>
+#include <QDateTime>
+#include <QList>
+#include <QString>
+#include <QStringList>
+#include <QUrl>
+#include <QUrlQuery>
+
+#include <chrono>
+#include <memory>
+
+namespace Sluice::Test {
+
+struct FakePullRequest {
+    qint64 number = 0;
+    QString title;
+    QString headRef;
+    QString headSha;
+    QString baseRef = QStringLiteral("main");
+    QString state = QStringLiteral("open");
+    bool merged = false;
+    QString mergeCommit;
+};
+
+struct FakeStatus {
+    qint64 id = 0;
+    QString sha;
+    QString context;
+    QString state; ///< "pending", "success", "error", "failure", "warning", "skipped"
+    QString description;
+    QString targetUrl;
+    QDateTime createdAt;
+    QDateTime updatedAt;
+};
+
+/// One request the server received.
+struct FakeRequest {
+    QByteArray method;
+    QString path;
+    QUrlQuery query;
+    QByteArray authorization;
+    QByteArray body;
+};
+
+/// A fault the server injects into the next matching requests.
+struct FakeFault {
+    enum class Kind {
+        Status,          ///< Answer @ref status with a JSON message (and Retry-After if set).
+        Malformed,       ///< 200 with a body that is not JSON.
+        NotAList,        ///< 200 with a JSON object where a list belongs.
+        MissingStatuses, ///< Combined status without its `statuses` array.
+        Truncated,       ///< 200 whose body stops before its Content-Length, then the connection closes.
+        ShortPage,       ///< The page holds one item fewer than it should; headers unchanged.
+        Hang,            ///< Never answer.
+    };
+    Kind kind = Kind::Status;
+    QByteArray method = "GET";
+    QString pathPattern;      ///< Regular expression searched in the request path.
+    int page = 0;             ///< Only this page (0: any).
+    int times = 1;            ///< How many matching requests it hits.
+    int status = 503;
+    QByteArray retryAfter;    ///< Retry-After value to send with Status.
+    QList<QPair<QByteArray, QByteArray>> headers; ///< More headers to send with Status (X-RateLimit-*).
+};
+
+/// A GitHub check run (GitHub flavour).
+struct FakeCheckRun {
+    qint64 id = 0;
+    QString sha;
+    QString name;
+    QString status;     ///< "queued", "in_progress", "completed"
+    QString conclusion; ///< "success", "failure", ... when completed
+    QDateTime startedAt;
+    QDateTime completedAt;
+};
+
+class FakeForge
+{
+public:
+    enum class Flavor { Gitea, GitHub };
+
+    explicit FakeForge(Flavor flavor = Flavor::Gitea);
+    ~FakeForge();
+    FakeForge(const FakeForge &) = delete;
+    FakeForge &operator=(const FakeForge &) = delete;
+
+    /// Starts listening on 127.0.0.1 (a free port) on the server thread.
+    [[nodiscard]] Result<void> start();
+    /// http://127.0.0.1:PORT/
+    [[nodiscard]] QUrl url() const;
+    [[nodiscard]] QString owner() const { return QStringLiteral("acme"); }
+    [[nodiscard]] QString repo() const { return QStringLiteral("widget"); }
+
+    /// Requests must carry "token T" or "Bearer T" (else 401). Empty: no check.
+    void setToken(const QByteArray &token);
+    /// Delay before every answer (the server keeps answering others meanwhile).
+    void setLatency(std::chrono::milliseconds latency);
+    /// The largest page the server serves, whatever limit is asked (Gitea's MAX_RESPONSE_ITEMS). Default 50.
+    void setMaxPageSize(int size);
+
+    void addPullRequest(const FakePullRequest &pr);
+    /// Adds a status with the next id; @p at defaults to now.
+    FakeStatus addStatus(const QString &sha, const QString &context, const QString &state,
+                         const QDateTime &at = QDateTime(), const QString &description = QString());
+    /// Every status of @p sha, oldest first.
+    [[nodiscard]] QList<FakeStatus> statuses(const QString &sha) const;
+    /// Adds a check run with the next check-run id (GitHub flavour); @p at defaults to now.
+    FakeCheckRun addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
+                             const QDateTime &at = QDateTime());
+    void setFile(const QString &ref, const QString &path, const QByteArray &content);
+    void setComparison(const QString &base, const QString &head, int aheadBy, int behindBy);
+    /// Protects @p branch, requiring @p contexts.
+    void setProtection(const QString &branch, const QStringList &contexts);
+
+    void addFault(const FakeFault &fault);
+    void clearFaults();
+
+    [[nodiscard]] QList<FakeRequest> requests() const;
+    /// The most requests that were received and not yet answered at one time.
+    [[nodiscard]] int maxConcurrentRequests() const;
+    [[nodiscard]] qint64 requestCount() const;
+    void clearRequests();
+
+    struct State;
+    class Server;
+
+private:
+    std::shared_ptr<State> m_state;
+    std::unique_ptr<class QThread> m_thread;
+    Server *m_server = nullptr; // lives on m_thread, deleted there
+    quint16 m_port = 0;
+};
+
+/// Starts @p call and waits (on a local event loop) until it finishes or @p timeout passes.
+template<typename T>
+[[nodiscard]] Result<T> runCall(std::unique_ptr<AsyncCall<T>> call, std::chrono::milliseconds timeout = std::chrono::seconds(30))
+{
+    QEventLoop loop;
+    QObject::connect(call.get(), &PluginJob::finished, &loop, &QEventLoop::quit);
+    QTimer::singleShot(timeout, &loop, &QEventLoop::quit);
+    call->start();
+    if (!call->isFinished())
+        loop.exec();
+    if (!call->isFinished())
+        return fail(ErrorCode::Timeout, QStringLiteral("call did not finish in time"));
+    return call->result();
+}
+
+} // namespace Sluice::Test
