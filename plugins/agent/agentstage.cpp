@@ -57,6 +57,7 @@ protected:
             qCInfo(m_logging).noquote() << "task" << m_request.task.id << "stage" << m_stage << "agent" << m_request.role
                                         << "runs on" << process.node << "pid" << process.pid << "start ticks"
                                         << process.startTicks << "log" << m_request.logPath;
+            Q_EMIT processStarted(process, m_request.logPath);
         });
         connect(m_launch.get(), &PluginJob::finished, this, [this] { onLaunchFinished(); });
         m_launch->start();

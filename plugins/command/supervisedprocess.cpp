@@ -239,33 +239,6 @@ std::optional<QString> findProgram(const QString &program, const QProcessEnviron
     return std::nullopt;
 }
 
-std::optional<ProcStat> readProcStat(qint64 pid)
-{
-    if (pid <= 0)
-        return std::nullopt;
-    QFile file(QStringLiteral("/proc/%1/stat").arg(pid));
-    if (!file.open(QIODevice::ReadOnly))
-        return std::nullopt;
-    const QByteArray content = file.readAll();
-    // The command name (field 2) is in parentheses and may contain anything, ')' included.
-    const int close = content.lastIndexOf(')');
-    if (close < 0)
-        return std::nullopt;
-    const QList<QByteArray> fields = content.mid(close + 1).simplified().split(' ');
-    // fields[0] is field 3 (state), so field n is fields[n - 3].
-    if (fields.size() < 20 || fields.at(0).isEmpty())
-        return std::nullopt;
-    ProcStat stat;
-    stat.state = fields.at(0).at(0);
-    bool groupOk = false;
-    bool ticksOk = false;
-    stat.processGroup = fields.at(2).toLongLong(&groupOk);
-    stat.startTicks = fields.at(19).toULongLong(&ticksOk);
-    if (!groupOk || !ticksOk)
-        return std::nullopt;
-    return stat;
-}
-
 QStringList tailOfFile(const QString &path, int maxLines, int maxChars)
 {
     QFile file(path);

@@ -7,6 +7,8 @@
 // kills it after a grace. Built as a static library linked into both plugins; see
 // docs/plugins/command.md and docs/agents/process.md for the behaviour people rely on.
 
+#include "engine/procstat.h"
+
 #include <sluice/error.h>
 
 #include <QHash>
@@ -67,14 +69,9 @@ using EnvironmentList = QList<std::pair<QString, QString>>;
  */
 [[nodiscard]] std::optional<QString> findProgram(const QString &program, const QProcessEnvironment &environment);
 
-/// What /proc/<pid>/stat says about a process.
-struct ProcStat {
-    char state = '?';         ///< R, S, D, Z (zombie), X (dead), ...
-    qint64 processGroup = 0;  ///< Field 5.
-    quint64 startTicks = 0;   ///< Field 22: start time in clock ticks after boot.
-};
-/// Reads /proc/@p pid/stat (fields counted after the last ')', as the command may hold any).
-[[nodiscard]] std::optional<ProcStat> readProcStat(qint64 pid);
+// /proc/<pid>/stat, shared with the host's startup recovery (engine/procstat.h).
+using Sluice::ProcStat;
+using Sluice::readProcStat;
 
 /// The last non-empty lines of a text file, at most @p maxLines and @p maxChars.
 [[nodiscard]] QStringList tailOfFile(const QString &path, int maxLines, int maxChars);

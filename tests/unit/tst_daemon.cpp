@@ -12,6 +12,7 @@
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
 #include <QSqlDatabase>
+#include <QSqlError>
 #include <QSqlQuery>
 #include <QtTest>
 
@@ -67,6 +68,7 @@ private Q_SLOTS:
     void drivesAProjectOverHttpAndCli();
     void approveFromTheCliReportsWhereTheTaskIs();
     void sigtermStopsRunningWorkAndGivesItBack();
+    void agentLeftByACrashIsStoppedBeforeItsJobRunsAgain();
 
 private:
     bool startDaemon();
@@ -130,6 +132,21 @@ stages:
 instances:
   wait: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
   nope: {plugin: test-gate, settings: {result: fail}}
+)");
+    m_config.writeProject(QStringLiteral("agentic"), R"(id: agentic
+repository: {path: ../repo.git}
+agent_launcher: launcher
+stages:
+  - name: work
+    run: worker
+  - name: done
+instances:
+  launcher:
+    plugin: process
+    settings:
+      command: [/bin/sh, -c, "echo $$ > {worktree}.agent.pid; exec sleep 300"]
+      kill_grace: 1s
+  worker: {plugin: agent, settings: {role: developer, timeout: 10m}}
 )");
     m_config.writeProject(QStringLiteral("slow"), R"(id: slow
 repository: {path: ../repo.git}
@@ -420,6 +437,67 @@ void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(15000));
     QTRY_VERIFY_WITH_TIMEOUT(!processAlive(thirdPid), 5000);
+}
+
+void tst_Daemon::agentLeftByACrashIsStoppedBeforeItsJobRunsAgain()
+{
+    QVERIFY(startDaemon());
+    const Run submit = cli({QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--project"),
+                            QStringLiteral("agentic"), QStringLiteral("--title"), QStringLiteral("Agent at work"), QStringLiteral("--json")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
+    const QString pidFile = m_config.path() + QStringLiteral("/state/worktrees/agentic/task-%1.agent.pid").arg(id);
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo(pidFile).size() > 0, 20000);
+    const auto readPid = [&] {
+        QFile file(pidFile);
+        return file.open(QIODevice::ReadOnly) ? file.readAll().trimmed().toLongLong() : 0;
+    };
+    const qint64 agent = readPid();
+    QVERIFY(agent > 0);
+    QVERIFY(processAlive(agent));
+    QVERIFY(QFile::remove(pidFile));
+
+    // The daemon dies without a word: the agent, detached in its own session, keeps running.
+    ::kill(pid_t(m_daemon.processId()), SIGKILL);
+    QVERIFY(m_daemon.waitForFinished(10000));
+    QVERIFY(processAlive(agent));
+
+    // The next start stops it (recorded pid and start time) before the job is requeued and
+    // a new agent starts: at no moment do two agents work on the task.
+    QVERIFY(startDaemon());
+    QVERIFY2(m_log.contains(QStringLiteral("stopped agent pid %1 of job").arg(agent).toUtf8()), m_log.constData());
+    QVERIFY(!processAlive(agent));
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo(pidFile).size() > 0, 20000);
+    const qint64 second = readPid();
+    QVERIFY(second > 0 && second != agent);
+    QVERIFY(processAlive(second));
+
+    // The store has both runs: the first ended with no exit code invented, the second running.
+    QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("agent-runs"));
+    db.setDatabaseName(m_config.path() + QStringLiteral("/state/sluice.db"));
+    QVERIFY(db.open());
+    {
+        QSqlQuery q(db);
+        QVERIFY2(q.exec(QStringLiteral("SELECT r.pid, r.finished_at IS NOT NULL, r.exit_code IS NULL FROM agent_runs r "
+                                       "JOIN jobs j ON j.id = r.job_id WHERE j.task_id = %1 ORDER BY r.id").arg(id)),
+                 qPrintable(q.lastError().text()));
+        QVERIFY(q.next());
+        QCOMPARE(q.value(0).toLongLong(), agent);
+        QVERIFY(q.value(1).toBool());
+        QVERIFY(q.value(2).toBool());
+        QVERIFY(q.next());
+        QCOMPARE(q.value(0).toLongLong(), second);
+        QVERIFY(!q.value(1).toBool());
+        QVERIFY(!q.next());
+    }
+    db.close();
+    db = QSqlDatabase();
+    QSqlDatabase::removeDatabase(QStringLiteral("agent-runs"));
+
+    // A graceful stop stops the second agent too.
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processAlive(second), 5000);
 }
 
 QTEST_GUILESS_MAIN(tst_Daemon)

@@ -7,6 +7,7 @@
  * human, run a command). Whether the task may leave is decided by gates, not by the stage.
  */
 
+#include <sluice/agentlauncher.h>
 #include <sluice/job.h>
 #include <sluice/plugin.h>
 #include <sluice/task.h>
@@ -50,6 +51,15 @@ public:
     [[nodiscard]] const StageOutcome &outcome() const { return m_outcome; }
     /// Records @p outcome and emits finished(). Later calls are ignored.
     void finishWith(const StageOutcome &outcome);
+
+Q_SIGNALS:
+    /**
+     * The run started a process that may outlive the host (an agent): emit it as soon as the
+     * process exists. The host records it (node, pid, start time, log) before anything else,
+     * so a host that crashes never loses track of it: the next start stops such a process
+     * before its job runs again, and never runs two agents on one task.
+     */
+    void processStarted(const Sluice::AgentProcess &process, const QString &logPath);
 
 private:
     StageOutcome m_outcome;

@@ -5,6 +5,7 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/procstat.h"
 #include "engine/sweeps.h"
 #include "engine/worker.h"
 
@@ -51,6 +52,11 @@ Result<void> Daemon::start()
     qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
                                << QStringLiteral("(%1 problem(s) in project files)").arg(problems.size());
 
+    // Agents this node started and never saw end (it crashed or was killed) may still run:
+    // they are stopped before their jobs go back to the queue, so a re-run never works
+    // beside them on the same worktree.
+    if (auto stopped = stopOrphanedAgents(); !stopped)
+        return std::unexpected(stopped.error());
     // This node's jobs that were running when it stopped go back to the queue before the
     // worker starts, so nothing is both recovered and claimed.
     auto recovered = engine.jobs().recoverRunning(config.node, QStringLiteral("recovered at start of node %1").arg(config.node));
@@ -147,6 +153,32 @@ Result<void> Daemon::start()
     m_systemd->status(QStringLiteral("running %1 project(s)").arg(engine.projectIds().size()));
     m_ready = true;
     qCInfo(lcDaemon).noquote() << "ready: node" << config.node << "pid" << QCoreApplication::applicationPid();
+    return {};
+}
+
+Result<void> Daemon::stopOrphanedAgents()
+{
+    Engine &engine = m_host.engine();
+    const QString node = m_host.config().node;
+    auto runs = engine.jobs().unfinishedAgentRuns(node);
+    if (!runs)
+        return fail(runs.error().code, QStringLiteral("cannot read the agent runs of node %1: %2").arg(node, runs.error().message),
+                    runs.error().detail);
+    for (const JobQueue::AgentRunRecord &run : std::as_const(*runs)) {
+        const bool stopped = stopProcessGroup(run.pid, run.startTicks, std::chrono::seconds(10));
+        if (stopped) {
+            qCWarning(lcDaemon).noquote() << "stopped agent pid" << run.pid << "of job" << run.jobId
+                                          << "left running by the last stop of node" << node;
+            (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("stop-orphaned-agent"), QString(), 0,
+                                                  QJsonObject{{QStringLiteral("node"), node},
+                                                              {QStringLiteral("job"), run.jobId},
+                                                              {QStringLiteral("pid"), run.pid},
+                                                              {QStringLiteral("log"), run.logPath}}});
+        }
+        // Its exit code is not known, and is not invented.
+        if (auto ended = engine.jobs().recordAgentEnd(run.id, std::nullopt); !ended)
+            return std::unexpected(ended.error());
+    }
     return {};
 }
 

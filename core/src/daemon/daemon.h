@@ -57,6 +57,7 @@ private:
     void countWebhook(const QString &result);
     void checkIdle();
     void finishStop();
+    Result<void> stopOrphanedAgents();
 
     HostRuntime &m_host;
     Options m_options;

@@ -20,6 +20,7 @@ struct Worker::Run {
     QTimer deadline;
     bool timedOut = false;
     bool interrupted = false; // cancelled by shutdown(): the job goes back to the queue
+    qint64 agentRunId = 0;    // agent_runs row of the process the run started, if any
 };
 
 Worker::Worker(Engine &engine, QObject *parent)
@@ -299,6 +300,25 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
     }
     qCInfo(lcWorker).noquote() << "job" << job.id << "attempt" << job.attempts << "runs stage" << job.stage << "of task"
                                << job.taskId << "with" << run->plugin;
+    connect(run->stageRun.get(), &StageRun::processStarted, this,
+            [this, jobId](const AgentProcess &process, const QString &logPath) {
+                const auto it = m_runs.find(jobId);
+                if (it == m_runs.end())
+                    return;
+                JobQueue::AgentRunRecord record;
+                record.jobId = jobId;
+                record.attempt = (*it)->job.attempts;
+                record.node = m_engine.node();
+                record.pid = process.pid;
+                record.startTicks = process.startTicks;
+                record.logPath = logPath;
+                auto id = m_engine.jobs().recordAgentStart(record);
+                if (!id)
+                    qCWarning(lcWorker).noquote() << "cannot record agent pid" << process.pid << "of job" << jobId << "-"
+                                                  << id.error().toString();
+                else
+                    (*it)->agentRunId = *id;
+            });
     connect(run->stageRun.get(), &PluginJob::finished, this, [this, jobId] { QTimer::singleShot(0, this, [this, jobId] { conclude(jobId); }); });
     run->deadline.setSingleShot(true);
     connect(&run->deadline, &QTimer::timeout, this, [this, jobId] {
@@ -362,6 +382,13 @@ void Worker::conclude(qint64 jobId)
         outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt, QStringLiteral("stage run did not finish"), {}};
 
     const JobRecord &job = run->job;
+    // The agent's end, once its run reported it (a run that never finished may still have
+    // its process: startup recovery deals with that one).
+    if (run->agentRunId > 0 && run->stageRun->isFinished()) {
+        if (auto recorded = m_engine.jobs().recordAgentEnd(run->agentRunId, run->stageRun->outcome().exitCode); !recorded)
+            qCWarning(lcWorker).noquote() << "cannot record the end of agent run" << run->agentRunId << "-"
+                                          << recorded.error().toString();
+    }
     if (run->interrupted) {
         // Stopped by shutdown(), whatever the run reported: the job did nothing wrong.
         auto released = m_engine.jobs().release(job.id, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));

@@ -500,6 +500,66 @@ Result<int> JobQueue::recoverRunning(const QString &node, const QString &reason)
         {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":node"), node}});
 }
 
+Result<qint64> JobQueue::recordAgentStart(const AgentRunRecord &run)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(
+        QStringLiteral("recording the agent process %1 of job %2").arg(run.pid).arg(run.jobId),
+        QStringLiteral("INSERT INTO agent_runs (job_id, attempt, node, pid, start_ticks, started_at, log_path) "
+                       "VALUES (:job, :attempt, :node, :pid, :ticks, :now, :log) RETURNING id"),
+        {{QStringLiteral(":job"), run.jobId},
+         {QStringLiteral(":attempt"), run.attempt},
+         {QStringLiteral(":node"), run.node},
+         {QStringLiteral(":pid"), run.pid},
+         {QStringLiteral(":ticks"), qint64(run.startTicks)},
+         {QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral(":log"), run.logPath}});
+    if (!query)
+        return std::unexpected(query.error());
+    if (!(*query)->next())
+        return Sluice::fail(ErrorCode::Storage, QStringLiteral("recording the agent process of job %1 returned no id").arg(run.jobId));
+    return (*query)->value(0).toLongLong();
+}
+
+Result<void> JobQueue::recordAgentEnd(qint64 agentRunId, std::optional<int> exitCode)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(
+        QStringLiteral("recording the end of agent run %1").arg(agentRunId),
+        QStringLiteral("UPDATE agent_runs SET finished_at = :now, exit_code = :code WHERE id = :id AND finished_at IS NULL"),
+        {{QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral(":code"), exitCode ? QVariant(*exitCode) : QVariant()},
+         {QStringLiteral(":id"), agentRunId}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return {};
+}
+
+Result<QList<JobQueue::AgentRunRecord>> JobQueue::unfinishedAgentRuns(const QString &node) const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(
+        QStringLiteral("listing the unfinished agent runs of node %1").arg(node),
+        QStringLiteral("SELECT id, job_id, attempt, node, pid, start_ticks, log_path FROM agent_runs "
+                       "WHERE node = :node AND finished_at IS NULL ORDER BY id"),
+        {{QStringLiteral(":node"), node}});
+    if (!query)
+        return std::unexpected(query.error());
+    QList<AgentRunRecord> runs;
+    while ((*query)->next()) {
+        runs.append(AgentRunRecord{(*query)->value(0).toLongLong(), (*query)->value(1).toLongLong(), (*query)->value(2).toInt(),
+                                   (*query)->value(3).toString(), (*query)->value(4).toLongLong(),
+                                   quint64((*query)->value(5).toLongLong()), (*query)->value(6).toString()});
+    }
+    return runs;
+}
+
 Result<std::optional<JobRecord>> JobQueue::job(qint64 id) const
 {
     Result<PreparedStatements::Session> session = m_statements.session();

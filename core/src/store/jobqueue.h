@@ -153,6 +153,23 @@ public:
     [[nodiscard]] Result<int> recoverRunning(const QString &node, const QString &reason);
 
     /// The job @p id, std::nullopt when there is none.
+    /// A process a job's run started (an agent), as agent_runs records it.
+    struct AgentRunRecord {
+        qint64 id = 0;
+        qint64 jobId = 0;
+        int attempt = 0;
+        QString node;
+        qint64 pid = 0;
+        quint64 startTicks = 0;
+        QString logPath;
+    };
+    /// Records that @p run's process exists; returns the agent_runs id.
+    [[nodiscard]] Result<qint64> recordAgentStart(const AgentRunRecord &run);
+    /// Records how it ended; @p exitCode only when known (never invented).
+    [[nodiscard]] Result<void> recordAgentEnd(qint64 agentRunId, std::optional<int> exitCode);
+    /// The agent runs of @p node that have no end recorded.
+    [[nodiscard]] Result<QList<AgentRunRecord>> unfinishedAgentRuns(const QString &node) const;
+
     [[nodiscard]] Result<std::optional<JobRecord>> job(qint64 id) const;
     /// The jobs of a task, oldest first.
     [[nodiscard]] Result<QList<JobRecord>> jobsForTask(qint64 taskId) const;
