@@ -418,15 +418,11 @@ Result<ProcessAgentRule> ProcessAgentRule::fromSettings(const QVariantMap &setti
     if (!killGrace)
         return std::unexpected(killGrace.error());
     rule.killGrace = *killGrace;
-    auto environment = Processes::environmentSetting(settings, QStringLiteral("environment"), Owner,
-                                                     fixedVariableNames());
+    auto environment = Processes::environmentSettings(settings, Owner, fixedVariableNames());
     if (!environment)
         return std::unexpected(environment.error());
-    rule.environment = *environment;
-    auto inherit = Processes::inheritSetting(settings, QStringLiteral("inherit_environment"), Owner);
-    if (!inherit)
-        return std::unexpected(inherit.error());
-    rule.inheritEnvironment = *inherit;
+    rule.environment = environment->environment;
+    rule.inheritEnvironment = environment->inherit;
     return rule;
 }
 

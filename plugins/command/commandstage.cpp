@@ -257,15 +257,11 @@ Result<CommandRule> CommandRule::fromSettings(const QVariantMap &settings)
         return std::unexpected(output.error());
     rule.output = *output;
 
-    auto environment = Processes::environmentSetting(settings, QStringLiteral("environment"), Owner,
-                                                     fixedVariableNames());
+    auto environment = Processes::environmentSettings(settings, Owner, fixedVariableNames());
     if (!environment)
         return std::unexpected(environment.error());
-    rule.environment = *environment;
-    auto inherit = Processes::inheritSetting(settings, QStringLiteral("inherit_environment"), Owner);
-    if (!inherit)
-        return std::unexpected(inherit.error());
-    rule.inheritEnvironment = *inherit;
+    rule.environment = environment->environment;
+    rule.inheritEnvironment = environment->inherit;
     return rule;
 }
 

@@ -239,6 +239,18 @@ std::optional<QString> findProgram(const QString &program, const QProcessEnviron
     return std::nullopt;
 }
 
+Result<EnvironmentSettings> environmentSettings(const QVariantMap &settings, const QString &owner,
+                                                const QStringList &reserved)
+{
+    auto environment = environmentSetting(settings, QStringLiteral("environment"), owner, reserved);
+    if (!environment)
+        return std::unexpected(environment.error());
+    auto inherit = inheritSetting(settings, QStringLiteral("inherit_environment"), owner);
+    if (!inherit)
+        return std::unexpected(inherit.error());
+    return EnvironmentSettings{*environment, *inherit};
+}
+
 QStringList tailOfFile(const QString &path, int maxLines, int maxChars)
 {
     QFile file(path);

@@ -48,6 +48,13 @@ using EnvironmentList = QList<std::pair<QString, QString>>;
 /// Reads the `inherit_environment` list: names checked.
 [[nodiscard]] Result<QStringList> inheritSetting(const QVariantMap &settings, const QString &key,
                                                  const QString &owner);
+/// A child's environment settings: `environment` (none of @p reserved) and `inherit_environment`.
+struct EnvironmentSettings {
+    EnvironmentList environment;
+    QStringList inherit;
+};
+[[nodiscard]] Result<EnvironmentSettings> environmentSettings(const QVariantMap &settings, const QString &owner,
+                                                              const QStringList &reserved);
 
 /**
  * Replaces every "{name}" whose name is a key of @p values, in one pass: a replacement is
