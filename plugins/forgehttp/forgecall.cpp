@@ -4,6 +4,7 @@
 #include <sluice/secrets.h>
 
 #include <QJsonDocument>
+#include <QJsonObject>
 
 #include <cmath>
 
@@ -246,6 +247,39 @@ ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase)
     out.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
     out.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
     return out;
+}
+
+Result<NewPullRequest> checkNewPullRequest(NewPullRequest request, const QString &targetBranch)
+{
+    if (request.baseBranch.isEmpty())
+        request.baseBranch = targetBranch;
+    if (request.headBranch.isEmpty() || request.baseBranch.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request needs a head and a base branch"));
+    if (request.headBranch == request.baseBranch)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request of %1 into itself").arg(request.headBranch));
+    if (request.title.trimmed().isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request of %1 needs a title").arg(request.headBranch));
+    return request;
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Request request, const NewPullRequest &pr)
+{
+    request.method = "POST";
+    request.body = QJsonDocument(QJsonObject{{QStringLiteral("head"), pr.headBranch},
+                                             {QStringLiteral("base"), pr.baseBranch},
+                                             {QStringLiteral("title"), pr.title},
+                                             {QStringLiteral("body"), pr.body}})
+                       .toJson(QJsonDocument::Compact);
+    return objectCall<PullRequest>(http, request, [pr, what = describe(request)](const QJsonDocument &doc) -> Result<PullRequest> {
+        auto created = parsePullRequest(doc.object());
+        if (!created)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: %2").arg(what, created.error().message));
+        if (created->state != QLatin1String("open") || created->headBranch != pr.headBranch || created->baseBranch != pr.baseBranch)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: answered #%2 %3 of %4 into %5, not an open pull request of %6 into %7")
+                                                  .arg(what).arg(created->number)
+                                                  .arg(created->state, created->headBranch, created->baseBranch, pr.headBranch, pr.baseBranch));
+        return created;
+    });
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request get, Request post, qint64 number,

@@ -155,6 +155,18 @@ std::unique_ptr<AsyncCall<QList<T>>> listCall(Client *http, Request request, int
 [[nodiscard]] Result<QUrl> baseUrl(const QString &url);
 
 /**
+ * @p request checked for opening (head and title given, head differs from base), with an
+ * empty base replaced by @p targetBranch.
+ */
+[[nodiscard]] Result<NewPullRequest> checkNewPullRequest(NewPullRequest request, const QString &targetBranch);
+/**
+ * A call that POSTs @p request.path with the Gitea/GitHub create-pull-request body (head,
+ * base, title, body) and reads the pull request answered; the answer must be open with the
+ * head and base asked for (anything else is Malformed).
+ */
+[[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Request request, const NewPullRequest &pr);
+
+/**
  * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead
  * of merging twice, refuses when the head is not @p expectedHeadSha, sends @p doMerge, and
  * reads again: a failed answer while the pull request is merged means someone else merged it.

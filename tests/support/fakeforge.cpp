@@ -27,6 +27,7 @@ struct FakeForge::State {
     std::chrono::milliseconds latency{0};
     int maxPageSize = 50;
     QMap<qint64, FakePullRequest> pulls;
+    QHash<QString, QString> branches; // name → sha
     QList<FakeStatus> statuses; // oldest first
     QHash<QString, QList<int>> statusesBySha; // indexes into statuses
     qint64 nextStatusId = 1;
@@ -132,6 +133,7 @@ QByteArray reason(int status)
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 422: return "Unprocessable Entity";
     case 409: return "Conflict";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -356,6 +358,29 @@ private:
         return a;
     }
 
+    // POST pulls, as Gitea (409 for a duplicate, 404 for an unknown branch) or GitHub (422 for both) answers it.
+    Answer createPull(const FakeRequest &req, bool github)
+    {
+        const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+        FakePullRequest pr;
+        pr.headRef = body.value(QStringLiteral("head")).toString();
+        pr.baseRef = body.value(QStringLiteral("base")).toString();
+        pr.title = body.value(QStringLiteral("title")).toString();
+        if (pr.headRef.isEmpty() || pr.baseRef.isEmpty() || pr.title.isEmpty())
+            return message(422, github ? QStringLiteral("Validation Failed") : QStringLiteral("head, base and title are required"));
+        if (!m_state->branches.contains(pr.headRef) || !m_state->branches.contains(pr.baseRef))
+            return message(github ? 422 : 404, github ? QStringLiteral("Validation Failed: head or base is invalid") : QStringLiteral("branch does not exist"));
+        for (const FakePullRequest &other : std::as_const(m_state->pulls)) {
+            if (other.state == QLatin1String("open") && other.headRef == pr.headRef && other.baseRef == pr.baseRef)
+                return message(github ? 422 : 409, github ? QStringLiteral("A pull request already exists for acme:%1.").arg(pr.headRef)
+                                                          : QStringLiteral("pull request already exists for these targets"));
+        }
+        pr.headSha = m_state->branches.value(pr.headRef);
+        pr.number = m_state->pulls.isEmpty() ? 1 : m_state->pulls.lastKey() + 1;
+        m_state->pulls.insert(pr.number, pr);
+        return jsonAnswer(QJsonDocument(prJson(pr, m_base, github)), 201);
+    }
+
     QList<FakeStatus> statusesOf(const QString &sha) const
     {
         QList<FakeStatus> out;
@@ -385,6 +410,8 @@ private:
             }
             return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base)); }, fault);
         }
+        if (req.method == "POST" && rest == QLatin1String("pulls"))
+            return createPull(req, false);
         if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
@@ -504,6 +531,8 @@ private:
             }
             return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base, true)); }, fault);
         }
+        if (req.method == "POST" && rest == QLatin1String("pulls"))
+            return createPull(req, true);
         if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
@@ -670,6 +699,18 @@ void FakeForge::addPullRequest(const FakePullRequest &pr)
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->pulls.insert(pr.number, pr);
+}
+
+void FakeForge::setBranch(const QString &branch, const QString &sha)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->branches.insert(branch, sha);
+}
+
+QList<FakePullRequest> FakeForge::pullRequests() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->pulls.values();
 }
 
 FakeStatus FakeForge::addStatus(const QString &sha, const QString &context, const QString &state, const QDateTime &at,
