@@ -49,7 +49,7 @@ Result<CommitStatus> parseCheckRun(const QJsonValue &value)
     if (!id)
         return std::unexpected(id.error());
     s.id = *id;
-    JsonFields g(value, QStringLiteral("check run %1").arg(s.id));
+    JsonFields g(value, QStringLiteral("check run "), s.id);
     auto name = g.string(QStringLiteral("name"));
     auto status = g.string(QStringLiteral("status"));
     if (!name)

@@ -30,6 +30,7 @@ struct FakeForge::State {
     QHash<QString, QString> branches; // name → sha
     QList<FakeStatus> statuses; // oldest first
     QHash<QString, QList<int>> statusesBySha; // indexes into statuses
+    QHash<int, QJsonObject> statusJson;       // answer shape of statuses[i], built once (statuses never change)
     qint64 nextStatusId = 1;
     QHash<QString, QByteArray> files; // ref + '\n' + path
     QHash<QString, QPair<int, int>> comparisons; // base...head
@@ -47,7 +48,8 @@ QString iso(const QDateTime &t)
     return t.toUTC().toString(Qt::ISODate);
 }
 
-QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = false)
+// @p now is the answer's time, in ISO 8601; @p base the server's URL, encoded.
+QJsonObject prJson(const FakePullRequest &pr, const QString &base, const QString &now, bool github = false)
 {
     if (github) {
         return QJsonObject{
@@ -55,10 +57,10 @@ QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = fa
             {QStringLiteral("number"), pr.number},
             {QStringLiteral("title"), pr.title},
             {QStringLiteral("state"), pr.state},
-            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(iso(QDateTime::currentDateTimeUtc())) : QJsonValue()},
+            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(now) : QJsonValue()},
             {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
             {QStringLiteral("html_url"), QStringLiteral("https://github.example/acme/widget/pull/%1").arg(pr.number)},
-            {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+            {QStringLiteral("updated_at"), now},
             {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha}}},
             {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}}},
         };
@@ -70,8 +72,8 @@ QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = fa
         {QStringLiteral("state"), pr.state},
         {QStringLiteral("merged"), pr.merged},
         {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
-        {QStringLiteral("html_url"), base.resolved(QUrl(QStringLiteral("acme/widget/pulls/%1").arg(pr.number))).toString()},
-        {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+        {QStringLiteral("html_url"), base + QStringLiteral("acme/widget/pulls/") + QString::number(pr.number)},
+        {QStringLiteral("updated_at"), now},
         {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha},
                                              {QStringLiteral("label"), pr.headRef}}},
         {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}, {QStringLiteral("label"), pr.baseRef}}},
@@ -165,6 +167,7 @@ public:
                 adopt(socket);
         });
         m_base = QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_tcp->serverPort()));
+        m_baseText = m_base.toString(QUrl::FullyEncoded);
         return m_tcp->serverPort();
     }
 
@@ -378,7 +381,26 @@ private:
         pr.headSha = m_state->branches.value(pr.headRef);
         pr.number = m_state->pulls.isEmpty() ? 1 : m_state->pulls.lastKey() + 1;
         m_state->pulls.insert(pr.number, pr);
-        return jsonAnswer(QJsonDocument(prJson(pr, m_base, github)), 201);
+        return jsonAnswer(QJsonDocument(prJson(pr, m_baseText, nowIso(), github)), 201);
+    }
+
+    static QString nowIso() { return iso(QDateTime::currentDateTimeUtc()); }
+
+    // The answer shape of statuses[index] (called with the state locked).
+    QJsonValue statusAnswer(int index)
+    {
+        auto it = m_state->statusJson.find(index);
+        if (it == m_state->statusJson.end())
+            it = m_state->statusJson.insert(index, statusJson(m_state->statuses.at(index), m_state->flavor == FakeForge::Flavor::GitHub));
+        return *it;
+    }
+
+    // Indexes of the statuses of @p sha, newest first.
+    QList<int> newestFirst(const QString &sha) const
+    {
+        QList<int> out = m_state->statusesBySha.value(sha);
+        std::reverse(out.begin(), out.end());
+        return out;
     }
 
     QList<FakeStatus> statusesOf(const QString &sha) const
@@ -400,6 +422,7 @@ private:
         static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
 
         if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            const QString now = nowIso();
             const QString state = req.query.queryItemValue(QStringLiteral("state"));
             QList<const FakePullRequest *> matching;
             // Newest first, as Gitea lists them.
@@ -408,7 +431,7 @@ private:
                 if (state.isEmpty() || state == QLatin1String("all") || it->state == state)
                     matching.append(&*it);
             }
-            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base)); }, fault);
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_baseText, now)); }, fault);
         }
         if (req.method == "POST" && rest == QLatin1String("pulls"))
             return createPull(req, false);
@@ -416,7 +439,7 @@ private:
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
                 return message(404, QStringLiteral("pull request not found"));
-            return jsonAnswer(QJsonDocument(prJson(*it, m_base)));
+            return jsonAnswer(QJsonDocument(prJson(*it, m_baseText, nowIso())));
         }
         if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "POST") {
             auto it = m_state->pulls.find(mm.captured(1).toLongLong());
@@ -461,9 +484,8 @@ private:
         if (!lm.hasMatch() && req.method == "GET")
             lm = listB.match(rest);
         if (lm.hasMatch() && req.method == "GET") {
-            QList<FakeStatus> list = statusesOf(lm.captured(1));
-            std::reverse(list.begin(), list.end()); // newest first
-            return paged(req, int(list.size()), [&](int i) { return QJsonValue(statusJson(list.at(i))); }, fault);
+            const QList<int> list = newestFirst(lm.captured(1));
+            return paged(req, int(list.size()), [&](int i) { return statusAnswer(list.at(i)); }, fault);
         }
         if (auto mm = listB.match(rest); mm.hasMatch() && req.method == "POST") {
             const QJsonObject body = QJsonDocument::fromJson(req.body).object();
@@ -523,13 +545,14 @@ private:
         static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
 
         if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            const QString now = nowIso();
             QList<const FakePullRequest *> matching;
             for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
                 --it;
                 if (it->state == req.query.queryItemValue(QStringLiteral("state")))
                     matching.append(&*it);
             }
-            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base, true)); }, fault);
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_baseText, now, true)); }, fault);
         }
         if (req.method == "POST" && rest == QLatin1String("pulls"))
             return createPull(req, true);
@@ -537,7 +560,7 @@ private:
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
                 return message(404, QStringLiteral("Not Found"));
-            QJsonObject o = prJson(*it, m_base, true);
+            QJsonObject o = prJson(*it, m_baseText, nowIso(), true);
             o.insert(QStringLiteral("merged"), it->merged);
             return jsonAnswer(QJsonDocument(o));
         }
@@ -570,9 +593,8 @@ private:
             });
         }
         if (auto mm = list.match(rest); mm.hasMatch() && req.method == "GET") {
-            QList<FakeStatus> all = statusesOf(mm.captured(1));
-            std::reverse(all.begin(), all.end());
-            return paged(req, int(all.size()), [&](int i) { return QJsonValue(statusJson(all.at(i), true)); }, fault);
+            const QList<int> all = newestFirst(mm.captured(1));
+            return paged(req, int(all.size()), [&](int i) { return statusAnswer(all.at(i)); }, fault);
         }
         if (auto mm = checks.match(rest); mm.hasMatch() && req.method == "GET") {
             QList<FakeCheckRun> runs;
@@ -639,6 +661,7 @@ private:
     std::shared_ptr<State> m_state;
     QTcpServer *m_tcp = nullptr;
     QUrl m_base;
+    QString m_baseText;
 };
 
 FakeForge::FakeForge(Flavor flavor)
