@@ -4,6 +4,7 @@
 #include <sluice/secrets.h>
 
 #include <QJsonDocument>
+#include <QJsonObject>
 
 #include <cmath>
 
@@ -16,16 +17,74 @@ JsonFields::JsonFields(const QJsonValue &value, QString what)
 {
 }
 
+JsonFields::JsonFields(const QJsonValue &value, QString what, qint64 id)
+    : m_object(value.toObject())
+    , m_value(value)
+    , m_what(std::move(what))
+    , m_id(id)
+{
+}
+
+QString JsonFields::what() const
+{
+    return m_id ? m_what + QString::number(*m_id) + m_path : m_what + m_path;
+}
+
 Result<void> JsonFields::requireObject() const
 {
     if (!m_value.isObject())
-        return fail(ErrorCode::Malformed, QStringLiteral("%1 is not a JSON object").arg(m_what));
+        return fail(ErrorCode::Malformed, QStringLiteral("%1 is not a JSON object").arg(what()));
     return {};
 }
 
 std::unexpected<Error> JsonFields::missing(const QString &key, const char *expected) const
 {
-    return fail(ErrorCode::Malformed, QStringLiteral("%1: field '%2' is missing or not %3").arg(m_what, key, QLatin1String(expected)));
+    return fail(ErrorCode::Malformed, QStringLiteral("%1: field '%2' is missing or not %3").arg(what(), key, QLatin1String(expected)));
+}
+
+QDateTime parseIsoTime(const QString &text)
+{
+    // Forges send "2024-05-01T10:20:30Z", "…30.123Z" or "…30+02:00": read those directly,
+    // leave anything else to QDateTime (the result is the same, this is only quicker).
+    const auto digits = [&text](qsizetype at, qsizetype count, int &out) {
+        out = 0;
+        for (qsizetype i = at; i < at + count; ++i) {
+            const ushort c = text.at(i).unicode();
+            if (c < '0' || c > '9')
+                return false;
+            out = out * 10 + (c - '0');
+        }
+        return true;
+    };
+    const auto slow = [&text] { return QDateTime::fromString(text, Qt::ISODateWithMs).toUTC(); };
+    const qsizetype n = text.size();
+    int year, month, day, hour, minute, second, ms = 0;
+    if (n < 20 || text.at(4) != QLatin1Char('-') || text.at(7) != QLatin1Char('-') || text.at(10) != QLatin1Char('T')
+        || text.at(13) != QLatin1Char(':') || text.at(16) != QLatin1Char(':') || !digits(0, 4, year) || !digits(5, 2, month)
+        || !digits(8, 2, day) || !digits(11, 2, hour) || !digits(14, 2, minute) || !digits(17, 2, second))
+        return slow();
+    qsizetype at = 19;
+    if (text.at(at) == QLatin1Char('.')) {
+        if (n < at + 4 || !digits(at + 1, 3, ms))
+            return slow();
+        at += 4;
+    }
+    int offsetSeconds = 0;
+    if (n == at + 1 && text.at(at) == QLatin1Char('Z')) {
+        // UTC
+    } else if (n == at + 6 && (text.at(at) == QLatin1Char('+') || text.at(at) == QLatin1Char('-')) && text.at(at + 3) == QLatin1Char(':')) {
+        int oh, om;
+        if (!digits(at + 1, 2, oh) || !digits(at + 4, 2, om) || oh > 23 || om > 59)
+            return slow();
+        offsetSeconds = (oh * 3600 + om * 60) * (text.at(at) == QLatin1Char('-') ? -1 : 1);
+    } else {
+        return slow();
+    }
+    const QDate date(year, month, day);
+    const QTime time(hour, minute, second, ms);
+    if (!date.isValid() || !time.isValid())
+        return slow();
+    return QDateTime(date, time, Qt::UTC).addSecs(-offsetSeconds);
 }
 
 Result<QString> JsonFields::string(const QString &key, bool allowEmpty) const
@@ -60,15 +119,18 @@ Result<bool> JsonFields::boolean(const QString &key) const
 
 Result<QDateTime> JsonFields::time(const QString &key) const
 {
-    const QDateTime t = QDateTime::fromString(m_object.value(key).toString(), Qt::ISODateWithMs);
+    const QDateTime t = parseIsoTime(m_object.value(key).toString());
     if (!t.isValid())
         return missing(key, "an ISO 8601 time");
-    return t.toUTC();
+    return t;
 }
 
 JsonFields JsonFields::object(const QString &key) const
 {
-    return JsonFields(m_object.value(key), QStringLiteral("%1.%2").arg(m_what, key));
+    JsonFields child(m_object.value(key), m_what);
+    child.m_id = m_id;
+    child.m_path = m_path + QLatin1Char('.') + key;
+    return child;
 }
 
 QString segment(const QString &text)
@@ -123,7 +185,7 @@ Result<PullRequest> parsePullRequest(const QJsonValue &value)
     if (!number)
         return std::unexpected(number.error());
     pr.number = *number;
-    JsonFields g(value, QStringLiteral("pull request #%1").arg(pr.number));
+    JsonFields g(value, QStringLiteral("pull request #"), pr.number);
     auto state = g.string(QStringLiteral("state"));
     auto head = g.object(QStringLiteral("head"));
     auto base = g.object(QStringLiteral("base"));
@@ -158,7 +220,7 @@ Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
     if (!id)
         return std::unexpected(id.error());
     s.id = *id;
-    JsonFields g(value, QStringLiteral("commit status %1").arg(s.id));
+    JsonFields g(value, QStringLiteral("commit status "), s.id);
     auto context = g.string(QStringLiteral("context"));
     if (!context)
         return std::unexpected(context.error());
@@ -246,6 +308,39 @@ ClientOptions clientOptions(const QVariantMap &settings, const QUrl &apiBase)
     out.retryBase = std::chrono::milliseconds(settings.value(QStringLiteral("retry_backoff"), 500).toLongLong());
     out.maxRetryWait = std::chrono::milliseconds(settings.value(QStringLiteral("max_retry_wait"), 60000).toLongLong());
     return out;
+}
+
+Result<NewPullRequest> checkNewPullRequest(NewPullRequest request, const QString &targetBranch)
+{
+    if (request.baseBranch.isEmpty())
+        request.baseBranch = targetBranch;
+    if (request.headBranch.isEmpty() || request.baseBranch.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request needs a head and a base branch"));
+    if (request.headBranch == request.baseBranch)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request of %1 into itself").arg(request.headBranch));
+    if (request.title.trimmed().isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a pull request of %1 needs a title").arg(request.headBranch));
+    return request;
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Request request, const NewPullRequest &pr)
+{
+    request.method = "POST";
+    request.body = QJsonDocument(QJsonObject{{QStringLiteral("head"), pr.headBranch},
+                                             {QStringLiteral("base"), pr.baseBranch},
+                                             {QStringLiteral("title"), pr.title},
+                                             {QStringLiteral("body"), pr.body}})
+                       .toJson(QJsonDocument::Compact);
+    return objectCall<PullRequest>(http, request, [pr, what = describe(request)](const QJsonDocument &doc) -> Result<PullRequest> {
+        auto created = parsePullRequest(doc.object());
+        if (!created)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: %2").arg(what, created.error().message));
+        if (created->state != QLatin1String("open") || created->headBranch != pr.headBranch || created->baseBranch != pr.baseBranch)
+            return fail(ErrorCode::Malformed, QStringLiteral("%1: answered #%2 %3 of %4 into %5, not an open pull request of %6 into %7")
+                                                  .arg(what).arg(created->number)
+                                                  .arg(created->state, created->headBranch, created->baseBranch, pr.headBranch, pr.baseBranch));
+        return created;
+    });
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request get, Request post, qint64 number,

@@ -55,6 +55,8 @@ class JsonFields
 {
 public:
     JsonFields(const QJsonValue &value, QString what);
+    /// Named @p what followed by @p id ("commit status 12"), built only when an error needs it.
+    JsonFields(const QJsonValue &value, QString what, qint64 id);
     [[nodiscard]] bool isObject() const { return m_value.isObject(); }
     [[nodiscard]] Result<void> requireObject() const;
     [[nodiscard]] Result<QString> string(const QString &key, bool allowEmpty = false) const;
@@ -63,14 +65,19 @@ public:
     [[nodiscard]] Result<bool> boolean(const QString &key) const;
     [[nodiscard]] Result<QDateTime> time(const QString &key) const;
     [[nodiscard]] JsonFields object(const QString &key) const;
-    [[nodiscard]] const QString &what() const { return m_what; }
+    [[nodiscard]] QString what() const;
 
 private:
     [[nodiscard]] std::unexpected<Error> missing(const QString &key, const char *expected) const;
     QJsonObject m_object;
     QJsonValue m_value;
     QString m_what;
+    std::optional<qint64> m_id;
+    QString m_path; // ".head" for a field's object
 };
+
+/// The time in @p text (ISO 8601, as Qt::ISODateWithMs reads it) in UTC; invalid when it is none.
+[[nodiscard]] QDateTime parseIsoTime(const QString &text);
 
 /// @p text percent-encoded as one URL path segment.
 [[nodiscard]] QString segment(const QString &text);
@@ -153,6 +160,18 @@ std::unique_ptr<AsyncCall<QList<T>>> listCall(Client *http, Request request, int
 [[nodiscard]] Result<void> checkRepositoryPath(const QString &path);
 /// The `url` setting as an http(s) URL without credentials, ending in '/'.
 [[nodiscard]] Result<QUrl> baseUrl(const QString &url);
+
+/**
+ * @p request checked for opening (head and title given, head differs from base), with an
+ * empty base replaced by @p targetBranch.
+ */
+[[nodiscard]] Result<NewPullRequest> checkNewPullRequest(NewPullRequest request, const QString &targetBranch);
+/**
+ * A call that POSTs @p request.path with the Gitea/GitHub create-pull-request body (head,
+ * base, title, body) and reads the pull request answered; the answer must be open with the
+ * head and base asked for (anything else is Malformed).
+ */
+[[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Request request, const NewPullRequest &pr);
 
 /**
  * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead

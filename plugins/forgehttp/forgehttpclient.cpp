@@ -12,10 +12,12 @@
 #include <QRandomGenerator>
 #include <QRegularExpression>
 #include <QSet>
+#include <QPointer>
 #include <QTimer>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace Sluice::ForgeHttp {
 
@@ -108,6 +110,7 @@ struct Client::Pending {
     int attempt = 0;
     bool timedOut = false;
     std::size_t manager = 0;
+    quint64 serial = 0; // of the attempt in flight
 };
 
 Client::Client(ClientOptions options, QObject *parent)
@@ -117,6 +120,12 @@ Client::Client(ClientOptions options, QObject *parent)
     if (!m_options.apiBase.path().endsWith(QLatin1Char('/')))
         m_options.apiBase.setPath(m_options.apiBase.path() + QLatin1Char('/'));
     m_options.concurrency = std::max(1, m_options.concurrency);
+    m_apiBaseText = m_options.apiBase.toString(QUrl::FullyEncoded);
+    m_clock.start();
+    m_deadlineTimer = new QTimer(this);
+    m_deadlineTimer->setSingleShot(true);
+    m_deadlineTimer->setTimerType(Qt::PreciseTimer);
+    connect(m_deadlineTimer, &QTimer::timeout, this, &Client::expireDeadlines);
     const int managers = (m_options.concurrency + QtConnectionsPerHost - 1) / QtConnectionsPerHost;
     for (int i = 0; i < managers; ++i) {
         auto nam = std::make_unique<QNetworkAccessManager>();
@@ -129,10 +138,10 @@ Client::Client(ClientOptions options, QObject *parent)
 Client::~Client()
 {
     // Replies finish while their managers are destroyed: nobody must hear it.
-    const auto replies = m_replies;
-    for (QNetworkReply *reply : replies) {
-        reply->disconnect(this);
-        reply->abort();
+    const auto attempts = m_attempts;
+    for (const Attempt &a : attempts) {
+        a.reply->disconnect(this);
+        a.reply->abort();
     }
 }
 
@@ -161,6 +170,29 @@ void Client::dispatch()
     }
 }
 
+QUrl Client::urlFor(const Request &request) const
+{
+    // The connectors' paths are percent-encoded segments: appended to the base they give the
+    // URL resolving would give. Anything resolving could change (a scheme-like first segment,
+    // '?', '#', dot segments) is resolved.
+    const QString &path = request.path;
+    bool plain = !path.startsWith(QLatin1Char('/'));
+    for (qsizetype i = 0; plain && i < path.size(); ++i) {
+        const QChar c = path.at(i);
+        if (c == QLatin1Char(':') || c == QLatin1Char('?') || c == QLatin1Char('#') || c == QLatin1Char('\\'))
+            plain = false;
+        else if (c == QLatin1Char('.') && (i == 0 || path.at(i - 1) == QLatin1Char('/'))) {
+            const qsizetype end = path.indexOf(QLatin1Char('/'), i);
+            const qsizetype length = (end < 0 ? path.size() : end) - i;
+            plain = !(length == 1 || (length == 2 && path.at(i + 1) == QLatin1Char('.')));
+        }
+    }
+    QUrl url = plain ? QUrl(m_apiBaseText + path) : m_options.apiBase.resolved(QUrl(path));
+    if (!request.query.isEmpty())
+        url.setQuery(request.query);
+    return url;
+}
+
 void Client::start(const std::shared_ptr<Pending> &p)
 {
     QUrl url;
@@ -173,9 +205,7 @@ void Client::start(const std::shared_ptr<Pending> &p)
             return;
         }
     } else {
-        url = m_options.apiBase.resolved(QUrl(p->request.path));
-        if (!p->request.query.isEmpty())
-            url.setQuery(p->request.query);
+        url = urlFor(p->request);
     }
     QNetworkRequest req(url);
     req.setRawHeader("Accept", p->request.accept.isEmpty() ? m_options.accept : p->request.accept);
@@ -193,32 +223,61 @@ void Client::start(const std::shared_ptr<Pending> &p)
     ++m_managerLoad[p->manager];
     QNetworkAccessManager &nam = *m_managers[p->manager];
     QNetworkReply *reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
-    m_replies.insert(reply);
     ++m_inFlight;
     ++m_sent;
     ++p->attempt;
     p->timedOut = false;
-    auto *timer = new QTimer(reply);
-    timer->setSingleShot(true);
-    connect(timer, &QTimer::timeout, reply, [p, reply] {
-        p->timedOut = true;
-        reply->abort();
-    });
-    timer->start(m_options.timeout);
+    p->serial = ++m_nextSerial;
+    m_attempts.insert(p->serial, Attempt{reply, p});
+    m_deadlines.emplace_back(m_clock.elapsed() + m_options.timeout.count(), p->serial);
+    if (!m_deadlineTimer->isActive())
+        armDeadlineTimer();
     connect(reply, &QNetworkReply::finished, this, [this, p, reply] { onFinished(p, reply); });
+}
+
+void Client::armDeadlineTimer()
+{
+    while (!m_deadlines.empty() && !m_attempts.contains(m_deadlines.front().second))
+        m_deadlines.pop_front(); // ended in time
+    if (m_deadlines.empty()) {
+        m_deadlineTimer->stop();
+        return;
+    }
+    const qint64 wait = std::max<qint64>(0, m_deadlines.front().first - m_clock.elapsed());
+    m_deadlineTimer->start(int(std::min<qint64>(wait, std::numeric_limits<int>::max())));
+}
+
+void Client::expireDeadlines()
+{
+    QPointer<Client> self(this);
+    while (!m_deadlines.empty() && m_deadlines.front().first <= m_clock.elapsed()) {
+        const quint64 serial = m_deadlines.front().second;
+        m_deadlines.pop_front();
+        const auto it = m_attempts.constFind(serial);
+        if (it == m_attempts.cend())
+            continue;
+        it->pending->timedOut = true;
+        QNetworkReply *reply = it->reply;
+        reply->abort(); // finished() runs onFinished() now, which may end this client
+        if (!self)
+            return;
+    }
+    armDeadlineTimer();
 }
 
 void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
 {
     reply->deleteLater();
-    m_replies.remove(reply);
+    m_attempts.remove(p->serial);
     --m_inFlight;
     --m_managerLoad[p->manager];
-    const QString what = describe(p->request);
+    const auto what = [&p] { return describe(p->request); }; // for errors only
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     const QByteArray body = reply->readAll();
     QHash<QByteArray, QByteArray> headers;
-    for (const auto &pair : reply->rawHeaderPairs())
+    const QList<QNetworkReply::RawHeaderPair> &pairs = reply->rawHeaderPairs();
+    headers.reserve(int(pairs.size()));
+    for (const auto &pair : pairs)
         headers.insert(pair.first.toLower(), pair.second);
 
     const auto backoff = [&] {
@@ -232,8 +291,8 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         // No HTTP answer: a timeout, a refused or dropped connection, a truncated body.
         const ErrorCode code = p->timedOut ? ErrorCode::Timeout : ErrorCode::Network;
         const QString message = p->timedOut
-            ? QStringLiteral("%1: no answer within %2 ms").arg(what).arg(m_options.timeout.count())
-            : QStringLiteral("%1: %2").arg(what, reply->errorString());
+            ? QStringLiteral("%1: no answer within %2 ms").arg(what()).arg(m_options.timeout.count())
+            : QStringLiteral("%1: %2").arg(what(), reply->errorString());
         if (p->request.idempotent() && attemptsLeft) {
             retryLater(p, backoff());
             return;
@@ -253,7 +312,7 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
                 return;
             }
             complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete (%2 of %3 bytes): %4")
-                                                     .arg(what).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
+                                                     .arg(what()).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
             return;
         }
         Response r;
@@ -283,7 +342,7 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         if (wait && *wait > m_options.maxRetryWait) {
             complete(p, fail(ErrorCode::Network,
                              QStringLiteral("%1: HTTP %2, the server asks to wait %3 s, more than the %4 s allowed")
-                                 .arg(what)
+                                 .arg(what())
                                  .arg(status)
                                  .arg(wait->count() / 1000)
                                  .arg(m_options.maxRetryWait.count() / 1000),
@@ -294,7 +353,7 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         return;
     }
     complete(p, fail(codeForStatus(status),
-                     QStringLiteral("%1: HTTP %2%3").arg(what).arg(status).arg(retryable ? QStringLiteral(" (after %1 attempt(s))").arg(p->attempt) : QString()),
+                     QStringLiteral("%1: HTTP %2%3").arg(what()).arg(status).arg(retryable ? QStringLiteral(" (after %1 attempt(s))").arg(p->attempt) : QString()),
                      excerpt(body)));
 }
 

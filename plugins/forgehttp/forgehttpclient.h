@@ -12,6 +12,7 @@
 
 #include <QByteArray>
 #include <QDateTime>
+#include <QElapsedTimer>
 #include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -30,6 +31,7 @@
 
 class QNetworkAccessManager;
 class QNetworkReply;
+class QTimer;
 
 namespace Sluice::ForgeHttp {
 
@@ -111,13 +113,28 @@ private:
     void onFinished(const std::shared_ptr<Pending> &pending, QNetworkReply *reply);
     void retryLater(const std::shared_ptr<Pending> &pending, std::chrono::milliseconds delay);
     void complete(const std::shared_ptr<Pending> &pending, Result<Response> result);
+    [[nodiscard]] QUrl urlFor(const Request &request) const;
+    void expireDeadlines();
+    void armDeadlineTimer();
 
     ClientOptions m_options;
     // Qt runs at most six HTTP/1.1 connections per host and manager: one manager per six
     // slots of concurrency gives the configured parallelism.
     std::vector<std::unique_ptr<QNetworkAccessManager>> m_managers;
     std::deque<std::shared_ptr<Pending>> m_queue;
-    QSet<QNetworkReply *> m_replies; // in flight: disconnected and aborted on destruction
+    // Attempts in flight by serial number: aborted on destruction, or at their deadline.
+    struct Attempt {
+        QNetworkReply *reply = nullptr;
+        std::shared_ptr<Pending> pending;
+    };
+    QHash<quint64, Attempt> m_attempts;
+    quint64 m_nextSerial = 0;
+    // Every attempt has the same timeout, so deadlines come in start order: one timer for the
+    // earliest instead of one per attempt. Entries of attempts that ended are dropped lazily.
+    std::deque<std::pair<qint64, quint64>> m_deadlines; // (deadline on m_clock in ms, serial)
+    QTimer *m_deadlineTimer = nullptr;
+    QElapsedTimer m_clock;
+    QString m_apiBaseText; // apiBase, encoded, for building request URLs without resolving
     int m_inFlight = 0;
     int m_inCallback = 0; // depth of callbacks running now
     qint64 m_sent = 0;

@@ -194,6 +194,19 @@ std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &s
     return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return parseGiteaStatus(doc.object()); });
 }
 
+std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::createPullRequest(const NewPullRequest &request)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<PullRequest>(c.error());
+    auto checked = ForgeHttp::checkNewPullRequest(request, context().project().targetBranch);
+    if (!checked)
+        return ForgeHttp::failedCall<PullRequest>(checked.error());
+    Request post;
+    post.path = repoPath(QStringLiteral("pulls"));
+    return ForgeHttp::createPullRequestCall(*c, post, *checked);
+}
+
 std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const MergeRequest &request)
 {
     auto c = client();

@@ -49,7 +49,7 @@ Result<CommitStatus> parseCheckRun(const QJsonValue &value)
     if (!id)
         return std::unexpected(id.error());
     s.id = *id;
-    JsonFields g(value, QStringLiteral("check run %1").arg(s.id));
+    JsonFields g(value, QStringLiteral("check run "), s.id);
     auto name = g.string(QStringLiteral("name"));
     auto status = g.string(QStringLiteral("status"));
     if (!name)
@@ -117,6 +117,8 @@ Result<void> GitHubForge::initialize()
     ForgeHttp::ClientOptions options = m_settings.client;
     options.authorization = *authorization;
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
+    qCDebug(context().logging()).noquote() << "github" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
+                                           << m_settings.client.apiBase.toString() << "with token from" << m_token.describe();
     return {};
 }
 
@@ -239,6 +241,17 @@ std::unique_ptr<AsyncCall<CommitStatus>> GitHubForge::postStatus(const QString &
         body.insert(QStringLiteral("target_url"), status.targetUrl);
     req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
     return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return ForgeHttp::parseCommitStatus(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> GitHubForge::createPullRequest(const NewPullRequest &request)
+{
+    SLUICE_GITHUB_CLIENT(PullRequest)
+    auto checked = ForgeHttp::checkNewPullRequest(request, context().project().targetBranch);
+    if (!checked)
+        return ForgeHttp::failedCall<PullRequest>(checked.error());
+    Request post;
+    post.path = repoPath(QStringLiteral("pulls"));
+    return ForgeHttp::createPullRequestCall(http, post, *checked);
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> GitHubForge::merge(qint64 number, const MergeRequest &request)

@@ -11,6 +11,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QPointer>
+#include <QSet>
 #include <QTimer>
 
 #include <algorithm>
@@ -115,54 +116,185 @@ void LocalForge::git(const QStringList &arguments, QObject *owner, std::function
     });
 }
 
-Result<qint64> LocalForge::numberFor(const QString &branch)
+namespace {
+
+const QString OpenIndexKey = QStringLiteral("pr/open");
+const QString NextNumberKey = QStringLiteral("pr/next");
+
+QString recordKey(qint64 number)
 {
-    StateStore *state = context().state();
-    auto known = state->value(QStringLiteral("pr/branch/%1").arg(branch));
-    if (!known)
-        return std::unexpected(known.error());
-    if (*known)
-        return (*known)->toLongLong();
-    auto next = state->value(QStringLiteral("pr/next"));
-    if (!next)
-        return std::unexpected(next.error());
-    const qint64 number = *next ? (*next)->toLongLong() : 1;
-    for (const auto &[key, value] : {std::pair{QStringLiteral("pr/next"), QByteArray::number(number + 1)},
-                                     std::pair{QStringLiteral("pr/number/%1").arg(number), branch.toUtf8()},
-                                     std::pair{QStringLiteral("pr/branch/%1").arg(branch), QByteArray::number(number)}}) {
-        if (auto w = state->setValue(key, value); !w)
-            return std::unexpected(w.error());
+    return QStringLiteral("pr/%1").arg(number);
+}
+
+PullRequest fromRecord(const QJsonObject &o)
+{
+    PullRequest pr;
+    pr.number = o.value(QStringLiteral("number")).toVariant().toLongLong();
+    pr.title = o.value(QStringLiteral("title")).toString();
+    pr.state = o.value(QStringLiteral("state")).toString();
+    pr.merged = o.value(QStringLiteral("merged")).toBool();
+    pr.mergeCommit = o.value(QStringLiteral("merge_commit")).toString();
+    pr.headBranch = o.value(QStringLiteral("head")).toString();
+    pr.headSha = o.value(QStringLiteral("head_sha")).toString();
+    pr.baseBranch = o.value(QStringLiteral("base")).toString();
+    pr.updatedAt = QDateTime::fromString(o.value(QStringLiteral("updated_at")).toString(), Qt::ISODateWithMs);
+    return pr;
+}
+
+// "refs/heads/x<NUL>sha" lines of for-each-ref → branch → sha.
+QHash<QString, QString> branchShas(const QByteArray &out)
+{
+    QHash<QString, QString> shas;
+    for (const QByteArray &line : out.split('\n')) {
+        const QList<QByteArray> parts = line.split('\0');
+        if (parts.size() == 2)
+            shas.insert(QString::fromUtf8(parts[0]), QString::fromLatin1(parts[1]));
     }
-    return number;
+    return shas;
+}
+
+} // namespace
+
+Result<std::optional<QJsonObject>> LocalForge::readRecord(qint64 number) const
+{
+    auto stored = context().state()->value(recordKey(number));
+    if (!stored)
+        return std::unexpected(stored.error());
+    if (!*stored)
+        return std::optional<QJsonObject>();
+    const QJsonDocument doc = QJsonDocument::fromJson(**stored);
+    if (!doc.isObject() || doc.object().value(QStringLiteral("number")).toVariant().toLongLong() != number)
+        return fail(ErrorCode::Malformed, QStringLiteral("stored pull request #%1 is not a pull request record").arg(number));
+    return std::optional<QJsonObject>(doc.object());
+}
+
+Result<QList<qint64>> LocalForge::openNumbers() const
+{
+    auto stored = context().state()->value(OpenIndexKey);
+    if (!stored)
+        return std::unexpected(stored.error());
+    QList<qint64> out;
+    if (!*stored)
+        return out;
+    const QJsonDocument doc = QJsonDocument::fromJson(**stored);
+    if (!doc.isArray())
+        return fail(ErrorCode::Malformed, QStringLiteral("the stored list of open pull requests is not a list"));
+    for (const QJsonValue &v : doc.array())
+        out.append(v.toVariant().toLongLong());
+    return out;
+}
+
+Result<void> LocalForge::writeRecord(const QJsonObject &record, bool wasOpen)
+{
+    const qint64 number = record.value(QStringLiteral("number")).toVariant().toLongLong();
+    if (auto w = context().state()->setValue(recordKey(number), QJsonDocument(record).toJson(QJsonDocument::Compact)); !w)
+        return w;
+    const bool open = record.value(QStringLiteral("state")).toString() == QLatin1String("open");
+    if (open == wasOpen)
+        return {};
+    auto numbers = openNumbers();
+    if (!numbers)
+        return std::unexpected(numbers.error());
+    if (open)
+        numbers->append(number);
+    else
+        numbers->removeAll(number);
+    QJsonArray array;
+    for (qint64 n : std::as_const(*numbers))
+        array.append(n);
+    return context().state()->setValue(OpenIndexKey, QJsonDocument(array).toJson(QJsonDocument::Compact));
+}
+
+Result<QJsonObject> LocalForge::refresh(QJsonObject record, const std::optional<QString> &headSha, bool headInBase)
+{
+    if (record.value(QStringLiteral("state")).toString() != QLatin1String("open"))
+        return record;
+    const QJsonObject before = record;
+    const QString now = context().clock().now().toUTC().toString(Qt::ISODateWithMs);
+    if (!headSha) {
+        // The head branch is gone: closed without a merge, as GitHub closes it.
+        record.insert(QStringLiteral("state"), QStringLiteral("closed"));
+    } else {
+        record.insert(QStringLiteral("head_sha"), *headSha);
+        if (headInBase) {
+            // Merged outside the forge (pushed into the base): merged, no merge commit of ours.
+            record.insert(QStringLiteral("state"), QStringLiteral("closed"));
+            record.insert(QStringLiteral("merged"), true);
+        }
+    }
+    if (record == before)
+        return record;
+    record.insert(QStringLiteral("updated_at"), now);
+    if (auto w = writeRecord(record, true); !w)
+        return std::unexpected(w.error());
+    return record;
 }
 
 void LocalForge::listOpen(QObject *owner, std::function<void(Result<QList<PullRequest>>)> done)
 {
-    const QString target = context().project().targetBranch;
-    git({QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname:short)%00%(objectname)"),
-         QStringLiteral("--no-merged=refs/heads/%1").arg(target), QStringLiteral("refs/heads/")},
-        owner, [this, done, target](Result<GitResult> r) {
-            if (!r)
-                return done(std::unexpected(r.error()));
-            QList<PullRequest> out;
-            for (const QByteArray &line : r->out.split('\n')) {
-                const QList<QByteArray> parts = line.split('\0');
-                if (parts.size() != 2 || parts[0] == target.toUtf8())
-                    continue;
-                PullRequest pr;
-                pr.headBranch = QString::fromUtf8(parts[0]);
-                pr.headSha = QString::fromLatin1(parts[1]);
-                pr.baseBranch = target;
-                pr.state = QStringLiteral("open");
-                pr.title = pr.headBranch;
-                auto number = numberFor(pr.headBranch);
-                if (!number)
-                    return done(std::unexpected(number.error()));
-                pr.number = *number;
-                out.append(pr);
+    auto numbers = openNumbers();
+    if (!numbers)
+        return done(std::unexpected(numbers.error()));
+    auto records = std::make_shared<QList<QJsonObject>>();
+    QStringList bases;
+    for (qint64 number : std::as_const(*numbers)) {
+        auto record = readRecord(number);
+        if (!record)
+            return done(std::unexpected(record.error()));
+        if (!*record)
+            return done(fail(ErrorCode::Malformed, QStringLiteral("open pull request #%1 has no stored record").arg(number)));
+        records->append(**record);
+        const QString base = (*record)->value(QStringLiteral("base")).toString();
+        if (auto ok = safeArgument(base, "base branch"); !ok)
+            return done(std::unexpected(ok.error()));
+        if (!bases.contains(base))
+            bases.append(base);
+    }
+    if (records->isEmpty())
+        return done(QList<PullRequest>());
+    // Every branch's tip, then per base the branches whose tip it contains (merged outside the forge).
+    git({QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname:short)%00%(objectname)"), QStringLiteral("refs/heads/")}, owner,
+        [this, owner, done, records, bases](Result<GitResult> heads) {
+            if (!heads)
+                return done(std::unexpected(heads.error()));
+            auto shas = std::make_shared<QHash<QString, QString>>(branchShas(heads->out));
+            auto merged = std::make_shared<QHash<QString, QSet<QString>>>();
+            auto pending = std::make_shared<int>(int(bases.size()));
+            auto failed = std::make_shared<bool>(false);
+            for (const QString &base : bases) {
+                git({QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname:short)"),
+                     QStringLiteral("--merged=refs/heads/%1").arg(base), QStringLiteral("refs/heads/")},
+                    owner, [this, done, records, shas, merged, pending, failed, base](Result<GitResult> in) {
+                        if (*failed)
+                            return;
+                        if (!in) {
+                            *failed = true;
+                            return done(std::unexpected(in.error()));
+                        }
+                        QSet<QString> &set = (*merged)[base];
+                        for (const QByteArray &line : in->out.split('\n')) {
+                            if (!line.isEmpty())
+                                set.insert(QString::fromUtf8(line));
+                        }
+                        if (--*pending > 0)
+                            return;
+                        QList<PullRequest> out;
+                        for (const QJsonObject &record : std::as_const(*records)) {
+                            const QString head = record.value(QStringLiteral("head")).toString();
+                            const QString recordBase = record.value(QStringLiteral("base")).toString();
+                            const auto sha = shas->constFind(head);
+                            auto now = refresh(record, sha == shas->cend() ? std::nullopt : std::optional<QString>(*sha),
+                                               sha != shas->cend() && merged->value(recordBase).contains(head) && head != recordBase);
+                            if (!now)
+                                return done(std::unexpected(now.error()));
+                            const PullRequest pr = fromRecord(*now);
+                            if (pr.state == QLatin1String("open"))
+                                out.append(pr);
+                        }
+                        std::sort(out.begin(), out.end(), [](const PullRequest &a, const PullRequest &b) { return a.number < b.number; });
+                        done(out);
+                    });
             }
-            std::sort(out.begin(), out.end(), [](const PullRequest &a, const PullRequest &b) { return a.number < b.number; });
-            done(out);
         });
 }
 
@@ -173,39 +305,106 @@ std::unique_ptr<AsyncCall<QList<PullRequest>>> LocalForge::openPullRequests()
     });
 }
 
+std::unique_ptr<AsyncCall<PullRequest>> LocalForge::createPullRequest(const NewPullRequest &request)
+{
+    return std::make_unique<FunctionCall<PullRequest>>([this, request](FunctionCall<PullRequest> *call) {
+        auto checked = ForgeHttp::checkNewPullRequest(request, context().project().targetBranch);
+        if (!checked)
+            return call->finishWith(std::unexpected(checked.error()));
+        const NewPullRequest pr = *checked;
+        for (const QString &branch : {pr.headBranch, pr.baseBranch}) {
+            if (auto ok = safeArgument(branch, "branch"); !ok)
+                return call->finishWith(std::unexpected(ok.error()));
+        }
+        const QString headRef = QStringLiteral("refs/heads/%1").arg(pr.headBranch);
+        const QString baseRef = QStringLiteral("refs/heads/%1").arg(pr.baseBranch);
+        git({QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname)%00%(objectname)"), headRef, baseRef}, call,
+            [this, call, pr, headRef, baseRef](Result<GitResult> refs) {
+                if (!refs)
+                    return call->finishWith(std::unexpected(refs.error()));
+                const QHash<QString, QString> shas = branchShas(refs->out);
+                for (const QString &ref : {headRef, baseRef}) {
+                    if (!shas.contains(ref))
+                        return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("branch %1 does not exist").arg(ref.mid(11))));
+                }
+                const QString headSha = shas.value(headRef);
+                git({QStringLiteral("rev-list"), QStringLiteral("--count"), shas.value(baseRef) + QStringLiteral("..") + headSha}, call,
+                    [this, call, pr, headSha](Result<GitResult> ahead) {
+                        if (!ahead)
+                            return call->finishWith(std::unexpected(ahead.error()));
+                        if (ahead->out.trimmed() == "0")
+                            return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("no commits between %1 and %2").arg(pr.baseBranch, pr.headBranch)));
+                        // One open pull request per head and base, as Gitea and GitHub allow.
+                        auto numbers = openNumbers();
+                        if (!numbers)
+                            return call->finishWith(std::unexpected(numbers.error()));
+                        for (qint64 n : std::as_const(*numbers)) {
+                            auto other = readRecord(n);
+                            if (!other)
+                                return call->finishWith(std::unexpected(other.error()));
+                            if (*other && (*other)->value(QStringLiteral("head")).toString() == pr.headBranch
+                                && (*other)->value(QStringLiteral("base")).toString() == pr.baseBranch)
+                                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1 of %2 into %3 is already open").arg(n).arg(pr.headBranch, pr.baseBranch)));
+                        }
+                        auto next = context().state()->value(NextNumberKey);
+                        if (!next)
+                            return call->finishWith(std::unexpected(next.error()));
+                        const qint64 number = *next ? (*next)->toLongLong() : 1;
+                        if (auto w = context().state()->setValue(NextNumberKey, QByteArray::number(number + 1)); !w)
+                            return call->finishWith(std::unexpected(w.error()));
+                        const QString now = context().clock().now().toUTC().toString(Qt::ISODateWithMs);
+                        const QJsonObject record{{QStringLiteral("number"), number},
+                                                 {QStringLiteral("title"), pr.title},
+                                                 {QStringLiteral("body"), pr.body},
+                                                 {QStringLiteral("head"), pr.headBranch},
+                                                 {QStringLiteral("base"), pr.baseBranch},
+                                                 {QStringLiteral("head_sha"), headSha},
+                                                 {QStringLiteral("state"), QStringLiteral("open")},
+                                                 {QStringLiteral("merged"), false},
+                                                 {QStringLiteral("merge_commit"), QString()},
+                                                 {QStringLiteral("created_at"), now},
+                                                 {QStringLiteral("updated_at"), now}};
+                        if (auto w = writeRecord(record, false); !w)
+                            return call->finishWith(std::unexpected(w.error()));
+                        call->finishWith(fromRecord(record));
+                    });
+            });
+    });
+}
+
 std::unique_ptr<AsyncCall<PullRequest>> LocalForge::pullRequest(qint64 number)
 {
     return std::make_unique<FunctionCall<PullRequest>>([this, number](FunctionCall<PullRequest> *call) {
-        StateStore *state = context().state();
-        auto branch = state->value(QStringLiteral("pr/number/%1").arg(number));
-        if (!branch)
-            return call->finishWith(std::unexpected(branch.error()));
-        if (!*branch)
+        auto record = readRecord(number);
+        if (!record)
+            return call->finishWith(std::unexpected(record.error()));
+        if (!*record)
             return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("pull request #%1 does not exist").arg(number)));
-        PullRequest pr;
-        pr.number = number;
-        pr.headBranch = QString::fromUtf8(**branch);
-        pr.title = pr.headBranch;
-        pr.baseBranch = context().project().targetBranch;
-        git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("refs/heads/%1^{commit}").arg(pr.headBranch)}, call,
-            [this, call, pr](Result<GitResult> head) mutable {
+        const QJsonObject stored = **record;
+        const PullRequest pr = fromRecord(stored);
+        if (pr.state != QLatin1String("open"))
+            return call->finishWith(pr);
+        if (auto ok = safeArgument(pr.headBranch, "head branch"); !ok)
+            return call->finishWith(std::unexpected(ok.error()));
+        git({QStringLiteral("rev-parse"), QStringLiteral("-q"), QStringLiteral("--verify"), QStringLiteral("refs/heads/%1^{commit}").arg(pr.headBranch)}, call,
+            [this, call, pr, stored](Result<GitResult> head) {
                 if (!head)
-                    return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("pull request #%1: branch %2 is gone").arg(pr.number).arg(pr.headBranch)));
-                pr.headSha = QString::fromLatin1(head->out.trimmed());
-                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), pr.headSha, QStringLiteral("refs/heads/%1").arg(pr.baseBranch)}, call,
-                    [this, call, pr](Result<GitResult> ancestor) mutable {
+                    return call->finishWith(std::unexpected(head.error()));
+                if (head->exitCode != 0) {
+                    auto now = refresh(stored, std::nullopt, false);
+                    return call->finishWith(now ? Result<PullRequest>(fromRecord(*now)) : Result<PullRequest>(std::unexpected(now.error())));
+                }
+                const QString sha = QString::fromLatin1(head->out.trimmed());
+                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), sha, QStringLiteral("refs/heads/%1").arg(pr.baseBranch)}, call,
+                    [this, call, stored, sha](Result<GitResult> ancestor) {
                         if (!ancestor)
                             return call->finishWith(std::unexpected(ancestor.error()));
-                        pr.merged = ancestor->exitCode == 0;
-                        pr.state = pr.merged ? QStringLiteral("closed") : QStringLiteral("open");
-                        if (pr.merged) {
-                            auto commit = context().state()->value(QStringLiteral("pr/merged/%1").arg(pr.number));
-                            if (commit && *commit)
-                                pr.mergeCommit = QString::fromLatin1(**commit);
-                        }
-                        call->finishWith(pr);
+                        auto now = refresh(stored, sha, ancestor->exitCode == 0);
+                        if (!now)
+                            return call->finishWith(std::unexpected(now.error()));
+                        call->finishWith(fromRecord(*now));
                     }, {1});
-            });
+            }, {1});
     });
 }
 
@@ -306,6 +505,8 @@ std::unique_ptr<AsyncCall<MergeOutcome>> LocalForge::merge(qint64 number, const 
             const PullRequest pr = *read;
             if (pr.merged)
                 return call->finishWith(MergeOutcome{true, pr.mergeCommit});
+            if (pr.state != QLatin1String("open"))
+                return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1 is closed").arg(number)));
             if (!request.expectedHeadSha.isEmpty() && pr.headSha != request.expectedHeadSha)
                 return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3").arg(number).arg(pr.headSha, request.expectedHeadSha)));
             const QString targetRef = QStringLiteral("refs/heads/%1").arg(pr.baseBranch);
@@ -331,7 +532,17 @@ std::unique_ptr<AsyncCall<MergeOutcome>> LocalForge::merge(qint64 number, const 
                         git({QStringLiteral("update-ref"), targetRef, merged, old}, call, [=, this](Result<GitResult> updated) {
                             if (!updated)
                                 return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("%1 moved during the merge of #%2; nothing was changed").arg(pr.baseBranch).arg(number)));
-                            if (auto w = context().state()->setValue(QStringLiteral("pr/merged/%1").arg(number), merged.toLatin1()); !w)
+                            auto record = readRecord(number);
+                            if (!record || !*record)
+                                return call->finishWith(record ? fail(ErrorCode::Malformed, QStringLiteral("pull request #%1 vanished from the store during its merge").arg(number))
+                                                               : Result<MergeOutcome>(std::unexpected(record.error())));
+                            QJsonObject done = **record;
+                            done.insert(QStringLiteral("state"), QStringLiteral("closed"));
+                            done.insert(QStringLiteral("merged"), true);
+                            done.insert(QStringLiteral("merge_commit"), merged);
+                            done.insert(QStringLiteral("head_sha"), pr.headSha);
+                            done.insert(QStringLiteral("updated_at"), context().clock().now().toUTC().toString(Qt::ISODateWithMs));
+                            if (auto w = writeRecord(done, (*record)->value(QStringLiteral("state")).toString() == QLatin1String("open")); !w)
                                 return call->finishWith(std::unexpected(w.error()));
                             call->finishWith(MergeOutcome{false, merged});
                         });

@@ -5,7 +5,10 @@
 
 #include <sluice/forge.h>
 
+#include <QJsonObject>
 #include <QProcess>
+
+#include <optional>
 
 #include <functional>
 
@@ -36,6 +39,8 @@ public:
 
     [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequest>>> openPullRequests() override;
     [[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> pullRequest(qint64 number) override;
+    /// Records a pull request in the state store (see docs/plugins/local.md).
+    [[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> createPullRequest(const NewPullRequest &request) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<CombinedStatus>> combinedStatus(const QString &sha) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<QList<CommitStatus>>> statuses(const QString &sha) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<CommitStatus>> postStatus(const QString &sha, const StatusUpdate &status) override;
@@ -46,10 +51,21 @@ public:
 private:
     /// Runs git here; a non-zero exit becomes an Error naming the command unless @p allowed lists it.
     void git(const QStringList &arguments, QObject *owner, std::function<void(Result<GitResult>)> done, QList<int> allowed = {});
-    /// Every branch not merged into the target, with its number (assigned on first sight).
+    /// Every stored pull request that is still open, refreshed from the branches (see refresh()).
     void listOpen(QObject *owner, std::function<void(Result<QList<PullRequest>>)> done);
     [[nodiscard]] Result<QList<CommitStatus>> storedStatuses(const QString &sha) const;
-    [[nodiscard]] Result<qint64> numberFor(const QString &branch);
+    /// The stored record of pull request @p number; nullopt when there is none.
+    [[nodiscard]] Result<std::optional<QJsonObject>> readRecord(qint64 number) const;
+    /// Numbers of the open pull requests (the index kept beside the records).
+    [[nodiscard]] Result<QList<qint64>> openNumbers() const;
+    /// Stores @p record, and updates the open index when its state moved from (@p wasOpen) or to open.
+    [[nodiscard]] Result<void> writeRecord(const QJsonObject &record, bool wasOpen);
+    /**
+     * An open @p record as the repository shows it now: closed when its head branch is gone
+     * (@p headSha nullopt), merged when the head is in the base (@p headInBase), else with the
+     * head's current sha. A change is stored.
+     */
+    [[nodiscard]] Result<QJsonObject> refresh(QJsonObject record, const std::optional<QString> &headSha, bool headInBase);
     /// Reads pull request @p number, then runs @p next with it.
     void withPull(qint64 number, QObject *owner, std::function<void(Result<PullRequest>)> next);
 

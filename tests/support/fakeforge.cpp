@@ -27,8 +27,10 @@ struct FakeForge::State {
     std::chrono::milliseconds latency{0};
     int maxPageSize = 50;
     QMap<qint64, FakePullRequest> pulls;
+    QHash<QString, QString> branches; // name → sha
     QList<FakeStatus> statuses; // oldest first
     QHash<QString, QList<int>> statusesBySha; // indexes into statuses
+    QHash<int, QJsonObject> statusJson;       // answer shape of statuses[i], built once (statuses never change)
     qint64 nextStatusId = 1;
     QHash<QString, QByteArray> files; // ref + '\n' + path
     QHash<QString, QPair<int, int>> comparisons; // base...head
@@ -46,7 +48,8 @@ QString iso(const QDateTime &t)
     return t.toUTC().toString(Qt::ISODate);
 }
 
-QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = false)
+// @p now is the answer's time, in ISO 8601; @p base the server's URL, encoded.
+QJsonObject prJson(const FakePullRequest &pr, const QString &base, const QString &now, bool github = false)
 {
     if (github) {
         return QJsonObject{
@@ -54,10 +57,10 @@ QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = fa
             {QStringLiteral("number"), pr.number},
             {QStringLiteral("title"), pr.title},
             {QStringLiteral("state"), pr.state},
-            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(iso(QDateTime::currentDateTimeUtc())) : QJsonValue()},
+            {QStringLiteral("merged_at"), pr.merged ? QJsonValue(now) : QJsonValue()},
             {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
             {QStringLiteral("html_url"), QStringLiteral("https://github.example/acme/widget/pull/%1").arg(pr.number)},
-            {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+            {QStringLiteral("updated_at"), now},
             {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha}}},
             {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}}},
         };
@@ -69,8 +72,8 @@ QJsonObject prJson(const FakePullRequest &pr, const QUrl &base, bool github = fa
         {QStringLiteral("state"), pr.state},
         {QStringLiteral("merged"), pr.merged},
         {QStringLiteral("merge_commit_sha"), pr.mergeCommit.isEmpty() ? QJsonValue() : QJsonValue(pr.mergeCommit)},
-        {QStringLiteral("html_url"), base.resolved(QUrl(QStringLiteral("acme/widget/pulls/%1").arg(pr.number))).toString()},
-        {QStringLiteral("updated_at"), iso(QDateTime::currentDateTimeUtc())},
+        {QStringLiteral("html_url"), base + QStringLiteral("acme/widget/pulls/") + QString::number(pr.number)},
+        {QStringLiteral("updated_at"), now},
         {QStringLiteral("head"), QJsonObject{{QStringLiteral("ref"), pr.headRef}, {QStringLiteral("sha"), pr.headSha},
                                              {QStringLiteral("label"), pr.headRef}}},
         {QStringLiteral("base"), QJsonObject{{QStringLiteral("ref"), pr.baseRef}, {QStringLiteral("label"), pr.baseRef}}},
@@ -132,6 +135,7 @@ QByteArray reason(int status)
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 422: return "Unprocessable Entity";
     case 409: return "Conflict";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -163,6 +167,7 @@ public:
                 adopt(socket);
         });
         m_base = QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_tcp->serverPort()));
+        m_baseText = m_base.toString(QUrl::FullyEncoded);
         return m_tcp->serverPort();
     }
 
@@ -356,6 +361,48 @@ private:
         return a;
     }
 
+    // POST pulls, as Gitea (409 for a duplicate, 404 for an unknown branch) or GitHub (422 for both) answers it.
+    Answer createPull(const FakeRequest &req, bool github)
+    {
+        const QJsonObject body = QJsonDocument::fromJson(req.body).object();
+        FakePullRequest pr;
+        pr.headRef = body.value(QStringLiteral("head")).toString();
+        pr.baseRef = body.value(QStringLiteral("base")).toString();
+        pr.title = body.value(QStringLiteral("title")).toString();
+        if (pr.headRef.isEmpty() || pr.baseRef.isEmpty() || pr.title.isEmpty())
+            return message(422, github ? QStringLiteral("Validation Failed") : QStringLiteral("head, base and title are required"));
+        if (!m_state->branches.contains(pr.headRef) || !m_state->branches.contains(pr.baseRef))
+            return message(github ? 422 : 404, github ? QStringLiteral("Validation Failed: head or base is invalid") : QStringLiteral("branch does not exist"));
+        for (const FakePullRequest &other : std::as_const(m_state->pulls)) {
+            if (other.state == QLatin1String("open") && other.headRef == pr.headRef && other.baseRef == pr.baseRef)
+                return message(github ? 422 : 409, github ? QStringLiteral("A pull request already exists for acme:%1.").arg(pr.headRef)
+                                                          : QStringLiteral("pull request already exists for these targets"));
+        }
+        pr.headSha = m_state->branches.value(pr.headRef);
+        pr.number = m_state->pulls.isEmpty() ? 1 : m_state->pulls.lastKey() + 1;
+        m_state->pulls.insert(pr.number, pr);
+        return jsonAnswer(QJsonDocument(prJson(pr, m_baseText, nowIso(), github)), 201);
+    }
+
+    static QString nowIso() { return iso(QDateTime::currentDateTimeUtc()); }
+
+    // The answer shape of statuses[index] (called with the state locked).
+    QJsonValue statusAnswer(int index)
+    {
+        auto it = m_state->statusJson.find(index);
+        if (it == m_state->statusJson.end())
+            it = m_state->statusJson.insert(index, statusJson(m_state->statuses.at(index), m_state->flavor == FakeForge::Flavor::GitHub));
+        return *it;
+    }
+
+    // Indexes of the statuses of @p sha, newest first.
+    QList<int> newestFirst(const QString &sha) const
+    {
+        QList<int> out = m_state->statusesBySha.value(sha);
+        std::reverse(out.begin(), out.end());
+        return out;
+    }
+
     QList<FakeStatus> statusesOf(const QString &sha) const
     {
         QList<FakeStatus> out;
@@ -375,6 +422,7 @@ private:
         static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
 
         if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            const QString now = nowIso();
             const QString state = req.query.queryItemValue(QStringLiteral("state"));
             QList<const FakePullRequest *> matching;
             // Newest first, as Gitea lists them.
@@ -383,13 +431,15 @@ private:
                 if (state.isEmpty() || state == QLatin1String("all") || it->state == state)
                     matching.append(&*it);
             }
-            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base)); }, fault);
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_baseText, now)); }, fault);
         }
+        if (req.method == "POST" && rest == QLatin1String("pulls"))
+            return createPull(req, false);
         if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
                 return message(404, QStringLiteral("pull request not found"));
-            return jsonAnswer(QJsonDocument(prJson(*it, m_base)));
+            return jsonAnswer(QJsonDocument(prJson(*it, m_baseText, nowIso())));
         }
         if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "POST") {
             auto it = m_state->pulls.find(mm.captured(1).toLongLong());
@@ -434,9 +484,8 @@ private:
         if (!lm.hasMatch() && req.method == "GET")
             lm = listB.match(rest);
         if (lm.hasMatch() && req.method == "GET") {
-            QList<FakeStatus> list = statusesOf(lm.captured(1));
-            std::reverse(list.begin(), list.end()); // newest first
-            return paged(req, int(list.size()), [&](int i) { return QJsonValue(statusJson(list.at(i))); }, fault);
+            const QList<int> list = newestFirst(lm.captured(1));
+            return paged(req, int(list.size()), [&](int i) { return statusAnswer(list.at(i)); }, fault);
         }
         if (auto mm = listB.match(rest); mm.hasMatch() && req.method == "POST") {
             const QJsonObject body = QJsonDocument::fromJson(req.body).object();
@@ -496,19 +545,22 @@ private:
         static const QRegularExpression compare(QStringLiteral("^compare/(.+)\\.\\.\\.(.+)$"));
 
         if (req.method == "GET" && rest == QLatin1String("pulls")) {
+            const QString now = nowIso();
             QList<const FakePullRequest *> matching;
             for (auto it = m_state->pulls.cend(); it != m_state->pulls.cbegin();) {
                 --it;
                 if (it->state == req.query.queryItemValue(QStringLiteral("state")))
                     matching.append(&*it);
             }
-            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_base, true)); }, fault);
+            return paged(req, int(matching.size()), [&](int i) { return QJsonValue(prJson(*matching.at(i), m_baseText, now, true)); }, fault);
         }
+        if (req.method == "POST" && rest == QLatin1String("pulls"))
+            return createPull(req, true);
         if (auto mm = pullOne.match(rest); mm.hasMatch() && req.method == "GET") {
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
                 return message(404, QStringLiteral("Not Found"));
-            QJsonObject o = prJson(*it, m_base, true);
+            QJsonObject o = prJson(*it, m_baseText, nowIso(), true);
             o.insert(QStringLiteral("merged"), it->merged);
             return jsonAnswer(QJsonDocument(o));
         }
@@ -541,9 +593,8 @@ private:
             });
         }
         if (auto mm = list.match(rest); mm.hasMatch() && req.method == "GET") {
-            QList<FakeStatus> all = statusesOf(mm.captured(1));
-            std::reverse(all.begin(), all.end());
-            return paged(req, int(all.size()), [&](int i) { return QJsonValue(statusJson(all.at(i), true)); }, fault);
+            const QList<int> all = newestFirst(mm.captured(1));
+            return paged(req, int(all.size()), [&](int i) { return statusAnswer(all.at(i)); }, fault);
         }
         if (auto mm = checks.match(rest); mm.hasMatch() && req.method == "GET") {
             QList<FakeCheckRun> runs;
@@ -610,6 +661,7 @@ private:
     std::shared_ptr<State> m_state;
     QTcpServer *m_tcp = nullptr;
     QUrl m_base;
+    QString m_baseText;
 };
 
 FakeForge::FakeForge(Flavor flavor)
@@ -670,6 +722,18 @@ void FakeForge::addPullRequest(const FakePullRequest &pr)
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->pulls.insert(pr.number, pr);
+}
+
+void FakeForge::setBranch(const QString &branch, const QString &sha)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->branches.insert(branch, sha);
+}
+
+QList<FakePullRequest> FakeForge::pullRequests() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->pulls.values();
 }
 
 FakeStatus FakeForge::addStatus(const QString &sha, const QString &context, const QString &state, const QDateTime &at,

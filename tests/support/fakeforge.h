@@ -4,7 +4,7 @@
 /**
  * @file fakeforge.h
  * A forge for tests: a real HTTP/1.1 server on loopback, on a thread of its own, that speaks
- * the Gitea API v1 shapes the connectors use (pull requests, commit statuses, combined
+ * the Gitea API v1 shapes the connectors use (pull requests listed, read, opened and merged, commit statuses, combined
  * status, raw files, compare, merge) with Gitea's pagination (page/limit, X-Total-Count,
  * Link rel="next"), and that can inject latency, error statuses, 429 with Retry-After,
  * truncated and malformed bodies, non-list pages, missing `statuses` and short pages.
@@ -122,6 +122,10 @@ public:
     void setMaxPageSize(int size);
 
     void addPullRequest(const FakePullRequest &pr);
+    /// Makes @p branch exist at @p sha: POST pulls opens pull requests only of known head branches.
+    void setBranch(const QString &branch, const QString &sha);
+    /// Every pull request, by number.
+    [[nodiscard]] QList<FakePullRequest> pullRequests() const;
     /// Adds a status with the next id; @p at defaults to now.
     FakeStatus addStatus(const QString &sha, const QString &context, const QString &state,
                          const QDateTime &at = QDateTime(), const QString &description = QString());

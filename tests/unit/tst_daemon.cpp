@@ -279,6 +279,9 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     const QByteArray metrics = request("GET", QStringLiteral("/metrics")).body;
     QVERIFY2(metrics.contains("sluice_gate_verdicts_total{gate=\"g\",result=\"pass\"} 1"), metrics.constData());
     QVERIFY(metrics.contains("sluice_tasks_done_total 1"));
+    // The sweeper schedule counts into the same metrics (no sweeper in this project: families only).
+    QVERIFY(metrics.contains("# TYPE sluice_sweeps_total counter"));
+    QVERIFY(metrics.contains("# HELP sluice_sweep_writes_total "));
     QVERIFY(metrics.contains("sluice_webhooks_total{result=\"unauthorized\"} 2"));
     QVERIFY(metrics.contains("sluice_webhooks_total{result=\"duplicate\"} 1"));
     QVERIFY(metrics.contains("sluice_jobs{state=\"done\"} 3"));

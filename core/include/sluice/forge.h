@@ -77,6 +77,14 @@ struct SLUICE_EXPORT Comparison {
     int behindBy = 0; ///< Commits in base not in head.
 };
 
+/// A pull request to open.
+struct SLUICE_EXPORT NewPullRequest {
+    QString headBranch; ///< The branch with the changes (in the same repository).
+    QString baseBranch; ///< The branch to merge into; empty: the project's target branch.
+    QString title;      ///< Required.
+    QString body;       ///< Description; may be empty.
+};
+
 /// How to merge.
 struct SLUICE_EXPORT MergeRequest {
     QString method = QStringLiteral("merge"); ///< "merge", "rebase" or "squash".
@@ -114,6 +122,15 @@ public:
     /// The content of @p path at @p ref; NotFound when it does not exist.
     [[nodiscard]] virtual std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path,
                                                                           const QString &ref) = 0;
+
+    /**
+     * Opens a pull request of @p request.headBranch into @p request.baseBranch and returns it
+     * as the forge answers (number, head sha, state "open"). Not retried once sent, except
+     * on 429: a forge answering 409/422 (a pull request for the same branches is already
+     * open, no commits between the branches, unknown branch) is a Conflict or NotFound, never
+     * a second pull request. Default: an Error (InvalidArgument) saying this connector cannot.
+     */
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<PullRequest>> createPullRequest(const NewPullRequest &request);
 
     /**
      * The status contexts the branch protection of @p branch requires (empty when it requires

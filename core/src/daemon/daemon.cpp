@@ -132,6 +132,7 @@ Result<void> Daemon::start()
 
     // Sweepers last: each project's sweeper instances on their own timers.
     m_sweeps = std::make_unique<SweepSchedule>(engine, m_host.store());
+    m_sweeps->setMetrics(m_metrics.get());
     m_sweeps->start();
 
     m_signals = std::make_unique<SignalPipe>();

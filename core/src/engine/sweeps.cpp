@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/sweeps.h"
 
+#include "daemon/metrics.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
@@ -11,6 +12,18 @@
 namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcSweeps, "sluice.core.sweeps", QtInfoMsg)
+
+namespace {
+const QString PassesMetric = QStringLiteral("sluice_sweeps_total");
+const QString ExaminedMetric = QStringLiteral("sluice_sweep_items_examined_total");
+const QString WritesMetric = QStringLiteral("sluice_sweep_writes_total");
+const QString FailuresMetric = QStringLiteral("sluice_sweep_failures_total");
+
+Metrics::Labels sweepLabels(const QString &projectId, const QString &instance)
+{
+    return {{QStringLiteral("project"), projectId}, {QStringLiteral("instance"), instance}};
+}
+} // namespace
 
 Result<void> auditSweep(Store &store, const QString &projectId, const QString &instance, const SweepReport &report, bool dryRun)
 {
@@ -57,6 +70,29 @@ SweepSchedule::~SweepSchedule()
     stop();
 }
 
+void SweepSchedule::setMetrics(Metrics *metrics)
+{
+    m_metrics = metrics;
+    if (!m_metrics)
+        return;
+    m_metrics->describe(PassesMetric, Metrics::Type::Counter, QStringLiteral("Sweeper passes finished by this daemon, by project, instance and result (ok, failed)."));
+    m_metrics->describe(ExaminedMetric, Metrics::Type::Counter, QStringLiteral("Items (e.g. open pull requests) the sweeper passes of this daemon examined."));
+    m_metrics->describe(WritesMetric, Metrics::Type::Counter, QStringLiteral("Writes (e.g. compensating statuses) the sweeper passes of this daemon made."));
+    m_metrics->describe(FailuresMetric, Metrics::Type::Counter, QStringLiteral("Items that could not be assessed and writes that failed in the sweeper passes of this daemon."));
+}
+
+void SweepSchedule::count(const Entry &entry, const SweepReport &report)
+{
+    if (!m_metrics)
+        return;
+    Metrics::Labels labels = sweepLabels(entry.projectId, entry.instance);
+    m_metrics->increment(ExaminedMetric, labels, std::max(0, report.examined));
+    m_metrics->increment(WritesMetric, labels, std::max(0, report.acted));
+    m_metrics->increment(FailuresMetric, labels, std::max(0, report.failures));
+    labels.append({QStringLiteral("result"), report.ok ? QStringLiteral("ok") : QStringLiteral("failed")});
+    m_metrics->increment(PassesMetric, labels);
+}
+
 void SweepSchedule::start()
 {
     // Timers follow the current projects; a pass in flight finishes with the runtime it began with.
@@ -81,6 +117,14 @@ void SweepSchedule::start()
             const qint64 ms = std::max<qint64>(1000, qint64(sweeper->defaultInterval().count()) * 1000);
             entry->timer.start(int(std::min<qint64>(ms, std::numeric_limits<int>::max())));
             next.insert(key, entry);
+            if (m_metrics) {
+                // Every scheduled instance shows at 0 before its first pass, so a rate() alert has a series.
+                const Metrics::Labels labels = sweepLabels(projectId, name);
+                for (const QString &metric : {ExaminedMetric, WritesMetric, FailuresMetric})
+                    m_metrics->increment(metric, labels, 0);
+                for (const char *result : {"ok", "failed"})
+                    m_metrics->increment(PassesMetric, labels + Metrics::Labels{{QStringLiteral("result"), QLatin1String(result)}}, 0);
+            }
             qCInfo(lcSweeps).noquote() << "sweeper" << name << "of" << projectId << "every" << ms / 1000 << "s";
         }
     }
@@ -134,6 +178,7 @@ void SweepSchedule::runPass(const QString &key)
             report.ok = false;
             qCWarning(lcSweeps).noquote() << audited.error().toString();
         }
+        count(*entry, report);
         if (report.ok)
             qCInfo(lcSweeps).noquote() << "sweeper" << entry->instance << "of" << entry->projectId << ":" << report.summary;
         else

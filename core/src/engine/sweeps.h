@@ -15,6 +15,7 @@
 namespace Sluice {
 
 class Engine;
+class Metrics;
 class Store;
 struct ProjectRuntime;
 
@@ -46,6 +47,12 @@ public:
     void runAllNow();
     /// Passes started so far (tests).
     [[nodiscard]] int passesStarted() const { return m_started; }
+    /**
+     * Counts every finished pass in @p metrics (not owned; null: none): sluice_sweeps_total
+     * by project, instance and result (ok/failed), and the items examined, writes made and
+     * failures of the passes. Series of scheduled instances exist at 0 from start().
+     */
+    void setMetrics(Metrics *metrics);
 
 Q_SIGNALS:
     /// A pass of @p instance in @p projectId ended (or was cancelled at its deadline).
@@ -54,9 +61,11 @@ Q_SIGNALS:
 private:
     struct Entry;
     void runPass(const QString &key);
+    void count(const Entry &entry, const SweepReport &report);
 
     Engine &m_engine;
     Store &m_store;
+    Metrics *m_metrics = nullptr;
     QHash<QString, std::shared_ptr<Entry>> m_entries; // "project/instance"
     int m_started = 0;
 };

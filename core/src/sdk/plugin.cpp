@@ -142,7 +142,8 @@ constexpr std::pair<StatusState, const char *> statusNames[] = {
 
 namespace {
 // A call that fails with a fixed error once started.
-class UnsupportedCall final : public AsyncCall<QStringList>
+template<typename T>
+class UnsupportedCall final : public AsyncCall<T>
 {
 public:
     explicit UnsupportedCall(Error error)
@@ -151,7 +152,7 @@ public:
     }
 
 protected:
-    void doStart() override { finishWith(std::unexpected(m_error)); }
+    void doStart() override { this->finishWith(std::unexpected(m_error)); }
 
 private:
     Error m_error;
@@ -160,8 +161,14 @@ private:
 
 std::unique_ptr<AsyncCall<QStringList>> Forge::protectedContexts(const QString &)
 {
-    return std::make_unique<UnsupportedCall>(Error{ErrorCode::InvalidArgument,
+    return std::make_unique<UnsupportedCall<QStringList>>(Error{ErrorCode::InvalidArgument,
                                                    QStringLiteral("forge connector '%1' cannot read branch protection").arg(context().instanceName()), {}});
+}
+
+std::unique_ptr<AsyncCall<PullRequest>> Forge::createPullRequest(const NewPullRequest &)
+{
+    return std::make_unique<UnsupportedCall<PullRequest>>(Error{ErrorCode::InvalidArgument,
+                                                                QStringLiteral("forge connector '%1' cannot open pull requests").arg(context().instanceName()), {}});
 }
 
 Result<std::unique_ptr<Forge>> Forge::withCredential(const SecretRef &)

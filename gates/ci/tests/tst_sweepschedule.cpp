@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The daemon's sweeper schedule with a real host: project file, plugins, SQLite store, and
-// the fake forge. A pass is started, audited and reported; a tick during a pass is skipped.
+// the fake forge. A pass is started, audited, counted in the metrics and reported; a tick
+// during a pass is skipped.
 #include "fakeforge.h"
 
+#include "daemon/metrics.h"
 #include "engine/hostruntime.h"
 #include "engine/sweeps.h"
 
@@ -61,6 +63,8 @@ private Q_SLOTS:
         QVERIFY2(problems.isEmpty(), qPrintable(problems.isEmpty() ? QString() : problems.first().toString()));
 
         SweepSchedule schedule((*host)->engine(), (*host)->store());
+        Metrics metrics;
+        schedule.setMetrics(&metrics);
         std::optional<SweepReport> finished;
         QEventLoop loop;
         connect(&schedule, &SweepSchedule::passFinished, &loop, [&](const QString &, const QString &, const SweepReport &r) {
@@ -68,6 +72,13 @@ private Q_SLOTS:
             loop.quit();
         });
         schedule.start();
+        const Metrics::Labels labels{{QStringLiteral("project"), QStringLiteral("w")}, {QStringLiteral("instance"), QStringLiteral("umbrella")}};
+        const auto withResult = [&labels](const char *result) {
+            return labels + Metrics::Labels{{QStringLiteral("result"), QLatin1String(result)}};
+        };
+        // Scheduled instances are exported at 0 before their first pass; the timer-run one is not scheduled.
+        QVERIFY2(metrics.render().contains("sluice_sweeps_total{instance=\"umbrella\",project=\"w\",result=\"failed\"} 0"), metrics.render().constData());
+        QVERIFY(!metrics.render().contains("umbrella-by-timer"));
         schedule.runAllNow();
         schedule.runAllNow(); // still running: skipped
         QCOMPARE(schedule.passesStarted(), 1);
@@ -81,6 +92,31 @@ private Q_SLOTS:
         for (const FakeStatus &s : fake.statuses(sha))
             compensations += s.state == QLatin1String("success") && s.context == QLatin1String("CI / all (pull_request)");
         QCOMPARE(compensations, 1);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("ok")), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("failed")), 0.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_items_examined_total"), labels), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_writes_total"), labels), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_failures_total"), labels), 0.0);
+
+        // A pass that cannot read the statuses is a failed pass: counted as such, nothing written.
+        fake.setLatency(std::chrono::milliseconds(0));
+        fake.addFault(FakeFault{FakeFault::Kind::Status, "GET", QStringLiteral("/statuses$"), 0, 100, 500, {}, {}});
+        finished.reset();
+        schedule.runAllNow();
+        QCOMPARE(schedule.passesStarted(), 2);
+        QTimer::singleShot(20000, &loop, &QEventLoop::quit);
+        loop.exec();
+        QVERIFY(finished);
+        QVERIFY(!finished->ok);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("ok")), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("failed")), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_items_examined_total"), labels), 2.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_writes_total"), labels), 1.0);
+        QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_failures_total"), labels), 1.0);
+        const QByteArray text = metrics.render();
+        QVERIFY2(text.contains("# TYPE sluice_sweeps_total counter"), text.constData());
+        QVERIFY(text.contains("sluice_sweeps_total{instance=\"umbrella\",project=\"w\",result=\"failed\"} 1"));
+        QVERIFY(text.contains("sluice_sweep_writes_total{instance=\"umbrella\",project=\"w\"} 1"));
 
         schedule.stop();
         {
@@ -92,7 +128,7 @@ private Q_SLOTS:
             QStringList actions;
             while (q.next())
                 actions.append(q.value(0).toString());
-            QCOMPARE(actions, (QStringList{QStringLiteral("sweep-write"), QStringLiteral("sweep")}));
+            QCOMPARE(actions, (QStringList{QStringLiteral("sweep-write"), QStringLiteral("sweep"), QStringLiteral("sweep")}));
         }
         QSqlDatabase::removeDatabase(QStringLiteral("schedule-audit"));
     }

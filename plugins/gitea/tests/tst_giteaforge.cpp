@@ -9,6 +9,8 @@
 #include <sluice/testsupport.h>
 
 #include <QElapsedTimer>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QMutex>
 #include <QTemporaryDir>
 #include <QTest>
@@ -370,6 +372,65 @@ private Q_SLOTS:
         auto again = run(forge().merge(8, request));
         QVERIFY(again);
         QVERIFY(again->alreadyMerged);
+    }
+
+    void createPullRequest()
+    {
+        m_fake->setBranch(QStringLiteral("main"), sha(1));
+        m_fake->setBranch(QStringLiteral("feature"), sha(2));
+        m_fake->addPullRequest({5, QString(), QStringLiteral("older"), sha(5)});
+        NewPullRequest request{QStringLiteral("feature"), QString(), QStringLiteral("Add the feature"), QStringLiteral("Why and how.")};
+        auto created = run(forge().createPullRequest(request));
+        QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
+        QCOMPARE(created->number, 6);
+        QCOMPARE(created->state, QStringLiteral("open"));
+        QCOMPARE(created->headBranch, QStringLiteral("feature"));
+        QCOMPARE(created->headSha, sha(2));
+        QCOMPARE(created->baseBranch, QStringLiteral("main")); // the project's target branch
+        QCOMPARE(created->title, QStringLiteral("Add the feature"));
+        const FakeRequest sent = m_fake->requests().last();
+        QCOMPARE(sent.method, QByteArray("POST"));
+        QCOMPARE(sent.path, QStringLiteral("/api/v1/repos/acme/widget/pulls"));
+        const QJsonObject body = QJsonDocument::fromJson(sent.body).object();
+        QCOMPARE(body.value(QStringLiteral("head")).toString(), QStringLiteral("feature"));
+        QCOMPARE(body.value(QStringLiteral("base")).toString(), QStringLiteral("main"));
+        QCOMPARE(body.value(QStringLiteral("body")).toString(), QStringLiteral("Why and how."));
+        auto listed = run(forge().openPullRequests());
+        QVERIFY(listed);
+        QCOMPARE(listed->size(), 2);
+
+        // The same branches again: Gitea's 409 is a Conflict, and no second pull request.
+        auto twice = run(forge().createPullRequest(request));
+        QVERIFY(!twice);
+        QCOMPARE(twice.error().code, ErrorCode::Conflict);
+        QCOMPARE(m_fake->pullRequests().size(), 2);
+        // An unknown branch is NotFound; a missing title or head is refused before any request.
+        QCOMPARE(run(forge().createPullRequest({QStringLiteral("nope"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::NotFound);
+        const qint64 before = m_fake->requestCount();
+        QCOMPARE(run(forge().createPullRequest({QStringLiteral("feature"), QString(), QString(), QString()})).error().code, ErrorCode::InvalidArgument);
+        QCOMPARE(run(forge().createPullRequest({QString(), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::InvalidArgument);
+        QCOMPARE(run(forge().createPullRequest({QStringLiteral("main"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::InvalidArgument);
+        QCOMPARE(m_fake->requestCount(), before);
+
+        // A 502 is not retried (the forge may have acted); a 429 is, as the server did not act.
+        m_fake->setBranch(QStringLiteral("second"), sha(3));
+        FakeFault gateway;
+        gateway.method = "POST";
+        gateway.pathPattern = QStringLiteral("/pulls$");
+        gateway.status = 502;
+        m_fake->addFault(gateway);
+        m_fake->clearRequests();
+        QVERIFY(!run(forge().createPullRequest({QStringLiteral("second"), QString(), QStringLiteral("t"), QString()})));
+        QCOMPARE(m_fake->requestCount(), 1);
+        FakeFault limited = gateway;
+        limited.status = 429;
+        limited.retryAfter = "0";
+        m_fake->addFault(limited);
+        m_fake->clearRequests();
+        auto afterLimit = run(forge().createPullRequest({QStringLiteral("second"), QString(), QStringLiteral("t"), QString()}));
+        QVERIFY2(afterLimit, qPrintable(afterLimit ? QString() : afterLimit.error().toString()));
+        QCOMPARE(m_fake->requestCount(), 2);
+        QCOMPARE(afterLimit->headSha, sha(3));
     }
 
     void concurrencyIsBounded()

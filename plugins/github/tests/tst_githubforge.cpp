@@ -8,6 +8,7 @@
 #include <sluice/testsupport.h>
 
 #include <QElapsedTimer>
+#include <QMutex>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -17,6 +18,20 @@ using namespace Sluice::Test;
 namespace {
 
 const QByteArray Token = "ghp_testtoken0123456789abcdef";
+
+QMutex logMutex;
+QStringList capturedLog;
+QtMessageHandler previousHandler = nullptr;
+
+void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    {
+        QMutexLocker lock(&logMutex);
+        capturedLog.append(message);
+    }
+    if (previousHandler)
+        previousHandler(type, context, message);
+}
 
 QString sha(int i)
 {
@@ -50,6 +65,7 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
+        previousHandler = qInstallMessageHandler(captureMessage);
         auto plugin = loadPlugin(QStringLiteral(GITHUB_PLUGIN_FILE));
         QVERIFY2(plugin, qPrintable(plugin ? QString() : plugin.error().toString()));
         m_plugin = *plugin;
@@ -214,6 +230,35 @@ private Q_SLOTS:
         QVERIFY(again->alreadyMerged);
     }
 
+    void createPullRequest()
+    {
+        m_fake->setBranch(QStringLiteral("main"), sha(1));
+        m_fake->setBranch(QStringLiteral("topic"), sha(2));
+        m_fake->setBranch(QStringLiteral("release"), sha(3));
+        NewPullRequest request{QStringLiteral("topic"), QStringLiteral("release"), QStringLiteral("Topic"), QString()};
+        auto created = run(forge().createPullRequest(request));
+        QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
+        QCOMPARE(created->number, 1);
+        QCOMPARE(created->headSha, sha(2));
+        QCOMPARE(created->baseBranch, QStringLiteral("release"));
+        QCOMPARE(created->state, QStringLiteral("open"));
+        const FakeRequest sent = m_fake->requests().last();
+        QCOMPARE(sent.method, QByteArray("POST"));
+        QCOMPARE(sent.path, QStringLiteral("/repos/acme/widget/pulls"));
+        QCOMPARE(sent.authorization, QByteArray("Bearer " + Token));
+        auto one = run(forge().pullRequest(1));
+        QVERIFY(one);
+        QCOMPARE(one->headBranch, QStringLiteral("topic"));
+        // GitHub answers 422 for a duplicate (and for an unknown branch): a Conflict, once.
+        m_fake->clearRequests();
+        auto twice = run(forge().createPullRequest(request));
+        QVERIFY(!twice);
+        QCOMPARE(twice.error().code, ErrorCode::Conflict);
+        QCOMPARE(m_fake->requestCount(), 1);
+        QCOMPARE(m_fake->pullRequests().size(), 1);
+        QCOMPARE(run(forge().createPullRequest({QStringLiteral("gone"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::Conflict);
+    }
+
     void branchProtection()
     {
         m_fake->setProtection(QStringLiteral("main"), {QStringLiteral("CI"), QStringLiteral("lint")});
@@ -225,8 +270,17 @@ private Q_SLOTS:
         QCOMPARE(none.error().code, ErrorCode::NotFound);
     }
 
-    void tokenNeverInErrors()
+    void tokenNeverInLogsOrErrors()
     {
+        // Runs last: every call above logged (debug categories are on in this test) and failed in many ways.
+        {
+            QMutexLocker lock(&logMutex);
+            // The connector's own lines are among them (it names where its token comes from).
+            QVERIFY(std::any_of(capturedLog.cbegin(), capturedLog.cend(),
+                                [](const QString &line) { return line.startsWith(QLatin1String("github acme/widget at")); }));
+            for (const QString &line : std::as_const(capturedLog))
+                QVERIFY2(!line.contains(QString::fromLatin1(Token)), qPrintable(line));
+        }
         QVERIFY(!m_errors.isEmpty());
         for (const QString &e : std::as_const(m_errors))
             QVERIFY2(!e.contains(QString::fromLatin1(Token)), qPrintable(e));

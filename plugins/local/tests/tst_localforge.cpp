@@ -59,6 +59,20 @@ private:
         return QString::fromLatin1(git({QStringLiteral("rev-parse"), QStringLiteral("HEAD")}, work()));
     }
 
+    // Opens a pull request of @p branch into main.
+    Result<PullRequest> open(const QString &branch)
+    {
+        auto created = runCall(forge().createPullRequest({branch, QString(), QStringLiteral("Change on %1").arg(branch), QStringLiteral("body")}));
+        if (!created)
+            qWarning() << created.error().toString();
+        return created;
+    }
+
+    void deleteBranch(const QString &branch)
+    {
+        git({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral(":") + branch}, work());
+    }
+
 private Q_SLOTS:
     void initTestCase()
     {
@@ -107,6 +121,8 @@ private Q_SLOTS:
     {
         const QString a = commitOn(QStringLiteral("feature-a"), QStringLiteral("a.txt"), "a\n");
         const QString b = commitOn(QStringLiteral("feature-b"), QStringLiteral("b.txt"), "b\n");
+        QVERIFY(open(QStringLiteral("feature-a")));
+        QVERIFY(open(QStringLiteral("feature-b")));
         auto open = runCall(forge().openPullRequests());
         QVERIFY2(open, qPrintable(open ? QString() : open.error().toString()));
         QCOMPARE(open->size(), 2);
@@ -172,10 +188,105 @@ private Q_SLOTS:
         QVERIFY(pr->merged);
     }
 
+    void pullRequestsAreKeptInTheStore()
+    {
+        const QString a = commitOn(QStringLiteral("feature-a"), QStringLiteral("a.txt"), "a\n");
+        commitOn(QStringLiteral("unproposed"), QStringLiteral("u.txt"), "u\n");
+        // A branch is not a pull request until one is opened.
+        auto none = runCall(forge().openPullRequests());
+        QVERIFY2(none, qPrintable(none ? QString() : none.error().toString()));
+        QVERIFY(none->isEmpty());
+
+        auto created = open(QStringLiteral("feature-a"));
+        QVERIFY(created);
+        QCOMPARE(created->number, 1);
+        QCOMPARE(created->state, QStringLiteral("open"));
+        QVERIFY(!created->merged);
+        QCOMPARE(created->headSha, a);
+        QCOMPARE(created->baseBranch, QStringLiteral("main"));
+        QCOMPARE(created->title, QStringLiteral("Change on feature-a"));
+        // Refused: the same branches again, an unknown branch, no commits, an option-like name.
+        auto twice = runCall(forge().createPullRequest({QStringLiteral("feature-a"), QStringLiteral("main"), QStringLiteral("again"), QString()}));
+        QCOMPARE(twice.error().code, ErrorCode::Conflict);
+        QCOMPARE(runCall(forge().createPullRequest({QStringLiteral("nope"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::NotFound);
+        git({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("origin/main:refs/heads/empty")}, work());
+        QCOMPARE(runCall(forge().createPullRequest({QStringLiteral("empty"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::Conflict);
+        QCOMPARE(runCall(forge().createPullRequest({QStringLiteral("--all"), QString(), QStringLiteral("t"), QString()})).error().code, ErrorCode::InvalidArgument);
+        QCOMPARE(runCall(forge().createPullRequest({QStringLiteral("feature-a"), QString(), QString(), QString()})).error().code, ErrorCode::InvalidArgument);
+
+        // A new push to the head shows as the new head sha.
+        const QString a2 = [&] {
+            git({QStringLiteral("checkout"), QStringLiteral("-q"), QStringLiteral("feature-a")}, work());
+            QFile f(QDir(work()).filePath(QStringLiteral("a2.txt")));
+            if (!f.open(QIODevice::WriteOnly))
+                return QString();
+            f.write("a2\n");
+            f.close();
+            git({QStringLiteral("add"), QStringLiteral("a2.txt")}, work());
+            git({QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("a2")}, work());
+            git({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("feature-a")}, work());
+            return QString::fromLatin1(git({QStringLiteral("rev-parse"), QStringLiteral("HEAD")}, work()));
+        }();
+        auto listed = runCall(forge().openPullRequests());
+        QVERIFY(listed);
+        QCOMPARE(listed->size(), 1);
+        QCOMPARE(listed->at(0).number, 1);
+        QCOMPARE(listed->at(0).headSha, a2);
+
+        // Numbers and records outlive the instance: a new one on the same store reads them.
+        auto again = createInstance(m_plugin, QByteArray(), [&] {
+            ProjectInfo p = fakeProject();
+            p.repository = bare();
+            p.targetBranch = QStringLiteral("main");
+            return p;
+        }(), m_state.get());
+        QVERIFY(again);
+        QVERIFY((*again)->initialize());
+        auto *second = qobject_cast<Forge *>(again->get());
+        auto one = runCall(second->pullRequest(1));
+        QVERIFY(one);
+        QCOMPARE(one->headBranch, QStringLiteral("feature-a"));
+        QCOMPARE(one->state, QStringLiteral("open"));
+        auto b = commitOn(QStringLiteral("feature-b"), QStringLiteral("b.txt"), "b\n");
+        auto createdB = runCall(second->createPullRequest({QStringLiteral("feature-b"), QString(), QStringLiteral("b"), QString()}));
+        QVERIFY(createdB);
+        QCOMPARE(createdB->number, 2);
+
+        // A head branch deleted: closed, not merged, and no longer listed.
+        deleteBranch(QStringLiteral("feature-b"));
+        auto gone = runCall(forge().pullRequest(2));
+        QVERIFY(gone);
+        QCOMPARE(gone->state, QStringLiteral("closed"));
+        QVERIFY(!gone->merged);
+        QCOMPARE(gone->headSha, b);
+        QCOMPARE(runCall(forge().merge(2, MergeRequest{})).error().code, ErrorCode::Conflict);
+
+        // Merged outside the forge (pushed into main): merged once read.
+        git({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("feature-a:main")}, work());
+        listed = runCall(forge().openPullRequests());
+        QVERIFY(listed);
+        QVERIFY(listed->isEmpty());
+        one = runCall(forge().pullRequest(1));
+        QVERIFY(one);
+        QVERIFY(one->merged);
+        QCOMPARE(one->state, QStringLiteral("closed"));
+        auto mergedAlready = runCall(forge().merge(1, MergeRequest{}));
+        QVERIFY(mergedAlready);
+        QVERIFY(mergedAlready->alreadyMerged);
+
+        // A closed pull request does not block a new one for the same branches.
+        commitOn(QStringLiteral("feature-b"), QStringLiteral("b.txt"), "b again\n");
+        auto reopened = open(QStringLiteral("feature-b"));
+        QVERIFY(reopened);
+        QCOMPARE(reopened->number, 3);
+    }
+
     void conflictsAreRefused()
     {
         commitOn(QStringLiteral("one"), QStringLiteral("README"), "one\n");
         commitOn(QStringLiteral("two"), QStringLiteral("README"), "two\n");
+        QVERIFY(open(QStringLiteral("one")));
+        QVERIFY(open(QStringLiteral("two")));
         auto open = runCall(forge().openPullRequests());
         QVERIFY(open);
         QCOMPARE(open->size(), 2);
