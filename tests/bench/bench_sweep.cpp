@@ -8,6 +8,11 @@
 //   bench_sweep [pull requests] [latency ms] [concurrency] [--sweep-only]
 //
 // --sweep-only skips the serial client (for profiling the sweep: perf record -g).
+//
+// Where the CPU goes (measured at 0 ms latency on 2 CPUs): about half in Qt's network
+// threads ("QNetworkAccessM"), which with Qt 5.15 read a response's status line and headers
+// one read(2) per byte (strace: ~100 reads per request here), a third in the sweep's thread,
+// the rest in the fake forge.
 #include "fakeforge.h"
 
 #include <sluice/forge.h>
