@@ -205,7 +205,7 @@ int main(int argc, char **argv)
                 (long long)requests.size(), report.acted, report.examined, (long long)sweepCpuMs);
     std::printf("           CPU by thread: %s\n", sweepThreads.constData());
     std::printf("  serial:  %6lld ms  %5lld requests\n", (long long)serialMs, (long long)requests.size());
-    std::printf("  %s  speed-up vs serial: %.1fx (target >= 20x)\n", fastEnough ? "PASS" : "MISS", speedup);
+    std::printf("  %s  speed-up vs serial: %.2fx (target >= 20x)\n", fastEnough ? "PASS" : "MISS", speedup);
     std::printf("  %s  latency bound (requests x latency / concurrency): %.0f ms; the sweep took %.2fx of it (target <= 1.5x)\n",
                 nearBound ? "PASS" : "MISS", bound, overBound);
     std::printf("  load average after: %s\n", loadAverage().constData());
