@@ -110,6 +110,12 @@ private:
     std::vector<char> m_candidate;
     std::vector<std::size_t> m_searchFrom;
     std::string m_lowered;
+    // Refinement pass (per refinement index): whether the rule matched, its last match end,
+    // and the ends of its bounded prefix in increasing order.
+    bool m_refineUsable = true;
+    std::vector<char> m_refineSeen;
+    std::vector<unsigned long long> m_lastEnd;
+    std::vector<std::vector<unsigned long long>> m_prefixEnds;
 };
 
 } // namespace Sluice::Security
