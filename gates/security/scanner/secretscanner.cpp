@@ -125,6 +125,7 @@ struct CompiledRule {
     bool exact = false;           // in the database as itself (not approximated)
     int refine = -1;              // index in the refinement database, or -1
     std::size_t prefixWidth = 0;  // longest match of the regex's bounded prefix in that database; 0: none
+    std::unique_ptr<RE2> suffix;  // the rest of the regex after that prefix (with the prefix's flags)
     bool generic = false;         // id contains "generic" (gitleaks' dedupe)
 };
 
@@ -563,7 +564,12 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         std::vector<std::string> patterns;
         std::vector<unsigned> patternFlags;
         std::vector<unsigned> patternIds;
-        std::vector<std::pair<int, std::size_t>> candidates; // rule, prefix width
+        struct Candidate {
+            int rule;
+            std::size_t prefixWidth;
+            std::unique_ptr<RE2> suffix;
+        };
+        std::vector<Candidate> candidates;
         for (const Entry &e : entries) {
             CompiledRule &c = data.compiled[std::size_t(e.rule)];
             if (!c.exact || c.maxWidth != 0)
@@ -573,9 +579,13 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                 continue;
             const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
             // The longest prefix of whole top-level atoms whose width is bounded and not zero.
+            // The suffix (the regex after it) must match where the prefix ends for the regex to
+            // match there; it carries the flag groups the prefix set at top level.
             std::string prefix;
             std::size_t prefixWidth = 0;
+            std::unique_ptr<RE2> suffix;
             const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
+            std::size_t best = 0;
             for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
                 const std::string candidate = regex.substr(0, atoms[k]);
                 const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
@@ -584,6 +594,21 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                 if (width->first > 0) {
                     prefix = candidate;
                     prefixWidth = width->second;
+                    best = k;
+                }
+            }
+            if (!prefix.empty()) {
+                std::string flagGroups;
+                for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
+                    const std::string atom = regex.substr(from, atoms[k] - from);
+                    if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')'
+                        && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
+                        flagGroups += atom;
+                }
+                suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
+                if (!suffix->ok()) {
+                    prefix.clear();
+                    suffix.reset();
                 }
             }
             const unsigned index = unsigned(candidates.size());
@@ -595,7 +620,7 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                 patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
                 patternIds.push_back(2 * index + 1);
             }
-            candidates.emplace_back(e.rule, prefix.empty() ? 0 : prefixWidth);
+            candidates.push_back({e.rule, prefix.empty() ? 0 : prefixWidth, std::move(suffix)});
         }
         if (candidates.empty())
             return;
@@ -613,10 +638,11 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         }
         data.refineDatabase = db;
         for (std::size_t k = 0; k < candidates.size(); ++k) {
-            CompiledRule &c = data.compiled[std::size_t(candidates[k].first)];
+            CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
             c.refine = int(k);
-            c.prefixWidth = candidates[k].second;
-            data.refineRule.push_back(candidates[k].first);
+            c.prefixWidth = candidates[k].prefixWidth;
+            c.suffix = std::move(candidates[k].suffix);
+            data.refineRule.push_back(candidates[k].rule);
         }
     };
     while (!entries.empty()) {
@@ -957,9 +983,11 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         const int groups = c.regex->NumberOfCapturingGroups();
         std::vector<re2::StringPiece> sub(std::size_t(groups) + 1);
         // With the refinement pass: every match ends at or before the rule's last match end,
-        // and starts at most prefixWidth before an end of its prefix at or after the start, so
-        // RE2 searches from there and up to that end, with the whole fragment as context (so
-        // \b, ^ and $ see what lies beyond). Otherwise the whole rest of the fragment.
+        // and splits into a prefix match that ends after its start, at most prefixWidth
+        // after it, and a suffix match from there. So RE2 searches from the first prefix end
+        // at or after the start where the suffix matches, minus prefixWidth, up to the last
+        // match end, with the whole fragment as context (so \b, ^ and $ see what lies beyond).
+        // Otherwise the whole rest of the fragment.
         if (c.refine >= 0 && !refined)
             refine();
         const std::size_t r = std::size_t(std::max(c.refine, 0));
@@ -974,7 +1002,9 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
                     break;
                 if (c.prefixWidth > 0) {
                     const std::vector<unsigned long long> &ends = scratch.m_prefixEnds[r];
-                    while (nextPrefixEnd < ends.size() && ends[nextPrefixEnd] < pos)
+                    while (nextPrefixEnd < ends.size()
+                           && (ends[nextPrefixEnd] < pos
+                               || !c.suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), text.size(), RE2::ANCHOR_START, nullptr, 0)))
                         ++nextPrefixEnd;
                     if (nextPrefixEnd == ends.size())
                         break;
