@@ -988,10 +988,10 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         // at or after the start where the suffix matches, minus prefixWidth, up to the last
         // match end, with the whole fragment as context (so \b, ^ and $ see what lies beyond).
         // Otherwise the whole rest of the fragment.
-        if (c.refine >= 0 && !refined)
+        if (c.refine >= 0 && options.boundSearch && !refined)
             refine();
         const std::size_t r = std::size_t(std::max(c.refine, 0));
-        const bool bounded = c.refine >= 0 && refineOk && scratch.m_refineSeen[r]
+        const bool bounded = c.refine >= 0 && options.boundSearch && refineOk && scratch.m_refineSeen[r]
                              && (c.prefixWidth == 0 || !scratch.m_prefixEnds[r].empty());
         const std::size_t searchTo = bounded ? std::min(std::size_t(scratch.m_lastEnd[r]), text.size()) : text.size();
         std::size_t nextPrefixEnd = 0;

@@ -48,6 +48,10 @@ struct SecretFinding {
 struct ScanOptions {
     bool dedupeGeneric = true;   ///< Drop a "generic" finding covered by a specific one (gitleaks' filter).
     bool honorAllowMarker = true; ///< Skip findings whose line holds "gitleaks:allow".
+    /// Let the refinement pass bound where RE2 searches for rules of unbounded width (same
+    /// findings, faster); false: RE2 searches the rest of the fragment from the first
+    /// possible start (for tests that compare the two).
+    bool boundSearch = true;
 };
 
 /// Shannon entropy as gitleaks computes it: counts per code point, divided by the byte length.
