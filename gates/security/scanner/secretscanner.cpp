@@ -95,21 +95,19 @@ struct CompiledAllowlist {
         const std::string_view tested = target == Allowlist::Target::Match ? match
                                         : target == Allowlist::Target::Line ? line
                                                                              : secret;
-        const bool regex = regexAllowed(tested);
-        const bool stopword = containsStopword(secret);
+        // Every test is a pure function of its inputs: evaluated lazily, cheapest first.
         if (condition == Allowlist::Condition::And) {
-            bool all = true;
-            if (!commits.empty())
-                all = all && commitAllowed(fragment.commit);
-            if (!paths.empty())
-                all = all && pathAllowed(fragment.path);
-            if (!regexes.empty())
-                all = all && regex;
-            if (!stopwords.empty())
-                all = all && stopword;
-            return all;
+            if (!commits.empty() && !commitAllowed(fragment.commit))
+                return false;
+            if (!paths.empty() && !pathAllowed(fragment.path))
+                return false;
+            if (!regexes.empty() && !regexAllowed(tested))
+                return false;
+            if (!stopwords.empty() && !containsStopword(secret))
+                return false;
+            return true;
         }
-        return regex || stopword;
+        return regexAllowed(tested) || containsStopword(secret);
     }
 };
 
