@@ -14,7 +14,10 @@
 #                 sluice on the same subset: at 0.07-2 MB/s (npm JavaScript is the slow
 #                 end) it would need minutes to an hour for the whole corpus
 #                 (SECRETLINT_MB=all does that)
-# MB/s counts 1e6 bytes. Target: sluice-1 at least half the vectorscan rate.
+# MB/s counts 1e6 bytes. Target: sluice-1 at least half the vectorscan rate (its scan_ms: reading
+# and scanning every file; the directory walk, rule compilation and process start are outside
+# it and shown in wall_ms). The last lines print that ratio with PASS or MISS, and the
+# sluice-all / sluice-1 scaling. Other load on the machine lowers every figure: note `uptime`.
 #
 # Usage: bash tests/bench/security.sh [SIZE_MB]   (default 200; env SECRETLINT_MB, default 4)
 set -euo pipefail
@@ -108,7 +111,7 @@ sms=$(( (t1 - t0) / 1000000 ))
 results+=("secretlint $sbytes $sms $sms $sfindings")
 
 echo
-echo "secret scanning: $(nproc) cores; MB = 1e6 bytes; findings: secrets reported"
+echo "secret scanning: $(nproc) cores, load average $(cut -d" " -f1-3 /proc/loadavg); MB = 1e6 bytes; findings: secrets reported"
 echo "(vectorscan: files with at least one rule match; sluice scan_ms excludes process start and rule compilation)"
 printf '%-14s %12s %10s %10s %12s %12s %9s\n' name bytes wall_ms scan_ms MB/s_wall MB/s_scan findings
 for r in "${results[@]}"; do
@@ -120,11 +123,12 @@ read -r _ b1 _ s1 _ <<<"${results[0]}"
 read -r _ ball _ sall _ <<<"${results[1]}"
 read -r _ bsub wsub ssub fsub <<<"${results[4]}"
 awk -v b1="$b1" -v s1="$s1" -v ball="$ball" -v sall="$sall" -v vb="$vbytes" -v vs="$vseconds" \
-    -v bsub="$bsub" -v ssub="$ssub" -v sb="$sbytes" -v sms="$sms" -v mms="$mms" 'BEGIN {
+    -v bsub="$bsub" -v ssub="$ssub" -v sb="$sbytes" -v sms="$sms" -v mms="$mms" -v cores="$(nproc)" 'BEGIN {
   one = b1 / 1e6 / (s1 / 1000); all = ball / 1e6 / (sall / 1000); v = vb / 1e6 / vs
   same = bsub / 1e6 / (ssub / 1000); sl = sb / 1e6 / (sms / 1000)
-  printf "sluice-1 / vectorscan: %.2f (target >= 0.50)\n", one / v
+  ratio = one / v
+  printf "sluice-1 / vectorscan: %.2f (target >= 0.50): %s\n", ratio, (ratio >= 0.5 ? "PASS" : "MISS")
   printf "sluice-memory / vectorscan: %.2f\n", (vb / 1e6 / (mms / 1000)) / v
-  printf "sluice-all / sluice-1: %.2f\n", all / one
+  printf "sluice-all / sluice-1: %.2f on %d cores (scaling; 1.00 = none)\n", all / one, cores
   printf "sluice / secretlint on the same %d bytes: %.0fx\n", sb, same / sl
 }'

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
@@ -94,21 +95,19 @@ struct CompiledAllowlist {
         const std::string_view tested = target == Allowlist::Target::Match ? match
                                         : target == Allowlist::Target::Line ? line
                                                                              : secret;
-        const bool regex = regexAllowed(tested);
-        const bool stopword = containsStopword(secret);
+        // Every test is a pure function of its inputs: evaluated lazily, cheapest first.
         if (condition == Allowlist::Condition::And) {
-            bool all = true;
-            if (!commits.empty())
-                all = all && commitAllowed(fragment.commit);
-            if (!paths.empty())
-                all = all && pathAllowed(fragment.path);
-            if (!regexes.empty())
-                all = all && regex;
-            if (!stopwords.empty())
-                all = all && stopword;
-            return all;
+            if (!commits.empty() && !commitAllowed(fragment.commit))
+                return false;
+            if (!paths.empty() && !pathAllowed(fragment.path))
+                return false;
+            if (!regexes.empty() && !regexAllowed(tested))
+                return false;
+            if (!stopwords.empty() && !containsStopword(secret))
+                return false;
+            return true;
         }
-        return regex || stopword;
+        return regexAllowed(tested) || containsStopword(secret);
     }
 };
 
@@ -121,6 +120,10 @@ struct CompiledRule {
     std::vector<CompiledAllowlist> allowlists;
     bool prefiltered = false;     // in the Vectorscan database
     std::size_t maxWidth = 0;     // longest match Vectorscan says the regex can have; 0: unbounded
+    bool exact = false;           // in the database as itself (not approximated)
+    int refine = -1;              // index in the refinement database, or -1
+    std::size_t prefixWidth = 0;  // longest match of the regex's bounded prefix in that database; 0: none
+    std::unique_ptr<RE2> suffix;  // the rest of the regex after that prefix (with the prefix's flags)
     bool generic = false;         // id contains "generic" (gitleaks' dedupe)
 };
 
@@ -228,6 +231,176 @@ bool countsCharacters(const std::string &regex)
     return false;
 }
 
+// The offsets where the atoms of the regex's top-level concatenation end (each atom with its
+// quantifier), so that regex.substr(0, ends[k]) is the regex's first k + 1 atoms, itself a
+// regex. Empty when the regex has a top-level alternation or syntax this reader does not
+// follow (\Q...\E): then it has no usable prefix.
+std::vector<std::size_t> topLevelAtomEnds(const std::string &re)
+{
+    const std::size_t n = re.size();
+    auto isDigit = [](char ch) { return ch >= '0' && ch <= '9'; };
+    // Moves i past the escape at re[i] == '\'.
+    auto skipEscape = [&](std::size_t &i) {
+        if (i + 1 >= n)
+            return false;
+        const char ch = re[i + 1];
+        if (ch == 'Q' || ch == 'E')
+            return false;
+        if ((ch == 'x' || ch == 'p' || ch == 'P') && i + 2 < n && re[i + 2] == '{') {
+            const std::size_t close = re.find('}', i + 3);
+            if (close == std::string::npos)
+                return false;
+            i = close + 1;
+            return true;
+        }
+        if (ch == 'x') {
+            i += 4;
+            return i <= n;
+        }
+        if (ch == 'p' || ch == 'P') {
+            i += 3;
+            return i <= n;
+        }
+        if (ch >= '0' && ch <= '7') {
+            i += 2;
+            for (int k = 0; k < 2 && i < n && re[i] >= '0' && re[i] <= '7'; ++k)
+                ++i;
+            return true;
+        }
+        i += 2;
+        return true;
+    };
+    // Moves i past the class starting at re[i] == '['.
+    auto skipClass = [&](std::size_t &i) {
+        ++i;
+        if (i < n && re[i] == '^')
+            ++i;
+        if (i < n && re[i] == ']')
+            ++i;
+        while (i < n) {
+            if (re[i] == '\\') {
+                if (!skipEscape(i))
+                    return false;
+            } else if (re[i] == '[' && i + 1 < n && re[i + 1] == ':') {
+                const std::size_t close = re.find(":]", i + 2);
+                if (close == std::string::npos)
+                    return false;
+                i = close + 2;
+            } else if (re[i] == ']') {
+                ++i;
+                return true;
+            } else {
+                ++i;
+            }
+        }
+        return false;
+    };
+    // Moves i past the group starting at re[i] == '('.
+    auto skipGroup = [&](std::size_t &i) {
+        int depth = 0;
+        while (i < n) {
+            const char ch = re[i];
+            if (ch == '\\') {
+                if (!skipEscape(i))
+                    return false;
+            } else if (ch == '[') {
+                if (!skipClass(i))
+                    return false;
+            } else {
+                ++i;
+                if (ch == '(') {
+                    ++depth;
+                } else if (ch == ')' && --depth == 0) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    };
+    std::vector<std::size_t> ends;
+    std::size_t i = 0;
+    while (i < n) {
+        const char ch = re[i];
+        if (ch == '|' || ch == ')' || ch == '*' || ch == '+' || ch == '?')
+            return {};
+        bool ok = true;
+        if (ch == '\\')
+            ok = skipEscape(i);
+        else if (ch == '[')
+            ok = skipClass(i);
+        else if (ch == '(')
+            ok = skipGroup(i);
+        else
+            ++i;
+        if (!ok)
+            return {};
+        // Its quantifier: * + ? or {n} {n,} {n,m}, each optionally lazy.
+        bool quantified = false;
+        if (i < n && (re[i] == '*' || re[i] == '+' || re[i] == '?')) {
+            ++i;
+            quantified = true;
+        } else if (i < n && re[i] == '{') {
+            std::size_t j = i + 1;
+            const std::size_t digits = j;
+            while (j < n && isDigit(re[j]))
+                ++j;
+            if (j > digits) {
+                if (j < n && re[j] == ',') {
+                    ++j;
+                    while (j < n && isDigit(re[j]))
+                        ++j;
+                }
+                if (j < n && re[j] == '}') {
+                    i = j + 1;
+                    quantified = true;
+                }
+            }
+        }
+        if (quantified && i < n && re[i] == '?')
+            ++i;
+        if (i < n && (re[i] == '*' || re[i] == '+' || re[i] == '{'))
+            return {}; // a second quantifier: not followed here
+        ends.push_back(i);
+    }
+    return ends;
+}
+
+// Vectorscan's smallest and largest match width of @p regex under @p flags.
+std::optional<std::pair<unsigned, unsigned>> expressionWidth(const std::string &regex, unsigned flags)
+{
+    hs_expr_info_t *info = nullptr;
+    hs_compile_error_t *error = nullptr;
+    std::optional<std::pair<unsigned, unsigned>> out;
+    if (hs_expression_info(regex.c_str(), flags, &info, &error) == HS_SUCCESS && info)
+        out = std::make_pair(info->min_width, info->max_width);
+    std::free(info);
+    if (error)
+        hs_free_compile_error(error);
+    return out;
+}
+
+struct RefineSink {
+    char *seen;
+    unsigned long long *lastEnd;
+    std::vector<unsigned long long> *prefixEnds;
+};
+
+// Refinement database: id 2k is rule k's regex, 2k + 1 its prefix. Every end is reported.
+int hsOnRefineMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
+{
+    auto *sink = static_cast<RefineSink *>(context);
+    const unsigned k = id / 2;
+    if (id % 2 == 0) {
+        sink->seen[k] = 1;
+        sink->lastEnd[k] = std::max(sink->lastEnd[k], to);
+    } else {
+        std::vector<unsigned long long> &ends = sink->prefixEnds[k];
+        if (ends.empty() || ends.back() != to)
+            ends.push_back(to);
+    }
+    return 0;
+}
+
 int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
 {
     auto *sink = static_cast<MatchSink *>(context);
@@ -247,14 +420,26 @@ struct SecretScanner::Data {
     hs_database_t *database = nullptr;
     std::vector<int> databaseRule; // database id -> index in compiled
     std::vector<std::string> keywords; // distinct lower-cased keywords of all rules
-    std::size_t keywordBase = 0;       // database id of keywords[0]
-    bool keywordsInDatabase = false;   // else they are searched in a lower-cased copy
+    // Per keyword: its database id (and index in Scratch::m_flagged), or -1 when it is searched
+    // in a lower-cased copy of the fragment. Only the keywords of rules outside the
+    // prefilter are in the database: they are asked on every fragment, while a prefiltered
+    // rule's keywords matter only on the rare fragment its regex matches, and 200 common
+    // caseless literals ("key", "api", "token") cost a fifth of the Vectorscan pass.
+    std::vector<int> keywordSlot;
+    std::size_t flagCount = 0;         // database ids: rules, then keywords
     std::vector<std::string> databasePatterns;
+    // The refinement database: for each exactly prefiltered rule of unbounded width, its regex
+    // (id 2k) and its longest bounded prefix (id 2k + 1), reporting every match end. Run only
+    // on fragments where such a rule is about to run in RE2: it bounds where RE2 searches.
+    hs_database_t *refineDatabase = nullptr;
+    std::vector<int> refineRule; // refinement index -> index in compiled
 
     ~Data()
     {
         if (database)
             hs_free_database(database);
+        if (refineDatabase)
+            hs_free_database(refineDatabase);
     }
 };
 
@@ -345,9 +530,11 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
 
     // The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
     // are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter
-    // pattern (a superset), and left out only if that fails too. The rules' keywords go in
-    // as caseless literals after them, so the same pass also answers gitleaks' keyword
-    // prefilter (ASCII case folding, as the lower-cased search it replaces).
+    // pattern (a superset), and left out only if that fails too. The keywords of the rules
+    // left out go in as caseless literals after them, so the same pass also answers gitleaks'
+    // keyword prefilter for those rules (ASCII case folding, as the lower-cased search it
+    // replaces).
+    data.keywordSlot.assign(data.keywords.size(), -1);
     std::vector<std::string> keywordPatterns;
     for (const std::string &k : data.keywords) {
         std::string escaped;
@@ -368,20 +555,118 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         if (data.compiled[i].regex && !countsCharacters(data.compiled[i].rule->regex))
             entries.push_back({i, HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY});
     }
+    // The refinement database (see Data::refineDatabase) for the exact rules of unbounded
+    // width. A rule whose regex holds non-ASCII bytes is left out: (?i) folds them in RE2 but
+    // not in Vectorscan's ASCII mode, so Vectorscan's match ends might not cover RE2's.
+    auto compileRefinement = [&]() {
+        std::vector<std::string> patterns;
+        std::vector<unsigned> patternFlags;
+        std::vector<unsigned> patternIds;
+        struct Candidate {
+            int rule;
+            std::size_t prefixWidth;
+            std::unique_ptr<RE2> suffix;
+        };
+        std::vector<Candidate> candidates;
+        for (const Entry &e : entries) {
+            CompiledRule &c = data.compiled[std::size_t(e.rule)];
+            if (!c.exact || c.maxWidth != 0)
+                continue;
+            const std::string &regex = c.rule->regex;
+            if (std::any_of(regex.begin(), regex.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+                continue;
+            const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
+            // The longest prefix of whole top-level atoms whose width is bounded and not zero.
+            // The suffix (the regex after it) must match where the prefix ends for the regex to
+            // match there; it carries the flag groups the prefix set at top level.
+            std::string prefix;
+            std::size_t prefixWidth = 0;
+            std::unique_ptr<RE2> suffix;
+            const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
+            std::size_t best = 0;
+            for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
+                const std::string candidate = regex.substr(0, atoms[k]);
+                const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
+                if (!width || width->second == UINT_MAX)
+                    break;
+                if (width->first > 0) {
+                    prefix = candidate;
+                    prefixWidth = width->second;
+                    best = k;
+                }
+            }
+            if (!prefix.empty()) {
+                std::string flagGroups;
+                for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
+                    const std::string atom = regex.substr(from, atoms[k] - from);
+                    if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')'
+                        && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
+                        flagGroups += atom;
+                }
+                suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
+                if (!suffix->ok()) {
+                    prefix.clear();
+                    suffix.reset();
+                }
+            }
+            const unsigned index = unsigned(candidates.size());
+            patterns.push_back(regex);
+            patternFlags.push_back(ruleFlags);
+            patternIds.push_back(2 * index);
+            if (!prefix.empty()) {
+                patterns.push_back(prefix);
+                patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
+                patternIds.push_back(2 * index + 1);
+            }
+            candidates.push_back({e.rule, prefix.empty() ? 0 : prefixWidth, std::move(suffix)});
+        }
+        if (candidates.empty())
+            return;
+        std::vector<const char *> expressions;
+        for (const std::string &p : patterns)
+            expressions.push_back(p.c_str());
+        hs_database_t *db = nullptr;
+        hs_compile_error_t *error = nullptr;
+        if (hs_compile_multi(expressions.data(), patternFlags.data(), patternIds.data(), unsigned(expressions.size()), HS_MODE_BLOCK,
+                             nullptr, &db, &error)
+            != HS_SUCCESS) {
+            // Only a speed-up: without it RE2 searches the whole fragment, as it always could.
+            hs_free_compile_error(error);
+            return;
+        }
+        data.refineDatabase = db;
+        for (std::size_t k = 0; k < candidates.size(); ++k) {
+            CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
+            c.refine = int(k);
+            c.prefixWidth = candidates[k].prefixWidth;
+            c.suffix = std::move(candidates[k].suffix);
+            data.refineRule.push_back(candidates[k].rule);
+        }
+    };
     while (!entries.empty()) {
         std::vector<const char *> expressions;
         std::vector<unsigned> flags;
         std::vector<unsigned> ids;
+        std::vector<char> inDatabase(data.compiled.size(), 0);
         for (std::size_t i = 0; i < entries.size(); ++i) {
             expressions.push_back(data.compiled[entries[i].rule].rule->regex.c_str());
             flags.push_back(entries[i].flags);
             ids.push_back(unsigned(i));
+            inDatabase[std::size_t(entries[i].rule)] = 1;
         }
+        std::vector<int> keywordSlot(data.keywords.size(), -1);
         if (withKeywords) {
-            for (const std::string &k : keywordPatterns) {
-                ids.push_back(unsigned(expressions.size()));
-                expressions.push_back(k.c_str());
-                flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+            for (std::size_t r = 0; r < data.compiled.size(); ++r) {
+                if (inDatabase[r])
+                    continue;
+                for (int k : data.compiled[r].keywordIds) {
+                    if (keywordSlot[std::size_t(k)] >= 0)
+                        continue;
+                    keywordSlot[std::size_t(k)] = int(expressions.size());
+                    ids.push_back(unsigned(expressions.size()));
+                    expressions.push_back(keywordPatterns[std::size_t(k)].c_str());
+                    flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+                }
             }
         }
         hs_database_t *db = nullptr;
@@ -398,19 +683,15 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                 // Every match ends at or after the first end Vectorscan reports; with a bounded
                 // width it also starts no earlier than that end minus the width, so RE2 can
                 // start there instead of at the beginning of the fragment.
-                hs_expr_info_t *info = nullptr;
-                hs_compile_error_t *infoError = nullptr;
-                if (!(e.flags & HS_FLAG_PREFILTER)
-                    && hs_expression_info(c.rule->regex.c_str(), e.flags & ~HS_FLAG_SINGLEMATCH, &info, &infoError) == HS_SUCCESS
-                    && info) {
-                    c.maxWidth = info->max_width == UINT_MAX ? 0 : info->max_width;
+                c.exact = !(e.flags & HS_FLAG_PREFILTER);
+                if (c.exact) {
+                    if (const auto width = expressionWidth(c.rule->regex, e.flags & ~HS_FLAG_SINGLEMATCH))
+                        c.maxWidth = width->second == UINT_MAX ? 0 : width->second;
                 }
-                std::free(info);
-                if (infoError)
-                    hs_free_compile_error(infoError);
             }
-            data.keywordBase = entries.size();
-            data.keywordsInDatabase = withKeywords;
+            data.keywordSlot = std::move(keywordSlot);
+            data.flagCount = expressions.size();
+            compileRefinement();
             break;
         }
         const int bad = error ? error->expression : -1;
@@ -445,10 +726,17 @@ std::unique_ptr<SecretScanner::Scratch> SecretScanner::makeScratch() const
 {
     auto scratch = std::make_unique<Scratch>();
     hs_scratch_t *hs = nullptr;
-    if (d->database && hs_alloc_scratch(d->database, &hs) == HS_SUCCESS)
+    if (d->database && hs_alloc_scratch(d->database, &hs) == HS_SUCCESS) {
+        // The same scratch, grown to fit, serves the refinement database.
+        if (d->refineDatabase && hs_alloc_scratch(d->refineDatabase, &hs) != HS_SUCCESS)
+            scratch->m_refineUsable = false;
         scratch->m_hsScratch = hs;
-    scratch->m_flagged.assign(d->databaseRule.size() + (d->keywordsInDatabase ? d->keywords.size() : 0), 0);
+    }
+    scratch->m_flagged.assign(d->flagCount, 0);
     scratch->m_firstEnd.assign(scratch->m_flagged.size(), 0);
+    scratch->m_refineSeen.assign(d->refineRule.size(), 0);
+    scratch->m_lastEnd.assign(d->refineRule.size(), 0);
+    scratch->m_prefixEnds.resize(d->refineRule.size());
     return scratch;
 }
 
@@ -612,10 +900,12 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
     auto hasKeyword = [&](const CompiledRule &c) {
         if (c.keywords.empty())
             return true;
-        if (d->keywordsInDatabase && d->database) {
-            return std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
-                               [&](int id) { return scratch.m_flagged[d->keywordBase + std::size_t(id)] != 0; });
-        }
+        auto inDatabase = [&](int id) { return d->database && d->keywordSlot[std::size_t(id)] >= 0; };
+        if (std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
+                        [&](int id) { return inDatabase(id) && scratch.m_flagged[std::size_t(d->keywordSlot[std::size_t(id)])] != 0; }))
+            return true;
+        if (std::all_of(c.keywordIds.begin(), c.keywordIds.end(), inDatabase))
+            return false;
         if (!lowered) {
             scratch.m_lowered.resize(text.size());
             char *out = scratch.m_lowered.data();
@@ -625,8 +915,36 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
             }
             lowered = true;
         }
-        return std::any_of(c.keywords.begin(), c.keywords.end(),
-                           [&](const std::string &k) { return scratch.m_lowered.find(k) != std::string::npos; });
+        for (std::size_t k = 0; k < c.keywords.size(); ++k) {
+            if (!inDatabase(c.keywordIds[k]) && scratch.m_lowered.find(c.keywords[k]) != std::string::npos)
+                return true;
+        }
+        return false;
+    };
+
+    // The refinement pass, run once per fragment when the first rule that has one reaches RE2.
+    bool refined = false;
+    bool refineOk = false;
+    auto refine = [&]() {
+        refined = true;
+        if (!d->refineDatabase || !scratch.m_hsScratch || !scratch.m_refineUsable)
+            return;
+        // RE2 folds (?i) "k" and "s" to KELVIN SIGN and LATIN SMALL LETTER LONG S, Vectorscan's
+        // ASCII mode does not: where they occur, Vectorscan's ends may miss an RE2 match.
+        if (text.find("\xE2\x84\xAA") != std::string_view::npos || text.find("\xC5\xBF") != std::string_view::npos)
+            return;
+        std::fill(scratch.m_refineSeen.begin(), scratch.m_refineSeen.end(), 0);
+        for (auto &ends : scratch.m_prefixEnds)
+            ends.clear();
+        std::fill(scratch.m_lastEnd.begin(), scratch.m_lastEnd.end(), 0);
+        RefineSink sink{scratch.m_refineSeen.data(), scratch.m_lastEnd.data(), scratch.m_prefixEnds.data()};
+        refineOk = hs_scan(d->refineDatabase, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
+                           hsOnRefineMatch, &sink)
+                   == HS_SUCCESS;
+        for (auto &ends : scratch.m_prefixEnds) {
+            if (!std::is_sorted(ends.begin(), ends.end()))
+                std::sort(ends.begin(), ends.end());
+        }
     };
 
     for (std::size_t i = 0; i < d->compiled.size(); ++i) {
@@ -662,9 +980,40 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         std::ptrdiff_t previousEnd = -1;
         const int groups = c.regex->NumberOfCapturingGroups();
         std::vector<re2::StringPiece> sub(std::size_t(groups) + 1);
+        // With the refinement pass: every match ends at or before the rule's last match end,
+        // and splits into a prefix match that ends after its start, at most prefixWidth
+        // after it, and a suffix match from there. So RE2 searches from the first prefix end
+        // at or after the start where the suffix matches, minus prefixWidth, up to the last
+        // match end, with the whole fragment as context (so \b, ^ and $ see what lies beyond).
+        // Otherwise the whole rest of the fragment.
+        if (c.refine >= 0 && options.boundSearch && !refined)
+            refine();
+        const std::size_t r = std::size_t(std::max(c.refine, 0));
+        const bool bounded = c.refine >= 0 && options.boundSearch && refineOk && scratch.m_refineSeen[r]
+                             && (c.prefixWidth == 0 || !scratch.m_prefixEnds[r].empty());
+        const std::size_t searchTo = bounded ? std::min(std::size_t(scratch.m_lastEnd[r]), text.size()) : text.size();
+        std::size_t nextPrefixEnd = 0;
         while (pos <= text.size()) {
+            std::size_t from = pos;
+            if (bounded) {
+                if (pos > searchTo)
+                    break;
+                if (c.prefixWidth > 0) {
+                    const std::vector<unsigned long long> &ends = scratch.m_prefixEnds[r];
+                    while (nextPrefixEnd < ends.size()
+                           && (ends[nextPrefixEnd] < pos
+                               || !c.suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), text.size(), RE2::ANCHOR_START, nullptr, 0)))
+                        ++nextPrefixEnd;
+                    if (nextPrefixEnd == ends.size())
+                        break;
+                    const std::size_t prefixEnd = std::size_t(ends[nextPrefixEnd]);
+                    from = std::max(pos, prefixEnd > c.prefixWidth ? prefixEnd - c.prefixWidth : 0);
+                    if (from > searchTo)
+                        break;
+                }
+            }
             re2::StringPiece m;
-            if (!c.regex->Match(whole, pos, text.size(), RE2::UNANCHORED, &m, 1))
+            if (!c.regex->Match(whole, from, searchTo, RE2::UNANCHORED, &m, 1))
                 break;
             std::size_t start = std::size_t(m.data() - text.data());
             std::size_t end = start + m.size();

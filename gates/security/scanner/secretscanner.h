@@ -48,6 +48,10 @@ struct SecretFinding {
 struct ScanOptions {
     bool dedupeGeneric = true;   ///< Drop a "generic" finding covered by a specific one (gitleaks' filter).
     bool honorAllowMarker = true; ///< Skip findings whose line holds "gitleaks:allow".
+    /// Let the refinement pass bound where RE2 searches for rules of unbounded width (same
+    /// findings, faster); false: RE2 searches the rest of the fragment from the first
+    /// possible start (for tests that compare the two).
+    bool boundSearch = true;
 };
 
 /// Shannon entropy as gitleaks computes it: counts per code point, divided by the byte length.
@@ -110,6 +114,12 @@ private:
     std::vector<char> m_candidate;
     std::vector<std::size_t> m_searchFrom;
     std::string m_lowered;
+    // Refinement pass (per refinement index): whether the rule matched, its last match end,
+    // and the ends of its bounded prefix in increasing order.
+    bool m_refineUsable = true;
+    std::vector<char> m_refineSeen;
+    std::vector<unsigned long long> m_lastEnd;
+    std::vector<std::vector<unsigned long long>> m_prefixEnds;
 };
 
 } // namespace Sluice::Security

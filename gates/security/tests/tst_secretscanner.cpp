@@ -91,6 +91,7 @@ private Q_SLOTS:
     void masking();
     void lineNumbersAndFingerprint();
     void threadsGiveTheSameFindings();
+    void boundedSearchGivesTheSameFindings();
     void corpus();
 
 private:
@@ -461,6 +462,77 @@ void tst_SecretScanner::threadsGiveTheSameFindings()
     QCOMPARE(render(four), render(one));
     QCOMPARE(four.files, 64);
     QCOMPARE(four.bytes, one.bytes);
+}
+
+// The refinement pass bounds where RE2 searches for rules of unbounded width
+// (ScanOptions::boundSearch); it must never change a finding. Every labelled example, alone and run together in one fragment in several
+// orders, between lines of source text, with KELVIN SIGN / LONG S folds, CRLF and
+// adjacent matches.
+void tst_SecretScanner::boundedSearchGivesTheSameFindings()
+{
+    QVERIFY(m_default);
+    QFile file(QStringLiteral(SLUICE_SECRETS_DATA "/corpus.jsonl"));
+    QVERIFY2(file.open(QIODevice::ReadOnly), qPrintable(file.fileName()));
+    std::vector<std::string> examples;
+    while (!file.atEnd()) {
+        const QByteArray raw = file.readLine().trimmed();
+        if (!raw.isEmpty())
+            examples.push_back(QJsonDocument::fromJson(raw).object().value(QLatin1String("text")).toString().toStdString());
+    }
+    QVERIFY(examples.size() > 500);
+    const std::string filler = "int key, value; // the key of the map\nconst char *token = lookup(\"name\", 42);\n"
+                               "  password: \"short\"\nauth = None\n";
+    std::vector<std::string> fragments = examples;
+    std::string forward, backward, mixed, folded, crlf, adjacent;
+    for (std::size_t i = 0; i < examples.size(); ++i) {
+        forward += examples[i] + "\n";
+        backward += examples[examples.size() - 1 - i] + "\n";
+        mixed += filler + examples[(i * 7) % examples.size()] + "\n" + filler;
+        std::string f = examples[i];
+        for (std::size_t at = f.find('k'); at != std::string::npos; at = f.find('k', at + 3))
+            f.replace(at, 1, "\xE2\x84\xAA"); // KELVIN SIGN, folds to k in (?i)
+        folded += f + "\n" + (i % 2 ? "s\xC5\xBF\n" : "");
+        std::string c = examples[i];
+        for (std::size_t at = c.find('\n'); at != std::string::npos; at = c.find('\n', at + 2))
+            c.replace(at, 1, "\r\n");
+        crlf += c + "\r\n";
+        adjacent += examples[i];
+    }
+    for (std::string *s : {&forward, &backward, &mixed, &folded, &crlf, &adjacent})
+        fragments.push_back(*s);
+    ScanOptions bounded;
+    ScanOptions whole;
+    whole.boundSearch = false;
+    auto scratch = m_default->makeScratch();
+    auto render = [](const std::vector<SecretFinding> &found) {
+        QStringList out;
+        for (const SecretFinding &f : found)
+            out.append(QStringLiteral("%1 %2:%3-%4 %5 %6")
+                           .arg(QString::fromStdString(f.ruleId))
+                           .arg(f.line)
+                           .arg(f.column)
+                           .arg(f.endLine)
+                           .arg(QString::fromStdString(f.masked), QString::fromStdString(f.fingerprint)));
+        return out;
+    };
+    int total = 0;
+    for (std::size_t i = 0; i < fragments.size(); ++i) {
+        for (bool dedupe : {true, false}) {
+            bounded.dedupeGeneric = whole.dedupeGeneric = dedupe;
+            Fragment fragment;
+            fragment.text = fragments[i];
+            fragment.path = "src/config.txt";
+            const QStringList a = render(m_default->scan(fragment, *scratch, bounded));
+            const QStringList b = render(m_default->scan(fragment, *scratch, whole));
+            if (a != b)
+                QFAIL(qPrintable(QStringLiteral("fragment %1 (dedupe %2): bounded\n%3\nwhole\n%4")
+                                     .arg(i)
+                                     .arg(dedupe)
+                                     .arg(a.join(QLatin1Char('\n')), b.join(QLatin1Char('\n')))));
+            total += int(a.size());
+        }
+    }
+    QVERIFY(total > 1000);
 }
 
 void tst_SecretScanner::corpus()
