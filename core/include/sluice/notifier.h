@@ -39,3 +39,5 @@ public:
 };
 
 } // namespace Sluice
+
+Q_DECLARE_METATYPE(Sluice::Notification)

@@ -534,4 +534,11 @@ Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &r
     return true;
 }
 
+void Engine::notify(Notification notification)
+{
+    if (!notification.at.isValid())
+        notification.at = QDateTime::currentDateTimeUtc();
+    Q_EMIT this->notification(notification);
+}
+
 } // namespace Sluice

@@ -14,6 +14,7 @@
 #include "store/jobqueue.h"
 #include "store/taskstore.h"
 
+#include <sluice/notifier.h>
 #include <sluice/verdict.h>
 
 #include <QHash>
@@ -163,11 +164,19 @@ public:
     /// Advance runs still evaluating.
     [[nodiscard]] int runsInFlight() const { return m_inFlight; }
 
+    /**
+     * Publishes @p notification (event, project, task, masked text) to whoever routes
+     * notifications; sets its time when unset. Never blocks and never fails the caller.
+     */
+    void notify(Notification notification);
+
 Q_SIGNALS:
     /// A job was enqueued: the worker should look now rather than at its next poll.
     void jobEnqueued();
     /// A task changed: "advanced", "done", "rolled-back", "blocked".
     void taskChanged(qint64 taskId, const QString &event, const QString &stage);
+    /// An event worth telling people about (see notify()).
+    void notification(const Sluice::Notification &notification);
 
 private:
     void evaluateNextGate(AdvanceRun *run);
