@@ -17,6 +17,8 @@
 namespace Sluice {
 
 class HttpServer;
+class Reaper;
+class Reconciler;
 class Metrics;
 class SignalPipe;
 class SweepSchedule;
@@ -67,6 +69,8 @@ private:
     std::unique_ptr<SystemdNotifier> m_systemd;
     std::unique_ptr<Metrics> m_metrics;
     std::unique_ptr<SweepSchedule> m_sweeps;
+    std::unique_ptr<Reaper> m_reaper;
+    std::unique_ptr<Reconciler> m_reconciler;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     int m_idleTicks = 0;

@@ -163,7 +163,9 @@ Result<void> Engine::enterStage(const ProjectRuntime &runtime, const TaskRecord 
     job.stage = stage;
     job.kind = config->run.isEmpty() ? QStringLiteral("advance") : QStringLiteral("stage");
     job.maxAttempts = runtime.config.jobMaxAttempts;
-    job.payload = QJsonObject{{QStringLiteral("cause"), cause}};
+    // The task version the job belongs to: the reconciler tells this visit's job from one of
+    // an earlier visit to the same stage by it.
+    job.payload = QJsonObject{{QStringLiteral("cause"), cause}, {QStringLiteral("taskVersion"), double(task.version)}};
     auto enqueued = m_jobs.enqueue(job);
     if (!enqueued)
         return std::unexpected(enqueued.error());
@@ -181,6 +183,7 @@ AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QStri
     auto *run = new AdvanceRun(taskId, this);
     run->m_cause = cause;
     ++m_inFlight;
+    ++m_advancing[taskId];
     auto task = m_tasks.task(taskId);
     if (!task) {
         QTimer::singleShot(0, run, [this, run, e = task.error()] { finish(run, AdvanceRun::Outcome::Failed, e.toString()); });
@@ -322,6 +325,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         // Won the claim: only now act.
         task.stage = run->m_to;
+        task.version = *change.ifVersion + 1;
         QJsonArray gates;
         for (const auto &[g, to] : std::as_const(run->m_gates))
             gates.append(g);
@@ -396,6 +400,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         return;
     }
     task.stage = target;
+    task.version = *change.ifVersion + 1;
     task.retries = rollback;
     task.description = *change.description;
     if (auto released = m_store.releaseTaskLeases(task.id); !released)
@@ -430,6 +435,8 @@ void Engine::finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString 
     run->m_outcome = outcome;
     run->m_detail = detail;
     --m_inFlight;
+    if (--m_advancing[run->m_taskId] <= 0)
+        m_advancing.remove(run->m_taskId);
     if (outcome == AdvanceRun::Outcome::Failed)
         qCWarning(lcEngine).noquote() << "advance of task" << run->m_taskId << "failed:" << detail;
     Q_EMIT run->finished(run);

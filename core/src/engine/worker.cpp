@@ -109,6 +109,40 @@ QList<Worker::Running> Worker::running() const
     return out;
 }
 
+QSet<qint64> Worker::monitoredJobs() const
+{
+    QSet<qint64> out;
+    for (auto it = m_runs.cbegin(); it != m_runs.cend(); ++it)
+        out.insert(it.key());
+    for (const Completion &completion : m_completions)
+        out.insert(completion.job.id);
+    return out;
+}
+
+void Worker::abandon(qint64 jobId, const QString &why)
+{
+    for (qsizetype i = m_completions.size() - 1; i >= 0; --i) {
+        if (m_completions.at(i).job.id == jobId)
+            m_completions.removeAt(i);
+    }
+    const auto run = m_runs.take(jobId);
+    if (!run)
+        return;
+    qCWarning(lcWorker).noquote() << "job" << jobId << "taken over by the reaper:" << why;
+    run->deadline.stop();
+    if (run->stageRun) {
+        StageRun *stageRun = run->stageRun.release();
+        stageRun->disconnect(this);
+        if (stageRun->isFinished()) {
+            stageRun->deleteLater();
+        } else {
+            connect(stageRun, &PluginJob::finished, stageRun, &QObject::deleteLater);
+            stageRun->cancel();
+        }
+    }
+    checkDrained();
+}
+
 void Worker::drain()
 {
     if (!m_started || m_draining)

@@ -11,6 +11,7 @@
 #include <QElapsedTimer>
 #include <QHash>
 #include <QObject>
+#include <QSet>
 #include <QTimer>
 
 #include <memory>
@@ -54,6 +55,13 @@ public:
     [[nodiscard]] bool isRunning() const { return m_started; }
     [[nodiscard]] QList<Running> running() const;
     [[nodiscard]] int runningCount() const { return int(m_runs.size()); }
+    /// The jobs this worker watches: running here, or finished and waiting to be recorded.
+    [[nodiscard]] QSet<qint64> monitoredJobs() const;
+    /**
+     * Lets go of @p jobId, which the reaper settles: its run is cancelled (an agent's or a
+     * command's process group is terminated) and whatever it reports later is dropped.
+     */
+    void abandon(qint64 jobId, const QString &why);
 
 Q_SIGNALS:
     /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost",
