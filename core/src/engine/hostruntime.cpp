@@ -66,16 +66,19 @@ std::optional<Diagnostic> checkReaperCeiling(const QString &file, const ProjectC
         const YAML::Node timeouts = (*root)["timeouts"];
         const YAML::Node stage = timeouts && timeouts.IsMap() ? timeouts["stage"] : YAML::Node();
         const YAML::Mark mark = stage ? stage.Mark() : timeouts ? timeouts.Mark() : YAML::Mark();
+        if (!stage)
+            d.message = QStringLiteral("(not set, so its default) ");
         if (mark.line >= 0) {
             d.line = mark.line + 1;
             d.column = mark.column + 1;
         }
     }
-    d.message = QStringLiteral("the stage timeout (%1 s) plus reaper.finalize_grace (%2 s) must stay below reaper.ceiling (%3 s) "
+    d.message = QStringLiteral("the stage timeout %4(%1 s) plus reaper.finalize_grace (%2 s) must stay below reaper.ceiling (%3 s) "
                                "of the host file, or the reaper would stop jobs that are still within their time")
                     .arg(project.stageTimeoutMs / 1000)
                     .arg(reaper.finalizeGrace.count() / 1000)
-                    .arg(reaper.ceiling.count() / 1000);
+                    .arg(reaper.ceiling.count() / 1000)
+                    .arg(d.message);
     return d;
 }
 } // namespace
