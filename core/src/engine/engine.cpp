@@ -11,6 +11,7 @@
 #include <QLoggingCategory>
 #include <QRegularExpression>
 #include <QTimer>
+#include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
 
@@ -338,6 +339,13 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         qCInfo(lcEngine).noquote() << "task" << task.id << "moved" << run->m_from << "→" << run->m_to << (last ? "(done)" : "");
         Q_EMIT taskChanged(task.id, last ? QStringLiteral("done") : QStringLiteral("advanced"), run->m_to);
+        if (last) {
+            // The task is finished: its checkout goes (off the event loop), its branch stays.
+            (void)QtConcurrent::run([workspace = m_workspace, config, id = task.id] {
+                if (auto removed = workspace.removeWorktree(config, id); !removed)
+                    qCWarning(lcEngine).noquote() << "cannot remove the worktree of task" << id << "-" << removed.error().toString();
+            });
+        }
         if (!last) {
             if (auto entered = enterStage(runtime, task, run->m_to, QStringLiteral("advanced from %1").arg(run->m_from)); !entered) {
                 // The move is claimed and stays; the missing job is reported and audited so it can be re-driven.
