@@ -59,14 +59,20 @@ Result<void> Daemon::start()
     // stopped before its job goes back to the queue (a re-run never works beside it on the
     // same worktree), a recorded exit 0 goes to the gates. Leases of dead holders are reclaimed.
     m_reaper = std::make_unique<Reaper>(engine, config.reaper);
+    // The worker exists before the recovery, so it can adopt living agents; it claims nothing
+    // until it is started below.
+    m_worker = std::make_unique<Worker>(engine);
+    m_reaper->setAdopter([this](const JobQueue::RunningJob &r) { return r.agent && m_worker->adopt(r.job, *r.agent); });
     const ReaperPass recovered = m_reaper->recoverAtStartup();
     if (!recovered.ok)
         return fail(ErrorCode::Storage, QStringLiteral("cannot recover the jobs interrupted by the last stop: %1")
                                             .arg(recovered.errors.join(QStringLiteral("; "))));
     if (!recovered.reaped.isEmpty())
         qCWarning(lcDaemon).noquote() << "settled" << recovered.reaped.size() << "job(s) interrupted by the last stop of node" << config.node;
+    if (!recovered.adopted.isEmpty())
+        qCWarning(lcDaemon).noquote() << "adopted" << recovered.adopted.size() << "running agent(s) left by the last stop of node" << config.node;
     // Agent runs of earlier attempts that never saw their end.
-    if (auto stopped = stopOrphanedAgents(); !stopped)
+    if (auto stopped = stopOrphanedAgents(recovered.adopted); !stopped)
         return std::unexpected(stopped.error());
     // A job that had no attempts left is failed by the recovery: its task must not wait forever.
     if (auto blocked = engine.blockTasksWithFailedJobs(QStringLiteral("daemon")); !blocked)
@@ -124,7 +130,6 @@ Result<void> Daemon::start()
             portFile.write(QByteArray::number(*port) + '\n');
     }
 
-    m_worker = std::make_unique<Worker>(engine);
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
@@ -194,7 +199,7 @@ Result<void> Daemon::start()
     return {};
 }
 
-Result<void> Daemon::stopOrphanedAgents()
+Result<void> Daemon::stopOrphanedAgents(const QList<qint64> &adoptedJobs)
 {
     Engine &engine = m_host.engine();
     const QString node = m_host.config().node;
@@ -203,6 +208,8 @@ Result<void> Daemon::stopOrphanedAgents()
         return fail(runs.error().code, QStringLiteral("cannot read the agent runs of node %1: %2").arg(node, runs.error().message),
                     runs.error().detail);
     for (const JobQueue::AgentRunRecord &run : std::as_const(*runs)) {
+        if (adoptedJobs.contains(run.jobId))
+            continue; // watched again
         const bool stopped = stopProcessGroup(run.pid, run.startTicks, std::chrono::seconds(10));
         if (stopped) {
             qCWarning(lcDaemon).noquote() << "stopped agent pid" << run.pid << "of job" << run.jobId

@@ -59,7 +59,7 @@ private:
     void countWebhook(const QString &result);
     void checkIdle();
     void finishStop();
-    Result<void> stopOrphanedAgents();
+    Result<void> stopOrphanedAgents(const QList<qint64> &adoptedJobs);
 
     HostRuntime &m_host;
     Options m_options;

@@ -87,6 +87,11 @@ void Reaper::setMonitor(std::function<QSet<qint64>()> monitored, std::function<v
     m_abandon = std::move(abandon);
 }
 
+void Reaper::setAdopter(std::function<bool(const JobQueue::RunningJob &)> adopt)
+{
+    m_adopt = std::move(adopt);
+}
+
 void Reaper::loadStatus()
 {
     // Totals go on across restarts.
@@ -215,6 +220,16 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
             if (alive) {
                 if (agent.node == node && r.deadTicks > 0)
                     (void)m_engine.jobs().setDeadTicks(agent.id, 0);
+                // After a restart, a living agent of ours is adopted rather than stopped: the
+                // work goes on, and no second agent is started beside it.
+                if (mode == Mode::Startup && !pastCeiling && m_adopt && m_adopt(r)) {
+                    pass.adopted.append(job.id);
+                    qCInfo(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "keeps its agent pid" << agent.pid
+                                               << "(adopted after the restart)";
+                    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("adopt-agent"), job.project, job.taskId,
+                                                            QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid}}});
+                    continue;
+                }
                 if (mode == Mode::Startup || pastCeiling) {
                     // Never requeue beside a living agent: its whole group is stopped first.
                     d.tier = mode == Mode::Startup ? 0 : 3;

@@ -63,6 +63,7 @@ struct SLUICE_EXPORT ReaperPass {
     int examined = 0;
     QList<ReapedJob> reaped;
     QList<ReclaimedLease> reclaimed;
+    QList<qint64> adopted; ///< Jobs whose living agent a monitor watches again (startup).
     QDateTime at;
 };
 
@@ -87,6 +88,12 @@ public:
      * it let go of a job the reaper settles. Unset: nothing is watched (startup, `sluice`).
      */
     void setMonitor(std::function<QSet<qint64>()> monitored, std::function<void(qint64 jobId, const QString &why)> abandon);
+    /**
+     * At startup, a job whose agent still runs (same pid and start ticks) is offered to
+     * @p adopt first: true means a monitor watches it again, and the job is left running.
+     * Unset, or false: the agent is stopped and the job settled.
+     */
+    void setAdopter(std::function<bool(const JobQueue::RunningJob &job)> adopt);
 
     /**
      * Startup recovery, before the worker starts: every job this node left running is
@@ -124,6 +131,7 @@ private:
     LeaseStore m_leases;
     std::function<QSet<qint64>()> m_monitored;
     std::function<void(qint64, const QString &)> m_abandon;
+    std::function<bool(const JobQueue::RunningJob &)> m_adopt;
     QTimer m_timer;
     QHash<qint64, int> m_pidlessTicks; // running jobs with no agent and no monitor, by job
     QHash<qint64, QString> m_pendingAdvance; // task → stage whose advance failed after a reap: retried each tick
