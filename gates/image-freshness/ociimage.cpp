@@ -190,11 +190,13 @@ Result<ManifestDocument> parseManifest(const QByteArray &body, const QByteArray 
     if (!object)
         return std::unexpected(object.error());
     const QJsonObject o = *object;
-    if (o.value(QStringLiteral("schemaVersion")).toInt(-1) != 2)
-        return fail(ErrorCode::Malformed, QStringLiteral("the manifest's schemaVersion is %1, not 2 (Docker schema 1 is not supported)")
-                                              .arg(o.value(QStringLiteral("schemaVersion")).isUndefined()
-                                                       ? QStringLiteral("missing")
-                                                       : QString::fromUtf8(QJsonDocument(QJsonArray{o.value(QStringLiteral("schemaVersion"))}).toJson(QJsonDocument::Compact))));
+    const QJsonValue schemaVersion = o.value(QStringLiteral("schemaVersion"));
+    if (schemaVersion.toInt(-1) != 2) {
+        const QString seen = schemaVersion.isUndefined() ? QStringLiteral("missing")
+            : schemaVersion.isDouble()                   ? QString::number(schemaVersion.toDouble())
+                                                         : QStringLiteral("not a number");
+        return fail(ErrorCode::Malformed, QStringLiteral("the manifest's schemaVersion is %1, not 2 (Docker schema 1 is not supported)").arg(seen));
+    }
     ManifestDocument doc;
     const QJsonValue type = o.value(QStringLiteral("mediaType"));
     if (!type.isUndefined() && !type.isString())
