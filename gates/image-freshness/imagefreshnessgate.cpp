@@ -7,6 +7,9 @@
 
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
+#include <QProcess>
+#include <QTimer>
 #include <QLoggingCategory>
 #include <QRegularExpression>
 
@@ -42,6 +45,8 @@ struct Evaluation {
     QString imageArtifact; // absolute, or empty
     QString layout;        // absolute, or empty
     QString skopeoOutput;  // absolute, or empty
+    QHash<QString, QString> values; // the placeholders
+    QString artifactsDir;
     QJsonObject evidence;
 };
 
@@ -76,6 +81,8 @@ Result<Evaluation> prepare(const FreshnessRule &rule, const GateRequest &request
         {QStringLiteral("stage"), request.fromStage},
     };
     auto expand = [&](const QString &text) { return Processes::expandPlaceholders(text, values); };
+    e.values = values;
+    e.artifactsDir = request.artifactsDir;
     e.image = expand(rule.image);
     e.imageArtifact = rule.imageArtifact.isEmpty() ? QString() : inArtifacts(expand(rule.imageArtifact), request.artifactsDir);
     e.layout = rule.layout.isEmpty() ? QString() : inArtifacts(expand(rule.layout), request.artifactsDir);
@@ -211,6 +218,109 @@ private:
     std::unique_ptr<RegistryStore> m_store;
 };
 
+
+// skopeo-json with skopeo_command: runs the command and judges its standard output.
+class SkopeoGateRun final : public GateRun
+{
+public:
+    explicit SkopeoGateRun(Evaluation evaluation)
+        : m_evaluation(std::move(evaluation))
+    {
+        m_deadline.setSingleShot(true);
+        connect(&m_deadline, &QTimer::timeout, this, [this] {
+            m_timedOut = true;
+            m_process.kill();
+        });
+    }
+
+    ~SkopeoGateRun() override
+    {
+        m_process.disconnect(this);
+        if (m_process.state() != QProcess::NotRunning) {
+            m_process.kill();
+            m_process.waitForFinished(1000);
+        }
+    }
+
+protected:
+    void doStart() override
+    {
+        Evaluation &e = m_evaluation;
+        auto image = imageOf(e);
+        if (!image)
+            return finishWith(errorVerdict(e, QString(), image.error()));
+        QHash<QString, QString> values = e.values;
+        values.insert(QStringLiteral("image"), *image);
+        QStringList arguments;
+        for (const QString &argument : std::as_const(e.rule.skopeoCommand))
+            arguments.append(Processes::expandPlaceholders(argument, values));
+        const QString program = arguments.takeFirst();
+        m_shown = (QStringList{program} + arguments).join(QLatin1Char(' '));
+        e.evidence.insert(QStringLiteral("skopeoCommand"), m_shown);
+        const QProcessEnvironment environment = Processes::childEnvironment(
+            {QStringLiteral("PATH"), QStringLiteral("HOME"), QStringLiteral("LANG"), QStringLiteral("XDG_RUNTIME_DIR"),
+             QStringLiteral("REGISTRY_AUTH_FILE"), QStringLiteral("DOCKER_CONFIG")},
+            {}, {});
+        const auto resolved = Processes::findProgram(program, environment);
+        if (!resolved)
+            return finishWith(errorVerdict(e, *image, Error{ErrorCode::NotFound, QStringLiteral("'%1' is not found in PATH").arg(program), {}}));
+        m_process.setProgram(*resolved);
+        m_process.setArguments(arguments);
+        m_process.setProcessEnvironment(environment);
+        if (!e.artifactsDir.isEmpty() && QFileInfo(e.artifactsDir).isDir())
+            m_process.setWorkingDirectory(e.artifactsDir);
+        connect(&m_process, &QProcess::readyReadStandardOutput, this, [this] {
+            m_output += m_process.readAllStandardOutput();
+            if (m_output.size() > MaxSkopeoBytes && !m_tooLarge) {
+                m_tooLarge = true;
+                m_process.kill();
+            }
+        });
+        connect(&m_process, &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
+            if (error == QProcess::FailedToStart)
+                finishWith(errorVerdict(m_evaluation, m_shown, Error{ErrorCode::Io, QStringLiteral("cannot start: %1").arg(m_process.errorString()), {}}));
+        });
+        connect(&m_process, qOverload<int, QProcess::ExitStatus>(&QProcess::finished), this, [this, image = *image](int code, QProcess::ExitStatus status) {
+            m_deadline.stop();
+            m_output += m_process.readAllStandardOutput();
+            const Evaluation &ev = m_evaluation;
+            if (m_timedOut)
+                return finishWith(errorVerdict(ev, m_shown, Error{ErrorCode::Timeout, QStringLiteral("no result within %1 ms").arg(ev.rule.timeout.count()), {}}));
+            if (m_tooLarge)
+                return finishWith(errorVerdict(ev, m_shown, Error{ErrorCode::Malformed, QStringLiteral("more than %1 bytes of output").arg(MaxSkopeoBytes), {}}));
+            if (status != QProcess::NormalExit || code != 0) {
+                const QString err = QString::fromUtf8(m_process.readAllStandardError().right(300)).simplified();
+                return finishWith(errorVerdict(ev, m_shown, Error{ErrorCode::Network, status != QProcess::NormalExit ? QStringLiteral("it crashed")
+                                                                                                                   : QStringLiteral("it exited with code %1%2").arg(code).arg(err.isEmpty() ? QString() : QStringLiteral(": ") + err), {}}));
+            }
+            auto labels = parseSkopeoInspect(m_output, m_shown, ev.rule.platform);
+            if (!labels)
+                return finishWith(errorVerdict(ev, m_shown, labels.error()));
+            if (labels->image == m_shown)
+                labels->image = image;
+            finishWith(judgeLabels(*labels, ev.expected, ev.evidence));
+        });
+        m_deadline.start(int(e.rule.timeout.count()));
+        m_process.start();
+    }
+
+    void doCancel() override
+    {
+        m_deadline.stop();
+        m_process.kill();
+        finishWith(GateVerdict::error(QStringLiteral("cancelled"), m_evaluation.evidence));
+    }
+
+private:
+    Evaluation m_evaluation;
+    QProcess m_process;
+    QTimer m_deadline;
+    QByteArray m_output;
+    QString m_shown;
+    bool m_timedOut = false;
+    bool m_tooLarge = false;
+};
+
 } // namespace
 
 Result<FreshnessRule> FreshnessRule::fromSettings(const QVariantMap &settings, const QString &projectRepository)
@@ -224,6 +334,7 @@ Result<FreshnessRule> FreshnessRule::fromSettings(const QVariantMap &settings, c
     rule.imageArtifact = settings.value(QStringLiteral("image_artifact")).toString().trimmed();
     rule.layout = settings.value(QStringLiteral("layout")).toString().trimmed();
     rule.skopeoOutput = settings.value(QStringLiteral("skopeo_output")).toString().trimmed();
+    rule.skopeoCommand = settings.value(QStringLiteral("skopeo_command")).toStringList();
     auto invalid = [](const QString &message) { return fail(ErrorCode::InvalidConfig, QStringLiteral("image-freshness: ") + message); };
 
     if (!rule.image.isEmpty() && !rule.imageArtifact.isEmpty())
@@ -242,8 +353,10 @@ Result<FreshnessRule> FreshnessRule::fromSettings(const QVariantMap &settings, c
             return invalid(QStringLiteral("read_from oci-layout needs 'layout'"));
         break;
     case ReadFrom::SkopeoJson:
-        if (rule.skopeoOutput.isEmpty())
-            return invalid(QStringLiteral("read_from skopeo-json needs 'skopeo_output'"));
+        if (rule.skopeoOutput.isEmpty() == rule.skopeoCommand.isEmpty())
+            return invalid(QStringLiteral("read_from skopeo-json needs 'skopeo_output' or 'skopeo_command' (one of them)"));
+        if (!rule.skopeoCommand.isEmpty() && rule.skopeoCommand.first().trimmed().isEmpty())
+            return invalid(QStringLiteral("'skopeo_command' needs a program as its first item"));
         break;
     }
 
@@ -284,6 +397,8 @@ std::unique_ptr<GateRun> ImageFreshnessGate::evaluate(const GateRequest &request
     }
     if (m_rule.readFrom == FreshnessRule::ReadFrom::Registry)
         return std::make_unique<RegistryGateRun>(std::move(*evaluation), context().logging());
+    if (m_rule.readFrom == FreshnessRule::ReadFrom::SkopeoJson && !m_rule.skopeoCommand.isEmpty())
+        return std::make_unique<SkopeoGateRun>(std::move(*evaluation));
     return std::make_unique<ConcurrentGateRun>([e = std::move(*evaluation)] { return judgeFromFiles(e); });
 }
 

@@ -21,6 +21,7 @@ struct FreshnessRule {
     QString imageArtifact; ///< Placeholders unexpanded; may be empty.
     QString layout;        ///< Placeholders unexpanded.
     QString skopeoOutput;  ///< Placeholders unexpanded.
+    QStringList skopeoCommand; ///< Placeholders unexpanded; empty: read skopeoOutput.
     QString expectedSource;
     Platform platform;
     bool plainHttp = false;

@@ -9,6 +9,7 @@
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QNetworkRequest>
+#include <QTimer>
 #include <QUrlQuery>
 
 namespace Sluice::ImageFreshness {
@@ -99,6 +100,7 @@ struct RegistryStore::Get {
     int redirectsLeft = MaxRedirects;
     bool authRetried = false;
     bool tooLarge = false;
+    bool timedOut = false;
     std::function<void(Result<Reply>)> done;
 };
 
@@ -177,7 +179,6 @@ void RegistryStore::send(const std::shared_ptr<Get> &get)
 {
     QNetworkRequest request(get->url);
     request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
-    request.setTransferTimeout(int(m_options.timeout.count()));
     request.setRawHeader("Accept", get->accept);
     request.setRawHeader("User-Agent", "sluice-image-freshness");
     const QByteArray authorization = get->registry ? (sameOrigin(get->url, m_base) ? m_authorization : QByteArray())
@@ -186,6 +187,15 @@ void RegistryStore::send(const std::shared_ptr<Get> &get)
         request.setRawHeader("Authorization", authorization);
     QNetworkReply *reply = m_network.get(request);
     m_reply = reply;
+    // The whole request, not only a silence, must fit in the timeout.
+    get->timedOut = false;
+    auto *deadline = new QTimer(reply);
+    deadline->setSingleShot(true);
+    connect(deadline, &QTimer::timeout, reply, [get, reply] {
+        get->timedOut = true;
+        reply->abort();
+    });
+    deadline->start(int(m_options.timeout.count()));
     connect(reply, &QNetworkReply::downloadProgress, this, [get, reply](qint64 received, qint64 total) {
         if (!get->tooLarge && (received > MaxAnswerBytes || total > MaxAnswerBytes)) {
             get->tooLarge = true;
@@ -203,6 +213,8 @@ void RegistryStore::onFinished(const std::shared_ptr<Get> &get, QNetworkReply *r
     const QString host = get->url.host() + (get->url.port() > 0 ? QStringLiteral(":%1").arg(get->url.port()) : QString());
     if (get->tooLarge)
         return get->done(fail(ErrorCode::Malformed, QStringLiteral("%1 from %2 is larger than %3 bytes").arg(get->what, host).arg(MaxAnswerBytes)));
+    if (get->timedOut)
+        return get->done(fail(ErrorCode::Timeout, QStringLiteral("%1: %2 did not answer within %3 ms").arg(get->what, host).arg(m_options.timeout.count())));
     const QVariant statusAttribute = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
     if (!statusAttribute.isValid()) {
         if (reply->error() == QNetworkReply::OperationCanceledError)

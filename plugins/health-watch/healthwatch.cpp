@@ -111,6 +111,7 @@ private:
     QString m_rollbackLog;
     QNetworkAccessManager m_network;
     QPointer<QNetworkReply> m_reply;
+    bool m_probeTimedOut = false;
     QTimer m_next;
     QElapsedTimer m_clock;
     qint64 m_watchedMs = 0;
@@ -217,10 +218,18 @@ void WatchRun::probe()
     QNetworkRequest request(m_url);
     request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::NoLessSafeRedirectPolicy);
     request.setAttribute(QNetworkRequest::CacheLoadControlAttribute, QNetworkRequest::AlwaysNetwork);
-    request.setTransferTimeout(int(m_rule.probeTimeout.count()));
     request.setRawHeader("User-Agent", "sluice-health-watch");
     QNetworkReply *reply = m_network.get(request);
     m_reply = reply;
+    m_probeTimedOut = false;
+    // The whole probe, not only a silence, must fit in probe_timeout.
+    auto *deadline = new QTimer(reply);
+    deadline->setSingleShot(true);
+    connect(deadline, &QTimer::timeout, reply, [this, reply] {
+        m_probeTimedOut = true;
+        reply->abort();
+    });
+    deadline->start(int(m_rule.probeTimeout.count()));
     connect(reply, &QNetworkReply::finished, this, [this, reply] { onProbeFinished(reply); });
 }
 
@@ -231,7 +240,9 @@ void WatchRun::onProbeFinished(QNetworkReply *reply)
         m_reply.clear();
     Probe &p = m_probes.last();
     const QVariant status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
-    if (status.isValid()) {
+    if (m_probeTimedOut) {
+        p.result = QStringLiteral("no answer within %1").arg(Processes::describeDuration(m_rule.probeTimeout));
+    } else if (status.isValid()) {
         p.result = QStringLiteral("HTTP %1").arg(status.toInt());
         p.ok = m_rule.expectedStatus.contains(status.toInt());
     } else if (reply->error() == QNetworkReply::OperationCanceledError) {

@@ -93,7 +93,12 @@ FakeRegistry::FakeRegistry()
     m_server.setHandler([this](const FakeRequest &request) { return answer(request); });
 }
 
-FakeRegistry::~FakeRegistry() = default;
+FakeRegistry::~FakeRegistry()
+{
+    // The handler runs under the server's lock: once this returns, none runs or will run on
+    // members about to be destroyed.
+    m_server.setHandler({});
+}
 
 Result<void> FakeRegistry::start()
 {

@@ -62,6 +62,9 @@ public:
     /// The next @p times requests whose path matches @p pattern get @p status.
     void failWith(const QString &pattern, int status, int times = 1);
 
+    /// Delay before every answer.
+    void setLatency(std::chrono::milliseconds latency) { m_server.setLatency(latency); }
+
     [[nodiscard]] QList<FakeRequest> requests() const { return m_server.requests(); }
     /// Every token /token issued.
     [[nodiscard]] QList<QByteArray> issuedTokens() const;

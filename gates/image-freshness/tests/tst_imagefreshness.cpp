@@ -467,6 +467,16 @@ private Q_SLOTS:
         QVERIFY2(v.reason().contains(QStringLiteral("cannot read from 127.0.0.1:%1").arg(port)), qPrintable(v.reason()));
     }
 
+    void slowRegistryTimesOut()
+    {
+        m_registry->putImage(Repo, QStringLiteral("staging"), buildImage(labels(Sha, Source)));
+        m_registry->setLatency(std::chrono::seconds(4));
+        const QByteArray settings = "image: \"" + ref(QStringLiteral("staging")).toUtf8() + "\"\nplain_http: true\nexpected_source: " + Source.toUtf8() + "\ntimeout: 1s\n";
+        const GateVerdict v = judge(settings);
+        QCOMPARE(v.result(), GateVerdict::Result::Error);
+        QVERIFY2(v.reason().contains(QStringLiteral("did not answer within 1000 ms")), qPrintable(v.reason()));
+    }
+
     void noHeadCommitIsAnError()
     {
         m_registry->putImage(Repo, QStringLiteral("staging"), buildImage(labels(Sha, Source)));
@@ -599,6 +609,45 @@ private Q_SLOTS:
         const GateVerdict v = judge("read_from: skopeo-json\nskopeo_output: skopeo-{task}.json\nexpected_source: " + Source.toUtf8() + "\n");
         QCOMPARE(int(v.result()), result);
         QVERIFY2(v.reason().contains(reason), qPrintable(v.reason()));
+    }
+
+    // skopeo_command: a real child process standing in for skopeo.
+    void skopeoCommand()
+    {
+        const QString config = m_dir->filePath(QStringLiteral("config.json"));
+        const QString script = m_dir->filePath(QStringLiteral("fake-skopeo"));
+        QVERIFY(writeFile(script, "#!/bin/sh\n"
+                                  "echo \"$@\" > args.txt\n"
+                                  "if [ -n \"$FAIL\" ] || [ ! -f \"$(dirname \"$0\")/config.json\" ]; then echo 'manifest unknown' >&2; exit 1; fi\n"
+                                  "cat \"$(dirname \"$0\")/config.json\"\n"));
+        QVERIFY(QFile::setPermissions(script, QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner));
+        const QByteArray settings = "read_from: skopeo-json\nimage: registry.example/acme/widget:{commit}\nexpected_source: " + Source.toUtf8()
+            + "\nskopeo_command: [" + script.toUtf8() + ", inspect, --config, 'docker://{image}']\n";
+
+        GateVerdict v = judge(settings);
+        QCOMPARE(v.result(), GateVerdict::Result::Error);
+        QVERIFY2(v.reason().contains(QStringLiteral("exited with code 1: manifest unknown")), qPrintable(v.reason()));
+
+        QVERIFY(writeFile(config, buildImage(labels(Sha, Source)).config));
+        v = judge(settings);
+        QCOMPARE(v.result(), GateVerdict::Result::Pass);
+        QCOMPARE(readArgs(), QStringLiteral("inspect --config docker://registry.example/acme/widget:%1\n").arg(Sha));
+
+        QVERIFY(writeFile(config, buildImage(labels(OtherSha, Source)).config));
+        v = judge(settings);
+        QCOMPARE(v.result(), GateVerdict::Result::Fail);
+        QVERIFY2(v.reason().contains(OtherSha), qPrintable(v.reason()));
+
+        v = judge("read_from: skopeo-json\nexpected_source: " + Source.toUtf8() + "\nskopeo_command: [no-such-skopeo-here, inspect]\n");
+        QCOMPARE(v.result(), GateVerdict::Result::Error);
+        QVERIFY2(v.reason().contains(QStringLiteral("not found in PATH")), qPrintable(v.reason()));
+    }
+
+private:
+    QString readArgs() const
+    {
+        QFile f(m_dir->filePath(QStringLiteral("args.txt")));
+        return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.readAll()) : QString();
     }
 };
 
