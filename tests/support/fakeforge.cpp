@@ -36,6 +36,7 @@ struct FakeForge::State {
     QHash<QString, QPair<int, int>> comparisons; // base...head
     QHash<QString, QStringList> protections;     // branch → required contexts
     QList<FakeFault> faults;
+    std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler;
     QList<FakeRequest> log;
     int inFlight = 0;
     int maxInFlight = 0;
@@ -213,6 +214,7 @@ private:
         req.path = target.path(QUrl::FullyDecoded);
         req.query = QUrlQuery(target.query(QUrl::FullyEncoded));
         req.authorization = headers.value("authorization");
+        req.headers = headers;
         req.body = conn->buffer.mid(end + 4, length);
         conn->buffer.remove(0, end + 4 + length);
         const bool close = headers.value("connection").toLower() == "close";
@@ -316,6 +318,15 @@ private:
     // Called with the state locked.
     Answer handle(const FakeRequest &req)
     {
+        if (m_state->handler) {
+            if (std::optional<FakeAnswer> own = m_state->handler(req)) {
+                Answer a;
+                a.status = own->status;
+                a.body = own->body;
+                a.headers = own->headers;
+                return a;
+            }
+        }
         if (!m_state->token.isEmpty() && req.authorization != "token " + m_state->token
             && req.authorization != "Bearer " + m_state->token)
             return message(401, QStringLiteral("token is required"));
@@ -803,6 +814,12 @@ void FakeForge::addFault(const FakeFault &fault)
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->faults.append(fault);
+}
+
+void FakeForge::setHandler(std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->handler = std::move(handler);
 }
 
 void FakeForge::clearFaults()
