@@ -42,6 +42,7 @@ class Clock;
 class Forge;
 class SecretRef;
 class StateStore;
+class LeaseService;
 class Tracker;
 
 /// The kinds of plugin. A library declares its kind in metadata and creates only that kind.
@@ -96,6 +97,8 @@ public:
     [[nodiscard]] const Clock &clock() const;
     /// State store scoped to this instance; null when the host runs without a store.
     [[nodiscard]] StateStore *state() const;
+    /// Leases shared by every node of the store, or null (a host without a store, some tests).
+    [[nodiscard]] LeaseService *leases() const;
     /// The project's forge connector, or null.
     [[nodiscard]] Forge *forge() const;
     /// The project's tracker connector, or null.
@@ -111,6 +114,7 @@ public:
     void setLogging(const QLoggingCategory *category);
     void setClock(const Clock *clock);
     void setState(StateStore *store);
+    void setLeases(LeaseService *leases);
     void setForge(Forge *forge);
     void setTracker(Tracker *tracker);
     void setAgentLauncher(AgentLauncher *launcher);

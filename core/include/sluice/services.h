@@ -12,6 +12,7 @@
 #include <QDateTime>
 #include <QString>
 
+#include <chrono>
 #include <optional>
 
 namespace Sluice {
@@ -43,6 +44,33 @@ public:
     [[nodiscard]] virtual Result<void> setValue(const QString &key, const QByteArray &value) = 0;
     /// Removes @p key; removing a missing key succeeds.
     [[nodiscard]] virtual Result<void> remove(const QString &key) = 0;
+};
+
+/**
+ * Leases: exclusive, expiring holds on named resources ("merge:<project>:<branch>"), shared by
+ * every node of the store. A hold belongs to a task: any job of the task, in any process,
+ * holds the task's leases, so a re-drive after a crash finds its own lease. Nothing here
+ * takes a lease from another holder; the host's reaper reclaims holds whose holder died, whose
+ * node went silent or whose TTL passed (docs/runbooks/reaper.md).
+ */
+class SLUICE_EXPORT LeaseService
+{
+public:
+    virtual ~LeaseService();
+
+    /// The state of a resource after acquire().
+    struct Hold {
+        bool held = false;      ///< The caller's task holds it now.
+        qint64 holderTask = 0;  ///< Who holds it (the caller's task when held).
+        QString holderNode;
+        QDateTime expiresAt;
+    };
+    /// Takes @p resource for @p taskId until now + @p ttl, or renews the task's own hold.
+    [[nodiscard]] virtual Result<Hold> acquire(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) = 0;
+    /// Extends the task's own hold; false when the task does not hold @p resource.
+    [[nodiscard]] virtual Result<bool> renew(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) = 0;
+    /// Releases the task's own hold; false when the task did not hold it.
+    [[nodiscard]] virtual Result<bool> release(const QString &resource, qint64 taskId) = 0;
 };
 
 } // namespace Sluice

@@ -100,7 +100,7 @@ Diagnostics HostRuntime::loadProjects()
         if (entry.project) {
             auto runtime = std::make_shared<ProjectRuntime>();
             runtime->config = *entry.project;
-            auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), entry.diagnostics);
+            auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), entry.diagnostics, m_config.node);
             if (instances) {
                 runtime->instances = std::move(*instances);
                 if (auto ready = runtime->instances.initialize(); !ready) {

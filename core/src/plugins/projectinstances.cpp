@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/projectinstances.h"
 
+#include "store/leasestore.h"
+
 #include "plugins/pluginloader.h"
 #include "store/store.h"
 
@@ -39,7 +41,7 @@ bool isService(PluginKind kind)
 } // namespace
 
 std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &project, const PluginCatalog &catalog,
-                                                         Store *store, Diagnostics &diagnostics)
+                                                         Store *store, Diagnostics &diagnostics, const QString &node)
 {
     ProjectInstances out;
     const int before = int(diagnostics.size());
@@ -80,6 +82,10 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
         if (store) {
             entry.state = store->pluginState(project.id, config->name);
             context.setState(entry.state.get());
+            if (!node.isEmpty()) {
+                entry.leases = std::make_unique<StoreLeaseService>(*store, node);
+                context.setLeases(entry.leases.get());
+            }
         }
         auto created = record->factory->create(context);
         if (!created) {

@@ -28,12 +28,13 @@ public:
 
     /**
      * Creates every instance of @p project. Services (forge, tracker, agent launcher) are created first so
-     * other instances can be given them. With a @p store, each instance gets its scoped state.
+     * other instances can be given them. With a @p store, each instance gets its scoped state,
+     * and with a @p node as well the store's leases, held by this process on that node.
      * Factory errors and kind mismatches are reported at the instance's line.
      */
     [[nodiscard]] static std::optional<ProjectInstances> create(const ProjectConfig &project,
                                                                 const PluginCatalog &catalog, Store *store,
-                                                                Diagnostics &diagnostics);
+                                                                Diagnostics &diagnostics, const QString &node = QString());
 
     /// Calls initialize() in creation order; on the first error, shuts down what was initialized.
     [[nodiscard]] Result<void> initialize();
@@ -49,6 +50,7 @@ private:
     struct Entry {
         QString name;
         std::unique_ptr<StateStore> state;
+        std::unique_ptr<LeaseService> leases;
         std::unique_ptr<PluginInstance> instance;
     };
     std::vector<Entry> m_entries;

@@ -52,6 +52,7 @@ const Clock &Clock::system()
 }
 
 StateStore::~StateStore() = default;
+LeaseService::~LeaseService() = default;
 
 struct PluginContext::Data {
     QString instanceName;
@@ -61,6 +62,7 @@ struct PluginContext::Data {
     const QLoggingCategory *logging = nullptr;
     const Clock *clock = nullptr;
     StateStore *state = nullptr;
+    LeaseService *leases = nullptr;
     Forge *forge = nullptr;
     Tracker *tracker = nullptr;
     AgentLauncher *agentLauncher = nullptr;
@@ -99,6 +101,7 @@ const QLoggingCategory &PluginContext::logging() const
 }
 const Clock &PluginContext::clock() const { return d->clock ? *d->clock : Clock::system(); }
 StateStore *PluginContext::state() const { return d->state; }
+LeaseService *PluginContext::leases() const { return d->leases; }
 Forge *PluginContext::forge() const { return d->forge; }
 Tracker *PluginContext::tracker() const { return d->tracker; }
 AgentLauncher *PluginContext::agentLauncher() const { return d->agentLauncher; }
@@ -110,6 +113,7 @@ void PluginContext::setSettings(const QVariantMap &settings) { d->settings = set
 void PluginContext::setLogging(const QLoggingCategory *category) { d->logging = category; }
 void PluginContext::setClock(const Clock *clock) { d->clock = clock; }
 void PluginContext::setState(StateStore *store) { d->state = store; }
+void PluginContext::setLeases(LeaseService *leases) { d->leases = leases; }
 void PluginContext::setForge(Forge *forge) { d->forge = forge; }
 void PluginContext::setTracker(Tracker *tracker) { d->tracker = tracker; }
 void PluginContext::setAgentLauncher(AgentLauncher *launcher) { d->agentLauncher = launcher; }

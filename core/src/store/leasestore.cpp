@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "store/leasestore.h"
 
+#include "engine/procstat.h"
+
+#include <QCoreApplication>
+
 namespace Sluice {
 
 namespace {
@@ -187,6 +191,41 @@ Result<QList<LeaseRecord>> LeaseStore::leases() const
     while ((*query)->next())
         out.append(readLease(**query));
     return out;
+}
+
+StoreLeaseService::StoreLeaseService(Store &store, const QString &node)
+    : m_leases(store)
+    , m_node(node)
+{
+    if (const auto stat = readProcStat(QCoreApplication::applicationPid()))
+        m_startTicks = stat->startTicks;
+}
+
+StoreLeaseService::~StoreLeaseService() = default;
+
+LeaseHolder StoreLeaseService::holder(qint64 taskId) const
+{
+    return LeaseHolder{m_node, QCoreApplication::applicationPid(), m_startTicks, taskId, 0};
+}
+
+Result<LeaseService::Hold> StoreLeaseService::acquire(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl)
+{
+    if (taskId <= 0)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("lease %1 needs the task that holds it").arg(resource));
+    auto acquired = m_leases.acquire(resource, holder(taskId), ttl, QDateTime::currentDateTimeUtc());
+    if (!acquired)
+        return std::unexpected(acquired.error());
+    return Hold{acquired->held, acquired->lease.holder.taskId, acquired->lease.holder.node, acquired->lease.expiresAt};
+}
+
+Result<bool> StoreLeaseService::renew(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl)
+{
+    return m_leases.renew(resource, holder(taskId), ttl, QDateTime::currentDateTimeUtc());
+}
+
+Result<bool> StoreLeaseService::release(const QString &resource, qint64 taskId)
+{
+    return m_leases.release(resource, holder(taskId));
 }
 
 } // namespace Sluice

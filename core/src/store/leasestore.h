@@ -6,6 +6,8 @@
 
 #include "store/taskstore.h"
 
+#include <sluice/services.h>
+
 #include <QDateTime>
 #include <QList>
 #include <QString>
@@ -83,6 +85,25 @@ public:
 
 private:
     PreparedStatements m_statements;
+};
+
+/// The SDK's LeaseService on the store: holds taken by this process on @p node.
+class SLUICE_EXPORT StoreLeaseService final : public LeaseService
+{
+public:
+    StoreLeaseService(Store &store, const QString &node);
+    ~StoreLeaseService() override;
+
+    [[nodiscard]] Result<Hold> acquire(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) override;
+    [[nodiscard]] Result<bool> renew(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) override;
+    [[nodiscard]] Result<bool> release(const QString &resource, qint64 taskId) override;
+
+private:
+    [[nodiscard]] LeaseHolder holder(qint64 taskId) const;
+
+    LeaseStore m_leases;
+    QString m_node;
+    quint64 m_startTicks = 0;
 };
 
 } // namespace Sluice
