@@ -31,6 +31,13 @@ using namespace Sluice;
 
 namespace {
 
+// The sluice under test; tests/bench/crash.sh points it at a private copy of the build, so a
+// rebuild during a long run does not pull the binary from under it.
+QString sluiceExecutable()
+{
+    return qEnvironmentVariable("SLUICE_CRASH_EXECUTABLE", QStringLiteral(SLUICE_EXECUTABLE));
+}
+
 bool git(const QStringList &args)
 {
     QProcess p;
@@ -112,7 +119,7 @@ void tst_CrashAnywhere::initTestCase()
     QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}));
     for (int i = 1; i <= m_tasks; ++i) {
         QProcess submit;
-        submit.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(),
+        submit.start(sluiceExecutable(), {QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(),
                                                          QStringLiteral("--project"), QStringLiteral("quickstart"),
                                                          QStringLiteral("--title"), QStringLiteral("Say hello %1").arg(i)});
         QVERIFY(submit.waitForFinished(30000));
@@ -152,7 +159,7 @@ bool tst_CrashAnywhere::startDaemon()
     m_log.clear();
     m_daemon.setProcessChannelMode(QProcess::MergedChannels);
     connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
-    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
+    m_daemon.start(sluiceExecutable(), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
     if (!m_daemon.waitForStarted(10000))
         return false;
     return QTest::qWaitFor([this] { return m_log.contains("ready: node") || m_daemon.state() == QProcess::NotRunning; }, 30000)
