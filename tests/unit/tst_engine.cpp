@@ -5,6 +5,7 @@
 #include "engine/engine.h"
 #include "engine/worker.h"
 #include "plugins/pluginloader.h"
+#include "testprojects.h"
 #include "teststores.h"
 
 #include <sluice/testsupport.h>
@@ -148,21 +149,7 @@ std::shared_ptr<ProjectRuntime> tst_Engine::loadProject(const QByteArray &yaml, 
 
 std::shared_ptr<ProjectRuntime> tst_Engine::loadProjectFile(Engine &engine)
 {
-    const QString file = m_dir->filePath(QStringLiteral("projects/p.yaml"));
-    Diagnostics diagnostics;
-    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
-    for (const Diagnostic &d : diagnostics)
-        qWarning() << d.toString();
-    if (!config)
-        return nullptr;
-    auto runtime = std::make_shared<ProjectRuntime>();
-    runtime->config = *config;
-    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), diagnostics);
-    if (!instances || !instances->initialize())
-        return nullptr;
-    runtime->instances = std::move(*instances);
-    engine.setProject(runtime);
-    return runtime;
+    return Test::loadProjectInto(engine, m_dir->filePath(QStringLiteral("projects/p.yaml")), *m_catalog, m_store.get());
 }
 
 void tst_Engine::concurrentAdvanceHasOneWinner()

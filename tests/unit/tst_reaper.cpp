@@ -11,6 +11,7 @@
 #include "plugins/pluginloader.h"
 #include "store/leasestore.h"
 
+#include "testprojects.h"
 #include "teststores.h"
 
 #include <sluice/testsupport.h>
@@ -196,20 +197,7 @@ std::shared_ptr<ProjectRuntime> tst_Reaper::loadProject(Engine &engine, const QB
         return nullptr;
     f.write(yaml);
     f.close();
-    Diagnostics diagnostics;
-    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
-    for (const Diagnostic &d : diagnostics)
-        qWarning() << d.toString();
-    if (!config)
-        return nullptr;
-    auto runtime = std::make_shared<ProjectRuntime>();
-    runtime->config = *config;
-    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), diagnostics);
-    if (!instances || !instances->initialize())
-        return nullptr;
-    runtime->instances = std::move(*instances);
-    engine.setProject(runtime);
-    return runtime;
+    return Test::loadProjectInto(engine, file, *m_catalog, m_store.get());
 }
 
 JobRecord tst_Reaper::runningJob(Engine &engine, const QString &stage, int maxAttempts)
