@@ -18,6 +18,8 @@ namespace Sluice {
 
 class HttpServer;
 class Metrics;
+class NotificationRouter;
+class TrackerUpdates;
 class SignalPipe;
 class SweepSchedule;
 class SystemdNotifier;
@@ -67,6 +69,8 @@ private:
     std::unique_ptr<SystemdNotifier> m_systemd;
     std::unique_ptr<Metrics> m_metrics;
     std::unique_ptr<SweepSchedule> m_sweeps;
+    std::unique_ptr<NotificationRouter> m_notifications;
+    std::unique_ptr<TrackerUpdates> m_trackerUpdates;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     int m_idleTicks = 0;
