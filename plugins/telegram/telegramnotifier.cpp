@@ -8,11 +8,22 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLoggingCategory>
+#include <QRegularExpression>
 
 namespace Sluice::Notifiers {
 
 namespace {
 constexpr int MaxMessage = 4096;
+
+// Registered secrets are redacted anyway; a bot token's shape is removed too, in case a
+// network error names part of a URL.
+QString scrub(const QString &text)
+{
+    static const QRegularExpression botToken(QStringLiteral("bot[0-9]+(:[A-Za-z0-9_-]*)?"));
+    QString out = Redaction::redact(text);
+    out.replace(botToken, QStringLiteral("bot[REDACTED]"));
+    return out;
+}
 }
 
 QString telegramText(const Notification &n)
@@ -44,7 +55,8 @@ Result<void> TelegramNotifier::initialize()
     if (!base)
         return std::unexpected(base.error());
     // The token is a path segment of every URL: requests name only "sendMessage" in errors.
-    const QUrl apiBase = base->resolved(QUrl(QStringLiteral("bot") + QString::fromLatin1(value) + QLatin1Char('/')));
+    QUrl apiBase = *base;
+    apiBase.setPath(base->path() + QStringLiteral("bot") + QString::fromLatin1(value) + QLatin1Char('/'));
     ForgeHttp::ClientOptions options = ForgeHttp::clientOptions(context().settings(), apiBase);
     options.concurrency = 2;
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
@@ -71,14 +83,14 @@ std::unique_ptr<AsyncCall<Done>> TelegramNotifier::notify(const Notification &no
         http->send(req, call, [call](Result<ForgeHttp::Response> r) {
             if (!r) {
                 Error e = r.error();
-                e.message = Redaction::redact(e.message);
-                e.detail = Redaction::redact(e.detail);
+                e.message = scrub(e.message);
+                e.detail = scrub(e.detail);
                 return call->finishWith(std::unexpected(e));
             }
             const QJsonObject o = QJsonDocument::fromJson(r->body).object();
             if (!o.value(QLatin1String("ok")).toBool())
                 return call->finishWith(fail(ErrorCode::Network, QStringLiteral("sendMessage: Telegram answered not ok: %1")
-                                                                     .arg(Redaction::redact(o.value(QLatin1String("description")).toString()))));
+                                                                     .arg(scrub(o.value(QLatin1String("description")).toString()))));
             call->finishWith(Done{});
         });
     });
