@@ -241,10 +241,12 @@ void tst_Config::projectErrors_data()
                                                                     {21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")}};
     QTest::newRow("tracker state of an unknown stage") << withBeforeInstances("tracker_states: {nowhere: in-review}\n")
                                                        << QList<Expected>{{20, 18, QStringLiteral("tracker_states.nowhere"), QStringLiteral("no stage named 'nowhere'")},
-                                                                          {20, 17, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker")}};
+                                                                          {20, 18, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker")}};
     QTest::newRow("tracker state unknown") << withBeforeInstances("tracker_states: {review: reviewing}\n")
-                                           << QList<Expected>{{20, 26, QStringLiteral("tracker_states.review"), QStringLiteral("'reviewing' is not one of")},
-                                                              {20, 17, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker")}};
+                                           << QList<Expected>{{20, 26, QStringLiteral("tracker_states.review"), QStringLiteral("'reviewing' is not one of")}};
+    QTest::newRow("notification with no events") << withBeforeInstances("notifications:\n  - notifier: nobody\n    events: []\n")
+                                                 << QList<Expected>{{21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")},
+                                                                    {22, 13, QStringLiteral("notifications[0].events"), QStringLiteral("name at least one event")}};
     QTest::newRow("one stage only") << replace("  - name: review\n    exit_gates: [check]\n  - name: deploy\n  - name: done\n", "")
                                     << QList<Expected>{{7, 3, QStringLiteral("stages"), QStringLiteral("at least two stages")},
                                                        {10, 11, QStringLiteral("edges[0].from"), QStringLiteral("no stage named 'deploy'")},

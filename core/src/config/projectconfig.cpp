@@ -333,7 +333,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         if (rule.notifier.isEmpty())
             continue; // already reported
         expectInstance(project, rule.notifier, PluginKind::Notifier, child(node, "notifier"), key + QStringLiteral(".notifier"));
-        if (rule.events.isEmpty() && child(node, "events").IsSequence())
+        if (child(node, "events").IsSequence() && child(node, "events").size() == 0)
             report(child(node, "events"), key + QStringLiteral(".events"), QStringLiteral("name at least one event"));
         QSet<QString> seen;
         for (int e = 0; e < rule.events.size(); ++e) {
