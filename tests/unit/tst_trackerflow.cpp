@@ -19,6 +19,8 @@
 #include <QSignalSpy>
 #include <QtTest>
 
+#include <csignal>
+
 using namespace Sluice;
 using namespace Sluice::Test;
 
@@ -45,6 +47,7 @@ private Q_SLOTS:
     void statusChangesDriveATaskToDone();
     void rejectSendsTheTaskBack();
     void notifierOutageChangesNothing();
+    void sighupReadsTheStatesAgain();
     void secretsNeverLogged();
 
 private:
@@ -327,6 +330,26 @@ void tst_TrackerFlow::notifierOutageChangesNothing()
     QTRY_VERIFY_WITH_TIMEOUT(metrics().contains("sluice_notifications_total{event=\"done\",notifier=\"chat\",result=\"failed\"} 1"), 15000);
     QCOMPARE(int(m_telegram.messages().size()), before);
     m_telegram.setDown(false);
+}
+
+void tst_TrackerFlow::sighupReadsTheStatesAgain()
+{
+    auto stateReads = [this] {
+        int n = 0;
+        for (const LoopbackRequest &r : m_plane.requests())
+            n += r.path.endsWith(QLatin1String("/states/")) ? 1 : 0;
+        return n;
+    };
+    const int before = stateReads();
+    QVERIFY(before >= 1);
+    // SIGHUP builds new instances, which read the states again before any delivery needs them.
+    m_plane.addState(m_project, QStringLiteral("Hold On"));
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("After reload"), QString(), QStringLiteral("Hold On"));
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(stateReads() > before, 15000);
+    Reply r = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(r.status, 202);
+    QVERIFY(r.json().value(QLatin1String("events")).toArray().isEmpty()); // known now; it sends no signal
 }
 
 void tst_TrackerFlow::secretsNeverLogged()
