@@ -20,7 +20,6 @@ namespace Sluice {
 class Engine;
 class Metrics;
 struct ProjectRuntime;
-class Tracker;
 
 /// Runs one plugin call under a deadline and tells the outcome once: "ok", "failed" (with
 /// the error) or "timeout". Owns the call and deletes itself afterwards.
@@ -35,7 +34,7 @@ public:
                     std::chrono::milliseconds deadline, std::shared_ptr<ProjectRuntime> keepAlive, QObject *owner, Done done);
 
 private:
-    BestEffortCall(QObject *owner) : QObject(owner) {}
+    explicit BestEffortCall(QObject *owner) : QObject(owner) {}
     void conclude(const QString &result, const QString &error);
 
     std::unique_ptr<PluginJob> m_call;
