@@ -261,7 +261,6 @@ void tst_TrackerFlow::statusChangesDriveATaskToDone()
     QCOMPARE(approvedOnDeploy.status, 202);
     QVERIFY(approvedOnDeploy.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("result"))
                 .toString().contains(QLatin1String("waits for 'confirm-deploy', not 'approve'")));
-    QTest::qWait(500);
     QCOMPARE(stageOf(id), QStringLiteral("deploy"));
     QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("active"));
 
