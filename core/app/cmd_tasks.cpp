@@ -128,7 +128,7 @@ int runQueue(const QStringList &arguments)
     auto host = openHost(parser.value(QStringLiteral("config")), false);
     if (!host)
         return Failure;
-    auto report = queueReport(host->engine());
+    auto report = queueReport(host->engine(), host->config());
     if (!report) {
         printErr(QStringLiteral("sluice queue: %1").arg(report.error().toString()));
         return Failure;
@@ -141,6 +141,50 @@ int runQueue(const QStringList &arguments)
     QStringList lines{QStringLiteral("queued %1, running %2, done %3, failed %4")
                           .arg(counts.value(QLatin1String("queued")).toInt()).arg(counts.value(QLatin1String("running")).toInt())
                           .arg(counts.value(QLatin1String("done")).toInt()).arg(counts.value(QLatin1String("failed")).toInt())};
+    for (const char *name : {"reaper", "reconciler"}) {
+        for (const QJsonValue &v : report->value(QLatin1String(name)).toArray()) {
+            const QJsonObject s = v.toObject();
+            const QString last = s.value(QLatin1String("lastRun")).toString();
+            QString line = QStringLiteral("%1 on %2: %3, every %4 s, last run %5")
+                               .arg(QLatin1String(name), s.value(QLatin1String("node")).toString(),
+                                    s.value(QLatin1String("enabled")).toBool() ? QStringLiteral("on") : QStringLiteral("off"))
+                               .arg(s.value(QLatin1String("intervalSeconds")).toDouble())
+                               .arg(last.isEmpty() ? QStringLiteral("never")
+                                                   : last + (s.value(QLatin1String("lastRunOk")).toBool(true) ? QString() : QStringLiteral(" (failed)")));
+            if (QLatin1String(name) == QLatin1String("reaper")) {
+                line += QStringLiteral(", reaped %1, leases reclaimed %2")
+                            .arg(s.value(QLatin1String("reapedTotal")).toVariant().toLongLong())
+                            .arg(s.value(QLatin1String("leasesReclaimedTotal")).toVariant().toLongLong());
+                const QJsonObject r = s.value(QLatin1String("lastReaped")).toObject();
+                if (!r.isEmpty())
+                    line += QStringLiteral("\n  last reaped: job %1 task %2 tier %3 -> %4 at %5: %6")
+                                .arg(r.value(QLatin1String("job")).toVariant().toLongLong()).arg(r.value(QLatin1String("task")).toVariant().toLongLong())
+                                .arg(r.value(QLatin1String("tier")).toInt())
+                                .arg(r.value(QLatin1String("outcome")).toString(), r.value(QLatin1String("at")).toString(),
+                                     r.value(QLatin1String("reason")).toString());
+            } else {
+                line += QStringLiteral(", acted %1").arg(s.value(QLatin1String("actedTotal")).toVariant().toLongLong());
+                const QJsonObject a = s.value(QLatin1String("lastAction")).toObject();
+                if (!a.isEmpty())
+                    line += QStringLiteral("\n  last action: task %1 %2 at %3: %4")
+                                .arg(a.value(QLatin1String("task")).toVariant().toLongLong())
+                                .arg(a.value(QLatin1String("action")).toString(), a.value(QLatin1String("at")).toString(),
+                                     a.value(QLatin1String("reason")).toString());
+            }
+            lines << line;
+        }
+    }
+    const QJsonArray leases = report->value(QLatin1String("leases")).toArray();
+    lines << QStringLiteral("leases: %1").arg(leases.size());
+    for (const QJsonValue &v : leases) {
+        const QJsonObject l = v.toObject();
+        lines << QStringLiteral("  %1 held by task %2 (node %3 pid %4) until %5")
+                     .arg(l.value(QLatin1String("resource")).toString())
+                     .arg(l.value(QLatin1String("task")).toVariant().toLongLong())
+                     .arg(l.value(QLatin1String("node")).toString())
+                     .arg(l.value(QLatin1String("pid")).toVariant().toLongLong())
+                     .arg(l.value(QLatin1String("expiresAt")).toString());
+    }
     for (const char *section : {"running", "recent"}) {
         lines << QStringLiteral("%1:").arg(QLatin1String(section));
         for (const QJsonValue &v : report->value(QLatin1String(section)).toArray()) {

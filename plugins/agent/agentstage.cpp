@@ -175,7 +175,14 @@ std::unique_ptr<StageRun> AgentStage::run(const StageRequest &request)
                                                  .arg(m_rule.role).arg(request.job).arg(request.attempt));
         // Created here, not when the host starts the run: the run never reaches back to the
         // launcher, which a project reload may replace in between.
-        launch = m_launcher.launch(agentRequest);
+        if (request.adopt) {
+            launch = m_launcher.adopt(*request.adopt, agentRequest);
+            if (!launch)
+                problem = QStringLiteral("agent '%1': pid %2 from before the restart cannot be adopted (it ended, or the pid is another process's now)")
+                              .arg(m_rule.role).arg(request.adopt->pid);
+        } else {
+            launch = m_launcher.launch(agentRequest);
+        }
     }
     qCDebug(context().logging()).noquote() << context().instanceName() << "task" << request.task.id << "stage"
                                            << request.stage << "launches agent" << m_rule.role << "through"

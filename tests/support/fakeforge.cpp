@@ -1,18 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fakeforge.h"
 
-#include <QHostAddress>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QMap>
 #include <QMutex>
-#include <QPointer>
 #include <QRegularExpression>
-#include <QTcpServer>
-#include <QTcpSocket>
-#include <QThread>
-#include <QTimer>
 
 #include <algorithm>
 
@@ -36,6 +30,7 @@ struct FakeForge::State {
     QHash<QString, QPair<int, int>> comparisons; // base...head
     QHash<QString, QStringList> protections;     // branch → required contexts
     QList<FakeFault> faults;
+    std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler;
     QList<FakeRequest> log;
     int inFlight = 0;
     int maxInFlight = 0;
@@ -136,6 +131,7 @@ public:
         req.path = http.path;
         req.query = http.query;
         req.authorization = http.header("authorization");
+        req.headers = http.headers;
         req.body = http.body;
         QMutexLocker lock(&m_state->mutex);
         m_state->log.append(req);
@@ -211,6 +207,15 @@ private:
     // Called with the state locked.
     Answer handle(const FakeRequest &req)
     {
+        if (m_state->handler) {
+            if (std::optional<FakeAnswer> own = m_state->handler(req)) {
+                Answer a;
+                a.status = own->status;
+                a.body = own->body;
+                a.headers = own->headers;
+                return a;
+            }
+        }
         if (!m_state->token.isEmpty() && req.authorization != "token " + m_state->token
             && req.authorization != "Bearer " + m_state->token)
             return message(401, QStringLiteral("token is required"));
@@ -690,6 +695,12 @@ void FakeForge::addFault(const FakeFault &fault)
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->faults.append(fault);
+}
+
+void FakeForge::setHandler(std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->handler = std::move(handler);
 }
 
 void FakeForge::clearFaults()

@@ -25,6 +25,7 @@
 #include <QEventLoop>
 #include <QTimer>
 #include <QDateTime>
+#include <QHash>
 #include <QList>
 #include <QString>
 #include <QStringList>
@@ -32,7 +33,9 @@
 #include <QUrlQuery>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 
 namespace Sluice::Test {
 
@@ -65,6 +68,14 @@ struct FakeRequest {
     QUrlQuery query;
     QByteArray authorization;
     QByteArray body;
+    QHash<QByteArray, QByteArray> headers; ///< Every request header, names in lower case.
+};
+
+/// An answer from a test's own handler (see FakeForge::setHandler()).
+struct FakeAnswer {
+    int status = 200;
+    QByteArray body;
+    QList<QPair<QByteArray, QByteArray>> headers; ///< Content-Length is added by the server.
 };
 
 /// A fault the server injects into the next matching requests.
@@ -143,6 +154,15 @@ public:
 
     void addFault(const FakeFault &fault);
     void clearFaults();
+
+    /**
+     * Lets @p handler answer requests before the forge routes, faults and token check do:
+     * an answer takes the request, std::nullopt leaves it to the forge. This lets a test
+     * play another HTTP service (an OCI registry, a health endpoint) on the same loopback
+     * server. The handler runs on the server thread with the forge's lock held: it must not
+     * call this FakeForge. Requests it answers are logged in requests() too.
+     */
+    void setHandler(std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler);
 
     [[nodiscard]] QList<FakeRequest> requests() const;
     /// The most requests that were received and not yet answered at one time.

@@ -4,3 +4,7 @@ sluice_add_qtest(tst_taskstore SOURCES tst_taskstore.cpp)
 sluice_require_postgres(tst_taskstore)
 sluice_add_qtest(tst_jobqueue SOURCES tst_jobqueue.cpp)
 sluice_require_postgres(tst_jobqueue)
+# The job reaper, leases and the reconciler: real stores, real processes.
+sluice_add_qtest(tst_reaper SOURCES tst_reaper.cpp teststores.h LIBS Qt5::Sql TIMEOUT 300)
+sluice_require_postgres(tst_reaper)
+add_dependencies(tst_reaper test_plugin_test_stage)

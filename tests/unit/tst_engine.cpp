@@ -509,7 +509,19 @@ instances:
     QFile runs(markers + QStringLiteral("/runs.log"));
     QVERIFY(runs.open(QIODevice::ReadOnly));
     QCOMPARE(runs.readAll(), QStringLiteral("%1 development 1\n%1 review 1\n").arg(*id).toUtf8());
-    QVERIFY(QFileInfo::exists(e.workspace().worktreePath(QStringLiteral("p"), *id) + QStringLiteral("/README")));
+    // The finished task's checkout is removed; its branch stays in the repository.
+    QTRY_VERIFY_WITH_TIMEOUT(!QFileInfo::exists(e.workspace().worktreePath(QStringLiteral("p"), *id)), 10000);
+    {
+        QProcess branch;
+        branch.start(QStringLiteral("git"), {QStringLiteral("-C"), repo, QStringLiteral("rev-parse"), QStringLiteral("--verify"),
+                                             QStringLiteral("refs/heads/sluice/do-a-thing")});
+        QVERIFY(branch.waitForFinished(30000));
+        QCOMPARE(branch.exitCode(), 0);
+        QProcess list;
+        list.start(QStringLiteral("git"), {QStringLiteral("-C"), repo, QStringLiteral("worktree"), QStringLiteral("list")});
+        QVERIFY(list.waitForFinished(30000));
+        QVERIFY(!list.readAll().contains("task-"));
+    }
     QFile taskFile(e.workspace().taskFilePath(QStringLiteral("p"), *id));
     QVERIFY(taskFile.open(QIODevice::ReadOnly));
     QCOMPARE(taskFile.readAll(), QByteArray("# Do a thing\n\ndetails\n"));

@@ -40,7 +40,7 @@ const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
     QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("leases"),
     QStringLiteral("nodes"),      QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
-    QStringLiteral("tasks"),
+    QStringLiteral("sweeper_status"), QStringLiteral("tasks"),
 };
 
 QString errorText(const Error &error)

@@ -25,6 +25,12 @@ struct SLUICE_EXPORT StageRequest {
     QString taskFile;     ///< File holding the task description the agent reads.
     int attempt = 1;      ///< 1-based attempt of this stage's job.
     qint64 job = 0;       ///< Store id of the job; a rollback's re-run of the stage is another job.
+    /**
+     * Set after a host restart: the agent this job's attempt started is still running. A
+     * stage that launches agents re-attaches to it (AgentLauncher::adopt()) instead of
+     * starting a second one; it must not emit processStarted() again (the host has the record).
+     */
+    std::optional<AgentProcess> adopt;
 };
 
 /// How a stage run ended.

@@ -4,6 +4,8 @@
 // The host file, sluice.yaml, in the configuration directory.
 
 #include "config/diagnostic.h"
+#include "engine/reaper.h"
+#include "engine/reconciler.h"
 #include "store/store.h"
 
 #include <sluice/configschema.h>
@@ -26,6 +28,8 @@ struct SLUICE_EXPORT HostConfig {
     int workerConcurrency = 4;
     qint64 pollIntervalMs = 2000;
     qint64 stopTimeoutMs = 120000;
+    ReaperSettings reaper;
+    ReconcilerSettings reconciler;
     bool httpEnabled = true;
     QString httpAddress;
     int httpPort = 8420;

@@ -7,6 +7,8 @@
 #include "daemon/systemdnotifier.h"
 #include "engine/notifications.h"
 #include "engine/procstat.h"
+#include "engine/reaper.h"
+#include "engine/reconciler.h"
 #include "engine/sweeps.h"
 #include "engine/worker.h"
 
@@ -53,22 +55,31 @@ Result<void> Daemon::start()
     qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
                                << QStringLiteral("(%1 problem(s) in project files)").arg(problems.size());
 
-    // Agents this node started and never saw end (it crashed or was killed) may still run:
-    // they are stopped before their jobs go back to the queue, so a re-run never works
-    // beside them on the same worktree.
-    if (auto stopped = stopOrphanedAgents(); !stopped)
+    // Notifications and tracker updates: best effort, before anything can move a task (the
+    // startup recovery may). Counted once the metrics exist.
+    m_notifications = std::make_unique<NotificationRouter>(engine);
+    m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
+
+    // This node's jobs that were running when it stopped are settled before the worker
+    // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
+    // stopped before its job goes back to the queue (a re-run never works beside it on the
+    // same worktree), a recorded exit 0 goes to the gates. Leases of dead holders are reclaimed.
+    m_reaper = std::make_unique<Reaper>(engine, config.reaper);
+    // The worker exists before the recovery, so it can adopt living agents; it claims nothing
+    // until it is started below.
+    m_worker = std::make_unique<Worker>(engine);
+    m_reaper->setAdopter([this](const JobQueue::RunningJob &r) { return r.agent && m_worker->adopt(r.job, *r.agent); });
+    const ReaperPass recovered = m_reaper->recoverAtStartup();
+    if (!recovered.ok)
+        return fail(ErrorCode::Storage, QStringLiteral("cannot recover the jobs interrupted by the last stop: %1")
+                                            .arg(recovered.errors.join(QStringLiteral("; "))));
+    if (!recovered.reaped.isEmpty())
+        qCWarning(lcDaemon).noquote() << "settled" << recovered.reaped.size() << "job(s) interrupted by the last stop of node" << config.node;
+    if (!recovered.adopted.isEmpty())
+        qCWarning(lcDaemon).noquote() << "adopted" << recovered.adopted.size() << "running agent(s) left by the last stop of node" << config.node;
+    // Agent runs of earlier attempts that never saw their end.
+    if (auto stopped = stopOrphanedAgents(recovered.adopted); !stopped)
         return std::unexpected(stopped.error());
-    // This node's jobs that were running when it stopped go back to the queue before the
-    // worker starts, so nothing is both recovered and claimed.
-    auto recovered = engine.jobs().recoverRunning(config.node, QStringLiteral("recovered at start of node %1").arg(config.node));
-    if (!recovered)
-        return fail(recovered.error().code, QStringLiteral("cannot recover interrupted jobs: %1").arg(recovered.error().message),
-                    recovered.error().detail);
-    if (*recovered > 0) {
-        qCWarning(lcDaemon).noquote() << "requeued" << *recovered << "job(s) interrupted by the last stop of node" << config.node;
-        (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("recover-jobs"), QString(), 0,
-                                              QJsonObject{{QStringLiteral("node"), config.node}, {QStringLiteral("requeued"), *recovered}}});
-    }
     // A job that had no attempts left is failed by the recovery: its task must not wait forever.
     if (auto blocked = engine.blockTasksWithFailedJobs(QStringLiteral("daemon")); !blocked)
         return fail(blocked.error().code, QStringLiteral("cannot settle tasks of failed jobs: %1").arg(blocked.error().message));
@@ -95,6 +106,11 @@ Result<void> Daemon::start()
         {"sluice_gate_verdicts_total", "Gate verdicts of this daemon, by gate instance and result."},
         {"sluice_notifications_total", "Notifications handed to notifiers, by notifier instance, event and result."},
         {"sluice_tracker_updates_total", "Comments and state changes sent to trackers, by project, action and result."},
+        {"sluice_reaps_total", "Jobs settled by the reaper of this daemon, by tier (0: startup recovery) and outcome."},
+        {"sluice_leases_reclaimed_total", "Leases reclaimed by this daemon, by reason (holder-dead, node-silent, expired)."},
+        {"sluice_reaper_passes_total", "Reaper ticks of this daemon, by result."},
+        {"sluice_reconciler_passes_total", "Reconciler passes of this daemon, by result."},
+        {"sluice_reconciler_actions_total", "Tasks re-driven by the reconciler of this daemon, by action."},
     };
     for (const auto &[name, help] : counters)
         m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
@@ -122,13 +138,8 @@ Result<void> Daemon::start()
             portFile.write(QByteArray::number(*port) + '\n');
     }
 
-    // Notifications and tracker updates: best effort, before anything can move a task.
-    m_notifications = std::make_unique<NotificationRouter>(engine);
     m_notifications->setMetrics(m_metrics.get());
-    m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
     m_trackerUpdates->setMetrics(m_metrics.get());
-
-    m_worker = std::make_unique<Worker>(engine);
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
@@ -138,6 +149,38 @@ Result<void> Daemon::start()
         m_metrics->increment(QStringLiteral("sluice_task_changes_total"), {{QStringLiteral("event"), event}});
     });
     m_worker->start();
+
+    // The core sweepers: the reaper watches what the worker does not, the reconciler re-drives
+    // what an edge left behind.
+    m_reaper->setMonitor([this] { return m_worker ? m_worker->monitoredJobs() : QSet<qint64>(); },
+                         [this](qint64 jobId, const QString &why) {
+                             if (m_worker)
+                                 m_worker->abandon(jobId, why);
+                         });
+    connect(m_reaper.get(), &Reaper::passFinished, this, [this](const ReaperPass &pass) {
+        for (const ReapedJob &r : pass.reaped)
+            m_metrics->increment(QStringLiteral("sluice_reaps_total"),
+                                 {{QStringLiteral("tier"), QString::number(r.tier)}, {QStringLiteral("outcome"), r.outcome}});
+        for (const ReclaimedLease &l : pass.reclaimed)
+            m_metrics->increment(QStringLiteral("sluice_leases_reclaimed_total"), {{QStringLiteral("reason"), l.reason}});
+        m_metrics->increment(QStringLiteral("sluice_reaper_passes_total"),
+                             {{QStringLiteral("result"), pass.ok ? QStringLiteral("ok") : QStringLiteral("failed")}});
+    });
+    for (const ReapedJob &r : recovered.reaped)
+        m_metrics->increment(QStringLiteral("sluice_reaps_total"),
+                             {{QStringLiteral("tier"), QString::number(r.tier)}, {QStringLiteral("outcome"), r.outcome}});
+    for (const ReclaimedLease &l : recovered.reclaimed)
+        m_metrics->increment(QStringLiteral("sluice_leases_reclaimed_total"), {{QStringLiteral("reason"), l.reason}});
+    m_reaper->start();
+    m_reconciler = std::make_unique<Reconciler>(engine, config.reconciler);
+    connect(m_reconciler.get(), &Reconciler::passFinished, this, [this](const ReconcilerPass &pass) {
+        m_metrics->increment(QStringLiteral("sluice_reconciler_passes_total"),
+                             {{QStringLiteral("result"), pass.ok ? QStringLiteral("ok") : QStringLiteral("failed")}});
+        for (const QJsonValue &a : pass.actions)
+            m_metrics->increment(QStringLiteral("sluice_reconciler_actions_total"),
+                                 {{QStringLiteral("action"), a.toObject().value(QLatin1String("action")).toString()}});
+    });
+    m_reconciler->start();
 
     // Sweepers last: each project's sweeper instances on their own timers.
     m_sweeps = std::make_unique<SweepSchedule>(engine, m_host.store());
@@ -166,7 +209,7 @@ Result<void> Daemon::start()
     return {};
 }
 
-Result<void> Daemon::stopOrphanedAgents()
+Result<void> Daemon::stopOrphanedAgents(const QList<qint64> &adoptedJobs)
 {
     Engine &engine = m_host.engine();
     const QString node = m_host.config().node;
@@ -175,6 +218,8 @@ Result<void> Daemon::stopOrphanedAgents()
         return fail(runs.error().code, QStringLiteral("cannot read the agent runs of node %1: %2").arg(node, runs.error().message),
                     runs.error().detail);
     for (const JobQueue::AgentRunRecord &run : std::as_const(*runs)) {
+        if (adoptedJobs.contains(run.jobId))
+            continue; // watched again
         const bool stopped = stopProcessGroup(run.pid, run.startTicks, std::chrono::seconds(10));
         if (stopped) {
             qCWarning(lcDaemon).noquote() << "stopped agent pid" << run.pid << "of job" << run.jobId
@@ -204,6 +249,10 @@ void Daemon::stop(const QString &why)
     // Reverse order of start: no new work first, then the interfaces.
     if (m_sweeps)
         m_sweeps->stop();
+    if (m_reconciler)
+        m_reconciler->stop();
+    if (m_reaper)
+        m_reaper->stop();
     if (m_worker)
         m_worker->stop();
     if (m_http)
@@ -281,7 +330,7 @@ void Daemon::installRoutes()
         return HttpResponse::text(renderMetrics(), 200, Metrics::contentType);
     });
     http.route("GET", QStringLiteral("/api/queue"), [this](const HttpRequest &) {
-        auto report = queueReport(m_host.engine());
+        auto report = queueReport(m_host.engine(), m_host.config());
         if (!report)
             return HttpResponse::error(500, report.error().message);
         QJsonObject out = *report;

@@ -17,6 +17,8 @@
 namespace Sluice {
 
 class HttpServer;
+class Reaper;
+class Reconciler;
 class Metrics;
 class NotificationRouter;
 class TrackerUpdates;
@@ -59,7 +61,7 @@ private:
     void countWebhook(const QString &result);
     void checkIdle();
     void finishStop();
-    Result<void> stopOrphanedAgents();
+    Result<void> stopOrphanedAgents(const QList<qint64> &adoptedJobs);
 
     HostRuntime &m_host;
     Options m_options;
@@ -69,6 +71,8 @@ private:
     std::unique_ptr<SystemdNotifier> m_systemd;
     std::unique_ptr<Metrics> m_metrics;
     std::unique_ptr<SweepSchedule> m_sweeps;
+    std::unique_ptr<Reaper> m_reaper;
+    std::unique_ptr<Reconciler> m_reconciler;
     std::unique_ptr<NotificationRouter> m_notifications;
     std::unique_ptr<TrackerUpdates> m_trackerUpdates;
     QTimer m_idleCheck;

@@ -12,6 +12,7 @@
 #include <QLoggingCategory>
 #include <QRegularExpression>
 #include <QTimer>
+#include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
 
@@ -166,7 +167,9 @@ Result<void> Engine::enterStage(const ProjectRuntime &runtime, const TaskRecord 
     job.stage = stage;
     job.kind = config->run.isEmpty() ? QStringLiteral("advance") : QStringLiteral("stage");
     job.maxAttempts = runtime.config.jobMaxAttempts;
-    job.payload = QJsonObject{{QStringLiteral("cause"), cause}};
+    // The task version the job belongs to: the reconciler tells this visit's job from one of
+    // an earlier visit to the same stage by it.
+    job.payload = QJsonObject{{QStringLiteral("cause"), cause}, {QStringLiteral("taskVersion"), double(task.version)}};
     auto enqueued = m_jobs.enqueue(job);
     if (!enqueued)
         return std::unexpected(enqueued.error());
@@ -184,6 +187,7 @@ AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QStri
     auto *run = new AdvanceRun(taskId, this);
     run->m_cause = cause;
     ++m_inFlight;
+    ++m_advancing[taskId];
     auto task = m_tasks.task(taskId);
     if (!task) {
         QTimer::singleShot(0, run, [this, run, e = task.error()] { finish(run, AdvanceRun::Outcome::Failed, e.toString()); });
@@ -336,6 +340,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         // Won the claim: only now act.
         task.stage = run->m_to;
+        task.version = *change.ifVersion + 1;
         QJsonArray gates;
         for (const auto &[g, to] : std::as_const(run->m_gates))
             gates.append(g);
@@ -351,6 +356,13 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         notifyTask(last ? QStringLiteral("done") : QStringLiteral("stage-changed"), task,
                    last ? QStringLiteral("done (%1 → %2)").arg(run->m_from, run->m_to) : QStringLiteral("moved %1 → %2").arg(run->m_from, run->m_to),
                    QString(), QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to}, {QStringLiteral("stage"), run->m_to}});
+        if (last) {
+            // The task is finished: its checkout goes (off the event loop), its branch stays.
+            (void)QtConcurrent::run([workspace = m_workspace, config, id = task.id] {
+                if (auto removed = workspace.removeWorktree(config, id); !removed)
+                    qCWarning(lcEngine).noquote() << "cannot remove the worktree of task" << id << "-" << removed.error().toString();
+            });
+        }
         if (!last) {
             if (auto entered = enterStage(runtime, task, run->m_to, QStringLiteral("advanced from %1").arg(run->m_from)); !entered) {
                 // The move is claimed and stays; the missing job is reported and audited so it can be re-driven.
@@ -416,6 +428,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         return;
     }
     task.stage = target;
+    task.version = *change.ifVersion + 1;
     task.retries = rollback;
     task.description = *change.description;
     if (auto released = m_store.releaseTaskLeases(task.id); !released)
@@ -456,6 +469,8 @@ void Engine::finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString 
     run->m_outcome = outcome;
     run->m_detail = detail;
     --m_inFlight;
+    if (--m_advancing[run->m_taskId] <= 0)
+        m_advancing.remove(run->m_taskId);
     if (outcome == AdvanceRun::Outcome::Failed)
         qCWarning(lcEngine).noquote() << "advance of task" << run->m_taskId << "failed:" << detail;
     Q_EMIT run->finished(run);

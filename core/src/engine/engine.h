@@ -165,6 +165,8 @@ public:
     [[nodiscard]] EngineStats stats() const;
     /// Advance runs still evaluating.
     [[nodiscard]] int runsInFlight() const { return m_inFlight; }
+    /// Whether an advance of @p taskId is evaluating in this process.
+    [[nodiscard]] bool isAdvancing(qint64 taskId) const { return m_advancing.contains(taskId); }
 
     /**
      * Publishes @p notification (event, project, task, masked text) to whoever routes
@@ -201,6 +203,7 @@ private:
     mutable QMutex m_statsMutex;
     EngineStats m_stats;
     int m_inFlight = 0;
+    QHash<qint64, int> m_advancing; // task → advance runs evaluating
 };
 
 /// The task description with the latest gate feedback replacing any earlier feedback.

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/hostruntime.h"
 
+#include "config/yamlvalidator.h"
+
 #include "logging.h"
+#include "store/leasestore.h"
 #include "plugins/projectinstances.h"
 
 #include <QJsonArray>
@@ -48,6 +51,38 @@ Result<std::unique_ptr<HostRuntime>> HostRuntime::open(const QString &configDir,
     return host;
 }
 
+namespace {
+/**
+ * The reaper's ceiling must exceed the longest a project's job can legitimately run (its
+ * stage timeout, then the monitor's grace to finalise), or the reaper would take living work.
+ */
+std::optional<Diagnostic> checkReaperCeiling(const QString &file, const ProjectConfig &project, const ReaperSettings &reaper)
+{
+    if (!reaper.enabled || project.stageTimeoutMs + qint64(reaper.finalizeGrace.count()) < qint64(reaper.ceiling.count()))
+        return std::nullopt;
+    Diagnostic d{file, 0, 0, QStringLiteral("timeouts.stage"), QString()};
+    Diagnostics ignored;
+    if (auto root = loadYamlFile(file, ignored); root && root->IsMap()) {
+        const YAML::Node timeouts = (*root)["timeouts"];
+        const YAML::Node stage = timeouts && timeouts.IsMap() ? timeouts["stage"] : YAML::Node();
+        const YAML::Mark mark = stage ? stage.Mark() : timeouts ? timeouts.Mark() : YAML::Mark();
+        if (!stage)
+            d.message = QStringLiteral("(not set, so its default) ");
+        if (mark.line >= 0) {
+            d.line = mark.line + 1;
+            d.column = mark.column + 1;
+        }
+    }
+    d.message = QStringLiteral("the stage timeout %4(%1 s) plus reaper.finalize_grace (%2 s) must stay below reaper.ceiling (%3 s) "
+                               "of the host file, or the reaper would stop jobs that are still within their time")
+                    .arg(project.stageTimeoutMs / 1000)
+                    .arg(reaper.finalizeGrace.count() / 1000)
+                    .arg(reaper.ceiling.count() / 1000)
+                    .arg(d.message);
+    return d;
+}
+} // namespace
+
 Diagnostics HostRuntime::loadProjects()
 {
     Diagnostics all;
@@ -56,6 +91,12 @@ Diagnostics HostRuntime::loadProjects()
     QSet<QString> present;
     for (ProjectSet::Entry &entry : set.entries) {
         present.insert(entry.file);
+        if (entry.project) {
+            if (auto tooLong = checkReaperCeiling(entry.file, *entry.project, m_config.reaper)) {
+                entry.diagnostics.append(*tooLong);
+                entry.project.reset();
+            }
+        }
         if (entry.project) {
             auto runtime = std::make_shared<ProjectRuntime>();
             runtime->config = *entry.project;
@@ -204,7 +245,7 @@ Result<QJsonObject> taskReport(Engine &engine, qint64 taskId)
     return out;
 }
 
-Result<QJsonObject> queueReport(Engine &engine)
+Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config)
 {
     auto counts = engine.jobs().countsByStatus();
     auto running = engine.jobs().running();
@@ -220,9 +261,55 @@ Result<QJsonObject> queueReport(Engine &engine)
     QJsonArray recentArray;
     for (const JobRecord &j : *recent)
         recentArray.append(jobJson(j));
-    return QJsonObject{{QStringLiteral("counts"), countObject},
+    QJsonObject report{{QStringLiteral("counts"), countObject},
                        {QStringLiteral("running"), runningArray},
                        {QStringLiteral("recent"), recentArray}};
+    // The core sweepers as each node last reported them; this node's settings when it has
+    // not run them yet.
+    const QJsonObject fallback[] = {
+        QJsonObject{{QStringLiteral("enabled"), config.reaper.enabled},
+                    {QStringLiteral("intervalSeconds"), double(config.reaper.interval.count()) / 1000.0},
+                    {QStringLiteral("lastRun"), QString()},
+                    {QStringLiteral("reapedTotal"), 0},
+                    {QStringLiteral("leasesReclaimedTotal"), 0}},
+        QJsonObject{{QStringLiteral("enabled"), config.reconciler.enabled},
+                    {QStringLiteral("intervalSeconds"), double(config.reconciler.interval.count()) / 1000.0},
+                    {QStringLiteral("lastRun"), QString()},
+                    {QStringLiteral("actedTotal"), 0}}};
+    const QString names[] = {QStringLiteral("reaper"), QStringLiteral("reconciler")};
+    for (int i = 0; i < 2; ++i) {
+        auto rows = engine.store().sweeperStatus(names[i]);
+        if (!rows)
+            return std::unexpected(rows.error());
+        QJsonArray nodes;
+        bool self = false;
+        for (const auto &[node, status] : std::as_const(*rows)) {
+            QJsonObject entry = status;
+            entry.insert(QStringLiteral("node"), node);
+            nodes.append(entry);
+            self = self || node == engine.node();
+        }
+        if (!self) {
+            QJsonObject entry = fallback[i];
+            entry.insert(QStringLiteral("node"), engine.node());
+            nodes.append(entry);
+        }
+        report.insert(names[i], nodes);
+    }
+    LeaseStore leaseStore(engine.store());
+    auto leases = leaseStore.leases();
+    if (!leases)
+        return std::unexpected(leases.error());
+    QJsonArray leaseArray;
+    for (const LeaseRecord &lease : std::as_const(*leases))
+        leaseArray.append(QJsonObject{{QStringLiteral("resource"), lease.resource},
+                                      {QStringLiteral("node"), lease.holder.node},
+                                      {QStringLiteral("pid"), lease.holder.pid},
+                                      {QStringLiteral("task"), lease.holder.taskId},
+                                      {QStringLiteral("acquiredAt"), lease.acquiredAt.toString(Qt::ISODateWithMs)},
+                                      {QStringLiteral("expiresAt"), lease.expiresAt.toString(Qt::ISODateWithMs)}});
+    report.insert(QStringLiteral("leases"), leaseArray);
+    return report;
 }
 
 Result<QJsonObject> statusReport(Engine &engine)

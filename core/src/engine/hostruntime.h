@@ -56,7 +56,7 @@ private:
 /// Task, stage, jobs, every gate verdict and the history: "why is this task waiting".
 [[nodiscard]] SLUICE_EXPORT Result<QJsonObject> taskReport(Engine &engine, qint64 taskId);
 /// Job counts, running and recent jobs.
-[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> queueReport(Engine &engine);
+[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config);
 /// Active, blocked and recent tasks per project.
 [[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine);
 

@@ -2,9 +2,11 @@
 #include "engine/worker.h"
 
 #include "engine/engine.h"
+#include "engine/procstat.h"
 
 #include <QFutureWatcher>
 #include <QLoggingCategory>
+#include <QSysInfo>
 #include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
@@ -21,6 +23,7 @@ struct Worker::Run {
     bool timedOut = false;
     bool interrupted = false; // cancelled by shutdown(): the job goes back to the queue
     qint64 agentRunId = 0;    // agent_runs row of the process the run started, if any
+    std::optional<AgentProcess> adopt; // an agent from before a restart, watched instead of launched
 };
 
 Worker::Worker(Engine &engine, QObject *parent)
@@ -107,6 +110,40 @@ QList<Worker::Running> Worker::running() const
     for (const auto &run : m_runs)
         out.append(Running{run->job, run->plugin, run->startedAt});
     return out;
+}
+
+QSet<qint64> Worker::monitoredJobs() const
+{
+    QSet<qint64> out;
+    for (auto it = m_runs.cbegin(); it != m_runs.cend(); ++it)
+        out.insert(it.key());
+    for (const Completion &completion : m_completions)
+        out.insert(completion.job.id);
+    return out;
+}
+
+void Worker::abandon(qint64 jobId, const QString &why)
+{
+    for (qsizetype i = m_completions.size() - 1; i >= 0; --i) {
+        if (m_completions.at(i).job.id == jobId)
+            m_completions.removeAt(i);
+    }
+    const auto run = m_runs.take(jobId);
+    if (!run)
+        return;
+    qCWarning(lcWorker).noquote() << "job" << jobId << "taken over by the reaper:" << why;
+    run->deadline.stop();
+    if (run->stageRun) {
+        StageRun *stageRun = run->stageRun.release();
+        stageRun->disconnect(this);
+        if (stageRun->isFinished()) {
+            stageRun->deleteLater();
+        } else {
+            connect(stageRun, &PluginJob::finished, stageRun, &QObject::deleteLater);
+            stageRun->cancel();
+        }
+    }
+    checkDrained();
 }
 
 void Worker::drain()
@@ -200,12 +237,36 @@ void Worker::flushCompletions()
         drain();
 }
 
-void Worker::execute(const JobRecord &job)
+bool Worker::adopt(const JobRecord &job, const JobQueue::AgentRunRecord &agent)
+{
+    const auto runtime = m_engine.project(job.project);
+    const StageConfig *stageConfig = runtime ? runtime->config.stage(job.stage) : nullptr;
+    if (!stageConfig || !runtime->instances.as<Stage>(stageConfig->run) || job.kind != QLatin1String("stage"))
+        return false;
+    qCInfo(lcWorker).noquote() << "job" << job.id << "of task" << job.taskId << "adopts agent pid" << agent.pid
+                               << "started before the restart";
+    execute(job, agent);
+    return true;
+}
+
+void Worker::execute(const JobRecord &job, const std::optional<JobQueue::AgentRunRecord> &adopted)
 {
     auto run = std::make_shared<Run>();
     run->job = job;
     run->startedAt = QDateTime::currentDateTimeUtc();
     run->runtime = m_engine.project(job.project);
+    if (adopted) {
+        AgentProcess process;
+        // The launcher knows machines by host name; the store row names this node.
+        process.node = QSysInfo::machineHostName();
+        process.pid = adopted->pid;
+        process.startTicks = adopted->startTicks;
+        // The agent started after the claim: its deadline, counted from the claim, is not later than its own.
+        process.startedAt = job.claimedAt;
+        run->adopt = process;
+        run->agentRunId = adopted->id;
+        run->startedAt = job.claimedAt.isValid() ? job.claimedAt : run->startedAt;
+    }
     m_runs.insert(job.id, run);
 
     auto task = m_engine.tasks().task(job.taskId);
@@ -293,6 +354,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
     request.taskFile = *taskFile;
     request.attempt = job.attempts;
     request.job = job.id;
+    request.adopt = run->adopt;
     run->stageRun = stage->run(request);
     if (!run->stageRun) {
         failJob(job, run->runtime.get(), QStringLiteral("stage plugin '%1' returned no run").arg(run->plugin));
@@ -332,7 +394,9 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
         // The run reports Failed/cancelled; if it never does, conclude on its behalf.
         QTimer::singleShot(30000, this, [this, jobId] { conclude(jobId); });
     });
-    run->deadline.start(int(std::min<qint64>(run->runtime->config.stageTimeoutMs, std::numeric_limits<int>::max())));
+    // An adopted run has used part of its time already.
+    const qint64 used = std::max<qint64>(0, run->startedAt.msecsTo(QDateTime::currentDateTimeUtc()));
+    run->deadline.start(int(std::clamp<qint64>(run->runtime->config.stageTimeoutMs - used, 0, std::numeric_limits<int>::max())));
     run->stageRun->start();
 }
 
@@ -383,6 +447,12 @@ void Worker::conclude(qint64 jobId)
         outcome = StageOutcome{StageOutcome::Status::Failed, std::nullopt, QStringLiteral("stage run did not finish"), {}};
 
     const JobRecord &job = run->job;
+    if (run->adopt && isSameLiveProcess(run->adopt->pid, run->adopt->startTicks)) {
+        // An adopted agent the stage could not watch must not outlive its job: a retry would
+        // otherwise work beside it.
+        qCWarning(lcWorker).noquote() << "job" << job.id << "could not watch its adopted agent pid" << run->adopt->pid << "- stopping it";
+        stopProcessGroup(run->adopt->pid, run->adopt->startTicks, std::chrono::seconds(10));
+    }
     // The agent's end, once its run reported it (a run that never finished may still have
     // its process: startup recovery deals with that one).
     if (run->agentRunId > 0 && run->stageRun->isFinished()) {

@@ -11,6 +11,7 @@
 #include <QElapsedTimer>
 #include <QHash>
 #include <QObject>
+#include <QSet>
 #include <QTimer>
 
 #include <memory>
@@ -54,6 +55,20 @@ public:
     [[nodiscard]] bool isRunning() const { return m_started; }
     [[nodiscard]] QList<Running> running() const;
     [[nodiscard]] int runningCount() const { return int(m_runs.size()); }
+    /// The jobs this worker watches: running here, or finished and waiting to be recorded.
+    [[nodiscard]] QSet<qint64> monitoredJobs() const;
+    /**
+     * Lets go of @p jobId, which the reaper settles: its run is cancelled (an agent's or a
+     * command's process group is terminated) and whatever it reports later is dropped.
+     */
+    void abandon(qint64 jobId, const QString &why);
+    /**
+     * Startup, before start(): re-attaches to the agent @p agent that the job @p job (running
+     * on this node) started before the restart and that still runs. The job's stage watches it
+     * to its end instead of launching a second agent. False when the job's stage cannot be
+     * run here (project unloaded, no stage plugin): the caller settles the job instead.
+     */
+    bool adopt(const JobRecord &job, const JobQueue::AgentRunRecord &agent);
 
 Q_SIGNALS:
     /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost",
@@ -79,7 +94,7 @@ private:
     void completeLater(const JobRecord &job, Followup followup, const QString &summary = {});
     void flushCompletions();
     void checkDrained();
-    void execute(const JobRecord &job);
+    void execute(const JobRecord &job, const std::optional<JobQueue::AgentRunRecord> &adopted = std::nullopt);
     void startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree);
     void conclude(qint64 jobId);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);

@@ -77,6 +77,25 @@ Result<QString> Workspace::ensureWorktree(const ProjectConfig &project, const Ta
     return path;
 }
 
+Result<bool> Workspace::removeWorktree(const ProjectConfig &project, qint64 taskId) const
+{
+    const QString path = worktreePath(project.id, taskId);
+    static QMutex removing;
+    QMutexLocker lock(&removing);
+    if (!QFileInfo::exists(path))
+        return false;
+    if (project.repositoryPath.isEmpty())
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("project %1 has no local repository path").arg(project.id));
+    // The branch and its commits stay in the repository; only the checkout goes.
+    auto removed = git({QStringLiteral("-C"), project.repositoryPath, QStringLiteral("worktree"), QStringLiteral("remove"),
+                        QStringLiteral("--force"), path});
+    if (!removed)
+        return std::unexpected(removed.error());
+    (void)git({QStringLiteral("-C"), project.repositoryPath, QStringLiteral("worktree"), QStringLiteral("prune")});
+    qCInfo(lcWorkspace).noquote() << "removed worktree" << path << "of finished task" << taskId;
+    return true;
+}
+
 Result<QString> Workspace::writeTaskFile(const TaskRecord &task) const
 {
     const QString path = taskFilePath(task.project, task.id);

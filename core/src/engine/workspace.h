@@ -29,6 +29,12 @@ public:
      * failed attempt is kept). Also creates the artifacts directory.
      */
     [[nodiscard]] Result<QString> ensureWorktree(const ProjectConfig &project, const TaskRecord &task) const;
+    /**
+     * Removes the worktree of a finished task (`git worktree remove --force`, then prune); its
+     * branch and commits stay in the repository. False when there was none. Blocked tasks
+     * keep theirs, so nothing an agent left is lost.
+     */
+    [[nodiscard]] Result<bool> removeWorktree(const ProjectConfig &project, qint64 taskId) const;
     /// Writes the task file the agent reads: title, then description (rollback findings included).
     [[nodiscard]] Result<QString> writeTaskFile(const TaskRecord &task) const;
 

@@ -602,6 +602,65 @@ Result<QHash<QString, int>> JobQueue::countsByStatus() const
     return counts;
 }
 
+Result<QList<JobQueue::RunningJob>> JobQueue::runningOn(const QString &node) const
+{
+    auto jobs = [&]() -> Result<QList<JobRecord>> {
+        Result<PreparedStatements::Session> session = m_statements.session();
+        if (!session)
+            return std::unexpected(session.error());
+        return jobList(session->exec(QStringLiteral("listing the running jobs of node %1").arg(node),
+                                     QStringLiteral("SELECT %1 FROM jobs WHERE status = 'running' AND claimed_by = :node "
+                                                    "ORDER BY claimed_at, id")
+                                         .arg(jobColumns()),
+                                     {{QStringLiteral(":node"), node}}));
+    }();
+    if (!jobs)
+        return std::unexpected(jobs.error());
+    QList<RunningJob> out;
+    for (const JobRecord &job : std::as_const(*jobs)) {
+        RunningJob running{job, std::nullopt, {}, std::nullopt, 0};
+        Result<PreparedStatements::Session> session = m_statements.session();
+        if (!session)
+            return std::unexpected(session.error());
+        // The newest agent run of this attempt on this node: an older attempt's process is
+        // not this run's.
+        Result<ExecutedQuery> query = session->exec(
+            QStringLiteral("reading the agent run of job %1").arg(job.id),
+            QStringLiteral("SELECT id, job_id, attempt, node, pid, start_ticks, log_path, finished_at, exit_code, dead_ticks "
+                           "FROM agent_runs WHERE job_id = :job AND attempt = :attempt AND node = :node "
+                           "ORDER BY id DESC LIMIT 1"),
+            {{QStringLiteral(":job"), job.id}, {QStringLiteral(":attempt"), job.attempts}, {QStringLiteral(":node"), node}});
+        if (!query)
+            return std::unexpected(query.error());
+        if ((*query)->next()) {
+            const QSqlQuery &q = **query;
+            running.agent = AgentRunRecord{q.value(0).toLongLong(), q.value(1).toLongLong(), q.value(2).toInt(),
+                                           q.value(3).toString(), q.value(4).toLongLong(),
+                                           quint64(q.value(5).toLongLong()), q.value(6).toString()};
+            if (!q.value(7).isNull())
+                running.agentFinishedAt = QDateTime::fromMSecsSinceEpoch(q.value(7).toLongLong(), Qt::UTC);
+            if (!q.value(8).isNull())
+                running.exitCode = q.value(8).toInt();
+            running.deadTicks = q.value(9).toInt();
+        }
+        out.append(running);
+    }
+    return out;
+}
+
+Result<void> JobQueue::setDeadTicks(qint64 agentRunId, int deadTicks)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(QStringLiteral("counting dead ticks of agent run %1").arg(agentRunId),
+                                          QStringLiteral("UPDATE agent_runs SET dead_ticks = :ticks WHERE id = :id"),
+                                          {{QStringLiteral(":ticks"), deadTicks}, {QStringLiteral(":id"), agentRunId}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return {};
+}
+
 Result<QList<JobRecord>> JobQueue::running() const
 {
     Result<PreparedStatements::Session> session = m_statements.session();

@@ -170,6 +170,19 @@ public:
     /// The agent runs of @p node that have no end recorded.
     [[nodiscard]] Result<QList<AgentRunRecord>> unfinishedAgentRuns(const QString &node) const;
 
+    /// A running job of one node with the latest agent run of its current attempt, if any.
+    struct RunningJob {
+        JobRecord job;
+        std::optional<AgentRunRecord> agent;
+        QDateTime agentFinishedAt;    ///< Invalid while the agent's end is not recorded.
+        std::optional<int> exitCode;  ///< Only when known.
+        int deadTicks = 0;            ///< Consecutive reaper ticks that found the agent's pid dead.
+    };
+    /// The jobs @p node runs, longest running first, each with its agent run (the reaper's view).
+    [[nodiscard]] Result<QList<RunningJob>> runningOn(const QString &node) const;
+    /// Stores the reaper's count of consecutive dead ticks of an agent run.
+    [[nodiscard]] Result<void> setDeadTicks(qint64 agentRunId, int deadTicks);
+
     [[nodiscard]] Result<std::optional<JobRecord>> job(qint64 id) const;
     /// The jobs of a task, oldest first.
     [[nodiscard]] Result<QList<JobRecord>> jobsForTask(qint64 taskId) const;

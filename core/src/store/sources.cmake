@@ -14,5 +14,7 @@ target_sources(sluice-core PRIVATE
 target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/jobqueue.cpp
     ${CMAKE_CURRENT_LIST_DIR}/jobqueue.h
+    ${CMAKE_CURRENT_LIST_DIR}/leasestore.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/leasestore.h
     ${CMAKE_CURRENT_LIST_DIR}/taskstore.cpp
     ${CMAKE_CURRENT_LIST_DIR}/taskstore.h)

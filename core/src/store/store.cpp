@@ -200,6 +200,34 @@ Result<QDateTime> Store::lastHeartbeat(const QString &node) const
     return QDateTime::fromMSecsSinceEpoch(query->value(0).toLongLong(), Qt::UTC);
 }
 
+Result<void> Store::setSweeperStatus(const QString &node, const QString &name, const QJsonObject &status)
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("writing the %1 status of node %2").arg(name, node),
+        QStringLiteral("INSERT INTO sweeper_status (node, name, status, updated_at) VALUES (:node, :name, :status, :at) "
+                       "ON CONFLICT (node, name) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"),
+        {{QStringLiteral("node"), node},
+         {QStringLiteral("name"), name},
+         {QStringLiteral("status"), QString::fromUtf8(QJsonDocument(status).toJson(QJsonDocument::Compact))},
+         {QStringLiteral("at"), QDateTime::currentMSecsSinceEpoch()}});
+    if (!query)
+        return std::unexpected(query.error());
+    return {};
+}
+
+Result<QList<std::pair<QString, QJsonObject>>> Store::sweeperStatus(const QString &name) const
+{
+    Result<QSqlQuery> query = d->connections->run(QStringLiteral("reading the %1 status").arg(name),
+                                                  QStringLiteral("SELECT node, status FROM sweeper_status WHERE name = :name ORDER BY node"),
+                                                  {{QStringLiteral("name"), name}});
+    if (!query)
+        return std::unexpected(query.error());
+    QList<std::pair<QString, QJsonObject>> out;
+    while (query->next())
+        out.append({query->value(0).toString(), QJsonDocument::fromJson(query->value(1).toString().toUtf8()).object()});
+    return out;
+}
+
 Result<void> Store::audit(const AuditEntry &entry)
 {
     if (entry.actor.isEmpty() || entry.action.isEmpty())
@@ -224,7 +252,7 @@ Result<int> Store::releaseTaskLeases(qint64 taskId)
 {
     Result<QSqlQuery> query = d->connections->run(
         QStringLiteral("releasing the leases of task %1").arg(taskId),
-        QStringLiteral("DELETE FROM leases WHERE holder_job IN (SELECT id FROM jobs WHERE task_id = :task)"),
+        QStringLiteral("DELETE FROM leases WHERE holder_task = :task OR holder_job IN (SELECT id FROM jobs WHERE task_id = :task)"),
         {{QStringLiteral("task"), taskId}});
     if (!query)
         return std::unexpected(query.error());

@@ -96,6 +96,11 @@ public:
     /// Last heartbeat of @p node, invalid when it never beat.
     [[nodiscard]] Result<QDateTime> lastHeartbeat(const QString &node) const;
 
+    /// Replaces what the core sweeper @p name ("reaper", "reconciler") of @p node last reported.
+    [[nodiscard]] Result<void> setSweeperStatus(const QString &node, const QString &name, const QJsonObject &status);
+    /// What sweeper @p name reported, by node (the status of nodes that never ran it is absent).
+    [[nodiscard]] Result<QList<std::pair<QString, QJsonObject>>> sweeperStatus(const QString &name) const;
+
     /// Appends to the audit table.
     [[nodiscard]] Result<void> audit(const AuditEntry &entry);
 

@@ -133,6 +133,137 @@ bool parseRange(std::string_view text, int &start, int &count)
     return start >= 0 && count >= 0;
 }
 
+/*
+ * What merge commits add themselves: `git log --cc` shows, per merge, only the hunks where
+ * the result differs from every parent ("evil merges", conflict resolutions), with one
+ * column per parent. A line every column marks '+' is in no parent: the merge wrote it. Such
+ * lines are scanned like the added lines of ordinary commits (consecutive ones as one item,
+ * so line numbers hold); lines that came from one side were scanned in that side's commits,
+ * or come from the target and are not the branch's.
+ */
+Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limits, ScanTargets &targets)
+{
+    std::string commit;
+    std::string path;
+    bool inHunk = false;
+    std::vector<int> parentLeft;
+    int resultLeft = 0;
+    int resultLine = 0;
+    ScanItem current;
+    qint64 taken = 0;
+    auto flush = [&]() {
+        if (!current.text.empty())
+            targets.items.push_back(std::move(current));
+        current = ScanItem();
+    };
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        const std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (inHunk) {
+            if (!line.empty() && line[0] == '\\')
+                continue; // "\ No newline at end of file"
+            const std::size_t parents = parentLeft.size();
+            if (line.size() < parents)
+                return fail(ErrorCode::Malformed, QStringLiteral("cannot read a combined diff line of %1 in merge %2")
+                                                      .arg(QString::fromStdString(path), QString::fromStdString(commit)));
+            const std::string_view columns = line.substr(0, parents);
+            const bool inResult = columns.find('-') == std::string_view::npos;
+            const bool byMerge = columns.find_first_not_of('+') == std::string_view::npos;
+            for (std::size_t i = 0; i < parents; ++i) {
+                if (columns[i] == '-' || (inResult && columns[i] == ' '))
+                    --parentLeft[i];
+            }
+            if (inResult) {
+                --resultLeft;
+                if (byMerge) {
+                    if (current.text.empty() || current.startLine + int(std::count(current.text.begin(), current.text.end(), '\n')) != resultLine) {
+                        flush();
+                        current.path = path;
+                        current.commit = commit;
+                        current.startLine = resultLine;
+                        current.fileStart = false;
+                    }
+                    if (taken + qint64(line.size()) > limits.maxFileBytes) {
+                        current.truncated = true;
+                    } else {
+                        current.text.append(line.substr(parents));
+                        current.text.push_back('\n');
+                        taken += qint64(line.size());
+                    }
+                }
+                ++resultLine;
+            }
+            if (resultLeft <= 0 && std::all_of(parentLeft.begin(), parentLeft.end(), [](int left) { return left <= 0; })) {
+                inHunk = false;
+                flush();
+            }
+            continue;
+        }
+        if (!line.empty() && line[0] == '\0') {
+            commit = std::string(line.substr(1));
+            continue;
+        }
+        if (line.starts_with("diff --cc ") || line.starts_with("diff --combined ")) {
+            path.clear();
+            taken = 0;
+            continue;
+        }
+        if (line.starts_with("+++ ")) {
+            std::string name = unquoteGitPath(line.substr(4));
+            if (name == "/dev/null") {
+                path.clear();
+            } else {
+                if (name.starts_with("b/"))
+                    name.erase(0, 2);
+                path = name;
+            }
+            continue;
+        }
+        if (line.starts_with("@@@") && !path.empty()) {
+            // "@@@ -a,b -c,d +e,f @@@": one '@' more than there are parents.
+            const std::size_t ats = line.find_first_not_of('@');
+            const std::size_t close = line.find(std::string(ats, '@'), ats);
+            if (ats == std::string_view::npos || ats < 3 || close == std::string_view::npos)
+                return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
+                                                      .arg(QString::fromStdString(path), QString::fromStdString(commit)));
+            const std::size_t parents = ats - 1;
+            std::vector<std::string_view> ranges;
+            std::size_t at = ats;
+            const std::string_view header = line.substr(0, close);
+            while (at < header.size()) {
+                while (at < header.size() && header[at] == ' ')
+                    ++at;
+                const std::size_t stop = std::min(header.find(' ', at), header.size());
+                if (stop > at)
+                    ranges.push_back(header.substr(at, stop - at));
+                at = stop;
+            }
+            if (ranges.size() != parents + 1 || ranges.back().empty() || ranges.back()[0] != '+')
+                return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
+                                                      .arg(QString::fromStdString(path), QString::fromStdString(commit)));
+            parentLeft.assign(parents, 0);
+            int start = 0;
+            for (std::size_t i = 0; i < parents; ++i) {
+                if (ranges[i].empty() || ranges[i][0] != '-' || !parseRange(ranges[i].substr(1), start, parentLeft[i]))
+                    return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
+                                                          .arg(QString::fromStdString(path), QString::fromStdString(commit)));
+            }
+            if (!parseRange(ranges.back().substr(1), resultLine, resultLeft))
+                return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
+                                                      .arg(QString::fromStdString(path), QString::fromStdString(commit)));
+            current = ScanItem();
+            inHunk = resultLeft > 0 || std::any_of(parentLeft.begin(), parentLeft.end(), [](int left) { return left > 0; });
+            continue;
+        }
+    }
+    flush();
+    return {};
+}
+
 } // namespace
 
 Result<QString> resolveCommit(const QString &repo, const QString &ref, int timeoutMs)
@@ -283,6 +414,21 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
     }
     if (inHunk)
         flush();
+
+    auto merges = runGit(repo,
+                         {QStringLiteral("log"), QStringLiteral("-p"), QStringLiteral("-U0"), QStringLiteral("--cc"),
+                          QStringLiteral("--merges"), QStringLiteral("--no-color"), QStringLiteral("--no-ext-diff"),
+                          QStringLiteral("--no-textconv"), QStringLiteral("--format=%x00%H"),
+                          QStringLiteral("--src-prefix=a/"), QStringLiteral("--dst-prefix=b/"),
+                          *baseCommit + QStringLiteral("..") + *headCommit, QStringLiteral("--")},
+                         limits.gitTimeoutMs, limits.maxTotalBytes);
+    if (!merges)
+        return std::unexpected(merges.error());
+    if (Result<void> appended = appendMergeAdditions(std::string_view(merges->out.constData(), std::size_t(merges->out.size())),
+                                                     limits, targets);
+        !appended)
+        return std::unexpected(appended.error());
+
     std::erase_if(targets.items, [](const ScanItem &item) {
         return item.kind == ScanItem::Kind::Text && item.text.empty() && !item.fileStart;
     });

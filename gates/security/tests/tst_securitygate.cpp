@@ -65,6 +65,8 @@ private Q_SLOTS:
     void secretInBranchFailsMasked();
     void secretOnTargetDoesNotFail();
     void secretAddedThenRemovedFails();
+    void secretWrittenByAMergeFails();
+    void cleanMergeAddsNoFindingOfItsOwn();
     void projectRulesComeFromTarget();
     void ignoreFileAndInlineMarker();
     void binaryFilesSkipped();
@@ -243,6 +245,63 @@ void tst_SecurityGate::secretAddedThenRemovedFails()
     QCOMPARE(GateVerdict::resultName(e.verdict.result()), QStringLiteral("fail"));
     QCOMPARE(e.verdict.findings().size(), 1);
     QCOMPARE(e.verdict.findings()[0].rule, QStringLiteral("github-pat"));
+    verifyNoSecret(e);
+}
+
+void tst_SecurityGate::secretWrittenByAMergeFails()
+{
+    // Both sides change line 3; the branch merges the target and resolves the conflict by
+    // writing a secret that neither parent has: only the merge commit adds it.
+    QVERIFY(m_repo->init());
+    QVERIFY(m_repo->write(QStringLiteral("conf.env"), "A=1\nB=2\nTOKEN=unset\nD=4\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("conf")));
+    QVERIFY(m_repo->checkout(QStringLiteral("task"), true));
+    QVERIFY(m_repo->write(QStringLiteral("conf.env"), "A=1\nB=2\nTOKEN=from-task\nD=4\n"));
+    QVERIFY(m_repo->write(QStringLiteral("notes.txt"), "one\ntwo\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("task side")));
+    QVERIFY(m_repo->checkout(QStringLiteral("main")));
+    QVERIFY(m_repo->write(QStringLiteral("conf.env"), "A=1\nB=2\nTOKEN=from-main\nD=4\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("main side")));
+    QVERIFY(m_repo->checkout(QStringLiteral("task")));
+    QVERIFY(!m_repo->git({QStringLiteral("merge"), QStringLiteral("-q"), QStringLiteral("main")})); // the conflict
+    QVERIFY(m_repo->write(QStringLiteral("conf.env"), "A=1\nB=2\nTOKEN=" + awsKey() + "\nD=4\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("merge main")));
+    const QString merge = m_repo->head();
+
+    const Evaluation e = evaluate("{}");
+    QCOMPARE(GateVerdict::resultName(e.verdict.result()), QStringLiteral("fail"));
+    QCOMPARE(e.verdict.findings().size(), 1);
+    const Finding f = e.verdict.findings().value(0);
+    QCOMPARE(f.rule, QStringLiteral("aws-access-token"));
+    QCOMPARE(f.file, QStringLiteral("conf.env"));
+    QCOMPARE(f.line, 3);
+    QVERIFY2(e.report.contains(merge.left(12)), qPrintable(e.report));
+    verifyNoSecret(e);
+}
+
+void tst_SecurityGate::cleanMergeAddsNoFindingOfItsOwn()
+{
+    // A secret that is on the target already comes into the branch by a clean merge: the
+    // merge adds no line of its own, so nothing is the branch's doing.
+    QVERIFY(m_repo->init());
+    QVERIFY(m_repo->checkout(QStringLiteral("task"), true));
+    QVERIFY(m_repo->write(QStringLiteral("feature.txt"), "feature\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("feature")));
+    QVERIFY(m_repo->checkout(QStringLiteral("main")));
+    QVERIFY(m_repo->write(QStringLiteral("legacy.sh"), "export KEY=" + awsKey() + "\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("legacy on main")));
+    QVERIFY(m_repo->checkout(QStringLiteral("task")));
+    QVERIFY(m_repo->git({QStringLiteral("merge"), QStringLiteral("-q"), QStringLiteral("--no-edit"), QStringLiteral("main")}));
+    // After the merge the merge-base is main's head, so the range holds only the merge; scan
+    // against the older target to see the merge itself judged.
+    QVERIFY(m_repo->git({QStringLiteral("branch"), QStringLiteral("old-main"), QStringLiteral("main~1")}));
+    const Evaluation e = evaluate("{}", QStringLiteral("old-main"));
+    QVERIFY2(GateVerdict::resultName(e.verdict.result()) == QStringLiteral("fail"), qPrintable(e.verdict.reason()));
+    // The secret came with main's own commit, which the range old-main..task holds; the merge
+    // adds nothing more, so it is one finding, not two.
+    QCOMPARE(e.verdict.findings().size(), 1);
+    const Evaluation current = evaluate("{}");
+    QCOMPARE(GateVerdict::resultName(current.verdict.result()), QStringLiteral("pass"));
     verifyNoSecret(e);
 }
 

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The job reaper and lease reclaim: the core sweeper that finds jobs whose run is gone or
+// stuck and leases whose holder is gone, and settles them — conditionally, so that of the
+// reaper, a late monitor and startup recovery exactly one acts. See docs/runbooks/reaper.md.
+
+#include "store/jobqueue.h"
+#include "store/leasestore.h"
+
+#include <QDateTime>
+#include <QFutureWatcher>
+#include <QHash>
+#include <QJsonObject>
+#include <QObject>
+#include <QSet>
+#include <QTimer>
+
+#include <chrono>
+#include <functional>
+
+namespace Sluice {
+
+class Engine;
+
+/// The `reaper:` section of sluice.yaml.
+struct SLUICE_EXPORT ReaperSettings {
+    bool enabled = true;                              ///< Off: no ticks (startup recovery still runs).
+    std::chrono::milliseconds interval{30000};
+    int deadTicks = 2;                                ///< Tier 1: consecutive ticks (≥ 2).
+    std::chrono::milliseconds finalizeGrace{60000};   ///< Tier 2: time a monitor has to finalise.
+    std::chrono::milliseconds ceiling{3 * 3600 * 1000}; ///< Tier 3: longest a job may run.
+    std::chrono::milliseconds killGrace{10000};       ///< SIGTERM → SIGKILL for a living agent.
+    std::chrono::milliseconds nodeTimeout{60000};     ///< A node silent this long holds no lease.
+};
+
+/// What the reaper did to one job.
+struct SLUICE_EXPORT ReapedJob {
+    qint64 jobId = 0;
+    qint64 taskId = 0;
+    QString project;
+    QString stage;
+    int tier = 0;            ///< 1 dead pid/monitor, 2 exit recorded, 3 ceiling; 0 startup recovery.
+    QString outcome;         ///< "advance", "requeued", "failed", "lost".
+    QString reason;
+    bool terminated = false; ///< A living agent's process group was stopped first.
+    std::optional<int> exitCode;
+    QDateTime at;
+
+    [[nodiscard]] QJsonObject toJson() const;
+};
+
+/// A lease the reaper took back.
+struct SLUICE_EXPORT ReclaimedLease {
+    LeaseRecord lease;
+    QString reason; ///< "holder-dead", "node-silent", "expired"
+};
+
+/// One pass.
+struct SLUICE_EXPORT ReaperPass {
+    bool ok = true;
+    QStringList errors;
+    int examined = 0;
+    QList<ReapedJob> reaped;
+    QList<ReclaimedLease> reclaimed;
+    QList<qint64> adopted; ///< Jobs whose living agent a monitor watches again (startup).
+    QDateTime at;
+};
+
+/**
+ * Why a lease's holder no longer holds it, seen from @p node at @p now: "holder-dead" (the
+ * holder process on this node is gone or its pid was reused), "node-silent" (the holder's
+ * node has not beaten its heartbeat for @p nodeTimeout), "expired" (past its TTL); empty for
+ * a live holder within its TTL. @p heartbeat is the holder node's last beat (invalid: never).
+ */
+[[nodiscard]] SLUICE_EXPORT QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
+                                                       const QDateTime &heartbeat, std::chrono::milliseconds nodeTimeout);
+
+class SLUICE_EXPORT Reaper : public QObject
+{
+    Q_OBJECT
+public:
+    Reaper(Engine &engine, const ReaperSettings &settings, QObject *parent = nullptr);
+    ~Reaper() override;
+
+    /**
+     * What the worker of this process watches (jobs it runs or is finalising) and how to make
+     * it let go of a job the reaper settles. Unset: nothing is watched (startup, `sluice`).
+     */
+    void setMonitor(std::function<QSet<qint64>()> monitored, std::function<void(qint64 jobId, const QString &why)> abandon);
+    /**
+     * At startup, a job whose agent still runs (same pid and start ticks) is offered to
+     * @p adopt first: true means a monitor watches it again, and the job is left running.
+     * Unset, or false: the agent is stopped and the job settled.
+     */
+    void setAdopter(std::function<bool(const JobQueue::RunningJob &job)> adopt);
+
+    /**
+     * Startup recovery, before the worker starts: every job this node left running is
+     * settled at once (the monitor is certainly gone): a living agent is stopped first, a
+     * recorded exit 0 goes to the gates, anything else is requeued or failed. Leases whose
+     * holder is gone are reclaimed. Blocks while agents are stopped.
+     */
+    ReaperPass recoverAtStartup();
+
+    /// Starts the ticks (when enabled).
+    void start();
+    void stop();
+    /// Starts a pass now unless one runs (tests, operators). Emits passFinished().
+    void tick();
+
+    [[nodiscard]] const ReaperSettings &settings() const { return m_settings; }
+    [[nodiscard]] bool isPassRunning() const { return m_watcher != nullptr; }
+    /// The status block of /api/queue and `sluice queue`.
+    [[nodiscard]] QJsonObject status() const;
+
+Q_SIGNALS:
+    void passFinished(const Sluice::ReaperPass &pass);
+
+private:
+    struct Decision;
+    enum class Mode { Startup, Tick };
+    QList<Decision> assess(Mode mode, const QSet<qint64> &monitored, QHash<qint64, int> &pidless, ReaperPass &pass);
+    void settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass);
+    void reclaimLeases(ReaperPass &pass);
+    void finishPass(ReaperPass &pass, bool startup);
+    void loadStatus();
+
+    Engine &m_engine;
+    ReaperSettings m_settings;
+    LeaseStore m_leases;
+    std::function<QSet<qint64>()> m_monitored;
+    std::function<void(qint64, const QString &)> m_abandon;
+    std::function<bool(const JobQueue::RunningJob &)> m_adopt;
+    QTimer m_timer;
+    QHash<qint64, int> m_pidlessTicks; // running jobs with no agent and no monitor, by job
+    QHash<qint64, QString> m_pendingAdvance; // task → stage whose advance failed after a reap: retried each tick
+    QFutureWatcher<void> *m_watcher = nullptr;
+    // Status.
+    QDateTime m_lastRun;
+    qint64 m_reapedTotal = 0;
+    qint64 m_reclaimedTotal = 0;
+    QJsonObject m_lastReaped;
+    QJsonObject m_lastReclaim;
+    bool m_lastOk = true;
+};
+
+} // namespace Sluice
+
+Q_DECLARE_METATYPE(Sluice::ReaperPass)

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/reconciler.h"
+
+#include "engine/engine.h"
+
+#include <sluice/stage.h>
+#include <sluice/tracker.h>
+
+#include <QLoggingCategory>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcReconciler, "sluice.core.reconciler", QtInfoMsg)
+
+namespace {
+const QString StatusName = QStringLiteral("reconciler");
+
+// The job of the task's current visit to its stage: the newest job of that stage, if it was
+// enqueued for the task's current version (jobs from before versions were recorded count).
+const JobRecord *currentVisitJob(const QList<JobRecord> &jobs, const TaskRecord &task)
+{
+    const JobRecord *latest = nullptr;
+    for (const JobRecord &job : jobs) {
+        if (job.stage == task.stage && (!latest || job.id > latest->id))
+            latest = &job;
+    }
+    if (!latest)
+        return nullptr;
+    const QJsonValue version = latest->payload.value(QLatin1String("taskVersion"));
+    if (!version.isUndefined() && qint64(version.toDouble()) != task.version)
+        return nullptr;
+    return latest;
+}
+} // namespace
+
+Reconciler::Reconciler(Engine &engine, const ReconcilerSettings &settings, QObject *parent)
+    : QObject(parent)
+    , m_engine(engine)
+    , m_settings(settings)
+{
+    qRegisterMetaType<Sluice::ReconcilerPass>();
+    connect(&m_timer, &QTimer::timeout, this, &Reconciler::tick);
+    m_deadline.setSingleShot(true);
+    connect(&m_deadline, &QTimer::timeout, this, [this] {
+        m_pass.ok = false;
+        m_pass.errors.append(QStringLiteral("%1 tracker read(s) did not answer within the pass").arg(m_pendingReads));
+        finishPass();
+    });
+    if (auto rows = m_engine.store().sweeperStatus(StatusName)) {
+        for (const auto &[node, status] : std::as_const(*rows)) {
+            if (node == m_engine.node()) {
+                m_actedTotal = status.value(QStringLiteral("actedTotal")).toVariant().toLongLong();
+                m_lastAction = status.value(QStringLiteral("lastAction")).toObject();
+            }
+        }
+    }
+}
+
+Reconciler::~Reconciler() = default;
+
+void Reconciler::start()
+{
+    if (!m_settings.enabled) {
+        qCInfo(lcReconciler) << "the reconciler is off (reconciler.enabled: false)";
+        return;
+    }
+    m_timer.start(int(std::clamp<qint64>(m_settings.interval.count(), 100, std::numeric_limits<int>::max())));
+}
+
+void Reconciler::stop()
+{
+    m_timer.stop();
+}
+
+QJsonObject Reconciler::status() const
+{
+    return QJsonObject{{QStringLiteral("enabled"), m_settings.enabled},
+                       {QStringLiteral("intervalSeconds"), double(m_settings.interval.count()) / 1000.0},
+                       {QStringLiteral("settleSeconds"), double(m_settings.settle.count()) / 1000.0},
+                       {QStringLiteral("lastRun"), m_lastRun.isValid() ? m_lastRun.toString(Qt::ISODateWithMs) : QString()},
+                       {QStringLiteral("lastRunOk"), m_lastOk},
+                       {QStringLiteral("actedTotal"), double(m_actedTotal)},
+                       {QStringLiteral("lastAction"), m_lastAction}};
+}
+
+void Reconciler::tick()
+{
+    if (m_running)
+        return;
+    m_running = true;
+    m_pass = ReconcilerPass();
+    m_pass.at = QDateTime::currentDateTimeUtc();
+    const QDateTime settledBefore = m_pass.at.addMSecs(-qint64(m_settings.settle.count()));
+    auto act = [this](const TaskRecord &task, const QString &action, const QString &why) {
+        const QJsonObject entry{{QStringLiteral("task"), task.id},
+                                {QStringLiteral("project"), task.project},
+                                {QStringLiteral("stage"), task.stage},
+                                {QStringLiteral("action"), action},
+                                {QStringLiteral("reason"), why},
+                                {QStringLiteral("at"), QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs)}};
+        m_pass.actions.append(entry);
+        m_lastAction = entry;
+        ++m_actedTotal;
+        qCWarning(lcReconciler).noquote() << "task" << task.id << "in stage" << task.stage << "-" << why << "->" << action;
+        (void)m_engine.store().audit(AuditEntry{QStringLiteral("reconciler"), QStringLiteral("reconcile"), task.project, task.id, entry});
+    };
+
+    for (const QString &projectId : m_engine.projectIds()) {
+        const auto runtime = m_engine.project(projectId);
+        if (!runtime)
+            continue;
+        auto tasks = m_engine.tasks().tasks(projectId, {QStringLiteral("active")});
+        if (!tasks) {
+            m_pass.ok = false;
+            m_pass.errors.append(tasks.error().toString());
+            continue;
+        }
+        Tracker *tracker = runtime->config.trackerInstance.isEmpty() ? nullptr
+                                                                     : runtime->instances.as<Tracker>(runtime->config.trackerInstance);
+        for (const TaskRecord &task : std::as_const(*tasks)) {
+            ++m_pass.examined;
+            const StageConfig *stage = runtime->config.stage(task.stage);
+            if (!stage || task.stage == runtime->config.stages.last().name) {
+                ++m_pass.skipped;
+                continue;
+            }
+            // A stage that waits for people (an approval, a deploy confirmation) is theirs:
+            // never moved, never triggered from here.
+            Stage *plugin = stage->run.isEmpty() ? nullptr : runtime->instances.as<Stage>(stage->run);
+            if (plugin && !plugin->acceptedSignals().isEmpty()) {
+                ++m_pass.skipped;
+                continue;
+            }
+            if (m_engine.isAdvancing(task.id) || task.updatedAt > settledBefore) {
+                ++m_pass.skipped;
+                continue;
+            }
+            auto jobs = m_engine.jobs().jobsForTask(task.id);
+            if (!jobs) {
+                m_pass.ok = false;
+                m_pass.errors.append(jobs.error().toString());
+                continue;
+            }
+            bool open = false;
+            for (const JobRecord &job : std::as_const(*jobs))
+                open = open || job.status == QLatin1String("queued") || job.status == QLatin1String("running");
+            if (open) {
+                ++m_pass.skipped;
+                continue;
+            }
+            const JobRecord *job = currentVisitJob(*jobs, task);
+            if (job && job->finishedAt.isValid() && job->finishedAt > settledBefore) {
+                ++m_pass.skipped;
+                continue;
+            }
+            if (!job) {
+                act(task, QStringLiteral("enter-stage"), QStringLiteral("the task is in the stage but its job was never enqueued"));
+                if (auto entered = m_engine.enterStage(*runtime, task, task.stage, QStringLiteral("reconciler")); !entered) {
+                    m_pass.ok = false;
+                    m_pass.errors.append(entered.error().toString());
+                } else {
+                    ++m_pass.entered;
+                }
+                continue;
+            }
+            if (job->status == QLatin1String("failed")) {
+                act(task, QStringLiteral("block"), QStringLiteral("job %1 failed for good and the task was not blocked").arg(job->id));
+                auto blocked = m_engine.block(task.id, task.stage,
+                                              QStringLiteral("stage '%1' failed %2 time(s): %3").arg(task.stage).arg(job->attempts).arg(job->lastError),
+                                              QStringLiteral("reconciler"));
+                if (!blocked) {
+                    m_pass.ok = false;
+                    m_pass.errors.append(blocked.error().toString());
+                } else if (*blocked) {
+                    ++m_pass.blocked;
+                }
+                continue;
+            }
+            // Done, and the task did not move: the advance after it was lost (a crash after
+            // the completion, a failed advance, a gate webhook that never came). The gates
+            // decide again.
+            act(task, QStringLiteral("advance"), QStringLiteral("job %1 finished but the task did not move on").arg(job->id));
+            m_engine.advance(task.id, task.stage, QStringLiteral("reconciler: job %1 finished, the task did not move").arg(job->id));
+            ++m_pass.advanced;
+        }
+        if (!tracker)
+            continue;
+        // The tracker's truth: a state change whose webhook was lost is taken as the signal it
+        // maps to, once per (issue, state, stage), for tasks not waiting for people.
+        for (const TaskRecord &task : std::as_const(*tasks)) {
+            if (task.trackerRef.isEmpty())
+                continue;
+            const StageConfig *stage = runtime->config.stage(task.stage);
+            Stage *plugin = stage && !stage->run.isEmpty() ? runtime->instances.as<Stage>(stage->run) : nullptr;
+            if (!stage || (plugin && !plugin->acceptedSignals().isEmpty()))
+                continue;
+            std::shared_ptr<AsyncCall<TrackerIssue>> call(tracker->issue(task.trackerRef).release());
+            if (!call)
+                continue;
+            ++m_pendingReads;
+            const qint64 taskId = task.id;
+            const QString taskStage = task.stage;
+            const std::shared_ptr<ProjectRuntime> keep = runtime;
+            m_calls.append(call);
+            connect(call.get(), &PluginJob::finished, this, [this, call, keep, taskId, taskStage] {
+                if (!m_running)
+                    return; // the pass ended at its deadline
+                const Result<TrackerIssue> &issue = call->result();
+                if (!issue) {
+                    m_pass.ok = false;
+                    m_pass.errors.append(QStringLiteral("reading the tracker issue of task %1: %2").arg(taskId).arg(issue.error().message));
+                } else if (!issue->signal.isEmpty()) {
+                    const QString delivery = QStringLiteral("reconcile:%1:%2:%3").arg(issue->id, issue->state, taskStage);
+                    auto taken = m_engine.signal(taskId, taskStage, issue->signal, QStringLiteral("reconciler"), delivery);
+                    if (taken && taken->kind == SignalResult::Kind::Accepted)
+                        ++m_pass.signalled;
+                }
+                if (--m_pendingReads == 0)
+                    finishPass();
+            });
+            call->start();
+        }
+    }
+    if (m_pendingReads == 0) {
+        finishPass();
+        return;
+    }
+    // Tracker reads that do not answer within the interval fail the pass; the next one asks again.
+    m_deadline.start(int(std::clamp<qint64>(m_settings.interval.count(), 1000, std::numeric_limits<int>::max())));
+}
+
+void Reconciler::finishPass()
+{
+    m_deadline.stop();
+    for (const auto &call : std::exchange(m_calls, {})) {
+        call->disconnect(this);
+        if (!call->isFinished())
+            call->cancel();
+    }
+    m_pendingReads = 0;
+    m_running = false;
+    m_lastRun = m_pass.at;
+    m_lastOk = m_pass.ok;
+    for (const QString &error : std::as_const(m_pass.errors))
+        qCWarning(lcReconciler).noquote() << "reconciler pass:" << error;
+    if (auto written = m_engine.store().setSweeperStatus(m_engine.node(), StatusName, status()); !written)
+        qCWarning(lcReconciler).noquote() << "cannot record the reconciler status:" << written.error().toString();
+    Q_EMIT passFinished(m_pass);
+}
+
+} // namespace Sluice

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The reconciler: a level-triggered core sweeper. It re-reads the truth for active tasks and
+// re-drives, through the one advance path, those an edge left behind — a lost webhook, an
+// advance that failed after its job was finalised, a stage entered without its job — and
+// never touches a task that waits for people. See docs/runbooks/reconciler.md.
+
+#include <sluice/error.h>
+
+#include <QDateTime>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QObject>
+#include <QTimer>
+
+#include <chrono>
+#include <memory>
+
+namespace Sluice {
+
+class Engine;
+class PluginJob;
+
+/// The `reconciler:` section of sluice.yaml.
+struct SLUICE_EXPORT ReconcilerSettings {
+    bool enabled = true;
+    std::chrono::milliseconds interval{60000};
+    /// A task is looked at only when nothing happened to it (no stage change, no job ending)
+    /// for this long: work in flight on any node is left to finish.
+    std::chrono::milliseconds settle{300000};
+};
+
+/// What one pass saw and did.
+struct SLUICE_EXPORT ReconcilerPass {
+    bool ok = true;
+    QStringList errors;
+    int examined = 0;
+    int skipped = 0;   ///< Waiting for people, busy, or not settled yet.
+    int advanced = 0;  ///< Advances started (the gates decide).
+    int entered = 0;   ///< Stage jobs enqueued that were missing.
+    int blocked = 0;   ///< Tasks blocked whose job had failed for good.
+    int signalled = 0; ///< Tracker states taken as signals.
+    QJsonArray actions;
+    QDateTime at;
+};
+
+class SLUICE_EXPORT Reconciler : public QObject
+{
+    Q_OBJECT
+public:
+    Reconciler(Engine &engine, const ReconcilerSettings &settings, QObject *parent = nullptr);
+    ~Reconciler() override;
+
+    void start();
+    void stop();
+    /// Runs a pass now unless one runs; emits passFinished() (tracker reads are asynchronous).
+    void tick();
+
+    [[nodiscard]] const ReconcilerSettings &settings() const { return m_settings; }
+    [[nodiscard]] QJsonObject status() const;
+
+Q_SIGNALS:
+    void passFinished(const Sluice::ReconcilerPass &pass);
+
+private:
+    void finishPass();
+
+    Engine &m_engine;
+    ReconcilerSettings m_settings;
+    QTimer m_timer;
+    QTimer m_deadline;
+    QList<std::shared_ptr<PluginJob>> m_calls;
+    bool m_running = false;
+    int m_pendingReads = 0;
+    ReconcilerPass m_pass;
+    // Status.
+    QDateTime m_lastRun;
+    bool m_lastOk = true;
+    qint64 m_actedTotal = 0;
+    QJsonObject m_lastAction;
+};
+
+} // namespace Sluice
+
+Q_DECLARE_METATYPE(Sluice::ReconcilerPass)

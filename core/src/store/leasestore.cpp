@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "store/leasestore.h"
+
+namespace Sluice {
+
+namespace {
+
+const QString Columns = QStringLiteral("resource, holder_node, holder_pid, holder_start_ticks, holder_task, holder_job, "
+                                       "acquired_at, expires_at");
+
+// The same holder: the same task when the caller names one, else the same node and process.
+const QString SameHolder = QStringLiteral(
+    "((CAST(:task AS BIGINT) IS NOT NULL AND holder_task = CAST(:task AS BIGINT)) OR "
+    "(CAST(:task AS BIGINT) IS NULL AND holder_task IS NULL AND holder_node = :node AND holder_pid = :pid))");
+
+QVariant nullIfZero(qint64 value)
+{
+    return value > 0 ? QVariant(value) : QVariant();
+}
+
+LeaseRecord readLease(const QSqlQuery &q)
+{
+    LeaseRecord lease;
+    lease.resource = q.value(0).toString();
+    lease.holder.node = q.value(1).toString();
+    lease.holder.pid = q.value(2).toLongLong();
+    lease.holder.startTicks = quint64(q.value(3).toLongLong());
+    lease.holder.taskId = q.value(4).toLongLong();
+    lease.holder.jobId = q.value(5).toLongLong();
+    lease.acquiredAt = QDateTime::fromMSecsSinceEpoch(q.value(6).toLongLong(), Qt::UTC);
+    lease.expiresAt = QDateTime::fromMSecsSinceEpoch(q.value(7).toLongLong(), Qt::UTC);
+    return lease;
+}
+
+StatementBinds holderBinds(const LeaseHolder &holder)
+{
+    return {{QStringLiteral(":task"), nullIfZero(holder.taskId)},
+            {QStringLiteral(":node"), holder.node},
+            {QStringLiteral(":pid"), holder.pid}};
+}
+
+Result<void> checkArguments(const QString &resource, const LeaseHolder &holder, std::chrono::milliseconds ttl,
+                            const QDateTime &now)
+{
+    if (resource.isEmpty() || holder.node.isEmpty() || holder.pid <= 0)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a lease needs a resource and a holder (node and pid)"));
+    if (ttl.count() <= 0 || !now.isValid())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("lease %1 needs a positive TTL and a valid time").arg(resource));
+    return {};
+}
+
+} // namespace
+
+bool LeaseHolder::sameHolder(const LeaseHolder &other) const
+{
+    if (taskId > 0 || other.taskId > 0)
+        return taskId == other.taskId;
+    return node == other.node && pid == other.pid;
+}
+
+LeaseStore::LeaseStore(Store &store)
+    : m_statements(store)
+{
+}
+
+LeaseStore::~LeaseStore() = default;
+
+Result<LeaseStore::Acquired> LeaseStore::acquire(const QString &resource, const LeaseHolder &holder,
+                                                 std::chrono::milliseconds ttl, const QDateTime &now)
+{
+    if (auto ok = checkArguments(resource, holder, ttl, now); !ok)
+        return std::unexpected(ok.error());
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    const qint64 at = now.toMSecsSinceEpoch();
+    // Free: inserted. Ours: renewed and moved to the calling process (a re-drive after a
+    // restart holds it from its new pid). Another holder's: untouched, no row returned.
+    Result<ExecutedQuery> query = session->exec(
+        QStringLiteral("acquiring lease %1 for node %2 pid %3").arg(resource, holder.node).arg(holder.pid),
+        QStringLiteral("INSERT INTO leases (%1) VALUES (:resource, :node, :pid, :ticks, :task, :job, :now, :expires) "
+                       "ON CONFLICT (resource) DO UPDATE SET holder_node = excluded.holder_node, "
+                       "holder_pid = excluded.holder_pid, holder_start_ticks = excluded.holder_start_ticks, "
+                       "holder_job = excluded.holder_job, expires_at = excluded.expires_at "
+                       "WHERE (excluded.holder_task IS NOT NULL AND leases.holder_task = excluded.holder_task) OR "
+                       "(excluded.holder_task IS NULL AND leases.holder_task IS NULL AND "
+                       "leases.holder_node = excluded.holder_node AND leases.holder_pid = excluded.holder_pid) "
+                       "RETURNING %1")
+            .arg(Columns),
+        {{QStringLiteral(":resource"), resource},
+         {QStringLiteral(":node"), holder.node},
+         {QStringLiteral(":pid"), holder.pid},
+         {QStringLiteral(":ticks"), holder.startTicks > 0 ? QVariant(qint64(holder.startTicks)) : QVariant()},
+         {QStringLiteral(":task"), nullIfZero(holder.taskId)},
+         {QStringLiteral(":job"), nullIfZero(holder.jobId)},
+         {QStringLiteral(":now"), at},
+         {QStringLiteral(":expires"), at + qint64(ttl.count())}});
+    if (!query)
+        return std::unexpected(query.error());
+    if ((*query)->next())
+        return Acquired{true, readLease(**query)};
+    auto current = lease(resource);
+    if (!current)
+        return std::unexpected(current.error());
+    if (!*current) // released between the two statements: try once more
+        return acquire(resource, holder, ttl, now);
+    return Acquired{false, **current};
+}
+
+Result<bool> LeaseStore::renew(const QString &resource, const LeaseHolder &holder, std::chrono::milliseconds ttl,
+                               const QDateTime &now)
+{
+    if (auto ok = checkArguments(resource, holder, ttl, now); !ok)
+        return std::unexpected(ok.error());
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    StatementBinds binds = holderBinds(holder);
+    binds.append({QStringLiteral(":resource"), resource});
+    binds.append({QStringLiteral(":expires"), now.toMSecsSinceEpoch() + qint64(ttl.count())});
+    Result<int> rows = session->execWrite(QStringLiteral("renewing lease %1").arg(resource),
+                                          QStringLiteral("UPDATE leases SET expires_at = :expires WHERE resource = :resource AND ") + SameHolder,
+                                          binds);
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
+}
+
+Result<bool> LeaseStore::release(const QString &resource, const LeaseHolder &holder)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    StatementBinds binds = holderBinds(holder);
+    binds.append({QStringLiteral(":resource"), resource});
+    Result<int> rows = session->execWrite(QStringLiteral("releasing lease %1").arg(resource),
+                                          QStringLiteral("DELETE FROM leases WHERE resource = :resource AND ") + SameHolder, binds);
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
+}
+
+Result<bool> LeaseStore::reclaim(const LeaseRecord &seen)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(
+        QStringLiteral("reclaiming lease %1 of node %2 pid %3").arg(seen.resource, seen.holder.node).arg(seen.holder.pid),
+        QStringLiteral("DELETE FROM leases WHERE resource = :resource AND holder_node = :node AND holder_pid = :pid "
+                       "AND acquired_at = :acquired AND expires_at = :expires"),
+        {{QStringLiteral(":resource"), seen.resource},
+         {QStringLiteral(":node"), seen.holder.node},
+         {QStringLiteral(":pid"), seen.holder.pid},
+         {QStringLiteral(":acquired"), seen.acquiredAt.toMSecsSinceEpoch()},
+         {QStringLiteral(":expires"), seen.expiresAt.toMSecsSinceEpoch()}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
+}
+
+Result<std::optional<LeaseRecord>> LeaseStore::lease(const QString &resource) const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(QStringLiteral("reading lease %1").arg(resource),
+                                                QStringLiteral("SELECT %1 FROM leases WHERE resource = :resource").arg(Columns),
+                                                {{QStringLiteral(":resource"), resource}});
+    if (!query)
+        return std::unexpected(query.error());
+    if (!(*query)->next())
+        return std::optional<LeaseRecord>();
+    return std::optional<LeaseRecord>(readLease(**query));
+}
+
+Result<QList<LeaseRecord>> LeaseStore::leases() const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(QStringLiteral("listing leases"),
+                                                QStringLiteral("SELECT %1 FROM leases ORDER BY resource").arg(Columns));
+    if (!query)
+        return std::unexpected(query.error());
+    QList<LeaseRecord> out;
+    while ((*query)->next())
+        out.append(readLease(**query));
+    return out;
+}
+
+} // namespace Sluice

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Leases: exclusive, expiring holds on named resources ("merge:<project>:<branch>"), on
+// SQLite and on PostgreSQL shared by several nodes.
+
+#include "store/taskstore.h"
+
+#include <QDateTime>
+#include <QList>
+#include <QString>
+
+#include <chrono>
+#include <optional>
+
+namespace Sluice {
+
+/// Who holds a lease: a process on a node, for a task (and the job that took it).
+struct SLUICE_EXPORT LeaseHolder {
+    QString node;
+    qint64 pid = 0;
+    quint64 startTicks = 0; ///< Kernel start time of @p pid; 0 when unknown.
+    qint64 taskId = 0;      ///< 0: a lease about no task.
+    qint64 jobId = 0;       ///< Informational.
+
+    /**
+     * Whether @p other is the same holder: the same task when this holder names one (any job
+     * or process of the task holds the task's leases), else the same node and process.
+     */
+    [[nodiscard]] bool sameHolder(const LeaseHolder &other) const;
+};
+
+/// One row of the leases table.
+struct SLUICE_EXPORT LeaseRecord {
+    QString resource;
+    LeaseHolder holder;
+    QDateTime acquiredAt;
+    QDateTime expiresAt;
+};
+
+/**
+ * The leases table. Every change is conditional, so of two nodes acting on one lease exactly
+ * one succeeds: acquire() takes a free resource or renews the caller's own hold; renew() and
+ * release() touch only the caller's own hold; reclaim() removes exactly the hold the caller
+ * looked at, so a holder that renewed meanwhile keeps its lease.
+ *
+ * Usable from any thread, like the JobQueue.
+ */
+class SLUICE_EXPORT LeaseStore
+{
+public:
+    explicit LeaseStore(Store &store);
+    ~LeaseStore();
+
+    LeaseStore(const LeaseStore &) = delete;
+    LeaseStore &operator=(const LeaseStore &) = delete;
+
+    struct Acquired {
+        bool held = false;  ///< The caller holds the lease now.
+        LeaseRecord lease;  ///< The lease as it is now (the caller's, or the other holder's).
+    };
+    /**
+     * Takes @p resource for @p holder until @p now + @p ttl. Idempotent for the same holder:
+     * a second acquire renews (and moves the hold to the caller's process). Never takes a
+     * lease from another holder, live or dead: reclaim() does that, logged and audited.
+     */
+    [[nodiscard]] Result<Acquired> acquire(const QString &resource, const LeaseHolder &holder,
+                                           std::chrono::milliseconds ttl, const QDateTime &now);
+    /// Extends the caller's own hold; false when @p holder does not hold @p resource.
+    [[nodiscard]] Result<bool> renew(const QString &resource, const LeaseHolder &holder,
+                                     std::chrono::milliseconds ttl, const QDateTime &now);
+    /// Releases the caller's own hold; false when @p holder does not hold @p resource.
+    [[nodiscard]] Result<bool> release(const QString &resource, const LeaseHolder &holder);
+    /**
+     * Removes @p seen if the lease is still exactly that hold (holder, acquired and expiry
+     * times): false when it was released, renewed or taken over meanwhile.
+     */
+    [[nodiscard]] Result<bool> reclaim(const LeaseRecord &seen);
+
+    [[nodiscard]] Result<std::optional<LeaseRecord>> lease(const QString &resource) const;
+    /// Every lease, by resource.
+    [[nodiscard]] Result<QList<LeaseRecord>> leases() const;
+
+private:
+    PreparedStatements m_statements;
+};
+
+} // namespace Sluice

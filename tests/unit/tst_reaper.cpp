@@ -1,0 +1,723 @@
+// SPDX-License-Identifier: Apache-2.0
+// The job reaper, leases and the reconciler on real stores, with real processes: each tier,
+// the rules that keep them from taking living work, the race between startup recovery, a
+// late monitor and the reaper, lease reclaim for dead, silent, expired and live holders, and
+// every switch turned off.
+#include "engine/engine.h"
+#include "engine/hostruntime.h"
+#include "engine/procstat.h"
+#include "engine/reaper.h"
+#include "engine/reconciler.h"
+#include "plugins/pluginloader.h"
+#include "store/leasestore.h"
+
+#include "teststores.h"
+
+#include <sluice/testsupport.h>
+
+#include <QProcess>
+#include <QSignalSpy>
+#include <QSqlQuery>
+#include <QThread>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace Sluice;
+using namespace std::chrono_literals;
+
+namespace {
+
+const QByteArray Project = R"(id: p
+repository: {path: /nonexistent/p.git}
+jobs: {max_attempts: 2, retry_backoff: 1s}
+stages:
+  - name: a
+    run: s
+  - name: b
+    run: s
+  - name: wait
+    run: approve
+  - name: c
+instances:
+  s: {plugin: test-stage, settings: {role: r}}
+  approve: {plugin: test-stage, settings: {role: r, signals: [approve]}}
+)";
+
+// A process that leads a process group of its own, as agents do.
+qint64 startAgent(const QString &seconds = QStringLiteral("60"))
+{
+    qint64 pid = 0;
+    if (!QProcess::startDetached(QStringLiteral("setsid"), {QStringLiteral("sleep"), seconds}, QString(), &pid))
+        return 0;
+    // setsid execs sleep in the same process once it runs.
+    for (int i = 0; i < 100; ++i) {
+        const auto stat = readProcStat(pid);
+        if (stat && stat->processGroup == pid)
+            return pid;
+        QThread::msleep(10);
+    }
+    return pid;
+}
+
+// The pid of a process that ran @p program and has ended (and was reaped).
+qint64 endedAgent(const QString &program)
+{
+    QProcess p;
+    p.start(program, QStringList());
+    if (!p.waitForStarted())
+        return 0;
+    const qint64 pid = p.processId();
+    p.waitForFinished();
+    return pid;
+}
+
+bool alive(qint64 pid)
+{
+    const auto stat = readProcStat(pid);
+    return stat && stat->state != 'Z' && stat->state != 'X';
+}
+
+ReaperSettings fastReaper()
+{
+    ReaperSettings s;
+    s.interval = 100ms;
+    s.deadTicks = 2;
+    s.finalizeGrace = 300ms;
+    s.ceiling = 1h;
+    s.killGrace = 1s;
+    s.nodeTimeout = 30s;
+    return s;
+}
+
+ReaperPass runTick(Reaper &reaper)
+{
+    QSignalSpy spy(&reaper, &Reaper::passFinished);
+    reaper.tick();
+    if (!spy.wait(20000))
+        return {};
+    return spy.first().first().value<ReaperPass>();
+}
+
+} // namespace
+
+class tst_Reaper : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void leaseAcquireRenewRelease_data() { engines(); }
+    void leaseAcquireRenewRelease();
+    void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
+    void leaseReclaimDeadSilentExpiredButNeverLive();
+    void tier1DeadPidAfterConsecutiveTicks();
+    void tier1PidlessJobWithoutMonitor();
+    void liveAgentIsNeverReaped();
+    void monitorInsideGraceIsNotReaped();
+    void tier2ExitZeroGoesToTheGatesOnce();
+    void tier2NonZeroRequeuesThenFailsAndBlocks();
+    void tier3StopsTheLivingAgentFirst();
+    void pidReuseIsNotALiveAgent();
+    void startupRecoveryMonitorAndReaperRace();
+    void switchesOff();
+    void reconcilerRedrivesWhatAnEdgeLeftBehind();
+    void reconcilerLeavesWaitingBusyAndUnsettledTasksAlone();
+    void ceilingBelowStageTimeoutRefusesTheProject();
+
+private:
+    void engines();
+    bool openStore(const QString &engine = QStringLiteral("sqlite"));
+    std::shared_ptr<ProjectRuntime> loadProject(Engine &engine, const QByteArray &yaml = Project);
+    // A task in stage @p stage with a running job claimed by "node-a"; returns the job.
+    JobRecord runningJob(Engine &engine, const QString &stage = QStringLiteral("a"), int maxAttempts = 2);
+    qint64 recordAgent(Engine &engine, const JobRecord &job, qint64 pid);
+
+    Test::PluginDirectory m_plugins;
+    std::unique_ptr<PluginCatalog> m_catalog;
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<Store> m_store;
+    QList<qint64> m_agents;
+};
+
+void tst_Reaper::engines()
+{
+    QTest::addColumn<QString>("engine");
+    QTest::newRow("sqlite") << QStringLiteral("sqlite");
+    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+}
+
+void tst_Reaper::initTestCase()
+{
+    m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
+    PluginSearchPath path;
+    path.configuredDirs = QStringList{m_plugins.path()};
+    m_catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
+    m_catalog->discover();
+    m_catalog->loadAll();
+}
+
+void tst_Reaper::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+}
+
+void tst_Reaper::cleanup()
+{
+    for (const qint64 pid : std::exchange(m_agents, {}))
+        ::kill(pid_t(pid), SIGKILL);
+    m_store.reset();
+    m_dir.reset();
+}
+
+bool tst_Reaper::openStore(const QString &engine)
+{
+    StoreSettings settings;
+    if (!Test::freshStore(engine, m_dir->path(), &settings))
+        return false;
+    auto store = Store::open(settings);
+    if (!store) {
+        QTest::qFail(qPrintable(store.error().toString()), __FILE__, __LINE__);
+        return false;
+    }
+    m_store = std::move(*store);
+    return true;
+}
+
+std::shared_ptr<ProjectRuntime> tst_Reaper::loadProject(Engine &engine, const QByteArray &yaml)
+{
+    const QString file = m_dir->filePath(QStringLiteral("projects/p.yaml"));
+    QDir().mkpath(QFileInfo(file).absolutePath());
+    QFile f(file);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        return nullptr;
+    f.write(yaml);
+    f.close();
+    Diagnostics diagnostics;
+    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
+    for (const Diagnostic &d : diagnostics)
+        qWarning() << d.toString();
+    if (!config)
+        return nullptr;
+    auto runtime = std::make_shared<ProjectRuntime>();
+    runtime->config = *config;
+    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), diagnostics);
+    if (!instances || !instances->initialize())
+        return nullptr;
+    runtime->instances = std::move(*instances);
+    engine.setProject(runtime);
+    return runtime;
+}
+
+JobRecord tst_Reaper::runningJob(Engine &engine, const QString &stage, int maxAttempts)
+{
+    static int counter = 0;
+    auto task = engine.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b%1").arg(++counter), stage, {}});
+    if (!task)
+        return {};
+    NewJob job;
+    job.taskId = *task;
+    job.project = QStringLiteral("p");
+    job.stage = stage;
+    job.maxAttempts = maxAttempts;
+    if (!engine.jobs().enqueue(job))
+        return {};
+    auto claimed = engine.jobs().claimNext(QStringLiteral("node-a"), ConcurrencyLimits{}, QDateTime::currentDateTimeUtc());
+    return claimed && *claimed ? **claimed : JobRecord();
+}
+
+qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid)
+{
+    JobQueue::AgentRunRecord run;
+    run.jobId = job.id;
+    run.attempt = job.attempts;
+    run.node = engine.node();
+    run.pid = pid;
+    const auto stat = readProcStat(pid);
+    run.startTicks = stat ? stat->startTicks : 12345;
+    auto id = engine.jobs().recordAgentStart(run);
+    return id ? *id : 0;
+}
+
+void tst_Reaper::leaseAcquireRenewRelease()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    LeaseStore leases(*m_store);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const LeaseHolder first{QStringLiteral("node-a"), 100, 7, 11, 1};
+    const LeaseHolder second{QStringLiteral("node-b"), 200, 8, 12, 2};
+
+    auto a = leases.acquire(QStringLiteral("merge:p:main"), first, 60s, now);
+    QVERIFY2(a, qPrintable(a ? QString() : a.error().toString()));
+    QVERIFY(a->held);
+    // Idempotent for the same holder (the same task, from a restarted process): renewed, moved.
+    const LeaseHolder firstRestarted{QStringLiteral("node-a"), 101, 9, 11, 3};
+    auto again = leases.acquire(QStringLiteral("merge:p:main"), firstRestarted, 120s, now);
+    QVERIFY(again && again->held);
+    QCOMPARE(again->lease.holder.pid, qint64(101));
+    QCOMPARE(again->lease.acquiredAt, a->lease.acquiredAt);
+    QCOMPARE(again->lease.expiresAt, now.addSecs(120));
+    // Another holder is refused and told who holds it.
+    auto other = leases.acquire(QStringLiteral("merge:p:main"), second, 60s, now);
+    QVERIFY(other && !other->held);
+    QCOMPARE(other->lease.holder.taskId, qint64(11));
+    // Renew and release are holder-checked.
+    QCOMPARE(leases.renew(QStringLiteral("merge:p:main"), second, 60s, now).value_or(true), false);
+    QCOMPARE(leases.release(QStringLiteral("merge:p:main"), second).value_or(true), false);
+    QCOMPARE(leases.renew(QStringLiteral("merge:p:main"), first, 300s, now).value_or(false), true);
+    QCOMPARE((*leases.lease(QStringLiteral("merge:p:main")))->expiresAt, now.addSecs(300));
+    QCOMPARE(leases.release(QStringLiteral("merge:p:main"), first).value_or(false), true);
+    QVERIFY(!*leases.lease(QStringLiteral("merge:p:main")));
+    // Free again: the other holder gets it.
+    auto taken = leases.acquire(QStringLiteral("merge:p:main"), second, 60s, now);
+    QVERIFY(taken && taken->held);
+    // Leases about no task belong to a node and process.
+    const LeaseHolder process{QStringLiteral("node-a"), 300, 0, 0, 0};
+    QVERIFY(leases.acquire(QStringLiteral("image:push"), process, 10s, now)->held);
+    QVERIFY(!leases.acquire(QStringLiteral("image:push"), LeaseHolder{QStringLiteral("node-a"), 301, 0, 0, 0}, 10s, now)->held);
+    // Bad arguments are errors, not silent holds.
+    QVERIFY(!leases.acquire(QString(), first, 10s, now));
+    QVERIFY(!leases.acquire(QStringLiteral("x"), first, 0s, now));
+}
+
+void tst_Reaper::leaseReclaimDeadSilentExpiredButNeverLive()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    LeaseStore leases(*m_store);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    // A holder process on this node that has died.
+    QProcess dead;
+    dead.start(QStringLiteral("sleep"), {QStringLiteral("60")});
+    QVERIFY(dead.waitForStarted());
+    const qint64 deadPid = dead.processId();
+    const quint64 deadTicks = readProcStat(deadPid)->startTicks;
+    dead.kill();
+    QVERIFY(dead.waitForFinished());
+    const quint64 ownTicks = readProcStat(QCoreApplication::applicationPid())->startTicks;
+    QVERIFY(m_store->heartbeat(QStringLiteral("node-live"), 1, now));
+    QVERIFY(m_store->heartbeat(QStringLiteral("node-silent"), 1, now.addSecs(-600)));
+    const qint64 self = QCoreApplication::applicationPid();
+    QVERIFY(leases.acquire(QStringLiteral("dead"), LeaseHolder{QStringLiteral("node-a"), deadPid, deadTicks, 1, 0}, 1h, now)->held);
+    QVERIFY(leases.acquire(QStringLiteral("silent"), LeaseHolder{QStringLiteral("node-silent"), 5, 0, 2, 0}, 1h, now)->held);
+    QVERIFY(leases.acquire(QStringLiteral("expired"), LeaseHolder{QStringLiteral("node-a"), self, ownTicks, 3, 0}, 1s, now.addSecs(-10))->held);
+    QVERIFY(leases.acquire(QStringLiteral("live-here"), LeaseHolder{QStringLiteral("node-a"), self, ownTicks, 4, 0}, 1h, now)->held);
+    QVERIFY(leases.acquire(QStringLiteral("live-there"), LeaseHolder{QStringLiteral("node-live"), 5, 0, 5, 0}, 1h, now)->held);
+    // Our own pid with other start ticks: a reused pid, not the holder.
+    QVERIFY(leases.acquire(QStringLiteral("reused"), LeaseHolder{QStringLiteral("node-a"), self, ownTicks + 1, 6, 0}, 1h, now)->held);
+
+    Reaper reaper(e, fastReaper());
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&](const Notification &n) { told.append(n); });
+    const ReaperPass pass = runTick(reaper);
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1Char(';'))));
+    QHash<QString, QString> reasons;
+    for (const ReclaimedLease &r : pass.reclaimed)
+        reasons.insert(r.lease.resource, r.reason);
+    QCOMPARE(reasons.value(QStringLiteral("dead")), QStringLiteral("holder-dead"));
+    QCOMPARE(reasons.value(QStringLiteral("silent")), QStringLiteral("node-silent"));
+    QCOMPARE(reasons.value(QStringLiteral("expired")), QStringLiteral("expired"));
+    QCOMPARE(reasons.value(QStringLiteral("reused")), QStringLiteral("holder-dead"));
+    QCOMPARE(reasons.size(), 4);
+    QVERIFY(*leases.lease(QStringLiteral("live-here")));
+    QVERIFY(*leases.lease(QStringLiteral("live-there")));
+    QCOMPARE(told.size(), 4);
+    QCOMPARE(told.first().event, QStringLiteral("lease-reclaimed"));
+    // Audited and counted in the status.
+    QSqlQuery audit(*m_store->connection());
+    QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE actor = 'reaper' AND action = 'lease-reclaim'")));
+    QVERIFY(audit.next());
+    QCOMPARE(audit.value(0).toInt(), 4);
+    QCOMPARE(reaper.status().value(QLatin1String("leasesReclaimedTotal")).toInt(), 4);
+    // A holder that renewed after it was looked at keeps its lease.
+    const auto seen = *leases.lease(QStringLiteral("live-here"));
+    QVERIFY(leases.renew(QStringLiteral("live-here"), seen->holder, 2h, now).value_or(false));
+    QCOMPARE(leases.reclaim(*seen).value_or(true), false);
+    QVERIFY(*leases.lease(QStringLiteral("live-here")));
+}
+
+void tst_Reaper::tier1DeadPidAfterConsecutiveTicks()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    QVERIFY(job.id > 0);
+    QProcess agent;
+    agent.start(QStringLiteral("sleep"), {QStringLiteral("60")});
+    QVERIFY(agent.waitForStarted());
+    const qint64 runId = recordAgent(e, job, agent.processId());
+    agent.kill();
+    QVERIFY(agent.waitForFinished());
+
+    Reaper reaper(e, fastReaper());
+    ReaperPass pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 0); // one dead tick is not enough
+    QCOMPARE((*e.jobs().job(job.id))->status, QStringLiteral("running"));
+    pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().tier, 1);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("requeued"));
+    QCOMPARE((*e.jobs().job(job.id))->status, QStringLiteral("queued"));
+    QVERIFY((*e.jobs().job(job.id))->lastError.startsWith(QLatin1String("reaped:")));
+    // The agent's end is recorded with no exit code: unknown, not invented.
+    QSqlQuery q(*m_store->connection());
+    QVERIFY(q.exec(QStringLiteral("SELECT finished_at IS NOT NULL, exit_code IS NULL, dead_ticks FROM agent_runs WHERE id = %1").arg(runId)));
+    QVERIFY(q.next());
+    QVERIFY(q.value(0).toBool());
+    QVERIFY(q.value(1).toBool());
+    QCOMPARE(q.value(2).toInt(), 2);
+    QCOMPARE(reaper.status().value(QLatin1String("reapedTotal")).toInt(), 1);
+    QCOMPARE(reaper.status().value(QLatin1String("lastReaped")).toObject().value(QLatin1String("job")).toInt(), int(job.id));
+}
+
+void tst_Reaper::tier1PidlessJobWithoutMonitor()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord watched = runningJob(e);
+    const JobRecord orphan = runningJob(e);
+    Reaper reaper(e, fastReaper());
+    reaper.setMonitor([&] { return QSet<qint64>{watched.id}; }, [](qint64, const QString &) { QFAIL("nothing to abandon"); });
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    const ReaperPass pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().jobId, orphan.id);
+    QCOMPARE((*e.jobs().job(watched.id))->status, QStringLiteral("running"));
+}
+
+void tst_Reaper::liveAgentIsNeverReaped()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    const qint64 pid = startAgent();
+    QVERIFY(pid > 0);
+    m_agents.append(pid);
+    recordAgent(e, job, pid);
+    // Not watched by any monitor, running long, but alive and below the ceiling: left alone.
+    Reaper reaper(e, fastReaper());
+    for (int i = 0; i < 4; ++i)
+        QCOMPARE(runTick(reaper).reaped.size(), 0);
+    QVERIFY(alive(pid));
+    QCOMPARE((*e.jobs().job(job.id))->status, QStringLiteral("running"));
+}
+
+void tst_Reaper::monitorInsideGraceIsNotReaped()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    const qint64 runId = recordAgent(e, job, endedAgent(QStringLiteral("true")));
+    QVERIFY(e.jobs().recordAgentEnd(runId, 0));
+    ReaperSettings settings = fastReaper();
+    settings.finalizeGrace = 1h;
+    Reaper reaper(e, settings);
+    reaper.setMonitor([&] { return QSet<qint64>{job.id}; }, [](qint64, const QString &) {});
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    // The monitor finishes its work: it alone acts.
+    QCOMPARE(e.jobs().complete(job.id, QStringLiteral("node-a")).value_or(false), true);
+}
+
+void tst_Reaper::tier2ExitZeroGoesToTheGatesOnce()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    const qint64 runId = recordAgent(e, job, endedAgent(QStringLiteral("true")));
+    QVERIFY(e.jobs().recordAgentEnd(runId, 0));
+    Reaper reaper(e, fastReaper());
+    QList<qint64> abandoned;
+    reaper.setMonitor([&] { return QSet<qint64>{job.id}; }, [&](qint64 id, const QString &) { abandoned.append(id); });
+    QTest::qWait(400); // past the finalisation grace
+    QSignalSpy changed(&e, &Engine::taskChanged);
+    const ReaperPass pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().tier, 2);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("advance"));
+    QCOMPARE(abandoned, QList<qint64>{job.id}); // the stuck monitor let go first
+    QTRY_COMPARE((*e.tasks().task(job.taskId))->stage, QStringLiteral("b"));
+    QCOMPARE(changed.size(), 1);
+    // The late monitor finds the job settled; a second tick finds nothing to do.
+    QCOMPARE(e.jobs().complete(job.id, QStringLiteral("node-a")).value_or(true), false);
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    auto jobs = e.jobs().jobsForTask(job.taskId);
+    QCOMPARE(jobs->size(), 2); // a's job done, b's job queued: advanced exactly once
+}
+
+void tst_Reaper::tier2NonZeroRequeuesThenFailsAndBlocks()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&](const Notification &n) { told.append(n); });
+    const JobRecord job = runningJob(e, QStringLiteral("a"), 2);
+    Reaper reaper(e, fastReaper());
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+        auto current = e.jobs().job(job.id);
+        if (attempt == 2) {
+            // Requeued with a back-off: claim it again once available.
+            QVERIFY(QTest::qWaitFor([&] {
+                auto c = e.jobs().claimNext(QStringLiteral("node-a"), ConcurrencyLimits{}, QDateTime::currentDateTimeUtc());
+                return c && *c;
+            }, 5000));
+            current = e.jobs().job(job.id);
+        }
+        const qint64 runId = recordAgent(e, **current, endedAgent(QStringLiteral("false")));
+        QVERIFY(e.jobs().recordAgentEnd(runId, 1));
+        QTest::qWait(400);
+        const ReaperPass pass = runTick(reaper);
+        QCOMPARE(pass.reaped.size(), 1);
+        QCOMPARE(pass.reaped.first().outcome, attempt == 1 ? QStringLiteral("requeued") : QStringLiteral("failed"));
+        QCOMPARE(*pass.reaped.first().exitCode, 1);
+    }
+    QCOMPARE((*e.tasks().task(job.taskId))->status, QStringLiteral("blocked"));
+    QCOMPARE(told.size(), 2);
+    QCOMPARE(told.last().event, QStringLiteral("reaped"));
+}
+
+void tst_Reaper::tier3StopsTheLivingAgentFirst()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    const qint64 pid = startAgent();
+    QVERIFY(pid > 0);
+    m_agents.append(pid);
+    recordAgent(e, job, pid);
+    ReaperSettings settings = fastReaper();
+    settings.ceiling = 300ms;
+    Reaper reaper(e, settings);
+    QList<qint64> abandoned;
+    reaper.setMonitor([&] { return QSet<qint64>{job.id}; }, [&](qint64 id, const QString &) { abandoned.append(id); });
+    QTest::qWait(500);
+    const ReaperPass pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().tier, 3);
+    QVERIFY(pass.reaped.first().terminated);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("requeued"));
+    QVERIFY(!alive(pid)); // stopped before the job went back
+    QCOMPARE(abandoned, QList<qint64>{job.id});
+}
+
+void tst_Reaper::pidReuseIsNotALiveAgent()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e);
+    // A pid that runs (this test) but with other start ticks: the recorded agent is gone.
+    JobQueue::AgentRunRecord run;
+    run.jobId = job.id;
+    run.attempt = job.attempts;
+    run.node = e.node();
+    run.pid = QCoreApplication::applicationPid();
+    run.startTicks = readProcStat(run.pid)->startTicks + 7;
+    QVERIFY(e.jobs().recordAgentStart(run));
+    Reaper reaper(e, fastReaper());
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    const ReaperPass pass = runTick(reaper);
+    QCOMPARE(pass.reaped.size(), 1);
+    QVERIFY(!pass.reaped.first().terminated); // nothing was signalled: the pid is someone else's
+}
+
+void tst_Reaper::startupRecoveryMonitorAndReaperRace()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    // Each round: a job whose agent exited 0, settled at once by three parties — a late
+    // monitor (another thread), a startup recovery and a reaper tick. Exactly one acts.
+    for (int round = 0; round < 15; ++round) {
+        const JobRecord job = runningJob(e);
+        const qint64 runId = recordAgent(e, job, endedAgent(QStringLiteral("true")));
+        QVERIFY(e.jobs().recordAgentEnd(runId, 0));
+        ReaperSettings settings = fastReaper();
+        settings.finalizeGrace = 1ms;
+        Reaper recovery(e, settings);
+        Reaper reaper(e, settings);
+        std::atomic<bool> monitorWon = false;
+        std::unique_ptr<QThread> monitor(QThread::create([&] {
+            JobQueue queue(*m_store);
+            monitorWon = queue.complete(job.id, QStringLiteral("node-a")).value_or(false);
+        }));
+        QSignalSpy tickDone(&reaper, &Reaper::passFinished);
+        monitor->start();
+        reaper.tick();
+        const ReaperPass recovered = recovery.recoverAtStartup();
+        QVERIFY(monitor->wait(10000));
+        QVERIFY(tickDone.count() == 1 || tickDone.wait(10000));
+        const ReaperPass ticked = tickDone.first().first().value<ReaperPass>();
+        const int acted = int(monitorWon) + int(recovered.reaped.size()) + int(ticked.reaped.size());
+        QVERIFY2(acted == 1, qPrintable(QStringLiteral("round %1: monitor %2, recovery %3, reaper %4")
+                                            .arg(round).arg(bool(monitorWon)).arg(recovered.reaped.size()).arg(ticked.reaped.size())));
+        QTRY_VERIFY(e.runsInFlight() == 0);
+    }
+}
+
+void tst_Reaper::switchesOff()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e); // no agent, no monitor: tier 1 material
+    ReaperSettings off = fastReaper();
+    off.enabled = false;
+    Reaper reaper(e, off);
+    QSignalSpy passes(&reaper, &Reaper::passFinished);
+    reaper.start();
+    QTest::qWait(600);
+    QCOMPARE(passes.count(), 0);
+    QCOMPARE((*e.jobs().job(job.id))->status, QStringLiteral("running"));
+    QCOMPARE(reaper.status().value(QLatin1String("enabled")).toBool(), false);
+
+    // A task left behind by an edge: the reconciler turned off leaves it.
+    auto task = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("x"), {}, QStringLiteral("x"), QStringLiteral("b"), {}});
+    ReconcilerSettings quiet;
+    quiet.enabled = false;
+    quiet.interval = 100ms;
+    quiet.settle = 0ms;
+    Reconciler reconciler(e, quiet);
+    QSignalSpy reconciled(&reconciler, &Reconciler::passFinished);
+    reconciler.start();
+    QTest::qWait(500);
+    QCOMPARE(reconciled.count(), 0);
+    QCOMPARE(e.jobs().jobsForTask(*task)->size(), 0);
+    // Turned on, the same state is acted on: the switch is what kept them still.
+    ReaperSettings on = fastReaper();
+    Reaper working(e, on);
+    working.start();
+    QTRY_COMPARE_WITH_TIMEOUT((*e.jobs().job(job.id))->status, QStringLiteral("queued"), 5000);
+}
+
+void tst_Reaper::reconcilerRedrivesWhatAnEdgeLeftBehind()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    // 1. The job finished but the advance after it never happened (a crash in between).
+    const JobRecord finished = runningJob(e);
+    QVERIFY(e.jobs().complete(finished.id, QStringLiteral("node-a")).value_or(false));
+    // 2. The task moved into stage b but its job was never enqueued.
+    auto entered = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("e"), {}, QStringLiteral("e"), QStringLiteral("b"), {}});
+    QVERIFY(entered);
+    // 3. The job failed for good and the task was not blocked.
+    const JobRecord failing = runningJob(e, QStringLiteral("a"), 1);
+    QCOMPARE(e.jobs().fail(failing.id, QStringLiteral("node-a"), QStringLiteral("boom"), 0ms, QDateTime::currentDateTimeUtc()).value_or(JobQueue::FailOutcome::Lost),
+             JobQueue::FailOutcome::Failed);
+
+    ReconcilerSettings settings;
+    settings.settle = 0ms;
+    Reconciler reconciler(e, settings);
+    QSignalSpy spy(&reconciler, &Reconciler::passFinished);
+    reconciler.tick();
+    QVERIFY(spy.count() == 1 || spy.wait(10000));
+    const ReconcilerPass pass = spy.first().first().value<ReconcilerPass>();
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1Char(';'))));
+    QCOMPARE(pass.advanced, 1);
+    QCOMPARE(pass.entered, 1);
+    QCOMPARE(pass.blocked, 1);
+    QTRY_COMPARE((*e.tasks().task(finished.taskId))->stage, QStringLiteral("b"));
+    QCOMPARE((*e.tasks().task(failing.taskId))->status, QStringLiteral("blocked"));
+    auto jobs = e.jobs().jobsForTask(*entered);
+    QCOMPARE(jobs->size(), 1);
+    QCOMPARE(jobs->first().stage, QStringLiteral("b"));
+    // Level-triggered, and idempotent: the next pass finds nothing left to do.
+    QTRY_VERIFY(e.runsInFlight() == 0);
+    spy.clear();
+    reconciler.tick();
+    QVERIFY(spy.count() == 1 || spy.wait(10000));
+    const ReconcilerPass second = spy.first().first().value<ReconcilerPass>();
+    QCOMPARE(second.advanced + second.entered + second.blocked, 0);
+    QCOMPARE(reconciler.status().value(QLatin1String("actedTotal")).toInt(), 3);
+}
+
+void tst_Reaper::reconcilerLeavesWaitingBusyAndUnsettledTasksAlone()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    // Waiting for people in an approval-like stage, its job done: never moved from here.
+    const JobRecord waiting = runningJob(e, QStringLiteral("wait"));
+    QVERIFY(e.jobs().complete(waiting.id, QStringLiteral("node-a")).value_or(false));
+    // Busy: a running job.
+    const JobRecord busy = runningJob(e, QStringLiteral("a"));
+    Q_UNUSED(busy)
+    ReconcilerSettings settings;
+    settings.settle = 0ms;
+    Reconciler reconciler(e, settings);
+    QSignalSpy spy(&reconciler, &Reconciler::passFinished);
+    reconciler.tick();
+    QVERIFY(spy.count() == 1 || spy.wait(10000));
+    ReconcilerPass pass = spy.first().first().value<ReconcilerPass>();
+    QCOMPARE(pass.advanced + pass.entered + pass.blocked, 0);
+    QCOMPARE(pass.skipped, 2);
+    QCOMPARE((*e.tasks().task(waiting.taskId))->stage, QStringLiteral("wait"));
+
+    // Not settled yet: a task that just changed is left to whoever is moving it.
+    auto fresh = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("f"), {}, QStringLiteral("f"), QStringLiteral("b"), {}});
+    QVERIFY(fresh);
+    ReconcilerSettings patient;
+    patient.settle = 1h;
+    Reconciler later(e, patient);
+    QSignalSpy laterSpy(&later, &Reconciler::passFinished);
+    later.tick();
+    QVERIFY(laterSpy.count() == 1 || laterSpy.wait(10000));
+    pass = laterSpy.first().first().value<ReconcilerPass>();
+    QCOMPARE(pass.entered, 0);
+    QCOMPARE(e.jobs().jobsForTask(*fresh)->size(), 0);
+}
+
+void tst_Reaper::ceilingBelowStageTimeoutRefusesTheProject()
+{
+    // Through the host: a project whose stage timeout does not fit under the ceiling is
+    // refused with the file, line and key; the host keeps running the others.
+    const QString config = m_dir->filePath(QStringLiteral("etc"));
+    QDir().mkpath(config + QStringLiteral("/projects"));
+    auto write = [](const QString &path, const QByteArray &content) {
+        QFile f(path);
+        return f.open(QIODevice::WriteOnly) && f.write(content) == content.size();
+    };
+    QVERIFY(write(config + QStringLiteral("/sluice.yaml"),
+                  "state_dir: " + m_dir->filePath(QStringLiteral("state")).toUtf8() + "\nplugin_dirs: [" + m_plugins.path().toUtf8()
+                      + "]\nservice_user: ''\nreaper: {ceiling: 2h, finalize_grace: 1m}\n"));
+    QByteArray tooLong = Project;
+    tooLong.replace("jobs: {", "timeouts:\n  stage: 2h\njobs: {");
+    QVERIFY(write(config + QStringLiteral("/projects/p.yaml"), tooLong));
+    QByteArray fits = Project;
+    fits.replace("id: p", "id: q");
+    fits.replace("jobs: {", "timeouts: {stage: 1h}\njobs: {");
+    QVERIFY(write(config + QStringLiteral("/projects/q.yaml"), fits));
+    Diagnostics diagnostics;
+    const HostConfig host = HostConfig::load(config, diagnostics);
+    QVERIFY(diagnostics.isEmpty());
+    QCOMPARE(host.reaper.ceiling, std::chrono::milliseconds(2h));
+    auto runtime = HostRuntime::open(config, diagnostics);
+    QVERIFY2(runtime, qPrintable(runtime ? QString() : runtime.error().toString()));
+    const Diagnostics problems = (*runtime)->loadProjects();
+    for (const Diagnostic &d : problems)
+        qWarning().noquote() << d.toString();
+    QCOMPARE(problems.size(), 1);
+    QCOMPARE(problems.first().key, QStringLiteral("timeouts.stage"));
+    QCOMPARE(problems.first().line, 4);
+    QVERIFY(problems.first().file.endsWith(QLatin1String("p.yaml")));
+    QVERIFY2(problems.first().message.contains(QLatin1String("reaper.ceiling")), qPrintable(problems.first().message));
+    QCOMPARE((*runtime)->engine().projectIds(), QStringList{QStringLiteral("q")});
+}
+
+QTEST_GUILESS_MAIN(tst_Reaper)
+#include "tst_reaper.moc"
