@@ -145,7 +145,7 @@ instances:
   launcher:
     plugin: process
     settings:
-      command: [/bin/sh, -c, "echo $$ > {worktree}.agent.pid; exec sleep 300"]
+      command: [/bin/sh, -c, "echo $PPID > {worktree}.agent.pid; exec sleep 300"]
       kill_grace: 1s
   worker: {plugin: agent, settings: {role: developer, timeout: 10m}}
 )");
@@ -478,7 +478,7 @@ void tst_Daemon::agentLeftByACrashIsAdoptedNotDoubled()
 
     // The adopted agent ends; it is not our child, so its exit code is unknown — never made
     // up: the attempt is over and the job goes back to the queue for a fresh one.
-    ::kill(pid_t(agent), SIGTERM);
+    ::kill(-pid_t(agent), SIGTERM);
     QTRY_VERIFY_WITH_TIMEOUT(QFileInfo(pidFile).size() > 0, 30000);
     const qint64 second = readPid();
     QVERIFY(second > 0 && second != agent);

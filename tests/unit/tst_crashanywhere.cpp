@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: Apache-2.0
+// Crash anywhere: the quickstart pipeline with real child-process agents, the daemon killed
+// with SIGKILL (and, between, an agent) at random moments many times, restarted, and the
+// invariants checked after each restart:
+//
+//  - no task lost;
+//  - no task advanced twice for one finished job (every transition out of a stage names the
+//    job that finished it; no job is named twice);
+//  - no job stuck running past the restart: once a restarted daemon is ready, every running
+//    job was claimed by it or keeps a living, adopted agent;
+//  - no lease held by a dead holder after reclaim (each killed daemon held one);
+//  - at the end every task is done or blocked.
+//
+// SLUICE_CRASH_KILLS sets the number of kills (default 30, the CI run; 500 on demand),
+// SLUICE_CRASH_SEED the random seed (printed, so a failing run can be replayed).
+#include <sluice/testsupport.h>
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QSqlDatabase>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace Sluice;
+
+namespace {
+
+bool git(const QStringList &args)
+{
+    QProcess p;
+    p.start(QStringLiteral("git"), args);
+    return p.waitForFinished(30000) && p.exitCode() == 0;
+}
+
+bool processAlive(qint64 pid)
+{
+    QFile stat(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return false;
+    const QByteArray text = stat.readAll();
+    const int close = text.lastIndexOf(')');
+    return close > 0 && text.size() > close + 2 && text.at(close + 2) != 'Z' && text.at(close + 2) != 'X';
+}
+
+quint64 startTicks(qint64 pid)
+{
+    QFile stat(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return 0;
+    const QByteArray text = stat.readAll();
+    const QList<QByteArray> fields = text.mid(text.lastIndexOf(')') + 2).split(' ');
+    return fields.size() > 19 ? fields.at(19).toULongLong() : 0;
+}
+
+} // namespace
+
+class tst_CrashAnywhere : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void cleanupTestCase();
+    void killAnywhereLosesNothing();
+
+private:
+    bool startDaemon();
+    void killDaemon();
+    QSqlDatabase db();
+    void checkInvariants(const QDateTime &restartedAt, const QString &when);
+
+    Test::TemporaryConfig m_config;
+    QProcess m_daemon;
+    QByteArray m_log;
+    int m_tasks = 6;
+    QSet<QString> m_leasesOfKilledDaemons;
+};
+
+void tst_CrashAnywhere::initTestCase()
+{
+    const QString top = QStringLiteral(SLUICE_SOURCE_DIR);
+    // The quickstart's host file, with the self-healing made quick enough for a test.
+    m_config.writeHostFile("node: crash-node\nstate_dir: state\nworker: {concurrency: 3, poll_interval: 200ms}\n"
+                           "http: {port: 0}\n"
+                           "reaper: {interval: 1s, finalize_grace: 3s, ceiling: 10m, kill_grace: 1s}\n"
+                           "reconciler: {interval: 1s, settle: 3s}\n");
+    // The quickstart project, its demo agent slowed down at random so kills land everywhere.
+    QFile project(top + QStringLiteral("/resources/examples/quickstart/projects/quickstart.yaml"));
+    QVERIFY(project.open(QIODevice::ReadOnly));
+    QByteArray yaml = project.readAll();
+    const QString agent = m_config.writeFile(QStringLiteral("slow-agent.sh"),
+                                             "#!/bin/sh\nsleep $(( $(od -An -N1 -tu1 /dev/urandom) % 3 )).$(( $(od -An -N1 -tu1 /dev/urandom) % 10 ))\n"
+                                             "exec /bin/sh " + top.toUtf8() + "/resources/examples/quickstart/demo-agent.sh \"$@\"\n");
+    yaml.replace("@DEMO_AGENT@", agent.toUtf8());
+    yaml.replace("max_attempts: 2", "max_attempts: 6");
+    yaml.replace("retry_backoff: 2s", "retry_backoff: 1s");
+    m_config.writeProject(QStringLiteral("quickstart"), yaml);
+    const QString repo = m_config.path() + QStringLiteral("/work/quickstart.git");
+    const QString seed = m_config.path() + QStringLiteral("/seed");
+    m_config.writeFile(QStringLiteral("seed/README.md"), "# quickstart\n");
+    QVERIFY(git({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), repo}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("add"), QStringLiteral("README.md")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+                 QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")}));
+    QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}));
+    for (int i = 1; i <= m_tasks; ++i) {
+        QProcess submit;
+        submit.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(),
+                                                         QStringLiteral("--project"), QStringLiteral("quickstart"),
+                                                         QStringLiteral("--title"), QStringLiteral("Say hello %1").arg(i)});
+        QVERIFY(submit.waitForFinished(30000));
+        QVERIFY2(submit.exitCode() == 0, submit.readAllStandardError().constData());
+    }
+}
+
+void tst_CrashAnywhere::cleanupTestCase()
+{
+    if (m_daemon.state() != QProcess::NotRunning) {
+        m_daemon.terminate();
+        m_daemon.waitForFinished(20000);
+    }
+    // Agents of the last life, if any.
+    QSqlDatabase d = db();
+    QSqlQuery q(d);
+    if (q.exec(QStringLiteral("SELECT pid FROM agent_runs WHERE finished_at IS NULL"))) {
+        while (q.next())
+            ::kill(-pid_t(q.value(0).toLongLong()), SIGKILL);
+    }
+}
+
+QSqlDatabase tst_CrashAnywhere::db()
+{
+    const QString name = QStringLiteral("crash-check");
+    if (QSqlDatabase::contains(name))
+        return QSqlDatabase::database(name);
+    QSqlDatabase d = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), name);
+    d.setDatabaseName(m_config.path() + QStringLiteral("/state/sluice.db"));
+    d.setConnectOptions(QStringLiteral("QSQLITE_BUSY_TIMEOUT=10000"));
+    d.open();
+    return d;
+}
+
+bool tst_CrashAnywhere::startDaemon()
+{
+    m_log.clear();
+    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
+    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
+    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
+    if (!m_daemon.waitForStarted(10000))
+        return false;
+    return QTest::qWaitFor([this] { return m_log.contains("ready: node") || m_daemon.state() == QProcess::NotRunning; }, 30000)
+           && m_log.contains("ready: node");
+}
+
+void tst_CrashAnywhere::killDaemon()
+{
+    // Before it dies the daemon holds a lease (as the merge gate would): a dead holder.
+    const qint64 pid = m_daemon.processId();
+    QSqlDatabase d = db();
+    QSqlQuery lease(d);
+    const QString resource = QStringLiteral("crash:%1").arg(pid);
+    lease.prepare(QStringLiteral("INSERT INTO leases (resource, holder_node, holder_pid, holder_start_ticks, acquired_at, expires_at) "
+                                 "VALUES (?, 'crash-node', ?, ?, ?, ?)"));
+    lease.addBindValue(resource);
+    lease.addBindValue(pid);
+    lease.addBindValue(qint64(startTicks(pid)));
+    lease.addBindValue(QDateTime::currentMSecsSinceEpoch());
+    lease.addBindValue(QDateTime::currentMSecsSinceEpoch() + 3600000);
+    if (lease.exec())
+        m_leasesOfKilledDaemons.insert(resource);
+    ::kill(pid_t(pid), SIGKILL);
+    m_daemon.waitForFinished(10000);
+}
+
+void tst_CrashAnywhere::checkInvariants(const QDateTime &restartedAt, const QString &when)
+{
+    QSqlDatabase d = db();
+    QSqlQuery q(d);
+    // No task lost.
+    QVERIFY(q.exec(QStringLiteral("SELECT COUNT(*) FROM tasks")));
+    QVERIFY(q.next());
+    QVERIFY2(q.value(0).toInt() == m_tasks, qPrintable(when + QStringLiteral(": tasks lost")));
+    // No job named by two transitions: one finished job, one advance.
+    QVERIFY(q.exec(QStringLiteral("SELECT task_id, action, details FROM audit WHERE actor = 'engine' "
+                                  "AND action IN ('advance', 'done', 'rollback', 'blocked') ORDER BY id")));
+    QHash<qint64, QString> byJob;
+    static const QRegularExpression jobInCause(QStringLiteral("\\bjob (\\d+)\\b"));
+    while (q.next()) {
+        const QJsonObject details = QJsonDocument::fromJson(q.value(2).toString().toUtf8()).object();
+        const QString cause = details.value(QLatin1String("cause")).toString();
+        const auto m = jobInCause.match(cause);
+        if (!m.hasMatch())
+            continue;
+        const qint64 job = m.captured(1).toLongLong();
+        QVERIFY2(!byJob.contains(job), qPrintable(QStringLiteral("%1: job %2 moved task %3 twice: '%4' then '%5'")
+                                                      .arg(when).arg(job).arg(q.value(0).toLongLong()).arg(byJob.value(job), cause)));
+        byJob.insert(job, cause);
+    }
+    // Once the daemon is ready nothing runs from before its start, unless its living agent was
+    // adopted by this start.
+    QSet<qint64> adoptedJobs;
+    QVERIFY(q.exec(QStringLiteral("SELECT details FROM audit WHERE actor = 'reaper' AND action = 'adopt-agent' AND at >= %1")
+                       .arg(restartedAt.toMSecsSinceEpoch())));
+    while (q.next())
+        adoptedJobs.insert(QJsonDocument::fromJson(q.value(0).toString().toUtf8()).object().value(QLatin1String("job")).toVariant().toLongLong());
+    QVERIFY(q.exec(QStringLiteral("SELECT id, claimed_at FROM jobs WHERE status = 'running'")));
+    while (q.next()) {
+        const bool fresh = q.value(1).toLongLong() >= restartedAt.toMSecsSinceEpoch();
+        const bool adopted = adoptedJobs.contains(q.value(0).toLongLong());
+        QVERIFY2(fresh || adopted, qPrintable(QStringLiteral("%1: job %2 is still running from before the restart, with no living agent")
+                                                  .arg(when).arg(q.value(0).toLongLong())));
+    }
+    // No lease of a dead holder survives the restart's reclaim.
+    QVERIFY(q.exec(QStringLiteral("SELECT resource, holder_pid FROM leases")));
+    while (q.next())
+        QVERIFY2(processAlive(q.value(1).toLongLong()), qPrintable(QStringLiteral("%1: lease %2 of dead pid %3 kept")
+                                                                        .arg(when, q.value(0).toString()).arg(q.value(1).toLongLong())));
+}
+
+void tst_CrashAnywhere::killAnywhereLosesNothing()
+{
+    const int kills = qEnvironmentVariableIsSet("SLUICE_CRASH_KILLS") ? qEnvironmentVariableIntValue("SLUICE_CRASH_KILLS") : 30;
+    const quint32 seed = qEnvironmentVariableIsSet("SLUICE_CRASH_SEED") ? quint32(qEnvironmentVariableIntValue("SLUICE_CRASH_SEED"))
+                                                                         : QRandomGenerator::global()->generate();
+    qInfo("crash-anywhere: %d kills, seed %u (SLUICE_CRASH_SEED=%u replays it)", kills, seed, seed);
+    QRandomGenerator random(seed);
+    QElapsedTimer clock;
+    clock.start();
+    int daemonKills = 0;
+    int agentKills = 0;
+    for (int i = 0; i < kills; ++i) {
+        const QDateTime restartedAt = QDateTime::currentDateTimeUtc();
+        QVERIFY2(startDaemon(), m_log.constData());
+        checkInvariants(restartedAt, QStringLiteral("after restart %1").arg(i));
+        if (QTest::currentTestFailed())
+            return;
+        QTest::qWait(int(random.bounded(200, 2500)));
+        if (random.bounded(4) == 0) {
+            // Kill an agent instead, then the daemon a moment later.
+            QSqlQuery q(db());
+            if (q.exec(QStringLiteral("SELECT pid FROM agent_runs WHERE finished_at IS NULL ORDER BY id DESC LIMIT 1")) && q.next()
+                && processAlive(q.value(0).toLongLong())) {
+                ::kill(pid_t(q.value(0).toLongLong()), SIGKILL);
+                ++agentKills;
+                QTest::qWait(int(random.bounded(100, 1500)));
+            }
+        }
+        killDaemon();
+        ++daemonKills;
+    }
+    // The last life: no more kills; the pipeline heals and finishes.
+    const QDateTime restartedAt = QDateTime::currentDateTimeUtc();
+    QVERIFY2(startDaemon(), m_log.constData());
+    checkInvariants(restartedAt, QStringLiteral("after the last restart"));
+    QSqlDatabase d = db();
+    const bool settled = QTest::qWaitFor([&] {
+        QSqlQuery q(d);
+        return q.exec(QStringLiteral("SELECT COUNT(*) FROM tasks WHERE status IN ('done', 'blocked')")) && q.next()
+               && q.value(0).toInt() == m_tasks;
+    }, 240000);
+    QVERIFY2(settled, m_log.right(4000).constData());
+    QTRY_VERIFY_WITH_TIMEOUT(([&] {
+                                 QSqlQuery q(d);
+                                 return q.exec(QStringLiteral("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")) && q.next()
+                                        && q.value(0).toInt() == 0;
+                             }()),
+                             60000);
+    checkInvariants(restartedAt, QStringLiteral("at the end"));
+    for (const QString &resource : std::as_const(m_leasesOfKilledDaemons)) {
+        QSqlQuery q(d);
+        q.prepare(QStringLiteral("SELECT COUNT(*) FROM leases WHERE resource = ?"));
+        q.addBindValue(resource);
+        QVERIFY(q.exec() && q.next());
+        QCOMPARE(q.value(0).toInt(), 0);
+    }
+
+    // The figures.
+    auto count = [&](const QString &sql) {
+        QSqlQuery q(d);
+        return q.exec(sql) && q.next() ? q.value(0).toInt() : -1;
+    };
+    const int done = count(QStringLiteral("SELECT COUNT(*) FROM tasks WHERE status = 'done'"));
+    const int blocked = count(QStringLiteral("SELECT COUNT(*) FROM tasks WHERE status = 'blocked'"));
+    QString reaps;
+    QSqlQuery byTier(d);
+    QVERIFY(byTier.exec(QStringLiteral("SELECT action, details FROM audit WHERE actor = 'reaper' ORDER BY id")));
+    QMap<QString, int> tally;
+    while (byTier.next()) {
+        const QJsonObject o = QJsonDocument::fromJson(byTier.value(1).toString().toUtf8()).object();
+        const QString action = byTier.value(0).toString();
+        const QString key = action == QLatin1String("reap") || action == QLatin1String("recover-job")
+                                ? QStringLiteral("%1 tier %2 -> %3").arg(action).arg(o.value(QLatin1String("tier")).toInt()).arg(o.value(QLatin1String("outcome")).toString())
+                                : action;
+        ++tally[key];
+    }
+    for (auto it = tally.cbegin(); it != tally.cend(); ++it)
+        reaps += QStringLiteral("\n  %1: %2").arg(it.key()).arg(it.value());
+    qInfo().noquote() << QStringLiteral("crash-anywhere figures: %1 daemon kills, %2 agent kills, %3 restarts in %4 s; "
+                                        "tasks %5 done, %6 blocked of %7; jobs %8; agent runs %9; engine transitions %10; reconciler actions %11; "
+                                        "leases of killed daemons %12 (all reclaimed); reaper:%13")
+                             .arg(daemonKills).arg(agentKills).arg(daemonKills + 1).arg(clock.elapsed() / 1000)
+                             .arg(done).arg(blocked).arg(m_tasks)
+                             .arg(count(QStringLiteral("SELECT COUNT(*) FROM jobs")))
+                             .arg(count(QStringLiteral("SELECT COUNT(*) FROM agent_runs")))
+                             .arg(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE actor = 'engine' AND action IN ('advance', 'done', 'rollback', 'blocked')")))
+                             .arg(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE actor = 'reconciler'")))
+                             .arg(m_leasesOfKilledDaemons.size())
+                             .arg(reaps);
+    QCOMPARE(done + blocked, m_tasks);
+    QVERIFY2(done > 0, "not one task made it through the pipeline");
+}
+
+QTEST_GUILESS_MAIN(tst_CrashAnywhere)
+#include "tst_crashanywhere.moc"
