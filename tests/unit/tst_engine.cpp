@@ -73,6 +73,8 @@ private Q_SLOTS:
     void edgeGatesInOrderStopAtFirstNonPass();
     void signalsOnlyTheRightOneAdvances_data() { engines(); }
     void signalsOnlyTheRightOneAdvances();
+    void rejectAppliesTheRedPolicy_data() { engines(); }
+    void rejectAppliesTheRedPolicy();
     void workerDrivesTaskToDone_data() { engines(); }
     void workerDrivesTaskToDone();
     void passiveStageIsDecidedByItsGates();
@@ -394,6 +396,68 @@ instances:
     for (const AuditRecord &a : *history)
         actions << a.action;
     QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"), QStringLiteral("signal"), QStringLiteral("done")}));
+}
+
+void tst_Engine::rejectAppliesTheRedPolicy()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: development
+    run: dev
+  - name: approval
+    run: approve-stage
+  - name: done
+red_policy: {rollback_to: development, max_retries: 1}
+instances:
+  dev: {plugin: test-stage, settings: {role: developer}}
+  approve-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+)", e));
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&told](const Notification &n) { told.append(n); });
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("Say hello"), QStringLiteral("Greet."), QStringLiteral("b"),
+                                       QStringLiteral("approval"), QStringLiteral("issue-7")});
+    QVERIFY(id.has_value());
+    const QString source = QStringLiteral("p/plane");
+
+    // A reject where a person was asked: sent back, counted as a rollback, with the reason.
+    auto reject = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r1"));
+    QVERIFY(reject.has_value());
+    QCOMPARE(reject->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(reject->advance), AdvanceRun::Outcome::RolledBack);
+    auto task = e.tasks().task(*id);
+    QCOMPARE((*task)->stage, QStringLiteral("development"));
+    QCOMPARE((*task)->retries, 1);
+    QVERIFY((*task)->description.contains(QLatin1String("rejected by a person")));
+    QCOMPARE(told.size(), 1);
+    QCOMPARE(told[0].event, QStringLiteral("rolled-back"));
+    QCOMPARE(told[0].taskId, *id);
+    QCOMPARE(told[0].projectId, QStringLiteral("p"));
+    QCOMPARE(told[0].data.value(QLatin1String("gate")).toString(), QStringLiteral("reject"));
+    QCOMPARE(told[0].data.value(QLatin1String("stage")).toString(), QStringLiteral("development"));
+    QCOMPARE(told[0].data.value(QLatin1String("tracker_ref")).toString(), QStringLiteral("issue-7"));
+    QVERIFY(told[0].at.isValid());
+
+    // A reject for a stage that waits for no signal is a no-op.
+    auto notWaiting = e.signal(*id, QStringLiteral("development"), QStringLiteral("reject"), source, QStringLiteral("r2"));
+    QCOMPARE(notWaiting->kind, SignalResult::Kind::Ignored);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("development"));
+
+    // Past the cap a reject blocks, as a failed gate would.
+    QSqlQuery finish((*m_store->connection()));
+    QVERIFY(finish.exec(QStringLiteral("UPDATE jobs SET status = 'done' WHERE task_id = %1").arg(*id)));
+    QVERIFY(*e.tasks().claimTransition(*id, QStringLiteral("development"), QStringLiteral("approval")));
+    auto again = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r3"));
+    QCOMPARE(again->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(again->advance), AdvanceRun::Outcome::Blocked);
+    QCOMPARE((*e.tasks().task(*id))->status, QStringLiteral("blocked"));
+    QCOMPARE(told.size(), 2);
+    QCOMPARE(told[1].event, QStringLiteral("blocked"));
+    QVERIFY(told[1].text.contains(QLatin1String("rejected by a person")));
 }
 
 void tst_Engine::workerDrivesTaskToDone()
