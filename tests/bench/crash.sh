@@ -13,5 +13,6 @@ cp -a "$build/bin" "$build/lib" "$copy/"
 export LD_LIBRARY_PATH="$copy/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export SLUICE_CRASH_EXECUTABLE="$copy/bin/sluice"
 export SLUICE_CRASH_KILLS="${1:-500}"
+export QTEST_FUNCTION_TIMEOUT=36000000 # QtTest stops a test function after 5 min by default
 [ -n "${2:-}" ] && export SLUICE_CRASH_SEED="$2"
 "$copy/bin/tst_crashanywhere" -maxwarnings 0 2>&1 | grep -vE "^QDEBUG|loader: debug"
