@@ -82,6 +82,7 @@ private Q_SLOTS:
     void staleJobIsNotRun();
     void recoveredJobOutOfAttemptsBlocksItsTask();
     void submitRefusesABranchInUse();
+    void degradedGateIsNotifiedEvenWhenItPasses();
 
 private:
     void engines();
@@ -680,6 +681,36 @@ instances:
     QVERIFY(!second.has_value());
     QCOMPARE(second.error().code, ErrorCode::Conflict);
     QVERIFY(!e.submit(QStringLiteral("nope"), QStringLiteral("x"), {}, QString(), QStringLiteral("test")).has_value());
+}
+
+void tst_Engine::degradedGateIsNotifiedEvenWhenItPasses()
+{
+    QVERIFY(openStore(QStringLiteral("sqlite")));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: a
+    exit_gates: [partial, full]
+  - name: b
+instances:
+  partial: {plugin: test-gate, settings: {result: pass, degraded: 2}}
+  full: {plugin: test-gate, settings: {result: pass}}
+)", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("t"), QStringLiteral("a"), {}});
+    QVERIFY(id);
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&](const Notification &n) { told.append(n); });
+    QCOMPARE(wait(e.advance(*id, QStringLiteral("a"), QStringLiteral("test"))), AdvanceRun::Outcome::Done);
+    QStringList events;
+    for (const Notification &n : std::as_const(told))
+        events << n.event;
+    // Only the gate that ran degraded raises "audit-degraded"; the task still moved.
+    QCOMPARE(events.count(QStringLiteral("audit-degraded")), 1);
+    const Notification degraded = told.at(events.indexOf(QStringLiteral("audit-degraded")));
+    QCOMPARE(degraded.data.value(QLatin1String("gate")).toString(), QStringLiteral("partial"));
+    QCOMPARE(degraded.data.value(QLatin1String("degraded")).toInt(), 2);
+    QCOMPARE(degraded.taskId, *id);
 }
 
 QTEST_GUILESS_MAIN(tst_Engine)

@@ -290,6 +290,14 @@ void Engine::evaluateNextGate(AdvanceRun *run)
                        QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
                                    {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
                                    {QStringLiteral("reason"), verdict.reason()}});
+            // A gate that could only partly look (an auditor missing or timing out) says so
+            // in its evidence: people hear of it even when the verdict lets the task pass.
+            const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
+            if (degraded > 0)
+                notifyTask(QStringLiteral("audit-degraded"), run->m_task,
+                           QStringLiteral("gate %1 ran degraded (%2) in %3").arg(instance).arg(degraded).arg(run->m_from), verdict.reason(),
+                           QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
+                                       {QStringLiteral("degraded"), degraded}, {QStringLiteral("result"), GateVerdict::resultName(verdict.result())}});
         }
         if (verdict.allowsPassage()) {
             ++run->m_next;
