@@ -184,7 +184,7 @@ void tst_CommandStage::metadata()
     QCOMPARE(meta.kind(), PluginKind::Stage);
     QVERIFY(PluginMetaData::isApiCompatible(meta.apiVersion()));
     const ConfigSchema &schema = meta.configSchema();
-    QCOMPARE(schema.keyNames().size(), 7);
+    QCOMPARE(schema.keyNames().size(), 9);
     for (const auto &[name, entry] : schema.entries())
         QVERIFY2(!entry.description().isEmpty(), qPrintable(name));
     QVERIFY(schema.entry(QStringLiteral("command"))->isRequired());
