@@ -319,6 +319,17 @@ void CommandRun::doCancel()
                                 .arg(markerLabel())
                                 .arg(m_marker.pid));
     }
+    if (m_process && m_rule.once) {
+        // A deploy under way is not interrupted by the host's own lifecycle (a shutdown, its
+        // stage deadline): it is left running, its wrapper records the status, and the next
+        // run of this job finalises from it. Only the command's own timeout stops it.
+        const qint64 pid = m_process->pid();
+        m_process.reset(); // detachOnDestroy: left running, reaped when it ends
+        return finishFailed(QStringLiteral("cancelled by the host; %1 (pid %2) was left running so that its exit status "
+                                           "is recorded; the next run of this job finalises from it")
+                                .arg(markerLabel())
+                                .arg(pid));
+    }
     if (m_process) {
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                     << "cancelled; stopping" << m_programName;

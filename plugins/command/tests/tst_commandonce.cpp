@@ -275,16 +275,20 @@ void tst_CommandOnce::ordinaryStageRunsEveryTime()
 
 void tst_CommandOnce::restartWhileHookRuns_data()
 {
+    QTest::addColumn<bool>("cancelFirst"); // an orderly shutdown cancels the run first
     QTest::addColumn<bool>("endsBeforeRerun");
     QTest::addColumn<int>("code");
-    QTest::newRow("hook ended while the host was down, exit 0") << true << 0;
-    QTest::newRow("hook ended while the host was down, exit 1") << true << 1;
-    QTest::newRow("hook still running at the re-run, exit 0") << false << 0;
-    QTest::newRow("hook still running at the re-run, exit 3") << false << 3;
+    QTest::newRow("hook ended while the host was down, exit 0") << false << true << 0;
+    QTest::newRow("hook ended while the host was down, exit 1") << false << true << 1;
+    QTest::newRow("hook still running at the re-run, exit 0") << false << false << 0;
+    QTest::newRow("hook still running at the re-run, exit 3") << false << false << 3;
+    QTest::newRow("shutdown cancelled the run, hook still running, exit 0") << true << false << 0;
+    QTest::newRow("shutdown cancelled the run, hook ended, exit 1") << true << true << 1;
 }
 
 void tst_CommandOnce::restartWhileHookRuns()
 {
+    QFETCH(bool, cancelFirst);
     QFETCH(bool, endsBeforeRerun);
     QFETCH(int, code);
 
@@ -306,6 +310,12 @@ void tst_CommandOnce::restartWhileHookRuns()
         QTRY_VERIFY_WITH_TIMEOUT(ws.hookPid() > 0, 20000);
         hookPid = ws.hookPid();
         QCOMPARE(finished.count(), 0);
+        if (cancelFirst) {
+            run->cancel();
+            QCOMPARE(finished.count(), 1);
+            QCOMPARE(run->outcome().status, StageOutcome::Status::Failed);
+            QVERIFY2(run->outcome().summary.contains(QLatin1String("was left running")), qPrintable(run->outcome().summary));
+        }
         run.reset();
         stage->reset();
     }
