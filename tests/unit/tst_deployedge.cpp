@@ -213,7 +213,9 @@ instances:
     QTRY_COMPARE_WITH_TIMEOUT(jobs.count(), 1, 20000);
     QCOMPARE(jobs.at(0).at(1).toString(), QStringLiteral("waiting"));
     QString request;
-    for (const AuditRecord &a : *e.tasks().history(*id))
+    const auto requested = e.tasks().history(*id);
+    QVERIFY(requested.has_value());
+    for (const AuditRecord &a : *requested)
         if (a.action == QLatin1String("approval-requested"))
             request = a.details.value(QStringLiteral("summary")).toString();
     QVERIFY2(request.startsWith(QLatin1String("waiting for signal 'confirm-deploy'")), qPrintable(request));
@@ -253,7 +255,9 @@ instances:
     QVERIFY(readAll(runs).startsWith(QStringLiteral("deploy task %1 job ").arg(*id).toUtf8()));
 
     QStringList actions;
-    for (const AuditRecord &a : *e.tasks().history(*id))
+    const auto history = e.tasks().history(*id);
+    QVERIFY(history.has_value());
+    for (const AuditRecord &a : *history)
         if (a.action.startsWith(QLatin1String("signal")))
             actions << a.action;
     QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal"), QStringLiteral("signal-ignored")}));
