@@ -234,6 +234,9 @@ instances:
     reconciler.tick();
     QTRY_COMPARE_WITH_TIMEOUT(passes.count(), 1, 20000);
     const auto pass = passes.at(0).at(0).value<ReconcilerPass>();
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1String("; "))));
+    QCOMPARE(pass.examined, 1);
+    QCOMPARE(pass.skipped, 1); // waiting for a person
     QCOMPARE(pass.advanced, 0);
     QCOMPARE(pass.entered, 0);
     QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("awaiting-deploy"));
