@@ -8,6 +8,8 @@
 #include <sluice/stage.h>
 #include <sluice/testsupport.h>
 
+#include "childprocess.h"
+
 #include <QDir>
 #include <QFile>
 #include <QSignalSpy>
@@ -22,29 +24,15 @@
 #include <unistd.h>
 
 using namespace Sluice;
+using Sluice::Test::processIsGone;
+using Sluice::Test::readAll;
 
 namespace {
-
-QByteArray readAll(const QString &path)
-{
-    QFile file(path);
-    return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
-}
 
 bool writeFile(const QString &path, const QByteArray &content)
 {
     QFile file(path);
     return file.open(QIODevice::WriteOnly | QIODevice::Truncate) && file.write(content) == content.size();
-}
-
-// Gone, or a zombie: either way it runs no more.
-bool processIsGone(qint64 pid)
-{
-    if (::kill(pid_t(pid), 0) == -1 && errno == ESRCH)
-        return true;
-    const QByteArray stat = readAll(QStringLiteral("/proc/%1/stat").arg(pid));
-    const int close = stat.lastIndexOf(')');
-    return close > 0 && stat.size() > close + 2 && (stat.at(close + 2) == 'Z' || stat.at(close + 2) == 'X');
 }
 
 // A task's worktree and artifacts, and a deploy hook that appends a line to runs.log each

@@ -5,6 +5,8 @@
 #include <sluice/stage.h>
 #include <sluice/testsupport.h>
 
+#include "childprocess.h"
+
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -21,6 +23,9 @@
 #include <unistd.h>
 
 using namespace Sluice;
+using Sluice::Test::processIsGone;
+using Sluice::Test::readAll;
+using Sluice::Test::readPid;
 
 namespace {
 
@@ -78,27 +83,6 @@ struct Workspace {
 
     QString artifact(const QString &name) const { return QDir(artifacts).filePath(name); }
 };
-
-QByteArray readAll(const QString &path)
-{
-    QFile file(path);
-    return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
-}
-
-qint64 readPid(const QString &path)
-{
-    return readAll(path).trimmed().toLongLong();
-}
-
-// Gone, or a zombie waiting for an init that may not reap: either way it runs no more.
-bool processIsGone(qint64 pid)
-{
-    if (::kill(pid_t(pid), 0) == -1 && errno == ESRCH)
-        return true;
-    const QByteArray stat = readAll(QStringLiteral("/proc/%1/stat").arg(pid));
-    const int close = stat.lastIndexOf(')');
-    return close > 0 && stat.size() > close + 2 && (stat.at(close + 2) == 'Z' || stat.at(close + 2) == 'X');
-}
 
 // Parses `env` output into a map.
 QMap<QString, QString> environmentOf(const QByteArray &output)
