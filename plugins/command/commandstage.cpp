@@ -143,7 +143,7 @@ private:
     void onEnded(const Processes::ProcessEnding &ending);
 
     // once: true
-    bool resumeFromMarker(const QByteArray &json);
+    void resumeFromMarker(const QByteArray &json);
     void watchEarlierRun();
     bool earlierRunIsAlive() const;
     void concludeOnce(const Processes::ProcessEnding &ending);
@@ -189,10 +189,8 @@ void CommandRun::doStart()
         if (!existing)
             return finishFailed(QStringLiteral("cannot read the initiated marker '%1': %2; the command was not run")
                                     .arg(m_markerKey, existing.error().message));
-        if (existing->has_value()) {
-            resumeFromMarker(**existing);
-            return;
-        }
+        if (existing->has_value())
+            return resumeFromMarker(**existing);
     }
 
     const QHash<QString, QString> values{
@@ -387,33 +385,25 @@ QString CommandRun::markerLabel() const
     return QStringLiteral("'%1'").arg(m_programName);
 }
 
-bool CommandRun::resumeFromMarker(const QByteArray &json)
+void CommandRun::resumeFromMarker(const QByteArray &json)
 {
     const auto marker = InitiatedMarker::fromJson(json);
-    if (!marker) {
-        finishUnknown(QStringLiteral("the initiated marker '%1' is unreadable").arg(m_markerKey));
-        return false;
-    }
+    if (!marker)
+        return finishUnknown(QStringLiteral("the initiated marker '%1' is unreadable").arg(m_markerKey));
     m_marker = *marker;
     m_output = m_marker.output;
     qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                 << "found the initiated marker" << m_markerKey << "- not running" << m_programName << "again";
-    if (m_marker.exitStatus) {
-        finalise(m_marker.exitStatus, true, QString());
-        return true;
-    }
-    if (const auto status = Processes::recordedExitStatus(m_marker.statusFile)) {
-        finalise(status, true, QString());
-        return true;
-    }
+    if (m_marker.exitStatus)
+        return finalise(m_marker.exitStatus, true, QString());
+    if (const auto status = Processes::recordedExitStatus(m_marker.statusFile))
+        return finalise(status, true, QString());
     if (earlierRunIsAlive()) {
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                     << "waiting for" << m_programName << "pid" << m_marker.pid << "started by an earlier run";
-        m_watch.start();
-        return true;
+        return m_watch.start();
     }
     watchEarlierRun();
-    return true;
 }
 
 bool CommandRun::earlierRunIsAlive() const
