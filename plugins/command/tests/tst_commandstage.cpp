@@ -180,6 +180,8 @@ void tst_CommandStage::metadata()
     QCOMPARE(schema.entry(QStringLiteral("inherit_environment"))->defaultValue().toList(),
              QVariantList({QStringLiteral("PATH"), QStringLiteral("HOME"), QStringLiteral("LANG")}));
     QCOMPARE(schema.entry(QStringLiteral("environment"))->type(), SchemaEntry::Type::Map);
+    QCOMPARE(schema.entry(QStringLiteral("once"))->defaultValue().toBool(), false); // opt-in
+    QCOMPARE(schema.entry(QStringLiteral("retry_exit_codes"))->defaultValue().toList(), QVariantList({75}));
 
     // Defaults filled as the host fills them.
     auto settings = Test::validateSettings(meta, "command: [true]");
@@ -208,6 +210,11 @@ void tst_CommandStage::refusedSettings_data()
                                        << QStringLiteral("'SLUICE_STAGE'");
     QTest::newRow("bad inherited name") << QByteArray("command: [true]\ninherit_environment: [BAD-NAME]")
                                         << QStringLiteral("'BAD-NAME'");
+    QTest::newRow("retry exit code 0") << QByteArray("command: [true]\nonce: true\nretry_exit_codes: [0]")
+                                       << QStringLiteral("below the minimum");
+    QTest::newRow("retry exit code of a signal") << QByteArray("command: [true]\nonce: true\nretry_exit_codes: [143]")
+                                                 << QStringLiteral("above the maximum");
+    QTest::newRow("once not a boolean") << QByteArray("command: [true]\nonce: sometimes") << QStringLiteral("once");
     QTest::newRow("empty output") << QByteArray("command: [true]\noutput: \"\"") << QStringLiteral("'output'");
     QTest::newRow("empty working directory") << QByteArray("command: [true]\nworking_directory: \" \"")
                                              << QStringLiteral("'working_directory'");
