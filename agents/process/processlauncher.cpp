@@ -30,17 +30,6 @@ using Processes::ProcessEnding;
 
 constexpr QLatin1String Owner("process");
 
-/*
- * The wrapper the agent runs under: it runs the agent, writes its status to the file named
- * by $1 (atomically: written beside, then renamed), and ends the way the agent ended — with
- * its exit code, or by the same signal (the shell reports a signal N as 128 + N).
- */
-// It outlives a SIGTERM sent to the group (a trap, reset for the agent at exec) so that an
-// agent that handles SIGTERM and exits still has its status recorded.
-constexpr const char ExitRecorder[] =
-    "trap : TERM INT HUP; f=$1; shift; \"$@\"; s=$?; printf '%d\\n' \"$s\" > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; "
-    "if [ \"$s\" -gt 128 ] && [ \"$s\" -lt 160 ]; then trap - TERM INT HUP; kill -$((s - 128)) $$; fi; exit \"$s\"";
-
 // An adopted agent is not our child, so nothing tells us when it ends: we look.
 constexpr int AdoptedPollMs = 1000;
 
@@ -56,22 +45,6 @@ const QStringList &fixedVariableNames()
 int timerInterval(std::chrono::milliseconds duration)
 {
     return int(std::clamp<qint64>(duration.count(), 0, std::numeric_limits<int>::max()));
-}
-
-QString exitStatusFile(const QString &logPath)
-{
-    return logPath + QStringLiteral(".exit");
-}
-
-// What the wrapper recorded: the exit code, a signal (128 + N), or nothing (it was killed too).
-std::optional<int> recordedExitStatus(const QString &logPath)
-{
-    QFile file(exitStatusFile(logPath));
-    if (!file.open(QIODevice::ReadOnly))
-        return std::nullopt;
-    bool ok = false;
-    const int status = file.readAll().trimmed().toInt(&ok);
-    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
 }
 
 struct ArchivedLog {
@@ -245,11 +218,9 @@ void ProcessLaunch::doStart()
     // (an adopted process is not our child; nothing else could tell).
     if (!QFileInfo(*resolved).isExecutable())
         return finishWithError(Error{ErrorCode::Io, QStringLiteral("cannot start '%1': it does not exist or is not executable").arg(*resolved), {}});
-    const QString exitFile = exitStatusFile(m_request.logPath);
+    const QString exitFile = Processes::exitStatusFile(m_request.logPath);
     QFile::remove(exitFile);
-    spec.program = QStringLiteral("/bin/sh");
-    spec.arguments = QStringList{QStringLiteral("-c"), QString::fromLatin1(ExitRecorder), QStringLiteral("sluice-agent"), exitFile, *resolved}
-                     + arguments;
+    Processes::wrapWithExitRecorder(spec, exitFile, *resolved, arguments, QStringLiteral("sluice-agent"));
     spec.workingDirectory = worktree;
     spec.environment = environment;
     spec.outputFile = m_request.logPath;
@@ -418,7 +389,7 @@ private:
         exit.finishedAt = clock().now();
         // The wrapper wrote the status when the agent ended; without it the code is unknown,
         // and never made up.
-        const std::optional<int> status = exit.timedOut ? std::nullopt : recordedExitStatus(logPath());
+        const std::optional<int> status = exit.timedOut ? std::nullopt : Processes::recordedExitStatus(Processes::exitStatusFile(logPath()));
         if (status && *status > 128 && *status < 160)
             exit.crashed = true;
         else if (status)

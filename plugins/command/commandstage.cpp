@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "commandstage.h"
 
+#include <sluice/services.h>
+
+#include <QDateTime>
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QHash>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLoggingCategory>
+#include <QSysInfo>
+#include <QTimer>
 
 namespace Sluice {
 namespace Stages {
@@ -44,17 +52,85 @@ QString withTail(QString summary, const QString &logPath)
     return summary;
 }
 
+// With once: true, where the command's start is recorded: one key per task, job and head, so
+// a retry or a restarted host's re-run of the same job for the same commit finds it.
+QString initiatedMarkerKey(const StageRequest &request)
+{
+    return QStringLiteral("initiated/task-%1/job-%2/head-%3")
+        .arg(request.task.id)
+        .arg(request.job)
+        .arg(request.task.headSha.isEmpty() ? QStringLiteral("unknown") : request.task.headSha);
+}
+
+// How often a re-run looks whether a command started by an earlier run has ended: it is not
+// our child (or no longer watched by a SupervisedProcess), so nothing else would tell.
+constexpr int WatchIntervalMs = 500;
+
+// The initiated marker: written before the command starts, completed with its pid once it
+// exists and with its exit status once known.
+struct InitiatedMarker {
+    QString node;
+    qint64 pid = 0;
+    quint64 startTicks = 0;
+    QString statusFile;
+    QString output;
+    QString startedAt;
+    std::optional<int> exitStatus; // set once the outcome is final (or recorded)
+
+    QByteArray toJson() const
+    {
+        QJsonObject o{{QStringLiteral("state"), exitStatus ? QStringLiteral("finished") : QStringLiteral("initiated")},
+                      {QStringLiteral("node"), node},
+                      {QStringLiteral("pid"), pid},
+                      {QStringLiteral("start_ticks"), QString::number(startTicks)},
+                      {QStringLiteral("status_file"), statusFile},
+                      {QStringLiteral("output"), output},
+                      {QStringLiteral("started_at"), startedAt}};
+        if (exitStatus)
+            o.insert(QStringLiteral("exit_status"), *exitStatus);
+        return QJsonDocument(o).toJson(QJsonDocument::Compact);
+    }
+
+    static std::optional<InitiatedMarker> fromJson(const QByteArray &json)
+    {
+        const QJsonDocument doc = QJsonDocument::fromJson(json);
+        if (!doc.isObject())
+            return std::nullopt;
+        const QJsonObject o = doc.object();
+        InitiatedMarker m;
+        m.node = o.value(QStringLiteral("node")).toString();
+        m.pid = qint64(o.value(QStringLiteral("pid")).toDouble());
+        m.startTicks = o.value(QStringLiteral("start_ticks")).toString().toULongLong();
+        m.statusFile = o.value(QStringLiteral("status_file")).toString();
+        m.output = o.value(QStringLiteral("output")).toString();
+        m.startedAt = o.value(QStringLiteral("started_at")).toString();
+        const QString state = o.value(QStringLiteral("state")).toString();
+        if (state == QLatin1String("finished")) {
+            const QJsonValue status = o.value(QStringLiteral("exit_status"));
+            if (!status.isDouble())
+                return std::nullopt;
+            m.exitStatus = status.toInt();
+        } else if (state != QLatin1String("initiated")) {
+            return std::nullopt;
+        }
+        return m;
+    }
+};
+
 class CommandRun final : public StageRun
 {
 public:
     CommandRun(CommandRule rule, StageRequest request, QString project, QString instance,
-               const QLoggingCategory &logging)
+               const QLoggingCategory &logging, StateStore *state)
         : m_rule(std::move(rule))
         , m_request(std::move(request))
         , m_project(std::move(project))
         , m_instance(std::move(instance))
         , m_logging(logging)
+        , m_state(state)
     {
+        m_watch.setInterval(WatchIntervalMs);
+        connect(&m_watch, &QTimer::timeout, this, [this] { watchEarlierRun(); });
     }
 
 protected:
@@ -66,6 +142,15 @@ private:
     void finishFailed(const QString &summary);
     void onEnded(const Processes::ProcessEnding &ending);
 
+    // once: true
+    void resumeFromMarker(const QByteArray &json);
+    void watchEarlierRun();
+    bool earlierRunIsAlive() const;
+    void concludeOnce(const Processes::ProcessEnding &ending);
+    void finalise(std::optional<int> status, bool recordedEarlier, const QString &context);
+    void finishUnknown(const QString &why);
+    QString markerLabel() const;
+
     CommandRule m_rule;
     StageRequest m_request;
     QString m_project;
@@ -74,6 +159,10 @@ private:
     QString m_programName;
     QString m_output;
     std::unique_ptr<Processes::SupervisedProcess> m_process;
+    StateStore *m_state = nullptr;
+    QString m_markerKey;
+    InitiatedMarker m_marker;
+    QTimer m_watch;
 };
 
 void CommandRun::finishFailed(const QString &summary)
@@ -89,6 +178,21 @@ void CommandRun::finishFailed(const QString &summary)
 
 void CommandRun::doStart()
 {
+    m_programName = QFileInfo(m_rule.command.value(0)).fileName();
+    if (m_rule.once) {
+        // The marker decides before anything else: a command initiated before is never run
+        // again for this task, job and head.
+        if (!m_state)
+            return finishFailed(QStringLiteral("'once' needs the host's state store; the command was not run"));
+        m_markerKey = initiatedMarkerKey(m_request);
+        const auto existing = m_state->value(m_markerKey);
+        if (!existing)
+            return finishFailed(QStringLiteral("cannot read the initiated marker '%1': %2; the command was not run")
+                                    .arg(m_markerKey, existing.error().message));
+        if (existing->has_value())
+            return resumeFromMarker(**existing);
+    }
+
     const QHash<QString, QString> values{
         {QStringLiteral("worktree"), m_request.worktree},
         {QStringLiteral("artifacts"), m_request.artifactsDir},
@@ -165,10 +269,40 @@ void CommandRun::doStart()
     spec.timeout = m_rule.timeout;
     spec.killGrace = m_rule.killGrace;
     spec.detachOnDestroy = false;
+    if (m_rule.once) {
+        // The wrapper starts it from the working directory: check (and pass) that file.
+        const QString executable = QDir::isRelativePath(*resolved) ? QDir(workingDirectory).filePath(*resolved) : *resolved;
+        if (!QFileInfo(executable).isExecutable())
+            return finishFailed(QStringLiteral("cannot start '%1': it does not exist or is not executable").arg(executable));
+        m_marker.node = QSysInfo::machineHostName();
+        m_marker.statusFile = Processes::exitStatusFile(output);
+        m_marker.output = output;
+        m_marker.startedAt = QDateTime::currentDateTimeUtc().toString(Qt::ISODate);
+        if (QFileInfo::exists(m_marker.statusFile) && !QFile::remove(m_marker.statusFile))
+            return finishFailed(QStringLiteral("cannot remove the stale exit-status file '%1'; the command was not run")
+                                    .arg(m_marker.statusFile));
+        // Written before the start: if we die from here on, a re-run never starts it again.
+        if (auto written = m_state->setValue(m_markerKey, m_marker.toJson()); !written)
+            return finishFailed(QStringLiteral("cannot write the initiated marker '%1': %2; the command was not run")
+                                    .arg(m_markerKey, written.error().message));
+        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                    << "initiated marker written:" << m_markerKey;
+        Processes::wrapWithExitRecorder(spec, m_marker.statusFile, executable, spec.arguments,
+                                        QStringLiteral("sluice-command"));
+        // A deploy under way is not killed because the host stops; its status is recorded.
+        spec.detachOnDestroy = true;
+    }
     m_process = std::make_unique<Processes::SupervisedProcess>(std::move(spec));
-    connect(m_process.get(), &Processes::SupervisedProcess::started, this, [this](qint64 pid, quint64) {
+    connect(m_process.get(), &Processes::SupervisedProcess::started, this, [this](qint64 pid, quint64 startTicks) {
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                     << "started" << m_programName << "pid" << pid << "output" << m_output;
+        if (m_rule.once) {
+            m_marker.pid = pid;
+            m_marker.startTicks = startTicks;
+            if (auto written = m_state->setValue(m_markerKey, m_marker.toJson()); !written)
+                qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id
+                                               << "cannot record the pid in the initiated marker:" << written.error().message;
+        }
     });
     connect(m_process.get(), &Processes::SupervisedProcess::ended, this, &CommandRun::onEnded);
     m_process->start();
@@ -176,6 +310,24 @@ void CommandRun::doStart()
 
 void CommandRun::doCancel()
 {
+    if (m_watch.isActive()) {
+        m_watch.stop();
+        return finishFailed(QStringLiteral("cancelled while waiting for %1 (pid %2), which an earlier run started; it was "
+                                           "left running and a later run finalises from its recorded exit status")
+                                .arg(markerLabel())
+                                .arg(m_marker.pid));
+    }
+    if (m_process && m_rule.once) {
+        // A deploy under way is not interrupted by the host's own lifecycle (a shutdown, its
+        // stage deadline): it is left running, its wrapper records the status, and the next
+        // run of this job finalises from it. Only the command's own timeout stops it.
+        const qint64 pid = m_process->pid();
+        m_process.reset(); // detachOnDestroy: left running, reaped when it ends
+        return finishFailed(QStringLiteral("cancelled by the host; %1 (pid %2) was left running so that its exit status "
+                                           "is recorded; the next run of this job finalises from it")
+                                .arg(markerLabel())
+                                .arg(pid));
+    }
     if (m_process) {
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                     << "cancelled; stopping" << m_programName;
@@ -189,6 +341,8 @@ void CommandRun::doCancel()
 void CommandRun::onEnded(const Processes::ProcessEnding &ending)
 {
     using Processes::ProcessEnding;
+    if (m_rule.once)
+        return concludeOnce(ending);
     const QString name = QStringLiteral("'%1'").arg(m_programName);
     StageOutcome outcome;
     outcome.status = StageOutcome::Status::Failed;
@@ -224,6 +378,142 @@ void CommandRun::onEnded(const Processes::ProcessEnding &ending)
         qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                        << "failed:" << outcome.summary;
     finishWith(outcome);
+}
+
+QString CommandRun::markerLabel() const
+{
+    return QStringLiteral("'%1'").arg(m_programName);
+}
+
+void CommandRun::resumeFromMarker(const QByteArray &json)
+{
+    const auto marker = InitiatedMarker::fromJson(json);
+    if (!marker)
+        return finishUnknown(QStringLiteral("the initiated marker '%1' is unreadable").arg(m_markerKey));
+    m_marker = *marker;
+    m_output = m_marker.output;
+    qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                << "found the initiated marker" << m_markerKey << "- not running" << m_programName << "again";
+    if (m_marker.exitStatus)
+        return finalise(m_marker.exitStatus, true, QString());
+    if (const auto status = Processes::recordedExitStatus(m_marker.statusFile))
+        return finalise(status, true, QString());
+    if (earlierRunIsAlive()) {
+        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                    << "waiting for" << m_programName << "pid" << m_marker.pid << "started by an earlier run";
+        return m_watch.start();
+    }
+    watchEarlierRun();
+}
+
+bool CommandRun::earlierRunIsAlive() const
+{
+    if (m_marker.pid <= 1 || m_marker.startTicks == 0 || m_marker.node != QSysInfo::machineHostName())
+        return false;
+    const auto stat = Processes::readProcStat(m_marker.pid);
+    return stat && stat->startTicks == m_marker.startTicks && stat->state != 'Z' && stat->state != 'X';
+}
+
+void CommandRun::watchEarlierRun()
+{
+    if (isFinished() || earlierRunIsAlive())
+        return;
+    m_watch.stop();
+    // The wrapper writes the status before it ends: once the process is gone, the file is final.
+    if (const auto status = Processes::recordedExitStatus(m_marker.statusFile))
+        return finalise(status, true, QString());
+    finishUnknown(m_marker.pid > 0
+                      ? QStringLiteral("pid %1 on %2 is gone and no exit status was recorded in '%3'")
+                            .arg(m_marker.pid)
+                            .arg(m_marker.node, m_marker.statusFile)
+                      : QStringLiteral("no exit status was recorded in '%1'").arg(m_marker.statusFile));
+}
+
+void CommandRun::concludeOnce(const Processes::ProcessEnding &ending)
+{
+    using Processes::ProcessEnding;
+    if (ending.how == ProcessEnding::How::NotStarted) {
+        // Nothing ran: the marker goes, so that a retry may start it.
+        if (auto removed = m_state->remove(m_markerKey); !removed)
+            qCWarning(logging()).noquote() << m_instance << "cannot remove the initiated marker" << m_markerKey << ":"
+                                           << removed.error().message;
+        return finishFailed(QStringLiteral("cannot start %1: %2").arg(markerLabel(), ending.startError));
+    }
+    QString context;
+    if (ending.stoppedFor == ProcessEnding::Stop::Deadline)
+        context = QStringLiteral("timed out after %1 (process group terminated)").arg(Processes::describeDuration(m_rule.timeout));
+    else if (ending.stoppedFor == ProcessEnding::Stop::Cancel)
+        context = QStringLiteral("was cancelled (process group terminated)");
+    // The wrapper ends as the command ended; when it was stopped or killed itself, only its
+    // file can tell.
+    std::optional<int> status = Processes::recordedExitStatus(m_marker.statusFile);
+    if (!status && ending.how == ProcessEnding::How::Exited && ending.stoppedFor == ProcessEnding::Stop::None)
+        status = ending.exitCode;
+    finalise(status, false, context);
+}
+
+void CommandRun::finalise(std::optional<int> status, bool recordedEarlier, const QString &context)
+{
+    if (!status)
+        return finishUnknown(context.isEmpty() ? QStringLiteral("no exit status was recorded in '%1'").arg(m_marker.statusFile)
+                                               : context + QStringLiteral(" and no exit status was recorded in '%1'").arg(m_marker.statusFile));
+    const int code = *status;
+    const QString name = markerLabel();
+    const QString origin = recordedEarlier ? QStringLiteral(" (recorded by an earlier run; not run again)") : QString();
+    const QString prefix = context.isEmpty() ? name : name + QLatin1Char(' ') + context + QStringLiteral(";");
+    StageOutcome outcome;
+    outcome.status = StageOutcome::Status::Failed;
+    outcome.logPath = m_output;
+    const bool retry = code > 0 && m_rule.retryExitCodes.contains(code);
+    if (retry) {
+        // The command declared that it changed nothing: the next attempt may run it again.
+        if (auto removed = m_state->remove(m_markerKey); !removed)
+            outcome.summary = QStringLiteral("%1 exited with code %2 (temporary failure), but the initiated marker could not be "
+                                             "cleared (%3): it is not run again").arg(prefix).arg(code).arg(removed.error().message);
+        else
+            outcome.summary = withTail(QStringLiteral("%1 exited with code %2%3 (temporary failure: the next attempt runs it again)")
+                                           .arg(prefix).arg(code).arg(origin),
+                                       m_output);
+    } else {
+        if (!m_marker.exitStatus) {
+            m_marker.exitStatus = code;
+            if (auto written = m_state->setValue(m_markerKey, m_marker.toJson()); !written)
+                qCWarning(logging()).noquote() << m_instance << "cannot record the exit status in the initiated marker"
+                                               << m_markerKey << ":" << written.error().message;
+        }
+        if (code > 128 && code < 160) {
+            outcome.summary = withTail(QStringLiteral("%1 was killed by %2%3").arg(prefix, Processes::describeSignal(code - 128), origin),
+                                       m_output);
+        } else if (code == 0 && context.isEmpty()) {
+            outcome.status = StageOutcome::Status::Completed;
+            outcome.exitCode = 0;
+            outcome.summary = QStringLiteral("%1 exited with code 0%2").arg(name, origin);
+        } else {
+            outcome.exitCode = code;
+            outcome.summary = withTail(QStringLiteral("%1 exited with code %2%3; not run again for this job and head")
+                                           .arg(prefix).arg(code).arg(origin),
+                                       m_output);
+        }
+    }
+    if (outcome.status == StageOutcome::Status::Completed)
+        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                    << "completed:" << outcome.summary;
+    else
+        qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                       << "failed:" << outcome.summary;
+    finishWith(outcome);
+}
+
+void CommandRun::finishUnknown(const QString &why)
+{
+    // Never guessed and never run again: a person checks what happened.
+    finishFailed(QStringLiteral("deploy outcome unknown, check manually: %1 was started for task %2, job %3, head %4 "
+                                "(marker '%5'), %6; it is not run again")
+                     .arg(markerLabel())
+                     .arg(m_request.task.id)
+                     .arg(m_request.job)
+                     .arg(m_request.task.headSha.isEmpty() ? QStringLiteral("unknown") : m_request.task.headSha,
+                          m_markerKey, why));
 }
 
 } // namespace
@@ -262,6 +552,21 @@ Result<CommandRule> CommandRule::fromSettings(const QVariantMap &settings)
         return std::unexpected(environment.error());
     rule.environment = environment->environment;
     rule.inheritEnvironment = environment->inherit;
+
+    const QVariant once = settings.value(QStringLiteral("once"), false);
+    if (once.userType() != QMetaType::Bool)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("command setting 'once' must be a boolean"));
+    rule.once = once.toBool();
+    const QVariantList retry = settings.value(QStringLiteral("retry_exit_codes"), QVariantList{75}).toList();
+    for (const QVariant &code : retry) {
+        bool ok = false;
+        const qlonglong value = code.toLongLong(&ok);
+        if (!ok || value < 1 || value > 125)
+            return fail(ErrorCode::InvalidConfig,
+                        QStringLiteral("command setting 'retry_exit_codes' holds '%1'; give exit codes from 1 to 125")
+                            .arg(code.toString()));
+        rule.retryExitCodes.append(int(value));
+    }
     return rule;
 }
 
@@ -273,10 +578,19 @@ CommandStage::CommandStage(const PluginContext &context, CommandRule rule, QObje
 
 CommandStage::~CommandStage() = default;
 
+Result<void> CommandStage::initialize()
+{
+    if (m_rule.once && !context().state())
+        return fail(ErrorCode::InvalidConfig,
+                    QStringLiteral("command setting 'once' needs the host's state store to keep the initiated marker"));
+    return {};
+}
+
 std::unique_ptr<StageRun> CommandStage::run(const StageRequest &request)
 {
     const QString project = request.task.projectId.isEmpty() ? context().project().id : request.task.projectId;
-    return std::make_unique<CommandRun>(m_rule, request, project, context().instanceName(), context().logging());
+    return std::make_unique<CommandRun>(m_rule, request, project, context().instanceName(), context().logging(),
+                                        m_rule.once ? context().state() : nullptr);
 }
 
 Result<std::unique_ptr<PluginInstance>> CommandStageFactory::create(const PluginContext &context)

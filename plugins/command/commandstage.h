@@ -9,6 +9,7 @@
 #include <sluice/plugin.h>
 #include <sluice/stage.h>
 
+#include <QList>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -29,6 +30,10 @@ struct CommandRule {
     Processes::EnvironmentList environment; ///< Values unexpanded.
     QStringList inheritEnvironment;
     QString output;               ///< Placeholders unexpanded.
+    /// Run at most once per task, job and head: an initiated marker in the state store before
+    /// the start, the exit status recorded beside the output (docs/plugins/command.md#once).
+    bool once = false;
+    QList<int> retryExitCodes;    ///< With once: temporary failures that clear the marker.
 
     /// Checks settings the host validated against command.json (defaults filled).
     [[nodiscard]] static Result<CommandRule> fromSettings(const QVariantMap &settings);
@@ -42,6 +47,8 @@ public:
     CommandStage(const PluginContext &context, CommandRule rule, QObject *parent = nullptr);
     ~CommandStage() override;
 
+    /// Refuses once: true without a state store to keep the marker in.
+    [[nodiscard]] Result<void> initialize() override;
     [[nodiscard]] std::unique_ptr<StageRun> run(const StageRequest &request) override;
 
 private:

@@ -251,6 +251,42 @@ Result<EnvironmentSettings> environmentSettings(const QVariantMap &settings, con
     return EnvironmentSettings{*environment, *inherit};
 }
 
+namespace {
+/*
+ * The wrapper: runs the child, writes its status to the file named by $1 (atomically:
+ * written beside, then renamed), and ends the way the child ended — with its exit code, or
+ * by the same signal (the shell reports a signal N as 128 + N). It outlives a SIGTERM sent
+ * to the group (a trap, reset for the child at exec) so that a child that handles SIGTERM
+ * and exits still has its status recorded.
+ */
+constexpr const char ExitRecorder[] =
+    "trap : TERM INT HUP; f=$1; shift; \"$@\"; s=$?; printf '%d\\n' \"$s\" > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; "
+    "if [ \"$s\" -gt 128 ] && [ \"$s\" -lt 160 ]; then trap - TERM INT HUP; kill -$((s - 128)) $$; fi; exit \"$s\"";
+} // namespace
+
+QString exitStatusFile(const QString &logPath)
+{
+    return logPath + QStringLiteral(".exit");
+}
+
+std::optional<int> recordedExitStatus(const QString &statusFile)
+{
+    QFile file(statusFile);
+    if (!file.open(QIODevice::ReadOnly))
+        return std::nullopt;
+    bool ok = false;
+    const int status = file.readAll().trimmed().toInt(&ok);
+    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
+}
+
+void wrapWithExitRecorder(ProcessSpec &spec, const QString &statusFile, const QString &program,
+                          const QStringList &arguments, const QString &name)
+{
+    spec.program = QStringLiteral("/bin/sh");
+    spec.arguments = QStringList{QStringLiteral("-c"), QString::fromLatin1(ExitRecorder), name, statusFile, program}
+                     + arguments;
+}
+
 QStringList tailOfFile(const QString &path, int maxLines, int maxChars)
 {
     QFile file(path);

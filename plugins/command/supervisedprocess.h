@@ -109,6 +109,32 @@ struct ProcessSpec {
     bool detachOnDestroy = false;
 };
 
+/**
+ * The exit-status file beside a log: "<logPath>.exit". The wrapper of wrapWithExitRecorder()
+ * writes the child's exit status there when it ends.
+ */
+[[nodiscard]] QString exitStatusFile(const QString &logPath);
+
+/**
+ * What the wrapper recorded in @p statusFile: the exit code (0-128), a signal N as 128 + N,
+ * or std::nullopt when nothing (or garbage) was recorded: the wrapper was killed too, or the
+ * child has not ended yet. Never guessed.
+ */
+[[nodiscard]] std::optional<int> recordedExitStatus(const QString &statusFile);
+
+/**
+ * Runs @p program with @p arguments under a small /bin/sh wrapper that records its exit
+ * status in @p statusFile (written beside, then renamed: the file is either absent or
+ * complete) and ends the way the child ended. The wrapper survives a SIGTERM to the group
+ * (the child does not inherit the trap), so a child that handles SIGTERM and exits still has
+ * its status recorded. A host restarted while the child runs learns from the file how a
+ * process it did not see end actually ended. @p name is the wrapper's $0, shown by ps.
+ * Sets spec.program and spec.arguments; @p program must be an executable path.
+ */
+void wrapWithExitRecorder(ProcessSpec &spec, const QString &statusFile, const QString &program,
+                          const QStringList &arguments, const QString &name);
+
+
 /// How a supervised process ended.
 struct ProcessEnding {
     enum class How {

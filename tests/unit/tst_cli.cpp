@@ -71,6 +71,7 @@ private Q_SLOTS:
     void checkHostFileError();
     void checkRefusesUnsafePluginDirectory();
     void checkUsesConfigDirFromEnvironment();
+    void checkDeployEdgeExample();
     void readOnlyCommandsLeaveTheStoreAlone();
 
 private:
@@ -240,6 +241,17 @@ void tst_Cli::checkUsesConfigDirFromEnvironment()
 }
 
 QTEST_GUILESS_MAIN(tst_Cli)
+void tst_Cli::checkDeployEdgeExample()
+{
+    // The shipped example as an operator would check it: the real `sluice check`, the
+    // plugins as built (the executable's default plugin directory), no host file.
+    const QString example = QStringLiteral(SLUICE_SOURCE_DIR "/resources/examples/deploy-edge");
+    const Run run = sluice({QStringLiteral("check"), QStringLiteral("--config"), example});
+    QVERIFY2(run.exitCode == 0, qPrintable(run.out + run.err));
+    QVERIFY2(run.err.contains(QLatin1String("1 project file(s), 1 valid, 0 refused")), qPrintable(run.err));
+    QVERIFY2(run.err.contains(QLatin1String("0 with problems")), qPrintable(run.err));
+}
+
 void tst_Cli::readOnlyCommandsLeaveTheStoreAlone()
 {
     Test::TemporaryConfig config;

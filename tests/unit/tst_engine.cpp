@@ -6,6 +6,7 @@
 #include "engine/worker.h"
 #include "plugins/pluginloader.h"
 #include "testprojects.h"
+#include "testpipeline.h"
 #include "teststores.h"
 
 #include <sluice/testsupport.h>
@@ -17,46 +18,9 @@
 
 using namespace Sluice;
 
-namespace {
-AdvanceRun::Outcome wait(AdvanceRun *run)
-{
-    AdvanceRun::Outcome outcome = AdvanceRun::Outcome::Failed;
-    QEventLoop loop;
-    QObject::connect(run, &AdvanceRun::finished, &loop, [&](AdvanceRun *r) {
-        outcome = r->outcome();
-        loop.quit();
-    });
-    loop.exec();
-    return outcome;
-}
-
-void writeFile(const QString &path, const QByteArray &content)
-{
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
-        qFatal("cannot write %s", qPrintable(path));
-    f.write(content);
-}
-
-// Seeds a bare repository with one commit on main.
-bool makeRepository(const QString &path)
-{
-    auto git = [](const QStringList &args) {
-        QProcess p;
-        p.start(QStringLiteral("git"), args);
-        return p.waitForFinished(30000) && p.exitCode() == 0;
-    };
-    const QString seed = path + QStringLiteral(".seed");
-    QDir().mkpath(seed);
-    writeFile(seed + QStringLiteral("/README"), "seed\n");
-    return git({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), path})
-           && git({QStringLiteral("-C"), seed, QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")})
-           && git({QStringLiteral("-C"), seed, QStringLiteral("add"), QStringLiteral("README")})
-           && git({QStringLiteral("-C"), seed, QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"),
-                   QStringLiteral("user.email=t@t"), QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")})
-           && git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), path, QStringLiteral("main")});
-}
-} // namespace
+using Sluice::Test::makeRepository;
+using Sluice::Test::wait;
+using Sluice::Test::writeFile;
 
 class tst_Engine : public QObject
 {

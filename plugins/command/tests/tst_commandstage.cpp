@@ -5,6 +5,8 @@
 #include <sluice/stage.h>
 #include <sluice/testsupport.h>
 
+#include "childprocess.h"
+
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -21,6 +23,9 @@
 #include <unistd.h>
 
 using namespace Sluice;
+using Sluice::Test::processIsGone;
+using Sluice::Test::readAll;
+using Sluice::Test::readPid;
 
 namespace {
 
@@ -78,27 +83,6 @@ struct Workspace {
 
     QString artifact(const QString &name) const { return QDir(artifacts).filePath(name); }
 };
-
-QByteArray readAll(const QString &path)
-{
-    QFile file(path);
-    return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
-}
-
-qint64 readPid(const QString &path)
-{
-    return readAll(path).trimmed().toLongLong();
-}
-
-// Gone, or a zombie waiting for an init that may not reap: either way it runs no more.
-bool processIsGone(qint64 pid)
-{
-    if (::kill(pid_t(pid), 0) == -1 && errno == ESRCH)
-        return true;
-    const QByteArray stat = readAll(QStringLiteral("/proc/%1/stat").arg(pid));
-    const int close = stat.lastIndexOf(')');
-    return close > 0 && stat.size() > close + 2 && (stat.at(close + 2) == 'Z' || stat.at(close + 2) == 'X');
-}
 
 // Parses `env` output into a map.
 QMap<QString, QString> environmentOf(const QByteArray &output)
@@ -184,7 +168,7 @@ void tst_CommandStage::metadata()
     QCOMPARE(meta.kind(), PluginKind::Stage);
     QVERIFY(PluginMetaData::isApiCompatible(meta.apiVersion()));
     const ConfigSchema &schema = meta.configSchema();
-    QCOMPARE(schema.keyNames().size(), 7);
+    QCOMPARE(schema.keyNames().size(), 9);
     for (const auto &[name, entry] : schema.entries())
         QVERIFY2(!entry.description().isEmpty(), qPrintable(name));
     QVERIFY(schema.entry(QStringLiteral("command"))->isRequired());
@@ -196,6 +180,8 @@ void tst_CommandStage::metadata()
     QCOMPARE(schema.entry(QStringLiteral("inherit_environment"))->defaultValue().toList(),
              QVariantList({QStringLiteral("PATH"), QStringLiteral("HOME"), QStringLiteral("LANG")}));
     QCOMPARE(schema.entry(QStringLiteral("environment"))->type(), SchemaEntry::Type::Map);
+    QCOMPARE(schema.entry(QStringLiteral("once"))->defaultValue().toBool(), false); // opt-in
+    QCOMPARE(schema.entry(QStringLiteral("retry_exit_codes"))->defaultValue().toList(), QVariantList({75}));
 
     // Defaults filled as the host fills them.
     auto settings = Test::validateSettings(meta, "command: [true]");
@@ -224,6 +210,11 @@ void tst_CommandStage::refusedSettings_data()
                                        << QStringLiteral("'SLUICE_STAGE'");
     QTest::newRow("bad inherited name") << QByteArray("command: [true]\ninherit_environment: [BAD-NAME]")
                                         << QStringLiteral("'BAD-NAME'");
+    QTest::newRow("retry exit code 0") << QByteArray("command: [true]\nonce: true\nretry_exit_codes: [0]")
+                                       << QStringLiteral("below the minimum");
+    QTest::newRow("retry exit code of a signal") << QByteArray("command: [true]\nonce: true\nretry_exit_codes: [143]")
+                                                 << QStringLiteral("above the maximum");
+    QTest::newRow("once not a boolean") << QByteArray("command: [true]\nonce: sometimes") << QStringLiteral("once");
     QTest::newRow("empty output") << QByteArray("command: [true]\noutput: \"\"") << QStringLiteral("'output'");
     QTest::newRow("empty working directory") << QByteArray("command: [true]\nworking_directory: \" \"")
                                              << QStringLiteral("'working_directory'");
