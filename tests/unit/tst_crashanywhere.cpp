@@ -255,7 +255,7 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
             QSqlQuery q(db());
             if (q.exec(QStringLiteral("SELECT pid FROM agent_runs WHERE finished_at IS NULL ORDER BY id DESC LIMIT 1")) && q.next()
                 && processAlive(q.value(0).toLongLong())) {
-                ::kill(pid_t(q.value(0).toLongLong()), SIGKILL);
+                ::kill(-pid_t(q.value(0).toLongLong()), SIGKILL); // the agent and its wrapper: the whole group
                 ++agentKills;
                 QTest::qWait(int(random.bounded(100, 1500)));
             }
@@ -273,7 +273,24 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
         return q.exec(QStringLiteral("SELECT COUNT(*) FROM tasks WHERE status IN ('done', 'blocked')")) && q.next()
                && q.value(0).toInt() == m_tasks;
     }, 240000);
-    QVERIFY2(settled, m_log.right(4000).constData());
+    if (!settled) {
+        // Say where it stands: tasks, open jobs, and what the daemon said last.
+        QSqlQuery q(d);
+        q.exec(QStringLiteral("SELECT id, stage, status FROM tasks ORDER BY id"));
+        while (q.next())
+            qWarning("task %lld in %s: %s", q.value(0).toLongLong(), qPrintable(q.value(1).toString()), qPrintable(q.value(2).toString()));
+        q.exec(QStringLiteral("SELECT id, task_id, stage, status, attempts, available_at - %1, last_error FROM jobs WHERE status IN ('queued', 'running')")
+                   .arg(QDateTime::currentMSecsSinceEpoch()));
+        while (q.next())
+            qWarning("job %lld of task %lld in %s: %s, attempt %d, available in %lld ms, last error: %s", q.value(0).toLongLong(),
+                     q.value(1).toLongLong(), qPrintable(q.value(2).toString()), qPrintable(q.value(3).toString()), q.value(4).toInt(),
+                     q.value(5).toLongLong(), qPrintable(q.value(6).toString()));
+        for (const QByteArray &line : m_log.split('\n')) {
+            if (!line.contains(": debug:"))
+                qWarning("daemon: %s", line.constData());
+        }
+    }
+    QVERIFY(settled);
     QTRY_VERIFY_WITH_TIMEOUT(([&] {
                                  QSqlQuery q(d);
                                  return q.exec(QStringLiteral("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")) && q.next()

@@ -8,6 +8,7 @@
 #include "engine/procstat.h"
 #include "engine/reaper.h"
 #include "engine/reconciler.h"
+#include "engine/worker.h"
 #include "plugins/pluginloader.h"
 #include "store/leasestore.h"
 
@@ -128,6 +129,7 @@ private Q_SLOTS:
     void reconcilerRedrivesWhatAnEdgeLeftBehind();
     void reconcilerLeavesWaitingBusyAndUnsettledTasksAlone();
     void ceilingBelowStageTimeoutRefusesTheProject();
+    void retryBackoffDoublesWithinItsCaps();
 
 private:
     void engines();
@@ -726,6 +728,22 @@ void tst_Reaper::ceilingBelowStageTimeoutRefusesTheProject()
     QVERIFY(problems.first().file.endsWith(QLatin1String("p.yaml")));
     QVERIFY2(problems.first().message.contains(QLatin1String("reaper.ceiling")), qPrintable(problems.first().message));
     QCOMPARE((*runtime)->engine().projectIds(), QStringList{QStringLiteral("q")});
+}
+
+void tst_Reaper::retryBackoffDoublesWithinItsCaps()
+{
+    ProjectRuntime runtime;
+    runtime.config.jobRetryBackoffMs = 1000;
+    QCOMPARE(retryBackoff(&runtime, 1), 1000ms);
+    QCOMPARE(retryBackoff(&runtime, 2), 2000ms);
+    QCOMPARE(retryBackoff(&runtime, 7), 64000ms);
+    QCOMPARE(retryBackoff(&runtime, 20), 64000ms); // the factor stops at 64
+    runtime.config.jobRetryBackoffMs = 30000;
+    QCOMPARE(retryBackoff(&runtime, 3), 120000ms);
+    QCOMPARE(retryBackoff(&runtime, 12), 15min); // and the wait at 15 minutes
+    runtime.config.jobRetryBackoffMs = 3600000;
+    QCOMPARE(retryBackoff(&runtime, 5), 1h); // unless the base itself is longer
+    QCOMPARE(retryBackoff(nullptr, 1), 30s);
 }
 
 QTEST_GUILESS_MAIN(tst_Reaper)

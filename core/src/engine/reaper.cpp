@@ -3,6 +3,7 @@
 
 #include "engine/engine.h"
 #include "engine/procstat.h"
+#include "engine/worker.h"
 
 #include <QJsonArray>
 #include <QLoggingCategory>
@@ -318,10 +319,8 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
             reaped.outcome = *won ? QStringLiteral("advance") : QStringLiteral("lost");
         } else {
             const auto runtime = m_engine.project(job.project);
-            const qint64 base = runtime ? runtime->config.jobRetryBackoffMs : 30000;
-            // Interrupted by a stop (startup recovery): available at once, as a requeue by a
-            // live node would be after its own back-off.
-            const qint64 backoff = d.tier == 0 ? 0 : base << std::clamp(job.attempts - 1, 0, 10);
+            // Interrupted by a stop (startup recovery): available at once.
+            const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
             auto failed = m_engine.jobs().fail(job.id, node, QStringLiteral("reaped: %1").arg(d.reason),
                                                std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
             if (!failed) {

@@ -112,6 +112,13 @@ QList<Worker::Running> Worker::running() const
     return out;
 }
 
+std::chrono::milliseconds retryBackoff(const ProjectRuntime *runtime, int attempts)
+{
+    const qint64 base = runtime ? runtime->config.jobRetryBackoffMs : 30000;
+    const qint64 cap = std::max<qint64>(base, 15 * 60 * 1000);
+    return std::chrono::milliseconds(std::min(base << std::clamp(attempts - 1, 0, 6), cap));
+}
+
 QSet<qint64> Worker::monitoredJobs() const
 {
     QSet<qint64> out;
@@ -402,8 +409,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
 
 void Worker::failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error)
 {
-    const qint64 baseBackoff = runtime ? runtime->config.jobRetryBackoffMs : 30000;
-    const qint64 backoff = baseBackoff << std::min(job.attempts - 1, 10);
+    const qint64 backoff = retryBackoff(runtime, job.attempts).count();
     auto outcome = m_engine.jobs().fail(job.id, m_engine.node(), error, std::chrono::milliseconds(backoff),
                                         QDateTime::currentDateTimeUtc());
     if (!outcome) {

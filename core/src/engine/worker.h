@@ -21,6 +21,13 @@ namespace Sluice {
 class Engine;
 struct ProjectRuntime;
 
+/**
+ * How long a failed attempt waits before its retry: the project's jobs.retry_backoff doubled
+ * per attempt (at most 64 times), and never more than 15 minutes unless the base itself is
+ * longer — a job that failed often must not sleep for hours.
+ */
+[[nodiscard]] SLUICE_EXPORT std::chrono::milliseconds retryBackoff(const ProjectRuntime *runtime, int attempts);
+
 class SLUICE_EXPORT Worker : public QObject
 {
     Q_OBJECT

@@ -15,6 +15,11 @@ task_file="$2"
 
 git_commit() {
   git add -A
+  # A re-run after a crash may find its work committed already: that is success, not an error.
+  if git diff --cached --quiet; then
+    echo "nothing new to commit (an earlier run did it)"
+    return 0
+  fi
   git -c user.name="Sluice demo agent" -c user.email="demo-agent@sluice.invalid" commit -q -m "$1"
 }
 
