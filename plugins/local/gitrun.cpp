@@ -26,6 +26,12 @@ void runGit(const QString &git, const QString &repository, const QStringList &ar
     process->setArguments(QStringList{QStringLiteral("--git-dir"), repository} + arguments);
     const QString what = QStringLiteral("git %1").arg(arguments.value(0));
     auto finished = std::make_shared<bool>(false);
+    // Destroying the owner kills the process, and QProcess reports that from its destructor:
+    // by then the owner is half gone, so nothing may be called.
+    QObject::connect(owner, &QObject::destroyed, process, [process, finished] {
+        *finished = true;
+        process->disconnect();
+    });
     auto *timer = new QTimer(process);
     timer->setSingleShot(true);
     QObject::connect(timer, &QTimer::timeout, process, [process, finished, done, what, timeoutMs] {

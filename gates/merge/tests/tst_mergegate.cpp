@@ -209,9 +209,9 @@ private:
         return r;
     }
 
-    Result<std::unique_ptr<PluginInstance>> gate(const QByteArray &extra = {})
+    Result<std::unique_ptr<PluginInstance>> gate(const QByteArray &extra = "lease_wait: 0s\n")
     {
-        const QByteArray settings = "remote: origin\npoll_interval: 20ms\nlease_wait: 0s\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n" + extra;
+        const QByteArray settings = "remote: origin\npoll_interval: 20ms\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n" + extra;
         return createInstance(m_merge, settings, project(), m_watched.get(), qobject_cast<Forge *>(m_forge.get()), m_leases.get());
     }
 
@@ -539,7 +539,6 @@ private Q_SLOTS:
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("times");
         QTest::newRow("pull request not JSON") << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Malformed) << 1;
-        QTest::newRow("pull request truncated") << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Truncated) << 1;
         QTest::newRow("statuses not a list") << QStringLiteral("GET") << QStringLiteral("/statuses$") << int(FakeFault::Kind::NotAList) << 1;
         QTest::newRow("pull request 500") << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Status) << 20;
     }
@@ -568,6 +567,32 @@ private Q_SLOTS:
         QCOMPARE(mergeCalls(), 0);
         QVERIFY(!m_fake->pullRequests().value(0).merged);
         QVERIFY(leaseFree());
+    }
+
+    // A well-formed answer about the wrong pull request is not trusted either.
+    void pullRequestOfAnotherNumberIsAnError()
+    {
+        useFakeForge();
+        const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
+        m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), head});
+        m_fake->setHandler([head](const FakeRequest &r) -> std::optional<FakeAnswer> {
+            if (r.method != "GET" || !r.path.endsWith(QLatin1String("/pulls/1")))
+                return std::nullopt;
+            const QJsonObject ref{{QStringLiteral("ref"), QStringLiteral("feature")}, {QStringLiteral("sha"), head}};
+            const QJsonObject base{{QStringLiteral("ref"), QStringLiteral("main")}, {QStringLiteral("sha"), head}};
+            return FakeAnswer{200, QJsonDocument(QJsonObject{{QStringLiteral("number"), 7}, {QStringLiteral("title"), QStringLiteral("x")},
+                                                             {QStringLiteral("state"), QStringLiteral("open")}, {QStringLiteral("merged"), false},
+                                                             {QStringLiteral("head"), ref}, {QStringLiteral("base"), base},
+                                                             {QStringLiteral("updated_at"), QStringLiteral("2026-01-01T00:00:00Z")}})
+                                      .toJson(),
+                              {qMakePair(QByteArray("Content-Type"), QByteArray("application/json"))}};
+        });
+        auto instance = gate();
+        QVERIFY(instance);
+        const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1));
+        QVERIFY2(v.result() == GateVerdict::Result::Error, qPrintable(GateVerdict::resultName(v.result()) + QLatin1Char(' ') + v.reason()));
+        QVERIFY2(v.reason().contains(QLatin1String("malformed")), qPrintable(v.reason()));
+        QCOMPARE(mergeCalls(), 0);
     }
 
     void settingsAreChecked()
