@@ -98,6 +98,8 @@ private:
             ev.insert(QStringLiteral("base"), m_base);
             ev.insert(QStringLiteral("previousHead"), m_previous);
         }
+        if (m_waitedFor > 0)
+            ev.insert(QStringLiteral("leaseWaitedFor"), m_waitedFor);
         if (!m_checks.isEmpty())
             ev.insert(QStringLiteral("checks"), m_checks);
         verdict.setEvidence(ev);
@@ -177,8 +179,13 @@ private:
                 (void)m_ctx.leases->release(m_resource, m_request.task.id);
             if (!m_head.isEmpty())
                 setProgress(MergeStep::Merged);
-            conclude(GateVerdict::pass(QStringLiteral("pull request #%1 is merged (%2); nothing left to do").arg(pr.number).arg(shortSha(pr.mergeCommit)),
-                                       QJsonObject{{QStringLiteral("mergeCommit"), pr.mergeCommit}, {QStringLiteral("alreadyMerged"), !m_mergeCalled}}));
+            const QString reason = m_mergeCalled
+                ? QStringLiteral("merged pull request #%1 at %2 with '%3' (%4)").arg(pr.number).arg(shortSha(m_head), m_ctx.settings.method, shortSha(pr.mergeCommit))
+                : QStringLiteral("pull request #%1 is already merged (%2); nothing to do").arg(pr.number).arg(shortSha(pr.mergeCommit));
+            conclude(GateVerdict::pass(reason, QJsonObject{{QStringLiteral("mergeCommit"), pr.mergeCommit},
+                                                           {QStringLiteral("alreadyMerged"), !m_mergeCalled},
+                                                           {QStringLiteral("rebased"), m_rebased},
+                                                           {QStringLiteral("pushed"), m_pushed}}));
             return true;
         }
         if (pr.state == QLatin1String("closed")) {
@@ -216,6 +223,7 @@ private:
                                                    .arg(m_ctx.settings.leaseWait.count()),
                                                QJsonObject{{QStringLiteral("leaseHolderTask"), hold->holderTask}}));
         qCDebug(log()) << "task" << m_request.task.id << "waits for" << m_resource << "held by task" << hold->holderTask;
+        m_waitedFor = hold->holderTask;
         later([this] { takeLease(); });
     }
 
@@ -455,6 +463,7 @@ private:
     QDateTime m_started;
     QDateTime m_waitStarted;
     qint64 m_pull = 0;
+    qint64 m_waitedFor = 0; // the task that held the lease while this one waited
     QString m_head;
     QString m_previous;
     QString m_base;

@@ -439,6 +439,10 @@ private Q_SLOTS:
         const QString second = aFirst ? b : a;
         const QString first = aFirst ? a : b;
         QVERIFY(isAncestor(first, second)); // the second was rebased onto the target holding the first
+        // ... after waiting for the first one's lease.
+        const GateVerdict &later = aFirst ? runB->verdict() : runA->verdict();
+        QCOMPARE(later.evidence().value(QStringLiteral("leaseWaitedFor")).toVariant().toLongLong(), aFirst ? qint64(1) : qint64(2));
+        QVERIFY(later.reason().startsWith(QLatin1String("merged pull request")));
         QCOMPARE(branchPushes().size(), 1);  // only the second needed a push
         QVERIFY(leaseFree());
     }
@@ -526,7 +530,7 @@ private Q_SLOTS:
         QVERIFY(instance);
         const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1));
         QCOMPARE(int(v.result()), result);
-        QVERIFY2(v.reason().contains(merged ? QLatin1String("is merged") : QLatin1String("closed without being merged")), qPrintable(v.reason()));
+        QVERIFY2(v.reason().contains(merged ? QLatin1String("is already merged") : QLatin1String("closed without being merged")), qPrintable(v.reason()));
         QCOMPARE(mergeCalls(), 0);
         QCOMPARE(sha(QStringLiteral("refs/heads/feature")), head); // nothing rebased or pushed
         QVERIFY(leaseFree());
