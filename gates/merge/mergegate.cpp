@@ -144,12 +144,25 @@ private:
     {
         if (!m_ctx.forge)
             return conclude(GateVerdict::error(QStringLiteral("the forge connector went away")));
-        const qint64 number = m_pull > 0 ? m_pull : m_request.task.pullRequest;
-        auto checked = [this, next, number](const PullRequest &pr) {
+        qint64 number = m_pull > 0 ? m_pull : m_request.task.pullRequest;
+        const QString pullKey = QStringLiteral("pull/%1").arg(m_request.task.id);
+        if (number <= 0) {
+            // Found by its branch on an earlier run: a merged pull request is no longer listed as open.
+            auto stored = m_ctx.state->value(pullKey);
+            if (!stored)
+                return conclude(GateVerdict::error(QStringLiteral("cannot read the state store: %1").arg(stored.error().message)));
+            if (*stored)
+                number = (*stored)->toLongLong();
+        }
+        auto checked = [this, next, number, pullKey](const PullRequest &pr) {
             if (pr.number <= 0 || (number > 0 && pr.number != number) || pr.headSha.isEmpty()
                 || (pr.state != QLatin1String("open") && pr.state != QLatin1String("closed")))
                 return conclude(GateVerdict::error(QStringLiteral("the forge answered a malformed pull request for #%1 (number %2, state '%3', head '%4')")
                                                        .arg(number).arg(pr.number).arg(pr.state, pr.headSha)));
+            if (number <= 0) {
+                if (auto w = m_ctx.state->setValue(pullKey, QByteArray::number(pr.number)); !w)
+                    return conclude(GateVerdict::error(QStringLiteral("cannot record pull request #%1: %2").arg(pr.number).arg(w.error().message)));
+            }
             m_pull = pr.number;
             next(pr);
         };
