@@ -11,6 +11,7 @@
 #include <QDir>
 #include <QJsonArray>
 #include <QPointer>
+#include <QProcess>
 #include <QTimer>
 
 namespace Sluice::Merge {
@@ -72,7 +73,16 @@ protected:
         readPull([this](const PullRequest &pr) { firstRead(pr); });
     }
 
-    void doCancel() override { m_timer.stop(); }
+    // The host gave up on this run (deadline, shutdown): stop every process and call, and let
+    // no continuation start another step.
+    void doCancel() override
+    {
+        m_timer.stop();
+        for (QProcess *process : findChildren<QProcess *>(QString(), Qt::FindDirectChildrenOnly))
+            process->kill();
+        for (PluginJob *job : findChildren<PluginJob *>(QString(), Qt::FindDirectChildrenOnly))
+            job->cancel();
+    }
 
 private:
     QDateTime now() const { return m_ctx.clock->now(); }
@@ -136,7 +146,10 @@ private:
     template<typename T>
     void call(std::unique_ptr<AsyncCall<T>> job, std::function<void(const Result<T> &)> done)
     {
-        Ci::runAsync<T>(std::move(job), this, std::move(done));
+        Ci::runAsync<T>(std::move(job), this, [this, done = std::move(done)](const Result<T> &r) {
+            if (!isCancelled())
+                done(r);
+        });
     }
 
     // The task's pull request, checked for the fields the merge relies on; any doubt is an error.
@@ -262,6 +275,8 @@ private:
         const QString wt = m_request.worktree;
         Forges::runGit(m_ctx.settings.git, QDir(wt).filePath(QStringLiteral(".git")), QStringList{QStringLiteral("--work-tree"), wt} + arguments,
                        m_ctx.settings.gitTimeoutMs, this, [this, arguments, allowed, next](Result<GitResult> r) {
+                           if (isCancelled())
+                               return;
                            if (!r)
                                return conclude(GateVerdict::error(QStringLiteral("git %1: %2").arg(arguments.value(0), r.error().message)));
                            if (r->exitCode != 0 && !allowed.contains(r->exitCode))

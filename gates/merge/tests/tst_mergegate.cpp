@@ -352,14 +352,17 @@ private Q_SLOTS:
     void crashAndRedrive_data()
     {
         QTest::addColumn<QString>("crashAfter");
-        QTest::newRow("after the rebase") << QStringLiteral("rebased");
-        QTest::newRow("after the push") << QStringLiteral("pushed");
-        QTest::newRow("after the merge call") << QStringLiteral("merge-call");
+        QTest::addColumn<qint64>("pull"); // 0: the task does not record its pull request; found by branch
+        QTest::newRow("after the rebase") << QStringLiteral("rebased") << qint64(1);
+        QTest::newRow("after the push") << QStringLiteral("pushed") << qint64(1);
+        QTest::newRow("after the merge call") << QStringLiteral("merge-call") << qint64(1);
+        QTest::newRow("after the merge call, pull request found by branch") << QStringLiteral("merge-call") << qint64(0);
     }
 
     void crashAndRedrive()
     {
         QFETCH(QString, crashAfter);
+        QFETCH(qint64, pull);
         useFakeForge();
         const QString before = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), before});
@@ -370,7 +373,7 @@ private Q_SLOTS:
 
         auto instance = gate();
         QVERIFY(instance);
-        std::unique_ptr<GateRun> run = qobject_cast<Gate *>(instance->get())->evaluate(request(1, QStringLiteral("feature"), 1));
+        std::unique_ptr<GateRun> run = qobject_cast<Gate *>(instance->get())->evaluate(request(1, QStringLiteral("feature"), pull));
         QVERIFY(run);
         run->start();
         auto crashed = [&] {
@@ -393,7 +396,7 @@ private Q_SLOTS:
         ci->state = QStringLiteral("success");
         auto again = gate();
         QVERIFY(again);
-        const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(again->get()), request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(again->get()), request(1, QStringLiteral("feature"), pull), std::chrono::seconds(60));
         QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
         QCOMPARE(mergeCalls(), 1);
         QVERIFY(m_fake->pullRequests().value(0).merged);
@@ -401,6 +404,31 @@ private Q_SLOTS:
         QVERIFY(isAncestor(main, after));
         QVERIFY2(branchPushes().size() == 1, qPrintable(branchPushes().join(QLatin1Char(';'))));
         QCOMPARE(m_watched->steps.count(QStringLiteral("rebased")), 1); // the re-drive did not rebase again
+        QVERIFY(leaseFree());
+    }
+
+    // The host's deadline cancels a run waiting for CI: an error, nothing merged; the next
+    // evaluation finishes the merge.
+    void hostDeadlineCancelsTheRun()
+    {
+        useFakeForge();
+        const QString before = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
+        m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), before});
+        advanceMain(QStringLiteral("m.txt"), "m\n");
+        auto ci = fakeCi();
+        ci->state.clear();
+        auto instance = gate();
+        QVERIFY(instance);
+        auto *g = qobject_cast<Gate *>(instance->get());
+        const GateVerdict cut = evaluateGate(*g, request(1, QStringLiteral("feature"), 1), std::chrono::milliseconds(1500));
+        QCOMPARE(cut.result(), GateVerdict::Result::Error);
+        QVERIFY2(cut.reason().contains(QLatin1String("timed out")), qPrintable(cut.reason()));
+        QCOMPARE(mergeCalls(), 0);
+        ci->state = QStringLiteral("success");
+        const GateVerdict v = evaluateGate(*g, request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
+        QCOMPARE(mergeCalls(), 1);
+        QVERIFY(branchPushes().size() <= 1);
         QVERIFY(leaseFree());
     }
 
