@@ -93,8 +93,8 @@ private:
     // engine would on the rollback that follows; doing it now frees the target sooner).
     void conclude(GateVerdict verdict)
     {
-        if (isFinished())
-            return;
+        if (isFinished() || isCancelled())
+            return; // the host has its own verdict for a cancelled run (and the engine releases the lease)
         if (m_ctx.leases && m_request.task.id > 0 && verdict.result() != GateVerdict::Result::Pass) {
             if (auto released = m_ctx.leases->release(m_resource, m_request.task.id); !released)
                 qCWarning(log()) << "task" << m_request.task.id << "could not release" << m_resource << released.error().toString();
@@ -425,6 +425,8 @@ private:
         if (!m_ctx.forge)
             return conclude(GateVerdict::error(QStringLiteral("the forge connector went away")));
         Ci::checkRequired(*m_ctx.forge, *m_ctx.settings.checks, m_head, m_ctx.project.targetBranch, this, [this](Result<Ci::RequiredCheck> check) {
+            if (isCancelled())
+                return;
             if (!check)
                 return conclude(GateVerdict::error(check.error().message));
             if (check->green()) {
