@@ -341,6 +341,7 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
         {QStringLiteral("deps_blocking"), counts.depsBlocking},
         {QStringLiteral("deps_warning"), counts.depsWarning},
         {QStringLiteral("deps_degraded"), counts.degraded},
+        {QStringLiteral("degraded"), counts.degraded}, // the host notifies "audit-degraded" on it
         {QStringLiteral("scanned"), secrets ? secrets->scanned : QString()},
         {QStringLiteral("bytes_scanned"), secrets ? double(secrets->outcome.bytes) : 0.0},
         {QStringLiteral("report"), QDir(request.artifactsDir).filePath(settings.reportName)},

@@ -126,6 +126,10 @@ Client::Client(ClientOptions options, QObject *parent)
     m_deadlineTimer->setSingleShot(true);
     m_deadlineTimer->setTimerType(Qt::PreciseTimer);
     connect(m_deadlineTimer, &QTimer::timeout, this, &Client::expireDeadlines);
+    m_rateTimer = new QTimer(this);
+    m_rateTimer->setSingleShot(true);
+    m_rateTimer->setTimerType(Qt::PreciseTimer);
+    connect(m_rateTimer, &QTimer::timeout, this, &Client::dispatch);
     const int managers = (m_options.concurrency + QtConnectionsPerHost - 1) / QtConnectionsPerHost;
     for (int i = 0; i < managers; ++i) {
         auto nam = std::make_unique<QNetworkAccessManager>();
@@ -163,11 +167,32 @@ void Client::dispatch()
 {
     while (m_inFlight < m_options.concurrency && !m_queue.empty()) {
         auto p = m_queue.front();
-        m_queue.pop_front();
-        if (p->hasGuard && !p->guard)
+        if (p->hasGuard && !p->guard) {
+            m_queue.pop_front();
             continue; // the caller is gone
+        }
+        if (!rateAllows())
+            return; // m_rateTimer calls again when the oldest start leaves the window
+        m_queue.pop_front();
         start(p);
     }
+}
+
+bool Client::rateAllows()
+{
+    if (m_options.rateLimit <= 0)
+        return true;
+    const qint64 now = m_clock.elapsed();
+    const qint64 window = m_options.rateWindow.count();
+    while (!m_recentStarts.empty() && m_recentStarts.front() + window <= now)
+        m_recentStarts.pop_front();
+    if (int(m_recentStarts.size()) < m_options.rateLimit) {
+        m_recentStarts.push_back(now);
+        return true;
+    }
+    if (!m_rateTimer->isActive())
+        m_rateTimer->start(int(std::max<qint64>(1, m_recentStarts.front() + window - now)));
+    return false;
 }
 
 QUrl Client::urlFor(const Request &request) const
@@ -210,6 +235,8 @@ void Client::start(const std::shared_ptr<Pending> &p)
     QNetworkRequest req(url);
     req.setRawHeader("Accept", p->request.accept.isEmpty() ? m_options.accept : p->request.accept);
     for (const auto &[name, value] : m_options.extraHeaders)
+        req.setRawHeader(name, value);
+    for (const auto &[name, value] : p->request.headers)
         req.setRawHeader(name, value);
     req.setRawHeader("User-Agent", "sluice");
     // Uncompressed, so Content-Length is the length of the body we get and a cut body shows.

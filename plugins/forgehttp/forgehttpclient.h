@@ -46,6 +46,10 @@ struct ClientOptions {
     int maxRetries = 4;              ///< Retries after the first attempt.
     std::chrono::milliseconds retryBase{500};     ///< First back-off; doubles per retry.
     std::chrono::milliseconds maxRetryWait{60'000}; ///< A longer Retry-After is an error, not a wait.
+    /// Client-side rate limit: at most this many attempts (retries included) start within any
+    /// @ref rateWindow; later ones wait in the queue, none is dropped. 0: no limit.
+    int rateLimit = 0;
+    std::chrono::milliseconds rateWindow{60'000};
 };
 
 /// A request.
@@ -56,9 +60,13 @@ struct Request {
     QUrlQuery query;
     QByteArray body;   ///< Sent as application/json when not empty.
     QByteArray accept; ///< Accept header for this request; empty: the client's.
+    QList<QPair<QByteArray, QByteArray>> headers; ///< More headers for this request (signatures).
+    /// The caller accepts that a retry may repeat the effect (a notification delivered twice
+    /// rather than lost; a receiver that de-duplicates).
+    bool repeatable = false;
     /// Whether a retry may repeat the request's effect. GETs are; a POST is retried only on
-    /// 429, where the server says it did not act.
-    [[nodiscard]] bool idempotent() const { return method == "GET" || method == "HEAD"; }
+    /// 429, where the server says it did not act, unless it is repeatable.
+    [[nodiscard]] bool idempotent() const { return repeatable || method == "GET" || method == "HEAD"; }
 };
 
 /// A response with a 2xx status.
@@ -105,6 +113,8 @@ public:
     [[nodiscard]] qint64 attemptsSent() const { return m_sent; }
     /// Requests in flight now.
     [[nodiscard]] int inFlight() const { return m_inFlight; }
+    /// Requests waiting in the queue (for the concurrency or the rate limit).
+    [[nodiscard]] int queued() const { return int(m_queue.size()); }
 
 private:
     struct Pending;
@@ -116,6 +126,8 @@ private:
     [[nodiscard]] QUrl urlFor(const Request &request) const;
     void expireDeadlines();
     void armDeadlineTimer();
+    // True when the rate limit lets one more attempt start now; otherwise arms m_rateTimer.
+    [[nodiscard]] bool rateAllows();
 
     ClientOptions m_options;
     // Qt runs at most six HTTP/1.1 connections per host and manager: one manager per six
@@ -139,6 +151,8 @@ private:
     int m_inCallback = 0; // depth of callbacks running now
     qint64 m_sent = 0;
     std::vector<int> m_managerLoad; // requests in flight per manager: a new one goes to the least loaded
+    std::deque<qint64> m_recentStarts;  // m_clock times of the attempts started within the rate window
+    QTimer *m_rateTimer = nullptr;
 };
 
 /// How to find the items in one page's JSON body.

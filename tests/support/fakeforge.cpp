@@ -1,18 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fakeforge.h"
 
-#include <QHostAddress>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QMap>
 #include <QMutex>
-#include <QPointer>
 #include <QRegularExpression>
-#include <QTcpServer>
-#include <QTcpSocket>
-#include <QThread>
-#include <QTimer>
 
 #include <algorithm>
 
@@ -95,13 +89,7 @@ QJsonObject statusJson(const FakeStatus &s, bool github = false)
                        {QStringLiteral("creator"), QJsonObject{{QStringLiteral("login"), QStringLiteral("ci-bot")}}}};
 }
 
-struct Answer {
-    int status = 200;
-    QByteArray body;
-    QList<QPair<QByteArray, QByteArray>> headers;
-    bool truncate = false;
-    bool hang = false;
-};
+using Answer = LoopbackAnswer;
 
 QJsonObject checkRunJson(const FakeCheckRun &c)
 {
@@ -116,11 +104,7 @@ QJsonObject checkRunJson(const FakeCheckRun &c)
 
 Answer jsonAnswer(const QJsonDocument &doc, int status = 200)
 {
-    Answer a;
-    a.status = status;
-    a.body = doc.toJson(QJsonDocument::Compact);
-    a.headers.append(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
-    return a;
+    return LoopbackAnswer::json(doc, status);
 }
 
 Answer message(int status, const QString &text)
@@ -128,139 +112,44 @@ Answer message(int status, const QString &text)
     return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("message"), text}}), status);
 }
 
-QByteArray reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 422: return "Unprocessable Entity";
-    case 409: return "Conflict";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
-    }
-}
-
 } // namespace
 
-class FakeForge::Server : public QObject
+class FakeForge::Server
 {
 public:
-    explicit Server(std::shared_ptr<State> state)
+    Server(std::shared_ptr<State> state, const QUrl &base)
         : m_state(std::move(state))
+        , m_base(base)
+        , m_baseText(base.toString(QUrl::FullyEncoded))
     {
     }
 
-    quint16 listen()
+    // On the server thread: logs the request and answers it after the configured latency.
+    Answer serve(const LoopbackRequest &http)
     {
-        m_tcp = new QTcpServer(this);
-        m_tcp->setMaxPendingConnections(1024);
-        if (!m_tcp->listen(QHostAddress::LocalHost, 0))
-            return 0;
-        QObject::connect(m_tcp, &QTcpServer::newConnection, this, [this] {
-            while (QTcpSocket *socket = m_tcp->nextPendingConnection())
-                adopt(socket);
-        });
-        m_base = QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_tcp->serverPort()));
-        m_baseText = m_base.toString(QUrl::FullyEncoded);
-        return m_tcp->serverPort();
+        FakeRequest req;
+        req.method = http.method;
+        req.path = http.path;
+        req.query = http.query;
+        req.authorization = http.header("authorization");
+        req.headers = http.headers;
+        req.body = http.body;
+        QMutexLocker lock(&m_state->mutex);
+        m_state->log.append(req);
+        Answer answer = handle(req);
+        answer.delay = m_state->latency;
+        if (!answer.hang)
+            m_state->maxInFlight = std::max(m_state->maxInFlight, ++m_state->inFlight);
+        return answer;
+    }
+
+    void answered()
+    {
+        QMutexLocker lock(&m_state->mutex);
+        --m_state->inFlight;
     }
 
 private:
-    struct Connection {
-        QByteArray buffer;
-        bool busy = false;
-    };
-
-    void adopt(QTcpSocket *socket)
-    {
-        socket->setParent(this);
-        auto *conn = new Connection;
-        QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-        QObject::connect(socket, &QObject::destroyed, this, [conn] { delete conn; });
-        QObject::connect(socket, &QTcpSocket::readyRead, this, [this, socket, conn] {
-            conn->buffer += socket->readAll();
-            serveNext(socket, conn);
-        });
-    }
-
-    void serveNext(QTcpSocket *socket, Connection *conn)
-    {
-        if (conn->busy)
-            return;
-        const int end = conn->buffer.indexOf("\r\n\r\n");
-        if (end < 0)
-            return;
-        const QList<QByteArray> lines = conn->buffer.left(end).split('\n');
-        const QList<QByteArray> requestLine = lines.value(0).trimmed().split(' ');
-        QHash<QByteArray, QByteArray> headers;
-        for (int i = 1; i < lines.size(); ++i) {
-            const int colon = lines[i].indexOf(':');
-            if (colon > 0)
-                headers.insert(lines[i].left(colon).trimmed().toLower(), lines[i].mid(colon + 1).trimmed());
-        }
-        const int length = headers.value("content-length").toInt();
-        if (conn->buffer.size() < end + 4 + length)
-            return;
-        FakeRequest req;
-        req.method = requestLine.value(0);
-        const QUrl target(QString::fromUtf8(requestLine.value(1)));
-        req.path = target.path(QUrl::FullyDecoded);
-        req.query = QUrlQuery(target.query(QUrl::FullyEncoded));
-        req.authorization = headers.value("authorization");
-        req.headers = headers;
-        req.body = conn->buffer.mid(end + 4, length);
-        conn->buffer.remove(0, end + 4 + length);
-        const bool close = headers.value("connection").toLower() == "close";
-
-        std::chrono::milliseconds latency;
-        Answer answer;
-        {
-            QMutexLocker lock(&m_state->mutex);
-            m_state->log.append(req);
-            latency = m_state->latency;
-            answer = handle(req);
-            m_state->maxInFlight = std::max(m_state->maxInFlight, ++m_state->inFlight);
-        }
-        if (answer.hang)
-            return; // keeps the connection busy forever
-        conn->busy = true;
-        QPointer<QTcpSocket> guard(socket);
-        auto respond = [this, guard, conn, answer, close] {
-            {
-                QMutexLocker lock(&m_state->mutex);
-                --m_state->inFlight;
-            }
-            if (!guard)
-                return;
-            QByteArray out = "HTTP/1.1 " + QByteArray::number(answer.status) + ' ' + reason(answer.status) + "\r\n";
-            for (const auto &h : answer.headers)
-                out += h.first + ": " + h.second + "\r\n";
-            const int declared = answer.truncate ? int(answer.body.size()) + 100 : int(answer.body.size());
-            out += "Content-Length: " + QByteArray::number(declared) + "\r\n";
-            out += close ? "Connection: close\r\n\r\n" : "\r\n";
-            out += answer.body;
-            guard->write(out);
-            if (answer.truncate || close) {
-                guard->disconnectFromHost();
-                return;
-            }
-            conn->busy = false;
-            serveNext(guard, conn);
-        };
-        if (latency.count() > 0)
-            QTimer::singleShot(latency, this, respond);
-        else
-            respond();
-    }
-
     // Called with the state locked.
     std::optional<FakeFault> takeFault(const FakeRequest &req, int page)
     {
@@ -680,45 +569,37 @@ private:
     }
 
     std::shared_ptr<State> m_state;
-    QTcpServer *m_tcp = nullptr;
     QUrl m_base;
     QString m_baseText;
 };
 
 FakeForge::FakeForge(Flavor flavor)
     : m_state(std::make_shared<State>())
-    , m_thread(std::make_unique<QThread>())
+    , m_http(std::make_unique<LoopbackServer>(QStringLiteral("fake-forge")))
 {
     m_state->flavor = flavor;
-    m_thread->setObjectName(QStringLiteral("fake-forge"));
 }
 
-FakeForge::~FakeForge()
-{
-    if (m_server)
-        QMetaObject::invokeMethod(m_server, &QObject::deleteLater);
-    m_thread->quit();
-    m_thread->wait();
-}
+FakeForge::~FakeForge() = default;
 
 Result<void> FakeForge::start()
 {
     if (m_server)
         return fail(ErrorCode::InvalidArgument, QStringLiteral("fake forge already started"));
-    m_server = new Server(m_state);
-    m_server->moveToThread(m_thread.get());
-    m_thread->start();
-    quint16 port = 0;
-    QMetaObject::invokeMethod(m_server, [this, &port] { port = m_server->listen(); }, Qt::BlockingQueuedConnection);
-    if (port == 0)
-        return fail(ErrorCode::Io, QStringLiteral("fake forge could not listen on 127.0.0.1"));
-    m_port = port;
+    // The base URL is known only once the server listens; the handler reads it through m_server.
+    auto server = std::make_shared<std::unique_ptr<Server>>();
+    auto started = m_http->start([server](const LoopbackRequest &r) { return (*server)->serve(r); },
+                                 [server] { (*server)->answered(); });
+    if (!started)
+        return started;
+    *server = std::make_unique<Server>(m_state, m_http->url());
+    m_server = server;
     return {};
 }
 
 QUrl FakeForge::url() const
 {
-    return QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(m_port));
+    return m_http->url();
 }
 
 void FakeForge::setToken(const QByteArray &token)

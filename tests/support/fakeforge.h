@@ -17,6 +17,8 @@
  * blocking client in a benchmark) may wait on its own event loop.
  */
 
+#include "loopbackserver.h"
+
 #include <sluice/job.h>
 
 #include <QByteArray>
@@ -180,24 +182,8 @@ public:
 
 private:
     std::shared_ptr<State> m_state;
-    std::unique_ptr<class QThread> m_thread;
-    Server *m_server = nullptr; // lives on m_thread, deleted there
-    quint16 m_port = 0;
+    std::unique_ptr<LoopbackServer> m_http;
+    std::shared_ptr<std::unique_ptr<Server>> m_server; // used by the server thread
 };
-
-/// Starts @p call and waits (on a local event loop) until it finishes or @p timeout passes.
-template<typename T>
-[[nodiscard]] Result<T> runCall(std::unique_ptr<AsyncCall<T>> call, std::chrono::milliseconds timeout = std::chrono::seconds(30))
-{
-    QEventLoop loop;
-    QObject::connect(call.get(), &PluginJob::finished, &loop, &QEventLoop::quit);
-    QTimer::singleShot(timeout, &loop, &QEventLoop::quit);
-    call->start();
-    if (!call->isFinished())
-        loop.exec();
-    if (!call->isFinished())
-        return fail(ErrorCode::Timeout, QStringLiteral("call did not finish in time"));
-    return call->result();
-}
 
 } // namespace Sluice::Test

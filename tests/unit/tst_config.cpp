@@ -225,6 +225,28 @@ void tst_Config::projectErrors_data()
                                        << QList<Expected>{{6, 7, QString(), QStringLiteral("YAML syntax error: end of sequence flow not found")}};
     QTest::newRow("bad project id") << replace("id: demo", "id: Demo Project")
                                     << QList<Expected>{{1, 5, QStringLiteral("id"), QStringLiteral("project ids are lower-case")}};
+    const auto withBeforeInstances = [&](const char *text) { return replace("instances:\n", (QByteArray(text) + "instances:\n").constData()); };
+    QTest::newRow("notifier is a gate") << withBeforeInstances("notifications:\n  - notifier: check\n    events: [done]\n")
+                                        << QList<Expected>{{21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("instance 'check' is a gate (plugin 'test-gate'), a notifier is needed here")}};
+    QTest::newRow("notifier unknown") << withBeforeInstances("notifications:\n  - notifier: nobody\n    events: [done]\n")
+                                      << QList<Expected>{{21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")}};
+    QTest::newRow("notification event unknown") << withBeforeInstances("notifications:\n  - notifier: nobody\n    events: [done, merged]\n")
+                                                << QList<Expected>{{22, 20, QStringLiteral("notifications[0].events[1]"), QStringLiteral("'merged' is not one of")},
+                                                                   {21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")}};
+    QTest::newRow("notification event twice") << withBeforeInstances("notifications:\n  - notifier: nobody\n    events: [done, done]\n")
+                                              << QList<Expected>{{21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")},
+                                                                 {22, 20, QStringLiteral("notifications[0].events[1]"), QStringLiteral("event 'done' is listed twice")}};
+    QTest::newRow("notification without events") << withBeforeInstances("notifications:\n  - notifier: nobody\n")
+                                                 << QList<Expected>{{21, 5, QStringLiteral("notifications[0].events"), QStringLiteral("required key is missing")},
+                                                                    {21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")}};
+    QTest::newRow("tracker state of an unknown stage") << withBeforeInstances("tracker_states: {nowhere: in-review}\n")
+                                                       << QList<Expected>{{20, 18, QStringLiteral("tracker_states.nowhere"), QStringLiteral("no stage named 'nowhere'")},
+                                                                          {20, 18, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker")}};
+    QTest::newRow("tracker state unknown") << withBeforeInstances("tracker_states: {review: reviewing}\n")
+                                           << QList<Expected>{{20, 26, QStringLiteral("tracker_states.review"), QStringLiteral("'reviewing' is not one of")}};
+    QTest::newRow("notification with no events") << withBeforeInstances("notifications:\n  - notifier: nobody\n    events: []\n")
+                                                 << QList<Expected>{{21, 15, QStringLiteral("notifications[0].notifier"), QStringLiteral("no instance named 'nobody'")},
+                                                                    {22, 13, QStringLiteral("notifications[0].events"), QStringLiteral("name at least one event")}};
     QTest::newRow("one stage only") << replace("  - name: review\n    exit_gates: [check]\n  - name: deploy\n  - name: done\n", "")
                                     << QList<Expected>{{7, 3, QStringLiteral("stages"), QStringLiteral("at least two stages")},
                                                        {10, 11, QStringLiteral("edges[0].from"), QStringLiteral("no stage named 'deploy'")},

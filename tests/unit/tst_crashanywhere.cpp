@@ -15,6 +15,7 @@
 // SLUICE_CRASH_SEED the random seed (printed, so a failing run can be replayed).
 #include <sluice/testsupport.h>
 
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
@@ -30,6 +31,13 @@
 using namespace Sluice;
 
 namespace {
+
+// The sluice under test; tests/bench/crash.sh points it at a private copy of the build, so a
+// rebuild during a long run does not pull the binary from under it.
+QString sluiceExecutable()
+{
+    return qEnvironmentVariable("SLUICE_CRASH_EXECUTABLE", QStringLiteral(SLUICE_EXECUTABLE));
+}
 
 bool git(const QStringList &args)
 {
@@ -98,7 +106,7 @@ void tst_CrashAnywhere::initTestCase()
                                              "#!/bin/sh\nsleep $(( $(od -An -N1 -tu1 /dev/urandom) % 3 )).$(( $(od -An -N1 -tu1 /dev/urandom) % 10 ))\n"
                                              "exec /bin/sh " + top.toUtf8() + "/resources/examples/quickstart/demo-agent.sh \"$@\"\n");
     yaml.replace("@DEMO_AGENT@", agent.toUtf8());
-    yaml.replace("max_attempts: 2", "max_attempts: 6");
+    yaml.replace("max_attempts: 2", "max_attempts: 20"); // every crash costs an attempt; 30 crashes must not exhaust them
     yaml.replace("retry_backoff: 2s", "retry_backoff: 1s");
     m_config.writeProject(QStringLiteral("quickstart"), yaml);
     const QString repo = m_config.path() + QStringLiteral("/work/quickstart.git");
@@ -112,7 +120,7 @@ void tst_CrashAnywhere::initTestCase()
     QVERIFY(git({QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}));
     for (int i = 1; i <= m_tasks; ++i) {
         QProcess submit;
-        submit.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(),
+        submit.start(sluiceExecutable(), {QStringLiteral("submit"), QStringLiteral("--config"), m_config.path(),
                                                          QStringLiteral("--project"), QStringLiteral("quickstart"),
                                                          QStringLiteral("--title"), QStringLiteral("Say hello %1").arg(i)});
         QVERIFY(submit.waitForFinished(30000));
@@ -152,7 +160,7 @@ bool tst_CrashAnywhere::startDaemon()
     m_log.clear();
     m_daemon.setProcessChannelMode(QProcess::MergedChannels);
     connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
-    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
+    m_daemon.start(sluiceExecutable(), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
     if (!m_daemon.waitForStarted(10000))
         return false;
     return QTest::qWaitFor([this] { return m_log.contains("ready: node") || m_daemon.state() == QProcess::NotRunning; }, 30000)
@@ -280,6 +288,24 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
         QVERIFY(q.exec() && q.next());
         QCOMPARE(q.value(0).toInt(), 0);
     }
+
+    // What the operator sees: the reaper's block in `sluice queue`, from another process.
+    QProcess queue;
+    queue.start(sluiceExecutable(), {QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
+    QVERIFY(queue.waitForFinished(30000));
+    const QJsonObject report = QJsonDocument::fromJson(queue.readAllStandardOutput()).object();
+    const QJsonArray reaperBlock = report.value(QLatin1String("reaper")).toArray();
+    QCOMPARE(reaperBlock.size(), 1);
+    const QJsonObject reaperStatus = reaperBlock.first().toObject();
+    QCOMPARE(reaperStatus.value(QLatin1String("node")).toString(), QStringLiteral("crash-node"));
+    QVERIFY(reaperStatus.value(QLatin1String("enabled")).toBool());
+    QCOMPARE(reaperStatus.value(QLatin1String("leasesReclaimedTotal")).toInt(), m_leasesOfKilledDaemons.size());
+    QVERIFY(!reaperStatus.value(QLatin1String("lastRun")).toString().isEmpty());
+    QCOMPARE(report.value(QLatin1String("reconciler")).toArray().size(), 1);
+    queue.start(sluiceExecutable(), {QStringLiteral("queue"), QStringLiteral("--config"), m_config.path()});
+    QVERIFY(queue.waitForFinished(30000));
+    const QByteArray text = queue.readAllStandardOutput();
+    QVERIFY2(text.contains("reaper on crash-node: on, every 1 s") && text.contains("leases reclaimed"), text.constData());
 
     // The figures.
     auto count = [&](const QString &sql) {

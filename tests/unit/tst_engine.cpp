@@ -5,6 +5,7 @@
 #include "engine/engine.h"
 #include "engine/worker.h"
 #include "plugins/pluginloader.h"
+#include "testprojects.h"
 #include "teststores.h"
 
 #include <sluice/testsupport.h>
@@ -72,6 +73,8 @@ private Q_SLOTS:
     void edgeGatesInOrderStopAtFirstNonPass();
     void signalsOnlyTheRightOneAdvances_data() { engines(); }
     void signalsOnlyTheRightOneAdvances();
+    void rejectAppliesTheRedPolicy_data() { engines(); }
+    void rejectAppliesTheRedPolicy();
     void workerDrivesTaskToDone_data() { engines(); }
     void workerDrivesTaskToDone();
     void passiveStageIsDecidedByItsGates();
@@ -79,6 +82,7 @@ private Q_SLOTS:
     void staleJobIsNotRun();
     void recoveredJobOutOfAttemptsBlocksItsTask();
     void submitRefusesABranchInUse();
+    void degradedGateIsNotifiedEvenWhenItPasses();
 
 private:
     void engines();
@@ -148,21 +152,7 @@ std::shared_ptr<ProjectRuntime> tst_Engine::loadProject(const QByteArray &yaml, 
 
 std::shared_ptr<ProjectRuntime> tst_Engine::loadProjectFile(Engine &engine)
 {
-    const QString file = m_dir->filePath(QStringLiteral("projects/p.yaml"));
-    Diagnostics diagnostics;
-    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
-    for (const Diagnostic &d : diagnostics)
-        qWarning() << d.toString();
-    if (!config)
-        return nullptr;
-    auto runtime = std::make_shared<ProjectRuntime>();
-    runtime->config = *config;
-    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), diagnostics);
-    if (!instances || !instances->initialize())
-        return nullptr;
-    runtime->instances = std::move(*instances);
-    engine.setProject(runtime);
-    return runtime;
+    return Test::loadProjectInto(engine, m_dir->filePath(QStringLiteral("projects/p.yaml")), *m_catalog, m_store.get());
 }
 
 void tst_Engine::concurrentAdvanceHasOneWinner()
@@ -409,6 +399,68 @@ instances:
     QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"), QStringLiteral("signal"), QStringLiteral("done")}));
 }
 
+void tst_Engine::rejectAppliesTheRedPolicy()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: development
+    run: dev
+  - name: approval
+    run: approve-stage
+  - name: done
+red_policy: {rollback_to: development, max_retries: 1}
+instances:
+  dev: {plugin: test-stage, settings: {role: developer}}
+  approve-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+)", e));
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&told](const Notification &n) { told.append(n); });
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("Say hello"), QStringLiteral("Greet."), QStringLiteral("b"),
+                                       QStringLiteral("approval"), QStringLiteral("issue-7")});
+    QVERIFY(id.has_value());
+    const QString source = QStringLiteral("p/plane");
+
+    // A reject where a person was asked: sent back, counted as a rollback, with the reason.
+    auto reject = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r1"));
+    QVERIFY(reject.has_value());
+    QCOMPARE(reject->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(reject->advance), AdvanceRun::Outcome::RolledBack);
+    auto task = e.tasks().task(*id);
+    QCOMPARE((*task)->stage, QStringLiteral("development"));
+    QCOMPARE((*task)->retries, 1);
+    QVERIFY((*task)->description.contains(QLatin1String("rejected by a person")));
+    QCOMPARE(told.size(), 1);
+    QCOMPARE(told[0].event, QStringLiteral("rolled-back"));
+    QCOMPARE(told[0].taskId, *id);
+    QCOMPARE(told[0].projectId, QStringLiteral("p"));
+    QCOMPARE(told[0].data.value(QLatin1String("gate")).toString(), QStringLiteral("reject"));
+    QCOMPARE(told[0].data.value(QLatin1String("stage")).toString(), QStringLiteral("development"));
+    QCOMPARE(told[0].data.value(QLatin1String("tracker_ref")).toString(), QStringLiteral("issue-7"));
+    QVERIFY(told[0].at.isValid());
+
+    // A reject for a stage that waits for no signal is a no-op.
+    auto notWaiting = e.signal(*id, QStringLiteral("development"), QStringLiteral("reject"), source, QStringLiteral("r2"));
+    QCOMPARE(notWaiting->kind, SignalResult::Kind::Ignored);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("development"));
+
+    // Past the cap a reject blocks, as a failed gate would.
+    QSqlQuery finish((*m_store->connection()));
+    QVERIFY(finish.exec(QStringLiteral("UPDATE jobs SET status = 'done' WHERE task_id = %1").arg(*id)));
+    QVERIFY(*e.tasks().claimTransition(*id, QStringLiteral("development"), QStringLiteral("approval")));
+    auto again = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r3"));
+    QCOMPARE(again->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(again->advance), AdvanceRun::Outcome::Blocked);
+    QCOMPARE((*e.tasks().task(*id))->status, QStringLiteral("blocked"));
+    QCOMPARE(told.size(), 2);
+    QCOMPARE(told[1].event, QStringLiteral("blocked"));
+    QVERIFY(told[1].text.contains(QLatin1String("rejected by a person")));
+}
+
 void tst_Engine::workerDrivesTaskToDone()
 {
     QFETCH(QString, engine);
@@ -629,6 +681,36 @@ instances:
     QVERIFY(!second.has_value());
     QCOMPARE(second.error().code, ErrorCode::Conflict);
     QVERIFY(!e.submit(QStringLiteral("nope"), QStringLiteral("x"), {}, QString(), QStringLiteral("test")).has_value());
+}
+
+void tst_Engine::degradedGateIsNotifiedEvenWhenItPasses()
+{
+    QVERIFY(openStore(QStringLiteral("sqlite")));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: a
+    exit_gates: [partial, full]
+  - name: b
+instances:
+  partial: {plugin: test-gate, settings: {result: pass, degraded: 2}}
+  full: {plugin: test-gate, settings: {result: pass}}
+)", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("t"), QStringLiteral("a"), {}});
+    QVERIFY(id);
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&](const Notification &n) { told.append(n); });
+    QCOMPARE(wait(e.advance(*id, QStringLiteral("a"), QStringLiteral("test"))), AdvanceRun::Outcome::Done);
+    QStringList events;
+    for (const Notification &n : std::as_const(told))
+        events << n.event;
+    // Only the gate that ran degraded raises "audit-degraded"; the task still moved.
+    QCOMPARE(events.count(QStringLiteral("audit-degraded")), 1);
+    const Notification degraded = told.at(events.indexOf(QStringLiteral("audit-degraded")));
+    QCOMPARE(degraded.data.value(QLatin1String("gate")).toString(), QStringLiteral("partial"));
+    QCOMPARE(degraded.data.value(QLatin1String("degraded")).toInt(), 2);
+    QCOMPARE(degraded.taskId, *id);
 }
 
 QTEST_GUILESS_MAIN(tst_Engine)

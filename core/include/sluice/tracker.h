@@ -23,7 +23,15 @@ struct SLUICE_EXPORT TrackerIssue {
     QString url;
 };
 
-/// A tracker connector instance for one project.
+/**
+ * A tracker connector instance for one project.
+ *
+ * Logical states the host sets with setState(): "in-progress", "in-review", "needs-input",
+ * "blocked", "done". A connector may also offer, through the meta-object system,
+ * `Q_INVOKABLE QStringList statesForSignal(const QString &signal) const`: the tracker states
+ * that send @p signal (empty when none exists), so that an approval request can name the
+ * exact status to set.
+ */
 class SLUICE_EXPORT Tracker : public PluginInstance
 {
     Q_OBJECT

@@ -319,6 +319,47 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
             report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("cannot roll back to the last stage"));
     }
 
+    // Notifications: each rule names a notifier instance, each event at most once per rule.
+    const YAML::Node notificationsNode = child(root, "notifications");
+    const QVariantList rules = v.value(QStringLiteral("notifications")).toList();
+    for (int i = 0; i < rules.size(); ++i) {
+        const QVariantMap r = rules.at(i).toMap();
+        const YAML::Node node = item(notificationsNode, std::size_t(i));
+        const QString key = QStringLiteral("notifications[%1]").arg(i);
+        NotificationRule rule;
+        rule.notifier = r.value(QStringLiteral("notifier")).toString();
+        rule.events = r.value(QStringLiteral("events")).toStringList();
+        rule.position = positionOf(node);
+        if (rule.notifier.isEmpty())
+            continue; // already reported
+        expectInstance(project, rule.notifier, PluginKind::Notifier, child(node, "notifier"), key + QStringLiteral(".notifier"));
+        if (child(node, "events").IsSequence() && child(node, "events").size() == 0)
+            report(child(node, "events"), key + QStringLiteral(".events"), QStringLiteral("name at least one event"));
+        QSet<QString> seen;
+        for (int e = 0; e < rule.events.size(); ++e) {
+            if (seen.contains(rule.events[e]))
+                report(item(child(node, "events"), std::size_t(e)), QStringLiteral("%1.events[%2]").arg(key).arg(e),
+                       QStringLiteral("event '%1' is listed twice").arg(rule.events[e]));
+            seen.insert(rule.events[e]);
+        }
+        project.notifications.append(rule);
+    }
+    const QVariantMap trackerStates = v.value(QStringLiteral("tracker_states")).toMap();
+    const YAML::Node trackerStatesNode = child(root, "tracker_states");
+    for (auto it = trackerStates.cbegin(); it != trackerStates.cend(); ++it) {
+        if (stageIndex(it.key()) < 0) {
+            YAML::Node keyNode = trackerStatesNode;
+            for (auto k = trackerStatesNode.begin(); trackerStatesNode.IsMap() && k != trackerStatesNode.end(); ++k) {
+                if (yamlScalar(k->first) == it.key())
+                    keyNode = k->first;
+            }
+            report(keyNode, QStringLiteral("tracker_states.%1").arg(it.key()), QStringLiteral("no stage named '%1'").arg(it.key()));
+        }
+        project.trackerStates.insert(it.key(), it.value().toString());
+    }
+    if (!project.trackerStates.isEmpty() && project.trackerInstance.isEmpty())
+        report(trackerStatesNode, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker"));
+
     if (m_diagnostics.size() != before)
         return std::nullopt;
     return project;
@@ -336,6 +377,25 @@ ProjectInfo ProjectConfig::info() const
         info.stages.append(s.name);
     info.configFile = file;
     return info;
+}
+
+QStringList ProjectConfig::notifiersFor(const QString &event) const
+{
+    QStringList out;
+    for (const NotificationRule &rule : notifications) {
+        if (rule.events.contains(event) && !out.contains(rule.notifier))
+            out.append(rule.notifier);
+    }
+    return out;
+}
+
+QString ProjectConfig::trackerStateFor(const QString &stage) const
+{
+    if (const auto it = trackerStates.constFind(stage); it != trackerStates.cend())
+        return *it;
+    if (!stages.isEmpty() && stages.last().name == stage)
+        return QStringLiteral("done");
+    return QStringLiteral("in-progress");
 }
 
 const StageConfig *ProjectConfig::stage(const QString &name) const

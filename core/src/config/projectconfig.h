@@ -48,6 +48,13 @@ struct SLUICE_EXPORT InstanceConfig {
     ConfigPosition position;
 };
 
+/// One rule of the project's `notifications` list: these events go to that notifier.
+struct SLUICE_EXPORT NotificationRule {
+    QString notifier;       ///< Notifier instance name.
+    QStringList events;     ///< Event names ("stage-changed", "gate-failed", ...).
+    ConfigPosition position;
+};
+
 struct SLUICE_EXPORT ProjectConfig {
     QString file;
     QString id;
@@ -68,6 +75,13 @@ struct SLUICE_EXPORT ProjectConfig {
     qint64 jobRetryBackoffMs = 30 * 1000;
     int jobConcurrency = 2;
     QMap<QString, InstanceConfig> instances;
+    QList<NotificationRule> notifications;
+    QMap<QString, QString> trackerStates; ///< stage → logical tracker state
+
+    /// The notifier instances that want @p event, in rule order, each once.
+    [[nodiscard]] QStringList notifiersFor(const QString &event) const;
+    /// The logical tracker state of a task that enters @p stage.
+    [[nodiscard]] QString trackerStateFor(const QString &stage) const;
 
     /// The project as plugins see it.
     [[nodiscard]] ProjectInfo info() const;

@@ -5,6 +5,7 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/notifications.h"
 #include "engine/procstat.h"
 #include "engine/reaper.h"
 #include "engine/reconciler.h"
@@ -54,6 +55,11 @@ Result<void> Daemon::start()
     qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
                                << QStringLiteral("(%1 problem(s) in project files)").arg(problems.size());
 
+    // Notifications and tracker updates: best effort, before anything can move a task (the
+    // startup recovery may). Counted once the metrics exist.
+    m_notifications = std::make_unique<NotificationRouter>(engine);
+    m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
+
     // This node's jobs that were running when it stopped are settled before the worker
     // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
     // stopped before its job goes back to the queue (a re-run never works beside it on the
@@ -98,6 +104,8 @@ Result<void> Daemon::start()
         {"sluice_tasks_done_total", "Tasks that reached their last stage by this daemon."},
         {"sluice_claims_lost_total", "Advances that found the task already moved."},
         {"sluice_gate_verdicts_total", "Gate verdicts of this daemon, by gate instance and result."},
+        {"sluice_notifications_total", "Notifications handed to notifiers, by notifier instance, event and result."},
+        {"sluice_tracker_updates_total", "Comments and state changes sent to trackers, by project, action and result."},
         {"sluice_reaps_total", "Jobs settled by the reaper of this daemon, by tier (0: startup recovery) and outcome."},
         {"sluice_leases_reclaimed_total", "Leases reclaimed by this daemon, by reason (holder-dead, node-silent, expired)."},
         {"sluice_reaper_passes_total", "Reaper ticks of this daemon, by result."},
@@ -130,6 +138,8 @@ Result<void> Daemon::start()
             portFile.write(QByteArray::number(*port) + '\n');
     }
 
+    m_notifications->setMetrics(m_metrics.get());
+    m_trackerUpdates->setMetrics(m_metrics.get());
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
@@ -294,7 +304,8 @@ void Daemon::checkIdle()
 {
     auto counts = m_host.engine().jobs().countsByStatus();
     const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
-                      && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0;
+                      && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0
+                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0;
     m_idleTicks = idle ? m_idleTicks + 1 : 0;
     if (m_idleTicks >= 4)
         stop(QStringLiteral("idle (--exit-when-idle)"));
@@ -382,10 +393,14 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
     WebhookRequest incoming{request.body, request.headers, request.remoteAddress.toString()};
     auto delivery = receiver->acceptWebhook(incoming);
     if (!delivery) {
-        const bool denied = delivery.error().code == ErrorCode::PermissionDenied;
+        const ErrorCode code = delivery.error().code;
+        const bool denied = code == ErrorCode::PermissionDenied;
+        // The connector could not decide now (e.g. it is re-reading tracker data): the
+        // sender may deliver again.
+        const bool later = code == ErrorCode::Network || code == ErrorCode::Timeout;
         qCWarning(lcDaemon).noquote() << "webhook for" << runtime->config.id << instanceName << "refused:" << delivery.error().message;
-        countWebhook(denied ? QStringLiteral("unauthorized") : QStringLiteral("malformed"));
-        return HttpResponse::error(denied ? 401 : 400, delivery.error().message);
+        countWebhook(denied ? QStringLiteral("unauthorized") : later ? QStringLiteral("unavailable") : QStringLiteral("malformed"));
+        return HttpResponse::error(denied ? 401 : later ? 503 : 400, delivery.error().message);
     }
     if (delivery->deliveryId.isEmpty()) {
         countWebhook(QStringLiteral("malformed"));
@@ -416,12 +431,30 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
             if (byRef && *byRef)
                 taskId = (*byRef)->id;
         }
+        if (taskId <= 0 && e.value == QLatin1String("start") && !ok) {
+            // An issue moved to the start state with no task yet: that is how a task begins.
+            auto created = engine.submit(runtime->config.id, e.data.value(QLatin1String("title")).toString(),
+                                         e.data.value(QLatin1String("description")).toString(),
+                                         e.data.value(QLatin1String("branch")).toString(), source, e.subject);
+            if (!created)
+                qCWarning(lcDaemon).noquote() << "cannot create a task for" << e.subject << "from" << source << "-" << created.error().message;
+            results.append(created ? QJsonObject{{QStringLiteral("task"), *created}, {QStringLiteral("result"), QStringLiteral("created")}}
+                                   : QJsonObject{{QStringLiteral("subject"), e.subject}, {QStringLiteral("result"), created.error().message}});
+            continue;
+        }
         if (taskId <= 0) {
+            qCInfo(lcDaemon).noquote() << "signal" << e.value << "from" << source << "for" << e.subject << "ignored: no task is linked to it";
             results.append(QJsonObject{{QStringLiteral("subject"), e.subject}, {QStringLiteral("result"), QStringLiteral("no task")}});
             continue;
         }
+        // A tracker does not know the stage: the signal is meant for the stage the task is in.
+        QString stage = e.data.value(QLatin1String("stage")).toString();
+        if (stage.isEmpty()) {
+            if (auto current = engine.tasks().task(taskId); current && *current)
+                stage = (*current)->stage;
+        }
         // Already de-duplicated by delivery id above: no second event row.
-        auto taken = engine.signal(taskId, e.data.value(QLatin1String("stage")).toString(), e.value, source, QString());
+        auto taken = engine.signal(taskId, stage, e.value, source, QString());
         results.append(QJsonObject{{QStringLiteral("task"), taskId},
                                    {QStringLiteral("result"), !taken ? taken.error().message
                                                               : taken->kind == SignalResult::Kind::Accepted ? QStringLiteral("accepted")

@@ -20,6 +20,8 @@ class HttpServer;
 class Reaper;
 class Reconciler;
 class Metrics;
+class NotificationRouter;
+class TrackerUpdates;
 class SignalPipe;
 class SweepSchedule;
 class SystemdNotifier;
@@ -71,6 +73,8 @@ private:
     std::unique_ptr<SweepSchedule> m_sweeps;
     std::unique_ptr<Reaper> m_reaper;
     std::unique_ptr<Reconciler> m_reconciler;
+    std::unique_ptr<NotificationRouter> m_notifications;
+    std::unique_ptr<TrackerUpdates> m_trackerUpdates;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     int m_idleTicks = 0;

@@ -5,6 +5,7 @@
 #include "store/store.h"
 
 #include <sluice/gate.h>
+#include <sluice/secrets.h>
 #include <sluice/stage.h>
 
 #include <QJsonArray>
@@ -124,7 +125,7 @@ void Engine::auditAction(const QString &actor, const QString &action, const Task
 }
 
 Result<qint64> Engine::submit(const QString &projectId, const QString &title, const QString &description,
-                              const QString &branch, const QString &actor)
+                              const QString &branch, const QString &actor, const QString &trackerRef)
 {
     const auto runtime = project(projectId);
     if (!runtime)
@@ -133,7 +134,7 @@ Result<qint64> Engine::submit(const QString &projectId, const QString &title, co
         return fail(ErrorCode::InvalidArgument, QStringLiteral("a task needs a title"));
     const QString firstStage = runtime->config.stages.first().name;
     NewTask task{projectId, title.trimmed(), description, branch.isEmpty() ? QStringLiteral("sluice/") + slug(title) : branch,
-                 firstStage, QString()};
+                 firstStage, trackerRef};
     auto id = m_tasks.create(task);
     if (!id)
         return std::unexpected(id.error());
@@ -143,6 +144,8 @@ Result<qint64> Engine::submit(const QString &projectId, const QString &title, co
     auditAction(actor, QStringLiteral("submit"), **record,
                 QJsonObject{{QStringLiteral("stage"), firstStage}, {QStringLiteral("branch"), task.branch}});
     qCInfo(lcEngine).noquote() << "task" << *id << "submitted to" << projectId << "on branch" << task.branch;
+    notifyTask(QStringLiteral("submitted"), **record, QStringLiteral("submitted, starts in %1").arg(firstStage), QString(),
+               QJsonObject{{QStringLiteral("stage"), firstStage}, {QStringLiteral("branch"), task.branch}});
     if (auto entered = enterStage(*runtime, **record, firstStage, QStringLiteral("submitted")); !entered)
         return std::unexpected(entered.error());
     return *id;
@@ -277,6 +280,25 @@ void Engine::evaluateNextGate(AdvanceRun *run)
         }
         qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "gate" << instance << "→"
                                    << GateVerdict::resultName(verdict.result()) << "-" << verdict.reason();
+        {
+            const bool passed = verdict.allowsPassage();
+            QString text = verdict.reason();
+            for (const Finding &f : verdict.findings())
+                text += QStringLiteral("\n- [%1] %2%3").arg(f.rule, f.file.isEmpty() ? QString() : f.file + QStringLiteral(": "), f.message);
+            notifyTask(passed ? QStringLiteral("gate-passed") : QStringLiteral("gate-failed"), run->m_task,
+                       QStringLiteral("gate %1 → %2 in %3").arg(instance, GateVerdict::resultName(verdict.result()), run->m_from), text,
+                       QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
+                                   {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
+                                   {QStringLiteral("reason"), verdict.reason()}});
+            // A gate that could only partly look (an auditor missing or timing out) says so
+            // in its evidence: people hear of it even when the verdict lets the task pass.
+            const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
+            if (degraded > 0)
+                notifyTask(QStringLiteral("audit-degraded"), run->m_task,
+                           QStringLiteral("gate %1 ran degraded (%2) in %3").arg(instance).arg(degraded).arg(run->m_from), verdict.reason(),
+                           QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
+                                       {QStringLiteral("degraded"), degraded}, {QStringLiteral("result"), GateVerdict::resultName(verdict.result())}});
+        }
         if (verdict.allowsPassage()) {
             ++run->m_next;
             evaluateNextGate(run);
@@ -339,6 +361,9 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         qCInfo(lcEngine).noquote() << "task" << task.id << "moved" << run->m_from << "→" << run->m_to << (last ? "(done)" : "");
         Q_EMIT taskChanged(task.id, last ? QStringLiteral("done") : QStringLiteral("advanced"), run->m_to);
+        notifyTask(last ? QStringLiteral("done") : QStringLiteral("stage-changed"), task,
+                   last ? QStringLiteral("done (%1 → %2)").arg(run->m_from, run->m_to) : QStringLiteral("moved %1 → %2").arg(run->m_from, run->m_to),
+                   QString(), QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to}, {QStringLiteral("stage"), run->m_to}});
         if (last) {
             // The task is finished: its checkout goes (off the event loop), its branch stays.
             (void)QtConcurrent::run([workspace = m_workspace, config, id = task.id] {
@@ -389,6 +414,9 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         qCWarning(lcEngine).noquote() << "task" << task.id << "blocked:" << reason;
         Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
+        notifyTask(QStringLiteral("blocked"), task, QStringLiteral("blocked in %1").arg(run->m_from), reason,
+                   QJsonObject{{QStringLiteral("stage"), run->m_from}, {QStringLiteral("gate"), failedGate},
+                               {QStringLiteral("reason"), failure.reason()}});
         finish(run, AdvanceRun::Outcome::Blocked, reason);
         return;
     }
@@ -425,6 +453,12 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
     qCWarning(lcEngine).noquote() << "task" << task.id << "rolled back" << run->m_from << "→" << target << "by gate" << failedGate
                                   << QStringLiteral("(%1 of %2)").arg(rollback).arg(config.maxRetries);
     Q_EMIT taskChanged(task.id, QStringLiteral("rolled-back"), target);
+    notifyTask(QStringLiteral("rolled-back"), task,
+               QStringLiteral("sent back %1 → %2 by %3 (%4 of %5)").arg(run->m_from, target, failedGate).arg(rollback).arg(config.maxRetries),
+               failure.reason(),
+               QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), target}, {QStringLiteral("stage"), target},
+                           {QStringLiteral("gate"), failedGate}, {QStringLiteral("reason"), failure.reason()},
+                           {QStringLiteral("rollback"), rollback}, {QStringLiteral("max_retries"), config.maxRetries}});
     if (auto entered = enterStage(runtime, task, target, QStringLiteral("rolled back by %1").arg(failedGate)); !entered) {
         auditAction(actor, QStringLiteral("enqueue-failed"), task,
                     QJsonObject{{QStringLiteral("stage"), target}, {QStringLiteral("error"), entered.error().toString()}});
@@ -487,6 +521,22 @@ Result<SignalResult> Engine::signal(qint64 taskId, const QString &stage, const Q
     const StageConfig *config = runtime->config.stage(stage);
     Stage *plugin = config && !config->run.isEmpty() ? runtime->instances.as<Stage>(config->run) : nullptr;
     const QStringList accepted = plugin ? plugin->acceptedSignals() : QStringList();
+    if (signalName == QLatin1String("reject") && !accepted.isEmpty() && !accepted.contains(signalName)) {
+        // A person said no where a person was asked: the red policy, as for a failed gate.
+        auditAction(source, QStringLiteral("signal"), t,
+                    QJsonObject{{QStringLiteral("signal"), signalName}, {QStringLiteral("stage"), stage}, {QStringLiteral("delivery"), deliveryId}});
+        qCInfo(lcEngine).noquote() << "signal reject accepted for task" << taskId << "in stage" << stage;
+        auto *run = new AdvanceRun(taskId, this);
+        run->m_cause = QStringLiteral("signal reject from %1").arg(source);
+        run->m_task = t;
+        run->m_from = stage;
+        run->m_to = runtime->config.rollbackTo;
+        run->m_runtime = runtime;
+        ++m_inFlight;
+        const QString reason = QStringLiteral("rejected by a person (signal 'reject' from %1) while waiting in stage '%2'").arg(source, stage);
+        QTimer::singleShot(0, run, [this, run, reason] { decide(run, QStringLiteral("reject"), GateVerdict::fail(reason)); });
+        return SignalResult{SignalResult::Kind::Accepted, QString(), run};
+    }
     if (!accepted.contains(signalName)) {
         return ignore(accepted.isEmpty()
                           ? QStringLiteral("stage '%1' waits for no signal").arg(stage)
@@ -546,7 +596,40 @@ Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &r
     }
     qCWarning(lcEngine).noquote() << "task" << taskId << "blocked:" << reason;
     Q_EMIT taskChanged(taskId, QStringLiteral("blocked"), stage);
+    if (auto task = m_tasks.task(taskId); task && *task)
+        notifyTask(QStringLiteral("blocked"), **task, QStringLiteral("blocked in %1").arg(stage), reason,
+                   QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("reason"), reason}});
     return true;
+}
+
+void Engine::notifyTask(const QString &event, const TaskRecord &task, const QString &what, const QString &text, QJsonObject data)
+{
+    if (!task.trackerRef.isEmpty())
+        data.insert(QStringLiteral("tracker_ref"), task.trackerRef);
+    Notification n;
+    n.event = event;
+    n.projectId = task.project;
+    n.taskId = task.id;
+    n.title = Redaction::redact(QStringLiteral("task %1 (%2): %3").arg(task.id).arg(task.title, what));
+    n.text = Redaction::redact(text);
+    n.data = data;
+    notify(n);
+}
+
+void Engine::notifyApprovalRequested(qint64 taskId, const QString &stage, const QString &summary)
+{
+    auto task = m_tasks.task(taskId);
+    if (!task || !*task)
+        return;
+    QStringList signalNames;
+    if (const auto runtime = project((*task)->project)) {
+        const StageConfig *config = runtime->config.stage(stage);
+        if (Stage *plugin = config && !config->run.isEmpty() ? runtime->instances.as<Stage>(config->run) : nullptr)
+            signalNames = plugin->acceptedSignals();
+    }
+    notifyTask(QStringLiteral("approval-requested"), **task,
+               QStringLiteral("waits in %1 for %2").arg(stage, signalNames.isEmpty() ? QStringLiteral("a signal") : signalNames.join(QStringLiteral(" or "))),
+               summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)}});
 }
 
 void Engine::notify(Notification notification)

@@ -119,7 +119,7 @@ public:
      * empty: "sluice/<slug of the title>".
      */
     [[nodiscard]] Result<qint64> submit(const QString &projectId, const QString &title, const QString &description,
-                                        const QString &branch, const QString &actor);
+                                        const QString &branch, const QString &actor, const QString &trackerRef = QString());
 
     /**
      * THE advance path. Decides read-only (the current stage's exit gates, then the edge
@@ -135,7 +135,9 @@ public:
     /**
      * A signal (approve, confirm-deploy, ...) for @p taskId waiting in @p stage. Duplicates
      * (same @p source and @p deliveryId) are dropped; a signal the stage does not wait for,
-     * or for a stage the task is not in, is a logged no-op.
+     * or for a stage the task is not in, is a logged no-op. "reject" for a task waiting in a
+     * stage that waits for a signal applies the red policy (rollback, or block at the cap),
+     * unless the stage itself waits for "reject".
      */
     [[nodiscard]] Result<SignalResult> signal(qint64 taskId, const QString &stage, const QString &signal,
                                               const QString &source, const QString &deliveryId);
@@ -172,6 +174,10 @@ public:
      */
     void notify(Notification notification);
 
+    /// Publishes "approval-requested" for @p taskId waiting in @p stage, with the signals the
+    /// stage waits for in data["signals"] and @p summary (the stage's request) as text.
+    void notifyApprovalRequested(qint64 taskId, const QString &stage, const QString &summary);
+
 Q_SIGNALS:
     /// A job was enqueued: the worker should look now rather than at its next poll.
     void jobEnqueued();
@@ -184,6 +190,8 @@ private:
     void evaluateNextGate(AdvanceRun *run);
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
     void finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString &detail);
+    // Publishes a notification about @p task (title "task N (title): @p what").
+    void notifyTask(const QString &event, const TaskRecord &task, const QString &what, const QString &text, QJsonObject data);
     void auditAction(const QString &actor, const QString &action, const TaskRecord &task, const QJsonObject &details);
 
     Store &m_store;

@@ -148,6 +148,35 @@ void SweepSchedule::stop()
     m_entries.clear();
 }
 
+void SweepSchedule::notifyPass(const Entry &entry, const SweepReport &report)
+{
+    // Compensations (writes a sweeper made to repair state) and failed passes reach people.
+    for (const QJsonValue &v : report.decisions) {
+        const QJsonObject d = v.toObject();
+        if (!d.value(QStringLiteral("posted")).toBool())
+            continue;
+        Notification n;
+        n.event = QStringLiteral("compensation-posted");
+        n.projectId = entry.projectId;
+        n.title = QStringLiteral("%1 of %2 posted a compensation").arg(entry.instance, entry.projectId);
+        n.text = d.value(QStringLiteral("reason")).toString();
+        n.data = d;
+        m_engine.notify(n);
+    }
+    if (report.ok)
+        return;
+    Notification n;
+    n.event = QStringLiteral("sweep-failed");
+    n.projectId = entry.projectId;
+    n.title = QStringLiteral("sweeper %1 of %2 failed").arg(entry.instance, entry.projectId);
+    n.text = report.summary;
+    n.data = QJsonObject{{QStringLiteral("instance"), entry.instance},
+                         {QStringLiteral("examined"), report.examined},
+                         {QStringLiteral("failures"), report.failures},
+                         {QStringLiteral("summary"), report.summary}};
+    m_engine.notify(n);
+}
+
 void SweepSchedule::runAllNow()
 {
     const QStringList keys = m_entries.keys();
@@ -179,6 +208,7 @@ void SweepSchedule::runPass(const QString &key)
             qCWarning(lcSweeps).noquote() << audited.error().toString();
         }
         count(*entry, report);
+        notifyPass(*entry, report);
         if (report.ok)
             qCInfo(lcSweeps).noquote() << "sweeper" << entry->instance << "of" << entry->projectId << ":" << report.summary;
         else

@@ -62,6 +62,7 @@ private:
     struct Entry;
     void runPass(const QString &key);
     void count(const Entry &entry, const SweepReport &report);
+    void notifyPass(const Entry &entry, const SweepReport &report);
 
     Engine &m_engine;
     Store &m_store;

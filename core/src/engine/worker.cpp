@@ -224,6 +224,7 @@ void Worker::flushCompletions()
                                                         job.project, job.taskId,
                                                         QJsonObject{{QStringLiteral("stage"), job.stage},
                                                                     {QStringLiteral("summary"), completion.summary}}});
+                m_engine.notifyApprovalRequested(job.taskId, job.stage, completion.summary);
             }
             Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
             break;

@@ -66,6 +66,8 @@ private Q_SLOTS:
         Metrics metrics;
         schedule.setMetrics(&metrics);
         std::optional<SweepReport> finished;
+        QList<Notification> told;
+        connect(&(*host)->engine(), &Engine::notification, this, [&](const Notification &n) { told.append(n); });
         QEventLoop loop;
         connect(&schedule, &SweepSchedule::passFinished, &loop, [&](const QString &, const QString &, const SweepReport &r) {
             finished = r;
@@ -92,6 +94,10 @@ private Q_SLOTS:
         for (const FakeStatus &s : fake.statuses(sha))
             compensations += s.state == QLatin1String("success") && s.context == QLatin1String("CI / all (pull_request)");
         QCOMPARE(compensations, 1);
+        // People hear of the compensation (a repair of forge state), not of the quiet pass.
+        QCOMPARE(told.size(), 1);
+        QCOMPARE(told.first().event, QStringLiteral("compensation-posted"));
+        QCOMPARE(told.first().projectId, QStringLiteral("w"));
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("ok")), 1.0);
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("failed")), 0.0);
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_items_examined_total"), labels), 1.0);
@@ -108,6 +114,9 @@ private Q_SLOTS:
         loop.exec();
         QVERIFY(finished);
         QVERIFY(!finished->ok);
+        QCOMPARE(told.size(), 2);
+        QCOMPARE(told.last().event, QStringLiteral("sweep-failed"));
+        QVERIFY(told.last().title.contains(QLatin1String("umbrella")));
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("ok")), 1.0);
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweeps_total"), withResult("failed")), 1.0);
         QCOMPARE(metrics.value(QStringLiteral("sluice_sweep_items_examined_total"), labels), 2.0);

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <atomic>
 #include <map>
+#include <optional>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -120,6 +121,28 @@ std::string unquoteGitPath(std::string_view quoted)
     return out;
 }
 
+// The lines of a text, without their '\n', one by one.
+class LineReader
+{
+public:
+    explicit LineReader(std::string_view text) : m_text(text) {}
+    std::optional<std::string_view> next()
+    {
+        if (m_pos >= m_text.size())
+            return std::nullopt;
+        std::size_t end = m_text.find('\n', m_pos);
+        if (end == std::string_view::npos)
+            end = m_text.size();
+        const std::string_view line = m_text.substr(m_pos, end - m_pos);
+        m_pos = end + 1;
+        return line;
+    }
+
+private:
+    std::string_view m_text;
+    std::size_t m_pos = 0;
+};
+
 bool parseRange(std::string_view text, int &start, int &count)
 {
     // "c,d" or "c"
@@ -156,13 +179,9 @@ Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limit
             targets.items.push_back(std::move(current));
         current = ScanItem();
     };
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size();
-        const std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
+    LineReader lines(text);
+    while (const auto next = lines.next()) {
+        const std::string_view line = *next;
         if (inHunk) {
             if (!line.empty() && line[0] == '\\')
                 continue; // "\ No newline at end of file"
@@ -319,13 +338,9 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
             targets.items.push_back(std::move(current));
         current = ScanItem();
     };
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size();
-        const std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
+    LineReader lines(text);
+    while (const auto next = lines.next()) {
+        const std::string_view line = *next;
         if (inHunk) {
             if (!line.empty() && line[0] == '\\')
                 continue; // "\ No newline at end of file"

@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: Apache-2.0
+// The plane connector as the host loads it, against the fake Plane on loopback: states
+// resolved per project through all pages, a missing state that stays off, signed webhooks,
+// writes, the client-side rate limit under a burst, 429 back-off, and secrets that never
+// reach a log line or an error.
+#include "fakeplane.h"
+
+#include <sluice/secrets.h>
+#include <sluice/testsupport.h>
+#include <sluice/tracker.h>
+
+#include <QMutex>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <algorithm>
+
+using namespace Sluice;
+using namespace Sluice::Test;
+
+namespace {
+
+const QByteArray ApiKey = "plane-api-key-5f0c1e77aa";
+const QByteArray HookSecret = "plane-webhook-secret-9d2b";
+
+QMutex logMutex;
+QStringList capturedLog;
+QtMessageHandler previousHandler = nullptr;
+
+void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    {
+        QMutexLocker lock(&logMutex);
+        capturedLog.append(message);
+    }
+    if (previousHandler)
+        previousHandler(type, context, message);
+}
+
+const QStringList StandardStates{QStringLiteral("Backlog"),     QStringLiteral("Todo"),        QStringLiteral("In Progress"),
+                                 QStringLiteral("In Review"),   QStringLiteral("Needs Input"), QStringLiteral("Approved"),
+                                 QStringLiteral("Rejected"),    QStringLiteral("Blocked"),     QStringLiteral("Done")};
+
+WebhookRequest toRequest(const FakePlane::Delivery &d)
+{
+    WebhookRequest r;
+    r.body = d.body;
+    for (const auto &[name, value] : d.headers)
+        r.headers.insert(name.toLower(), value);
+    r.remoteAddress = QStringLiteral("127.0.0.1");
+    return r;
+}
+
+} // namespace
+
+class tst_PlaneTracker : public QObject
+{
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    LoadedPlugin m_plugin;
+    std::unique_ptr<FakePlane> m_plane;
+    QString m_projectA;
+    QString m_projectB;
+    QStringList m_errors;
+
+    QString secretFile(const QString &name, const QByteArray &value)
+    {
+        const QString path = m_dir.filePath(name);
+        QFile f(path);
+        if (f.open(QIODevice::WriteOnly))
+            f.write(value + '\n');
+        return path;
+    }
+
+    std::unique_ptr<PluginInstance> makeTracker(const QString &project, const QByteArray &extra = QByteArray(), bool waitForStates = true)
+    {
+        const QByteArray yaml = "url: " + m_plane->url().toString().toUtf8() + "\nworkspace: acme\nproject: " + project.toUtf8()
+            + "\nidentifier: SLU\napi_key: {file: " + secretFile(QStringLiteral("key"), ApiKey).toUtf8() + "}\n"
+            + "webhook_secret: {file: " + secretFile(QStringLiteral("hook"), HookSecret).toUtf8() + "}\n"
+            + "retry_backoff: 20ms\n" + (extra.contains("rate_limit") ? QByteArray() : QByteArray("rate_limit: 0\n")) + extra;
+        auto created = createInstance(m_plugin, yaml);
+        if (!created) {
+            qWarning() << created.error().toString();
+            return nullptr;
+        }
+        if (auto ready = (*created)->initialize(); !ready) {
+            qWarning() << ready.error().toString();
+            return nullptr;
+        }
+        auto *tracker = qobject_cast<Tracker *>(created->get());
+        if (waitForStates && tracker) {
+            // initialize() starts reading the states; refresh() joins that read.
+            auto done = runCall(tracker->refresh());
+            if (!done)
+                qWarning() << done.error().toString();
+        }
+        return std::move(*created);
+    }
+
+    template<typename T>
+    Result<T> run(std::unique_ptr<AsyncCall<T>> call)
+    {
+        Result<T> r = runCall(std::move(call));
+        if (!r)
+            m_errors << r.error().message << r.error().detail;
+        return r;
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        previousHandler = qInstallMessageHandler(captureMessage);
+        auto plugin = loadPlugin(QStringLiteral(PLANE_PLUGIN_FILE));
+        QVERIFY2(plugin, plugin ? "" : qPrintable(plugin.error().toString()));
+        m_plugin = *plugin;
+        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Tracker);
+        m_plane = std::make_unique<FakePlane>();
+        QVERIFY(m_plane->start());
+        m_plane->setApiKey(ApiKey);
+        m_plane->setMaxPageSize(3); // several pages of states
+        m_projectA = m_plane->addProject(QStringLiteral("SLU"));
+        m_projectB = m_plane->addProject(QStringLiteral("ENDURO"));
+        for (const QString &name : StandardStates) {
+            m_plane->addState(m_projectA, name);
+            m_plane->addState(m_projectB, name);
+        }
+        m_plane->addState(m_projectA, QStringLiteral("Confirm Deploy"));
+        // Project B has a near miss only: names are matched exactly.
+        m_plane->addState(m_projectB, QStringLiteral("Confirm deploy"));
+    }
+
+    void cleanupTestCase()
+    {
+        qInstallMessageHandler(previousHandler);
+    }
+
+    void resolvesStatesPerProjectThroughEveryPage()
+    {
+        // The same names have other ids in each project.
+        QVERIFY(m_plane->stateId(m_projectA, QStringLiteral("In Progress")) != m_plane->stateId(m_projectB, QStringLiteral("In Progress")));
+        m_plane->clearRequests();
+        auto a = makeTracker(m_projectA);
+        auto b = makeTracker(m_projectB);
+        QVERIFY(a && b);
+        int statePages = 0;
+        bool cursorFollowed = false;
+        for (const LoopbackRequest &r : m_plane->requests()) {
+            if (r.path.endsWith(QLatin1String("/states/"))) {
+                ++statePages;
+                cursorFollowed = cursorFollowed || r.query.hasQueryItem(QStringLiteral("cursor"));
+            }
+        }
+        QVERIFY2(statePages >= 8, qPrintable(QString::number(statePages))); // 10 states, 3 a page, two projects
+        QVERIFY(cursorFollowed);
+
+        const QString issueA = m_plane->addIssue(m_projectA, QStringLiteral("Say hello"), QStringLiteral("Greet"), QStringLiteral("Approved"));
+        const QString issueB = m_plane->addIssue(m_projectB, QStringLiteral("Say bye"), QStringLiteral("Part"), QStringLiteral("In Progress"));
+        auto ia = run(qobject_cast<Tracker *>(a.get())->issue(issueA));
+        QVERIFY(ia);
+        QCOMPARE(ia->state, QStringLiteral("Approved"));
+        QCOMPARE(ia->signal, QStringLiteral("approve"));
+        QCOMPARE(ia->title, QStringLiteral("Say hello"));
+        QVERIFY(ia->key.startsWith(QLatin1String("SLU-")));
+        auto ib = run(qobject_cast<Tracker *>(b.get())->issue(issueB));
+        QVERIFY(ib);
+        QCOMPARE(ib->signal, QStringLiteral("start"));
+
+        // Each instance writes its own project's state ids (the fake refuses another project's).
+        QVERIFY(run(qobject_cast<Tracker *>(a.get())->setState(issueA, QStringLiteral("in-review"))));
+        QCOMPARE(m_plane->issueState(issueA), QStringLiteral("In Review"));
+        QVERIFY(run(qobject_cast<Tracker *>(b.get())->setState(issueB, QStringLiteral("blocked"))));
+        QCOMPARE(m_plane->issueState(issueB), QStringLiteral("Blocked"));
+    }
+
+    void missingStateStaysOff()
+    {
+        auto b = makeTracker(m_projectB);
+        QVERIFY(b);
+        // Reported at load, naming the signal and the state.
+        bool reported = false;
+        {
+            QMutexLocker lock(&logMutex);
+            for (const QString &line : std::as_const(capturedLog))
+                reported = reported || (line.contains(m_projectB) && line.contains(QLatin1String("signal 'confirm-deploy': no state 'Confirm Deploy'")));
+        }
+        QVERIFY(reported);
+        auto *tracker = qobject_cast<Tracker *>(b.get());
+        QStringList states;
+        QVERIFY(QMetaObject::invokeMethod(tracker, "statesForSignal", Qt::DirectConnection, Q_RETURN_ARG(QStringList, states),
+                                          Q_ARG(QString, QStringLiteral("confirm-deploy"))));
+        QVERIFY(states.isEmpty());
+        QVERIFY(QMetaObject::invokeMethod(tracker, "statesForSignal", Qt::DirectConnection, Q_RETURN_ARG(QStringList, states),
+                                          Q_ARG(QString, QStringLiteral("approve"))));
+        QCOMPARE(states, QStringList{QStringLiteral("Approved")});
+
+        // The near-miss state sends nothing, in a webhook or when read.
+        const QString issue = m_plane->addIssue(m_projectB, QStringLiteral("Deploy it"), QString(), QStringLiteral("Confirm deploy"));
+        auto read = run(tracker->issue(issue));
+        QVERIFY(read);
+        QCOMPARE(read->state, QStringLiteral("Confirm deploy"));
+        QVERIFY(read->signal.isEmpty());
+        auto *receiver = dynamic_cast<WebhookReceiver *>(b.get());
+        auto delivery = receiver->acceptWebhook(toRequest(m_plane->issueUpdated(issue, HookSecret)));
+        QVERIFY(delivery);
+        QVERIFY(delivery->events.isEmpty());
+
+        // A logical state whose Plane state is missing fails closed, without a write.
+        auto noReview = makeTracker(m_projectB, "states: {in-review: Under Review, done: Done}\n");
+        QVERIFY(noReview);
+        m_plane->clearRequests();
+        auto set = run(qobject_cast<Tracker *>(noReview.get())->setState(issue, QStringLiteral("in-review")));
+        QVERIFY(!set);
+        QCOMPARE(set.error().code, ErrorCode::NotFound);
+        for (const LoopbackRequest &r : m_plane->requests())
+            QVERIFY2(r.method != "PATCH", qPrintable(r.path));
+        QCOMPARE(m_plane->issueState(issue), QStringLiteral("Confirm deploy"));
+    }
+
+    void webhookSignature()
+    {
+        auto a = makeTracker(m_projectA);
+        QVERIFY(a);
+        auto *receiver = dynamic_cast<WebhookReceiver *>(a.get());
+        QVERIFY(receiver);
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("Add a <greeting> & more"), QStringLiteral("desc"),
+                                                QStringLiteral("In Progress"));
+
+        // Valid: one signal event for the work item, with what a new task needs.
+        auto ok = receiver->acceptWebhook(toRequest(m_plane->issueUpdated(issue, HookSecret, QStringLiteral("d-1"))));
+        QVERIFY2(ok, ok ? "" : qPrintable(ok.error().message));
+        QCOMPARE(ok->deliveryId, QStringLiteral("d-1"));
+        QCOMPARE(ok->events.size(), 1);
+        QCOMPARE(ok->events[0].kind, QStringLiteral("signal"));
+        QCOMPARE(ok->events[0].subject, issue);
+        QCOMPARE(ok->events[0].value, QStringLiteral("start"));
+        QCOMPARE(ok->events[0].data.value(QLatin1String("title")).toString(), QStringLiteral("Add a <greeting> & more"));
+        QVERIFY(ok->events[0].data.value(QLatin1String("branch")).toString().startsWith(QLatin1String("sluice/slu-")));
+
+        // Signed with another secret, or with the body changed after signing.
+        auto wrong = receiver->acceptWebhook(toRequest(m_plane->issueUpdated(issue, "another-secret")));
+        QVERIFY(!wrong);
+        QCOMPARE(wrong.error().code, ErrorCode::PermissionDenied);
+        WebhookRequest tampered = toRequest(m_plane->issueUpdated(issue, HookSecret));
+        tampered.body.replace("In Progress", "Approved");
+        auto changed = receiver->acceptWebhook(tampered);
+        QVERIFY(!changed);
+        QCOMPARE(changed.error().code, ErrorCode::PermissionDenied);
+        // Missing.
+        auto unsigned_ = receiver->acceptWebhook(toRequest(m_plane->issueUpdated(issue, QByteArray())));
+        QVERIFY(!unsigned_);
+        QCOMPARE(unsigned_.error().code, ErrorCode::PermissionDenied);
+        // Without a delivery id it cannot be de-duplicated.
+        WebhookRequest noId = toRequest(m_plane->issueUpdated(issue, HookSecret));
+        noId.headers.remove("x-plane-delivery");
+        QVERIFY(!receiver->acceptWebhook(noId));
+
+        // Another Plane project's work item: accepted, nothing to do.
+        const QString other = m_plane->addIssue(m_projectB, QStringLiteral("Elsewhere"), QString(), QStringLiteral("Approved"));
+        auto foreign = receiver->acceptWebhook(toRequest(m_plane->issueUpdated(other, HookSecret)));
+        QVERIFY(foreign);
+        QVERIFY(foreign->events.isEmpty());
+
+        // No secret configured: every delivery is refused.
+        const QByteArray yaml = "url: " + m_plane->url().toString().toUtf8() + "\nworkspace: acme\nproject: " + m_projectA.toUtf8()
+            + "\napi_key: {file: " + secretFile(QStringLiteral("key"), ApiKey).toUtf8() + "}\n";
+        auto bare = createInstance(m_plugin, yaml);
+        QVERIFY(bare);
+        QVERIFY((*bare)->initialize());
+        auto refused = dynamic_cast<WebhookReceiver *>(bare->get())->acceptWebhook(toRequest(m_plane->issueUpdated(issue, HookSecret)));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::PermissionDenied);
+    }
+
+    void unknownStateIsReadAgain()
+    {
+        auto a = makeTracker(m_projectA);
+        QVERIFY(a);
+        auto *receiver = dynamic_cast<WebhookReceiver *>(a.get());
+        // A state created after the instance read the states, and named for a signal.
+        m_plane->addState(m_projectA, QStringLiteral("Ship It"));
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("New state"), QString(), QStringLiteral("Ship It"));
+        const auto delivery = m_plane->issueUpdated(issue, HookSecret, QStringLiteral("d-new-state"));
+        auto first = receiver->acceptWebhook(toRequest(delivery));
+        QVERIFY(!first); // not known yet: the host answers 503 and Plane delivers again
+        QCOMPARE(first.error().code, ErrorCode::Network);
+        QVERIFY(runCall(qobject_cast<Tracker *>(a.get())->refresh())); // joins the refresh the miss started
+        auto again = receiver->acceptWebhook(toRequest(delivery));
+        QVERIFY(again);
+        QVERIFY(again->events.isEmpty()); // known now, and it sends no signal
+
+        // issue() refreshes on a miss by itself.
+        auto b = makeTracker(m_projectA, "signals: {ship: [Ship It]}\n");
+        QVERIFY(b);
+        m_plane->addState(m_projectA, QStringLiteral("Later"));
+        const QString later = m_plane->addIssue(m_projectA, QStringLiteral("Later"), QString(), QStringLiteral("Later"));
+        auto read = run(qobject_cast<Tracker *>(b.get())->issue(later));
+        QVERIFY(read);
+        QCOMPARE(read->state, QStringLiteral("Later"));
+        auto ship = run(qobject_cast<Tracker *>(b.get())->issue(issue));
+        QVERIFY(ship);
+        QCOMPARE(ship->signal, QStringLiteral("ship"));
+    }
+
+    void commentsAreEscapedText()
+    {
+        auto a = makeTracker(m_projectA);
+        QVERIFY(a);
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("Escape"), QString(), QStringLiteral("Todo"));
+        QVERIFY(run(qobject_cast<Tracker *>(a.get())->comment(issue, QStringLiteral("gate <b>security</b> failed\n- a & b\n\nnext"))));
+        const auto comments = m_plane->comments(issue);
+        QCOMPARE(comments.size(), 1);
+        QCOMPARE(comments[0].html, QStringLiteral("<p>gate &lt;b&gt;security&lt;/b&gt; failed<br/>- a &amp; b</p><p>next</p>"));
+        // An unknown issue is an error, not a silent success.
+        auto missing = run(qobject_cast<Tracker *>(a.get())->comment(QStringLiteral("no-such-issue"), QStringLiteral("x")));
+        QVERIFY(!missing);
+        QCOMPARE(missing.error().code, ErrorCode::NotFound);
+    }
+
+    void burstStaysUnderTheRateLimit()
+    {
+        // 5 requests a second at most; a burst of 16 comments: all arrive, never more than 5 in any window.
+        auto a = makeTracker(m_projectA, "rate_limit: 5\nrate_window: 1s\n");
+        QVERIFY(a);
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("Burst"), QString(), QStringLiteral("Todo"));
+        // The state reads took slots of the window too; only the burst is measured.
+        m_plane->clearRequests();
+        auto *tracker = qobject_cast<Tracker *>(a.get());
+        std::vector<std::unique_ptr<AsyncCall<Done>>> calls;
+        int finished = 0;
+        for (int i = 0; i < 16; ++i) {
+            calls.push_back(tracker->comment(issue, QStringLiteral("burst %1").arg(i)));
+            connect(calls.back().get(), &PluginJob::finished, this, [&finished] { ++finished; });
+            calls.back()->start();
+        }
+        QTRY_COMPARE_WITH_TIMEOUT(finished, 16, 20000);
+        for (const auto &c : calls)
+            QVERIFY2(c->result(), qPrintable(c->result() ? QString() : c->result().error().message));
+        QCOMPARE(m_plane->comments(issue).size(), 16);
+        QList<qint64> times;
+        for (const LoopbackRequest &r : m_plane->requests())
+            times.append(r.receivedMs);
+        QCOMPARE(times.size(), 16);
+        std::sort(times.begin(), times.end());
+        // The sixth request after any one comes a window later (minus scheduling slack on
+        // the receiving side); without the limiter all 16 arrive within milliseconds.
+        for (int i = 0; i + 5 < times.size(); ++i)
+            QVERIFY2(times[i + 5] - times[i] >= 800, qPrintable(QStringLiteral("requests %1 and %2 arrived %3 ms apart").arg(i).arg(i + 5).arg(times[i + 5] - times[i])));
+    }
+
+    void serverRateLimitIsWaitedOut()
+    {
+        // No client-side limit; the server allows 4 a second and answers 429 beyond: the
+        // client backs off and nothing is lost.
+        auto a = makeTracker(m_projectA, "max_retries: 8\n");
+        QVERIFY(a);
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("Throttled"), QString(), QStringLiteral("Todo"));
+        m_plane->setRateLimit(4, std::chrono::milliseconds(1000));
+        auto *tracker = qobject_cast<Tracker *>(a.get());
+        std::vector<std::unique_ptr<AsyncCall<Done>>> calls;
+        int finished = 0;
+        for (int i = 0; i < 10; ++i) {
+            calls.push_back(tracker->comment(issue, QStringLiteral("throttled %1").arg(i)));
+            connect(calls.back().get(), &PluginJob::finished, this, [&finished] { ++finished; });
+            calls.back()->start();
+        }
+        QTRY_COMPARE_WITH_TIMEOUT(finished, 10, 30000);
+        m_plane->setRateLimit(0, std::chrono::milliseconds(1000));
+        for (const auto &c : calls)
+            QVERIFY2(c->result(), qPrintable(c->result() ? QString() : c->result().error().message));
+        QCOMPARE(m_plane->comments(issue).size(), 10);
+        QVERIFY(m_plane->rateLimited() > 0);
+    }
+
+    void outageIsAnError()
+    {
+        auto a = makeTracker(m_projectA, "max_retries: 1\n");
+        QVERIFY(a);
+        const QString issue = m_plane->addIssue(m_projectA, QStringLiteral("Down"), QString(), QStringLiteral("Todo"));
+        m_plane->failNext(QStringLiteral("/issues/"), 503, 2);
+        auto read = run(qobject_cast<Tracker *>(a.get())->issue(issue));
+        QVERIFY(!read);
+        QCOMPARE(read.error().code, ErrorCode::Network);
+        // A wrong key is refused by Plane, and said so.
+        m_plane->setApiKey("some-other-key");
+        auto denied = run(qobject_cast<Tracker *>(a.get())->issue(issue));
+        m_plane->setApiKey(ApiKey);
+        QVERIFY(!denied);
+        QCOMPARE(denied.error().code, ErrorCode::PermissionDenied);
+    }
+
+    void secretsNeverLogged()
+    {
+        QMutexLocker lock(&logMutex);
+        QVERIFY(!capturedLog.isEmpty());
+        for (const QString &line : std::as_const(capturedLog)) {
+            QVERIFY2(!line.contains(QString::fromLatin1(ApiKey)), qPrintable(line));
+            QVERIFY2(!line.contains(QString::fromLatin1(HookSecret)), qPrintable(line));
+        }
+        QVERIFY(!m_errors.isEmpty());
+        for (const QString &e : std::as_const(m_errors)) {
+            QVERIFY2(!e.contains(QString::fromLatin1(ApiKey)), qPrintable(e));
+            QVERIFY2(!e.contains(QString::fromLatin1(HookSecret)), qPrintable(e));
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_PlaneTracker)
+#include "tst_planetracker.moc"

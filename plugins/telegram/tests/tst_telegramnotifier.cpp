@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+// The telegram notifier as the host loads it, against the fake Bot API on loopback: plain
+// text to the configured chat, retries through 429 and 5xx, an outage that is an error
+// and not a hang, and a token that appears in no log line and no error.
+#include "faketelegram.h"
+
+#include <sluice/notifier.h>
+#include <sluice/secrets.h>
+#include <sluice/testsupport.h>
+
+#include <QMutex>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace Sluice;
+using namespace Sluice::Test;
+
+namespace {
+
+const QByteArray Token = "123456789:AAH-telegram-test-token_xyz";
+
+QMutex logMutex;
+QStringList capturedLog;
+QtMessageHandler previousHandler = nullptr;
+
+void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    {
+        QMutexLocker lock(&logMutex);
+        capturedLog.append(message);
+    }
+    if (previousHandler)
+        previousHandler(type, context, message);
+}
+
+Notification sample(const QString &title = QStringLiteral("task 7 (Say hello): gate review → fail in review"))
+{
+    Notification n;
+    n.event = QStringLiteral("gate-failed");
+    n.projectId = QStringLiteral("quickstart");
+    n.taskId = 7;
+    n.title = title;
+    n.text = QStringLiteral("key 'verdict' is *REQUEST_CHANGES* [see _review_]");
+    n.at = QDateTime::currentDateTimeUtc();
+    return n;
+}
+
+} // namespace
+
+class tst_TelegramNotifier : public QObject
+{
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    LoadedPlugin m_plugin;
+    std::unique_ptr<FakeTelegram> m_telegram;
+    QStringList m_errors;
+
+    std::unique_ptr<PluginInstance> makeNotifier(const QByteArray &token = Token, const QByteArray &extra = QByteArray())
+    {
+        const QString path = m_dir.filePath(QStringLiteral("token"));
+        QFile f(path);
+        if (!f.open(QIODevice::WriteOnly))
+            return nullptr;
+        f.write(token + '\n');
+        f.close();
+        const QByteArray yaml = "url: " + m_telegram->url().toString().toUtf8() + "\ntoken: {file: " + path.toUtf8()
+            + "}\nchat_id: \"-1001234567\"\nretry_backoff: 20ms\ntimeout: 2s\n" + extra;
+        auto created = createInstance(m_plugin, yaml);
+        if (!created) {
+            qWarning() << created.error().toString();
+            return nullptr;
+        }
+        if (auto ready = (*created)->initialize(); !ready) {
+            qWarning() << ready.error().toString();
+            return nullptr;
+        }
+        return std::move(*created);
+    }
+
+    Result<Done> send(PluginInstance *instance, const Notification &n)
+    {
+        auto r = runCall(qobject_cast<Notifier *>(instance)->notify(n));
+        if (!r) {
+            m_errors << r.error().message << r.error().detail;
+            qInfo().noquote() << "notify failed:" << r.error().toString();
+        }
+        return r;
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        previousHandler = qInstallMessageHandler(captureMessage);
+        auto plugin = loadPlugin(QStringLiteral(TELEGRAM_PLUGIN_FILE));
+        QVERIFY2(plugin, plugin ? "" : qPrintable(plugin.error().toString()));
+        m_plugin = *plugin;
+        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Notifier);
+        m_telegram = std::make_unique<FakeTelegram>(Token);
+        QVERIFY(m_telegram->start());
+    }
+
+    void cleanupTestCase()
+    {
+        qInstallMessageHandler(previousHandler);
+    }
+
+    void sendsPlainTextToTheChat()
+    {
+        auto notifier = makeNotifier();
+        QVERIFY(notifier);
+        QVERIFY(send(notifier.get(), sample()));
+        const auto messages = m_telegram->messages();
+        QCOMPARE(messages.size(), 1);
+        QCOMPARE(messages[0].chatId, QStringLiteral("-1001234567"));
+        QVERIFY(messages[0].parseMode.isEmpty()); // plain text: nothing is read as markup
+        QCOMPARE(messages[0].text, QStringLiteral("[quickstart #7] task 7 (Say hello): gate review → fail in review\n\n"
+                                                  "key 'verdict' is *REQUEST_CHANGES* [see _review_]"));
+    }
+
+    void longTextIsCut()
+    {
+        auto notifier = makeNotifier();
+        QVERIFY(notifier);
+        Notification n = sample();
+        n.text = QString(10000, QLatin1Char('x'));
+        QVERIFY(send(notifier.get(), n));
+        QCOMPARE(m_telegram->messages().last().text.size(), 4096);
+    }
+
+    void retriesThroughRateLimitsAndErrors()
+    {
+        auto notifier = makeNotifier();
+        QVERIFY(notifier);
+        const int before = int(m_telegram->messages().size());
+        m_telegram->failNext(429, 1, 1);
+        QVERIFY(send(notifier.get(), sample(QStringLiteral("after 429"))));
+        m_telegram->failNext(502, 2);
+        QVERIFY(send(notifier.get(), sample(QStringLiteral("after 502"))));
+        const auto messages = m_telegram->messages();
+        QCOMPARE(messages.size(), before + 2);
+        QVERIFY(messages[before].text.contains(QLatin1String("after 429")));
+        QVERIFY(messages[before + 1].text.contains(QLatin1String("after 502")));
+    }
+
+    void outageIsAnErrorNotAHang()
+    {
+        auto notifier = makeNotifier(Token, "max_retries: 1\n");
+        QVERIFY(notifier);
+        m_telegram->setDown(true);
+        auto down = send(notifier.get(), sample());
+        QVERIFY(!down);
+        QCOMPARE(down.error().code, ErrorCode::Network);
+        // No answer at all: the attempt's deadline ends it.
+        m_telegram->setDown(true, true);
+        auto hung = send(notifier.get(), sample());
+        m_telegram->setDown(false);
+        QVERIFY(!hung);
+        QCOMPARE(hung.error().code, ErrorCode::Timeout);
+    }
+
+    void wrongTokenIsRefused()
+    {
+        auto notifier = makeNotifier("987654321:wrong-token-for-this-bot");
+        QVERIFY(notifier);
+        auto refused = send(notifier.get(), sample());
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::PermissionDenied);
+        QVERIFY(!refused.error().message.contains(QLatin1String("wrong-token-for-this-bot")));
+        // A token that could change the URL is refused before any request.
+        QVERIFY(!makeNotifier("123/../../other"));
+    }
+
+    void tokenNeverLogged()
+    {
+        QMutexLocker lock(&logMutex);
+        QVERIFY(!capturedLog.isEmpty());
+        for (const QString &line : std::as_const(capturedLog))
+            QVERIFY2(!line.contains(QString::fromLatin1(Token)) && !line.contains(QLatin1String("wrong-token-for-this-bot")), qPrintable(line));
+        QVERIFY(!m_errors.isEmpty());
+        for (const QString &e : std::as_const(m_errors))
+            QVERIFY2(!e.contains(QString::fromLatin1(Token)) && !e.contains(QLatin1String("wrong-token-for-this-bot"))
+                         && !e.contains(QLatin1String("bot123456789")) && !e.contains(QLatin1String("AAH-telegram")),
+                     qPrintable(e));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_TelegramNotifier)
+#include "tst_telegramnotifier.moc"

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: Apache-2.0
+// `sluice serve` as a real process, steered only by a person moving work items in a fake
+// Plane on loopback: a work item moved to "In Progress" becomes a task, the task reports
+// back with comments and states, "Approved" and "Confirm Deploy" move it on, "Approved" on
+// the deploy confirmation is a no-op, "Rejected" sends it back; webhooks are signed and
+// de-duplicated; notifications go to a fake Telegram, whose outage changes nothing; no
+// secret reaches the log.
+
+#include "fakeplane.h"
+#include "faketelegram.h"
+
+#include <sluice/testsupport.h>
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QSignalSpy>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace Sluice;
+using namespace Sluice::Test;
+
+namespace {
+
+const QByteArray ApiKey = "plane-flow-api-key-7a1e5c";
+const QByteArray HookSecret = "plane-flow-hook-secret-3b8d";
+const QByteArray BotToken = "424242:flow-telegram-token-Qx9";
+
+struct Reply {
+    int status = 0;
+    QByteArray body;
+    QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
+};
+
+} // namespace
+
+class tst_TrackerFlow : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void cleanupTestCase();
+    void statusChangesDriveATaskToDone();
+    void rejectSendsTheTaskBack();
+    void notifierOutageChangesNothing();
+    void sighupReadsTheStatesAgain();
+    void secretsNeverLogged();
+
+private:
+    Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
+                  const QList<QPair<QByteArray, QByteArray>> &headers = {});
+    // Delivers @p delivery as Plane does, again while the daemon answers 503.
+    Reply deliver(const FakePlane::Delivery &delivery);
+    QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
+    QString stageOf(qint64 id) { return task(id).value(QLatin1String("stage")).toString(); }
+    bool commentContains(const QString &issue, const QString &text);
+    QByteArray metrics() { return request("GET", QStringLiteral("/metrics")).body; }
+
+    PluginDirectory m_plugins;
+    TemporaryConfig m_config;
+    FakePlane m_plane;
+    FakeTelegram m_telegram{BotToken};
+    QString m_project;
+    QProcess m_daemon;
+    QByteArray m_log;
+    quint16 m_port = 0;
+    QNetworkAccessManager m_network;
+};
+
+void tst_TrackerFlow::initTestCase()
+{
+    QVERIFY(m_plane.start());
+    QVERIFY(m_telegram.start());
+    m_plane.setApiKey(ApiKey);
+    m_project = m_plane.addProject(QStringLiteral("SLU"));
+    for (const char *name : {"Backlog", "Todo", "In Progress", "In Review", "Needs Input", "Approved", "Rejected", "Confirm Deploy",
+                             "Blocked", "Done"})
+        m_plane.addState(m_project, QLatin1String(name));
+
+    for (const char *plugin : {"test-gate", "test-stage"})
+        m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QLatin1String(plugin));
+    for (const char *plugin : {"sluice_tracker_plane", "sluice_notifier_telegram", "sluice_stage_approval"})
+        m_plugins.add(QStringLiteral(SLUICE_PLUGIN_BUILD_DIR), QLatin1String(plugin));
+    m_config.writeHostFile("node: flow-node\nstate_dir: state\nplugin_dirs: [" + m_plugins.path().toUtf8()
+                           + "]\nworker: {poll_interval: 100ms}\nhttp: {port: 0}\n");
+    m_config.writeFile(QStringLiteral("secrets/plane-key"), ApiKey + '\n');
+    m_config.writeFile(QStringLiteral("secrets/plane-hook"), HookSecret + '\n');
+    m_config.writeFile(QStringLiteral("secrets/bot"), BotToken + '\n');
+    const QString repo = m_config.path() + QStringLiteral("/repo.git");
+    const QString seed = m_config.path() + QStringLiteral("/seed");
+    m_config.writeFile(QStringLiteral("seed/README"), "seed\n");
+    const QList<QStringList> steps{
+        {QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), repo},
+        {QStringLiteral("-C"), seed, QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")},
+        {QStringLiteral("-C"), seed, QStringLiteral("add"), QStringLiteral("README")},
+        {QStringLiteral("-C"), seed, QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+         QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")},
+        {QStringLiteral("-C"), seed, QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}};
+    for (const QStringList &args : steps) {
+        QProcess git;
+        git.start(QStringLiteral("git"), args);
+        QVERIFY2(git.waitForFinished(30000) && git.exitCode() == 0, qPrintable(args.join(QLatin1Char(' '))));
+    }
+    // The quickstart's shape, with a person at the end: development, review with an exit
+    // gate, an approval and a separate deploy confirmation.
+    m_config.writeProject(QStringLiteral("quickstart"), "id: quickstart\n"
+                                                        "repository: {path: ../repo.git}\n"
+                                                        "tracker: plane\n"
+                                                        "tracker_states: {review: in-review}\n"
+                                                        "red_policy: {rollback_to: development, max_retries: 3}\n"
+                                                        "stages:\n"
+                                                        "  - {name: development, run: dev}\n"
+                                                        "  - {name: review, run: rev, exit_gates: [review-verdict]}\n"
+                                                        "  - {name: approval, run: approve}\n"
+                                                        "  - {name: deploy, run: confirm}\n"
+                                                        "  - {name: done}\n"
+                                                        "notifications:\n"
+                                                        "  - notifier: chat\n"
+                                                        "    events: [stage-changed, approval-requested, rolled-back, blocked, done]\n"
+                                                        "instances:\n"
+                                                        "  plane:\n"
+                                                        "    plugin: plane\n"
+                                                        "    settings:\n"
+                                                        "      url: " + m_plane.url().toString().toUtf8() + "\n"
+                                                        "      workspace: acme\n"
+                                                        "      project: " + m_project.toUtf8() + "\n"
+                                                        "      identifier: SLU\n"
+                                                        "      api_key: {file: ../secrets/plane-key}\n"
+                                                        "      webhook_secret: {file: ../secrets/plane-hook}\n"
+                                                        "      rate_limit: 600\n"
+                                                        "      retry_backoff: 50ms\n"
+                                                        "  chat:\n"
+                                                        "    plugin: telegram\n"
+                                                        "    settings:\n"
+                                                        "      url: " + m_telegram.url().toString().toUtf8() + "\n"
+                                                        "      token: {file: ../secrets/bot}\n"
+                                                        "      chat_id: \"-100777\"\n"
+                                                        "      max_retries: 1\n"
+                                                        "      retry_backoff: 50ms\n"
+                                                        "      timeout: 2s\n"
+                                                        "  dev: {plugin: test-stage, settings: {role: developer}}\n"
+                                                        "  rev: {plugin: test-stage, settings: {role: reviewer}}\n"
+                                                        "  review-verdict: {plugin: test-gate, settings: {result: pass}}\n"
+                                                        "  approve: {plugin: approval, settings: {signal: approve, instructions: Check the change.}}\n"
+                                                        "  confirm: {plugin: approval, settings: {signal: confirm-deploy}}\n");
+
+    const QString portFile = m_config.path() + QStringLiteral("/state/http.port");
+    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
+    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); });
+    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
+    QVERIFY(m_daemon.waitForStarted(10000));
+    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("ready: node"), 20000);
+    QFile f(portFile);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    m_port = quint16(f.readAll().trimmed().toUInt());
+    QVERIFY(m_port != 0);
+}
+
+void tst_TrackerFlow::cleanupTestCase()
+{
+    if (QTest::currentTestFailed() || qEnvironmentVariableIsSet("SLUICE_TEST_SHOW_LOG"))
+        qInfo("daemon log:\n%s", m_log.constData());
+    if (m_daemon.state() != QProcess::NotRunning) {
+        m_daemon.terminate();
+        if (!m_daemon.waitForFinished(15000))
+            m_daemon.kill();
+    }
+}
+
+Reply tst_TrackerFlow::request(const QByteArray &method, const QString &path, const QByteArray &body,
+                               const QList<QPair<QByteArray, QByteArray>> &headers)
+{
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_port).arg(path)));
+    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
+    for (const auto &[name, value] : headers)
+        r.setRawHeader(name, value);
+    QNetworkReply *reply = m_network.sendCustomRequest(r, method, body);
+    QSignalSpy done(reply, &QNetworkReply::finished);
+    if (!reply->isFinished() && !done.wait(20000))
+        qFatal("no answer to %s %s", method.constData(), qPrintable(path));
+    Reply out{reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll()};
+    reply->deleteLater();
+    return out;
+}
+
+Reply tst_TrackerFlow::deliver(const FakePlane::Delivery &delivery)
+{
+    Reply r;
+    QElapsedTimer waited;
+    waited.start();
+    do {
+        r = request("POST", QStringLiteral("/webhooks/quickstart/plane"), delivery.body, delivery.headers);
+        if (r.status != 503)
+            break;
+        QTest::qWait(100);
+    } while (waited.elapsed() < 15000);
+    return r;
+}
+
+bool tst_TrackerFlow::commentContains(const QString &issue, const QString &text)
+{
+    const auto comments = m_plane.comments(issue);
+    return std::any_of(comments.cbegin(), comments.cend(), [&](const FakePlaneComment &c) { return c.html.contains(text); });
+}
+
+void tst_TrackerFlow::statusChangesDriveATaskToDone()
+{
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("Say hello"), QStringLiteral("Add hello.txt."), QStringLiteral("Todo"));
+
+    // A state that sends nothing: accepted, no task.
+    Reply todo = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(todo.status, 202);
+    QVERIFY(todo.json().value(QLatin1String("events")).toArray().isEmpty());
+
+    // Unsigned, or signed with the wrong secret: 401.
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, QByteArray())).status, 401);
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, "not-the-secret")).status, 401);
+
+    // The person starts the work item: a task is created for it.
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("In Progress")));
+    const FakePlane::Delivery start = m_plane.issueUpdated(issue, HookSecret);
+    Reply started = deliver(start);
+    QCOMPARE(started.status, 202);
+    const QJsonObject created = started.json().value(QLatin1String("events")).toArray().at(0).toObject();
+    QCOMPARE(created.value(QLatin1String("result")).toString(), QStringLiteral("created"));
+    const qint64 id = created.value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+    // The same delivery again is dropped; no second task.
+    Reply replay = deliver(start);
+    QCOMPARE(replay.status, 200);
+    QVERIFY(replay.json().value(QLatin1String("duplicate")).toBool());
+    QCOMPARE(request("GET", QStringLiteral("/api/status")).body.count("\"Say hello\""), 1);
+    QCOMPARE(task(id).value(QLatin1String("branch")).toString(), QStringLiteral("sluice/slu-1"));
+
+    // Development and review run; the approval stage asks for exactly "Approved".
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Needs Input"), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(commentContains(issue, QStringLiteral("set the status to \u201cApproved\u201d")), 10000);
+    QVERIFY(commentContains(issue, QStringLiteral("moved development \u2192 review")));
+    QVERIFY(commentContains(issue, QStringLiteral("To send it back, set the status to \u201cRejected\u201d")));
+
+    // The echo of the state sluice set is a signal the stage does not wait for: a no-op.
+    Reply echo = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(echo.status, 202);
+    QVERIFY(echo.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("result")).toString().startsWith(QLatin1String("ignored")));
+
+    // Approved: on to the deploy confirmation, which asks for "Confirm Deploy", not "Approved".
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Approved")));
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("deploy"), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(commentContains(issue, QStringLiteral("set the status to \u201cConfirm Deploy\u201d")), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Needs Input"), 10000);
+
+    // "Approved" again, now on the deploy confirmation: a logged no-op.
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Approved")));
+    Reply approvedOnDeploy = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(approvedOnDeploy.status, 202);
+    QVERIFY(approvedOnDeploy.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("result"))
+                .toString().contains(QLatin1String("waits for 'confirm-deploy', not 'approve'")));
+    QCOMPARE(stageOf(id), QStringLiteral("deploy"));
+    QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("active"));
+
+    // Confirm Deploy: done, and the work item says so.
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Confirm Deploy")));
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("status")).toString(), QStringLiteral("done"), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Done"), 10000);
+
+    // The chat heard the moves and the requests; passes are silent.
+    QTRY_VERIFY_WITH_TIMEOUT(std::any_of(m_telegram.messages().cbegin(), m_telegram.messages().cend(),
+                                         [](const FakeTelegramMessage &m) { return m.text.contains(QLatin1String("done (deploy")); }),
+                             10000);
+    const auto messages = m_telegram.messages();
+    QVERIFY(std::any_of(messages.cbegin(), messages.cend(), [](const FakeTelegramMessage &m) {
+        return m.text.contains(QLatin1String("waits in deploy for confirm-deploy"));
+    }));
+    for (const FakeTelegramMessage &m : messages) {
+        QCOMPARE(m.chatId, QStringLiteral("-100777"));
+        QVERIFY2(!m.text.contains(QLatin1String("\u2192 pass")), qPrintable(m.text));
+    }
+    QVERIFY(metrics().contains("sluice_notifications_total{event=\"done\",notifier=\"chat\",result=\"sent\"} 1"));
+}
+
+void tst_TrackerFlow::rejectSendsTheTaskBack()
+{
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("Say bye"), QStringLiteral("Add bye.txt."), QStringLiteral("In Progress"));
+    Reply started = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(started.status, 202);
+    const qint64 id = started.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Needs Input"), 10000);
+
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Rejected")));
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+    // Sent back to development by the red policy, then through review to the approval again.
+    QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("retries")).toInt(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(commentContains(issue, QStringLiteral("sent back approval \u2192 development by reject (1 of 3)")), 10000);
+    const QJsonArray history = task(id).value(QLatin1String("history")).toArray();
+    bool rolledBack = false;
+    for (const QJsonValue &h : history)
+        rolledBack = rolledBack || h.toObject().value(QLatin1String("action")).toString() == QLatin1String("rollback");
+    QVERIFY(rolledBack);
+    QVERIFY(task(id).value(QLatin1String("description")).toString().contains(QLatin1String("rejected by a person")));
+}
+
+void tst_TrackerFlow::notifierOutageChangesNothing()
+{
+    m_telegram.setDown(true);
+    const int before = int(m_telegram.messages().size());
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("During the outage"), QString(), QStringLiteral("In Progress"));
+    Reply started = deliver(m_plane.issueUpdated(issue, HookSecret));
+    const qint64 id = started.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Approved")));
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("deploy"), 20000);
+    QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Confirm Deploy")));
+    QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("status")).toString(), QStringLiteral("done"), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Done"), 10000);
+    // Every message failed and was counted; none arrived.
+    QTRY_VERIFY_WITH_TIMEOUT(metrics().contains("sluice_notifications_total{event=\"done\",notifier=\"chat\",result=\"failed\"} 1"), 15000);
+    QCOMPARE(int(m_telegram.messages().size()), before);
+    m_telegram.setDown(false);
+}
+
+void tst_TrackerFlow::sighupReadsTheStatesAgain()
+{
+    auto stateReads = [this] {
+        int n = 0;
+        for (const LoopbackRequest &r : m_plane.requests())
+            n += r.path.endsWith(QLatin1String("/states/")) ? 1 : 0;
+        return n;
+    };
+    const int before = stateReads();
+    QVERIFY(before >= 1);
+    // SIGHUP builds new instances, which read the states again before any delivery needs them.
+    m_plane.addState(m_project, QStringLiteral("Hold On"));
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("After reload"), QString(), QStringLiteral("Hold On"));
+    ::kill(pid_t(m_daemon.processId()), SIGHUP);
+    QTRY_VERIFY_WITH_TIMEOUT(stateReads() > before, 15000);
+    Reply r = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(r.status, 202);
+    QVERIFY(r.json().value(QLatin1String("events")).toArray().isEmpty()); // known now; it sends no signal
+}
+
+void tst_TrackerFlow::secretsNeverLogged()
+{
+    QVERIFY(m_log.contains("sluice.tracker.plane"));
+    QVERIFY(m_log.contains("could not send")); // the outage was logged
+    for (const QByteArray &secret : {ApiKey, HookSecret, BotToken, QByteArray("flow-telegram-token")})
+        QVERIFY2(!m_log.contains(secret), secret.constData());
+    // Nor in the database (its file and its write-ahead log).
+    QByteArray bytes;
+    for (const char *name : {"/state/sluice.db", "/state/sluice.db-wal"}) {
+        QFile db(m_config.path() + QLatin1String(name));
+        if (db.open(QIODevice::ReadOnly))
+            bytes += db.readAll();
+    }
+    QVERIFY(bytes.contains("Say hello")); // the tasks are there
+    for (const QByteArray &secret : {ApiKey, HookSecret, BotToken})
+        QVERIFY(!bytes.contains(secret));
+}
+
+QTEST_GUILESS_MAIN(tst_TrackerFlow)
+#include "tst_trackerflow.moc"
