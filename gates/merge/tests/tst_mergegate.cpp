@@ -475,6 +475,40 @@ private Q_SLOTS:
         QVERIFY(leaseFree());
     }
 
+    // The quickstart's layout: the worktree belongs to the local forge's bare repository
+    // itself (remote empty), so the rebase moves the branch the forge sees; nothing is pushed.
+    void localForgeWorktreeOfTheBareRepository()
+    {
+        useLocalForge();
+        auto *forge = qobject_cast<Forge *>(m_forge.get());
+        const QString wt = worktree(QStringLiteral("task-q"));
+        QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("-q"), QStringLiteral("-b"),
+                         QStringLiteral("task-q"), wt, QStringLiteral("main")}).code, 0);
+        QVERIFY(writeFile(QDir(wt).filePath(QStringLiteral("q.txt")), "q\n"));
+        runGit({QStringLiteral("add"), QStringLiteral("q.txt")}, wt);
+        QCOMPARE(runGit({QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("q")}, wt).code, 0);
+        const QString before = sha(QStringLiteral("refs/heads/task-q"));
+        auto pr = runCall(forge->createPullRequest({QStringLiteral("task-q"), QString(), QStringLiteral("Q"), QString()}));
+        QVERIFY(pr);
+        const QString main = advanceMain(QStringLiteral("m.txt"), "m\n");
+        MiniCi ci(bare(), [forge](const QString &sha, const QString &) {
+            (void)runCall(forge->postStatus(sha, StatusUpdate{Context, StatusState::Success, {}, {}}));
+        });
+        auto instance = createInstance(m_merge, "poll_interval: 20ms\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n", project(),
+                                       m_watched.get(), forge, m_leases.get());
+        QVERIFY2(instance, qPrintable(instance ? QString() : instance.error().toString()));
+        GateRequest r = request(7, QStringLiteral("task-q"), pr->number);
+        r.worktree = wt;
+        const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), r, std::chrono::seconds(60));
+        QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
+        const QString after = sha(QStringLiteral("refs/heads/task-q"));
+        QVERIFY(after != before);
+        QVERIFY(isAncestor(main, after));
+        QVERIFY(isAncestor(after, sha(QStringLiteral("refs/heads/main"))));
+        QVERIFY(branchPushes().isEmpty());
+        QVERIFY(leaseFree());
+    }
+
     // With no wait allowed, the loser gets an error naming the holder (the engine's red policy retries it).
     void leaseHeldByAnotherTaskIsAnErrorNamingIt()
     {
