@@ -3,6 +3,8 @@
 
 // The local forge: a bare git repository on this machine. See docs/plugins/local.md.
 
+#include "gitrun.h"
+
 #include <sluice/forge.h>
 
 #include <QJsonObject>
@@ -13,21 +15,6 @@
 #include <functional>
 
 namespace Sluice::Forges {
-
-/// What one git command did.
-struct GitResult {
-    int exitCode = -1;
-    QByteArray out;
-    QByteArray err;
-};
-
-/**
- * Runs git in a repository without blocking: @p done gets the result once (not at all if
- * @p owner is destroyed first). A command that cannot start or passes @p timeoutMs is an
- * Error; a non-zero exit is a result the caller judges.
- */
-void runGit(const QString &git, const QString &repository, const QStringList &arguments, int timeoutMs, QObject *owner,
-            std::function<void(Result<GitResult>)> done);
 
 class LocalForge final : public Forge
 {

@@ -31,6 +31,7 @@ struct FakeForge::State {
     QHash<QString, QStringList> protections;     // branch → required contexts
     QList<FakeFault> faults;
     std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler;
+    std::function<QString(const QString &)> headResolver;
     QList<FakeRequest> log;
     int inFlight = 0;
     int maxInFlight = 0;
@@ -214,6 +215,15 @@ private:
                 a.body = own->body;
                 a.headers = own->headers;
                 return a;
+            }
+        }
+        if (m_state->headResolver) {
+            // Open pull requests follow their branch in a real repository, as a forge's do.
+            for (FakePullRequest &pr : m_state->pulls) {
+                if (pr.state != QLatin1String("open") || pr.merged)
+                    continue;
+                if (const QString sha = m_state->headResolver(pr.headRef); !sha.isEmpty())
+                    pr.headSha = sha;
             }
         }
         if (!m_state->token.isEmpty() && req.authorization != "token " + m_state->token
@@ -701,6 +711,12 @@ void FakeForge::setHandler(std::function<std::optional<FakeAnswer>(const FakeReq
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->handler = std::move(handler);
+}
+
+void FakeForge::setHeadResolver(std::function<QString(const QString &)> resolver)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->headResolver = std::move(resolver);
 }
 
 void FakeForge::clearFaults()

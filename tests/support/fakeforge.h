@@ -164,6 +164,13 @@ public:
      */
     void setHandler(std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler);
 
+    /**
+     * Makes every open pull request's head follow its branch: before each request, @p resolver
+     * gets the head branch and returns its sha (empty: leave it). Lets a test keep the branches
+     * in a real git repository. Runs on the server thread with the forge's lock held.
+     */
+    void setHeadResolver(std::function<QString(const QString &)> resolver);
+
     [[nodiscard]] QList<FakeRequest> requests() const;
     /// The most requests that were received and not yet answered at one time.
     [[nodiscard]] int maxConcurrentRequests() const;

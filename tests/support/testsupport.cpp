@@ -5,6 +5,7 @@
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
 #include "plugins/pluginloader.h"
+#include "store/leasestore.h"
 #include "store/store.h"
 
 #include <QDir>
@@ -84,6 +85,13 @@ std::unique_ptr<StateStore> TemporaryStore::state(const QString &projectId, cons
     return m_store ? m_store->pluginState(projectId, instance) : nullptr;
 }
 
+std::unique_ptr<LeaseService> TemporaryStore::leases(const QString &node)
+{
+    if (!m_store)
+        return nullptr;
+    return std::make_unique<StoreLeaseService>(*m_store, node);
+}
+
 Result<LoadedPlugin> loadPlugin(const QString &path)
 {
     QPluginLoader *loader = new QPluginLoader(path); // never unloaded, like the host's
@@ -141,6 +149,13 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
 Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
                                                        const ProjectInfo &project, StateStore *state, Forge *forge)
 {
+    return createInstance(plugin, settingsYaml, project, state, forge, nullptr);
+}
+
+Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
+                                                       const ProjectInfo &project, StateStore *state, Forge *forge,
+                                                       LeaseService *leases)
+{
     auto settings = validateSettings(plugin.metaData, settingsYaml);
     if (!settings)
         return std::unexpected(settings.error());
@@ -152,6 +167,7 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
     context.setLogging(pluginLoggingCategory(plugin.metaData.kind(), plugin.metaData.id()));
     context.setState(state);
     context.setForge(forge);
+    context.setLeases(leases);
     auto instance = plugin.factory->create(context);
     if (instance && *instance && (*instance)->kind() != plugin.metaData.kind())
         return fail(ErrorCode::Incompatible, QStringLiteral("plugin '%1' declares kind %2 but created a %3")

@@ -74,6 +74,8 @@ public:
     [[nodiscard]] QString databasePath() const;
     /// A state store scoped like the host scopes it for (project, instance).
     [[nodiscard]] std::unique_ptr<StateStore> state(const QString &projectId, const QString &instance);
+    /// The host's lease service on this store, holding for tasks as a process on @p node.
+    [[nodiscard]] std::unique_ptr<LeaseService> leases(const QString &node = QStringLiteral("test-node"));
 
 private:
     QTemporaryDir m_dir;
@@ -107,6 +109,11 @@ createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
 createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
                StateStore *state, Forge *forge);
+
+/// As above, with @p leases as the instance's lease service (see TemporaryStore::leases()).
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
+createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
+               StateStore *state, Forge *forge, LeaseService *leases);
 
 /// Evaluates @p gate with the host's deadline enforcement and waits for the verdict.
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GateVerdict

@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mergegate.h"
+
+#include "gitrun.h"
+#include "mergeprogress.h"
+#include "requiredcheck.h"
+
+#include <sluice/forge.h>
+#include <sluice/services.h>
+
+#include <QDir>
+#include <QJsonArray>
+#include <QPointer>
+#include <QProcess>
+#include <QTimer>
+
+namespace Sluice::Merge {
+
+using Forges::GitResult;
+
+namespace {
+
+std::chrono::milliseconds duration(const QVariantMap &s, const char *key)
+{
+    return std::chrono::milliseconds(s.value(QLatin1String(key)).toLongLong());
+}
+
+QString shortSha(const QString &sha)
+{
+    return sha.left(12);
+}
+
+// Everything one evaluation needs from the instance, copied so the run does not reach back.
+struct RunContext {
+    QPointer<Forge> forge;
+    LeaseService *leases = nullptr;
+    StateStore *state = nullptr;
+    const Clock *clock = nullptr;
+    const QLoggingCategory *log = nullptr;
+    ProjectInfo project;
+    MergeSettings settings;
+};
+
+/**
+ * One evaluation, a chain of asynchronous steps: read the pull request → take the lease →
+ * look at the worktree → fetch the target → rebase if behind → push → wait for the forge to
+ * show the head and for the checks → read the pull request again → merge → see it merged →
+ * release the lease. Each step records a progress marker; a re-drive skips what the marker
+ * and the outside state say is done.
+ */
+class MergeRun final : public GateRun
+{
+public:
+    MergeRun(RunContext context, GateRequest request)
+        : m_ctx(std::move(context))
+        , m_request(std::move(request))
+        , m_resource(QStringLiteral("merge:%1:%2").arg(m_ctx.project.id, m_ctx.project.targetBranch))
+    {
+    }
+
+protected:
+    void doStart() override
+    {
+        if (!m_ctx.forge)
+            return conclude(GateVerdict::error(QStringLiteral("the project has no forge connector (repository.forge) to merge through")));
+        if (!m_ctx.leases || !m_ctx.state)
+            return conclude(GateVerdict::error(QStringLiteral("the merge gate needs the host's store (merge lease and progress markers), and this host has none")));
+        if (m_request.task.id <= 0 || m_request.task.branch.isEmpty())
+            return conclude(GateVerdict::error(QStringLiteral("the task has no id or no branch to merge")));
+        if (m_request.worktree.isEmpty() || !QDir(m_request.worktree).exists())
+            return conclude(GateVerdict::error(QStringLiteral("the task has no worktree (a project with repository.path is needed): '%1'").arg(m_request.worktree)));
+        m_started = now();
+        readPull([this](const PullRequest &pr) { firstRead(pr); });
+    }
+
+    // The host gave up on this run (deadline, shutdown): stop every process and call, and let
+    // no continuation start another step.
+    void doCancel() override
+    {
+        m_timer.stop();
+        for (QProcess *process : findChildren<QProcess *>(QString(), Qt::FindDirectChildrenOnly))
+            process->kill();
+        for (PluginJob *job : findChildren<PluginJob *>(QString(), Qt::FindDirectChildrenOnly))
+            job->cancel();
+    }
+
+private:
+    QDateTime now() const { return m_ctx.clock->now(); }
+    const QLoggingCategory &log() const { return *m_ctx.log; }
+    bool elapsed(const QDateTime &since, std::chrono::milliseconds limit) const { return since.msecsTo(now()) >= limit.count(); }
+
+    // Every verdict goes through here: a run that does not pass gives the lease back (the
+    // engine would on the rollback that follows; doing it now frees the target sooner).
+    void conclude(GateVerdict verdict)
+    {
+        if (isFinished() || isCancelled())
+            return; // the host has its own verdict for a cancelled run (and the engine releases the lease)
+        if (m_ctx.leases && m_request.task.id > 0 && verdict.result() != GateVerdict::Result::Pass) {
+            if (auto released = m_ctx.leases->release(m_resource, m_request.task.id); !released)
+                qCWarning(log()) << "task" << m_request.task.id << "could not release" << m_resource << released.error().toString();
+        }
+        QJsonObject ev = verdict.evidence();
+        ev.insert(QStringLiteral("lease"), m_resource);
+        if (m_pull > 0)
+            ev.insert(QStringLiteral("pullRequest"), m_pull);
+        if (!m_head.isEmpty()) {
+            ev.insert(QStringLiteral("head"), m_head);
+            ev.insert(QStringLiteral("base"), m_base);
+            ev.insert(QStringLiteral("previousHead"), m_previous);
+        }
+        if (m_waitedFor > 0)
+            ev.insert(QStringLiteral("leaseWaitedFor"), m_waitedFor);
+        if (!m_checks.isEmpty())
+            ev.insert(QStringLiteral("checks"), m_checks);
+        verdict.setEvidence(ev);
+        qCInfo(log()).noquote() << "task" << m_request.task.id << GateVerdict::resultName(verdict.result()) << verdict.reason();
+        finishWith(verdict);
+    }
+
+    void later(std::function<void()> next)
+    {
+        m_timer.disconnect();
+        m_timer.setSingleShot(true);
+        QObject::connect(&m_timer, &QTimer::timeout, this, [this, next = std::move(next)] {
+            if (!isCancelled())
+                next();
+        });
+        m_timer.start(int(m_ctx.settings.pollInterval.count()));
+    }
+
+    void setProgress(MergeStep step)
+    {
+        if (m_progress && m_progress->head == m_head && m_progress->step >= step)
+            return; // a re-drive passing a step it had reached
+        m_progress = MergeProgress{step, m_head, m_base, m_previous, m_pull};
+        if (auto w = writeProgress(*m_ctx.state, m_request.task.id, *m_progress); !w)
+            qCWarning(log()) << "task" << m_request.task.id << "could not record merge progress" << w.error().toString();
+        else
+            qCDebug(log()) << "task" << m_request.task.id << "merge progress" << mergeStepName(step) << m_head;
+    }
+
+    bool reached(MergeStep step) const { return m_progress && m_progress->step >= step; }
+
+    // --- the forge --------------------------------------------------------------------
+
+    template<typename T>
+    void call(std::unique_ptr<AsyncCall<T>> job, std::function<void(const Result<T> &)> done)
+    {
+        Ci::runAsync<T>(std::move(job), this, [this, done = std::move(done)](const Result<T> &r) {
+            if (!isCancelled())
+                done(r);
+        });
+    }
+
+    // The task's pull request, checked for the fields the merge relies on; any doubt is an error.
+    void readPull(std::function<void(const PullRequest &)> next)
+    {
+        if (!m_ctx.forge)
+            return conclude(GateVerdict::error(QStringLiteral("the forge connector went away")));
+        qint64 number = m_pull > 0 ? m_pull : m_request.task.pullRequest;
+        const QString pullKey = QStringLiteral("pull/%1").arg(m_request.task.id);
+        if (number <= 0) {
+            // Found by its branch on an earlier run: a merged pull request is no longer listed as open.
+            auto stored = m_ctx.state->value(pullKey);
+            if (!stored)
+                return conclude(GateVerdict::error(QStringLiteral("cannot read the state store: %1").arg(stored.error().message)));
+            if (*stored)
+                number = (*stored)->toLongLong();
+        }
+        auto checked = [this, next, number, pullKey](const PullRequest &pr) {
+            if (pr.number <= 0 || (number > 0 && pr.number != number) || pr.headSha.isEmpty()
+                || (pr.state != QLatin1String("open") && pr.state != QLatin1String("closed")))
+                return conclude(GateVerdict::error(QStringLiteral("the forge answered a malformed pull request for #%1 (number %2, state '%3', head '%4')")
+                                                       .arg(number).arg(pr.number).arg(pr.state, pr.headSha)));
+            if (number <= 0) {
+                if (auto w = m_ctx.state->setValue(pullKey, QByteArray::number(pr.number)); !w)
+                    return conclude(GateVerdict::error(QStringLiteral("cannot record pull request #%1: %2").arg(pr.number).arg(w.error().message)));
+            }
+            m_pull = pr.number;
+            next(pr);
+        };
+        if (number > 0) {
+            return call<PullRequest>(m_ctx.forge->pullRequest(number), [this, checked, number](const Result<PullRequest> &pr) {
+                if (!pr)
+                    return conclude(GateVerdict::error(QStringLiteral("cannot read pull request #%1: %2").arg(number).arg(pr.error().message)));
+                checked(*pr);
+            });
+        }
+        call<QList<PullRequest>>(m_ctx.forge->openPullRequests(), [this, checked](const Result<QList<PullRequest>> &open) {
+            if (!open)
+                return conclude(GateVerdict::error(QStringLiteral("cannot list the open pull requests: %1").arg(open.error().message)));
+            for (const PullRequest &pr : *open) {
+                if (pr.headBranch == m_request.task.branch)
+                    return checked(pr);
+            }
+            conclude(GateVerdict::error(QStringLiteral("no open pull request of branch '%1' (the task records none)").arg(m_request.task.branch)));
+        });
+    }
+
+    // Returns true when @p pr ended the run: merged (pass, no second merge) or closed (fail).
+    bool settledAlready(const PullRequest &pr)
+    {
+        if (pr.merged) {
+            if (m_ctx.leases)
+                (void)m_ctx.leases->release(m_resource, m_request.task.id);
+            if (!m_head.isEmpty())
+                setProgress(MergeStep::Merged);
+            const QString reason = m_mergeCalled
+                ? QStringLiteral("merged pull request #%1 at %2 with '%3' (%4)").arg(pr.number).arg(shortSha(m_head), m_ctx.settings.method, shortSha(pr.mergeCommit))
+                : QStringLiteral("pull request #%1 is already merged (%2); nothing to do").arg(pr.number).arg(shortSha(pr.mergeCommit));
+            conclude(GateVerdict::pass(reason, QJsonObject{{QStringLiteral("mergeCommit"), pr.mergeCommit},
+                                                           {QStringLiteral("alreadyMerged"), !m_mergeCalled},
+                                                           {QStringLiteral("rebased"), m_rebased},
+                                                           {QStringLiteral("pushed"), m_pushed}}));
+            return true;
+        }
+        if (pr.state == QLatin1String("closed")) {
+            conclude(GateVerdict::fail(QStringLiteral("pull request #%1 was closed without being merged").arg(pr.number),
+                                       {Finding{QStringLiteral("merge/closed"), QStringLiteral("pull request #%1 is closed").arg(pr.number), {}, 0, QStringLiteral("blocking")}}));
+            return true;
+        }
+        return false;
+    }
+
+    void firstRead(const PullRequest &pr)
+    {
+        if (settledAlready(pr))
+            return;
+        if (!pr.baseBranch.isEmpty() && pr.baseBranch != m_ctx.project.targetBranch)
+            return conclude(GateVerdict::fail(QStringLiteral("pull request #%1 targets '%2', not the project's target branch '%3'")
+                                                  .arg(pr.number).arg(pr.baseBranch, m_ctx.project.targetBranch)));
+        takeLease();
+    }
+
+    // --- the lease --------------------------------------------------------------------
+
+    void takeLease()
+    {
+        auto hold = m_ctx.leases->acquire(m_resource, m_request.task.id, m_ctx.settings.leaseTtl);
+        if (!hold)
+            return conclude(GateVerdict::error(QStringLiteral("cannot take the merge lease %1: %2").arg(m_resource, hold.error().message)));
+        if (hold->held) {
+            qCInfo(log()) << "task" << m_request.task.id << "holds" << m_resource;
+            return inspectWorktree();
+        }
+        if (elapsed(m_started, m_ctx.settings.leaseWait))
+            return conclude(GateVerdict::error(QStringLiteral("the merge lease %1 is held by task %2 (node %3, until %4); waited %5 ms, try again once it is released")
+                                                   .arg(m_resource).arg(hold->holderTask).arg(hold->holderNode, hold->expiresAt.toString(Qt::ISODate))
+                                                   .arg(m_ctx.settings.leaseWait.count()),
+                                               QJsonObject{{QStringLiteral("leaseHolderTask"), hold->holderTask}}));
+        qCDebug(log()) << "task" << m_request.task.id << "waits for" << m_resource << "held by task" << hold->holderTask;
+        m_waitedFor = hold->holderTask;
+        later([this] { takeLease(); });
+    }
+
+    // Renews the hold (acquire is idempotent for the task) before a wait's next look.
+    bool keepLease()
+    {
+        auto hold = m_ctx.leases->acquire(m_resource, m_request.task.id, m_ctx.settings.leaseTtl);
+        if (!hold) {
+            conclude(GateVerdict::error(QStringLiteral("cannot renew the merge lease %1: %2").arg(m_resource, hold.error().message)));
+            return false;
+        }
+        if (!hold->held) {
+            conclude(GateVerdict::error(QStringLiteral("lost the merge lease %1 to task %2").arg(m_resource).arg(hold->holderTask)));
+            return false;
+        }
+        return true;
+    }
+
+    // --- git in the worktree ----------------------------------------------------------
+
+    void git(const QStringList &arguments, const QList<int> &allowed, std::function<void(const GitResult &)> next)
+    {
+        const QString wt = m_request.worktree;
+        Forges::runGit(m_ctx.settings.git, QDir(wt).filePath(QStringLiteral(".git")), QStringList{QStringLiteral("--work-tree"), wt} + arguments,
+                       m_ctx.settings.gitTimeoutMs, this, [this, arguments, allowed, next](Result<GitResult> r) {
+                           if (isCancelled())
+                               return;
+                           if (!r)
+                               return conclude(GateVerdict::error(QStringLiteral("git %1: %2").arg(arguments.value(0), r.error().message)));
+                           if (r->exitCode != 0 && !allowed.contains(r->exitCode))
+                               return conclude(GateVerdict::error(QStringLiteral("git %1 failed (exit code %2): %3")
+                                                                      .arg(arguments.join(QLatin1Char(' '))).arg(r->exitCode)
+                                                                      .arg(QString::fromUtf8(r->err.left(500)).trimmed())));
+                           next(*r);
+                       });
+    }
+
+    static QString firstLine(const QByteArray &out) { return QString::fromUtf8(out).section(QLatin1Char('\n'), 0, 0).trimmed(); }
+
+    void inspectWorktree()
+    {
+        // A crash in the middle of a rebase leaves it in progress: undo it, the head is unchanged.
+        git({QStringLiteral("rebase"), QStringLiteral("--abort")}, {1, 128}, [this](const GitResult &) {
+            git({QStringLiteral("status"), QStringLiteral("--porcelain"), QStringLiteral("--untracked-files=no")}, {}, [this](const GitResult &status) {
+                if (!status.out.trimmed().isEmpty())
+                    return conclude(GateVerdict::fail(QStringLiteral("the task's worktree has uncommitted changes; only committed work is merged: %1")
+                                                          .arg(QString::fromUtf8(status.out.left(300)).trimmed())));
+                git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("HEAD^{commit}")}, {}, [this](const GitResult &head) {
+                    m_head = m_previous = firstLine(head.out);
+                    fetchTarget();
+                });
+            });
+        });
+    }
+
+    void fetchTarget()
+    {
+        const QString target = m_ctx.project.targetBranch;
+        auto resolved = [this](const GitResult &sha) {
+            m_base = firstLine(sha.out);
+            auto marker = readProgress(*m_ctx.state, m_request.task.id, m_head);
+            if (!marker)
+                return conclude(GateVerdict::error(QStringLiteral("cannot read the merge progress of task %1: %2").arg(m_request.task.id).arg(marker.error().message)));
+            if (*marker && (*marker)->base == m_base) {
+                m_progress = **marker;
+                m_previous = m_progress->previous;
+                qCInfo(log()) << "task" << m_request.task.id << "resumes the merge of" << m_head << "after" << mergeStepName(m_progress->step);
+            }
+            if (reached(MergeStep::Pushed))
+                return waitForHead();
+            rebaseIfBehind();
+        };
+        if (m_ctx.settings.remote.isEmpty())
+            return git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("refs/heads/%1^{commit}").arg(target)}, {}, resolved);
+        git({QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"), m_ctx.settings.remote, QStringLiteral("refs/heads/%1").arg(target)}, {},
+            [this, resolved](const GitResult &) {
+                git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("FETCH_HEAD^{commit}")}, {}, resolved);
+            });
+    }
+
+    void rebaseIfBehind()
+    {
+        git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), m_base, m_head}, {1}, [this](const GitResult &ancestor) {
+            if (ancestor.exitCode == 0) {
+                setProgress(MergeStep::Rebased);
+                return push();
+            }
+            qCInfo(log()) << "task" << m_request.task.id << "is behind" << m_ctx.project.targetBranch << "; rebasing" << m_head << "onto" << m_base;
+            git({QStringLiteral("rebase"), QStringLiteral("--no-autosquash"), m_base}, {1, 128}, [this](const GitResult &rebase) {
+                if (rebase.exitCode != 0)
+                    return rebaseFailed(rebase);
+                git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("HEAD^{commit}")}, {}, [this](const GitResult &head) {
+                    m_head = firstLine(head.out);
+                    m_rebased = true;
+                    setProgress(MergeStep::Rebased);
+                    push();
+                });
+            });
+        });
+    }
+
+    void rebaseFailed(const GitResult &rebase)
+    {
+        git({QStringLiteral("diff"), QStringLiteral("--name-only"), QStringLiteral("--diff-filter=U")}, {}, [this, rebase](const GitResult &diff) {
+            QStringList files;
+            for (const QByteArray &line : diff.out.split('\n')) {
+                if (!line.trimmed().isEmpty())
+                    files.append(QString::fromUtf8(line.trimmed()));
+            }
+            // Leave the worktree as it was: the task's head, no rebase in progress.
+            git({QStringLiteral("rebase"), QStringLiteral("--abort")}, {1, 128}, [this, files, rebase](const GitResult &) {
+                const QString target = QStringLiteral("%1 (%2)").arg(m_ctx.project.targetBranch, shortSha(m_base));
+                if (files.isEmpty())
+                    return conclude(GateVerdict::error(QStringLiteral("rebasing onto %1 failed: %2").arg(target, QString::fromUtf8(rebase.err.left(500)).trimmed())));
+                QList<Finding> findings;
+                for (const QString &f : files)
+                    findings.append(Finding{QStringLiteral("merge/conflict"), QStringLiteral("%1 conflicts with %2").arg(f, target), f, 0, QStringLiteral("blocking")});
+                conclude(GateVerdict::fail(QStringLiteral("the branch does not rebase onto %1: conflicts in %2").arg(target, files.join(QStringLiteral(", "))),
+                                           findings, QJsonObject{{QStringLiteral("conflicts"), QJsonArray::fromStringList(files)}}));
+            });
+        });
+    }
+
+    void push()
+    {
+        if (m_ctx.settings.remote.isEmpty()) {
+            setProgress(MergeStep::Pushed);
+            return waitForHead();
+        }
+        const QString ref = QStringLiteral("refs/heads/%1").arg(m_request.task.branch);
+        git({QStringLiteral("ls-remote"), m_ctx.settings.remote, ref}, {}, [this, ref](const GitResult &remote) {
+            const QString there = firstLine(remote.out).section(QLatin1Char('\t'), 0, 0);
+            if (there == m_head) {
+                setProgress(MergeStep::Pushed);
+                return waitForHead();
+            }
+            // Replace exactly what we saw there, never someone's newer push.
+            git({QStringLiteral("push"), QStringLiteral("--quiet"), QStringLiteral("--force-with-lease=%1:%2").arg(ref, there), m_ctx.settings.remote,
+                 QStringLiteral("%1:%2").arg(m_head, ref)},
+                {}, [this](const GitResult &) {
+                    m_pushed = true;
+                    setProgress(MergeStep::Pushed);
+                    waitForHead();
+                });
+        });
+    }
+
+    // --- the head at the forge and its checks ------------------------------------------
+
+    void waitForHead()
+    {
+        if (!m_waitStarted.isValid())
+            m_waitStarted = now();
+        readPull([this](const PullRequest &pr) {
+            if (settledAlready(pr))
+                return;
+            if (pr.headSha == m_head)
+                return checks();
+            if (elapsed(m_waitStarted, m_ctx.settings.checksTimeout))
+                return conclude(GateVerdict::fail(QStringLiteral("pull request #%1 still shows head %2, not the pushed %3, after %4 ms")
+                                                      .arg(pr.number).arg(shortSha(pr.headSha), shortSha(m_head)).arg(m_ctx.settings.checksTimeout.count())));
+            later([this] {
+                if (keepLease())
+                    waitForHead();
+            });
+        });
+    }
+
+    void checks()
+    {
+        if (!m_ctx.settings.checks || reached(MergeStep::Checked))
+            return mergeNow();
+        if (!m_ctx.forge)
+            return conclude(GateVerdict::error(QStringLiteral("the forge connector went away")));
+        Ci::checkRequired(*m_ctx.forge, *m_ctx.settings.checks, m_head, m_ctx.project.targetBranch, this, [this](Result<Ci::RequiredCheck> check) {
+            if (isCancelled())
+                return;
+            if (!check)
+                return conclude(GateVerdict::error(check.error().message));
+            if (check->green()) {
+                m_checks = check->verdict().evidence();
+                setProgress(MergeStep::Checked);
+                return mergeNow();
+            }
+            const GateVerdict judged = check->verdict();
+            if (check->red())
+                return conclude(GateVerdict::fail(QStringLiteral("required checks are red on %1 head %2: %3")
+                                                      .arg(m_rebased ? QStringLiteral("the rebased") : QStringLiteral("the"), shortSha(m_head), judged.reason()),
+                                                  judged.findings(), judged.evidence()));
+            if (elapsed(m_waitStarted, m_ctx.settings.checksTimeout))
+                return conclude(GateVerdict::fail(QStringLiteral("required checks did not finish on %1 within %2 ms: %3")
+                                                      .arg(shortSha(m_head)).arg(m_ctx.settings.checksTimeout.count()).arg(judged.reason()),
+                                                  judged.findings(), judged.evidence()));
+            later([this] {
+                if (keepLease())
+                    checks();
+            });
+        });
+    }
+
+    // --- the merge --------------------------------------------------------------------
+
+    void mergeNow()
+    {
+        if (!keepLease())
+            return;
+        // Always read the pull request right before merging: a merge sent before a crash may
+        // have gone through, and a second merge call is never sent for a merged one.
+        readPull([this](const PullRequest &pr) {
+            if (settledAlready(pr))
+                return;
+            if (pr.headSha != m_head)
+                return conclude(GateVerdict::error(QStringLiteral("pull request #%1 moved to %2 while merging %3").arg(pr.number).arg(shortSha(pr.headSha), shortSha(m_head))));
+            setProgress(MergeStep::Merging);
+            MergeRequest request;
+            request.method = m_ctx.settings.method;
+            request.expectedHeadSha = m_head;
+            request.title = pr.title;
+            m_mergeCalled = true;
+            qCInfo(log()) << "task" << m_request.task.id << "merges #" << pr.number << "at" << m_head << "with" << request.method;
+            call<MergeOutcome>(m_ctx.forge->merge(pr.number, request), [this, number = pr.number](const Result<MergeOutcome> &merged) {
+                if (!merged) {
+                    const QString reason = QStringLiteral("the forge did not merge pull request #%1: %2").arg(number).arg(merged.error().message);
+                    if (merged.error().code == ErrorCode::Conflict)
+                        return conclude(GateVerdict::fail(reason, {Finding{QStringLiteral("merge/refused"), merged.error().message, {}, 0, QStringLiteral("blocking")}}));
+                    return conclude(GateVerdict::error(reason));
+                }
+                // The merge is seen only when the forge shows the pull request merged.
+                readPull([this](const PullRequest &after) {
+                    if (!settledAlready(after))
+                        conclude(GateVerdict::error(QStringLiteral("the forge answered the merge of #%1, but shows it %2 and not merged").arg(after.number).arg(after.state)));
+                });
+            });
+        });
+    }
+
+    RunContext m_ctx;
+    GateRequest m_request;
+    QString m_resource;
+    QTimer m_timer;
+    QDateTime m_started;
+    QDateTime m_waitStarted;
+    qint64 m_pull = 0;
+    qint64 m_waitedFor = 0; // the task that held the lease while this one waited
+    QString m_head;
+    QString m_previous;
+    QString m_base;
+    std::optional<MergeProgress> m_progress;
+    QJsonObject m_checks;
+    bool m_rebased = false;
+    bool m_pushed = false;
+    bool m_mergeCalled = false;
+};
+
+} // namespace
+
+Result<MergeSettings> MergeSettings::fromSettings(const QVariantMap &s)
+{
+    MergeSettings out;
+    out.method = s.value(QStringLiteral("method"), QStringLiteral("merge")).toString();
+    out.remote = s.value(QStringLiteral("remote")).toString();
+    out.leaseTtl = duration(s, "lease_ttl");
+    out.leaseWait = duration(s, "lease_wait");
+    out.pollInterval = duration(s, "poll_interval");
+    out.checksTimeout = duration(s, "checks_timeout");
+    out.git = s.value(QStringLiteral("git"), QStringLiteral("git")).toString();
+    out.gitTimeoutMs = int(s.value(QStringLiteral("git_timeout")).toLongLong());
+    if (out.remote.startsWith(QLatin1Char('-')))
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("remote: '%1' is not a remote").arg(out.remote));
+    if (out.leaseWait.count() < 0)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("lease_wait: must not be negative"));
+    if (s.value(QStringLiteral("retest"), true).toBool()) {
+        auto spec = Ci::RequiredSpec::fromSettings(s.value(QStringLiteral("checks")).toMap());
+        if (!spec)
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("checks.%1").arg(spec.error().message), spec.error().detail);
+        out.checks = *spec;
+    }
+    return out;
+}
+
+MergeGate::MergeGate(const PluginContext &context, MergeSettings settings, QObject *parent)
+    : Gate(context, parent)
+    , m_settings(std::move(settings))
+{
+}
+
+std::unique_ptr<GateRun> MergeGate::evaluate(const GateRequest &request)
+{
+    RunContext run;
+    run.forge = context().forge();
+    run.leases = context().leases();
+    run.state = context().state();
+    run.clock = &context().clock();
+    run.log = &context().logging();
+    run.project = context().project();
+    run.settings = m_settings;
+    return std::make_unique<MergeRun>(std::move(run), request);
+}
+
+Result<std::unique_ptr<PluginInstance>> MergeGateFactory::create(const PluginContext &context)
+{
+    auto settings = MergeSettings::fromSettings(context.settings());
+    if (!settings)
+        return std::unexpected(settings.error());
+    return std::unique_ptr<PluginInstance>(std::make_unique<MergeGate>(context, *settings));
+}
+
+} // namespace Sluice::Merge

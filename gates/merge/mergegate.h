@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The merge gate: under the merge lease of the target branch, rebase the task's branch when
+// it is behind, push, wait for the required checks on the new head, merge through the forge.
+// See docs/gates/merge.md.
+
+#include "requiredsource.h"
+
+#include <sluice/gate.h>
+
+#include <chrono>
+#include <optional>
+
+namespace Sluice::Merge {
+
+/// The checked settings of one merge gate instance.
+struct MergeSettings {
+    QString method;
+    QString remote;
+    std::chrono::milliseconds leaseTtl{};
+    std::chrono::milliseconds leaseWait{};
+    std::chrono::milliseconds pollInterval{};
+    std::chrono::milliseconds checksTimeout{};
+    std::optional<Ci::RequiredSpec> checks; ///< Empty when retest is off.
+    QString git;
+    int gitTimeoutMs = 0;
+
+    [[nodiscard]] static Result<MergeSettings> fromSettings(const QVariantMap &settings);
+};
+
+class MergeGate final : public Gate
+{
+    Q_OBJECT
+public:
+    MergeGate(const PluginContext &context, MergeSettings settings, QObject *parent = nullptr);
+    [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
+
+private:
+    MergeSettings m_settings;
+};
+
+class MergeGateFactory final : public QObject, public PluginFactory
+{
+    Q_OBJECT
+    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "merge.json")
+    Q_INTERFACES(Sluice::PluginFactory)
+public:
+    using QObject::QObject;
+    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
+};
+
+} // namespace Sluice::Merge
