@@ -48,11 +48,12 @@ private:
 
 void tst_DeployEdge::initTestCase()
 {
-    // The plugins the example names, as built; `merge` is not among them (see the example).
+    // The plugins the example names, as built.
     const QStringList files{QStringLiteral(APPROVAL_PLUGIN_FILE), QStringLiteral(COMMAND_PLUGIN_FILE),
                             QStringLiteral(AGENT_PLUGIN_FILE),    QStringLiteral(PROCESS_PLUGIN_FILE),
                             QStringLiteral(VERDICT_PLUGIN_FILE),  QStringLiteral(SECURITY_PLUGIN_FILE),
-                            QStringLiteral(IMAGE_FRESHNESS_PLUGIN_FILE), QStringLiteral(HEALTH_WATCH_PLUGIN_FILE)};
+                            QStringLiteral(IMAGE_FRESHNESS_PLUGIN_FILE), QStringLiteral(HEALTH_WATCH_PLUGIN_FILE),
+                            QStringLiteral(MERGE_PLUGIN_FILE),    QStringLiteral(GITEA_PLUGIN_FILE)};
     for (const QString &file : files)
         QVERIFY(!m_plugins.add(QFileInfo(file).absolutePath(), QFileInfo(file).fileName()).isEmpty());
     PluginSearchPath path;
@@ -61,7 +62,8 @@ void tst_DeployEdge::initTestCase()
     m_catalog->discover();
     m_catalog->loadAll();
     for (const QString &id : {QStringLiteral("approval"), QStringLiteral("command"), QStringLiteral("security"),
-                              QStringLiteral("image-freshness"), QStringLiteral("verdict"), QStringLiteral("health-watch")}) {
+                              QStringLiteral("image-freshness"), QStringLiteral("verdict"), QStringLiteral("health-watch"),
+                              QStringLiteral("merge"), QStringLiteral("gitea")}) {
         const PluginRecord *plugin = m_catalog->plugin(id);
         QVERIFY2(plugin, qPrintable(id));
         QCOMPARE(plugin->state, PluginRecord::State::Loaded);
