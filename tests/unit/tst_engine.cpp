@@ -47,6 +47,7 @@ private Q_SLOTS:
     void recoveredJobOutOfAttemptsBlocksItsTask();
     void submitRefusesABranchInUse();
     void degradedGateIsNotifiedEvenWhenItPasses();
+    void gateThatMovesTheHeadIsSeenByTheNextGates();
 
 private:
     void engines();
@@ -675,6 +676,40 @@ instances:
     QCOMPARE(degraded.data.value(QLatin1String("gate")).toString(), QStringLiteral("partial"));
     QCOMPARE(degraded.data.value(QLatin1String("degraded")).toInt(), 2);
     QCOMPARE(degraded.taskId, *id);
+}
+
+void tst_Engine::gateThatMovesTheHeadIsSeenByTheNextGates()
+{
+    QVERIFY(openStore(QStringLiteral("sqlite")));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: staging
+  - name: live
+  - name: done
+edges:
+  - from: staging
+    to: live
+    gates: [before, mover, after]
+instances:
+  before: {plugin: test-gate, settings: {result: pass}}
+  mover: {plugin: test-gate, settings: {result: pass, head: 4a5b6c7d8e9f}}
+  after: {plugin: test-gate, settings: {result: pass}}
+)", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("t"), QStringLiteral("staging"), {}});
+    QVERIFY(id);
+    QCOMPARE(wait(e.advance(*id, QStringLiteral("staging"), QStringLiteral("test"))), AdvanceRun::Outcome::Advanced);
+    // The gates after the mover judged the new head, and the task records it.
+    auto runs = e.tasks().gateRuns(*id);
+    QVERIFY(runs);
+    QCOMPARE(runs->size(), 3);
+    QHash<QString, QString> headByGate;
+    for (const GateRunRecord &r : *runs)
+        headByGate.insert(r.gate, r.headSha);
+    QCOMPARE(headByGate.value(QStringLiteral("before")), QString());
+    QCOMPARE(headByGate.value(QStringLiteral("after")), QStringLiteral("4a5b6c7d8e9f"));
+    QCOMPARE((*e.tasks().task(*id))->headSha, QStringLiteral("4a5b6c7d8e9f"));
 }
 
 QTEST_GUILESS_MAIN(tst_Engine)

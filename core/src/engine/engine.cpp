@@ -300,6 +300,14 @@ void Engine::evaluateNextGate(AdvanceRun *run)
                                        {QStringLiteral("degraded"), degraded}, {QStringLiteral("result"), GateVerdict::resultName(verdict.result())}});
         }
         if (verdict.allowsPassage()) {
+            // A gate that moved the branch (the merge gate rebasing it) reports the new head:
+            // the gates after it judge that head, and the transition records it.
+            const QString head = verdict.evidence().value(QLatin1String("head")).toString();
+            if (!head.isEmpty() && head != run->m_task.headSha) {
+                qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "head moved by gate" << instance << "to" << head;
+                run->m_task.headSha = head;
+                run->m_headMoved = true;
+            }
             ++run->m_next;
             evaluateNextGate(run);
         } else {
@@ -332,6 +340,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         const bool last = run->m_to == config.stages.last().name;
         TaskChange change;
         change.ifVersion = task.version;
+        if (run->m_headMoved)
+            change.headSha = task.headSha;
         if (last)
             change.status = QStringLiteral("done");
         auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_to, change);

@@ -87,6 +87,7 @@ private:
     std::shared_ptr<ProjectRuntime> m_runtime;
     TaskRecord m_task;
     QList<std::pair<QString, QString>> m_gates; // (instance, toStage or empty for exit gates)
+    bool m_headMoved = false;                   // a gate moved the branch (the merge gate's rebase)
     int m_next = 0;
     std::unique_ptr<GateEvaluation> m_evaluation;
 };
