@@ -12,6 +12,17 @@
 
 namespace Sluice::Test {
 
+/// A plugin catalog that has discovered and loaded the plugins of @p directory.
+inline std::unique_ptr<PluginCatalog> loadedCatalog(const QString &directory)
+{
+    PluginSearchPath path;
+    path.configuredDirs = QStringList{directory};
+    auto catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
+    catalog->discover();
+    catalog->loadAll();
+    return catalog;
+}
+
 /// Loads @p file with the plugins of @p catalog, creates and initializes its instances on
 /// @p store, and installs it in @p engine; null (diagnostics logged) when anything fails.
 inline std::shared_ptr<ProjectRuntime> loadProjectInto(Engine &engine, const QString &file, const PluginCatalog &catalog,

@@ -75,11 +75,7 @@ void tst_Engine::initTestCase()
 {
     m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-gate"));
     m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
-    PluginSearchPath path;
-    path.configuredDirs = QStringList{m_plugins.path()};
-    m_catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
-    m_catalog->discover();
-    m_catalog->loadAll();
+    m_catalog = Test::loadedCatalog(m_plugins.path());
     QCOMPARE(m_catalog->plugin(QStringLiteral("test-gate"))->state, PluginRecord::State::Loaded);
 }
 

@@ -156,11 +156,7 @@ void tst_Reaper::engines()
 void tst_Reaper::initTestCase()
 {
     m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
-    PluginSearchPath path;
-    path.configuredDirs = QStringList{m_plugins.path()};
-    m_catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
-    m_catalog->discover();
-    m_catalog->loadAll();
+    m_catalog = Test::loadedCatalog(m_plugins.path());
 }
 
 void tst_Reaper::init()

@@ -31,6 +31,12 @@ const JobRecord *currentVisitJob(const QList<JobRecord> &jobs, const TaskRecord 
         return nullptr;
     return latest;
 }
+// Whether the stage's plugin waits for a signal from people.
+bool waitsForPeople(const ProjectRuntime &runtime, const StageConfig &stage)
+{
+    Stage *plugin = stage.run.isEmpty() ? nullptr : runtime.instances.as<Stage>(stage.run);
+    return plugin && !plugin->acceptedSignals().isEmpty();
+}
 } // namespace
 
 Reconciler::Reconciler(Engine &engine, const ReconcilerSettings &settings, QObject *parent)
@@ -126,8 +132,7 @@ void Reconciler::tick()
             }
             // A stage that waits for people (an approval, a deploy confirmation) is theirs:
             // never moved, never triggered from here.
-            Stage *plugin = stage->run.isEmpty() ? nullptr : runtime->instances.as<Stage>(stage->run);
-            if (plugin && !plugin->acceptedSignals().isEmpty()) {
+            if (waitsForPeople(*runtime, *stage)) {
                 ++m_pass.skipped;
                 continue;
             }
@@ -191,8 +196,7 @@ void Reconciler::tick()
             if (task.trackerRef.isEmpty())
                 continue;
             const StageConfig *stage = runtime->config.stage(task.stage);
-            Stage *plugin = stage && !stage->run.isEmpty() ? runtime->instances.as<Stage>(stage->run) : nullptr;
-            if (!stage || (plugin && !plugin->acceptedSignals().isEmpty()))
+            if (!stage || waitsForPeople(*runtime, *stage))
                 continue;
             std::shared_ptr<AsyncCall<TrackerIssue>> call(tracker->issue(task.trackerRef).release());
             if (!call)

@@ -121,6 +121,17 @@ std::string unquoteGitPath(std::string_view quoted)
     return out;
 }
 
+// The file a diff's "+++ b/NAME" line names; empty for "+++ /dev/null" (a deleted file).
+std::string newFilePath(std::string_view line)
+{
+    std::string name = unquoteGitPath(line.substr(4));
+    if (name == "/dev/null")
+        return {};
+    if (name.starts_with("b/"))
+        name.erase(0, 2);
+    return name;
+}
+
 // The lines of a text, without their '\n', one by one.
 class LineReader
 {
@@ -232,14 +243,7 @@ Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limit
             continue;
         }
         if (line.starts_with("+++ ")) {
-            std::string name = unquoteGitPath(line.substr(4));
-            if (name == "/dev/null") {
-                path.clear();
-            } else {
-                if (name.starts_with("b/"))
-                    name.erase(0, 2);
-                path = name;
-            }
+            path = newFilePath(line);
             continue;
         }
         if (line.starts_with("@@@") && !path.empty()) {
@@ -378,14 +382,7 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
             continue;
         }
         if (line.starts_with("+++ ")) {
-            std::string name = unquoteGitPath(line.substr(4));
-            if (name == "/dev/null") {
-                path.clear();
-            } else {
-                if (name.starts_with("b/"))
-                    name.erase(0, 2);
-                path = name;
-            }
+            path = newFilePath(line);
             continue;
         }
         if (line.starts_with("Binary files ") && fileOpen) {
