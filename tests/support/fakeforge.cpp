@@ -35,6 +35,7 @@ struct FakeForge::State {
     QList<FakeRequest> log;
     int inFlight = 0;
     int maxInFlight = 0;
+    int mergesApplied = 0;
 };
 
 namespace {
@@ -268,6 +269,8 @@ private:
         Answer a = m_state->flavor == FakeForge::Flavor::GitHub ? routeGitHub(req, rest, fault) : route(req, rest, fault);
         if (fault && fault->kind == FakeFault::Kind::Truncated)
             a.truncate = true;
+        if (fault && fault->kind == FakeFault::Kind::ApplyThenHang)
+            a.hang = true;
         return a;
     }
 
@@ -362,6 +365,7 @@ private:
             if (!expected.isEmpty() && expected != it->headSha)
                 return message(409, QStringLiteral("head moved"));
             it->merged = true;
+            ++m_state->mergesApplied;
             it->state = QStringLiteral("closed");
             it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
             Answer a;
@@ -484,6 +488,7 @@ private:
             if (!expected.isEmpty() && expected != it->headSha)
                 return message(409, QStringLiteral("Head branch was modified"));
             it->merged = true;
+            ++m_state->mergesApplied;
             it->state = QStringLiteral("closed");
             it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
             return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("merged"), true}, {QStringLiteral("sha"), it->mergeCommit}}));
@@ -741,6 +746,12 @@ qint64 FakeForge::requestCount() const
 {
     QMutexLocker lock(&m_state->mutex);
     return m_state->log.size();
+}
+
+int FakeForge::mergesApplied() const
+{
+    QMutexLocker lock(&m_state->mutex);
+    return m_state->mergesApplied;
 }
 
 void FakeForge::clearRequests()

@@ -87,7 +87,8 @@ struct FakeFault {
         MissingStatuses, ///< Combined status without its `statuses` array.
         Truncated,       ///< 200 whose body stops before its Content-Length, then the connection closes.
         ShortPage,       ///< The page holds one item fewer than it should; headers unchanged.
-        Hang,            ///< Never answer.
+        Hang,            ///< Never answer (the request is not applied).
+        ApplyThenHang,   ///< Apply the request as usual (a merge merges), then never answer: a client that dies waiting never learns it worked.
     };
     Kind kind = Kind::Status;
     QByteArray method = "GET";
@@ -175,6 +176,8 @@ public:
     /// The most requests that were received and not yet answered at one time.
     [[nodiscard]] int maxConcurrentRequests() const;
     [[nodiscard]] qint64 requestCount() const;
+    /// How many merge requests actually merged a pull request (a hung or refused one does not count).
+    [[nodiscard]] int mergesApplied() const;
     void clearRequests();
 
     struct State;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The merge gate as the host runs it: the real plugin on real git repositories (a bare
-// "forge" repository, a clone with one worktree per task), the real gitea connector against
-// the loopback fake forge or the real local forge, and a real SQLite store for the progress
+// "forge" repository, a clone with one worktree per task), the real gitea and github
+// connectors against the loopback fake forge (in its Gitea and GitHub flavours) or the real
+// local forge, and a real SQLite store for the progress
 // markers and the merge leases. A small CI stand-in posts a status on every new branch head.
 #include "fakeforge.h"
 
@@ -113,6 +114,19 @@ private:
     QTimer m_timer;
 };
 
+// The forge flavours a test runs against: every row of a data-driven test exists once per flavour.
+const QList<QPair<const char *, FakeForge::Flavor>> Flavors{{"gitea", FakeForge::Flavor::Gitea}, {"github", FakeForge::Flavor::GitHub}};
+
+void addFlavorColumn()
+{
+    QTest::addColumn<int>("flavor");
+}
+
+FakeForge::Flavor flavorOf(int value)
+{
+    return FakeForge::Flavor(value);
+}
+
 } // namespace
 
 class tst_MergeGate : public QObject
@@ -122,6 +136,7 @@ class tst_MergeGate : public QObject
 private:
     LoadedPlugin m_merge;
     LoadedPlugin m_gitea;
+    LoadedPlugin m_github;
     LoadedPlugin m_local;
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<TemporaryStore> m_store;
@@ -215,9 +230,10 @@ private:
         return createInstance(m_merge, settings, project(), m_watched.get(), qobject_cast<Forge *>(m_forge.get()), m_leases.get());
     }
 
-    void useFakeForge()
+    // The fake forge in @p flavor, with the matching real connector (gitea or github) in front of it.
+    void useFakeForge(FakeForge::Flavor flavor = FakeForge::Flavor::Gitea)
     {
-        m_fake = std::make_unique<FakeForge>();
+        m_fake = std::make_unique<FakeForge>(flavor);
         QVERIFY(m_fake->start());
         m_fake->setToken(Token);
         const QString repo = bare();
@@ -226,7 +242,7 @@ private:
         });
         const QString tokenFile = m_dir->filePath(QStringLiteral("token"));
         QVERIFY(writeFile(tokenFile, Token));
-        auto forge = createInstance(m_gitea, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+        auto forge = createInstance(flavor == FakeForge::Flavor::GitHub ? m_github : m_gitea, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
                                                  + tokenFile.toUtf8() + "}\nretry_backoff: 10ms\n");
         QVERIFY2(forge, qPrintable(forge ? QString() : forge.error().toString()));
         m_forge = std::move(*forge);
@@ -254,7 +270,7 @@ private:
     {
         int n = 0;
         for (const FakeRequest &r : m_fake->requests()) {
-            if (r.method == "POST" && r.path.endsWith(QLatin1String("/merge")))
+            if ((r.method == "POST" || r.method == "PUT") && r.path.endsWith(QLatin1String("/merge")))
                 ++n;
         }
         return n;
@@ -279,6 +295,9 @@ private Q_SLOTS:
         auto gitea = loadPlugin(QStringLiteral(GITEA_PLUGIN_FILE));
         QVERIFY(gitea);
         m_gitea = *gitea;
+        auto github = loadPlugin(QStringLiteral(GITHUB_PLUGIN_FILE));
+        QVERIFY(github);
+        m_github = *github;
         auto local = loadPlugin(QStringLiteral(LOCAL_PLUGIN_FILE));
         QVERIFY(local);
         m_local = *local;
@@ -319,10 +338,18 @@ private Q_SLOTS:
         m_dir.reset();
     }
 
+    void rebasesRetestsAndMerges_data()
+    {
+        addFlavorColumn();
+        for (const auto &[name, flavor] : Flavors)
+            QTest::newRow(name) << int(flavor);
+    }
+
     // Behind its target: rebased in the worktree, pushed, re-tested on the new head, merged once.
     void rebasesRetestsAndMerges()
     {
-        useFakeForge();
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
         const QString before = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), before});
         const QString main = advanceMain(QStringLiteral("m.txt"), "m\n");
@@ -340,11 +367,17 @@ private Q_SLOTS:
         QVERIFY(m_fake->pullRequests().value(0).merged);
         QCOMPARE(m_watched->steps.last(), QStringLiteral("merged"));
         QVERIFY(leaseFree());
-        // The merge request carried the rebased head it was checked on.
+        QCOMPARE(m_fake->mergesApplied(), 1);
+        // The merge request carried the rebased head it was checked on (Gitea's and GitHub's names for it).
+        const QString expectedKey = flavorOf(flavor) == FakeForge::Flavor::GitHub ? QStringLiteral("sha") : QStringLiteral("head_commit_id");
+        int merges = 0;
         for (const FakeRequest &r : m_fake->requests()) {
-            if (r.method == "POST" && r.path.endsWith(QLatin1String("/merge")))
-                QCOMPARE(QJsonDocument::fromJson(r.body).object().value(QStringLiteral("head_commit_id")).toString(), after);
+            if ((r.method == "POST" || r.method == "PUT") && r.path.endsWith(QLatin1String("/merge"))) {
+                QCOMPARE(QJsonDocument::fromJson(r.body).object().value(expectedKey).toString(), after);
+                ++merges;
+            }
         }
+        QCOMPARE(merges, 1);
     }
 
     // A crash anywhere: the gate run and its instance are destroyed after a step, a new
@@ -353,17 +386,21 @@ private Q_SLOTS:
     {
         QTest::addColumn<QString>("crashAfter");
         QTest::addColumn<qint64>("pull"); // 0: the task does not record its pull request; found by branch
-        QTest::newRow("after the rebase") << QStringLiteral("rebased") << qint64(1);
-        QTest::newRow("after the push") << QStringLiteral("pushed") << qint64(1);
-        QTest::newRow("after the merge call") << QStringLiteral("merge-call") << qint64(1);
-        QTest::newRow("after the merge call, pull request found by branch") << QStringLiteral("merge-call") << qint64(0);
+        addFlavorColumn();
+        for (const auto &[name, flavor] : Flavors) {
+            QTest::addRow("%s: after the rebase", name) << QStringLiteral("rebased") << qint64(1) << int(flavor);
+            QTest::addRow("%s: after the push", name) << QStringLiteral("pushed") << qint64(1) << int(flavor);
+            QTest::addRow("%s: after the merge call", name) << QStringLiteral("merge-call") << qint64(1) << int(flavor);
+            QTest::addRow("%s: after the merge call, pull request found by branch", name) << QStringLiteral("merge-call") << qint64(0) << int(flavor);
+        }
     }
 
     void crashAndRedrive()
     {
         QFETCH(QString, crashAfter);
         QFETCH(qint64, pull);
-        useFakeForge();
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
         const QString before = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), before});
         const QString main = advanceMain(QStringLiteral("m.txt"), "m\n");
@@ -399,6 +436,7 @@ private Q_SLOTS:
         const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(again->get()), request(1, QStringLiteral("feature"), pull), std::chrono::seconds(60));
         QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
         QCOMPARE(mergeCalls(), 1);
+        QCOMPARE(m_fake->mergesApplied(), 1);
         QVERIFY(m_fake->pullRequests().value(0).merged);
         const QString after = sha(QStringLiteral("refs/heads/feature"));
         QVERIFY(isAncestor(main, after));
@@ -549,9 +587,15 @@ private Q_SLOTS:
         QVERIFY(leaseFree());
     }
 
+    void redRetestFails_data()
+    {
+        rebasesRetestsAndMerges_data();
+    }
+
     void redRetestFails()
     {
-        useFakeForge();
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
         const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), head});
         advanceMain(QStringLiteral("m.txt"), "m\n");
@@ -572,15 +616,19 @@ private Q_SLOTS:
     {
         QTest::addColumn<bool>("merged");
         QTest::addColumn<int>("result");
-        QTest::newRow("already merged: no-op pass") << true << int(GateVerdict::Result::Pass);
-        QTest::newRow("closed unmerged: fail") << false << int(GateVerdict::Result::Fail);
+        addFlavorColumn();
+        for (const auto &[name, flavor] : Flavors) {
+            QTest::addRow("%s: already merged: no-op pass", name) << true << int(GateVerdict::Result::Pass) << int(flavor);
+            QTest::addRow("%s: closed unmerged: fail", name) << false << int(GateVerdict::Result::Fail) << int(flavor);
+        }
     }
 
     void pullRequestAlreadySettled()
     {
         QFETCH(bool, merged);
         QFETCH(int, result);
-        useFakeForge();
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
         const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         FakePullRequest pr{1, QStringLiteral("Feature"), QStringLiteral("feature"), head};
         pr.state = QStringLiteral("closed");
@@ -604,9 +652,12 @@ private Q_SLOTS:
         QTest::addColumn<QString>("path");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("times");
-        QTest::newRow("pull request not JSON") << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Malformed) << 1;
-        QTest::newRow("statuses not a list") << QStringLiteral("GET") << QStringLiteral("/statuses$") << int(FakeFault::Kind::NotAList) << 1;
-        QTest::newRow("pull request 500") << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Status) << 20;
+        addFlavorColumn();
+        for (const auto &[name, flavor] : Flavors) {
+            QTest::addRow("%s: pull request not JSON", name) << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Malformed) << 1 << int(flavor);
+            QTest::addRow("%s: statuses not a list", name) << QStringLiteral("GET") << QStringLiteral("/statuses$") << int(FakeFault::Kind::NotAList) << 1 << int(flavor);
+            QTest::addRow("%s: pull request 500", name) << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Status) << 20 << int(flavor);
+        }
     }
 
     void malformedForgeAnswersAreErrors()
@@ -615,7 +666,8 @@ private Q_SLOTS:
         QFETCH(QString, path);
         QFETCH(int, kind);
         QFETCH(int, times);
-        useFakeForge();
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
         const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), head});
         auto ci = fakeCi();
