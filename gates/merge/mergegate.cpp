@@ -9,6 +9,8 @@
 #include <sluice/services.h>
 
 #include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QPointer>
 #include <QProcess>
@@ -208,6 +210,11 @@ private:
             const QString reason = m_mergeCalled
                 ? QStringLiteral("merged pull request #%1 at %2 with '%3' (%4)").arg(pr.number).arg(shortSha(m_head), m_ctx.settings.method, shortSha(pr.mergeCommit))
                 : QStringLiteral("pull request #%1 is already merged (%2); nothing to do").arg(pr.number).arg(shortSha(pr.mergeCommit));
+            if (m_head.isEmpty()) {
+                // Merged before this run looked at the worktree (by an earlier run whose answer
+                // was lost, or by someone else): the head the forge merged is the task's head now.
+                m_head = m_previous = pr.headSha;
+            }
             conclude(GateVerdict::pass(reason, QJsonObject{{QStringLiteral("mergeCommit"), pr.mergeCommit},
                                                            {QStringLiteral("alreadyMerged"), !m_mergeCalled},
                                                            {QStringLiteral("rebased"), m_rebased},
@@ -289,18 +296,63 @@ private:
 
     static QString firstLine(const QByteArray &out) { return QString::fromUtf8(out).section(QLatin1Char('\n'), 0, 0).trimmed(); }
 
+    static QString readSmall(const QString &path)
+    {
+        QFile f(path);
+        return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.read(4096)).trimmed() : QString();
+    }
+
+    // A crash can leave a rebase in progress. If it had finished its work — every commit
+    // picked, the branch moved onto the target — and only its clean-up was lost (git killed
+    // by the broken pipe of its dead parent, right after the post-rewrite hook), it is kept
+    // (`rebase --quit`): rebasing again would make new commits for the same change. A rebase
+    // stopped half-way is undone (`rebase --abort`): the branch is back at its old head.
     void inspectWorktree()
     {
-        // A crash in the middle of a rebase leaves it in progress: undo it, the head is unchanged.
-        git({QStringLiteral("rebase"), QStringLiteral("--abort")}, {1, 128}, [this](const GitResult &) {
-            git({QStringLiteral("status"), QStringLiteral("--porcelain"), QStringLiteral("--untracked-files=no")}, {}, [this](const GitResult &status) {
-                if (!status.out.trimmed().isEmpty())
-                    return conclude(GateVerdict::fail(QStringLiteral("the task's worktree has uncommitted changes; only committed work is merged: %1")
-                                                          .arg(QString::fromUtf8(status.out.left(300)).trimmed())));
-                git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("HEAD^{commit}")}, {}, [this](const GitResult &head) {
-                    m_head = m_previous = firstLine(head.out);
-                    fetchTarget();
+        git({QStringLiteral("rev-parse"), QStringLiteral("--absolute-git-dir")}, {}, [this](const GitResult &dir) {
+            const QString gitDir = firstLine(dir.out);
+            const QString merge = gitDir + QStringLiteral("/rebase-merge");
+            if (QFileInfo::exists(gitDir + QStringLiteral("/rebase-apply")))
+                return endRebase(QStringLiteral("--abort"));
+            if (!QFileInfo::exists(merge))
+                return inspectCheckout();
+            const QString branch = readSmall(merge + QStringLiteral("/head-name"));
+            const QString onto = readSmall(merge + QStringLiteral("/onto"));
+            const QString original = readSmall(merge + QStringLiteral("/orig-head"));
+            bool todoLeft = false;
+            for (const QString &line : readSmall(merge + QStringLiteral("/git-rebase-todo")).split(QLatin1Char('\n'))) {
+                const QString l = line.trimmed();
+                todoLeft = todoLeft || (!l.isEmpty() && !l.startsWith(QLatin1Char('#')));
+            }
+            if (todoLeft || !branch.startsWith(QLatin1String("refs/heads/")) || onto.isEmpty() || original.isEmpty())
+                return endRebase(QStringLiteral("--abort"));
+            git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), branch + QStringLiteral("^{commit}")}, {}, [this, onto, original](const GitResult &at) {
+                const QString moved = firstLine(at.out);
+                if (moved == original)
+                    return endRebase(QStringLiteral("--abort"));
+                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), onto, moved}, {1}, [this](const GitResult &ancestor) {
+                    endRebase(ancestor.exitCode == 0 ? QStringLiteral("--quit") : QStringLiteral("--abort"));
                 });
+            });
+        });
+    }
+
+    void endRebase(const QString &how)
+    {
+        qCInfo(log()) << "task" << m_request.task.id << "found a rebase left in progress by a crash:"
+                      << (how == QLatin1String("--quit") ? "it had finished, keeping its result" : "undoing it");
+        git({QStringLiteral("rebase"), how}, {1, 128}, [this](const GitResult &) { inspectCheckout(); });
+    }
+
+    void inspectCheckout()
+    {
+        git({QStringLiteral("status"), QStringLiteral("--porcelain"), QStringLiteral("--untracked-files=no")}, {}, [this](const GitResult &status) {
+            if (!status.out.trimmed().isEmpty())
+                return conclude(GateVerdict::fail(QStringLiteral("the task's worktree has uncommitted changes; only committed work is merged: %1")
+                                                      .arg(QString::fromUtf8(status.out.left(300)).trimmed())));
+            git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("HEAD^{commit}")}, {}, [this](const GitResult &head) {
+                m_head = m_previous = firstLine(head.out);
+                fetchTarget();
             });
         });
     }

@@ -5,6 +5,7 @@
 // local forge, and a real SQLite store for the progress
 // markers and the merge leases. A small CI stand-in posts a status on every new branch head.
 #include "fakeforge.h"
+#include "mergetestsupport.h"
 
 #include <sluice/forge.h>
 #include <sluice/testsupport.h>
@@ -27,37 +28,6 @@ namespace {
 const QByteArray Token = "merge-gate-forge-token-7770123";
 const QString Context = QStringLiteral("ci/test");
 
-struct GitOut {
-    int code = -1;
-    QString out;
-    QString err;
-};
-
-GitOut runGit(const QStringList &args, const QString &dir = QString())
-{
-    QProcess p;
-    if (!dir.isEmpty())
-        p.setWorkingDirectory(dir);
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("t"));
-    env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("t@t"));
-    env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("t"));
-    env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("t@t"));
-    p.setProcessEnvironment(env);
-    p.start(QStringLiteral("git"), args);
-    p.waitForFinished(60000);
-    return GitOut{p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, QString::fromUtf8(p.readAllStandardOutput()).trimmed(),
-                  QString::fromUtf8(p.readAllStandardError()).trimmed()};
-}
-
-bool writeFile(const QString &path, const QByteArray &content)
-{
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly))
-        return false;
-    return f.write(content) == content.size();
-}
-
 // The state store of the gate, watched: the test learns each progress marker as it is written.
 class WatchedState final : public StateStore
 {
@@ -79,39 +49,6 @@ public:
 
 private:
     StateStore &m_inner;
-};
-
-// A CI system in miniature: every new head of a branch of the forge repository gets one status.
-class MiniCi : public QObject
-{
-public:
-    MiniCi(QString bare, std::function<void(const QString &sha, const QString &state)> post)
-        : m_bare(std::move(bare))
-        , m_post(std::move(post))
-    {
-        connect(&m_timer, &QTimer::timeout, this, [this] { tick(); });
-        m_timer.start(20);
-    }
-    QString state = QStringLiteral("success"); ///< Empty: CI has not finished anything (pending forever).
-    QStringList seen;
-
-    void tick()
-    {
-        if (state.isEmpty())
-            return;
-        const GitOut heads = runGit({QStringLiteral("--git-dir"), m_bare, QStringLiteral("for-each-ref"), QStringLiteral("--format=%(objectname)"), QStringLiteral("refs/heads")});
-        for (const QString &sha : heads.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
-            if (seen.contains(sha))
-                continue;
-            seen.append(sha);
-            m_post(sha, state);
-        }
-    }
-
-private:
-    QString m_bare;
-    std::function<void(const QString &, const QString &)> m_post;
-    QTimer m_timer;
 };
 
 // The forge flavours a test runs against: every row of a data-driven test exists once per flavour.
@@ -643,6 +580,8 @@ private Q_SLOTS:
         QVERIFY2(v.reason().contains(merged ? QLatin1String("is already merged") : QLatin1String("closed without being merged")), qPrintable(v.reason()));
         QCOMPARE(mergeCalls(), 0);
         QCOMPARE(sha(QStringLiteral("refs/heads/feature")), head); // nothing rebased or pushed
+        if (merged) // the merged head is reported: the later gates of the edge judge it
+            QCOMPARE(v.evidence().value(QStringLiteral("head")).toString(), head);
         QVERIFY(leaseFree());
     }
 
