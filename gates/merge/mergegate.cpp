@@ -250,11 +250,13 @@ private:
             qCInfo(log()) << "task" << m_request.task.id << "holds" << m_resource;
             return inspectWorktree();
         }
+        // Another task merging is not this change's fault: "not yet", no rollback, no retry spent;
+        // the engine evaluates the edge again after wait_retry.
         if (elapsed(m_started, m_ctx.settings.leaseWait))
-            return conclude(GateVerdict::error(QStringLiteral("the merge lease %1 is held by task %2 (node %3, until %4); waited %5 ms, try again once it is released")
-                                                   .arg(m_resource).arg(hold->holderTask).arg(hold->holderNode, hold->expiresAt.toString(Qt::ISODate))
-                                                   .arg(m_ctx.settings.leaseWait.count()),
-                                               QJsonObject{{QStringLiteral("leaseHolderTask"), hold->holderTask}}));
+            return conclude(GateVerdict::wait(QStringLiteral("the merge lease %1 is held by task %2 (node %3, until %4); waited %5 ms, looking again in %6 ms")
+                                                  .arg(m_resource).arg(hold->holderTask).arg(hold->holderNode, hold->expiresAt.toString(Qt::ISODate))
+                                                  .arg(m_ctx.settings.leaseWait.count()).arg(m_ctx.settings.waitRetry.count()),
+                                              m_ctx.settings.waitRetry, QJsonObject{{QStringLiteral("leaseHolderTask"), hold->holderTask}}));
         qCDebug(log()) << "task" << m_request.task.id << "waits for" << m_resource << "held by task" << hold->holderTask;
         m_waitedFor = hold->holderTask;
         later([this] { takeLease(); });
@@ -565,6 +567,7 @@ Result<MergeSettings> MergeSettings::fromSettings(const QVariantMap &s)
     out.remote = s.value(QStringLiteral("remote")).toString();
     out.leaseTtl = duration(s, "lease_ttl");
     out.leaseWait = duration(s, "lease_wait");
+    out.waitRetry = duration(s, "wait_retry");
     out.pollInterval = duration(s, "poll_interval");
     out.checksTimeout = duration(s, "checks_timeout");
     out.git = s.value(QStringLiteral("git"), QStringLiteral("git")).toString();

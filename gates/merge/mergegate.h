@@ -20,6 +20,7 @@ struct MergeSettings {
     QString remote;
     std::chrono::milliseconds leaseTtl{};
     std::chrono::milliseconds leaseWait{};
+    std::chrono::milliseconds waitRetry{};
     std::chrono::milliseconds pollInterval{};
     std::chrono::milliseconds checksTimeout{};
     std::optional<Ci::RequiredSpec> checks; ///< Empty when retest is off.

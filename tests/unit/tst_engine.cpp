@@ -48,6 +48,8 @@ private Q_SLOTS:
     void submitRefusesABranchInUse();
     void degradedGateIsNotifiedEvenWhenItPasses();
     void gateThatMovesTheHeadIsSeenByTheNextGates();
+    void waitVerdictKeepsTheTaskAndLooksAgain_data() { engines(); }
+    void waitVerdictKeepsTheTaskAndLooksAgain();
 
 private:
     void engines();
@@ -706,6 +708,71 @@ instances:
     QCOMPARE(headByGate.value(QStringLiteral("before")), QString());
     QCOMPARE(headByGate.value(QStringLiteral("after")), QStringLiteral("4a5b6c7d8e9f"));
     QCOMPARE((*e.tasks().task(*id))->headSha, QStringLiteral("4a5b6c7d8e9f"));
+}
+
+// "Not yet" (a merge lease another task holds): nothing moves, nothing is rolled back, no
+// retry is spent, nobody hears of a failure; the engine looks again after the verdict's
+// retryAfter by itself, once per task however many runs ended waiting, and then the task goes on.
+void tst_Engine::waitVerdictKeepsTheTaskAndLooksAgain()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    const QString verdict = m_dir->filePath(QStringLiteral("verdict"));
+    writeFile(verdict, "wait");
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QList<Notification> heard;
+    connect(&e, &Engine::notification, this, [&heard](const Notification &n) { heard.append(n); });
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: development
+    run: dev
+  - name: review
+  - name: done
+edges:
+  - from: review
+    to: done
+    gates: [first, busy]
+red_policy: {rollback_to: development, max_retries: 0}
+instances:
+  dev: {plugin: test-stage, settings: {role: developer}}
+  first: {plugin: test-gate, settings: {result: pass}}
+  busy: {plugin: test-gate, settings: {retry_ms: 1000, verdict_file: )") + verdict.toUtf8() + "}}\n", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b"), QStringLiteral("review"), {}});
+    QVERIFY(id);
+    const qint64 version = (*e.tasks().task(*id))->version;
+
+    // Two runs end waiting (as when the reconciler re-drives a waiting task): one look is scheduled.
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Waiting);
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Waiting);
+    QVERIFY(e.isWaiting(*id));
+    auto task = e.tasks().task(*id);
+    QCOMPARE((*task)->stage, QStringLiteral("review"));
+    QCOMPARE((*task)->status, QStringLiteral("active")); // max_retries 0: a failure would have blocked it
+    QCOMPARE((*task)->retries, 0);
+    QCOMPARE((*task)->version, version);
+    QCOMPARE(e.stats().rollbacks, 0);
+    // Not a decision: only the passing gate's runs are recorded; the wait is audited.
+    auto runs = e.tasks().gateRuns(*id);
+    QCOMPARE(runs->size(), 2);
+    for (const GateRunRecord &r : *runs)
+        QCOMPARE(r.gate, QStringLiteral("first"));
+    QSqlQuery audit((*m_store->connection()));
+    QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'").arg(*id)) && audit.next());
+    QCOMPARE(audit.value(0).toInt(), 2);
+    for (const Notification &n : std::as_const(heard))
+        QVERIFY2(n.event != QLatin1String("gate-failed"), qPrintable(n.title));
+
+    // The holder lets go: the engine's own look (no one calls advance) moves the task on, once.
+    writeFile(verdict, "pass");
+    QTRY_COMPARE_WITH_TIMEOUT((*e.tasks().task(*id))->status, QStringLiteral("done"), 10000);
+    QVERIFY(!e.isWaiting(*id));
+    QCOMPARE(e.stats().done, 1);
+    QTest::qWait(1500); // a second scheduled look would have run by now
+    QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action IN ('done', 'advance')").arg(*id)) && audit.next());
+    QCOMPARE(audit.value(0).toInt(), 1);
+    QCOMPARE(e.tasks().gateRuns(*id)->size(), 4); // first ×3 (two waits, one pass) + busy's pass
 }
 
 QTEST_GUILESS_MAIN(tst_Engine)

@@ -12,6 +12,8 @@
 #include <QList>
 #include <QString>
 
+#include <chrono>
+
 namespace Sluice {
 
 /// One concrete thing a gate found: a failing check, a leaked secret, a vulnerable package.
@@ -32,6 +34,9 @@ struct SLUICE_EXPORT Finding {
  *
  * Fail-closed: anything but Pass or Skip stops the task. Error means the gate could not
  * decide (unreadable input, remote failure, timeout) and is treated as Fail by the engine.
+ * Wait means the gate cannot decide *yet* for a reason that is not the change's fault (a
+ * resource another task holds): the task stays where it is, no retry is spent, and the
+ * engine evaluates the edge again after retryAfter().
  */
 class SLUICE_EXPORT GateVerdict
 {
@@ -41,6 +46,7 @@ public:
         Fail,  ///< The task may not move on; the findings say why.
         Error, ///< The gate could not decide. Treated as Fail.
         Skip,  ///< The gate does not apply to this project; passes and is recorded.
+        Wait,  ///< Not yet: the task stays, nothing is rolled back; evaluated again after retryAfter().
     };
 
     GateVerdict() = default;
@@ -50,6 +56,8 @@ public:
                                           QJsonObject evidence = {});
     [[nodiscard]] static GateVerdict error(QString reason, QJsonObject evidence = {});
     [[nodiscard]] static GateVerdict skip(QString reason);
+    /// Not yet decidable; ask again after @p retryAfter (the engine keeps it between 1 s and 1 h).
+    [[nodiscard]] static GateVerdict wait(QString reason, std::chrono::milliseconds retryAfter, QJsonObject evidence = {});
 
     [[nodiscard]] Result result() const { return m_result; }
     /// True for Pass and Skip: the only results that let a task through.
@@ -57,6 +65,8 @@ public:
     [[nodiscard]] QString reason() const { return m_reason; }
     [[nodiscard]] QList<Finding> findings() const { return m_findings; }
     [[nodiscard]] QJsonObject evidence() const { return m_evidence; }
+    /// For Wait: when to evaluate again. Zero for the other results.
+    [[nodiscard]] std::chrono::milliseconds retryAfter() const { return m_retryAfter; }
 
     void setReason(const QString &reason) { m_reason = reason; }
     void addFinding(const Finding &finding) { m_findings.append(finding); }
@@ -65,7 +75,7 @@ public:
     [[nodiscard]] QJsonObject toJson() const;
     [[nodiscard]] static GateVerdict fromJson(const QJsonObject &object);
 
-    /// "pass", "fail", "error" or "skip".
+    /// "pass", "fail", "error", "skip" or "wait".
     [[nodiscard]] static QString resultName(Result result);
 
 private:
@@ -73,6 +83,7 @@ private:
     QString m_reason = QStringLiteral("no verdict");
     QList<Finding> m_findings;
     QJsonObject m_evidence;
+    std::chrono::milliseconds m_retryAfter{0};
 };
 
 } // namespace Sluice

@@ -14,6 +14,8 @@
 #include <QTimer>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
+
 namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcEngine, "sluice.core.engine", QtInfoMsg)
@@ -52,6 +54,7 @@ QString AdvanceRun::outcomeName(Outcome outcome)
     case Outcome::Lost: return QStringLiteral("lost");
     case Outcome::NotActive: return QStringLiteral("not-active");
     case Outcome::Failed: return QStringLiteral("failed");
+    case Outcome::Waiting: return QStringLiteral("waiting");
     }
     return {};
 }
@@ -263,6 +266,11 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     request.artifactsDir = m_workspace.artifactsPath(run->m_task.project, run->m_task.id);
 
     auto record = [this, run, instance = instance, toStage = toStage](const GateVerdict &verdict, qint64 durationMs) {
+        if (verdict.result() == GateVerdict::Result::Wait) {
+            // Not a decision: no gate run is recorded and nobody is told of a failure.
+            waitFor(run, instance, verdict);
+            return;
+        }
         GateRunRecord r;
         r.taskId = run->m_task.id;
         r.project = run->m_task.project;
@@ -327,6 +335,34 @@ void Engine::evaluateNextGate(AdvanceRun *run)
         QTimer::singleShot(0, run, [record, verdict, duration] { record(verdict, duration); });
     });
     run->m_evaluation->start();
+}
+
+void Engine::waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &verdict)
+{
+    using namespace std::chrono;
+    const milliseconds retry = std::clamp<milliseconds>(verdict.retryAfter(), seconds(1), hours(1));
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++m_stats.verdicts[{gate, GateVerdict::resultName(verdict.result())}];
+    }
+    const TaskRecord &task = run->m_task;
+    qCInfo(lcEngine).noquote() << "task" << task.id << "gate" << gate << "→ wait -" << verdict.reason() << "; evaluated again in"
+                               << retry.count() << "ms";
+    auditAction(QStringLiteral("engine"), QStringLiteral("gate-wait"), task,
+                QJsonObject{{QStringLiteral("gate"), gate}, {QStringLiteral("stage"), run->m_from}, {QStringLiteral("to"), run->m_to},
+                            {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("retryAfterMs"), double(retry.count())},
+                            {QStringLiteral("evidence"), verdict.evidence()}});
+    // One scheduled look per task, however many runs ended waiting (the reconciler may re-drive
+    // a waiting task too). A look that finds the task moved, blocked or gone does nothing.
+    if (!m_waiting.contains(task.id)) {
+        m_waiting.insert(task.id);
+        QTimer::singleShot(retry, this, [this, id = task.id, from = run->m_from, gate] {
+            m_waiting.remove(id);
+            if (!isAdvancing(id))
+                (void)advance(id, from, QStringLiteral("gate %1 asked to wait").arg(gate));
+        });
+    }
+    finish(run, AdvanceRun::Outcome::Waiting, verdict.reason());
 }
 
 void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)

@@ -19,6 +19,7 @@
 
 #include <QHash>
 #include <QMutex>
+#include <QSet>
 #include <QObject>
 
 #include <memory>
@@ -57,6 +58,7 @@ public:
         Lost,       ///< Someone else moved the task first; this run did nothing.
         NotActive,  ///< The task is blocked, done or gone; nothing to do.
         Failed,     ///< The engine could not complete the step (store error); the task did not move.
+        Waiting,    ///< A gate said "not yet" (GateVerdict::Result::Wait): the task stays, no retry spent; evaluated again later.
     };
     Q_ENUM(Outcome)
     ~AdvanceRun() override;
@@ -168,6 +170,8 @@ public:
     [[nodiscard]] int runsInFlight() const { return m_inFlight; }
     /// Whether an advance of @p taskId is evaluating in this process.
     [[nodiscard]] bool isAdvancing(qint64 taskId) const { return m_advancing.contains(taskId); }
+    /// Whether this process will evaluate @p taskId's edge again because a gate said "wait".
+    [[nodiscard]] bool isWaiting(qint64 taskId) const { return m_waiting.contains(taskId); }
 
     /**
      * Publishes @p notification (event, project, task, masked text) to whoever routes
@@ -190,6 +194,8 @@ Q_SIGNALS:
 private:
     void evaluateNextGate(AdvanceRun *run);
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
+    // A gate said "not yet": nothing moves; the edge is evaluated again after the verdict's retryAfter.
+    void waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &verdict);
     void finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString &detail);
     // Publishes a notification about @p task (title "task N (title): @p what").
     void notifyTask(const QString &event, const TaskRecord &task, const QString &what, const QString &text, QJsonObject data);
@@ -205,6 +211,7 @@ private:
     EngineStats m_stats;
     int m_inFlight = 0;
     QHash<qint64, int> m_advancing; // task → advance runs evaluating
+    QSet<qint64> m_waiting;         // tasks with a re-evaluation scheduled after a "wait" verdict
 };
 
 /// The task description with the latest gate feedback replacing any earlier feedback.

@@ -136,7 +136,7 @@ void Reconciler::tick()
                 ++m_pass.skipped;
                 continue;
             }
-            if (m_engine.isAdvancing(task.id) || task.updatedAt > settledBefore) {
+            if (m_engine.isAdvancing(task.id) || m_engine.isWaiting(task.id) || task.updatedAt > settledBefore) {
                 ++m_pass.skipped;
                 continue;
             }

@@ -3,6 +3,8 @@
 
 #include <QJsonArray>
 
+#include <algorithm>
+
 namespace Sluice {
 
 QJsonObject Finding::toJson() const
@@ -62,6 +64,16 @@ GateVerdict GateVerdict::skip(QString reason)
     return v;
 }
 
+GateVerdict GateVerdict::wait(QString reason, std::chrono::milliseconds retryAfter, QJsonObject evidence)
+{
+    GateVerdict v;
+    v.m_result = Result::Wait;
+    v.m_reason = std::move(reason);
+    v.m_evidence = std::move(evidence);
+    v.m_retryAfter = std::max(retryAfter, std::chrono::milliseconds(0));
+    return v;
+}
+
 bool GateVerdict::allowsPassage() const
 {
     return m_result == Result::Pass || m_result == Result::Skip;
@@ -74,6 +86,7 @@ QString GateVerdict::resultName(Result result)
     case Result::Fail: return QStringLiteral("fail");
     case Result::Error: return QStringLiteral("error");
     case Result::Skip: return QStringLiteral("skip");
+    case Result::Wait: return QStringLiteral("wait");
     }
     return QStringLiteral("error");
 }
@@ -83,17 +96,20 @@ QJsonObject GateVerdict::toJson() const
     QJsonArray findings;
     for (const Finding &f : m_findings)
         findings.append(f.toJson());
-    return QJsonObject{{QStringLiteral("result"), resultName(m_result)},
-                       {QStringLiteral("reason"), m_reason},
-                       {QStringLiteral("findings"), findings},
-                       {QStringLiteral("evidence"), m_evidence}};
+    QJsonObject out{{QStringLiteral("result"), resultName(m_result)},
+                    {QStringLiteral("reason"), m_reason},
+                    {QStringLiteral("findings"), findings},
+                    {QStringLiteral("evidence"), m_evidence}};
+    if (m_result == Result::Wait)
+        out.insert(QStringLiteral("retryAfterMs"), double(m_retryAfter.count()));
+    return out;
 }
 
 GateVerdict GateVerdict::fromJson(const QJsonObject &object)
 {
     GateVerdict v; // unknown or missing result stays Error: fail-closed
     const QString result = object.value(QLatin1String("result")).toString();
-    for (Result r : {Result::Pass, Result::Fail, Result::Error, Result::Skip}) {
+    for (Result r : {Result::Pass, Result::Fail, Result::Error, Result::Skip, Result::Wait}) {
         if (resultName(r) == result)
             v.m_result = r;
     }
@@ -102,6 +118,8 @@ GateVerdict GateVerdict::fromJson(const QJsonObject &object)
     for (const QJsonValue &f : findings)
         v.m_findings.append(Finding::fromJson(f.toObject()));
     v.m_evidence = object.value(QLatin1String("evidence")).toObject();
+    if (v.m_result == Result::Wait)
+        v.m_retryAfter = std::chrono::milliseconds(std::max<qint64>(0, qint64(object.value(QLatin1String("retryAfterMs")).toDouble())));
     return v;
 }
 

@@ -9,6 +9,10 @@
 // with the merge call sent but not applied, with the merge applied but its answer lost — and
 // then checks what a user relies on: the task ends done, the pull request was merged exactly
 // once, the branch was rebased and pushed once, and no merge lease is left behind.
+//
+// Two tasks on one target: one holds the merge lease while the other's gate says "wait" (no
+// rollback, no retry spent); the waiting one is looked at again by the engine, rebases onto
+// the target holding the first one's merge and merges too.
 
 #include "fakeforge.h"
 #include "mergetestsupport.h"
@@ -53,6 +57,7 @@ private Q_SLOTS:
     void cleanup();
     void killedMidMergeFinishesOnce_data();
     void killedMidMergeFinishesOnce();
+    void twoTasksOneTargetTheSecondWaitsThenMerges();
 
 private:
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
@@ -62,10 +67,11 @@ private:
     {
         return runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("rev-parse"), QStringLiteral("-q"), QStringLiteral("--verify"), ref}).out;
     }
+    void writeProject(const QByteArray &mergeSettings);
     bool startDaemon();
     void killDaemon();
     QString advanceMain();
-    qint64 submit();
+    qint64 submit(const QString &branch = Branch);
     // One value from the daemon's SQLite store, read as an operator would (another connection).
     QVariant storeValue(const QString &sql);
     int mergeCalls() const;
@@ -127,8 +133,13 @@ void tst_MergeDaemon::init()
     m_config->writeHostFile("node: merge-node\nstate_dir: state\nplugin_dirs: [" + m_plugins.path().toUtf8()
                             + "]\nworker: {poll_interval: 100ms}\nhttp: {port: 0}\n"
                               "reaper: {interval: 1s}\nreconciler: {interval: 1s, settle: 0s}\n");
-    // The task's work: one commit, pushed to the forge (as an agent would). Then the edge to
-    // done crosses the merge gate.
+    writeProject("      lease_wait: 30s\n");
+}
+
+// The task's work: one commit (a file of its own), pushed to the forge as an agent would.
+// Then the edge to done crosses the merge gate. A gate failure blocks the task at once.
+void tst_MergeDaemon::writeProject(const QByteArray &mergeSettings)
+{
     m_config->writeProject(QStringLiteral("widget"), R"(id: widget
 repository: {path: ../clone, target_branch: main, forge: forge}
 red_policy: {max_retries: 0}
@@ -149,16 +160,15 @@ instances:
     plugin: command
     settings:
       inherit_environment: [PATH, HOME]
-      command: [/bin/sh, -ec, "echo task >> work.txt && git add work.txt && git -c user.name=agent -c user.email=agent@example.org commit -qm work && git push -q origin HEAD"]
+      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work && git push -q origin HEAD"]
   merge:
     plugin: merge
     settings:
       remote: origin
       poll_interval: 100ms
-      lease_wait: 30s
       checks_timeout: 2m
       checks: {contexts: [ci/test]}
-)");
+)" + mergeSettings);
 }
 
 void tst_MergeDaemon::cleanup()
@@ -213,12 +223,12 @@ QString tst_MergeDaemon::advanceMain()
     return sha(QStringLiteral("refs/heads/main"));
 }
 
-qint64 tst_MergeDaemon::submit()
+qint64 tst_MergeDaemon::submit(const QString &branch)
 {
     QProcess p;
     p.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("submit"), QStringLiteral("--config"), m_config->path(), QStringLiteral("--project"),
                                                 QStringLiteral("widget"), QStringLiteral("--title"), QStringLiteral("Feature"), QStringLiteral("--branch"),
-                                                Branch, QStringLiteral("--json")});
+                                                branch, QStringLiteral("--json")});
     if (!p.waitForFinished(30000) || p.exitCode() != 0) {
         qWarning("submit failed: %s", p.readAllStandardError().constData());
         return 0;
@@ -360,6 +370,71 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
     QCOMPARE(storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString(), merged);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM leases")).toInt(), 0);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'done'").arg(task)).toInt(), 1);
+
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+}
+
+void tst_MergeDaemon::twoTasksOneTargetTheSecondWaitsThenMerges()
+{
+    // No waiting inside an evaluation: the loser's gate answers "wait" at once and the engine
+    // looks again every second. max_retries 0: a failure or error would block the task.
+    writeProject("      lease_wait: 0s\n      wait_retry: 1s\n");
+    const QString mainBefore = sha(QStringLiteral("refs/heads/main"));
+    m_fake->addPullRequest({1, QStringLiteral("A"), QStringLiteral("feature-a"), mainBefore});
+    m_fake->addPullRequest({2, QStringLiteral("B"), QStringLiteral("feature-b"), mainBefore});
+    m_ci->state.clear(); // CI is slow: whoever takes the lease first holds it while the other asks
+
+    // The forge's merge button, for real: a merged pull request's head is merged into main.
+    const QString scratch = path(QStringLiteral("merger"));
+    QCOMPARE(runGit({QStringLiteral("clone"), QStringLiteral("-q"), bare(), scratch}).code, 0);
+    QStringList mergedIntoMain;
+    QTimer merger;
+    connect(&merger, &QTimer::timeout, this, [&] {
+        for (const FakePullRequest &pr : m_fake->pullRequests()) {
+            if (!pr.merged || mergedIntoMain.contains(pr.headRef))
+                continue;
+            mergedIntoMain.append(pr.headRef);
+            runGit({QStringLiteral("pull"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch);
+            runGit({QStringLiteral("fetch"), QStringLiteral("-q"), QStringLiteral("origin"), pr.headSha}, scratch);
+            QCOMPARE(runGit({QStringLiteral("merge"), QStringLiteral("-q"), QStringLiteral("--no-ff"), QStringLiteral("-m"), QStringLiteral("Merge ") + pr.headRef, pr.headSha}, scratch).code, 0);
+            QCOMPARE(runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch).code, 0);
+        }
+    });
+    merger.start(50);
+
+    QVERIFY(startDaemon());
+    const qint64 a = submit(QStringLiteral("feature-a"));
+    const qint64 b = submit(QStringLiteral("feature-b"));
+    QVERIFY(a > 0 && b > 0);
+    const QString waitsOf = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'");
+    // One of them holds the lease; the other is told to wait, again and again.
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waitsOf.arg(a)).toInt() + storeValue(waitsOf.arg(b)).toInt() >= 3,
+                              qPrintable(QString::fromUtf8(m_log.right(3000))), 60000);
+    const bool aFirst = storeValue(waitsOf.arg(b)).toInt() > 0;
+    const qint64 first = aFirst ? a : b;
+    const qint64 second = aFirst ? b : a;
+    QCOMPARE(storeValue(waitsOf.arg(first)).toInt(), 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT holder_task FROM leases WHERE resource = 'merge:widget:main'")).toLongLong(), first);
+    QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(second)).toString(),
+             QStringLiteral("develop/active/0"));
+
+    // CI finishes: the first merges, the second takes the lease, rebases onto the new main, is
+    // re-tested and merges.
+    m_ci->state = QStringLiteral("success");
+    const QString statusOf = QStringLiteral("SELECT status || '/' || retries FROM tasks WHERE id = %1");
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(statusOf.arg(a)).toString() == QLatin1String("done/0") && storeValue(statusOf.arg(b)).toString() == QLatin1String("done/0"),
+                              qPrintable(QString::fromUtf8(m_log.right(4000))), 90000);
+    QTRY_COMPARE_WITH_TIMEOUT(mergedIntoMain.size(), 2, 10000);
+    QCOMPARE(m_fake->mergesApplied(), 2);
+    QCOMPARE(mergeCalls(), 2);
+    const QString firstHead = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(first)).toString();
+    const QString secondHead = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(second)).toString();
+    QVERIFY(!firstHead.isEmpty() && !secondHead.isEmpty());
+    // The second was rebased onto the main that holds the first one's merge.
+    QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), firstHead, secondHead}).code, 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM leases")).toInt(), 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE result <> 'pass'")).toInt(), 0); // waits are not verdicts on record
 
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(15000));

@@ -484,19 +484,23 @@ private Q_SLOTS:
         QVERIFY(leaseFree());
     }
 
-    // With no wait allowed, the loser gets an error naming the holder (the engine's red policy retries it).
-    void leaseHeldByAnotherTaskIsAnErrorNamingIt()
+    // With no wait allowed in the evaluation, the loser gets "wait" naming the holder: no
+    // rollback, no retry spent; the engine evaluates again after wait_retry.
+    void leaseHeldByAnotherTaskIsAWaitNamingIt()
     {
         useFakeForge();
         const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
         m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), head});
         auto held = m_leases->acquire(QStringLiteral("merge:widget:main"), 41, std::chrono::seconds(60));
         QVERIFY(held && held->held);
-        auto instance = gate();
+        auto instance = gate("lease_wait: 0s\nwait_retry: 45s\n");
         QVERIFY(instance);
         const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1));
-        QCOMPARE(v.result(), GateVerdict::Result::Error);
+        QCOMPARE(v.result(), GateVerdict::Result::Wait);
+        QVERIFY(!v.allowsPassage());
+        QCOMPARE(v.retryAfter(), std::chrono::milliseconds(45000));
         QVERIFY2(v.reason().contains(QLatin1String("held by task 41")), qPrintable(v.reason()));
+        QCOMPARE(v.evidence().value(QStringLiteral("leaseHolderTask")).toInt(), 41);
         QCOMPARE(mergeCalls(), 0);
         QVERIFY(m_leases->release(QStringLiteral("merge:widget:main"), 41).value_or(false)); // still the other task's
     }
