@@ -3,6 +3,7 @@
 // policy and its cap, edge gates in order with short-circuit, signals, and the worker.
 
 #include "engine/engine.h"
+#include "engine/hostruntime.h"
 #include "engine/worker.h"
 #include "plugins/pluginloader.h"
 #include "testprojects.h"
@@ -763,6 +764,11 @@ instances:
     QCOMPARE(audit.value(0).toInt(), 2);
     for (const Notification &n : std::as_const(heard))
         QVERIFY2(n.event != QLatin1String("gate-failed"), qPrintable(n.title));
+    // `sluice task` answers "why is it sitting there".
+    auto report = taskReport(e, *id);
+    QVERIFY(report);
+    QVERIFY2(report->value(QStringLiteral("waiting")).toString().startsWith(QLatin1String("gate busy asked to wait in stage review: test gate says wait")),
+             qPrintable(report->value(QStringLiteral("waiting")).toString()));
 
     // The holder lets go: the engine's own look (no one calls advance) moves the task on, once.
     writeFile(verdict, "pass");

@@ -237,6 +237,10 @@ Result<QJsonObject> taskReport(Engine &engine, qint64 taskId)
             if (last.value(QLatin1String("action")).toString() == QLatin1String("approval-requested"))
                 waiting = QStringLiteral("waiting for a signal in stage %1: %2")
                               .arg((*task)->stage, last.value(QLatin1String("details")).toObject().value(QLatin1String("summary")).toString());
+            else if (last.value(QLatin1String("action")).toString() == QLatin1String("gate-wait"))
+                waiting = QStringLiteral("gate %1 asked to wait in stage %2: %3")
+                              .arg(last.value(QLatin1String("details")).toObject().value(QLatin1String("gate")).toString(), (*task)->stage,
+                                   last.value(QLatin1String("details")).toObject().value(QLatin1String("reason")).toString());
         }
         if (waiting.isEmpty())
             waiting = QStringLiteral("in stage %1").arg((*task)->stage);
