@@ -11,6 +11,7 @@
 #include <QDir>
 #include <QEventLoop>
 #include <QFile>
+#include <QProcess>
 #include <QFileInfo>
 #include <QPluginLoader>
 
@@ -185,6 +186,25 @@ GateVerdict evaluateGate(Gate &gate, const GateRequest &request, std::chrono::mi
     if (!evaluation.isFinished())
         loop.exec();
     return evaluation.verdict();
+}
+
+GitOut runGit(const QStringList &args, const QString &dir)
+{
+    QProcess p;
+    if (!dir.isEmpty())
+        p.setWorkingDirectory(dir);
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("t"));
+    env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("t@example.invalid"));
+    env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("t"));
+    env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("t@example.invalid"));
+    p.setProcessEnvironment(env);
+    p.start(QStringLiteral("git"), args);
+    const bool finished = p.waitForFinished(60000);
+    if (!finished)
+        p.kill();
+    return GitOut{finished && p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1,
+                  QString::fromUtf8(p.readAllStandardOutput()).trimmed(), QString::fromUtf8(p.readAllStandardError()).trimmed()};
 }
 
 } // namespace Sluice::Test

@@ -13,6 +13,8 @@
 //
 // SLUICE_CRASH_KILLS sets the number of kills (default 30, the CI run; 500 on demand),
 // SLUICE_CRASH_SEED the random seed (printed, so a failing run can be replayed).
+#include "daemonprocess.h"
+
 #include <sluice/testsupport.h>
 
 #include <QJsonArray>
@@ -84,8 +86,7 @@ private:
     void checkInvariants(const QDateTime &restartedAt, const QString &when);
 
     Test::TemporaryConfig m_config;
-    QProcess m_daemon;
-    QByteArray m_log;
+    Test::DaemonProcess m_daemon{sluiceExecutable()};
     bool submit(int count);
 
     int m_tasks = 0; // submitted so far
@@ -169,14 +170,7 @@ QSqlDatabase tst_CrashAnywhere::db()
 
 bool tst_CrashAnywhere::startDaemon()
 {
-    m_log.clear();
-    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
-    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
-    m_daemon.start(sluiceExecutable(), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
-    if (!m_daemon.waitForStarted(10000))
-        return false;
-    return QTest::qWaitFor([this] { return m_log.contains("ready: node") || m_daemon.state() == QProcess::NotRunning; }, 30000)
-           && m_log.contains("ready: node");
+    return m_daemon.serve(m_config.path());
 }
 
 void tst_CrashAnywhere::killDaemon()
@@ -257,7 +251,7 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
     int agentKills = 0;
     for (int i = 0; i < kills; ++i) {
         const QDateTime restartedAt = QDateTime::currentDateTimeUtc();
-        QVERIFY2(startDaemon(), m_log.constData());
+        QVERIFY2(startDaemon(), m_daemon.log().constData());
         checkInvariants(restartedAt, QStringLiteral("after restart %1").arg(i));
         if (QTest::currentTestFailed())
             return;
@@ -284,7 +278,7 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
     }
     // The last life: no more kills; the pipeline heals and finishes.
     const QDateTime restartedAt = QDateTime::currentDateTimeUtc();
-    QVERIFY2(startDaemon(), m_log.constData());
+    QVERIFY2(startDaemon(), m_daemon.log().constData());
     checkInvariants(restartedAt, QStringLiteral("after the last restart"));
     QSqlDatabase d = db();
     const bool settled = QTest::qWaitFor([&] {
@@ -304,7 +298,7 @@ void tst_CrashAnywhere::killAnywhereLosesNothing()
             qWarning("job %lld of task %lld in %s: %s, attempt %d, available in %lld ms, last error: %s", q.value(0).toLongLong(),
                      q.value(1).toLongLong(), qPrintable(q.value(2).toString()), qPrintable(q.value(3).toString()), q.value(4).toInt(),
                      q.value(5).toLongLong(), qPrintable(q.value(6).toString()));
-        for (const QByteArray &line : m_log.split('\n')) {
+        for (const QByteArray &line : m_daemon.log().split('\n')) {
             if (!line.contains(": debug:"))
                 qWarning("daemon: %s", line.constData());
         }

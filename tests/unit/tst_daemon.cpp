@@ -3,6 +3,8 @@
 // signatures and de-duplication, SIGHUP with a broken file, SIGTERM during work and the
 // recovery at the next start.
 
+#include "daemonprocess.h"
+
 #include <sluice/testsupport.h>
 
 #include <QJsonArray>
@@ -80,9 +82,7 @@ private:
 
     Test::PluginDirectory m_plugins;
     Test::TemporaryConfig m_config;
-    QProcess m_daemon;
-    QByteArray m_log;
-    quint16 m_port = 0;
+    Test::DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
     QNetworkAccessManager m_network;
 };
 
@@ -174,31 +174,13 @@ void tst_Daemon::cleanup()
 
 bool tst_Daemon::startDaemon()
 {
-    const QString portFile = m_config.path() + QStringLiteral("/state/http.port");
-    QFile::remove(portFile);
-    m_log.clear();
-    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
-    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
-    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
-    if (!m_daemon.waitForStarted(10000))
-        return false;
-    QElapsedTimer waited;
-    waited.start();
-    while (waited.elapsed() < 20000 && !m_log.contains("ready: node"))
-        QTest::qWait(50);
-    QFile f(portFile);
-    if (!m_log.contains("ready: node") || !f.open(QIODevice::ReadOnly)) {
-        qWarning("daemon did not become ready:\n%s", m_log.constData());
-        return false;
-    }
-    m_port = quint16(f.readAll().trimmed().toUInt());
-    return m_port != 0;
+    return m_daemon.serve(m_config.path()) && m_daemon.port() != 0;
 }
 
 Reply tst_Daemon::request(const QByteArray &method, const QString &path, const QByteArray &body,
                           const QList<QPair<QByteArray, QByteArray>> &headers)
 {
-    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_port).arg(path)));
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_daemon.port()).arg(path)));
     r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
     for (const auto &[name, value] : headers)
         r.setRawHeader(name, value);
@@ -302,14 +284,14 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     // SIGHUP with a broken project file: refused, the running version stays.
     m_config.writeProject(QStringLiteral("p"), "id: p\nstages: nonsense\n");
     ::kill(pid_t(m_daemon.processId()), SIGHUP);
-    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("the previous version of p keeps running"), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(m_daemon.log().contains("the previous version of p keeps running"), 10000);
     QVERIFY(request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray().contains(QStringLiteral("p")));
 
     // SIGHUP after the file was removed: the project is unloaded, the others keep running.
     QVERIFY(QFile::remove(m_config.path() + QStringLiteral("/projects/p.yaml")));
-    m_log.clear();
+    m_daemon.clearLog();
     ::kill(pid_t(m_daemon.processId()), SIGHUP);
-    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("unloaded project p - its file"), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(m_daemon.log().contains("unloaded project p - its file"), 10000);
     const QJsonArray projects = request("GET", QStringLiteral("/api/status")).json().value(QLatin1String("projects")).toArray();
     QVERIFY(!projects.contains(QStringLiteral("p")));
     QVERIFY(projects.contains(QStringLiteral("slow")));
@@ -318,7 +300,7 @@ void tst_Daemon::drivesAProjectOverHttpAndCli()
     QVERIFY(m_daemon.waitForFinished(10000));
     QCOMPARE(m_daemon.exitStatus(), QProcess::NormalExit);
     QCOMPARE(m_daemon.exitCode(), 0);
-    QVERIFY(m_log.contains("stopping: signal 15"));
+    QVERIFY(m_daemon.log().contains("stopping: signal 15"));
 }
 
 void tst_Daemon::approveFromTheCliReportsWhereTheTaskIs()
@@ -394,7 +376,7 @@ void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
     QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
     const qint64 id = QJsonDocument::fromJson(submit.out.toUtf8()).object().value(QLatin1String("task")).toVariant().toLongLong();
     const qint64 stagePid = waitForStagePid(id);
-    QVERIFY2(stagePid > 0, m_log.constData());
+    QVERIFY2(stagePid > 0, m_daemon.log().constData());
     QVERIFY(processAlive(stagePid));
 
     // SIGTERM in the middle of the stage: the daemon stops the stage's process group, gives
@@ -403,7 +385,7 @@ void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(15000));
     QCOMPARE(m_daemon.exitCode(), 0);
-    QVERIFY2(m_log.contains("given back to the queue (attempt not counted)"), m_log.constData());
+    QVERIFY2(m_daemon.log().contains("given back to the queue (attempt not counted)"), m_daemon.log().constData());
     QTRY_VERIFY_WITH_TIMEOUT(!processAlive(stagePid), 5000);
     Run queue = cli({QStringLiteral("queue"), QStringLiteral("--config"), m_config.path(), QStringLiteral("--json")});
     QJsonObject report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
@@ -414,7 +396,7 @@ void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
 
     // The next start has nothing to recover and runs the job again as its first attempt.
     QVERIFY(startDaemon());
-    QVERIFY2(!m_log.contains("interrupted by the last stop"), m_log.constData());
+    QVERIFY2(!m_daemon.log().contains("interrupted by the last stop"), m_daemon.log().constData());
     QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
     QJsonObject job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
     QCOMPARE(job.value(QLatin1String("task")).toVariant().toLongLong(), id);
@@ -431,7 +413,7 @@ void tst_Daemon::sigtermStopsRunningWorkAndGivesItBack()
     report = QJsonDocument::fromJson(queue.out.toUtf8()).object();
     QCOMPARE(report.value(QLatin1String("counts")).toObject().value(QLatin1String("running")).toInt(), 1);
     QVERIFY(startDaemon());
-    QVERIFY2(m_log.contains("settled 1 job(s) interrupted by the last stop of node test-node"), m_log.constData());
+    QVERIFY2(m_daemon.log().contains("settled 1 job(s) interrupted by the last stop of node test-node"), m_daemon.log().constData());
     QTRY_VERIFY_WITH_TIMEOUT(request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().size() == 1, 20000);
     job = request("GET", QStringLiteral("/api/queue")).json().value(QLatin1String("running")).toArray().first().toObject();
     QCOMPARE(job.value(QLatin1String("attempts")).toInt(), 2);
@@ -469,7 +451,7 @@ void tst_Daemon::agentLeftByACrashIsAdoptedNotDoubled()
     // The next start adopts it (recorded pid and start time): it keeps working, watched by the
     // new daemon, and no second agent starts beside it.
     QVERIFY(startDaemon());
-    QVERIFY2(m_log.contains(QStringLiteral("adopts agent pid %1 started before the restart").arg(agent).toUtf8()), m_log.constData());
+    QVERIFY2(m_daemon.log().contains(QStringLiteral("adopts agent pid %1 started before the restart").arg(agent).toUtf8()), m_daemon.log().constData());
     QTest::qWait(1500);
     QVERIFY(processAlive(agent));
     QVERIFY(!QFileInfo::exists(pidFile)); // no second agent

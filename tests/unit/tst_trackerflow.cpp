@@ -8,6 +8,7 @@
 
 #include "fakeplane.h"
 #include "faketelegram.h"
+#include "daemonprocess.h"
 
 #include <sluice/testsupport.h>
 
@@ -65,9 +66,7 @@ private:
     FakePlane m_plane;
     FakeTelegram m_telegram{BotToken};
     QString m_project;
-    QProcess m_daemon;
-    QByteArray m_log;
-    quint16 m_port = 0;
+    Test::DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
     QNetworkAccessManager m_network;
 };
 
@@ -148,22 +147,14 @@ void tst_TrackerFlow::initTestCase()
                                                         "  approve: {plugin: approval, settings: {signal: approve, instructions: Check the change.}}\n"
                                                         "  confirm: {plugin: approval, settings: {signal: confirm-deploy}}\n");
 
-    const QString portFile = m_config.path() + QStringLiteral("/state/http.port");
-    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
-    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); });
-    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config.path()});
-    QVERIFY(m_daemon.waitForStarted(10000));
-    QTRY_VERIFY_WITH_TIMEOUT(m_log.contains("ready: node"), 20000);
-    QFile f(portFile);
-    QVERIFY(f.open(QIODevice::ReadOnly));
-    m_port = quint16(f.readAll().trimmed().toUInt());
-    QVERIFY(m_port != 0);
+    QVERIFY(m_daemon.serve(m_config.path()));
+    QVERIFY(m_daemon.port() != 0);
 }
 
 void tst_TrackerFlow::cleanupTestCase()
 {
     if (QTest::currentTestFailed() || qEnvironmentVariableIsSet("SLUICE_TEST_SHOW_LOG"))
-        qInfo("daemon log:\n%s", m_log.constData());
+        qInfo("daemon log:\n%s", m_daemon.log().constData());
     if (m_daemon.state() != QProcess::NotRunning) {
         m_daemon.terminate();
         if (!m_daemon.waitForFinished(15000))
@@ -174,7 +165,7 @@ void tst_TrackerFlow::cleanupTestCase()
 Reply tst_TrackerFlow::request(const QByteArray &method, const QString &path, const QByteArray &body,
                                const QList<QPair<QByteArray, QByteArray>> &headers)
 {
-    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_port).arg(path)));
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_daemon.port()).arg(path)));
     r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
     for (const auto &[name, value] : headers)
         r.setRawHeader(name, value);
@@ -353,10 +344,10 @@ void tst_TrackerFlow::sighupReadsTheStatesAgain()
 
 void tst_TrackerFlow::secretsNeverLogged()
 {
-    QVERIFY(m_log.contains("sluice.tracker.plane"));
-    QVERIFY(m_log.contains("could not send")); // the outage was logged
+    QVERIFY(m_daemon.log().contains("sluice.tracker.plane"));
+    QVERIFY(m_daemon.log().contains("could not send")); // the outage was logged
     for (const QByteArray &secret : {ApiKey, HookSecret, BotToken, QByteArray("flow-telegram-token")})
-        QVERIFY2(!m_log.contains(secret), secret.constData());
+        QVERIFY2(!m_daemon.log().contains(secret), secret.constData());
     // Nor in the database (its file and its write-ahead log).
     QByteArray bytes;
     for (const char *name : {"/state/sluice.db", "/state/sluice.db-wal"}) {

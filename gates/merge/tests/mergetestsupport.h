@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// What the merge gate's tests share: git run as a user would, and a CI system in miniature
-// that posts one status on every new head of the forge repository's branches.
+// What the merge gate's tests share: files and hooks written, and a CI system in miniature
+// that posts one status on every new head of the forge repository's branches. Git itself runs
+// through Test::runGit() (sluice/testsupport.h).
+
+#include <sluice/testsupport.h>
 
 #include <QDir>
 #include <QFile>
@@ -15,29 +18,6 @@
 #include <functional>
 
 namespace Sluice::Test {
-
-struct GitOut {
-    int code = -1;
-    QString out;
-    QString err;
-};
-
-inline GitOut runGit(const QStringList &args, const QString &dir = QString())
-{
-    QProcess p;
-    if (!dir.isEmpty())
-        p.setWorkingDirectory(dir);
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("t"));
-    env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("t@t"));
-    env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("t"));
-    env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("t@t"));
-    p.setProcessEnvironment(env);
-    p.start(QStringLiteral("git"), args);
-    p.waitForFinished(60000);
-    return GitOut{p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, QString::fromUtf8(p.readAllStandardOutput()).trimmed(),
-                  QString::fromUtf8(p.readAllStandardError()).trimmed()};
-}
 
 inline bool writeFile(const QString &path, const QByteArray &content)
 {

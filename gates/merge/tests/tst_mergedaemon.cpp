@@ -14,6 +14,7 @@
 // rollback, no retry spent); the waiting one is looked at again by the engine, rebases onto
 // the target holding the first one's merge and merges too.
 
+#include "daemonprocess.h"
 #include "fakeforge.h"
 #include "mergetestsupport.h"
 
@@ -82,8 +83,7 @@ private:
     std::unique_ptr<TemporaryConfig> m_config;
     std::unique_ptr<FakeForge> m_fake;
     std::unique_ptr<MiniCi> m_ci;
-    QProcess m_daemon;
-    QByteArray m_log;
+    DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
 };
 
 void tst_MergeDaemon::initTestCase()
@@ -96,7 +96,6 @@ void tst_MergeDaemon::init()
 {
     m_config = std::make_unique<TemporaryConfig>();
     QVERIFY(m_config->isValid());
-    m_log.clear();
 
     // The forge's repository: its post-receive hook logs every accepted push.
     QCOMPARE(runGit({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), bare()}).code, 0);
@@ -186,23 +185,7 @@ void tst_MergeDaemon::cleanup()
 
 bool tst_MergeDaemon::startDaemon()
 {
-    const QString portFile = path(QStringLiteral("state/http.port"));
-    QFile::remove(portFile);
-    m_log.clear();
-    m_daemon.setProcessChannelMode(QProcess::MergedChannels);
-    connect(&m_daemon, &QProcess::readyRead, this, [this] { m_log += m_daemon.readAll(); }, Qt::UniqueConnection);
-    m_daemon.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), m_config->path()});
-    if (!m_daemon.waitForStarted(10000))
-        return false;
-    QElapsedTimer waited;
-    waited.start();
-    while (waited.elapsed() < 20000 && !m_log.contains("ready: node"))
-        QTest::qWait(50);
-    if (!m_log.contains("ready: node")) {
-        qWarning("daemon did not become ready:\n%s", m_log.constData());
-        return false;
-    }
-    return true;
+    return m_daemon.serve(m_config->path());
 }
 
 void tst_MergeDaemon::killDaemon()
@@ -332,7 +315,7 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
             return mergeCalls() == 1;
         return m_fake->mergesApplied() == 1;
     };
-    QTRY_VERIFY2_WITH_TIMEOUT(reached(), qPrintable(QString::fromUtf8(m_log.right(3000))), 60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(reached(), qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
     killDaemon();
     QVERIFY(!stagePush.isEmpty());
     QCOMPARE(mergeCalls() > 0 ? 1 : 0, step.startsWith(QLatin1String("merge")) ? 1 : 0);
@@ -348,9 +331,9 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
 
     QVERIFY(startDaemon());
     QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("done"),
-                              qPrintable(QString::fromUtf8(m_log.right(3000))), 60000);
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
 
-    for (const QByteArray &line : m_log.split('\n')) {
+    for (const QByteArray &line : m_daemon.log().split('\n')) {
         if (line.contains("left in progress by a crash"))
             qInfo("%s", line.constData()); // which way an interrupted rebase was ended
     }
@@ -410,7 +393,7 @@ void tst_MergeDaemon::twoTasksOneTargetTheSecondWaitsThenMerges()
     const QString waitsOf = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'");
     // One of them holds the lease; the other is told to wait, again and again.
     QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waitsOf.arg(a)).toInt() + storeValue(waitsOf.arg(b)).toInt() >= 3,
-                              qPrintable(QString::fromUtf8(m_log.right(3000))), 60000);
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
     const bool aFirst = storeValue(waitsOf.arg(b)).toInt() > 0;
     const qint64 first = aFirst ? a : b;
     const qint64 second = aFirst ? b : a;
@@ -424,7 +407,7 @@ void tst_MergeDaemon::twoTasksOneTargetTheSecondWaitsThenMerges()
     m_ci->state = QStringLiteral("success");
     const QString statusOf = QStringLiteral("SELECT status || '/' || retries FROM tasks WHERE id = %1");
     QTRY_VERIFY2_WITH_TIMEOUT(storeValue(statusOf.arg(a)).toString() == QLatin1String("done/0") && storeValue(statusOf.arg(b)).toString() == QLatin1String("done/0"),
-                              qPrintable(QString::fromUtf8(m_log.right(4000))), 90000);
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(4000))), 90000);
     QTRY_COMPARE_WITH_TIMEOUT(mergedIntoMain.size(), 2, 10000);
     QCOMPARE(m_fake->mergesApplied(), 2);
     QCOMPARE(mergeCalls(), 2);

@@ -3,6 +3,8 @@
 
 // Real git repositories for the security gate's tests.
 
+#include <sluice/testsupport.h>
+
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -35,21 +37,13 @@ public:
 
     bool git(const QStringList &args, QByteArray *out = nullptr) const
     {
-        QProcess p;
-        p.setWorkingDirectory(m_dir);
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("t"));
-        env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("t@example.invalid"));
-        env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("t"));
-        env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("t@example.invalid"));
-        p.setProcessEnvironment(env);
-        p.start(QStringLiteral("git"), args);
-        if (!p.waitForFinished(30000) || p.exitCode() != 0) {
-            qWarning("git %s failed: %s", qPrintable(args.join(QLatin1Char(' '))), p.readAllStandardError().constData());
+        const Sluice::Test::GitOut run = Sluice::Test::runGit(args, m_dir);
+        if (run.code != 0) {
+            qWarning("git %s failed: %s", qPrintable(args.join(QLatin1Char(' '))), qPrintable(run.err));
             return false;
         }
         if (out)
-            *out = p.readAllStandardOutput().trimmed();
+            *out = run.out.toUtf8();
         return true;
     }
 

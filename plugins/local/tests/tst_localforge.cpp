@@ -30,19 +30,10 @@ private:
 
     QByteArray git(const QStringList &args, const QString &dir)
     {
-        QProcess p;
-        p.setWorkingDirectory(dir);
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("GIT_AUTHOR_NAME"), QStringLiteral("t"));
-        env.insert(QStringLiteral("GIT_AUTHOR_EMAIL"), QStringLiteral("t@t"));
-        env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("t"));
-        env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("t@t"));
-        p.setProcessEnvironment(env);
-        p.start(QStringLiteral("git"), args);
-        p.waitForFinished();
-        if (p.exitCode() != 0)
-            qWarning() << "git" << args << p.readAllStandardError();
-        return p.readAllStandardOutput().trimmed();
+        const Test::GitOut run = Test::runGit(args, dir);
+        if (run.code != 0)
+            qWarning() << "git" << args << run.err;
+        return run.out.toUtf8();
     }
 
     QString commitOn(const QString &branch, const QString &file, const QByteArray &content)

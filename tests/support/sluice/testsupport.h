@@ -115,6 +115,17 @@ createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const
 createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
                StateStore *state, Forge *forge, LeaseService *leases);
 
+/// What one git command did.
+struct SLUICE_TESTSUPPORT_EXPORT GitOut {
+    int code = -1; ///< Exit code; -1 when git crashed or did not finish in time.
+    QString out;   ///< Standard output, trimmed.
+    QString err;   ///< Standard error, trimmed.
+};
+
+/// Runs git with @p args in @p dir (empty: the current directory) as a test user would, with a
+/// fixed author and committer identity, and waits for it (at most a minute).
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GitOut runGit(const QStringList &args, const QString &dir = QString());
+
 /// Evaluates @p gate with the host's deadline enforcement and waits for the verdict.
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GateVerdict
 evaluateGate(Gate &gate, const GateRequest &request, std::chrono::milliseconds timeout = std::chrono::seconds(30));
