@@ -185,6 +185,13 @@ int runQueue(const QStringList &arguments)
                      .arg(l.value(QLatin1String("pid")).toVariant().toLongLong())
                      .arg(l.value(QLatin1String("expiresAt")).toString());
     }
+    for (const QJsonValue &v : report->value(QLatin1String("leaseWaiters")).toArray()) {
+        const QJsonObject w = v.toObject();
+        lines << QStringLiteral("  %1 waited for by task %2 since %3 (last asked %4)")
+                     .arg(w.value(QLatin1String("resource")).toString())
+                     .arg(w.value(QLatin1String("task")).toVariant().toLongLong())
+                     .arg(w.value(QLatin1String("firstAsked")).toString(), w.value(QLatin1String("lastAsked")).toString());
+    }
     for (const char *section : {"running", "recent"}) {
         lines << QStringLiteral("%1:").arg(QLatin1String(section));
         for (const QJsonValue &v : report->value(QLatin1String(section)).toArray()) {

@@ -252,11 +252,14 @@ private:
         }
         // Another task merging is not this change's fault: "not yet", no rollback, no retry spent;
         // the engine evaluates the edge again after wait_retry.
-        if (elapsed(m_started, m_ctx.settings.leaseWait))
-            return conclude(GateVerdict::wait(QStringLiteral("the merge lease %1 is held by task %2 (node %3, until %4); waited %5 ms, looking again in %6 ms")
-                                                  .arg(m_resource).arg(hold->holderTask).arg(hold->holderNode, hold->expiresAt.toString(Qt::ISODate))
-                                                  .arg(m_ctx.settings.leaseWait.count()).arg(m_ctx.settings.waitRetry.count()),
+        if (elapsed(m_started, m_ctx.settings.leaseWait)) {
+            const QString who = hold->holderNode.isEmpty()
+                ? QStringLiteral("is promised to task %1, which asked for it first").arg(hold->holderTask)
+                : QStringLiteral("is held by task %1 (node %2, until %3)").arg(hold->holderTask).arg(hold->holderNode, hold->expiresAt.toString(Qt::ISODate));
+            return conclude(GateVerdict::wait(QStringLiteral("the merge lease %1 %2; waited %3 ms, looking again in %4 ms")
+                                                  .arg(m_resource, who).arg(m_ctx.settings.leaseWait.count()).arg(m_ctx.settings.waitRetry.count()),
                                               m_ctx.settings.waitRetry, QJsonObject{{QStringLiteral("leaseHolderTask"), hold->holderTask}}));
+        }
         qCDebug(log()) << "task" << m_request.task.id << "waits for" << m_resource << "held by task" << hold->holderTask;
         m_waitedFor = hold->holderTask;
         later([this] { takeLease(); });

@@ -114,6 +114,8 @@ private Q_SLOTS:
 
     void leaseAcquireRenewRelease_data() { engines(); }
     void leaseAcquireRenewRelease();
+    void leaseQueueIsFirstComeFirstServed_data() { engines(); }
+    void leaseQueueIsFirstComeFirstServed();
     void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
     void leaseReclaimDeadSilentExpiredButNeverLive();
     void tier1DeadPidAfterConsecutiveTicks();
@@ -226,6 +228,73 @@ qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid)
     run.startTicks = stat ? stat->startTicks : 12345;
     auto id = engine.jobs().recordAgentStart(run);
     return id ? *id : 0;
+}
+
+// Waiting tasks get a free lease in the order they first asked, as long as they keep asking
+// within their TTL; a task sent back or blocked gives up its place.
+void tst_Reaper::leaseQueueIsFirstComeFirstServed()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    LeaseStore leases(*m_store);
+    const QString r = QStringLiteral("merge:p:main");
+    const QDateTime t0 = QDateTime::currentDateTimeUtc();
+    auto task = [](qint64 id) { return LeaseHolder{QStringLiteral("node-a"), 100 + id, 0, id, 0}; };
+
+    QVERIFY(leases.acquire(r, task(1), 60s, t0)->held);
+    auto two = leases.acquire(r, task(2), 60s, t0.addSecs(1));
+    QVERIFY(two && !two->held);
+    QCOMPARE(two->lease.holder.taskId, qint64(1));
+    QVERIFY(!leases.acquire(r, task(3), 60s, t0.addSecs(2))->held);
+    QVERIFY(leases.release(r, task(1)).value_or(false));
+
+    // Task 3 looks first after the release, but task 2 asked first: the lease waits for it.
+    auto early = leases.acquire(r, task(3), 60s, t0.addSecs(3));
+    QVERIFY(early && !early->held);
+    QCOMPARE(early->aheadTask, qint64(2));
+    QCOMPARE(early->lease.holder.taskId, qint64(2));
+    QVERIFY(!*leases.lease(r)); // promised, not taken
+    auto turn = leases.acquire(r, task(2), 60s, t0.addSecs(4));
+    QVERIFY(turn && turn->held);
+    auto queue = leases.waiters();
+    QVERIFY(queue);
+    QCOMPARE(queue->size(), 1);
+    QCOMPARE(queue->first().taskId, qint64(3));
+    QCOMPARE(queue->first().firstAsked, t0.addSecs(2)); // asking again kept its place
+    QVERIFY(leases.release(r, task(2)).value_or(false));
+    QVERIFY(leases.acquire(r, task(3), 60s, t0.addSecs(5))->held);
+    QVERIFY(leases.waiters()->isEmpty());
+    QVERIFY(leases.release(r, task(3)).value_or(false));
+
+    // A waiter that stops asking for longer than its TTL loses its place.
+    QVERIFY(leases.acquire(r, task(4), 60s, t0.addSecs(10))->held);
+    QVERIFY(!leases.acquire(r, task(5), 60s, t0.addSecs(11))->held);
+    QVERIFY(!leases.acquire(r, task(6), 60s, t0.addSecs(12))->held);
+    QVERIFY(leases.release(r, task(4)).value_or(false));
+    QCOMPARE(leases.acquire(r, task(6), 60s, t0.addSecs(30))->aheadTask, qint64(5)); // 5 still counts
+    QVERIFY(leases.acquire(r, task(6), 60s, t0.addSecs(72))->held);                   // 5 silent for 61 s
+    QVERIFY(leases.waiters()->isEmpty());
+
+    // A task sent back (or blocked) gives up its place: the engine releases its leases and its queue rows.
+    QVERIFY(!leases.acquire(r, task(7), 60s, t0.addSecs(73))->held);
+    QCOMPARE(leases.waiters()->size(), 1);
+    QVERIFY(m_store->releaseTaskLeases(7));
+    QVERIFY(leases.waiters()->isEmpty());
+    QVERIFY(leases.release(r, task(6)).value_or(false));
+
+    // What a plugin sees (LeaseService): promised to the task ahead, no node, no expiry.
+    StoreLeaseService service(*m_store, QStringLiteral("node-a"));
+    QVERIFY(service.acquire(QStringLiteral("merge:p:next"), 8, 60s)->held);
+    QVERIFY(!service.acquire(QStringLiteral("merge:p:next"), 9, 60s)->held);
+    QVERIFY(!service.acquire(QStringLiteral("merge:p:next"), 10, 60s)->held);
+    QVERIFY(service.release(QStringLiteral("merge:p:next"), 8).value_or(false));
+    auto promised = service.acquire(QStringLiteral("merge:p:next"), 10, 60s);
+    QVERIFY(promised && !promised->held);
+    QCOMPARE(promised->holderTask, qint64(9));
+    QVERIFY(promised->holderNode.isEmpty());
+    QVERIFY(!promised->expiresAt.isValid());
+    QVERIFY(service.acquire(QStringLiteral("merge:p:next"), 9, 60s)->held);
 }
 
 void tst_Reaper::leaseAcquireRenewRelease()

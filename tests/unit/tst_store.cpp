@@ -38,7 +38,7 @@ namespace {
 /// What tests/support/pg-test-server.sh wrote into its conninfo file.
 const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
-    QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("leases"),
+    QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("lease_queue"), QStringLiteral("leases"),
     QStringLiteral("nodes"),      QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
     QStringLiteral("sweeper_status"), QStringLiteral("tasks"),
 };

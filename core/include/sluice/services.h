@@ -61,11 +61,16 @@ public:
     /// The state of a resource after acquire().
     struct Hold {
         bool held = false;      ///< The caller's task holds it now.
-        qint64 holderTask = 0;  ///< Who holds it (the caller's task when held).
-        QString holderNode;
-        QDateTime expiresAt;
+        qint64 holderTask = 0;  ///< Who holds it (the caller's task when held), or the task it is promised to.
+        QString holderNode;     ///< Empty when the resource is free but promised to @ref holderTask.
+        QDateTime expiresAt;    ///< Invalid when promised, not held.
     };
-    /// Takes @p resource for @p taskId until now + @p ttl, or renews the task's own hold.
+    /**
+     * Takes @p resource for @p taskId until now + @p ttl, or renews the task's own hold.
+     * First come, first served: a task that does not get it keeps its place in the queue
+     * while it asks again within @p ttl; a free resource goes to the task that asked first
+     * among those still asking (holderTask names it for the others).
+     */
     [[nodiscard]] virtual Result<Hold> acquire(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) = 0;
     /// Extends the task's own hold; false when the task does not hold @p resource.
     [[nodiscard]] virtual Result<bool> renew(const QString &resource, qint64 taskId, std::chrono::milliseconds ttl) = 0;

@@ -46,7 +46,7 @@ public:
         Fail,  ///< The task may not move on; the findings say why.
         Error, ///< The gate could not decide. Treated as Fail.
         Skip,  ///< The gate does not apply to this project; passes and is recorded.
-        Wait,  ///< Not yet: the task stays, nothing is rolled back; evaluated again after retryAfter().
+        Wait,  ///< Not yet: the task stays, nothing is rolled back; evaluated again after retryAfter(). Since SDK API 1.1.
     };
 
     GateVerdict() = default;
@@ -57,6 +57,8 @@ public:
     [[nodiscard]] static GateVerdict error(QString reason, QJsonObject evidence = {});
     [[nodiscard]] static GateVerdict skip(QString reason);
     /// Not yet decidable; ask again after @p retryAfter (the engine keeps it between 1 s and 1 h).
+    /// The time is kept in the evidence as "retryAfterMs" (the class layout is part of the ABI).
+    /// Since SDK API 1.1.
     [[nodiscard]] static GateVerdict wait(QString reason, std::chrono::milliseconds retryAfter, QJsonObject evidence = {});
 
     [[nodiscard]] Result result() const { return m_result; }
@@ -65,8 +67,8 @@ public:
     [[nodiscard]] QString reason() const { return m_reason; }
     [[nodiscard]] QList<Finding> findings() const { return m_findings; }
     [[nodiscard]] QJsonObject evidence() const { return m_evidence; }
-    /// For Wait: when to evaluate again. Zero for the other results.
-    [[nodiscard]] std::chrono::milliseconds retryAfter() const { return m_retryAfter; }
+    /// For Wait: when to evaluate again (the evidence's "retryAfterMs"). Zero for the other results. Since SDK API 1.1.
+    [[nodiscard]] std::chrono::milliseconds retryAfter() const;
 
     void setReason(const QString &reason) { m_reason = reason; }
     void addFinding(const Finding &finding) { m_findings.append(finding); }
@@ -83,7 +85,6 @@ private:
     QString m_reason = QStringLiteral("no verdict");
     QList<Finding> m_findings;
     QJsonObject m_evidence;
-    std::chrono::milliseconds m_retryAfter{0};
 };
 
 } // namespace Sluice

@@ -313,6 +313,16 @@ Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config)
                                       {QStringLiteral("acquiredAt"), lease.acquiredAt.toString(Qt::ISODateWithMs)},
                                       {QStringLiteral("expiresAt"), lease.expiresAt.toString(Qt::ISODateWithMs)}});
     report.insert(QStringLiteral("leases"), leaseArray);
+    auto waiters = leaseStore.waiters();
+    if (!waiters)
+        return std::unexpected(waiters.error());
+    QJsonArray waiterArray;
+    for (const LeaseStore::Waiter &w : std::as_const(*waiters))
+        waiterArray.append(QJsonObject{{QStringLiteral("resource"), w.resource},
+                                       {QStringLiteral("task"), w.taskId},
+                                       {QStringLiteral("firstAsked"), w.firstAsked.toString(Qt::ISODateWithMs)},
+                                       {QStringLiteral("lastAsked"), w.lastAsked.toString(Qt::ISODateWithMs)}});
+    report.insert(QStringLiteral("leaseWaiters"), waiterArray);
     return report;
 }
 

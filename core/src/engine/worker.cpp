@@ -375,14 +375,14 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
                 const auto it = m_runs.find(jobId);
                 if (it == m_runs.end())
                     return;
-                JobQueue::AgentRunRecord record;
-                record.jobId = jobId;
-                record.attempt = (*it)->job.attempts;
-                record.node = m_engine.node();
-                record.pid = process.pid;
-                record.startTicks = process.startTicks;
-                record.logPath = logPath;
-                auto id = m_engine.jobs().recordAgentStart(record);
+                JobQueue::AgentRunRecord agentRun;
+                agentRun.jobId = jobId;
+                agentRun.attempt = (*it)->job.attempts;
+                agentRun.node = m_engine.node();
+                agentRun.pid = process.pid;
+                agentRun.startTicks = process.startTicks;
+                agentRun.logPath = logPath;
+                auto id = m_engine.jobs().recordAgentStart(agentRun);
                 if (!id)
                     qCWarning(lcWorker).noquote() << "cannot record agent pid" << process.pid << "of job" << jobId << "-"
                                                   << id.error().toString();

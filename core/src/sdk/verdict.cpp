@@ -70,8 +70,15 @@ GateVerdict GateVerdict::wait(QString reason, std::chrono::milliseconds retryAft
     v.m_result = Result::Wait;
     v.m_reason = std::move(reason);
     v.m_evidence = std::move(evidence);
-    v.m_retryAfter = std::max(retryAfter, std::chrono::milliseconds(0));
+    v.m_evidence.insert(QStringLiteral("retryAfterMs"), double(std::max<qint64>(0, retryAfter.count())));
     return v;
+}
+
+std::chrono::milliseconds GateVerdict::retryAfter() const
+{
+    if (m_result != Result::Wait)
+        return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(std::max<qint64>(0, qint64(m_evidence.value(QLatin1String("retryAfterMs")).toDouble())));
 }
 
 bool GateVerdict::allowsPassage() const
@@ -96,13 +103,10 @@ QJsonObject GateVerdict::toJson() const
     QJsonArray findings;
     for (const Finding &f : m_findings)
         findings.append(f.toJson());
-    QJsonObject out{{QStringLiteral("result"), resultName(m_result)},
-                    {QStringLiteral("reason"), m_reason},
-                    {QStringLiteral("findings"), findings},
-                    {QStringLiteral("evidence"), m_evidence}};
-    if (m_result == Result::Wait)
-        out.insert(QStringLiteral("retryAfterMs"), double(m_retryAfter.count()));
-    return out;
+    return QJsonObject{{QStringLiteral("result"), resultName(m_result)},
+                       {QStringLiteral("reason"), m_reason},
+                       {QStringLiteral("findings"), findings},
+                       {QStringLiteral("evidence"), m_evidence}};
 }
 
 GateVerdict GateVerdict::fromJson(const QJsonObject &object)
@@ -118,8 +122,6 @@ GateVerdict GateVerdict::fromJson(const QJsonObject &object)
     for (const QJsonValue &f : findings)
         v.m_findings.append(Finding::fromJson(f.toObject()));
     v.m_evidence = object.value(QLatin1String("evidence")).toObject();
-    if (v.m_result == Result::Wait)
-        v.m_retryAfter = std::chrono::milliseconds(std::max<qint64>(0, qint64(object.value(QLatin1String("retryAfterMs")).toDouble())));
     return v;
 }
 

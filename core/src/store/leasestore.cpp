@@ -74,6 +74,68 @@ Result<LeaseStore::Acquired> LeaseStore::acquire(const QString &resource, const 
 {
     if (auto ok = checkArguments(resource, holder, ttl, now); !ok)
         return std::unexpected(ok.error());
+    if (holder.taskId <= 0)
+        return take(resource, holder, ttl, now);
+    // A task that holds it renews; one that does not queues (or keeps its place) and gets it
+    // only when it is free and no task that asked earlier still asks.
+    auto current = lease(resource);
+    if (!current)
+        return std::unexpected(current.error());
+    if (*current && (*current)->holder.taskId == holder.taskId)
+        return take(resource, holder, ttl, now);
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    const qint64 at = now.toMSecsSinceEpoch();
+    const qint64 fresh = at - qint64(ttl.count());
+    const StatementBinds mine{{QStringLiteral(":resource"), resource}, {QStringLiteral(":task"), holder.taskId},
+                              {QStringLiteral(":now"), at}, {QStringLiteral(":fresh"), fresh}};
+    Result<int> pruned = session->execWrite(QStringLiteral("pruning the waiters of lease %1").arg(resource),
+                                            QStringLiteral("DELETE FROM lease_queue WHERE resource = :resource AND last_asked < :fresh"),
+                                            {{QStringLiteral(":resource"), resource}, {QStringLiteral(":fresh"), fresh}});
+    if (!pruned)
+        return std::unexpected(pruned.error());
+    Result<ExecutedQuery> queued = session->exec(
+        QStringLiteral("queueing task %1 for lease %2").arg(holder.taskId).arg(resource),
+        QStringLiteral("INSERT INTO lease_queue (resource, holder_task, first_asked, last_asked) VALUES (:resource, :task, :now, :now) "
+                       "ON CONFLICT (resource, holder_task) DO UPDATE SET last_asked = excluded.last_asked RETURNING first_asked"),
+        {{QStringLiteral(":resource"), resource}, {QStringLiteral(":task"), holder.taskId}, {QStringLiteral(":now"), at}});
+    if (!queued)
+        return std::unexpected(queued.error());
+    if (!(*queued)->next())
+        return fail(ErrorCode::Storage, QStringLiteral("queueing task %1 for lease %2 returned no row").arg(holder.taskId).arg(resource));
+    const qint64 firstAsked = (*queued)->value(0).toLongLong();
+    if (*current)
+        return Acquired{false, **current, 0};
+    StatementBinds ahead = mine;
+    ahead.append({QStringLiteral(":first"), firstAsked});
+    Result<ExecutedQuery> before = session->exec(
+        QStringLiteral("looking for tasks ahead of task %1 for lease %2").arg(holder.taskId).arg(resource),
+        QStringLiteral("SELECT holder_task FROM lease_queue WHERE resource = :resource AND holder_task <> :task AND last_asked >= :fresh "
+                       "AND (first_asked < :first OR (first_asked = :first AND holder_task < :task)) ORDER BY first_asked, holder_task LIMIT 1"),
+        ahead);
+    if (!before)
+        return std::unexpected(before.error());
+    if ((*before)->next()) {
+        LeaseRecord promised;
+        promised.resource = resource;
+        promised.holder.taskId = (*before)->value(0).toLongLong();
+        return Acquired{false, promised, promised.holder.taskId};
+    }
+    auto taken = take(resource, holder, ttl, now);
+    if (taken && taken->held) {
+        Result<int> left = session->execWrite(QStringLiteral("taking task %1 off the queue of lease %2").arg(holder.taskId).arg(resource),
+                                              QStringLiteral("DELETE FROM lease_queue WHERE resource = :resource AND holder_task = :task"),
+                                              {{QStringLiteral(":resource"), resource}, {QStringLiteral(":task"), holder.taskId}});
+        if (!left)
+            return std::unexpected(left.error());
+    }
+    return taken;
+}
+
+Result<LeaseStore::Acquired> LeaseStore::take(const QString &resource, const LeaseHolder &holder, std::chrono::milliseconds ttl,
+                                              const QDateTime &now)
+{
     Result<PreparedStatements::Session> session = m_statements.session();
     if (!session)
         return std::unexpected(session.error());
@@ -107,8 +169,8 @@ Result<LeaseStore::Acquired> LeaseStore::acquire(const QString &resource, const 
     if (!current)
         return std::unexpected(current.error());
     if (!*current) // released between the two statements: try once more
-        return acquire(resource, holder, ttl, now);
-    return Acquired{false, **current};
+        return take(resource, holder, ttl, now);
+    return Acquired{false, **current, 0};
 }
 
 Result<bool> LeaseStore::renew(const QString &resource, const LeaseHolder &holder, std::chrono::milliseconds ttl,
@@ -193,6 +255,25 @@ Result<QList<LeaseRecord>> LeaseStore::leases() const
     return out;
 }
 
+Result<QList<LeaseStore::Waiter>> LeaseStore::waiters() const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<ExecutedQuery> query = session->exec(QStringLiteral("listing lease waiters"),
+                                                QStringLiteral("SELECT resource, holder_task, first_asked, last_asked FROM lease_queue "
+                                                               "ORDER BY resource, first_asked, holder_task"));
+    if (!query)
+        return std::unexpected(query.error());
+    QList<Waiter> out;
+    while ((*query)->next()) {
+        out.append(Waiter{(*query)->value(0).toString(), (*query)->value(1).toLongLong(),
+                          QDateTime::fromMSecsSinceEpoch((*query)->value(2).toLongLong(), Qt::UTC),
+                          QDateTime::fromMSecsSinceEpoch((*query)->value(3).toLongLong(), Qt::UTC)});
+    }
+    return out;
+}
+
 StoreLeaseService::StoreLeaseService(Store &store, const QString &node)
     : m_leases(store)
     , m_node(node)
@@ -215,6 +296,7 @@ Result<LeaseService::Hold> StoreLeaseService::acquire(const QString &resource, q
     auto acquired = m_leases.acquire(resource, holder(taskId), ttl, QDateTime::currentDateTimeUtc());
     if (!acquired)
         return std::unexpected(acquired.error());
+    // Free but promised to a task that asked first: that task, no node, no expiry.
     return Hold{acquired->held, acquired->lease.holder.taskId, acquired->lease.holder.node, acquired->lease.expiresAt};
 }
 

@@ -60,11 +60,18 @@ public:
     struct Acquired {
         bool held = false;  ///< The caller holds the lease now.
         LeaseRecord lease;  ///< The lease as it is now (the caller's, or the other holder's).
+        qint64 aheadTask = 0; ///< Not held, the lease free: the task it is promised to (asked first).
     };
     /**
      * Takes @p resource for @p holder until @p now + @p ttl. Idempotent for the same holder:
      * a second acquire renews (and moves the hold to the caller's process). Never takes a
      * lease from another holder, live or dead: reclaim() does that, logged and audited.
+     *
+     * For a task holder, first come, first served: a task that does not get the lease is
+     * queued (lease_queue) and keeps its place while it asks again within @p ttl; a free
+     * lease goes to the task that asked first among those still asking, and the others are
+     * told who is ahead (Acquired::aheadTask). Best effort across nodes: two nodes asking in
+     * the same instant may both see no one ahead, and the lease itself still has one holder.
      */
     [[nodiscard]] Result<Acquired> acquire(const QString &resource, const LeaseHolder &holder,
                                            std::chrono::milliseconds ttl, const QDateTime &now);
@@ -83,7 +90,21 @@ public:
     /// Every lease, by resource.
     [[nodiscard]] Result<QList<LeaseRecord>> leases() const;
 
+    /// A task waiting for a lease.
+    struct Waiter {
+        QString resource;
+        qint64 taskId = 0;
+        QDateTime firstAsked;
+        QDateTime lastAsked;
+    };
+    /// Every queued waiter, by resource and turn.
+    [[nodiscard]] Result<QList<Waiter>> waiters() const;
+
 private:
+    // The lease itself: insert when free, renew when the caller's; no queue.
+    [[nodiscard]] Result<Acquired> take(const QString &resource, const LeaseHolder &holder, std::chrono::milliseconds ttl,
+                                        const QDateTime &now);
+
     PreparedStatements m_statements;
 };
 

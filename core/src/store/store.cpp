@@ -256,7 +256,14 @@ Result<int> Store::releaseTaskLeases(qint64 taskId)
         {{QStringLiteral("task"), taskId}});
     if (!query)
         return std::unexpected(query.error());
-    return query->numRowsAffected();
+    const int released = query->numRowsAffected();
+    // A task sent back or blocked gives up its place in every lease queue too.
+    Result<QSqlQuery> unqueued = d->connections->run(QStringLiteral("taking task %1 off the lease queues").arg(taskId),
+                                                     QStringLiteral("DELETE FROM lease_queue WHERE holder_task = :task"),
+                                                     {{QStringLiteral("task"), taskId}});
+    if (!unqueued)
+        return std::unexpected(unqueued.error());
+    return released;
 }
 
 std::unique_ptr<StateStore> Store::pluginState(const QString &projectId, const QString &instanceName)

@@ -10,9 +10,9 @@
 // then checks what a user relies on: the task ends done, the pull request was merged exactly
 // once, the branch was rebased and pushed once, and no merge lease is left behind.
 //
-// Two tasks on one target: one holds the merge lease while the other's gate says "wait" (no
-// rollback, no retry spent); the waiting one is looked at again by the engine, rebases onto
-// the target holding the first one's merge and merges too.
+// Three tasks on one target: one holds the merge lease while the others' gate says "wait" (no
+// rollback, no retry spent); they are looked at again by the engine and merge in the order
+// they first asked, each rebased onto the target holding the merges before it.
 
 #include "daemonprocess.h"
 #include "fakeforge.h"
@@ -20,13 +20,17 @@
 
 #include <sluice/testsupport.h>
 
+#include <QJsonArray>
 #include <QJsonDocument>
+#include <QRandomGenerator>
+#include <QRegularExpression>
 #include <QJsonObject>
 #include <QSqlDatabase>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QtTest>
 
+#include <algorithm>
 #include <csignal>
 
 using namespace Sluice;
@@ -58,7 +62,7 @@ private Q_SLOTS:
     void cleanup();
     void killedMidMergeFinishesOnce_data();
     void killedMidMergeFinishesOnce();
-    void twoTasksOneTargetTheSecondWaitsThenMerges();
+    void tasksOnOneTargetMergeInTurn();
 
 private:
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
@@ -358,65 +362,107 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
     QVERIFY(m_daemon.waitForFinished(15000));
 }
 
-void tst_MergeDaemon::twoTasksOneTargetTheSecondWaitsThenMerges()
+void tst_MergeDaemon::tasksOnOneTargetMergeInTurn()
 {
-    // No waiting inside an evaluation: the loser's gate answers "wait" at once and the engine
-    // looks again every second. max_retries 0: a failure or error would block the task.
-    writeProject("      lease_wait: 0s\n      wait_retry: 1s\n");
+    // A task whose gate finds the lease taken (or promised) looks again every 100 ms for 2 s,
+    // then answers "wait" and the engine evaluates it again a second later. So the waiters
+    // race each other for a released lease within 100 ms: without the queue either may win.
+    // max_retries 0: a failure or an error would block the task, so a task that waits and
+    // ends done never failed.
+    writeProject("      lease_wait: 2s\n      wait_retry: 1s\n");
     const QString mainBefore = sha(QStringLiteral("refs/heads/main"));
-    m_fake->addPullRequest({1, QStringLiteral("A"), QStringLiteral("feature-a"), mainBefore});
-    m_fake->addPullRequest({2, QStringLiteral("B"), QStringLiteral("feature-b"), mainBefore});
-    m_ci->state.clear(); // CI is slow: whoever takes the lease first holds it while the other asks
+    const QStringList branches{QStringLiteral("feature-a"), QStringLiteral("feature-b"), QStringLiteral("feature-c")};
+    for (int i = 0; i < branches.size(); ++i)
+        m_fake->addPullRequest({i + 1, branches.at(i).toUpper(), branches.at(i), mainBefore});
+    m_ci->state.clear(); // CI is slow: whoever takes the lease first holds it while the others ask
 
-    // The forge's merge button, for real: a merged pull request's head is merged into main.
+    // The forge's merge button, for real and at once: before the forge marks a pull request
+    // merged, its head is merged into main of the forge's repository (as a forge does it, in
+    // one step: whoever sees the pull request merged finds main holding it).
     const QString scratch = path(QStringLiteral("merger"));
     QCOMPARE(runGit({QStringLiteral("clone"), QStringLiteral("-q"), bare(), scratch}).code, 0);
-    QStringList mergedIntoMain;
-    QTimer merger;
-    connect(&merger, &QTimer::timeout, this, [&] {
-        for (const FakePullRequest &pr : m_fake->pullRequests()) {
-            if (!pr.merged || mergedIntoMain.contains(pr.headRef))
-                continue;
-            mergedIntoMain.append(pr.headRef);
-            runGit({QStringLiteral("pull"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch);
-            runGit({QStringLiteral("fetch"), QStringLiteral("-q"), QStringLiteral("origin"), pr.headSha}, scratch);
-            QCOMPARE(runGit({QStringLiteral("merge"), QStringLiteral("-q"), QStringLiteral("--no-ff"), QStringLiteral("-m"), QStringLiteral("Merge ") + pr.headRef, pr.headSha}, scratch).code, 0);
-            QCOMPARE(runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch).code, 0);
-        }
+    const QString repo = bare();
+    m_fake->setHandler([scratch, repo, branches](const FakeRequest &r) -> std::optional<FakeAnswer> {
+        static const QRegularExpression merge(QStringLiteral("/pulls/(\\d+)/merge$"));
+        const QRegularExpressionMatch m = merge.match(r.path);
+        if (r.method != "POST" || !m.hasMatch())
+            return std::nullopt;
+        const QString branch = branches.value(m.captured(1).toInt() - 1);
+        const QString head = runGit({QStringLiteral("--git-dir"), repo, QStringLiteral("rev-parse"), QStringLiteral("refs/heads/") + branch}).out;
+        if (head.isEmpty() || QJsonDocument::fromJson(r.body).object().value(QStringLiteral("head_commit_id")).toString() != head)
+            return std::nullopt; // the forge refuses it (head moved) without touching main
+        runGit({QStringLiteral("pull"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch);
+        runGit({QStringLiteral("fetch"), QStringLiteral("-q"), QStringLiteral("origin"), head}, scratch);
+        if (runGit({QStringLiteral("merge"), QStringLiteral("-q"), QStringLiteral("--no-ff"), QStringLiteral("-m"), QStringLiteral("Merge ") + branch, head}, scratch).code != 0
+            || runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), QStringLiteral("main")}, scratch).code != 0)
+            return FakeAnswer{500, "{\"message\": \"merge into main failed\"}", {}};
+        return std::nullopt; // main holds it; now the forge marks the pull request merged
     });
-    merger.start(50);
 
     QVERIFY(startDaemon());
-    const qint64 a = submit(QStringLiteral("feature-a"));
-    const qint64 b = submit(QStringLiteral("feature-b"));
-    QVERIFY(a > 0 && b > 0);
-    const QString waitsOf = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'");
-    // One of them holds the lease; the other is told to wait, again and again.
-    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waitsOf.arg(a)).toInt() + storeValue(waitsOf.arg(b)).toInt() >= 3,
-                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
-    const bool aFirst = storeValue(waitsOf.arg(b)).toInt() > 0;
-    const qint64 first = aFirst ? a : b;
-    const qint64 second = aFirst ? b : a;
-    QCOMPARE(storeValue(waitsOf.arg(first)).toInt(), 0);
-    QCOMPARE(storeValue(QStringLiteral("SELECT holder_task FROM leases WHERE resource = 'merge:widget:main'")).toLongLong(), first);
-    QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(second)).toString(),
-             QStringLiteral("develop/active/0"));
+    QHash<qint64, QString> branchOf;
+    for (const QString &branch : branches) {
+        const qint64 id = submit(branch);
+        QVERIFY(id > 0);
+        branchOf.insert(id, branch);
+    }
 
-    // CI finishes: the first merges, the second takes the lease, rebases onto the new main, is
-    // re-tested and merges.
+    // One holds the lease; the two others wait in the order they first asked. `sluice queue`
+    // (another process) shows it.
+    auto queueReport = [&] {
+        QProcess queue;
+        queue.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("queue"), QStringLiteral("--config"), m_config->path(), QStringLiteral("--json")});
+        queue.waitForFinished(30000);
+        return QJsonDocument::fromJson(queue.readAllStandardOutput()).object();
+    };
+    QJsonObject report;
+    QTRY_VERIFY2_WITH_TIMEOUT((report = queueReport()).value(QLatin1String("leaseWaiters")).toArray().size() == 2,
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    const QJsonArray held = report.value(QLatin1String("leases")).toArray();
+    QCOMPARE(held.size(), 1);
+    QList<qint64> turn{held.first().toObject().value(QLatin1String("task")).toVariant().toLongLong()};
+    for (const QJsonValue &w : report.value(QLatin1String("leaseWaiters")).toArray()) {
+        QCOMPARE(w.toObject().value(QLatin1String("resource")).toString(), QStringLiteral("merge:widget:main"));
+        turn.append(w.toObject().value(QLatin1String("task")).toVariant().toLongLong());
+    }
+    QCOMPARE(QSet<qint64>(turn.cbegin(), turn.cend()).size(), 3);
+    const QString waitsOf = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'");
+    QTRY_VERIFY_WITH_TIMEOUT(storeValue(waitsOf.arg(turn.at(2))).toInt() >= 2, 30000); // asked again and again
+    QTest::qWait(QRandomGenerator::global()->bounded(1500)); // CI finishes at some moment of their looking
+    QCOMPARE(storeValue(waitsOf.arg(turn.at(0))).toInt(), 0);
+    for (qint64 waiting : {turn.at(1), turn.at(2)})
+        QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(waiting)).toString(),
+                 QStringLiteral("develop/active/0"));
+
+    // CI finishes: they merge one after the other, in that order, each rebased onto the main
+    // holding the merges before it, whichever of the waiters happens to look first.
     m_ci->state = QStringLiteral("success");
     const QString statusOf = QStringLiteral("SELECT status || '/' || retries FROM tasks WHERE id = %1");
-    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(statusOf.arg(a)).toString() == QLatin1String("done/0") && storeValue(statusOf.arg(b)).toString() == QLatin1String("done/0"),
-                              qPrintable(QString::fromUtf8(m_daemon.log().right(4000))), 90000);
-    QTRY_COMPARE_WITH_TIMEOUT(mergedIntoMain.size(), 2, 10000);
-    QCOMPARE(m_fake->mergesApplied(), 2);
-    QCOMPARE(mergeCalls(), 2);
-    const QString firstHead = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(first)).toString();
-    const QString secondHead = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(second)).toString();
-    QVERIFY(!firstHead.isEmpty() && !secondHead.isEmpty());
-    // The second was rebased onto the main that holds the first one's merge.
-    QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), firstHead, secondHead}).code, 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(std::all_of(turn.cbegin(), turn.cend(), [&](qint64 id) { return storeValue(statusOf.arg(id)).toString() == QLatin1String("done/0"); }),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(4000))), 120000);
+    QCOMPARE(m_fake->mergesApplied(), 3);
+    QCOMPARE(mergeCalls(), 3);
+    QStringList merged, expected;
+    for (const FakeRequest &r : m_fake->requests()) {
+        if (r.method == "POST" && r.path.endsWith(QLatin1String("/merge")))
+            merged.append(branches.value(r.path.section(QLatin1Char('/'), -2, -2).toInt() - 1));
+    }
+    for (qint64 id : turn)
+        expected.append(branchOf.value(id));
+    QCOMPARE(merged, expected);
+    for (const QString &branch : branches) // every change is on main
+        QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), sha(QStringLiteral("refs/heads/") + branch),
+                         QStringLiteral("main")}).code, 0);
+    QString previous;
+    for (qint64 id : turn) {
+        const QString head = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(id)).toString();
+        QVERIFY(!head.isEmpty());
+        if (!previous.isEmpty())
+            QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), previous, head}).code, 0);
+        previous = head;
+    }
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM leases")).toInt(), 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM lease_queue")).toInt(), 0);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE result <> 'pass'")).toInt(), 0); // waits are not verdicts on record
 
     ::kill(pid_t(m_daemon.processId()), SIGTERM);

@@ -124,7 +124,7 @@ struct SLUICE_TESTSUPPORT_EXPORT GitOut {
 
 /// Runs git with @p args in @p dir (empty: the current directory) as a test user would, with a
 /// fixed author and committer identity, and waits for it (at most a minute).
-[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GitOut runGit(const QStringList &args, const QString &dir = QString());
+SLUICE_TESTSUPPORT_EXPORT GitOut runGit(const QStringList &args, const QString &dir = QString());
 
 /// Evaluates @p gate with the host's deadline enforcement and waits for the verdict.
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT GateVerdict
