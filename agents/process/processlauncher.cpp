@@ -390,13 +390,14 @@ private:
         // The wrapper wrote the status when the agent ended; without it the code is unknown,
         // and never made up.
         const std::optional<int> status = exit.timedOut ? std::nullopt : Processes::recordedExitStatus(Processes::exitStatusFile(logPath()));
-        if (status && *status > 128 && *status < 160)
+        const int recorded = status.value_or(-1);
+        if (recorded > 128 && recorded < 160)
             exit.crashed = true;
         else if (status)
-            exit.exitCode = *status;
+            exit.exitCode = recorded;
         qCInfo(logging()).noquote() << label() << (exit.timedOut ? QStringLiteral("timed out") + forced : QStringLiteral("ended"))
                                     << (exit.exitCode ? QStringLiteral("with exit code %1 (recorded by its wrapper)").arg(*exit.exitCode)
-                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its wrapper)").arg(*status - 128)
+                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its wrapper)").arg(recorded - 128)
                                                        : QStringLiteral("(exit code unknown)"));
         archiveThenFinish(exit);
     }
