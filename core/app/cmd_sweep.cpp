@@ -6,6 +6,7 @@
 
 #include "cli.h"
 
+#include "engine/engine.h"
 #include "engine/hostruntime.h"
 #include "engine/sweeps.h"
 
@@ -33,7 +34,7 @@ QString decisionLine(const QJsonObject &d)
 }
 
 // One pass of @p sweeper, waited for (at most @p timeoutMs), audited; returns its JSON form.
-QJsonObject runPass(Store &store, const QString &projectId, const QString &instance, Sweeper &sweeper, bool dryRun, qint64 timeoutMs,
+QJsonObject runPass(Engine &engine, const QString &projectId, const QString &instance, Sweeper &sweeper, bool dryRun, qint64 timeoutMs,
                     const QString &timeoutText)
 {
     SweepOptions options;
@@ -55,12 +56,14 @@ QJsonObject runPass(Store &store, const QString &projectId, const QString &insta
         report.failures = 1;
         report.summary = QStringLiteral("the pass did not finish within %1").arg(timeoutText);
     }
-    // Every write the pass made is audited with its evidence, and so is the pass.
+    // Every write the pass made is audited with its evidence, and so is the pass; what
+    // people hear of (compensations, a failed pass) the daemon routes from the store.
     bool ok = report.ok;
-    if (auto r = auditSweep(store, projectId, instance, report, dryRun); !r) {
+    if (auto r = auditSweep(engine.store(), projectId, instance, report, dryRun); !r) {
         printErr(QStringLiteral("sluice sweep: %1").arg(r.error().toString()));
         ok = false;
     }
+    notifySweepPass(engine, projectId, instance, report);
     return QJsonObject{{QStringLiteral("ok"), ok},
                        {QStringLiteral("instance"), instance},
                        {QStringLiteral("project"), projectId},
@@ -111,6 +114,7 @@ int runSweep(const QStringList &arguments)
     }
     for (const Diagnostic &d : (*host)->loadProjects())
         printErr(d.toString());
+    (*host)->engine().setNotificationOutbox(true); // the daemon routes what this pass raises
 
     // The projects to sweep: the one named, or every one with a sweeper of that name.
     QList<std::pair<QString, std::shared_ptr<ProjectRuntime>>> targets;
@@ -141,7 +145,7 @@ int runSweep(const QStringList &arguments)
     QJsonArray passes;
     QStringList lines;
     for (const auto &[id, project] : std::as_const(targets)) {
-        const QJsonObject pass = runPass((*host)->store(), id, instance, *project->instances.as<Sweeper>(instance),
+        const QJsonObject pass = runPass((*host)->engine(), id, instance, *project->instances.as<Sweeper>(instance),
                                          parser.isSet(QStringLiteral("dry-run")), *timeoutMs, parser.value(QStringLiteral("timeout")));
         ok = ok && pass.value(QStringLiteral("ok")).toBool();
         passes.append(pass);

@@ -24,6 +24,9 @@ std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProject
     Diagnostics diagnostics;
     auto host = HostRuntime::open(configDir, diagnostics,
                                   withProjects ? HostRuntime::StoreAccess::Migrate : HostRuntime::StoreAccess::ReadExisting);
+    // What this process raises (submitted, stage-changed, done, ...) is routed by the daemon.
+    if (host)
+        (*host)->engine().setNotificationOutbox(true);
     for (const Diagnostic &d : diagnostics)
         printErr(d.toString());
     if (!host) {

@@ -39,7 +39,7 @@ namespace {
 const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
     QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("lease_queue"), QStringLiteral("leases"),
-    QStringLiteral("nodes"),      QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
+    QStringLiteral("nodes"),      QStringLiteral("notification_outbox"), QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
     QStringLiteral("sweeper_status"), QStringLiteral("tasks"),
 };
 
@@ -181,6 +181,8 @@ private Q_SLOTS:
     void heartbeatUpsertsOneRowPerNode();
     void auditAppendsEntries_data() { addEngines(); }
     void auditAppendsEntries();
+    void notificationOutboxHandsEachToOneNode_data() { addEngines(); }
+    void notificationOutboxHandsEachToOneNode();
     void pluginStateIsScopedToOneInstance_data() { addEngines(); }
     void pluginStateIsScopedToOneInstance();
     void worksFromAnotherThread_data() { addEngines(); }
@@ -694,6 +696,86 @@ void tst_Store::auditAppendsEntries()
     QVERIFY(rows.at(1).at(3).isNull());
     QVERIFY(rows.at(1).at(4).isNull());
     QCOMPARE(QJsonDocument::fromJson(rows.at(1).at(5).toString().toUtf8()).object(), QJsonObject());
+}
+
+// What a CLI process raises waits in the store; each notification goes to exactly one
+// daemon, oldest first, whole; routed ones are pruned.
+void tst_Store::notificationOutboxHandsEachToOneNode()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+    auto other = Store::open(settings); // another node on the same database
+    VERIFY_OK(other);
+
+    for (int i = 1; i <= 5; ++i) {
+        Notification n;
+        n.event = QStringLiteral("stage-changed");
+        n.projectId = QStringLiteral("shop");
+        n.taskId = i;
+        n.title = QStringLiteral("task %1 moved").arg(i);
+        n.text = QStringLiteral("moved review \u2192 approval");
+        n.data = QJsonObject{{QStringLiteral("from"), QStringLiteral("review")}, {QStringLiteral("to"), QStringLiteral("approval")}};
+        n.at = QDateTime::fromMSecsSinceEpoch(1700000000000 + i, Qt::UTC);
+        VERIFY_OK(s.queueNotification(n, QStringLiteral("build-01/cli")));
+    }
+    QVERIFY(!s.queueNotification(Notification{}, QStringLiteral("x"))); // no event: refused
+
+    // Two nodes claim at once, from two threads: every notification exactly once.
+    QList<Notification> mine, theirs;
+    QThread *thread = QThread::create([&] {
+        for (int k = 0; k < 5; ++k) {
+            auto got = (*other)->claimNotifications(QStringLiteral("node-b"), 2);
+            if (got)
+                theirs.append(*got);
+        }
+    });
+    thread->start();
+    for (int k = 0; k < 5; ++k) {
+        auto got = s.claimNotifications(QStringLiteral("node-a"), 2);
+        VERIFY_OK(got);
+        mine.append(*got);
+    }
+    thread->wait();
+    delete thread;
+    QSet<qint64> tasks;
+    for (const Notification &n : mine + theirs)
+        tasks.insert(n.taskId);
+    QCOMPARE(mine.size() + theirs.size(), 5);
+    QCOMPARE(tasks.size(), 5);
+    for (const QList<Notification> &claimed : {mine, theirs}) { // oldest first within a claim
+        for (int k = 1; k < claimed.size(); ++k)
+            QVERIFY(claimed.at(k - 1).at <= claimed.at(k).at);
+    }
+    const QList<Notification> all = mine + theirs;
+    const Notification &first = all.first();
+    QCOMPARE(first.event, QStringLiteral("stage-changed"));
+    QCOMPARE(first.projectId, QStringLiteral("shop"));
+    QCOMPARE(first.title, QStringLiteral("task %1 moved").arg(first.taskId));
+    QCOMPARE(first.text, QStringLiteral("moved review \u2192 approval"));
+    QCOMPARE(first.data.value(QStringLiteral("to")).toString(), QStringLiteral("approval"));
+    QCOMPARE(first.at, QDateTime::fromMSecsSinceEpoch(1700000000000 + first.taskId, Qt::UTC));
+    auto none = s.claimNotifications(QStringLiteral("node-a"), 10);
+    VERIFY_OK(none);
+    QVERIFY(none->isEmpty());
+    // A bare notification (no project, title or text) is kept too, its text empty, not NULL.
+    Notification bare;
+    bare.event = QStringLiteral("sweep-failed");
+    VERIFY_OK(s.queueNotification(bare, QStringLiteral("build-01/cli")));
+    auto one = s.claimNotifications(QStringLiteral("node-a"), 10);
+    VERIFY_OK(one);
+    QCOMPARE(one->size(), 1);
+    QCOMPARE(one->first().event, QStringLiteral("sweep-failed"));
+    QVERIFY(one->first().text.isEmpty() && one->first().projectId.isEmpty() && one->first().taskId == 0);
+    // Routed notifications go once they are old enough; fresh ones stay.
+    auto kept = s.pruneNotifications(QDateTime::currentDateTimeUtc().addSecs(-60));
+    VERIFY_OK(kept);
+    QCOMPARE(*kept, 0);
+    auto pruned = s.pruneNotifications(QDateTime::currentDateTimeUtc().addSecs(60));
+    VERIFY_OK(pruned);
+    QCOMPARE(*pruned, 6);
 }
 
 void tst_Store::pluginStateIsScopedToOneInstance()

@@ -50,6 +50,7 @@ private Q_SLOTS:
     void notifierOutageChangesNothing();
     void sighupReadsTheStatesAgain();
     void secretsNeverLogged();
+    void movesMadeFromTheCliAreNotifiedToo();
 
 private:
     Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
@@ -358,6 +359,55 @@ void tst_TrackerFlow::secretsNeverLogged()
     QVERIFY(bytes.contains("Say hello")); // the tasks are there
     for (const QByteArray &secret : {ApiKey, HookSecret, BotToken})
         QVERIFY(!bytes.contains(secret));
+}
+
+// A move made by `sluice approve` (another process, which routes nothing) reaches the chat
+// and the tracker through the daemon, once: the CLI keeps its notifications in the store.
+void tst_TrackerFlow::movesMadeFromTheCliAreNotifiedToo()
+{
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("Approved by hand"), QStringLiteral("Add cli.txt."), QStringLiteral("In Progress"));
+    Reply started = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(started.status, 202);
+    const qint64 id = started.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+
+    auto approve = [&](const QStringList &extra) {
+        QProcess cli;
+        cli.start(QStringLiteral(SLUICE_EXECUTABLE), QStringList{QStringLiteral("approve"), QStringLiteral("--config"), m_config.path(), QString::number(id)} + extra);
+        QVERIFY(cli.waitForFinished(60000));
+        QByteArray err;
+        for (const QByteArray &line : cli.readAllStandardError().split('\n')) {
+            if (!line.contains("sluice.core.loader"))
+                err += line + '\n';
+        }
+        const QByteArray out = cli.readAllStandardOutput();
+        QVERIFY2(cli.exitCode() == 0, (out + err).constData());
+        QVERIFY2(!err.contains("cannot keep"), err.constData()); // the notification was kept for the daemon
+    };
+    const QString moved = QStringLiteral("task %1 (Approved by hand): moved approval \u2192 deploy").arg(id);
+    auto count = [&](const QString &text) {
+        const auto messages = m_telegram.messages();
+        return int(std::count_if(messages.cbegin(), messages.cend(), [&](const FakeTelegramMessage &m) { return m.text.contains(text); }));
+    };
+    // Approved by hand once the stage asks (its job has reported that it waits).
+    const auto asked = [&](const QString &stage) {
+        return count(QStringLiteral("task %1 (Approved by hand): waits in %2 for").arg(id).arg(stage)) > 0;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(asked(QStringLiteral("approval")), 15000);
+    approve({QStringLiteral("approval")});
+    QCOMPARE(stageOf(id), QStringLiteral("deploy"));
+    QTRY_COMPARE_WITH_TIMEOUT(count(moved), 1, 15000);
+    QTRY_VERIFY_WITH_TIMEOUT(commentContains(issue, QStringLiteral("moved approval \u2192 deploy")), 10000);
+
+    QTRY_VERIFY_WITH_TIMEOUT(asked(QStringLiteral("deploy")), 15000);
+    approve({QStringLiteral("deploy"), QStringLiteral("--signal"), QStringLiteral("confirm-deploy")});
+    QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("done"));
+    QTRY_COMPARE_WITH_TIMEOUT(count(QStringLiteral("task %1 (Approved by hand): done (deploy").arg(id)), 1, 15000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Done"), 10000);
+    QTest::qWait(1500); // several more outbox passes: nothing is routed twice
+    QCOMPARE(count(moved), 1);
+    QCOMPARE(count(QStringLiteral("task %1 (Approved by hand): done (deploy").arg(id)), 1);
 }
 
 QTEST_GUILESS_MAIN(tst_TrackerFlow)

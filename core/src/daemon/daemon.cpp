@@ -21,6 +21,7 @@
 #include <QJsonObject>
 #include <QLoggingCategory>
 
+#include <algorithm>
 #include <csignal>
 #include <unistd.h>
 
@@ -92,6 +93,10 @@ Result<void> Daemon::start()
             qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
     });
     m_heartbeat.start(10000);
+    // Notifications raised by `sluice submit` / `approve` / `sweep` wait in the store: routed
+    // at every worker poll.
+    connect(&m_outbox, &QTimer::timeout, this, &Daemon::routeOutbox);
+    m_outbox.start(int(std::clamp<qint64>(config.pollIntervalMs, 100, 10000)));
 
     m_metrics = std::make_unique<Metrics>();
     const std::pair<const char *, const char *> counters[] = {
@@ -258,6 +263,7 @@ void Daemon::stop(const QString &why)
     if (m_http)
         m_http->close();
     m_heartbeat.stop();
+    m_outbox.stop();
     if (!m_worker || m_worker->runningCount() == 0) {
         finishStop();
         return;
@@ -298,6 +304,24 @@ void Daemon::reload()
                                           QJsonObject{{QStringLiteral("problems"), int(problems.size())}}});
     m_systemd->ready();
     m_systemd->status(QStringLiteral("running %1 project(s)").arg(m_host.engine().projectIds().size()));
+}
+
+void Daemon::routeOutbox()
+{
+    Store &store = m_host.store();
+    auto claimed = store.claimNotifications(m_host.config().node, 100);
+    if (!claimed) {
+        qCWarning(lcDaemon).noquote() << "cannot read the notifications other processes raised:" << claimed.error().toString();
+        return;
+    }
+    for (const Notification &n : std::as_const(*claimed)) {
+        qCDebug(lcDaemon).noquote() << "routing the" << n.event << "notification of task" << n.taskId << "raised by another process";
+        m_host.engine().notify(n);
+    }
+    if (++m_outboxPasses % 1000 == 1) {
+        if (auto pruned = store.pruneNotifications(QDateTime::currentDateTimeUtc().addDays(-7)); !pruned)
+            qCWarning(lcDaemon).noquote() << "cannot prune routed notifications:" << pruned.error().toString();
+    }
 }
 
 void Daemon::checkIdle()

@@ -60,6 +60,8 @@ private:
     QByteArray renderMetrics();
     void countWebhook(const QString &result);
     void checkIdle();
+    // Claims the notifications CLI processes kept in the store and routes them like our own.
+    void routeOutbox();
     void finishStop();
     Result<void> stopOrphanedAgents(const QList<qint64> &adoptedJobs);
 
@@ -77,6 +79,8 @@ private:
     std::unique_ptr<TrackerUpdates> m_trackerUpdates;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
+    QTimer m_outbox;        // routes what CLI processes raised (Store::claimNotifications)
+    int m_outboxPasses = 0; // routed notifications are pruned every so many passes
     int m_idleTicks = 0;
     bool m_ready = false;
     bool m_stopping = false;

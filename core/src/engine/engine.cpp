@@ -682,6 +682,15 @@ void Engine::notify(Notification notification)
 {
     if (!notification.at.isValid())
         notification.at = QDateTime::currentDateTimeUtc();
+    if (m_outbox) {
+        // Into the database only masked (notifyTask masks already; other callers may not).
+        notification.title = Redaction::redact(notification.title);
+        notification.text = Redaction::redact(notification.text);
+        // Best effort like every notification: a failure is logged, never the caller's.
+        if (auto queued = m_store.queueNotification(notification, m_node + QStringLiteral("/cli")); !queued)
+            qCWarning(lcEngine).noquote() << "cannot keep the" << notification.event << "notification for the daemon -" << queued.error().toString();
+        return;
+    }
     Q_EMIT this->notification(notification);
 }
 

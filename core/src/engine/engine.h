@@ -178,6 +178,12 @@ public:
      * notifications; sets its time when unset. Never blocks and never fails the caller.
      */
     void notify(Notification notification);
+    /**
+     * In a process that routes nothing (the CLI), notify() keeps each notification in the
+     * store's outbox instead of emitting it, for the daemon to route (Daemon: the outbox
+     * timer). Off by default.
+     */
+    void setNotificationOutbox(bool on) { m_outbox = on; }
 
     /// Publishes "approval-requested" for @p taskId waiting in @p stage, with the signals the
     /// stage waits for in data["signals"] and @p summary (the stage's request) as text.
@@ -212,6 +218,7 @@ private:
     int m_inFlight = 0;
     QHash<qint64, int> m_advancing; // task → advance runs evaluating
     QSet<qint64> m_waiting;         // tasks with a re-evaluation scheduled after a "wait" verdict
+    bool m_outbox = false;          // notify() queues in the store instead of emitting
 };
 
 /// The task description with the latest gate feedback replacing any earlier feedback.

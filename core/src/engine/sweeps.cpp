@@ -148,7 +148,7 @@ void SweepSchedule::stop()
     m_entries.clear();
 }
 
-void SweepSchedule::notifyPass(const Entry &entry, const SweepReport &report)
+void notifySweepPass(Engine &engine, const QString &projectId, const QString &instance, const SweepReport &report)
 {
     // Compensations (writes a sweeper made to repair state) and failed passes reach people.
     for (const QJsonValue &v : report.decisions) {
@@ -157,24 +157,24 @@ void SweepSchedule::notifyPass(const Entry &entry, const SweepReport &report)
             continue;
         Notification n;
         n.event = QStringLiteral("compensation-posted");
-        n.projectId = entry.projectId;
-        n.title = QStringLiteral("%1 of %2 posted a compensation").arg(entry.instance, entry.projectId);
+        n.projectId = projectId;
+        n.title = QStringLiteral("%1 of %2 posted a compensation").arg(instance, projectId);
         n.text = d.value(QStringLiteral("reason")).toString();
         n.data = d;
-        m_engine.notify(n);
+        engine.notify(n);
     }
     if (report.ok)
         return;
     Notification n;
     n.event = QStringLiteral("sweep-failed");
-    n.projectId = entry.projectId;
-    n.title = QStringLiteral("sweeper %1 of %2 failed").arg(entry.instance, entry.projectId);
+    n.projectId = projectId;
+    n.title = QStringLiteral("sweeper %1 of %2 failed").arg(instance, projectId);
     n.text = report.summary;
-    n.data = QJsonObject{{QStringLiteral("instance"), entry.instance},
+    n.data = QJsonObject{{QStringLiteral("instance"), instance},
                          {QStringLiteral("examined"), report.examined},
                          {QStringLiteral("failures"), report.failures},
                          {QStringLiteral("summary"), report.summary}};
-    m_engine.notify(n);
+    engine.notify(n);
 }
 
 void SweepSchedule::runAllNow()
@@ -208,7 +208,7 @@ void SweepSchedule::runPass(const QString &key)
             qCWarning(lcSweeps).noquote() << audited.error().toString();
         }
         count(*entry, report);
-        notifyPass(*entry, report);
+        notifySweepPass(m_engine, entry->projectId, entry->instance, report);
         if (report.ok)
             qCInfo(lcSweeps).noquote() << "sweeper" << entry->instance << "of" << entry->projectId << ":" << report.summary;
         else

@@ -27,6 +27,13 @@ struct ProjectRuntime;
                                                     const SweepReport &report, bool dryRun);
 
 /**
+ * Tells people about one finished pass through @p engine: "compensation-posted" for every
+ * write the sweeper made to repair state, "sweep-failed" when the pass failed. Quiet passes
+ * say nothing.
+ */
+SLUICE_EXPORT void notifySweepPass(Engine &engine, const QString &projectId, const QString &instance, const SweepReport &report);
+
+/**
  * Runs every sweeper instance of every project on its own timer (the instance's
  * defaultInterval()). A pass that is still running when its timer fires again is not doubled;
  * a pass that runs past its interval is cancelled and counted as failed. Every pass is
@@ -62,7 +69,6 @@ private:
     struct Entry;
     void runPass(const QString &key);
     void count(const Entry &entry, const SweepReport &report);
-    void notifyPass(const Entry &entry, const SweepReport &report);
 
     Engine &m_engine;
     Store &m_store;

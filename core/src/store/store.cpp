@@ -9,6 +9,9 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QJsonDocument>
+#include <QJsonObject>
+
+#include <algorithm>
 
 namespace Sluice {
 
@@ -264,6 +267,69 @@ Result<int> Store::releaseTaskLeases(qint64 taskId)
     if (!unqueued)
         return std::unexpected(unqueued.error());
     return released;
+}
+
+Result<void> Store::queueNotification(const Notification &n, const QString &raisedBy)
+{
+    if (n.event.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a notification needs an event"));
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("queueing the %1 notification of task %2").arg(n.event).arg(n.taskId),
+        QStringLiteral("INSERT INTO notification_outbox (event, project, task_id, title, body, data, raised_at, raised_by) "
+                       "VALUES (:event, :project, :task, :title, :body, :data, :at, :by)"),
+        // A null QString binds as SQL NULL: empty text is stored as ''.
+        {{QStringLiteral("event"), n.event},
+         {QStringLiteral("project"), n.projectId.isNull() ? QStringLiteral("") : n.projectId},
+         {QStringLiteral("task"), n.taskId > 0 ? QVariant(n.taskId) : QVariant()},
+         {QStringLiteral("title"), n.title.isNull() ? QStringLiteral("") : n.title},
+         {QStringLiteral("body"), n.text.isNull() ? QStringLiteral("") : n.text},
+         {QStringLiteral("data"), QString::fromUtf8(QJsonDocument(n.data).toJson(QJsonDocument::Compact))},
+         {QStringLiteral("at"), (n.at.isValid() ? n.at : QDateTime::currentDateTimeUtc()).toMSecsSinceEpoch()},
+         {QStringLiteral("by"), raisedBy}});
+    if (!query)
+        return std::unexpected(query.error());
+    return {};
+}
+
+Result<QList<Notification>> Store::claimNotifications(const QString &node, int max)
+{
+    // The outer condition is checked again on each row after a concurrent claim (PostgreSQL
+    // row locks; SQLite has one writer): a row goes to one node.
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("claiming queued notifications for node %1").arg(node),
+        QStringLiteral("UPDATE notification_outbox SET claimed_by = :node, claimed_at = :now "
+                       "WHERE claimed_by IS NULL AND id IN (SELECT id FROM notification_outbox WHERE claimed_by IS NULL ORDER BY id LIMIT :max) "
+                       "RETURNING id, event, project, task_id, title, body, data, raised_at"),
+        {{QStringLiteral("node"), node}, {QStringLiteral("now"), QDateTime::currentMSecsSinceEpoch()}, {QStringLiteral("max"), std::max(1, max)}});
+    if (!query)
+        return std::unexpected(query.error());
+    QList<std::pair<qint64, Notification>> rows;
+    while (query->next()) {
+        Notification n;
+        n.event = query->value(1).toString();
+        n.projectId = query->value(2).toString();
+        n.taskId = query->value(3).toLongLong();
+        n.title = query->value(4).toString();
+        n.text = query->value(5).toString();
+        n.data = QJsonDocument::fromJson(query->value(6).toString().toUtf8()).object();
+        n.at = QDateTime::fromMSecsSinceEpoch(query->value(7).toLongLong(), Qt::UTC);
+        rows.append({query->value(0).toLongLong(), n});
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto &a, const auto &b) { return a.first < b.first; });
+    QList<Notification> out;
+    for (const auto &[id, n] : std::as_const(rows))
+        out.append(n);
+    return out;
+}
+
+Result<int> Store::pruneNotifications(const QDateTime &before)
+{
+    Result<QSqlQuery> query = d->connections->run(QStringLiteral("deleting routed notifications"),
+                                                  QStringLiteral("DELETE FROM notification_outbox WHERE claimed_at IS NOT NULL AND claimed_at < :before"),
+                                                  {{QStringLiteral("before"), before.toMSecsSinceEpoch()}});
+    if (!query)
+        return std::unexpected(query.error());
+    return query->numRowsAffected();
 }
 
 std::unique_ptr<StateStore> Store::pluginState(const QString &projectId, const QString &instanceName)

@@ -4,6 +4,7 @@
 // The store: every table of Sluice behind one class, on SQLite or PostgreSQL.
 
 #include <sluice/error.h>
+#include <sluice/notifier.h>
 #include <sluice/secrets.h>
 #include <sluice/services.h>
 
@@ -109,6 +110,20 @@ public:
      * one behind). Returns how many were released.
      */
     [[nodiscard]] Result<int> releaseTaskLeases(qint64 taskId);
+
+    /**
+     * Keeps @p notification (already masked) for a daemon to route: how a process that routes
+     * nothing itself (the CLI) still reaches the notifiers and the tracker. @p raisedBy names
+     * the process ("node/cli").
+     */
+    [[nodiscard]] Result<void> queueNotification(const Notification &notification, const QString &raisedBy);
+    /**
+     * Claims up to @p max queued notifications for @p node, oldest first. A notification is
+     * claimed by one node only, also when several claim at once.
+     */
+    [[nodiscard]] Result<QList<Notification>> claimNotifications(const QString &node, int max);
+    /// Deletes notifications claimed before @p before; returns how many.
+    [[nodiscard]] Result<int> pruneNotifications(const QDateTime &before);
 
     /// A key-value store scoped to one plugin instance of one project.
     [[nodiscard]] std::unique_ptr<StateStore> pluginState(const QString &projectId,
