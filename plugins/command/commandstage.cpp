@@ -140,6 +140,8 @@ protected:
 private:
     const QLoggingCategory &logging() const { return m_logging; }
     void finishFailed(const QString &summary);
+    // Logs @p outcome (completed: info, anything else: warning) and finishes with it.
+    void conclude(const StageOutcome &outcome);
     void onEnded(const Processes::ProcessEnding &ending);
 
     // once: true
@@ -165,15 +167,24 @@ private:
     QTimer m_watch;
 };
 
+void CommandRun::conclude(const StageOutcome &outcome)
+{
+    if (outcome.status == StageOutcome::Status::Completed)
+        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                    << "completed:" << outcome.summary;
+    else
+        qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
+                                       << "failed:" << outcome.summary;
+    finishWith(outcome);
+}
+
 void CommandRun::finishFailed(const QString &summary)
 {
-    qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                   << "failed:" << summary;
     StageOutcome outcome;
     outcome.status = StageOutcome::Status::Failed;
     outcome.summary = summary;
     outcome.logPath = m_output;
-    finishWith(outcome);
+    conclude(outcome);
 }
 
 void CommandRun::doStart()
@@ -371,13 +382,7 @@ void CommandRun::onEnded(const Processes::ProcessEnding &ending)
         outcome.summary = withTail(QStringLiteral("%1 exited with code %2").arg(name).arg(ending.exitCode), m_output);
     }
 
-    if (outcome.status == StageOutcome::Status::Completed)
-        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                    << "completed:" << outcome.summary;
-    else
-        qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                       << "failed:" << outcome.summary;
-    finishWith(outcome);
+    conclude(outcome);
 }
 
 QString CommandRun::markerLabel() const
@@ -495,13 +500,7 @@ void CommandRun::finalise(std::optional<int> status, bool recordedEarlier, const
                                        m_output);
         }
     }
-    if (outcome.status == StageOutcome::Status::Completed)
-        qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                    << "completed:" << outcome.summary;
-    else
-        qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                       << "failed:" << outcome.summary;
-    finishWith(outcome);
+    conclude(outcome);
 }
 
 void CommandRun::finishUnknown(const QString &why)

@@ -3,12 +3,19 @@
 
 #include <QCoreApplication>
 #include <QDeadlineTimer>
+#include <QEventLoop>
 #include <QFile>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QTimer>
+#include <QUrl>
 
 namespace Sluice::Test {
 
 DaemonProcess::DaemonProcess(QString executable, QObject *parent)
     : QProcess(parent)
+    , m_network(new QNetworkAccessManager(this))
     , m_executable(std::move(executable))
 {
     setProcessChannelMode(QProcess::MergedChannels);
@@ -47,6 +54,30 @@ bool DaemonProcess::serve(const QString &configDir, std::chrono::milliseconds ti
     if (f.open(QIODevice::ReadOnly))
         m_port = quint16(f.readAll().trimmed().toUInt());
     return true;
+}
+
+HttpReply DaemonProcess::request(const QByteArray &method, const QString &path, const QByteArray &body,
+                                 const QList<QPair<QByteArray, QByteArray>> &headers)
+{
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_port).arg(path)));
+    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
+    for (const auto &[name, value] : headers)
+        r.setRawHeader(name, value);
+    QNetworkReply *reply = m_network->sendCustomRequest(r, method, body);
+    if (!reply->isFinished()) {
+        QEventLoop loop;
+        QTimer deadline;
+        deadline.setSingleShot(true);
+        connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
+        connect(&deadline, &QTimer::timeout, &loop, &QEventLoop::quit);
+        deadline.start(20000);
+        loop.exec();
+    }
+    if (!reply->isFinished())
+        qFatal("no answer to %s %s", method.constData(), qPrintable(path));
+    HttpReply out{reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll()};
+    reply->deleteLater();
+    return out;
 }
 
 } // namespace Sluice::Test

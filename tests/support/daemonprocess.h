@@ -6,12 +6,25 @@
 // test kills, signals and waits for it as for any child.
 
 #include <QByteArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QList>
+#include <QPair>
 #include <QProcess>
 #include <QString>
 
 #include <chrono>
 
+class QNetworkAccessManager;
+
 namespace Sluice::Test {
+
+/// An answer of the daemon's HTTP interface.
+struct HttpReply {
+    int status = 0;
+    QByteArray body;
+    [[nodiscard]] QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
+};
 
 class DaemonProcess : public QProcess
 {
@@ -32,7 +45,15 @@ public:
     void clearLog() { m_log.clear(); }
     [[nodiscard]] quint16 port() const { return m_port; }
 
+    /**
+     * Sends @p method @p path (with @p body as JSON and @p headers) to the daemon's HTTP port
+     * and waits for the answer (at most 20 s; no answer ends the test run).
+     */
+    [[nodiscard]] HttpReply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
+                                    const QList<QPair<QByteArray, QByteArray>> &headers = {});
+
 private:
+    QNetworkAccessManager *m_network = nullptr;
     QString m_executable;
     QByteArray m_log;
     quint16 m_port = 0;

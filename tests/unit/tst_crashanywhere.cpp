@@ -43,9 +43,7 @@ QString sluiceExecutable()
 
 bool git(const QStringList &args)
 {
-    QProcess p;
-    p.start(QStringLiteral("git"), args);
-    return p.waitForFinished(30000) && p.exitCode() == 0;
+    return Sluice::Test::runGit(args).code == 0;
 }
 
 bool processAlive(qint64 pid)

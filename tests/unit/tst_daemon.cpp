@@ -26,11 +26,7 @@ namespace {
 
 const QByteArray secret = "webhook-secret-for-tests-7c1d";
 
-struct Reply {
-    int status = 0;
-    QByteArray body;
-    QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
-};
+using Reply = Sluice::Test::HttpReply;
 
 QByteArray sign(const QByteArray &body)
 {
@@ -54,9 +50,7 @@ Run cli(const QStringList &arguments)
 
 bool git(const QStringList &args)
 {
-    QProcess p;
-    p.start(QStringLiteral("git"), args);
-    return p.waitForFinished(30000) && p.exitCode() == 0;
+    return Sluice::Test::runGit(args).code == 0;
 }
 
 } // namespace
@@ -75,7 +69,10 @@ private Q_SLOTS:
 private:
     bool startDaemon();
     Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
-                  const QList<QPair<QByteArray, QByteArray>> &headers = {});
+                  const QList<QPair<QByteArray, QByteArray>> &headers = {})
+    {
+        return m_daemon.request(method, path, body, headers);
+    }
     QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
     int eventRows();
     qint64 waitForStagePid(qint64 taskId);
@@ -83,7 +80,6 @@ private:
     Test::PluginDirectory m_plugins;
     Test::TemporaryConfig m_config;
     Test::DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
-    QNetworkAccessManager m_network;
 };
 
 void tst_Daemon::initTestCase()
@@ -175,22 +171,6 @@ void tst_Daemon::cleanup()
 bool tst_Daemon::startDaemon()
 {
     return m_daemon.serve(m_config.path()) && m_daemon.port() != 0;
-}
-
-Reply tst_Daemon::request(const QByteArray &method, const QString &path, const QByteArray &body,
-                          const QList<QPair<QByteArray, QByteArray>> &headers)
-{
-    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_daemon.port()).arg(path)));
-    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
-    for (const auto &[name, value] : headers)
-        r.setRawHeader(name, value);
-    QNetworkReply *reply = m_network.sendCustomRequest(r, method, body);
-    QSignalSpy done(reply, &QNetworkReply::finished);
-    if (!reply->isFinished() && !done.wait(20000))
-        qFatal("no answer to %s %s", method.constData(), qPrintable(path));
-    Reply out{reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll()};
-    reply->deleteLater();
-    return out;
 }
 
 int tst_Daemon::eventRows()

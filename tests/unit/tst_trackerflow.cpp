@@ -31,11 +31,7 @@ const QByteArray ApiKey = "plane-flow-api-key-7a1e5c";
 const QByteArray HookSecret = "plane-flow-hook-secret-3b8d";
 const QByteArray BotToken = "424242:flow-telegram-token-Qx9";
 
-struct Reply {
-    int status = 0;
-    QByteArray body;
-    QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
-};
+using Reply = Sluice::Test::HttpReply;
 
 } // namespace
 
@@ -54,7 +50,10 @@ private Q_SLOTS:
 
 private:
     Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
-                  const QList<QPair<QByteArray, QByteArray>> &headers = {});
+                  const QList<QPair<QByteArray, QByteArray>> &headers = {})
+    {
+        return m_daemon.request(method, path, body, headers);
+    }
     // Delivers @p delivery as Plane does, again while the daemon answers 503.
     Reply deliver(const FakePlane::Delivery &delivery);
     QJsonObject task(qint64 id) { return request("GET", QStringLiteral("/api/tasks/%1").arg(id)).json(); }
@@ -68,7 +67,6 @@ private:
     FakeTelegram m_telegram{BotToken};
     QString m_project;
     Test::DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
-    QNetworkAccessManager m_network;
 };
 
 void tst_TrackerFlow::initTestCase()
@@ -161,22 +159,6 @@ void tst_TrackerFlow::cleanupTestCase()
         if (!m_daemon.waitForFinished(15000))
             m_daemon.kill();
     }
-}
-
-Reply tst_TrackerFlow::request(const QByteArray &method, const QString &path, const QByteArray &body,
-                               const QList<QPair<QByteArray, QByteArray>> &headers)
-{
-    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_daemon.port()).arg(path)));
-    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
-    for (const auto &[name, value] : headers)
-        r.setRawHeader(name, value);
-    QNetworkReply *reply = m_network.sendCustomRequest(r, method, body);
-    QSignalSpy done(reply, &QNetworkReply::finished);
-    if (!reply->isFinished() && !done.wait(20000))
-        qFatal("no answer to %s %s", method.constData(), qPrintable(path));
-    Reply out{reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll()};
-    reply->deleteLater();
-    return out;
 }
 
 Reply tst_TrackerFlow::deliver(const FakePlane::Delivery &delivery)

@@ -266,6 +266,10 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     request.artifactsDir = m_workspace.artifactsPath(run->m_task.project, run->m_task.id);
 
     auto record = [this, run, instance = instance, toStage = toStage](const GateVerdict &verdict, qint64 durationMs) {
+        {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.verdicts[{instance, GateVerdict::resultName(verdict.result())}];
+        }
         if (verdict.result() == GateVerdict::Result::Wait) {
             // Not a decision: no gate run is recorded and nobody is told of a failure.
             waitFor(run, instance, verdict);
@@ -282,10 +286,6 @@ void Engine::evaluateNextGate(AdvanceRun *run)
         r.durationMs = durationMs;
         if (auto ok = m_tasks.recordGateRun(r); !ok)
             qCWarning(lcEngine).noquote() << "cannot record verdict of" << instance << "-" << ok.error().toString();
-        {
-            QMutexLocker lock(&m_statsMutex);
-            ++m_stats.verdicts[{instance, GateVerdict::resultName(verdict.result())}];
-        }
         qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "gate" << instance << "→"
                                    << GateVerdict::resultName(verdict.result()) << "-" << verdict.reason();
         {
@@ -341,10 +341,6 @@ void Engine::waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &ve
 {
     using namespace std::chrono;
     const milliseconds retry = std::clamp<milliseconds>(verdict.retryAfter(), seconds(1), hours(1));
-    {
-        QMutexLocker lock(&m_statsMutex);
-        ++m_stats.verdicts[{gate, GateVerdict::resultName(verdict.result())}];
-    }
     const TaskRecord &task = run->m_task;
     qCInfo(lcEngine).noquote() << "task" << task.id << "gate" << gate << "→ wait -" << verdict.reason() << "; evaluated again in"
                                << retry.count() << "ms";
