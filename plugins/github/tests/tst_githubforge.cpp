@@ -227,6 +227,30 @@ private Q_SLOTS:
         QCOMPARE(m_fake->requestCount(), 1);
     }
 
+    // Null times are documented; a time that is present and not a time is a wrong answer, and
+    // a completed run without completed_at too: the whole read fails, never a shorter list.
+    void checkRunWithABadTimeIsMalformed_data()
+    {
+        QTest::addColumn<QByteArray>("checkRun");
+        QTest::newRow("started_at not a time") << QByteArray(R"({"id": 1, "name": "a", "status": "in_progress", "conclusion": null, "started_at": "yesterday", "completed_at": null})");
+        QTest::newRow("completed without completed_at") << QByteArray(R"({"id": 1, "name": "a", "status": "completed", "conclusion": "success", "started_at": null, "completed_at": null})");
+        QTest::newRow("unknown conclusion") << QByteArray(R"({"id": 1, "name": "a", "status": "completed", "conclusion": "greenish", "started_at": null, "completed_at": "2026-01-01T00:00:00Z"})");
+    }
+
+    void checkRunWithABadTimeIsMalformed()
+    {
+        QFETCH(QByteArray, checkRun);
+        m_fake->setHandler([checkRun](const FakeRequest &r) -> std::optional<FakeAnswer> {
+            if (!r.path.endsWith(QLatin1String("/check-runs")))
+                return std::nullopt;
+            return FakeAnswer{200, "{\"total_count\": 1, \"check_runs\": [" + checkRun + "]}", {{"Content-Type", "application/json"}}};
+        });
+        auto runs = run(checks().checkRuns(sha(1)));
+        QVERIFY(!runs);
+        QCOMPARE(runs.error().code, ErrorCode::Malformed);
+        m_fake->setHandler({});
+    }
+
     // GitHub's secondary rate limit: 403 or 429 with a message saying so, Retry-After when it
     // knows how long (docs.github.com, "Rate limits for the REST API"). Waited out and retried,
     // writes included, never longer than max_retry_wait at once (24.3).
