@@ -9,6 +9,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QRegularExpression>
+#include <QTimer>
 
 #include <algorithm>
 #include <array>
@@ -90,6 +91,15 @@ QString ownCgroup()
     return {};
 }
 
+// Removes the cgroup @p path once the processes killed in it are gone: now, or from the event
+// loop a little later (a kill takes a moment to land), never blocking it.
+void removeWhenEmpty(const QString &path, int attempts)
+{
+    if (::rmdir(QFile::encodeName(path).constData()) == 0 || errno != EBUSY || attempts <= 0 || !QCoreApplication::instance())
+        return;
+    QTimer::singleShot(100, QCoreApplication::instance(), [path, attempts] { removeWhenEmpty(path, attempts - 1); });
+}
+
 // Kills what is left in the cgroups of runs whose supervisor has gone (killed with the
 // daemon, say) and removes them. A living supervisor's run is never touched.
 void sweepDeadRuns(const QString &parent, QStringList &notes)
@@ -111,8 +121,7 @@ void sweepDeadRuns(const QString &parent, QStringList &notes)
             killCgroup(path);
             notes.append(QStringLiteral("killed %1 process(es) left in %2 by a run whose supervisor is gone").arg(alive).arg(path));
         }
-        // Gone once the kill has landed; a cgroup still emptying is removed next time.
-        ::rmdir(QFile::encodeName(path).constData());
+        removeWhenEmpty(path, 20);
     }
 }
 

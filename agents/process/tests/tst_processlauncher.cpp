@@ -173,6 +173,8 @@ private Q_SLOTS:
     void runAs();
     void runAsRefused_data();
     void runAsRefused();
+    void killedSupervisorTakesItsAgent();
+    void leftoversOfADeadSupervisorAreKilled();
 
 private:
     Result<std::unique_ptr<AgentLauncher>> createLauncher(const QByteArray &yaml);
@@ -1128,6 +1130,90 @@ void tst_ProcessLauncher::runAsRefused()
     QVERIFY(!result);
     QVERIFY2(result.error().message.contains(messageContains), qPrintable(result.error().message));
     QVERIFY(!QFileInfo::exists(QDir(ws.worktree).filePath(QStringLiteral("ran"))));
+}
+
+void tst_ProcessLauncher::killedSupervisorTakesItsAgent()
+{
+    // Unsupervised, an agent would run on with nobody to record its end: it dies with its
+    // supervisor (parent-death signal), even one that ignores SIGTERM.
+    const ContainmentMode containment("process-group");
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    const QString pidFile = QDir(ws.worktree).filePath(QStringLiteral("agent.pid"));
+    QVERIFY(!ws.script("trap '' TERM\necho $$ > \"$SLUICE_WORKTREE/agent.pid\"\nwhile :; do sleep 1; done").isEmpty());
+    const Test::KillOnExit cleanup{{pidFile}};
+    auto launcher = createLauncher(RunScript);
+    QVERIFY(launcher);
+    std::unique_ptr<AgentLaunch> launch = (*launcher)->launch(ws.request(std::chrono::minutes(10)));
+    QSignalSpy started(launch.get(), &AgentLaunch::started);
+    QSignalSpy finished(launch.get(), &PluginJob::finished);
+    launch->start();
+    QTRY_VERIFY_WITH_TIMEOUT(readPid(pidFile) > 1, 20000);
+    QCOMPARE(started.count(), 1);
+    const qint64 supervisor = qvariant_cast<AgentProcess>(started.at(0).at(0)).pid;
+    QVERIFY(::kill(pid_t(supervisor), SIGKILL) == 0);
+    QTRY_VERIFY_WITH_TIMEOUT(processIsGone(readPid(pidFile)), 5000);
+    QVERIFY(finished.count() == 1 || finished.wait(10000));
+    QVERIFY(launch->result());
+    QVERIFY(launch->result()->crashed);
+}
+
+void tst_ProcessLauncher::leftoversOfADeadSupervisorAreKilled()
+{
+    // A supervisor killed with SIGKILL cannot clean up; its run's cgroup still holds a helper
+    // the agent detached. The next run's start kills it and removes the cgroup.
+    const ContainmentMode containment("cgroup");
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    writeEscapingAgent(ws);
+    const auto pidFile = [&](const char *name) { return QDir(ws.worktree).filePath(QString::fromLatin1(name)); };
+    const Test::KillOnExit cleanup{{pidFile("setsid.pid"), pidFile("double.pid"), pidFile("daemon.pid")}};
+    auto launcher = createLauncher(RunScript);
+    QVERIFY(launcher);
+    std::unique_ptr<AgentLaunch> launch = (*launcher)->launch(ws.request(std::chrono::minutes(10)));
+    QSignalSpy started(launch.get(), &AgentLaunch::started);
+    QSignalSpy finished(launch.get(), &PluginJob::finished);
+    launch->start();
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(pidFile("ready")) || launch->isFinished(), 20000);
+    if (!QFileInfo::exists(pidFile("ready")) && !launch->result() && launch->result().error().message.contains(QLatin1String("no cgroup")))
+        QSKIP(qPrintable(QStringLiteral("no usable cgroup v2 on this machine: ") + launch->result().error().message));
+    QVERIFY(QFileInfo::exists(pidFile("ready")));
+    const qint64 helper = readPid(pidFile("setsid.pid"));
+    const QString cgroup = Test::cgroupOf(helper);
+    QVERIFY2(cgroup.contains(QLatin1String("/run-")), qPrintable(cgroup));
+    QVERIFY(::kill(pid_t(qvariant_cast<AgentProcess>(started.at(0).at(0)).pid), SIGKILL) == 0);
+    QVERIFY(finished.count() == 1 || finished.wait(10000));
+    // The daemon that saw its supervisor die kills the rest of the run itself.
+    QTRY_VERIFY_WITH_TIMEOUT(processIsGone(helper), 5000);
+    QVERIFY(Test::processesOfRun({}, cgroup).isEmpty());
+
+    // Had the daemon died too (nobody watched): the next run's start cleans up.
+    Workspace second;
+    writeEscapingAgent(second);
+    const auto secondPid = [&](const char *name) { return QDir(second.worktree).filePath(QString::fromLatin1(name)); };
+    const Test::KillOnExit secondCleanup{{secondPid("setsid.pid"), secondPid("double.pid"), secondPid("daemon.pid")}};
+    std::unique_ptr<AgentLaunch> orphaned = (*launcher)->launch(second.request(std::chrono::minutes(10)));
+    QSignalSpy orphanedStarted(orphaned.get(), &AgentLaunch::started);
+    orphaned->start();
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(secondPid("ready")), 20000);
+    const qint64 orphanHelper = readPid(secondPid("setsid.pid"));
+    const QString orphanCgroup = Test::cgroupOf(orphanHelper);
+    QVERIFY2(orphanCgroup.contains(QLatin1String("/run-")), qPrintable(orphanCgroup));
+    orphaned.reset(); // detached: the daemon goes away without a word
+    const qint64 orphanedSupervisor = qvariant_cast<AgentProcess>(orphanedStarted.at(0).at(0)).pid;
+    QVERIFY(::kill(pid_t(orphanedSupervisor), SIGKILL) == 0);
+    QTRY_VERIFY_WITH_TIMEOUT(processIsGone(orphanedSupervisor), 5000);
+    // Nobody watches that run any more: its helper lives on in its cgroup.
+    QVERIFY2(!processIsGone(orphanHelper), "the detached helper should outlive its killed supervisor");
+    QVERIFY(QFileInfo::exists(Test::cgroupRoot() + orphanCgroup));
+
+    Workspace third;
+    QVERIFY(!third.script("exit 0").isEmpty());
+    std::unique_ptr<AgentLaunch> next = (*launcher)->launch(third.request());
+    const Result<AgentExit> result = runToEnd(*next);
+    QVERIFY2(result, qPrintable(result ? QString() : result.error().toString()));
+    QTRY_VERIFY_WITH_TIMEOUT(processIsGone(orphanHelper), 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(!QFileInfo::exists(Test::cgroupRoot() + orphanCgroup), 5000);
 }
 
 QTEST_GUILESS_MAIN(tst_ProcessLauncher)
