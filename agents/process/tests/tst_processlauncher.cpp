@@ -12,6 +12,7 @@
 #include <KTar>
 
 #include <QDir>
+#include <QCoreApplication>
 #include <QDirIterator>
 #include <QFile>
 #include <QFileInfo>
@@ -175,6 +176,8 @@ private Q_SLOTS:
     void runAsRefused();
     void killedSupervisorTakesItsAgent();
     void leftoversOfADeadSupervisorAreKilled();
+    void delegatedCgroup();
+    void helperLeavingItsCgroupIsStillKilled();
 
 private:
     Result<std::unique_ptr<AgentLauncher>> createLauncher(const QByteArray &yaml);
@@ -1185,7 +1188,7 @@ void tst_ProcessLauncher::leftoversOfADeadSupervisorAreKilled()
     QVERIFY(finished.count() == 1 || finished.wait(10000));
     // The daemon that saw its supervisor die kills the rest of the run itself.
     QTRY_VERIFY_WITH_TIMEOUT(processIsGone(helper), 5000);
-    QVERIFY(Test::processesOfRun({}, cgroup).isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(Test::processesOfRun({}, cgroup).isEmpty(), 5000);
 
     // Had the daemon died too (nobody watched): the next run's start cleans up.
     Workspace second;
@@ -1214,6 +1217,80 @@ void tst_ProcessLauncher::leftoversOfADeadSupervisorAreKilled()
     QVERIFY2(result, qPrintable(result ? QString() : result.error().toString()));
     QTRY_VERIFY_WITH_TIMEOUT(processIsGone(orphanHelper), 5000);
     QTRY_VERIFY_WITH_TIMEOUT(!QFileInfo::exists(Test::cgroupRoot() + orphanCgroup), 5000);
+}
+
+void tst_ProcessLauncher::delegatedCgroup()
+{
+    // The path of a daemon under systemd with Delegate=yes, played without systemd: a cgroup
+    // owned by an unprivileged user (as systemd chowns a delegated one) holds this suite,
+    // run again as that user with the containment tests. The launcher must move itself into
+    // <cgroup>/daemon and give each run a cgroup beside it.
+    if (::geteuid() != 0)
+        QSKIP("needs root to make a cgroup, give it to a throwaway user and run the suite as that user there "
+              "(CI runs the suite as root)");
+    const QString root = Test::cgroupRoot();
+    if (root.isEmpty() || !QFileInfo(root + QStringLiteral("/cgroup.procs")).isWritable())
+        QSKIP("no writable cgroup v2 hierarchy here");
+    ThrowawayUser user;
+    QVERIFY2(user.create(), "useradd failed");
+    const QString unit = root + QStringLiteral("/sluice-test-") + user.name + QStringLiteral(".service");
+    QVERIFY(QDir().mkpath(unit));
+    const auto removeUnit = qScopeGuard([&] {
+        for (const QString &child : QDir(unit).entryList(QDir::Dirs | QDir::NoDotAndDotDot))
+            QDir().rmdir(unit + QLatin1Char('/') + child);
+        QDir().rmdir(unit);
+    });
+    for (const char *file : {"", "/cgroup.procs", "/cgroup.subtree_control", "/cgroup.threads"})
+        QVERIFY(::chown(QFile::encodeName(unit + QLatin1String(file)).constData(), user.uid, user.gid) == 0);
+
+    QProcess suite;
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    environment.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("sluice.*.info=true"));
+    environment.insert(QStringLiteral("HOME"), QDir::tempPath());
+    suite.setProcessEnvironment(environment);
+    suite.setProcessChannelMode(QProcess::MergedChannels);
+    suite.start(QStringLiteral("/bin/sh"), {QStringLiteral("-c"), QStringLiteral("echo $$ > \"$1/cgroup.procs\" && exec runuser -u \"$2\" -- \"$3\" containment descriptorsNotInherited exits"),
+                                            QStringLiteral("sh"), unit, user.name, QCoreApplication::applicationFilePath()});
+    QVERIFY(suite.waitForFinished(300000));
+    const QString output = QString::fromUtf8(suite.readAll());
+    QVERIFY2(suite.exitStatus() == QProcess::NormalExit && suite.exitCode() == 0, qPrintable(output));
+    QVERIFY2(output.contains(QStringLiteral("moved the daemon into the cgroup %1/daemon").arg(unit)), qPrintable(output));
+    QVERIFY2(output.contains(QStringLiteral("containment cgroup %1/run-").arg(unit)), qPrintable(output));
+    QVERIFY2(!output.contains(QLatin1String("SKIP")), qPrintable(output));
+    // Every run's cgroup is gone again; only the daemon's leaf is left.
+    QCOMPARE(QDir(unit).entryList(QDir::Dirs | QDir::NoDotAndDotDot), QStringList{QStringLiteral("daemon")});
+}
+
+void tst_ProcessLauncher::helperLeavingItsCgroupIsStillKilled()
+{
+    // An agent that may write cgroups (here: root) moves a helper out of its run's cgroup,
+    // to the top of the hierarchy. cgroup.kill misses it; the supervisor, its subreaper,
+    // still finds it among its descendants.
+    const ContainmentMode containment("cgroup");
+    const QString root = Test::cgroupRoot();
+    if (::geteuid() != 0 || root.isEmpty() || !QFileInfo(root + QStringLiteral("/cgroup.procs")).isWritable())
+        QSKIP("needs a cgroup v2 root this test may write (root)");
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    const QString pidFile = QDir(ws.worktree).filePath(QStringLiteral("helper.pid"));
+    QVERIFY(!ws.script("setsid sh -c 'trap \"\" TERM; echo $$ > \"$SLUICE_WORKTREE/helper.pid\"; exec sleep 300' &\n"
+                       "while [ ! -s \"$SLUICE_WORKTREE/helper.pid\" ]; do sleep 0.05; done\n"
+                       "echo \"$(cat \"$SLUICE_WORKTREE/helper.pid\")\" > \"$CGROUP_ROOT/cgroup.procs\" && echo moved > \"$SLUICE_WORKTREE/moved\"\n"
+                       "exec sleep 300").isEmpty());
+    const Test::KillOnExit cleanup{{pidFile}};
+    auto launcher = createLauncher(RunScript + "environment: {CGROUP_ROOT: '" + root.toUtf8() + "'}\n");
+    QVERIFY(launcher);
+    std::unique_ptr<AgentLaunch> launch = (*launcher)->launch(ws.request(std::chrono::minutes(10)));
+    QSignalSpy finished(launch.get(), &PluginJob::finished);
+    launch->start();
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(QDir(ws.worktree).filePath(QStringLiteral("moved"))) || launch->isFinished(), 20000);
+    if (launch->isFinished() && !launch->result() && launch->result().error().message.contains(QLatin1String("no cgroup")))
+        QSKIP(qPrintable(launch->result().error().message));
+    const qint64 helper = readPid(pidFile);
+    QCOMPARE(Test::cgroupOf(helper), QStringLiteral("/")); // out of its run's cgroup
+    launch->cancel();
+    QVERIFY(finished.count() == 1 || finished.wait(20000));
+    QVERIFY2(processIsGone(helper), "the helper that left its cgroup survived the run");
 }
 
 QTEST_GUILESS_MAIN(tst_ProcessLauncher)
