@@ -452,8 +452,8 @@ private:
         else if (status)
             exit.exitCode = recorded;
         qCInfo(logging()).noquote() << label() << (exit.timedOut ? QStringLiteral("timed out") + forced : QStringLiteral("ended"))
-                                    << (exit.exitCode ? QStringLiteral("with exit code %1 (recorded by its wrapper)").arg(*exit.exitCode)
-                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its wrapper)").arg(recorded - 128)
+                                    << (exit.exitCode ? QStringLiteral("with exit code %1 (recorded by its supervisor)").arg(*exit.exitCode)
+                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its supervisor)").arg(recorded - 128)
                                                        : QStringLiteral("(exit code unknown)"));
         archiveThenFinish(exit);
     }

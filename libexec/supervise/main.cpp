@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include <ctime>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -46,8 +47,8 @@ namespace {
 constexpr int NotStarted = 127;
 // How long the end of a run may take to kill what is left before the supervisor gives up.
 constexpr int SweepMs = 10000;
-// How long output still arriving after the sweep is waited for.
-constexpr int DrainMs = 1000;
+// How long output still arriving after the sweep is read, at most.
+constexpr long DrainMs = 2000;
 
 // The signals the supervisor handles itself; all others keep their default.
 sigset_t handledSignals()
@@ -391,10 +392,17 @@ void Supervisor::superviseUntilTheProgramEnds()
 void Supervisor::readOutput(bool wait)
 {
     char buffer[65536];
+    // Draining ends at end-of-file (every writer is gone) or after DrainMs in all: a process
+    // outside the run that got hold of the pipe must not keep the run from ending.
+    timespec start{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         if (wait) {
+            timespec now{};
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            const long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
             pollfd fd{m_output, POLLIN, 0};
-            if (::poll(&fd, 1, DrainMs) <= 0)
+            if (elapsed >= DrainMs || ::poll(&fd, 1, int(DrainMs - elapsed)) <= 0)
                 return;
         }
         const ssize_t got = ::read(m_output, buffer, sizeof buffer);

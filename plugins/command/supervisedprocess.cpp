@@ -414,7 +414,7 @@ void SupervisedProcess::start()
     process->setProcessChannelMode(QProcess::SeparateChannels);
     connect(process.get(), &QProcess::started, this, &SupervisedProcess::onStarted);
     connect(process.get(), &QProcess::readyReadStandardOutput, this, &SupervisedProcess::readReports);
-    connect(process.get(), &QProcess::readyReadStandardError, this, &SupervisedProcess::readWarnings);
+    connect(process.get(), &QProcess::readyReadStandardError, this, [this] { readWarnings(false); });
     connect(process.get(), qOverload<int, QProcess::ExitStatus>(&QProcess::finished), this,
             [this](int exitCode, QProcess::ExitStatus status) { onFinished(exitCode, int(status)); });
     connect(process.get(), &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
@@ -450,13 +450,16 @@ void SupervisedProcess::readReports()
     }
 }
 
-void SupervisedProcess::readWarnings()
+void SupervisedProcess::readWarnings(bool all)
 {
     if (!m_process)
         return;
-    const QByteArray text = m_process->readAllStandardError();
-    const QList<QByteArray> lines = text.split('\n');
-    for (const QByteArray &line : lines) {
+    // Whole lines only: a line may arrive in pieces.
+    m_warnings += m_process->readAllStandardError();
+    int end;
+    while ((end = m_warnings.indexOf('\n')) >= 0 || (all && !m_warnings.isEmpty())) {
+        const QByteArray line = end >= 0 ? m_warnings.left(end) : m_warnings;
+        m_warnings.remove(0, end >= 0 ? end + 1 : m_warnings.size());
         if (!line.trimmed().isEmpty())
             Q_EMIT warning(QString::fromUtf8(line.trimmed()));
     }
@@ -500,7 +503,7 @@ void SupervisedProcess::onFinished(int exitCode, int exitStatus)
     m_grace.stop();
     m_backstop.stop();
     readReports();
-    readWarnings();
+    readWarnings(true);
     // The supervisor killed everything of the run before it ended. Had it been killed itself,
     // what is left in its group or its cgroup goes now.
     if (const qint64 group = processGroup(); group > 0)

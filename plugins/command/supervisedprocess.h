@@ -197,7 +197,7 @@ private:
     qint64 processGroup();
     QStringList supervisorArguments(const QString &program) const;
     void readReports();
-    void readWarnings();
+    void readWarnings(bool all);
     void onStarted();
     void onFinished(int exitCode, int exitStatus);
     void onStartFailed(const QString &error);
@@ -214,6 +214,7 @@ private:
     Containment m_containment;
     QString m_cgroup;   // the run's cgroup, once the supervisor's pid is known
     QString m_startError; // the supervisor's "error ..." report: the program never ran
+    QByteArray m_warnings; // the supervisor's stderr not yet split into lines
     qint64 m_pid = 0;
     quint64 m_startTicks = 0;
     qint64 m_group = 0; // verified to be the process's own group, else 0 (see processGroup())
