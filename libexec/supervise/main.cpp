@@ -196,6 +196,7 @@ public:
 
 private:
     bool waitForGo();
+    void daemonGone();
     bool prepare();
     bool startProgram();
     void superviseUntilTheProgramEnds();
@@ -218,6 +219,8 @@ private:
     bool m_logOpen = false;
     RunCgroup m_cgroup;
     std::vector<std::string> m_given; ///< Paths given to the run's user, taken back at the end.
+    int m_daemon = -1;       ///< Standard input while the run ends with the daemon, else -1.
+    long m_killAtMs = -1;    ///< When the run gets SIGKILL after the daemon went away.
     pid_t m_program = 0;
     int m_status = 0;
     bool m_ended = false;
@@ -265,8 +268,13 @@ bool Supervisor::waitForGo()
             if (got <= 0)
                 return false; // the daemon went away before go
             received.append(buffer, std::size_t(got));
-            if (received.find("go\n") != std::string::npos)
+            if (received.find("go\n") != std::string::npos) {
+                // A run that must not outlive the daemon watches the pipe: it closes when the
+                // daemon exits, however it exits.
+                if (m_options.endsWithDaemon)
+                    m_daemon = STDIN_FILENO;
                 return true;
+            }
             if (received.size() > 16)
                 return false;
         }
@@ -359,12 +367,45 @@ bool Supervisor::startProgram()
     return true;
 }
 
+long monotonicMs()
+{
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+void Supervisor::daemonGone()
+{
+    ::close(m_daemon);
+    m_daemon = -1;
+    warn("the daemon is gone: stopping the run");
+    signalRun(SIGTERM);
+    m_killAtMs = monotonicMs() + m_options.killGraceMs;
+}
+
 void Supervisor::superviseUntilTheProgramEnds()
 {
     while (!m_ended) {
-        pollfd fds[2]{{m_signals, POLLIN, 0}, {m_output, POLLIN, 0}};
-        if (::poll(fds, m_output >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+        // Unused entries have fd -1, which poll() skips.
+        pollfd fds[3]{{m_signals, POLLIN, 0}, {m_output, POLLIN, 0}, {m_daemon, POLLIN, 0}};
+        int timeout = -1;
+        if (m_killAtMs >= 0) {
+            const long left = m_killAtMs - monotonicMs();
+            if (left <= 0) {
+                signalRun(SIGKILL);
+                m_killAtMs = -1;
+                continue;
+            }
+            timeout = int(left);
+        }
+        if (::poll(fds, 3, timeout) < 0 && errno != EINTR)
             break;
+        if (m_daemon >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            char buffer[64];
+            const ssize_t got = ::read(m_daemon, buffer, sizeof buffer);
+            if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+                daemonGone();
+        }
         if (fds[0].revents & POLLIN) {
             signalfd_siginfo info{};
             while (::read(m_signals, &info, sizeof info) == ssize_t(sizeof info)) {
@@ -394,13 +435,10 @@ void Supervisor::readOutput(bool wait)
     char buffer[65536];
     // Draining ends at end-of-file (every writer is gone) or after DrainMs in all: a process
     // outside the run that got hold of the pipe must not keep the run from ending.
-    timespec start{};
-    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    const long start = monotonicMs();
     for (;;) {
         if (wait) {
-            timespec now{};
-            ::clock_gettime(CLOCK_MONOTONIC, &now);
-            const long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            const long elapsed = monotonicMs() - start;
             pollfd fd{m_output, POLLIN, 0};
             if (elapsed >= DrainMs || ::poll(&fd, 1, int(DrainMs - elapsed)) <= 0)
                 return;

@@ -32,6 +32,10 @@ std::expected<Options, std::string> parseOptions(int argc, char **argv)
             ++i;
             break;
         }
+        if (option == "--ends-with-daemon") {
+            options.endsWithDaemon = true;
+            continue;
+        }
         if (i + 1 >= argc)
             return std::unexpected("option " + std::string(option) + " needs a value");
         const std::string_view value(argv[++i]);
@@ -76,6 +80,10 @@ std::expected<Options, std::string> parseOptions(int argc, char **argv)
                 options.groups.push_back(gid_t(*group));
                 rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
             }
+        } else if (option == "--kill-grace") {
+            if (!numeric(parsed) || *parsed > 3600000)
+                return std::unexpected("--kill-grace takes milliseconds (at most an hour)");
+            options.killGraceMs = int(*parsed);
         } else if (option == "--own") {
             options.own.emplace_back(value);
         } else {

@@ -26,6 +26,10 @@ struct Options {
     std::optional<gid_t> gid;      ///< --group: and this group.
     std::vector<gid_t> groups;     ///< --groups: supplementary groups ("1,2,3").
     std::vector<std::string> own;  ///< --own: paths given to --user for the run, taken back after.
+    /// --ends-with-daemon: the run is stopped when the daemon is gone (its end of standard
+    /// input closes): SIGTERM to every process, SIGKILL after --kill-grace.
+    bool endsWithDaemon = false;
+    int killGraceMs = 10000;       ///< --kill-grace: milliseconds.
     std::vector<std::string> command; ///< After "--": the program (an absolute path) and its arguments.
 };
 

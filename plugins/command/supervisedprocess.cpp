@@ -345,6 +345,11 @@ QString SupervisedProcess::containment() const
 QStringList SupervisedProcess::supervisorArguments(const QString &program) const
 {
     QStringList arguments{QStringLiteral("--log"), m_spec.outputFile};
+    if (!m_spec.detachOnDestroy) {
+        // A run that must not outlive the host ends when the host does, a crash included.
+        arguments << QStringLiteral("--ends-with-daemon") << QStringLiteral("--kill-grace")
+                  << QString::number(m_spec.killGrace.count());
+    }
     if (m_spec.logLimit > 0)
         arguments << QStringLiteral("--log-limit") << QString::number(m_spec.logLimit);
     if (!m_spec.statusFile.isEmpty())
@@ -436,7 +441,9 @@ void SupervisedProcess::start()
     if (m_containment.kind == Containment::Kind::Cgroup)
         m_cgroup = runCgroupPath(m_containment.cgroupParent, m_pid, m_startTicks);
     m_process->write("go\n");
-    m_process->closeWriteChannel();
+    // Kept open otherwise: its end tells the supervisor that this host is gone.
+    if (m_spec.detachOnDestroy)
+        m_process->closeWriteChannel();
 }
 
 void SupervisedProcess::readReports()
