@@ -72,7 +72,7 @@ protected:
         if (m_request.task.id <= 0 || m_request.task.branch.isEmpty())
             return conclude(GateVerdict::error(QStringLiteral("the task has no id or no branch to merge")));
         // The merge works in a worktree of the project's repository that belongs to the host,
-        // never in the agent's working copy (docs/adr/0012-task-working-copies.md).
+        // never in the agent's working copy (docs/adr/0013-task-working-copies.md).
         if (!m_ctx.repository)
             return conclude(GateVerdict::error(QStringLiteral("the merge gate needs the project's repository (repository.path)")));
         m_scratch = m_ctx.repository->scratchPath(m_request.task.id);

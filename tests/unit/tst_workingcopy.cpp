@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Task working copies (docs/adr/0012-task-working-copies.md) on real git repositories: an
+// Task working copies (docs/adr/0013-task-working-copies.md) on real git repositories: an
 // agent's copy is a repository of its own, so writing "the" repository from inside it writes
 // only its own; what it takes to write the project's repository anyway is caught; the host
 // takes back only the task branch; a copy is kept while it holds the recorded head and made

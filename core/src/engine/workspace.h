@@ -4,7 +4,7 @@
 // Where a task's files live on this node: its working copy (a git repository of its own in
 // which the agent works, read by gates) and its artifacts directory (task file, logs,
 // reports). The working copy is not the project's repository: the host takes the task branch
-// from it after each job (harvest) and records its head. See docs/adr/0012-task-working-copies.md.
+// from it after each job (harvest) and records its head. See docs/adr/0013-task-working-copies.md.
 
 #include "config/projectconfig.h"
 #include "repository/projectrepository.h"

@@ -6,7 +6,7 @@
 // (Workspace), and the host moves the task branch between the two. Every git command the
 // host runs here is bounded in time and marks the reference updates it makes as Sluice's
 // (reflog messages starting with "sluice"), so a change made by anyone else is recognisable.
-// See docs/adr/0012-task-working-copies.md.
+// See docs/adr/0013-task-working-copies.md.
 
 #include "config/projectconfig.h"
 
