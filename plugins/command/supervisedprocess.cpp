@@ -264,21 +264,6 @@ constexpr const char ExitRecorder[] =
     "if [ \"$s\" -gt 128 ] && [ \"$s\" -lt 160 ]; then trap - TERM INT HUP; kill -$((s - 128)) $$; fi; exit \"$s\"";
 } // namespace
 
-QString exitStatusFile(const QString &logPath)
-{
-    return logPath + QStringLiteral(".exit");
-}
-
-std::optional<int> recordedExitStatus(const QString &statusFile)
-{
-    QFile file(statusFile);
-    if (!file.open(QIODevice::ReadOnly))
-        return std::nullopt;
-    bool ok = false;
-    const int status = file.readAll().trimmed().toInt(&ok);
-    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
-}
-
 void wrapWithExitRecorder(ProcessSpec &spec, const QString &statusFile, const QString &program,
                           const QStringList &arguments, const QString &name)
 {

@@ -109,18 +109,9 @@ struct ProcessSpec {
     bool detachOnDestroy = false;
 };
 
-/**
- * The exit-status file beside a log: "<logPath>.exit". The wrapper of wrapWithExitRecorder()
- * writes the child's exit status there when it ends.
- */
-[[nodiscard]] QString exitStatusFile(const QString &logPath);
-
-/**
- * What the wrapper recorded in @p statusFile: the exit code (0-128), a signal N as 128 + N,
- * or std::nullopt when nothing (or garbage) was recorded: the wrapper was killed too, or the
- * child has not ended yet. Never guessed.
- */
-[[nodiscard]] std::optional<int> recordedExitStatus(const QString &statusFile);
+// The exit-status file and its reader, shared with the host's reaper (engine/procstat.h).
+using Sluice::exitStatusFile;
+using Sluice::recordedExitStatus;
 
 /**
  * Runs @p program with @p arguments under a small /bin/sh wrapper that records its exit
