@@ -127,6 +127,8 @@ private Q_SLOTS:
     void recordedExitIsReadBeforeJudging_data();
     void recordedExitIsReadBeforeJudging();
     void agentStoppedAtStartupIsNeverCompleted();
+    void unrecordedAgentIsFoundThroughItsLog_data() { engines(); }
+    void unrecordedAgentIsFoundThroughItsLog();
     void killedDaemonKeepsWhatItsAgentRecorded_data();
     void killedDaemonKeepsWhatItsAgentRecorded();
     void tier2ExitZeroGoesToTheGatesOnce();
@@ -649,6 +651,84 @@ void tst_Reaper::agentStoppedAtStartupIsNeverCompleted()
     QVERIFY(!alive(pid));
     QCOMPARE(recordedExitStatus(exitStatusFile(log)).value_or(-1), 0); // it did write 0, after the stop
     QCOMPARE((*e.tasks().task(job.taskId))->status, QStringLiteral("blocked"));
+}
+
+// The daemon died between starting an agent and recording it: the job's artifacts tell.
+// An attempt's log with a recorded 0 completes the job; a log its living agent still writes
+// makes recovery record that agent and adopt it — a reader of the log is not taken for it.
+void tst_Reaper::unrecordedAgentIsFoundThroughItsLog()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    auto logOf = [&](const JobRecord &job) {
+        const QString artifacts = e.workspace().artifactsPath(job.project, job.taskId);
+        QDir().mkpath(artifacts);
+        return QDir(artifacts).filePath(QStringLiteral("agent-r-job%1-attempt%2.log").arg(job.id).arg(job.attempts));
+    };
+    // 1. It ran and ended with 0; nothing in the store knows of it.
+    const JobRecord ended = runningJob(e, QStringLiteral("a"), 1);
+    const QString endedLog = logOf(ended);
+    QFile(endedLog).open(QIODevice::WriteOnly);
+    QFile status(exitStatusFile(endedLog));
+    QVERIFY(status.open(QIODevice::WriteOnly) && status.write("0\n") == 2);
+    status.close();
+    // 2. It still runs: its recorder leads its group and writes the log; someone reads it too.
+    const JobRecord running = runningJob(e, QStringLiteral("a"), 1);
+    const QString runningLog = logOf(running);
+    qint64 writer = 0;
+    qint64 reader = 0;
+    QVERIFY(QProcess::startDetached(QStringLiteral("setsid"),
+                                    {QStringLiteral("sh"), QStringLiteral("-c"),
+                                     QStringLiteral("exec >> \"$0\" 2>&1; : > \"$0.ready\"; while :; do sleep 0.1; done"), runningLog},
+                                    QString(), &writer));
+    m_agents.append(writer);
+    QTRY_VERIFY(QFile::exists(runningLog + QStringLiteral(".ready")));
+    QVERIFY(QProcess::startDetached(QStringLiteral("setsid"),
+                                    {QStringLiteral("sh"), QStringLiteral("-c"),
+                                     QStringLiteral("exec 3< \"$0\"; : > \"$0.reading\"; while :; do sleep 0.1; done"), runningLog},
+                                    QString(), &reader));
+    m_agents.append(reader);
+    QTRY_VERIFY(QFile::exists(runningLog + QStringLiteral(".reading")));
+    QTRY_VERIFY(readProcStat(writer) && readProcStat(writer)->processGroup == writer);
+    QCOMPARE(processesWritingTo(runningLog).contains(reader), false);
+
+    Reaper recovery(e, fastReaper());
+    QList<JobQueue::RunningJob> offered;
+    recovery.setAdopter([&](const JobQueue::RunningJob &r) {
+        offered.append(r);
+        return true;
+    });
+    const ReaperPass pass = recovery.recoverAtStartup();
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1Char(';'))));
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().jobId, ended.id);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("advance"));
+    QCOMPARE(pass.reaped.first().exitCode.value_or(-1), 0);
+    QVERIFY2(pass.reaped.first().reason.contains(QLatin1String("never recorded, ended with exit code 0")), qPrintable(pass.reaped.first().reason));
+    QTRY_COMPARE((*e.tasks().task(ended.taskId))->stage, QStringLiteral("b"));
+
+    QCOMPARE(pass.adopted, QList<qint64>{running.id});
+    QCOMPARE(offered.size(), 1);
+    QVERIFY(offered.first().agent);
+    QCOMPARE(offered.first().agent->pid, writer);
+    QCOMPARE(offered.first().agent->startTicks, readProcStat(writer)->startTicks);
+    QCOMPARE(offered.first().agent->logPath, runningLog);
+    QVERIFY(offered.first().agent->id > 0);
+    QCOMPARE((*e.jobs().job(running.id))->status, QStringLiteral("running"));
+    QVERIFY(alive(writer));
+    // Recorded for good: the next look sees an ordinary agent of this job.
+    auto unfinished = e.jobs().unfinishedAgentRuns(QStringLiteral("node-a"));
+    QVERIFY(unfinished);
+    QCOMPARE(unfinished->size(), 1);
+    QCOMPARE(unfinished->first().jobId, running.id);
+    QSqlQuery audit(*m_store->connection());
+    QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE action = 'record-unrecorded-agent'")) && audit.next());
+    QCOMPARE(audit.value(0).toInt(), 1);
+    audit.finish();
+    QTRY_VERIFY(e.runsInFlight() == 0);
 }
 
 void tst_Reaper::killedDaemonKeepsWhatItsAgentRecorded_data()
