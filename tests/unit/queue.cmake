@@ -10,3 +10,8 @@ sluice_add_qtest(tst_reaper SOURCES tst_reaper.cpp teststores.h testdaemon.h LIB
 target_compile_definitions(tst_reaper PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>")
 sluice_require_postgres(tst_reaper)
 add_dependencies(tst_reaper test_plugin_test_stage sluice sluice_stage_agent sluice_agent_process)
+# `sluice retry`: the real executable unblocks a task, with and without a running daemon.
+sluice_add_qtest(tst_retry SOURCES tst_retry.cpp teststores.h testdaemon.h LIBS Qt5::Sql sluice-daemontest TIMEOUT 300)
+target_compile_definitions(tst_retry PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>")
+sluice_require_postgres(tst_retry)
+add_dependencies(tst_retry sluice sluice_stage_command)
