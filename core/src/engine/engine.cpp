@@ -672,12 +672,14 @@ Result<RetryResult> Engine::retry(qint64 taskId, const QString &operatorName, co
         return fail(ErrorCode::Conflict, QStringLiteral("task %1 changed while it was being retried (another retry?); look at it again")
                                              .arg(taskId));
     const QString previousReason = task.blockedReason;
+    // Typed by a person: a pasted token must not reach the audit or a notifier.
+    const QString why = Redaction::redact(reason);
     task.status = QStringLiteral("active");
     task.blockedReason.clear();
     ++task.version;
     QJsonObject details{{QStringLiteral("stage"), task.stage},
                         {QStringLiteral("operator"), operatorName},
-                        {QStringLiteral("reason"), reason},
+                        {QStringLiteral("reason"), why},
                         {QStringLiteral("blockedReason"), previousReason}};
     // A new job for the current visit (the reconciler tells visits apart by the task version
     // in the job); a failed job is never revived, so its history stays as it was.
@@ -697,11 +699,11 @@ Result<RetryResult> Engine::retry(qint64 taskId, const QString &operatorName, co
     }
     details.insert(QStringLiteral("job"), result.jobId);
     auditAction(actor, QStringLiteral("retry"), task, details);
-    qCWarning(lcEngine).noquote() << "task" << task.id << "retried in stage" << task.stage << "by" << operatorName << "-" << reason;
+    qCWarning(lcEngine).noquote() << "task" << task.id << "retried in stage" << task.stage << "by" << operatorName << "-" << why;
     Q_EMIT taskChanged(task.id, QStringLiteral("unblocked"), task.stage);
-    notifyTask(QStringLiteral("unblocked"), task, QStringLiteral("retried in %1 by %2").arg(task.stage, operatorName), reason,
+    notifyTask(QStringLiteral("unblocked"), task, QStringLiteral("retried in %1 by %2").arg(task.stage, operatorName), why,
                QJsonObject{{QStringLiteral("stage"), task.stage}, {QStringLiteral("operator"), operatorName},
-                           {QStringLiteral("reason"), reason}, {QStringLiteral("job"), result.jobId}});
+                           {QStringLiteral("reason"), why}, {QStringLiteral("job"), result.jobId}});
     return result;
 }
 
