@@ -281,13 +281,24 @@ void ProcessLaunch::onEnded(const ProcessEnding &ending)
     exit.timedOut = ending.stoppedFor == ProcessEnding::Stop::Deadline;
     exit.crashed = ending.how == ProcessEnding::How::Signalled && !exit.timedOut;
     exit.finishedAt = clock().now();
-    if (exit.timedOut)
+    // The recorded process is the wrapper. Killed after it wrote the agent's status (the
+    // agent had ended), it is the wrapper that died, not the agent: the record says how the
+    // agent ended. A record of a signal (above 128) leaves it a crash.
+    const std::optional<int> recorded = exit.crashed ? Processes::recordedExitStatus(Processes::exitStatusFile(logPath()))
+                                                     : std::nullopt;
+    if (recorded && *recorded <= 128) {
+        exit.crashed = false;
+        exit.exitCode = *recorded;
+        qCWarning(logging()).noquote() << label() << "exited with code" << *recorded << "(recorded by its wrapper, which was then killed by"
+                                       << Processes::describeSignal(ending.signal) + QLatin1Char(')');
+    } else if (exit.timedOut) {
         qCWarning(logging()).noquote() << label()
                                        << QStringLiteral("timed out after %1%2").arg(Processes::describeDuration(m_timeout), forced);
-    else if (exit.crashed)
+    } else if (exit.crashed) {
         qCWarning(logging()).noquote() << label() << "was killed by" << Processes::describeSignal(ending.signal);
-    else
+    } else {
         qCInfo(logging()).noquote() << label() << "exited with code" << ending.exitCode;
+    }
     archiveThenFinish(exit);
 }
 

@@ -265,6 +265,12 @@ void tst_ProcessLauncher::exits_data()
     QTest::newRow("exit 7") << QByteArray() << QByteArray("echo failing >&2\nexit 7") << 30000 << 7 << false << false;
     QTest::newRow("killed by a signal") << QByteArray() << QByteArray("echo bye\nkill -KILL $$") << 30000 << -1 << true
                                         << false;
+    // The wrapper is killed right after it recorded the agent's 0 (its `mv` kills it): the
+    // agent had finished, and the record says so.
+    QTest::newRow("wrapper killed after recording 0")
+        << QByteArray("environment: {PATH: '{worktree}/bin:/usr/bin:/bin'}")
+        << QByteArray("mkdir -p bin\nprintf '#!/bin/sh\\n/bin/mv \"$@\"\\nkill -KILL $PPID\\n' > bin/mv\nchmod +x bin/mv\necho done")
+        << 30000 << 0 << false << false;
     QTest::newRow("request deadline") << QByteArray() << QByteArray("echo thinking\nsleep 300") << 1000 << -1 << false
                                       << true;
     QTest::newRow("launcher default deadline") << QByteArray("timeout: 1s") << QByteArray("echo thinking\nsleep 300")

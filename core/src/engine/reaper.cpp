@@ -261,9 +261,11 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
         const bool watched = monitored.contains(job.id);
         const qint64 runningMs = msBetween(job.claimedAt, now);
         const bool pastCeiling = runningMs > qint64(m_settings.ceiling.count());
-        // No agent recorded for this attempt, and no monitor here: was one started anyway?
+        // No agent recorded for this attempt, and no monitor here: was one started anyway? In a
+        // tick only once the job would be settled: a job the worker claimed after the monitor
+        // was asked is watched by the next tick, and its agent is the worker's to record.
         std::optional<UnrecordedAgent> unrecorded;
-        if (!r.agent && (mode == Mode::Startup || !watched))
+        if (!r.agent && (mode == Mode::Startup || (!watched && pidless.value(job.id) + 1 >= m_settings.deadTicks)))
             unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node);
         if (unrecorded && unrecorded->running) {
             // Recorded now, then treated as any agent of ours: adopted at startup, never
