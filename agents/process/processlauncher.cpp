@@ -315,13 +315,24 @@ void ProcessLaunch::onEnded(const ProcessEnding &ending)
     exit.timedOut = ending.stoppedFor == ProcessEnding::Stop::Deadline;
     exit.crashed = ending.how == ProcessEnding::How::Signalled && !exit.timedOut;
     exit.finishedAt = clock().now();
-    if (exit.timedOut)
+    // The recorded process is the wrapper. Killed after it wrote the agent's status (the
+    // agent had ended), it is the wrapper that died, not the agent: the record says how the
+    // agent ended. A record of a signal (above 128) leaves it a crash.
+    const std::optional<int> recorded = exit.crashed ? Processes::recordedExitStatus(Processes::exitStatusFile(logPath()))
+                                                     : std::nullopt;
+    if (recorded && *recorded <= 128) {
+        exit.crashed = false;
+        exit.exitCode = *recorded;
+        qCWarning(logging()).noquote() << label() << "exited with code" << *recorded << "(recorded by its wrapper, which was then killed by"
+                                       << Processes::describeSignal(ending.signal) + QLatin1Char(')');
+    } else if (exit.timedOut) {
         qCWarning(logging()).noquote() << label()
                                        << QStringLiteral("timed out after %1%2").arg(Processes::describeDuration(m_timeout), forced);
-    else if (exit.crashed)
+    } else if (exit.crashed) {
         qCWarning(logging()).noquote() << label() << "was killed by" << Processes::describeSignal(ending.signal);
-    else
+    } else {
         qCInfo(logging()).noquote() << label() << "exited with code" << ending.exitCode;
+    }
     archiveThenFinish(exit);
 }
 
@@ -546,20 +557,20 @@ std::unique_ptr<AgentLaunch> ProcessLauncher::adopt(const AgentProcess &process,
         qCInfo(context().logging()).noquote() << label << "cannot be adopted: no pid and start ticks recorded";
         return nullptr;
     }
-    const auto stat = Processes::readProcStat(process.pid);
-    if (!stat || stat->state == 'Z' || stat->state == 'X') {
-        qCInfo(context().logging()).noquote() << label << "cannot be adopted: pid" << process.pid << "has ended";
-        return nullptr;
-    }
-    if (stat->startTicks != process.startTicks) {
-        qCInfo(context().logging()).noquote() << label << "cannot be adopted: pid" << process.pid
-                                              << "now belongs to another process (start ticks" << stat->startTicks
-                                              << "instead of" << process.startTicks << ")";
-        return nullptr;
-    }
     const std::chrono::milliseconds timeout = request.timeout.count() > 0 ? request.timeout : m_rule.timeout;
     const QDateTime start = process.startedAt.isValid() ? process.startedAt : context().clock().now();
     const QDateTime deadline = start.addMSecs(timeout.count());
+    const auto stat = Processes::readProcStat(process.pid);
+    const bool ended = !stat || stat->state == 'Z' || stat->state == 'X' || stat->startTicks != process.startTicks;
+    if (ended) {
+        // The host saw it running and chose to adopt it; it ended before this look (or its pid
+        // went to another process). Its end is still known: the launch concludes at once from
+        // what its wrapper recorded, and never signals anything.
+        qCInfo(context().logging()).noquote() << label << "pid" << process.pid
+                                              << "ended before it could be watched; its end is read from its wrapper's record";
+        return std::make_unique<AdoptedLaunch>(process, 0, deadline, m_rule.killGrace, request, context().logging(),
+                                               context().clock());
+    }
     // It was started as a session leader; if it has left its group since, only it is signalled.
     const qint64 group = stat->processGroup == process.pid ? process.pid : 0;
     return std::make_unique<AdoptedLaunch>(process, group, Processes::supervisedRunCgroup(process.pid, process.startTicks),

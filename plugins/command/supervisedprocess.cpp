@@ -187,21 +187,6 @@ Result<EnvironmentSettings> environmentSettings(const QVariantMap &settings, con
     return EnvironmentSettings{*environment, *inherit};
 }
 
-QString exitStatusFile(const QString &logPath)
-{
-    return logPath + QStringLiteral(".exit");
-}
-
-std::optional<int> recordedExitStatus(const QString &statusFile)
-{
-    QFile file(statusFile);
-    if (!file.open(QIODevice::ReadOnly))
-        return std::nullopt;
-    bool ok = false;
-    const int status = file.readAll().trimmed().toInt(&ok);
-    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
-}
-
 QStringList tailOfFile(const QString &path, int maxLines, int maxChars)
 {
     QFile file(path);

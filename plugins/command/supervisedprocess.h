@@ -122,16 +122,9 @@ struct ProcessSpec {
     QStringList givenToRunUser;
 };
 
-/// The exit-status file beside a log: "<logPath>.exit".
-[[nodiscard]] QString exitStatusFile(const QString &logPath);
-
-/**
- * What the supervisor recorded in @p statusFile: the exit code (0-128), a signal N as
- * 128 + N, 127 when the program could not be started, or std::nullopt when nothing (or
- * garbage) was recorded: the supervisor was killed too, or the program has not ended yet.
- * Never guessed.
- */
-[[nodiscard]] std::optional<int> recordedExitStatus(const QString &statusFile);
+// The exit-status file and its reader, shared with the host's reaper (engine/procstat.h).
+using Sluice::exitStatusFile;
+using Sluice::recordedExitStatus;
 
 
 /// How a supervised process ended.

@@ -161,6 +161,8 @@ private Q_SLOTS:
     void adoptWatchesUntilExit();
     void adoptRefused_data();
     void adoptRefused();
+    void adoptAfterItsEndReadsTheRecord_data();
+    void adoptAfterItsEndReadsTheRecord();
     void adoptedDeadline();
     void adoptedCancel();
     void containment_data();
@@ -605,8 +607,6 @@ void tst_ProcessLauncher::adoptWatchesUntilExit()
 void tst_ProcessLauncher::adoptRefused_data()
 {
     QTest::addColumn<QString>("situation");
-    QTest::newRow("dead pid") << QStringLiteral("dead");
-    QTest::newRow("reused pid: other start ticks") << QStringLiteral("ticks");
     QTest::newRow("no start ticks recorded") << QStringLiteral("no ticks");
     QTest::newRow("another node") << QStringLiteral("node");
     QTest::newRow("no pid") << QStringLiteral("no pid");
@@ -621,9 +621,44 @@ void tst_ProcessLauncher::adoptRefused()
     auto launcher = createLauncher(RunScript);
     QVERIFY(launcher);
     DetachedAgent agent;
+    QVERIFY(agent.start(ws, "sleep 300"));
+    AgentProcess process = agent.process;
+    if (situation == QLatin1String("no ticks"))
+        process.startTicks = 0;
+    else if (situation == QLatin1String("node"))
+        process.node = QStringLiteral("another-") + process.node;
+    else if (situation == QLatin1String("no pid"))
+        process.pid = 0;
+    QVERIFY(!(*launcher)->adopt(process, ws.request()));
+    QVERIFY(!processIsGone(agent.pid)); // refusing never touches the process
+}
+
+void tst_ProcessLauncher::adoptAfterItsEndReadsTheRecord_data()
+{
+    QTest::addColumn<QString>("situation");
+    QTest::addColumn<QByteArray>("recorded"); // what its wrapper left in <log>.exit; null: nothing
+    QTest::addColumn<int>("exitCode");        // -1: unknown
+    QTest::newRow("ended, recorded 0") << QStringLiteral("dead") << QByteArray("0\n") << 0;
+    QTest::newRow("ended, recorded 3") << QStringLiteral("dead") << QByteArray("3\n") << 3;
+    QTest::newRow("ended, nothing recorded") << QStringLiteral("dead") << QByteArray() << -1;
+    QTest::newRow("pid reused, recorded 0") << QStringLiteral("ticks") << QByteArray("0\n") << 0;
+}
+
+// The host saw the agent running and adopts it, but it ends before the launcher looks (or its
+// pid goes to another process): its end is what its wrapper recorded, and nothing is signalled.
+void tst_ProcessLauncher::adoptAfterItsEndReadsTheRecord()
+{
+    QFETCH(QString, situation);
+    QFETCH(QByteArray, recorded);
+    QFETCH(int, exitCode);
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    auto launcher = createLauncher(RunScript);
+    QVERIFY(launcher);
+    const AgentRequest request = ws.request(std::chrono::minutes(10));
+    DetachedAgent agent;
     AgentProcess process;
     if (situation == QLatin1String("dead")) {
-        // Recorded while it ran, then it ended.
         QVERIFY(agent.start(ws, "while [ ! -e stop ]; do sleep 0.1; done"));
         process = agent.process;
         QFile stop(QDir(ws.worktree).filePath(QStringLiteral("stop")));
@@ -633,18 +668,22 @@ void tst_ProcessLauncher::adoptRefused()
     } else {
         QVERIFY(agent.start(ws, "sleep 300"));
         process = agent.process;
-        if (situation == QLatin1String("ticks"))
-            process.startTicks += 1; // the same pid, but not the process that was recorded
-        else if (situation == QLatin1String("no ticks"))
-            process.startTicks = 0;
-        else if (situation == QLatin1String("node"))
-            process.node = QStringLiteral("another-") + process.node;
-        else if (situation == QLatin1String("no pid"))
-            process.pid = 0;
+        process.startTicks += 1; // the same pid, but not the process that was recorded
     }
-    QVERIFY(!(*launcher)->adopt(process, ws.request()));
-    if (situation != QLatin1String("dead"))
-        QVERIFY(!processIsGone(agent.pid)); // refusing never touches the process
+    if (!recorded.isNull()) {
+        QFile status(request.logPath + QStringLiteral(".exit"));
+        QVERIFY(status.open(QIODevice::WriteOnly));
+        QCOMPARE(status.write(recorded), qint64(recorded.size()));
+    }
+    std::unique_ptr<AgentLaunch> adopted = (*launcher)->adopt(process, request);
+    QVERIFY(adopted);
+    const Result<AgentExit> result = runToEnd(*adopted);
+    QVERIFY2(result, qPrintable(result ? QString() : result.error().toString()));
+    QCOMPARE(result->exitCode.value_or(-1), exitCode);
+    QVERIFY(!result->timedOut);
+    QVERIFY(!result->crashed);
+    if (situation == QLatin1String("ticks"))
+        QVERIFY(!processIsGone(agent.pid)); // the process that has the pid now is not touched
 }
 
 void tst_ProcessLauncher::adoptedDeadline()
