@@ -278,6 +278,7 @@ public:
      * QString leaves it) and the number of its pull request (std::nullopt leaves it).
      */
     [[nodiscard]] Result<void> recordPublication(qint64 id, const QString &pushedSha, std::optional<qint64> pullRequest = std::nullopt);
+    /**
      * The claim of an operator's retry: UPDATE tasks SET status='active', blocked_reason='',
      * version=version+1, updated_at=now WHERE id=:id AND stage=:stage AND status='blocked'
      * AND version=:version. True when this caller won; false when the task is not blocked in
