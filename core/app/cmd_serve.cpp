@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cli.h"
+#include "commitscan.h"
 
 #include "daemon/daemon.h"
 
@@ -27,6 +28,8 @@ int runServe(const QStringList &arguments)
         printErr(QStringLiteral("sluice serve: %1").arg(host.error().toString()));
         return Failure;
     }
+    // Nothing leaves this machine unscanned: the task branches pushed to the forge.
+    (*host)->engine().setCommitScanner(&Security::scanCommitRange);
     Daemon daemon(**host, Daemon::Options{parser.isSet(QStringLiteral("exit-when-idle"))});
     if (auto started = daemon.start(); !started) {
         printErr(QStringLiteral("sluice serve: %1").arg(started.error().toString()));

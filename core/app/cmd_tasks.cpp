@@ -4,6 +4,7 @@
 
 #include "cli.h"
 
+#include "commitscan.h"
 #include "engine/hostruntime.h"
 
 #include <QDateTime>
@@ -28,8 +29,11 @@ std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProject
     auto host = HostRuntime::open(configDir, diagnostics,
                                   withProjects ? HostRuntime::StoreAccess::Migrate : HostRuntime::StoreAccess::ReadExisting);
     // What this process raises (submitted, stage-changed, done, ...) is routed by the daemon.
-    if (host)
+    if (host) {
         (*host)->engine().setNotificationOutbox(true);
+        // A signal may move a task whose head must be pushed first.
+        (*host)->engine().setCommitScanner(&Security::scanCommitRange);
+    }
     for (const Diagnostic &d : diagnostics)
         printErr(d.toString());
     if (!host) {
@@ -41,6 +45,20 @@ std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProject
             printErr(d.toString());
     }
     return std::move(*host);
+}
+
+// "head 1a2b3c4d5e6f (pushed), pull request #12": what the gates judge and what the forge has.
+QString headLine(const QJsonObject &t)
+{
+    const QString head = t.value(QLatin1String("head")).toString();
+    const QString pushed = t.value(QLatin1String("pushed")).toString();
+    QString line = head.isEmpty() ? QStringLiteral("head: none recorded yet") : QStringLiteral("head %1").arg(head.left(12));
+    if (!head.isEmpty() && !pushed.isEmpty())
+        line += pushed == head ? QStringLiteral(" (pushed)") : QStringLiteral(" (forge has %1)").arg(pushed.left(12));
+    const qint64 pr = t.value(QLatin1String("pullRequest")).toVariant().toLongLong();
+    if (pr > 0)
+        line += QStringLiteral(", pull request #%1").arg(pr);
+    return line;
 }
 
 QString when(qint64 ms)
@@ -269,6 +287,7 @@ int runTask(const QStringList &arguments)
           << QStringLiteral("project %1, branch %2").arg(t.value(QLatin1String("project")).toString(), t.value(QLatin1String("branch")).toString())
           << QStringLiteral("stage %1, %2, %3 rollback(s)").arg(t.value(QLatin1String("stage")).toString(), t.value(QLatin1String("status")).toString())
                  .arg(t.value(QLatin1String("retries")).toInt())
+          << headLine(t)
           << QStringLiteral("why: %1").arg(t.value(QLatin1String("waiting")).toString());
     if (blocked)
         lines << QStringLiteral("to retry it from stage %1 once the cause is fixed: %2")

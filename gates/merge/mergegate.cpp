@@ -6,6 +6,7 @@
 #include "requiredcheck.h"
 
 #include <sluice/forge.h>
+#include <sluice/repository.h>
 #include <sluice/services.h>
 
 #include <QDir>
@@ -35,6 +36,7 @@ QString shortSha(const QString &sha)
 // Everything one evaluation needs from the instance, copied so the run does not reach back.
 struct RunContext {
     QPointer<Forge> forge;
+    std::shared_ptr<RepositoryService> repository;
     LeaseService *leases = nullptr;
     StateStore *state = nullptr;
     const Clock *clock = nullptr;
@@ -69,8 +71,15 @@ protected:
             return conclude(GateVerdict::error(QStringLiteral("the merge gate needs the host's store (merge lease and progress markers), and this host has none")));
         if (m_request.task.id <= 0 || m_request.task.branch.isEmpty())
             return conclude(GateVerdict::error(QStringLiteral("the task has no id or no branch to merge")));
-        if (m_request.worktree.isEmpty() || !QDir(m_request.worktree).exists())
-            return conclude(GateVerdict::error(QStringLiteral("the task has no worktree (a project with repository.path is needed): '%1'").arg(m_request.worktree)));
+        // The merge works in a worktree of the project's repository that belongs to the host,
+        // never in the agent's working copy (docs/adr/0013-task-working-copies.md).
+        if (!m_ctx.repository)
+            return conclude(GateVerdict::error(QStringLiteral("the merge gate needs the project's repository (repository.path)")));
+        m_scratch = m_ctx.repository->scratchPath(m_request.task.id);
+        if (m_scratch.isEmpty())
+            return conclude(GateVerdict::error(QStringLiteral("the host gives the merge gate no place to work in")));
+        if (m_request.task.headSha.isEmpty())
+            return conclude(GateVerdict::error(QStringLiteral("the task has no recorded head to merge yet")));
         m_started = now();
         readPull([this](const PullRequest &pr) { firstRead(pr); });
     }
@@ -248,7 +257,7 @@ private:
             return conclude(GateVerdict::error(QStringLiteral("cannot take the merge lease %1: %2").arg(m_resource, hold.error().message)));
         if (hold->held) {
             qCInfo(log()) << "task" << m_request.task.id << "holds" << m_resource;
-            return inspectWorktree();
+            return prepareScratch();
         }
         // Another task merging is not this change's fault: "not yet", no rollback, no retry spent;
         // the engine evaluates the edge again after wait_retry.
@@ -280,12 +289,25 @@ private:
         return true;
     }
 
-    // --- git in the worktree ----------------------------------------------------------
+    // --- git in the host's worktree of the task branch ---------------------------------
 
     void git(const QStringList &arguments, const QList<int> &allowed, std::function<void(const GitResult &)> next)
     {
-        const QString wt = m_request.worktree;
-        Forges::runGit(m_ctx.settings.git, QDir(wt).filePath(QStringLiteral(".git")), QStringList{QStringLiteral("--work-tree"), wt} + arguments,
+        runGitIn(QDir(m_scratch).filePath(QStringLiteral(".git")), QStringList{QStringLiteral("--work-tree"), m_scratch} + arguments, allowed,
+                 std::move(next));
+    }
+
+    // git in the project's repository itself.
+    void repositoryGit(const QStringList &arguments, const QList<int> &allowed, std::function<void(const GitResult &)> next)
+    {
+        const QString path = m_ctx.repository->path();
+        const QString dotGit = QDir(path).filePath(QStringLiteral(".git"));
+        runGitIn(QFileInfo(dotGit).isDir() ? dotGit : path, arguments, allowed, std::move(next));
+    }
+
+    void runGitIn(const QString &gitDir, const QStringList &arguments, const QList<int> &allowed, std::function<void(const GitResult &)> next)
+    {
+        Forges::runGit(m_ctx.settings.git, gitDir, arguments,
                        m_ctx.settings.gitTimeoutMs, this, [this, arguments, allowed, next](Result<GitResult> r) {
                            if (isCancelled())
                                return;
@@ -305,6 +327,20 @@ private:
     {
         QFile f(path);
         return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.read(4096)).trimmed() : QString();
+    }
+
+    // The task branch checked out in a worktree of the project's repository kept for this
+    // task (made on the first evaluation; a later one finds it, with a rebase a crash left).
+    void prepareScratch()
+    {
+        if (QFileInfo::exists(m_scratch + QStringLiteral("/.git")))
+            return inspectWorktree();
+        repositoryGit({QStringLiteral("worktree"), QStringLiteral("prune")}, {}, [this](const GitResult &) {
+            if (!QDir().mkpath(QFileInfo(m_scratch).absolutePath()))
+                return conclude(GateVerdict::error(QStringLiteral("cannot create %1").arg(QFileInfo(m_scratch).absolutePath())));
+            repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), m_scratch, m_request.task.branch}, {},
+                          [this](const GitResult &) { inspectWorktree(); });
+        });
     }
 
     // A crash can leave a rebase in progress. If it had finished its work — every commit
@@ -335,7 +371,9 @@ private:
                 const QString moved = firstLine(at.out);
                 if (moved == original)
                     return endRebase(QStringLiteral("--abort"));
-                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), onto, moved}, {1}, [this](const GitResult &ancestor) {
+                git({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), onto, moved}, {1}, [this, original](const GitResult &ancestor) {
+                    if (ancestor.exitCode == 0)
+                        m_keptFrom = original; // the rebase of that head is kept
                     endRebase(ancestor.exitCode == 0 ? QStringLiteral("--quit") : QStringLiteral("--abort"));
                 });
             });
@@ -349,14 +387,14 @@ private:
         git({QStringLiteral("rebase"), how}, {1, 128}, [this](const GitResult &) { inspectCheckout(); });
     }
 
+    // The worktree is the host's: whatever it holds is made to match the branch (the branch
+    // moves under it when the host takes a new head from the task's working copy).
     void inspectCheckout()
     {
-        git({QStringLiteral("status"), QStringLiteral("--porcelain"), QStringLiteral("--untracked-files=no")}, {}, [this](const GitResult &status) {
-            if (!status.out.trimmed().isEmpty())
-                return conclude(GateVerdict::fail(QStringLiteral("the task's worktree has uncommitted changes; only committed work is merged: %1")
-                                                      .arg(QString::fromUtf8(status.out.left(300)).trimmed())));
+        git({QStringLiteral("reset"), QStringLiteral("--hard"), QStringLiteral("--quiet")}, {}, [this](const GitResult &) {
             git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("HEAD^{commit}")}, {}, [this](const GitResult &head) {
-                m_head = m_previous = firstLine(head.out);
+                m_head = firstLine(head.out);
+                m_previous = m_keptFrom.isEmpty() ? m_head : m_keptFrom;
                 fetchTarget();
             });
         });
@@ -375,6 +413,13 @@ private:
                 m_previous = m_progress->previous;
                 qCInfo(log()) << "task" << m_request.task.id << "resumes the merge of" << m_head << "after" << mergeStepName(m_progress->step);
             }
+            // What is merged is what the other gates judged: the task's recorded head, or this
+            // gate's own rebase of it.
+            if (m_head != m_request.task.headSha && m_previous != m_request.task.headSha
+                && !(m_progress && m_progress->previous == m_request.task.headSha))
+                return conclude(GateVerdict::error(QStringLiteral("the task branch in the project's repository is at %1, not at the task's "
+                                                                  "recorded head %2")
+                                                       .arg(shortSha(m_head), shortSha(m_request.task.headSha))));
             if (reached(MergeStep::Pushed))
                 return waitForHead();
             rebaseIfBehind();
@@ -577,6 +622,8 @@ private:
     QString m_head;
     QString m_previous;
     QString m_base;
+    QString m_scratch;  // the host's worktree of the task branch
+    QString m_keptFrom; // the head a rebase a crash left finished was made from
     std::optional<MergeProgress> m_progress;
     QJsonObject m_checks;
     QHash<QString, QDateTime> m_firstJudged; // only without a state store, which the gate refuses to run without
@@ -624,6 +671,7 @@ std::unique_ptr<GateRun> MergeGate::evaluate(const GateRequest &request)
 {
     RunContext run;
     run.forge = context().forge();
+    run.repository = context().repository();
     run.leases = context().leases();
     run.state = context().state();
     run.clock = &context().clock();

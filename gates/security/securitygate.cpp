@@ -5,6 +5,7 @@
 #include "scantargets.h"
 #include "secretscanner.h"
 
+#include <sluice/repository.h>
 #include <sluice/services.h>
 
 #include <QCryptographicHash>
@@ -64,16 +65,32 @@ QString vulnerabilityText(const JudgedVulnerability &j)
 }
 
 Result<SecretsResult> scanSecrets(const SecuritySettings &settings, const GateRequest &request, const QString &targetBranch,
-                                  CompiledRulesCache &cache)
+                                  RepositoryService *repository, CompiledRulesCache &cache)
 {
-    const QString repo = request.worktree;
     const int timeout = int(std::min<qint64>(settings.gitTimeoutMs, INT_MAX));
-    auto target = resolveTargetBranch(repo, targetBranch, timeout);
-    if (!target)
-        return std::unexpected(target.error());
-    auto targetCommit = resolveCommit(repo, *target, timeout);
-    if (!targetCommit)
-        return std::unexpected(targetCommit.error());
+    QString repo = request.worktree;
+    QString head = QStringLiteral("HEAD");
+    Result<QString> target = fail(ErrorCode::Unknown, QString());
+    Result<QString> targetCommit = fail(ErrorCode::Unknown, QString());
+    if (repository) {
+        // The host's repository holds the task's recorded head and the target as just fetched:
+        // what the agent's working copy holds besides is not the change.
+        if (request.task.headSha.isEmpty())
+            return fail(ErrorCode::NotFound, QStringLiteral("the task has no recorded head to scan yet"));
+        repo = repository->path();
+        head = request.task.headSha;
+        targetCommit = repository->refreshTarget();
+        if (!targetCommit)
+            return std::unexpected(targetCommit.error());
+        target = repository->targetRef();
+    } else {
+        target = resolveTargetBranch(repo, targetBranch, timeout);
+        if (!target)
+            return std::unexpected(target.error());
+        targetCommit = resolveCommit(repo, *target, timeout);
+        if (!targetCommit)
+            return std::unexpected(targetCommit.error());
+    }
 
     // Rules and ignores come from the target branch: a task cannot allowlist its own secret.
     SecretsResult result;
@@ -115,10 +132,10 @@ Result<SecretsResult> scanSecrets(const SecuritySettings &settings, const GateRe
     ScanLimits limits;
     limits.maxFileBytes = settings.maxFileBytes;
     limits.gitTimeoutMs = timeout;
-    auto targets = collectGitRange(repo, *targetCommit, QStringLiteral("HEAD"), limits);
+    auto targets = collectGitRange(repo, *targetCommit, head, limits);
     if (!targets)
         return std::unexpected(targets.error());
-    result.scanned = QStringLiteral("%1 commit(s) in %2..HEAD").arg(targets->commits).arg(*target);
+    result.scanned = QStringLiteral("%1 commit(s) in %2..%3").arg(targets->commits).arg(*target, head == QLatin1String("HEAD") ? head : head.left(12));
     result.outcome = scanTargets(*scanner, *targets, limits, settings.threads,
                                  *ignoreFile ? parseIgnoreList(**ignoreFile) : QStringList());
     if (!result.outcome.unreadable.isEmpty())
@@ -228,7 +245,7 @@ QString renderReport(const GateRequest &request, const QString &status, const QS
 }
 
 GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, const QString &targetBranch,
-                  CompiledRulesCache &cache, const QDate &today)
+                  RepositoryService *repository, CompiledRulesCache &cache, const QDate &today)
 {
     if (!settings.enabled)
         return GateVerdict::skip(QStringLiteral("security gate disabled for this project"));
@@ -242,7 +259,7 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
     std::optional<SecretsResult> secrets;
     if (targetBranch.isEmpty()) {
         scanError = QStringLiteral("the project names no target branch to compare with");
-    } else if (auto scanned = scanSecrets(settings, request, targetBranch, cache); scanned) {
+    } else if (auto scanned = scanSecrets(settings, request, targetBranch, repository, cache); scanned) {
         secrets = std::move(*scanned);
     } else {
         scanError = scanned.error().message;
@@ -467,9 +484,10 @@ std::unique_ptr<GateRun> SecurityGate::evaluate(const GateRequest &request)
     const QString targetBranch = context().project().targetBranch;
     const QDate today = context().clock().now().toUTC().date();
     // The work runs on the pool and may outlive this gate: it owns copies and logs nothing.
-    auto run = std::make_unique<ConcurrentGateRun>([settings = m_settings, request, targetBranch, cache = m_cache, today]() -> GateVerdict {
+    auto run = std::make_unique<ConcurrentGateRun>([settings = m_settings, request, targetBranch, repository = context().repository(),
+                                                    cache = m_cache, today]() -> GateVerdict {
         try {
-            return judge(settings, request, targetBranch, *cache, today);
+            return judge(settings, request, targetBranch, repository.get(), *cache, today);
         } catch (const std::exception &e) {
             return GateVerdict::error(QStringLiteral("security gate failed internally: %1").arg(QString::fromLocal8Bit(e.what())));
         } catch (...) {

@@ -21,6 +21,10 @@ void runGit(const QString &git, const QString &repository, const QStringList &ar
     env.insert(QStringLiteral("GIT_COMMITTER_NAME"), QStringLiteral("sluice"));
     env.insert(QStringLiteral("GIT_COMMITTER_EMAIL"), QStringLiteral("sluice@localhost"));
     env.insert(QStringLiteral("GIT_TERMINAL_PROMPT"), QStringLiteral("0"));
+    // Reference updates the host makes are marked as Sluice's in the reflog (rebase, fetch):
+    // the host tells an agent's writes to the project's repository from its own by this
+    // (docs/adr/0013-task-working-copies.md).
+    env.insert(QStringLiteral("GIT_REFLOG_ACTION"), QStringLiteral("sluice"));
     process->setProcessEnvironment(env);
     process->setProgram(git);
     process->setArguments(QStringList{QStringLiteral("--git-dir"), repository} + arguments);

@@ -485,7 +485,7 @@ std::unique_ptr<AsyncCall<MergeOutcome>> LocalForge::merge(qint64 number, const 
                             return call->finishWith(std::unexpected(commit.error()));
                         const QString merged = QString::fromLatin1(commit->out.trimmed());
                         // Compare-and-swap: if the target moved meanwhile, nothing changes.
-                        git({QStringLiteral("update-ref"), targetRef, merged, old}, call, [=, this](Result<GitResult> updated) {
+                        git({QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: merge pull request #%1").arg(number), targetRef, merged, old}, call, [=, this](Result<GitResult> updated) {
                             if (!updated)
                                 return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("%1 moved during the merge of #%2; nothing was changed").arg(pr.baseBranch).arg(number)));
                             auto record = readRecord(number);

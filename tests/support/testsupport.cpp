@@ -5,6 +5,7 @@
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
 #include "plugins/pluginloader.h"
+#include "repository/projectrepository.h"
 #include "store/leasestore.h"
 #include "store/store.h"
 
@@ -157,6 +158,24 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
                                                        const ProjectInfo &project, StateStore *state, Forge *forge,
                                                        LeaseService *leases)
 {
+    return createInstance(plugin, settingsYaml, project, state, forge, leases, nullptr);
+}
+
+std::shared_ptr<RepositoryService> hostRepository(const QString &path, const QString &targetBranch, const QString &remote,
+                                                  const QString &stateDir, const QString &projectId)
+{
+    ProjectConfig config;
+    config.id = projectId;
+    config.repositoryPath = path;
+    config.targetBranch = targetBranch;
+    config.repositoryRemote = remote;
+    return std::make_shared<HostRepositoryService>(ProjectRepository(config, stateDir));
+}
+
+Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml,
+                                                       const ProjectInfo &project, StateStore *state, Forge *forge,
+                                                       LeaseService *leases, std::shared_ptr<RepositoryService> repository)
+{
     auto settings = validateSettings(plugin.metaData, settingsYaml);
     if (!settings)
         return std::unexpected(settings.error());
@@ -169,6 +188,7 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
     context.setState(state);
     context.setForge(forge);
     context.setLeases(leases);
+    context.setRepository(std::move(repository));
     auto instance = plugin.factory->create(context);
     if (instance && *instance && (*instance)->kind() != plugin.metaData.kind())
         return fail(ErrorCode::Incompatible, QStringLiteral("plugin '%1' declares kind %2 but created a %3")

@@ -43,6 +43,7 @@ class Forge;
 class SecretRef;
 class StateStore;
 class LeaseService;
+class RepositoryService;
 class Tracker;
 
 /// The kinds of plugin. A library declares its kind in metadata and creates only that kind.
@@ -105,6 +106,13 @@ public:
     [[nodiscard]] Tracker *tracker() const;
     /// The project's agent launcher (project key `agent_launcher`), or null.
     [[nodiscard]] AgentLauncher *agentLauncher() const;
+    /**
+     * The project's repository as the host keeps it (repository.path), or null when the
+     * project has none. Gates that judge commits use it rather than an agent's working copy.
+     * Shared, so work on the thread pool may keep it while it runs.
+     * @since 1.2
+     */
+    [[nodiscard]] std::shared_ptr<RepositoryService> repository() const;
 
     // Host side.
     void setInstanceName(const QString &name);
@@ -118,6 +126,7 @@ public:
     void setForge(Forge *forge);
     void setTracker(Tracker *tracker);
     void setAgentLauncher(AgentLauncher *launcher);
+    void setRepository(std::shared_ptr<RepositoryService> repository);
 
 private:
     struct Data;

@@ -187,6 +187,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     project.repositoryUrl = repo.value(QStringLiteral("url")).toString();
     project.targetBranch = repo.value(QStringLiteral("target_branch")).toString();
     project.forgeInstance = repo.value(QStringLiteral("forge")).toString();
+    project.repositoryRemote = repo.value(QStringLiteral("remote")).toString();
     if (repoNode.IsMap() && project.repositoryPath.isEmpty() && project.repositoryUrl.isEmpty())
         report(repoNode, QStringLiteral("repository"), QStringLiteral("give the repository's path or url"));
     if (!project.forgeInstance.isEmpty())

@@ -62,6 +62,7 @@ struct SLUICE_EXPORT ProjectConfig {
     QString repositoryPath;
     QString repositoryUrl;
     QString targetBranch;
+    QString repositoryRemote; ///< The remote of repositoryPath that is the forge ("origin").
     QString forgeInstance;
     QString trackerInstance;
     QString agentLauncherInstance;

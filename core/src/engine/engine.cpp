@@ -8,6 +8,8 @@
 #include <sluice/secrets.h>
 #include <sluice/stage.h>
 
+#include <QElapsedTimer>
+#include <QFutureWatcher>
 #include <QJsonArray>
 #include <QLoggingCategory>
 #include <QRegularExpression>
@@ -93,13 +95,28 @@ Engine::Engine(Store &store, const QString &node, const QString &stateDir, QObje
 
 Engine::~Engine() = default;
 
+const QString Engine::PublishStep = QStringLiteral("sluice/publish");
+
 void Engine::setProject(std::shared_ptr<ProjectRuntime> runtime)
 {
-    m_projects.insert(runtime->config.id, std::move(runtime));
+    const ProjectConfig &config = runtime->config;
+    m_publishing.remove(config.id);
+    if (!config.repositoryPath.isEmpty()) {
+        // Read once per load: a repository with the forge as a remote gets the task branch
+        // pushed before gates judge it (adding the remote takes a reload).
+        auto remote = m_workspace.repository(config).remote();
+        if (!remote)
+            qCWarning(lcEngine).noquote() << "project" << config.id << "- cannot read the remotes of" << config.repositoryPath << "-"
+                                          << remote.error().toString();
+        else if (!remote->isEmpty())
+            m_publishing.insert(config.id);
+    }
+    m_projects.insert(config.id, std::move(runtime));
 }
 
 bool Engine::removeProject(const QString &id)
 {
+    m_publishing.remove(id);
     return m_projects.remove(id) > 0;
 }
 
@@ -138,6 +155,9 @@ Result<qint64> Engine::submit(const QString &projectId, const QString &title, co
     const QString firstStage = runtime->config.stages.first().name;
     NewTask task{projectId, title.trimmed(), description, branch.isEmpty() ? QStringLiteral("sluice/") + slug(title) : branch,
                  firstStage, trackerRef};
+    // A task never works on the target branch (or on anything git would read as something else).
+    if (auto ok = checkTaskBranchName(task.branch, runtime->config.targetBranch); !ok)
+        return std::unexpected(ok.error());
     auto id = m_tasks.create(task);
     if (!id)
         return std::unexpected(id.error());
@@ -244,6 +264,10 @@ AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QStri
                 run->m_gates.append({gate, edge.to});
         }
     }
+    // Before any gate judges the task: the target is fetched and the task's head pushed to
+    // the forge (for a repository with a remote), so every gate sees what the forge sees.
+    if (m_publishing.contains(config.id))
+        run->m_gates.prepend({PublishStep, QString()});
     qCDebug(lcEngine).noquote() << "advance task" << taskId << "from" << run->m_from << "(" << cause << ")," << run->m_gates.size() << "gate(s)";
     // Always asynchronous, so callers can connect to finished() after this returns.
     QTimer::singleShot(0, run, [this, run] { evaluateNextGate(run); });
@@ -257,6 +281,10 @@ void Engine::evaluateNextGate(AdvanceRun *run)
         return;
     }
     const auto [instance, toStage] = run->m_gates.at(run->m_next);
+    if (instance == PublishStep) {
+        publish(run);
+        return;
+    }
     Gate *gate = run->m_runtime->instances.as<Gate>(instance);
     GateRequest request;
     request.task = run->m_task.toInfo();
@@ -265,76 +293,156 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     request.worktree = m_workspace.worktreePath(run->m_task.project, run->m_task.id);
     request.artifactsDir = m_workspace.artifactsPath(run->m_task.project, run->m_task.id);
 
-    auto record = [this, run, instance = instance, toStage = toStage](const GateVerdict &verdict, qint64 durationMs) {
-        {
-            QMutexLocker lock(&m_statsMutex);
-            ++m_stats.verdicts[{instance, GateVerdict::resultName(verdict.result())}];
-        }
-        if (verdict.result() == GateVerdict::Result::Wait) {
-            // Not a decision: no gate run is recorded and nobody is told of a failure.
-            waitFor(run, instance, verdict);
-            return;
-        }
-        GateRunRecord r;
-        r.taskId = run->m_task.id;
-        r.project = run->m_task.project;
-        r.stage = run->m_from;
-        r.toStage = toStage;
-        r.gate = instance;
-        r.headSha = run->m_task.headSha;
-        r.verdict = verdict;
-        r.durationMs = durationMs;
-        if (auto ok = m_tasks.recordGateRun(r); !ok)
-            qCWarning(lcEngine).noquote() << "cannot record verdict of" << instance << "-" << ok.error().toString();
-        qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "gate" << instance << "→"
-                                   << GateVerdict::resultName(verdict.result()) << "-" << verdict.reason();
-        {
-            const bool passed = verdict.allowsPassage();
-            QString text = verdict.reason();
-            for (const Finding &f : verdict.findings())
-                text += QStringLiteral("\n- [%1] %2%3").arg(f.rule, f.file.isEmpty() ? QString() : f.file + QStringLiteral(": "), f.message);
-            notifyTask(passed ? QStringLiteral("gate-passed") : QStringLiteral("gate-failed"), run->m_task,
-                       QStringLiteral("gate %1 → %2 in %3").arg(instance, GateVerdict::resultName(verdict.result()), run->m_from), text,
-                       QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
-                                   {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
-                                   {QStringLiteral("reason"), verdict.reason()}});
-            // A gate that could only partly look (an auditor missing or timing out) says so
-            // in its evidence: people hear of it even when the verdict lets the task pass.
-            const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
-            if (degraded > 0)
-                notifyTask(QStringLiteral("audit-degraded"), run->m_task,
-                           QStringLiteral("gate %1 ran degraded (%2) in %3").arg(instance).arg(degraded).arg(run->m_from), verdict.reason(),
-                           QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
-                                       {QStringLiteral("degraded"), degraded}, {QStringLiteral("result"), GateVerdict::resultName(verdict.result())}});
-        }
-        if (verdict.allowsPassage()) {
-            // A gate that moved the branch (the merge gate rebasing it) reports the new head:
-            // the gates after it judge that head, and the transition records it.
-            const QString head = verdict.evidence().value(QLatin1String("head")).toString();
-            if (!head.isEmpty() && head != run->m_task.headSha) {
-                qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "head moved by gate" << instance << "to" << head;
-                run->m_task.headSha = head;
-                run->m_headMoved = true;
-            }
-            ++run->m_next;
-            evaluateNextGate(run);
-        } else {
-            decide(run, instance, verdict);
-        }
-    };
-
     if (!gate) {
-        record(GateVerdict::error(QStringLiteral("gate instance '%1' is not available").arg(instance)), 0);
+        recordVerdict(run, instance, toStage, GateVerdict::error(QStringLiteral("gate instance '%1' is not available").arg(instance)), 0);
         return;
     }
     run->m_evaluation = std::make_unique<GateEvaluation>(*gate, request, std::chrono::milliseconds(run->m_runtime->config.gateTimeoutMs));
-    connect(run->m_evaluation.get(), &GateEvaluation::finished, run, [run, record](GateEvaluation *evaluation) {
-        const GateVerdict verdict = evaluation->verdict();
-        const qint64 duration = evaluation->durationMs();
-        // The evaluation object goes away after this handler; record() may start the next one.
-        QTimer::singleShot(0, run, [record, verdict, duration] { record(verdict, duration); });
-    });
+    connect(run->m_evaluation.get(), &GateEvaluation::finished, run,
+            [this, run, instance = instance, toStage = toStage](GateEvaluation *evaluation) {
+                const GateVerdict verdict = evaluation->verdict();
+                const qint64 duration = evaluation->durationMs();
+                // The evaluation object goes away after this handler; recording may start the next one.
+                QTimer::singleShot(0, run, [this, run, instance, toStage, verdict, duration] {
+                    recordVerdict(run, instance, toStage, verdict, duration);
+                });
+            });
     run->m_evaluation->start();
+}
+
+namespace {
+struct Publication {
+    GateVerdict verdict;
+    QString pushed; ///< Set when this step pushed the head.
+};
+
+// Runs on the thread pool: fetch the target, scan what would leave, push the task branch.
+Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, const Engine::CommitScanner &scanner)
+{
+    auto target = repo.refreshTarget();
+    if (!target)
+        return {GateVerdict::error(QStringLiteral("cannot read the target branch before judging the task: %1").arg(target.error().message)), {}};
+    if (task.headSha.isEmpty())
+        return {GateVerdict::pass(QStringLiteral("no head recorded yet; nothing to push")), {}};
+    if (task.pushedSha == task.headSha)
+        return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), {}};
+    // Nothing leaves this machine before the secret scan: not even a task branch.
+    if (!scanner)
+        return {GateVerdict::error(QStringLiteral("no secret scanner is available to check the task's commits before they are "
+                                                  "pushed; nothing was pushed")), {}};
+    auto findings = scanner(repo.path(), *target, task.headSha);
+    if (!findings)
+        return {GateVerdict::error(QStringLiteral("cannot scan the task's commits for secrets, so nothing was pushed: %1")
+                                       .arg(findings.error().message)), {}};
+    if (!findings->isEmpty())
+        return {GateVerdict::fail(QStringLiteral("%1 secret(s) in the task's commits; nothing was pushed to the forge. Remove them "
+                                                 "from the branch's history (amend or rebase the commits that add them), not only "
+                                                 "from the latest version").arg(findings->size()),
+                                  *findings),
+                {}};
+    auto pushed = repo.publish(task.branch, task.headSha);
+    if (!pushed)
+        return {GateVerdict::error(QStringLiteral("cannot push the task branch %1 to the forge: %2").arg(task.branch, pushed.error().message)), {}};
+    return {GateVerdict::pass(QStringLiteral("pushed %1 to %2").arg(task.headSha.left(12), task.branch)), *pushed};
+}
+} // namespace
+
+void Engine::publish(AdvanceRun *run)
+{
+    const ProjectRepository repo = m_workspace.repository(run->m_runtime->config);
+    const TaskRecord task = run->m_task;
+    const CommitScanner scanner = m_commitScanner;
+    auto *watcher = new QFutureWatcher<Publication>(run);
+    QElapsedTimer clock;
+    clock.start();
+    connect(watcher, &QFutureWatcher<Publication>::finished, run, [this, run, watcher, clock] {
+        const Publication done = watcher->result();
+        watcher->deleteLater();
+        if (!done.pushed.isEmpty()) {
+            run->m_task.pushedSha = done.pushed;
+            if (auto recorded = m_tasks.recordPublication(run->m_task.id, done.pushed); !recorded)
+                qCWarning(lcEngine).noquote() << "cannot record the push of task" << run->m_task.id << "-" << recorded.error().toString();
+            else
+                qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "pushed" << done.pushed.left(12) << "to its branch"
+                                           << run->m_task.branch << "at the forge";
+        }
+        recordVerdict(run, PublishStep, QString(), done.verdict, clock.elapsed());
+    });
+    watcher->setFuture(QtConcurrent::run([repo, task, scanner] { return publishHead(repo, task, scanner); }));
+}
+
+void Engine::recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs)
+{
+    if (instance == PublishStep && verdict.allowsPassage()) {
+        // The host's own step before the gates: heard of only when it stops a task.
+        ++run->m_next;
+        evaluateNextGate(run);
+        return;
+    }
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++m_stats.verdicts[{instance, GateVerdict::resultName(verdict.result())}];
+    }
+    if (verdict.result() == GateVerdict::Result::Wait) {
+        // Not a decision: no gate run is recorded and nobody is told of a failure.
+        waitFor(run, instance, verdict);
+        return;
+    }
+    GateRunRecord r;
+    r.taskId = run->m_task.id;
+    r.project = run->m_task.project;
+    r.stage = run->m_from;
+    r.toStage = toStage;
+    r.gate = instance;
+    r.headSha = run->m_task.headSha;
+    r.verdict = verdict;
+    r.durationMs = durationMs;
+    if (auto ok = m_tasks.recordGateRun(r); !ok)
+        qCWarning(lcEngine).noquote() << "cannot record verdict of" << instance << "-" << ok.error().toString();
+    qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "gate" << instance << "→"
+                               << GateVerdict::resultName(verdict.result()) << "-" << verdict.reason();
+    // A gate that found or opened the task's pull request says which (the merge gate).
+    const qint64 pullRequest = verdict.evidence().value(QLatin1String("pullRequest")).toVariant().toLongLong();
+    if (pullRequest > 0 && pullRequest != run->m_task.pullRequest) {
+        run->m_task.pullRequest = pullRequest;
+        if (auto recorded = m_tasks.recordPublication(run->m_task.id, QString(), pullRequest); !recorded)
+            qCWarning(lcEngine).noquote() << "cannot record pull request" << pullRequest << "of task" << run->m_task.id << "-"
+                                          << recorded.error().toString();
+    }
+    {
+        const bool passed = verdict.allowsPassage();
+        QString text = verdict.reason();
+        for (const Finding &f : verdict.findings())
+            text += QStringLiteral("\n- [%1] %2%3").arg(f.rule, f.file.isEmpty() ? QString() : f.file + QStringLiteral(": "), f.message);
+        notifyTask(passed ? QStringLiteral("gate-passed") : QStringLiteral("gate-failed"), run->m_task,
+                   QStringLiteral("gate %1 → %2 in %3").arg(instance, GateVerdict::resultName(verdict.result()), run->m_from), text,
+                   QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
+                               {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
+                               {QStringLiteral("reason"), verdict.reason()}});
+        // A gate that could only partly look (an auditor missing or timing out) says so
+        // in its evidence: people hear of it even when the verdict lets the task pass.
+        const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
+        if (degraded > 0)
+            notifyTask(QStringLiteral("audit-degraded"), run->m_task,
+                       QStringLiteral("gate %1 ran degraded (%2) in %3").arg(instance).arg(degraded).arg(run->m_from), verdict.reason(),
+                       QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
+                                   {QStringLiteral("degraded"), degraded}, {QStringLiteral("result"), GateVerdict::resultName(verdict.result())}});
+    }
+    if (verdict.allowsPassage()) {
+        // A gate that moved the branch (the merge gate rebasing it) reports the new head:
+        // the gates after it judge that head, and the transition records it.
+        const QString head = verdict.evidence().value(QLatin1String("head")).toString();
+        if (!head.isEmpty() && head != run->m_task.headSha) {
+            qCInfo(lcEngine).noquote() << "task" << run->m_task.id << (run->m_task.headSha.isEmpty() ? "head set by gate" : "head moved by gate")
+                                       << instance << "to" << head;
+            run->m_task.headSha = head;
+            run->m_headMoved = true;
+        }
+        ++run->m_next;
+        evaluateNextGate(run);
+    } else {
+        decide(run, instance, verdict);
+    }
 }
 
 void Engine::waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &verdict)

@@ -22,6 +22,7 @@
 #include <QSet>
 #include <QObject>
 
+#include <functional>
 #include <memory>
 
 namespace Sluice {
@@ -112,6 +113,15 @@ class SLUICE_EXPORT Engine : public QObject
 {
     Q_OBJECT
 public:
+    /// The host's step before a task's gates, named like a gate in verdicts: fetch the target,
+    /// scan the task's new commits for secrets, push the task branch to the forge.
+    static const QString PublishStep;
+    /**
+     * Scans the commits of @p repository in @p base..@p head for secrets (the security gate's
+     * scanner, installed by the executable): the findings, masked. Called off the event loop.
+     */
+    using CommitScanner = std::function<Result<QList<Finding>>(const QString &repository, const QString &base, const QString &head)>;
+
     Engine(Store &store, const QString &node, const QString &stateDir, QObject *parent = nullptr);
     ~Engine() override;
 
@@ -204,6 +214,9 @@ public:
      * timer). Off by default.
      */
     void setNotificationOutbox(bool on) { m_outbox = on; }
+    /// Installs the scanner that checks a task's commits before they are pushed. Without one,
+    /// nothing is pushed (an error verdict says why).
+    void setCommitScanner(CommitScanner scanner) { m_commitScanner = std::move(scanner); }
 
     /// Publishes "approval-requested" for @p taskId waiting in @p stage, with the signals the
     /// stage waits for in data["signals"] and @p summary (the stage's request) as text.
@@ -219,6 +232,10 @@ Q_SIGNALS:
 
 private:
     void evaluateNextGate(AdvanceRun *run);
+    // The publish step (PublishStep), off the event loop.
+    void publish(AdvanceRun *run);
+    // Records one verdict (audit, notifications) and goes on to the next gate or decides.
+    void recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs);
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
     // A gate said "not yet": nothing moves; the edge is evaluated again after the verdict's retryAfter.
     void waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &verdict);
@@ -239,6 +256,8 @@ private:
     QHash<qint64, int> m_advancing; // task → advance runs evaluating
     QSet<qint64> m_waiting;         // tasks with a re-evaluation scheduled after a "wait" verdict
     bool m_outbox = false;          // notify() queues in the store instead of emitting
+    QSet<QString> m_publishing;     // projects whose repository has the forge as a remote
+    CommitScanner m_commitScanner;
 };
 
 /// The task description with the latest gate feedback replacing any earlier feedback.

@@ -100,7 +100,8 @@ Diagnostics HostRuntime::loadProjects()
         if (entry.project) {
             auto runtime = std::make_shared<ProjectRuntime>();
             runtime->config = *entry.project;
-            auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), entry.diagnostics, m_config.node);
+            auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.get(), entry.diagnostics, m_config.node,
+                                                      m_config.stateDir);
             if (instances) {
                 runtime->instances = std::move(*instances);
                 if (auto ready = runtime->instances.initialize(); !ready) {
@@ -179,6 +180,11 @@ QJsonObject taskJson(const TaskRecord &t)
                        {QStringLiteral("status"), t.status},
                        {QStringLiteral("blockedReason"), t.blockedReason},
                        {QStringLiteral("retries"), t.retries},
+                       // The task branch's commit the host took after the last job (every gate
+                       // judges it), what the forge has of it, and its pull request.
+                       {QStringLiteral("head"), t.headSha},
+                       {QStringLiteral("pushed"), t.pushedSha},
+                       {QStringLiteral("pullRequest"), t.pullRequest},
                        {QStringLiteral("createdAt"), ms(t.createdAt)},
                        {QStringLiteral("updatedAt"), ms(t.updatedAt)}};
 }

@@ -101,9 +101,14 @@ private:
     void completeLater(const JobRecord &job, Followup followup, const QString &summary = {});
     void flushCompletions();
     void checkDrained();
+    struct Prepared;
+    struct Finished;
     void execute(const JobRecord &job, const std::optional<JobQueue::AgentRunRecord> &adopted = std::nullopt);
-    void startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree);
+    void startStage(qint64 jobId, const TaskRecord &record, const Result<Prepared> &prepared);
     void conclude(qint64 jobId);
+    // After a run that had a working copy: what it did to the project's repository, and the
+    // task branch taken from it (off the event loop), then the job's outcome.
+    void settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const Finished &finished);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);
 
     Engine &m_engine;
@@ -113,6 +118,7 @@ private:
     QTimer m_poll;
     bool m_shuttingDown = false;
     QHash<qint64, std::shared_ptr<Run>> m_runs;
+    QSet<qint64> m_settling; // ended runs whose working copy is being looked at
     // Completions are written in one transaction per event-loop turn: jobs that end together
     // (a burst of passive stages, stale jobs, agents finishing at once) cost one commit.
     QList<Completion> m_completions;

@@ -4,32 +4,46 @@
 #include "store/taskstore.h"
 
 #include <QDir>
-#include <QMutex>
 #include <QFile>
 #include <QFileInfo>
 #include <QLoggingCategory>
-#include <QProcess>
+#include <QMutex>
 
 namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcWorkspace, "sluice.core.workspace", QtInfoMsg)
 
 namespace {
-Result<QString> git(const QStringList &arguments)
+// Working copies are made from worker threads; one at a time keeps a second job of the same
+// task from racing the first one's creation.
+QMutex &workingCopyLock()
 {
-    QProcess p;
-    p.setProcessChannelMode(QProcess::MergedChannels);
-    p.start(QStringLiteral("git"), arguments);
-    // Worktree creation is a local, bounded operation; a stuck git is a fault worth failing on.
-    if (!p.waitForFinished(120000)) {
-        p.kill();
-        p.waitForFinished(1000);
-        return fail(ErrorCode::Timeout, QStringLiteral("git %1 did not finish").arg(arguments.join(QLatin1Char(' '))));
-    }
-    const QString output = QString::fromUtf8(p.readAll()).trimmed();
-    if (p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
-        return fail(ErrorCode::Io, QStringLiteral("git %1 failed").arg(arguments.join(QLatin1Char(' '))), output);
-    return output;
+    static QMutex lock;
+    return lock;
+}
+
+// git in an existing working copy: it belongs to the agent, so nothing it configured may run
+// (hooks, an fsmonitor command); only reading commands are used there.
+QStringList inWorkingCopy(const QStringList &arguments)
+{
+    return QStringList{QStringLiteral("-c"), QStringLiteral("core.hooksPath=/dev/null"),
+                       QStringLiteral("-c"), QStringLiteral("core.fsmonitor=false")} + arguments;
+}
+
+bool isLegacyWorktree(const QString &path)
+{
+    // A `git worktree add` checkout has a .git file pointing into the project's repository.
+    return QFileInfo(path + QStringLiteral("/.git")).isFile();
+}
+
+Result<void> removeLegacyWorktree(const ProjectRepository &repository, const QString &path)
+{
+    auto removed = runHostGit(repository.path(), {QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), path}, {128});
+    if (!removed)
+        return std::unexpected(removed.error());
+    QDir(path).removeRecursively();
+    (void)runHostGit(repository.path(), {QStringLiteral("worktree"), QStringLiteral("prune")});
+    return {};
 }
 } // namespace
 
@@ -53,46 +67,119 @@ QString Workspace::taskFilePath(const QString &projectId, qint64 taskId) const
     return QDir(artifactsPath(projectId, taskId)).filePath(QStringLiteral("task.md"));
 }
 
+ProjectRepository Workspace::repository(const ProjectConfig &project) const
+{
+    return ProjectRepository(project, m_stateDir);
+}
+
 Result<QString> Workspace::ensureWorktree(const ProjectConfig &project, const TaskRecord &task) const
 {
     const QString path = worktreePath(project.id, task.id);
     if (!QDir().mkpath(artifactsPath(project.id, task.id)))
         return fail(ErrorCode::Io, QStringLiteral("cannot create %1").arg(artifactsPath(project.id, task.id)));
-    // Worktrees are created from worker threads; git takes locks in the repository, so one
-    // creation at a time (and a second job of the same task finds the first one's worktree).
-    static QMutex creating;
-    QMutexLocker lock(&creating);
-    if (QFileInfo::exists(path + QStringLiteral("/.git")))
-        return path;
     if (project.repositoryPath.isEmpty())
         return fail(ErrorCode::InvalidConfig,
-                    QStringLiteral("project %1 has no local repository path to create worktrees from").arg(project.id));
-    if (!QDir().mkpath(QFileInfo(path).absolutePath()))
-        return fail(ErrorCode::Io, QStringLiteral("cannot create %1").arg(QFileInfo(path).absolutePath()));
-    auto added = git({QStringLiteral("-C"), project.repositoryPath, QStringLiteral("worktree"), QStringLiteral("add"),
-                      QStringLiteral("-B"), task.branch, path, project.targetBranch});
-    if (!added)
-        return std::unexpected(added.error());
-    qCInfo(lcWorkspace).noquote() << "created worktree" << path << "on branch" << task.branch << "for task" << task.id;
+                    QStringLiteral("project %1 has no local repository path to create working copies from").arg(project.id));
+    if (auto ok = checkTaskBranchName(task.branch, project.targetBranch); !ok)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("task %1: %2").arg(task.id).arg(ok.error().message));
+    const ProjectRepository repo = repository(project);
+    QMutexLocker lock(&workingCopyLock());
+    if (auto reflogs = repo.ensureReflogs(); !reflogs)
+        return std::unexpected(reflogs.error());
+
+    if (isLegacyWorktree(path)) {
+        // An older Sluice made worktrees of the project's repository, which gave agents its
+        // references. Its committed work is on the task branch there already.
+        if (auto removed = removeLegacyWorktree(repo, path); !removed)
+            return std::unexpected(removed.error());
+        qCWarning(lcWorkspace).noquote() << "replaced the shared worktree" << path << "of task" << task.id
+                                         << "by a working copy of its own (uncommitted changes in it are gone)";
+    } else if (QFileInfo(path + QStringLiteral("/.git")).isDir()) {
+        if (task.headSha.isEmpty())
+            return path;
+        // Keep it (a failed attempt's commits included) only while it builds on the recorded head.
+        auto contains = runHostGit(path, inWorkingCopy({QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), task.headSha,
+                                                         QStringLiteral("refs/heads/") + task.branch}),
+                                   {1, 128});
+        if (contains && contains->exitCode == 0)
+            return path;
+        qCInfo(lcWorkspace).noquote() << "working copy of task" << task.id << "no longer holds its recorded head"
+                                      << task.headSha.left(12) << "- making it anew";
+    }
+
+    // A new working copy: a repository of our own, never a worktree of the project's.
+    if (QFileInfo::exists(path) && !QDir(path).removeRecursively())
+        return fail(ErrorCode::Io, QStringLiteral("cannot remove the old working copy %1").arg(path));
+    if (!QDir().mkpath(path))
+        return fail(ErrorCode::Io, QStringLiteral("cannot create %1").arg(path));
+    auto target = repo.refreshTarget();
+    if (!target)
+        return std::unexpected(target.error());
+    QString start = task.headSha;
+    if (start.isEmpty()) {
+        auto existing = repo.branchHead(task.branch);
+        if (!existing)
+            return std::unexpected(existing.error());
+        start = existing->value_or(*target);
+    }
+    auto objects = repo.objectsDirectory();
+    if (!objects)
+        return std::unexpected(objects.error());
+    auto made = runHostGit(path, {QStringLiteral("init"), QStringLiteral("--quiet"), QStringLiteral("--initial-branch=") + task.branch});
+    if (!made)
+        return std::unexpected(made.error());
+    // The project's objects, read through alternates: nothing is copied, and what the agent
+    // writes goes into the working copy's own object store.
+    QFile alternates(QDir(path).filePath(QStringLiteral(".git/objects/info/alternates")));
+    if (!alternates.open(QIODevice::WriteOnly | QIODevice::Truncate) || alternates.write(objects->toUtf8() + '\n') < 0)
+        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(alternates.fileName()), alternates.errorString());
+    alternates.close();
+    for (const QStringList &step : {QStringList{QStringLiteral("update-ref"), QStringLiteral("refs/heads/") + task.branch, start},
+                                    // The target as fetched, under the name agents expect.
+                                    QStringList{QStringLiteral("update-ref"), QStringLiteral("refs/remotes/origin/") + project.targetBranch, *target},
+                                    QStringList{QStringLiteral("reset"), QStringLiteral("--hard"), QStringLiteral("--quiet")}}) {
+        auto done = runHostGit(path, inWorkingCopy(step));
+        if (!done)
+            return std::unexpected(done.error());
+    }
+    qCInfo(lcWorkspace).noquote() << "created working copy" << path << "on branch" << task.branch << "at" << start.left(12)
+                                  << "for task" << task.id;
     return path;
+}
+
+Result<QString> Workspace::harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why) const
+{
+    const QString path = worktreePath(project.id, task.id);
+    if (!QFileInfo(path + QStringLiteral("/.git")).isDir())
+        return fail(ErrorCode::NotFound, QStringLiteral("task %1 has no working copy at %2").arg(task.id).arg(path));
+    const ProjectRepository repo = repository(project);
+    auto before = repo.branchHead(task.branch);
+    if (!before)
+        return std::unexpected(before.error());
+    return repo.takeBranch(path, task.branch, before->value_or(QString()), why);
 }
 
 Result<bool> Workspace::removeWorktree(const ProjectConfig &project, qint64 taskId) const
 {
     const QString path = worktreePath(project.id, taskId);
-    static QMutex removing;
-    QMutexLocker lock(&removing);
+    QMutexLocker lock(&workingCopyLock());
+    const ProjectRepository repo = repository(project);
+    const QString scratch = repo.scratchPath(taskId);
+    if (!scratch.isEmpty() && QFileInfo::exists(scratch)) {
+        // Gates keep worktrees of the project's repository there.
+        (void)runHostGit(repo.path(), {QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), scratch}, {128});
+        QDir(scratch).removeRecursively();
+        (void)runHostGit(repo.path(), {QStringLiteral("worktree"), QStringLiteral("prune")});
+    }
     if (!QFileInfo::exists(path))
         return false;
-    if (project.repositoryPath.isEmpty())
-        return fail(ErrorCode::InvalidConfig, QStringLiteral("project %1 has no local repository path").arg(project.id));
-    // The branch and its commits stay in the repository; only the checkout goes.
-    auto removed = git({QStringLiteral("-C"), project.repositoryPath, QStringLiteral("worktree"), QStringLiteral("remove"),
-                        QStringLiteral("--force"), path});
-    if (!removed)
-        return std::unexpected(removed.error());
-    (void)git({QStringLiteral("-C"), project.repositoryPath, QStringLiteral("worktree"), QStringLiteral("prune")});
-    qCInfo(lcWorkspace).noquote() << "removed worktree" << path << "of finished task" << taskId;
+    if (isLegacyWorktree(path)) {
+        if (auto removed = removeLegacyWorktree(repo, path); !removed)
+            return std::unexpected(removed.error());
+    } else if (!QDir(path).removeRecursively()) {
+        return fail(ErrorCode::Io, QStringLiteral("cannot remove the working copy %1").arg(path));
+    }
+    qCInfo(lcWorkspace).noquote() << "removed working copy" << path << "of finished task" << taskId;
     return true;
 }
 

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Where a task's files live on this node: its git worktree (the agent's working copy, read
-// by gates) and its artifacts directory (task file, logs, reports).
+// Where a task's files live on this node: its working copy (a git repository of its own in
+// which the agent works, read by gates) and its artifacts directory (task file, logs,
+// reports). The working copy is not the project's repository: the host takes the task branch
+// from it after each job (harvest) and records its head. See docs/adr/0013-task-working-copies.md.
 
 #include "config/projectconfig.h"
+#include "repository/projectrepository.h"
 
 #include <sluice/error.h>
 
@@ -19,19 +22,33 @@ class SLUICE_EXPORT Workspace
 public:
     explicit Workspace(const QString &stateDir);
 
+    [[nodiscard]] QString stateDir() const { return m_stateDir; }
     [[nodiscard]] QString worktreePath(const QString &projectId, qint64 taskId) const;
     [[nodiscard]] QString artifactsPath(const QString &projectId, qint64 taskId) const;
     [[nodiscard]] QString taskFilePath(const QString &projectId, qint64 taskId) const;
+    /// The project's repository as the host keeps it.
+    [[nodiscard]] ProjectRepository repository(const ProjectConfig &project) const;
 
     /**
-     * Makes sure the task's worktree exists: `git worktree add -B <branch> <path> <target>`
-     * from the project's local repository the first time, reused afterwards (work from a
-     * failed attempt is kept). Also creates the artifacts directory.
+     * Makes sure the task's working copy exists and holds the task's work: a repository of
+     * its own (objects shared read-only with the project's repository through alternates, no
+     * remote) on the task branch. Reused as it is — a failed attempt's work included — while
+     * its branch still contains the task's recorded head; otherwise (the head moved elsewhere:
+     * a rebase by the merge gate, another node's job) made anew from the recorded head, or,
+     * before any, from the project's copy of the task branch or the freshly fetched target.
+     * A worktree of the project's repository left by an older Sluice is replaced.
+     * Also creates the artifacts directory.
      */
     [[nodiscard]] Result<QString> ensureWorktree(const ProjectConfig &project, const TaskRecord &task) const;
     /**
-     * Removes the worktree of a finished task (`git worktree remove --force`, then prune); its
-     * branch and commits stay in the repository. False when there was none. Blocked tasks
+     * Takes the task branch from the working copy into the project's repository (a
+     * compare-and-swap on the branch; only that branch, never the target) and returns its
+     * head. @p why goes into the reflog ("task 3 job 7").
+     */
+    [[nodiscard]] Result<QString> harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why) const;
+    /**
+     * Removes the working copy (and gates' scratch space) of a finished task; its branch and
+     * commits stay in the project's repository. False when there was none. Blocked tasks
      * keep theirs, so nothing an agent left is lost.
      */
     [[nodiscard]] Result<bool> removeWorktree(const ProjectConfig &project, qint64 taskId) const;

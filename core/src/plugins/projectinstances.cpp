@@ -4,6 +4,7 @@
 #include "store/leasestore.h"
 
 #include "plugins/pluginloader.h"
+#include "repository/projectrepository.h"
 #include "store/store.h"
 
 #include <sluice/agentlauncher.h>
@@ -41,9 +42,12 @@ bool isService(PluginKind kind)
 } // namespace
 
 std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &project, const PluginCatalog &catalog,
-                                                         Store *store, Diagnostics &diagnostics, const QString &node)
+                                                         Store *store, Diagnostics &diagnostics, const QString &node,
+                                                         const QString &stateDir)
 {
     ProjectInstances out;
+    if (!project.repositoryPath.isEmpty())
+        out.m_repository = std::make_shared<HostRepositoryService>(ProjectRepository(project, stateDir));
     const int before = int(diagnostics.size());
     QList<const InstanceConfig *> ordered;
     for (const InstanceConfig &i : project.instances) {
@@ -77,6 +81,7 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
         context.setForge(forge);
         context.setTracker(tracker);
         context.setAgentLauncher(launcher);
+        context.setRepository(out.m_repository);
         Entry entry;
         entry.name = config->name;
         if (store) {

@@ -30,11 +30,13 @@ public:
      * Creates every instance of @p project. Services (forge, tracker, agent launcher) are created first so
      * other instances can be given them. With a @p store, each instance gets its scoped state,
      * and with a @p node as well the store's leases, held by this process on that node.
-     * Factory errors and kind mismatches are reported at the instance's line.
+     * Factory errors and kind mismatches are reported at the instance's line. A project with
+     * a repository path gets its RepositoryService, with scratch space under @p stateDir.
      */
     [[nodiscard]] static std::optional<ProjectInstances> create(const ProjectConfig &project,
                                                                 const PluginCatalog &catalog, Store *store,
-                                                                Diagnostics &diagnostics, const QString &node = QString());
+                                                                Diagnostics &diagnostics, const QString &node = QString(),
+                                                                const QString &stateDir = QString());
 
     /// Calls initialize() in creation order; on the first error, shuts down what was initialized.
     [[nodiscard]] Result<void> initialize();
@@ -54,6 +56,7 @@ private:
         std::unique_ptr<PluginInstance> instance;
     };
     std::vector<Entry> m_entries;
+    std::shared_ptr<RepositoryService> m_repository;
     int m_initialized = 0;
 };
 

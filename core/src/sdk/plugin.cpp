@@ -64,6 +64,7 @@ struct PluginContext::Data {
     const Clock *clock = nullptr;
     StateStore *state = nullptr;
     LeaseService *leases = nullptr;
+    std::shared_ptr<RepositoryService> repository;
     Forge *forge = nullptr;
     Tracker *tracker = nullptr;
     AgentLauncher *agentLauncher = nullptr;
@@ -103,6 +104,7 @@ const QLoggingCategory &PluginContext::logging() const
 const Clock &PluginContext::clock() const { return d->clock ? *d->clock : Clock::system(); }
 StateStore *PluginContext::state() const { return d->state; }
 LeaseService *PluginContext::leases() const { return d->leases; }
+std::shared_ptr<RepositoryService> PluginContext::repository() const { return d->repository; }
 Forge *PluginContext::forge() const { return d->forge; }
 Tracker *PluginContext::tracker() const { return d->tracker; }
 AgentLauncher *PluginContext::agentLauncher() const { return d->agentLauncher; }
@@ -115,6 +117,7 @@ void PluginContext::setLogging(const QLoggingCategory *category) { d->logging = 
 void PluginContext::setClock(const Clock *clock) { d->clock = clock; }
 void PluginContext::setState(StateStore *store) { d->state = store; }
 void PluginContext::setLeases(LeaseService *leases) { d->leases = leases; }
+void PluginContext::setRepository(std::shared_ptr<RepositoryService> repository) { d->repository = std::move(repository); }
 void PluginContext::setForge(Forge *forge) { d->forge = forge; }
 void PluginContext::setTracker(Tracker *tracker) { d->tracker = tracker; }
 void PluginContext::setAgentLauncher(AgentLauncher *launcher) { d->agentLauncher = launcher; }

@@ -305,7 +305,7 @@ const QStringList TaskStatuses = {QStringLiteral("active"), QStringLiteral("bloc
 QLatin1String taskColumns()
 {
     return QLatin1String("id, project, title, description, branch, stage, status, blocked_reason, head_sha, "
-                         "tracker_ref, pull_request, retries, version, created_at, updated_at");
+                         "tracker_ref, pull_request, retries, version, created_at, updated_at, pushed_sha");
 }
 
 QDateTime fromMsecs(const QVariant &value)
@@ -331,6 +331,7 @@ TaskRecord taskFromRow(const QSqlQuery &query)
     task.version = query.value(12).toLongLong();
     task.createdAt = fromMsecs(query.value(13));
     task.updatedAt = fromMsecs(query.value(14));
+    task.pushedSha = query.value(15).toString();
     return task;
 }
 
@@ -561,6 +562,44 @@ Result<bool> TaskStore::claimTransition(qint64 id, const QString &fromStage, con
         return std::unexpected(session->error(QStringLiteral("moving task %1").arg(id),
                                               QStringLiteral("%1 rows changed for one id").arg(*rows)));
     return *rows == 1;
+}
+
+Result<bool> TaskStore::recordHead(qint64 id, const QString &stage, const QString &headSha)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    Result<int> rows = session->execWrite(
+        QStringLiteral("recording the head of task %1").arg(id),
+        QStringLiteral("UPDATE tasks SET head_sha = :head, updated_at = :now WHERE id = :id AND stage = :stage AND status = 'active'"),
+        {{QStringLiteral(":head"), headSha}, {QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral(":id"), id}, {QStringLiteral(":stage"), stage}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
+}
+
+Result<void> TaskStore::recordPublication(qint64 id, const QString &pushedSha, std::optional<qint64> pullRequest)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    StatementBinds binds = {{QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()}, {QStringLiteral(":id"), id}};
+    QStringList assignments = {QStringLiteral("updated_at = :now")};
+    if (!pushedSha.isNull()) {
+        assignments << QStringLiteral("pushed_sha = :pushed");
+        binds.append({QStringLiteral(":pushed"), pushedSha});
+    }
+    if (pullRequest) {
+        assignments << QStringLiteral("pull_request = :pr");
+        binds.append({QStringLiteral(":pr"), *pullRequest});
+    }
+    Result<int> rows = session->execWrite(QStringLiteral("recording what task %1 has at the forge").arg(id),
+                                          QStringLiteral("UPDATE tasks SET %1 WHERE id = :id").arg(assignments.join(QLatin1String(", "))),
+                                          binds);
+    if (!rows)
+        return std::unexpected(rows.error());
+    return {};
 }
 
 Result<bool> TaskStore::claimUnblock(qint64 id, const QString &stage, qint64 version)

@@ -34,7 +34,8 @@ struct SLUICE_EXPORT TaskRecord {
     QString stage;
     QString status;        ///< "active", "blocked" or "done".
     QString blockedReason; ///< Why a blocked task waits; may be empty.
-    QString headSha;
+    QString headSha;       ///< The task branch's commit the host took after the last job.
+    QString pushedSha;     ///< The commit last pushed to the forge's task branch; may be empty.
     QString trackerRef;
     qint64 pullRequest = 0;
     int retries = 0;
@@ -266,6 +267,17 @@ public:
     [[nodiscard]] Result<bool> claimTransition(qint64 id, const QString &fromStage, const QString &toStage,
                                                const TaskChange &change = {});
 
+    /**
+     * Records @p headSha as the head of the task's branch after a job of @p stage. Only while
+     * the task is active in that stage (a task that moved on keeps the head of its new
+     * stage's work); false otherwise. Not a transition: the version stays.
+     */
+    [[nodiscard]] Result<bool> recordHead(qint64 id, const QString &stage, const QString &headSha);
+    /**
+     * Records what the forge holds of the task: the commit pushed to its branch (a null
+     * QString leaves it) and the number of its pull request (std::nullopt leaves it).
+     */
+    [[nodiscard]] Result<void> recordPublication(qint64 id, const QString &pushedSha, std::optional<qint64> pullRequest = std::nullopt);
     /**
      * The claim of an operator's retry: UPDATE tasks SET status='active', blocked_reason='',
      * version=version+1, updated_at=now WHERE id=:id AND stage=:stage AND status='blocked'

@@ -142,8 +142,9 @@ void tst_MergeDaemon::init()
     writeProject("      lease_wait: 30s\n");
 }
 
-// The task's work: one commit (a file of its own), pushed to the forge as an agent would.
-// Then the edge to done crosses the merge gate. A gate failure blocks the task at once.
+// The task's work: one commit (a file of its own); the host takes it and pushes the task
+// branch to the forge before the gates look. Then the edge to done crosses the merge gate. A
+// gate failure blocks the task at once.
 void tst_MergeDaemon::writeProject(const QByteArray &mergeSettings)
 {
     m_config->writeProject(QStringLiteral("widget"), R"(id: widget
@@ -166,7 +167,7 @@ instances:
     plugin: command
     settings:
       inherit_environment: [PATH, HOME]
-      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work && git push -q origin HEAD"]
+      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work && if [ -e ../../../../advance-main ]; then sh ../../../../advance-main; fi"]
   merge:
     plugin: merge
     settings:
@@ -276,7 +277,17 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
     // The pull request the task's branch will have; main moves on, so the gate must rebase.
     FakePullRequest pr{1, QStringLiteral("Feature"), Branch, sha(QStringLiteral("refs/heads/main"))};
     m_fake->addPullRequest(pr);
-    const QString mainSha = advanceMain();
+    // While the task is worked on, main moves on at the forge (another change landed): the
+    // gate must rebase. (The task's working copy starts from main as fetched at its start.)
+    QVERIFY(writeFile(path(QStringLiteral("advance-main")),
+                      "set -e\nscratch='" + path(QStringLiteral("scratch")).toUtf8() + "'\n"
+                      "git clone -q '" + bare().toUtf8() + "' \"$scratch\"\n"
+                      "echo 'moved on' > \"$scratch/main.txt\"\n"
+                      "git -C \"$scratch\" add main.txt\n"
+                      "git -C \"$scratch\" -c user.name=other -c user.email=other@example.org commit -qm 'main moved'\n"
+                      "git -C \"$scratch\" push -q origin main\n"
+                      "git -C \"$scratch\" rev-parse HEAD > '" + path(QStringLiteral("main-moved")).toUtf8() + "'\n"
+                      "rm -f '" + path(QStringLiteral("advance-main")).toUtf8() + "'\n"));
     if (step == QLatin1String("rebase"))
         QVERIFY(writeFile(path(QStringLiteral("hold-rebase")), "hold\n"));
     if (step == QLatin1String("push"))
@@ -297,7 +308,7 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
     QVERIFY(task > 0);
 
     // Wait for the step, then the crash.
-    QString stagePush; // the head the work stage pushed, before any rebase
+    QString stagePush; // the head the host pushed after the work stage, before any rebase
     auto reached = [&]() -> bool {
         if (stagePush.isEmpty()) {
             const QStringList pushes = branchPushes(QStringLiteral("-"));
@@ -348,12 +359,14 @@ void tst_MergeDaemon::killedMidMergeFinishesOnce()
     QCOMPARE(m_fake->mergesApplied(), 1);
     QVERIFY(m_fake->pullRequests().value(0).merged);
     QCOMPARE(mergeCalls(), step == QLatin1String("merge-sent") ? 2 : 1); // an unanswered call that did nothing is sent again; an applied one never
-    // Rebased once, pushed once (besides the work stage's own push), onto the moved main.
+    // Rebased once, pushed once (besides the host's push of the work stage's head), onto the moved main.
     QCOMPARE(linesOf(path(QStringLiteral("rewrites.log"))).size(), 1);
     const QStringList gatePushes = branchPushes(stagePush);
     QVERIFY2(gatePushes.size() == 1, qPrintable(gatePushes.join(QLatin1Char(';'))));
     const QString merged = sha(QStringLiteral("refs/heads/") + Branch);
     QVERIFY(gatePushes.first().startsWith(merged));
+    const QString mainSha = linesOf(path(QStringLiteral("main-moved"))).value(0);
+    QVERIFY(!mainSha.isEmpty());
     QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), mainSha, merged}).code, 0);
     // The task records the head that was merged; one transition; no lease left.
     QCOMPARE(storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString(), merged);
@@ -553,7 +566,7 @@ instances:
     plugin: command
     settings:
       inherit_environment: [PATH, HOME]
-      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work && git push -q origin HEAD"]
+      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work"]
   check:
     plugin: command
     settings:

@@ -88,6 +88,9 @@ private:
     QString clone() const { return m_dir->filePath(QStringLiteral("clone")); }
     QString worktree(const QString &branch) const { return m_dir->filePath(QStringLiteral("wt-") + branch); }
     QString pushLog() const { return m_dir->filePath(QStringLiteral("pushes.log")); }
+    QString stateDir() const { return m_dir->filePath(QStringLiteral("state")); }
+    // The host's worktree of a task's branch, where the gate rebases.
+    QString scratch(qint64 taskId) const { return hostRepository(clone(), QStringLiteral("main"), QStringLiteral("origin"), stateDir(), QStringLiteral("widget"))->scratchPath(taskId); }
 
     ProjectInfo project() const
     {
@@ -143,6 +146,9 @@ private:
         runGit({QStringLiteral("add"), file}, worktree(branch));
         runGit({QStringLiteral("commit"), QStringLiteral("-qm"), branch + QStringLiteral(": ") + file}, worktree(branch));
         runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), branch}, worktree(branch));
+        // The task branch stays in the project's repository, checked out nowhere, as the host
+        // leaves it after taking it from a task's working copy.
+        runGit({QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), worktree(branch)}, clone());
         QFile::remove(pushLog()); // only the gate's pushes count
         return sha(QStringLiteral("refs/heads/") + branch);
     }
@@ -157,7 +163,6 @@ private:
         r.task.headSha = sha(QStringLiteral("refs/heads/") + branch);
         r.fromStage = QStringLiteral("review");
         r.toStage = QStringLiteral("done");
-        r.worktree = worktree(branch);
         return r;
     }
 
@@ -165,7 +170,8 @@ private:
     {
         const QByteArray settings = "remote: origin\npoll_interval: 20ms\n" + QByteArray(extra.contains("checks_timeout") ? "" : "checks_timeout: 60s\n")
             + "checks: {contexts: [ci/test]}\n" + extra;
-        return createInstance(m_merge, settings, project(), m_watched.get(), qobject_cast<Forge *>(m_forge.get()), m_leases.get());
+        return createInstance(m_merge, settings, project(), m_watched.get(), qobject_cast<Forge *>(m_forge.get()), m_leases.get(),
+                              hostRepository(clone(), QStringLiteral("main"), QStringLiteral("origin"), stateDir(), QStringLiteral("widget")));
     }
 
     // The fake forge in @p flavor, with the matching real connector (gitea or github) in front of it.
@@ -451,7 +457,7 @@ private Q_SLOTS:
         QVERIFY(leaseFree());
     }
 
-    // The quickstart's layout: the worktree belongs to the local forge's bare repository
+    // The quickstart's layout: the project's repository is the local forge's bare repository
     // itself (remote empty), so the rebase moves the branch the forge sees; nothing is pushed.
     void localForgeWorktreeOfTheBareRepository()
     {
@@ -463,6 +469,7 @@ private Q_SLOTS:
         QVERIFY(writeFile(QDir(wt).filePath(QStringLiteral("q.txt")), "q\n"));
         runGit({QStringLiteral("add"), QStringLiteral("q.txt")}, wt);
         QCOMPARE(runGit({QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("q")}, wt).code, 0);
+        QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), wt}).code, 0);
         const QString before = sha(QStringLiteral("refs/heads/task-q"));
         auto pr = runCall(forge->createPullRequest({QStringLiteral("task-q"), QString(), QStringLiteral("Q"), QString()}));
         QVERIFY(pr);
@@ -471,10 +478,10 @@ private Q_SLOTS:
             (void)runCall(forge->postStatus(sha, StatusUpdate{Context, StatusState::Success, {}, {}}));
         });
         auto instance = createInstance(m_merge, "poll_interval: 20ms\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n", project(),
-                                       m_watched.get(), forge, m_leases.get());
+                                       m_watched.get(), forge, m_leases.get(),
+                                       hostRepository(bare(), QStringLiteral("main"), QString(), stateDir(), QStringLiteral("widget")));
         QVERIFY2(instance, qPrintable(instance ? QString() : instance.error().toString()));
         GateRequest r = request(7, QStringLiteral("task-q"), pr->number);
-        r.worktree = wt;
         const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), r, std::chrono::seconds(60));
         QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
         const QString after = sha(QStringLiteral("refs/heads/task-q"));
@@ -519,8 +526,8 @@ private Q_SLOTS:
         QVERIFY2(v.reason().contains(QLatin1String("shared.txt")), qPrintable(v.reason()));
         QCOMPARE(v.findings().size(), 1);
         QCOMPARE(v.findings().first().file, QStringLiteral("shared.txt"));
-        // The worktree is as the task left it: same head, clean, no rebase in progress.
-        const QString wt = worktree(QStringLiteral("feature"));
+        // The host's worktree of the branch is as the task left it: same head, clean, no rebase in progress.
+        const QString wt = scratch(1);
         QCOMPARE(runGit({QStringLiteral("rev-parse"), QStringLiteral("HEAD")}, wt).out, head);
         QCOMPARE(runGit({QStringLiteral("status"), QStringLiteral("--porcelain")}, wt).out, QString());
         QVERIFY(!QDir(runGit({QStringLiteral("rev-parse"), QStringLiteral("--git-path"), QStringLiteral("rebase-merge")}, wt).out).exists());

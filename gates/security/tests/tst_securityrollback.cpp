@@ -87,7 +87,7 @@ void tst_SecurityRollback::secretSendsTaskBackWithMaskedFindings()
                                             QStringLiteral("task-1"), QStringLiteral("review"), {}});
     QVERIFY(id.has_value());
 
-    // The agent's work: the task's worktree (made as the worker makes it) with a secret committed.
+    // The agent's work: the task's working copy (made as the worker makes it) with a secret committed.
     auto record = engine.tasks().task(*id);
     QVERIFY(record && *record);
     auto worktree = engine.workspace().ensureWorktree(runtime->config, **record);
@@ -95,6 +95,10 @@ void tst_SecurityRollback::secretSendsTaskBackWithMaskedFindings()
     GitRepo work(*worktree);
     QVERIFY(work.write(QStringLiteral("deploy.sh"), "#!/bin/sh\nexport GITHUB_TOKEN=" + githubPat() + "\n"));
     QVERIFY(work.commitAll(QStringLiteral("deploy script")));
+    // What the worker does when the job completes: take the task branch, record its head.
+    auto head = engine.workspace().harvest(runtime->config, **record, QStringLiteral("test"));
+    QVERIFY2(head, qPrintable(head ? QString() : head.error().toString()));
+    QCOMPARE(engine.tasks().recordHead(*id, QStringLiteral("review"), *head).value_or(false), true);
 
     QCOMPARE(wait(engine.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::RolledBack);
     auto task = engine.tasks().task(*id);

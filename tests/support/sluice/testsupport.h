@@ -12,6 +12,7 @@
 
 #include <sluice/gate.h>
 #include <sluice/pluginmetadata.h>
+#include <sluice/repository.h>
 #include <sluice/services.h>
 
 #include <QTemporaryDir>
@@ -114,6 +115,21 @@ createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const
 [[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
 createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
                StateStore *state, Forge *forge, LeaseService *leases);
+
+/// As above, with @p repository as the project's repository (PluginContext::repository()).
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT Result<std::unique_ptr<PluginInstance>>
+createInstance(const LoadedPlugin &plugin, const QByteArray &settingsYaml, const ProjectInfo &project,
+               StateStore *state, Forge *forge, LeaseService *leases, std::shared_ptr<RepositoryService> repository);
+
+/**
+ * The git repository at @p path as the host hands it to plugins (PluginContext::repository()):
+ * @p targetBranch is the target, @p remote the remote that is the forge (empty, or a remote the
+ * repository does not have: the repository is its own forge), scratch space per task under
+ * @p stateDir.
+ */
+[[nodiscard]] SLUICE_TESTSUPPORT_EXPORT std::shared_ptr<RepositoryService>
+hostRepository(const QString &path, const QString &targetBranch, const QString &remote, const QString &stateDir,
+               const QString &projectId = QStringLiteral("project"));
 
 /// What one git command did.
 struct SLUICE_TESTSUPPORT_EXPORT GitOut {

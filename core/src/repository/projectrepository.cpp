@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "repository/projectrepository.h"
+
+#include <QCryptographicHash>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QLoggingCategory>
+#include <QProcess>
+#include <QProcessEnvironment>
+
+namespace Sluice {
+
+Q_LOGGING_CATEGORY(lcRepository, "sluice.core.repository", QtInfoMsg)
+
+namespace {
+const QString ZeroSha = QStringLiteral("0000000000000000000000000000000000000000");
+
+QString trimmed(const QByteArray &bytes)
+{
+    return QString::fromUtf8(bytes).trimmed();
+}
+} // namespace
+
+RepositoryService::~RepositoryService() = default;
+
+Result<GitOutput> runHostGit(const QString &directory, const QStringList &arguments, const QList<int> &allowed, int timeoutMs)
+{
+    QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    // Never wait for a password on a terminal nobody watches; plain C messages to parse.
+    env.insert(QStringLiteral("GIT_TERMINAL_PROMPT"), QStringLiteral("0"));
+    env.insert(QStringLiteral("LC_ALL"), QStringLiteral("C"));
+    // Reference updates made by the host carry "sluice" in their reflog message: that is how
+    // a change made by someone else is told apart (ProjectRepository::changesNotBySluice).
+    env.insert(QStringLiteral("GIT_REFLOG_ACTION"), QStringLiteral("sluice"));
+    p.setProcessEnvironment(env);
+    p.start(QStringLiteral("git"), QStringList{QStringLiteral("-C"), directory} + arguments);
+    const QString what = QStringLiteral("git %1").arg(arguments.join(QLatin1Char(' ')));
+    if (!p.waitForStarted(30000))
+        return fail(ErrorCode::Io, QStringLiteral("%1 did not start").arg(what), p.errorString());
+    if (!p.waitForFinished(timeoutMs)) {
+        p.kill();
+        p.waitForFinished(5000);
+        return fail(ErrorCode::Timeout, QStringLiteral("%1 did not finish in %2 s").arg(what).arg(timeoutMs / 1000));
+    }
+    GitOutput out{p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
+    if (p.exitStatus() != QProcess::NormalExit)
+        return fail(ErrorCode::Io, QStringLiteral("%1 crashed").arg(what), QString::fromUtf8(out.err));
+    if (out.exitCode != 0 && !allowed.contains(out.exitCode))
+        return fail(ErrorCode::Io, QStringLiteral("%1 failed (exit code %2): %3").arg(what).arg(out.exitCode).arg(trimmed(out.err.left(800))),
+                    QString::fromUtf8(out.err));
+    return out;
+}
+
+Result<void> checkTaskBranchName(const QString &name, const QString &target)
+{
+    if (name.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a task branch needs a name"));
+    if (name == target)
+        return fail(ErrorCode::InvalidArgument,
+                    QStringLiteral("'%1' is the project's target branch; a task works on a branch of its own").arg(name));
+    if (name.startsWith(QLatin1Char('-')) || name.startsWith(QLatin1String("refs/")) || name == QLatin1String("HEAD"))
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("'%1' is not a branch name a task can use").arg(name));
+    auto checked = runHostGit(QDir::tempPath(), {QStringLiteral("check-ref-format"), QStringLiteral("--branch"), name}, {1, 128}, 30000);
+    if (!checked)
+        return std::unexpected(checked.error());
+    if (checked->exitCode != 0)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("'%1' is not a valid git branch name").arg(name));
+    return {};
+}
+
+ProjectRepository::ProjectRepository(const ProjectConfig &project, const QString &stateDir)
+    : m_path(project.repositoryPath)
+    , m_target(project.targetBranch)
+    , m_remoteName(project.repositoryRemote)
+    , m_scratchRoot(stateDir.isEmpty() ? QString() : QDir(stateDir).filePath(QStringLiteral("scratch/%1").arg(project.id)))
+{
+}
+
+Result<QString> ProjectRepository::remote() const
+{
+    if (m_remoteName.isEmpty())
+        return QString();
+    auto url = runHostGit(m_path, {QStringLiteral("config"), QStringLiteral("--get"), QStringLiteral("remote.%1.url").arg(m_remoteName)}, {1});
+    if (!url)
+        return std::unexpected(url.error());
+    return url->exitCode == 0 && !trimmed(url->out).isEmpty() ? m_remoteName : QString();
+}
+
+Result<QString> ProjectRepository::targetRef() const
+{
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    return name->isEmpty() ? QStringLiteral("refs/heads/") + m_target : QStringLiteral("refs/remotes/%1/%2").arg(*name, m_target);
+}
+
+Result<QString> ProjectRepository::refreshTarget() const
+{
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    if (!name->isEmpty()) {
+        auto fetched = runHostGit(m_path, {QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
+                                           QStringLiteral("--no-write-fetch-head"), *name,
+                                           QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(m_target, *name)});
+        if (!fetched)
+            return fail(fetched.error().code, QStringLiteral("cannot fetch the target branch '%1' from %2: %3").arg(m_target, *name, fetched.error().message));
+    }
+    auto ref = targetRef();
+    if (!ref)
+        return std::unexpected(ref.error());
+    auto commit = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("--quiet"), *ref + QStringLiteral("^{commit}")}, {1});
+    if (!commit)
+        return std::unexpected(commit.error());
+    if (commit->exitCode != 0)
+        return fail(ErrorCode::NotFound, QStringLiteral("the target branch '%1' does not exist in %2 (%3)").arg(m_target, m_path, *ref));
+    return trimmed(commit->out);
+}
+
+Result<std::optional<QString>> ProjectRepository::branchHead(const QString &branch) const
+{
+    auto commit = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("--quiet"),
+                                      QStringLiteral("refs/heads/%1^{commit}").arg(branch)}, {1});
+    if (!commit)
+        return std::unexpected(commit.error());
+    if (commit->exitCode != 0)
+        return std::optional<QString>();
+    return std::optional<QString>(trimmed(commit->out));
+}
+
+Result<QString> ProjectRepository::objectsDirectory() const
+{
+    auto dir = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--path-format=absolute"), QStringLiteral("--git-common-dir")});
+    if (!dir)
+        return std::unexpected(dir.error());
+    return QDir(trimmed(dir->out)).filePath(QStringLiteral("objects"));
+}
+
+QString ProjectRepository::scratchPath(qint64 taskId) const
+{
+    return m_scratchRoot.isEmpty() ? QString() : QDir(m_scratchRoot).filePath(QStringLiteral("task-%1").arg(taskId));
+}
+
+Result<void> ProjectRepository::ensureReflogs() const
+{
+    auto current = runHostGit(m_path, {QStringLiteral("config"), QStringLiteral("--get"), QStringLiteral("core.logAllRefUpdates")}, {1});
+    if (!current)
+        return std::unexpected(current.error());
+    if (trimmed(current->out) == QLatin1String("always"))
+        return {};
+    auto set = runHostGit(m_path, {QStringLiteral("config"), QStringLiteral("core.logAllRefUpdates"), QStringLiteral("always")});
+    if (!set)
+        return std::unexpected(set.error());
+    return {};
+}
+
+Result<RefSnapshot> ProjectRepository::snapshot() const
+{
+    auto refs = runHostGit(m_path, {QStringLiteral("for-each-ref"), QStringLiteral("--format=%(refname) %(objectname)"),
+                                    QStringLiteral("refs/heads"), QStringLiteral("refs/tags")});
+    if (!refs)
+        return std::unexpected(refs.error());
+    RefSnapshot out;
+    for (const QByteArray &line : refs->out.split('\n')) {
+        const int space = line.indexOf(' ');
+        if (space > 0)
+            out.insert(QString::fromUtf8(line.left(space)), QString::fromUtf8(line.mid(space + 1)));
+    }
+    return out;
+}
+
+Result<QList<RefChange>> ProjectRepository::changesNotBySluice(const RefSnapshot &before, const QDateTime &since) const
+{
+    auto after = snapshot();
+    if (!after)
+        return std::unexpected(after.error());
+    auto common = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--path-format=absolute"), QStringLiteral("--git-common-dir")});
+    if (!common)
+        return std::unexpected(common.error());
+    const QDir gitDir(trimmed(common->out));
+    // Reflog times are whole seconds: a line written in the second the run started counts.
+    const qint64 from = since.toSecsSinceEpoch() - 1;
+    QStringList refs = before.keys() + after->keys();
+    refs.removeDuplicates();
+    QList<RefChange> out;
+    for (const QString &ref : std::as_const(refs)) {
+        const QString was = before.value(ref);
+        const QString now = after->value(ref);
+        if (was == now)
+            continue;
+        RefChange change{ref, was, now, {}};
+        if (now.isEmpty()) {
+            // The host never deletes a branch or tag of this repository.
+            change.how = QStringLiteral("deleted");
+            out.append(change);
+            continue;
+        }
+        QFile log(gitDir.filePath(QStringLiteral("logs/") + ref));
+        bool bySluice = false;
+        bool byOther = false;
+        if (log.open(QIODevice::ReadOnly)) {
+            for (const QByteArray &line : log.readAll().split('\n')) {
+                const int tab = line.indexOf('\t');
+                if (tab < 0)
+                    continue;
+                // "<old> <new> <name> <<email>> <seconds> <zone>\t<message>"
+                const QList<QByteArray> head = line.left(tab).split(' ');
+                if (head.size() < 2 || head.at(head.size() - 2).toLongLong() < from)
+                    continue;
+                const QString message = QString::fromUtf8(line.mid(tab + 1));
+                if (message.startsWith(QLatin1String("sluice"))) {
+                    bySluice = true;
+                } else {
+                    byOther = true;
+                    change.how = message.isEmpty() ? QStringLiteral("updated without a reflog message") : message;
+                }
+            }
+        }
+        if (byOther || !bySluice) {
+            if (change.how.isEmpty())
+                change.how = QStringLiteral("changed without a reflog entry");
+            out.append(change);
+        }
+    }
+    return out;
+}
+
+Result<QString> ProjectRepository::takeBranch(const QString &source, const QString &branch, const QString &expected,
+                                              const QString &why) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    const QString incoming = QStringLiteral("refs/sluice/incoming/%1").arg(branch);
+    // The working copy is the agent's: its objects are checked as they arrive.
+    auto fetched = runHostGit(m_path, {QStringLiteral("-c"), QStringLiteral("transfer.fsckObjects=true"), QStringLiteral("fetch"),
+                                       QStringLiteral("--no-tags"), QStringLiteral("--quiet"), QStringLiteral("--no-write-fetch-head"),
+                                       QStringLiteral("--no-recurse-submodules"), source,
+                                       QStringLiteral("+refs/heads/%1:%2").arg(branch, incoming)},
+                              {1, 128});
+    if (!fetched)
+        return std::unexpected(fetched.error());
+    if (fetched->exitCode != 0)
+        return fail(ErrorCode::NotFound, QStringLiteral("cannot take branch '%1' from the working copy %2: %3")
+                                             .arg(branch, source, trimmed(fetched->err.left(500))));
+    auto commit = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), incoming + QStringLiteral("^{commit}")});
+    if (!commit)
+        return std::unexpected(commit.error());
+    const QString head = trimmed(commit->out);
+    auto cleared = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-d"), incoming});
+    if (!cleared)
+        qCWarning(lcRepository).noquote() << "cannot remove" << incoming << "-" << cleared.error().toString();
+    if (head == expected)
+        return head;
+    // A compare-and-swap: whatever else moved the branch meanwhile wins, and this is an error.
+    auto updated = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: %1").arg(why),
+                                       QStringLiteral("refs/heads/") + branch, head, expected.isEmpty() ? ZeroSha : expected},
+                              {1, 128});
+    if (!updated)
+        return std::unexpected(updated.error());
+    if (updated->exitCode != 0)
+        return fail(ErrorCode::Conflict, QStringLiteral("branch '%1' of %2 is no longer at %3: %4")
+                                             .arg(branch, m_path, expected.isEmpty() ? QStringLiteral("(absent)") : expected,
+                                                  trimmed(updated->err.left(500))));
+    return head;
+}
+
+Result<bool> ProjectRepository::isAncestor(const QString &ancestor, const QString &descendant) const
+{
+    auto r = runHostGit(m_path, {QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), ancestor, descendant}, {1});
+    if (!r)
+        return std::unexpected(r.error());
+    return r->exitCode == 0;
+}
+
+Result<QString> ProjectRepository::publish(const QString &branch, const QString &commit) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    if (name->isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("%1 has no remote '%2' to publish to").arg(m_path, m_remoteName));
+    const QString tracking = QStringLiteral("refs/remotes/%1/%2").arg(*name, branch);
+    auto seen = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("--quiet"), tracking}, {1});
+    if (!seen)
+        return std::unexpected(seen.error());
+    const QString lease = seen->exitCode == 0 ? trimmed(seen->out) : QString();
+    if (lease == commit)
+        return commit;
+    // Replace exactly what Sluice last saw there (nothing: the branch must not exist yet).
+    auto pushed = runHostGit(m_path, {QStringLiteral("push"), QStringLiteral("--quiet"), QStringLiteral("--no-verify"),
+                                      QStringLiteral("--force-with-lease=refs/heads/%1:%2").arg(branch, lease), *name,
+                                      QStringLiteral("%1:refs/heads/%2").arg(commit, branch)},
+                             {1, 128});
+    if (!pushed)
+        return std::unexpected(pushed.error());
+    if (pushed->exitCode != 0)
+        return fail(ErrorCode::Conflict, QStringLiteral("push of %1 to %2 %3 refused: %4")
+                                             .arg(commit.left(12), *name, branch, trimmed(pushed->err.left(600))));
+    // A bare clone has no fetch refspec, so git may not update the tracking ref itself.
+    auto tracked = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: published"), tracking, commit});
+    if (!tracked)
+        qCWarning(lcRepository).noquote() << "cannot record" << tracking << "-" << tracked.error().toString();
+    return commit;
+}
+
+HostRepositoryService::HostRepositoryService(ProjectRepository repository)
+    : m_repository(std::move(repository))
+{
+}
+
+QString HostRepositoryService::path() const
+{
+    return m_repository.path();
+}
+
+QString HostRepositoryService::remote() const
+{
+    auto name = m_repository.remote();
+    return name ? *name : QString();
+}
+
+QString HostRepositoryService::targetRef() const
+{
+    auto ref = m_repository.targetRef();
+    return ref ? *ref : QStringLiteral("refs/heads/") + m_repository.targetBranch();
+}
+
+Result<QString> HostRepositoryService::refreshTarget()
+{
+    return m_repository.refreshTarget();
+}
+
+QString HostRepositoryService::scratchPath(qint64 taskId) const
+{
+    return m_repository.scratchPath(taskId);
+}
+
+} // namespace Sluice
