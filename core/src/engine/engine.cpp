@@ -728,6 +728,33 @@ Result<int> Engine::blockTasksWithFailedJobs(const QString &actor)
     return blocked;
 }
 
+QString Engine::reportRepositoryChanged(const JobRecord &job, const QList<RefChange> &changes)
+{
+    // Defence in depth: agents work in a repository of their own, so a change to the
+    // project's references while one ran is someone writing where only Sluice may.
+    QStringList lines;
+    QStringList undo;
+    QJsonArray details;
+    const auto runtime = project(job.project);
+    const QString repo = runtime ? runtime->config.repositoryPath : QString();
+    for (const RefChange &c : changes) {
+        lines << QStringLiteral("%1 %2 → %3 (%4)").arg(c.ref, c.before.isEmpty() ? QStringLiteral("(none)") : c.before.left(12),
+                                                      c.after.isEmpty() ? QStringLiteral("(deleted)") : c.after.left(12), c.how);
+        undo << (c.before.isEmpty() ? QStringLiteral("git -C %1 update-ref -d %2").arg(repo, c.ref)
+                                    : QStringLiteral("git -C %1 update-ref %2 %3").arg(repo, c.ref, c.before));
+        details.append(QJsonObject{{QStringLiteral("ref"), c.ref}, {QStringLiteral("before"), c.before},
+                                   {QStringLiteral("after"), c.after}, {QStringLiteral("how"), c.how}});
+    }
+    const QString reason = QStringLiteral("the project's repository was changed while job %1 ran, not by Sluice: %2; nothing "
+                                          "was taken from the task's working copy. Check and undo: %3")
+                               .arg(job.id).arg(lines.join(QStringLiteral("; ")), undo.join(QStringLiteral("; ")));
+    qCCritical(lcEngine).noquote() << "task" << job.taskId << reason;
+    (void)m_store.audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("repository-changed"), job.project, job.taskId,
+                                   QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("stage"), job.stage},
+                                               {QStringLiteral("changes"), details}}});
+    return reason;
+}
+
 Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor)
 {
     TaskChange change;

@@ -161,6 +161,14 @@ public:
     [[nodiscard]] Result<SignalResult> signal(qint64 taskId, const QString &stage, const QString &signal,
                                               const QString &source, const QString &deliveryId);
 
+    /**
+     * A run of @p job left changes to the project's references that Sluice did not make
+     * (Workspace::takeWork()): logs them, audits `repository-changed` with them, and returns
+     * the reason to fail the job and block the task with — the references, their old and new
+     * values, and the commands that undo them. Nothing is undone here.
+     */
+    [[nodiscard]] QString reportRepositoryChanged(const JobRecord &job, const QList<RefChange> &changes);
+
     /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
     [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
 
