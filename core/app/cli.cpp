@@ -13,16 +13,16 @@ namespace Sluice::Cli {
 const QList<Command> &commands()
 {
     static const QList<Command> all = {
-        {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe},
+        {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe, true},
         {"check", "Validate the host file, every project file and the plugins they use", runCheck},
         {"plugins", "List discovered plugins with kind, version and load state", runPlugins},
-        {"submit", "Create a task by hand in a project's first stage", runSubmit},
+        {"submit", "Create a task by hand in a project's first stage", runSubmit, true},
         {"status", "Show every task: project, stage, status", runStatus},
         {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
         {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},
-        {"approve", "Send an approval signal for a task waiting in a stage", runApprove},
+        {"approve", "Send an approval signal for a task waiting in a stage", runApprove, true},
         {"scan", "Scan files or a git range for secrets (the security gate's scanner)", runScan},
-        {"sweep", "Run one pass of a project's sweeper instance (e.g. ci-umbrella); non-zero on any failure", runSweep},
+        {"sweep", "Run one pass of a project's sweeper instance (e.g. ci-umbrella); non-zero on any failure", runSweep, true},
         {"version", "Print the version of sluice and its SDK", runVersion},
     };
     return all;
@@ -72,6 +72,24 @@ HostSetup setUpHost(const QString &configDir)
     return setup;
 }
 
+namespace {
+std::shared_ptr<Security::ScannerTextMasker> &installedMasker()
+{
+    static std::shared_ptr<Security::ScannerTextMasker> masker;
+    return masker;
+}
+} // namespace
+
+void setTextMasker(std::shared_ptr<Security::ScannerTextMasker> masker)
+{
+    installedMasker() = std::move(masker);
+}
+
+std::shared_ptr<Security::ScannerTextMasker> textMasker()
+{
+    return installedMasker();
+}
+
 void printOut(const QString &text)
 {
     const QByteArray bytes = Redaction::redact(text).toUtf8() + '\n';
@@ -86,7 +104,11 @@ void printErr(const QString &text)
 
 void printJson(const QJsonDocument &document)
 {
-    printOut(QString::fromUtf8(document.toJson(QJsonDocument::Indented)).trimmed());
+    // Per string before it is written: a secret holding a character JSON escapes (a quote, a
+    // backslash) would not be found again in the written text.
+    const QJsonDocument redacted = document.isArray() ? QJsonDocument(Redaction::redactJson(QJsonValue(document.array())).toArray())
+                                                      : QJsonDocument(Redaction::redactJson(document.object()));
+    printOut(QString::fromUtf8(redacted.toJson(QJsonDocument::Indented)).trimmed());
 }
 
 } // namespace Sluice::Cli

@@ -41,9 +41,22 @@ const char *label(QtMsgType type)
     return "info";
 }
 
+// Set while this thread masks a message: a message logged from inside the masking (Qt
+// itself may warn) is only redacted, never masked again, so the handler cannot recurse.
+thread_local bool masking = false;
+
 void handler(QtMsgType type, const QMessageLogContext &context, const QString &message)
 {
-    const QString text = Redaction::redact(message);
+    // Registered secrets, and tokens nobody registered that an agent's or a command's
+    // output carried into the message (when a free-text masker is installed).
+    QString text;
+    if (masking) {
+        text = Redaction::redact(message);
+    } else {
+        masking = true;
+        text = Redaction::mask(message);
+        masking = false;
+    }
     const QByteArray line = underJournald()
         ? QStringLiteral("<%1>%2: %3\n").arg(priority(type)).arg(QLatin1String(context.category), text).toUtf8()
         : QStringLiteral("%1: %2: %3\n").arg(QLatin1String(context.category), QLatin1String(label(type)), text).toUtf8();

@@ -2,7 +2,8 @@
 #pragma once
 
 // Logging to stderr for journald: one line per message, the category, and every registered
-// secret replaced before anything is written.
+// secret replaced before anything is written — and, when the process installed a free-text
+// masker (Redaction::installFreeTextMasker), every secret it recognises (Redaction::mask).
 
 #include <sluice/global.h>
 
