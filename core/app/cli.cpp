@@ -16,7 +16,9 @@ const QList<Command> &commands()
         {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe, true},
         {"check", "Validate the host file, every project file and the plugins they use", runCheck},
         {"plugins", "List discovered plugins with kind, version and load state", runPlugins},
-        {"submit", "Create a task by hand in a project's first stage", runSubmit, true},
+        // submit stores what the operator typed and Sluice's own words, nothing from an
+        // agent: registered secrets are redacted, the scanner is not needed (and not waited for).
+        {"submit", "Create a task by hand in a project's first stage", runSubmit},
         {"status", "Show every task: project, stage, status", runStatus},
         {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
         {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},

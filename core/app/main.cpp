@@ -58,6 +58,7 @@ int main(int argc, char *argv[])
                 Cli::setTextMasker(masker);
             }
             const int code = c.run(rest);
+            Logging::flush(); // lines that waited for the masker, masked
             Redaction::installFreeTextMasker(nullptr);
             Cli::setTextMasker(nullptr);
             return code;

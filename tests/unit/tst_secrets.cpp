@@ -27,6 +27,7 @@ private Q_SLOTS:
     void logLinesAreRedacted();
     void maskAppliesTheInstalledMasker();
     void logLinesAreMaskedWithoutRecursion();
+    void logLinesWaitForAMaskerThatIsNotReady();
 };
 
 namespace {
@@ -44,6 +45,20 @@ public:
         return out.replace(token, QStringLiteral("[REDACTED:fake]"));
     }
     mutable int calls = 0;
+};
+
+// A masker still preparing itself (compiling rules) until the test says it is ready.
+class SlowMasker final : public FreeTextMasker
+{
+public:
+    QString mask(const QString &text) const override
+    {
+        QString out = text;
+        static const QRegularExpression token(QStringLiteral("tok_[a-z]+"));
+        return out.replace(token, QStringLiteral("[REDACTED:slow]"));
+    }
+    bool isReady() const override { return ready; }
+    bool ready = false;
 };
 
 // Runs @p log with the host's log handler installed, stderr captured; returns what it wrote.
@@ -184,6 +199,35 @@ void tst_Secrets::logLinesAreMaskedWithoutRecursion()
     // The masker's own warning was written (redacted only), and it was called once, not for it too.
     QVERIFY2(text.contains("fake masker at work"), text.constData());
     QCOMPARE(masker->calls, 1);
+}
+
+void tst_Secrets::logLinesWaitForAMaskerThatIsNotReady()
+{
+    // No thread waits for the masker to log: lines wait, in order, and are written masked
+    // before the first line logged once it is ready — or by flush() at the latest.
+    auto masker = std::make_shared<SlowMasker>();
+    Redaction::installFreeTextMasker(masker);
+    const QByteArray early = capturedLog([] {
+        qWarning("first: tok_one");
+        qInfo("second: tok_two");
+    });
+    QCOMPARE(early, QByteArray()); // nothing written while the masker is not ready
+    masker->ready = true;
+    const QByteArray text = capturedLog([] { qWarning("third: tok_three"); });
+    QVERIFY2(text.contains("first: [REDACTED:slow]\n") && text.contains("second: [REDACTED:slow]\n")
+                 && text.contains("third: [REDACTED:slow]\n"),
+             text.constData());
+    QVERIFY(text.indexOf("first") < text.indexOf("second") && text.indexOf("second") < text.indexOf("third"));
+    QVERIFY(!text.contains("tok_"));
+
+    masker->ready = false;
+    const QByteArray flushed = capturedLog([&masker] {
+        qWarning("waiting: tok_four");
+        masker->ready = true;
+        Logging::flush();
+    });
+    QVERIFY2(flushed.contains("waiting: [REDACTED:slow]"), flushed.constData());
+    Redaction::installFreeTextMasker(nullptr);
 }
 
 QTEST_GUILESS_MAIN(tst_Secrets)

@@ -73,8 +73,12 @@ class SLUICE_EXPORT FreeTextMasker
 {
 public:
     virtual ~FreeTextMasker();
-    /// @p text with each secret found replaced by "[REDACTED:<rule id>]".
+    /// @p text with each secret found replaced by "[REDACTED:<rule id>]". May wait until the
+    /// masker is ready (see isReady()).
     [[nodiscard]] virtual QString mask(const QString &text) const = 0;
+    /// Whether mask() would answer at once. A masker that prepares itself in the background
+    /// (compiles rules) says false until it is done; the log handler keeps lines until then.
+    [[nodiscard]] virtual bool isReady() const { return true; }
 };
 
 namespace Redaction {

@@ -212,7 +212,10 @@ Result<void> Store::setSweeperStatus(const QString &node, const QString &name, c
                        "ON CONFLICT (node, name) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"),
         {{QStringLiteral("node"), node},
          {QStringLiteral("name"), name},
-         {QStringLiteral("status"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(status)).toJson(QJsonDocument::Compact))},
+         // Sluice's own report (counts, times, its own reasons): registered values redacted.
+         // Not scanned: the reaper writes it at every start, before the scanner's rules are
+         // compiled, and nothing in it comes from an agent.
+         {QStringLiteral("status"), QString::fromUtf8(QJsonDocument(Redaction::redactJson(status)).toJson(QJsonDocument::Compact))},
          {QStringLiteral("at"), QDateTime::currentMSecsSinceEpoch()}});
     if (!query)
         return std::unexpected(query.error());

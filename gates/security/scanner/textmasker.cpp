@@ -6,6 +6,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <map>
 #include <mutex>
@@ -100,6 +101,13 @@ Result<void> ScannerTextMasker::ready() const
     if (!compiled)
         return std::unexpected(compiled.error());
     return {};
+}
+
+bool ScannerTextMasker::isReady() const
+{
+    warmUp(); // starts the compilation if nobody did; after it, reading the future is safe
+    const auto future = d->compiled;
+    return future.valid() && future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
 QString ScannerTextMasker::mask(const QString &text) const

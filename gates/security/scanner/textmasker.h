@@ -35,6 +35,8 @@ public:
     void warmUp() const;
     /// Waits for the rules; their error when they did not compile.
     [[nodiscard]] Result<void> ready() const;
+    /// True once the rules are compiled (or failed to); never waits (starts the compilation).
+    [[nodiscard]] bool isReady() const override;
 
     /**
      * @p text with every secret the rules find replaced by "[REDACTED:<rule id>]": the
