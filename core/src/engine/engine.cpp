@@ -195,8 +195,10 @@ Result<qint64> Engine::submit(const QString &projectId, const QString &title, co
     if (title.trimmed().isEmpty())
         return fail(ErrorCode::InvalidArgument, QStringLiteral("a task needs a title"));
     const QString firstStage = runtime->config.stages.first().name;
-    NewTask task{projectId, title.trimmed(), description, branch.isEmpty() ? QStringLiteral("sluice/") + slug(title) : branch,
-                 firstStage, trackerRef};
+    // The branch name is made from the title as it will be stored (masked): a token in a
+    // tracker issue's title must not end up in a ref name.
+    NewTask task{projectId, title.trimmed(), description,
+                 branch.isEmpty() ? QStringLiteral("sluice/") + slug(Redaction::mask(title)) : branch, firstStage, trackerRef};
     auto id = m_tasks.create(task);
     if (!id)
         return std::unexpected(id.error());
