@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cidrift.h"
 
+#include <sluice/checkruns.h>
+
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QPointer>
@@ -32,6 +34,24 @@ QList<DriftFinding> compareWithProtection(const RequiredContexts &derived, const
     return out;
 }
 
+DriftFinding compareSemantics(Semantics semantics, bool forgeHasCheckRuns)
+{
+    // GitHub's branch protection takes a skipped or neutral check run as passing (docs.github.com,
+    // "About status checks"); Gitea's merge check takes only success (services/pull/commit_status.go).
+    if (forgeHasCheckRuns && semantics == Semantics::Strict)
+        return {QStringLiteral("required_semantics"), QStringLiteral("semantics-stricter"),
+                QStringLiteral("Sluice requires success where GitHub's protection also accepts a skipped or neutral check run: a job skipped by `if:` "
+                               "lets GitHub merge but keeps the ci gate red (set required_semantics: forge to judge as GitHub does)"),
+                false};
+    if (forgeHasCheckRuns && semantics == Semantics::Forge)
+        return {QStringLiteral("required_semantics"), QStringLiteral("semantics-as-forge"),
+                QStringLiteral("skipped and neutral check runs pass, as GitHub's protection takes them; a commit status must still be success"), false};
+    if (semantics == Semantics::Forge)
+        return {QStringLiteral("required_semantics"), QStringLiteral("semantics-as-forge"),
+                QStringLiteral("this forge has no check runs and takes only success: 'forge' judges as 'strict' here"), false};
+    return {};
+}
+
 namespace {
 
 class DriftRun final : public SweepRun
@@ -58,7 +78,7 @@ protected:
             runAsync<QStringList>(m_forge->protectedContexts(m_branch), this, [this, req](const Result<QStringList> &prot) {
                 if (!prot && prot.error().code != ErrorCode::NotFound)
                     return failWith(QStringLiteral("cannot read the protection of %1: %2").arg(m_branch, prot.error().message));
-                report(req, prot ? *prot : QStringList(), !prot);
+                report(req, prot ? *prot : QStringList(), !prot, qobject_cast<CheckRunReader *>(m_forge.data()) != nullptr);
             });
         });
     }
@@ -73,10 +93,13 @@ private:
         finishWith(r);
     }
 
-    void report(const RequiredContexts &derived, const QStringList &prot, bool unprotectedBranch)
+    void report(const RequiredContexts &derived, const QStringList &prot, bool unprotectedBranch, bool checkRuns)
     {
         SweepReport r;
-        const QList<DriftFinding> findings = compareWithProtection(derived, prot);
+        QList<DriftFinding> findings = compareWithProtection(derived, prot);
+        const DriftFinding semantics = compareSemantics(m_spec.semantics, checkRuns);
+        if (!semantics.problem.isEmpty())
+            findings.append(semantics);
         for (const DriftFinding &f : findings) {
             r.decisions.append(QJsonObject{{QStringLiteral("context"), f.context},
                                            {QStringLiteral("decision"), f.problem},
@@ -84,7 +107,7 @@ private:
                                            {QStringLiteral("failed"), f.drift}});
             r.failures += f.drift;
         }
-        r.examined = int(findings.size());
+        r.examined = int(findings.size()) - (semantics.problem.isEmpty() ? 0 : 1);
         r.ok = r.failures == 0;
         r.summary = QStringLiteral("%1: %2 derived context(s) and umbrella '%3' vs %4 protected context(s)%5: %6")
                         .arg(m_branch)

@@ -13,7 +13,7 @@ namespace Sluice::Ci {
 /// One line of the drift report.
 struct DriftFinding {
     QString context;
-    QString problem; ///< "stale", "unprotected", "ok-umbrella", "ok-derived", "not-required"
+    QString problem; ///< "stale", "unprotected", "ok-umbrella", "ok-derived", "not-required", "semantics-stricter", "semantics-as-forge"
     QString reason;
     bool drift = false;
 };
@@ -24,6 +24,14 @@ struct DriftFinding {
  * requires neither the umbrella nor every derived context leaves the branch unprotected.
  */
 [[nodiscard]] QList<DriftFinding> compareWithProtection(const RequiredContexts &derived, const QStringList &protectedContexts);
+
+/**
+ * How Sluice's `required_semantics` differs from what the forge's protection accepts (a forge
+ * with check runs, GitHub, also takes skipped and neutral ones): "semantics-stricter" or
+ * "semantics-as-forge", never drift (the default is deliberately stricter). Empty problem:
+ * nothing to say.
+ */
+[[nodiscard]] DriftFinding compareSemantics(Semantics semantics, bool forgeHasCheckRuns);
 
 class DriftSweeper final : public Sweeper
 {

@@ -3,6 +3,7 @@
 
 #include "statuscheck.h"
 
+#include <sluice/checkruns.h>
 #include <sluice/services.h>
 
 #include <QJsonArray>
@@ -38,6 +39,22 @@ namespace {
 QString markerKey(const QString &sha, qint64 umbrellaId)
 {
     return QStringLiteral("compensated/%1/%2").arg(sha).arg(umbrellaId);
+}
+
+// A re-run of an umbrella check run: its own key, as check-run ids are not status ids.
+QString rerunKey(const QString &sha, qint64 checkRunId)
+{
+    return QStringLiteral("rerun/%1/%2").arg(sha).arg(checkRunId);
+}
+
+QString repairKey(const QString &sha, const CompensationDecision &d)
+{
+    return d.rerun ? rerunKey(sha, d.umbrellaRun->id) : markerKey(sha, d.umbrella->id);
+}
+
+qint64 repairedId(const CompensationDecision &d)
+{
+    return d.rerun ? d.umbrellaRun->id : d.umbrella->id;
 }
 
 class UmbrellaSweepRun final : public SweepRun
@@ -134,14 +151,51 @@ private:
                         });
     }
 
+    // Reads every status (and check run, where the forge has them) of the head commit, then
+    // @p next gets both; a failed read is recorded as a failure of this pull request.
+    void readAll(const PullRequest &pr, std::function<void(const QList<CommitStatus> &, const QList<CheckRun> &)> next)
+    {
+        auto statuses = std::make_shared<std::optional<QList<CommitStatus>>>();
+        auto runs = std::make_shared<std::optional<QList<CheckRun>>>();
+        auto failed = std::make_shared<bool>(false);
+        CheckRunReader *checks = qobject_cast<CheckRunReader *>(m_forge.get());
+        if (!checks)
+            *runs = QList<CheckRun>();
+        auto ready = [=] {
+            if (!*failed && *statuses && *runs)
+                next(**statuses, **runs);
+        };
+        runAsync<QList<CommitStatus>>(m_forge->statuses(pr.headSha), this, [=, this](const Result<QList<CommitStatus>> &read) {
+            if (*failed)
+                return;
+            if (!read) {
+                *failed = true;
+                return record(pr, QStringLiteral("error"), QStringLiteral("cannot read the statuses of %1: %2").arg(pr.headSha, read.error().message), {}, true);
+            }
+            *statuses = *read;
+            ready();
+        });
+        if (checks) {
+            runAsync<QList<CheckRun>>(checks->checkRuns(pr.headSha), this, [=, this](const Result<QList<CheckRun>> &read) {
+                if (*failed)
+                    return;
+                if (!read) {
+                    *failed = true;
+                    return record(pr, QStringLiteral("error"), QStringLiteral("cannot read the check runs of %1: %2").arg(pr.headSha, read.error().message), {}, true);
+                }
+                *runs = *read;
+                ready();
+            });
+        }
+    }
+
     // Reads every status of the head commit and decides; @p confirming is the re-read before a post.
     void readAndDecide(const PullRequest &pr, const RequiredContexts &required, bool confirming, qint64 expectedUmbrella = 0)
     {
-        runAsync<QList<CommitStatus>>(m_forge->statuses(pr.headSha), this, [=, this](const Result<QList<CommitStatus>> &statuses) {
-            if (!statuses)
-                return record(pr, QStringLiteral("error"), QStringLiteral("cannot read the statuses of %1: %2").arg(pr.headSha, statuses.error().message), {}, true);
+        readAll(pr, [=, this](const QList<CommitStatus> &statuses, const QList<CheckRun> &runs) {
             CompensationInput input;
-            input.statuses = *statuses;
+            input.statuses = statuses;
+            input.checkRuns = runs;
             input.umbrella = required.umbrellaContext;
             input.required = required.contexts;
             input.now = m_context.clock().now();
@@ -149,24 +203,26 @@ private:
             CompensationDecision d = decideCompensation(input);
             // Only a pull request that would be compensated needs its audit marker read.
             if (d.decision == Decision::Compensate && m_context.state()) {
-                auto marker = m_context.state()->value(markerKey(pr.headSha, d.umbrella->id));
+                auto marker = m_context.state()->value(repairKey(pr.headSha, d));
                 if (!marker)
                     return record(pr, QStringLiteral("error"), QStringLiteral("cannot read the audit marker: %1").arg(marker.error().message), {}, true);
                 if (*marker && QJsonDocument::fromJson(**marker).object().value(QStringLiteral("state")).toString() == QLatin1String("posted")) {
-                    input.compensatedUmbrellaIds.insert(d.umbrella->id);
+                    (d.rerun ? input.rerunUmbrellaRunIds : input.compensatedUmbrellaIds).insert(repairedId(d));
                     d = decideCompensation(input);
                 }
             }
             if (d.decision != Decision::Compensate)
                 return record(pr, decisionName(d.decision), confirming ? QStringLiteral("on re-read: %1").arg(d.reason) : d.reason, d.evidence(), false);
-            if (confirming && d.umbrella->id != expectedUmbrella)
-                return record(pr, decisionName(Decision::UmbrellaNotFailure), QStringLiteral("on re-read the umbrella status changed (%1, was %2); left for the next pass").arg(d.umbrella->id).arg(expectedUmbrella), d.evidence(), false);
+            if (confirming && repairedId(d) != expectedUmbrella)
+                return record(pr, decisionName(Decision::UmbrellaNotFailure), QStringLiteral("on re-read the umbrella %1 changed (%2, was %3); left for the next pass").arg(d.rerun ? QStringLiteral("check run") : QStringLiteral("status")).arg(repairedId(d)).arg(expectedUmbrella), d.evidence(), false);
             if (m_options.dryRun) {
                 ++m_report.acted;
-                return record(pr, decisionName(d.decision), QStringLiteral("dry run, would post: %1").arg(d.reason), d.evidence(), false);
+                return record(pr, decisionName(d.decision), QStringLiteral("dry run, would %1: %2").arg(d.rerun ? QStringLiteral("re-run the umbrella job") : QStringLiteral("post")).arg(d.reason), d.evidence(), false);
             }
             if (!confirming)
-                return readAndDecide(pr, required, true, d.umbrella->id);
+                return readAndDecide(pr, required, true, repairedId(d));
+            if (d.rerun)
+                return rerun(pr, d);
             post(pr, required, d);
         });
     }
@@ -208,6 +264,42 @@ private:
                                                      << pr.headSha << "status" << posted->id << "over stale failure" << d.umbrella->id;
             ++m_report.acted;
             record(pr, decisionName(Decision::Compensate), QStringLiteral("posted status %1: %2").arg(posted->id).arg(d.reason), d.evidence(), false, true);
+        });
+    }
+
+    // A failed umbrella check run is repaired only by running it again (GitHub requires the
+    // check run itself; a status of the same name is a second requirement and fixes nothing):
+    // the job is re-run through the Actions API, with the same marker, evidence and audit as a
+    // post. The new run shows up as pending and is judged when it ends.
+    void rerun(const PullRequest &pr, const CompensationDecision &d)
+    {
+        CheckRunReader *checks = qobject_cast<CheckRunReader *>(m_forge.get());
+        if (!checks)
+            return record(pr, QStringLiteral("error"), QStringLiteral("the umbrella is a check run, and this forge connector cannot re-run check runs; re-run it on the forge"), d.evidence(), true);
+        StateStore *state = m_context.state();
+        const QString key = rerunKey(pr.headSha, d.umbrellaRun->id);
+        QJsonObject marker{{QStringLiteral("state"), QStringLiteral("posting")},
+                           {QStringLiteral("repair"), QStringLiteral("rerun")},
+                           {QStringLiteral("pr"), pr.number},
+                           {QStringLiteral("sha"), pr.headSha},
+                           {QStringLiteral("checkRun"), d.umbrellaRun->id},
+                           {QStringLiteral("at"), m_context.clock().now().toString(Qt::ISODate)},
+                           {QStringLiteral("evidence"), d.evidence()}};
+        if (auto w = state->setValue(key, QJsonDocument(marker).toJson(QJsonDocument::Compact)); !w)
+            return record(pr, QStringLiteral("error"), QStringLiteral("cannot write the audit marker, so nothing was re-run: %1").arg(w.error().message), d.evidence(), true);
+        runAsync<Done>(checks->rerunCheckRun(*d.umbrellaRun), this, [=, this](const Result<Done> &done) mutable {
+            if (!done) {
+                marker.insert(QStringLiteral("state"), QStringLiteral("failed"));
+                marker.insert(QStringLiteral("error"), done.error().message);
+                (void)state->setValue(key, QJsonDocument(marker).toJson(QJsonDocument::Compact));
+                return record(pr, QStringLiteral("error"), QStringLiteral("re-running the umbrella check run %1 failed: %2").arg(d.umbrellaRun->id).arg(done.error().message), d.evidence(), true);
+            }
+            marker.insert(QStringLiteral("state"), QStringLiteral("posted"));
+            if (auto w = state->setValue(key, QJsonDocument(marker).toJson(QJsonDocument::Compact)); !w)
+                return record(pr, decisionName(Decision::Compensate), QStringLiteral("re-ran check run %1 but the audit marker failed: %2").arg(d.umbrellaRun->id).arg(w.error().message), d.evidence(), true, true);
+            qCWarning(m_context.logging()).noquote() << "re-ran the umbrella check run" << d.umbrellaRun->name << d.umbrellaRun->id << "on pull request" << pr.number << pr.headSha;
+            ++m_report.acted;
+            record(pr, decisionName(Decision::Compensate), QStringLiteral("re-ran the umbrella job (check run %1): %2").arg(d.umbrellaRun->id).arg(d.reason), d.evidence(), false, true);
         });
     }
 

@@ -16,6 +16,11 @@ Result<RequiredSpec> RequiredSpec::fromSettings(const QVariantMap &s)
     spec.umbrellaContext = s.value(QStringLiteral("umbrella_context")).toString();
     spec.extra = s.value(QStringLiteral("extra_contexts")).toStringList();
     spec.excluded = s.value(QStringLiteral("excluded_contexts")).toStringList();
+    const QString semantics = s.value(QStringLiteral("required_semantics"), QStringLiteral("strict")).toString();
+    if (const auto parsed = semanticsFromName(semantics))
+        spec.semantics = *parsed;
+    else
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("required_semantics: 'strict' or 'forge', not '%1'").arg(semantics));
     spec.options.workflowPath = spec.workflow;
     spec.options.umbrellaJob = s.value(QStringLiteral("umbrella_job")).toString();
     spec.options.naming = s.value(QStringLiteral("naming"), QStringLiteral("gitea")).toString() == QLatin1String("github")

@@ -4,6 +4,7 @@
 // Where the required contexts of a commit come from: the settings the ci gate and the
 // ci-umbrella sweeper share, and the asynchronous read of the workflow through the forge.
 
+#include "statuscheck.h"
 #include "workflowcontexts.h"
 
 #include <sluice/forge.h>
@@ -24,6 +25,7 @@ struct RequiredSpec {
     QString umbrellaContext; ///< Override of the derived umbrella context.
     QStringList extra;       ///< Added to the derived contexts.
     QStringList excluded;    ///< Removed; each must be among the derived ones.
+    Semantics semantics = Semantics::Strict; ///< `required_semantics`: what passes besides success.
 
     /// Reads the keys both plugins declare; errors name the key.
     [[nodiscard]] static Result<RequiredSpec> fromSettings(const QVariantMap &settings);

@@ -487,19 +487,35 @@ private:
             if (!check)
                 return conclude(GateVerdict::error(check.error().message));
             if (check->green()) {
+                Ci::forgetJudged(m_ctx.state, m_firstJudged, m_head);
                 m_checks = check->verdict().evidence();
                 setProgress(MergeStep::Checked);
                 return mergeNow();
             }
             const GateVerdict judged = check->verdict();
-            if (check->red())
+            if (check->red()) {
+                Ci::forgetJudged(m_ctx.state, m_firstJudged, m_head);
                 return conclude(GateVerdict::fail(QStringLiteral("required checks are red on %1 head %2: %3")
                                                       .arg(m_rebased ? QStringLiteral("the rebased") : QStringLiteral("the"), shortSha(m_head), judged.reason()),
                                                   judged.findings(), judged.evidence()));
+            }
+            // Pending: the ci gate's rules. Past ci_timeout since this head was first judged (a
+            // time kept in the state store, across evaluations and restarts) it fails; otherwise
+            // this evaluation polls until checks_timeout and then hands back a wait, releasing
+            // the lease so other tasks can merge meanwhile.
+            auto since = Ci::firstJudged(m_ctx.state, m_firstJudged, m_head, now());
+            if (!since)
+                return conclude(GateVerdict::error(QStringLiteral("cannot read when %1 was first judged: %2").arg(shortSha(m_head), since.error().message)));
+            const Ci::WaitPolicy policy{m_ctx.settings.ciTimeout, m_ctx.settings.waitRetry};
+            const GateVerdict waiting = Ci::waitingVerdict(*check, policy, *since, now());
+            if (waiting.result() != GateVerdict::Result::Wait) {
+                Ci::forgetJudged(m_ctx.state, m_firstJudged, m_head);
+                return conclude(waiting);
+            }
             if (elapsed(m_waitStarted, m_ctx.settings.checksTimeout))
-                return conclude(GateVerdict::fail(QStringLiteral("required checks did not finish on %1 within %2 ms: %3")
-                                                      .arg(shortSha(m_head)).arg(m_ctx.settings.checksTimeout.count()).arg(judged.reason()),
-                                                  judged.findings(), judged.evidence()));
+                return conclude(GateVerdict::wait(QStringLiteral("required checks still pending on %1 after %2 ms of this evaluation; %3")
+                                                      .arg(shortSha(m_head)).arg(m_ctx.settings.checksTimeout.count()).arg(waiting.reason()),
+                                                  m_ctx.settings.waitRetry, waiting.evidence()));
             later([this] {
                 if (keepLease())
                     checks();
@@ -530,6 +546,13 @@ private:
             call<MergeOutcome>(m_ctx.forge->merge(pr.number, request), [this, number = pr.number](const Result<MergeOutcome> &merged) {
                 if (!merged) {
                     const QString reason = QStringLiteral("the forge did not merge pull request #%1: %2").arg(number).arg(merged.error().message);
+                    // A refusal that passes by itself (the forge still computing mergeability,
+                    // "try again later") or a forge not answering: not the change's fault, and the
+                    // connector saw the pull request still unmerged. Wait and evaluate again; a real
+                    // conflict shows in the next evaluation's rebase.
+                    if (merged.error().code == ErrorCode::Network || merged.error().code == ErrorCode::Timeout)
+                        return conclude(GateVerdict::wait(reason + QStringLiteral("; trying again in %1 s").arg(m_ctx.settings.waitRetry.count() / 1000),
+                                                          m_ctx.settings.waitRetry, QJsonObject{{QStringLiteral("mergeRefusal"), merged.error().message}}));
                     if (merged.error().code == ErrorCode::Conflict)
                         return conclude(GateVerdict::fail(reason, {Finding{QStringLiteral("merge/refused"), merged.error().message, {}, 0, QStringLiteral("blocking")}}));
                     return conclude(GateVerdict::error(reason));
@@ -556,6 +579,7 @@ private:
     QString m_base;
     std::optional<MergeProgress> m_progress;
     QJsonObject m_checks;
+    QHash<QString, QDateTime> m_firstJudged; // only without a state store, which the gate refuses to run without
     bool m_rebased = false;
     bool m_pushed = false;
     bool m_mergeCalled = false;
@@ -573,6 +597,8 @@ Result<MergeSettings> MergeSettings::fromSettings(const QVariantMap &s)
     out.waitRetry = duration(s, "wait_retry");
     out.pollInterval = duration(s, "poll_interval");
     out.checksTimeout = duration(s, "checks_timeout");
+    if (s.contains(QStringLiteral("ci_timeout")))
+        out.ciTimeout = duration(s, "ci_timeout");
     out.git = s.value(QStringLiteral("git"), QStringLiteral("git")).toString();
     out.gitTimeoutMs = int(s.value(QStringLiteral("git_timeout")).toLongLong());
     if (out.remote.startsWith(QLatin1Char('-')))

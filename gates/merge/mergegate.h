@@ -23,6 +23,7 @@ struct MergeSettings {
     std::chrono::milliseconds waitRetry{};
     std::chrono::milliseconds pollInterval{};
     std::chrono::milliseconds checksTimeout{};
+    std::chrono::milliseconds ciTimeout{std::chrono::hours(2)};
     std::optional<Ci::RequiredSpec> checks; ///< Empty when retest is off.
     QString git;
     int gitTimeoutMs = 0;

@@ -344,20 +344,23 @@ std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Requ
 }
 
 std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request get, Request post, qint64 number,
-                                                           QString expectedHeadSha)
+                                                           QString expectedHeadSha, MergeRefusal refusal)
 {
-    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, expectedHeadSha](FunctionCall<MergeOutcome> *call) {
-        auto readPull = [http, get, call](std::function<void(Result<PullRequest>)> next) {
+    post.answerStatuses = refusal.statuses;
+    return std::make_unique<FunctionCall<MergeOutcome>>([http, get, post, number, expectedHeadSha, refusal](FunctionCall<MergeOutcome> *call) {
+        // The pull request, and its JSON for a refusal's classification.
+        using Read = std::function<void(Result<PullRequest>, const QJsonObject &)>;
+        auto readPull = [http, get, call](Read next) {
             http->send(get, call, [get, next](Result<Response> r) {
                 if (!r)
-                    return next(std::unexpected(r.error()));
+                    return next(std::unexpected(r.error()), {});
                 auto doc = jsonBody(*r, describe(get));
                 if (!doc)
-                    return next(std::unexpected(doc.error()));
-                next(parsePullRequest(doc->object()));
+                    return next(std::unexpected(doc.error()), {});
+                next(parsePullRequest(doc->object()), doc->object());
             });
         };
-        readPull([=](Result<PullRequest> before) {
+        readPull([=](Result<PullRequest> before, const QJsonObject &) {
             if (!before)
                 return call->finishWith(std::unexpected(before.error()));
             if (before->merged)
@@ -366,14 +369,17 @@ std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request
                 return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: head is %2, not the expected %3")
                                                                       .arg(number).arg(before->headSha, expectedHeadSha)));
             http->send(post, call, [=](Result<Response> merged) {
-                readPull([=](Result<PullRequest> after) {
+                const bool refused = merged && refusal.statuses.contains(merged->status);
+                readPull([=](Result<PullRequest> after, const QJsonObject &afterJson) {
                     if (!after)
                         return call->finishWith(std::unexpected(after.error()));
+                    if (refused && !after->merged)
+                        return call->finishWith(std::unexpected(refusal.classify(*merged, afterJson, number)));
                     if (!merged && !after->merged)
                         return call->finishWith(std::unexpected(merged.error()));
                     if (!after->merged)
                         return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
-                    call->finishWith(MergeOutcome{!merged.has_value(), after->mergeCommit});
+                    call->finishWith(MergeOutcome{!merged.has_value() || refused, after->mergeCommit});
                 });
             });
         });

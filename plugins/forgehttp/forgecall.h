@@ -174,11 +174,25 @@ std::unique_ptr<AsyncCall<QList<T>>> listCall(Client *http, Request request, int
 [[nodiscard]] std::unique_ptr<AsyncCall<PullRequest>> createPullRequestCall(Client *http, Request request, const NewPullRequest &pr);
 
 /**
+ * How a connector reads a merge the forge refused with one of @p statuses: from the answer and
+ * the pull request's JSON as read again right after (not merged), the Error to report. A
+ * refusal that passes by itself (the forge is still computing mergeability, "try again later")
+ * is Network, so the caller waits and tries again; a final one (conflict, not allowed) is
+ * Conflict or PermissionDenied.
+ */
+struct MergeRefusal {
+    QList<int> statuses;
+    std::function<Error(const Response &answer, const QJsonObject &pullAfter, qint64 number)> classify;
+};
+
+/**
  * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead
  * of merging twice, refuses when the head is not @p expectedHeadSha, sends @p doMerge, and
  * reads again: a failed answer while the pull request is merged means someone else merged it.
+ * An answer with one of @p refusal's statuses is classified by it (see MergeRefusal).
  */
 [[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request readPull, Request doMerge,
-                                                                         qint64 number, QString expectedHeadSha);
+                                                                         qint64 number, QString expectedHeadSha,
+                                                                         MergeRefusal refusal = {});
 
 } // namespace Sluice::ForgeHttp

@@ -4,6 +4,7 @@
 #include <sluice/secrets.h>
 
 #include <QDateTime>
+#include <QJsonDocument>
 #include <QJsonObject>
 #include <QLocale>
 #include <QNetworkAccessManager>
@@ -77,6 +78,13 @@ QUrl nextLink(const QByteArray &linkHeader, const QUrl &base)
         }
     }
     return {};
+}
+
+QString bodyMessage(const QByteArray &body)
+{
+    const QJsonDocument doc = QJsonDocument::fromJson(body.left(64 * 1024));
+    const QString text = doc.object().value(QStringLiteral("message")).toString().simplified();
+    return Redaction::redact(text.left(200));
 }
 
 std::optional<std::chrono::milliseconds> retryAfter(const QByteArray &value, const QDateTime &now)
@@ -352,25 +360,46 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         return;
     }
 
-    // GitHub's primary rate limit answers 403 with X-RateLimit-Remaining: 0.
-    const bool rateLimited = status == 429 || (status == 403 && headers.value("x-ratelimit-remaining") == "0");
+    if (p->request.answerStatuses.contains(status)) {
+        Response r;
+        r.status = status;
+        r.body = body;
+        r.headers = std::move(headers);
+        r.url = reply->url();
+        r.attempts = p->attempt;
+        complete(p, std::move(r));
+        return;
+    }
+
+    // Rate limits, as GitHub documents them (docs.github.com, "Rate limits for the REST API",
+    // "Exceeding the rate limit"): the primary limit answers 403 or 429 with
+    // X-RateLimit-Remaining: 0; a secondary limit answers 403 or 429 with a message saying so,
+    // and Retry-After when it knows how long. A rate-limited request was not acted on, so a
+    // write may be sent again too.
+    const QByteArray remaining = headers.value("x-ratelimit-remaining").trimmed();
+    const bool secondary = (status == 403 || status == 429) && bodyMessage(body).contains(QLatin1String("secondary rate limit"), Qt::CaseInsensitive);
+    const bool rateLimited = status == 429
+        || (status == 403 && (remaining == "0" || headers.contains("retry-after") || secondary));
     const bool retryable = rateLimited || retryableStatus(status);
-    const bool mayRepeat = p->request.idempotent() || status == 429;
+    const bool mayRepeat = p->request.idempotent() || rateLimited;
     if (retryable && mayRepeat && attemptsLeft) {
         const QDateTime now = QDateTime::currentDateTimeUtc();
         std::optional<std::chrono::milliseconds> wait = retryAfter(headers.value("retry-after"), now);
-        if (!wait && headers.value("x-ratelimit-remaining") == "0") {
+        if (!wait && rateLimited && remaining == "0") {
             bool ok = false;
-            const qint64 reset = headers.value("x-ratelimit-reset").toLongLong(&ok);
+            const qint64 reset = headers.value("x-ratelimit-reset").trimmed().toLongLong(&ok);
             if (ok)
                 wait = std::chrono::milliseconds(std::max<qint64>(0, reset * 1000 - now.toMSecsSinceEpoch()));
         }
+        if (!wait && secondary) // no header says how long: at least a minute, doubling while it lasts
+            wait = std::chrono::milliseconds(qint64(60'000) << std::min(p->attempt - 1, 6));
         const std::chrono::milliseconds delay = std::max(wait.value_or(std::chrono::milliseconds(0)), backoff());
         if (wait && *wait > m_options.maxRetryWait) {
-            complete(p, fail(ErrorCode::Network,
-                             QStringLiteral("%1: HTTP %2, the server asks to wait %3 s, more than the %4 s allowed")
+            complete(p, fail(rateLimited ? ErrorCode::Network : codeForStatus(status),
+                             QStringLiteral("%1: HTTP %2%3, the server asks to wait %4 s, more than the %5 s allowed (max_retry_wait)")
                                  .arg(what())
                                  .arg(status)
+                                 .arg(rateLimited ? QStringLiteral(" (rate limited)") : QString())
                                  .arg(wait->count() / 1000)
                                  .arg(m_options.maxRetryWait.count() / 1000),
                              excerpt(body)));
@@ -379,9 +408,21 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         retryLater(p, delay);
         return;
     }
-    complete(p, fail(codeForStatus(status),
-                     QStringLiteral("%1: HTTP %2%3").arg(what()).arg(status).arg(retryable ? QStringLiteral(" (after %1 attempt(s))").arg(p->attempt) : QString()),
-                     excerpt(body)));
+    QString message = QStringLiteral("%1: HTTP %2%3").arg(what()).arg(status).arg(
+        retryable ? QStringLiteral(" (%1after %2 attempt(s))").arg(rateLimited ? QStringLiteral("rate limited; ") : QString()).arg(p->attempt) : QString());
+    if (status == 403 && !rateLimited) {
+        // Name what the token lacks. GitHub says which fine-grained permissions the endpoint
+        // accepts in X-Accepted-GitHub-Permissions; otherwise the connector's own table.
+        const QByteArray accepted = headers.value("x-accepted-github-permissions").trimmed();
+        const QString needed = !accepted.isEmpty() ? QStringLiteral("GitHub accepts a token with %1").arg(QString::fromLatin1(accepted.left(200)))
+                                                   : (m_options.permissionFor ? m_options.permissionFor(p->request) : QString());
+        if (!needed.isEmpty())
+            message += QStringLiteral(": the token lacks a permission (%1)").arg(needed);
+        const QString said = bodyMessage(body);
+        if (!said.isEmpty())
+            message += QStringLiteral("; the server says: %1").arg(said);
+    }
+    complete(p, fail(codeForStatus(status), message, excerpt(body)));
 }
 
 void Client::retryLater(const std::shared_ptr<Pending> &p, std::chrono::milliseconds delay)

@@ -35,6 +35,8 @@ class QTimer;
 
 namespace Sluice::ForgeHttp {
 
+struct Request;
+
 /// How a client talks to one forge.
 struct ClientOptions {
     QUrl apiBase;                    ///< e.g. https://git.example/api/v1/ (trailing slash added).
@@ -50,6 +52,9 @@ struct ClientOptions {
     /// @ref rateWindow; later ones wait in the queue, none is dropped. 0: no limit.
     int rateLimit = 0;
     std::chrono::milliseconds rateWindow{60'000};
+    /// What a request needs the token to be allowed (a connector's table: "Pull requests: read"),
+    /// named in the error of a 403 that is not a rate limit. Empty function or answer: nothing named.
+    std::function<QString(const Request &)> permissionFor;
 };
 
 /// A request.
@@ -64,6 +69,9 @@ struct Request {
     /// The caller accepts that a retry may repeat the effect (a notification delivered twice
     /// rather than lost; a receiver that de-duplicates).
     bool repeatable = false;
+    /// Non-2xx statuses handed back as a Response instead of an Error, for a caller that must
+    /// read the forge's answer to tell a transient refusal from a final one (a merge's 405).
+    QList<int> answerStatuses;
     /// Whether a retry may repeat the request's effect. GETs are; a POST is retried only on
     /// 429, where the server says it did not act, unless it is repeatable.
     [[nodiscard]] bool idempotent() const { return repeatable || method == "GET" || method == "HEAD"; }
@@ -82,6 +90,9 @@ struct Response {
 
 /// Parses a Link header; returns the target of rel="next", or an empty URL.
 [[nodiscard]] QUrl nextLink(const QByteArray &linkHeader, const QUrl &base);
+
+/// The "message" of a JSON error body, cut to a readable length; empty when there is none.
+[[nodiscard]] QString bodyMessage(const QByteArray &body);
 
 /// Delay a Retry-After value asks for (seconds or an HTTP date); nullopt when absent or unreadable.
 [[nodiscard]] std::optional<std::chrono::milliseconds> retryAfter(const QByteArray &value, const QDateTime &now);
@@ -104,8 +115,13 @@ public:
      * Queues @p request. @p done runs once on this thread, unless @p guard is destroyed
      * first. A request sent from inside another request's callback (the next step of work
      * already under way: a further page, a re-read, a write) goes ahead of the queue, so
-     * work in progress finishes before new work starts. Non-2xx answers are Errors: 404 NotFound, 401/403 PermissionDenied, 409/405/422
-     * Conflict, the rest Network; the detail holds an excerpt of the body.
+     * work in progress finishes before new work starts. Non-2xx answers are Errors: 404 NotFound, 401/403 PermissionDenied (a 403
+     * names the permission the request needs, from X-Accepted-GitHub-Permissions or
+     * ClientOptions::permissionFor), 409/405/422 Conflict, the rest Network; the detail holds an
+     * excerpt of the body. Rate limits are waited out and retried, writes included (the server
+     * did not act): 429, and 403 with X-RateLimit-Remaining: 0, a Retry-After or a body naming
+     * a secondary rate limit (Retry-After first, then X-RateLimit-Reset, else at least a minute,
+     * doubling), at most maxRetries times and never longer than maxRetryWait at once.
      */
     void send(Request request, QObject *guard, Callback done);
 

@@ -33,6 +33,20 @@ Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
     return ForgeHttp::parseCommitStatus(value);
 }
 
+QString giteaPermissionFor(const Request &request)
+{
+    // Gitea's token scopes (docs.gitea.com, "Access token scope"): the repository routes need
+    // read:repository to read and write:repository to write; reading branch protection also
+    // needs the token's user to administer the repository.
+    const QString path = request.path.isEmpty() ? request.url.path() : request.path;
+    const bool write = request.method != "GET" && request.method != "HEAD";
+    if (path.contains(QLatin1String("branch_protections")))
+        return QStringLiteral("scope read:repository, and admin rights on the repository");
+    if (path.contains(QLatin1String("/merge")))
+        return QStringLiteral("scope write:repository, and the right to merge into the base branch");
+    return write ? QStringLiteral("scope write:repository") : QStringLiteral("scope read:repository");
+}
+
 Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
 {
     GiteaSettings out;
@@ -45,6 +59,7 @@ Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
         return std::unexpected(repo.error());
     std::tie(out.owner, out.name) = *repo;
     out.client = ForgeHttp::clientOptions(settings, out.apiBase);
+    out.client.permissionFor = giteaPermissionFor;
     out.pageSize = int(settings.value(QStringLiteral("page_size"), 50).toLongLong());
     return out;
 }
@@ -130,6 +145,11 @@ std::unique_ptr<AsyncCall<CombinedStatus>> GiteaForge::combinedStatus(const QStr
             if (!page.isObject())
                 return fail(ErrorCode::Malformed, QStringLiteral("combined status is not a JSON object"));
             const QJsonValue statuses = page.object().value(QStringLiteral("statuses"));
+            // A commit without statuses is answered as Gitea's empty CombinedStatus: statuses
+            // null, state "", total_count 0, and no X-Total-Count (routers/api/v1/repo/status.go,
+            // GetCombinedCommitStatusByRef). That is pending, not malformed; a missing key is.
+            if (statuses.isNull() && page.object().value(QStringLiteral("total_count")).toDouble(-1) == 0)
+                return QJsonArray();
             if (!statuses.isArray())
                 return fail(ErrorCode::Malformed, QStringLiteral("combined status has no 'statuses' list"));
             if (first->isEmpty())
@@ -227,7 +247,23 @@ std::unique_ptr<AsyncCall<MergeOutcome>> GiteaForge::merge(qint64 number, const 
         body.insert(QStringLiteral("head_commit_id"), request.expectedHeadSha);
     post.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
 
-    return ForgeHttp::mergeReadingFirst(http, get, post, number, request.expectedHeadSha);
+    // Gitea answers 405 for every merge it will not do (routers/api/v1/repo/pull.go,
+    // MergePullRequest): "Please try again later" while the pull request is not in a mergeable
+    // state yet (its conflict check has not finished), which passes by itself; "User not allowed
+    // to merge PR" and the rest do not.
+    ForgeHttp::MergeRefusal refusal;
+    refusal.statuses = {405};
+    refusal.classify = [](const Response &answer, const QJsonObject &, qint64 pr) {
+        const QString said = ForgeHttp::bodyMessage(answer.body);
+        if (said.contains(QLatin1String("try again later"), Qt::CaseInsensitive))
+            return Error{ErrorCode::Network,
+                         QStringLiteral("pull request #%1 cannot be merged yet: Gitea is still checking it (HTTP 405: %2)").arg(pr).arg(said), {}};
+        if (said.contains(QLatin1String("not allowed"), Qt::CaseInsensitive))
+            return Error{ErrorCode::PermissionDenied,
+                         QStringLiteral("pull request #%1: the token's user may not merge it (HTTP 405: %2)").arg(pr).arg(said), {}};
+        return Error{ErrorCode::Conflict, QStringLiteral("pull request #%1 is not mergeable (HTTP 405: %2)").arg(pr).arg(said), {}};
+    };
+    return ForgeHttp::mergeReadingFirst(http, get, post, number, request.expectedHeadSha, refusal);
 }
 
 std::unique_ptr<AsyncCall<Comparison>> GiteaForge::compare(const QString &base, const QString &head)

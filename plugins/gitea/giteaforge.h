@@ -23,6 +23,9 @@ struct GiteaSettings {
     [[nodiscard]] static Result<GiteaSettings> fromSettings(const QVariantMap &settings);
 };
 
+/// The Gitea token scope a request of this connector needs ("scope read:repository").
+[[nodiscard]] QString giteaPermissionFor(const ForgeHttp::Request &request);
+
 class GiteaForge final : public Forge
 {
     Q_OBJECT

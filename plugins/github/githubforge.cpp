@@ -39,28 +39,30 @@ ForgeHttp::PageItems objectPage(const QString &key, std::shared_ptr<qint64> tota
 
 } // namespace
 
-Result<CommitStatus> parseCheckRun(const QJsonValue &value)
+Result<CheckRun> parseCheckRun(const QJsonValue &value)
 {
     JsonFields f(value, QStringLiteral("check run"));
     if (auto r = f.requireObject(); !r)
         return std::unexpected(r.error());
-    CommitStatus s;
+    CheckRun run;
     auto id = f.integer(QStringLiteral("id"));
     if (!id)
         return std::unexpected(id.error());
-    s.id = *id;
-    JsonFields g(value, QStringLiteral("check run "), s.id);
+    run.id = *id;
+    JsonFields g(value, QStringLiteral("check run "), run.id);
     auto name = g.string(QStringLiteral("name"));
     auto status = g.string(QStringLiteral("status"));
     if (!name)
         return std::unexpected(name.error());
     if (!status)
         return std::unexpected(status.error());
-    s.context = *name;
-    if (*status != QLatin1String("completed")) {
-        s.state = StatusState::Pending;
+    run.name = *name;
+    run.status = *status;
+    const QJsonObject o = value.toObject();
+    if (run.status != QLatin1String("completed")) {
+        run.state = StatusState::Pending;
     } else {
-        const QString conclusion = g.optionalString(QStringLiteral("conclusion"));
+        run.conclusion = g.optionalString(QStringLiteral("conclusion"));
         static const QHash<QString, StatusState> states = {
             {QStringLiteral("success"), StatusState::Success},     {QStringLiteral("failure"), StatusState::Failure},
             {QStringLiteral("timed_out"), StatusState::Failure},   {QStringLiteral("startup_failure"), StatusState::Failure},
@@ -68,18 +70,53 @@ Result<CommitStatus> parseCheckRun(const QJsonValue &value)
             {QStringLiteral("neutral"), StatusState::Warning},     {QStringLiteral("action_required"), StatusState::Pending},
             {QStringLiteral("stale"), StatusState::Pending},
         };
-        const auto it = states.constFind(conclusion);
+        const auto it = states.constFind(run.conclusion);
         if (it == states.cend())
-            return fail(ErrorCode::Malformed, QStringLiteral("check run %1 (%2): unknown conclusion '%3'").arg(s.id).arg(s.context, conclusion.left(40)));
-        s.state = *it;
+            return fail(ErrorCode::Malformed, QStringLiteral("check run %1 (%2): unknown conclusion '%3'").arg(run.id).arg(run.name, run.conclusion.left(40)));
+        run.state = *it;
     }
-    auto started = g.time(QStringLiteral("started_at"));
-    auto completed = g.time(QStringLiteral("completed_at"));
-    if (!started && !completed)
-        return std::unexpected(started.error());
-    s.createdAt = started ? *started : *completed;
-    s.updatedAt = completed ? *completed : *started;
-    return s;
+    // started_at and completed_at are documented nullable (a queued run has neither): null is
+    // fine, anything else must be a time.
+    for (const auto &[key, out] : {std::pair{QStringLiteral("started_at"), &run.startedAt}, std::pair{QStringLiteral("completed_at"), &run.completedAt}}) {
+        const QJsonValue v = o.value(key);
+        if (v.isNull() || v.isUndefined())
+            continue;
+        auto t = g.time(key);
+        if (!t)
+            return std::unexpected(t.error());
+        *out = *t;
+    }
+    if (run.status == QLatin1String("completed") && !run.completedAt.isValid())
+        return fail(ErrorCode::Malformed, QStringLiteral("check run %1 (%2) is completed without completed_at").arg(run.id).arg(run.name));
+    run.appSlug = o.value(QStringLiteral("app")).toObject().value(QStringLiteral("slug")).toString();
+    run.checkSuiteId = qint64(o.value(QStringLiteral("check_suite")).toObject().value(QStringLiteral("id")).toDouble());
+    run.detailsUrl = g.optionalString(QStringLiteral("details_url"));
+    return run;
+}
+
+QString gitHubPermissionFor(const Request &request)
+{
+    // The fine-grained permission each endpoint this connector calls needs, as GitHub's REST
+    // reference lists it per endpoint ("Fine-grained access tokens for …").
+    const QString path = request.path.isEmpty() ? request.url.path() : request.path;
+    const bool write = request.method != "GET" && request.method != "HEAD";
+    if (path.contains(QLatin1String("/actions/")))
+        return write ? QStringLiteral("Actions: write") : QStringLiteral("Actions: read");
+    if (path.contains(QLatin1String("/check-runs")) || path.contains(QLatin1String("/check-suites")))
+        return QStringLiteral("Checks: read");
+    if (path.contains(QLatin1String("/statuses/")) && write)
+        return QStringLiteral("Commit statuses: write");
+    if (path.contains(QLatin1String("/status")))
+        return QStringLiteral("Commit statuses: read");
+    if (path.contains(QLatin1String("/protection")))
+        return QStringLiteral("Administration: read");
+    if (path.contains(QLatin1String("/merge")))
+        return QStringLiteral("Contents: write");
+    if (path.contains(QLatin1String("/pulls")))
+        return write ? QStringLiteral("Pull requests: write") : QStringLiteral("Pull requests: read");
+    if (path.contains(QLatin1String("/contents/")) || path.contains(QLatin1String("/compare/")))
+        return QStringLiteral("Contents: read");
+    return {};
 }
 
 Result<GitHubSettings> GitHubSettings::fromSettings(const QVariantMap &settings)
@@ -95,6 +132,7 @@ Result<GitHubSettings> GitHubSettings::fromSettings(const QVariantMap &settings)
     out.client = ForgeHttp::clientOptions(settings, *base);
     out.client.accept = "application/vnd.github+json";
     out.client.extraHeaders.append(qMakePair(QByteArray("X-GitHub-Api-Version"), QByteArray("2022-11-28")));
+    out.client.permissionFor = gitHubPermissionFor;
     out.checkRuns = settings.value(QStringLiteral("check_runs"), true).toBool();
     out.pageSize = int(settings.value(QStringLiteral("page_size"), 100).toLongLong());
     return out;
@@ -181,46 +219,84 @@ std::unique_ptr<AsyncCall<CombinedStatus>> GitHubForge::combinedStatus(const QSt
 
 std::unique_ptr<AsyncCall<QList<CommitStatus>>> GitHubForge::statuses(const QString &sha)
 {
+    // Commit statuses only: a check run of the same name is a second requirement on GitHub
+    // (docs.github.com, "Troubleshooting required status checks": if a check and a commit
+    // status have the same name, both must pass), read through checkRuns().
     SLUICE_GITHUB_CLIENT(QList<CommitStatus>)
-    Request statusReq;
-    statusReq.path = repoPath(QStringLiteral("commits/%1/statuses").arg(segment(sha)));
-    Request checkReq;
-    checkReq.path = repoPath(QStringLiteral("commits/%1/check-runs").arg(segment(sha)));
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/statuses").arg(segment(sha)));
+    return ForgeHttp::listCall<CommitStatus>(http, req, m_settings.pageSize, ForgeHttp::arrayPage, ForgeHttp::parseCommitStatus,
+                                             QStringLiteral("statuses of %1").arg(sha), [](QList<CommitStatus> &list) {
+                                                 std::stable_sort(list.begin(), list.end(), ForgeHttp::newerFirst);
+                                             });
+}
+
+std::unique_ptr<AsyncCall<QList<CheckRun>>> GitHubForge::checkRuns(const QString &sha)
+{
+    SLUICE_GITHUB_CLIENT(QList<CheckRun>)
+    if (!m_settings.checkRuns)
+        return std::make_unique<FunctionCall<QList<CheckRun>>>([](FunctionCall<QList<CheckRun>> *call) { call->finishWith(QList<CheckRun>()); });
+    Request req;
+    req.path = repoPath(QStringLiteral("commits/%1/check-runs").arg(segment(sha)));
+    req.query.addQueryItem(QStringLiteral("filter"), QStringLiteral("latest")); // the latest run of each name, as branch protection judges
     const int pageSize = m_settings.pageSize;
-    const bool checkRuns = m_settings.checkRuns;
-    return std::make_unique<FunctionCall<QList<CommitStatus>>>([=](FunctionCall<QList<CommitStatus>> *call) {
-        // Statuses and check runs are read at once; the answer waits for both, and either failing fails it.
-        auto out = std::make_shared<QList<CommitStatus>>();
-        auto pending = std::make_shared<int>(checkRuns ? 2 : 1);
-        auto collect = [call, out, pending, sha](const QString &what, Result<QJsonArray> all,
-                                                 std::function<Result<CommitStatus>(const QJsonValue &)> parse) {
-            if (call->isFinished())
-                return;
+    return std::make_unique<FunctionCall<QList<CheckRun>>>([http, req, sha, pageSize](FunctionCall<QList<CheckRun>> *call) {
+        auto total = std::make_shared<qint64>(-1);
+        ForgeHttp::fetchAllPages(*http, req, pageSize, objectPage(QStringLiteral("check_runs"), total), call, [call, total, sha](Result<QJsonArray> all) {
             if (!all)
                 return call->finishWith(std::unexpected(all.error()));
+            if (*total >= 0 && *total != all->size())
+                return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("check runs of %1: %2 read, total_count says %3").arg(sha).arg(all->size()).arg(*total)));
+            QList<CheckRun> out;
             for (const QJsonValue &v : std::as_const(*all)) {
-                auto s = parse(v);
-                if (!s)
-                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1 of %2: %3").arg(what, sha, s.error().message)));
-                out->append(*s);
+                auto run = parseCheckRun(v);
+                if (!run)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("check runs of %1: %2").arg(sha, run.error().message)));
+                out.append(*run);
             }
-            if (--*pending == 0) {
-                std::stable_sort(out->begin(), out->end(), ForgeHttp::newerFirst);
-                call->finishWith(*out);
-            }
-        };
-        ForgeHttp::fetchAllPages(*http, statusReq, pageSize, ForgeHttp::arrayPage, call, [collect](Result<QJsonArray> all) {
-            collect(QStringLiteral("statuses"), std::move(all), ForgeHttp::parseCommitStatus);
+            // Check run ids grow with creation (a re-run is a new, greater id): newest first by id,
+            // within this id space only.
+            std::stable_sort(out.begin(), out.end(), [](const CheckRun &a, const CheckRun &b) { return a.id > b.id; });
+            call->finishWith(out);
         });
-        if (checkRuns) {
-            auto total = std::make_shared<qint64>(-1);
-            ForgeHttp::fetchAllPages(*http, checkReq, pageSize, objectPage(QStringLiteral("check_runs"), total), call,
-                                     [collect, total, sha](Result<QJsonArray> all) {
-                                         if (all && *total >= 0 && *total != all->size())
-                                             all = fail(ErrorCode::Malformed, QStringLiteral("check runs of %1: %2 read, total_count says %3").arg(sha).arg(all->size()).arg(*total));
-                                         collect(QStringLiteral("check runs"), std::move(all), parseCheckRun);
-                                     });
-        }
+    });
+}
+
+std::unique_ptr<AsyncCall<Done>> GitHubForge::rerunCheckRun(const CheckRun &run)
+{
+    SLUICE_GITHUB_CLIENT(Done)
+    // Only GitHub Actions' own check runs can be re-run through the REST API (docs.github.com,
+    // "Re-run a job from a workflow run": POST …/actions/jobs/{job_id}/rerun, Actions: write).
+    if (run.appSlug != QLatin1String("github-actions"))
+        return ForgeHttp::failedCall<Done>(Error{ErrorCode::InvalidArgument,
+                                                 QStringLiteral("check run %1 ('%2') was made by %3, not GitHub Actions: Sluice cannot re-run it; re-run it where it came from")
+                                                     .arg(run.id).arg(run.name, run.appSlug.isEmpty() ? QStringLiteral("an unnamed app") : QStringLiteral("the app '%1'").arg(run.appSlug)), {}});
+    Request job;
+    job.path = repoPath(QStringLiteral("actions/jobs/%1").arg(run.id));
+    Request rerun;
+    rerun.method = "POST";
+    rerun.path = repoPath(QStringLiteral("actions/jobs/%1/rerun").arg(run.id));
+    rerun.body = "{}";
+    return std::make_unique<FunctionCall<Done>>([http, job, rerun, run](FunctionCall<Done> *call) {
+        // The job of an Actions check run has the check run's id; read it first and make sure
+        // it is this check run (its check_run_url names it) before asking for anything.
+        http->send(job, call, [http, call, rerun, run, what = ForgeHttp::describe(job)](Result<Response> r) {
+            if (!r)
+                return call->finishWith(std::unexpected(r.error()));
+            auto doc = ForgeHttp::jsonBody(*r, what);
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            const QJsonObject o = doc->object();
+            const QString checkRunUrl = o.value(QStringLiteral("check_run_url")).toString();
+            if (!checkRunUrl.endsWith(QStringLiteral("/check-runs/%1").arg(run.id)) || o.value(QStringLiteral("name")).toString() != run.name)
+                return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: the job is not check run %2 ('%3'): check_run_url '%4', name '%5'")
+                                                                       .arg(what).arg(run.id).arg(run.name, checkRunUrl.left(200), o.value(QStringLiteral("name")).toString().left(100))));
+            http->send(rerun, call, [call](Result<Response> posted) {
+                if (!posted)
+                    return call->finishWith(std::unexpected(posted.error()));
+                call->finishWith(Done{});
+            });
+        });
     });
 }
 
@@ -270,7 +346,26 @@ std::unique_ptr<AsyncCall<MergeOutcome>> GitHubForge::merge(qint64 number, const
     if (!request.message.isEmpty())
         body.insert(QStringLiteral("commit_message"), request.message);
     put.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
-    return ForgeHttp::mergeReadingFirst(http, get, put, number, request.expectedHeadSha);
+    // GitHub answers 405 when it will not merge: while it is still computing mergeability
+    // ("mergeable": null on the pull request, docs.github.com "Get a pull request": a background
+    // job computes it, try again) or after the base moved ("Base branch was modified"), both of
+    // which pass by themselves, or for a real conflict or a blocked merge, which does not.
+    ForgeHttp::MergeRefusal refusal;
+    refusal.statuses = {405};
+    refusal.classify = [](const Response &answer, const QJsonObject &pull, qint64 pr) {
+        const QString said = ForgeHttp::bodyMessage(answer.body);
+        const QJsonValue mergeable = pull.value(QStringLiteral("mergeable"));
+        if (mergeable.isNull() || said.contains(QLatin1String("Base branch was modified"), Qt::CaseInsensitive))
+            return Error{ErrorCode::Network,
+                         QStringLiteral("pull request #%1 cannot be merged yet: GitHub is still computing its mergeability (HTTP 405: %2); try again later")
+                             .arg(pr).arg(said),
+                         {}};
+        return Error{ErrorCode::Conflict,
+                     QStringLiteral("pull request #%1 is not mergeable (HTTP 405: %2; mergeable_state '%3')")
+                         .arg(pr).arg(said, pull.value(QStringLiteral("mergeable_state")).toString()),
+                     {}};
+    };
+    return ForgeHttp::mergeReadingFirst(http, get, put, number, request.expectedHeadSha, refusal);
 }
 
 std::unique_ptr<AsyncCall<Comparison>> GitHubForge::compare(const QString &base, const QString &head)

@@ -5,6 +5,7 @@
 
 #include "forgehttpclient.h"
 
+#include <sluice/checkruns.h>
 #include <sluice/forge.h>
 #include <sluice/secrets.h>
 
@@ -22,9 +23,10 @@ struct GitHubSettings {
     [[nodiscard]] static Result<GitHubSettings> fromSettings(const QVariantMap &settings);
 };
 
-class GitHubForge final : public Forge
+class GitHubForge final : public Forge, public CheckRunReader
 {
     Q_OBJECT
+    Q_INTERFACES(Sluice::CheckRunReader)
 public:
     GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, QObject *parent = nullptr);
     ~GitHubForge() override;
@@ -42,6 +44,9 @@ public:
     [[nodiscard]] std::unique_ptr<AsyncCall<QByteArray>> readFile(const QString &path, const QString &ref) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch) override;
     [[nodiscard]] Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token) override;
+
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<CheckRun>>> checkRuns(const QString &sha) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<Done>> rerunCheckRun(const CheckRun &run) override;
 
 private:
     [[nodiscard]] QString repoPath(const QString &rest) const;
@@ -61,8 +66,11 @@ public:
     [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
 };
 
-/// A check run as a commit status: its name as the context; not completed is pending;
-/// neutral is a warning (not a pass); unknown states are Malformed.
-[[nodiscard]] Result<CommitStatus> parseCheckRun(const QJsonValue &value);
+/// A check run: not completed is pending; neutral is a warning (not a pass); unknown
+/// conclusions are Malformed; started_at may be null (documented nullable: a queued run).
+[[nodiscard]] Result<CheckRun> parseCheckRun(const QJsonValue &value);
+
+/// The fine-grained token permission a request of this connector needs ("Pull requests: read").
+[[nodiscard]] QString gitHubPermissionFor(const ForgeHttp::Request &request);
 
 } // namespace Sluice::Forges

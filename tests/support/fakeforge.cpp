@@ -7,6 +7,7 @@
 #include <QMap>
 #include <QMutex>
 #include <QRegularExpression>
+#include <QSet>
 
 #include <algorithm>
 
@@ -36,6 +37,7 @@ struct FakeForge::State {
     int inFlight = 0;
     int maxInFlight = 0;
     int mergesApplied = 0;
+    QSet<qint64> computingShown; // pull requests whose mergeability a refused merge showed as being computed
 };
 
 namespace {
@@ -92,15 +94,23 @@ QJsonObject statusJson(const FakeStatus &s, bool github = false)
 
 using Answer = LoopbackAnswer;
 
-QJsonObject checkRunJson(const FakeCheckRun &c)
+QJsonObject checkRunJson(const FakeCheckRun &c, const QString &base)
 {
+    // GitHub's check run (REST "Get a check run"): started_at, completed_at and conclusion are
+    // documented nullable, and a queued run has neither time; app and check_suite say who made it.
+    const QString jobUrl = QStringLiteral("https://github.example/acme/widget/actions/runs/%1/job/%2").arg(c.checkSuiteId).arg(c.id);
     return QJsonObject{{QStringLiteral("id"), c.id},
                        {QStringLiteral("name"), c.name},
                        {QStringLiteral("head_sha"), c.sha},
                        {QStringLiteral("status"), c.status},
                        {QStringLiteral("conclusion"), c.conclusion.isEmpty() ? QJsonValue() : QJsonValue(c.conclusion)},
-                       {QStringLiteral("started_at"), iso(c.startedAt)},
-                       {QStringLiteral("completed_at"), c.completedAt.isValid() ? QJsonValue(iso(c.completedAt)) : QJsonValue()}};
+                       {QStringLiteral("started_at"), c.startedAt.isValid() ? QJsonValue(iso(c.startedAt)) : QJsonValue()},
+                       {QStringLiteral("completed_at"), c.completedAt.isValid() ? QJsonValue(iso(c.completedAt)) : QJsonValue()},
+                       {QStringLiteral("details_url"), jobUrl},
+                       {QStringLiteral("html_url"), jobUrl},
+                       {QStringLiteral("url"), base + QStringLiteral("repos/acme/widget/check-runs/%1").arg(c.id)},
+                       {QStringLiteral("app"), QJsonObject{{QStringLiteral("slug"), c.app}}},
+                       {QStringLiteral("check_suite"), QJsonObject{{QStringLiteral("id"), c.checkSuiteId}}}};
 }
 
 Answer jsonAnswer(const QJsonDocument &doc, int status = 200)
@@ -236,7 +246,7 @@ private:
         if (fault) {
             switch (fault->kind) {
             case FakeFault::Kind::Status: {
-                Answer a = message(fault->status, QStringLiteral("injected fault"));
+                Answer a = message(fault->status, fault->message);
                 if (!fault->retryAfter.isEmpty())
                     a.headers.append(qMakePair(QByteArray("Retry-After"), fault->retryAfter));
                 a.headers.append(fault->headers);
@@ -352,7 +362,10 @@ private:
             const auto it = m_state->pulls.constFind(mm.captured(1).toLongLong());
             if (it == m_state->pulls.cend())
                 return message(404, QStringLiteral("pull request not found"));
-            return jsonAnswer(QJsonDocument(prJson(*it, m_baseText, nowIso())));
+            QJsonObject o = prJson(*it, m_baseText, nowIso());
+            // Gitea's "mergeable" is false while the conflict check runs and for a conflict alike.
+            o.insert(QStringLiteral("mergeable"), !it->merged && it->mergeabilityPending == 0 && !it->conflicting);
+            return jsonAnswer(QJsonDocument(o));
         }
         if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "POST") {
             auto it = m_state->pulls.find(mm.captured(1).toLongLong());
@@ -360,6 +373,14 @@ private:
                 return message(404, QStringLiteral("pull request not found"));
             if (it->merged)
                 return message(405, QStringLiteral("pull request already merged"));
+            // Gitea refuses a pull request whose status is not mergeable yet (still checking, or
+            // conflicting) with 405 and "Please try again later" (routers/api/v1/repo/pull.go,
+            // MergePullRequest, ErrNotMergeableState); the title is not in the body.
+            if (it->mergeabilityPending > 0 || it->conflicting) {
+                if (it->mergeabilityPending > 0)
+                    --it->mergeabilityPending;
+                return message(405, QStringLiteral("Please try again later"));
+            }
             const QJsonObject body = QJsonDocument::fromJson(req.body).object();
             const QString expected = body.value(QStringLiteral("head_commit_id")).toString();
             if (!expected.isEmpty() && expected != it->headSha)
@@ -376,6 +397,18 @@ private:
             QMap<QString, FakeStatus> latest;
             for (const FakeStatus &s : statusesOf(sha))
                 latest.insert(s.context, s); // later ids win
+            if (latest.isEmpty() && !fault) {
+                // Gitea answers a commit without statuses with its empty CombinedStatus: statuses
+                // null, state "", and no X-Total-Count (routers/api/v1/repo/status.go,
+                // GetCombinedCommitStatusByRef: `ctx.JSON(http.StatusOK, &api.CombinedStatus{})`).
+                return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("state"), QString()},
+                                                            {QStringLiteral("sha"), QString()},
+                                                            {QStringLiteral("total_count"), 0},
+                                                            {QStringLiteral("statuses"), QJsonValue()},
+                                                            {QStringLiteral("repository"), QJsonValue()},
+                                                            {QStringLiteral("commit_url"), QString()},
+                                                            {QStringLiteral("url"), QString()}}));
+            }
             QJsonArray all;
             QString state = latest.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success");
             for (const FakeStatus &s : std::as_const(latest)) {
@@ -476,6 +509,11 @@ private:
                 return message(404, QStringLiteral("Not Found"));
             QJsonObject o = prJson(*it, m_baseText, nowIso(), true);
             o.insert(QStringLiteral("merged"), it->merged);
+            // "mergeable" is null while GitHub computes it in the background (REST "Get a pull
+            // request"), false for a conflict ("mergeable_state": "dirty").
+            const bool computing = it->mergeabilityPending > 0 || m_state->computingShown.contains(it->number);
+            o.insert(QStringLiteral("mergeable"), it->merged ? QJsonValue() : computing ? QJsonValue() : QJsonValue(!it->conflicting));
+            o.insert(QStringLiteral("mergeable_state"), computing ? QStringLiteral("unknown") : it->conflicting ? QStringLiteral("dirty") : QStringLiteral("clean"));
             return jsonAnswer(QJsonDocument(o));
         }
         if (auto mm = pullMerge.match(rest); mm.hasMatch() && req.method == "PUT") {
@@ -484,6 +522,16 @@ private:
                 return message(404, QStringLiteral("Not Found"));
             if (it->merged)
                 return message(405, QStringLiteral("Pull Request is not mergeable"));
+            // REST "Merge a pull request": 405 when the merge cannot be performed; while
+            // mergeability is still being computed the pull request shows "mergeable": null.
+            if (it->mergeabilityPending > 0) {
+                --it->mergeabilityPending;
+                m_state->computingShown.insert(it->number);
+                return message(405, QStringLiteral("Pull Request is not mergeable"));
+            }
+            if (it->conflicting)
+                return message(405, QStringLiteral("Pull Request is not mergeable"));
+            m_state->computingShown.remove(it->number);
             const QString expected = QJsonDocument::fromJson(req.body).object().value(QStringLiteral("sha")).toString();
             if (!expected.isEmpty() && expected != it->headSha)
                 return message(409, QStringLiteral("Head branch was modified"));
@@ -499,8 +547,17 @@ private:
                 latest.insert(st.context, st);
             const QList<FakeStatus> values = latest.values();
             const bool dropStatuses = fault && fault->kind == FakeFault::Kind::MissingStatuses;
+            // REST "Get the combined status for a specific reference": failure if any context is
+            // error or failure, pending if there are none or one is pending, else success.
+            QString combinedState = values.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success");
+            for (const FakeStatus &st : values) {
+                if (st.state == QLatin1String("failure") || st.state == QLatin1String("error"))
+                    combinedState = QStringLiteral("failure");
+                else if (st.state == QLatin1String("pending") && combinedState == QLatin1String("success"))
+                    combinedState = QStringLiteral("pending");
+            }
             return paged(req, int(values.size()), [&](int i) { return QJsonValue(statusJson(values.at(i), true)); }, fault, [&](const QJsonArray &items) {
-                QJsonObject o{{QStringLiteral("sha"), mm.captured(1)}, {QStringLiteral("state"), values.isEmpty() ? QStringLiteral("pending") : QStringLiteral("success")},
+                QJsonObject o{{QStringLiteral("sha"), mm.captured(1)}, {QStringLiteral("state"), combinedState},
                               {QStringLiteral("total_count"), int(values.size())}};
                 if (!dropStatuses)
                     o.insert(QStringLiteral("statuses"), items);
@@ -512,13 +569,23 @@ private:
             return paged(req, int(all.size()), [&](int i) { return statusAnswer(all.at(i)); }, fault);
         }
         if (auto mm = checks.match(rest); mm.hasMatch() && req.method == "GET") {
+            // REST "List check runs for a Git reference": filter=latest (the default) lists the
+            // most recent run of each name, filter=all every run.
+            const bool all = req.query.queryItemValue(QStringLiteral("filter")) == QLatin1String("all");
             QList<FakeCheckRun> runs;
+            QHash<QString, int> latestAt;
             for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
-                if (c.sha == mm.captured(1))
-                    runs.append(c);
+                if (c.sha != mm.captured(1))
+                    continue;
+                if (!all && latestAt.contains(c.name)) {
+                    runs[latestAt.value(c.name)] = c; // ids grow: a later run replaces the earlier
+                    continue;
+                }
+                latestAt.insert(c.name, int(runs.size()));
+                runs.append(c);
             }
             const bool dropRuns = fault && fault->kind == FakeFault::Kind::MissingStatuses;
-            return paged(req, int(runs.size()), [&](int i) { return QJsonValue(checkRunJson(runs.at(i))); }, fault, [&](const QJsonArray &items) {
+            return paged(req, int(runs.size()), [&](int i) { return QJsonValue(checkRunJson(runs.at(i), m_baseText)); }, fault, [&](const QJsonArray &items) {
                 QJsonObject o{{QStringLiteral("total_count"), int(runs.size())}};
                 if (!dropRuns)
                     o.insert(QStringLiteral("check_runs"), items);
@@ -557,6 +624,38 @@ private:
             return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("ahead_by"), it->first},
                                                         {QStringLiteral("behind_by"), it->second},
                                                         {QStringLiteral("merge_base_commit"), QJsonObject{{QStringLiteral("sha"), QStringLiteral("base-of-%1").arg(mm.captured(2))}}}}));
+        }
+        // GitHub Actions: a check run made by Actions is a job of the same id (REST "Get a job for
+        // a workflow run", whose check_run_url names the check run); "Re-run a job from a workflow
+        // run" answers 201 and the job runs again as a new, queued check run of the same name.
+        static const QRegularExpression job(QStringLiteral("^actions/jobs/(\\d+)$"));
+        static const QRegularExpression rerun(QStringLiteral("^actions/jobs/(\\d+)/rerun$"));
+        if (auto mm = job.match(rest); mm.hasMatch() && req.method == "GET") {
+            for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
+                if (c.id == mm.captured(1).toLongLong() && c.app == QLatin1String("github-actions"))
+                    return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("id"), c.id},
+                                                                {QStringLiteral("run_id"), c.checkSuiteId},
+                                                                {QStringLiteral("head_sha"), c.sha},
+                                                                {QStringLiteral("name"), c.name},
+                                                                {QStringLiteral("status"), c.status},
+                                                                {QStringLiteral("conclusion"), c.conclusion.isEmpty() ? QJsonValue() : QJsonValue(c.conclusion)},
+                                                                {QStringLiteral("check_run_url"), m_baseText + QStringLiteral("repos/acme/widget/check-runs/%1").arg(c.id)}}));
+            }
+            return message(404, QStringLiteral("Not Found"));
+        }
+        if (auto mm = rerun.match(rest); mm.hasMatch() && req.method == "POST") {
+            for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
+                if (c.id != mm.captured(1).toLongLong() || c.app != QLatin1String("github-actions"))
+                    continue;
+                FakeCheckRun again = c;
+                again.id = m_state->nextCheckRunId++;
+                again.status = QStringLiteral("queued");
+                again.conclusion.clear();
+                again.startedAt = again.completedAt = QDateTime();
+                m_state->checkRuns.append(again);
+                return jsonAnswer(QJsonDocument(QJsonObject{}), 201);
+            }
+            return message(404, QStringLiteral("Not Found"));
         }
         static const QRegularExpression protection(QStringLiteral("^branches/(.+)/protection/required_status_checks$"));
         if (auto mm = protection.match(rest); mm.hasMatch() && req.method == "GET") {
@@ -671,7 +770,7 @@ QList<FakeStatus> FakeForge::statuses(const QString &sha) const
 }
 
 FakeCheckRun FakeForge::addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
-                                    const QDateTime &at)
+                                    const QDateTime &at, const QString &app)
 {
     QMutexLocker lock(&m_state->mutex);
     FakeCheckRun c;
@@ -680,11 +779,39 @@ FakeCheckRun FakeForge::addCheckRun(const QString &sha, const QString &name, con
     c.name = name;
     c.status = status;
     c.conclusion = conclusion;
-    c.startedAt = (at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc()).addSecs(-30);
+    c.app = app;
+    if (status != QLatin1String("queued")) // a queued run has not started: started_at is null
+        c.startedAt = (at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc()).addSecs(-30);
     if (status == QLatin1String("completed"))
         c.completedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
     m_state->checkRuns.append(c);
     return c;
+}
+
+QList<FakeCheckRun> FakeForge::checkRuns(const QString &sha) const
+{
+    QMutexLocker lock(&m_state->mutex);
+    QList<FakeCheckRun> out;
+    for (const FakeCheckRun &c : std::as_const(m_state->checkRuns)) {
+        if (c.sha == sha)
+            out.append(c);
+    }
+    return out;
+}
+
+void FakeForge::completeCheckRun(qint64 id, const QString &conclusion)
+{
+    QMutexLocker lock(&m_state->mutex);
+    for (FakeCheckRun &c : m_state->checkRuns) {
+        if (c.id != id)
+            continue;
+        const QDateTime now = QDateTime::currentDateTimeUtc();
+        if (!c.startedAt.isValid())
+            c.startedAt = now;
+        c.status = QStringLiteral("completed");
+        c.conclusion = conclusion;
+        c.completedAt = now;
+    }
 }
 
 void FakeForge::setFile(const QString &ref, const QString &path, const QByteArray &content)

@@ -13,6 +13,12 @@
  * per_page/page with Link headers and no X-Total-Count, "state" in statuses, check runs,
  * raw file contents, PUT merge and compare with ahead_by/behind_by.
  *
+ * Where the two services differ from a naive reading, the fake follows their documents and
+ * source, each place citing it: Gitea's empty combined status (statuses null, no total header),
+ * Gitea's and GitHub's 405 for a merge while mergeability is computed, GitHub's check runs
+ * (filter=latest, nullable started_at, re-run through the Actions API as a new run), GitHub's
+ * combined state and its secondary rate limits.
+ *
  * Every method is thread-safe; the server answers on its own thread, so a test (or a
  * blocking client in a benchmark) may wait on its own event loop.
  */
@@ -48,6 +54,11 @@ struct FakePullRequest {
     QString state = QStringLiteral("open");
     bool merged = false;
     QString mergeCommit;
+    /// Merges answered as the forge answers while it is still computing mergeability (405; on
+    /// GitHub "mergeable": null meanwhile) before one goes through.
+    int mergeabilityPending = 0;
+    /// A real conflict: every merge is refused (GitHub: 405, "mergeable": false, "dirty").
+    bool conflicting = false;
 };
 
 struct FakeStatus {
@@ -97,6 +108,7 @@ struct FakeFault {
     int times = 1;            ///< How many matching requests it hits.
     int status = 503;
     QByteArray retryAfter;    ///< Retry-After value to send with Status.
+    QString message = QStringLiteral("injected fault"); ///< The JSON "message" of a Status answer.
     QList<QPair<QByteArray, QByteArray>> headers; ///< More headers to send with Status (X-RateLimit-*).
 };
 
@@ -107,8 +119,10 @@ struct FakeCheckRun {
     QString name;
     QString status;     ///< "queued", "in_progress", "completed"
     QString conclusion; ///< "success", "failure", ... when completed
-    QDateTime startedAt;
+    QDateTime startedAt;   ///< Invalid (sent as null) while queued.
     QDateTime completedAt;
+    QString app = QStringLiteral("github-actions"); ///< The app's slug.
+    qint64 checkSuiteId = 7000;
 };
 
 class FakeForge
@@ -147,7 +161,11 @@ public:
     [[nodiscard]] QList<FakeStatus> statuses(const QString &sha) const;
     /// Adds a check run with the next check-run id (GitHub flavour); @p at defaults to now.
     FakeCheckRun addCheckRun(const QString &sha, const QString &name, const QString &status, const QString &conclusion,
-                             const QDateTime &at = QDateTime());
+                             const QDateTime &at = QDateTime(), const QString &app = QStringLiteral("github-actions"));
+    /// Every check run of @p sha, oldest first (re-runs included).
+    [[nodiscard]] QList<FakeCheckRun> checkRuns(const QString &sha) const;
+    /// Ends the check run @p id with @p conclusion now (a queued re-run finishing).
+    void completeCheckRun(qint64 id, const QString &conclusion);
     void setFile(const QString &ref, const QString &path, const QByteArray &content);
     void setComparison(const QString &base, const QString &head, int aheadBy, int behindBy);
     /// Protects @p branch, requiring @p contexts.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <sluice/checkruns.h>
 #include <sluice/forge.h>
 #include <sluice/plugin.h>
 #include <sluice/secrets.h>
@@ -180,6 +181,8 @@ Result<std::unique_ptr<Forge>> Forge::withCredential(const SecretRef &)
     return fail(ErrorCode::InvalidArgument,
                 QStringLiteral("forge connector '%1' cannot act with another credential").arg(context().instanceName()));
 }
+
+CheckRunReader::~CheckRunReader() = default;
 
 QString statusStateName(StatusState state)
 {

@@ -97,6 +97,58 @@ private Q_SLOTS:
         for (const FakeRequest &r : fake.requests())
             QCOMPARE(r.method, QByteArray("GET")); // a report never writes
     }
+
+    // GitHub's protection takes a skipped or neutral check run as passing; Sluice's default does
+    // not. The report says so, whichever way the project chose, without calling it drift (24.5).
+    void semanticsDifferenceIsReported_data()
+    {
+        QTest::addColumn<bool>("github");
+        QTest::addColumn<QByteArray>("semantics");
+        QTest::addColumn<QString>("finding"); // empty: none
+        QTest::newRow("github, strict") << true << QByteArray("strict") << QStringLiteral("semantics-stricter");
+        QTest::newRow("github, forge") << true << QByteArray("forge") << QStringLiteral("semantics-as-forge");
+        QTest::newRow("gitea, forge") << false << QByteArray("forge") << QStringLiteral("semantics-as-forge");
+        QTest::newRow("gitea, strict") << false << QByteArray("strict") << QString();
+    }
+
+    void semanticsDifferenceIsReported()
+    {
+        QFETCH(bool, github);
+        QFETCH(QByteArray, semantics);
+        QFETCH(QString, finding);
+        FakeForge fake(github ? FakeForge::Flavor::GitHub : FakeForge::Flavor::Gitea);
+        QVERIFY(fake.start());
+        fake.setFile(QStringLiteral("main"), QStringLiteral(".gitea/workflows/ci.yml"), Workflow);
+        fake.setProtection(QStringLiteral("main"), contexts({"all-required"}));
+        QTemporaryDir dir;
+        QFile token(dir.filePath(QStringLiteral("t")));
+        QVERIFY(token.open(QIODevice::WriteOnly));
+        token.write("drift-token");
+        token.close();
+        auto connector = loadPlugin(github ? QStringLiteral(GITHUB_PLUGIN_FILE) : QStringLiteral(GITEA_PLUGIN_FILE));
+        auto driftPlugin = loadPlugin(QStringLiteral(DRIFT_PLUGIN_FILE));
+        QVERIFY(connector && driftPlugin);
+        auto forge = createInstance(*connector, "url: " + fake.url().toString().toUtf8() + "\nrepository: acme/widget\nretry_backoff: 10ms\ntoken: {file: "
+                                                    + token.fileName().toUtf8() + "}\n");
+        QVERIFY(forge && (*forge)->initialize());
+        auto created = createInstance(*driftPlugin, "workflow: .gitea/workflows/ci.yml\numbrella_job: all-required\nrequired_semantics: " + semantics + "\n",
+                                      fakeProject(), nullptr, qobject_cast<Forge *>(forge->get()));
+        QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
+        std::unique_ptr<SweepRun> run = qobject_cast<Sweeper *>(created->get())->sweep(SweepOptions{});
+        QEventLoop loop;
+        connect(run.get(), &PluginJob::finished, &loop, &QEventLoop::quit);
+        run->start();
+        if (!run->isFinished())
+            loop.exec();
+        const SweepReport report = run->report();
+        QVERIFY2(report.ok, qPrintable(report.summary)); // a chosen semantics is not drift
+        QString seen;
+        for (const QJsonValue &v : report.decisions) {
+            if (v.toObject().value(QStringLiteral("context")).toString() == QLatin1String("required_semantics"))
+                seen = v.toObject().value(QStringLiteral("decision")).toString();
+        }
+        QCOMPARE(seen, finding);
+    }
 };
 
 QTEST_GUILESS_MAIN(tst_CiDrift)

@@ -76,6 +76,7 @@ class tst_CiUmbrella : public QObject
 private:
     QTemporaryDir m_dir;
     LoadedPlugin m_gitea;
+    LoadedPlugin m_github;
     LoadedPlugin m_umbrella;
     std::unique_ptr<FakeForge> m_fake;
     std::unique_ptr<TemporaryStore> m_store;
@@ -144,6 +145,9 @@ private Q_SLOTS:
         auto gitea = loadPlugin(QStringLiteral(GITEA_PLUGIN_FILE));
         QVERIFY2(gitea, qPrintable(gitea ? QString() : gitea.error().toString()));
         m_gitea = *gitea;
+        auto github = loadPlugin(QStringLiteral(GITHUB_PLUGIN_FILE));
+        QVERIFY2(github, qPrintable(github ? QString() : github.error().toString()));
+        m_github = *github;
         auto umbrella = loadPlugin(QStringLiteral(UMBRELLA_PLUGIN_FILE));
         QVERIFY2(umbrella, qPrintable(umbrella ? QString() : umbrella.error().toString()));
         m_umbrella = *umbrella;
@@ -176,6 +180,73 @@ private Q_SLOTS:
         m_state.reset();
         m_store.reset();
         m_fake.reset();
+    }
+
+    // On GitHub the umbrella is a check run of GitHub Actions. A status of its name would be a
+    // second requirement and leave the failed check run blocking the merge: the sweeper re-runs
+    // the umbrella job through the Actions API instead, with the same marker, evidence and
+    // report, and refuses with a clear message a check run another app made (24.2).
+    void gitHubUmbrellaCheckRunIsReRunNeverCoveredByAStatus()
+    {
+        FakeForge fake(FakeForge::Flavor::GitHub);
+        QVERIFY(fake.start());
+        fake.setToken(SweeperToken);
+        auto forge = createInstance(m_github, "url: " + fake.url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                                  + tokenFile(QStringLiteral("forge"), ForgeToken).toUtf8() + "}\nretry_backoff: 10ms\n");
+        QVERIFY(forge);
+        QVERIFY((*forge)->initialize());
+        const QDateTime now = QDateTime::currentDateTimeUtc();
+        for (int n : {1, 2}) {
+            fake.addPullRequest({n, QStringLiteral("PR %1").arg(n), QStringLiteral("b%1").arg(n), sha(n)});
+            for (const char *job : {"lint", "test"})
+                fake.addCheckRun(sha(n), QString::fromLatin1(job), QStringLiteral("completed"), QStringLiteral("success"), now.addSecs(-1200));
+        }
+        const FakeCheckRun failed = fake.addCheckRun(sha(1), QStringLiteral("all-required"), QStringLiteral("completed"), QStringLiteral("failure"), now.addSecs(-600));
+        fake.addCheckRun(sha(2), QStringLiteral("all-required"), QStringLiteral("completed"), QStringLiteral("failure"), now.addSecs(-600), QStringLiteral("circleci"));
+        const QByteArray settings = "enabled: true\ntoken: {file: " + tokenFile(QStringLiteral("sweeper"), SweeperToken).toUtf8()
+            + "}\ncontexts: [lint, test]\numbrella_context: all-required\n";
+        auto created = createInstance(m_umbrella, settings, fakeProject(), m_state.get(), qobject_cast<Forge *>(forge->get()));
+        QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
+        QVERIFY((*created)->initialize());
+        Sweeper &github = *qobject_cast<Sweeper *>(created->get());
+
+        const SweepReport dry = runSweep(github, true);
+        QVERIFY2(decisionFor(dry, 1).value(QStringLiteral("reason")).toString().contains(QLatin1String("would re-run the umbrella job")),
+                 qPrintable(decisionFor(dry, 1).value(QStringLiteral("reason")).toString()));
+        for (const FakeRequest &r : fake.requests())
+            QCOMPARE(r.method, QByteArray("GET"));
+
+        const SweepReport report = runSweep(github, false);
+        const QJsonObject one = decisionFor(report, 1);
+        QCOMPARE(one.value(QStringLiteral("decision")).toString(), QStringLiteral("compensate"));
+        QVERIFY2(one.value(QStringLiteral("reason")).toString().contains(QStringLiteral("re-ran the umbrella job (check run %1)").arg(failed.id)),
+                 qPrintable(one.value(QStringLiteral("reason")).toString()));
+        QCOMPARE(one.value(QStringLiteral("evidence")).toObject().value(QStringLiteral("umbrellaCheckRun")).toObject().value(QStringLiteral("id")).toDouble(), double(failed.id));
+        QCOMPARE(report.acted, 1);
+        // Never a status: no POST to the statuses API, and the failed check run is re-run.
+        int reruns = 0;
+        for (const FakeRequest &r : fake.requests()) {
+            QVERIFY2(!(r.method == "POST" && r.path.contains(QLatin1String("/statuses/"))), qPrintable(r.path));
+            reruns += r.method == "POST" && r.path == QStringLiteral("/repos/acme/widget/actions/jobs/%1/rerun").arg(failed.id);
+            QCOMPARE(r.authorization, QByteArray("Bearer " + SweeperToken));
+        }
+        QCOMPARE(reruns, 1);
+        QVERIFY(fake.statuses(sha(1)).isEmpty());
+        auto marker = m_state->value(QStringLiteral("rerun/%1/%2").arg(sha(1)).arg(failed.id));
+        QVERIFY(marker && marker->has_value());
+        QCOMPARE(QJsonDocument::fromJson(**marker).object().value(QStringLiteral("state")).toString(), QStringLiteral("posted"));
+        // Another app's check run: refused, saying why, nothing written.
+        const QJsonObject two = decisionFor(report, 2);
+        QCOMPARE(two.value(QStringLiteral("decision")).toString(), QStringLiteral("error"));
+        QVERIFY2(two.value(QStringLiteral("reason")).toString().contains(QLatin1String("circleci")), qPrintable(two.value(QStringLiteral("reason")).toString()));
+        QVERIFY(!report.ok);
+
+        // The re-run is queued: the next pass leaves it alone, and re-runs nothing twice.
+        fake.clearRequests();
+        const SweepReport again = runSweep(github, false);
+        QCOMPARE(decisionFor(again, 1).value(QStringLiteral("decision")).toString(), QStringLiteral("umbrella-not-failure"));
+        for (const FakeRequest &r : fake.requests())
+            QVERIFY2(!r.path.endsWith(QLatin1String("/rerun")), qPrintable(r.path));
     }
 
     void compensatesOnlyStaleUmbrellasAcrossPages()

@@ -136,6 +136,101 @@ private Q_SLOTS:
         QCOMPARE(decideCompensation(input).decision, Decision::SubJobNotGreen);
     }
 
+    // A failed umbrella check run is repaired by a re-run, never by a status: a success status
+    // of the same name (or a compensation posted earlier) changes nothing about it (24.2).
+    void umbrellaCheckRunIsReRunNeverCoveredByAStatus()
+    {
+        CompensationInput input;
+        input.statuses = statuses(L({"A=success@20", "B=success@19", "U=success@5"}));
+        CheckRun run;
+        run.id = 5;
+        run.name = QStringLiteral("U");
+        run.status = QStringLiteral("completed");
+        run.conclusion = QStringLiteral("failure");
+        run.state = StatusState::Failure;
+        run.completedAt = Now.addSecs(-600);
+        input.checkRuns = {run};
+        input.umbrella = QStringLiteral("U");
+        input.required = QStringList{QStringLiteral("A"), QStringLiteral("B")};
+        input.now = Now;
+        CompensationDecision d = decideCompensation(input);
+        QCOMPARE(d.decision, Decision::Compensate);
+        QVERIFY(d.rerun);
+        QCOMPARE(d.umbrellaRun->id, qint64(5));
+        QCOMPARE(d.evidence().value(QStringLiteral("repair")).toString(), QStringLiteral("re-run the umbrella check run"));
+        input.rerunUmbrellaRunIds = {5};
+        QCOMPARE(decideCompensation(input).decision, Decision::AlreadyCompensated);
+        // A status id equal to the check run's id is another thing altogether.
+        input.rerunUmbrellaRunIds.clear();
+        input.compensatedUmbrellaIds = {5};
+        QCOMPARE(decideCompensation(input).decision, Decision::Compensate);
+        // The re-run queued: a newer id, pending, is the latest.
+        CheckRun again = run;
+        again.id = 6;
+        again.status = QStringLiteral("queued");
+        again.conclusion.clear();
+        again.state = StatusState::Pending;
+        again.completedAt = QDateTime();
+        input.checkRuns = {run, again};
+        QCOMPARE(decideCompensation(input).decision, Decision::UmbrellaNotFailure);
+    }
+
+    // Each kind on its own latest; a name passes only when every kind present passes; ids of a
+    // status and a check run are never compared (24.1).
+    void statusAndCheckRunOfOneName_data()
+    {
+        QTest::addColumn<QString>("status");   // empty: none
+        QTest::addColumn<QString>("run");      // state name; empty: none
+        QTest::addColumn<int>("outcome");
+        QTest::newRow("both success") << "success" << "success" << int(Outcome::Passes);
+        QTest::newRow("status success, run failure") << "success" << "failure" << int(Outcome::Red);
+        QTest::newRow("status failure, run success") << "failure" << "success" << int(Outcome::Red);
+        QTest::newRow("status success, run pending") << "success" << "pending" << int(Outcome::Pending);
+        QTest::newRow("run only, skipped, strict") << "" << "skipped" << int(Outcome::Red);
+        QTest::newRow("status only, pending") << "pending" << "" << int(Outcome::Pending);
+        QTest::newRow("neither") << "" << "" << int(Outcome::Pending);
+    }
+
+    void statusAndCheckRunOfOneName()
+    {
+        QFETCH(QString, status);
+        QFETCH(QString, run);
+        QFETCH(int, outcome);
+        QHash<QString, CommitStatus> latest;
+        QHash<QString, CheckRun> runs;
+        if (!status.isEmpty()) {
+            CommitStatus s;
+            s.id = 7; // the same number as the check run's id: nothing follows from that
+            s.context = QStringLiteral("X");
+            s.state = *statusStateFromName(status);
+            s.updatedAt = Now;
+            latest.insert(s.context, s);
+        }
+        if (!run.isEmpty()) {
+            CheckRun r;
+            r.id = 7;
+            r.name = QStringLiteral("X");
+            r.state = *statusStateFromName(run);
+            runs.insert(r.name, r);
+        }
+        const ContextJudgement j = judgeContext(QStringLiteral("X"), latest, runs, Semantics::Strict);
+        QCOMPARE(int(j.outcome), outcome);
+        QCOMPARE(j.passes, outcome == int(Outcome::Passes));
+    }
+
+    void latestCheckRunIsTheGreatestId()
+    {
+        CheckRun older, newer;
+        older.id = 10;
+        older.name = newer.name = QStringLiteral("X");
+        older.state = StatusState::Success;
+        older.completedAt = Now; // a later time does not make it newer: a re-run is a new id
+        newer.id = 11;
+        newer.state = StatusState::Pending;
+        const auto latest = latestRunByName({newer, older});
+        QCOMPARE(latest.value(QStringLiteral("X")).id, qint64(11));
+    }
+
     void latestByContext()
     {
         const auto latest = Ci::latestByContext(statuses(L({"A=failure@30", "A=success@10", "A=pending@20"})));

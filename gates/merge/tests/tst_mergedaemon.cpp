@@ -63,6 +63,9 @@ private Q_SLOTS:
     void killedMidMergeFinishesOnce_data();
     void killedMidMergeFinishesOnce();
     void tasksOnOneTargetMergeInTurn();
+    void slowCiIsWaitedForNotFailed();
+    void ciPendingPastCiTimeoutFails();
+    void ciGateWaitsInTheDaemon();
 
 private:
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
@@ -92,7 +95,7 @@ private:
 
 void tst_MergeDaemon::initTestCase()
 {
-    for (const QString &file : {QStringLiteral(MERGE_PLUGIN_FILE), QStringLiteral(GITEA_PLUGIN_FILE), QStringLiteral(COMMAND_PLUGIN_FILE)})
+    for (const QString &file : {QStringLiteral(MERGE_PLUGIN_FILE), QStringLiteral(GITEA_PLUGIN_FILE), QStringLiteral(COMMAND_PLUGIN_FILE), QStringLiteral(CI_PLUGIN_FILE)})
         QVERIFY(!m_plugins.add(QFileInfo(file).absolutePath(), QFileInfo(file).fileName()).isEmpty());
 }
 
@@ -169,8 +172,7 @@ instances:
     settings:
       remote: origin
       poll_interval: 100ms
-      checks_timeout: 2m
-      checks: {contexts: [ci/test]}
+)" + QByteArray(mergeSettings.contains("checks_timeout") ? "" : "      checks_timeout: 2m\n") + R"(      checks: {contexts: [ci/test]}
 )" + mergeSettings);
 }
 
@@ -465,6 +467,149 @@ void tst_MergeDaemon::tasksOnOneTargetMergeInTurn()
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM lease_queue")).toInt(), 0);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE result <> 'pass'")).toInt(), 0); // waits are not verdicts on record
 
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+}
+
+// CI that takes its time is waited for, not failed (issue 14.1): the gate hands back "wait"
+// while the required context has no status yet, the task stays in its stage with no retry
+// spent and no rollback, `sluice task` says what it waits for, and once CI is green the task
+// merges. max_retries 0: a single fail would block the task.
+void tst_MergeDaemon::slowCiIsWaitedForNotFailed()
+{
+    writeProject("      checks_timeout: 1s\n      wait_retry: 1s\n      ci_timeout: 1h\n");
+    m_fake->addPullRequest({1, QStringLiteral("Feature"), Branch, sha(QStringLiteral("refs/heads/main"))});
+    m_ci->state.clear(); // CI has not reported anything yet
+    QVERIFY(startDaemon());
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    const QString waitsOf = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'").arg(task);
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waitsOf).toInt() >= 2, qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString(),
+             QStringLiteral("develop/active/0"));
+    QProcess show;
+    show.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("task"), QString::number(task), QStringLiteral("--config"), m_config->path()});
+    QVERIFY(show.waitForFinished(30000));
+    const QString shown = QString::fromUtf8(show.readAllStandardOutput());
+    QVERIFY2(shown.contains(QLatin1String("why: gate merge asked to wait in stage develop")) && shown.contains(QLatin1String("'ci/test' has no status yet")),
+             qPrintable(shown));
+    QCOMPARE(mergeCalls(), 0);
+
+    m_ci->state = QStringLiteral("success");
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("done/0"),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(4000))), 60000);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)).toInt(), 0);
+    QCOMPARE(m_fake->mergesApplied(), 1);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE result <> 'pass'")).toInt(), 0);
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+}
+
+// CI that never finishes fails once ci_timeout has passed since the head was first judged,
+// naming the pending context; with max_retries 0 the task is blocked with that reason.
+void tst_MergeDaemon::ciPendingPastCiTimeoutFails()
+{
+    writeProject("      checks_timeout: 1s\n      wait_retry: 1s\n      ci_timeout: 3s\n");
+    m_fake->addPullRequest({1, QStringLiteral("Feature"), Branch, sha(QStringLiteral("refs/heads/main"))});
+    m_ci->state.clear();
+    QVERIFY(startDaemon());
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("blocked"),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    const QString reason = storeValue(QStringLiteral("SELECT reason FROM gate_runs WHERE task_id = %1 AND result = 'fail' ORDER BY id DESC LIMIT 1").arg(task)).toString();
+    QVERIFY2(reason.contains(QLatin1String("within ci_timeout")) && reason.contains(QLatin1String("'ci/test' has no status yet")), qPrintable(reason));
+    QVERIFY(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'").arg(task)).toInt() >= 1);
+    QCOMPARE(mergeCalls(), 0);
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+}
+
+// The ci gate as an exit gate of a real `sluice serve`: after the merge gate recorded the task's
+// head, the next stage's ci gate waits while its required context is pending (audited as
+// gate-wait, the task stays, no retry), and passes once the forge shows it green.
+void tst_MergeDaemon::ciGateWaitsInTheDaemon()
+{
+    m_config->writeProject(QStringLiteral("widget"), R"(id: widget
+repository: {path: ../clone, target_branch: main, forge: forge}
+red_policy: {max_retries: 0}
+stages:
+  - name: develop
+    run: work
+    exit_gates: [merge]
+  - name: testing
+    run: check
+    exit_gates: [ci]
+  - name: done
+instances:
+  forge:
+    plugin: gitea
+    settings:
+      url: )" + m_fake->url().toString().toUtf8() + R"(
+      repository: acme/widget
+      token: {file: ../secrets/forge.token}
+      retry_backoff: 10ms
+  work:
+    plugin: command
+    settings:
+      inherit_environment: [PATH, HOME]
+      command: [/bin/sh, -ec, "echo task >> work-$SLUICE_TASK_ID.txt && git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work && git push -q origin HEAD"]
+  check:
+    plugin: command
+    settings:
+      command: [/bin/true]
+  merge:
+    plugin: merge
+    settings:
+      remote: origin
+      poll_interval: 100ms
+      checks: {contexts: [ci/test]}
+  ci:
+    plugin: ci
+    settings:
+      contexts: [ci/slow]
+      retry_after: 1s
+      ci_timeout: 1h
+)");
+    m_fake->addPullRequest({1, QStringLiteral("Feature"), Branch, sha(QStringLiteral("refs/heads/main"))});
+    QVERIFY(startDaemon());
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    const QString waits = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait' AND details LIKE '%ci/slow%'").arg(task);
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT stage FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("testing"),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    const QString head = storeValue(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    QVERIFY(!head.isEmpty());
+    m_fake->addStatus(head, QStringLiteral("ci/slow"), QStringLiteral("pending"));
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waits).toInt() >= 2, qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString(),
+             QStringLiteral("testing/active/0"));
+    QProcess show;
+    show.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("task"), QString::number(task), QStringLiteral("--config"), m_config->path()});
+    QVERIFY(show.waitForFinished(30000));
+    const QString shown = QString::fromUtf8(show.readAllStandardOutput());
+    QVERIFY2(shown.contains(QLatin1String("why: gate ci asked to wait in stage testing")) && shown.contains(QLatin1String("'ci/slow' is pending")), qPrintable(shown));
+
+    // SIGKILL while waiting: the restarted daemon goes on waiting, and its ci_timeout goes on
+    // counting from the first judgement (kept in the gate's state), not from the restart.
+    const QString firstJudged = QStringLiteral("SELECT CAST(value AS TEXT) FROM plugin_state WHERE instance = 'ci' AND key = 'first-judged/%1'").arg(head);
+    const QString before = storeValue(firstJudged).toString();
+    QVERIFY(!before.isEmpty());
+    killDaemon();
+    const int waitsBefore = storeValue(waits).toInt();
+    QVERIFY(startDaemon());
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(waits).toInt() > waitsBefore, qPrintable(QString::fromUtf8(m_daemon.log().right(3000))), 60000);
+    QCOMPARE(storeValue(firstJudged).toString(), before);
+    QCOMPARE(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString(),
+             QStringLiteral("testing/active/0"));
+
+    m_fake->addStatus(head, QStringLiteral("ci/slow"), QStringLiteral("success"));
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString()
+                                  == QLatin1String("done/done/0"),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(4000))), 60000);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)).toInt(), 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1 AND result <> 'pass'").arg(task)).toInt(), 0);
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM plugin_state WHERE instance = 'ci'")).toInt(), 0); // the pass forgot the clock
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(15000));
 }

@@ -163,7 +163,8 @@ private:
 
     Result<std::unique_ptr<PluginInstance>> gate(const QByteArray &extra = "lease_wait: 0s\n")
     {
-        const QByteArray settings = "remote: origin\npoll_interval: 20ms\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n" + extra;
+        const QByteArray settings = "remote: origin\npoll_interval: 20ms\n" + QByteArray(extra.contains("checks_timeout") ? "" : "checks_timeout: 60s\n")
+            + "checks: {contexts: [ci/test]}\n" + extra;
         return createInstance(m_merge, settings, project(), m_watched.get(), qobject_cast<Forge *>(m_forge.get()), m_leases.get());
     }
 
@@ -550,6 +551,63 @@ private Q_SLOTS:
         QCOMPARE(v.findings().value(0).rule, Context);
         QCOMPARE(mergeCalls(), 0);
         QVERIFY(!m_fake->pullRequests().value(0).merged);
+        QVERIFY(leaseFree());
+    }
+
+    void transientMergeRefusalWaits_data()
+    {
+        rebasesRetestsAndMerges_data();
+    }
+
+    // The forge refuses the merge while it computes mergeability (Gitea: 405 "Please try again
+    // later"; GitHub: 405 with "mergeable": null): not the change's fault, so the gate waits
+    // (the lease released, no retry spent) and merges on the next evaluation (24.7).
+    void transientMergeRefusalWaits()
+    {
+        QFETCH(int, flavor);
+        useFakeForge(flavorOf(flavor));
+        const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
+        FakePullRequest pr{1, QStringLiteral("Feature"), QStringLiteral("feature"), head};
+        pr.mergeabilityPending = 1;
+        m_fake->addPullRequest(pr);
+        auto ci = fakeCi();
+        auto instance = gate("lease_wait: 0s\nwait_retry: 7s\n");
+        QVERIFY(instance);
+        const GateVerdict first = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        QCOMPARE(first.result(), GateVerdict::Result::Wait);
+        QCOMPARE(first.retryAfter(), std::chrono::milliseconds(7000));
+        QVERIFY2(first.reason().contains(QLatin1String("cannot be merged yet")), qPrintable(first.reason()));
+        QCOMPARE(m_fake->mergesApplied(), 0);
+        QVERIFY(leaseFree());
+        const GateVerdict second = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        QVERIFY2(second.result() == GateVerdict::Result::Pass, qPrintable(second.reason()));
+        QCOMPARE(m_fake->mergesApplied(), 1);
+        QCOMPARE(mergeCalls(), 2);
+    }
+
+    // Checks still pending when checks_timeout ends this evaluation: a wait, the lease released.
+    // Past ci_timeout since the head was first judged (kept in the state store): a fail naming
+    // what is still pending. The ci gate's rules, shared (issue 14.1).
+    void pendingChecksWaitThenTimeOut()
+    {
+        useFakeForge();
+        const QString head = startTask(QStringLiteral("feature"), QStringLiteral("a.txt"), "a\n");
+        m_fake->addPullRequest({1, QStringLiteral("Feature"), QStringLiteral("feature"), head});
+        m_fake->addStatus(head, Context, QStringLiteral("pending"));
+        auto instance = gate("lease_wait: 0s\nchecks_timeout: 1s\nci_timeout: 1h\nwait_retry: 9s\n");
+        QVERIFY(instance);
+        const GateVerdict waiting = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        QCOMPARE(waiting.result(), GateVerdict::Result::Wait);
+        QCOMPARE(waiting.retryAfter(), std::chrono::milliseconds(9000));
+        QVERIFY2(waiting.reason().contains(QLatin1String("'ci/test' is pending")), qPrintable(waiting.reason()));
+        QVERIFY(leaseFree());
+        QCOMPARE(mergeCalls(), 0);
+        QVERIFY(m_state->setValue(QStringLiteral("first-judged/") + head, QDateTime::currentDateTimeUtc().addSecs(-3 * 3600).toString(Qt::ISODateWithMs).toLatin1()));
+        const GateVerdict late = evaluateGate(*qobject_cast<Gate *>(instance->get()), request(1, QStringLiteral("feature"), 1), std::chrono::seconds(60));
+        QCOMPARE(late.result(), GateVerdict::Result::Fail);
+        QVERIFY2(late.reason().contains(QLatin1String("ci_timeout")) && late.reason().contains(QLatin1String("'ci/test' is pending")), qPrintable(late.reason()));
+        QCOMPARE(late.findings().value(0).rule, Context);
+        QCOMPARE(mergeCalls(), 0);
         QVERIFY(leaseFree());
     }
 

@@ -9,6 +9,8 @@
 #include <sluice/testsupport.h>
 
 #include <QElapsedTimer>
+
+#include <algorithm>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QMutex>
@@ -166,6 +168,8 @@ private Q_SLOTS:
         QCOMPARE(m_fake->requestCount(), 3);
     }
 
+    // Gitea answers a commit without statuses with its empty CombinedStatus ("statuses": null,
+    // state "", no X-Total-Count): pending, not malformed (24.8). The fake answers it so.
     void noStatusesIsPending()
     {
         auto combined = run(forge().combinedStatus(sha(9)));
@@ -186,6 +190,46 @@ private Q_SLOTS:
         QVERIFY(combined);
         QCOMPARE(combined->statuses.size(), 60);
         QCOMPARE(combined->state, StatusState::Failure);
+    }
+
+    // Gitea answers 405 "Please try again later" while a pull request's mergeability is not
+    // known yet: a refusal that passes (Network, the merge gate waits), not a conflict (24.7).
+    void mergeNotMergeableYetIsTransient()
+    {
+        FakePullRequest pr{11, QString(), QStringLiteral("late"), sha(11)};
+        pr.mergeabilityPending = 2;
+        m_fake->addPullRequest(pr);
+        MergeRequest request;
+        request.expectedHeadSha = sha(11);
+        for (int i = 0; i < 2; ++i) {
+            auto refused = run(forge().merge(11, request));
+            QVERIFY(!refused);
+            QCOMPARE(refused.error().code, ErrorCode::Network);
+            QVERIFY2(refused.error().message.contains(QLatin1String("Please try again later")), qPrintable(refused.error().message));
+        }
+        QCOMPARE(m_fake->mergesApplied(), 0);
+        auto merged = run(forge().merge(11, request));
+        QVERIFY2(merged, qPrintable(merged ? QString() : merged.error().toString()));
+        QVERIFY(!merged->alreadyMerged);
+        QCOMPARE(m_fake->mergesApplied(), 1);
+        // Not retried inside the call: a merge is a write, and the refusal says "later".
+        QCOMPARE(std::count_if(m_fake->requests().cbegin(), m_fake->requests().cend(),
+                               [](const FakeRequest &r) { return r.method == "POST" && r.path.endsWith(QLatin1String("/merge")); }),
+                 3);
+    }
+
+    // A 403 names the scope the token lacks (24.6).
+    void forbiddenNamesTheScope()
+    {
+        FakeFault refused;
+        refused.pathPattern = QStringLiteral("/pulls$");
+        refused.status = 403;
+        refused.message = QStringLiteral("token does not have at least one of required scope(s): [read:repository]");
+        m_fake->addFault(refused);
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(!prs);
+        QCOMPARE(prs.error().code, ErrorCode::PermissionDenied);
+        QVERIFY2(prs.error().message.contains(QLatin1String("scope read:repository")), qPrintable(prs.error().message));
     }
 
     void malformedAnswersAreErrors_data()

@@ -3,6 +3,7 @@
 // shapes: Link pagination without totals, statuses and check runs, rate limits, writes.
 #include "fakeforge.h"
 
+#include <sluice/checkruns.h>
 #include <sluice/forge.h>
 #include <sluice/secrets.h>
 #include <sluice/testsupport.h>
@@ -52,6 +53,17 @@ private:
     QStringList m_errors;
 
     Forge &forge() { return *qobject_cast<Forge *>(m_instance.get()); }
+    CheckRunReader &checks() { return *qobject_cast<CheckRunReader *>(m_instance.get()); }
+
+    // A connector with other settings (retries, waits) against the same fake.
+    std::unique_ptr<PluginInstance> withSettings(const QByteArray &extra)
+    {
+        auto created = createInstance(m_plugin, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                                    + m_dir.filePath(QStringLiteral("token")).toUtf8() + "}\nretry_backoff: 10ms\n" + extra);
+        if (!created || !(*created)->initialize())
+            return {};
+        return std::move(*created);
+    }
 
     template<typename T>
     Result<T> run(std::unique_ptr<AsyncCall<T>> call)
@@ -120,17 +132,31 @@ private Q_SLOTS:
         m_fake->addCheckRun(sha(1), QStringLiteral("running"), QStringLiteral("in_progress"), QString(), t0);
         m_fake->addCheckRun(sha(1), QStringLiteral("neutral"), QStringLiteral("completed"), QStringLiteral("neutral"), t0);
         m_fake->addCheckRun(sha(1), QStringLiteral("skipped"), QStringLiteral("completed"), QStringLiteral("skipped"), t0);
+        m_fake->addCheckRun(sha(1), QStringLiteral("queued"), QStringLiteral("queued"), QString(), t0);
+        // Commit statuses only: check runs are the other kind, read on their own.
         auto all = run(forge().statuses(sha(1)));
         QVERIFY2(all, qPrintable(all ? QString() : all.error().toString()));
-        QCOMPARE(all->size(), 253);
-        QHash<QString, StatusState> byContext;
-        for (const CommitStatus &s : *all)
-            byContext.insert(s.context, s.state);
-        QCOMPARE(byContext.value(QStringLiteral("running")), StatusState::Pending);
-        QCOMPARE(byContext.value(QStringLiteral("neutral")), StatusState::Warning);
-        QCOMPARE(byContext.value(QStringLiteral("skipped")), StatusState::Skipped);
-        QCOMPARE(byContext.value(QStringLiteral("job 129")), StatusState::Success);
-        QCOMPARE(byContext.value(QStringLiteral("legacy 0")), StatusState::Success);
+        QCOMPARE(all->size(), 120);
+        QCOMPARE(all->first().context, QStringLiteral("legacy 119")); // newest first
+        QVERIFY(qobject_cast<CheckRunReader *>(m_instance.get()));
+        auto runs = run(checks().checkRuns(sha(1)));
+        QVERIFY2(runs, qPrintable(runs ? QString() : runs.error().toString()));
+        QCOMPARE(runs->size(), 134);
+        QHash<QString, CheckRun> byName;
+        for (const CheckRun &r : *runs)
+            byName.insert(r.name, r);
+        QCOMPARE(byName.value(QStringLiteral("running")).state, StatusState::Pending);
+        QCOMPARE(byName.value(QStringLiteral("neutral")).state, StatusState::Warning);
+        QCOMPARE(byName.value(QStringLiteral("skipped")).state, StatusState::Skipped);
+        QCOMPARE(byName.value(QStringLiteral("job 129")).state, StatusState::Success);
+        QCOMPARE(byName.value(QStringLiteral("job 129")).appSlug, QStringLiteral("github-actions"));
+        // A queued run: started_at null, as documented. Not an error (24.4).
+        QCOMPARE(byName.value(QStringLiteral("queued")).state, StatusState::Pending);
+        QVERIFY(!byName.value(QStringLiteral("queued")).startedAt.isValid());
+        // Only the latest run of each name is asked for (filter=latest).
+        const FakeRequest sent = m_fake->requests().last();
+        QVERIFY(sent.path.endsWith(QLatin1String("/check-runs")));
+        QCOMPARE(sent.query.queryItemValue(QStringLiteral("filter")), QStringLiteral("latest"));
 
         auto none = run(forge().combinedStatus(sha(2)));
         QVERIFY(none);
@@ -164,8 +190,13 @@ private Q_SLOTS:
         f.page = page;
         f.times = 100;
         m_fake->addFault(f);
-        auto all = run(forge().statuses(sha(3)));
-        QVERIFY(!all);
+        if (path.contains(QLatin1String("check-runs"))) {
+            auto runs = run(checks().checkRuns(sha(3)));
+            QVERIFY(!runs);
+        } else {
+            auto all = run(forge().statuses(sha(3)));
+            QVERIFY(!all);
+        }
     }
 
     void rateLimitIsWaitedFor()
@@ -194,6 +225,180 @@ private Q_SLOTS:
         QVERIFY(!prs);
         QCOMPARE(prs.error().code, ErrorCode::PermissionDenied);
         QCOMPARE(m_fake->requestCount(), 1);
+    }
+
+    // Null times are documented; a time that is present and not a time is a wrong answer, and
+    // a completed run without completed_at too: the whole read fails, never a shorter list.
+    void checkRunWithABadTimeIsMalformed_data()
+    {
+        QTest::addColumn<QByteArray>("checkRun");
+        QTest::newRow("started_at not a time") << QByteArray(R"({"id": 1, "name": "a", "status": "in_progress", "conclusion": null, "started_at": "yesterday", "completed_at": null})");
+        QTest::newRow("completed without completed_at") << QByteArray(R"({"id": 1, "name": "a", "status": "completed", "conclusion": "success", "started_at": null, "completed_at": null})");
+        QTest::newRow("unknown conclusion") << QByteArray(R"({"id": 1, "name": "a", "status": "completed", "conclusion": "greenish", "started_at": null, "completed_at": "2026-01-01T00:00:00Z"})");
+    }
+
+    void checkRunWithABadTimeIsMalformed()
+    {
+        QFETCH(QByteArray, checkRun);
+        m_fake->setHandler([checkRun](const FakeRequest &r) -> std::optional<FakeAnswer> {
+            if (!r.path.endsWith(QLatin1String("/check-runs")))
+                return std::nullopt;
+            return FakeAnswer{200, "{\"total_count\": 1, \"check_runs\": [" + checkRun + "]}", {{"Content-Type", "application/json"}}};
+        });
+        auto runs = run(checks().checkRuns(sha(1)));
+        QVERIFY(!runs);
+        QCOMPARE(runs.error().code, ErrorCode::Malformed);
+        m_fake->setHandler({});
+    }
+
+    // GitHub's secondary rate limit: 403 or 429 with a message saying so, Retry-After when it
+    // knows how long (docs.github.com, "Rate limits for the REST API"). Waited out and retried,
+    // writes included, never longer than max_retry_wait at once (24.3).
+    void secondaryRateLimitIsWaitedFor_data()
+    {
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QByteArray>("method");
+        QTest::newRow("403 with retry-after, a read") << 403 << QByteArray("GET");
+        QTest::newRow("429 with retry-after, a read") << 429 << QByteArray("GET");
+        QTest::newRow("403 with retry-after, a write") << 403 << QByteArray("POST");
+    }
+
+    void secondaryRateLimitIsWaitedFor()
+    {
+        QFETCH(int, status);
+        QFETCH(QByteArray, method);
+        m_fake->addPullRequest({1, QString(), QStringLiteral("b"), sha(1)});
+        FakeFault limited;
+        limited.method = method;
+        limited.pathPattern = method == "GET" ? QStringLiteral("/pulls$") : QStringLiteral("/statuses/");
+        limited.status = status;
+        limited.retryAfter = "1";
+        limited.message = QStringLiteral("You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
+        m_fake->addFault(limited);
+        QElapsedTimer timer;
+        timer.start();
+        if (method == "GET") {
+            auto prs = run(forge().openPullRequests());
+            QVERIFY2(prs, qPrintable(prs ? QString() : prs.error().toString()));
+        } else {
+            auto posted = run(forge().postStatus(sha(1), StatusUpdate{QStringLiteral("CI"), StatusState::Success, QString(), QString()}));
+            QVERIFY2(posted, qPrintable(posted ? QString() : posted.error().toString()));
+        }
+        QVERIFY2(timer.elapsed() >= 900, "Retry-After was not waited for");
+        QCOMPARE(m_fake->requestCount(), 2);
+    }
+
+    void secondaryRateLimitIsBounded()
+    {
+        m_fake->addPullRequest({1, QString(), QStringLiteral("b"), sha(1)});
+        // Without Retry-After the documented wait is at least a minute: more than this
+        // connector's max_retry_wait, so the call fails at once saying so, instead of hanging.
+        auto bounded = withSettings("max_retry_wait: 2s\n");
+        QVERIFY(bounded);
+        FakeFault limited;
+        limited.pathPattern = QStringLiteral("/pulls$");
+        limited.status = 403;
+        limited.message = QStringLiteral("You have exceeded a secondary rate limit.");
+        m_fake->addFault(limited);
+        QElapsedTimer timer;
+        timer.start();
+        auto prs = runCall(qobject_cast<Forge *>(bounded.get())->openPullRequests());
+        QVERIFY(!prs);
+        QVERIFY2(timer.elapsed() < 5000, "a minute's wait was not refused");
+        QVERIFY2(prs.error().message.contains(QLatin1String("rate limited")) && prs.error().message.contains(QLatin1String("max_retry_wait")),
+                 qPrintable(prs.error().message));
+        QCOMPARE(m_fake->requestCount(), 1);
+        // Retries are bounded by max_retries: a limit that never lifts ends in an error.
+        auto once = withSettings("max_retries: 1\n");
+        QVERIFY(once);
+        m_fake->clearRequests();
+        limited.retryAfter = "0";
+        limited.times = 10;
+        m_fake->addFault(limited);
+        prs = runCall(qobject_cast<Forge *>(once.get())->openPullRequests());
+        QVERIFY(!prs);
+        QCOMPARE(m_fake->requestCount(), 2);
+        m_fake->clearFaults();
+    }
+
+    // A 403 that is not a rate limit names the permission the token lacks (24.6): GitHub's own
+    // X-Accepted-GitHub-Permissions when it sends one, else the connector's table.
+    void forbiddenNamesTheMissingPermission()
+    {
+        m_fake->addPullRequest({1, QString(), QStringLiteral("b"), sha(1)});
+        FakeFault refused;
+        refused.pathPattern = QStringLiteral("/pulls$");
+        refused.status = 403;
+        refused.message = QStringLiteral("Resource not accessible by personal access token");
+        m_fake->addFault(refused);
+        auto prs = run(forge().openPullRequests());
+        QVERIFY(!prs);
+        QCOMPARE(prs.error().code, ErrorCode::PermissionDenied);
+        QVERIFY2(prs.error().message.contains(QLatin1String("Pull requests: read")), qPrintable(prs.error().message));
+        QVERIFY2(prs.error().message.contains(QLatin1String("Resource not accessible")), qPrintable(prs.error().message));
+        refused.pathPattern = QStringLiteral("/check-runs$");
+        refused.headers = {{"X-Accepted-GitHub-Permissions", "checks=read"}};
+        m_fake->addFault(refused);
+        auto runs = run(checks().checkRuns(sha(1)));
+        QVERIFY(!runs);
+        QVERIFY2(runs.error().message.contains(QLatin1String("checks=read")), qPrintable(runs.error().message));
+    }
+
+    // A merge GitHub refuses while it computes mergeability passes by itself: Network (the merge
+    // gate waits); a real conflict is a Conflict (24.7).
+    void transientMergeRefusalIsToldFromAConflict()
+    {
+        FakePullRequest pr{5, QString(), QStringLiteral("topic"), sha(5)};
+        pr.mergeabilityPending = 1;
+        m_fake->addPullRequest(pr);
+        MergeRequest request;
+        request.expectedHeadSha = sha(5);
+        auto first = run(forge().merge(5, request));
+        QVERIFY(!first);
+        QCOMPARE(first.error().code, ErrorCode::Network);
+        QVERIFY2(first.error().message.contains(QLatin1String("computing its mergeability")), qPrintable(first.error().message));
+        auto second = run(forge().merge(5, request));
+        QVERIFY2(second, qPrintable(second ? QString() : second.error().toString()));
+        QCOMPARE(m_fake->mergesApplied(), 1);
+
+        FakePullRequest conflict{6, QString(), QStringLiteral("other"), sha(6)};
+        conflict.conflicting = true;
+        m_fake->addPullRequest(conflict);
+        request.expectedHeadSha = sha(6);
+        auto refused = run(forge().merge(6, request));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::Conflict);
+        QVERIFY2(refused.error().message.contains(QLatin1String("dirty")), qPrintable(refused.error().message));
+    }
+
+    // Re-running a failed Actions check run: the job is read (it must be this check run), then
+    // re-run; a new queued run of the same name appears. Another app's run is refused (24.2).
+    void rerunCheckRun()
+    {
+        const FakeCheckRun failed = m_fake->addCheckRun(sha(7), QStringLiteral("all-required"), QStringLiteral("completed"), QStringLiteral("failure"));
+        auto runs = run(checks().checkRuns(sha(7)));
+        QVERIFY(runs);
+        QCOMPARE(runs->size(), 1);
+        auto rerun = run(checks().rerunCheckRun(runs->first()));
+        QVERIFY2(rerun, qPrintable(rerun ? QString() : rerun.error().toString()));
+        const FakeRequest sent = m_fake->requests().last();
+        QCOMPARE(sent.method, QByteArray("POST"));
+        QCOMPARE(sent.path, QStringLiteral("/repos/acme/widget/actions/jobs/%1/rerun").arg(failed.id));
+        auto after = run(checks().checkRuns(sha(7)));
+        QVERIFY(after);
+        QCOMPARE(after->size(), 1);
+        QVERIFY(after->first().id > failed.id);
+        QCOMPARE(after->first().state, StatusState::Pending);
+
+        m_fake->addCheckRun(sha(8), QStringLiteral("external"), QStringLiteral("completed"), QStringLiteral("failure"), QDateTime(), QStringLiteral("circleci"));
+        auto other = run(checks().checkRuns(sha(8)));
+        QVERIFY(other);
+        m_fake->clearRequests();
+        auto refused = run(checks().rerunCheckRun(other->first()));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::InvalidArgument);
+        QVERIFY2(refused.error().message.contains(QLatin1String("circleci")), qPrintable(refused.error().message));
+        QCOMPARE(m_fake->requestCount(), 0);
     }
 
     void writesAndReads()
