@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "logging.h"
+#include "textmasker.h"
 
 #include <sluice/secrets.h>
 
@@ -47,6 +48,9 @@ bool parse(QCommandLineParser &parser, const QStringList &arguments, const QStri
         printOut(help.trimmed());
         std::exit(Success);
     }
+    // The command will run: its free-text masker (if it has one) starts compiling now.
+    if (const auto masker = textMasker())
+        masker->warmUp();
     return true;
 }
 

@@ -47,13 +47,13 @@ int main(int argc, char *argv[])
             rest.prepend(QStringLiteral("sluice %1").arg(name));
             // The commands that store, send or log text from agents and commands mask the
             // secrets in it that nobody registered with the security gate's scanner. Its rules
-            // compile on a thread of their own while the command loads its host and plugins;
-            // the commands that only read the store find that text masked already and never
-            // pay for the compilation.
+            // compile on a thread of their own, started once the arguments are parsed (so
+            // --help and usage errors leave at once), while the command loads its host and
+            // plugins; the commands that only read the store find that text masked already
+            // and never pay for the compilation.
             std::shared_ptr<Security::ScannerTextMasker> masker;
             if (c.masksFreeText) {
                 masker = std::make_shared<Security::ScannerTextMasker>();
-                masker->warmUp();
                 Redaction::installFreeTextMasker(masker);
                 Cli::setTextMasker(masker);
             }
