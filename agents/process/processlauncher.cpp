@@ -32,6 +32,8 @@ constexpr QLatin1String Owner("process");
 
 // An adopted agent is not our child, so nothing tells us when it ends: we look.
 constexpr int AdoptedPollMs = 1000;
+// After SIGUSR1 its supervisor gets this long to kill the run and end before we kill it all.
+constexpr int AdoptedBackstopMs = 5000;
 
 const QStringList &fixedVariableNames()
 {
@@ -212,23 +214,50 @@ void ProcessLaunch::doStart()
                                      {}});
 
     m_timeout = m_request.timeout.count() > 0 ? m_request.timeout : m_rule.timeout;
-    Processes::ProcessSpec spec;
-    // The agent runs under a small /bin/sh that records its exit status next to the log: a
-    // daemon restarted while the agent runs adopts it, and can then learn how it ended
-    // (an adopted process is not our child; nothing else could tell).
     if (!QFileInfo(*resolved).isExecutable())
         return finishWithError(Error{ErrorCode::Io, QStringLiteral("cannot start '%1': it does not exist or is not executable").arg(*resolved), {}});
-    const QString exitFile = Processes::exitStatusFile(m_request.logPath);
-    QFile::remove(exitFile);
-    Processes::wrapWithExitRecorder(spec, exitFile, *resolved, arguments, QStringLiteral("sluice-agent"));
+    Processes::ProcessSpec spec;
+    spec.program = *resolved;
+    spec.arguments = arguments;
+    // The supervisor records the agent's exit status next to the log: a daemon restarted
+    // while the agent runs adopts it, and can then learn how it ended (an adopted process is
+    // not our child; nothing else could tell).
+    spec.statusFile = Processes::exitStatusFile(m_request.logPath);
+    QFile::remove(spec.statusFile);
     spec.workingDirectory = worktree;
     spec.environment = environment;
     spec.outputFile = m_request.logPath;
+    spec.logLimit = m_rule.logLimit;
     spec.timeout = m_timeout;
     spec.killGrace = m_rule.killGrace;
     spec.detachOnDestroy = true; // a host restart must not take the agent with it
+    spec.limits = m_rule.limits;
+    spec.settingsOwner = Owner;
+    if (m_rule.runAs.isSet()) {
+        auto user = Processes::resolveRunAs(m_rule.runAs, Owner);
+        if (!user)
+            return finishWithError(Error{user.error().code, QStringLiteral("cannot start: %1").arg(user.error().message), {}});
+        // The agent's own home and name, unless the project sets them.
+        const auto setExplicitly = [this](const QString &name) {
+            return std::any_of(m_rule.environment.begin(), m_rule.environment.end(),
+                               [&](const auto &variable) { return variable.first == name; });
+        };
+        for (const auto &[name, value] : {std::pair{QStringLiteral("HOME"), user->home}, std::pair{QStringLiteral("USER"), user->name},
+                                          std::pair{QStringLiteral("LOGNAME"), user->name}}) {
+            if (!setExplicitly(name))
+                spec.environment.insert(name, value);
+        }
+        // Lent to the agent's user for the run, taken back when it has ended.
+        spec.givenToRunUser.append(worktree);
+        if (!m_request.taskFile.isEmpty() && QFileInfo(m_request.taskFile).isFile()
+            && !QDir::cleanPath(m_request.taskFile).startsWith(QDir::cleanPath(worktree) + QLatin1Char('/')))
+            spec.givenToRunUser.append(m_request.taskFile);
+        spec.runAs = *user;
+    }
     m_process = std::make_unique<Processes::SupervisedProcess>(std::move(spec));
     connect(m_process.get(), &Processes::SupervisedProcess::started, this, &ProcessLaunch::onStarted);
+    connect(m_process.get(), &Processes::SupervisedProcess::warning, this,
+            [this](const QString &message) { qCWarning(logging()).noquote() << label() << message; });
     connect(m_process.get(), &Processes::SupervisedProcess::ended, this, &ProcessLaunch::onEnded);
     m_process->start();
 }
@@ -236,7 +265,7 @@ void ProcessLaunch::doStart()
 void ProcessLaunch::doCancel()
 {
     if (m_process) {
-        qCInfo(logging()).noquote() << label() << "cancelled; stopping its process group";
+        qCInfo(logging()).noquote() << label() << "cancelled; stopping every process of its run";
         m_process->stop();
         return;
     }
@@ -254,7 +283,8 @@ void ProcessLaunch::onStarted(qint64 pid, quint64 startTicks)
     process.startedAt = clock().now();
     qCInfo(logging()).noquote() << label() << "started on" << process.node << "pid" << pid << "start ticks"
                                 << process.startTicks << "deadline" << Processes::describeDuration(m_timeout)
-                                << "log" << logPath();
+                                << "log" << logPath() << "containment" << m_process->containment()
+                                << (m_process->spec().runAs ? QStringLiteral("as user ") + m_process->spec().runAs->name : QString());
     Q_EMIT started(process);
 }
 
@@ -270,10 +300,14 @@ void ProcessLaunch::onEnded(const ProcessEnding &ending)
                                      QStringLiteral("cannot start '%1': %2").arg(m_process->spec().program, ending.startError),
                                      {}});
     }
+    if (const auto cut = Processes::logCutBytes(logPath())) {
+        qCInfo(logging()).noquote() << label() << "log cut:" << *cut << "bytes of earlier output dropped to keep it within"
+                                    << Processes::describeSize(m_rule.logLimit) << "(log_limit)";
+    }
     if (ending.stoppedFor == ProcessEnding::Stop::Cancel) {
         qCInfo(logging()).noquote() << label() << QStringLiteral("stopped after a cancel%1").arg(forced);
         return archiveThenFinish(std::unexpected(
-            Error{ErrorCode::Cancelled, QStringLiteral("cancelled: the agent's process group was terminated%1").arg(forced), {}}));
+            Error{ErrorCode::Cancelled, QStringLiteral("cancelled: the agent and every process it started were terminated%1").arg(forced), {}}));
     }
     AgentExit exit;
     if (ending.how == ProcessEnding::How::Exited)
@@ -281,38 +315,64 @@ void ProcessLaunch::onEnded(const ProcessEnding &ending)
     exit.timedOut = ending.stoppedFor == ProcessEnding::Stop::Deadline;
     exit.crashed = ending.how == ProcessEnding::How::Signalled && !exit.timedOut;
     exit.finishedAt = clock().now();
-    if (exit.timedOut)
+    // The recorded process is the wrapper. Killed after it wrote the agent's status (the
+    // agent had ended), it is the wrapper that died, not the agent: the record says how the
+    // agent ended. A record of a signal (above 128) leaves it a crash.
+    const std::optional<int> recorded = exit.crashed ? Processes::recordedExitStatus(Processes::exitStatusFile(logPath()))
+                                                     : std::nullopt;
+    if (recorded && *recorded <= 128) {
+        exit.crashed = false;
+        exit.exitCode = *recorded;
+        qCWarning(logging()).noquote() << label() << "exited with code" << *recorded << "(recorded by its wrapper, which was then killed by"
+                                       << Processes::describeSignal(ending.signal) + QLatin1Char(')');
+    } else if (exit.timedOut) {
         qCWarning(logging()).noquote() << label()
                                        << QStringLiteral("timed out after %1%2").arg(Processes::describeDuration(m_timeout), forced);
-    else if (exit.crashed)
+    } else if (exit.crashed) {
         qCWarning(logging()).noquote() << label() << "was killed by" << Processes::describeSignal(ending.signal);
-    else
+    } else {
         qCInfo(logging()).noquote() << label() << "exited with code" << ending.exitCode;
+    }
     archiveThenFinish(exit);
 }
 
-// Watches an agent a previous host process started. Its exit code cannot be known: it is
-// not our child, and its parent (init) has reaped it. Signals go to it only after its start
-// ticks were checked again, so a reused pid is never signalled.
+// Watches an agent a previous host process started. It is not our child, and its parent
+// (init) reaps it: how it ended is what its supervisor recorded beside the log. Signals go to
+// it only after its start ticks were checked again, so a reused pid is never signalled.
 class AdoptedLaunch final : public ArchivingLaunch
 {
 public:
-    AdoptedLaunch(AgentProcess process, qint64 group, QDateTime deadline, std::chrono::milliseconds killGrace,
-                  const AgentRequest &request, const QLoggingCategory &logging, const Clock &clock)
+    AdoptedLaunch(AgentProcess process, qint64 group, std::optional<QString> runCgroup, QDateTime deadline,
+                  std::chrono::milliseconds killGrace, const AgentRequest &request, const QLoggingCategory &logging,
+                  const Clock &clock)
         : ArchivingLaunch(request.logPath, launchLabel(request) + QStringLiteral(" (adopted)"), logging, clock)
         , m_process(std::move(process))
         , m_group(group)
+        , m_runCgroup(std::move(runCgroup))
         , m_deadline(std::move(deadline))
         , m_killGrace(killGrace)
     {
         m_poll.setInterval(AdoptedPollMs);
         m_grace.setSingleShot(true);
+        m_backstop.setSingleShot(true);
         connect(&m_poll, &QTimer::timeout, this, [this] { check(); });
         connect(&m_grace, &QTimer::timeout, this, [this] {
-            if (isSameProcess()) {
-                m_forced = true;
+            if (!isSameProcess())
+                return;
+            m_forced = true;
+            if (m_runCgroup) {
+                // Its supervisor kills every process of the run, records and ends.
+                ::kill(pid_t(m_process.pid), SIGUSR1);
+                m_backstop.start(AdoptedBackstopMs);
+            } else {
                 Processes::signalProcessTree(m_process.pid, m_group, SIGKILL);
             }
+        });
+        connect(&m_backstop, &QTimer::timeout, this, [this] {
+            if (!isSameProcess())
+                return;
+            Processes::killCgroup(*m_runCgroup);
+            Processes::signalProcessTree(m_process.pid, m_group, SIGKILL);
         });
     }
 
@@ -349,8 +409,14 @@ private:
         if (m_terminateSent || m_ended)
             return;
         m_terminateSent = true;
-        if (isSameProcess())
-            Processes::signalProcessTree(m_process.pid, m_group, SIGTERM);
+        if (isSameProcess()) {
+            // A supervisor passes SIGTERM on to every process of the run, once each; an agent
+            // started before there was one (under the old /bin/sh wrapper) gets it by its group.
+            if (m_runCgroup)
+                ::kill(pid_t(m_process.pid), SIGTERM);
+            else
+                Processes::signalProcessTree(m_process.pid, m_group, SIGTERM);
+        }
         m_grace.start(timerInterval(m_killGrace));
     }
 
@@ -374,14 +440,15 @@ private:
         m_ended = true;
         m_poll.stop();
         m_grace.stop();
+        m_backstop.stop();
         // Nothing else of its group is touched after a natural end: its pid, and so its
-        // group id, may already belong to someone else.
+        // group id, may already belong to someone else. Its supervisor killed what was left.
         const QString forced = m_forced ? QStringLiteral(", SIGKILL after the %1 grace")
                                               .arg(Processes::describeDuration(m_killGrace))
                                         : QString();
         if (m_stop == ProcessEnding::Stop::Cancel) {
             archiveThenFinish(std::unexpected(Error{ErrorCode::Cancelled,
-                QStringLiteral("cancelled: the adopted agent's process group was terminated%1").arg(forced), {}}));
+                QStringLiteral("cancelled: the adopted agent and every process it started were terminated%1").arg(forced), {}}));
             return;
         }
         AgentExit exit;
@@ -396,18 +463,21 @@ private:
         else if (status)
             exit.exitCode = recorded;
         qCInfo(logging()).noquote() << label() << (exit.timedOut ? QStringLiteral("timed out") + forced : QStringLiteral("ended"))
-                                    << (exit.exitCode ? QStringLiteral("with exit code %1 (recorded by its wrapper)").arg(*exit.exitCode)
-                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its wrapper)").arg(recorded - 128)
+                                    << (exit.exitCode ? QStringLiteral("with exit code %1 (recorded by its supervisor)").arg(*exit.exitCode)
+                                        : exit.crashed ? QStringLiteral("killed by signal %1 (recorded by its supervisor)").arg(recorded - 128)
                                                        : QStringLiteral("(exit code unknown)"));
         archiveThenFinish(exit);
     }
 
     AgentProcess m_process;
     qint64 m_group = 0;
+    // Set when the process is a supervisor: its run's cgroup, empty without one.
+    std::optional<QString> m_runCgroup;
     QDateTime m_deadline;
     std::chrono::milliseconds m_killGrace;
     QTimer m_poll;
     QTimer m_grace;
+    QTimer m_backstop;
     ProcessEnding::Stop m_stop = ProcessEnding::Stop::None;
     bool m_terminateSent = false;
     bool m_forced = false;
@@ -439,6 +509,18 @@ Result<ProcessAgentRule> ProcessAgentRule::fromSettings(const QVariantMap &setti
         return std::unexpected(environment.error());
     rule.environment = environment->environment;
     rule.inheritEnvironment = environment->inherit;
+    auto limits = Processes::limitsSetting(settings, Owner);
+    if (!limits)
+        return std::unexpected(limits.error());
+    rule.limits = *limits;
+    auto runAs = Processes::runAsSetting(settings, Owner);
+    if (!runAs)
+        return std::unexpected(runAs.error());
+    rule.runAs = *runAs;
+    auto logLimit = Processes::sizeSetting(settings, QStringLiteral("log_limit"), Owner, qint64(64) << 10, qint64(1) << 40);
+    if (!logLimit)
+        return std::unexpected(logLimit.error());
+    rule.logLimit = *logLimit;
     return rule;
 }
 
@@ -449,6 +531,12 @@ ProcessLauncher::ProcessLauncher(const PluginContext &context, ProcessAgentRule 
 }
 
 ProcessLauncher::~ProcessLauncher() = default;
+
+Result<void> ProcessLauncher::initialize()
+{
+    Processes::confineAmbientCapabilities();
+    return {};
+}
 
 std::unique_ptr<AgentLaunch> ProcessLauncher::launch(const AgentRequest &request)
 {
@@ -469,24 +557,24 @@ std::unique_ptr<AgentLaunch> ProcessLauncher::adopt(const AgentProcess &process,
         qCInfo(context().logging()).noquote() << label << "cannot be adopted: no pid and start ticks recorded";
         return nullptr;
     }
-    const auto stat = Processes::readProcStat(process.pid);
-    if (!stat || stat->state == 'Z' || stat->state == 'X') {
-        qCInfo(context().logging()).noquote() << label << "cannot be adopted: pid" << process.pid << "has ended";
-        return nullptr;
-    }
-    if (stat->startTicks != process.startTicks) {
-        qCInfo(context().logging()).noquote() << label << "cannot be adopted: pid" << process.pid
-                                              << "now belongs to another process (start ticks" << stat->startTicks
-                                              << "instead of" << process.startTicks << ")";
-        return nullptr;
-    }
     const std::chrono::milliseconds timeout = request.timeout.count() > 0 ? request.timeout : m_rule.timeout;
     const QDateTime start = process.startedAt.isValid() ? process.startedAt : context().clock().now();
     const QDateTime deadline = start.addMSecs(timeout.count());
+    const auto stat = Processes::readProcStat(process.pid);
+    const bool ended = !stat || stat->state == 'Z' || stat->state == 'X' || stat->startTicks != process.startTicks;
+    if (ended) {
+        // The host saw it running and chose to adopt it; it ended before this look (or its pid
+        // went to another process). Its end is still known: the launch concludes at once from
+        // what its wrapper recorded, and never signals anything.
+        qCInfo(context().logging()).noquote() << label << "pid" << process.pid
+                                              << "ended before it could be watched; its end is read from its wrapper's record";
+        return std::make_unique<AdoptedLaunch>(process, 0, deadline, m_rule.killGrace, request, context().logging(),
+                                               context().clock());
+    }
     // It was started as a session leader; if it has left its group since, only it is signalled.
     const qint64 group = stat->processGroup == process.pid ? process.pid : 0;
-    return std::make_unique<AdoptedLaunch>(process, group, deadline, m_rule.killGrace, request, context().logging(),
-                                           context().clock());
+    return std::make_unique<AdoptedLaunch>(process, group, Processes::supervisedRunCgroup(process.pid, process.startTicks),
+                                           deadline, m_rule.killGrace, request, context().logging(), context().clock());
 }
 
 Result<std::unique_ptr<PluginInstance>> ProcessLauncherFactory::create(const PluginContext &context)

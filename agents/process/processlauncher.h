@@ -27,6 +27,9 @@ struct ProcessAgentRule {
     std::chrono::milliseconds killGrace{0};
     Processes::EnvironmentList environment; ///< Values unexpanded.
     QStringList inheritEnvironment;
+    Processes::ResourceLimits limits;       ///< Enforced through the run's cgroup, or the run is refused.
+    Processes::RunAsSetting runAs;          ///< Resolved at each launch; unset: the daemon's user.
+    qint64 logLimit = 0;                    ///< Bytes the run's log keeps at most (the latest).
 
     /// Checks settings the host validated against process.json (defaults filled).
     [[nodiscard]] static Result<ProcessAgentRule> fromSettings(const QVariantMap &settings);
@@ -45,6 +48,9 @@ class ProcessLauncher final : public AgentLauncher
 public:
     ProcessLauncher(const PluginContext &context, ProcessAgentRule rule, QObject *parent = nullptr);
     ~ProcessLauncher() override;
+
+    /// Keeps capabilities the daemon holds for run_as out of what else it starts.
+    [[nodiscard]] Result<void> initialize() override;
 
     [[nodiscard]] std::unique_ptr<AgentLaunch> launch(const AgentRequest &request) override;
     [[nodiscard]] std::unique_ptr<AgentLaunch> adopt(const AgentProcess &process,

@@ -24,6 +24,8 @@ const QList<Command> &commands()
         {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
         {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},
         {"approve", "Send an approval signal for a task waiting in a stage", runApprove, true},
+        // retry, like submit, stores the operator's reason and Sluice's own words only.
+        {"retry", "Retry a blocked task from the stage it is blocked in (with a reason)", runRetry},
         {"scan", "Scan files or a git range for secrets (the security gate's scanner)", runScan},
         {"sweep", "Run one pass of a project's sweeper instance (e.g. ci-umbrella); non-zero on any failure", runSweep, true},
         {"version", "Print the version of sluice and its SDK", runVersion},

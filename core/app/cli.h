@@ -42,6 +42,7 @@ int runStatus(const QStringList &arguments);
 int runQueue(const QStringList &arguments);
 int runTask(const QStringList &arguments);
 int runApprove(const QStringList &arguments);
+int runRetry(const QStringList &arguments);
 int runServe(const QStringList &arguments);
 int runScan(const QStringList &arguments);
 int runSweep(const QStringList &arguments);

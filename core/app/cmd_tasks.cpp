@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Commands that read or move tasks: submit, status, queue, task, approve. They talk to the
-// store directly and move tasks only through the engine's advance path, like the daemon.
+// Commands that read or move tasks: submit, status, queue, task, approve, retry. They talk
+// to the store directly and move tasks only through the engine, like the daemon.
 
 #include "cli.h"
 
@@ -12,6 +12,9 @@
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QUuid>
+
+#include <pwd.h>
+#include <unistd.h>
 
 namespace Sluice::Cli {
 
@@ -47,6 +50,26 @@ std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProject
 QString when(qint64 ms)
 {
     return ms ? QDateTime::fromMSecsSinceEpoch(ms, Qt::UTC).toString(QStringLiteral("yyyy-MM-dd HH:mm:ss")) : QStringLiteral("-");
+}
+
+// Who runs this command, for the audit: the login of the effective user, and under sudo the
+// person who asked for it.
+QString operatorName()
+{
+    const struct passwd *user = ::getpwuid(::geteuid());
+    QString name = user && user->pw_name ? QString::fromLocal8Bit(user->pw_name) : QStringLiteral("uid %1").arg(::geteuid());
+    const QString sudoUser = qEnvironmentVariable("SUDO_USER");
+    if (::geteuid() == 0 && !sudoUser.isEmpty())
+        name = QStringLiteral("%1 (sudo from %2)").arg(name, sudoUser);
+    return name;
+}
+
+// The retry command for a blocked task, as the operator would type it.
+QString retryCommand(qint64 id, const QString &configDir)
+{
+    return QStringLiteral("sluice retry %1%2 --reason \"<why it may pass now>\"")
+        .arg(id)
+        .arg(configDir.isEmpty() ? QString() : QStringLiteral(" --config ") + configDir);
 }
 
 } // namespace
@@ -237,6 +260,9 @@ int runTask(const QStringList &arguments)
         printErr(QStringLiteral("sluice task: %1").arg(report.error().toString()));
         return Failure;
     }
+    const bool blocked = report->value(QLatin1String("status")).toString() == QLatin1String("blocked");
+    if (blocked)
+        report->insert(QStringLiteral("retryCommand"), retryCommand(id, parser.value(QStringLiteral("config"))));
     if (parser.isSet(QStringLiteral("json"))) {
         printJson(QJsonDocument(*report));
         return Success;
@@ -247,8 +273,11 @@ int runTask(const QStringList &arguments)
           << QStringLiteral("project %1, branch %2").arg(t.value(QLatin1String("project")).toString(), t.value(QLatin1String("branch")).toString())
           << QStringLiteral("stage %1, %2, %3 rollback(s)").arg(t.value(QLatin1String("stage")).toString(), t.value(QLatin1String("status")).toString())
                  .arg(t.value(QLatin1String("retries")).toInt())
-          << QStringLiteral("why: %1").arg(t.value(QLatin1String("waiting")).toString())
-          << QStringLiteral("verdicts:");
+          << QStringLiteral("why: %1").arg(t.value(QLatin1String("waiting")).toString());
+    if (blocked)
+        lines << QStringLiteral("to retry it from stage %1 once the cause is fixed: %2")
+                     .arg(t.value(QLatin1String("stage")).toString(), t.value(QLatin1String("retryCommand")).toString());
+    lines << QStringLiteral("verdicts:");
     for (const QJsonValue &v : t.value(QLatin1String("verdicts")).toArray()) {
         const QJsonObject g = v.toObject();
         lines << QStringLiteral("  %1  %2 %3  %4: %5 - %6").arg(when(g.value(QLatin1String("at")).toVariant().toLongLong()),
@@ -271,6 +300,8 @@ int runTask(const QStringList &arguments)
             summary = d.value(QLatin1String("stage")).toString();
         if (d.contains(QLatin1String("gate")))
             summary += QStringLiteral(" (gate %1)").arg(d.value(QLatin1String("gate")).toString());
+        if (d.contains(QLatin1String("operator")))
+            summary += QStringLiteral(" by %1:").arg(d.value(QLatin1String("operator")).toString());
         if (d.contains(QLatin1String("reason")))
             summary += QStringLiteral(" %1").arg(d.value(QLatin1String("reason")).toString());
         lines << QStringLiteral("  %1  %2 %3 %4")
@@ -359,6 +390,53 @@ int runApprove(const QStringList &arguments)
         printOut(QStringLiteral("accepted: %1%2%3").arg(outcomeName, detailText, where));
     }
     return code;
+}
+
+int runRetry(const QStringList &arguments)
+{
+    QCommandLineParser parser;
+    parser.addOption(configOption());
+    parser.addOption(jsonOption());
+    parser.addOption({QStringLiteral("reason"), QStringLiteral("Why the stage may pass now (required; audited and sent with the notification)."),
+                      QStringLiteral("TEXT")});
+    parser.addPositionalArgument(QStringLiteral("task"), QStringLiteral("Id of a blocked task."));
+    if (!parse(parser, arguments,
+               QStringLiteral("Retry a blocked task from the stage it is blocked in: the task is active again and the stage's "
+                              "job runs afresh (new attempts; its rollback count is kept). Works with or without a running "
+                              "sluice serve: the job waits in the queue for the next worker.")))
+        return UsageError;
+    bool ok = false;
+    const qint64 id = parser.positionalArguments().value(0).toLongLong(&ok);
+    if (!ok || parser.positionalArguments().size() != 1) {
+        printErr(QStringLiteral("sluice retry: give one task id"));
+        return UsageError;
+    }
+    const QString reason = parser.value(QStringLiteral("reason")).trimmed();
+    if (reason.isEmpty()) {
+        printErr(QStringLiteral("sluice retry: --reason TEXT is required (it is audited)"));
+        return UsageError;
+    }
+    auto host = openHost(parser.value(QStringLiteral("config")), true);
+    if (!host)
+        return Failure;
+    const QString who = operatorName();
+    auto retried = host->engine().retry(id, who, reason, QStringLiteral("cli:retry"));
+    if (!retried) {
+        printErr(QStringLiteral("sluice retry: %1").arg(retried.error().toString()));
+        return Failure;
+    }
+    const QJsonObject out{{QStringLiteral("task"), id},
+                          {QStringLiteral("stage"), retried->stage},
+                          {QStringLiteral("job"), retried->jobId},
+                          {QStringLiteral("operator"), who},
+                          {QStringLiteral("reason"), reason}};
+    if (parser.isSet(QStringLiteral("json")))
+        printJson(QJsonDocument(out));
+    else
+        printOut(QStringLiteral("task %1 retried from stage %2: job %3 is queued (a running sluice serve takes it at its next "
+                                "poll; otherwise the next start does)")
+                     .arg(id).arg(retried->stage).arg(retried->jobId));
+    return Success;
 }
 
 } // namespace Sluice::Cli

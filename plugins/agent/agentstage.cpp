@@ -2,6 +2,7 @@
 #include "agentstage.h"
 
 #include <QDir>
+#include <QFile>
 #include <QLoggingCategory>
 #include <QRegularExpression>
 
@@ -31,6 +32,19 @@ QString describeDuration(std::chrono::milliseconds duration)
     if (ms > 0 && ms % 1000 == 0)
         return QStringLiteral("%1s").arg(ms / 1000);
     return QStringLiteral("%1ms").arg(ms);
+}
+
+// A launcher that cut the run's log for its size says so on the log's first line, in the form
+// "[sluice] output cut: N bytes ..." (the process launcher's log_limit); the summary says it too.
+QString logCutNote(const QString &logPath)
+{
+    QFile log(logPath);
+    if (!log.open(QIODevice::ReadOnly))
+        return {};
+    static const QRegularExpression notice(QStringLiteral("^\\[sluice\\] output cut: (\\d+) bytes"));
+    const auto match = notice.match(QString::fromUtf8(log.readLine(512)));
+    return match.hasMatch() ? QStringLiteral("; log cut: the first %1 bytes of output were dropped (log_limit)").arg(match.captured(1))
+                            : QString();
 }
 
 class AgentRun final : public StageRun
@@ -77,8 +91,9 @@ protected:
     }
 
 private:
-    void finishFailed(const QString &summary, std::optional<int> exitCode)
+    void finishFailed(const QString &reason, std::optional<int> exitCode)
     {
+        const QString summary = reason + logCutNote(m_request.logPath);
         qCWarning(m_logging).noquote() << "task" << m_request.task.id << "stage" << m_stage << "failed:" << summary;
         StageOutcome outcome;
         outcome.status = StageOutcome::Status::Failed;
@@ -108,7 +123,7 @@ private:
         StageOutcome outcome;
         outcome.status = StageOutcome::Status::Completed;
         outcome.exitCode = 0;
-        outcome.summary = QStringLiteral("%1 exited with code 0").arg(agent);
+        outcome.summary = QStringLiteral("%1 exited with code 0").arg(agent) + logCutNote(m_request.logPath);
         outcome.logPath = m_request.logPath;
         qCInfo(m_logging).noquote() << "task" << m_request.task.id << "stage" << m_stage << "completed:" << outcome.summary
                                     << (exit.logArchive.isEmpty() ? QString() : QStringLiteral("(log archived in %1)").arg(exit.logArchive));

@@ -44,8 +44,16 @@ Result<QString> nonEmptyString(const QVariantMap &settings, const QString &key)
     return value.toString().trimmed();
 }
 
+// The note a cut log gets in the summary: the log itself says so on its first line.
+QString cutNote(const QString &logPath)
+{
+    const auto cut = Processes::logCutBytes(logPath);
+    return cut ? QStringLiteral("; log cut: the first %1 bytes of output were dropped (log_limit)").arg(*cut) : QString();
+}
+
 QString withTail(QString summary, const QString &logPath)
 {
+    summary += cutNote(logPath);
     const QStringList tail = Processes::tailOfFile(logPath, TailLines, TailChars);
     if (!tail.isEmpty())
         summary += QStringLiteral("; last output: ") + tail.join(QStringLiteral(" | "));
@@ -277,11 +285,14 @@ void CommandRun::doStart()
     spec.workingDirectory = workingDirectory;
     spec.environment = environment;
     spec.outputFile = output;
+    spec.logLimit = m_rule.logLimit;
     spec.timeout = m_rule.timeout;
     spec.killGrace = m_rule.killGrace;
     spec.detachOnDestroy = false;
+    spec.limits = m_rule.limits;
+    spec.settingsOwner = Owner;
     if (m_rule.once) {
-        // The wrapper starts it from the working directory: check (and pass) that file.
+        // A relative program is taken from the working directory: check (and pass) that file.
         const QString executable = QDir::isRelativePath(*resolved) ? QDir(workingDirectory).filePath(*resolved) : *resolved;
         if (!QFileInfo(executable).isExecutable())
             return finishFailed(QStringLiteral("cannot start '%1': it does not exist or is not executable").arg(executable));
@@ -298,15 +309,20 @@ void CommandRun::doStart()
                                     .arg(m_markerKey, written.error().message));
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
                                     << "initiated marker written:" << m_markerKey;
-        Processes::wrapWithExitRecorder(spec, m_marker.statusFile, executable, spec.arguments,
-                                        QStringLiteral("sluice-command"));
+        // The supervisor records the exit status there when the command ends.
+        spec.program = executable;
+        spec.statusFile = m_marker.statusFile;
         // A deploy under way is not killed because the host stops; its status is recorded.
         spec.detachOnDestroy = true;
     }
     m_process = std::make_unique<Processes::SupervisedProcess>(std::move(spec));
+    connect(m_process.get(), &Processes::SupervisedProcess::warning, this, [this](const QString &message) {
+        qCWarning(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage << message;
+    });
     connect(m_process.get(), &Processes::SupervisedProcess::started, this, [this](qint64 pid, quint64 startTicks) {
         qCInfo(logging()).noquote() << m_instance << "task" << m_request.task.id << "stage" << m_request.stage
-                                    << "started" << m_programName << "pid" << pid << "output" << m_output;
+                                    << "started" << m_programName << "pid" << pid << "output" << m_output
+                                    << "containment" << m_process->containment();
         if (m_rule.once) {
             m_marker.pid = pid;
             m_marker.startTicks = startTicks;
@@ -365,11 +381,12 @@ void CommandRun::onEnded(const Processes::ProcessEnding &ending)
         ? QStringLiteral("; SIGKILL after the %1 grace").arg(Processes::describeDuration(m_rule.killGrace))
         : QString();
     if (ending.stoppedFor == ProcessEnding::Stop::Deadline) {
-        outcome.summary = withTail(QStringLiteral("%1 timed out after %2 (process group terminated%3)")
+        outcome.summary = withTail(QStringLiteral("%1 timed out after %2 (every process of the run terminated%3)")
                                        .arg(name, Processes::describeDuration(m_rule.timeout), killedAfterGrace),
                                    m_output);
     } else if (ending.stoppedFor == ProcessEnding::Stop::Cancel) {
-        outcome.summary = QStringLiteral("%1 was cancelled (process group terminated%2)").arg(name, killedAfterGrace);
+        outcome.summary = QStringLiteral("%1 was cancelled (every process of the run terminated%2)").arg(name, killedAfterGrace)
+                          + cutNote(m_output);
     } else if (ending.how == ProcessEnding::How::NotStarted) {
         outcome.summary = QStringLiteral("cannot start %1: %2").arg(name, ending.startError);
     } else if (ending.how == ProcessEnding::How::Signalled) {
@@ -377,7 +394,7 @@ void CommandRun::onEnded(const Processes::ProcessEnding &ending)
                                    m_output);
     } else if (ending.exitCode == 0) {
         outcome.status = StageOutcome::Status::Completed;
-        outcome.summary = QStringLiteral("%1 exited with code 0").arg(name);
+        outcome.summary = QStringLiteral("%1 exited with code 0").arg(name) + cutNote(m_output);
     } else {
         outcome.summary = withTail(QStringLiteral("%1 exited with code %2").arg(name).arg(ending.exitCode), m_output);
     }
@@ -446,9 +463,9 @@ void CommandRun::concludeOnce(const Processes::ProcessEnding &ending)
     }
     QString context;
     if (ending.stoppedFor == ProcessEnding::Stop::Deadline)
-        context = QStringLiteral("timed out after %1 (process group terminated)").arg(Processes::describeDuration(m_rule.timeout));
+        context = QStringLiteral("timed out after %1 (every process of the run terminated)").arg(Processes::describeDuration(m_rule.timeout));
     else if (ending.stoppedFor == ProcessEnding::Stop::Cancel)
-        context = QStringLiteral("was cancelled (process group terminated)");
+        context = QStringLiteral("was cancelled (every process of the run terminated)");
     // The wrapper ends as the command ended; when it was stopped or killed itself, only its
     // file can tell.
     std::optional<int> status = Processes::recordedExitStatus(m_marker.statusFile);
@@ -492,7 +509,7 @@ void CommandRun::finalise(std::optional<int> status, bool recordedEarlier, const
         } else if (code == 0 && context.isEmpty()) {
             outcome.status = StageOutcome::Status::Completed;
             outcome.exitCode = 0;
-            outcome.summary = QStringLiteral("%1 exited with code 0%2").arg(name, origin);
+            outcome.summary = QStringLiteral("%1 exited with code 0%2").arg(name, origin) + cutNote(m_output);
         } else {
             outcome.exitCode = code;
             outcome.summary = withTail(QStringLiteral("%1 exited with code %2%3; not run again for this job and head")
@@ -551,6 +568,14 @@ Result<CommandRule> CommandRule::fromSettings(const QVariantMap &settings)
         return std::unexpected(environment.error());
     rule.environment = environment->environment;
     rule.inheritEnvironment = environment->inherit;
+    auto limits = Processes::limitsSetting(settings, Owner);
+    if (!limits)
+        return std::unexpected(limits.error());
+    rule.limits = *limits;
+    auto logLimit = Processes::sizeSetting(settings, QStringLiteral("log_limit"), Owner, qint64(64) << 10, qint64(1) << 40);
+    if (!logLimit)
+        return std::unexpected(logLimit.error());
+    rule.logLimit = *logLimit;
 
     const QVariant once = settings.value(QStringLiteral("once"), false);
     if (once.userType() != QMetaType::Bool)
@@ -579,6 +604,7 @@ CommandStage::~CommandStage() = default;
 
 Result<void> CommandStage::initialize()
 {
+    Processes::confineAmbientCapabilities();
     if (m_rule.once && !context().state())
         return fail(ErrorCode::InvalidConfig,
                     QStringLiteral("command setting 'once' needs the host's state store to keep the initiated marker"));

@@ -34,6 +34,8 @@ struct CommandRule {
     /// the start, the exit status recorded beside the output (docs/plugins/command.md#once).
     bool once = false;
     QList<int> retryExitCodes;    ///< With once: temporary failures that clear the marker.
+    Processes::ResourceLimits limits; ///< Enforced through the run's cgroup, or the run is refused.
+    qint64 logLimit = 0;          ///< Bytes the output file keeps at most (the latest).
 
     /// Checks settings the host validated against command.json (defaults filled).
     [[nodiscard]] static Result<CommandRule> fromSettings(const QVariantMap &settings);

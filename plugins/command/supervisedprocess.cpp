@@ -21,70 +21,6 @@ namespace Sluice::Processes {
 
 namespace {
 
-// Runs the child in a session of its own, so that the child and everything it starts form
-// one process group that can be signalled as a whole, and gives it default signal handling:
-// a host that ignores SIGPIPE or blocks signals must not pass that on to the commands it runs.
-//
-// It also holds the child before exec until the parent has read the child's start time: a
-// command that ends at once could otherwise be gone, and reaped, before anyone looked.
-class SessionLeaderProcess final : public QProcess
-{
-public:
-    using QProcess::QProcess;
-    ~SessionLeaderProcess() override { releaseChild(); }
-
-    /// Makes the next child wait before exec until releaseChild(). False if no pipe.
-    bool holdChild()
-    {
-        if (::pipe2(m_hold, O_CLOEXEC) == 0)
-            return true;
-        m_hold[0] = m_hold[1] = -1;
-        return false;
-    }
-
-    void releaseChild()
-    {
-        if (m_hold[1] >= 0) {
-            // Closing alone would do, but another child forked meanwhile may hold a copy.
-            const char go = 1;
-            [[maybe_unused]] const ssize_t written = ::write(m_hold[1], &go, 1);
-            ::close(m_hold[1]);
-        }
-        if (m_hold[0] >= 0)
-            ::close(m_hold[0]);
-        m_hold[0] = m_hold[1] = -1;
-    }
-
-protected:
-    void setupChildProcess() override
-    {
-        // In the child, between fork and exec: async-signal-safe calls only.
-        ::setsid();
-        sigset_t none;
-        ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        struct sigaction standard;
-        std::memset(&standard, 0, sizeof standard);
-        standard.sa_handler = SIG_DFL;
-        for (int signalNumber = 1; signalNumber < NSIG; ++signalNumber) {
-            if (signalNumber != SIGKILL && signalNumber != SIGSTOP)
-                ::sigaction(signalNumber, &standard, nullptr);
-        }
-        if (m_hold[0] >= 0) {
-            // A byte or end-of-file from the parent; the child's own write end must not
-            // keep the pipe open.
-            ::close(m_hold[1]);
-            char go = 0;
-            while (::read(m_hold[0], &go, 1) < 0 && errno == EINTR) {
-            }
-            ::close(m_hold[0]);
-        }
-    }
-
-private:
-    int m_hold[2] = {-1, -1};
-};
-
 const QRegularExpression &environmentNamePattern()
 {
     static const QRegularExpression re(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
@@ -251,42 +187,6 @@ Result<EnvironmentSettings> environmentSettings(const QVariantMap &settings, con
     return EnvironmentSettings{*environment, *inherit};
 }
 
-namespace {
-/*
- * The wrapper: runs the child, writes its status to the file named by $1 (atomically:
- * written beside, then renamed), and ends the way the child ended — with its exit code, or
- * by the same signal (the shell reports a signal N as 128 + N). It outlives a SIGTERM sent
- * to the group (a trap, reset for the child at exec) so that a child that handles SIGTERM
- * and exits still has its status recorded.
- */
-constexpr const char ExitRecorder[] =
-    "trap : TERM INT HUP; f=$1; shift; \"$@\"; s=$?; printf '%d\\n' \"$s\" > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; "
-    "if [ \"$s\" -gt 128 ] && [ \"$s\" -lt 160 ]; then trap - TERM INT HUP; kill -$((s - 128)) $$; fi; exit \"$s\"";
-} // namespace
-
-QString exitStatusFile(const QString &logPath)
-{
-    return logPath + QStringLiteral(".exit");
-}
-
-std::optional<int> recordedExitStatus(const QString &statusFile)
-{
-    QFile file(statusFile);
-    if (!file.open(QIODevice::ReadOnly))
-        return std::nullopt;
-    bool ok = false;
-    const int status = file.readAll().trimmed().toInt(&ok);
-    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
-}
-
-void wrapWithExitRecorder(ProcessSpec &spec, const QString &statusFile, const QString &program,
-                          const QStringList &arguments, const QString &name)
-{
-    spec.program = QStringLiteral("/bin/sh");
-    spec.arguments = QStringList{QStringLiteral("-c"), QString::fromLatin1(ExitRecorder), name, statusFile, program}
-                     + arguments;
-}
-
 QStringList tailOfFile(const QString &path, int maxLines, int maxChars)
 {
     QFile file(path);
@@ -361,20 +261,36 @@ void signalProcessTree(qint64 pid, qint64 group, int signal)
         ::kill(pid_t(pid), signal);
 }
 
+namespace {
+
+// After SIGUSR1 (kill everything now) the supervisor gets this long to end on its own before
+// the host kills its group and the run's cgroup itself.
+constexpr int BackstopMs = 5000;
+
+int timerInterval(std::chrono::milliseconds duration)
+{
+    return int(std::clamp<qint64>(duration.count(), 0, std::numeric_limits<int>::max()));
+}
+
+} // namespace
+
 SupervisedProcess::SupervisedProcess(ProcessSpec spec, QObject *parent)
     : QObject(parent)
     , m_spec(std::move(spec))
 {
     m_deadline.setSingleShot(true);
     m_grace.setSingleShot(true);
+    m_backstop.setSingleShot(true);
     connect(&m_deadline, &QTimer::timeout, this, [this] { beginStop(ProcessEnding::Stop::Deadline); });
     connect(&m_grace, &QTimer::timeout, this, &SupervisedProcess::forceKill);
+    connect(&m_backstop, &QTimer::timeout, this, &SupervisedProcess::killEverything);
 }
 
 SupervisedProcess::~SupervisedProcess()
 {
     m_deadline.stop();
     m_grace.stop();
+    m_backstop.stop();
     if (!m_process)
         return;
     disconnect(m_process.get(), nullptr, this, nullptr);
@@ -393,9 +309,62 @@ SupervisedProcess::~SupervisedProcess()
     }
     if (m_pid <= 0)
         m_pid = m_process->processId();
-    signalProcessTree(m_pid, processGroup(), SIGKILL);
-    // A killed child is reaped at once; this does not wait on the child's own work.
-    m_process->waitForFinished(5000);
+    // The supervisor kills every process of the run, gives back what it lent and records the
+    // status; it is waited for (it does not wait on the program's own work).
+    if (m_pid > 1)
+        ::kill(pid_t(m_pid), SIGUSR1);
+    if (!m_process->waitForFinished(BackstopMs)) {
+        killEverything();
+        m_process->waitForFinished(1000);
+    }
+}
+
+QString SupervisedProcess::containment() const
+{
+    QString limits = m_spec.limits.isEmpty() ? QString() : QStringLiteral("; limits ") + m_spec.limits.describe();
+    if (m_containment.kind == Containment::Kind::Cgroup)
+        return QStringLiteral("cgroup %1%2").arg(m_cgroup.isEmpty() ? m_containment.cgroupParent : m_cgroup, limits);
+    return QStringLiteral("process group and child subreaper (no cgroup: %1)").arg(m_containment.reason);
+}
+
+QStringList SupervisedProcess::supervisorArguments(const QString &program) const
+{
+    QStringList arguments{QStringLiteral("--log"), m_spec.outputFile};
+    if (!m_spec.detachOnDestroy) {
+        // A run that must not outlive the host ends when the host does, a crash included.
+        arguments << QStringLiteral("--ends-with-daemon") << QStringLiteral("--kill-grace")
+                  << QString::number(m_spec.killGrace.count());
+    }
+    if (m_spec.logLimit > 0)
+        arguments << QStringLiteral("--log-limit") << QString::number(m_spec.logLimit);
+    if (!m_spec.statusFile.isEmpty())
+        arguments << QStringLiteral("--status") << m_spec.statusFile;
+    if (m_containment.kind == Containment::Kind::Cgroup) {
+        arguments << QStringLiteral("--cgroup-parent") << m_containment.cgroupParent;
+        if (m_spec.limits.memoryBytes)
+            arguments << QStringLiteral("--memory-max") << QString::number(*m_spec.limits.memoryBytes);
+        if (m_spec.limits.cpus) {
+            // cpu.max: this much CPU time per 100 ms period.
+            constexpr qint64 Period = 100000;
+            const qint64 quota = std::max<qint64>(1000, qint64(*m_spec.limits.cpus * double(Period) + 0.5));
+            arguments << QStringLiteral("--cpu-max") << QStringLiteral("%1 %2").arg(quota).arg(Period);
+        }
+        if (m_spec.limits.pids)
+            arguments << QStringLiteral("--pids-max") << QString::number(*m_spec.limits.pids);
+    }
+    if (m_spec.runAs) {
+        QStringList groups;
+        for (const uint group : std::as_const(m_spec.runAs->groups))
+            groups.append(QString::number(group));
+        arguments << QStringLiteral("--user") << QString::number(m_spec.runAs->uid) << QStringLiteral("--group")
+                  << QString::number(m_spec.runAs->gid);
+        if (!groups.isEmpty())
+            arguments << QStringLiteral("--groups") << groups.join(QLatin1Char(','));
+        for (const QString &path : m_spec.givenToRunUser)
+            arguments << QStringLiteral("--own") << QDir::cleanPath(path);
+    }
+    arguments << QStringLiteral("--") << program << m_spec.arguments;
+    return arguments;
 }
 
 void SupervisedProcess::start()
@@ -403,55 +372,102 @@ void SupervisedProcess::start()
     if (m_startCalled)
         return;
     m_startCalled = true;
-    if (m_stop != ProcessEnding::Stop::None) {
+    const auto notStarted = [this](const QString &why) {
         ProcessEnding ending;
-        ending.startError = QStringLiteral("stopped before it started");
+        ending.startError = why;
         ending.stoppedFor = m_stop;
         conclude(ending);
-        return;
-    }
-    auto process = std::make_unique<SessionLeaderProcess>();
-    process->setProgram(m_spec.program);
-    process->setArguments(m_spec.arguments);
+    };
+    if (m_stop != ProcessEnding::Stop::None)
+        return notStarted(QStringLiteral("stopped before it started"));
+    const auto supervisor = supervisorProgram();
+    if (!supervisor)
+        return notStarted(supervisor.error().message);
+    auto containment = probeContainment();
+    if (!containment)
+        return notStarted(containment.error().message);
+    m_containment = *containment;
+    for (const QString &note : std::as_const(m_containment.notes))
+        QMetaObject::invokeMethod(this, [this, note] { Q_EMIT warning(note); }, Qt::QueuedConnection);
+    if (auto limits = prepareLimits(m_containment, m_spec.limits, m_spec.settingsOwner); !limits)
+        return notStarted(limits.error().message);
+    const QString program = QDir::isRelativePath(m_spec.program) ? QDir(m_spec.workingDirectory).absoluteFilePath(m_spec.program)
+                                                                 : m_spec.program;
+
+    auto process = std::make_unique<QProcess>();
+    process->setProgram(*supervisor);
+    process->setArguments(supervisorArguments(QDir::cleanPath(program)));
     process->setWorkingDirectory(m_spec.workingDirectory);
     process->setProcessEnvironment(m_spec.environment);
-    process->setProcessChannelMode(QProcess::MergedChannels);
-    process->setStandardInputFile(QProcess::nullDevice());
-    process->setStandardOutputFile(m_spec.outputFile, QIODevice::Truncate);
+    // stdin: the "go"; stdout: the supervisor's reports; stderr: its warnings. The program's
+    // own output goes to the log through the supervisor, never through the host.
+    process->setProcessChannelMode(QProcess::SeparateChannels);
     connect(process.get(), &QProcess::started, this, &SupervisedProcess::onStarted);
+    connect(process.get(), &QProcess::readyReadStandardOutput, this, &SupervisedProcess::readReports);
+    connect(process.get(), &QProcess::readyReadStandardError, this, [this] { readWarnings(false); });
     connect(process.get(), qOverload<int, QProcess::ExitStatus>(&QProcess::finished), this,
             [this](int exitCode, QProcess::ExitStatus status) { onFinished(exitCode, int(status)); });
     connect(process.get(), &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
         if (error == QProcess::FailedToStart)
             onStartFailed(m_process ? m_process->errorString() : QString());
     });
-    SessionLeaderProcess *leader = process.get();
-    const bool held = leader->holdChild();
     m_process = std::move(process);
     if (m_spec.timeout.count() > 0)
-        m_deadline.start(int(std::min<qint64>(m_spec.timeout.count(), std::numeric_limits<int>::max())));
-    m_process->start();
-    if (!m_concluded) {
-        m_pid = m_process->processId();
-        // The child waits before exec until released, so it is surely there to be read; exec
-        // does not change its start time.
-        if (const auto stat = held ? readProcStat(m_pid) : std::nullopt)
-            m_startTicks = stat->startTicks;
+        m_deadline.start(timerInterval(m_spec.timeout));
+    // Capabilities the daemon holds for run_as reach this supervisor only when it needs them.
+    withSupervisorCapabilities(m_spec.runAs.has_value(), [this] { m_process->start(); });
+    if (m_concluded)
+        return;
+    m_pid = m_process->processId();
+    // The supervisor waits for "go" before it starts anything, so it is surely there to be
+    // read, even when the program would end at once; exec does not change the start time.
+    if (const auto stat = readProcStat(m_pid))
+        m_startTicks = stat->startTicks;
+    if (m_containment.kind == Containment::Kind::Cgroup)
+        m_cgroup = runCgroupPath(m_containment.cgroupParent, m_pid, m_startTicks);
+    m_process->write("go\n");
+    // Kept open otherwise: its end tells the supervisor that this host is gone.
+    if (m_spec.detachOnDestroy)
+        m_process->closeWriteChannel();
+}
+
+void SupervisedProcess::readReports()
+{
+    if (!m_process)
+        return;
+    while (m_process->canReadLine()) {
+        const QString line = QString::fromUtf8(m_process->readLine()).trimmed();
+        if (line.startsWith(QLatin1String("error ")))
+            m_startError = line.mid(6);
     }
-    leader->releaseChild();
+}
+
+void SupervisedProcess::readWarnings(bool all)
+{
+    if (!m_process)
+        return;
+    // Whole lines only: a line may arrive in pieces.
+    m_warnings += m_process->readAllStandardError();
+    int end;
+    while ((end = m_warnings.indexOf('\n')) >= 0 || (all && !m_warnings.isEmpty())) {
+        const QByteArray line = end >= 0 ? m_warnings.left(end) : m_warnings;
+        m_warnings.remove(0, end >= 0 ? end + 1 : m_warnings.size());
+        if (!line.trimmed().isEmpty())
+            Q_EMIT warning(QString::fromUtf8(line.trimmed()));
+    }
 }
 
 qint64 SupervisedProcess::processGroup()
 {
     if (m_group > 0 || m_pid <= 1)
         return m_group;
-    // setsid() runs in the child before exec, so the child soon leads a group with its own
-    // id. Checked, not assumed: signalling a group that is not the child's could hit the host.
+    // The supervisor calls setsid() first thing, so it soon leads a group with its own id.
+    // Checked, not assumed: signalling a group that is not the run's could hit the host.
     if (const auto stat = readProcStat(m_pid)) {
         if (stat->processGroup == m_pid && (m_startTicks == 0 || stat->startTicks == m_startTicks))
             m_group = m_pid;
     } else if (::kill(pid_t(-m_pid), 0) == 0) {
-        // The child is gone, but a group with its id lives on: only the child could have made
+        // The supervisor is gone, but a group with its id lives on: only it could have made
         // that group, and whatever it left there goes with it.
         m_group = m_pid;
     }
@@ -471,19 +487,25 @@ void SupervisedProcess::onStarted()
             m_startTicks = stat->startTicks;
     }
     Q_EMIT started(m_pid, m_startTicks);
-    if (m_terminateSent && !m_concluded) // stopped while starting: now the group is known
-        signalProcessTree(m_pid, processGroup(), SIGTERM);
 }
 
 void SupervisedProcess::onFinished(int exitCode, int exitStatus)
 {
     m_deadline.stop();
     m_grace.stop();
-    // Whatever the process left behind in its group goes with it.
+    m_backstop.stop();
+    readReports();
+    readWarnings(true);
+    // The supervisor killed everything of the run before it ended. Had it been killed itself,
+    // what is left in its group or its cgroup goes now.
     if (const qint64 group = processGroup(); group > 0)
         signalProcessTree(0, group, SIGKILL);
+    killCgroup(m_cgroup);
     ProcessEnding ending;
-    if (exitStatus == QProcess::NormalExit) {
+    if (!m_startError.isEmpty()) {
+        ending.how = ProcessEnding::How::NotStarted;
+        ending.startError = m_startError;
+    } else if (exitStatus == QProcess::NormalExit) {
         ending.how = ProcessEnding::How::Exited;
         ending.exitCode = exitCode;
     } else {
@@ -500,9 +522,10 @@ void SupervisedProcess::onStartFailed(const QString &error)
 {
     m_deadline.stop();
     m_grace.stop();
+    m_backstop.stop();
     ProcessEnding ending;
     ending.how = ProcessEnding::How::NotStarted;
-    ending.startError = error.isEmpty() ? QStringLiteral("the process could not be started") : error;
+    ending.startError = error.isEmpty() ? QStringLiteral("the supervisor could not be started") : error;
     ending.stoppedFor = m_stop;
     conclude(ending);
 }
@@ -521,8 +544,10 @@ void SupervisedProcess::beginStop(ProcessEnding::Stop reason)
     if (m_pid <= 0)
         return; // fork failed: the start failure concludes
     m_terminateSent = true;
-    signalProcessTree(m_pid, processGroup(), SIGTERM);
-    m_grace.start(int(std::min<qint64>(m_spec.killGrace.count(), std::numeric_limits<int>::max())));
+    // To the supervisor only: it passes SIGTERM on to every process of the run, once each,
+    // whatever session or group they moved to.
+    ::kill(pid_t(m_pid), SIGTERM);
+    m_grace.start(timerInterval(m_spec.killGrace));
 }
 
 void SupervisedProcess::forceKill()
@@ -532,6 +557,17 @@ void SupervisedProcess::forceKill()
     m_forced = true;
     if (m_pid <= 0)
         m_pid = m_process->processId();
+    // SIGUSR1: the supervisor kills every process of the run, then records and ends.
+    ::kill(pid_t(m_pid), SIGUSR1);
+    m_backstop.start(BackstopMs);
+}
+
+void SupervisedProcess::killEverything()
+{
+    if (m_concluded || !m_process || m_process->state() == QProcess::NotRunning)
+        return;
+    // The supervisor did not end after SIGUSR1: the host kills the run itself.
+    killCgroup(m_cgroup);
     signalProcessTree(m_pid, processGroup(), SIGKILL);
 }
 

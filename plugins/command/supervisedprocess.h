@@ -2,11 +2,15 @@
 #pragma once
 
 // A child process supervised the way the command stage and the process agent launcher need
-// it: its own session and process group, an environment built from nothing, stdout and
-// stderr merged into a file, a deadline, and a stop that terminates the whole group and
-// kills it after a grace. Built as a static library linked into both plugins; see
-// docs/plugins/command.md and docs/agents/process.md for the behaviour people rely on.
+// it: started by the supervisor executable (libexec/supervise) in a session of its own and
+// contained in a cgroup of its own (or, without one, under a child subreaper), with an
+// environment built from nothing, no inherited descriptors, stdout and stderr merged into a
+// capped log, optional limits and another user, a deadline, and a stop that reaches every
+// process of the run and kills them all after a grace. Built as a static library linked into
+// both plugins; see docs/plugins/command.md, docs/agents/process.md and docs/security.md for
+// the behaviour people rely on.
 
+#include "containment.h"
 #include "engine/procstat.h"
 
 #include <sluice/error.h>
@@ -94,45 +98,33 @@ using Sluice::readProcStat;
  */
 void signalProcessTree(qint64 pid, qint64 group, int signal);
 
-/// What to run.
+/// What to run, and how.
 struct ProcessSpec {
-    QString program;            ///< Resolved with findProgram() by the caller.
+    QString program;            ///< Resolved with findProgram() by the caller; relative: from workingDirectory.
     QStringList arguments;
     QString workingDirectory;   ///< Must exist.
     QProcessEnvironment environment;
     QString outputFile;         ///< stdout and stderr, merged; truncated at start.
+    /// Where the supervisor records the exit status when the program ends (see
+    /// recordedExitStatus()); empty: not recorded.
+    QString statusFile;
+    qint64 logLimit = 0;        ///< The output file keeps at most this many bytes (the latest); 0: all.
     std::chrono::milliseconds timeout{0};    ///< 0: no deadline of its own.
     std::chrono::milliseconds killGrace{10000};
     /// When the supervisor is destroyed while the process runs: true leaves it running
     /// (an agent survives a host restart and is adopted) unless a stop was under way,
-    /// false kills its group.
+    /// false kills every process of the run.
     bool detachOnDestroy = false;
+    ResourceLimits limits;      ///< Enforced through the run's cgroup; a run is refused when they cannot be.
+    QString settingsOwner;      ///< The plugin id, for errors that name a setting ("process setting 'limits.memory'").
+    std::optional<RunAsUser> runAs; ///< Run the program as this user.
+    /// With runAs: paths the user gets for the run (the worktree, the task file) and gives back after.
+    QStringList givenToRunUser;
 };
 
-/**
- * The exit-status file beside a log: "<logPath>.exit". The wrapper of wrapWithExitRecorder()
- * writes the child's exit status there when it ends.
- */
-[[nodiscard]] QString exitStatusFile(const QString &logPath);
-
-/**
- * What the wrapper recorded in @p statusFile: the exit code (0-128), a signal N as 128 + N,
- * or std::nullopt when nothing (or garbage) was recorded: the wrapper was killed too, or the
- * child has not ended yet. Never guessed.
- */
-[[nodiscard]] std::optional<int> recordedExitStatus(const QString &statusFile);
-
-/**
- * Runs @p program with @p arguments under a small /bin/sh wrapper that records its exit
- * status in @p statusFile (written beside, then renamed: the file is either absent or
- * complete) and ends the way the child ended. The wrapper survives a SIGTERM to the group
- * (the child does not inherit the trap), so a child that handles SIGTERM and exits still has
- * its status recorded. A host restarted while the child runs learns from the file how a
- * process it did not see end actually ended. @p name is the wrapper's $0, shown by ps.
- * Sets spec.program and spec.arguments; @p program must be an executable path.
- */
-void wrapWithExitRecorder(ProcessSpec &spec, const QString &statusFile, const QString &program,
-                          const QStringList &arguments, const QString &name);
+// The exit-status file and its reader, shared with the host's reaper (engine/procstat.h).
+using Sluice::exitStatusFile;
+using Sluice::recordedExitStatus;
 
 
 /// How a supervised process ended.
@@ -156,11 +148,13 @@ struct ProcessEnding {
 };
 
 /**
- * Starts one process in a new session (so its own process group), watches it and stops it.
+ * Starts one program under the supervisor executable, watches it and stops it.
  *
- * On a deadline or stop(): SIGTERM to the group, SIGKILL after the grace. When the process
- * ends, whatever it left in its group is killed. ended() is emitted once, queued, so the
- * receiver may delete the supervisor. Never blocks the event loop.
+ * The process recorded (pid(), startTicks()) is the supervisor's: it leads the run's session
+ * and process group and ends the way the program ended. On a deadline or stop(): SIGTERM to
+ * every process of the run, SIGKILL to all of them after the grace. When the program ends,
+ * whatever it left — in its group, in another session, double-forked — is killed. ended() is
+ * emitted once, queued, so the receiver may delete this object. Never blocks the event loop.
  */
 class SupervisedProcess final : public QObject
 {
@@ -180,26 +174,40 @@ public:
     /// process that ends at once may be gone before started() is delivered); 0 if unknown.
     [[nodiscard]] quint64 startTicks() const { return m_startTicks; }
     [[nodiscard]] const ProcessSpec &spec() const { return m_spec; }
+    /// How the run is contained, for the log: "cgroup /sys/fs/cgroup/.../run-12-345" or
+    /// "process group and child subreaper (no cgroup: ...)"; known once started.
+    [[nodiscard]] QString containment() const;
 
 Q_SIGNALS:
-    /// The process exists (it has executed the program); see startTicks().
+    /// The supervisor exists and will start the program; see startTicks().
     void started(qint64 pid, quint64 startTicks);
+    /// Something the supervisor or the containment says, for the plugin's log as a warning.
+    void warning(const QString &message);
     /// The process ended, or never started.
     void ended(const Sluice::Processes::ProcessEnding &ending);
 
 private:
     qint64 processGroup();
+    QStringList supervisorArguments(const QString &program) const;
+    void readReports();
+    void readWarnings(bool all);
     void onStarted();
     void onFinished(int exitCode, int exitStatus);
     void onStartFailed(const QString &error);
     void beginStop(ProcessEnding::Stop reason);
     void forceKill();
+    void killEverything();
     void conclude(const ProcessEnding &ending);
 
     ProcessSpec m_spec;
     std::unique_ptr<QProcess> m_process;
     QTimer m_deadline;
     QTimer m_grace;
+    QTimer m_backstop;
+    Containment m_containment;
+    QString m_cgroup;   // the run's cgroup, once the supervisor's pid is known
+    QString m_startError; // the supervisor's "error ..." report: the program never ran
+    QByteArray m_warnings; // the supervisor's stderr not yet split into lines
     qint64 m_pid = 0;
     quint64 m_startTicks = 0;
     qint64 m_group = 0; // verified to be the process's own group, else 0 (see processGroup())

@@ -12,6 +12,8 @@
 #include "plugins/pluginloader.h"
 #include "store/leasestore.h"
 
+#include "daemonprocess.h"
+#include "testdaemon.h"
 #include "testprojects.h"
 #include "teststores.h"
 
@@ -122,6 +124,13 @@ private Q_SLOTS:
     void tier1PidlessJobWithoutMonitor();
     void liveAgentIsNeverReaped();
     void monitorInsideGraceIsNotReaped();
+    void recordedExitIsReadBeforeJudging_data();
+    void recordedExitIsReadBeforeJudging();
+    void agentStoppedAtStartupIsNeverCompleted();
+    void unrecordedAgentIsFoundThroughItsLog_data() { engines(); }
+    void unrecordedAgentIsFoundThroughItsLog();
+    void killedDaemonKeepsWhatItsAgentRecorded_data();
+    void killedDaemonKeepsWhatItsAgentRecorded();
     void tier2ExitZeroGoesToTheGatesOnce();
     void tier2NonZeroRequeuesThenFailsAndBlocks();
     void tier3StopsTheLivingAgentFirst();
@@ -140,7 +149,7 @@ private:
     std::shared_ptr<ProjectRuntime> loadProject(Engine &engine, const QByteArray &yaml = Project);
     // A task in stage @p stage with a running job claimed by "node-a"; returns the job.
     JobRecord runningJob(Engine &engine, const QString &stage = QStringLiteral("a"), int maxAttempts = 2);
-    qint64 recordAgent(Engine &engine, const JobRecord &job, qint64 pid);
+    qint64 recordAgent(Engine &engine, const JobRecord &job, qint64 pid, const QString &logPath = QString());
 
     Test::PluginDirectory m_plugins;
     std::unique_ptr<PluginCatalog> m_catalog;
@@ -218,13 +227,14 @@ JobRecord tst_Reaper::runningJob(Engine &engine, const QString &stage, int maxAt
     return claimed && *claimed ? **claimed : JobRecord();
 }
 
-qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid)
+qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid, const QString &logPath)
 {
     JobQueue::AgentRunRecord run;
     run.jobId = job.id;
     run.attempt = job.attempts;
     run.node = engine.node();
     run.pid = pid;
+    run.logPath = logPath;
     const auto stat = readProcStat(pid);
     run.startTicks = stat ? stat->startTicks : 12345;
     auto id = engine.jobs().recordAgentStart(run);
@@ -502,6 +512,335 @@ void tst_Reaper::monitorInsideGraceIsNotReaped()
     QCOMPARE(runTick(reaper).reaped.size(), 0);
     // The monitor finishes its work: it alone acts.
     QCOMPARE(e.jobs().complete(job.id, QStringLiteral("node-a")).value_or(false), true);
+}
+
+void tst_Reaper::recordedExitIsReadBeforeJudging_data()
+{
+    QTest::addColumn<QString>("engine");
+    QTest::addColumn<bool>("startup");
+    QTest::addColumn<QByteArray>("recorded"); // what the exit recorder left in <log>.exit; null: no file
+    QTest::addColumn<QString>("outcome");
+    QTest::addColumn<int>("exitCode");        // -1: unknown
+    QTest::addColumn<QString>("said");        // in the reason, the job's last error and the block
+    for (const char *engine : {"sqlite", "postgresql"}) {
+        for (const bool startup : {true, false}) {
+            const QByteArray mode = startup ? "startup" : "tick";
+            auto row = [&](const char *name) { return &QTest::newRow((QByteArray(engine) + ' ' + mode + ' ' + name).constData()); };
+            *row("exit 0") << QString::fromLatin1(engine) << startup << QByteArray("0\n") << QStringLiteral("advance") << 0
+                           << QStringLiteral("exit code 0");
+            *row("exit 3") << QString::fromLatin1(engine) << startup << QByteArray("3\n") << QStringLiteral("failed") << 3
+                           << QStringLiteral("exit code 3");
+            *row("killed") << QString::fromLatin1(engine) << startup << QByteArray("137\n") << QStringLiteral("failed") << 137
+                           << QStringLiteral("signal 9 (status 137)");
+            *row("nothing") << QString::fromLatin1(engine) << startup << QByteArray() << QStringLiteral("failed") << -1
+                            << QStringLiteral("nothing recorded its end");
+            *row("garbage") << QString::fromLatin1(engine) << startup << QByteArray("zero\n") << QStringLiteral("failed") << -1
+                            << QStringLiteral("nothing recorded its end");
+        }
+    }
+}
+
+// An agent that ended while no monitor watched it (the daemon was killed, or its worker lost
+// the job): the status its exit recorder wrote beside the log decides, never a guess. A
+// recorded 0 completes the job and the gates move the task on once; a recorded failure fails
+// with its real code; only nothing (or garbage) recorded is unknown. max_attempts 1, so
+// nothing can hide behind a retry.
+void tst_Reaper::recordedExitIsReadBeforeJudging()
+{
+    QFETCH(QString, engine);
+    QFETCH(bool, startup);
+    QFETCH(QByteArray, recorded);
+    QFETCH(QString, outcome);
+    QFETCH(int, exitCode);
+    QFETCH(QString, said);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    QList<Notification> told;
+    connect(&e, &Engine::notification, this, [&](const Notification &n) { told.append(n); });
+    const JobRecord job = runningJob(e, QStringLiteral("a"), 1);
+    QVERIFY(job.id > 0);
+    const QString log = m_dir->filePath(QStringLiteral("agent-r-job%1-attempt1.log").arg(job.id));
+    const qint64 runId = recordAgent(e, job, endedAgent(QStringLiteral("true")), log);
+    QVERIFY(runId > 0);
+    if (!recorded.isNull()) {
+        QFile exit(exitStatusFile(log));
+        QVERIFY(exit.open(QIODevice::WriteOnly));
+        QVERIFY(exit.write(recorded) == recorded.size());
+    }
+
+    Reaper reaper(e, fastReaper());
+    ReaperPass pass;
+    if (startup) {
+        pass = reaper.recoverAtStartup();
+    } else {
+        // No monitor watches the job: tier 1, after dead_ticks consecutive ticks.
+        QCOMPARE(runTick(reaper).reaped.size(), 0);
+        pass = runTick(reaper);
+    }
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1Char(';'))));
+    QCOMPARE(pass.reaped.size(), 1);
+    const ReapedJob &reaped = pass.reaped.first();
+    QCOMPARE(reaped.tier, startup ? 0 : 1);
+    QCOMPARE(reaped.outcome, outcome);
+    QCOMPARE(reaped.exitCode.value_or(-1), exitCode);
+    QVERIFY2(reaped.reason.contains(said), qPrintable(reaped.reason));
+    // The store keeps the code the recorder wrote, or none.
+    QSqlQuery q(*m_store->connection());
+    QVERIFY(q.exec(QStringLiteral("SELECT finished_at IS NOT NULL, exit_code FROM agent_runs WHERE id = %1").arg(runId)));
+    QVERIFY(q.next());
+    QVERIFY(q.value(0).toBool());
+    QCOMPARE(q.value(1).isNull() ? -1 : q.value(1).toInt(), exitCode);
+
+    const JobRecord after = **e.jobs().job(job.id);
+    if (outcome == QLatin1String("advance")) {
+        QCOMPARE(after.status, QStringLiteral("done"));
+        // Through the one advance path, once: the task is in b with b's job queued.
+        QTRY_COMPARE((*e.tasks().task(job.taskId))->stage, QStringLiteral("b"));
+        QTRY_VERIFY(e.runsInFlight() == 0);
+        const auto jobs = e.jobs().jobsForTask(job.taskId);
+        QCOMPARE(jobs->size(), 2);
+        QCOMPARE(jobs->last().stage, QStringLiteral("b"));
+        QCOMPARE(jobs->last().status, QStringLiteral("queued"));
+        QCOMPARE((*e.tasks().task(job.taskId))->status, QStringLiteral("active"));
+    } else {
+        QCOMPARE(after.status, QStringLiteral("failed"));
+        QVERIFY2(after.lastError.contains(said), qPrintable(after.lastError));
+        const TaskRecord task = **e.tasks().task(job.taskId);
+        QCOMPARE(task.status, QStringLiteral("blocked"));
+        QCOMPARE(task.stage, QStringLiteral("a"));
+        QVERIFY2(task.blockedReason.contains(said), qPrintable(task.blockedReason));
+    }
+    // A second look finds nothing left to settle.
+    QCOMPARE(runTick(reaper).reaped.size(), 0);
+    QTRY_VERIFY(e.runsInFlight() == 0);
+    QStringList events;
+    for (const Notification &n : std::as_const(told))
+        events << n.event;
+    QVERIFY2(events.contains(QStringLiteral("reaped")), qPrintable(events.join(QLatin1Char(','))));
+    QCOMPARE(events.contains(QStringLiteral("blocked")), outcome == QLatin1String("failed"));
+}
+
+// A living agent the startup recovery cannot adopt is stopped; whatever its recorder writes
+// after that stop (a TERM handler exiting 0 included) is recorded but never completes the job.
+void tst_Reaper::agentStoppedAtStartupIsNeverCompleted()
+{
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord job = runningJob(e, QStringLiteral("a"), 1);
+    const QString log = m_dir->filePath(QStringLiteral("agent-r-job%1-attempt1.log").arg(job.id));
+    // An agent that answers SIGTERM by writing exit 0 as its status and leaving; it says when
+    // its trap is set.
+    qint64 pid = 0;
+    QVERIFY(QProcess::startDetached(QStringLiteral("setsid"),
+                                    {QStringLiteral("sh"), QStringLiteral("-c"),
+                                     QStringLiteral("trap 'echo 0 > \"$0\"; exit 0' TERM; : > \"$0.ready\"; while :; do sleep 0.1; done"),
+                                     exitStatusFile(log)},
+                                    QString(), &pid));
+    m_agents.append(pid);
+    QTRY_VERIFY(QFile::exists(exitStatusFile(log) + QStringLiteral(".ready")));
+    QTRY_VERIFY(readProcStat(pid) && readProcStat(pid)->processGroup == pid);
+    recordAgent(e, job, pid, log);
+    Reaper reaper(e, fastReaper());
+    reaper.setAdopter([](const JobQueue::RunningJob &) { return false; });
+    const ReaperPass pass = reaper.recoverAtStartup();
+    QCOMPARE(pass.reaped.size(), 1);
+    QVERIFY(pass.reaped.first().terminated);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("failed"));
+    QVERIFY(!alive(pid));
+    QCOMPARE(recordedExitStatus(exitStatusFile(log)).value_or(-1), 0); // it did write 0, after the stop
+    QCOMPARE((*e.tasks().task(job.taskId))->status, QStringLiteral("blocked"));
+}
+
+// The daemon died between starting an agent and recording it: the job's artifacts tell.
+// An attempt's log with a recorded 0 completes the job; a log its living agent still writes
+// makes recovery record that agent and adopt it — a reader of the log is not taken for it.
+void tst_Reaper::unrecordedAgentIsFoundThroughItsLog()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    auto logOf = [&](const JobRecord &job) {
+        const QString artifacts = e.workspace().artifactsPath(job.project, job.taskId);
+        QDir().mkpath(artifacts);
+        return QDir(artifacts).filePath(QStringLiteral("agent-r-job%1-attempt%2.log").arg(job.id).arg(job.attempts));
+    };
+    // 1. It ran and ended with 0; nothing in the store knows of it.
+    const JobRecord ended = runningJob(e, QStringLiteral("a"), 1);
+    const QString endedLog = logOf(ended);
+    QFile(endedLog).open(QIODevice::WriteOnly);
+    QFile status(exitStatusFile(endedLog));
+    QVERIFY(status.open(QIODevice::WriteOnly) && status.write("0\n") == 2);
+    status.close();
+    // 2. It still runs: its recorder leads its group and writes the log; someone reads it too.
+    const JobRecord running = runningJob(e, QStringLiteral("a"), 1);
+    const QString runningLog = logOf(running);
+    qint64 writer = 0;
+    qint64 reader = 0;
+    QVERIFY(QProcess::startDetached(QStringLiteral("setsid"),
+                                    {QStringLiteral("sh"), QStringLiteral("-c"),
+                                     QStringLiteral("exec >> \"$0\" 2>&1; : > \"$0.ready\"; while :; do sleep 0.1; done"), runningLog},
+                                    QString(), &writer));
+    m_agents.append(writer);
+    QTRY_VERIFY(QFile::exists(runningLog + QStringLiteral(".ready")));
+    QVERIFY(QProcess::startDetached(QStringLiteral("setsid"),
+                                    {QStringLiteral("sh"), QStringLiteral("-c"),
+                                     QStringLiteral("exec 3< \"$0\"; : > \"$0.reading\"; while :; do sleep 0.1; done"), runningLog},
+                                    QString(), &reader));
+    m_agents.append(reader);
+    QTRY_VERIFY(QFile::exists(runningLog + QStringLiteral(".reading")));
+    QTRY_VERIFY(readProcStat(writer) && readProcStat(writer)->processGroup == writer);
+    QCOMPARE(processesWritingTo(runningLog).contains(reader), false);
+
+    Reaper recovery(e, fastReaper());
+    QList<JobQueue::RunningJob> offered;
+    recovery.setAdopter([&](const JobQueue::RunningJob &r) {
+        offered.append(r);
+        return true;
+    });
+    const ReaperPass pass = recovery.recoverAtStartup();
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1Char(';'))));
+    QCOMPARE(pass.reaped.size(), 1);
+    QCOMPARE(pass.reaped.first().jobId, ended.id);
+    QCOMPARE(pass.reaped.first().outcome, QStringLiteral("advance"));
+    QCOMPARE(pass.reaped.first().exitCode.value_or(-1), 0);
+    QVERIFY2(pass.reaped.first().reason.contains(QLatin1String("never recorded, ended with exit code 0")), qPrintable(pass.reaped.first().reason));
+    QTRY_COMPARE((*e.tasks().task(ended.taskId))->stage, QStringLiteral("b"));
+
+    QCOMPARE(pass.adopted, QList<qint64>{running.id});
+    QCOMPARE(offered.size(), 1);
+    QVERIFY(offered.first().agent);
+    QCOMPARE(offered.first().agent->pid, writer);
+    QCOMPARE(offered.first().agent->startTicks, readProcStat(writer)->startTicks);
+    QCOMPARE(offered.first().agent->logPath, runningLog);
+    QVERIFY(offered.first().agent->id > 0);
+    QCOMPARE((*e.jobs().job(running.id))->status, QStringLiteral("running"));
+    QVERIFY(alive(writer));
+    // Recorded for good: the next look sees an ordinary agent of this job.
+    auto unfinished = e.jobs().unfinishedAgentRuns(QStringLiteral("node-a"));
+    QVERIFY(unfinished);
+    QCOMPARE(unfinished->size(), 1);
+    QCOMPARE(unfinished->first().jobId, running.id);
+    QSqlQuery audit(*m_store->connection());
+    QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE action = 'record-unrecorded-agent'")) && audit.next());
+    QCOMPARE(audit.value(0).toInt(), 1);
+    audit.finish();
+    QTRY_VERIFY(e.runsInFlight() == 0);
+}
+
+void tst_Reaper::killedDaemonKeepsWhatItsAgentRecorded_data()
+{
+    QTest::addColumn<QString>("engine");
+    QTest::addColumn<int>("agentExit");
+    for (const char *engine : {"sqlite", "postgresql"}) {
+        QTest::newRow((QByteArray(engine) + " exit 0").constData()) << QString::fromLatin1(engine) << 0;
+        QTest::newRow((QByteArray(engine) + " exit 3").constData()) << QString::fromLatin1(engine) << 3;
+    }
+}
+
+// Issue 23's reproduction with the real executable: `sluice serve` is killed with SIGKILL while
+// the development agent runs, the agent finishes on its own (its exit recorder writes the
+// status beside its log), and `sluice serve --exit-when-idle` starts again with max_attempts 1.
+// A recorded 0 completes the job and the task moves on, with no second agent run; a recorded 3
+// fails the job with that code and blocks the task saying so.
+void tst_Reaper::killedDaemonKeepsWhatItsAgentRecorded()
+{
+    QFETCH(QString, engine);
+    QFETCH(int, agentExit);
+    StoreSettings settings;
+    if (!Test::freshStore(engine, m_dir->path(), &settings))
+        return;
+    Test::TemporaryConfig config;
+    config.writeHostFile("node: recovery-node\nstate_dir: state\nworker: {concurrency: 1, poll_interval: 200ms}\nhttp: {port: 0}\n"
+                         "reaper: {interval: 1s}\n" + Test::hostStoreSection(settings));
+    const QString repo = config.path() + QStringLiteral("/work/p.git");
+    QVERIFY(Test::seededBareRepository(repo));
+    const QString ledger = config.path() + QStringLiteral("/ledger");
+    const QString go = config.path() + QStringLiteral("/go");
+    // The agent: says it started, waits for the test's go, does the demo developer's work, exits.
+    const QString agent = config.writeFile(QStringLiteral("agent.sh"),
+        "#!/bin/sh\necho \"start $SLUICE_LOG\" >> " + ledger.toUtf8() + "\n"
+        "while [ ! -e " + go.toUtf8() + " ]; do sleep 0.05; done\n"
+        "/bin/sh " SLUICE_SOURCE_DIR "/resources/examples/quickstart/demo-agent.sh \"$@\" || exit $?\n"
+        "exit " + QByteArray::number(agentExit) + "\n");
+    config.writeProject(QStringLiteral("p"),
+        "id: p\nrepository: {path: " + repo.toUtf8() + ", target_branch: main}\nagent_launcher: launcher\n"
+        "stages:\n  - name: development\n    run: developer\n  - name: done\n"
+        "jobs: {max_attempts: 1, retry_backoff: 1s}\n"
+        "instances:\n"
+        "  launcher: {plugin: process, settings: {command: [/bin/sh, " + agent.toUtf8() + ", \"{role}\", \"{task_file}\"]}}\n"
+        "  developer: {plugin: agent, settings: {role: developer, timeout: 2m}}\n");
+    auto sluice = [&](const QStringList &arguments, QByteArray *output = nullptr) {
+        QProcess p;
+        p.setProcessChannelMode(QProcess::MergedChannels);
+        p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
+        const bool finished = p.waitForFinished(120000);
+        const QByteArray out = p.readAll();
+        if (output)
+            *output = out;
+        if (!finished || p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
+            qWarning("sluice %s: %s", qPrintable(arguments.join(QLatin1Char(' '))), out.constData());
+        return finished && p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    };
+    QCOMPARE(sluice({QStringLiteral("submit"), QStringLiteral("--config"), config.path(), QStringLiteral("--project"), QStringLiteral("p"),
+                     QStringLiteral("--title"), QStringLiteral("Say hello")}), 0);
+    auto opened = Store::open(settings);
+    QVERIFY2(opened, qPrintable(opened ? QString() : opened.error().toString()));
+    m_store = std::move(*opened);
+    JobQueue jobs(*m_store);
+    TaskStore tasks(*m_store);
+
+    Test::DaemonProcess daemon{QStringLiteral(SLUICE_EXECUTABLE)};
+    QVERIFY(daemon.serve(config.path()));
+    std::optional<JobQueue::AgentRunRecord> agentRun;
+    JobRecord job;
+    QTRY_VERIFY_WITH_TIMEOUT(([&] {
+                                 auto running = jobs.runningOn(QStringLiteral("recovery-node"));
+                                 if (!running || running->isEmpty() || !running->first().agent)
+                                     return false;
+                                 job = running->first().job;
+                                 agentRun = running->first().agent;
+                                 return QFile::exists(ledger);
+                             }()),
+                             30000);
+    QCOMPARE(job.stage, QStringLiteral("development"));
+    daemon.kill(); // SIGKILL: nothing of the daemon finishes its work
+    QVERIFY(daemon.waitForFinished(10000));
+    QVERIFY(QFile(go).open(QIODevice::WriteOnly));
+    // The agent ends on its own, watched by nobody; only its exit recorder sees it.
+    QTRY_VERIFY_WITH_TIMEOUT(recordedExitStatus(exitStatusFile(agentRun->logPath)).has_value(), 30000);
+    QCOMPARE(*recordedExitStatus(exitStatusFile(agentRun->logPath)), agentExit);
+    QTRY_VERIFY(!isSameLiveProcess(agentRun->pid, agentRun->startTicks)); // its recorder exits right after writing
+
+    QByteArray log;
+    QCOMPARE(sluice({QStringLiteral("serve"), QStringLiteral("--config"), config.path(), QStringLiteral("--exit-when-idle")}, &log), 0);
+    const JobRecord after = **jobs.job(job.id);
+    const TaskRecord task = **tasks.task(job.taskId);
+    QSqlQuery q(*m_store->connection());
+    QVERIFY(q.exec(QStringLiteral("SELECT exit_code FROM agent_runs WHERE job_id = %1").arg(job.id)));
+    QVERIFY(q.next());
+    QCOMPARE(q.value(0).isNull() ? -1 : q.value(0).toInt(), agentExit);
+    QVERIFY2(!q.next(), "the job's agent ran a second time");
+    QFile ledgerFile(ledger);
+    QVERIFY(ledgerFile.open(QIODevice::ReadOnly));
+    QCOMPARE(ledgerFile.readAll().count("start "), 1);
+    if (agentExit == 0) {
+        QVERIFY2(log.contains(QByteArray("recovered job ") + QByteArray::number(job.id)) && log.contains("ended with exit code 0")
+                     && log.contains("-> advance"),
+                 log.constData());
+        QCOMPARE(after.status, QStringLiteral("done"));
+        QCOMPARE(task.status, QStringLiteral("done"));
+        QCOMPARE(task.stage, QStringLiteral("done"));
+    } else {
+        QCOMPARE(after.status, QStringLiteral("failed"));
+        QVERIFY2(after.lastError.contains(QLatin1String("exit code 3")), qPrintable(after.lastError));
+        QCOMPARE(task.status, QStringLiteral("blocked"));
+        QVERIFY2(task.blockedReason.contains(QLatin1String("exit code 3")), qPrintable(task.blockedReason));
+    }
 }
 
 void tst_Reaper::tier2ExitZeroGoesToTheGatesOnce()

@@ -47,6 +47,7 @@ private Q_SLOTS:
     void sighupReadsTheStatesAgain();
     void secretsNeverLogged();
     void movesMadeFromTheCliAreNotifiedToo();
+    void retryFromTheCliIsNotifiedAndTheIssueMovesBack();
 
 private:
     Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
@@ -118,7 +119,7 @@ void tst_TrackerFlow::initTestCase()
                                                         "  - {name: done}\n"
                                                         "notifications:\n"
                                                         "  - notifier: chat\n"
-                                                        "    events: [stage-changed, approval-requested, rolled-back, blocked, done]\n"
+                                                        "    events: [stage-changed, approval-requested, rolled-back, blocked, unblocked, done]\n"
                                                         "instances:\n"
                                                         "  plane:\n"
                                                         "    plugin: plane\n"
@@ -390,6 +391,45 @@ void tst_TrackerFlow::movesMadeFromTheCliAreNotifiedToo()
     QTest::qWait(1500); // several more outbox passes: nothing is routed twice
     QCOMPARE(count(moved), 1);
     QCOMPARE(count(QStringLiteral("task %1 (Approved by hand): done (deploy").arg(id)), 1);
+}
+
+// Rejected once more than the red policy allows, the task is blocked and its work item says
+// so; `sluice retry` from another process brings it back into its stage: the chat hears who
+// retried it and why, and the work item leaves "Blocked" and asks for the approval again.
+void tst_TrackerFlow::retryFromTheCliIsNotifiedAndTheIssueMovesBack()
+{
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("Blocked, then retried"), QString(), QStringLiteral("In Progress"));
+    Reply started = deliver(m_plane.issueUpdated(issue, HookSecret));
+    QCOMPARE(started.status, 202);
+    const qint64 id = started.json().value(QLatin1String("events")).toArray().at(0).toObject().value(QLatin1String("task")).toVariant().toLongLong();
+    QVERIFY(id > 0);
+    for (int rejection = 1; rejection <= 4; ++rejection) {
+        QTRY_COMPARE_WITH_TIMEOUT(stageOf(id), QStringLiteral("approval"), 20000);
+        QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Needs Input"), 20000);
+        QVERIFY(m_plane.moveIssue(issue, QStringLiteral("Rejected")));
+        QCOMPARE(deliver(m_plane.issueUpdated(issue, HookSecret)).status, 202);
+        if (rejection < 4)
+            QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("retries")).toInt(), rejection, 20000);
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(task(id).value(QLatin1String("status")).toString(), QStringLiteral("blocked"), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Blocked"), 10000);
+
+    QProcess cli;
+    cli.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("retry"), QStringLiteral("--config"), m_config.path(), QString::number(id),
+                                                  QStringLiteral("--reason"), QStringLiteral("the reviewer asked for one more look")});
+    QVERIFY(cli.waitForFinished(60000));
+    QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+    const QString retried = QStringLiteral("task %1 (Blocked, then retried): retried in approval by ").arg(id);
+    QTRY_VERIFY_WITH_TIMEOUT(std::any_of(m_telegram.messages().cbegin(), m_telegram.messages().cend(),
+                                         [&](const FakeTelegramMessage &m) {
+                                             return m.text.contains(retried) && m.text.contains(QLatin1String("the reviewer asked for one more look"));
+                                         }),
+                             15000);
+    QTRY_VERIFY_WITH_TIMEOUT(commentContains(issue, QStringLiteral("retried in approval by")), 10000);
+    // Back in its stage, which asks for the approval again.
+    QCOMPARE(task(id).value(QLatin1String("status")).toString(), QStringLiteral("active"));
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Needs Input"), 15000);
+    QCOMPARE(task(id).value(QLatin1String("retries")).toInt(), 3); // the red policy's count is kept
 }
 
 QTEST_GUILESS_MAIN(tst_TrackerFlow)

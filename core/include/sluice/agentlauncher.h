@@ -75,7 +75,10 @@ public:
     [[nodiscard]] virtual std::unique_ptr<AgentLaunch> launch(const AgentRequest &request) = 0;
     /**
      * Re-attaches to an agent started before a host restart, if @p process is still the
-     * same process (pid and start ticks). Returns null when it cannot be adopted.
+     * same process (pid and start ticks). Returns null when it cannot be adopted. The host
+     * adopts only agents it saw running; one that has ended before the launcher looks should
+     * be returned as a launch that finishes at once with the end the agent recorded (no exit
+     * code when nothing was), so finished work is not thrown away.
      */
     [[nodiscard]] virtual std::unique_ptr<AgentLaunch> adopt(const AgentProcess &process,
                                                              const AgentRequest &request) = 0;

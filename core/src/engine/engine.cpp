@@ -722,6 +722,69 @@ Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &r
     return true;
 }
 
+Result<RetryResult> Engine::retry(qint64 taskId, const QString &operatorName, const QString &reason, const QString &actor)
+{
+    if (reason.trimmed().isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("a retry of task %1 needs a reason (it is audited)").arg(taskId));
+    auto found = m_tasks.task(taskId);
+    if (!found)
+        return std::unexpected(found.error());
+    if (!*found)
+        return fail(ErrorCode::NotFound, QStringLiteral("no task %1").arg(taskId));
+    TaskRecord task = **found;
+    if (task.status != QLatin1String("blocked"))
+        return fail(ErrorCode::Conflict, QStringLiteral("task %1 is %2 in stage %3; only a blocked task can be retried")
+                                             .arg(taskId).arg(task.status, task.stage));
+    const auto runtime = project(task.project);
+    if (!runtime)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("task %1 belongs to project %2, which is not loaded (see sluice check)")
+                                                  .arg(taskId).arg(task.project));
+    if (!runtime->config.stage(task.stage))
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("task %1 is blocked in stage '%2', which project %3 no longer has")
+                                                  .arg(taskId).arg(task.stage, task.project));
+    // Claim first: of two operators retrying at once, one wins and the other is told.
+    auto won = m_tasks.claimUnblock(task.id, task.stage, task.version);
+    if (!won)
+        return std::unexpected(won.error());
+    if (!*won)
+        return fail(ErrorCode::Conflict, QStringLiteral("task %1 changed while it was being retried (another retry?); look at it again")
+                                             .arg(taskId));
+    const QString previousReason = task.blockedReason;
+    // Typed by a person: a pasted token must not reach the audit or a notifier.
+    const QString why = Redaction::redact(reason);
+    task.status = QStringLiteral("active");
+    task.blockedReason.clear();
+    ++task.version;
+    QJsonObject details{{QStringLiteral("stage"), task.stage},
+                        {QStringLiteral("operator"), operatorName},
+                        {QStringLiteral("reason"), why},
+                        {QStringLiteral("blockedReason"), previousReason}};
+    // A new job for the current visit (the reconciler tells visits apart by the task version
+    // in the job); a failed job is never revived, so its history stays as it was.
+    if (auto entered = enterStage(*runtime, task, task.stage, QStringLiteral("retried by %1").arg(operatorName)); !entered) {
+        // The task is active again and the reconciler enqueues the missing job; say so.
+        details.insert(QStringLiteral("error"), entered.error().toString());
+        auditAction(actor, QStringLiteral("enqueue-failed"), task, details);
+        return std::unexpected(entered.error());
+    }
+    RetryResult result;
+    result.stage = task.stage;
+    if (auto jobs = m_jobs.jobsForTask(task.id)) {
+        for (const JobRecord &job : std::as_const(*jobs)) {
+            if (job.stage == task.stage && (job.status == QLatin1String("queued") || job.status == QLatin1String("running")))
+                result.jobId = job.id;
+        }
+    }
+    details.insert(QStringLiteral("job"), result.jobId);
+    auditAction(actor, QStringLiteral("retry"), task, details);
+    qCWarning(lcEngine).noquote() << "task" << task.id << "retried in stage" << task.stage << "by" << operatorName << "-" << why;
+    Q_EMIT taskChanged(task.id, QStringLiteral("unblocked"), task.stage);
+    notifyTask(QStringLiteral("unblocked"), task, QStringLiteral("retried in %1 by %2").arg(task.stage, operatorName), why,
+               QJsonObject{{QStringLiteral("stage"), task.stage}, {QStringLiteral("operator"), operatorName},
+                           {QStringLiteral("reason"), why}, {QStringLiteral("job"), result.jobId}});
+    return result;
+}
+
 void Engine::notifyTask(const QString &event, const TaskRecord &task, const QString &what, const QString &text, QJsonObject data)
 {
     if (!task.trackerRef.isEmpty())

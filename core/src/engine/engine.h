@@ -102,6 +102,12 @@ struct SLUICE_EXPORT SignalResult {
     AdvanceRun *advance = nullptr; ///< Set when Accepted.
 };
 
+/// What Engine::retry() did.
+struct SLUICE_EXPORT RetryResult {
+    QString stage;     ///< The stage the task was blocked in and runs again.
+    qint64 jobId = 0;  ///< The stage's job that runs now (0 for a last stage, which has none).
+};
+
 class SLUICE_EXPORT Engine : public QObject
 {
     Q_OBJECT
@@ -151,6 +157,20 @@ public:
 
     /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
     [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
+
+    /**
+     * An operator's retry of a blocked task from the stage it was blocked in. Claim before act:
+     * blocked → active in that stage, conditional on the status, stage and version read here
+     * (TaskStore::claimUnblock); only the winner acts. It enqueues the stage's job afresh (a
+     * new job, so its attempts start again; the task's rollback count is kept), audits
+     * "retry" as @p actor with @p operatorName and @p reason, and publishes "unblocked" —
+     * from a process that routes nothing (the CLI), through the store's outbox.
+     * InvalidArgument without a reason; NotFound for no task; Conflict when the task is not
+     * blocked, or was retried or moved meanwhile; InvalidConfig when its project is not
+     * loaded here or has no such stage any more.
+     */
+    [[nodiscard]] Result<RetryResult> retry(qint64 taskId, const QString &operatorName, const QString &reason,
+                                            const QString &actor);
 
     /**
      * Blocks every active task whose job for its current stage has failed for good while no
@@ -204,7 +224,7 @@ public:
 Q_SIGNALS:
     /// A job was enqueued: the worker should look now rather than at its next poll.
     void jobEnqueued();
-    /// A task changed: "advanced", "done", "rolled-back", "blocked".
+    /// A task changed: "advanced", "done", "rolled-back", "blocked", "unblocked".
     void taskChanged(qint64 taskId, const QString &event, const QString &stage);
     /// An event worth telling people about (see notify()).
     void notification(const Sluice::Notification &notification);

@@ -139,7 +139,8 @@ QString TrackerUpdates::commentFor(const Notification &n, const std::function<QS
 void TrackerUpdates::route(const Notification &n)
 {
     static const QStringList handled{QStringLiteral("submitted"), QStringLiteral("stage-changed"), QStringLiteral("rolled-back"),
-                                     QStringLiteral("blocked"), QStringLiteral("done"), QStringLiteral("approval-requested")};
+                                     QStringLiteral("blocked"), QStringLiteral("unblocked"), QStringLiteral("done"),
+                                     QStringLiteral("approval-requested")};
     if (!handled.contains(n.event))
         return;
     const QString ref = n.data.value(QLatin1String("tracker_ref")).toString();
@@ -162,7 +163,8 @@ void TrackerUpdates::route(const Notification &n)
     };
     const QString text = commentFor(n, statesFor);
     QString state;
-    if (n.event == QLatin1String("stage-changed") || n.event == QLatin1String("rolled-back"))
+    // An operator's retry puts the issue back where its stage has it.
+    if (n.event == QLatin1String("stage-changed") || n.event == QLatin1String("rolled-back") || n.event == QLatin1String("unblocked"))
         state = runtime->config.trackerStateFor(n.data.value(QLatin1String("stage")).toString());
     else if (n.event == QLatin1String("blocked"))
         state = QStringLiteral("blocked");

@@ -2,11 +2,16 @@
 #include "engine/procstat.h"
 
 #include <QDeadlineTimer>
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QList>
 #include <QThread>
 
 #include <csignal>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace Sluice {
 
@@ -61,6 +66,61 @@ bool stopProcessGroup(qint64 pid, quint64 startTicks, std::chrono::milliseconds 
     while (isSameLiveProcess(pid, startTicks) && !gone.hasExpired())
         QThread::msleep(20);
     return true;
+}
+
+QList<qint64> processesWritingTo(const QString &path)
+{
+    QList<qint64> out;
+    const QByteArray target = QFile::encodeName(QFileInfo(path).canonicalFilePath());
+    if (target.isEmpty())
+        return out;
+    const QStringList pids = QDir(QStringLiteral("/proc")).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &name : pids) {
+        bool ok = false;
+        const qint64 pid = name.toLongLong(&ok);
+        if (!ok || pid <= 0)
+            continue;
+        const QString fdDir = QStringLiteral("/proc/%1/fd").arg(pid);
+        const QStringList fds = QDir(fdDir).entryList(QDir::AllEntries | QDir::System | QDir::Hidden | QDir::NoDotAndDotDot);
+        for (const QString &fd : fds) {
+            char link[4096];
+            const ssize_t length = ::readlink(QFile::encodeName(fdDir + QLatin1Char('/') + fd).constData(), link, sizeof link);
+            if (length <= 0 || QByteArray(link, int(length)) != target)
+                continue;
+            // fdinfo's "flags:" is octal; only a descriptor opened for writing counts.
+            QFile info(QStringLiteral("/proc/%1/fdinfo/%2").arg(pid).arg(fd));
+            if (!info.open(QIODevice::ReadOnly))
+                continue;
+            bool writing = false;
+            for (const QByteArray &line : info.readAll().split('\n')) {
+                if (line.startsWith("flags:")) {
+                    bool parsed = false;
+                    const int flags = line.mid(6).trimmed().toInt(&parsed, 8);
+                    writing = parsed && (flags & O_ACCMODE) != O_RDONLY;
+                }
+            }
+            if (writing) {
+                out.append(pid);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+QString exitStatusFile(const QString &logPath)
+{
+    return logPath + QStringLiteral(".exit");
+}
+
+std::optional<int> recordedExitStatus(const QString &statusFile)
+{
+    QFile file(statusFile);
+    if (!file.open(QIODevice::ReadOnly))
+        return std::nullopt;
+    bool ok = false;
+    const int status = file.readAll().trimmed().toInt(&ok);
+    return ok && status >= 0 && status < 256 ? std::optional<int>(status) : std::nullopt;
 }
 
 } // namespace Sluice

@@ -6,6 +6,8 @@
 
 #include <sluice/global.h>
 
+#include <QList>
+#include <QString>
 #include <QtGlobal>
 
 #include <chrono>
@@ -33,5 +35,28 @@ struct ProcStat {
  * another one) to begin with; nothing is signalled then. Blocks up to @p grace plus a moment.
  */
 SLUICE_EXPORT bool stopProcessGroup(qint64 pid, quint64 startTicks, std::chrono::milliseconds grace);
+
+/**
+ * The processes that hold @p path open for writing, found through /proc/<pid>/fd and fdinfo:
+ * how startup recovery finds an agent it has no record of (started right before the daemon
+ * died). A reader of the file (an operator's `tail -f`) is not one of them. Processes whose
+ * /proc entries cannot be read (another user's) are not seen.
+ */
+[[nodiscard]] SLUICE_EXPORT QList<qint64> processesWritingTo(const QString &path);
+
+/**
+ * The exit-status file beside a log: "<logPath>.exit". The exit recorder that runs agents and
+ * commands (sluice-supervise, libexec/supervise) writes the child's status there
+ * when it ends; the process launcher, the command stage and the reaper read it with
+ * recordedExitStatus().
+ */
+[[nodiscard]] SLUICE_EXPORT QString exitStatusFile(const QString &logPath);
+
+/**
+ * What the exit recorder wrote in @p statusFile: the exit code (0-128), a signal N as 128 + N,
+ * or std::nullopt when nothing (or garbage) was recorded: the recorder was killed too, or the
+ * child has not ended yet. Never guessed.
+ */
+[[nodiscard]] SLUICE_EXPORT std::optional<int> recordedExitStatus(const QString &statusFile);
 
 } // namespace Sluice

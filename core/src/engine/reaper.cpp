@@ -5,6 +5,7 @@
 #include "engine/procstat.h"
 #include "engine/worker.h"
 
+#include <QDir>
 #include <QJsonArray>
 #include <QLoggingCategory>
 #include <QtConcurrent/QtConcurrentRun>
@@ -19,6 +20,63 @@ const QString StatusName = QStringLiteral("reaper");
 qint64 msBetween(const QDateTime &from, const QDateTime &to)
 {
     return from.isValid() && to.isValid() ? from.msecsTo(to) : 0;
+}
+
+// A recorded status as people read it: the recorder writes a signal N as 128 + N.
+QString describeStatus(int status)
+{
+    if (status > 128 && status < 160)
+        return QStringLiteral("signal %1 (status %2)").arg(status - 128).arg(status);
+    return QStringLiteral("exit code %1").arg(status);
+}
+
+// What the agent's exit recorder wrote beside its log: how an agent that no monitor saw end
+// actually ended. Nothing when no log is known or nothing was written.
+std::optional<int> recordedExit(const JobQueue::AgentRunRecord &agent)
+{
+    return agent.logPath.isEmpty() ? std::nullopt : recordedExitStatus(exitStatusFile(agent.logPath));
+}
+
+// An agent of a job's current attempt that the store has no record of.
+struct UnrecordedAgent {
+    QString logPath;
+    std::optional<JobQueue::AgentRunRecord> running; // its exit recorder still runs (pid, start ticks)
+    std::optional<int> exitCode;                     // or what the recorder wrote when it ended
+};
+
+// The daemon records an agent once its launcher reports the start; killed in between, it
+// leaves an agent nobody knows of. The job's artifacts tell: the agent stage writes each
+// attempt's log as <artifacts>/agent-<role>-job<J>-attempt<N>.log (docs/plugins/agent.md),
+// the exit recorder writes the status beside it, and while the agent runs its recorder — the
+// leader of its process group — holds the log open for writing.
+std::optional<UnrecordedAgent> findUnrecordedAgent(const QString &artifacts, const JobRecord &job, const QString &node)
+{
+    const QDir dir(artifacts);
+    const QStringList logs = dir.entryList({QStringLiteral("agent-*-job%1-attempt%2.log").arg(job.id).arg(job.attempts)}, QDir::Files);
+    if (logs.isEmpty())
+        return std::nullopt;
+    UnrecordedAgent found;
+    found.logPath = dir.filePath(logs.first());
+    found.exitCode = recordedExitStatus(exitStatusFile(found.logPath));
+    if (found.exitCode)
+        return found;
+    for (const qint64 pid : processesWritingTo(found.logPath)) {
+        const auto stat = readProcStat(pid);
+        if (!stat || stat->processGroup != pid || stat->state == 'Z' || stat->state == 'X')
+            continue; // the agent's children write the log too; the group's leader is the one
+        JobQueue::AgentRunRecord run;
+        run.jobId = job.id;
+        run.attempt = job.attempts;
+        run.node = node;
+        run.pid = pid;
+        run.startTicks = stat->startTicks;
+        run.logPath = found.logPath;
+        found.running = run;
+        return found;
+    }
+    // It may have ended between the two looks.
+    found.exitCode = recordedExitStatus(exitStatusFile(found.logPath));
+    return found;
 }
 } // namespace
 
@@ -60,7 +118,8 @@ struct Reaper::Decision {
     int tier = 0;
     bool advance = false;     // exit 0: the gates decide; else requeue or fail
     bool terminated = false;
-    bool recordEnd = false;   // the agent's end is recorded here (unknown exit)
+    bool recordEnd = false;   // the agent's end is recorded here, with exitCode
+    std::optional<int> exitCode; // how the agent ended, as the store or its exit recorder has it
     QString reason;
 };
 
@@ -196,12 +255,38 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
     }
     const QDateTime now = QDateTime::currentDateTimeUtc();
     QHash<qint64, int> stillPidless;
-    for (const JobQueue::RunningJob &r : std::as_const(*running)) {
+    for (JobQueue::RunningJob r : std::as_const(*running)) {
         ++pass.examined;
         const JobRecord &job = r.job;
         const bool watched = monitored.contains(job.id);
         const qint64 runningMs = msBetween(job.claimedAt, now);
         const bool pastCeiling = runningMs > qint64(m_settings.ceiling.count());
+        // No agent recorded for this attempt, and no monitor here: was one started anyway? In a
+        // tick only once the job would be settled: a job the worker claimed after the monitor
+        // was asked is watched by the next tick, and its agent is the worker's to record.
+        std::optional<UnrecordedAgent> unrecorded;
+        if (!r.agent && (mode == Mode::Startup || (!watched && pidless.value(job.id) + 1 >= m_settings.deadTicks)))
+            unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node);
+        if (unrecorded && unrecorded->running) {
+            // Recorded now, then treated as any agent of ours: adopted at startup, never
+            // reaped alive below the ceiling, and never run a second time beside.
+            JobQueue::AgentRunRecord agent = *unrecorded->running;
+            auto id = m_engine.jobs().recordAgentStart(agent);
+            if (!id) {
+                pass.ok = false;
+                pass.errors.append(id.error().toString());
+                continue;
+            }
+            agent.id = *id;
+            r.agent = agent;
+            qCWarning(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "has agent pid" << agent.pid
+                                          << "that was never recorded (started right before a stop); recorded it from its log"
+                                          << agent.logPath;
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("record-unrecorded-agent"), job.project,
+                                                    job.taskId,
+                                                    QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid},
+                                                                {QStringLiteral("log"), agent.logPath}}});
+        }
         Decision d;
         d.running = r;
         if (r.agent && r.agent->pid > 0) {
@@ -211,8 +296,10 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
                 if (mode == Mode::Tick && msBetween(r.agentFinishedAt, now) < qint64(m_settings.finalizeGrace.count()))
                     continue;
                 d.tier = mode == Mode::Startup ? 0 : 2;
-                d.advance = r.exitCode && *r.exitCode == 0;
-                d.reason = r.exitCode ? QStringLiteral("the agent exited with code %1 but the job was not finalised").arg(*r.exitCode)
+                // An end stored without its code may still have it beside the log.
+                d.exitCode = r.exitCode ? r.exitCode : recordedExit(agent);
+                d.advance = d.exitCode == 0;
+                d.reason = d.exitCode ? QStringLiteral("the agent ended with %1 but the job was not finalised").arg(describeStatus(*d.exitCode))
                                       : QStringLiteral("the agent ended with an unknown exit code and the job was not finalised");
                 out.append(d);
                 continue;
@@ -233,18 +320,30 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
                 }
                 if (mode == Mode::Startup || pastCeiling) {
                     // Never requeue beside a living agent: its whole group is stopped first.
+                    // Only a status written before the stop is the agent's own end (it finished
+                    // while its recorder was still exiting); what it writes after the stop is
+                    // recorded, but an agent the reaper stopped never completes its job.
+                    const std::optional<int> endedBefore = recordedExit(agent);
                     d.tier = mode == Mode::Startup ? 0 : 3;
                     d.terminated = stopProcessGroup(agent.pid, agent.startTicks, m_settings.killGrace);
                     d.recordEnd = true;
+                    d.exitCode = endedBefore ? endedBefore : recordedExit(agent);
+                    d.advance = endedBefore == 0;
                     d.reason = mode == Mode::Startup
                                    ? QStringLiteral("the agent (pid %1) outlived the daemon that started it; stopped").arg(agent.pid)
                                    : QStringLiteral("running for %1 s, past the %2 s ceiling; agent pid %3 stopped")
                                          .arg(runningMs / 1000).arg(m_settings.ceiling.count() / 1000).arg(agent.pid);
+                    if (endedBefore)
+                        d.reason = QStringLiteral("agent pid %1 had ended with %2 (its exit recorder wrote it before the stop)")
+                                       .arg(agent.pid).arg(describeStatus(*endedBefore));
+                    else if (d.exitCode)
+                        d.reason += QStringLiteral(" (its exit recorder then wrote %1)").arg(describeStatus(*d.exitCode));
                     out.append(d);
                 }
                 continue;
             }
-            // Dead (or its pid belongs to another process now), and no end recorded.
+            // Dead (or its pid belongs to another process now), and no end in the store. Its
+            // exit recorder (the agent's parent) is gone too, so what it wrote is final.
             const int ticks = r.deadTicks + 1;
             if (mode == Mode::Tick)
                 (void)m_engine.jobs().setDeadTicks(agent.id, ticks);
@@ -252,15 +351,28 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
             if ((monitorGone && (mode == Mode::Startup || ticks >= m_settings.deadTicks)) || pastCeiling) {
                 d.tier = mode == Mode::Startup ? 0 : (pastCeiling && !monitorGone ? 3 : 1);
                 d.recordEnd = true;
-                d.reason = QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
-                               .arg(agent.pid).arg(ticks);
+                d.exitCode = recordedExit(agent);
+                d.advance = d.exitCode == 0;
+                d.reason = d.exitCode
+                               ? QStringLiteral("agent pid %1 ended with %2 while no monitor watched it (recorded by its exit recorder)")
+                                     .arg(agent.pid).arg(describeStatus(*d.exitCode))
+                               : QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
+                                     .arg(agent.pid).arg(ticks);
                 out.append(d);
             }
             continue;
         }
-        // No agent process: a command, a gate wait, or a run that died before its agent started.
+        // No agent process: a command, a gate wait, or a run that died before its agent started
+        // — or after, unrecorded: then what its exit recorder wrote decides.
+        if (unrecorded && unrecorded->exitCode) {
+            d.exitCode = unrecorded->exitCode;
+            d.advance = d.exitCode == 0;
+        }
+        const QString recordedEnd = d.exitCode ? QStringLiteral("; its agent, never recorded, ended with %1 (written beside %2)")
+                                                     .arg(describeStatus(*d.exitCode), unrecorded->logPath)
+                                               : QString();
         if (mode == Mode::Startup) {
-            d.reason = QStringLiteral("interrupted by the last stop of node %1").arg(node);
+            d.reason = QStringLiteral("interrupted by the last stop of node %1").arg(node) + recordedEnd;
             out.append(d);
             continue;
         }
@@ -275,7 +387,7 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
         const int ticks = pidless.value(job.id) + 1;
         if (ticks >= m_settings.deadTicks) {
             d.tier = 1;
-            d.reason = QStringLiteral("no process and no monitor for %1 consecutive check(s)").arg(ticks);
+            d.reason = QStringLiteral("no process and no monitor for %1 consecutive check(s)").arg(ticks) + recordedEnd;
             out.append(d);
         } else {
             stillPidless.insert(job.id, ticks);
@@ -293,8 +405,9 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
         if (monitored.contains(job.id) && m_abandon)
             m_abandon(job.id, d.reason);
         if (d.recordEnd && d.running.agent) {
-            // The end is recorded without an exit code: it is not known, and not invented.
-            if (auto ended = m_engine.jobs().recordAgentEnd(d.running.agent->id, std::nullopt); !ended) {
+            // The end is recorded with the code its exit recorder wrote; without one it is not
+            // known, and not invented.
+            if (auto ended = m_engine.jobs().recordAgentEnd(d.running.agent->id, d.exitCode); !ended) {
                 pass.ok = false;
                 pass.errors.append(ended.error().toString());
             }
@@ -307,7 +420,7 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
         reaped.tier = d.tier;
         reaped.reason = d.reason;
         reaped.terminated = d.terminated;
-        reaped.exitCode = d.running.exitCode;
+        reaped.exitCode = d.exitCode;
         reaped.at = QDateTime::currentDateTimeUtc();
         if (d.advance) {
             auto won = m_engine.jobs().complete(job.id, node);

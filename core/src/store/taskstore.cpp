@@ -565,6 +565,31 @@ Result<bool> TaskStore::claimTransition(qint64 id, const QString &fromStage, con
     return *rows == 1;
 }
 
+Result<bool> TaskStore::claimUnblock(qint64 id, const QString &stage, qint64 version)
+{
+    if (stage.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("unblocking task %1 needs the stage it is blocked in").arg(id));
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    // The same compare-and-set as claimTransition(), from 'blocked': of two operators (or a
+    // retry racing anything else that touches the task) exactly one changes the row.
+    Result<int> rows = session->execWrite(
+        QStringLiteral("unblocking task %1 in stage %2").arg(id).arg(stage),
+        QStringLiteral("UPDATE tasks SET status = 'active', blocked_reason = '', version = version + 1, updated_at = :now "
+                       "WHERE id = :id AND stage = :stage AND status = 'blocked' AND version = :version"),
+        {{QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral(":id"), id},
+         {QStringLiteral(":stage"), stage},
+         {QStringLiteral(":version"), version}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    if (*rows > 1)
+        return std::unexpected(session->error(QStringLiteral("unblocking task %1").arg(id),
+                                              QStringLiteral("%1 rows changed for one id").arg(*rows)));
+    return *rows == 1;
+}
+
 Result<void> TaskStore::recordGateRun(const GateRunRecord &run)
 {
     if (run.taskId <= 0 || run.project.isEmpty() || run.stage.isEmpty() || run.gate.isEmpty())

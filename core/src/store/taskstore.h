@@ -266,6 +266,14 @@ public:
     [[nodiscard]] Result<bool> claimTransition(qint64 id, const QString &fromStage, const QString &toStage,
                                                const TaskChange &change = {});
 
+    /**
+     * The claim of an operator's retry: UPDATE tasks SET status='active', blocked_reason='',
+     * version=version+1, updated_at=now WHERE id=:id AND stage=:stage AND status='blocked'
+     * AND version=:version. True when this caller won; false when the task is not blocked in
+     * @p stage at @p version any more (another retry was faster) or does not exist.
+     */
+    [[nodiscard]] Result<bool> claimUnblock(qint64 id, const QString &stage, qint64 version);
+
     /// Records a gate verdict (its reason, findings and evidence) for the task.
     [[nodiscard]] Result<void> recordGateRun(const GateRunRecord &run);
     /// The gate verdicts of a task, oldest first.

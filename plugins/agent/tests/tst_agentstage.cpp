@@ -270,6 +270,9 @@ void tst_AgentStage::outcome_data()
         << failed << -1 << QStringLiteral("agent 'reviewer': cannot start: 'no-such-agent-for-sluice-tests' is not found");
     QTest::newRow("missing worktree fails") << Launcher << developer << QByteArray() << false << failed << -1
                                             << QStringLiteral("does not exist");
+    QTest::newRow("a cut log is said in the summary")
+        << Launcher + "log_limit: 64K\n" << developer << QByteArray("i=0\nwhile [ $i -lt 20000 ]; do echo \"working on step $i\"; i=$((i+1)); done")
+        << true << completed << 0 << QStringLiteral("agent 'developer' exited with code 0; log cut: the first ");
 }
 
 void tst_AgentStage::outcome()

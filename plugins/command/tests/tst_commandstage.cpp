@@ -12,13 +12,17 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QSignalSpy>
+#include <QScopeGuard>
 #include <QTemporaryDir>
+#include <QTemporaryFile>
 #include <QTest>
+#include <QUuid>
 
 #include <memory>
 #include <optional>
 
 #include <cerrno>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -122,6 +126,13 @@ private Q_SLOTS:
     void destroyingRunKillsGroup();
     void runOutlivesStage();
     void missingWorkingDirectory();
+    void containment_data();
+    void containment();
+    void descriptorsNotInherited();
+    void limitsRefusedWithoutCgroup();
+    void limitsApplied_data();
+    void limitsApplied();
+    void logCut();
 
 private:
     Result<std::unique_ptr<Stage>> createStage(const QByteArray &yaml);
@@ -168,7 +179,7 @@ void tst_CommandStage::metadata()
     QCOMPARE(meta.kind(), PluginKind::Stage);
     QVERIFY(PluginMetaData::isApiCompatible(meta.apiVersion()));
     const ConfigSchema &schema = meta.configSchema();
-    QCOMPARE(schema.keyNames().size(), 9);
+    QCOMPARE(schema.keyNames().size(), 11);
     for (const auto &[name, entry] : schema.entries())
         QVERIFY2(!entry.description().isEmpty(), qPrintable(name));
     QVERIFY(schema.entry(QStringLiteral("command"))->isRequired());
@@ -182,6 +193,9 @@ void tst_CommandStage::metadata()
     QCOMPARE(schema.entry(QStringLiteral("environment"))->type(), SchemaEntry::Type::Map);
     QCOMPARE(schema.entry(QStringLiteral("once"))->defaultValue().toBool(), false); // opt-in
     QCOMPARE(schema.entry(QStringLiteral("retry_exit_codes"))->defaultValue().toList(), QVariantList({75}));
+    QCOMPARE(schema.entry(QStringLiteral("log_limit"))->defaultValue().toString(), QStringLiteral("64M"));
+    QCOMPARE(schema.entry(QStringLiteral("limits"))->keys()->keyNames(),
+             (QStringList{QStringLiteral("cpu"), QStringLiteral("memory"), QStringLiteral("pids")}));
 
     // Defaults filled as the host fills them.
     auto settings = Test::validateSettings(meta, "command: [true]");
@@ -218,6 +232,9 @@ void tst_CommandStage::refusedSettings_data()
     QTest::newRow("empty output") << QByteArray("command: [true]\noutput: \"\"") << QStringLiteral("'output'");
     QTest::newRow("empty working directory") << QByteArray("command: [true]\nworking_directory: \" \"")
                                              << QStringLiteral("'working_directory'");
+    QTest::newRow("memory not a size") << QByteArray("command: [true]\nlimits: {memory: 2 gigs}") << QStringLiteral("'limits.memory' is '2 gigs'");
+    QTest::newRow("pids negative") << QByteArray("command: [true]\nlimits: {pids: -1}") << QStringLiteral("below the minimum");
+    QTest::newRow("log limit too large") << QByteArray("command: [true]\nlog_limit: 2T") << QStringLiteral("'log_limit' must lie between 64K and 1T");
 }
 
 void tst_CommandStage::refusedSettings()
@@ -568,6 +585,218 @@ void tst_CommandStage::missingWorkingDirectory()
     const StageOutcome secondOutcome = runToEnd(*second);
     QCOMPARE(secondOutcome.status, StageOutcome::Status::Failed);
     QVERIFY2(secondOutcome.summary.contains(QLatin1String("no worktree")), qPrintable(secondOutcome.summary));
+}
+
+namespace {
+
+// Sets SLUICE_CONTAINMENT for one test: "cgroup" requires a cgroup per run (a run is refused
+// without one), "process-group" forces the fallback.
+struct ContainmentMode {
+    explicit ContainmentMode(const QByteArray &mode) { qputenv("SLUICE_CONTAINMENT", mode); }
+    ~ContainmentMode() { qunsetenv("SLUICE_CONTAINMENT"); }
+};
+
+} // namespace
+
+void tst_CommandStage::containment_data()
+{
+    QTest::addColumn<QByteArray>("mode");
+    QTest::addColumn<bool>("cancel"); // else the timeout ends the run
+
+    QTest::newRow("cgroup, timeout") << QByteArray("cgroup") << false;
+    QTest::newRow("cgroup, cancel") << QByteArray("cgroup") << true;
+    QTest::newRow("process group and subreaper, timeout") << QByteArray("process-group") << false;
+    QTest::newRow("process group and subreaper, cancel") << QByteArray("process-group") << true;
+}
+
+void tst_CommandStage::containment()
+{
+    // A build script that starts what real tool chains leave behind, each deaf to SIGTERM: a
+    // server in a session of its own (setsid), a double-forked helper (orphaned, still in the
+    // command's process group) and a daemonised one (double fork and setsid).
+    QFETCH(QByteArray, mode);
+    QFETCH(bool, cancel);
+
+    const ContainmentMode containment(mode);
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    const auto inWorktree = [&](const char *name) { return QDir(ws.worktree).filePath(QString::fromLatin1(name)); };
+    QFile helper(inWorktree("helper.sh"));
+    QVERIFY(helper.open(QIODevice::WriteOnly));
+    helper.write("#!/bin/sh\ntrap '' TERM\necho $$ > \"$1\"\nexec sleep 300\n");
+    helper.close();
+    QVERIFY(helper.setPermissions(QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner));
+    QVERIFY(!ws.script("w=\"$SLUICE_WORKTREE\"\n"
+                       "setsid \"$w/helper.sh\" \"$w/setsid.pid\" &\n"
+                       "sh -c '\"$1/helper.sh\" \"$1/double.pid\" &' fork \"$w\"\n"
+                       "sh -c 'setsid \"$1/helper.sh\" \"$1/daemon.pid\" &' fork \"$w\"\n"
+                       "while [ ! -s \"$w/setsid.pid\" ] || [ ! -s \"$w/double.pid\" ] || [ ! -s \"$w/daemon.pid\" ]; do sleep 0.05; done\n"
+                       "echo ready > \"$w/ready\"\n"
+                       "exec sleep 300").isEmpty());
+    const Test::KillOnExit cleanup{{inWorktree("setsid.pid"), inWorktree("double.pid"), inWorktree("daemon.pid")}};
+    const QByteArray marker = "run-" + QUuid::createUuid().toByteArray(QUuid::WithoutBraces);
+    auto stage = createStage("command: [\"{worktree}/run.sh\"]\nkill_grace: 1s\ntimeout: " + QByteArray(cancel ? "10m" : "5s")
+                             + "\nenvironment: {SLUICE_TEST_MARKER: '" + marker + "'}\n");
+    QVERIFY2(stage, qPrintable(stage ? QString() : stage.error().toString()));
+    std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
+    QSignalSpy finished(run.get(), &PluginJob::finished);
+    run->start();
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(inWorktree("ready")) || run->isFinished(), 20000);
+    if (!QFileInfo::exists(inWorktree("ready"))) {
+        const QString summary = run->outcome().summary;
+        if (mode == "cgroup" && summary.contains(QLatin1String("no cgroup")))
+            QSKIP(qPrintable(QStringLiteral("no usable cgroup v2 on this machine: ") + summary));
+        QFAIL(qPrintable(QStringLiteral("the command never got its helpers started: ") + summary));
+    }
+    const QString cgroup = Test::cgroupOf(readPid(inWorktree("setsid.pid")));
+    if (mode == "cgroup")
+        QVERIFY2(cgroup.contains(QLatin1String("/run-")), qPrintable(cgroup));
+    // The helpers run, each with the run's marker in its environment.
+    for (const char *name : {"setsid.pid", "double.pid", "daemon.pid"}) {
+        const qint64 pid = readPid(inWorktree(name));
+        QVERIFY2(!processIsGone(pid), name);
+        QVERIFY2(readAll(QStringLiteral("/proc/%1/environ").arg(pid)).contains(marker), name);
+    }
+
+    if (cancel)
+        run->cancel();
+    QVERIFY(finished.count() == 1 || finished.wait(30000));
+    QCOMPARE(run->outcome().status, StageOutcome::Status::Failed);
+    QVERIFY2(run->outcome().summary.contains(cancel ? QLatin1String("was cancelled") : QLatin1String("timed out after 5s")),
+             qPrintable(run->outcome().summary));
+    // At once: nothing of the run is left, whatever session, group or parent it had.
+    const QStringList left = Test::processesOfRun(marker, mode == "cgroup" ? cgroup : QString());
+    QVERIFY2(left.isEmpty(), qPrintable(left.join(QLatin1String("; "))));
+    for (const char *name : {"setsid.pid", "double.pid", "daemon.pid"})
+        QVERIFY2(processIsGone(readPid(inWorktree(name))), name);
+    if (mode == "cgroup")
+        QVERIFY2(!QFileInfo::exists(Test::cgroupRoot() + cgroup), qPrintable(cgroup));
+}
+
+void tst_CommandStage::descriptorsNotInherited()
+{
+    // A descriptor the host has open without close-on-exec (say, inherited from the shell that
+    // started it): fd 77 on a file only this test knows. The command must not get it.
+    QTemporaryFile secret;
+    QVERIFY(secret.open());
+    const int fd = ::open(QFile::encodeName(secret.fileName()).constData(), O_RDONLY);
+    QVERIFY(fd >= 0);
+    QVERIFY(::dup2(fd, 77) == 77);
+    ::close(fd);
+    const auto closeLeak = qScopeGuard([] { ::close(77); });
+
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    auto stage = createStage("command: [/bin/sh, -c, 'echo $$ > \"$SLUICE_ARTIFACTS/command.pid\"; exec sleep 300']");
+    QVERIFY(stage);
+    std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
+    QSignalSpy finished(run.get(), &PluginJob::finished);
+    run->start();
+    const QString pidFile = ws.artifact(QStringLiteral("command.pid"));
+    QTRY_VERIFY_WITH_TIMEOUT(readPid(pidFile) > 1 && readAll(QStringLiteral("/proc/%1/comm").arg(readPid(pidFile))).startsWith("sleep"), 20000);
+    const QStringList fds = Test::descriptorsOf(readPid(pidFile));
+    QStringList numbers;
+    for (const QString &entry : fds) {
+        numbers.append(entry.section(QLatin1Char(' '), 0, 0));
+        QVERIFY2(!entry.endsWith(secret.fileName()), qPrintable(entry));
+    }
+    numbers.sort();
+    QVERIFY2(numbers == (QStringList{QStringLiteral("0"), QStringLiteral("1"), QStringLiteral("2")}),
+             qPrintable(fds.join(QLatin1String("; "))));
+    run->cancel();
+    QVERIFY(finished.count() == 1 || finished.wait(20000));
+}
+
+void tst_CommandStage::limitsRefusedWithoutCgroup()
+{
+    // A limit that cannot be enforced fails the run, naming the setting; the command never runs.
+    const ContainmentMode containment("process-group");
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    auto stage = createStage("command: [/bin/sh, -c, 'touch \"$SLUICE_WORKTREE/ran\"']\nlimits: {memory: 1G, pids: 100}");
+    QVERIFY2(stage, qPrintable(stage ? QString() : stage.error().toString()));
+    std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
+    const StageOutcome outcome = runToEnd(*run);
+    QCOMPARE(outcome.status, StageOutcome::Status::Failed);
+    QVERIFY2(outcome.summary.contains(QLatin1String("command setting 'limits.memory' (1G) cannot be enforced")), qPrintable(outcome.summary));
+    QVERIFY(!QFileInfo::exists(QDir(ws.worktree).filePath(QStringLiteral("ran"))));
+}
+
+void tst_CommandStage::limitsApplied_data()
+{
+    QTest::addColumn<QByteArray>("limits");
+    QTest::addColumn<QString>("controller");
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QByteArray>("value");
+    QTest::newRow("memory") << QByteArray("{memory: 1G}") << QStringLiteral("memory") << QStringLiteral("memory.max")
+                            << QByteArray("1073741824");
+    QTest::newRow("cpu") << QByteArray("{cpu: 2}") << QStringLiteral("cpu") << QStringLiteral("cpu.max") << QByteArray("200000 100000");
+    QTest::newRow("pids") << QByteArray("{pids: 100}") << QStringLiteral("pids") << QStringLiteral("pids.max") << QByteArray("100");
+}
+
+void tst_CommandStage::limitsApplied()
+{
+    QFETCH(QByteArray, limits);
+    QFETCH(QString, controller);
+    QFETCH(QString, file);
+    QFETCH(QByteArray, value);
+    const ContainmentMode containment("cgroup");
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    auto stage = createStage("command: [/bin/sh, -c, 'echo $$ > \"$SLUICE_ARTIFACTS/command.pid\"; exec sleep 300']\nlimits: " + limits);
+    QVERIFY2(stage, qPrintable(stage ? QString() : stage.error().toString()));
+    std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
+    QSignalSpy finished(run.get(), &PluginJob::finished);
+    run->start();
+    const QString pidFile = ws.artifact(QStringLiteral("command.pid"));
+    QTRY_VERIFY_WITH_TIMEOUT(readPid(pidFile) > 1 || run->isFinished(), 20000);
+    if (run->isFinished()) {
+        const QString summary = run->outcome().summary;
+        if (summary.contains(QLatin1String("no cgroup")))
+            QSKIP(qPrintable(QStringLiteral("no usable cgroup v2 on this machine: ") + summary));
+        const QByteArray available = readAll(Test::cgroupRoot() + QStringLiteral("/cgroup.controllers"));
+        QVERIFY2(!available.split(' ').contains(controller.toUtf8()) && !available.contains(controller.toUtf8() + '\n'),
+                 qPrintable(QStringLiteral("refused although the cgroup v2 root has %1: %2").arg(controller, summary)));
+        QVERIFY2(summary.contains(QStringLiteral("command setting 'limits.%1'").arg(controller)), qPrintable(summary));
+        return;
+    }
+    const QString cgroup = Test::cgroupOf(readPid(pidFile));
+    QVERIFY2(cgroup.contains(QLatin1String("/run-")), qPrintable(cgroup));
+    QCOMPARE(readAll(Test::cgroupRoot() + cgroup + QLatin1Char('/') + file).trimmed(), value);
+    run->cancel();
+    QVERIFY(finished.count() == 1 || finished.wait(20000));
+}
+
+void tst_CommandStage::logCut()
+{
+    // A build that prints about 600 KB into an output file capped at 64K: the end stays, the
+    // file and the summary say what was cut, and the numbers add up.
+    Workspace ws;
+    QVERIFY(ws.root.isValid());
+    QVERIFY(!ws.script("i=1\nwhile [ $i -le 20000 ]; do echo \"compiling unit $i\"; i=$((i+1)); done\necho 'error: the build failed'\nexit 2").isEmpty());
+    QByteArray produced;
+    for (int i = 1; i <= 20000; ++i)
+        produced += "compiling unit " + QByteArray::number(i) + "\n";
+    produced += "error: the build failed\n";
+    auto stage = createStage("command: [\"{worktree}/run.sh\"]\nlog_limit: 64K");
+    QVERIFY2(stage, qPrintable(stage ? QString() : stage.error().toString()));
+    std::unique_ptr<StageRun> run = (*stage)->run(ws.request());
+    const StageOutcome outcome = runToEnd(*run);
+    QCOMPARE(outcome.status, StageOutcome::Status::Failed);
+    QCOMPARE(outcome.exitCode, std::optional<int>(2));
+    const QByteArray log = readAll(outcome.logPath);
+    QVERIFY2(log.size() <= 64 * 1024, qPrintable(QString::number(log.size())));
+    const int firstLine = log.indexOf('\n');
+    const QByteArray notice = log.left(firstLine + 1);
+    const QByteArray kept = log.mid(firstLine + 1);
+    QVERIFY2(notice.startsWith("[sluice] output cut: "), notice.constData());
+    const qint64 dropped = notice.mid(21, notice.indexOf(' ', 21) - 21).toLongLong();
+    QCOMPARE(dropped + kept.size(), qint64(produced.size()));
+    QVERIFY(produced.endsWith(kept));
+    QVERIFY(kept.startsWith("compiling unit "));
+    QVERIFY2(outcome.summary.contains(QStringLiteral("log cut: the first %1 bytes of output were dropped (log_limit)").arg(dropped)),
+             qPrintable(outcome.summary));
+    QVERIFY2(outcome.summary.contains(QLatin1String("compiling unit 20000 | error: the build failed")), qPrintable(outcome.summary));
 }
 
 QTEST_GUILESS_MAIN(tst_CommandStage)
