@@ -568,7 +568,7 @@ std::unique_ptr<AgentLaunch> ProcessLauncher::adopt(const AgentProcess &process,
         // what its wrapper recorded, and never signals anything.
         qCInfo(context().logging()).noquote() << label << "pid" << process.pid
                                               << "ended before it could be watched; its end is read from its wrapper's record";
-        return std::make_unique<AdoptedLaunch>(process, 0, deadline, m_rule.killGrace, request, context().logging(),
+        return std::make_unique<AdoptedLaunch>(process, 0, std::nullopt, deadline, m_rule.killGrace, request, context().logging(),
                                                context().clock());
     }
     // It was started as a session leader; if it has left its group since, only it is signalled.
