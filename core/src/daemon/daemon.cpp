@@ -29,6 +29,15 @@ namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcDaemon, "sluice.core.daemon", QtInfoMsg)
 
+namespace {
+// What the API serves is masked as it leaves, every string of it: the store holds text
+// masked at write, and this catches rows written before that and secrets registered since.
+HttpResponse apiJson(const QJsonObject &report)
+{
+    return HttpResponse::json(QJsonDocument(Redaction::maskJson(report)));
+}
+} // namespace
+
 Daemon::Daemon(HostRuntime &host, const Options &options, QObject *parent)
     : QObject(parent)
     , m_host(host)
@@ -356,7 +365,7 @@ void Daemon::installRoutes()
     http.route("GET", QStringLiteral("/api/queue"), [this](const HttpRequest &) {
         auto report = queueReport(m_host.engine(), m_host.config());
         if (!report)
-            return HttpResponse::error(500, report.error().message);
+            return HttpResponse::error(500, Redaction::mask(report.error().message));
         QJsonObject out = *report;
         QJsonArray local;
         for (const Worker::Running &r : m_worker->running())
@@ -365,11 +374,11 @@ void Daemon::installRoutes()
         out.insert(QStringLiteral("worker"), QJsonObject{{QStringLiteral("node"), m_host.config().node},
                                                           {QStringLiteral("running"), local},
                                                           {QStringLiteral("concurrency"), m_worker->globalConcurrency()}});
-        return HttpResponse::json(QJsonDocument(out));
+        return apiJson(out);
     });
     http.route("GET", QStringLiteral("/api/status"), [this](const HttpRequest &) {
         auto report = statusReport(m_host.engine());
-        return report ? HttpResponse::json(QJsonDocument(*report)) : HttpResponse::error(500, report.error().message);
+        return report ? apiJson(*report) : HttpResponse::error(500, Redaction::mask(report.error().message));
     });
     http.route("GET", QStringLiteral("/api/tasks/"), [this](const HttpRequest &request) { return handleTask(request); });
     http.route("POST", QStringLiteral("/webhooks/"), [this](const HttpRequest &request) { return handleWebhook(request); });
@@ -383,8 +392,8 @@ HttpResponse Daemon::handleTask(const HttpRequest &request)
         return HttpResponse::error(400, QStringLiteral("expected /api/tasks/<id>"));
     auto report = taskReport(m_host.engine(), id);
     if (!report)
-        return HttpResponse::error(report.error().code == ErrorCode::NotFound ? 404 : 500, report.error().message);
-    return HttpResponse::json(QJsonDocument(*report));
+        return HttpResponse::error(report.error().code == ErrorCode::NotFound ? 404 : 500, Redaction::mask(report.error().message));
+    return apiJson(*report);
 }
 
 HttpResponse Daemon::handleWebhook(const HttpRequest &request)

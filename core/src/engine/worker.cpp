@@ -232,13 +232,8 @@ void Worker::flushCompletions()
             break;
         case Followup::Wait:
             qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << completion.summary;
-            if (won) {
-                (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"),
-                                                        job.project, job.taskId,
-                                                        QJsonObject{{QStringLiteral("stage"), job.stage},
-                                                                    {QStringLiteral("summary"), completion.summary}}});
-                m_engine.notifyApprovalRequested(job.taskId, job.stage, completion.summary);
-            }
+            if (won)
+                (void)m_engine.recordApprovalRequest(job, completion.summary); // logs its own failure
             Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
             break;
         }
