@@ -302,8 +302,9 @@ Result<void> readMergePatch(std::string_view text, const ScanLimits &limits, Sca
         }
         if (line.starts_with("@@@") && !path.empty()) {
             // "@@@ -a,b -c,d +e,f @@@": one '@' more than there are parents.
+            // A line of nothing but '@' has no end of its run: checked before it sizes a string.
             const std::size_t ats = line.find_first_not_of('@');
-            const std::size_t close = line.find(std::string(ats, '@'), ats);
+            const std::size_t close = ats == std::string_view::npos ? ats : line.find(std::string(ats, '@'), ats);
             if (ats == std::string_view::npos || ats < 3 || close == std::string_view::npos)
                 return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
                                                       .arg(QString::fromStdString(path), QString::fromStdString(commit)));

@@ -96,6 +96,8 @@ private Q_SLOTS:
     void longLinesKeepLineSemantics();
     void utf16Detection_data();
     void utf16Detection();
+    void diffReadersRefuseMalformedText_data();
+    void diffReadersRefuseMalformedText();
 
 private:
     std::shared_ptr<const SecretScanner> m_default;
@@ -669,6 +671,34 @@ void tst_SecretScanner::utf16Detection()
     QCOMPARE(result.has_value(), text);
     if (text)
         QCOMPARE(QString::fromStdString(*result), decoded);
+}
+
+// Found by fuzz_diff_reader: a combined-diff line of nothing but '@' made the merge reader
+// size a string by npos and throw std::length_error out of the scan. Malformed diff text is
+// an error naming the file, never a crash.
+void tst_SecretScanner::diffReadersRefuseMalformedText_data()
+{
+    QTest::addColumn<QByteArray>("log");
+    QTest::addColumn<bool>("merge");
+    const QByteArray commit = QByteArray(1, '\0') + "0123456789abcdef0123456789abcdef01234567\n";
+    QTest::newRow("bare @@@") << commit + "diff --cc a.txt\n--- a/a.txt\n+++ b/a.txt\n@@@\n" << true;
+    QTest::newRow("@@@@@@ only") << commit + "diff --cc a.txt\n+++ b/a.txt\n@@@@@@\n+x\n" << true;
+    QTest::newRow("merge header, no ranges") << commit + "diff --cc a.txt\n+++ b/a.txt\n@@@ -x +y @@@\n" << true;
+    QTest::newRow("hunk header, no ranges") << commit + "diff --git a/a b/a\n+++ b/a\n@@ -1 @@\n+x\n" << false;
+    QTest::newRow("hunk header, huge numbers") << commit + "diff --git a/a b/a\n+++ b/a\n@@ -99999999999999999999 +1,1 @@\n+x\n" << false;
+    QTest::newRow("Binary files, cut short") << commit + "diff --git a/a b/a\nBinary files a\n" << false;
+}
+
+void tst_SecretScanner::diffReadersRefuseMalformedText()
+{
+    QFETCH(QByteArray, log);
+    QFETCH(bool, merge);
+    ScanTargets targets;
+    const std::string_view text(log.constData(), std::size_t(log.size()));
+    const Result<void> read = merge ? readMergePatch(text, ScanLimits(), targets) : readLogPatch(text, ScanLimits(), targets);
+    if (!read)
+        QVERIFY2(read.error().message.contains(QLatin1String("a.txt")) || read.error().message.contains(QLatin1String("hunk header")),
+                 qPrintable(read.error().message));
 }
 
 QTEST_GUILESS_MAIN(tst_SecretScanner)
