@@ -820,8 +820,11 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             fragment.startLine = item.startLine;
             fragment.fileStart = item.fileStart;
             auto shown = [&item] { return QString::fromStdString(item.path); };
+            // A binary file the rules skip anyway (a global allowlist path: images, fonts,
+            // archives) is not "unscannable": it would not be scanned as text either.
             if (item.kind == ScanItem::Kind::Binary) {
-                binary.append(shown());
+                if (!scanner.skipsFragment(fragment))
+                    binary.append(shown());
                 fragment.text = {};
             } else if (item.kind == ScanItem::Kind::File) {
                 // Plain POSIX reads: this loop runs once per file and Qt's file object costs
@@ -864,7 +867,8 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
                             truncated.append(shown());
                         fragment.text = decodedText;
                     } else {
-                        binary.append(shown());
+                        if (!scanner.skipsFragment(fragment))
+                            binary.append(shown());
                         fragment.text = {};
                     }
                 } else {

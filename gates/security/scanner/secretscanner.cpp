@@ -1210,6 +1210,11 @@ struct PendingFinding {
 
 } // namespace
 
+bool SecretScanner::skipsFragment(const Fragment &fragment) const
+{
+    return std::any_of(d->globals.begin(), d->globals.end(), [&](const CompiledAllowlist &a) { return a.allowsFragment(fragment); });
+}
+
 std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
 {
     return scanFragment(fragment, scratch, options).findings;

@@ -112,6 +112,10 @@ public:
     /// As scan(), and whether ScanOptions::maxFindings cut it short.
     [[nodiscard]] FragmentScan scanFragment(const Fragment &fragment, Scratch &scratch, const ScanOptions &options = {}) const;
 
+    /// True when a global allowlist skips @p fragment whole, by its path or commit (gitleaks
+    /// never scans such a file: fonts, images, lock files in the default rules).
+    [[nodiscard]] bool skipsFragment(const Fragment &fragment) const;
+
     /// Rules that are not in the Vectorscan database, and why.
     [[nodiscard]] const QStringList &diagnostics() const { return m_diagnostics; }
     /// What the database cache did ("loaded from FILE", "compiled, saved to FILE", why a file
