@@ -136,6 +136,11 @@ Result<void> Daemon::start()
     if (config.httpEnabled) {
         m_http = std::make_unique<HttpServer>();
         m_http->setMaxBodySize(config.httpMaxBody);
+        m_http->setConnectionLimit(config.httpMaxConnections);
+        m_http->setPerClientConnectionLimit(config.httpMaxConnectionsPerClient);
+        m_http->setHeaderTimeout(std::chrono::milliseconds(config.httpHeaderTimeoutMs));
+        m_http->setRequestTimeout(std::chrono::milliseconds(config.httpRequestTimeoutMs));
+        m_http->setConnectionTimeout(std::chrono::seconds(std::max<qint64>(1, config.httpIdleTimeoutMs / 1000)));
         installRoutes();
         const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
                                                                                       : QHostAddress(config.httpAddress);

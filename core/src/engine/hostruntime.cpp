@@ -157,7 +157,11 @@ int HostRuntime::registerProjectSecrets()
 Diagnostics HostRuntime::loadProjects()
 {
     Diagnostics all;
-    const QStringList files = m_config.projectFiles();
+    const QStringList files = m_config.projectFiles(all);
+    // A directory that cannot be listed says nothing about which files are gone.
+    const bool listed = all.isEmpty();
+    for (const Diagnostic &d : std::as_const(all))
+        qCWarning(lcHost).noquote() << d.toString() << "- the running projects keep running";
     ProjectSet set = ProjectSet::load(files, *m_catalog);
     QSet<QString> present;
     for (ProjectSet::Entry &entry : set.entries) {
@@ -208,7 +212,7 @@ Diagnostics HostRuntime::loadProjects()
     // A project whose file is gone is unloaded: its tasks and jobs stay in the store and run
     // again when the file comes back.
     for (auto it = m_projectByFile.begin(); it != m_projectByFile.end();) {
-        if (present.contains(it.key())) {
+        if (!listed || present.contains(it.key())) {
             ++it;
             continue;
         }
