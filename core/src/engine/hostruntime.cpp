@@ -148,7 +148,8 @@ int HostRuntime::registerSecretsOf(const ProjectConfig &project)
 int HostRuntime::registerProjectSecrets()
 {
     int read = 0;
-    const ProjectSet set = ProjectSet::load(m_config.projectFiles(), *m_catalog);
+    Diagnostics listing; // reported by loadProjects(); here only the readable files count
+    const ProjectSet set = ProjectSet::load(m_config.projectFiles(listing), *m_catalog);
     for (const ProjectConfig *project : set.validProjects())
         read += registerSecretsOf(*project);
     return read;
