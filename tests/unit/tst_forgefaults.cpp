@@ -317,6 +317,18 @@ private Q_SLOTS:
     void regressions_data()
     {
         QTest::addColumn<quint64>("seed");
+        // The ci gate took the status with the latest timestamp for a context's latest; a later
+        // status from a node with a slower clock was shadowed: a green head failed, a red passed.
+        QTest::newRow("later status, earlier clock: a green head failed") << quint64(0x66fde0224af86756ULL);
+        QTest::newRow("later status, earlier clock: a pass not justified") << quint64(0x8d373beb73cf6d43ULL);
+        // Qt resent a POST whose connection dropped after the forge applied it: two compensations.
+        QTest::newRow("a write resent by Qt after a reset") << quint64(0x89d53bd2e5cc2ac2ULL);
+        // Two pull requests of one commit: both compensated the same stale umbrella.
+        QTest::newRow("two pull requests of one commit") << quint64(0xfc0e8b145ed6c35fULL);
+        // A merge answered 200 with a garbled body and not merged was a refusal: a rollback.
+        QTest::newRow("a garbled merge answer rolled the change back") << quint64(0xc93a110aeb17a243ULL);
+        // A job re-run answered 200 with a garbled body was taken as done: the sweep exited 0.
+        QTest::newRow("a garbled re-run answer taken as done") << quint64(0x741a9f5820b28e70ULL);
     }
 
     void regressions()
