@@ -615,6 +615,15 @@ private:
         auto items = parse(*r, page);
         if (!items)
             return finish(std::unexpected(items.error()));
+        // Pages fetched at once may be answered on either side of a change to the list (an item
+        // added or removed at its head): then one item is served twice and another never, with
+        // every page still full. Only the total tells; a page that counts another total is from
+        // another list than the first page.
+        bool totalOk = false;
+        const qlonglong total = r->header("x-total-count").trimmed().toLongLong(&totalOk);
+        if (!totalOk || total != m_total)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: the list changed while it was read (X-Total-Count '%2', page 1 said %3); read it again")
+                                                         .arg(what(page), QString::fromLatin1(r->header("x-total-count").left(40))).arg(m_total)));
         const qlonglong pages = qlonglong(m_pages.size());
         const qlonglong expected = page < pages ? m_effectivePageSize : m_total - (pages - 1) * m_effectivePageSize;
         if (items->size() != expected)

@@ -143,6 +143,7 @@ QString faultKindName(FakeFault::Kind kind)
     case FakeFault::Kind::Reorder: return QStringLiteral("reorder");
     case FakeFault::Kind::ExtraPage: return QStringLiteral("extra-page");
     case FakeFault::Kind::BadItem: return QStringLiteral("bad-item");
+    case FakeFault::Kind::ShiftedPage: return QStringLiteral("shifted-page");
     }
     return QStringLiteral("unknown");
 }
@@ -220,9 +221,14 @@ private:
         int limit = req.query.queryItemValue(github ? QStringLiteral("per_page") : QStringLiteral("limit")).toInt();
         if (limit <= 0 || limit > m_state->maxPageSize)
             limit = m_state->maxPageSize;
+        // A shifted page shows the list as it would be with |shift| items more (or fewer) at its
+        // head: index v of that list is index v - shift of this one.
+        const int shift = fault && fault->kind == FakeFault::Kind::ShiftedPage && total > 0 ? fault->shift : 0;
+        const int real = total;
+        total = std::max(0, total + shift);
         QJsonArray items;
-        for (int i = (page - 1) * limit; i < std::min<int>(total, page * limit); ++i)
-            items.append(item(i));
+        for (int v = (page - 1) * limit; v < std::min<int>(total, page * limit); ++v)
+            items.append(item(std::clamp(v - shift, 0, real - 1)));
         const int pages = std::max(1, int((total + limit - 1) / limit));
         // A fault that finds nothing to change on this page (an empty page to cut, a page that
         // links on anyway) changed nothing: the log does not name it.
@@ -239,6 +245,9 @@ private:
                 break;
             case FakeFault::Kind::ExtraPage:
                 changed = page >= pages;
+                break;
+            case FakeFault::Kind::ShiftedPage:
+                changed = shift != 0;
                 break;
             default:
                 break;

@@ -131,6 +131,12 @@ struct FakeFault {
         /// The page's first item is an object whose id is a string and which lacks every other
         /// field: a forge (or a proxy) speaking another version of the API.
         BadItem,
+        /// The page is answered from the list as it is after @ref shift items were added (or,
+        /// negative, removed) at its head since the earlier pages were read: one item is never
+        /// served and another served twice, and X-Total-Count and the links say the changed
+        /// count. The state does not change. Plays the pages of one read fetched at once and
+        /// answered on either side of a change (a pull request opened or closed, a status posted).
+        ShiftedPage,
     };
     Kind kind = Kind::Status;
     QByteArray method = "GET";
@@ -138,6 +144,7 @@ struct FakeFault {
     int page = 0;             ///< Only this page (0: any).
     int times = 1;            ///< How many matching requests it hits.
     int skip = 0;             ///< How many matching requests go through untouched before it hits (a re-read, a retry).
+    int shift = 1;            ///< ShiftedPage: items added (positive) or removed (negative) at the list's head.
     int status = 503;
     QByteArray retryAfter;    ///< Retry-After value to send with Status.
     QString message = QStringLiteral("injected fault"); ///< The JSON "message" of a Status answer.

@@ -305,8 +305,11 @@ FakeFault statusFault(Rng &rng, bool write)
 }
 
 /// A fault for an endpoint. @p shortDetectable: a page with one item missing can be noticed
-/// there (a total is sent, or the page links on); never generated where it cannot.
-FakeFault makeFault(Rng &rng, Endpoint endpoint, const QByteArray &method, const QString &pattern, int pages, bool shortDetectable)
+/// there (a total is sent, or the page links on); never generated where it cannot. @p counted:
+/// the list's pages carry X-Total-Count (Gitea), which alone shows a page answered from a list
+/// that changed since the first page (a shifted page is generated only there).
+FakeFault makeFault(Rng &rng, Endpoint endpoint, const QByteArray &method, const QString &pattern, int pages, bool shortDetectable,
+                    bool counted = false)
 {
     using K = FakeFault::Kind;
     struct Weighted {
@@ -324,6 +327,8 @@ FakeFault makeFault(Rng &rng, Endpoint endpoint, const QByteArray &method, const
             if (shortDetectable)
                 table << Weighted{7, K::ShortPage};
             table << Weighted{5, K::ExtraItem} << Weighted{5, K::Reorder} << Weighted{3, K::ExtraPage} << Weighted{5, K::BadItem};
+            if (counted && endpoint == Endpoint::List && pages > 1)
+                table << Weighted{8, K::ShiftedPage};
         }
     }
     int total = 0;
@@ -343,6 +348,10 @@ FakeFault makeFault(Rng &rng, Endpoint endpoint, const QByteArray &method, const
     f.pathPattern = pattern;
     if (endpoint == Endpoint::List || endpoint == Endpoint::ObjectList)
         f.page = rng.percent(30) ? 0 : rng.between(1, std::max(1, pages));
+    if (kind == K::ShiftedPage) {
+        f.page = rng.between(2, pages);
+        f.shift = rng.percent(50) ? 1 : -1;
+    }
     const int t = rng.below(100);
     f.times = t < 55 ? 1 : t < 75 ? 2 : rng.between(3, 6);
     if (kind == K::Hang)
@@ -381,9 +390,12 @@ std::unique_ptr<PluginInstance> connector(const Scenario &s, FakeForge &fake, Be
 {
     // timeout: a hung request costs this much per attempt; 300 ms keeps a campaign quick and
     // leaves a loaded machine room (a timeout of a request the fake answered is no violation).
+    // concurrency 1 and no back-off: requests reach the forge one at a time in an order that
+    // depends only on the scenario (a retry goes after the request queued behind it), so a
+    // seed replays exactly; Bench::concurrency > 1 explores real interleavings instead.
     const QByteArray settings = "url: " + fake.url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: " + tokenFile(bench).toUtf8()
-        + "}\ntimeout: 300ms\nretry_backoff: 1ms\nmax_retry_wait: 2s\nmax_retries: " + QByteArray::number(s.maxRetries)
-        + "\npage_size: " + QByteArray::number(s.pageSize) + "\n";
+        + "}\ntimeout: 300ms\nretry_backoff: 0ms\nmax_retry_wait: 2s\nmax_retries: " + QByteArray::number(s.maxRetries)
+        + "\npage_size: " + QByteArray::number(s.pageSize) + "\nconcurrency: " + QByteArray::number(bench.concurrency) + "\n";
     auto forge = createInstance(isGitHub(s) ? bench.plugins.github : bench.plugins.gitea, settings);
     if (!forge) {
         violations << QStringLiteral("cannot create the connector: %1").arg(forge.error().toString());
@@ -457,7 +469,7 @@ public:
                 // GitHub sends no total for statuses: a short page shows only where it links on.
                 const int pages = pagesOf(int(head.statuses.size()), s);
                 const bool detectable = !isGitHub(s);
-                FakeFault f = makeFault(rng, Endpoint::List, "GET", statusesPath(s, s.head), pages, detectable);
+                FakeFault f = makeFault(rng, Endpoint::List, "GET", statusesPath(s, s.head), pages, detectable, !isGitHub(s));
                 if (isGitHub(s) && pages > 1 && rng.percent(20)) {
                     f.kind = FakeFault::Kind::ShortPage;
                     f.page = rng.between(1, pages - 1);
@@ -625,10 +637,10 @@ public:
             if (r < 25) {
                 // GitHub lists pull requests without a total: a short page shows only where it links on.
                 const int pages = pagesOf(int(s.pulls.size()), s);
-                FakeFault f = makeFault(rng, Endpoint::List, "GET", pullsPath(s), pages, !isGitHub(s));
+                FakeFault f = makeFault(rng, Endpoint::List, "GET", pullsPath(s), pages, !isGitHub(s), !isGitHub(s));
                 s.faults << f;
             } else if (r < 55) {
-                s.faults << makeFault(rng, Endpoint::List, "GET", statusesPath(s, p.sha), pagesOf(int(c->statuses.size()), s), !isGitHub(s));
+                s.faults << makeFault(rng, Endpoint::List, "GET", statusesPath(s, p.sha), pagesOf(int(c->statuses.size()), s), !isGitHub(s), !isGitHub(s));
             } else if (r < 70 && isGitHub(s)) {
                 s.faults << makeFault(rng, Endpoint::ObjectList, "GET", checkRunsPath(s, p.sha), pagesOf(int(c->runs.size()), s), true);
             } else if (r < 80 && s.derived) {
@@ -864,12 +876,12 @@ public:
         } else if (r < 70) {
             sub = [&rng] { return pickFinal(rng, 2, 0, 1, 0, 0); };
             umbrella = pickFinal(rng, 1, 0, 1, 0, 0);
-        } else if (r < 78) { // pending: the gate polls until checks_timeout (1 s), then waits
+        } else if (r < 75) { // pending: the gate polls until checks_timeout (1 s, its least), then waits
             sub = [&rng] { return pickFinal(rng, 3, 1, 0, 0, 0); };
             umbrella = pickFinal(rng, 3, 1, 0, 0, 0);
         } else {
-            sub = [&rng] { return pickFinal(rng, 8, 1, 1, 1, 1); };
-            umbrella = pickFinal(rng, 8, 1, 1, 1, 0);
+            sub = [&rng] { return pickFinal(rng, 12, 1, 2, 1, 1); };
+            umbrella = pickFinal(rng, 12, 1, 2, 1, 0);
         }
         s.commits << ciCommit(rng, s, s.head, sub, umbrella);
         SeedPull p;
@@ -888,7 +900,7 @@ public:
                 f.skip = rng.between(0, 3); // the first read, the one before the merge, the one after
                 s.faults << f;
             } else if (q < 55) {
-                s.faults << makeFault(rng, Endpoint::List, "GET", statusesPath(s, s.head), pagesOf(int(head.statuses.size()), s), !isGitHub(s));
+                s.faults << makeFault(rng, Endpoint::List, "GET", statusesPath(s, s.head), pagesOf(int(head.statuses.size()), s), !isGitHub(s), !isGitHub(s));
             } else if (q < 65 && isGitHub(s)) {
                 s.faults << makeFault(rng, Endpoint::ObjectList, "GET", checkRunsPath(s, s.head), pagesOf(int(head.runs.size()), s), true);
             } else if (q < 75 && s.derived) {
@@ -897,16 +909,18 @@ public:
                 s.faults << makeFault(rng, Endpoint::Write, isGitHub(s) ? "PUT" : "POST", mergePath(s, 1), 1, false);
             }
         }
-        // A head that moves, or CI turning red, while the gate is at it: before its second or
-        // third read of the pull request (the one before the merge), or before the merge itself.
+        // A head that moves, or CI turning red, while the gate is at it: before the merge, before
+        // the read right before it (the third), or before the second read (the gate then waits
+        // checks_timeout for the forge to show its head, and fails).
         if (rng.percent(25)) {
             Change c;
-            if (rng.percent(30)) {
+            const int at = rng.below(100);
+            if (at < 40) {
                 c.when.method = isGitHub(s) ? "PUT" : "POST";
                 c.when.pathPattern = mergePath(s, 1);
             } else {
                 c.when.pathPattern = pullPath(s, 1);
-                c.when.occurrence = rng.between(2, 3);
+                c.when.occurrence = at < 90 ? 3 : 2;
             }
             if (rng.percent(50)) {
                 c.kind = Change::Kind::MoveHead;

@@ -113,7 +113,9 @@ private:
     void report(const ScenarioReport &r, quint64 seed, bool verbose)
     {
         qInfo().noquote() << QStringLiteral("FAILED seed 0x%1: %2").arg(seed, 0, 16).arg(r.violations.join(QStringLiteral("\n    ")));
-        qInfo().noquote() << QStringLiteral("  replay: SLUICE_FAULTS_SEED=0x%1 %2 campaign").arg(seed, 0, 16).arg(QCoreApplication::applicationFilePath());
+        qInfo().noquote() << QStringLiteral("  replay: %1SLUICE_FAULTS_SEED=0x%2 %3 campaign")
+                                 .arg(m_bench.concurrency != 1 ? QStringLiteral("SLUICE_FAULTS_CONCURRENCY=%1 ").arg(m_bench.concurrency) : QString())
+                                 .arg(seed, 0, 16).arg(QCoreApplication::applicationFilePath());
         if (verbose) {
             qInfo().noquote() << r.scenario;
             qInfo().noquote() << QStringLiteral("requests, in the order the forge served them:\n") + r.log;
@@ -142,6 +144,8 @@ private Q_SLOTS:
         QVERIFY2(m_store->store(), qPrintable(m_store->error()));
         m_bench.store = m_store.get();
         m_bench.dir = m_dir.path();
+        if (qEnvironmentVariableIsSet("SLUICE_FAULTS_CONCURRENCY"))
+            m_bench.concurrency = std::max(1, qEnvironmentVariableIntValue("SLUICE_FAULTS_CONCURRENCY"));
         // The project's repository for the merge gate: main with one commit; each merge
         // scenario adds a branch with a commit of its own on top.
         m_bench.bareRepository = m_dir.filePath(QStringLiteral("project.git"));
@@ -186,7 +190,8 @@ private Q_SLOTS:
         }
         for (const char *want : {"ci-gate/gitea", "ci-gate/github", "ci-umbrella/gitea", "ci-umbrella/github", "merge-gate/gitea", "merge-gate/github",
                                  "status", "reset", "apply-then-reset", "hang", "truncated", "malformed", "not-a-list", "missing-statuses",
-                                 "short-page", "extra-item", "reorder", "extra-page", "bad-item", "change 0", "change 1", "change 2", "change 3", "change 4"})
+                                 "short-page", "extra-item", "reorder", "extra-page", "bad-item", "shifted-page", "change 0", "change 1", "change 2", "change 3",
+                                 "change 4"})
             QVERIFY2(seen.contains(QLatin1String(want)), want);
     }
 
@@ -356,6 +361,8 @@ private Q_SLOTS:
         QElapsedTimer clock;
         clock.start();
         QMap<QString, int> outcomes;
+        QMap<QString, int> afterFaults; // outcomes of scenarios whose forge met a fault
+        QMap<QString, qint64> timePerJudge;
         int failed = 0;
         int faulted = 0;
         int changed = 0;
@@ -364,11 +371,16 @@ private Q_SLOTS:
         for (int i = 0; i < count; ++i) {
             const quint64 seed = replay ? only : scenarioSeed(start, i);
             const Scenario scenario = generate(seed);
+            QElapsedTimer took;
+            took.start();
             const ScenarioReport r = runScenario(scenario, m_bench);
+            timePerJudge[judgeName(scenario.judge)] += took.elapsed();
             requests += r.requests;
             faulted += r.faulted;
             changed += r.changed;
             outcomes[judgeName(scenario.judge) + QLatin1Char(' ') + r.outcome] += 1;
+            if (r.faulted)
+                afterFaults[judgeName(scenario.judge) + QLatin1Char(' ') + r.outcome] += 1;
             if (replay) {
                 qInfo().noquote() << r.scenario;
                 qInfo().noquote() << QStringLiteral("requests, in the order the forge served them:\n") + r.log;
@@ -384,10 +396,14 @@ private Q_SLOTS:
         const qint64 ms = clock.elapsed();
         QStringList figures;
         for (auto it = outcomes.cbegin(); it != outcomes.cend(); ++it)
-            figures << QStringLiteral("%1 %2").arg(it.key()).arg(it.value());
+            figures << QStringLiteral("%1 %2 (%3 after faults)").arg(it.key()).arg(it.value()).arg(afterFaults.value(it.key()));
+        QStringList times;
+        for (auto it = timePerJudge.cbegin(); it != timePerJudge.cend(); ++it)
+            times << QStringLiteral("%1 %2 ms").arg(it.key()).arg(it.value());
         qInfo().noquote() << QStringLiteral("forge-fault campaign: %1 scenarios in %2 ms (%3 ms each), %4 requests, %5 with faults met, %6 with the forge changing; %7 violated the invariant")
                                  .arg(count).arg(ms).arg(count ? double(ms) / count : 0.0, 0, 'f', 1).arg(requests).arg(faulted).arg(changed).arg(failed);
         qInfo().noquote() << "  concluded:" << figures.join(QStringLiteral(", "));
+        qInfo().noquote() << "  time per judge:" << times.join(QStringLiteral(", "));
         if (!failures.isEmpty()) {
             QStringList seeds;
             for (quint64 s : std::as_const(failures))
