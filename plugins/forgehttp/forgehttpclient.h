@@ -181,7 +181,9 @@ using PageItems = std::function<Result<QJsonArray>(const QJsonDocument &page)>;
  *
  * With X-Total-Count on the first page, the remaining pages are fetched concurrently and
  * every page must hold exactly its share (the first page's size sets the page size; only
- * the last may be shorter); a next link past the advertised total is an error. Without it,
+ * the last may be shorter) and count the same total (pages answered on either side of a
+ * change to the list would otherwise lose one item and repeat another); a next link past the
+ * advertised total is an error. Without it,
  * Link rel="next" is followed to the end, and a page that links on must hold exactly
  * @p pageSize items (anything else may be a cut answer). A body that is not JSON, or a page @p items refuses, fails the whole call:
  * never a partial list.
