@@ -11,6 +11,7 @@
 #include "fakeplane.h"
 #include "faketelegram.h"
 #include "daemonprocess.h"
+#include "store/store.h"
 
 #include <sluice/testsupport.h>
 
@@ -52,6 +53,7 @@ private Q_SLOTS:
     void v2StartReadsTheWorkItem();
     void movesMadeFromTheCliAreNotifiedToo();
     void secretsNeverLogged();
+    void answeredButUnhandledDeliveryIsHandledAfterACrash();
 
 private:
     Reply request(const QByteArray &method, const QString &path, const QByteArray &body = {},
@@ -517,6 +519,41 @@ void tst_TrackerFlow::movesMadeFromTheCliAreNotifiedToo()
     QTest::qWait(1500); // several more outbox passes: nothing is routed twice
     QCOMPARE(count(moved), 1);
     QCOMPARE(count(QStringLiteral("task %1 (Approved by hand): done (deploy").arg(id)), 1);
+}
+
+// A delivery is answered once recorded and handled right after; a daemon killed in between
+// (kill -9) leaves it recorded and not handled. The next start handles it, once.
+void tst_TrackerFlow::answeredButUnhandledDeliveryIsHandledAfterACrash()
+{
+    ::kill(pid_t(m_daemon.processId()), SIGKILL);
+    QVERIFY(m_daemon.waitForFinished(15000));
+    const QString issue = m_plane.addIssue(m_project, QStringLiteral("After the crash"), QStringLiteral("Handle me."), QStringLiteral("In Progress"));
+    {
+        // What the killed daemon had recorded, with the store's own call, before it answered.
+        StoreSettings settings;
+        settings.sqlitePath = m_config.path() + QStringLiteral("/state/sluice.db");
+        auto store = Store::open(settings);
+        QVERIFY(store);
+        const QJsonObject event{{QStringLiteral("kind"), QStringLiteral("signal")},
+                                {QStringLiteral("subject"), issue},
+                                {QStringLiteral("value"), QStringLiteral("start")},
+                                {QStringLiteral("data"), QJsonObject{{QStringLiteral("title"), QStringLiteral("After the crash")},
+                                                                     {QStringLiteral("description"), QStringLiteral("Handle me.")},
+                                                                     {QStringLiteral("branch"), QStringLiteral("sluice/after-the-crash")}}}};
+        auto recorded = (*store)->recordEvent(QStringLiteral("quickstart/plane"), QStringLiteral("v1:answered-then-killed"), QStringLiteral("webhook"),
+                                              QJsonObject{{QStringLiteral("events"), QJsonArray{event}}});
+        QVERIFY(recorded && *recorded);
+    }
+    QVERIFY(m_daemon.serve(m_config.path()));
+    // Left to the process that answered it for 10 s, then handled by the next outbox pass.
+    QTRY_VERIFY_WITH_TIMEOUT(taskTitled(QStringLiteral("After the crash")) > 0, 30000);
+    QVERIFY(m_daemon.log().contains("not handled before"));
+    const qint64 id = taskTitled(QStringLiteral("After the crash"));
+    QCOMPARE(task(id).value(QLatin1String("branch")).toString(), QStringLiteral("sluice/after-the-crash"));
+    // Once: later passes find nothing left.
+    QTest::qWait(1500);
+    QCOMPARE(m_daemon.log().count("not handled before"), 1);
+    QCOMPARE(request("GET", QStringLiteral("/api/status")).body.count("\"After the crash\""), 1);
 }
 
 QTEST_GUILESS_MAIN(tst_TrackerFlow)

@@ -504,6 +504,29 @@ private Q_SLOTS:
         QVERIFY(foreign->events.isEmpty());
     }
 
+    // Hostile or broken deliveries with a good signature: an error (400), never a signal.
+    void malformedDeliveriesAreRefused_data()
+    {
+        QTest::addColumn<QByteArray>("body");
+        QTest::newRow("not JSON") << QByteArray("{\"event\": \"issue\", ");
+        QTest::newRow("a list") << QByteArray("[1, 2]");
+        QTest::newRow("v2 without event_id") << QByteArray(R"({"version":"v2","event":"workitem.updated","data":{"id":"x","state_id":"y"}})");
+    }
+
+    void malformedDeliveriesAreRefused()
+    {
+        QFETCH(QByteArray, body);
+        auto a = makeTracker(m_projectA);
+        QVERIFY(a);
+        WebhookRequest r;
+        r.body = body;
+        r.headers.insert("x-plane-delivery", "d-bad");
+        r.headers.insert("x-plane-signature", planeSignature(HookSecret, body));
+        auto refused = dynamic_cast<WebhookReceiver *>(a.get())->acceptWebhook(r);
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::Malformed);
+    }
+
     // Plane's current API names work items …/work-items/…; the …/issues/… paths are deprecated
     // and all that older releases serve: detected once, or set (issue 24.12).
     void workItemPathsOrTheDeprecatedOnes_data()
