@@ -154,10 +154,13 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
     Result<PreparedStatements::Session> session = d->statements->session();
     if (!session)
         return std::unexpected(session.error());
+    // A webhook is handled after it is answered: processed_at waits for the node that takes it
+    // (claimEvent()). Anything else (a signal's delivery id) is handled by its caller at once.
     Result<int> rows = session->execWrite(
         QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
-        QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at) "
-                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at) "
+        QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at, processed_at) "
+                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at, "
+                       "CASE WHEN :kind = 'webhook' THEN NULL ELSE :received_at END) "
                        "ON CONFLICT (source, delivery_id) DO NOTHING"),
         {{QStringLiteral(":source"), source},
          {QStringLiteral(":delivery_id"), deliveryId},

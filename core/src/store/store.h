@@ -87,7 +87,8 @@ public:
 
     /**
      * Records a delivery (webhook or command) by its id. Returns true when it is new,
-     * false when the same source already delivered that id (a duplicate to drop).
+     * false when the same source already delivered that id (a duplicate to drop). A delivery
+     * of @p kind "webhook" waits to be taken (claimEvent()); any other counts as handled.
      */
     [[nodiscard]] Result<bool> recordEvent(const QString &source, const QString &deliveryId,
                                            const QString &kind, const QJsonObject &payload);
