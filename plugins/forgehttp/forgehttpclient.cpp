@@ -431,11 +431,13 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     const bool secondary = (status == 403 || status == 429) && bodyMessage(body).contains(QLatin1String("secondary rate limit"), Qt::CaseInsensitive);
     const bool rateLimited = status == 429
         || (status == 403 && (remaining == "0" || headers.contains("retry-after") || secondary));
-    const bool retryable = rateLimited || retryableStatus(status);
+    const bool retryable = rateLimited || retryableStatus(status) || (m_options.retryServerErrors && status >= 500 && status <= 599);
     const bool mayRepeat = p->request.idempotent() || rateLimited;
     if (retryable && mayRepeat && attemptsLeft) {
         const QDateTime now = QDateTime::currentDateTimeUtc();
         std::optional<std::chrono::milliseconds> wait = retryAfter(headers.value("retry-after"), now);
+        if (!wait && m_options.bodyRetryAfter)
+            wait = m_options.bodyRetryAfter(status, body);
         if (!wait && rateLimited && remaining == "0") {
             bool ok = false;
             const qint64 reset = headers.value("x-ratelimit-reset").trimmed().toLongLong(&ok);
@@ -478,7 +480,9 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
 
 void Client::retryLater(const std::shared_ptr<Pending> &p, std::chrono::milliseconds delay)
 {
-    QTimer::singleShot(delay, this, [this, p] {
+    // Precise: a coarse timer may fire up to 5% early, and a retry sent before the wait a
+    // server asked for (Retry-After, Telegram's retry_after) is refused again.
+    QTimer::singleShot(delay, Qt::PreciseTimer, this, [this, p] {
         m_queue.push_front(p);
         dispatch();
     });
