@@ -156,18 +156,20 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
         return std::unexpected(session.error());
     // A webhook is handled after it is answered: processed_at waits for the node that takes it
     // (claimEvent()). Anything else (a signal's delivery id) is handled by its caller at once.
+    // (Bound as a value, not a CASE on the parameter: PostgreSQL would type that as text.)
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
     Result<int> rows = session->execWrite(
         QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
         QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at, processed_at) "
-                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at, "
-                       "CASE WHEN :kind = 'webhook' THEN NULL ELSE :received_at END) "
+                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at, :processed_at) "
                        "ON CONFLICT (source, delivery_id) DO NOTHING"),
         {{QStringLiteral(":source"), source},
          {QStringLiteral(":delivery_id"), deliveryId},
          {QStringLiteral(":kind"), kind},
          // A delivery's content comes from outside (a tracker issue, a comment): masked on the way in.
          {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(payload)).toJson(QJsonDocument::Compact))},
-         {QStringLiteral(":received_at"), QDateTime::currentMSecsSinceEpoch()}});
+         {QStringLiteral(":received_at"), now},
+         {QStringLiteral(":processed_at"), kind == QLatin1String("webhook") ? QVariant() : QVariant(now)}});
     if (!rows)
         return std::unexpected(rows.error());
     return *rows > 0;
