@@ -143,12 +143,14 @@ struct FakeFault {
     QString pathPattern;      ///< Regular expression searched in the request path.
     int page = 0;             ///< Only this page (0: any).
     int times = 1;            ///< How many matching requests it hits.
-    int skip = 0;             ///< How many matching requests go through untouched before it hits (a re-read, a retry).
-    int shift = 1;            ///< ShiftedPage: items added (positive) or removed (negative) at the list's head.
     int status = 503;
     QByteArray retryAfter;    ///< Retry-After value to send with Status.
     QString message = QStringLiteral("injected fault"); ///< The JSON "message" of a Status answer.
     QList<QPair<QByteArray, QByteArray>> headers; ///< More headers to send with Status (X-RateLimit-*).
+    // Last, so that a fault written as a positional list (kind, method, path, page, times,
+    // status, …) keeps its meaning.
+    int skip = 0;             ///< How many matching requests go through untouched before it hits (a re-read, a retry).
+    int shift = 1;            ///< ShiftedPage: items added (positive) or removed (negative) at the list's head.
 };
 
 /// A GitHub check run (GitHub flavour).
