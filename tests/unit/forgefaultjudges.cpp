@@ -410,7 +410,7 @@ std::unique_ptr<PluginInstance> connector(const Scenario &s, FakeForge &fake, Be
 
 QString projectId(const Scenario &s)
 {
-    return QStringLiteral("p%1").arg(hex(s.seed));
+    return QStringLiteral("p%1-%2").arg(hex(s.seed)).arg(s.run);
 }
 
 // An error caused by the client's own deadline on a request the fake answered late (a loaded

@@ -359,6 +359,7 @@ ScenarioReport runScenario(const Scenario &given, Bench &bench)
 {
     ScenarioReport report;
     Scenario scenario = given;
+    scenario.run = ++bench.runs;
     if (const QString failed = judge(scenario.judge).prepare(scenario, bench); !failed.isEmpty()) {
         report.violations << QStringLiteral("the scenario could not be prepared: %1").arg(failed);
         report.scenario = scenario.describe();

@@ -114,6 +114,10 @@ struct Change {
 /// Everything one scenario is: the forge's state, its faults and its changes, and the judge's settings.
 struct Scenario {
     quint64 seed = 0;
+    /// Which run of the process this is (runScenario() numbers them): the project the judges
+    /// keep their records under is the seed's and the run's, so a seed run twice in one
+    /// process (a regression row, then the campaign) does not find the first run's records.
+    int run = 0;
     JudgeKind judge = JudgeKind::CiGate;
     FakeForge::Flavor flavor = FakeForge::Flavor::Gitea;
     int pageSize = 50;      ///< The connector's page_size.
@@ -210,6 +214,7 @@ struct Bench {
     /// the scenario, so a seed replays exactly; more explores how concurrent reads interleave,
     /// at the price of replays that may take another order.
     int concurrency = 1;
+    int runs = 0; ///< Scenarios run so far (Scenario::run).
 };
 
 /**
