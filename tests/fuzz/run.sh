@@ -21,6 +21,7 @@ rss_mb="${SLUICE_FUZZ_RSS_MB:-2048}"
 cxx="${CXX:-clang++-16}"
 
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$top}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}" # other checkouts hit too (debug info names the first)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$top/tests/fuzz" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=None \
