@@ -6,6 +6,9 @@
 
 #include <QCoreApplication>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace Sluice::Cli {
 
 int runServe(const QStringList &arguments)
@@ -36,6 +39,14 @@ int runServe(const QStringList &arguments)
         return Failure;
     }
     QObject::connect(&daemon, &Daemon::stopped, qApp, &QCoreApplication::quit, Qt::QueuedConnection);
+    // Taken over: end now, as after a crash — no run is cancelled (the agents of this node are
+    // the survivors' now) and nothing more is written. Status 75 (EX_TEMPFAIL): a supervisor
+    // restarts it, and the new start claims the node name anew.
+    QObject::connect(&daemon, &Daemon::takenOver, qApp, [](const QString &why) {
+        printErr(QStringLiteral("sluice serve: %1").arg(why));
+        std::fflush(stderr);
+        std::_Exit(TakenOver);
+    });
     return QCoreApplication::exec();
 }
 

@@ -48,6 +48,8 @@ public:
 
     /// Starts claiming: now, on every enqueue signal, and at each poll.
     void start();
+    /// Looks for work soon (a job became claimable: another process enqueued one, LISTEN/NOTIFY).
+    void wake();
     /// Stops claiming. Runs in progress are left alone (their jobs stay running in the store
     /// and are recovered at the next start).
     void stop();
@@ -76,10 +78,16 @@ public:
      * run here (project unloaded, no stage plugin): the caller settles the job instead.
      */
     bool adopt(const JobRecord &job, const JobQueue::AgentRunRecord &agent);
+    /**
+     * Lets go of every run without stopping any process or writing anything: this node was
+     * taken over (its claim of the node name is gone), so its runs are other nodes' now.
+     */
+    void forsake();
 
 Q_SIGNALS:
     /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost",
-    /// "interrupted" (given back by shutdown()).
+    /// "interrupted" (given back by shutdown()), "fenced" (taken over by another node: nothing
+    /// of it recorded here).
     void jobFinished(qint64 jobId, const QString &outcome);
     /// After shutdown(): every run has ended and its job was given back or finalised.
     void drained();
