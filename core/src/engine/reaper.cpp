@@ -158,6 +158,8 @@ struct Reaper::Decision {
     std::optional<Result<QString>> head;                 // the work taken into the project's repository
     std::optional<Result<QList<StageFile>>> files;       // what it left for gates
     bool fenced = false;      // the job was no longer held when its work was to be taken
+    QList<RefChange> changes; // made to the project's repository during the run, not by Sluice
+    QString workError;        // the repository could not be looked at, or the branch not taken
 
     // The claim the reaper writes with: the job as the node that holds it holds it.
     [[nodiscard]] JobClaim claim(const QString &self) const
@@ -575,10 +577,33 @@ void Reaper::removeFinishedWorkingCopies(const Projects &projects)
 
 void Reaper::takeWork(Decision &d, const Projects &projects)
 {
-    if (!d.advance)
-        return;
     const JobRecord &job = d.running.job;
     const QString self = m_engine.node();
+    if (d.takenFrom.isEmpty()) {
+        // A run of this node that ended while no daemon watched it: what it did to the
+        // project's repository and, when it completed, its work, exactly as the worker would
+        // have taken it (docs/adr/0013) — when its snapshot from before the run is here.
+        const auto runtime = projects.value(job.project);
+        auto task = m_engine.tasks().task(job.taskId);
+        if (runtime && !runtime->config.repositoryPath.isEmpty() && task && *task
+            && m_engine.workspace().hasRefsBefore(runtime->config, **task, job.id)) {
+            // The fence, right before the side effect: a job a survivor took over meanwhile is theirs.
+            if (auto holds = m_engine.jobs().holds(d.claim(self)); holds && !*holds) {
+                d.fenced = true;
+                return;
+            }
+            const RunWork work = m_engine.workspace().takeWork(runtime->config, **task, job.id, d.advance);
+            d.changes = work.changes;
+            d.workError = work.error;
+            if (work.head) {
+                d.head = Result<QString>(*work.head);
+                d.files = Workspace::stageFiles(m_engine.workspace().worktreePath(job.project, job.taskId));
+            }
+            return;
+        }
+    }
+    if (!d.advance)
+        return;
     QString copy = d.running.agent ? d.running.agent->worktree : QString();
     if (copy.isEmpty() && d.takenFrom.isEmpty())
         copy = m_engine.workspace().worktreePath(job.project, job.taskId);
@@ -643,6 +668,20 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
         reaped.exitCode = d.exitCode;
         reaped.takenFrom = d.takenFrom;
         reaped.at = QDateTime::currentDateTimeUtc();
+        const QString verbNoun = d.takenFrom.isEmpty() ? QStringLiteral("reaped") : QStringLiteral("taken over");
+        bool advance = d.advance;
+        QString failure = QStringLiteral("%1: %2").arg(verbNoun, d.reason);
+        bool blockAfter = false;
+        if (!d.changes.isEmpty()) {
+            // The run changed the project's repository, not through Sluice (docs/adr/0013):
+            // nothing is taken, and a person looks first.
+            failure = m_engine.reportRepositoryChanged(job, d.changes);
+            advance = false;
+            blockAfter = true;
+        } else if (!d.workError.isEmpty()) {
+            failure = QStringLiteral("%1: %2; %3").arg(verbNoun, d.reason, d.workError);
+            advance = false;
+        }
         const JobClaim claim = d.claim(node);
         if (d.adoptHere) {
             // The job becomes this node's as it is (same attempt, new token), its agent with it.
@@ -676,7 +715,7 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
                                  : *failed == JobQueue::FailOutcome::Failed ? QStringLiteral("failed")
                                                                              : QStringLiteral("lost");
             }
-        } else if (d.advance) {
+        } else if (advance) {
             if (d.head) {
                 // The work first, with the fence; the completion then.
                 const QString head = **d.head;
@@ -702,8 +741,7 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
             const auto runtime = m_engine.project(job.project);
             // Interrupted by a stop (startup recovery): available at once.
             const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
-            auto failed = m_engine.jobs().fail(claim, QStringLiteral("%1: %2").arg(d.takenFrom.isEmpty() ? QStringLiteral("reaped") : QStringLiteral("taken over"), d.reason),
-                                               std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
+            auto failed = m_engine.jobs().fail(claim, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
             if (!failed) {
                 pass.ok = false;
                 pass.errors.append(failed.error().toString());
@@ -749,10 +787,12 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
                                                         QJsonObject{{QStringLiteral("detail"), finished->detail()},
                                                                     {QStringLiteral("handedTo"), QStringLiteral("reaper retry, reconciler")}}});
             });
-        } else if (reaped.outcome == QLatin1String("failed")) {
+        } else if (reaped.outcome == QLatin1String("failed") || blockAfter) {
+            // A run that wrote the project's repository is not retried: a person looks first.
             auto blocked = m_engine.block(job.taskId, job.stage,
-                                          QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
-                                              .arg(job.stage).arg(job.attempts).arg(d.reason),
+                                          blockAfter ? failure
+                                                     : QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
+                                                           .arg(job.stage).arg(job.attempts).arg(d.reason),
                                           QStringLiteral("reaper"));
             if (!blocked) {
                 pass.ok = false;

@@ -314,13 +314,8 @@ void Worker::flushCompletions()
             break;
         case Followup::Wait:
             qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << completion.summary;
-            if (won) {
-                (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"),
-                                                        job.project, job.taskId,
-                                                        QJsonObject{{QStringLiteral("stage"), job.stage},
-                                                                    {QStringLiteral("summary"), completion.summary}}});
-                m_engine.notifyApprovalRequested(job.taskId, job.stage, completion.summary);
-            }
+            if (won)
+                (void)m_engine.recordApprovalRequest(job, completion.summary); // logs its own failure
             Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
             break;
         }
@@ -682,27 +677,7 @@ void Worker::settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome
         return;
     }
     if (!finished.changes.isEmpty()) {
-        // Defence in depth: agents work in a repository of their own, so a change to the
-        // project's references while one ran is someone writing where only Sluice may.
-        QStringList lines;
-        QStringList undo;
-        QJsonArray changes;
-        const QString repo = runtime->config.repositoryPath;
-        for (const RefChange &c : finished.changes) {
-            lines << QStringLiteral("%1 %2 → %3 (%4)").arg(c.ref, c.before.isEmpty() ? QStringLiteral("(none)") : c.before.left(12),
-                                                          c.after.isEmpty() ? QStringLiteral("(deleted)") : c.after.left(12), c.how);
-            undo << (c.before.isEmpty() ? QStringLiteral("git -C %1 update-ref -d %2").arg(repo, c.ref)
-                                        : QStringLiteral("git -C %1 update-ref %2 %3").arg(repo, c.ref, c.before));
-            changes.append(QJsonObject{{QStringLiteral("ref"), c.ref}, {QStringLiteral("before"), c.before},
-                                       {QStringLiteral("after"), c.after}, {QStringLiteral("how"), c.how}});
-        }
-        const QString reason = QStringLiteral("the project's repository was changed while job %1 ran, not by Sluice: %2; nothing "
-                                              "was taken from the task's working copy. Check and undo: %3")
-                                   .arg(job.id).arg(lines.join(QStringLiteral("; ")), undo.join(QStringLiteral("; ")));
-        qCCritical(lcWorker).noquote() << "task" << job.taskId << reason;
-        (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("repository-changed"), job.project, job.taskId,
-                                                QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("stage"), job.stage},
-                                                            {QStringLiteral("changes"), changes}}});
+        const QString reason = m_engine.reportRepositoryChanged(job, finished.changes);
         failJob(job, runtime, reason);
         // Not a failure to retry: a person looks first.
         if (auto blocked = m_engine.block(job.taskId, job.stage, reason, QStringLiteral("worker")); !blocked)

@@ -4,6 +4,7 @@
 // The job worker: claims queued stage jobs within the concurrency limits, runs the stage
 // plugin with the host's deadline, and hands a completed stage to the engine's advance path.
 
+#include "engine/workspace.h"
 #include "store/jobqueue.h"
 
 #include <sluice/stage.h>

@@ -217,7 +217,7 @@ Result<std::optional<qint64>> JobQueue::enqueue(const NewJob &job)
          {QStringLiteral(":kind"), job.kind},
          {QStringLiteral(":max_attempts"), job.maxAttempts},
          {QStringLiteral(":available_at"), availableAt},
-         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(job.payload).toJson(QJsonDocument::Compact))},
+         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(job.payload)).toJson(QJsonDocument::Compact))},
          {QStringLiteral(":now"), now}});
     if (!inserted)
         return std::unexpected(inserted.error());
@@ -607,7 +607,8 @@ Result<JobQueue::FailOutcome> JobQueue::fail(const JobClaim &claim, const QStrin
     const qint64 at = now.toMSecsSinceEpoch();
     StatementBinds binds{{QStringLiteral(":retry_at"), at + qint64(backoff.count())},
                          {QStringLiteral(":now"), at},
-                         {QStringLiteral(":error"), error},
+                         // A stage's failure summary carries its output's tail: masked on the way in.
+                         {QStringLiteral(":error"), Redaction::mask(error)},
                          {QStringLiteral(":id"), claim.jobId},
                          {QStringLiteral(":node"), claim.node},
                          {QStringLiteral(":token"), claim.token}};
@@ -646,7 +647,7 @@ Result<bool> JobQueue::release(const JobClaim &claim, const QString &reason)
     if (!session)
         return std::unexpected(session.error());
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
-    StatementBinds binds{{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":id"), claim.jobId},
+    StatementBinds binds{{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), Redaction::mask(reason)}, {QStringLiteral(":id"), claim.jobId},
                          {QStringLiteral(":node"), claim.node}, {QStringLiteral(":token"), claim.token}};
     const QString fence = session->fenceCondition(binds);
     Result<int> rows = session->execWrite(
@@ -717,7 +718,7 @@ Result<int> JobQueue::recoverRunning(const QString &node, const QString &reason)
                        "finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE CAST(:now AS BIGINT) END, "
                        "last_error = :reason, updated_at = :now "
                        "WHERE status = 'running' AND claimed_by = :node"),
-        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":node"), node}});
+        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), Redaction::mask(reason)}, {QStringLiteral(":node"), node}});
 }
 
 Result<qint64> JobQueue::recordAgentStart(const AgentRunRecord &run)
