@@ -1,4 +1,4 @@
--- Several nodes on one store (docs/adr/0014-several-nodes.md).
+-- Several nodes on one store (docs/adr/0015-several-nodes.md).
 --
 -- claim_token: the fencing token of a job's current claim. Every claim and every takeover
 -- adds one, and every write made for a claim (completion, failure, the task's head, the

@@ -25,6 +25,7 @@
 #include <QUuid>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <unistd.h>
 
@@ -69,8 +70,14 @@ Result<void> Daemon::start()
     if (auto locked = m_stateLock.acquire(config.stateDir, config.node); !locked)
         return std::unexpected(locked.error());
     m_instance = QUuid::createUuid().toString(QUuid::WithoutBraces);
-    auto claimed = m_host.store().claimNode(config.node, QSysInfo::machineHostName(), QCoreApplication::applicationPid(), m_instance,
-                                            config.reaper.nodeTimeout);
+    const QString host = QSysInfo::machineHostName();
+    // A holder on this machine whose process is gone (kill -9, a power cut) holds nothing: the
+    // restart need not wait node_timeout. A live pid — even a reused one — is taken for live.
+    const auto holderGone = [host](const NodeRecord &holder) {
+        return holder.host == host && holder.pid > 0 && ::kill(pid_t(holder.pid), 0) != 0 && errno == ESRCH;
+    };
+    auto claimed = m_host.store().claimNode(config.node, host, QCoreApplication::applicationPid(), m_instance,
+                                            config.reaper.nodeTimeout, holderGone);
     if (!claimed)
         return std::unexpected(claimed.error());
     // From now on every write made for this node requires this claim.

@@ -266,7 +266,7 @@ Result<QDateTime> Store::lastHeartbeat(const QString &node) const
 }
 
 Result<NodeRecord> Store::claimNode(const QString &node, const QString &host, qint64 pid, const QString &instance,
-                                    std::chrono::milliseconds timeout)
+                                    std::chrono::milliseconds timeout, const std::function<bool(const NodeRecord &)> &holderGone)
 {
     if (node.isEmpty() || instance.isEmpty())
         return fail(ErrorCode::InvalidArgument, QStringLiteral("claiming a node name needs the name and the instance"));
@@ -294,7 +294,8 @@ Result<NodeRecord> Store::claimNode(const QString &node, const QString &host, qi
             continue; // deleted between the two statements: insert again
         const NodeRecord seen = nodeFromRow(*read, 10);
         const bool mine = seen.instance == instance;
-        const bool live = !seen.stoppedAt.isValid() && seen.heartbeatAgeMs <= qint64(timeout.count());
+        const bool live = !seen.stoppedAt.isValid() && seen.heartbeatAgeMs <= qint64(timeout.count()) && !seen.instance.isEmpty()
+                          && !(holderGone && holderGone(seen));
         if (live && !mine)
             return fail(ErrorCode::Conflict,
                         QStringLiteral("node '%1' is held by another sluice serve: pid %2 on host %3, last heartbeat %4 s ago "

@@ -14,6 +14,7 @@
 #include <QString>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 
 namespace Sluice {
@@ -135,10 +136,14 @@ public:
      * ErrorCode::Conflict — the message naming the other daemon's pid, host and last beat —
      * while another instance holds the name: it has not stopped and has beaten within
      * @p timeout. A name whose holder stopped, went silent or was taken over is claimed anew,
-     * with the next generation. The same instance claiming again only beats.
+     * with the next generation. The same instance claiming again only beats. @p holderGone,
+     * when given, may say that a holder that still looks live is gone for certain (its
+     * process does not exist on this machine, whose state directory lock the caller holds):
+     * its name is then claimed at once instead of after @p timeout.
      */
     [[nodiscard]] Result<NodeRecord> claimNode(const QString &node, const QString &host, qint64 pid, const QString &instance,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<bool(const NodeRecord &)> &holderGone = {});
     /// The heartbeat of @p instance's claim of @p node; false when the claim is not its own any more.
     [[nodiscard]] Result<bool> heartbeat(const QString &node, const QString &instance, qint64 pid);
     /// An orderly stop: the claim stays, marked stopped, so the name can be claimed at once.
