@@ -14,6 +14,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QRegularExpression>
 #include <QSysInfo>
 #include <QtTest>
 
@@ -254,6 +255,23 @@ void tst_Nodes::silentNodeIsTakenOverAndDoesNothingWhenResumed()
     };
     QTRY_COMPARE_WITH_TIMEOUT(nodeState(QStringLiteral("a")).value(QLatin1String("state")).toString(), QStringLiteral("taken-over"), 30000);
     QCOMPARE(nodeState(QStringLiteral("a")).value(QLatin1String("takenOverBy")).toString(), QStringLiteral("b"));
+    QCOMPARE(nodeState(QStringLiteral("b")).value(QLatin1String("state")).toString(), QStringLiteral("up"));
+    // Where an operator looks: `sluice status`, `sluice queue` and the metrics say so too.
+    for (const QString &command : {QStringLiteral("status"), QStringLiteral("queue")}) {
+        const Run shown = cli({command, QStringLiteral("--config"), configB->path()});
+        QVERIFY2(shown.exitCode == 0, qPrintable(shown.err));
+        QRegularExpression line(QStringLiteral("^a\\s+\\S+\\s+%1\\s+taken-over\\s.*taken over by b at ").arg(a.processId()),
+                                QRegularExpression::MultilineOption);
+        QVERIFY2(line.match(shown.out).hasMatch(), qPrintable(shown.out));
+        QVERIFY2(QRegularExpression(QStringLiteral("^b\\*?\\s+\\S+\\s+%1\\s+up\\s").arg(b.processId()), QRegularExpression::MultilineOption)
+                     .match(shown.out).hasMatch(),
+                 qPrintable(shown.out));
+    }
+    const QByteArray metrics = b.request("GET", QStringLiteral("/metrics")).body;
+    QVERIFY2(metrics.contains("sluice_node_up{node=\"a\"} 0"), metrics.constData());
+    QVERIFY2(metrics.contains("sluice_node_up{node=\"b\"} 1"), metrics.constData());
+    QVERIFY2(metrics.contains("sluice_node_heartbeat_age_seconds{node=\"a\"}"), metrics.constData());
+    QVERIFY2(metrics.contains("sluice_nodes_taken_over_total 1"), metrics.constData());
     // The job is b's now: b runs the stage anew.
     QTRY_COMPARE_WITH_TIMEOUT(ledgerLines().size(), 2, 30000);
     QVERIFY(ledgerLines().at(1).contains(configB->path()));
