@@ -203,6 +203,8 @@ Result<void> Daemon::start()
         } else {
             m_listener = std::move(*listener);
             connect(m_listener.get(), &StoreListener::notified, m_worker.get(), &Worker::wake);
+            qCInfo(lcDaemon).noquote() << "listening for new jobs (PostgreSQL LISTEN); the poll every" << config.pollIntervalMs
+                                       << "ms stays the fallback";
         }
     }
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
