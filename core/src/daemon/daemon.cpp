@@ -73,8 +73,18 @@ Result<void> Daemon::start()
     const QString host = QSysInfo::machineHostName();
     // A holder on this machine whose process is gone (kill -9, a power cut) holds nothing: the
     // restart need not wait node_timeout. A live pid — even a reused one — is taken for live.
+    // A zombie counts as gone: killed, it waits for its parent (or init) to reap it.
     const auto holderGone = [host](const NodeRecord &holder) {
-        return holder.host == host && holder.pid > 0 && ::kill(pid_t(holder.pid), 0) != 0 && errno == ESRCH;
+        if (holder.host != host || holder.pid <= 0)
+            return false;
+        if (::kill(pid_t(holder.pid), 0) != 0)
+            return errno == ESRCH;
+        QFile stat(QStringLiteral("/proc/%1/stat").arg(holder.pid));
+        if (!stat.open(QIODevice::ReadOnly))
+            return false;
+        const QByteArray line = stat.readAll();
+        const qsizetype close = line.lastIndexOf(')');
+        return close > 0 && close + 2 < line.size() && (line.at(close + 2) == 'Z' || line.at(close + 2) == 'X');
     };
     auto claimed = m_host.store().claimNode(config.node, host, QCoreApplication::applicationPid(), m_instance,
                                             config.reaper.nodeTimeout, holderGone);
