@@ -464,7 +464,11 @@ void Engine::prepareWorkspace(AdvanceRun *run)
     const Workspace workspace = m_workspace;
     const ProjectConfig config = run->m_runtime->config;
     const TaskRecord task = run->m_task;
-    TaskStore *tasks = &m_tasks;
+    // Read here, on the advance's own thread: the task store's prepared statements belong to
+    // the connection of the thread that prepared them, and a pool thread's connection may be
+    // in use by another engine's store at the same moment (tst_engine's eight racers on
+    // PostgreSQL hung in libpq when this read ran in the pool).
+    const Result<TaskStore::StageFiles> files = m_tasks.stageFiles(task.id);
     auto *watcher = new QFutureWatcher<GateVerdict>(run);
     QElapsedTimer clock;
     clock.start();
@@ -473,8 +477,7 @@ void Engine::prepareWorkspace(AdvanceRun *run)
         watcher->deleteLater();
         recordVerdict(run, WorkspaceStep, QString(), verdict, clock.elapsed());
     });
-    watcher->setFuture(QtConcurrent::run([workspace, config, task, tasks]() -> GateVerdict {
-        auto files = tasks->stageFiles(task.id);
+    watcher->setFuture(QtConcurrent::run([workspace, config, task, files]() -> GateVerdict {
         if (!files)
             return GateVerdict::error(QStringLiteral("cannot read what the task's last job left for gates: %1").arg(files.error().message));
         if (files->jobId == 0) {
