@@ -11,6 +11,7 @@
 #include "engine/reconciler.h"
 #include "engine/sweeps.h"
 #include "engine/worker.h"
+#include "store/storelistener.h"
 
 #include <sluice/tracker.h>
 #include <sluice/webhook.h>
@@ -21,8 +22,11 @@
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLoggingCategory>
+#include <QSysInfo>
+#include <QUuid>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <unistd.h>
 
@@ -61,6 +65,36 @@ Result<void> Daemon::start()
     m_systemd = std::make_unique<SystemdNotifier>();
     m_systemd->status(QStringLiteral("starting"));
 
+    // One daemon per node: its state directory, then its node name in the store. Both before
+    // anything touches the node's jobs: a second daemon would take the first one's running
+    // jobs for a crash's.
+    if (auto locked = m_stateLock.acquire(config.stateDir, config.node); !locked)
+        return std::unexpected(locked.error());
+    m_instance = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QString host = QSysInfo::machineHostName();
+    // A holder on this machine whose process is gone (kill -9, a power cut) holds nothing: the
+    // restart need not wait node_timeout. A live pid — even a reused one — is taken for live.
+    // A zombie counts as gone: killed, it waits for its parent (or init) to reap it.
+    const auto holderGone = [host](const NodeRecord &holder) {
+        if (holder.host != host || holder.pid <= 0)
+            return false;
+        if (::kill(pid_t(holder.pid), 0) != 0)
+            return errno == ESRCH;
+        QFile stat(QStringLiteral("/proc/%1/stat").arg(holder.pid));
+        if (!stat.open(QIODevice::ReadOnly))
+            return false;
+        const QByteArray line = stat.readAll();
+        const qsizetype close = line.lastIndexOf(')');
+        return close > 0 && close + 2 < line.size() && (line.at(close + 2) == 'Z' || line.at(close + 2) == 'X');
+    };
+    auto claimed = m_host.store().claimNode(config.node, host, QCoreApplication::applicationPid(), m_instance,
+                                            config.reaper.nodeTimeout, holderGone);
+    if (!claimed)
+        return std::unexpected(claimed.error());
+    // From now on every write made for this node requires this claim.
+    m_host.store().setNodeFence(NodeFence{config.node, m_instance});
+    qCInfo(lcDaemon).noquote() << "node" << config.node << "claimed by this daemon (generation" << claimed->generation << ")";
+
     // Projects (the store is open and migrated, plugins are loaded).
     const Diagnostics problems = m_host.loadProjects();
     qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
@@ -96,13 +130,12 @@ Result<void> Daemon::start()
         return fail(blocked.error().code, QStringLiteral("cannot settle tasks of failed jobs: %1").arg(blocked.error().message));
     else if (*blocked > 0)
         qCWarning(lcDaemon).noquote() << "blocked" << *blocked << "task(s) whose job failed for good before this start";
-    if (auto beat = m_host.store().heartbeat(config.node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
+    if (auto beat = m_host.store().heartbeat(config.node, m_instance, QCoreApplication::applicationPid()); !beat)
         return std::unexpected(beat.error());
-    connect(&m_heartbeat, &QTimer::timeout, this, [this] {
-        if (auto beat = m_host.store().heartbeat(m_host.config().node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
-            qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
-    });
-    m_heartbeat.start(10000);
+    else if (!*beat)
+        return fail(ErrorCode::Conflict, QStringLiteral("node %1 was claimed by another daemon while this one started").arg(config.node));
+    connect(&m_heartbeat, &QTimer::timeout, this, &Daemon::beat);
+    m_heartbeat.start(int(config.reaper.heartbeatInterval().count()));
     // Notifications raised by `sluice submit` / `approve` / `sweep` wait in the store: routed
     // at every worker poll.
     connect(&m_outbox, &QTimer::timeout, this, &Daemon::routeOutbox);
@@ -134,6 +167,15 @@ Result<void> Daemon::start()
                         QStringLiteral("Tasks in the store of each loaded project, by status (whoever moved them)."));
     m_metrics->describe(QStringLiteral("sluice_worker_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running on this node."));
     m_metrics->describe(QStringLiteral("sluice_uptime_seconds"), Metrics::Type::Gauge, QStringLiteral("Seconds since this daemon started."));
+    m_metrics->describe(QStringLiteral("sluice_node_heartbeat_age_seconds"), Metrics::Type::Gauge,
+                        QStringLiteral("Seconds since each node's last heartbeat, by the store's clock."));
+    m_metrics->describe(QStringLiteral("sluice_node_jobs_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running under each node's name."));
+    m_metrics->describe(QStringLiteral("sluice_node_up"), Metrics::Type::Gauge,
+                        QStringLiteral("1 while a node holds its name and beats within node_timeout, else 0 (stopped, silent, taken over)."));
+    m_metrics->describe(QStringLiteral("sluice_takeovers_total"), Metrics::Type::Counter,
+                        QStringLiteral("Jobs of silent nodes this daemon took over, by outcome (adopted, requeued, failed, advance)."));
+    m_metrics->describe(QStringLiteral("sluice_nodes_taken_over_total"), Metrics::Type::Counter,
+                        QStringLiteral("Claims of silent nodes this daemon revoked."));
     if (config.httpEnabled) {
         m_http = std::make_unique<HttpServer>();
         m_http->setMaxBodySize(config.httpMaxBody);
@@ -162,6 +204,20 @@ Result<void> Daemon::start()
     m_trackerUpdates->setMetrics(m_metrics.get());
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
+    // PostgreSQL wakes idle workers when a job becomes claimable (any node's enqueue, a
+    // requeue); the poll stays as the backstop. SQLite polls.
+    if (m_host.store().driver() == StoreSettings::Driver::Postgresql) {
+        auto listener = StoreListener::listen(m_host.store(), JobQueue::wakeChannel());
+        if (!listener) {
+            qCWarning(lcDaemon).noquote() << "cannot listen for new jobs, polling every" << config.pollIntervalMs << "ms:"
+                                          << listener.error().toString();
+        } else {
+            m_listener = std::move(*listener);
+            connect(m_listener.get(), &StoreListener::notified, m_worker.get(), &Worker::wake);
+            qCInfo(lcDaemon).noquote() << "listening for new jobs (PostgreSQL LISTEN); the poll every" << config.pollIntervalMs
+                                       << "ms stays the fallback";
+        }
+    }
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
         m_metrics->increment(QStringLiteral("sluice_jobs_finished_total"), {{QStringLiteral("outcome"), outcome}});
     });
@@ -178,9 +234,18 @@ Result<void> Daemon::start()
                                  m_worker->abandon(jobId, why);
                          });
     connect(m_reaper.get(), &Reaper::passFinished, this, [this](const ReaperPass &pass) {
-        for (const ReapedJob &r : pass.reaped)
+        for (const ReapedJob &r : pass.reaped) {
+            if (!r.takenFrom.isEmpty()) {
+                m_metrics->increment(QStringLiteral("sluice_takeovers_total"), {{QStringLiteral("outcome"), r.outcome}});
+                continue;
+            }
             m_metrics->increment(QStringLiteral("sluice_reaps_total"),
                                  {{QStringLiteral("tier"), QString::number(r.tier)}, {QStringLiteral("outcome"), r.outcome}});
+        }
+        for (const TakenNode &n : pass.takenNodes) {
+            if (n.revokedHere)
+                m_metrics->increment(QStringLiteral("sluice_nodes_taken_over_total"));
+        }
         for (const ReclaimedLease &l : pass.reclaimed)
             m_metrics->increment(QStringLiteral("sluice_leases_reclaimed_total"), {{QStringLiteral("reason"), l.reason}});
         m_metrics->increment(QStringLiteral("sluice_reaper_passes_total"),
@@ -304,7 +369,46 @@ void Daemon::finishStop()
     if (m_finished)
         return;
     m_finished = true;
+    // The name is free at once for the next start, here or elsewhere.
+    if (!m_instance.isEmpty()) {
+        if (auto released = m_host.store().releaseNode(m_host.config().node, m_instance); !released)
+            qCWarning(lcDaemon).noquote() << "cannot mark node" << m_host.config().node << "stopped:" << released.error().toString();
+    }
     Q_EMIT stopped();
+}
+
+void Daemon::beat()
+{
+    const HostConfig &config = m_host.config();
+    auto beat = m_host.store().heartbeat(config.node, m_instance, QCoreApplication::applicationPid());
+    if (!beat) {
+        // The store does not answer: the claim is not lost by that; survivors take over only
+        // after node_timeout without a beat.
+        qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
+        return;
+    }
+    if (*beat)
+        return;
+    // The claim is gone: this daemon was silent past node_timeout and survivors took its work.
+    QString by;
+    if (auto nodes = m_host.store().nodes()) {
+        for (const NodeRecord &n : std::as_const(*nodes)) {
+            if (n.name == config.node)
+                by = n.takenOverBy.isEmpty() ? QStringLiteral("another daemon of node %1 (pid %2 on %3)").arg(n.name).arg(n.pid).arg(n.host)
+                                             : QStringLiteral("node %1 at %2").arg(n.takenOverBy, n.takenOverAt.toString(Qt::ISODateWithMs));
+        }
+    }
+    const QString why = QStringLiteral("node %1 was taken over by %2 while this daemon was silent; its work is theirs now, and this "
+                                       "daemon ends without touching it")
+                            .arg(config.node, by.isEmpty() ? QStringLiteral("another node") : by);
+    qCCritical(lcDaemon).noquote() << why;
+    (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("fenced"), QString(), 0,
+                                          QJsonObject{{QStringLiteral("node"), config.node}, {QStringLiteral("instance"), m_instance},
+                                                      {QStringLiteral("reason"), why}}});
+    m_heartbeat.stop();
+    if (m_worker)
+        m_worker->forsake();
+    Q_EMIT takenOver(why);
 }
 
 void Daemon::reload()
@@ -385,8 +489,14 @@ void Daemon::installRoutes()
                                                           {QStringLiteral("concurrency"), m_worker->globalConcurrency()}});
         return apiJson(out);
     });
+    http.route("GET", QStringLiteral("/api/nodes"), [this](const HttpRequest &) {
+        auto report = nodesReport(m_host.engine(), m_host.config());
+        if (!report)
+            return HttpResponse::error(500, Redaction::mask(report.error().message));
+        return apiJson(QJsonObject{{QStringLiteral("node"), m_host.config().node}, {QStringLiteral("nodes"), *report}});
+    });
     http.route("GET", QStringLiteral("/api/status"), [this](const HttpRequest &) {
-        auto report = statusReport(m_host.engine());
+        auto report = statusReport(m_host.engine(), m_host.config());
         return report ? apiJson(*report) : HttpResponse::error(500, Redaction::mask(report.error().message));
     });
     http.route("GET", QStringLiteral("/api/tasks/"), [this](const HttpRequest &request) { return handleTask(request); });
@@ -652,6 +762,16 @@ QByteArray Daemon::renderMetrics()
         m_metrics->set(QStringLiteral("sluice_gate_verdicts_total"),
                        {{QStringLiteral("gate"), it.key().first}, {QStringLiteral("result"), it.key().second}}, double(it.value()));
     m_metrics->set(QStringLiteral("sluice_worker_running"), {}, double(m_worker->runningCount()));
+    // Every node the store knows, as this daemon sees it: a silent node shows here on the
+    // nodes that are left.
+    if (auto nodes = m_host.store().nodes()) {
+        for (const NodeRecord &n : std::as_const(*nodes)) {
+            const Metrics::Labels labels{{QStringLiteral("node"), n.name}};
+            m_metrics->set(QStringLiteral("sluice_node_heartbeat_age_seconds"), labels, double(n.heartbeatAgeMs) / 1000.0);
+            m_metrics->set(QStringLiteral("sluice_node_jobs_running"), labels, double(n.runningJobs));
+            m_metrics->set(QStringLiteral("sluice_node_up"), labels, n.state(m_host.config().reaper.nodeTimeout) == QLatin1String("up") ? 1 : 0);
+        }
+    }
     m_metrics->set(QStringLiteral("sluice_uptime_seconds"), {}, double(m_uptime.elapsed()) / 1000.0);
     return m_metrics->render();
 }

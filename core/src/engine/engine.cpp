@@ -155,6 +155,7 @@ Engine::Engine(Store &store, const QString &node, const QString &stateDir, QObje
 Engine::~Engine() = default;
 
 const QString Engine::PublishStep = QStringLiteral("sluice/publish");
+const QString Engine::WorkspaceStep = QStringLiteral("sluice/workspace");
 
 void Engine::setProject(std::shared_ptr<ProjectRuntime> runtime)
 {
@@ -199,7 +200,11 @@ EngineStats Engine::stats() const
 
 void Engine::auditAction(const QString &actor, const QString &action, const TaskRecord &task, const QJsonObject &details)
 {
-    if (auto r = m_store.audit(AuditEntry{actor, action, task.project, task.id, details}); !r)
+    // Which node acted: with several nodes, `sluice task` tells their moves apart.
+    QJsonObject withNode = details;
+    if (!withNode.contains(QLatin1String("node")))
+        withNode.insert(QStringLiteral("node"), m_node);
+    if (auto r = m_store.audit(AuditEntry{actor, action, task.project, task.id, withNode}); !r)
         qCWarning(lcEngine).noquote() << "cannot write audit" << action << "for task" << task.id << "-" << r.error().toString();
 }
 
@@ -325,6 +330,10 @@ AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QStri
                 run->m_gates.append({gate, edge.to});
         }
     }
+    // Gates read the task's working copy: on this node it is made to hold the task's head and
+    // what its last job left for gates, wherever that job ran.
+    if (!run->m_gates.isEmpty() && !config.repositoryPath.isEmpty())
+        run->m_gates.prepend({WorkspaceStep, QString()});
     // Before any gate judges the task: the target is fetched and the task's head pushed to
     // the forge (for a repository with a remote), so every gate sees what the forge sees.
     if (m_publishing.contains(config.id))
@@ -344,6 +353,10 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     const auto [instance, toStage] = run->m_gates.at(run->m_next);
     if (instance == PublishStep) {
         publish(run);
+        return;
+    }
+    if (instance == WorkspaceStep) {
+        prepareWorkspace(run);
         return;
     }
     Gate *gate = run->m_runtime->instances.as<Gate>(instance);
@@ -387,6 +400,19 @@ Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, c
         return {GateVerdict::pass(QStringLiteral("no head recorded yet; nothing to push")), {}};
     if (task.pushedSha == task.headSha)
         return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), {}};
+    // Another node may have taken the head into its own clone: then the forge may have it
+    // (pushed there by that node), and otherwise nothing here can publish it.
+    auto present = repo.hasCommit(task.headSha);
+    if (present && !*present) {
+        if (auto fetched = repo.fetchTaskBranch(task.branch); !fetched)
+            return {GateVerdict::error(fetched.error().message), {}};
+        present = repo.hasCommit(task.headSha);
+    }
+    if (!present)
+        return {GateVerdict::error(QStringLiteral("cannot look for the task's head: %1").arg(present.error().message)), {}};
+    if (!*present)
+        return {GateVerdict::error(QStringLiteral("the task's head %1 is neither in %2 nor at the forge: the node whose job made it "
+                                                  "has not pushed it").arg(task.headSha.left(12), repo.path())), {}};
     // Nothing leaves this machine before the secret scan: not even a task branch.
     if (!scanner)
         return {GateVerdict::error(QStringLiteral("no secret scanner is available to check the task's commits before they are "
@@ -401,7 +427,8 @@ Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, c
                                                  "from the latest version").arg(findings->size()),
                                   *findings),
                 {}};
-    auto pushed = repo.publish(task.branch, task.headSha);
+    // The lease is what the store says Sluice pushed last, whichever node pushed it.
+    auto pushed = repo.publish(task.branch, task.headSha, task.pushedSha);
     if (!pushed)
         return {GateVerdict::error(QStringLiteral("cannot push the task branch %1 to the forge: %2").arg(task.branch, pushed.error().message)), {}};
     return {GateVerdict::pass(QStringLiteral("pushed %1 to %2").arg(task.headSha.left(12), task.branch)), *pushed};
@@ -432,9 +459,42 @@ void Engine::publish(AdvanceRun *run)
     watcher->setFuture(QtConcurrent::run([repo, task, scanner] { return publishHead(repo, task, scanner); }));
 }
 
+void Engine::prepareWorkspace(AdvanceRun *run)
+{
+    const Workspace workspace = m_workspace;
+    const ProjectConfig config = run->m_runtime->config;
+    const TaskRecord task = run->m_task;
+    // Read here, on the advance's own thread: the task store's prepared statements belong to
+    // the connection of the thread that prepared them, and a pool thread's connection may be
+    // in use by another engine's store at the same moment (tst_engine's eight racers on
+    // PostgreSQL hung in libpq when this read ran in the pool).
+    const Result<TaskStore::StageFiles> files = m_tasks.stageFiles(task.id);
+    auto *watcher = new QFutureWatcher<GateVerdict>(run);
+    QElapsedTimer clock;
+    clock.start();
+    connect(watcher, &QFutureWatcher<GateVerdict>::finished, run, [this, run, watcher, clock] {
+        const GateVerdict verdict = watcher->result();
+        watcher->deleteLater();
+        recordVerdict(run, WorkspaceStep, QString(), verdict, clock.elapsed());
+    });
+    watcher->setFuture(QtConcurrent::run([workspace, config, task, files]() -> GateVerdict {
+        if (!files)
+            return GateVerdict::error(QStringLiteral("cannot read what the task's last job left for gates: %1").arg(files.error().message));
+        if (files->jobId == 0) {
+            // No job of the task took work from a working copy yet (none has one, or they ran
+            // before this version): whatever copy there is stays as it is.
+            return GateVerdict::pass(QStringLiteral("no job recorded files for gates"));
+        }
+        auto copy = workspace.prepareForGates(config, task, files->files);
+        if (!copy)
+            return GateVerdict::error(QStringLiteral("cannot prepare the task's working copy for its gates: %1").arg(copy.error().message));
+        return GateVerdict::pass(QStringLiteral("working copy %1 with %2 file(s) of job %3").arg(*copy).arg(files->files.size()).arg(files->jobId));
+    }));
+}
+
 void Engine::recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs)
 {
-    if (instance == PublishStep && verdict.allowsPassage()) {
+    if ((instance == PublishStep || instance == WorkspaceStep) && verdict.allowsPassage()) {
         // The host's own step before the gates: heard of only when it stops a task.
         ++run->m_next;
         evaluateNextGate(run);

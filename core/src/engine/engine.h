@@ -116,6 +116,10 @@ public:
     /// The host's step before a task's gates, named like a gate in verdicts: fetch the target,
     /// scan the task's new commits for secrets, push the task branch to the forge.
     static const QString PublishStep;
+    /// The host's step before the gates that read the task's working copy: this node's copy
+    /// holds the task's head and what its last job left in .sluice/ (kept in the store), on
+    /// whichever node the job ran. Named like a gate in verdicts when it stops a task.
+    static const QString WorkspaceStep;
     /**
      * Scans the commits of @p repository in @p base..@p head for secrets (the security gate's
      * scanner, installed by the executable): the findings, masked. Called off the event loop.
@@ -254,6 +258,8 @@ private:
     void evaluateNextGate(AdvanceRun *run);
     // The publish step (PublishStep), off the event loop.
     void publish(AdvanceRun *run);
+    // The working copy step (WorkspaceStep), off the event loop.
+    void prepareWorkspace(AdvanceRun *run);
     // Records one verdict (audit, notifications) and goes on to the next gate or decides.
     void recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs);
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
