@@ -5,6 +5,8 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/forgefeedback.h"
+#include "engine/forgelistener.h"
 #include "engine/notifications.h"
 #include "engine/procstat.h"
 #include "engine/reaper.h"
@@ -12,6 +14,7 @@
 #include "engine/sweeps.h"
 #include "engine/worker.h"
 
+#include <sluice/forgeevents.h>
 #include <sluice/webhook.h>
 
 #include <QCoreApplication>
@@ -60,6 +63,9 @@ Result<void> Daemon::start()
     // startup recovery may). Counted once the metrics exist.
     m_notifications = std::make_unique<NotificationRouter>(engine);
     m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
+    // The forge loop: what Sluice says on pull requests, and what the forge's webhooks wake.
+    m_forgeFeedback = std::make_unique<ForgeFeedback>(engine);
+    m_forgeListener = std::make_unique<ForgeListener>(engine, m_forgeFeedback.get());
 
     // This node's jobs that were running when it stopped are settled before the worker
     // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
@@ -116,6 +122,9 @@ Result<void> Daemon::start()
         {"sluice_reaper_passes_total", "Reaper ticks of this daemon, by result."},
         {"sluice_reconciler_passes_total", "Reconciler passes of this daemon, by result."},
         {"sluice_reconciler_actions_total", "Tasks re-driven by the reconciler of this daemon, by action."},
+        {"sluice_forge_events_total", "Forge webhook events handled, by project, kind and result."},
+        {"sluice_forge_feedback_total", "Statuses, comments and pull requests Sluice wrote on the forge, by project, action and result."},
+        {"sluice_forge_signals_total", "Reviews and comment commands taken as signals, by project and result."},
     };
     for (const auto &[name, help] : counters)
         m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
@@ -137,6 +146,10 @@ Result<void> Daemon::start()
         if (!port)
             return std::unexpected(port.error());
         qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
+        m_forgeFeedback->setDefaultTargetBase(QStringLiteral("http://%1:%2/api/tasks/")
+                                                  .arg(address.protocol() == QAbstractSocket::IPv6Protocol ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
+                                                                                                          : address.toString())
+                                                  .arg(*port));
         QDir().mkpath(config.stateDir);
         QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
         if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
@@ -145,6 +158,8 @@ Result<void> Daemon::start()
 
     m_notifications->setMetrics(m_metrics.get());
     m_trackerUpdates->setMetrics(m_metrics.get());
+    m_forgeFeedback->setMetrics(m_metrics.get());
+    m_forgeListener->setMetrics(m_metrics.get());
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
@@ -329,7 +344,8 @@ void Daemon::checkIdle()
     auto counts = m_host.engine().jobs().countsByStatus();
     const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
                       && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0
-                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0;
+                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0
+                      && m_forgeFeedback->inFlight() == 0 && m_forgeListener->inFlight() == 0;
     m_idleTicks = idle ? m_idleTicks + 1 : 0;
     if (m_idleTicks >= 4)
         stop(QStringLiteral("idle (--exit-when-idle)"));
@@ -430,6 +446,12 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
         countWebhook(QStringLiteral("malformed"));
         return HttpResponse::error(400, QStringLiteral("the delivery has no id; it cannot be de-duplicated"));
     }
+    if (delivery->events.isEmpty()) {
+        // Verified, but nothing in it concerns Sluice (an event type it does not use, another
+        // repository): answered, nothing stored, as handling it again would change nothing.
+        countWebhook(QStringLiteral("ignored"));
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("ignored"), true}}), 202);
+    }
     const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
     QJsonArray events;
     for (const WebhookEvent &e : delivery->events)
@@ -446,6 +468,10 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
     countWebhook(QStringLiteral("accepted"));
     QJsonArray results;
     for (const WebhookEvent &e : delivery->events) {
+        if (const std::optional<ForgeEvent> forgeEvent = forgeEventFromWebhook(e)) {
+            m_forgeListener->handle(runtime, instanceName, delivery->deliveryId, *forgeEvent);
+            continue;
+        }
         if (e.kind != QLatin1String("signal"))
             continue;
         bool ok = false;

@@ -16,6 +16,8 @@
 
 namespace Sluice {
 
+class ForgeFeedback;
+class ForgeListener;
 class HttpServer;
 class Reaper;
 class Reconciler;
@@ -77,6 +79,8 @@ private:
     std::unique_ptr<Reconciler> m_reconciler;
     std::unique_ptr<NotificationRouter> m_notifications;
     std::unique_ptr<TrackerUpdates> m_trackerUpdates;
+    std::unique_ptr<ForgeFeedback> m_forgeFeedback;
+    std::unique_ptr<ForgeListener> m_forgeListener;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     QTimer m_outbox;        // routes what CLI processes raised (Store::claimNotifications)
