@@ -111,11 +111,13 @@ public:
                 conclude(QString());
         });
         connect(socket, &QTcpSocket::disconnected, this, [socket, buffer, conclude] {
-            buffer->append(socket->readAll());
+            if (socket->isOpen())
+                buffer->append(socket->readAll());
             conclude(QStringLiteral("connection closed"));
         });
         connect(socket, &QTcpSocket::errorOccurred, this, [socket, buffer, conclude] {
-            buffer->append(socket->readAll());
+            if (socket->isOpen())
+                buffer->append(socket->readAll());
             conclude(socket->errorString());
         });
         connect(socket, &QTcpSocket::connected, this, [socket, target, body, headers = next.headers] {

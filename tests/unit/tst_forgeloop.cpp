@@ -561,7 +561,7 @@ void tst_ForgeLoop::statusesAndCommentsOncePerChange()
             QCOMPARE(s.targetUrl, QStringLiteral("https://sluice.example/tasks/%1").arg(task));
             QVERIFY(s.description.size() <= 255);
         }
-        QCOMPARE(states, expected[i]);
+        QVERIFY2(states == expected[i], qPrintable(QStringLiteral("head %1: %2").arg(i + 1).arg(states.join(QLatin1Char(',')))));
     }
     // One comment: the rollback, with the red context.
     QTRY_VERIFY_WITH_TIMEOUT(!m_forge->comments(pulls.first().number).isEmpty(), 10000);
