@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "logging.h"
+#include "textmasker.h"
 
 #include <sluice/secrets.h>
 
@@ -13,17 +14,20 @@ namespace Sluice::Cli {
 const QList<Command> &commands()
 {
     static const QList<Command> all = {
-        {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe},
+        {"serve", "Run the daemon: the worker, the HTTP interface, the pipeline", runServe, true},
         {"check", "Validate the host file, every project file and the plugins they use", runCheck},
         {"plugins", "List discovered plugins with kind, version and load state", runPlugins},
+        // submit stores what the operator typed and Sluice's own words, nothing from an
+        // agent: registered secrets are redacted, the scanner is not needed (and not waited for).
         {"submit", "Create a task by hand in a project's first stage", runSubmit},
         {"status", "Show every task: project, stage, status", runStatus},
         {"queue", "Show the job queue: counts, running and recent jobs", runQueue},
         {"task", "Show one task: stage, why it waits, gate verdicts, history", runTask},
-        {"approve", "Send an approval signal for a task waiting in a stage", runApprove},
+        {"approve", "Send an approval signal for a task waiting in a stage", runApprove, true},
+        // retry, like submit, stores the operator's reason and Sluice's own words only.
         {"retry", "Retry a blocked task from the stage it is blocked in (with a reason)", runRetry},
         {"scan", "Scan files or a git range for secrets (the security gate's scanner)", runScan},
-        {"sweep", "Run one pass of a project's sweeper instance (e.g. ci-umbrella); non-zero on any failure", runSweep},
+        {"sweep", "Run one pass of a project's sweeper instance (e.g. ci-umbrella); non-zero on any failure", runSweep, true},
         {"version", "Print the version of sluice and its SDK", runVersion},
     };
     return all;
@@ -46,6 +50,9 @@ bool parse(QCommandLineParser &parser, const QStringList &arguments, const QStri
         printOut(help.trimmed());
         std::exit(Success);
     }
+    // The command will run: its free-text masker (if it has one) starts compiling now.
+    if (const auto masker = textMasker())
+        masker->warmUp();
     return true;
 }
 
@@ -73,6 +80,24 @@ HostSetup setUpHost(const QString &configDir)
     return setup;
 }
 
+namespace {
+std::shared_ptr<Security::ScannerTextMasker> &installedMasker()
+{
+    static std::shared_ptr<Security::ScannerTextMasker> masker;
+    return masker;
+}
+} // namespace
+
+void setTextMasker(std::shared_ptr<Security::ScannerTextMasker> masker)
+{
+    installedMasker() = std::move(masker);
+}
+
+std::shared_ptr<Security::ScannerTextMasker> textMasker()
+{
+    return installedMasker();
+}
+
 void printOut(const QString &text)
 {
     const QByteArray bytes = Redaction::redact(text).toUtf8() + '\n';
@@ -87,7 +112,11 @@ void printErr(const QString &text)
 
 void printJson(const QJsonDocument &document)
 {
-    printOut(QString::fromUtf8(document.toJson(QJsonDocument::Indented)).trimmed());
+    // Per string before it is written: a secret holding a character JSON escapes (a quote, a
+    // backslash) would not be found again in the written text.
+    const QJsonDocument redacted = document.isArray() ? QJsonDocument(Redaction::redactJson(QJsonValue(document.array())).toArray())
+                                                      : QJsonDocument(Redaction::redactJson(document.object()));
+    printOut(QString::fromUtf8(redacted.toJson(QJsonDocument::Indented)).trimmed());
 }
 
 } // namespace Sluice::Cli

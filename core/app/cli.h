@@ -11,6 +11,12 @@
 #include <QString>
 #include <QStringList>
 
+#include <memory>
+
+namespace Sluice::Security {
+class ScannerTextMasker;
+}
+
 namespace Sluice::Cli {
 
 /// Exit codes: 0 success, 1 the checked thing is wrong or an operation failed, 2 usage error.
@@ -20,6 +26,9 @@ struct Command {
     const char *name;
     const char *summary;
     int (*run)(const QStringList &arguments); ///< arguments[0] is "sluice <name>"
+    /// Stores, sends or logs text from agents and commands: installs the scanner-backed
+    /// free-text masker (Redaction::mask) before it runs.
+    bool masksFreeText = false;
 };
 
 /// Every subcommand, in the order `sluice --help` lists them.
@@ -55,8 +64,15 @@ struct HostSetup {
 /// then discovers and loads plugins.
 HostSetup setUpHost(const QString &configDir);
 
+/// The free-text masker main() installed for this command, if any (serve reports when it is ready).
+void setTextMasker(std::shared_ptr<Security::ScannerTextMasker> masker);
+[[nodiscard]] std::shared_ptr<Security::ScannerTextMasker> textMasker();
+
+/// Writes @p text and a newline to stdout, every registered secret redacted.
 void printOut(const QString &text);
+/// As printOut(), to stderr.
 void printErr(const QString &text);
+/// Writes @p document indented, every registered secret in its strings redacted.
 void printJson(const QJsonDocument &document);
 
 } // namespace Sluice::Cli

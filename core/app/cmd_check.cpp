@@ -43,7 +43,8 @@ int runCheck(const QStringList &arguments)
                                              QStringLiteral("plugin %1: %2").arg(PluginRecord::stateName(r.state), r.reason)});
     }
 
-    const QStringList files = setup.host.projectFiles();
+    Diagnostics listing;
+    const QStringList files = setup.host.projectFiles(listing);
     ProjectSet projects = ProjectSet::load(files, catalog);
     for (ProjectSet::Entry &entry : projects.entries) {
         if (!entry.project)
@@ -56,7 +57,7 @@ int runCheck(const QStringList &arguments)
     int refused = 0;
     for (const ProjectSet::Entry &entry : projects.entries)
         refused += entry.project ? 0 : 1;
-    const bool ok = setup.diagnostics.isEmpty() && pluginProblems.isEmpty() && refused == 0;
+    const bool ok = setup.diagnostics.isEmpty() && listing.isEmpty() && pluginProblems.isEmpty() && refused == 0;
 
     if (parser.isSet(QStringLiteral("json"))) {
         QJsonArray projectArray;
@@ -72,6 +73,8 @@ int runCheck(const QStringList &arguments)
             {QStringLiteral("host"), QJsonObject{{QStringLiteral("file"), setup.host.file},
                                                  {QStringLiteral("present"), setup.host.filePresent},
                                                  {QStringLiteral("errors"), toJson(setup.diagnostics)}}},
+            {QStringLiteral("projectDirectory"), QJsonObject{{QStringLiteral("path"), setup.host.projectDirectory()},
+                                                             {QStringLiteral("errors"), toJson(listing)}}},
             {QStringLiteral("plugins"), toJson(pluginProblems)},
             {QStringLiteral("projects"), projectArray}}));
         return ok ? Success : Failure;
@@ -79,13 +82,15 @@ int runCheck(const QStringList &arguments)
 
     for (const Diagnostic &d : setup.diagnostics)
         printOut(d.toString());
+    for (const Diagnostic &d : listing)
+        printOut(d.toString());
     for (const Diagnostic &d : pluginProblems)
         printOut(d.toString());
     for (const ProjectSet::Entry &entry : projects.entries) {
         for (const Diagnostic &d : entry.diagnostics)
             printOut(d.toString());
     }
-    if (files.isEmpty())
+    if (files.isEmpty() && listing.isEmpty())
         printErr(QStringLiteral("note: no project files in %1").arg(QDir(setup.host.configDir).filePath(QStringLiteral("projects"))));
     int loaded = 0;
     for (const PluginRecord &r : catalog.plugins())

@@ -66,6 +66,9 @@ int runScan(const QStringList &arguments)
     const QCommandLineOption ignoreOption(QStringLiteral("ignore-file"),
                                           QStringLiteral("Fingerprints to ignore (default: .gitleaksignore at the scanned root)."),
                                           QStringLiteral("FILE"));
+    const QCommandLineOption noCacheOption(QStringLiteral("no-cache"),
+        QStringLiteral("Compile the rules without the compiled-rules cache ($XDG_CACHE_HOME/sluice, else ~/.cache/sluice)."));
+    parser.addOption(noCacheOption);
     parser.addOption(rulesOption);
     parser.addOption(repoOption);
     parser.addOption(threadsOption);
@@ -143,7 +146,10 @@ int runScan(const QStringList &arguments)
     }
     QElapsedTimer clock;
     clock.start();
-    auto scanner = Security::SecretScanner::compile(*rules);
+    Security::CompileOptions compileOptions;
+    if (!parser.isSet(noCacheOption))
+        compileOptions.cacheDirectory = Security::defaultScannerCacheDirectory();
+    auto scanner = Security::SecretScanner::compile(*rules, compileOptions);
     if (!scanner) {
         printErr(QStringLiteral("error: %1").arg(scanner.error().toString()));
         return ScanError;
@@ -182,9 +188,12 @@ int runScan(const QStringList &arguments)
             {QStringLiteral("files"), outcome.files},
             {QStringLiteral("bytes"), outcome.bytes},
             {QStringLiteral("binarySkipped"), toJson(outcome.binarySkipped)},
+            {QStringLiteral("decoded"), toJson(outcome.decoded)},
+            {QStringLiteral("findingsCapped"), toJson(outcome.findingsCapped)},
             {QStringLiteral("truncated"), toJson(outcome.truncated)},
             {QStringLiteral("unreadable"), toJson(outcome.unreadable)},
             {QStringLiteral("compileMs"), compileMs},
+            {QStringLiteral("cache"), (*scanner)->cacheStatus()},
             {QStringLiteral("scanMs"), scanMs}}));
     } else {
         for (const auto &f : outcome.findings) {
@@ -197,14 +206,22 @@ int runScan(const QStringList &arguments)
         }
         for (const QString &file : outcome.truncated)
             printErr(QStringLiteral("warning: %1: scanned only the first %2 bytes").arg(file).arg(limits.maxFileBytes));
-        printErr(QStringLiteral("%1 secret(s), %2 ignored; %3 file(s), %4 bytes of %5 in %6 ms with %7 rules")
+        // Whoever wrote a file controls whether it looks binary: say what was not read.
+        for (const QString &file : outcome.binarySkipped)
+            printErr(QStringLiteral("warning: %1: binary, not scanned for secrets (only path rules applied)").arg(file));
+        for (const QString &file : outcome.decoded)
+            printErr(QStringLiteral("note: %1: UTF-16, scanned after decoding").arg(file));
+        for (const QString &file : outcome.findingsCapped)
+            printErr(QStringLiteral("warning: %1: more than %2 findings; the rest are not listed").arg(file).arg(limits.maxFindingsPerFragment));
+        printErr(QStringLiteral("%1 secret(s), %2 ignored, %8 file(s) not scanned (binary); %3 file(s), %4 bytes of %5 in %6 ms with %7 rules")
                      .arg(outcome.findings.size())
                      .arg(outcome.ignored.size())
                      .arg(outcome.files)
                      .arg(outcome.bytes)
                      .arg(targets->description)
                      .arg(scanMs)
-                     .arg((*scanner)->ruleCount()));
+                     .arg((*scanner)->ruleCount())
+                     .arg(outcome.binarySkipped.size()));
     }
     if (!outcome.unreadable.isEmpty()) {
         printErr(QStringLiteral("error: cannot read %1 file(s): %2").arg(outcome.unreadable.size()).arg(outcome.unreadable.join(QStringLiteral(", "))));

@@ -3,10 +3,16 @@
 #include "commitscan.h"
 
 #include "daemon/daemon.h"
+#include "textmasker.h"
 
 #include <QCoreApplication>
+#include <QFutureWatcher>
+#include <QLoggingCategory>
+#include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice::Cli {
+
+Q_LOGGING_CATEGORY(lcServe, "sluice.core.serve", QtInfoMsg)
 
 int runServe(const QStringList &arguments)
 {
@@ -36,6 +42,23 @@ int runServe(const QStringList &arguments)
         return Failure;
     }
     QObject::connect(&daemon, &Daemon::stopped, qApp, &QCoreApplication::quit, Qt::QueuedConnection);
+    // The free-text masker's rules compile beside the start; say when they are in use, or
+    // loudly that they are not (text from agents is then withheld, not shown unmasked).
+    if (const auto masker = textMasker()) {
+        auto *ready = new QFutureWatcher<QString>(qApp);
+        QObject::connect(ready, &QFutureWatcher<QString>::finished, qApp, [ready] {
+            const QString error = ready->result();
+            if (error.isEmpty())
+                qCInfo(lcServe) << "secret scanner ready: text from agents and commands is masked";
+            else
+                qCCritical(lcServe).noquote() << "the secret scanner is not available, text from agents and commands is withheld:" << error;
+            ready->deleteLater();
+        });
+        ready->setFuture(QtConcurrent::run([masker] {
+            const auto compiled = masker->ready();
+            return compiled ? QString() : compiled.error().toString();
+        }));
+    }
     return QCoreApplication::exec();
 }
 

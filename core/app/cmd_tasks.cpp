@@ -43,6 +43,10 @@ std::unique_ptr<HostRuntime> openHost(const QString &configDir, bool withProject
     if (withProjects) {
         for (const Diagnostic &d : (*host)->loadProjects())
             printErr(d.toString());
+    } else {
+        // What the projects' secret references hold is redacted from what this command
+        // prints, as in the daemon: the command reads the files itself (no daemon needed).
+        (*host)->registerProjectSecrets();
     }
     return std::move(*host);
 }

@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "logging.h"
+#include "textmasker.h"
 
 #include <sluice/version.h>
 
@@ -44,7 +45,23 @@ int main(int argc, char *argv[])
         if (name == QLatin1String(c.name)) {
             QStringList rest = args.mid(2);
             rest.prepend(QStringLiteral("sluice %1").arg(name));
-            return c.run(rest);
+            // The commands that store, send or log text from agents and commands mask the
+            // secrets in it that nobody registered with the security gate's scanner. Its rules
+            // compile on a thread of their own, started once the arguments are parsed (so
+            // --help and usage errors leave at once), while the command loads its host and
+            // plugins; the commands that only read the store find that text masked already
+            // and never pay for the compilation.
+            std::shared_ptr<Security::ScannerTextMasker> masker;
+            if (c.masksFreeText) {
+                masker = std::make_shared<Security::ScannerTextMasker>();
+                Redaction::installFreeTextMasker(masker);
+                Cli::setTextMasker(masker);
+            }
+            const int code = c.run(rest);
+            Logging::flush(); // lines that waited for the masker, masked
+            Redaction::installFreeTextMasker(nullptr);
+            Cli::setTextMasker(nullptr);
+            return code;
         }
     }
     Cli::printErr(QStringLiteral("sluice: unknown command '%1'. Try 'sluice --help'.").arg(name));

@@ -4,6 +4,9 @@
 #include <sluice/secrets.h>
 
 #include <QLoggingCategory>
+#include <QMutex>
+
+#include <utility>
 
 #include <cstdio>
 
@@ -41,19 +44,82 @@ const char *label(QtMsgType type)
     return "info";
 }
 
-void handler(QtMsgType type, const QMessageLogContext &context, const QString &message)
+// Set while this thread masks a message: a message logged from inside the masking (Qt
+// itself may warn) is only redacted, never masked again, so the handler cannot recurse.
+thread_local bool masking = false;
+
+void write(QtMsgType type, const QByteArray &category, const QString &text)
 {
-    const QString text = Redaction::redact(message);
     const QByteArray line = underJournald()
-        ? QStringLiteral("<%1>%2: %3\n").arg(priority(type)).arg(QLatin1String(context.category), text).toUtf8()
-        : QStringLiteral("%1: %2: %3\n").arg(QLatin1String(context.category), QLatin1String(label(type)), text).toUtf8();
+        ? QStringLiteral("<%1>%2: %3\n").arg(priority(type)).arg(QString::fromLatin1(category), text).toUtf8()
+        : QStringLiteral("%1: %2: %3\n").arg(QString::fromLatin1(category), QLatin1String(label(type)), text).toUtf8();
     std::fwrite(line.constData(), 1, std::size_t(line.size()), stderr);
     std::fflush(stderr);
+}
+
+// Lines logged while the free-text masker was not ready yet (its rules compile for most of a
+// second after the process starts): kept in order, written masked once it is, so no thread
+// waits for the compilation just to log.
+struct Waiting {
+    QtMsgType type;
+    QByteArray category;
+    QString message;
+};
+struct WaitingLines {
+    QMutex mutex; // also keeps the written lines in order
+    QList<Waiting> lines;
+};
+WaitingLines &waitingLines()
+{
+    static WaitingLines w;
+    return w;
+}
+
+QString masked(const QString &message)
+{
+    masking = true;
+    QString text = Redaction::mask(message);
+    masking = false;
+    return text;
+}
+
+// Writes the waiting lines; with the lock held.
+void writeWaiting(WaitingLines &w)
+{
+    for (const Waiting &line : std::exchange(w.lines, {}))
+        write(line.type, line.category, masked(line.message));
+}
+
+void handler(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    const QByteArray category(context.category ? context.category : "default");
+    if (masking) {
+        write(type, category, Redaction::redact(message));
+        return;
+    }
+    // Registered secrets, and tokens nobody registered that an agent's or a command's
+    // output carried into the message (when a free-text masker is installed).
+    WaitingLines &w = waitingLines();
+    QMutexLocker lock(&w.mutex);
+    const auto masker = Redaction::freeTextMasker();
+    if (masker && !masker->isReady() && type != QtFatalMsg) {
+        w.lines.append(Waiting{type, category, message});
+        return;
+    }
+    writeWaiting(w);
+    write(type, category, masked(message));
     if (type == QtFatalMsg)
         std::abort();
 }
 
 } // namespace
+
+void flush()
+{
+    WaitingLines &w = waitingLines();
+    QMutexLocker lock(&w.mutex);
+    writeWaiting(w);
+}
 
 void install()
 {

@@ -144,6 +144,7 @@ Result<SecretsResult> scanSecrets(const SecuritySettings &settings, const GateRe
 }
 
 struct Counts {
+    int unscannable = 0;
     int secretsFound = 0;
     int secretsBlocking = 0;
     int depsBlocking = 0;
@@ -163,6 +164,7 @@ QString renderReport(const GateRequest &request, const QString &status, const QS
     md += QStringLiteral("deps_warning: %1\n").arg(counts.depsWarning);
     md += QStringLiteral("deps_degraded: %1\n").arg(counts.degraded);
     md += QStringLiteral("deps_audit_degraded: %1\n").arg(counts.degraded > 0 ? QStringLiteral("true") : QStringLiteral("false"));
+    md += QStringLiteral("unscannable: %1\n").arg(counts.unscannable);
     md += QStringLiteral("severity_threshold: %1\n").arg(severityName(settings.threshold));
     md += QStringLiteral("task: %1\n").arg(request.task.id);
     md += QStringLiteral("branch: %1\n").arg(yamlString(request.task.branch));
@@ -227,10 +229,16 @@ QString renderReport(const GateRequest &request, const QString &status, const QS
         }
         md += QLatin1Char('\n');
     }
-    if (secrets && (!secrets->outcome.binarySkipped.isEmpty() || !secrets->outcome.truncated.isEmpty())) {
+    if (secrets && (!secrets->outcome.binarySkipped.isEmpty() || !secrets->outcome.truncated.isEmpty()
+                    || !secrets->outcome.findingsCapped.isEmpty() || !secrets->outcome.decoded.isEmpty())) {
         md += QStringLiteral("## Not fully scanned\n\n");
         for (const QString &f : secrets->outcome.binarySkipped)
-            md += QStringLiteral("- %1: binary (only path rules applied)\n").arg(f);
+            md += QStringLiteral("- %1: binary, not scanned for secrets (only path rules applied; unscannable: %2)\n")
+                      .arg(cell(f), settings.unscannableFails ? QStringLiteral("fail") : QStringLiteral("warn"));
+        for (const QString &f : secrets->outcome.decoded)
+            md += QStringLiteral("- %1: UTF-16, scanned after decoding\n").arg(cell(f));
+        for (const QString &f : secrets->outcome.findingsCapped)
+            md += QStringLiteral("- %1: more findings than are listed\n").arg(cell(f));
         for (const QString &f : secrets->outcome.truncated)
             md += QStringLiteral("- %1: only the first %2 bytes of its added lines were scanned\n").arg(f).arg(settings.maxFileBytes);
         md += QLatin1Char('\n');
@@ -271,6 +279,7 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
     const AuditVerdict audit = judgeAudit(runs, settings.threshold, settings.ignores, today);
 
     if (secrets) {
+        counts.unscannable = int(secrets->outcome.binarySkipped.size());
         counts.secretsFound = int(secrets->outcome.findings.size());
         counts.secretsBlocking = settings.secretsBlock ? counts.secretsFound : 0;
     }
@@ -298,6 +307,20 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
                 where.append(f.line > 0 ? QStringLiteral("%1 in %2:%3").arg(finding.rule, finding.file).arg(f.line)
                                         : QStringLiteral("%1 in %2").arg(finding.rule, finding.file));
         }
+        // The branch's author chose these bytes: a file the scanner cannot read is not clean.
+        for (const QString &file : secrets->outcome.binarySkipped) {
+            Finding finding;
+            finding.rule = QStringLiteral("unscannable");
+            finding.file = file;
+            finding.severity = settings.unscannableFails ? QStringLiteral("blocking") : QStringLiteral("warning");
+            finding.message = QStringLiteral("binary content (not UTF-8 or UTF-16 text): not scanned for secrets");
+            findings.append(finding);
+        }
+        if (counts.unscannable > 0 && settings.unscannableFails)
+            failures.append(QStringLiteral("%1 file(s) cannot be scanned for secrets (unscannable: fail): %2%3")
+                                .arg(counts.unscannable)
+                                .arg(QStringList(secrets->outcome.binarySkipped.mid(0, 3)).join(QStringLiteral(", ")),
+                                     counts.unscannable > 3 ? QStringLiteral(", ...") : QString()));
         if (counts.secretsBlocking > 0)
             failures.append(QStringLiteral("%1 secret(s): %2%3").arg(counts.secretsBlocking).arg(where.join(QStringLiteral(", ")),
                                                                                                  counts.secretsBlocking > 3 ? QStringLiteral(", ...") : QString()));
@@ -344,9 +367,13 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
     } else {
         status = QStringLiteral("PASS");
         reason = QStringLiteral("%1: %2 secret(s) found, %3 blocking, %4 blocking vulnerability(ies), %5 warning(s)")
-                     .arg(counts.degraded > 0 || counts.depsWarning > 0 || counts.secretsFound > 0 ? QStringLiteral("passed with warnings")
-                                                                                                    : QStringLiteral("clean"))
+                     .arg(counts.degraded > 0 || counts.depsWarning > 0 || counts.secretsFound > 0 || counts.unscannable > 0
+                              ? QStringLiteral("passed with warnings")
+                              : QStringLiteral("clean"))
                      .arg(counts.secretsFound).arg(counts.secretsBlocking).arg(counts.depsBlocking).arg(counts.depsWarning);
+        if (counts.unscannable > 0)
+            reason += QStringLiteral("; %1 file(s) not scanned (binary): %2").arg(counts.unscannable).arg(
+                QStringList(secrets->outcome.binarySkipped.mid(0, 3)).join(QStringLiteral(", ")));
         if (counts.degraded > 0)
             reason += QStringLiteral("; dependency audit degraded (warning only): %1").arg(degradedDetails.join(QStringLiteral("; ")));
     }
@@ -354,6 +381,8 @@ GateVerdict judge(const SecuritySettings &settings, const GateRequest &request, 
     const QJsonObject evidence{
         {QStringLiteral("security_status"), status},
         {QStringLiteral("secrets_found"), counts.secretsFound},
+        {QStringLiteral("unscannable"), counts.unscannable},
+        {QStringLiteral("unscannable_files"), secrets ? QJsonArray::fromStringList(secrets->outcome.binarySkipped.mid(0, 50)) : QJsonArray()},
         {QStringLiteral("secrets_blocking"), counts.secretsBlocking},
         {QStringLiteral("deps_blocking"), counts.depsBlocking},
         {QStringLiteral("deps_warning"), counts.depsWarning},
@@ -408,6 +437,10 @@ Result<SecuritySettings> SecuritySettings::fromSettings(const QVariantMap &setti
         if (auto ok = boolean(key, *into); !ok)
             return std::unexpected(ok.error());
     }
+    const QString unscannable = settings.value(QStringLiteral("unscannable")).toString();
+    if (unscannable != QLatin1String("warn") && unscannable != QLatin1String("fail"))
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("security setting 'unscannable' must be 'warn' or 'fail'"));
+    s.unscannableFails = unscannable == QLatin1String("fail");
     s.rulesFile = settings.value(QStringLiteral("rules")).toString();
     if (!s.rulesFile.isEmpty() && !QFileInfo(s.rulesFile).isFile())
         return fail(ErrorCode::InvalidConfig, QStringLiteral("security setting 'rules': %1 is not a file").arg(s.rulesFile));

@@ -35,6 +35,7 @@ struct SecuritySettings {
     qint64 gitTimeoutMs = 300000;
     Security::Severity threshold = Security::Severity::High;
     bool strictAudit = false;
+    bool unscannableFails = false; ///< `unscannable: fail`
     QList<Security::AuditorConfig> auditors;
     QList<Security::AuditIgnore> ignores;
     QString reportName;

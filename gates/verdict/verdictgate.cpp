@@ -24,6 +24,9 @@ namespace {
 constexpr qint64 MaxArtifactBytes = 1024 * 1024;
 // A pattern matching more files than this is a mistake, not a set of reviews.
 constexpr int MaxArtifactFiles = 64;
+// Of the prose below a failing artifact's front matter (the reviewer's findings), this much
+// in all is handed on to the agent's next task; the file holds the rest.
+constexpr int MaxFeedbackChars = 16 * 1024;
 
 const QLatin1String FindingRule("verdict");
 
@@ -123,11 +126,13 @@ struct FoundValue {
     int line = 0;
 };
 
-// What one artifact said: the values under the key, or why it could not say anything.
+// What one artifact said: the values under the key, or why it could not say anything, and
+// the prose below its front matter.
 struct ArtifactReading {
     QString file;
     QList<FoundValue> values;
     QList<Finding> problems;
+    QString body;
 };
 
 Finding blocking(const QString &file, int line, const QString &message)
@@ -144,6 +149,7 @@ Finding blocking(const QString &file, int line, const QString &message)
 struct FrontMatter {
     std::string yaml;
     int firstLine = 2; // file line of the first YAML line
+    QByteArray body;   // everything after the closing line
 };
 
 // The YAML between the opening "---" line and the next "---" or "..." line.
@@ -164,7 +170,7 @@ std::expected<FrontMatter, Finding> extractFrontMatter(QByteArray content, const
     for (int i = 1; i < lines.size(); ++i) {
         const QByteArray line = bare(lines.at(i));
         if (line == "---" || line == "...")
-            return FrontMatter{yaml, 2};
+            return FrontMatter{yaml, 2, lines.mid(i + 1).join('\n')};
         QByteArray text = lines.at(i);
         if (text.endsWith('\r'))
             text.chop(1);
@@ -299,6 +305,7 @@ ArtifactReading readArtifact(const ArtifactFile &artifact, const QString &canoni
         return reading;
     }
     collectValues(*frontMatter, key, reading);
+    reading.body = QString::fromUtf8(frontMatter->body).trimmed();
     return reading;
 }
 
@@ -404,8 +411,13 @@ GateVerdict judgeArtifacts(const VerdictRule &rule, const GateRequest &request)
     QJsonArray filesEvidence;
     QJsonArray allValues;
     QStringList passedSummary;
+    // The prose of each artifact that did not pass, for the agent's next task (the engine
+    // copies evidence "feedback" into it after a rollback).
+    QJsonArray feedback;
+    int feedbackRoom = MaxFeedbackChars;
     for (const ArtifactFile &file : files) {
         const ArtifactReading reading = readArtifact(file, canonicalRoot, rule.key);
+        const qsizetype findingsBefore = failing.size() + other.size();
         other.append(reading.problems);
         QJsonArray values;
         QStringList texts;
@@ -423,6 +435,17 @@ GateVerdict judgeArtifacts(const VerdictRule &rule, const GateRequest &request)
                              rule.failValues.join(QStringLiteral(", ")))));
             }
         }
+        if (failing.size() + other.size() > findingsBefore && !reading.body.isEmpty()) {
+            QString text = reading.body;
+            const bool cut = text.size() > feedbackRoom;
+            if (cut) {
+                const qsizetype at = text.lastIndexOf(QLatin1Char('\n'), feedbackRoom);
+                text = text.left(at > feedbackRoom / 2 ? at : feedbackRoom);
+            }
+            feedbackRoom = cut ? 0 : feedbackRoom - int(text.size());
+            feedback.append(QJsonObject{{QStringLiteral("file"), reading.file}, {QStringLiteral("text"), text},
+                                        {QStringLiteral("cut"), cut}, {QStringLiteral("chars"), int(reading.body.size())}});
+        }
         QJsonObject fileEvidence{{QStringLiteral("file"), reading.file}, {QStringLiteral("values"), values}};
         if (!reading.problems.isEmpty())
             fileEvidence.insert(QStringLiteral("problems"), int(reading.problems.size()));
@@ -431,6 +454,8 @@ GateVerdict judgeArtifacts(const VerdictRule &rule, const GateRequest &request)
     }
     evidence.insert(QStringLiteral("files"), filesEvidence);
     evidence.insert(QStringLiteral("values"), allValues);
+    if (!feedback.isEmpty())
+        evidence.insert(QStringLiteral("feedback"), feedback);
 
     const QList<Finding> findings = failing + other;
     if (!findings.isEmpty())

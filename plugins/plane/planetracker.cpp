@@ -3,6 +3,8 @@
 
 #include "forgecall.h"
 
+#include <sluice/secrets.h>
+
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -294,7 +296,8 @@ std::unique_ptr<AsyncCall<Done>> PlaneTracker::comment(const QString &id, const 
     Request req;
     req.method = "POST";
     req.path = issuePath(id, QStringLiteral("comments/"));
-    req.body = QJsonDocument(QJsonObject{{QStringLiteral("comment_html"), commentHtml(text)}}).toJson(QJsonDocument::Compact);
+    // Masked here as well as by the host: a comment is public to everyone who sees the issue.
+    req.body = QJsonDocument(QJsonObject{{QStringLiteral("comment_html"), commentHtml(Redaction::mask(text))}}).toJson(QJsonDocument::Compact);
     return std::make_unique<FunctionCall<Done>>([http, req](FunctionCall<Done> *call) {
         http->send(req, call, [call](Result<Response> r) {
             if (!r)

@@ -33,7 +33,7 @@ QString telegramText(const Notification &n)
     if (!n.projectId.isEmpty())
         head = QStringLiteral("[%1%2] %3").arg(n.projectId, n.taskId > 0 ? QStringLiteral(" #%1").arg(n.taskId) : QString(), head);
     QString text = n.text.trimmed().isEmpty() ? head : head + QStringLiteral("\n\n") + n.text.trimmed();
-    text = Redaction::redact(text);
+    text = Redaction::mask(text);
     if (text.size() > MaxMessage)
         text = text.left(MaxMessage - 1) + QChar(0x2026);
     return text;

@@ -15,13 +15,15 @@ namespace Sluice::Notifiers {
 
 QJsonObject webhookEvent(const Notification &n, const QString &deliveryId)
 {
+    // Every field that carries text is masked here too, whoever raised the notification:
+    // data repeats the reason the text gives.
     return QJsonObject{{QStringLiteral("delivery"), deliveryId},
                        {QStringLiteral("event"), n.event},
                        {QStringLiteral("project"), n.projectId},
                        {QStringLiteral("task"), n.taskId},
-                       {QStringLiteral("title"), Redaction::redact(n.title)},
-                       {QStringLiteral("text"), Redaction::redact(n.text)},
-                       {QStringLiteral("data"), n.data},
+                       {QStringLiteral("title"), Redaction::mask(n.title)},
+                       {QStringLiteral("text"), Redaction::mask(n.text)},
+                       {QStringLiteral("data"), Redaction::maskJson(n.data)},
                        {QStringLiteral("at"), n.at.toUTC().toString(Qt::ISODateWithMs)}};
 }
 

@@ -13,6 +13,17 @@
 //       thread) of all the default rules' regexes over them (SINGLEMATCH, ASCII mode), and
 //       the scanner itself over the same bytes (on stderr).
 //       Prints "bytes seconds MB/s files_with_a_match".
+//
+//   bench_secretscan hostile MB
+//       The hostile cases of issue 16 in memory (MB megabytes each, one thread, every finding
+//       kept): one long line of keyword hits with secrets, the same as lines, keywords without
+//       secrets, plain keyword assignments; each with a bare Vectorscan pass over the same bytes.
+//       Prints one line per case: bytes, findings, scan_ms, vectorscan_ms, their ratio.
+//
+//   bench_secretscan findings DIR
+//       Every finding of the scanner (default rules, one thread) on the files below DIR, one
+//       line each, sorted: "file:line:column-endLine rule masked". Two builds of the scanner
+//       give the same findings when their outputs are equal (`diff`).
 #include "ruleset.h"
 #include "scantargets.h"
 #include "secretscanner.h"
@@ -26,6 +37,7 @@
 #include <QFile>
 #include <QFileInfo>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -208,6 +220,109 @@ int bareVectorscan(const QString &dir)
     return 0;
 }
 
+// The hostile cases of issue 16, in memory, one thread, every finding kept: one long line
+// of keyword hits with secrets, the same bytes as lines, keywords without secrets, and
+// keyword assignments whose values are too plain to be secrets. Each next to a bare
+// Vectorscan pass of the rule regexes over the same bytes.
+int hostileCases(qint64 megabytes)
+{
+    auto rules = defaultRuleSet();
+    if (!rules)
+        return 2;
+    auto scanner = SecretScanner::compile(*rules);
+    if (!scanner)
+        return 2;
+    std::vector<std::string> patterns;
+    for (const Rule &rule : rules->rules) {
+        if (!rule.regex.empty())
+            patterns.push_back(rule.regex);
+    }
+    std::vector<const char *> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    for (std::size_t i = 0; i < patterns.size(); ++i) {
+        expressions.push_back(patterns[i].c_str());
+        flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY);
+        ids.push_back(unsigned(i));
+    }
+    hs_database_t *db = nullptr;
+    hs_compile_error_t *error = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(patterns.size()), HS_MODE_BLOCK, nullptr, &db, &error)
+        != HS_SUCCESS)
+        return 2;
+    hs_scratch_t *hsScratch = nullptr;
+    hs_alloc_scratch(db, &hsScratch);
+
+    const std::size_t size = std::size_t(megabytes) * 1000 * 1000;
+    auto repeat = [&](const std::string &unit) {
+        std::string out;
+        out.reserve(size + unit.size());
+        while (out.size() < size)
+            out += unit;
+        return out;
+    };
+    std::mt19937 rng(7);
+    const char *keywords[] = {"key", "token", "secret", "password", "api", "auth", "access", "credential", "bearer",
+                              "private", "client", "aws", "github", "slack", "stripe", "npm", "sk_", "ghp", "xox", "AKIA"};
+    std::string dense;
+    while (dense.size() < size) {
+        dense += keywords[rng() % 20];
+        dense += ' ';
+    }
+    struct Case {
+        const char *name;
+        std::string text;
+    };
+    const std::vector<Case> cases{
+        {"long-line", repeat("api_key=\"a1b2c3d4e5f6g7h8i9j0k1\" ")},
+        {"split-lines", repeat("api_key=\"a1b2c3d4e5f6g7h8i9j0k1\"\n")},
+        {"keyword-dense", dense},
+        {"keyword-assign", repeat("password = \"aaaaaaaaaaaa\"; token: \"bbbbbbbbbbbbbbbb\" secret=cccccccccccccc\n")},
+    };
+    auto scratch = (*scanner)->makeScratch();
+    std::printf("%-15s %10s %10s %10s %12s %12s\n", "case", "bytes", "findings", "scan_ms", "vectorscan_ms", "ratio");
+    for (const Case &c : cases) {
+        Fragment fragment;
+        fragment.text = c.text;
+        fragment.path = "hostile.txt";
+        QElapsedTimer clock;
+        clock.start();
+        const std::size_t findings = (*scanner)->scan(fragment, *scratch).size();
+        const double scanMs = double(clock.nsecsElapsed()) / 1e6;
+        clock.restart();
+        hs_scan(db, c.text.data(), unsigned(c.text.size()), 0, hsScratch,
+                [](unsigned, unsigned long long, unsigned long long, unsigned, void *) { return 0; }, nullptr);
+        const double vectorscanMs = double(clock.nsecsElapsed()) / 1e6;
+        std::printf("%-15s %10zu %10zu %10.1f %12.1f %12.2f\n", c.name, c.text.size(), findings, scanMs, vectorscanMs,
+                    vectorscanMs / scanMs);
+    }
+    hs_free_scratch(hsScratch);
+    hs_free_database(db);
+    return 0;
+}
+
+int dumpFindings(const QString &dir)
+{
+    auto rules = defaultRuleSet();
+    if (!rules)
+        return 2;
+    auto scanner = SecretScanner::compile(*rules);
+    ScanLimits limits;
+    limits.maxFindingsPerFragment = 0; // every finding, to compare with builds that had no cap
+    auto targets = collectPath(dir, limits);
+    if (!scanner || !targets)
+        return 2;
+    const ScanOutcome outcome = scanTargets(**scanner, *targets, limits, 1);
+    std::vector<std::string> lines;
+    for (const SecretFinding &f : outcome.findings)
+        lines.push_back(f.file + ":" + std::to_string(f.line) + ":" + std::to_string(f.column) + "-" + std::to_string(f.endLine) + " "
+                        + f.ruleId + " " + f.masked);
+    std::sort(lines.begin(), lines.end());
+    for (const std::string &line : lines)
+        std::printf("%s\n", line.c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -218,6 +333,10 @@ int main(int argc, char **argv)
         return generate(args[2], args[3].toLongLong(), args.mid(4));
     if (args.size() == 3 && args[1] == QLatin1String("vectorscan"))
         return bareVectorscan(args[2]);
-    std::fprintf(stderr, "usage: bench_secretscan generate OUT_DIR MB SOURCE_DIR... | vectorscan DIR\n");
+    if (args.size() == 3 && args[1] == QLatin1String("findings"))
+        return dumpFindings(args[2]);
+    if (args.size() == 3 && args[1] == QLatin1String("hostile"))
+        return hostileCases(args[2].toLongLong());
+    std::fprintf(stderr, "usage: bench_secretscan generate OUT_DIR MB SOURCE_DIR... | vectorscan DIR | hostile MB | findings DIR\n");
     return 2;
 }

@@ -10,3 +10,7 @@ sluice_add_qtest(tst_crashanywhere SOURCES tst_crashanywhere.cpp LIBS Qt5::Sql s
 target_compile_definitions(tst_crashanywhere PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>"
                            SLUICE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 add_dependencies(tst_crashanywhere sluice sluice_stage_agent sluice_agent_process sluice_stage_command sluice_gate_verdict)
+# Hostile input to a real daemon (issue 16): alias bombs and non-files on SIGHUP, slow clients.
+sluice_add_qtest(tst_hostileinput SOURCES tst_hostileinput.cpp LIBS Qt5::Network sluice-daemontest TIMEOUT 300)
+target_compile_definitions(tst_hostileinput PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>")
+add_dependencies(tst_hostileinput sluice test_plugin_test_stage)

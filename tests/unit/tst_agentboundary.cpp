@@ -19,6 +19,8 @@
 #include <QJsonObject>
 #include <QtTest>
 
+#include <csignal>
+
 using namespace Sluice;
 
 namespace {
@@ -62,10 +64,11 @@ private Q_SLOTS:
     void agentWritingTheProjectRepositoryBlocksItsTask();
     void taskBranchIsPushedBeforeGatesJudgeIt();
     void secretInACommitNeverReachesTheForge();
+    void workOfARunFinishedDuringACrashIsTaken();
 
 private:
     // The project's repository: project.git, its own forge; or, with a forge, a clone of forge.git.
-    void setUp(const QByteArray &agentScript, bool withForge);
+    void setUp(const QByteArray &agentScript, bool withForge, const QByteArray &projectExtra = {});
     bool runUntilIdle();
     qint64 submit(const QString &title);
     QJsonObject task(qint64 id);
@@ -91,7 +94,7 @@ void tst_AgentBoundary::cleanup()
     m_config.reset();
 }
 
-void tst_AgentBoundary::setUp(const QByteArray &agentScript, bool withForge)
+void tst_AgentBoundary::setUp(const QByteArray &agentScript, bool withForge, const QByteArray &projectExtra)
 {
     const QString seed = path(QStringLiteral("seed"));
     m_config->writeFile(QStringLiteral("seed/README"), "seed\n");
@@ -140,7 +143,7 @@ instances:
     settings:
       command: [/bin/sh, -c, "test -s work.txt"]
       timeout: 1m
-)");
+)" + projectExtra);
 }
 
 bool tst_AgentBoundary::runUntilIdle()
@@ -290,6 +293,46 @@ void tst_AgentBoundary::secretInACommitNeverReachesTheForge()
     QCOMPARE(QString::fromUtf8(log.readAll()).trimmed().split(QLatin1Char('\n')).size(), 1);
     // The daemon's log names the finding, never the token.
     QVERIFY(!m_log.contains(PlantedToken));
+}
+
+void tst_AgentBoundary::workOfARunFinishedDuringACrashIsTaken()
+{
+    // The daemon dies while the agent works; the agent commits and ends meanwhile. The next
+    // start completes the job from what the agent's recorder wrote — and takes the task
+    // branch first, as the worker would have: the next stage sees the work, the head is set.
+    setUp("#!/bin/sh\nset -e\necho work > work.txt\ngit add work.txt\n"
+          "git -c user.name=agent -c user.email=a@example.invalid commit -qm work\n"
+          "touch ../../../../agent-committed\n"
+          "while [ ! -e ../../../../agent-may-end ]; do sleep 0.05; done\n",
+          false,
+          // The security gate judges the recorded head on the way out of development: without
+          // the work taken at recovery it has none (an error, a rollback).
+          "  security: {plugin: security}\nedges:\n  - {from: development, to: testing, gates: [security]}\n");
+    const qint64 id = submit(QStringLiteral("Crash in between"));
+    QVERIFY(id > 0);
+    Test::DaemonProcess daemon{QStringLiteral(SLUICE_EXECUTABLE)};
+    QVERIFY(daemon.serve(m_config->path()));
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(path(QStringLiteral("agent-committed"))), 60000);
+    ::kill(pid_t(daemon.processId()), SIGKILL);
+    QVERIFY(daemon.waitForFinished(10000));
+    m_log += daemon.log();
+    // The agent ends after its daemon; its recorder writes how.
+    m_config->writeFile(QStringLiteral("agent-may-end"), "go\n");
+    const QString log = path(QStringLiteral("state/artifacts/p/task-%1/agent-developer-job1-attempt1.log.exit").arg(id));
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(log), 30000);
+    QVERIFY(runUntilIdle());
+    const QJsonObject t = task(id);
+    QCOMPARE(t.value(QLatin1String("status")).toString(), QStringLiteral("done"));
+    QCOMPARE(t.value(QLatin1String("retries")).toInt(), 0);
+    for (const QJsonValue &v : t.value(QLatin1String("verdicts")).toArray())
+        QCOMPARE(v.toObject().value(QLatin1String("result")).toString(), QStringLiteral("pass"));
+    const QString branch = t.value(QLatin1String("branch")).toString();
+    const QString head = git(m_repo, {QStringLiteral("rev-parse"), QStringLiteral("refs/heads/") + branch});
+    QVERIFY(!head.isEmpty());
+    QCOMPARE(t.value(QLatin1String("head")).toString(), head);
+    QCOMPARE(git(m_repo, {QStringLiteral("log"), QStringLiteral("--format=%s"), m_seedMain + QStringLiteral("..") + head}), QStringLiteral("work"));
+    QVERIFY2(m_log.contains("recovered job 1"), m_log.right(3000).constData());
+
 }
 
 QTEST_GUILESS_MAIN(tst_AgentBoundary)

@@ -73,6 +73,8 @@ private Q_SLOTS:
     void checkUsesConfigDirFromEnvironment();
     void checkDeployEdgeExample();
     void readOnlyCommandsLeaveTheStoreAlone();
+    void readOnlyCommandsRedactTheProjectsSecrets();
+    void aSignalWaitsForTheStageToAsk();
 
 private:
     Test::PluginDirectory m_plugins;
@@ -292,6 +294,144 @@ void tst_Cli::readOnlyCommandsLeaveTheStoreAlone()
         db.close();
     }
     QSqlDatabase::removeDatabase(QStringLiteral("old-store"));
+}
+
+void tst_Cli::readOnlyCommandsRedactTheProjectsSecrets()
+{
+    // A project's secret (a webhook notifier's key, with characters JSON escapes) reaches a
+    // row of the store that was written unmasked — by a Sluice that did not know it yet. The
+    // read-only commands read the project's secret references themselves and print none of
+    // it, text or JSON, without a daemon.
+    Test::TemporaryConfig config;
+    config.writeHostFile("state_dir: state\n");
+    const QByteArray secret = "s3cr\"et\\hook-key-7f2a9c";
+    config.writeFile(QStringLiteral("secrets/hook"), secret + '\n');
+    config.writeProject(QStringLiteral("p"), R"(id: p
+repository: {path: /srv/git/p.git}
+stages:
+  - name: work
+  - name: done
+instances:
+  hook:
+    plugin: webhook-notifier
+    settings: {url: "http://127.0.0.1:9/hook", secret: {file: ../secrets/hook}}
+)");
+    const Run submit = sluice({QStringLiteral("submit"), QStringLiteral("--config"), config.path(), QStringLiteral("--project"),
+                               QStringLiteral("p"), QStringLiteral("--title"), QStringLiteral("Rotate the key")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("plant"));
+        db.setDatabaseName(config.path() + QStringLiteral("/state/sluice.db"));
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        q.prepare(QStringLiteral("UPDATE tasks SET status = 'blocked', blocked_reason = ?, title = ? WHERE id = 1"));
+        q.addBindValue(QStringLiteral("the hook answered 401 for key %1").arg(QString::fromUtf8(secret)));
+        q.addBindValue(QStringLiteral("Rotate %1").arg(QString::fromUtf8(secret)));
+        QVERIFY(q.exec());
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(QStringLiteral("plant"));
+    for (const QStringList &command : {QStringList{QStringLiteral("task"), QStringLiteral("1")},
+                                       QStringList{QStringLiteral("task"), QStringLiteral("1"), QStringLiteral("--json")},
+                                       QStringList{QStringLiteral("status")}, QStringList{QStringLiteral("status"), QStringLiteral("--json")}}) {
+        const Run run = sluice(QStringList{command.first(), QStringLiteral("--config"), config.path()} + command.mid(1));
+        QVERIFY2(run.exitCode == 0, qPrintable(run.err));
+        // Neither the value nor its JSON-escaped form.
+        QVERIFY2(!run.out.contains(QLatin1String("hook-key-7f2a9c")), qPrintable(command.join(QLatin1Char(' ')) + QLatin1Char('\n') + run.out));
+        QVERIFY2(run.out.contains(QLatin1String("[REDACTED]")), qPrintable(run.out));
+    }
+    const Run json = sluice({QStringLiteral("task"), QStringLiteral("--config"), config.path(), QStringLiteral("1"), QStringLiteral("--json")});
+    QCOMPARE(QJsonDocument::fromJson(json.out.toUtf8()).object().value(QLatin1String("blockedReason")).toString(),
+             QStringLiteral("the hook answered 401 for key [REDACTED]"));
+}
+
+void tst_Cli::aSignalWaitsForTheStageToAsk()
+{
+    // Two approval stages in a row, and no daemon between the commands: `sluice approve`
+    // for the first stage, then at once the second stage's signal. The second stage's run
+    // has not asked anybody yet, so its signal is refused and the task stays; once a worker
+    // ran the stage (its request recorded and notified), the same signal moves it.
+    Test::TemporaryConfig config;
+    config.writeHostFile("node: cli-node\nstate_dir: state\nworker: {poll_interval: 100ms}\nhttp: {enabled: false}\n");
+    const QString repo = config.path() + QStringLiteral("/repo.git");
+    config.writeFile(QStringLiteral("seed/README"), "seed\n");
+    const QString seed = config.path() + QStringLiteral("/seed");
+    QCOMPARE(Test::runGit({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("--bare"), QStringLiteral("-b"), QStringLiteral("main"), repo}).code, 0);
+    QCOMPARE(Test::runGit({QStringLiteral("init"), QStringLiteral("-q"), QStringLiteral("-b"), QStringLiteral("main")}, seed).code, 0);
+    QCOMPARE(Test::runGit({QStringLiteral("add"), QStringLiteral("README")}, seed).code, 0);
+    QCOMPARE(Test::runGit({QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("seed")}, seed).code, 0);
+    QCOMPARE(Test::runGit({QStringLiteral("push"), QStringLiteral("-q"), repo, QStringLiteral("main")}, seed).code, 0);
+    config.writeProject(QStringLiteral("gated"), R"(id: gated
+repository: {path: ../repo.git}
+stages:
+  - name: awaiting
+    run: approval
+  - name: deploy-gate
+    run: confirm
+  - name: done
+instances:
+  approval: {plugin: approval, settings: {signal: approve}}
+  confirm: {plugin: approval, settings: {signal: confirm-deploy, instructions: Confirm the deploy.}}
+)");
+    const QString dir = config.path();
+    auto approve = [&dir](const QString &stage, const QString &signal) {
+        return sluice({QStringLiteral("approve"), QStringLiteral("--config"), dir, QStringLiteral("1"), stage,
+                       QStringLiteral("--signal"), signal, QStringLiteral("--json")});
+    };
+    auto serveUntilIdle = [&dir] {
+        QProcess serve;
+        serve.setProcessChannelMode(QProcess::MergedChannels);
+        serve.start(QStringLiteral(SLUICE_EXECUTABLE), {QStringLiteral("serve"), QStringLiteral("--config"), dir, QStringLiteral("--exit-when-idle")});
+        const bool finished = serve.waitForFinished(120000);
+        if (!finished || serve.exitCode() != 0)
+            qWarning().noquote() << serve.readAll();
+        return finished && serve.exitCode() == 0;
+    };
+    auto taskIs = [&dir](const QString &stage, const QString &status) {
+        const Run run = sluice({QStringLiteral("task"), QStringLiteral("--config"), dir, QStringLiteral("1"), QStringLiteral("--json")});
+        const QJsonObject t = QJsonDocument::fromJson(run.out.toUtf8()).object();
+        return t.value(QLatin1String("stage")).toString() == stage && t.value(QLatin1String("status")).toString() == status;
+    };
+    const Run submit = sluice({QStringLiteral("submit"), QStringLiteral("--config"), dir, QStringLiteral("--project"), QStringLiteral("gated"),
+                               QStringLiteral("--title"), QStringLiteral("Release")});
+    QVERIFY2(submit.exitCode == 0, qPrintable(submit.err));
+
+    // Nobody was asked yet: the first stage's job has not run.
+    Run early = approve(QStringLiteral("awaiting"), QStringLiteral("approve"));
+    QCOMPARE(early.exitCode, 1);
+    QVERIFY2(QJsonDocument::fromJson(early.out.toUtf8()).object().value(QLatin1String("reason")).toString()
+                 .contains(QLatin1String("stage 'awaiting' has not asked for 'approve' yet")), qPrintable(early.out));
+    QVERIFY(taskIs(QStringLiteral("awaiting"), QStringLiteral("active")));
+
+    QVERIFY(serveUntilIdle()); // the first stage asks
+    const Run first = approve(QStringLiteral("awaiting"), QStringLiteral("approve"));
+    QVERIFY2(first.exitCode == 0, qPrintable(first.out + first.err));
+    // At once, the second stage's signal: its run has not asked anybody.
+    const Run racing = approve(QStringLiteral("deploy-gate"), QStringLiteral("confirm-deploy"));
+    QCOMPARE(racing.exitCode, 1);
+    const QJsonObject refused = QJsonDocument::fromJson(racing.out.toUtf8()).object();
+    QCOMPARE(refused.value(QLatin1String("accepted")).toBool(true), false);
+    QVERIFY2(refused.value(QLatin1String("reason")).toString().contains(QLatin1String("stage 'deploy-gate' has not asked for 'confirm-deploy' yet")),
+             qPrintable(racing.out));
+    QVERIFY(taskIs(QStringLiteral("deploy-gate"), QStringLiteral("active")));
+
+    QVERIFY(serveUntilIdle()); // the second stage asks (recorded and notified)
+    const Run confirmed = approve(QStringLiteral("deploy-gate"), QStringLiteral("confirm-deploy"));
+    QVERIFY2(confirmed.exitCode == 0, qPrintable(confirmed.out + confirmed.err));
+    QCOMPARE(QJsonDocument::fromJson(confirmed.out.toUtf8()).object().value(QLatin1String("outcome")).toString(), QStringLiteral("done"));
+    QVERIFY(taskIs(QStringLiteral("done"), QStringLiteral("done")));
+
+    // The history says who asked before each signal was taken.
+    const Run task = sluice({QStringLiteral("task"), QStringLiteral("--config"), dir, QStringLiteral("1"), QStringLiteral("--json")});
+    QStringList actions;
+    for (const QJsonValue &v : QJsonDocument::fromJson(task.out.toUtf8()).object().value(QLatin1String("history")).toArray()) {
+        const QString action = v.toObject().value(QLatin1String("action")).toString();
+        if (action == QLatin1String("approval-requested") || action.startsWith(QLatin1String("signal")))
+            actions << action + QLatin1Char(':') + v.toObject().value(QLatin1String("details")).toObject().value(QLatin1String("stage")).toString();
+    }
+    QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored:awaiting"), QStringLiteral("approval-requested:awaiting"),
+                                   QStringLiteral("signal:awaiting"), QStringLiteral("signal-ignored:deploy-gate"),
+                                   QStringLiteral("approval-requested:deploy-gate"), QStringLiteral("signal:deploy-gate")}));
 }
 
 #include "tst_cli.moc"

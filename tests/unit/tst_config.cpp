@@ -4,6 +4,7 @@
 
 #include "config/hostconfig.h"
 #include "config/projectconfig.h"
+#include "config/yamlvalidator.h"
 #include "plugins/pluginloader.h"
 #include "plugins/projectinstances.h"
 
@@ -11,6 +12,9 @@
 #include <sluice/testsupport.h>
 
 #include <QtTest>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace Sluice;
 
@@ -82,6 +86,15 @@ private Q_SLOTS:
     void hostFile();
     void hostDefaults();
     void configDirResolution();
+    void postgresqlOptionsHoldNoSecret_data();
+    void postgresqlOptionsHoldNoSecret();
+    void hostileYaml_data();
+    void hostileYaml();
+    void aliasBombProjectIsRefusedQuickly();
+    void problemsPerFileAreCapped();
+    void nonRegularFilesAreRefused_data();
+    void nonRegularFilesAreRefused();
+    void projectListingReportsWhatItCannotRead();
 
 private:
     Diagnostics loadProject(const QByteArray &yaml, std::optional<ProjectConfig> *out = nullptr);
@@ -361,6 +374,9 @@ void tst_Config::hostFile_data()
                                             << QList<Expected>{{1, 14, QStringLiteral("plugin_dirs"), QStringLiteral("expected a list")}};
     QTest::newRow("syntax") << QByteArray("node: [\n")
                             << QList<Expected>{{2, 1, QString(), QStringLiteral("YAML syntax error")}};
+    // yaml-cpp stops at a NUL byte and blamed line 1; the NUL is on line 2, column 14.
+    QTest::newRow("NUL byte") << QByteArray("node: n1\nstate_dir: /x\0y\n", 25)
+                              << QList<Expected>{{2, 14, QString(), QStringLiteral("contains a NUL byte")}};
 }
 
 void tst_Config::hostFile()
@@ -412,8 +428,10 @@ void tst_Config::hostDefaults()
     config.writeProject(QStringLiteral("b"), "id: b\n");
     config.writeProject(QStringLiteral("a"), "id: a\n");
     config.writeFile(QStringLiteral("projects/notes.txt"), "not a project");
-    QCOMPARE(host.projectFiles(), QStringList({config.path() + QStringLiteral("/projects/a.yaml"),
-                                               config.path() + QStringLiteral("/projects/b.yaml")}));
+    Diagnostics listing;
+    QCOMPARE(host.projectFiles(listing), QStringList({config.path() + QStringLiteral("/projects/a.yaml"),
+                                                      config.path() + QStringLiteral("/projects/b.yaml")}));
+    QVERIFY(listing.isEmpty());
 }
 
 void tst_Config::configDirResolution()
@@ -424,6 +442,225 @@ void tst_Config::configDirResolution()
     QCOMPARE(HostConfig::resolveConfigDir(QString()), QStringLiteral("/srv/sluice-conf"));
     QCOMPARE(HostConfig::resolveConfigDir(QStringLiteral("/opt/x")), QStringLiteral("/opt/x"));
     qunsetenv("SLUICE_CONFIG_DIR");
+}
+
+
+// ADR 0003: a password inside libpq's options would be a secret written inline.
+void tst_Config::postgresqlOptionsHoldNoSecret_data()
+{
+    QTest::addColumn<QByteArray>("options");
+    QTest::addColumn<bool>("refused");
+    QTest::newRow("plain") << QByteArray("sslmode=verify-full connect_timeout=5") << false;
+    QTest::newRow("quoted value") << QByteArray("application_name='a b' sslmode = require") << false;
+    QTest::newRow("semicolons") << QByteArray("sslmode=require;connect_timeout=5") << false;
+    QTest::newRow("passfile is a reference") << QByteArray("passfile=/etc/sluice/pgpass") << false;
+    QTest::newRow("password") << QByteArray("sslmode=require password=hunter2hunter2") << true;
+    QTest::newRow("password after ;") << QByteArray("sslmode=require;password=hunter2hunter2") << true;
+    QTest::newRow("spaced password") << QByteArray("password = 'hunter2 hunter2'") << true;
+    QTest::newRow("sslpassword") << QByteArray("sslpassword=hunter2hunter2") << true;
+    QTest::newRow("password inside a quoted value") << QByteArray("application_name='password=hunter2hunter2'") << false;
+}
+
+void tst_Config::postgresqlOptionsHoldNoSecret()
+{
+    QFETCH(QByteArray, options);
+    QFETCH(bool, refused);
+    Test::TemporaryConfig config;
+    const QString file = config.writeHostFile("store:\n  postgresql:\n    options: \"" + options + "\"\n");
+    Diagnostics diagnostics;
+    (void)HostConfig::load(config.path(), diagnostics);
+    QStringList seen;
+    for (const Diagnostic &d : diagnostics)
+        seen.append(d.toString());
+    QVERIFY2(diagnostics.size() == (refused ? 1 : 0), qPrintable(seen.join(QLatin1Char('\n'))));
+    if (refused) {
+        QCOMPARE(diagnostics[0].file, file);
+        QCOMPARE(diagnostics[0].line, 3);
+        QCOMPARE(diagnostics[0].column, 14);
+        QCOMPARE(diagnostics[0].key, QStringLiteral("store.postgresql.options"));
+        QVERIFY(diagnostics[0].message.contains(QLatin1String("never inline")));
+        QVERIFY(!diagnostics[0].toString().contains(QLatin1String("hunter2")));
+    }
+}
+
+// Documents that would cost far more to validate than to read: each is refused with the
+// position where the limit was crossed, before a tree is built.
+void tst_Config::hostileYaml_data()
+{
+    QTest::addColumn<QByteArray>("yaml");
+    QTest::addColumn<int>("line");
+    QTest::addColumn<int>("column");
+    QTest::addColumn<QString>("message");
+
+    QByteArray wide = "big: &s \"" + QByteArray(100 * 1024, 'A') + "\"\nlist:\n";
+    for (int i = 0; i < 100; ++i)
+        wide += "  - *s\n";
+    // The scalar and 81 aliases of it cross 8 MiB: the 81st alias, on line 2 + 81.
+    QTest::newRow("wide alias") << wide << 83 << 5 << QStringLiteral("aliases expand the file past 8 MiB of text at this alias");
+
+    // The billion laughs: ten levels of ten aliases each, 10^10 leaves from a 1 KiB file.
+    QByteArray laughs = "l0: &l0 \"lol\"\n";
+    for (int level = 1; level <= 9; ++level) {
+        laughs += "l" + QByteArray::number(level) + ": &l" + QByteArray::number(level) + " [";
+        for (int i = 0; i < 10; ++i)
+            laughs += (i ? ", *l" : "*l") + QByteArray::number(level - 1);
+        laughs += "]\n";
+    }
+    // l5 expands to 111,111 values: the first alias of it on line 7 crosses 200,000.
+    QTest::newRow("billion laughs") << laughs << 7 << 10 << QStringLiteral("values once aliases are expanded");
+
+    QTest::newRow("recursive alias") << QByteArray("a: &x\n  - *x\n") << 2 << 5
+                                     << QStringLiteral("refers to a node that contains it");
+    // (A plain key that long is a syntax error already; an explicit key is not.)
+    QTest::newRow("long key") << QByteArray("? " + QByteArray(2000, 'k') + "\n: 1\n") << 1 << 3
+                              << QStringLiteral("a key of 2000 bytes; keys and names are at most 1024 bytes");
+    QTest::newRow("long key by alias") << QByteArray("a: &k " + QByteArray(1500, 'k') + "\n*k : 1\n") << 2 << 1
+                                       << QStringLiteral("a key of 1500 bytes (through this alias)");
+    QByteArray many = "x: [";
+    for (int i = 0; i < 250000; ++i)
+        many += i ? ",1" : "1";
+    many += "]\n";
+    // The root, the key and the list are three values: item 199,998 is one too many.
+    QTest::newRow("too many values") << many << 1 << 399999 << QStringLiteral("more than 200000 values; refusing");
+}
+
+void tst_Config::hostileYaml()
+{
+    QFETCH(QByteArray, yaml);
+    QFETCH(int, line);
+    QFETCH(int, column);
+    QFETCH(QString, message);
+    Diagnostics diagnostics;
+    const auto root = parseYaml(yaml, QStringLiteral("/etc/sluice/projects/p.yaml"), diagnostics);
+    QVERIFY(!root);
+    QCOMPARE(diagnostics.size(), 1);
+    QVERIFY2(diagnostics[0].message.contains(message), qPrintable(diagnostics[0].toString()));
+    QCOMPARE(diagnostics[0].line, line);
+    QCOMPARE(diagnostics[0].column, column);
+}
+
+// The reproduction: a 1 MB description referenced 3,000 times grew `sluice check`
+// past 5.9 GB and ended in std::bad_alloc. Now it is one diagnostic.
+void tst_Config::aliasBombProjectIsRefusedQuickly()
+{
+    QByteArray yaml = "id: bomb\ndescription: &s \"" + QByteArray(1000 * 1000, 'A') + "\"\nstages:\n  - name: a\n    exit_gates: [";
+    for (int i = 0; i < 3000; ++i)
+        yaml += i ? ", *s" : "*s";
+    yaml += "]\n  - name: done\n";
+    Diagnostics diagnostics;
+    std::optional<ProjectConfig> project;
+    diagnostics = loadProject(yaml, &project);
+    QVERIFY(!project);
+    QCOMPARE(diagnostics.size(), 1);
+    QCOMPARE(diagnostics[0].line, 5);
+    QVERIFY2(diagnostics[0].message.contains(QLatin1String("aliases expand the file past 8 MiB")), qPrintable(diagnostics[0].message));
+    QVERIFY(diagnostics[0].toString().size() < 300);
+}
+
+void tst_Config::problemsPerFileAreCapped()
+{
+    // 500 unknown keys, each with a long name: 100 problems, one note, and no message longer
+    // than a screen.
+    QByteArray yaml = "id: many\n";
+    for (int i = 0; i < 500; ++i)
+        yaml += "unknown_" + QByteArray::number(i) + "_" + QByteArray(900, 'x') + ": 1\n";
+    const Diagnostics diagnostics = loadProject(yaml);
+    QCOMPARE(diagnostics.size(), YamlLimits::maxDiagnosticsPerFile + 1);
+    QVERIFY(diagnostics.last().message.contains(QLatin1String("more than 100 problems; the rest are not listed")));
+    for (const Diagnostic &d : diagnostics)
+        QVERIFY2(d.toString().size() < 1000 + d.file.size(), qPrintable(d.toString().left(200)));
+}
+
+void tst_Config::nonRegularFilesAreRefused_data()
+{
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("symlink to /dev/zero") << QStringLiteral("devzero") << QStringLiteral("is a character device, not a regular file");
+    QTest::newRow("FIFO") << QStringLiteral("fifo") << QStringLiteral("is a FIFO, not a regular file");
+    QTest::newRow("directory") << QStringLiteral("dir") << QStringLiteral("is a directory, not a regular file");
+    QTest::newRow("dangling symlink") << QStringLiteral("dangling") << QStringLiteral("is a symbolic link to ");
+    QTest::newRow("symlink loop") << QStringLiteral("loop") << QStringLiteral("is a symbolic link loop");
+    QTest::newRow("over 4 MiB") << QStringLiteral("big") << QStringLiteral("larger than 4 MiB");
+}
+
+// Bad files in projects/ and as the host file: each refused by name, quickly (a FIFO used to
+// hang `sluice check` forever, /dev/zero to exhaust its memory).
+void tst_Config::nonRegularFilesAreRefused()
+{
+    QFETCH(QString, kind);
+    QFETCH(QString, message);
+    Test::TemporaryConfig config;
+    QVERIFY(QDir().mkpath(config.path() + QStringLiteral("/projects")));
+    auto make = [&](const QString &path) {
+        const QByteArray p = QFile::encodeName(path);
+        if (kind == QLatin1String("devzero"))
+            return ::symlink("/dev/zero", p.constData()) == 0;
+        if (kind == QLatin1String("fifo"))
+            return ::mkfifo(p.constData(), 0600) == 0;
+        if (kind == QLatin1String("dir"))
+            return QDir().mkpath(path);
+        if (kind == QLatin1String("dangling"))
+            return ::symlink("nowhere.yaml", p.constData()) == 0;
+        if (kind == QLatin1String("loop"))
+            return ::symlink(QFileInfo(path).fileName().toUtf8().constData(), p.constData()) == 0;
+        QFile f(path);
+        return f.open(QIODevice::WriteOnly) && f.write(QByteArray(4 * 1024 * 1024 + 1, '#')) > 0;
+    };
+    const QString project = config.path() + QStringLiteral("/projects/p.yaml");
+    QVERIFY(make(project));
+    Diagnostics listing;
+    const QStringList files = HostConfig{.configDir = config.path()}.projectFiles(listing);
+    QVERIFY(listing.isEmpty());
+    QCOMPARE(files, QStringList{project});
+    const ProjectSet set = ProjectSet::load(files, *m_catalog);
+    QCOMPARE(set.entries.size(), 1);
+    QVERIFY(!set.entries[0].project);
+    QCOMPARE(set.entries[0].diagnostics.size(), 1);
+    QCOMPARE(set.entries[0].diagnostics[0].file, project);
+    QVERIFY2(set.entries[0].diagnostics[0].message.contains(message), qPrintable(set.entries[0].diagnostics[0].message));
+
+    const QString host = config.path() + QStringLiteral("/sluice.yaml");
+    QVERIFY(make(host));
+    Diagnostics diagnostics;
+    (void)HostConfig::load(config.path(), diagnostics);
+    QCOMPARE(diagnostics.size(), 1);
+    QCOMPARE(diagnostics[0].file, host);
+    QVERIFY2(diagnostics[0].message.contains(message), qPrintable(diagnostics[0].message));
+}
+
+void tst_Config::projectListingReportsWhatItCannotRead()
+{
+    Test::TemporaryConfig config;
+    HostConfig host;
+    host.configDir = config.path();
+    Diagnostics listing;
+    QVERIFY(host.projectFiles(listing).isEmpty()); // no projects/ at all: nothing to say
+    QVERIFY(listing.isEmpty());
+
+    // projects/ that is not a directory, or a link loop, cannot be listed: a problem naming it.
+    const QString projects = config.path() + QStringLiteral("/projects");
+    config.writeFile(QStringLiteral("projects"), "not a directory");
+    QVERIFY(host.projectFiles(listing).isEmpty());
+    QCOMPARE(listing.size(), 1);
+    QCOMPARE(listing[0].file, projects);
+    QVERIFY2(listing[0].message.contains(QLatin1String("cannot list the project files: Not a directory")), qPrintable(listing[0].message));
+    QVERIFY(QFile::remove(projects));
+    QCOMPARE(::symlink("projects", QFile::encodeName(projects).constData()), 0);
+    listing.clear();
+    QVERIFY(host.projectFiles(listing).isEmpty());
+    QCOMPARE(listing.size(), 1);
+    QVERIFY2(listing[0].message.contains(QLatin1String("Too many levels of symbolic links")), qPrintable(listing[0].message));
+    QVERIFY(QFile::remove(projects));
+
+    if (::geteuid() != 0) {
+        QVERIFY(QDir().mkpath(projects));
+        QVERIFY(QFile::setPermissions(projects, QFileDevice::WriteOwner));
+        listing.clear();
+        QVERIFY(host.projectFiles(listing).isEmpty());
+        QCOMPARE(listing.size(), 1);
+        QVERIFY(listing[0].message.contains(QLatin1String("Permission denied")));
+        QVERIFY(QFile::setPermissions(projects, QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner));
+    }
 }
 
 QTEST_GUILESS_MAIN(tst_Config)

@@ -57,6 +57,12 @@ void tst_ConfigSchema::schema_data()
                                            << QStringLiteral("config.n.default: default is not a integer");
     QTest::newRow("fractional integer default") << QByteArray(R"({"n":{"type":"integer","default":1.5}})")
                                                 << QStringLiteral("default is not a integer");
+    // Found by fuzz_plugin_metadata: the check cast the double to 64 bits first (undefined
+    // behaviour outside their range; UBSan aborted).
+    QTest::newRow("integer default beyond 64 bits") << QByteArray(R"({"n":{"type":"integer","default":4.4e31}})")
+                                                    << QStringLiteral("default is not a integer");
+    QTest::newRow("integer default -1e300") << QByteArray(R"({"n":{"type":"integer","default":-1e300}})")
+                                            << QStringLiteral("default is not a integer");
     QTest::newRow("bad duration default") << QByteArray(R"({"t":{"type":"duration","default":"soon"}})")
                                           << QStringLiteral("config.t.default: default is not a duration");
     QTest::newRow("required with default") << QByteArray(R"({"a":{"type":"string","required":true,"default":"x"}})")

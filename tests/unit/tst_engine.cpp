@@ -12,6 +12,8 @@
 
 #include <sluice/testsupport.h>
 
+#include <QJsonArray>
+#include <QJsonDocument>
 #include <QProcess>
 #include <QSqlQuery>
 #include <QThread>
@@ -40,6 +42,10 @@ private Q_SLOTS:
     void signalsOnlyTheRightOneAdvances();
     void rejectAppliesTheRedPolicy_data() { engines(); }
     void rejectAppliesTheRedPolicy();
+    void signalRacingTheStageRunIsRefused_data() { engines(); }
+    void signalRacingTheStageRunIsRefused();
+    void feedbackCarriesTheFindingsAndGoesWhenTheStagePasses();
+    void feedbackIsCappedAndMasked();
     void workerDrivesTaskToDone_data() { engines(); }
     void workerDrivesTaskToDone();
     void passiveStageIsDecidedByItsGates();
@@ -59,6 +65,8 @@ private:
     // Loads the project file written before (safe from several threads).
     std::shared_ptr<ProjectRuntime> loadProjectFile(Engine &engine);
     bool openStore(const QString &engine);
+    // What the worker does when a stage's run ends waiting: the stage asks for its signals.
+    static bool stageAsked(Engine &engine, qint64 taskId);
 
     Test::PluginDirectory m_plugins;
     std::unique_ptr<PluginCatalog> m_catalog;
@@ -91,6 +99,18 @@ void tst_Engine::cleanup()
 {
     m_store.reset();
     m_dir.reset();
+}
+
+bool tst_Engine::stageAsked(Engine &engine, qint64 taskId)
+{
+    const auto task = engine.tasks().task(taskId);
+    if (!task || !*task)
+        return false;
+    JobRecord job;
+    job.taskId = taskId;
+    job.stage = (*task)->stage;
+    job.payload = QJsonObject{{QStringLiteral("taskVersion"), double((*task)->version)}};
+    return engine.recordApprovalRequest(job, QStringLiteral("waiting for a person")).has_value();
 }
 
 bool tst_Engine::openStore(const QString &engine)
@@ -347,7 +367,13 @@ instances:
     auto wrongStage = e.signal(*id, QStringLiteral("staging"), QStringLiteral("approve"), source, QStringLiteral("d2"));
     QCOMPARE(wrongStage->kind, SignalResult::Kind::Ignored);
     QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("deploy"));
+    // The right signal before the stage asked for it: no-op.
+    auto early = e.signal(*id, QStringLiteral("deploy"), QStringLiteral("confirm-deploy"), source, QStringLiteral("d2b"));
+    QCOMPARE(early->kind, SignalResult::Kind::Ignored);
+    QVERIFY2(early->reason.contains(QLatin1String("stage 'deploy' has not asked for 'confirm-deploy' yet")), qPrintable(early->reason));
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("deploy"));
 
+    QVERIFY(stageAsked(e, *id));
     auto confirm = e.signal(*id, QStringLiteral("deploy"), QStringLiteral("confirm-deploy"), source, QStringLiteral("d3"));
     QCOMPARE(confirm->kind, SignalResult::Kind::Accepted);
     QCOMPARE(wait(confirm->advance), AdvanceRun::Outcome::Done);
@@ -360,7 +386,8 @@ instances:
     QStringList actions;
     for (const AuditRecord &a : *history)
         actions << a.action;
-    QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"), QStringLiteral("signal"), QStringLiteral("done")}));
+    QCOMPARE(actions, QStringList({QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"), QStringLiteral("signal-ignored"),
+                                   QStringLiteral("approval-requested"), QStringLiteral("signal"), QStringLiteral("done")}));
 }
 
 void tst_Engine::rejectAppliesTheRedPolicy()
@@ -390,6 +417,8 @@ instances:
     const QString source = QStringLiteral("p/plane");
 
     // A reject where a person was asked: sent back, counted as a rollback, with the reason.
+    QVERIFY(stageAsked(e, *id));
+    told.clear();
     auto reject = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r1"));
     QVERIFY(reject.has_value());
     QCOMPARE(reject->kind, SignalResult::Kind::Accepted);
@@ -416,13 +445,188 @@ instances:
     QSqlQuery finish((*m_store->connection()));
     QVERIFY(finish.exec(QStringLiteral("UPDATE jobs SET status = 'done' WHERE task_id = %1").arg(*id)));
     QVERIFY(*e.tasks().claimTransition(*id, QStringLiteral("development"), QStringLiteral("approval")));
+    // Back in the stage: the request of the earlier visit does not count.
+    auto unasked = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r2b"));
+    QCOMPARE(unasked->kind, SignalResult::Kind::Ignored);
+    QVERIFY(stageAsked(e, *id));
+    told.clear();
     auto again = e.signal(*id, QStringLiteral("approval"), QStringLiteral("reject"), source, QStringLiteral("r3"));
     QCOMPARE(again->kind, SignalResult::Kind::Accepted);
     QCOMPARE(wait(again->advance), AdvanceRun::Outcome::Blocked);
     QCOMPARE((*e.tasks().task(*id))->status, QStringLiteral("blocked"));
-    QCOMPARE(told.size(), 2);
-    QCOMPARE(told[1].event, QStringLiteral("blocked"));
-    QVERIFY(told[1].text.contains(QLatin1String("rejected by a person")));
+    QCOMPARE(told.size(), 1);
+    QCOMPARE(told[0].event, QStringLiteral("blocked"));
+    QVERIFY(told[0].text.contains(QLatin1String("rejected by a person")));
+}
+
+void tst_Engine::signalRacingTheStageRunIsRefused()
+{
+    // `sluice approve N staging` followed at once by the deploy stage's signal: the deploy
+    // stage's run has not ended waiting (nobody was asked), so its signal is refused; once
+    // the worker ran it, the same signal moves the task. A reject sends it back; back in the
+    // first stage, that stage's earlier request does not count for the new visit.
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    const QString repo = m_dir->filePath(QStringLiteral("repo.git"));
+    QVERIFY(makeRepository(repo));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->filePath(QStringLiteral("state")));
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: )") + repo.toUtf8() + R"(}
+stages:
+  - name: staging
+    run: approve-stage
+  - name: deploy
+    run: confirm-stage
+  - name: done
+red_policy: {rollback_to: staging, max_retries: 2}
+instances:
+  approve-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [approve]}}
+  confirm-stage: {plugin: test-stage, settings: {role: human, outcome: waiting, signals: [confirm-deploy]}}
+)", e));
+    QStringList asked; // approval-requested notifications, by stage
+    connect(&e, &Engine::notification, this, [&asked](const Notification &n) {
+        if (n.event == QLatin1String("approval-requested"))
+            asked.append(n.data.value(QLatin1String("stage")).toString());
+    });
+    auto id = e.submit(QStringLiteral("p"), QStringLiteral("Release"), {}, QString(), QStringLiteral("test"));
+    QVERIFY(id.has_value());
+    const QString source = QStringLiteral("cli:approve");
+    int delivery = 0;
+    auto send = [&](const QString &stage, const QString &signal) {
+        return e.signal(*id, stage, signal, source, QStringLiteral("d%1").arg(++delivery));
+    };
+    Worker worker(e);
+    worker.setPollInterval(std::chrono::milliseconds(50));
+    QSignalSpy jobs(&worker, &Worker::jobFinished);
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT(jobs.count(), 1, 20000);
+    QCOMPARE(asked, QStringList{QStringLiteral("staging")});
+    worker.stop(); // nothing runs between the two signals
+
+    auto approve = send(QStringLiteral("staging"), QStringLiteral("approve"));
+    QCOMPARE(approve->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(approve->advance), AdvanceRun::Outcome::Advanced);
+    auto racing = send(QStringLiteral("deploy"), QStringLiteral("confirm-deploy"));
+    QCOMPARE(racing->kind, SignalResult::Kind::Ignored);
+    QVERIFY2(racing->reason.contains(QLatin1String("has not asked")), qPrintable(racing->reason));
+    auto racingReject = send(QStringLiteral("deploy"), QStringLiteral("reject"));
+    QCOMPARE(racingReject->kind, SignalResult::Kind::Ignored);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("deploy"));
+    QCOMPARE((*e.tasks().task(*id))->status, QStringLiteral("active"));
+
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT(jobs.count(), 2, 20000);
+    worker.stop();
+    QCOMPARE(asked, QStringList({QStringLiteral("staging"), QStringLiteral("deploy")}));
+    // Asked: a reject now applies the red policy, back to staging (a new visit).
+    auto reject = send(QStringLiteral("deploy"), QStringLiteral("reject"));
+    QCOMPARE(reject->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(reject->advance), AdvanceRun::Outcome::RolledBack);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("staging"));
+    auto stale = send(QStringLiteral("staging"), QStringLiteral("approve"));
+    QCOMPARE(stale->kind, SignalResult::Kind::Ignored);
+    QVERIFY2(stale->reason.contains(QLatin1String("has not asked")), qPrintable(stale->reason));
+
+    worker.start();
+    QTRY_COMPARE_WITH_TIMEOUT(jobs.count(), 3, 20000);
+    auto again = send(QStringLiteral("staging"), QStringLiteral("approve"));
+    QCOMPARE(again->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(again->advance), AdvanceRun::Outcome::Advanced);
+    QTRY_COMPARE_WITH_TIMEOUT(jobs.count(), 4, 20000);
+    worker.stop();
+    auto confirm = send(QStringLiteral("deploy"), QStringLiteral("confirm-deploy"));
+    QCOMPARE(confirm->kind, SignalResult::Kind::Accepted);
+    QCOMPARE(wait(confirm->advance), AdvanceRun::Outcome::Done);
+    QCOMPARE(asked, QStringList({QStringLiteral("staging"), QStringLiteral("deploy"), QStringLiteral("staging"), QStringLiteral("deploy")}));
+    // Each request names its visit.
+    QList<qint64> visits;
+    const auto history = e.tasks().history(*id);
+    QVERIFY(history.has_value());
+    for (const AuditRecord &a : *history)
+        if (a.action == QLatin1String("approval-requested"))
+            visits.append(qint64(a.details.value(QLatin1String("visit")).toDouble()));
+    QCOMPARE(visits.size(), 4);
+    QVERIFY(visits[0] < visits[1] && visits[1] < visits[2] && visits[2] < visits[3]);
+}
+
+void tst_Engine::feedbackCarriesTheFindingsAndGoesWhenTheStagePasses()
+{
+    // A failing verdict that hands on a document (a reviewer's findings): the rollback puts
+    // the document into the description with the file it came from; passing the stage whose
+    // gate sent the task back takes the feedback out again.
+    if (!openStore(QStringLiteral("sqlite")))
+        return;
+    const QString verdict = m_dir->filePath(QStringLiteral("verdict.json"));
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: development
+  - name: review
+    exit_gates: [review-gate]
+  - name: testing
+  - name: done
+red_policy: {rollback_to: development, max_retries: 2}
+instances:
+  review-gate:
+    plugin: test-gate
+    settings:
+      verdict_file: )") + verdict.toUtf8() + R"(
+      feedback_file: .sluice/review.md
+      feedback_text: "Rename foo to bar.\n\nThe test misses the empty case."
+)", e));
+    writeFile(verdict, "fail");
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), QStringLiteral("Build the thing."), QStringLiteral("b"),
+                                       QStringLiteral("review"), {}});
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::RolledBack);
+    const QString sentBack = (*e.tasks().task(*id))->description;
+    QVERIFY2(sentBack.startsWith(QLatin1String("Build the thing.\n\n<!-- sluice:feedback from=review -->\n")), qPrintable(sentBack));
+    QVERIFY2(sentBack.contains(QLatin1String("### Findings in .sluice/review.md\n\nAs written in .sluice/review.md in your worktree, below its front matter:\n\n"
+                                             "Rename foo to bar.\n\nThe test misses the empty case.\n")),
+             qPrintable(sentBack));
+
+    // Development passes: the feedback stays (the review has not passed yet).
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Advanced);
+    QCOMPARE((*e.tasks().task(*id))->description, sentBack);
+    // The review passes: the feedback goes, the description is the task's own again.
+    writeFile(verdict, "pass");
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Advanced);
+    QCOMPARE((*e.tasks().task(*id))->stage, QStringLiteral("testing"));
+    QCOMPARE((*e.tasks().task(*id))->description, QStringLiteral("Build the thing."));
+
+    // Feedback written by an older Sluice (no stage in its marker) goes at the first stage passed.
+    QCOMPARE(descriptionWithoutFeedback(QStringLiteral("Do it.\n\n<!-- sluice:feedback -->\n## Sent back by gate 'g'\n"), QStringLiteral("x")),
+             QStringLiteral("Do it."));
+    QCOMPARE(descriptionWithoutFeedback(QStringLiteral("Do it."), QStringLiteral("x")), QStringLiteral("Do it."));
+}
+
+void tst_Engine::feedbackIsCappedAndMasked()
+{
+    Redaction::registerSecret("registered-hook-key-5521");
+    const QString line = QStringLiteral("A finding line that goes on for a while, to fill the room.\n");
+    QString longText;
+    while (longText.size() < 3 * MaxFeedbackChars)
+        longText += line;
+    const GateVerdict verdict = GateVerdict::fail(
+        QStringLiteral("changes requested"), {},
+        QJsonObject{{QStringLiteral("feedback"),
+                     QJsonArray{QJsonObject{{QStringLiteral("file"), QStringLiteral("a.md")},
+                                            {QStringLiteral("text"), QStringLiteral("The key registered-hook-key-5521 is in the log.\n") + longText}},
+                                QJsonObject{{QStringLiteral("file"), QStringLiteral("b.md")}, {QStringLiteral("text"), QStringLiteral("More.")}}}}});
+    const QString out = descriptionWithFeedback(QStringLiteral("Task."), QStringLiteral("review-gate"), verdict, 1, 3, QStringLiteral("review"));
+    Redaction::clearForTests();
+    QVERIFY2(!out.contains(QLatin1String("registered-hook-key-5521")), qPrintable(out.left(500)));
+    QVERIFY(out.contains(QLatin1String("The key [REDACTED] is in the log.")));
+    QVERIFY2(out.size() < MaxFeedbackChars + 2000, qPrintable(QString::number(out.size())));
+    QVERIFY(out.contains(QLatin1String("The beginning of the findings; the whole text is in a.md in your worktree")));
+    QVERIFY(out.contains(QLatin1String("[... cut here; read the rest in a.md]")));
+    // The second document has no room left: the description says where it is.
+    QVERIFY(out.contains(QLatin1String("### Findings in b.md")));
+    QVERIFY(!out.contains(QLatin1String("More.")));
+    // Cut at a line's end, not in the middle of one.
+    const qsizetype cutAt = out.indexOf(QLatin1String("\n[... cut here"));
+    QCOMPARE(out.mid(cutAt - line.size(), line.size()), line); // a whole line, then the note
 }
 
 void tst_Engine::workerDrivesTaskToDone()

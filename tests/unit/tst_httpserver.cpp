@@ -15,6 +15,8 @@
 #include <QRandomGenerator>
 #include <QTcpServer>
 #include <QTcpSocket>
+#include <QTimer>
+#include <QElapsedTimer>
 #include <QtTest>
 
 #include <optional>
@@ -69,9 +71,12 @@ std::optional<RawResponse> takeResponse(QByteArray &buffer)
 class RawClient
 {
 public:
-    explicit RawClient(quint16 port)
+    explicit RawClient(quint16 port, const QHostAddress &from = QHostAddress())
     {
         QObject::connect(&socket, &QTcpSocket::readyRead, [this] { received += socket.readAll(); });
+        // Another loopback address (127.0.0.2, ...) is another client to the server.
+        if (!from.isNull())
+            socket.bind(from);
         socket.connectToHost(QHostAddress::LocalHost, port);
     }
     void send(const QByteArray &bytes) { socket.write(bytes); }
@@ -118,6 +123,12 @@ private Q_SLOTS:
     void manyConcurrentRequests();
     void connectionLimit();
     void keepAliveServesSeveralRequests();
+    void ambiguousFramingIs400_data();
+    void ambiguousFramingIs400();
+    void perClientConnectionLimit();
+    void slowHeadersAreCutOff();
+    void slowBodyIsCutOff();
+    void slowClientsDoNotLockOutOthers();
     void headersAreLowerCased();
     void queryAndPathAreDecoded();
     void remoteAddressIsTheClient();
@@ -601,6 +612,144 @@ void tst_HttpServer::ipv6Loopback()
     QCOMPARE(reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), 200);
     QCOMPARE(reply->readAll(), QByteArray("::1"));
     reply->deleteLater();
+}
+
+void tst_HttpServer::ambiguousFramingIs400_data()
+{
+    QTest::addColumn<QByteArray>("headers");
+    QTest::addColumn<QByteArray>("message");
+    QTest::newRow("two Content-Length") << QByteArray("Content-Length: 3\r\nContent-Length: 5\r\n")
+                                        << QByteArray("more than one Content-Length header");
+    QTest::newRow("two equal Content-Length") << QByteArray("Content-Length: 3\r\ncontent-length: 3\r\n")
+                                              << QByteArray("more than one Content-Length header");
+    QTest::newRow("Content-Length and chunked") << QByteArray("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n")
+                                                << QByteArray("both Content-Length and Transfer-Encoding");
+    // libmicrohttpd refuses this one itself, before the server sees it.
+    QTest::newRow("Content-Length list") << QByteArray("Content-Length: 3, 3\r\n") << QByteArray("malformed");
+}
+
+// A proxy in front might frame such a request differently from us (request smuggling): 400,
+// and the connection is closed, whatever follows on it.
+void tst_HttpServer::ambiguousFramingIs400()
+{
+    QFETCH(QByteArray, headers);
+    QFETCH(QByteArray, message);
+    RawClient client(m_port);
+    client.send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\nabc0\r\n\r\n"
+                "GET /echo/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(client.closed(), 20000);
+    QVERIFY2(client.received.startsWith("HTTP/1.1 400 "), client.received.constData());
+    QVERIFY2(client.received.contains(message), client.received.constData());
+    QVERIFY(!client.received.contains("smuggled")); // the request behind it was not answered
+    QCOMPARE(m_calls, 0);
+}
+
+void tst_HttpServer::perClientConnectionLimit()
+{
+    m_server->close();
+    m_server->setPerClientConnectionLimit(3);
+    QCOMPARE(m_server->perClientConnectionLimit(), 3);
+    QVERIFY(m_server->listen(QHostAddress::LocalHost, m_port));
+    // Three connections from 127.0.0.2 that never finish their headers are held...
+    std::vector<std::unique_ptr<RawClient>> greedy;
+    for (int i = 0; i < 3; ++i) {
+        greedy.push_back(std::make_unique<RawClient>(m_port, QHostAddress(QStringLiteral("127.0.0.2"))));
+        greedy.back()->send("GET /echo/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    }
+    QTRY_VERIFY(std::all_of(greedy.begin(), greedy.end(), [](const auto &c) { return c->socket.state() == QAbstractSocket::ConnectedState; }));
+    // ...a fourth from the same address is refused at once, unanswered...
+    RawClient fourth(m_port, QHostAddress(QStringLiteral("127.0.0.2")));
+    fourth.send("GET /echo/4 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(fourth.closed(), 20000);
+    QVERIFY(fourth.received.isEmpty());
+    // ...while another client is served, and the three are still open.
+    QCOMPARE(get(QStringLiteral("/echo/other")).status, 200);
+    QVERIFY(std::none_of(greedy.begin(), greedy.end(), [](const auto &c) { return c->closed(); }));
+    QCOMPARE(m_calls, 1);
+}
+
+// A client that trickles its headers is never idle, so the idle timeout never fires: the
+// header deadline closes it.
+void tst_HttpServer::slowHeadersAreCutOff()
+{
+    m_server->close();
+    m_server->setHeaderTimeout(std::chrono::milliseconds(800));
+    QCOMPARE(m_server->headerTimeout(), std::chrono::milliseconds(800));
+    QVERIFY(m_server->listen(QHostAddress::LocalHost, m_port));
+    RawClient slow(m_port);
+    const QByteArray request = "GET /echo/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + QByteArray(200, 'p') + "\r\n\r\n";
+    qsizetype sent = 0;
+    QTimer trickle;
+    QObject::connect(&trickle, &QTimer::timeout, [&] {
+        if (sent < request.size())
+            slow.send(request.mid(sent++, 1));
+    });
+    trickle.start(50); // 200+ bytes at 20 a second: ten seconds for the whole request
+    QElapsedTimer clock;
+    clock.start();
+    QTRY_VERIFY_WITH_TIMEOUT(slow.closed(), 8000);
+    QVERIFY(sent < request.size());
+    QVERIFY(slow.received.isEmpty());
+    QVERIFY2(clock.elapsed() >= 700, qPrintable(QString::number(clock.elapsed())));
+    QCOMPARE(m_calls, 0);
+    // A prompt client on a kept-alive connection is not cut between its requests.
+    RawClient prompt(m_port);
+    prompt.send("GET /echo/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(prompt.received.endsWith("GET /echo/1"), 20000);
+    prompt.send("GET /echo/2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(prompt.closed(), 20000);
+    QVERIFY(prompt.received.endsWith("GET /echo/2"));
+}
+
+void tst_HttpServer::slowBodyIsCutOff()
+{
+    m_server->close();
+    m_server->setHeaderTimeout(std::chrono::milliseconds(500));
+    m_server->setRequestTimeout(std::chrono::milliseconds(1500));
+    QVERIFY(m_server->listen(QHostAddress::LocalHost, m_port));
+    RawClient slow(m_port);
+    slow.send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n");
+    QTimer trickle;
+    int sent = 0;
+    QObject::connect(&trickle, &QTimer::timeout, [&] {
+        slow.send("b");
+        ++sent;
+    });
+    trickle.start(50);
+    QTRY_VERIFY_WITH_TIMEOUT(slow.closed(), 10000);
+    QVERIFY(sent < 1000);
+    QCOMPARE(m_calls, 0);
+}
+
+// The attack: as many slow clients as there are connection slots, from a few
+// addresses. Each address gets its share, the rest of the slots stay usable, and whoever
+// holds a slot without sending a request loses it at the header deadline: /healthz (here
+// /echo) is answered all along.
+void tst_HttpServer::slowClientsDoNotLockOutOthers()
+{
+    m_server->close();
+    m_server->setConnectionLimit(12);
+    m_server->setPerClientConnectionLimit(4);
+    m_server->setHeaderTimeout(std::chrono::milliseconds(1500));
+    QVERIFY(m_server->listen(QHostAddress::LocalHost, m_port));
+    std::vector<std::unique_ptr<RawClient>> slow;
+    for (int address = 2; address <= 5; ++address) {
+        for (int i = 0; i < 6; ++i) {
+            slow.push_back(std::make_unique<RawClient>(m_port, QHostAddress(QStringLiteral("127.0.0.%1").arg(address))));
+            slow.back()->send("GET /echo/slow HTTP/1.1\r\n");
+        }
+    }
+    // 24 slow connections tried, 12 slots: at most 4 per address were taken. Answered at the
+    // latest when the header deadline frees the slots (get() gives up after 20 s).
+    const Reply first = get(QStringLiteral("/healthz-ish"));
+    QCOMPARE(first.status, 404); // answered: by the route table, which says there is no such path
+    Reply health;
+    health = get(QStringLiteral("/echo/health"));
+    QCOMPARE(health.status, 200);
+    // Every slow client is gone in the end, none answered.
+    QTRY_VERIFY_WITH_TIMEOUT(std::all_of(slow.begin(), slow.end(), [](const auto &c) { return c->closed(); }), 15000);
+    QVERIFY(std::all_of(slow.begin(), slow.end(), [](const auto &c) { return c->received.isEmpty(); }));
+    QCOMPARE(m_calls, 1);
 }
 
 QTEST_GUILESS_MAIN(tst_HttpServer)

@@ -139,6 +139,7 @@ private Q_SLOTS:
     void switchesOff();
     void reconcilerRedrivesWhatAnEdgeLeftBehind();
     void reconcilerLeavesWaitingBusyAndUnsettledTasksAlone();
+    void reconcilerAsksAgainWhenTheRequestWasLost();
     void ceilingBelowStageTimeoutRefusesTheProject();
     void retryBackoffDoublesWithinItsCaps();
 
@@ -1066,9 +1067,11 @@ void tst_Reaper::reconcilerLeavesWaitingBusyAndUnsettledTasksAlone()
     QVERIFY(openStore());
     Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
     QVERIFY(loadProject(e));
-    // Waiting for people in an approval-like stage, its job done: never moved from here.
+    // Waiting for people in an approval-like stage, its job done and the request made: never
+    // moved from here.
     const JobRecord waiting = runningJob(e, QStringLiteral("wait"));
     QVERIFY(e.jobs().complete(waiting.id, QStringLiteral("node-a")).value_or(false));
+    QVERIFY(e.recordApprovalRequest(waiting, QStringLiteral("waiting for approve")).has_value());
     // Busy: a running job.
     const JobRecord busy = runningJob(e, QStringLiteral("a"));
     Q_UNUSED(busy)
@@ -1095,6 +1098,48 @@ void tst_Reaper::reconcilerLeavesWaitingBusyAndUnsettledTasksAlone()
     pass = laterSpy.first().first().value<ReconcilerPass>();
     QCOMPARE(pass.entered, 0);
     QCOMPARE(e.jobs().jobsForTask(*fresh)->size(), 0);
+}
+
+void tst_Reaper::reconcilerAsksAgainWhenTheRequestWasLost()
+{
+    // The stage's job finished waiting, but the process died before the request for people
+    // was recorded: no signal would ever be taken. The reconciler runs the stage again (a new
+    // job for the same visit), whose request is then recorded; nothing moves the task.
+    QVERIFY(openStore());
+    Engine e(*m_store, QStringLiteral("node-a"), m_dir->path());
+    QVERIFY(loadProject(e));
+    const JobRecord lost = runningJob(e, QStringLiteral("wait"));
+    QVERIFY(e.jobs().complete(lost.id, QStringLiteral("node-a")).value_or(false));
+    const auto task = e.tasks().task(lost.taskId);
+    QVERIFY(task && *task);
+    QCOMPARE(e.approvalRequested(**task, QStringLiteral("wait")).value_or(true), false);
+    ReconcilerSettings settings;
+    settings.settle = 0ms;
+    Reconciler reconciler(e, settings);
+    QSignalSpy spy(&reconciler, &Reconciler::passFinished);
+    reconciler.tick();
+    QVERIFY(spy.count() == 1 || spy.wait(10000));
+    const ReconcilerPass pass = spy.first().first().value<ReconcilerPass>();
+    QVERIFY2(pass.ok, qPrintable(pass.errors.join(QLatin1String("; "))));
+    QCOMPARE(pass.entered, 1);
+    QCOMPARE(pass.advanced, 0);
+    const auto jobs = e.jobs().jobsForTask(lost.taskId);
+    QVERIFY(jobs.has_value());
+    QCOMPARE(jobs->size(), 2);
+    QCOMPARE(jobs->last().stage, QStringLiteral("wait"));
+    QCOMPARE(jobs->last().status, QStringLiteral("queued"));
+    QCOMPARE((*e.tasks().task(lost.taskId))->stage, QStringLiteral("wait"));
+    // Once asked, the stage is left alone again.
+    QSqlQuery done((*m_store->connection()));
+    QVERIFY(done.exec(QStringLiteral("UPDATE jobs SET status = 'done', finished_at = 1 WHERE id = %1").arg(jobs->last().id)));
+    JobRecord again = jobs->last();
+    QVERIFY(e.recordApprovalRequest(again, QStringLiteral("waiting for approve")).has_value());
+    Reconciler second(e, settings);
+    QSignalSpy secondSpy(&second, &Reconciler::passFinished);
+    second.tick();
+    QVERIFY(secondSpy.count() == 1 || secondSpy.wait(10000));
+    QCOMPARE(secondSpy.first().first().value<ReconcilerPass>().entered, 0);
+    QCOMPARE(e.jobs().jobsForTask(lost.taskId)->size(), 2);
 }
 
 void tst_Reaper::ceilingBelowStageTimeoutRefusesTheProject()

@@ -66,6 +66,12 @@ public:
     [[nodiscard]] bool allowsPassage() const;
     [[nodiscard]] QString reason() const { return m_reason; }
     [[nodiscard]] QList<Finding> findings() const { return m_findings; }
+    /**
+     * What the gate looked at, for the record. One key has a meaning for the host:
+     * "feedback", a list of {"file": path in the worktree, "text": findings, "cut": bool} —
+     * documents the agent should read (a reviewer's findings). After a rollback by this
+     * verdict the engine copies them, capped and masked, into the agent's next task file.
+     */
     [[nodiscard]] QJsonObject evidence() const { return m_evidence; }
     /// For Wait: when to evaluate again (the evidence's "retryAfterMs"). Zero for the other results. Since SDK API 1.1.
     [[nodiscard]] std::chrono::milliseconds retryAfter() const;

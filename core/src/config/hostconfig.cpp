@@ -11,7 +11,81 @@
 #include <QJsonDocument>
 #include <QMutex>
 
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include <dirent.h>
+
 namespace Sluice {
+
+namespace {
+
+// The value under @p key of mapping @p node, found by iteration so nothing is inserted.
+YAML::Node child(const YAML::Node &node, const char *key)
+{
+    if (!node.IsMap())
+        return YAML::Node();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == key)
+            return it->second;
+    }
+    return YAML::Node();
+}
+
+// Secrets are references (ADR 0003): libpq's connection string must not carry one inline.
+// Keywords as libpq reads them: "key = value" pairs, values bare or in single quotes with
+// backslash escapes, separated by spaces (or ';', which Qt's driver turns into spaces). The
+// value itself is never shown.
+void checkPostgresqlOptions(const YAML::Node &root, YamlValidator &validator)
+{
+    const YAML::Node options = child(child(child(root, "store"), "postgresql"), "options");
+    if (!options.IsDefined() || !options.IsScalar())
+        return;
+    const std::string text = options.Scalar();
+    std::size_t i = 0;
+    auto separator = [&](char ch) { return ch == ';' || std::isspace(static_cast<unsigned char>(ch)); };
+    auto skipSpace = [&] {
+        while (i < text.size() && separator(text[i]))
+            ++i;
+    };
+    while (true) {
+        skipSpace();
+        if (i >= text.size())
+            return;
+        const std::size_t keyStart = i;
+        while (i < text.size() && text[i] != '=' && !separator(text[i]))
+            ++i;
+        const std::string key = text.substr(keyStart, i - keyStart);
+        skipSpace();
+        if (i >= text.size() || text[i] != '=') {
+            validator.report(options, QStringLiteral("store.postgresql.options"),
+                             QStringLiteral("expected libpq 'keyword=value' pairs"));
+            return;
+        }
+        ++i;
+        skipSpace();
+        if (i < text.size() && text[i] == '\'') {
+            for (++i; i < text.size() && text[i] != '\''; ++i) {
+                if (text[i] == '\\')
+                    ++i;
+            }
+            ++i;
+        } else {
+            while (i < text.size() && !separator(text[i]))
+                ++i;
+        }
+        if (key == "password" || key == "sslpassword") {
+            validator.report(options, QStringLiteral("store.postgresql.options"),
+                             QStringLiteral("holds '%1=': secrets are never inline; give the password as "
+                                            "store.postgresql.password: {file: PATH} or {credential: NAME}")
+                                 .arg(QString::fromStdString(key)));
+            return;
+        }
+    }
+}
+
+} // namespace
 
 const ConfigSchema &embeddedSchema(const QString &name)
 {
@@ -46,7 +120,8 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     HostConfig c;
     c.configDir = configDir;
     c.file = QDir(configDir).filePath(QStringLiteral("sluice.yaml"));
-    c.filePresent = QFileInfo::exists(c.file);
+    // A link to nowhere is a broken host file, not an absent one: reported, not defaulted.
+    c.filePresent = QFileInfo::exists(c.file) || QFileInfo(c.file).isSymLink();
     if (!QFileInfo(configDir).isDir())
         diagnostics.append(Diagnostic{configDir, 0, 0, QString(), QStringLiteral("configuration directory does not exist")});
 
@@ -56,6 +131,7 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
         if (auto root = loadYamlFile(c.file, diagnostics)) {
             YamlValidator validator(c.file, diagnostics);
             v = validator.validateObject(*root, schema, QString());
+            checkPostgresqlOptions(*root, validator);
         }
     }
     const QVariantMap defaults = YamlValidator(c.file, diagnostics).resolvedDefaults(schema);
@@ -95,6 +171,11 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     c.httpAddress = http.value(QStringLiteral("address")).toString();
     c.httpPort = int(http.value(QStringLiteral("port")).toLongLong());
     c.httpMaxBody = http.value(QStringLiteral("max_body")).toLongLong();
+    c.httpMaxConnections = int(http.value(QStringLiteral("max_connections")).toLongLong());
+    c.httpMaxConnectionsPerClient = int(http.value(QStringLiteral("max_connections_per_client")).toLongLong());
+    c.httpHeaderTimeoutMs = http.value(QStringLiteral("header_timeout")).toLongLong();
+    c.httpRequestTimeoutMs = http.value(QStringLiteral("request_timeout")).toLongLong();
+    c.httpIdleTimeoutMs = http.value(QStringLiteral("idle_timeout")).toLongLong();
 
     const QVariantMap store = v.value(QStringLiteral("store")).toMap();
     const QVariantMap sqlite = store.value(QStringLiteral("sqlite")).toMap();
@@ -115,14 +196,45 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     return c;
 }
 
-QStringList HostConfig::projectFiles() const
+QString HostConfig::projectDirectory() const
 {
-    QDir dir(QDir(configDir).filePath(QStringLiteral("projects")));
+    return QDir(configDir).filePath(QStringLiteral("projects"));
+}
+
+QStringList HostConfig::projectFiles(Diagnostics &problems) const
+{
+    // Every entry named *.yaml or *.yml is a project file, whatever it is: a dangling link, a
+    // link loop, a FIFO or a directory is then refused by name when it is loaded, instead of
+    // vanishing from the listing.
+    const QString path = projectDirectory();
+    const QByteArray encoded = QFile::encodeName(path);
+    DIR *dir = ::opendir(encoded.constData());
+    if (!dir) {
+        const int error = errno;
+        if (error != ENOENT)
+            problems.append(Diagnostic{path, 0, 0, QString(), QStringLiteral("cannot list the project files: %1")
+                                                                  .arg(QString::fromLocal8Bit(std::strerror(error)))});
+        return {};
+    }
+    QStringList names;
+    errno = 0;
+    while (const dirent *entry = ::readdir(dir)) {
+        const QString name = QFile::decodeName(entry->d_name);
+        if (name.startsWith(QLatin1Char('.')))
+            continue; // hidden files, "." and ".."
+        if (name.endsWith(QLatin1String(".yaml")) || name.endsWith(QLatin1String(".yml")))
+            names.append(name);
+        errno = 0;
+    }
+    const int error = errno;
+    ::closedir(dir);
+    if (error != 0)
+        problems.append(Diagnostic{path, 0, 0, QString(), QStringLiteral("cannot list all project files: %1")
+                                                              .arg(QString::fromLocal8Bit(std::strerror(error)))});
+    names.sort();
     QStringList out;
-    const QStringList names = dir.entryList({QStringLiteral("*.yaml"), QStringLiteral("*.yml")},
-                                            QDir::Files, QDir::Name); // unreadable files are reported, not skipped
-    for (const QString &name : names)
-        out.append(dir.absoluteFilePath(name));
+    for (const QString &name : std::as_const(names))
+        out.append(QDir(path).absoluteFilePath(name));
     return out;
 }
 

@@ -34,13 +34,25 @@ struct SLUICE_EXPORT HostConfig {
     QString httpAddress;
     int httpPort = 8420;
     qint64 httpMaxBody = 1024 * 1024;
+    int httpMaxConnections = 256;
+    int httpMaxConnectionsPerClient = 64;
+    qint64 httpHeaderTimeoutMs = 10000;
+    qint64 httpRequestTimeoutMs = 60000;
+    qint64 httpIdleTimeoutMs = 30000;
 
     /// The configuration directory: @p explicitDir, else $SLUICE_CONFIG_DIR, else /etc/sluice.
     [[nodiscard]] static QString resolveConfigDir(const QString &explicitDir);
     /// Loads CONFIG_DIR/sluice.yaml; problems go to @p diagnostics, defaults fill the rest.
     [[nodiscard]] static HostConfig load(const QString &configDir, Diagnostics &diagnostics);
-    /// Project files in CONFIG_DIR/projects (*.yaml, *.yml), sorted.
-    [[nodiscard]] QStringList projectFiles() const;
+    /// CONFIG_DIR/projects.
+    [[nodiscard]] QString projectDirectory() const;
+    /**
+     * Project files in CONFIG_DIR/projects: every entry named *.yaml or *.yml (hidden ones
+     * aside), sorted, whatever its type, so that a dangling link or a FIFO is refused by name
+     * when it is loaded. A directory that exists but cannot be listed is a problem in
+     * @p problems (a missing one is not: no projects).
+     */
+    [[nodiscard]] QStringList projectFiles(Diagnostics &problems) const;
 };
 
 /// Loads a schema embedded in the core library (":/sluice/schema/NAME.json").

@@ -5,14 +5,150 @@
 #include <QFile>
 #include <QFileInfo>
 
+#include <yaml-cpp/eventhandler.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <sstream>
+#include <unordered_map>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace Sluice {
 
 namespace {
 
-constexpr qint64 maxConfigFileSize = 4 * 1024 * 1024;
+constexpr qint64 maxConfigFileSize = YamlLimits::maxFileBytes;
+
+// Walks the parser's events of the first document once, before any node is built, and
+// measures the document as the validator would see it: every alias counted with the full
+// size of what it refers to. yaml-cpp shares an aliased node instead of copying it, but
+// everything that reads the tree (validation, QVariant conversion, messages) expands it, so
+// a megabyte scalar referenced a thousand times costs a gigabyte downstream.
+class ExpansionMeter : public YAML::EventHandler
+{
+public:
+    struct Problem {
+        YAML::Mark mark;
+        QString message;
+    };
+    std::optional<Problem> problem;
+
+    void OnDocumentStart(const YAML::Mark &) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark &mark, YAML::anchor_t anchor) override { add(mark, anchor, Size{0, 1}, false); }
+    void OnAlias(const YAML::Mark &mark, YAML::anchor_t anchor) override
+    {
+        const auto it = m_anchors.find(anchor);
+        if (it == m_anchors.end()) {
+            // An alias of a collection that is still open refers to its own ancestor: the
+            // tree would be a cycle, and whatever walks it would never end.
+            fail(mark, QStringLiteral("this alias refers to a node that contains it; a configuration file cannot be recursive"));
+            return;
+        }
+        add(mark, 0, it->second, true);
+    }
+    void OnScalar(const YAML::Mark &mark, const std::string &, YAML::anchor_t anchor, const std::string &value) override
+    {
+        add(mark, anchor, Size{quint64(value.size()), 1}, false);
+    }
+    void OnSequenceStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t anchor, YAML::EmitterStyle::value) override
+    {
+        open(mark, anchor, false);
+    }
+    void OnSequenceEnd() override { close(); }
+    void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t anchor, YAML::EmitterStyle::value) override
+    {
+        open(mark, anchor, true);
+    }
+    void OnMapEnd() override { close(); }
+
+private:
+    struct Size {
+        quint64 bytes = 0; // scalar bytes, aliases expanded
+        quint64 nodes = 0; // nodes, aliases expanded
+    };
+    struct Frame {
+        YAML::Mark mark;
+        YAML::anchor_t anchor = 0;
+        bool map = false;
+        quint64 children = 0;
+        Size size{0, 1};
+    };
+
+    void fail(const YAML::Mark &mark, const QString &message)
+    {
+        if (!problem)
+            problem = Problem{mark, message};
+    }
+    void open(const YAML::Mark &mark, YAML::anchor_t anchor, bool map)
+    {
+        m_stack.push_back(Frame{mark, anchor, map, 0, Size{0, 1}});
+        ++m_total.nodes;
+    }
+    void close()
+    {
+        if (m_stack.empty())
+            return;
+        const Frame frame = m_stack.back();
+        m_stack.pop_back();
+        // Its content is in the total already; only its parent and its anchor learn its size.
+        add(frame.mark, frame.anchor, frame.size, false, false);
+    }
+    void add(const YAML::Mark &mark, YAML::anchor_t anchor, Size size, bool alias, bool counted = true)
+    {
+        if (anchor != 0)
+            m_anchors[anchor] = size;
+        if (!m_stack.empty()) {
+            Frame &parent = m_stack.back();
+            const bool key = parent.map && parent.children % 2 == 0;
+            ++parent.children;
+            if (key && size.bytes > YamlLimits::maxKeyBytes)
+                fail(mark, QStringLiteral("a key of %1 bytes%2; keys and names are at most %3 bytes")
+                               .arg(size.bytes)
+                               .arg(alias ? QStringLiteral(" (through this alias)") : QString())
+                               .arg(YamlLimits::maxKeyBytes));
+            parent.size.bytes += size.bytes;
+            parent.size.nodes += size.nodes;
+        }
+        if (!counted)
+            return;
+        m_total.bytes += size.bytes;
+        m_total.nodes += size.nodes;
+        if (alias && m_total.bytes > YamlLimits::maxExpandedBytes)
+            fail(mark, QStringLiteral("aliases expand the file past %1 MiB of text at this alias; refusing to load it")
+                           .arg(YamlLimits::maxExpandedBytes >> 20));
+        else if (m_total.bytes > YamlLimits::maxExpandedBytes)
+            fail(mark, QStringLiteral("more than %1 MiB of text; refusing to load it").arg(YamlLimits::maxExpandedBytes >> 20));
+        if (m_total.nodes > YamlLimits::maxExpandedNodes)
+            fail(mark, QStringLiteral("more than %1 values%2; refusing to load it")
+                           .arg(YamlLimits::maxExpandedNodes)
+                           .arg(alias ? QStringLiteral(" once aliases are expanded (at this alias)") : QString()));
+    }
+
+    std::vector<Frame> m_stack;
+    std::unordered_map<YAML::anchor_t, Size> m_anchors;
+    Size m_total;
+};
+
+QString fileTypeName(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return QStringLiteral("a directory");
+    if (S_ISFIFO(mode))
+        return QStringLiteral("a FIFO");
+    if (S_ISSOCK(mode))
+        return QStringLiteral("a socket");
+    if (S_ISCHR(mode))
+        return QStringLiteral("a character device");
+    if (S_ISBLK(mode))
+        return QStringLiteral("a block device");
+    return QStringLiteral("not a regular file");
+}
 
 QString typeLabel(const YAML::Node &node)
 {
@@ -63,6 +199,13 @@ QString suggestion(const QString &key, const QStringList &known)
 
 } // namespace
 
+QString elided(const QString &text, int maxCharacters)
+{
+    if (text.size() <= maxCharacters)
+        return text;
+    return text.left(maxCharacters) + QStringLiteral("... (%1 characters)").arg(text.size());
+}
+
 QString yamlScalar(const YAML::Node &node)
 {
     return QString::fromStdString(node.Scalar());
@@ -70,8 +213,29 @@ QString yamlScalar(const YAML::Node &node)
 
 std::optional<YAML::Node> parseYaml(const QByteArray &text, const QString &fileName, Diagnostics &diagnostics)
 {
+    // yaml-cpp stops reading at a NUL byte and blames the wrong place; a configuration file
+    // is text, so say where the NUL is.
+    if (const qsizetype nul = text.indexOf('\0'); nul >= 0) {
+        const qsizetype lineStart = text.lastIndexOf('\n', nul) + 1;
+        diagnostics.append(Diagnostic{fileName, int(text.left(nul).count('\n')) + 1, int(nul - lineStart) + 1, QString(),
+                                      QStringLiteral("contains a NUL byte; a configuration file is UTF-8 text")});
+        return std::nullopt;
+    }
     try {
-        YAML::Node root = YAML::Load(text.toStdString());
+        const std::string source = text.toStdString();
+        {
+            std::istringstream stream(source);
+            YAML::Parser parser(stream);
+            ExpansionMeter meter;
+            parser.HandleNextDocument(meter);
+            if (meter.problem) {
+                const YAML::Mark &mark = meter.problem->mark;
+                diagnostics.append(Diagnostic{fileName, mark.line >= 0 ? mark.line + 1 : 0, mark.column >= 0 ? mark.column + 1 : 0,
+                                              QString(), meter.problem->message});
+                return std::nullopt;
+            }
+        }
+        YAML::Node root = YAML::Load(source);
         if (!root || root.IsNull())
             return YAML::Node(YAML::NodeType::Map);
         return root;
@@ -82,18 +246,65 @@ std::optional<YAML::Node> parseYaml(const QByteArray &text, const QString &fileN
     return std::nullopt;
 }
 
+Result<QByteArray> readConfigFile(const QString &path)
+{
+    const QByteArray name = QFile::encodeName(path);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked right after.
+    const int fd = ::open(name.constData(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        const int error = errno;
+        struct stat link {};
+        if (error == ENOENT && ::lstat(name.constData(), &link) == 0 && S_ISLNK(link.st_mode)) {
+            char target[4096];
+            const ssize_t length = ::readlink(name.constData(), target, sizeof target);
+            return fail(ErrorCode::NotFound, QStringLiteral("is a symbolic link to %1, which does not exist")
+                                                 .arg(length > 0 ? QFile::decodeName(QByteArray(target, int(length))) : QStringLiteral("?")));
+        }
+        if (error == ELOOP)
+            return fail(ErrorCode::Io, QStringLiteral("is a symbolic link loop"));
+        return fail(error == ENOENT ? ErrorCode::NotFound : ErrorCode::Io,
+                    QStringLiteral("cannot read: %1").arg(QString::fromLocal8Bit(std::strerror(error))));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const QString what = fileTypeName(st.st_mode);
+        ::close(fd);
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("is %1, not a regular file; refusing to read it").arg(what));
+    }
+    // The size stat() gave may change under us: read at most one byte past the limit.
+    QByteArray content;
+    content.resize(qsizetype(std::min<qint64>(qint64(st.st_size), maxConfigFileSize) + 1));
+    qint64 got = 0;
+    while (got < qint64(content.size())) {
+        const ssize_t n = ::read(fd, content.data() + got, std::size_t(content.size() - got));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0) {
+            const int error = errno;
+            ::close(fd);
+            return fail(ErrorCode::Io, QStringLiteral("cannot read: %1").arg(QString::fromLocal8Bit(std::strerror(error))));
+        }
+        if (n == 0)
+            break;
+        got += n;
+        if (got == qint64(content.size()) && got <= maxConfigFileSize)
+            content.resize(qsizetype(std::min<qint64>(2 * got, maxConfigFileSize + 1))); // the file grew
+    }
+    ::close(fd);
+    if (got > maxConfigFileSize)
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("larger than %1 MiB; refusing to parse").arg(maxConfigFileSize >> 20));
+    content.truncate(qsizetype(got));
+    return content;
+}
+
 std::optional<YAML::Node> loadYamlFile(const QString &path, Diagnostics &diagnostics)
 {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) {
-        diagnostics.append(Diagnostic{path, 0, 0, QString(), QStringLiteral("cannot read: %1").arg(f.errorString())});
+    auto content = readConfigFile(path);
+    if (!content) {
+        diagnostics.append(Diagnostic{path, 0, 0, QString(), content.error().message});
         return std::nullopt;
     }
-    if (f.size() > maxConfigFileSize) {
-        diagnostics.append(Diagnostic{path, 0, 0, QString(), QStringLiteral("larger than 4 MiB; refusing to parse")});
-        return std::nullopt;
-    }
-    return parseYaml(f.readAll(), path, diagnostics);
+    return parseYaml(*content, path, diagnostics);
 }
 
 YamlValidator::YamlValidator(const QString &file, Diagnostics &diagnostics)
@@ -104,8 +315,18 @@ YamlValidator::YamlValidator(const QString &file, Diagnostics &diagnostics)
 
 void YamlValidator::report(const YAML::Mark &mark, const QString &key, const QString &message)
 {
+    // A file that is wrong everywhere gets its first problems listed, not a flood.
+    ++m_reported;
+    if (m_reported > YamlLimits::maxDiagnosticsPerFile) {
+        if (m_reported == YamlLimits::maxDiagnosticsPerFile + 1)
+            m_diagnostics.append(Diagnostic{m_file, 0, 0, QString(),
+                                            QStringLiteral("more than %1 problems; the rest are not listed")
+                                                .arg(YamlLimits::maxDiagnosticsPerFile)});
+        return;
+    }
     const bool known = mark.line >= 0;
-    m_diagnostics.append(Diagnostic{m_file, known ? mark.line + 1 : 0, known ? mark.column + 1 : 0, key, message});
+    m_diagnostics.append(Diagnostic{m_file, known ? mark.line + 1 : 0, known ? mark.column + 1 : 0,
+                                    elided(key, YamlLimits::maxShownBytes), elided(message, 2 * YamlLimits::maxShownBytes)});
 }
 
 void YamlValidator::report(const YAML::Node &node, const QString &key, const QString &message)

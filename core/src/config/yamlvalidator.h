@@ -8,6 +8,7 @@
 #include "config/diagnostic.h"
 
 #include <sluice/configschema.h>
+#include <sluice/error.h>
 
 #include <yaml-cpp/yaml.h>
 
@@ -18,9 +19,34 @@
 
 namespace Sluice {
 
+/// Bounds on what a configuration file may cost to read, validate and report.
+struct YamlLimits {
+    static constexpr qint64 maxFileBytes = 4 * 1024 * 1024;
+    /// Scalar bytes of the document with every alias expanded.
+    static constexpr quint64 maxExpandedBytes = 8 * 1024 * 1024;
+    /// Nodes (scalars, lists, mappings) of the document with every alias expanded.
+    static constexpr quint64 maxExpandedNodes = 200000;
+    /// Longest mapping key.
+    static constexpr quint64 maxKeyBytes = 1024;
+    /// Problems listed per file; one more line says that there were more.
+    static constexpr int maxDiagnosticsPerFile = 100;
+    /// Characters of a key or a quoted value shown in one message.
+    static constexpr int maxShownBytes = 200;
+};
+
+/**
+ * Reads a configuration file: a regular file (symbolic links followed) of at most
+ * YamlLimits::maxFileBytes; never more than that plus one byte is read. FIFOs, devices,
+ * directories, dangling links and link loops are refused with a message saying which.
+ */
+[[nodiscard]] SLUICE_EXPORT Result<QByteArray> readConfigFile(const QString &path);
 /// Reads and parses a YAML file; a syntax error becomes a diagnostic with its position.
 [[nodiscard]] SLUICE_EXPORT std::optional<YAML::Node> loadYamlFile(const QString &path, Diagnostics &diagnostics);
-/// Parses YAML text attributed to @p fileName.
+/**
+ * Parses YAML text attributed to @p fileName. Refused with a FILE:LINE:COLUMN diagnostic: a
+ * NUL byte, a document whose aliases expand past YamlLimits, a recursive alias, a key longer
+ * than YamlLimits::maxKeyBytes.
+ */
 [[nodiscard]] SLUICE_EXPORT std::optional<YAML::Node> parseYaml(const QByteArray &text, const QString &fileName,
                                                                 Diagnostics &diagnostics);
 
@@ -54,7 +80,11 @@ private:
 
     QString m_file;
     Diagnostics &m_diagnostics;
+    int m_reported = 0;
 };
+
+/// @p text, cut after @p maxCharacters with a note of its length.
+[[nodiscard]] SLUICE_EXPORT QString elided(const QString &text, int maxCharacters);
 
 /// The text of a scalar node, as UTF-8.
 [[nodiscard]] SLUICE_EXPORT QString yamlScalar(const YAML::Node &node);

@@ -32,6 +32,15 @@ namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcDaemon, "sluice.core.daemon", QtInfoMsg)
 
+namespace {
+// What the API serves is masked as it leaves, every string of it: the store holds text
+// masked at write, and this catches rows written before that and secrets registered since.
+HttpResponse apiJson(const QJsonObject &report)
+{
+    return HttpResponse::json(QJsonDocument(Redaction::maskJson(report)));
+}
+} // namespace
+
 Daemon::Daemon(HostRuntime &host, const Options &options, QObject *parent)
     : QObject(parent)
     , m_host(host)
@@ -136,6 +145,11 @@ Result<void> Daemon::start()
     if (config.httpEnabled) {
         m_http = std::make_unique<HttpServer>();
         m_http->setMaxBodySize(config.httpMaxBody);
+        m_http->setConnectionLimit(config.httpMaxConnections);
+        m_http->setPerClientConnectionLimit(config.httpMaxConnectionsPerClient);
+        m_http->setHeaderTimeout(std::chrono::milliseconds(config.httpHeaderTimeoutMs));
+        m_http->setRequestTimeout(std::chrono::milliseconds(config.httpRequestTimeoutMs));
+        m_http->setConnectionTimeout(std::chrono::seconds(std::max<qint64>(1, config.httpIdleTimeoutMs / 1000)));
         installRoutes();
         const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
                                                                                       : QHostAddress(config.httpAddress);
@@ -372,7 +386,7 @@ void Daemon::installRoutes()
     http.route("GET", QStringLiteral("/api/queue"), [this](const HttpRequest &) {
         auto report = queueReport(m_host.engine(), m_host.config());
         if (!report)
-            return HttpResponse::error(500, report.error().message);
+            return HttpResponse::error(500, Redaction::mask(report.error().message));
         QJsonObject out = *report;
         QJsonArray local;
         for (const Worker::Running &r : m_worker->running())
@@ -381,11 +395,11 @@ void Daemon::installRoutes()
         out.insert(QStringLiteral("worker"), QJsonObject{{QStringLiteral("node"), m_host.config().node},
                                                           {QStringLiteral("running"), local},
                                                           {QStringLiteral("concurrency"), m_worker->globalConcurrency()}});
-        return HttpResponse::json(QJsonDocument(out));
+        return apiJson(out);
     });
     http.route("GET", QStringLiteral("/api/status"), [this](const HttpRequest &) {
         auto report = statusReport(m_host.engine());
-        return report ? HttpResponse::json(QJsonDocument(*report)) : HttpResponse::error(500, report.error().message);
+        return report ? apiJson(*report) : HttpResponse::error(500, Redaction::mask(report.error().message));
     });
     http.route("GET", QStringLiteral("/api/tasks/"), [this](const HttpRequest &request) { return handleTask(request); });
     http.route("POST", QStringLiteral("/webhooks/"), [this](const HttpRequest &request) { return handleWebhook(request); });
@@ -399,8 +413,8 @@ HttpResponse Daemon::handleTask(const HttpRequest &request)
         return HttpResponse::error(400, QStringLiteral("expected /api/tasks/<id>"));
     auto report = taskReport(m_host.engine(), id);
     if (!report)
-        return HttpResponse::error(report.error().code == ErrorCode::NotFound ? 404 : 500, report.error().message);
-    return HttpResponse::json(QJsonDocument(*report));
+        return HttpResponse::error(report.error().code == ErrorCode::NotFound ? 404 : 500, Redaction::mask(report.error().message));
+    return apiJson(*report);
 }
 
 HttpResponse Daemon::handleWebhook(const HttpRequest &request)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "httpserver.h"
 
+#include <QDeadlineTimer>
 #include <QJsonObject>
 #include <QLoggingCategory>
 #include <QSocketNotifier>
@@ -10,6 +11,7 @@
 #include <microhttpd.h>
 
 #include <netinet/in.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -42,6 +44,42 @@ struct PendingRequest {
     bool overLimit = false;
     qint64 discarded = 0;
 };
+
+// One TCP connection, from MHD's connection-start notification to its close. The deadline
+// bounds how long a client may take to send its request headers (and then the rest of the
+// request): a client that trickles bytes is never idle, so MHD's idle timeout alone would let
+// a few hundred of them hold every connection slot.
+struct ConnectionState {
+    MHD_Connection *connection = nullptr;
+    int fd = -1;
+    enum class Phase { Headers, Body, Answering } phase = Phase::Headers;
+    QDeadlineTimer deadline;
+    bool cut = false; // shut down for missing its deadline
+};
+
+struct HeaderCount {
+    int contentLength = 0;
+    int transferEncoding = 0;
+};
+
+MHD_Result countFramingHeaders(void *cls, MHD_ValueKind, const char *key, size_t, const char *, size_t)
+{
+    auto *count = static_cast<HeaderCount *>(cls);
+    if (::strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        ++count->contentLength;
+    else if (::strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        ++count->transferEncoding;
+    return MHD_YES;
+}
+
+// A request whose framing is ambiguous gets no second request on this connection either:
+// a proxy in front might have read its body differently (request smuggling).
+HttpResponse badFraming(const QString &why)
+{
+    HttpResponse response = HttpResponse::error(400, why);
+    response.headers.append({QByteArrayLiteral("Connection"), QByteArrayLiteral("close")});
+    return response;
+}
 
 bool prefixMatches(const QString &prefix, const QString &path)
 {
@@ -104,7 +142,11 @@ struct HttpServer::Data {
     QList<std::shared_ptr<const Route>> routes;
     qint64 maxBodySize = defaultMaxBodySize;
     int connectionLimit = 256;
+    int perClientLimit = 0;
     std::chrono::seconds connectionTimeout{30};
+    std::chrono::milliseconds headerTimeout{10000};
+    std::chrono::milliseconds requestTimeout{60000};
+    QTimer deadlineTimer; // fires at the earliest connection deadline
 
     MHD_Daemon *daemon = nullptr;
     quint16 boundPort = 0;
@@ -119,6 +161,17 @@ struct HttpServer::Data {
                              const char *version, const char *uploadData, size_t *uploadDataSize, void **slot);
     static void completed(void *cls, MHD_Connection *connection, void **slot, MHD_RequestTerminationCode code);
     static void log(void *cls, const char *format, va_list arguments);
+    static void notifyConnection(void *cls, MHD_Connection *connection, void **socketContext,
+                                 MHD_ConnectionNotificationCode code);
+
+    ConnectionState *stateOf(MHD_Connection *connection) const
+    {
+        const MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return info ? static_cast<ConnectionState *>(info->socket_context) : nullptr;
+    }
+    void enforceDeadlines();
+    void scheduleDeadlines();
+    QList<ConnectionState *> connections; // owned; removed at the close notification
 
     MHD_Result begin(MHD_Connection *connection, const QString &path, const QByteArray &method, void **slot);
     MHD_Result finish(MHD_Connection *connection, PendingRequest *pending, const char *url, const QByteArray &method);
@@ -154,6 +207,9 @@ HttpServer::HttpServer(QObject *parent)
     d->q = this;
     d->timer.setSingleShot(true);
     connect(&d->timer, &QTimer::timeout, this, [this] { d->pump(); });
+    d->deadlineTimer.setSingleShot(true);
+    d->deadlineTimer.setTimerType(Qt::PreciseTimer);
+    connect(&d->deadlineTimer, &QTimer::timeout, this, [this] { d->enforceDeadlines(); });
 }
 
 HttpServer::~HttpServer()
@@ -194,8 +250,10 @@ Result<quint16> HttpServer::listen(const QHostAddress &address, quint16 port)
         flags, port, nullptr, nullptr, &Data::access, d.get(),
         MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr *>(&storage),
         MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(d->connectionLimit),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned int>(d->perClientLimit),
         MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(d->connectionTimeout.count()),
         MHD_OPTION_NOTIFY_COMPLETED, &Data::completed, d.get(),
+        MHD_OPTION_NOTIFY_CONNECTION, &Data::notifyConnection, d.get(),
         MHD_OPTION_EXTERNAL_LOGGER, &Data::log, d.get(),
         MHD_OPTION_END);
     d->starting = false;
@@ -283,6 +341,95 @@ std::chrono::seconds HttpServer::connectionTimeout() const
     return d->connectionTimeout;
 }
 
+void HttpServer::setPerClientConnectionLimit(int connections)
+{
+    d->perClientLimit = std::max(0, connections);
+}
+
+int HttpServer::perClientConnectionLimit() const
+{
+    return d->perClientLimit;
+}
+
+void HttpServer::setHeaderTimeout(std::chrono::milliseconds timeout)
+{
+    d->headerTimeout = std::max(std::chrono::milliseconds(100), timeout);
+}
+
+std::chrono::milliseconds HttpServer::headerTimeout() const
+{
+    return d->headerTimeout;
+}
+
+void HttpServer::setRequestTimeout(std::chrono::milliseconds timeout)
+{
+    d->requestTimeout = std::max(std::chrono::milliseconds(100), timeout);
+}
+
+std::chrono::milliseconds HttpServer::requestTimeout() const
+{
+    return d->requestTimeout;
+}
+
+void HttpServer::Data::notifyConnection(void *cls, MHD_Connection *connection, void **socketContext,
+                                        MHD_ConnectionNotificationCode code)
+{
+    auto *self = static_cast<Data *>(cls);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        auto *state = new ConnectionState;
+        state->connection = connection;
+        if (const MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD))
+            state->fd = info->connect_fd;
+        state->deadline = QDeadlineTimer(self->headerTimeout);
+        self->connections.append(state);
+        *socketContext = state;
+        return;
+    }
+    auto *state = static_cast<ConnectionState *>(*socketContext);
+    self->connections.removeOne(state);
+    delete state;
+    *socketContext = nullptr;
+}
+
+// A client past its deadline has its socket shut down (not closed: the descriptor stays
+// MHD's, so it cannot be reused under it); MHD sees the end of the stream and closes the
+// connection on its next run.
+void HttpServer::Data::enforceDeadlines()
+{
+    bool cut = false;
+    for (ConnectionState *state : std::as_const(connections)) {
+        if (state->cut || state->phase == ConnectionState::Phase::Answering || !state->deadline.hasExpired())
+            continue;
+        state->cut = true;
+        cut = true;
+        if (state->fd >= 0)
+            ::shutdown(state->fd, SHUT_RDWR);
+        qCInfo(lcHttp).noquote() << "closed a connection from" << clientAddress(state->connection).toString()
+                                 << (state->phase == ConnectionState::Phase::Headers
+                                         ? QStringLiteral("that did not send its request headers within %1 ms").arg(headerTimeout.count())
+                                         : QStringLiteral("that did not send its request within %1 ms").arg(requestTimeout.count()));
+    }
+    if (cut)
+        pump();
+    else
+        scheduleDeadlines();
+}
+
+void HttpServer::Data::scheduleDeadlines()
+{
+    qint64 earliest = -1;
+    for (const ConnectionState *state : std::as_const(connections)) {
+        if (state->cut || state->phase == ConnectionState::Phase::Answering)
+            continue;
+        const qint64 left = std::max<qint64>(0, state->deadline.remainingTime());
+        earliest = earliest < 0 ? left : std::min(earliest, left);
+    }
+    if (earliest < 0)
+        deadlineTimer.stop();
+    else
+        deadlineTimer.start(int(std::min<qint64>(earliest + 1, INT_MAX)));
+}
+
 void HttpServer::Data::pump()
 {
     if (!daemon || running)
@@ -295,6 +442,7 @@ void HttpServer::Data::pump()
         stop();
         return;
     }
+    scheduleDeadlines();
     // At the connection limit MHD takes the listening socket out of its epoll set and puts it
     // back on the run after a slot frees; run that one now, or a waiting client would wait
     // for the next timeout.
@@ -313,6 +461,7 @@ void HttpServer::Data::pump()
 void HttpServer::Data::stop()
 {
     timer.stop();
+    deadlineTimer.stop();
     notifier.reset();
     if (daemon) {
         MHD_stop_daemon(daemon); // completes (and frees) the pending requests
@@ -373,6 +522,20 @@ MHD_Result HttpServer::Data::access(void *cls, MHD_Connection *connection, const
 
 MHD_Result HttpServer::Data::begin(MHD_Connection *connection, const QString &path, const QByteArray &method, void **slot)
 {
+    // The headers are in: from here the rest of the request has until the request deadline,
+    // counted from when its headers began.
+    if (ConnectionState *state = stateOf(connection); state && state->phase == ConnectionState::Phase::Headers) {
+        state->phase = ConnectionState::Phase::Body;
+        state->deadline = QDeadlineTimer(std::max<qint64>(0, requestTimeout.count() - headerTimeout.count()
+                                                                 + state->deadline.remainingTime()));
+    }
+    HeaderCount framing;
+    MHD_get_connection_values_n(connection, MHD_HEADER_KIND, &countFramingHeaders, &framing);
+    if (framing.contentLength > 1)
+        return respond(connection, badFraming(QStringLiteral("more than one Content-Length header")));
+    if (framing.contentLength > 0 && framing.transferEncoding > 0)
+        return respond(connection, badFraming(QStringLiteral("both Content-Length and Transfer-Encoding")));
+
     // Longest matching prefix first, then the method among that prefix's routes.
     int best = -1;
     for (const auto &r : std::as_const(routes)) {
@@ -405,8 +568,11 @@ MHD_Result HttpServer::Data::begin(MHD_Connection *connection, const QString &pa
     const qint64 limit = chosen->maxBodySize == HttpServer::ServerBodyLimit ? maxBodySize : chosen->maxBodySize;
     if (const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         bool ok = false;
-        const qint64 declared = QByteArray(length).trimmed().toLongLong(&ok);
-        if (!ok || declared > limit)
+        const QByteArray text = QByteArray(length).trimmed();
+        const qint64 declared = text.toLongLong(&ok);
+        if (!ok || declared < 0 || text.startsWith('+'))
+            return respond(connection, badFraming(QStringLiteral("Content-Length is not a number")));
+        if (declared > limit)
             return respond(connection, tooLarge(limit));
     }
     auto *pending = new PendingRequest;
@@ -447,6 +613,8 @@ MHD_Result HttpServer::Data::finish(MHD_Connection *connection, PendingRequest *
 
 MHD_Result HttpServer::Data::respond(MHD_Connection *connection, const HttpResponse &response)
 {
+    if (ConnectionState *state = stateOf(connection))
+        state->phase = ConnectionState::Phase::Answering;
     MHD_Response *answer = MHD_create_response_from_buffer(size_t(response.body.size()),
                                                            const_cast<char *>(response.body.constData()),
                                                            MHD_RESPMEM_MUST_COPY);
@@ -465,10 +633,16 @@ MHD_Result HttpServer::Data::respond(MHD_Connection *connection, const HttpRespo
     return queued;
 }
 
-void HttpServer::Data::completed(void *, MHD_Connection *, void **slot, MHD_RequestTerminationCode)
+void HttpServer::Data::completed(void *cls, MHD_Connection *connection, void **slot, MHD_RequestTerminationCode)
 {
     delete static_cast<PendingRequest *>(*slot);
     *slot = nullptr;
+    // On a kept-alive connection the next request's headers have the same time as the first's.
+    auto *self = static_cast<Data *>(cls);
+    if (ConnectionState *state = self->stateOf(connection); state && !state->cut) {
+        state->phase = ConnectionState::Phase::Headers;
+        state->deadline = QDeadlineTimer(self->headerTimeout);
+    }
 }
 
 } // namespace Sluice

@@ -65,7 +65,14 @@ struct SLUICE_EXPORT HttpResponse {
  * (chunked) that grows past it is answered 413 as well, once it ends: libmicrohttpd cannot
  * answer in the middle of an upload, so the rest is read and dropped, up to twice the limit
  * (at least 128 KiB) in all; a sender that goes on past that is disconnected. A 413 closes
- * the connection.
+ * the connection. Ambiguous framing (two Content-Length headers, Content-Length with
+ * Transfer-Encoding, a Content-Length that is not a number) is answered 400 and closes it too.
+ *
+ * Slow and greedy clients: at most connectionLimit() connections at once and
+ * perClientConnectionLimit() from one address (more are refused at accept); a client must
+ * send its request headers within headerTimeout() of connecting (or of the previous answer
+ * on a kept-alive connection) and the whole request within requestTimeout(), or its
+ * connection is closed; a connection idle for connectionTimeout() is closed as well.
  *
  * The server runs on the event loop of the thread that owns it (a QSocketNotifier on
  * libmicrohttpd's epoll descriptor and a QTimer for its timeouts). Handlers must not block.
@@ -113,6 +120,15 @@ public:
     /// A connection idle for this long is closed. Default 30 s. Applies at listen().
     void setConnectionTimeout(std::chrono::seconds timeout);
     [[nodiscard]] std::chrono::seconds connectionTimeout() const;
+    /// Most connections open at once from one client address; 0 (the default): no limit. Applies at listen().
+    void setPerClientConnectionLimit(int connections);
+    [[nodiscard]] int perClientConnectionLimit() const;
+    /// Time a client has to send its request line and headers. Default 10 s (at least 100 ms).
+    void setHeaderTimeout(std::chrono::milliseconds timeout);
+    [[nodiscard]] std::chrono::milliseconds headerTimeout() const;
+    /// Time a client has to send its whole request, body included. Default 60 s (at least 100 ms).
+    void setRequestTimeout(std::chrono::milliseconds timeout);
+    [[nodiscard]] std::chrono::milliseconds requestTimeout() const;
 
 private:
     struct Data;

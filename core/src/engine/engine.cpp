@@ -23,7 +23,47 @@ namespace Sluice {
 Q_LOGGING_CATEGORY(lcEngine, "sluice.core.engine", QtInfoMsg)
 
 namespace {
-const QString feedbackMarker = QStringLiteral("<!-- sluice:feedback -->");
+// Starts the feedback section of a description: "<!-- sluice:feedback from=STAGE -->" (an
+// older description may hold the marker without a stage).
+const QString feedbackMarker = QStringLiteral("<!-- sluice:feedback");
+
+const QRegularExpression &feedbackMarkerPattern()
+{
+    static const QRegularExpression re(QStringLiteral("<!-- sluice:feedback(?: from=(\\S+))? -->"));
+    return re;
+}
+
+// The feedback documents of a verdict's evidence, capped together at @p room characters.
+QString handedOnDocuments(const GateVerdict &verdict, int room)
+{
+    QString out;
+    for (const QJsonValue &value : verdict.evidence().value(QLatin1String("feedback")).toArray()) {
+        const QJsonObject document = value.toObject();
+        const QString file = document.value(QLatin1String("file")).toString();
+        QString text = document.value(QLatin1String("text")).toString().trimmed();
+        if (text.isEmpty())
+            continue;
+        bool cut = document.value(QLatin1String("cut")).toBool();
+        if (room <= 0) {
+            out += QStringLiteral("\n### Findings in %1\n\n(not copied here: the findings above fill the room; read the file)\n").arg(file);
+            continue;
+        }
+        if (text.size() > room) {
+            int at = text.lastIndexOf(QLatin1Char('\n'), room);
+            text = text.left(at > room / 2 ? at : room);
+            cut = true;
+        }
+        // A cut document used up the room: the next ones are only named.
+        room = cut ? 0 : room - int(text.size());
+        out += QStringLiteral("\n### Findings in %1\n\n").arg(file)
+               + (cut ? QStringLiteral("The beginning of the findings; the whole text is in %1 in your worktree, below its front matter.\n\n")
+                      : QStringLiteral("As written in %1 in your worktree, below its front matter:\n\n")).arg(file)
+               + text + QLatin1Char('\n');
+        if (cut)
+            out += QStringLiteral("\n[... cut here; read the rest in %1]\n").arg(file);
+    }
+    return out;
+}
 
 // A verdict's findings for a notification's data, masked (they leave the process).
 QJsonArray maskedFindings(const GateVerdict &verdict)
@@ -31,7 +71,7 @@ QJsonArray maskedFindings(const GateVerdict &verdict)
     QJsonArray out;
     for (const Finding &f : verdict.findings()) {
         QJsonObject o = f.toJson();
-        o.insert(QStringLiteral("message"), Redaction::redact(f.message));
+        o.insert(QStringLiteral("message"), Redaction::mask(f.message));
         out.append(o);
     }
     return out;
@@ -74,25 +114,44 @@ QString AdvanceRun::outcomeName(Outcome outcome)
 }
 
 QString descriptionWithFeedback(const QString &description, const QString &gate, const GateVerdict &verdict,
-                                int rollback, int maxRetries)
+                                int rollback, int maxRetries, const QString &fromStage)
 {
     const int at = description.indexOf(feedbackMarker);
     QString out = (at >= 0 ? description.left(at) : description).trimmed();
-    out += QStringLiteral("\n\n%1\n## Sent back by gate '%2' (rollback %3 of %4)\n\n%5\n")
-               .arg(feedbackMarker, gate)
-               .arg(rollback)
-               .arg(maxRetries)
-               .arg(verdict.reason());
+    QString feedback = QStringLiteral("## Sent back by gate '%1' (rollback %2 of %3)\n\n%4\n")
+                           .arg(gate)
+                           .arg(rollback)
+                           .arg(maxRetries)
+                           .arg(verdict.reason());
     if (!verdict.findings().isEmpty()) {
-        out += QLatin1Char('\n');
+        feedback += QLatin1Char('\n');
         for (const Finding &f : verdict.findings()) {
             QString where = f.file;
             if (!where.isEmpty() && f.line > 0)
                 where += QStringLiteral(":%1").arg(f.line);
-            out += QStringLiteral("- [%1] %2%3\n").arg(f.rule, where.isEmpty() ? QString() : where + QStringLiteral(": "), f.message);
+            feedback += QStringLiteral("- [%1] %2%3\n").arg(f.rule, where.isEmpty() ? QString() : where + QStringLiteral(": "), f.message);
         }
     }
+    if (feedback.size() > MaxFeedbackChars)
+        feedback = feedback.left(MaxFeedbackChars) + QStringLiteral("\n[... more findings cut here]\n");
+    feedback += handedOnDocuments(verdict, MaxFeedbackChars - int(feedback.size()));
+    // A simple stage name goes into the marker; anything else would not read back.
+    const bool plainStage = !fromStage.isEmpty() && !fromStage.contains(QRegularExpression(QStringLiteral("\\s|-->")));
+    out += QStringLiteral("\n\n%1%2 -->\n").arg(feedbackMarker, plainStage ? QStringLiteral(" from=") + fromStage : QString())
+           + Redaction::mask(feedback);
     return out;
+}
+
+QString descriptionWithoutFeedback(const QString &description, const QString &passedStage)
+{
+    const auto match = feedbackMarkerPattern().match(description);
+    if (!match.hasMatch())
+        return description;
+    const QString from = match.captured(1);
+    // Feedback of an older Sluice does not say its stage: it goes at the first stage passed.
+    if (!from.isEmpty() && from != passedStage)
+        return description;
+    return description.left(match.capturedStart()).trimmed();
 }
 
 Engine::Engine(Store &store, const QString &node, const QString &stateDir, QObject *parent)
@@ -165,8 +224,10 @@ Result<qint64> Engine::submit(const QString &projectId, const QString &title, co
     if (title.trimmed().isEmpty())
         return fail(ErrorCode::InvalidArgument, QStringLiteral("a task needs a title"));
     const QString firstStage = runtime->config.stages.first().name;
-    NewTask task{projectId, title.trimmed(), description, branch.isEmpty() ? QStringLiteral("sluice/") + slug(title) : branch,
-                 firstStage, trackerRef};
+    // The branch name is made from the title as it will be stored (masked): a token in a
+    // tracker issue's title must not end up in a ref name.
+    NewTask task{projectId, title.trimmed(), description,
+                 branch.isEmpty() ? QStringLiteral("sluice/") + slug(Redaction::mask(title)) : branch, firstStage, trackerRef};
     // A task never works on the target branch (or on anything git would read as something else).
     if (auto ok = checkTaskBranchName(task.branch, runtime->config.targetBranch); !ok)
         return std::unexpected(ok.error());
@@ -524,6 +585,9 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
             change.headSha = task.headSha;
         if (last)
             change.status = QStringLiteral("done");
+        // The task passed the stage whose gate sent it back: that feedback is answered.
+        if (const QString cleared = descriptionWithoutFeedback(task.description, run->m_from); cleared != task.description)
+            change.description = cleared;
         auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_to, change);
         if (!won) {
             finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
@@ -538,6 +602,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         }
         // Won the claim: only now act.
         task.stage = run->m_to;
+        if (change.description)
+            task.description = *change.description;
         task.version = *change.ifVersion + 1;
         QJsonArray gates;
         for (const auto &[g, to] : std::as_const(run->m_gates))
@@ -616,7 +682,7 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
     TaskChange change;
     change.ifVersion = task.version;
     change.retries = rollback;
-    change.description = descriptionWithFeedback(task.description, failedGate, failure, rollback, config.maxRetries);
+    change.description = descriptionWithFeedback(task.description, failedGate, failure, rollback, config.maxRetries, run->m_from);
     auto won = m_tasks.claimTransition(task.id, run->m_from, target, change);
     if (!won) {
         finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
@@ -717,7 +783,19 @@ Result<SignalResult> Engine::signal(qint64 taskId, const QString &stage, const Q
     const StageConfig *config = runtime->config.stage(stage);
     Stage *plugin = config && !config->run.isEmpty() ? runtime->instances.as<Stage>(config->run) : nullptr;
     const QStringList accepted = plugin ? plugin->acceptedSignals() : QStringList();
-    if (signalName == QLatin1String("reject") && !accepted.isEmpty() && !accepted.contains(signalName)) {
+    const bool rejecting = signalName == QLatin1String("reject") && !accepted.isEmpty() && !accepted.contains(signalName);
+    if (rejecting || accepted.contains(signalName)) {
+        // Only for a stage that asked, in this visit: a signal racing the stage's own run (sent
+        // the moment the task entered it) would move a task nobody was asked about.
+        auto asked = approvalRequested(t, stage);
+        if (!asked)
+            return std::unexpected(asked.error());
+        if (!*asked)
+            return ignore(QStringLiteral("stage '%1' has not asked for '%2' yet: its request for this visit is not recorded "
+                                         "(the stage's run has not ended waiting); send it again once it has")
+                              .arg(stage, signalName));
+    }
+    if (rejecting) {
         // A person said no where a person was asked: the red policy, as for a failed gate.
         auditAction(source, QStringLiteral("signal"), t,
                     QJsonObject{{QStringLiteral("signal"), signalName}, {QStringLiteral("stage"), stage}, {QStringLiteral("delivery"), deliveryId}});
@@ -772,6 +850,33 @@ Result<int> Engine::blockTasksWithFailedJobs(const QString &actor)
         blocked += *won ? 1 : 0;
     }
     return blocked;
+}
+
+QString Engine::reportRepositoryChanged(const JobRecord &job, const QList<RefChange> &changes)
+{
+    // Defence in depth: agents work in a repository of their own, so a change to the
+    // project's references while one ran is someone writing where only Sluice may.
+    QStringList lines;
+    QStringList undo;
+    QJsonArray details;
+    const auto runtime = project(job.project);
+    const QString repo = runtime ? runtime->config.repositoryPath : QString();
+    for (const RefChange &c : changes) {
+        lines << QStringLiteral("%1 %2 → %3 (%4)").arg(c.ref, c.before.isEmpty() ? QStringLiteral("(none)") : c.before.left(12),
+                                                      c.after.isEmpty() ? QStringLiteral("(deleted)") : c.after.left(12), c.how);
+        undo << (c.before.isEmpty() ? QStringLiteral("git -C %1 update-ref -d %2").arg(repo, c.ref)
+                                    : QStringLiteral("git -C %1 update-ref %2 %3").arg(repo, c.ref, c.before));
+        details.append(QJsonObject{{QStringLiteral("ref"), c.ref}, {QStringLiteral("before"), c.before},
+                                   {QStringLiteral("after"), c.after}, {QStringLiteral("how"), c.how}});
+    }
+    const QString reason = QStringLiteral("the project's repository was changed while job %1 ran, not by Sluice: %2; nothing "
+                                          "was taken from the task's working copy. Check and undo: %3")
+                               .arg(job.id).arg(lines.join(QStringLiteral("; ")), undo.join(QStringLiteral("; ")));
+    qCCritical(lcEngine).noquote() << "task" << job.taskId << reason;
+    (void)m_store.audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("repository-changed"), job.project, job.taskId,
+                                   QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("stage"), job.stage},
+                                               {QStringLiteral("changes"), details}}});
+    return reason;
 }
 
 Result<bool> Engine::block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor)
@@ -869,37 +974,83 @@ void Engine::notifyTask(const QString &event, const TaskRecord &task, const QStr
     n.event = event;
     n.projectId = task.project;
     n.taskId = task.id;
-    n.title = Redaction::redact(QStringLiteral("task %1 (%2): %3").arg(task.id).arg(task.title, what));
-    n.text = Redaction::redact(text);
+    n.title = QStringLiteral("task %1 (%2): %3").arg(task.id).arg(task.title, what);
+    n.text = text;
     n.data = data;
-    notify(n);
+    notify(n); // masks
 }
 
-void Engine::notifyApprovalRequested(qint64 taskId, const QString &stage, const QString &summary)
+Result<void> Engine::recordApprovalRequest(const JobRecord &job, const QString &summary)
 {
-    auto task = m_tasks.task(taskId);
-    if (!task || !*task)
-        return;
+    auto task = m_tasks.task(job.taskId);
+    if (!task)
+        return std::unexpected(task.error());
+    if (!*task)
+        return fail(ErrorCode::NotFound, QStringLiteral("no task %1").arg(job.taskId));
+    const QString &stage = job.stage;
+    // The visit the job belongs to; a job from before versions were recorded belongs to the
+    // visit the task is in.
+    const QJsonValue enqueuedFor = job.payload.value(QLatin1String("taskVersion"));
+    const qint64 visit = enqueuedFor.isUndefined() ? (*task)->version : qint64(enqueuedFor.toDouble());
     QStringList signalNames;
     if (const auto runtime = project((*task)->project)) {
         const StageConfig *config = runtime->config.stage(stage);
         if (Stage *plugin = config && !config->run.isEmpty() ? runtime->instances.as<Stage>(config->run) : nullptr)
             signalNames = plugin->acceptedSignals();
     }
+    // Told first, recorded second: a signal is taken only once people were asked.
     notifyTask(QStringLiteral("approval-requested"), **task,
                QStringLiteral("waits in %1 for %2").arg(stage, signalNames.isEmpty() ? QStringLiteral("a signal") : signalNames.join(QStringLiteral(" or "))),
                summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)},
                                     {QStringLiteral("version"), double((*task)->version)}, {QStringLiteral("head"), (*task)->headSha}});
+    if (auto recorded = m_store.audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), (*task)->project, job.taskId,
+                                                 QJsonObject{{QStringLiteral("stage"), stage},
+                                                             {QStringLiteral("summary"), summary},
+                                                             {QStringLiteral("visit"), double(visit)},
+                                                             {QStringLiteral("job"), double(job.id)}}});
+        !recorded) {
+        qCWarning(lcEngine).noquote() << "cannot record the approval request of task" << job.taskId << "in stage" << stage
+                                      << "- its signals are refused until it is recorded:" << recorded.error().toString();
+        return std::unexpected(recorded.error());
+    }
+    return {};
+}
+
+Result<bool> Engine::approvalRequested(const TaskRecord &task, const QString &stage) const
+{
+    auto history = m_tasks.history(task.id);
+    if (!history)
+        return std::unexpected(history.error());
+    qsizetype entered = -1;   // the last entry that moved the task into the stage
+    qsizetype unversioned = -1; // the last request that does not name its visit (older Sluice)
+    for (qsizetype i = 0; i < history->size(); ++i) {
+        const AuditRecord &a = history->at(i);
+        const QJsonObject &d = a.details;
+        if (a.action == QLatin1String("approval-requested") && d.value(QLatin1String("stage")).toString() == stage) {
+            const QJsonValue visit = d.value(QLatin1String("visit"));
+            if (visit.isUndefined())
+                unversioned = i;
+            else if (qint64(visit.toDouble()) == task.version)
+                return true;
+        } else if ((a.action == QLatin1String("submit") && d.value(QLatin1String("stage")).toString() == stage)
+                   || ((a.action == QLatin1String("advance") || a.action == QLatin1String("rollback"))
+                       && d.value(QLatin1String("to")).toString() == stage)) {
+            entered = i;
+        }
+    }
+    return unversioned > entered;
 }
 
 void Engine::notify(Notification notification)
 {
     if (!notification.at.isValid())
         notification.at = QDateTime::currentDateTimeUtc();
+    // Every field masked once here, for every notifier, the tracker and the outbox alike: a
+    // reason quotes what a gate or a command saw, and data carries the reason too.
+    notification.title = Redaction::mask(notification.title);
+    notification.text = Redaction::mask(notification.text);
+    notification.data = Redaction::maskJson(notification.data);
     if (m_outbox) {
-        // Into the database only masked (notifyTask masks already; other callers may not).
-        notification.title = Redaction::redact(notification.title);
-        notification.text = Redaction::redact(notification.text);
         // Best effort like every notification: a failure is logged, never the caller's.
         if (auto queued = m_store.queueNotification(notification, m_node + QStringLiteral("/cli")); !queued)
             qCWarning(lcEngine).noquote() << "cannot keep the" << notification.event << "notification for the daemon -" << queued.error().toString();

@@ -155,12 +155,24 @@ public:
     /**
      * A signal (approve, confirm-deploy, ...) for @p taskId waiting in @p stage. Duplicates
      * (same @p source and @p deliveryId) are dropped; a signal the stage does not wait for,
-     * or for a stage the task is not in, is a logged no-op. "reject" for a task waiting in a
-     * stage that waits for a signal applies the red policy (rollback, or block at the cap),
-     * unless the stage itself waits for "reject".
+     * or for a stage the task is not in, is a logged no-op. So is a signal for a stage that
+     * has not asked yet: only after its run ended waiting and its approval request was
+     * recorded for the task's current visit of the stage (recordApprovalRequest()) is a
+     * signal taken — a signal sent the moment the task entered the stage, before anyone was
+     * asked, changes nothing. "reject" for a task waiting in a stage that waits for a signal
+     * (and has asked) applies the red policy (rollback, or block at the cap), unless the
+     * stage itself waits for "reject".
      */
     [[nodiscard]] Result<SignalResult> signal(qint64 taskId, const QString &stage, const QString &signal,
                                               const QString &source, const QString &deliveryId);
+
+    /**
+     * A run of @p job left changes to the project's references that Sluice did not make
+     * (Workspace::takeWork()): logs them, audits `repository-changed` with them, and returns
+     * the reason to fail the job and block the task with — the references, their old and new
+     * values, and the commands that undo them. Nothing is undone here.
+     */
+    [[nodiscard]] QString reportRepositoryChanged(const JobRecord &job, const QList<RefChange> &changes);
 
     /// Blocks an active task in @p stage (a job that ran out of attempts). False: the task moved.
     [[nodiscard]] Result<bool> block(qint64 taskId, const QString &stage, const QString &reason, const QString &actor);
@@ -233,9 +245,17 @@ public:
     /// nothing is pushed (an error verdict says why).
     void setCommitScanner(CommitScanner scanner) { m_commitScanner = std::move(scanner); }
 
-    /// Publishes "approval-requested" for @p taskId waiting in @p stage, with the signals the
-    /// stage waits for in data["signals"] and @p summary (the stage's request) as text.
-    void notifyApprovalRequested(qint64 taskId, const QString &stage, const QString &summary);
+    /**
+     * The run of @p job ended waiting for people (an approval, a deploy confirmation): the
+     * stage asks. Publishes "approval-requested" (the signals the stage waits for in
+     * data["signals"], @p summary — the stage's request — as text), then records the request
+     * for this visit of the stage (audit "approval-requested" with the stage, the summary and
+     * the visit: the task version the job was enqueued for). From then on, and only then,
+     * signal() takes the stage's signals.
+     */
+    [[nodiscard]] Result<void> recordApprovalRequest(const JobRecord &job, const QString &summary);
+    /// Whether @p stage asked for a signal in @p task's current visit of it (see recordApprovalRequest()).
+    [[nodiscard]] Result<bool> approvalRequested(const TaskRecord &task, const QString &stage) const;
 
 Q_SIGNALS:
     /// A job was enqueued: the worker should look now rather than at its next poll.
@@ -283,8 +303,22 @@ private:
     CommitScanner m_commitScanner;
 };
 
-/// The task description with the latest gate feedback replacing any earlier feedback.
+/// At most this much of the findings a verdict hands on (its evidence's "feedback") goes into
+/// a task description; the rest stays in the file the description names.
+inline constexpr int MaxFeedbackChars = 16 * 1024;
+
+/**
+ * The task description with the feedback of @p gate, which failed leaving @p fromStage,
+ * replacing any earlier feedback: the verdict's reason and findings, and the documents its
+ * evidence hands on under "feedback" (a list of {file, text, cut}: a reviewer's findings),
+ * each saying which file holds it, together capped at MaxFeedbackChars. Everything added is
+ * masked (Redaction::mask).
+ */
 [[nodiscard]] SLUICE_EXPORT QString descriptionWithFeedback(const QString &description, const QString &gate,
-                                                            const GateVerdict &verdict, int rollback, int maxRetries);
+                                                            const GateVerdict &verdict, int rollback, int maxRetries,
+                                                            const QString &fromStage = QString());
+/// @p description without the feedback that a gate leaving @p passedStage put there (it is
+/// stale once the task passed that stage); the description unchanged when it holds none.
+[[nodiscard]] SLUICE_EXPORT QString descriptionWithoutFeedback(const QString &description, const QString &passedStage);
 
 } // namespace Sluice

@@ -67,7 +67,7 @@ ForgeFeedback::~ForgeFeedback()
 
 QString ForgeFeedback::masked(const QString &text)
 {
-    return Redaction::redact(text);
+    return Redaction::mask(text);
 }
 
 QString ForgeFeedback::statusStateFor(const QString &result)

@@ -83,14 +83,94 @@ std::optional<Diagnostic> checkReaperCeiling(const QString &file, const ProjectC
 }
 } // namespace
 
+namespace {
+// The secret references under @p schema in @p settings, nested objects, lists and maps included.
+void collectSecretRefs(const ConfigSchema &schema, const QVariantMap &settings, QList<SecretRef> &out);
+
+void collectSecretRefs(const SchemaEntry &entry, const QVariant &value, QList<SecretRef> &out)
+{
+    if (!value.isValid())
+        return;
+    if (entry.isSecret()) {
+        const SecretRef ref = SecretRef::fromVariant(value);
+        if (!ref.isNull())
+            out.append(ref);
+        return;
+    }
+    switch (entry.type()) {
+    case SchemaEntry::Type::Object:
+        if (entry.keys())
+            collectSecretRefs(*entry.keys(), value.toMap(), out);
+        break;
+    case SchemaEntry::Type::List:
+        if (entry.element()) {
+            for (const QVariant &item : value.toList())
+                collectSecretRefs(*entry.element(), item, out);
+        }
+        break;
+    case SchemaEntry::Type::Map:
+        if (entry.element()) {
+            const QVariantMap map = value.toMap();
+            for (auto it = map.cbegin(); it != map.cend(); ++it)
+                collectSecretRefs(*entry.element(), it.value(), out);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void collectSecretRefs(const ConfigSchema &schema, const QVariantMap &settings, QList<SecretRef> &out)
+{
+    for (const auto &[key, entry] : schema.entries())
+        collectSecretRefs(entry, settings.value(key), out);
+}
+} // namespace
+
+int HostRuntime::registerSecretsOf(const ProjectConfig &project)
+{
+    int read = 0;
+    for (const InstanceConfig &instance : project.instances) {
+        const PluginRecord *plugin = m_catalog->plugin(instance.pluginId);
+        if (!plugin || !plugin->metaData)
+            continue;
+        QList<SecretRef> refs;
+        collectSecretRefs(plugin->metaData->configSchema(), instance.settings, refs);
+        for (const SecretRef &ref : std::as_const(refs)) {
+            // Reading registers the value for redaction; the value itself is not kept.
+            if (ref.read())
+                ++read;
+        }
+    }
+    return read;
+}
+
+int HostRuntime::registerProjectSecrets()
+{
+    int read = 0;
+    Diagnostics listing; // reported by loadProjects(); here only the readable files count
+    const ProjectSet set = ProjectSet::load(m_config.projectFiles(listing), *m_catalog);
+    for (const ProjectConfig *project : set.validProjects())
+        read += registerSecretsOf(*project);
+    return read;
+}
+
 Diagnostics HostRuntime::loadProjects()
 {
     Diagnostics all;
-    const QStringList files = m_config.projectFiles();
+    const QStringList files = m_config.projectFiles(all);
+    // A directory that cannot be listed says nothing about which files are gone.
+    const bool listed = all.isEmpty();
+    for (const Diagnostic &d : std::as_const(all))
+        qCWarning(lcHost).noquote() << d.toString() << "- the running projects keep running";
     ProjectSet set = ProjectSet::load(files, *m_catalog);
     QSet<QString> present;
     for (ProjectSet::Entry &entry : set.entries) {
         present.insert(entry.file);
+        // Every secret the file references is known to redaction before anything of the
+        // project runs, also one a plugin would read only later.
+        if (entry.project)
+            registerSecretsOf(*entry.project);
         if (entry.project) {
             if (auto tooLong = checkReaperCeiling(entry.file, *entry.project, m_config.reaper)) {
                 entry.diagnostics.append(*tooLong);
@@ -133,7 +213,7 @@ Diagnostics HostRuntime::loadProjects()
     // A project whose file is gone is unloaded: its tasks and jobs stay in the store and run
     // again when the file comes back.
     for (auto it = m_projectByFile.begin(); it != m_projectByFile.end();) {
-        if (present.contains(it.key())) {
+        if (!listed || present.contains(it.key())) {
             ++it;
             continue;
         }

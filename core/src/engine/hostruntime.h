@@ -38,6 +38,15 @@ public:
      * problems found, per file.
      */
     Diagnostics loadProjects();
+    /**
+     * Reads every secret the project files reference — the settings their plugins' schemas
+     * mark secret, of every valid project file — so that redaction knows the values, without
+     * loading the projects (the CLI commands that only read the store). A reference that
+     * cannot be read is skipped silently: the instance that uses it reports that when it
+     * starts. loadProjects() does the same for the projects it loads. Returns how many values
+     * were read.
+     */
+    int registerProjectSecrets();
 
     [[nodiscard]] const HostConfig &config() const { return m_config; }
     [[nodiscard]] PluginCatalog &catalog() { return *m_catalog; }
@@ -46,6 +55,7 @@ public:
 
 private:
     HostRuntime() = default;
+    int registerSecretsOf(const ProjectConfig &project);
     HostConfig m_config;
     std::unique_ptr<PluginCatalog> m_catalog;
     std::unique_ptr<Store> m_store;

@@ -133,7 +133,7 @@ QString TrackerUpdates::commentFor(const Notification &n, const std::function<QS
             asks.append(QStringLiteral("To send it back, set the status to \u201c%1\u201d.").arg(reject.join(QStringLiteral("\u201d or \u201c"))));
         text += QStringLiteral("\n\n") + asks.join(QLatin1Char('\n'));
     }
-    return Redaction::redact(text);
+    return Redaction::mask(text);
 }
 
 void TrackerUpdates::route(const Notification &n)

@@ -422,7 +422,34 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
         reaped.terminated = d.terminated;
         reaped.exitCode = d.exitCode;
         reaped.at = QDateTime::currentDateTimeUtc();
-        if (d.advance) {
+        bool advance = d.advance;
+        QString failure = QStringLiteral("reaped: %1").arg(d.reason);
+        bool blockAfter = false;
+        if (d.tier >= 0) {
+            // The run ended: what it did to the project's repository and, when it completed,
+            // its work, exactly as the worker would have taken it (docs/adr/0013).
+            const auto runtime = m_engine.project(job.project);
+            auto task = m_engine.tasks().task(job.taskId);
+            if (runtime && !runtime->config.repositoryPath.isEmpty() && task && *task
+                && m_engine.workspace().hasRefsBefore(runtime->config, **task, job.id)) {
+                const RunWork work = m_engine.workspace().takeWork(runtime->config, **task, job.id, advance);
+                if (!work.changes.isEmpty()) {
+                    failure = m_engine.reportRepositoryChanged(job, work.changes);
+                    advance = false;
+                    blockAfter = true;
+                } else if (!work.error.isEmpty()) {
+                    failure = QStringLiteral("reaped: %1; %2").arg(d.reason, work.error);
+                    advance = false;
+                } else if (work.head) {
+                    qCInfo(lcReaper).noquote() << "task" << job.taskId << "head is" << work.head->left(12) << "after job" << job.id;
+                    if (auto recorded = m_engine.tasks().recordHead(job.taskId, job.stage, *work.head); !recorded) {
+                        failure = QStringLiteral("reaped: %1; cannot record the task's head: %2").arg(d.reason, recorded.error().toString());
+                        advance = false;
+                    }
+                }
+            }
+        }
+        if (advance) {
             auto won = m_engine.jobs().complete(job.id, node);
             if (!won) {
                 pass.ok = false;
@@ -434,8 +461,7 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
             const auto runtime = m_engine.project(job.project);
             // Interrupted by a stop (startup recovery): available at once.
             const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
-            auto failed = m_engine.jobs().fail(job.id, node, QStringLiteral("reaped: %1").arg(d.reason),
-                                               std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
+            auto failed = m_engine.jobs().fail(job.id, node, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
             if (!failed) {
                 pass.ok = false;
                 pass.errors.append(failed.error().toString());
@@ -473,10 +499,12 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
                                                         QJsonObject{{QStringLiteral("detail"), finished->detail()},
                                                                     {QStringLiteral("handedTo"), QStringLiteral("reaper retry, reconciler")}}});
             });
-        } else if (reaped.outcome == QLatin1String("failed")) {
+        } else if (reaped.outcome == QLatin1String("failed") || blockAfter) {
+            // A run that wrote the project's repository is not retried: a person looks first.
             auto blocked = m_engine.block(job.taskId, job.stage,
-                                          QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
-                                              .arg(job.stage).arg(job.attempts).arg(d.reason),
+                                          blockAfter ? failure
+                                                     : QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
+                                                           .arg(job.stage).arg(job.attempts).arg(d.reason),
                                           QStringLiteral("reaper"));
             if (!blocked) {
                 pass.ok = false;

@@ -8,6 +8,8 @@
 
 #include <QLoggingCategory>
 
+#include <algorithm>
+
 namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcReconciler, "sluice.core.reconciler", QtInfoMsg)
@@ -131,8 +133,37 @@ void Reconciler::tick()
                 continue;
             }
             // A stage that waits for people (an approval, a deploy confirmation) is theirs:
-            // never moved, never triggered from here.
+            // never moved from here. Only a request for people that was lost — the stage's
+            // job finished, but the request was never recorded (the process died between the
+            // two), so no signal would ever be taken — is made again: the stage runs again
+            // and asks.
             if (waitsForPeople(*runtime, *stage)) {
+                if (!m_engine.isAdvancing(task.id) && task.updatedAt <= settledBefore) {
+                    auto jobs = m_engine.jobs().jobsForTask(task.id);
+                    const JobRecord *job = jobs ? currentVisitJob(*jobs, task) : nullptr;
+                    const bool open = jobs && std::any_of(jobs->cbegin(), jobs->cend(), [](const JobRecord &j) {
+                        return j.status == QLatin1String("queued") || j.status == QLatin1String("running");
+                    });
+                    if (job && !open && job->status == QLatin1String("done") && job->finishedAt.isValid()
+                        && job->finishedAt <= settledBefore) {
+                        auto asked = m_engine.approvalRequested(task, task.stage);
+                        if (!asked) {
+                            m_pass.ok = false;
+                            m_pass.errors.append(asked.error().toString());
+                        } else if (!*asked) {
+                            act(task, QStringLiteral("enter-stage"),
+                                QStringLiteral("job %1 finished but the stage's request for people was never recorded").arg(job->id));
+                            if (auto entered = m_engine.enterStage(*runtime, task, task.stage, QStringLiteral("reconciler: request lost"));
+                                !entered) {
+                                m_pass.ok = false;
+                                m_pass.errors.append(entered.error().toString());
+                            } else {
+                                ++m_pass.entered;
+                            }
+                            continue;
+                        }
+                    }
+                }
                 ++m_pass.skipped;
                 continue;
             }

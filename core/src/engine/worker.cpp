@@ -20,9 +20,6 @@ struct Worker::Run {
     JobRecord job;
     TaskRecord task;          // as it was when the job started
     QString worktree;         // the task's working copy, when the stage has one
-    RefSnapshot refsBefore;   // the project's repository just before the run
-    QDateTime refsAt;
-    bool refsKnown = false;
     QString plugin;
     QDateTime startedAt;
     std::shared_ptr<ProjectRuntime> runtime; // keeps the instances alive across a reload
@@ -33,57 +30,6 @@ struct Worker::Run {
     qint64 agentRunId = 0;    // agent_runs row of the process the run started, if any
     std::optional<AgentProcess> adopt; // an agent from before a restart, watched instead of launched
 };
-
-struct Worker::Prepared {
-    QString worktree;
-    RefSnapshot refs;
-    QDateTime at;
-    bool known = false;
-};
-
-struct Worker::Finished {
-    QList<RefChange> changes;           // made to the project's repository by someone else
-    QString changesError;               // the repository could not be looked at
-    std::optional<Result<QString>> head; // the task branch taken from the working copy
-};
-
-namespace {
-// The snapshot of the project's references taken before a run, kept next to the task's
-// artifacts so a restarted daemon that adopts the run can still compare.
-QString refsFile(const Workspace &workspace, const TaskRecord &task, qint64 jobId)
-{
-    return QDir(workspace.artifactsPath(task.project, task.id)).filePath(QStringLiteral("refs-before-job%1.txt").arg(jobId));
-}
-
-Result<void> writeRefs(const QString &path, const QDateTime &at, const RefSnapshot &refs)
-{
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
-        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
-    QByteArray text = QByteArray::number(at.toMSecsSinceEpoch()) + '\n';
-    for (auto it = refs.cbegin(); it != refs.cend(); ++it)
-        text += it.key().toUtf8() + ' ' + it.value().toUtf8() + '\n';
-    if (f.write(text) != text.size())
-        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
-    return {};
-}
-
-bool readRefs(const QString &path, QDateTime &at, RefSnapshot &refs)
-{
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly))
-        return false;
-    const QList<QByteArray> lines = f.readAll().split('\n');
-    bool ok = false;
-    at = QDateTime::fromMSecsSinceEpoch(lines.value(0).toLongLong(&ok), Qt::UTC);
-    for (qsizetype i = 1; i < lines.size(); ++i) {
-        const int space = lines.at(i).indexOf(' ');
-        if (space > 0)
-            refs.insert(QString::fromUtf8(lines.at(i).left(space)), QString::fromUtf8(lines.at(i).mid(space + 1)));
-    }
-    return ok;
-}
-} // namespace
 
 Worker::Worker(Engine &engine, QObject *parent)
     : QObject(parent)
@@ -286,13 +232,8 @@ void Worker::flushCompletions()
             break;
         case Followup::Wait:
             qCInfo(lcWorker).noquote() << "task" << job.taskId << "waits in stage" << job.stage << "-" << completion.summary;
-            if (won) {
-                (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"),
-                                                        job.project, job.taskId,
-                                                        QJsonObject{{QStringLiteral("stage"), job.stage},
-                                                                    {QStringLiteral("summary"), completion.summary}}});
-                m_engine.notifyApprovalRequested(job.taskId, job.stage, completion.summary);
-            }
+            if (won)
+                (void)m_engine.recordApprovalRequest(job, completion.summary); // logs its own failure
             Q_EMIT jobFinished(job.id, won ? QStringLiteral("waiting") : QStringLiteral("lost"));
             break;
         }
@@ -374,38 +315,30 @@ void Worker::execute(const JobRecord &job, const std::optional<JobQueue::AgentRu
     const Workspace *workspace = &m_engine.workspace();
     const ProjectConfig config = run->runtime->config;
     const bool adopting = run->adopt.has_value();
-    auto *preparing = new QFutureWatcher<Result<Prepared>>(this);
-    connect(preparing, &QFutureWatcher<Result<Prepared>>::finished, this, [this, preparing, jobId, record] {
+    auto *preparing = new QFutureWatcher<Result<QString>>(this);
+    connect(preparing, &QFutureWatcher<Result<QString>>::finished, this, [this, preparing, jobId, record] {
         preparing->deleteLater();
-        const Result<Prepared> prepared = preparing->result();
-        startStage(jobId, record, prepared);
+        const Result<QString> worktree = preparing->result();
+        startStage(jobId, record, worktree);
     });
-    preparing->setFuture(QtConcurrent::run([workspace, config, record, jobId, adopting]() -> Result<Prepared> {
-        Prepared prepared;
-        const QString file = refsFile(*workspace, record, jobId);
+    preparing->setFuture(QtConcurrent::run([workspace, config, record, jobId, adopting]() -> Result<QString> {
         if (adopting) {
             // The agent still works in its copy: leave it exactly as it is.
-            prepared.worktree = workspace->worktreePath(config.id, record.id);
-            prepared.known = readRefs(file, prepared.at, prepared.refs);
-            return prepared;
+            if (!workspace->hasRefsBefore(config, record, jobId))
+                qCWarning(lcWorker).noquote() << "job" << jobId << "adopted a run whose view of the project's repository before it"
+                                              << "is lost; its changes there cannot be checked";
+            return workspace->worktreePath(config.id, record.id);
         }
         auto worktree = workspace->ensureWorktree(config, record);
         if (!worktree)
             return std::unexpected(worktree.error());
-        prepared.worktree = *worktree;
-        prepared.at = QDateTime::currentDateTimeUtc();
-        auto refs = workspace->repository(config).snapshot();
-        if (!refs)
-            return std::unexpected(refs.error());
-        prepared.refs = *refs;
-        if (auto written = writeRefs(file, prepared.at, prepared.refs); !written)
-            return std::unexpected(written.error());
-        prepared.known = true;
-        return prepared;
+        if (auto recorded = workspace->recordRefsBefore(config, record, jobId); !recorded)
+            return std::unexpected(recorded.error());
+        return *worktree;
     }));
 }
 
-void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<Prepared> &prepared)
+void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree)
 {
     const auto run = m_runs.value(jobId);
     if (!run)
@@ -421,7 +354,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<Pre
         checkDrained();
         return;
     }
-    auto taskFile = prepared ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(prepared.error()));
+    auto taskFile = worktree ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(worktree.error()));
     if (!taskFile) {
         failJob(job, run->runtime.get(), taskFile.error().toString());
         m_runs.remove(job.id);
@@ -435,18 +368,12 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<Pre
         return;
     }
 
-    run->worktree = prepared->worktree;
-    run->refsBefore = prepared->refs;
-    run->refsAt = prepared->at;
-    run->refsKnown = prepared->known;
-    if (!prepared->known)
-        qCWarning(lcWorker).noquote() << "job" << job.id << "adopted a run whose view of the project's repository before it"
-                                      << "is lost; its changes there cannot be checked";
+    run->worktree = *worktree;
 
     StageRequest request;
     request.task = record.toInfo();
     request.stage = job.stage;
-    request.worktree = prepared->worktree;
+    request.worktree = *worktree;
     request.artifactsDir = m_engine.workspace().artifactsPath(record.project, record.id);
     request.taskFile = *taskFile;
     request.attempt = job.attempts;
@@ -569,79 +496,41 @@ void Worker::conclude(qint64 jobId)
         return;
     }
     if (run->worktree.isEmpty() || outcome.status == StageOutcome::Status::Waiting) {
-        settle(run, outcome, Finished{});
+        settle(run, outcome, RunWork{});
         return;
     }
     // Off the event loop: what the run did to the project's repository, and its work.
     m_settling.insert(job.id);
     const Workspace *workspace = &m_engine.workspace();
     const bool completed = outcome.status == StageOutcome::Status::Completed;
-    auto *finishing = new QFutureWatcher<Finished>(this);
-    connect(finishing, &QFutureWatcher<Finished>::finished, this, [this, finishing, run, outcome] {
+    auto *finishing = new QFutureWatcher<RunWork>(this);
+    connect(finishing, &QFutureWatcher<RunWork>::finished, this, [this, finishing, run, outcome] {
         finishing->deleteLater();
         m_settling.remove(run->job.id);
         settle(run, outcome, finishing->result());
     });
-    finishing->setFuture(QtConcurrent::run([workspace, run, completed]() -> Finished {
-        Finished finished;
-        const ProjectRepository repo = workspace->repository(run->runtime->config);
-        if (run->refsKnown) {
-            auto changes = repo.changesNotBySluice(run->refsBefore, run->refsAt);
-            if (changes)
-                finished.changes = *changes;
-            else
-                finished.changesError = changes.error().toString();
-        }
-        if (completed && finished.changes.isEmpty() && finished.changesError.isEmpty())
-            finished.head = workspace->harvest(run->runtime->config, run->task,
-                                               QStringLiteral("task %1 job %2").arg(run->task.id).arg(run->job.id));
-        if (finished.changes.isEmpty())
-            QFile::remove(refsFile(*workspace, run->task, run->job.id));
-        return finished;
+    finishing->setFuture(QtConcurrent::run([workspace, run, completed]() {
+        return workspace->takeWork(run->runtime->config, run->task, run->job.id, completed);
     }));
 }
 
-void Worker::settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const Finished &finished)
+void Worker::settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const RunWork &work)
 {
     const JobRecord &job = run->job;
     const ProjectRuntime *runtime = run->runtime.get();
-    if (!finished.changes.isEmpty()) {
-        // Defence in depth: agents work in a repository of their own, so a change to the
-        // project's references while one ran is someone writing where only Sluice may.
-        QStringList lines;
-        QStringList undo;
-        QJsonArray changes;
-        const QString repo = runtime->config.repositoryPath;
-        for (const RefChange &c : finished.changes) {
-            lines << QStringLiteral("%1 %2 → %3 (%4)").arg(c.ref, c.before.isEmpty() ? QStringLiteral("(none)") : c.before.left(12),
-                                                          c.after.isEmpty() ? QStringLiteral("(deleted)") : c.after.left(12), c.how);
-            undo << (c.before.isEmpty() ? QStringLiteral("git -C %1 update-ref -d %2").arg(repo, c.ref)
-                                        : QStringLiteral("git -C %1 update-ref %2 %3").arg(repo, c.ref, c.before));
-            changes.append(QJsonObject{{QStringLiteral("ref"), c.ref}, {QStringLiteral("before"), c.before},
-                                       {QStringLiteral("after"), c.after}, {QStringLiteral("how"), c.how}});
-        }
-        const QString reason = QStringLiteral("the project's repository was changed while job %1 ran, not by Sluice: %2; nothing "
-                                              "was taken from the task's working copy. Check and undo: %3")
-                                   .arg(job.id).arg(lines.join(QStringLiteral("; ")), undo.join(QStringLiteral("; ")));
-        qCCritical(lcWorker).noquote() << "task" << job.taskId << reason;
-        (void)m_engine.store().audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("repository-changed"), job.project, job.taskId,
-                                                QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("stage"), job.stage},
-                                                            {QStringLiteral("changes"), changes}}});
+    if (!work.changes.isEmpty()) {
+        const QString reason = m_engine.reportRepositoryChanged(job, work.changes);
         failJob(job, runtime, reason);
         // Not a failure to retry: a person looks first.
         if (auto blocked = m_engine.block(job.taskId, job.stage, reason, QStringLiteral("worker")); !blocked)
             qCWarning(lcWorker).noquote() << "cannot block task" << job.taskId << "-" << blocked.error().toString();
-    } else if (!finished.changesError.isEmpty()) {
-        failJob(job, runtime, QStringLiteral("cannot look at the project's repository after the run: %1").arg(finished.changesError));
+    } else if (!work.error.isEmpty()) {
+        failJob(job, runtime, work.error);
     } else {
         switch (outcome.status) {
         case StageOutcome::Status::Completed:
-            if (finished.head && !*finished.head) {
-                failJob(job, runtime, QStringLiteral("cannot take the task branch from its working copy: %1").arg(finished.head->error().toString()));
-                break;
-            }
-            if (finished.head) {
-                const QString head = **finished.head;
+            if (work.head) {
+                const QString head = *work.head;
                 auto recorded = m_engine.tasks().recordHead(job.taskId, job.stage, head);
                 if (!recorded) {
                     failJob(job, runtime, QStringLiteral("cannot record the task's head %1: %2").arg(head, recorded.error().toString()));

@@ -4,6 +4,7 @@
 // The job worker: claims queued stage jobs within the concurrency limits, runs the stage
 // plugin with the host's deadline, and hands a completed stage to the engine's advance path.
 
+#include "engine/workspace.h"
 #include "store/jobqueue.h"
 
 #include <sluice/stage.h>
@@ -101,14 +102,12 @@ private:
     void completeLater(const JobRecord &job, Followup followup, const QString &summary = {});
     void flushCompletions();
     void checkDrained();
-    struct Prepared;
-    struct Finished;
     void execute(const JobRecord &job, const std::optional<JobQueue::AgentRunRecord> &adopted = std::nullopt);
-    void startStage(qint64 jobId, const TaskRecord &record, const Result<Prepared> &prepared);
+    void startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree);
     void conclude(qint64 jobId);
     // After a run that had a working copy: what it did to the project's repository, and the
     // task branch taken from it (off the event loop), then the job's outcome.
-    void settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const Finished &finished);
+    void settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const RunWork &work);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);
 
     Engine &m_engine;

@@ -30,6 +30,11 @@ QStringList inWorkingCopy(const QStringList &arguments)
                        QStringLiteral("-c"), QStringLiteral("core.fsmonitor=false")} + arguments;
 }
 
+QString refsFile(const QString &artifacts, qint64 jobId)
+{
+    return QDir(artifacts).filePath(QStringLiteral("refs-before-job%1.txt").arg(jobId));
+}
+
 bool isLegacyWorktree(const QString &path)
 {
     // A `git worktree add` checkout has a .git file pointing into the project's repository.
@@ -157,6 +162,70 @@ Result<QString> Workspace::harvest(const ProjectConfig &project, const TaskRecor
     if (!before)
         return std::unexpected(before.error());
     return repo.takeBranch(path, task.branch, before->value_or(QString()), why);
+}
+
+Result<void> Workspace::recordRefsBefore(const ProjectConfig &project, const TaskRecord &task, qint64 jobId) const
+{
+    const QDateTime at = QDateTime::currentDateTimeUtc();
+    auto refs = repository(project).snapshot();
+    if (!refs)
+        return std::unexpected(refs.error());
+    const QString path = refsFile(artifactsPath(project.id, task.id), jobId);
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
+    QByteArray text = QByteArray::number(at.toMSecsSinceEpoch()) + '\n';
+    for (auto it = refs->cbegin(); it != refs->cend(); ++it)
+        text += it.key().toUtf8() + ' ' + it.value().toUtf8() + '\n';
+    if (f.write(text) != text.size())
+        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
+    return {};
+}
+
+bool Workspace::hasRefsBefore(const ProjectConfig &project, const TaskRecord &task, qint64 jobId) const
+{
+    return QFileInfo::exists(refsFile(artifactsPath(project.id, task.id), jobId));
+}
+
+RunWork Workspace::takeWork(const ProjectConfig &project, const TaskRecord &task, qint64 jobId, bool completed) const
+{
+    RunWork work;
+    const QString file = refsFile(artifactsPath(project.id, task.id), jobId);
+    QFile f(file);
+    if (f.open(QIODevice::ReadOnly)) {
+        const QList<QByteArray> lines = f.readAll().split('\n');
+        bool ok = false;
+        const QDateTime at = QDateTime::fromMSecsSinceEpoch(lines.value(0).toLongLong(&ok), Qt::UTC);
+        RefSnapshot before;
+        for (qsizetype i = 1; i < lines.size(); ++i) {
+            const int space = lines.at(i).indexOf(' ');
+            if (space > 0)
+                before.insert(QString::fromUtf8(lines.at(i).left(space)), QString::fromUtf8(lines.at(i).mid(space + 1)));
+        }
+        if (!ok) {
+            work.error = QStringLiteral("the snapshot of the project's references before the run (%1) is unreadable").arg(file);
+            return work;
+        }
+        auto changes = repository(project).changesNotBySluice(before, at);
+        if (!changes) {
+            work.error = QStringLiteral("cannot look at the project's repository after the run: %1").arg(changes.error().toString());
+            return work;
+        }
+        work.checked = true;
+        work.changes = *changes;
+        if (!work.changes.isEmpty())
+            return work; // kept for whoever looks into it
+    }
+    if (completed) {
+        auto head = harvest(project, task, QStringLiteral("task %1 job %2").arg(task.id).arg(jobId));
+        if (!head) {
+            work.error = QStringLiteral("cannot take the task branch from its working copy: %1").arg(head.error().toString());
+            return work;
+        }
+        work.head = *head;
+    }
+    QFile::remove(file);
+    return work;
 }
 
 Result<bool> Workspace::removeWorktree(const ProjectConfig &project, qint64 taskId) const

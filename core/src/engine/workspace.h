@@ -17,6 +17,14 @@ namespace Sluice {
 
 struct TaskRecord;
 
+/// What a finished run did, as the host sees it afterwards (Workspace::takeWork()).
+struct SLUICE_EXPORT RunWork {
+    bool checked = false;         ///< The snapshot taken before the run was found and compared.
+    QList<RefChange> changes;     ///< Changes to the project's references not made by Sluice.
+    QString error;                ///< The repository could not be looked at, or the branch not taken.
+    std::optional<QString> head;  ///< The task branch's commit taken (completed runs without changes).
+};
+
 class SLUICE_EXPORT Workspace
 {
 public:
@@ -52,6 +60,20 @@ public:
      * keep theirs, so nothing an agent left is lost.
      */
     [[nodiscard]] Result<bool> removeWorktree(const ProjectConfig &project, qint64 taskId) const;
+    /**
+     * Takes a snapshot of the project's references before job @p jobId's run and keeps it
+     * beside the task's artifacts, so whoever concludes the run — the worker, or after a
+     * restart the worker adopting it or the reaper — can compare (takeWork()).
+     */
+    [[nodiscard]] Result<void> recordRefsBefore(const ProjectConfig &project, const TaskRecord &task, qint64 jobId) const;
+    /// Whether job @p jobId has a snapshot from before its run.
+    [[nodiscard]] bool hasRefsBefore(const ProjectConfig &project, const TaskRecord &task, qint64 jobId) const;
+    /**
+     * After job @p jobId's run: compares the project's references with the snapshot from
+     * before it (when there is one) and, for a @p completed run that changed nothing it should
+     * not have, takes the task branch (harvest()). Blocking: call it off the event loop.
+     */
+    [[nodiscard]] RunWork takeWork(const ProjectConfig &project, const TaskRecord &task, qint64 jobId, bool completed) const;
     /// Writes the task file the agent reads: title, then description (rollback findings included).
     [[nodiscard]] Result<QString> writeTaskFile(const TaskRecord &task) const;
 

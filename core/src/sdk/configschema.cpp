@@ -94,7 +94,9 @@ Result<QVariant> jsonToValue(const SchemaEntry &entry, const QJsonValue &value, 
         if (!value.isDouble())
             return wrongType();
         const double n = value.toDouble();
-        if (n != static_cast<double>(static_cast<qlonglong>(n)))
+        // Range first: casting a double outside 64 bits to an integer is undefined behaviour
+        // (found by fuzz_plugin_metadata with a default of 4.4e31).
+        if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0) || n != static_cast<double>(static_cast<qlonglong>(n)))
             return wrongType();
         return QVariant(static_cast<qlonglong>(n));
     }

@@ -4,6 +4,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QMutex>
+#include <QReadWriteLock>
 #include <QSet>
 
 namespace Sluice {
@@ -83,6 +84,8 @@ Result<QByteArray> SecretRef::read() const
     return value;
 }
 
+FreeTextMasker::~FreeTextMasker() = default;
+
 namespace Redaction {
 
 namespace {
@@ -121,6 +124,97 @@ QString redact(const QString &text)
     for (const QString &s : std::as_const(r.secrets))
         out.replace(s, QStringLiteral("[REDACTED]"));
     return out;
+}
+
+namespace {
+struct MaskerSlot {
+    QReadWriteLock lock;
+    std::shared_ptr<const FreeTextMasker> masker;
+};
+MaskerSlot &maskerSlot()
+{
+    static MaskerSlot slot;
+    return slot;
+}
+
+template<typename Text>
+QJsonValue eachString(const QJsonValue &value, const Text &text)
+{
+    switch (value.type()) {
+    case QJsonValue::String:
+        return text(value.toString());
+    case QJsonValue::Array: {
+        QJsonArray out;
+        for (const QJsonValue &item : value.toArray())
+            out.append(eachString(item, text));
+        return out;
+    }
+    case QJsonValue::Object: {
+        const QJsonObject object = value.toObject();
+        QJsonObject out;
+        // Keys too: a plugin's evidence may key by what it found (a file name, a value).
+        for (auto it = object.begin(); it != object.end(); ++it)
+            out.insert(text(it.key()), eachString(it.value(), text));
+        return out;
+    }
+    default:
+        return value;
+    }
+}
+} // namespace
+
+QJsonValue redactJson(const QJsonValue &value)
+{
+    return eachString(value, [](const QString &s) { return redact(s); });
+}
+
+QJsonObject redactJson(const QJsonObject &object)
+{
+    return redactJson(QJsonValue(object)).toObject();
+}
+
+void installFreeTextMasker(std::shared_ptr<const FreeTextMasker> masker)
+{
+    MaskerSlot &slot = maskerSlot();
+    QWriteLocker lock(&slot.lock);
+    slot.masker = std::move(masker);
+}
+
+std::shared_ptr<const FreeTextMasker> freeTextMasker()
+{
+    MaskerSlot &slot = maskerSlot();
+    QReadLocker lock(&slot.lock);
+    return slot.masker;
+}
+
+QString mask(const QString &text)
+{
+    QString out = redact(text);
+    if (out.isEmpty())
+        return out;
+    if (const auto masker = freeTextMasker())
+        out = masker->mask(out);
+    return out;
+}
+
+QJsonValue maskJson(const QJsonValue &value)
+{
+    // One look-up of the masker for the whole value.
+    const auto masker = freeTextMasker();
+    return eachString(value, [&masker](const QString &s) {
+        const QString redacted = redact(s);
+        return masker && !redacted.isEmpty() ? masker->mask(redacted) : redacted;
+    });
+}
+
+QJsonObject maskJson(const QJsonObject &object)
+{
+    return maskJson(QJsonValue(object)).toObject();
+}
+
+QJsonArray maskJson(const QJsonArray &array)
+{
+    return maskJson(QJsonValue(array)).toArray();
 }
 
 void clearForTests()

@@ -140,7 +140,7 @@ Result<std::optional<qint64>> JobQueue::enqueue(const NewJob &job)
          {QStringLiteral(":kind"), job.kind},
          {QStringLiteral(":max_attempts"), job.maxAttempts},
          {QStringLiteral(":available_at"), job.availableAt.isValid() ? job.availableAt.toMSecsSinceEpoch() : now},
-         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(job.payload).toJson(QJsonDocument::Compact))},
+         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(job.payload)).toJson(QJsonDocument::Compact))},
          {QStringLiteral(":now"), now}});
     if (!inserted)
         return std::unexpected(inserted.error());
@@ -452,7 +452,8 @@ Result<JobQueue::FailOutcome> JobQueue::fail(qint64 jobId, const QString &node, 
                        "RETURNING status"),
         {{QStringLiteral(":retry_at"), at + qint64(backoff.count())},
          {QStringLiteral(":now"), at},
-         {QStringLiteral(":error"), error},
+         // A stage's failure summary carries its output's tail: masked on the way in.
+         {QStringLiteral(":error"), Redaction::mask(error)},
          {QStringLiteral(":id"), jobId},
          {QStringLiteral(":node"), node}});
     if (!query)
@@ -473,7 +474,7 @@ Result<bool> JobQueue::release(qint64 jobId, const QString &node, const QString 
         QStringLiteral("UPDATE jobs SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
                        "available_at = :now, last_error = :reason, updated_at = :now "
                        "WHERE id = :id AND status = 'running' AND claimed_by = :node"),
-        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":id"), jobId},
+        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), Redaction::mask(reason)}, {QStringLiteral(":id"), jobId},
          {QStringLiteral(":node"), node}});
     if (!rows)
         return std::unexpected(rows.error());
@@ -497,7 +498,7 @@ Result<int> JobQueue::recoverRunning(const QString &node, const QString &reason)
                        "finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE CAST(:now AS BIGINT) END, "
                        "last_error = :reason, updated_at = :now "
                        "WHERE status = 'running' AND claimed_by = :node"),
-        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), reason}, {QStringLiteral(":node"), node}});
+        {{QStringLiteral(":now"), now}, {QStringLiteral(":reason"), Redaction::mask(reason)}, {QStringLiteral(":node"), node}});
 }
 
 Result<qint64> JobQueue::recordAgentStart(const AgentRunRecord &run)

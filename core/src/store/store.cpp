@@ -162,7 +162,8 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
         {{QStringLiteral(":source"), source},
          {QStringLiteral(":delivery_id"), deliveryId},
          {QStringLiteral(":kind"), kind},
-         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(payload).toJson(QJsonDocument::Compact))},
+         // A delivery's content comes from outside (a tracker issue, a comment): masked on the way in.
+         {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(payload)).toJson(QJsonDocument::Compact))},
          {QStringLiteral(":received_at"), QDateTime::currentMSecsSinceEpoch()}});
     if (!rows)
         return std::unexpected(rows.error());
@@ -211,7 +212,10 @@ Result<void> Store::setSweeperStatus(const QString &node, const QString &name, c
                        "ON CONFLICT (node, name) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"),
         {{QStringLiteral("node"), node},
          {QStringLiteral("name"), name},
-         {QStringLiteral("status"), QString::fromUtf8(QJsonDocument(status).toJson(QJsonDocument::Compact))},
+         // Sluice's own report (counts, times, its own reasons): registered values redacted.
+         // Not scanned: the reaper writes it at every start, before the scanner's rules are
+         // compiled, and nothing in it comes from an agent.
+         {QStringLiteral("status"), QString::fromUtf8(QJsonDocument(Redaction::redactJson(status)).toJson(QJsonDocument::Compact))},
          {QStringLiteral("at"), QDateTime::currentMSecsSinceEpoch()}});
     if (!query)
         return std::unexpected(query.error());
@@ -245,7 +249,8 @@ Result<void> Store::audit(const AuditEntry &entry)
          {QStringLiteral("action"), entry.action},
          {QStringLiteral("project"), entry.projectId.isEmpty() ? QVariant() : QVariant(entry.projectId)},
          {QStringLiteral("task_id"), entry.taskId == 0 ? QVariant() : QVariant(entry.taskId)},
-         {QStringLiteral("details"), QString::fromUtf8(QJsonDocument(entry.details).toJson(QJsonDocument::Compact))}});
+         // Details quote reasons, summaries and verdicts: masked on the way in.
+         {QStringLiteral("details"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(entry.details)).toJson(QJsonDocument::Compact))}});
     if (!query)
         return std::unexpected(query.error());
     return {};
@@ -281,9 +286,9 @@ Result<void> Store::queueNotification(const Notification &n, const QString &rais
         {{QStringLiteral("event"), n.event},
          {QStringLiteral("project"), n.projectId.isNull() ? QStringLiteral("") : n.projectId},
          {QStringLiteral("task"), n.taskId > 0 ? QVariant(n.taskId) : QVariant()},
-         {QStringLiteral("title"), n.title.isNull() ? QStringLiteral("") : n.title},
-         {QStringLiteral("body"), n.text.isNull() ? QStringLiteral("") : n.text},
-         {QStringLiteral("data"), QString::fromUtf8(QJsonDocument(n.data).toJson(QJsonDocument::Compact))},
+         {QStringLiteral("title"), n.title.isNull() ? QStringLiteral("") : Redaction::mask(n.title)},
+         {QStringLiteral("body"), n.text.isNull() ? QStringLiteral("") : Redaction::mask(n.text)},
+         {QStringLiteral("data"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(n.data)).toJson(QJsonDocument::Compact))},
          {QStringLiteral("at"), (n.at.isValid() ? n.at : QDateTime::currentDateTimeUtc()).toMSecsSinceEpoch()},
          {QStringLiteral("by"), raisedBy}});
     if (!query)

@@ -397,8 +397,9 @@ Result<qint64> TaskStore::create(const NewTask &task)
                            "VALUES (:project, :title, :description, :branch, :stage, 'active', :tracker_ref, :now, :now) "
                            "ON CONFLICT DO NOTHING RETURNING id"),
             {{QStringLiteral(":project"), task.project},
-             {QStringLiteral(":title"), task.title},
-             {QStringLiteral(":description"), task.description},
+             // Masked on the way in (Redaction::mask): everything read back is masked already.
+             {QStringLiteral(":title"), Redaction::mask(task.title)},
+             {QStringLiteral(":description"), Redaction::mask(task.description)},
              {QStringLiteral(":branch"), task.branch},
              {QStringLiteral(":stage"), task.stage},
              {QStringLiteral(":tracker_ref"), task.trackerRef},
@@ -537,10 +538,11 @@ Result<bool> TaskStore::claimTransition(qint64 id, const QString &fromStage, con
     };
     if (change.status)
         set("status", *change.status);
+    // Free text (gate feedback, a failure's output tail) is masked on the way in.
     if (change.description)
-        set("description", *change.description);
+        set("description", Redaction::mask(*change.description));
     if (change.blockedReason)
-        set("blocked_reason", *change.blockedReason);
+        set("blocked_reason", Redaction::mask(*change.blockedReason));
     if (change.headSha)
         set("head_sha", *change.headSha);
     if (change.retries)
@@ -637,9 +639,10 @@ Result<void> TaskStore::recordGateRun(const GateRunRecord &run)
     if (!session)
         return std::unexpected(session.error());
 
+    // A verdict quotes what it judged (an artifact's values, a command's output): masked on the way in.
     QJsonArray findings;
     for (const Finding &finding : run.verdict.findings())
-        findings.append(finding.toJson());
+        findings.append(Redaction::maskJson(finding.toJson()));
     const qint64 at = run.createdAt.isValid() ? run.createdAt.toMSecsSinceEpoch() : QDateTime::currentMSecsSinceEpoch();
     // An invalid QVariant binds as SQL NULL: no job, or an exit gate (no stage entered).
     Result<int> rows = session->execWrite(
@@ -656,9 +659,9 @@ Result<void> TaskStore::recordGateRun(const GateRunRecord &run)
          {QStringLiteral(":gate"), run.gate},
          {QStringLiteral(":head_sha"), run.headSha},
          {QStringLiteral(":result"), GateVerdict::resultName(run.verdict.result())},
-         {QStringLiteral(":reason"), run.verdict.reason()},
+         {QStringLiteral(":reason"), Redaction::mask(run.verdict.reason())},
          {QStringLiteral(":findings"), compactJson(QJsonDocument(findings))},
-         {QStringLiteral(":evidence"), compactJson(QJsonDocument(run.verdict.evidence()))},
+         {QStringLiteral(":evidence"), compactJson(QJsonDocument(Redaction::maskJson(run.verdict.evidence())))},
          {QStringLiteral(":duration_ms"), run.durationMs},
          {QStringLiteral(":created_at"), at}});
     if (!rows)

@@ -8,6 +8,7 @@
 #include <QFileInfo>
 #include <QMutex>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QSet>
 #include <QThread>
 #include <QThreadPool>
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <atomic>
 #include <map>
+#include <unordered_map>
 #include <optional>
 
 #include <fcntl.h>
@@ -32,6 +34,56 @@ bool looksBinary(std::string_view bytes)
 {
     return bytes.substr(0, 8000).find('\0') != std::string_view::npos;
 }
+
+std::string toUtf8(std::string_view bytes, bool bigEndian)
+{
+    QString text;
+    text.reserve(qsizetype(bytes.size() / 2));
+    for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) {
+        const auto hi = static_cast<unsigned char>(bytes[bigEndian ? i : i + 1]);
+        const auto lo = static_cast<unsigned char>(bytes[bigEndian ? i + 1 : i]);
+        text.append(QChar(char16_t((hi << 8) | lo)));
+    }
+    return text.toStdString();
+}
+
+} // namespace
+
+std::optional<std::string> decodeUtf16Text(std::string_view bytes)
+{
+    bool bigEndian = false;
+    std::string_view body = bytes;
+    if (bytes.starts_with("\xFF\xFE") || bytes.starts_with("\xFE\xFF")) {
+        bigEndian = bytes[0] == '\xFE';
+        body = bytes.substr(2);
+    } else {
+        // No byte order mark: text that is mostly ASCII (source, configuration: where secrets
+        // are) has a zero byte in nearly every unit, always on the same side.
+        const std::string_view sample = bytes.substr(0, 8000);
+        const std::size_t units = sample.size() / 2;
+        if (units < 2)
+            return std::nullopt;
+        std::size_t zeroEven = 0, zeroOdd = 0;
+        for (std::size_t i = 0; i + 1 < sample.size(); i += 2) {
+            zeroEven += sample[i] == '\0';
+            zeroOdd += sample[i + 1] == '\0';
+        }
+        if (zeroOdd * 10 >= units * 7 && zeroEven * 50 <= units)
+            bigEndian = false;
+        else if (zeroEven * 10 >= units * 7 && zeroOdd * 50 <= units)
+            bigEndian = true;
+        else
+            return std::nullopt;
+    }
+    // A NUL code unit is no part of text: this is binary after all.
+    for (std::size_t i = 0; i + 1 < body.size(); i += 2) {
+        if (body[i] == '\0' && body[i + 1] == '\0')
+            return std::nullopt;
+    }
+    return toUtf8(body, bigEndian);
+}
+
+namespace {
 
 struct GitOutput {
     QByteArray out;
@@ -175,7 +227,9 @@ bool parseRange(std::string_view text, int &start, int &count)
  * so line numbers hold); lines that came from one side were scanned in that side's commits,
  * or come from the target and are not the branch's.
  */
-Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limits, ScanTargets &targets)
+} // namespace
+
+Result<void> readMergePatch(std::string_view text, const ScanLimits &limits, ScanTargets &targets)
 {
     std::string commit;
     std::string path;
@@ -248,8 +302,9 @@ Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limit
         }
         if (line.starts_with("@@@") && !path.empty()) {
             // "@@@ -a,b -c,d +e,f @@@": one '@' more than there are parents.
+            // A line of nothing but '@' has no end of its run: checked before it sizes a string.
             const std::size_t ats = line.find_first_not_of('@');
-            const std::size_t close = line.find(std::string(ats, '@'), ats);
+            const std::size_t close = ats == std::string_view::npos ? ats : line.find(std::string(ats, '@'), ats);
             if (ats == std::string_view::npos || ats < 3 || close == std::string_view::npos)
                 return fail(ErrorCode::Malformed, QStringLiteral("cannot read the combined hunk header of %1 in merge %2")
                                                       .arg(QString::fromStdString(path), QString::fromStdString(commit)));
@@ -287,6 +342,192 @@ Result<void> appendMergeAdditions(std::string_view text, const ScanLimits &limit
     return {};
 }
 
+namespace {
+
+// The contents of @p names ("COMMIT:PATH") through one `git cat-file --batch`, read as they
+// stream: a blob larger than @p maxBytes, or one that does not exist, is std::nullopt and
+// costs no memory.
+Result<std::vector<std::optional<std::string>>> readBlobs(const QString &repo, const std::vector<std::string> &names, qint64 maxBytes,
+                                                          int timeoutMs)
+{
+    std::vector<std::optional<std::string>> out(names.size());
+    if (names.empty())
+        return out;
+    QProcess git;
+    git.setProgram(QStringLiteral("git"));
+    git.setArguments({QStringLiteral("-C"), repo, QStringLiteral("cat-file"), QStringLiteral("--batch")});
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("LC_ALL"), QStringLiteral("C"));
+    git.setProcessEnvironment(env);
+    git.start();
+    if (!git.waitForStarted(timeoutMs))
+        return fail(ErrorCode::NotFound, QStringLiteral("cannot run git: %1").arg(git.errorString()));
+    QByteArray request;
+    for (const std::string &name : names)
+        request += QByteArray::fromStdString(name) + '\n';
+    git.write(request);
+    git.closeWriteChannel();
+    QByteArray buffer;
+    std::size_t index = 0;
+    qint64 contentLeft = -1; // bytes of the current blob (plus its '\n') still to come
+    bool keep = false;
+    QElapsedTimer clock;
+    clock.start();
+    auto consume = [&]() -> Result<void> {
+        while (index < names.size()) {
+            if (contentLeft < 0) {
+                const qsizetype eol = buffer.indexOf('\n');
+                if (eol < 0)
+                    return {};
+                const QList<QByteArray> header = buffer.left(eol).split(' ');
+                buffer.remove(0, eol + 1);
+                // "<object id> <type> <size>", or "<name as asked> missing" (names may hold spaces).
+                static const QRegularExpression objectId(QStringLiteral("^[0-9a-f]{40}([0-9a-f]{24})?$"));
+                const bool found = header.size() == 3 && objectId.match(QString::fromLatin1(header[0])).hasMatch();
+                if (!found) {
+                    ++index;
+                } else if (header[1] == "blob") {
+                    const qint64 size = header[2].toLongLong();
+                    contentLeft = size + 1;
+                    keep = size <= maxBytes;
+                    if (keep)
+                        out[index] = std::string();
+                } else {
+                    contentLeft = header[2].toLongLong() + 1; // not a blob: read past it
+                    keep = false;
+                }
+                continue;
+            }
+            const qint64 take = std::min<qint64>(contentLeft, buffer.size());
+            if (keep)
+                out[index]->append(buffer.constData(), std::size_t(std::min<qint64>(take, contentLeft - 1)));
+            buffer.remove(0, qsizetype(take));
+            contentLeft -= take;
+            if (contentLeft > 0)
+                return {};
+            contentLeft = -1;
+            ++index;
+        }
+        return {};
+    };
+    while (index < names.size()) {
+        const int left = int(timeoutMs - clock.elapsed());
+        if (left <= 0 || git.state() == QProcess::NotRunning) {
+            buffer += git.readAllStandardOutput();
+            (void)consume();
+            if (index < names.size()) {
+                git.kill();
+                git.waitForFinished(5000);
+                return fail(ErrorCode::Timeout, QStringLiteral("git cat-file did not deliver %1 file(s) in %2").arg(names.size() - index).arg(repo));
+            }
+            break;
+        }
+        git.waitForReadyRead(std::min(left, 1000));
+        buffer += git.readAllStandardOutput();
+        git.readAllStandardError();
+        (void)consume();
+    }
+    git.waitForFinished(5000);
+    return out;
+}
+
+// Lines of @p text, without their '\n'.
+std::vector<std::string_view> splitLines(std::string_view text)
+{
+    std::vector<std::string_view> lines;
+    LineReader reader(text);
+    while (const auto line = reader.next())
+        lines.push_back(*line);
+    return lines;
+}
+
+/*
+ * Binary files in the diff that are UTF-16 text (a byte order mark, or the zero bytes of
+ * mostly-ASCII text) are read from git, decoded and scanned like the added lines of a text
+ * file: a line of the new version that the old version does not have (as often) is added.
+ * The others stay binary: only path rules apply, and the caller is told they were not read.
+ */
+Result<void> decodeBinaryItems(const QString &repo, const ScanLimits &limits, ScanTargets &targets)
+{
+    struct Wanted {
+        std::size_t item;
+        std::string oldPath;
+    };
+    std::vector<Wanted> wanted;
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < targets.items.size(); ++i) {
+        const ScanItem &item = targets.items[i];
+        if (item.kind != ScanItem::Kind::Binary || item.path.find('\n') != std::string::npos)
+            continue;
+        wanted.push_back({i, item.oldPath.find('\n') == std::string::npos ? item.oldPath : std::string()});
+        names.push_back(item.commit + ":" + item.path);
+        names.push_back(wanted.back().oldPath.empty() ? std::string("0000000000000000000000000000000000000000:x")
+                                                       : item.commit + "^:" + wanted.back().oldPath);
+    }
+    // UTF-16 doubles the bytes of ASCII text.
+    auto blobs = readBlobs(repo, names, 2 * limits.maxFileBytes + 2, limits.gitTimeoutMs);
+    if (!blobs)
+        return std::unexpected(blobs.error());
+    std::vector<ScanItem> decoded;
+    for (std::size_t w = 0; w < wanted.size(); ++w) {
+        ScanItem &binary = targets.items[wanted[w].item];
+        const std::optional<std::string> &newBlob = (*blobs)[2 * w];
+        std::optional<std::string> newText = newBlob ? decodeUtf16Text(*newBlob) : std::nullopt;
+        if (!newText)
+            continue;
+        const std::optional<std::string> &oldBlob = (*blobs)[2 * w + 1];
+        const std::optional<std::string> oldText = oldBlob ? decodeUtf16Text(*oldBlob) : std::nullopt;
+        std::unordered_map<std::string_view, int> oldLines;
+        if (oldText) {
+            for (std::string_view line : splitLines(*oldText))
+                ++oldLines[line];
+        }
+        const std::vector<std::string_view> lines = splitLines(*newText);
+        std::vector<ScanItem> fileItems;
+        auto fresh = [&]() {
+            ScanItem item;
+            item.path = binary.path;
+            item.commit = binary.commit;
+            item.decoded = true;
+            item.fileStart = false;
+            return item;
+        };
+        ScanItem current = fresh();
+        qint64 taken = 0;
+        bool truncated = false;
+        for (std::size_t n = 0; n < lines.size(); ++n) {
+            auto old = oldLines.find(lines[n]);
+            if (old != oldLines.end() && old->second > 0) {
+                --old->second;
+                if (!current.text.empty())
+                    fileItems.push_back(std::exchange(current, fresh()));
+                continue;
+            }
+            if (taken + qint64(lines[n].size()) + 1 > limits.maxFileBytes) {
+                truncated = true;
+                break;
+            }
+            if (current.text.empty())
+                current.startLine = int(n) + 1;
+            current.text.append(lines[n]);
+            current.text.push_back('\n');
+            taken += qint64(lines[n].size()) + 1;
+        }
+        if (!current.text.empty() || fileItems.empty())
+            fileItems.push_back(std::move(current)); // an empty one still applies the path rules once
+        fileItems.front().fileStart = true;
+        fileItems.back().truncated = truncated;
+        for (ScanItem &item : fileItems)
+            decoded.push_back(std::move(item));
+        binary.kind = ScanItem::Kind::Text; // replaced by the decoded items below
+        binary.path.clear();
+    }
+    std::erase_if(targets.items, [](const ScanItem &item) { return item.kind == ScanItem::Kind::Text && item.path.empty(); });
+    for (ScanItem &item : decoded)
+        targets.items.push_back(std::move(item));
+    return {};
+}
+
 } // namespace
 
 Result<QString> resolveCommit(const QString &repo, const QString &ref, int timeoutMs)
@@ -308,27 +549,9 @@ Result<QString> resolveTargetBranch(const QString &repo, const QString &name, in
     return fail(ErrorCode::NotFound, QStringLiteral("target branch '%1' does not exist in %2").arg(name, repo));
 }
 
-Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, const QString &head, const ScanLimits &limits)
+Result<void> readLogPatch(std::string_view log, const ScanLimits &limits, ScanTargets &targets)
 {
-    auto baseCommit = resolveCommit(repo, base, limits.gitTimeoutMs);
-    if (!baseCommit)
-        return std::unexpected(baseCommit.error());
-    auto headCommit = resolveCommit(repo, head, limits.gitTimeoutMs);
-    if (!headCommit)
-        return std::unexpected(headCommit.error());
-    auto log = runGit(repo,
-                      {QStringLiteral("log"), QStringLiteral("-p"), QStringLiteral("-U0"), QStringLiteral("--no-merges"),
-                       QStringLiteral("--no-color"), QStringLiteral("--no-ext-diff"), QStringLiteral("--no-textconv"),
-                       QStringLiteral("-M"), QStringLiteral("--format=%x00%H"),
-                       // Fixed prefixes whatever the user's diff.noprefix / mnemonicPrefix say.
-                       QStringLiteral("--src-prefix=a/"), QStringLiteral("--dst-prefix=b/"),
-                       *baseCommit + QStringLiteral("..") + *headCommit, QStringLiteral("--")},
-                      limits.gitTimeoutMs, limits.maxTotalBytes);
-    if (!log)
-        return std::unexpected(log.error());
-
-    ScanTargets targets;
-    const std::string_view text(log->out.constData(), std::size_t(log->out.size()));
+    const std::string_view text = log;
     std::string commit;
     std::string path;
     bool fileOpen = false;    // a file's diff started and has not yet produced an item
@@ -388,12 +611,17 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
         if (line.starts_with("Binary files ") && fileOpen) {
             // "Binary files a/x and b/y differ": the new name follows " and ".
             const std::size_t and_ = line.rfind(" and ");
-            std::string name = unquoteGitPath(line.substr(and_ + 5, line.size() - and_ - 5 - std::string_view(" differ").size()));
+            const std::size_t differ = std::string_view(" differ").size();
+            if (and_ == std::string_view::npos || and_ < 13 || line.size() < and_ + 5 + differ)
+                continue;
+            std::string name = unquoteGitPath(line.substr(and_ + 5, line.size() - and_ - 5 - differ));
+            std::string oldName = unquoteGitPath(line.substr(13, and_ - 13));
             if (name != "/dev/null") {
                 if (name.starts_with("b/"))
                     name.erase(0, 2);
                 ScanItem binary;
                 binary.path = name;
+                binary.oldPath = oldName.starts_with("a/") ? oldName.substr(2) : std::string();
                 binary.commit = commit;
                 binary.kind = ScanItem::Kind::Binary;
                 targets.items.push_back(std::move(binary));
@@ -426,6 +654,31 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
     }
     if (inHunk)
         flush();
+    return {};
+}
+
+Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, const QString &head, const ScanLimits &limits)
+{
+    auto baseCommit = resolveCommit(repo, base, limits.gitTimeoutMs);
+    if (!baseCommit)
+        return std::unexpected(baseCommit.error());
+    auto headCommit = resolveCommit(repo, head, limits.gitTimeoutMs);
+    if (!headCommit)
+        return std::unexpected(headCommit.error());
+    auto log = runGit(repo,
+                      {QStringLiteral("log"), QStringLiteral("-p"), QStringLiteral("-U0"), QStringLiteral("--no-merges"),
+                       QStringLiteral("--no-color"), QStringLiteral("--no-ext-diff"), QStringLiteral("--no-textconv"),
+                       QStringLiteral("-M"), QStringLiteral("--format=%x00%H"),
+                       // Fixed prefixes whatever the user's diff.noprefix / mnemonicPrefix say.
+                       QStringLiteral("--src-prefix=a/"), QStringLiteral("--dst-prefix=b/"),
+                       *baseCommit + QStringLiteral("..") + *headCommit, QStringLiteral("--")},
+                      limits.gitTimeoutMs, limits.maxTotalBytes);
+    if (!log)
+        return std::unexpected(log.error());
+
+    ScanTargets targets;
+    if (Result<void> read = readLogPatch(std::string_view(log->out.constData(), std::size_t(log->out.size())), limits, targets); !read)
+        return std::unexpected(read.error());
 
     auto merges = runGit(repo,
                          {QStringLiteral("log"), QStringLiteral("-p"), QStringLiteral("-U0"), QStringLiteral("--cc"),
@@ -436,11 +689,13 @@ Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, co
                          limits.gitTimeoutMs, limits.maxTotalBytes);
     if (!merges)
         return std::unexpected(merges.error());
-    if (Result<void> appended = appendMergeAdditions(std::string_view(merges->out.constData(), std::size_t(merges->out.size())),
-                                                     limits, targets);
+    if (Result<void> appended = readMergePatch(std::string_view(merges->out.constData(), std::size_t(merges->out.size())),
+                                               limits, targets);
         !appended)
         return std::unexpected(appended.error());
 
+    if (Result<void> decoded = decodeBinaryItems(repo, limits, targets); !decoded)
+        return std::unexpected(decoded.error());
     std::erase_if(targets.items, [](const ScanItem &item) {
         return item.kind == ScanItem::Kind::Text && item.text.empty() && !item.fileStart;
     });
@@ -541,10 +796,14 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
     QMutex mutex;
     ScanOutcome outcome;
     std::vector<std::vector<SecretFinding>> perItem(targets.items.size());
+    ScanOptions limitedOptions = options;
+    if (limitedOptions.maxFindings == 0)
+        limitedOptions.maxFindings = limits.maxFindingsPerFragment;
 
     auto work = [&]() {
         auto scratch = scanner.makeScratch();
-        QStringList binary, truncated, unreadable;
+        QStringList binary, truncated, unreadable, capped, decodedFiles;
+        std::string decodedText; // a UTF-16 file, as UTF-8
         qint64 bytes = 0;
         int files = 0;
         // Grown as needed and never zero-filled: reading fills it.
@@ -561,8 +820,11 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             fragment.startLine = item.startLine;
             fragment.fileStart = item.fileStart;
             auto shown = [&item] { return QString::fromStdString(item.path); };
+            // A binary file the rules skip anyway (a global allowlist path: images, fonts,
+            // archives) is not "unscannable": it would not be scanned as text either.
             if (item.kind == ScanItem::Kind::Binary) {
-                binary.append(shown());
+                if (!scanner.skipsFragment(fragment))
+                    binary.append(shown());
                 fragment.text = {};
             } else if (item.kind == ScanItem::Kind::File) {
                 // Plain POSIX reads: this loop runs once per file and Qt's file object costs
@@ -598,8 +860,17 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
                 ++files;
                 const std::string_view content(buffer.get(), std::size_t(got));
                 if (looksBinary(content)) {
-                    binary.append(shown());
-                    fragment.text = {};
+                    if (std::optional<std::string> text = decodeUtf16Text(content)) {
+                        decodedText = std::move(*text);
+                        decodedFiles.append(shown());
+                        if (size > take)
+                            truncated.append(shown());
+                        fragment.text = decodedText;
+                    } else {
+                        if (!scanner.skipsFragment(fragment))
+                            binary.append(shown());
+                        fragment.text = {};
+                    }
                 } else {
                     if (size > take)
                         truncated.append(shown());
@@ -608,17 +879,24 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             } else {
                 if (item.truncated)
                     truncated.append(shown());
+                if (item.decoded)
+                    decodedFiles.append(shown());
                 fragment.text = item.text;
             }
             if (item.kind != ScanItem::Kind::File && item.fileStart)
                 ++files;
             bytes += qint64(fragment.text.size());
-            perItem[index] = scanner.scan(fragment, *scratch, options);
+            FragmentScan scanned = scanner.scanFragment(fragment, *scratch, limitedOptions);
+            if (scanned.capped)
+                capped.append(shown());
+            perItem[index] = std::move(scanned.findings);
         }
         QMutexLocker lock(&mutex);
         outcome.binarySkipped += binary;
         outcome.truncated += truncated;
         outcome.unreadable += unreadable;
+        outcome.findingsCapped += capped;
+        outcome.decoded += decodedFiles;
         outcome.bytes += bytes;
         outcome.files += files;
     };
@@ -647,6 +925,10 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
     }
     outcome.binarySkipped.removeDuplicates();
     outcome.truncated.removeDuplicates();
+    outcome.findingsCapped.removeDuplicates();
+    outcome.decoded.removeDuplicates();
+    outcome.decoded.sort();
+    outcome.findingsCapped.sort();
     outcome.binarySkipped.sort();
     outcome.truncated.sort();
     outcome.unreadable.sort();

@@ -24,6 +24,7 @@ struct ScanLimits {
     qint64 maxFileBytes = 10 * 1024 * 1024;         ///< Per file (per commit in git): more is not scanned and noted.
     qint64 maxTotalBytes = qint64(1) << 30; ///< git output in all (held in memory); more is an error.
     int gitTimeoutMs = 300000;                        ///< Per git command.
+    std::size_t maxFindingsPerFragment = 1000;        ///< Per file (per hunk in git); more are not listed and noted.
 };
 
 /// One unit of work: text already read (git) or a file to read (paths).
@@ -33,6 +34,8 @@ struct ScanItem {
     std::string text;     ///< Kind::Text: the bytes to scan.
     QString fileToRead;   ///< Kind::File: absolute path, read by the worker.
     bool truncated = false; ///< Kind::Text: more was added than the per-file limit.
+    bool decoded = false;   ///< Kind::Text: decoded from UTF-16 (git showed it as binary).
+    std::string oldPath;  ///< Kind::Binary from git: the file's path before the commit; empty if new.
     std::string path;     ///< Shown path, '/'-separated.
     std::string commit;
     int startLine = 1;
@@ -50,12 +53,21 @@ struct ScanTargets {
 struct ScanOutcome {
     std::vector<SecretFinding> findings; ///< Sorted by file, commit order, line.
     std::vector<SecretFinding> ignored;  ///< Dropped by the ignore list (fingerprints).
-    QStringList binarySkipped;           ///< Binary files: only path rules applied.
+    QStringList binarySkipped;           ///< Binary files: not scanned, only path rules applied.
+    QStringList decoded;                 ///< UTF-16 files, scanned after decoding.
     QStringList truncated;               ///< Files scanned only up to maxFileBytes.
+    QStringList findingsCapped;          ///< Files with more findings than maxFindingsPerFragment: not all are listed.
     QStringList unreadable;              ///< Files that could not be read (an error for the caller).
     qint64 bytes = 0;
     int files = 0;
 };
+
+/**
+ * @p bytes as UTF-8 when they are UTF-16 text: a byte order mark, or (without one) the zero
+ * bytes of mostly-ASCII text all on one side; std::nullopt otherwise, or when a code unit
+ * is NUL (then it is binary after all).
+ */
+[[nodiscard]] std::optional<std::string> decodeUtf16Text(std::string_view bytes);
 
 /// Resolves @p ref in @p repo to a commit id.
 [[nodiscard]] Result<QString> resolveCommit(const QString &repo, const QString &ref, int timeoutMs);
@@ -71,6 +83,15 @@ struct ScanOutcome {
  */
 [[nodiscard]] Result<ScanTargets> collectGitRange(const QString &repo, const QString &base, const QString &head,
                                                   const ScanLimits &limits);
+
+/**
+ * Reads the output of `git log -p -U0 --no-merges --format=%x00%H` (what collectGitRange()
+ * runs) into @p targets: one item per hunk of added lines, one Binary item per binary file.
+ * A hunk header it cannot read is an error naming the file and commit.
+ */
+[[nodiscard]] Result<void> readLogPatch(std::string_view log, const ScanLimits &limits, ScanTargets &targets);
+/// Reads `git log -p -U0 --cc --merges --format=%x00%H` output: the lines merges wrote themselves.
+[[nodiscard]] Result<void> readMergePatch(std::string_view log, const ScanLimits &limits, ScanTargets &targets);
 
 /// Every regular file below @p path (or @p path itself), .git directories skipped, symlinks not followed.
 [[nodiscard]] Result<ScanTargets> collectPath(const QString &path, const ScanLimits &limits);

@@ -4,6 +4,12 @@
 #include <hs/hs.h>
 #include <re2/re2.h>
 
+#include <QCryptographicHash>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QSaveFile>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -15,6 +21,11 @@
 #include <optional>
 #include <tuple>
 #include <unordered_map>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace Sluice::Security {
 
@@ -89,25 +100,33 @@ struct CompiledAllowlist {
         return commit || path;
     }
 
-    // gitleaks' checkFindingAllowed for one allowlist.
-    bool allowsFinding(const Fragment &fragment, std::string_view secret, std::string_view match, std::string_view line) const
+    // gitleaks' checkFindingAllowed for one allowlist. @p lineVerdict caches the regex test
+    // of a line target across the findings of one line (-1: not yet known): many matches on
+    // one long line must not each run the allowlist over the whole line.
+    bool allowsFinding(const Fragment &fragment, std::string_view secret, std::string_view match, std::string_view line,
+                       signed char &lineVerdict) const
     {
-        const std::string_view tested = target == Allowlist::Target::Match ? match
-                                        : target == Allowlist::Target::Line ? line
-                                                                             : secret;
+        auto testRegexes = [&]() {
+            if (target == Allowlist::Target::Line) {
+                if (lineVerdict < 0)
+                    lineVerdict = regexAllowed(line) ? 1 : 0;
+                return lineVerdict == 1;
+            }
+            return regexAllowed(target == Allowlist::Target::Match ? match : secret);
+        };
         // Every test is a pure function of its inputs: evaluated lazily, cheapest first.
         if (condition == Allowlist::Condition::And) {
             if (!commits.empty() && !commitAllowed(fragment.commit))
                 return false;
             if (!paths.empty() && !pathAllowed(fragment.path))
                 return false;
-            if (!regexes.empty() && !regexAllowed(tested))
+            if (!regexes.empty() && !testRegexes())
                 return false;
             if (!stopwords.empty() && !containsStopword(secret))
                 return false;
             return true;
         }
-        return regexAllowed(tested) || containsStopword(secret);
+        return (!regexes.empty() && testRegexes()) || containsStopword(secret);
     }
 };
 
@@ -433,6 +452,7 @@ struct SecretScanner::Data {
     // on fragments where such a rule is about to run in RE2: it bounds where RE2 searches.
     hs_database_t *refineDatabase = nullptr;
     std::vector<int> refineRule; // refinement index -> index in compiled
+    QStringList cachedDiagnostics;
 
     ~Data()
     {
@@ -472,6 +492,11 @@ std::vector<std::string> SecretScanner::prefilterPatterns() const
 }
 
 Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSet &rules)
+{
+    return compile(rules, CompileOptions());
+}
+
+Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSet &rules, const CompileOptions &options)
 {
     std::shared_ptr<SecretScanner> scanner(new SecretScanner());
     Data &data = *scanner->d;
@@ -534,6 +559,19 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
     // left out go in as caseless literals after them, so the same pass also answers gitleaks'
     // keyword prefilter for those rules (ASCII case folding, as the lower-cased search it
     // replaces).
+    // Everything below depends only on the rule regexes and keywords: a database built for
+    // the same ones before is loaded from the cache instead (checked, never trusted blindly).
+    QString cacheFile;
+    if (!options.cacheDirectory.isEmpty()) {
+        cacheFile = QDir(options.cacheDirectory).filePath(QStringLiteral("secretscan-%1.hsdb").arg(QString::fromLatin1(cacheKey(data).toHex())));
+        QString why;
+        if (loadCache(cacheFile, cacheKey(data), data, why)) {
+            scanner->m_diagnostics = data.cachedDiagnostics;
+            scanner->m_cacheStatus = QStringLiteral("loaded from %1").arg(cacheFile);
+            return std::shared_ptr<const SecretScanner>(std::move(scanner));
+        }
+        scanner->m_cacheStatus = why;
+    }
     data.keywordSlot.assign(data.keywords.size(), -1);
     std::vector<std::string> keywordPatterns;
     for (const std::string &k : data.keywords) {
@@ -719,7 +757,331 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                                                                      : QString()));
         entries.erase(entries.begin() + bad);
     }
+    if (!cacheFile.isEmpty()) {
+        data.cachedDiagnostics = scanner->m_diagnostics;
+        QString stored = storeCache(cacheFile, cacheKey(data), data);
+        scanner->m_cacheStatus = (scanner->m_cacheStatus.isEmpty() ? QString() : scanner->m_cacheStatus + QStringLiteral("; "))
+                                 + (stored.isEmpty() ? QStringLiteral("compiled, saved to %1").arg(cacheFile)
+                                                     : QStringLiteral("compiled, not saved: %1").arg(stored));
+    }
     return std::shared_ptr<const SecretScanner>(std::move(scanner));
+}
+
+namespace {
+
+// The on-disk cache of the Vectorscan side of a compiled rule set (ADR 0008):
+//   magic, format, key (32 bytes), then length-prefixed fields, then SHA-256 of all before.
+// A file that is short, corrupt, of another format, key, Vectorscan version or CPU, owned by
+// someone else or writable by others is not used: the rules are compiled again and the
+// file replaced.
+constexpr char CacheMagic[] = "SLUICE-SECRETSCAN\n";
+constexpr quint32 CacheFormat = 1;
+
+class CacheWriter
+{
+public:
+    void u64(quint64 v)
+    {
+        for (int i = 0; i < 8; ++i)
+            bytes.append(char((v >> (8 * i)) & 0xFF));
+    }
+    void i64(qint64 v) { u64(quint64(v)); }
+    void blob(const char *data, std::size_t size)
+    {
+        u64(size);
+        bytes.append(data, qsizetype(size));
+    }
+    void text(const std::string &s) { blob(s.data(), s.size()); }
+    void ints(const std::vector<int> &v)
+    {
+        u64(v.size());
+        for (int x : v)
+            i64(x);
+    }
+    QByteArray bytes;
+};
+
+class CacheReader
+{
+public:
+    explicit CacheReader(std::string_view data) : m_data(data) {}
+    bool ok() const { return m_ok; }
+    quint64 u64()
+    {
+        if (m_pos + 8 > m_data.size()) {
+            m_ok = false;
+            return 0;
+        }
+        quint64 v = 0;
+        for (int i = 0; i < 8; ++i)
+            v |= quint64(static_cast<unsigned char>(m_data[m_pos + i])) << (8 * i);
+        m_pos += 8;
+        return v;
+    }
+    qint64 i64() { return qint64(u64()); }
+    std::string_view blob()
+    {
+        const quint64 size = u64();
+        if (!m_ok || size > quint64(m_data.size() - m_pos)) {
+            m_ok = false;
+            return {};
+        }
+        const std::string_view out = m_data.substr(m_pos, std::size_t(size));
+        m_pos += std::size_t(size);
+        return out;
+    }
+    std::string text() { return std::string(blob()); }
+    std::vector<int> ints(std::size_t maxCount)
+    {
+        const quint64 count = u64();
+        std::vector<int> out;
+        if (!m_ok || count > maxCount) {
+            m_ok = false;
+            return out;
+        }
+        for (quint64 i = 0; i < count && m_ok; ++i) {
+            const qint64 v = i64();
+            if (v < INT_MIN || v > INT_MAX)
+                m_ok = false;
+            out.push_back(int(v));
+        }
+        return out;
+    }
+    bool atEnd() const { return m_pos == m_data.size(); }
+
+private:
+    std::string_view m_data;
+    std::size_t m_pos = 0;
+    bool m_ok = true;
+};
+
+QByteArray platformTag()
+{
+    hs_platform_info_t platform{};
+    hs_populate_platform(&platform);
+    return QByteArray(hs_version()) + '/' + QByteArray::number(platform.tune) + '/'
+           + QByteArray::number(qulonglong(platform.cpu_features));
+}
+
+} // namespace
+
+QString defaultScannerCacheDirectory()
+{
+    QByteArray base = qgetenv("XDG_CACHE_HOME");
+    if (base.isEmpty() || !QDir::isAbsolutePath(QFile::decodeName(base))) {
+        const QByteArray home = qgetenv("HOME");
+        if (home.isEmpty())
+            return {};
+        base = home + "/.cache";
+    }
+    return QDir(QFile::decodeName(base)).filePath(QStringLiteral("sluice"));
+}
+
+QByteArray SecretScanner::cacheKey(const Data &data)
+{
+    QCryptographicHash hash(QCryptographicHash::Sha256);
+    hash.addData(CacheMagic);
+    hash.addData(QByteArray::number(CacheFormat));
+    hash.addData(platformTag());
+    auto add = [&](const std::string &s) {
+        hash.addData(QByteArray::number(qulonglong(s.size())) + ':');
+        hash.addData(s.data(), int(s.size()));
+    };
+    for (const CompiledRule &c : data.compiled) {
+        add(c.rule->id); // named, with its origin, in the cached diagnostics
+        add(c.rule->origin.toStdString());
+        add(c.rule->regex);
+        add(c.rule->regex.empty() ? std::string() : std::string("r"));
+        hash.addData(QByteArray::number(qulonglong(c.keywordIds.size())));
+        for (int k : c.keywordIds)
+            hash.addData(QByteArray::number(k) + ',');
+    }
+    for (const std::string &k : data.keywords)
+        add(k);
+    return hash.result();
+}
+
+bool SecretScanner::loadCache(const QString &file, const QByteArray &key, Data &data, QString &why)
+{
+    const QByteArray name = QFile::encodeName(file);
+    const int fd = ::open(name.constData(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        why = errno == ENOENT ? QString() : QStringLiteral("cache %1 not readable: %2").arg(file, QString::fromLocal8Bit(std::strerror(errno)));
+        return false;
+    }
+    struct stat st {};
+    const bool trusted = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && !(st.st_mode & (S_IWGRP | S_IWOTH))
+                         && st.st_size > 0 && st.st_size < (qint64(256) << 20);
+    QByteArray bytes;
+    if (trusted) {
+        bytes.resize(qsizetype(st.st_size));
+        qint64 got = 0;
+        while (got < st.st_size) {
+            const ssize_t n = ::read(fd, bytes.data() + got, std::size_t(st.st_size - got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += n;
+        }
+        bytes.truncate(qsizetype(got));
+    }
+    ::close(fd);
+    auto refuse = [&](const QString &reason) {
+        why = QStringLiteral("cache %1 refused (%2)").arg(file, reason);
+        return false;
+    };
+    if (!trusted)
+        return refuse(QStringLiteral("not a regular file of this user, or writable by others"));
+    const qsizetype digestSize = 32;
+    if (bytes.size() < qsizetype(sizeof CacheMagic) + digestSize)
+        return refuse(QStringLiteral("too short"));
+    const QByteArray body = bytes.left(bytes.size() - digestSize);
+    if (QCryptographicHash::hash(body, QCryptographicHash::Sha256) != bytes.right(digestSize))
+        return refuse(QStringLiteral("checksum mismatch"));
+    if (!body.startsWith(CacheMagic))
+        return refuse(QStringLiteral("not a cache file"));
+    CacheReader in(std::string_view(body.constData(), std::size_t(body.size())).substr(std::strlen(CacheMagic)));
+    if (in.u64() != CacheFormat)
+        return refuse(QStringLiteral("another format"));
+    if (in.blob() != std::string_view(key.constData(), std::size_t(key.size())))
+        return refuse(QStringLiteral("built for other rules or another Vectorscan"));
+    const std::size_t rules = data.compiled.size();
+    const quint64 flagCount = in.u64();
+    std::vector<int> keywordSlot = in.ints(data.keywords.size());
+    std::vector<int> databaseRule = in.ints(rules);
+    std::vector<int> refineRule = in.ints(rules);
+    struct PerRule {
+        bool prefiltered, exact;
+        quint64 maxWidth, prefixWidth;
+        qint64 refine;
+        std::string suffix;
+    };
+    std::vector<PerRule> perRule;
+    if (in.u64() != rules)
+        return refuse(QStringLiteral("another number of rules"));
+    for (std::size_t i = 0; i < rules && in.ok(); ++i) {
+        PerRule r;
+        const quint64 flags = in.u64();
+        r.prefiltered = flags & 1;
+        r.exact = flags & 2;
+        r.maxWidth = in.u64();
+        r.prefixWidth = in.u64();
+        r.refine = in.i64();
+        r.suffix = in.text();
+        perRule.push_back(std::move(r));
+    }
+    QStringList diagnostics;
+    const quint64 diagnosticCount = in.u64();
+    for (quint64 i = 0; i < diagnosticCount && in.ok() && i < rules + 1; ++i)
+        diagnostics.append(QString::fromStdString(in.text()));
+    const std::string_view database = in.blob();
+    const std::string_view refineDatabase = in.blob();
+    if (!in.ok() || !in.atEnd() || diagnosticCount > rules + 1 || keywordSlot.size() != data.keywords.size())
+        return refuse(QStringLiteral("malformed"));
+    // Every index must point where the scanner will look.
+    if (flagCount < databaseRule.size() || flagCount > databaseRule.size() + data.keywords.size())
+        return refuse(QStringLiteral("malformed"));
+    for (int r : databaseRule) {
+        if (r < 0 || std::size_t(r) >= rules)
+            return refuse(QStringLiteral("malformed"));
+    }
+    for (int r : refineRule) {
+        if (r < 0 || std::size_t(r) >= rules)
+            return refuse(QStringLiteral("malformed"));
+    }
+    for (int slot : keywordSlot) {
+        if (slot < -1 || slot >= qint64(flagCount) || (slot >= 0 && std::size_t(slot) < databaseRule.size()))
+            return refuse(QStringLiteral("malformed"));
+    }
+    for (const PerRule &r : perRule) {
+        if (r.refine < -1 || r.refine >= qint64(refineRule.size()))
+            return refuse(QStringLiteral("malformed"));
+    }
+    hs_database_t *db = nullptr;
+    hs_database_t *refineDb = nullptr;
+    if (!database.empty() && hs_deserialize_database(database.data(), database.size(), &db) != HS_SUCCESS)
+        return refuse(QStringLiteral("Vectorscan cannot load its database"));
+    if (!refineDatabase.empty() && hs_deserialize_database(refineDatabase.data(), refineDatabase.size(), &refineDb) != HS_SUCCESS) {
+        if (db)
+            hs_free_database(db);
+        return refuse(QStringLiteral("Vectorscan cannot load its database"));
+    }
+    if ((db == nullptr) != databaseRule.empty()) {
+        if (db)
+            hs_free_database(db);
+        if (refineDb)
+            hs_free_database(refineDb);
+        return refuse(QStringLiteral("malformed"));
+    }
+    for (std::size_t i = 0; i < rules; ++i) {
+        CompiledRule &c = data.compiled[i];
+        c.prefiltered = perRule[i].prefiltered;
+        c.exact = perRule[i].exact;
+        c.maxWidth = std::size_t(perRule[i].maxWidth);
+        c.prefixWidth = std::size_t(perRule[i].prefixWidth);
+        c.refine = refineDb ? int(perRule[i].refine) : -1;
+        if (c.refine >= 0 && !perRule[i].suffix.empty()) {
+            c.suffix = compileRe2(perRule[i].suffix);
+            if (!c.suffix->ok()) {
+                c.suffix.reset();
+                c.prefixWidth = 0;
+            }
+        } else if (c.refine >= 0 && c.prefixWidth > 0) {
+            c.prefixWidth = 0; // a prefix without its suffix cannot be used
+        }
+    }
+    data.database = db;
+    data.refineDatabase = refineDb;
+    data.flagCount = std::size_t(flagCount);
+    data.keywordSlot = std::move(keywordSlot);
+    data.databaseRule = std::move(databaseRule);
+    data.refineRule = refineDb ? std::move(refineRule) : std::vector<int>();
+    for (int r : data.databaseRule)
+        data.databasePatterns.push_back(data.compiled[std::size_t(r)].rule->regex);
+    data.cachedDiagnostics = diagnostics;
+    return true;
+}
+
+QString SecretScanner::storeCache(const QString &file, const QByteArray &key, const Data &data)
+{
+    CacheWriter out;
+    out.bytes.append(CacheMagic);
+    out.u64(CacheFormat);
+    out.blob(key.constData(), std::size_t(key.size()));
+    out.u64(data.flagCount);
+    out.ints(data.keywordSlot);
+    out.ints(data.databaseRule);
+    out.ints(data.refineRule);
+    out.u64(data.compiled.size());
+    for (const CompiledRule &c : data.compiled) {
+        out.u64((c.prefiltered ? 1 : 0) | (c.exact ? 2 : 0));
+        out.u64(c.maxWidth);
+        out.u64(c.prefixWidth);
+        out.i64(c.refine);
+        out.text(c.suffix ? c.suffix->pattern() : std::string());
+    }
+    out.u64(quint64(data.cachedDiagnostics.size()));
+    for (const QString &d : data.cachedDiagnostics)
+        out.text(d.toStdString());
+    for (hs_database_t *db : {data.database, data.refineDatabase}) {
+        char *bytes = nullptr;
+        std::size_t length = 0;
+        if (db && hs_serialize_database(db, &bytes, &length) != HS_SUCCESS)
+            return QStringLiteral("Vectorscan cannot serialize its database");
+        out.blob(bytes, db ? length : 0);
+        std::free(bytes);
+    }
+    out.bytes.append(QCryptographicHash::hash(out.bytes, QCryptographicHash::Sha256));
+    if (!QDir().mkpath(QFileInfo(file).absolutePath()))
+        return QStringLiteral("cannot create %1").arg(QFileInfo(file).absolutePath());
+    // Written whole under another name, then renamed: a reader sees the old file or the new one.
+    QSaveFile save(file);
+    save.setDirectWriteFallback(false);
+    if (!save.open(QIODevice::WriteOnly) || save.write(out.bytes) != out.bytes.size()
+        || !save.setPermissions(QFileDevice::ReadOwner | QFileDevice::WriteOwner) || !save.commit())
+        return save.errorString();
+    return {};
 }
 
 std::unique_ptr<SecretScanner::Scratch> SecretScanner::makeScratch() const
@@ -848,9 +1210,25 @@ struct PendingFinding {
 
 } // namespace
 
+bool SecretScanner::skipsFragment(const Fragment &fragment) const
+{
+    return std::any_of(d->globals.begin(), d->globals.end(), [&](const CompiledAllowlist &a) { return a.allowsFragment(fragment); });
+}
+
 std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
 {
+    return scanFragment(fragment, scratch, options).findings;
+}
+
+FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
+{
     std::vector<PendingFinding> pending;
+    bool capped = false;
+    auto full = [&]() {
+        if (options.maxFindings > 0 && pending.size() >= options.maxFindings)
+            capped = true;
+        return capped;
+    };
     for (const CompiledAllowlist &a : d->globals) {
         if (a.allowsFragment(fragment))
             return {};
@@ -947,7 +1325,7 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         }
     };
 
-    for (std::size_t i = 0; i < d->compiled.size(); ++i) {
+    for (std::size_t i = 0; i < d->compiled.size() && !full(); ++i) {
         if (!candidate[i])
             continue;
         const CompiledRule &c = d->compiled[i];
@@ -993,16 +1371,29 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
                              && (c.prefixWidth == 0 || !scratch.m_prefixEnds[r].empty());
         const std::size_t searchTo = bounded ? std::min(std::size_t(scratch.m_lastEnd[r]), text.size()) : text.size();
         std::size_t nextPrefixEnd = 0;
-        while (pos <= text.size()) {
+        // The line of the last match, and what was learnt about it: matches come in order and
+        // many may share one long line, so its bounds, its allow marker and the line
+        // allowlists are looked at once per line, not once per match (which was quadratic).
+        std::size_t newlineCursor = 0;                          // text before it has been looked at...
+        std::size_t lastNewline = std::string_view::npos;       // ...and its last '\n' is here
+        std::size_t nextNewlineFrom = 1, nextNewline = 0;       // the first '\n' at or after nextNewlineFrom
+        std::size_t lineStart = std::string_view::npos;
+        std::size_t lineEnd = 0; // position of its '\n', or the end of the text
+        bool lineAllowMarker = false;
+        std::vector<signed char> &globalLineVerdicts = scratch.m_globalLineVerdicts;
+        std::vector<signed char> &ruleLineVerdicts = scratch.m_ruleLineVerdicts;
+        while (pos <= text.size() && !full()) {
             std::size_t from = pos;
             if (bounded) {
                 if (pos > searchTo)
                     break;
                 if (c.prefixWidth > 0) {
                     const std::vector<unsigned long long> &ends = scratch.m_prefixEnds[r];
+                    // No match of the rule ends past searchTo, so neither does a suffix match
+                    // that is part of one (the text beyond stays context for $ and \b).
                     while (nextPrefixEnd < ends.size()
                            && (ends[nextPrefixEnd] < pos
-                               || !c.suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), text.size(), RE2::ANCHOR_START, nullptr, 0)))
+                               || !c.suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), searchTo, RE2::ANCHOR_START, nullptr, 0)))
                         ++nextPrefixEnd;
                     if (nextPrefixEnd == ends.size())
                         break;
@@ -1038,13 +1429,32 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
                 linesBefore += int(std::count(text.begin() + std::ptrdiff_t(lineCountedTo), text.begin() + std::ptrdiff_t(start), '\n'));
                 lineCountedTo = start;
             }
-            const std::size_t lineStart = start == 0 ? 0 : (text.rfind('\n', start - 1) == std::string_view::npos
-                                                                  ? 0 : text.rfind('\n', start - 1) + 1);
-            std::size_t lineEnd = text.find('\n', end);
-            if (lineEnd == std::string_view::npos)
-                lineEnd = text.size();
+            // Matches only move forward, so the text is walked once per rule: the last '\n'
+            // before the match's start, and the first at or after its end.
+            for (std::size_t at = newlineCursor; at < start;) {
+                const void *hit = std::memchr(text.data() + at, '\n', start - at);
+                if (!hit)
+                    break;
+                lastNewline = std::size_t(static_cast<const char *>(hit) - text.data());
+                at = lastNewline + 1;
+            }
+            newlineCursor = std::max(newlineCursor, start);
+            const std::size_t thisLineStart = lastNewline == std::string_view::npos ? 0 : lastNewline + 1;
+            if (end < nextNewlineFrom || end > nextNewline) {
+                const std::size_t newline = text.find('\n', end);
+                nextNewline = newline == std::string_view::npos ? text.size() : newline;
+                nextNewlineFrom = end;
+            }
+            if (thisLineStart != lineStart || nextNewline != lineEnd) {
+                lineStart = thisLineStart;
+                lineEnd = nextNewline;
+                const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
+                lineAllowMarker = options.honorAllowMarker && line.find(AllowMarker) != std::string_view::npos;
+                globalLineVerdicts.assign(d->globals.size(), -1);
+                ruleLineVerdicts.assign(c.allowlists.size(), -1);
+            }
             const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
-            if (options.honorAllowMarker && line.find(AllowMarker) != std::string_view::npos)
+            if (lineAllowMarker)
                 continue;
 
             // The secret: the regex again on the match alone; the chosen or first non-empty group.
@@ -1069,14 +1479,10 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
             if (c.rule->entropy != 0 && entropy <= c.rule->entropy)
                 continue;
             bool allowed = false;
-            for (const CompiledAllowlist &a : d->globals) {
-                if (a.allowsFinding(fragment, secret, match, line)) {
-                    allowed = true;
-                    break;
-                }
-            }
+            for (std::size_t k = 0; !allowed && k < d->globals.size(); ++k)
+                allowed = d->globals[k].allowsFinding(fragment, secret, match, line, globalLineVerdicts[k]);
             for (std::size_t k = 0; !allowed && k < c.allowlists.size(); ++k)
-                allowed = c.allowlists[k].allowsFinding(fragment, secret, match, line);
+                allowed = c.allowlists[k].allowsFinding(fragment, secret, match, line, ruleLineVerdicts[k]);
             if (allowed)
                 continue;
 
@@ -1097,14 +1503,26 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
         }
     }
 
+    // gitleaks' dedupe: a generic finding goes when a specific one on its line holds its
+    // secret. Only the specific findings of the same line are compared (looking through all of
+    // them for each generic one was quadratic in the findings of a fragment).
+    std::unordered_map<int, std::vector<const PendingFinding *>> specificByLine;
+    if (options.dedupeGeneric) {
+        for (const PendingFinding &p : pending) {
+            if (!p.generic)
+                specificByLine[p.finding.line].push_back(&p);
+        }
+    }
     std::vector<SecretFinding> out;
     out.reserve(pending.size());
     for (const PendingFinding &p : pending) {
         if (options.dedupeGeneric && p.generic) {
-            const bool covered = std::any_of(pending.begin(), pending.end(), [&](const PendingFinding &other) {
-                return !other.generic && other.finding.line == p.finding.line && other.finding.ruleId != p.finding.ruleId
-                       && other.secret.find(p.secret) != std::string::npos;
-            });
+            const auto sameLine = specificByLine.find(p.finding.line);
+            const bool covered = sameLine != specificByLine.end()
+                                 && std::any_of(sameLine->second.begin(), sameLine->second.end(), [&](const PendingFinding *other) {
+                                        return other->finding.ruleId != p.finding.ruleId
+                                               && other->secret.find(p.secret) != std::string::npos;
+                                    });
             if (covered)
                 continue;
         }
@@ -1119,7 +1537,7 @@ std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch
     std::sort(out.begin(), out.end(), [](const SecretFinding &a, const SecretFinding &b) {
         return std::tie(a.line, a.column, a.ruleId) < std::tie(b.line, b.column, b.ruleId);
     });
-    return out;
+    return FragmentScan{std::move(out), capped};
 }
 
 } // namespace Sluice::Security

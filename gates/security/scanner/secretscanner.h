@@ -13,6 +13,7 @@
 
 #include <sluice/error.h>
 
+#include <QString>
 #include <QStringList>
 
 #include <memory>
@@ -52,7 +53,32 @@ struct ScanOptions {
     /// findings, faster); false: RE2 searches the rest of the fragment from the first
     /// possible start (for tests that compare the two).
     bool boundSearch = true;
+    /// Findings kept per fragment; 0: all. A fragment with more stops being scanned there
+    /// (FragmentScan::capped): past some point more of them tell nobody anything, and an
+    /// author could otherwise make the report (and the generic dedupe) as big as they like.
+    std::size_t maxFindings = 0;
 };
+
+/// What SecretScanner::scanFragment() found in one fragment.
+struct FragmentScan {
+    std::vector<SecretFinding> findings;
+    bool capped = false; ///< ScanOptions::maxFindings was reached: there may be more.
+};
+
+/// How SecretScanner::compile() builds the scanner.
+struct CompileOptions {
+    /**
+     * Directory of the compiled-database cache: the Vectorscan databases (the slow part of
+     * compiling, about 0.6 s for the default rules) are kept there, keyed by a hash of the
+     * rule regexes and keywords, the Vectorscan version and the CPU. Empty: no cache. A
+     * cache file that fails any check is ignored and rewritten; a cache that cannot be
+     * written is only a slower start.
+     */
+    QString cacheDirectory;
+};
+
+/// $XDG_CACHE_HOME/sluice, else $HOME/.cache/sluice; empty when neither is set.
+[[nodiscard]] QString defaultScannerCacheDirectory();
 
 /// Shannon entropy as gitleaks computes it: counts per code point, divided by the byte length.
 [[nodiscard]] double shannonEntropy(std::string_view text);
@@ -75,15 +101,26 @@ public:
      * diagnostics().
      */
     [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules);
+    /// As compile(@p rules), with the database cache of @p options.
+    [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options);
 
     /// Per-thread working memory.
     [[nodiscard]] std::unique_ptr<Scratch> makeScratch() const;
     /// Findings in @p fragment, in order of position.
     [[nodiscard]] std::vector<SecretFinding> scan(const Fragment &fragment, Scratch &scratch,
                                                   const ScanOptions &options = {}) const;
+    /// As scan(), and whether ScanOptions::maxFindings cut it short.
+    [[nodiscard]] FragmentScan scanFragment(const Fragment &fragment, Scratch &scratch, const ScanOptions &options = {}) const;
+
+    /// True when a global allowlist skips @p fragment whole, by its path or commit (gitleaks
+    /// never scans such a file: fonts, images, lock files in the default rules).
+    [[nodiscard]] bool skipsFragment(const Fragment &fragment) const;
 
     /// Rules that are not in the Vectorscan database, and why.
     [[nodiscard]] const QStringList &diagnostics() const { return m_diagnostics; }
+    /// What the database cache did ("loaded from FILE", "compiled, saved to FILE", why a file
+    /// was refused); empty without a cache directory.
+    [[nodiscard]] const QString &cacheStatus() const { return m_cacheStatus; }
     [[nodiscard]] int ruleCount() const;
     /// Rules whose regex runs in the Vectorscan prefilter.
     [[nodiscard]] int prefilteredRuleCount() const;
@@ -93,8 +130,12 @@ public:
 private:
     SecretScanner();
     struct Data;
+    [[nodiscard]] static QByteArray cacheKey(const Data &data);
+    [[nodiscard]] static bool loadCache(const QString &file, const QByteArray &key, Data &data, QString &why);
+    [[nodiscard]] static QString storeCache(const QString &file, const QByteArray &key, const Data &data);
     std::unique_ptr<Data> d;
     QStringList m_diagnostics;
+    QString m_cacheStatus;
 };
 
 /// Working memory of one thread; made by SecretScanner::makeScratch().
@@ -120,6 +161,9 @@ private:
     std::vector<char> m_refineSeen;
     std::vector<unsigned long long> m_lastEnd;
     std::vector<std::vector<unsigned long long>> m_prefixEnds;
+    // Line-target allowlist verdicts of the current line (-1: not tested yet).
+    std::vector<signed char> m_globalLineVerdicts;
+    std::vector<signed char> m_ruleLineVerdicts;
 };
 
 } // namespace Sluice::Security

@@ -19,6 +19,8 @@
 
 namespace Sluice::Security {
 
+struct TomlEntry;
+
 /// One TOML value with the line it was defined on.
 struct TomlValue {
     enum class Kind { String, Integer, Float, Boolean, Array, Table };
@@ -31,7 +33,7 @@ struct TomlValue {
     bool boolean = false;
     std::vector<TomlValue> items; ///< Array elements.
     /// Table entries in file order: lower-cased key, value. Spelling kept in `spelling`.
-    std::vector<std::pair<std::string, TomlValue>> entries;
+    std::vector<TomlEntry> entries;
     std::string spelling;    ///< The key as written (for messages).
     bool definedByHeader = false;  ///< Table defined by a [header] (not implicitly).
     bool arrayOfTables = false;    ///< Array created by [[header]].
@@ -40,6 +42,13 @@ struct TomlValue {
     [[nodiscard]] const TomlValue *find(const std::string &lowerKey) const;
     TomlValue *find(const std::string &lowerKey);
     [[nodiscard]] static const char *kindName(Kind kind);
+};
+
+/// One entry of a table: its lower-cased key and its value. (A struct, not a std::pair: a
+/// pair of a type still being defined is refused by clang's standard library checks.)
+struct TomlEntry {
+    std::string first;
+    TomlValue second;
 };
 
 /// Parses @p content; errors read "FILE:LINE: message".

@@ -93,6 +93,11 @@ private Q_SLOTS:
     void threadsGiveTheSameFindings();
     void boundedSearchGivesTheSameFindings();
     void corpus();
+    void longLinesKeepLineSemantics();
+    void utf16Detection_data();
+    void utf16Detection();
+    void diffReadersRefuseMalformedText_data();
+    void diffReadersRefuseMalformedText();
 
 private:
     std::shared_ptr<const SecretScanner> m_default;
@@ -596,6 +601,104 @@ void tst_SecretScanner::corpus()
                  .arg(QString::number(tp + fn ? double(tp) / (tp + fn) : 0, 'f', 3), 8);
     qInfo().noquote() << table;
     QVERIFY2(wrong.isEmpty(), qPrintable(QStringLiteral("%1 label(s) do not hold:\n").arg(wrong.size()) + wrong.join(QLatin1Char('\n'))));
+}
+
+// One line holding thousands of matches (the issue's quadratic case, and what a minified file
+// looks like): every match found where it is, the line's allow marker and the line
+// allowlists judged for the whole line, as on a short line.
+void tst_SecretScanner::longLinesKeepLineSemantics()
+{
+    QVERIFY(m_default);
+    const std::string unit = "x = \"" + awsKey() + "\"; ";
+    std::string line;
+    for (int i = 0; i < 3000; ++i)
+        line += unit;
+    const std::string text = line + "\n" + line + " # gitleaks:allow\n" + line + "\n";
+    Fragment fragment;
+    fragment.text = text;
+    fragment.path = "min.js";
+    auto scratch = m_default->makeScratch();
+    const FragmentScan all = m_default->scanFragment(fragment, *scratch);
+    QVERIFY(!all.capped);
+    QCOMPARE(int(all.findings.size()), 6000);
+    for (int i = 0; i < 6000; ++i) {
+        const SecretFinding &f = all.findings[std::size_t(i)];
+        QCOMPARE(f.ruleId, std::string("aws-access-token"));
+        QCOMPARE(f.line, i < 3000 ? 1 : 3); // line 2 carries the allow marker
+        QCOMPARE(f.column, int((i % 3000) * unit.size()) + 6);
+    }
+
+    // A cap stops the fragment there, and says so.
+    ScanOptions capped;
+    capped.maxFindings = 100;
+    const FragmentScan some = m_default->scanFragment(fragment, *scratch, capped);
+    QVERIFY(some.capped);
+    QCOMPARE(int(some.findings.size()), 100);
+    QCOMPARE(some.findings.back().column, 99 * int(unit.size()) + 6);
+}
+
+void tst_SecretScanner::utf16Detection_data()
+{
+    QTest::addColumn<QByteArray>("bytes");
+    QTest::addColumn<bool>("text");
+    QTest::addColumn<QString>("decoded");
+    auto encode = [](const QString &s, bool bigEndian, bool bom) {
+        QByteArray out = bom ? (bigEndian ? QByteArray("\xFE\xFF") : QByteArray("\xFF\xFE")) : QByteArray();
+        for (QChar c : s) {
+            const char hi = char(c.unicode() >> 8), lo = char(c.unicode() & 0xFF);
+            out += bigEndian ? QByteArray(1, hi) + lo : QByteArray(1, lo) + hi;
+        }
+        return out;
+    };
+    const QString sample = QStringLiteral("key = \"v\u00e9rit\u00e9\"\nsecond line\n");
+    QTest::newRow("LE with BOM") << encode(sample, false, true) << true << sample;
+    QTest::newRow("BE with BOM") << encode(sample, true, true) << true << sample;
+    QTest::newRow("LE without BOM") << encode(sample, false, false) << true << sample;
+    QTest::newRow("BE without BOM") << encode(sample, true, false) << true << sample;
+    QTest::newRow("leading NUL, then ASCII") << QByteArray("\0key = value\n", 13) << false << QString();
+    QTest::newRow("binary") << QByteArray("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0", 20) << false << QString();
+    QTest::newRow("NUL code unit") << encode(QStringLiteral("ab"), false, true) + QByteArray(2, '\0') + encode(QStringLiteral("cd"), false, false)
+                                   << false << QString();
+    QTest::newRow("one byte") << QByteArray(1, '\0') << false << QString();
+}
+
+void tst_SecretScanner::utf16Detection()
+{
+    QFETCH(QByteArray, bytes);
+    QFETCH(bool, text);
+    QFETCH(QString, decoded);
+    const auto result = decodeUtf16Text(std::string_view(bytes.constData(), std::size_t(bytes.size())));
+    QCOMPARE(result.has_value(), text);
+    if (text)
+        QCOMPARE(QString::fromStdString(*result), decoded);
+}
+
+// Found by fuzz_diff_reader: a combined-diff line of nothing but '@' made the merge reader
+// size a string by npos and throw std::length_error out of the scan. Malformed diff text is
+// an error naming the file, never a crash.
+void tst_SecretScanner::diffReadersRefuseMalformedText_data()
+{
+    QTest::addColumn<QByteArray>("log");
+    QTest::addColumn<bool>("merge");
+    const QByteArray commit = QByteArray(1, '\0') + "0123456789abcdef0123456789abcdef01234567\n";
+    QTest::newRow("bare @@@") << commit + "diff --cc a.txt\n--- a/a.txt\n+++ b/a.txt\n@@@\n" << true;
+    QTest::newRow("@@@@@@ only") << commit + "diff --cc a.txt\n+++ b/a.txt\n@@@@@@\n+x\n" << true;
+    QTest::newRow("merge header, no ranges") << commit + "diff --cc a.txt\n+++ b/a.txt\n@@@ -x +y @@@\n" << true;
+    QTest::newRow("hunk header, no ranges") << commit + "diff --git a/a b/a\n+++ b/a\n@@ -1 @@\n+x\n" << false;
+    QTest::newRow("hunk header, huge numbers") << commit + "diff --git a/a b/a\n+++ b/a\n@@ -99999999999999999999 +1,1 @@\n+x\n" << false;
+    QTest::newRow("Binary files, cut short") << commit + "diff --git a/a b/a\nBinary files a\n" << false;
+}
+
+void tst_SecretScanner::diffReadersRefuseMalformedText()
+{
+    QFETCH(QByteArray, log);
+    QFETCH(bool, merge);
+    ScanTargets targets;
+    const std::string_view text(log.constData(), std::size_t(log.size()));
+    const Result<void> read = merge ? readMergePatch(text, ScanLimits(), targets) : readLogPatch(text, ScanLimits(), targets);
+    if (!read)
+        QVERIFY2(read.error().message.contains(QLatin1String("a.txt")) || read.error().message.contains(QLatin1String("hunk header")),
+                 qPrintable(read.error().message));
 }
 
 QTEST_GUILESS_MAIN(tst_SecretScanner)

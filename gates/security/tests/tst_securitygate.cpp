@@ -70,6 +70,7 @@ private Q_SLOTS:
     void projectRulesComeFromTarget();
     void ignoreFileAndInlineMarker();
     void binaryFilesSkipped();
+    void unscannableAndUtf16Files();
     void secretsBlockOff();
     void largeFilesBounded();
     void scannerErrorsAreErrors_data();
@@ -359,11 +360,70 @@ void tst_SecurityGate::binaryFilesSkipped()
     QVERIFY(m_repo->write(QStringLiteral("keys/client.p12"), QByteArray("\x30\x82\x01\0", 4)));
     QVERIFY(m_repo->commitAll(QStringLiteral("binary")));
     const Evaluation e = evaluate("{}");
-    // Binary content is not scanned, but the path rule for PKCS#12 files still applies.
+    // Binary content is not scanned, but the path rule for PKCS#12 files still applies; each
+    // unread file is a warning (unscannable: warn, the default), except one the rules skip
+    // by its path anyway (the default global allowlist has *.bin, images, fonts).
     QCOMPARE(GateVerdict::resultName(e.verdict.result()), QStringLiteral("fail"));
-    QCOMPARE(e.verdict.findings().size(), 1);
-    QCOMPARE(e.verdict.findings()[0].rule, QStringLiteral("pkcs12-file"));
-    QVERIFY(e.report.contains(QLatin1String("- blob.bin: binary")));
+    QStringList findings;
+    for (const Finding &f : e.verdict.findings())
+        findings.append(QStringLiteral("%1 %2 %3").arg(f.rule, f.file, f.severity));
+    findings.sort();
+    QCOMPARE(findings, QStringList({QStringLiteral("pkcs12-file keys/client.p12 blocking"),
+                                    QStringLiteral("unscannable keys/client.p12 warning")}));
+    QVERIFY(e.report.contains(QLatin1String("- keys/client.p12: binary, not scanned for secrets")));
+    QVERIFY(!e.report.contains(QLatin1String("- blob.bin: binary")));
+    QCOMPARE(e.verdict.evidence().value(QLatin1String("unscannable")).toInt(), 1);
+}
+
+// The bypass: a secret behind a leading NUL, or in UTF-16, passed as "0 secrets".
+// UTF-16 (with or without a byte order mark, either byte order) is decoded and scanned, only
+// its added lines; what stays unreadable is named, and fails with unscannable: fail.
+void tst_SecurityGate::unscannableAndUtf16Files()
+{
+    auto utf16 = [](const QByteArray &text, bool bigEndian, bool bom) {
+        QByteArray out = bom ? (bigEndian ? QByteArray("\xFE\xFF") : QByteArray("\xFF\xFE")) : QByteArray();
+        for (char c : text)
+            out += bigEndian ? QByteArray(1, '\0') + c : QByteArray(1, c) + QByteArray(1, '\0');
+        return out;
+    };
+    QVERIFY(m_repo->init());
+    QVERIFY(m_repo->write(QStringLiteral("old.ini"), utf16("[aws]\nkey = " + awsKey() + "\n", false, true)));
+    QVERIFY(m_repo->commitAll(QStringLiteral("an old secret on the target")));
+    QVERIFY(m_repo->checkout(QStringLiteral("task"), true));
+    QVERIFY(m_repo->write(QStringLiteral("old.ini"), utf16("[aws]\nkey = " + awsKey() + "\nregion = eu\ntoken = " + githubPat() + "\n", false, true)));
+    QVERIFY(m_repo->write(QStringLiteral("le.txt"), utf16("line one\npat " + githubPat() + "\n", false, false)));
+    QVERIFY(m_repo->write(QStringLiteral("be.txt"), utf16("x\ny\nkey " + awsKey() + "\n", true, true)));
+    QVERIFY(m_repo->write(QStringLiteral("nul.txt"), QByteArray(1, '\0') + "key = " + awsKey() + "\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("hidden secrets")));
+
+    const Evaluation warn = evaluate("{}");
+    QCOMPARE(GateVerdict::resultName(warn.verdict.result()), QStringLiteral("fail"));
+    QStringList found;
+    for (const Finding &f : warn.verdict.findings())
+        found.append(QStringLiteral("%1 %2:%3 %4").arg(f.rule, f.file).arg(f.line).arg(f.severity));
+    found.sort();
+    // old.ini: only the added token line (4), not the key the target already had.
+    QCOMPARE(found, QStringList({QStringLiteral("aws-access-token be.txt:3 blocking"),
+                                 QStringLiteral("github-pat le.txt:2 blocking"),
+                                 QStringLiteral("github-pat old.ini:4 blocking"),
+                                 QStringLiteral("unscannable nul.txt:0 warning")}));
+    QVERIFY(warn.report.contains(QLatin1String("- nul.txt: binary, not scanned for secrets")));
+    QVERIFY(warn.report.contains(QLatin1String("- le.txt: UTF-16, scanned after decoding")));
+    QVERIFY(!warn.report.contains(QString::fromLatin1(awsKey().mid(4))));
+
+    // With only the NUL file on the branch, warn passes (saying so) and fail fails.
+    QVERIFY(m_repo->checkout(QStringLiteral("main")));
+    QVERIFY(m_repo->checkout(QStringLiteral("only-nul"), true));
+    QVERIFY(m_repo->write(QStringLiteral("nul.txt"), QByteArray(1, '\0') + "key = " + awsKey() + "\n"));
+    QVERIFY(m_repo->commitAll(QStringLiteral("hidden")));
+    const Evaluation passed = evaluate("{}");
+    QCOMPARE(GateVerdict::resultName(passed.verdict.result()), QStringLiteral("pass"));
+    QVERIFY2(passed.verdict.reason().contains(QLatin1String("1 file(s) not scanned (binary): nul.txt")), qPrintable(passed.verdict.reason()));
+    const Evaluation failed = evaluate("unscannable: fail\n");
+    QCOMPARE(GateVerdict::resultName(failed.verdict.result()), QStringLiteral("fail"));
+    QVERIFY2(failed.verdict.reason().contains(QLatin1String("1 file(s) cannot be scanned for secrets (unscannable: fail): nul.txt")),
+             qPrintable(failed.verdict.reason()));
+    QCOMPARE(failed.verdict.findings().first().severity, QStringLiteral("blocking"));
 }
 
 void tst_SecurityGate::secretsBlockOff()

@@ -18,11 +18,21 @@ struct Run {
     QByteArray err;
 };
 
+// The compiled-rules cache of every run goes here, not into the user's ~/.cache.
+QTemporaryDir &cacheHome()
+{
+    static QTemporaryDir dir;
+    return dir;
+}
+
 Run sluice(const QStringList &args, const QString &cwd = QString())
 {
     QProcess p;
     if (!cwd.isEmpty())
         p.setWorkingDirectory(cwd);
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("XDG_CACHE_HOME"), cacheHome().path());
+    p.setProcessEnvironment(env);
     p.start(QStringLiteral(SLUICE_EXECUTABLE), QStringList{QStringLiteral("scan")} + args);
     Run r;
     if (!p.waitForFinished(60000))
@@ -41,6 +51,8 @@ private Q_SLOTS:
     void pathExitCodes();
     void gitRange();
     void errors();
+    void unreadableFilesAreNamed();
+    void compiledRulesCache();
 };
 
 void tst_SecurityScanCli::pathExitCodes()
@@ -106,6 +118,83 @@ void tst_SecurityScanCli::errors()
     const Run r = sluice({QStringLiteral("--rules"), files.path() + QStringLiteral("/bad.toml"), files.path()});
     QCOMPARE(r.exitCode, 2);
     QVERIFY2(r.err.contains("bad.toml:1: rule 'x': key 'regex' does not compile in RE2"), r.err.constData());
+}
+
+// A file that starts with a NUL is not read (binary), and says so in the text output too;
+// a UTF-16 file is decoded and scanned.
+void tst_SecurityScanCli::unreadableFilesAreNamed()
+{
+    QTemporaryDir dir;
+    GitRepo files(dir.filePath(QStringLiteral("tree")));
+    QVERIFY(files.write(QStringLiteral("hidden.txt"), QByteArray(1, '\0') + "key = " + awsKey() + "\n"));
+    Run r = sluice({files.path()});
+    QCOMPARE(r.exitCode, 0);
+    QVERIFY2(r.err.contains("warning: hidden.txt: binary, not scanned for secrets"), r.err.constData());
+    QVERIFY(r.err.contains("1 file(s) not scanned (binary)"));
+
+    QByteArray utf16 = "\xFF\xFE";
+    for (char c : QByteArray("# settings\nkey = " + awsKey() + "\n"))
+        utf16 += QByteArray(1, c) + QByteArray(1, '\0');
+    QVERIFY(files.write(QStringLiteral("settings.ini"), utf16));
+    r = sluice({files.path()});
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(r.out.startsWith("settings.ini:2: [aws-access-token] AKIA*****"), r.out.constData());
+    QVERIFY(r.err.contains("note: settings.ini: UTF-16, scanned after decoding"));
+    r = sluice({QStringLiteral("--json"), files.path()});
+    const QJsonObject json = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(json.value(QLatin1String("binarySkipped")).toArray(), QJsonArray{QStringLiteral("hidden.txt")});
+    QCOMPARE(json.value(QLatin1String("decoded")).toArray(), QJsonArray{QStringLiteral("settings.ini")});
+}
+
+// The Vectorscan database is cached by the rules' hash: compiled once, then loaded; a file
+// that fails its checks is compiled again and replaced, never used.
+void tst_SecurityScanCli::compiledRulesCache()
+{
+    QTemporaryDir dir;
+    GitRepo files(dir.filePath(QStringLiteral("tree")));
+    QVERIFY(files.write(QStringLiteral("a.txt"), "key = " + awsKey() + "\n"));
+    QVERIFY(files.write(QStringLiteral("../rules.toml"), "[[rules]]\nid = 'aws'\nregex = '''AKIA[A-Z2-7]{16}'''\nkeywords = ['akia']\n"));
+    const QStringList args{QStringLiteral("--json"), QStringLiteral("--rules"), dir.filePath(QStringLiteral("rules.toml")), files.path()};
+    auto cache = [](const Run &run) { return QJsonDocument::fromJson(run.out).object().value(QLatin1String("cache")).toString(); };
+    auto findings = [](const Run &run) { return QJsonDocument::fromJson(run.out).object().value(QLatin1String("findings")).toArray().size(); };
+
+    const Run first = sluice(args);
+    QCOMPARE(first.exitCode, 1);
+    QVERIFY2(cache(first).startsWith(QLatin1String("compiled, saved to ") + cacheHome().path() + QLatin1String("/sluice/secretscan-")),
+             qPrintable(cache(first)));
+    const QString file = cache(first).mid(QStringLiteral("compiled, saved to ").size());
+    QVERIFY(QFileInfo(file).isFile());
+    QCOMPARE(QFileInfo(file).permissions() & (QFileDevice::WriteGroup | QFileDevice::WriteOther), QFileDevice::Permissions());
+
+    const Run second = sluice(args);
+    QCOMPARE(cache(second), QStringLiteral("loaded from %1").arg(file));
+    QCOMPARE(findings(second), 1);
+
+    // One byte flipped in the middle: refused, compiled again, rewritten, same findings.
+    QFile f(file);
+    QVERIFY(f.open(QIODevice::ReadWrite));
+    QByteArray bytes = f.readAll();
+    bytes[bytes.size() / 2] = char(bytes[bytes.size() / 2] ^ 0x40);
+    QVERIFY(f.seek(0) && f.write(bytes) == bytes.size());
+    f.close();
+    const Run corrupt = sluice(args);
+    QVERIFY2(cache(corrupt).contains(QLatin1String("refused (checksum mismatch); compiled, saved to")), qPrintable(cache(corrupt)));
+    QCOMPARE(findings(corrupt), 1);
+    QCOMPARE(cache(sluice(args)), QStringLiteral("loaded from %1").arg(file));
+
+    // Cut short, or writable by others: refused as well.
+    QVERIFY(f.resize(100));
+    QVERIFY2(cache(sluice(args)).contains(QLatin1String("refused (checksum mismatch)")), "short file");
+    QVERIFY(QFile::setPermissions(file, QFileInfo(file).permissions() | QFileDevice::WriteOther));
+    QVERIFY(cache(sluice(args)).contains(QLatin1String("refused (not a regular file of this user, or writable by others)")));
+    QVERIFY(QFile::remove(file));
+
+    // Other rules, another file; --no-cache touches none.
+    QVERIFY(files.write(QStringLiteral("../rules.toml"), "[[rules]]\nid = 'aws2'\nkeywords = ['akia']\nregex = '''AKIA[A-Z2-7]{16}'''\n"));
+    const Run other = sluice(args);
+    QVERIFY2(cache(other).startsWith(QLatin1String("compiled, saved to ")), other.out.left(300).constData());
+    QVERIFY(cache(other) != QStringLiteral("compiled, saved to ") + file);
+    QCOMPARE(cache(sluice(QStringList{QStringLiteral("--no-cache")} + args)), QString());
 }
 
 QTEST_GUILESS_MAIN(tst_SecurityScanCli)

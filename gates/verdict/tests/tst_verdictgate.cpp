@@ -8,6 +8,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QLoggingCategory>
 #include <QPluginLoader>
 #include <QSignalSpy>
@@ -85,6 +86,8 @@ private Q_SLOTS:
     void evaluate_data();
     void evaluate();
     void evidence();
+    void findingsAreHandedOn_data();
+    void findingsAreHandedOn();
     void runOutlivesGate();
     void refusedSettings_data();
     void refusedSettings();
@@ -534,6 +537,75 @@ void tst_VerdictGate::evidence()
     QCOMPARE(read.at(1).toObject().value(QLatin1String("file")).toString(), QStringLiteral("reviews/b.md"));
     QCOMPARE(read.at(1).toObject().value(QLatin1String("values")).toArray(),
              QJsonArray({QStringLiteral("PASS")}));
+}
+
+void tst_VerdictGate::findingsAreHandedOn_data()
+{
+    // The prose below a failing artifact's front matter goes to the evidence's "feedback"
+    // (the engine puts it into the agent's next task), capped; nothing for a passing one.
+    QTest::addColumn<QVariantMap>("files");
+    QTest::addColumn<QString>("expected");  // "file=text" per handed-on document, joined by "|"
+    QTest::addColumn<bool>("cut");
+
+    QTest::newRow("changes requested: the prose, not the front matter")
+        << filesWith({{"reviews/a.md", "---\nverdict: REQUEST_CHANGES\nnotes: 2\n---\nRename foo.\n\n- the test misses the empty case\n"}})
+        << QStringLiteral("reviews/a.md=Rename foo.\n\n- the test misses the empty case") << false;
+    QTest::newRow("approved: nothing handed on")
+        << filesWith({{"reviews/a.md", "---\nverdict: APPROVED\n---\nLooks good.\n"}}) << QString() << false;
+    QTest::newRow("of two files only the one that failed")
+        << filesWith({{"reviews/a.md", "---\nverdict: APPROVED\n---\nFine by me.\n"},
+                      {"reviews/b.md", "---\nverdict: REJECTED\n---\nNot like this.\n"}})
+        << QStringLiteral("reviews/b.md=Not like this.") << false;
+    QTest::newRow("failing without prose: nothing to hand on")
+        << filesWith({{"reviews/a.md", "---\nverdict: REJECTED\n---\n\n"}}) << QString() << false;
+    QTest::newRow("key missing: the prose still goes")
+        << filesWith({{"reviews/a.md", "---\nstatus: done\n---\nI could not decide.\n"}})
+        << QStringLiteral("reviews/a.md=I could not decide.") << false;
+    QByteArray longReview = "---\nverdict: REQUEST_CHANGES\n---\n";
+    for (int i = 0; i < 2000; ++i)
+        longReview += "Finding number " + QByteArray::number(i) + " of a very long review.\n";
+    QTest::newRow("long prose is cut at a line") << filesWith({{"reviews/a.md", longReview}}) << QStringLiteral("reviews/a.md=Finding number 0")
+                                                 << true;
+}
+
+void tst_VerdictGate::findingsAreHandedOn()
+{
+    QFETCH(QVariantMap, files);
+    QFETCH(QString, expected);
+    QFETCH(bool, cut);
+    QTemporaryDir worktreeDir;
+    for (auto it = files.cbegin(); it != files.cend(); ++it)
+        QVERIFY(writeFile(worktreeDir.filePath(it.key()), it.value().toByteArray()));
+    auto gate = createGate(artifactOnly("reviews/*.md"));
+    QVERIFY(gate);
+    GateRequest request;
+    request.task.id = 7;
+    request.fromStage = QStringLiteral("review");
+    request.worktree = worktreeDir.path();
+    std::unique_ptr<GateRun> run = (*gate)->evaluate(request);
+    const GateVerdict verdict = runToEnd(*run);
+    const QJsonArray feedback = verdict.evidence().value(QLatin1String("feedback")).toArray();
+    if (expected.isEmpty()) {
+        QVERIFY2(!verdict.evidence().contains(QLatin1String("feedback")), QJsonDocument(verdict.evidence()).toJson().constData());
+        return;
+    }
+    QCOMPARE(verdict.result(), GateVerdict::Result::Fail);
+    QStringList got;
+    for (const QJsonValue &v : feedback) {
+        const QJsonObject document = v.toObject();
+        const QString text = document.value(QLatin1String("text")).toString();
+        QCOMPARE(document.value(QLatin1String("cut")).toBool(), cut);
+        if (cut) {
+            QVERIFY(text.size() <= 16 * 1024);
+            QVERIFY(text.endsWith(QLatin1String("of a very long review.")));
+            // The whole prose's size: the file less its front matter (33 bytes) and last newline.
+            QCOMPARE(document.value(QLatin1String("chars")).toInt(), int(files.first().toByteArray().size()) - 33 - 1);
+            got << document.value(QLatin1String("file")).toString() + QLatin1Char('=') + text.left(16);
+        } else {
+            got << document.value(QLatin1String("file")).toString() + QLatin1Char('=') + text;
+        }
+    }
+    QCOMPARE(got.join(QLatin1Char('|')), expected);
 }
 
 void tst_VerdictGate::runOutlivesGate()

@@ -3,7 +3,8 @@
 # no network and no account. It edits the task's worktree according to its role:
 #
 #   developer  writes hello.txt and commits it; its first version carries a TODO, and
-#              when the task file holds review feedback it removes the TODO
+#              when the task file holds the reviewer's findings (Sluice copies the text
+#              below the review's front matter into the next task) it acts on them
 #   reviewer   reads hello.txt and writes .sluice/review.md with YAML front matter:
 #              `verdict: REQUEST_CHANGES` while a TODO is left, `verdict: APPROVED` after
 #
@@ -25,7 +26,8 @@ git_commit() {
 
 case "$role" in
   developer)
-    if grep -q "Sent back by gate" "$task_file"; then
+    # The reviewer's own words, not just "sent back": the findings reached the task file.
+    if grep -q "hello.txt still holds a TODO line" "$task_file"; then
       printf 'Hello, world!\n' > hello.txt
       git_commit "Greet the world properly (review feedback)"
       echo "developer: addressed the review feedback"
