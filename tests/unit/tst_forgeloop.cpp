@@ -185,7 +185,9 @@ void tst_ForgeLoop::init()
     m_config->writeFile(QStringLiteral("secrets/feedback.token"), FeedbackToken + '\n');
     m_config->writeFile(QStringLiteral("secrets/hook.secret"), HookSecret + '\n');
     // The agent: one new commit per run, in its working copy.
-    m_config->writeFile(QStringLiteral("agent.sh"), "#!/bin/sh\nn=$(ls work-*.txt 2>/dev/null | wc -l)\necho \"work $n\" > \"work-$n.txt\"\n"
+    // It keeps the task files it was given (what the agent read) in tasks-read.log.
+    m_config->writeFile(QStringLiteral("agent.sh"), "#!/bin/sh\ncat \"$2\" >> '" + path(QStringLiteral("tasks-read.log")).toUtf8()
+                                                    + "'\nn=$(ls work-*.txt 2>/dev/null | wc -l)\necho \"work $n\" > \"work-$n.txt\"\n"
                                                     "git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm \"work $n\"\n");
     m_config->writeHostFile("node: forgeloop\nstate_dir: state\nplugin_dirs: [" + m_plugins.path().toUtf8()
                             + "]\nworker: {poll_interval: 100ms}\nhttp: {port: 0, max_body: 262144}\nreconciler: {interval: 1s, settle: 1h}\n");
@@ -345,9 +347,13 @@ void tst_ForgeLoop::ciRedRollsBackOnceWithTheRedContexts()
     QCOMPARE(list.size(), 1);
     QCOMPARE(list.first().toObject().value(QLatin1String("rule")).toString(), QStringLiteral("ci/lint"));
     QCOMPARE(value(QStringLiteral("SELECT head_sha FROM gate_runs WHERE task_id = %1 AND gate = 'ci' AND result = 'fail'").arg(task)).toString(), m_ci->heads.first());
-    // The agent read the finding on its second run.
-    const QString description = value(QStringLiteral("SELECT description FROM tasks WHERE id = %1").arg(task)).toString();
-    QVERIFY2(description.contains(QLatin1String("[ci/lint]")), qPrintable(description));
+    // The agent read the finding on its second run (its task file; the task's description drops
+    // the feedback once development is passed again).
+    QFile read(path(QStringLiteral("tasks-read.log")));
+    QVERIFY(read.open(QIODevice::ReadOnly));
+    const QString given = QString::fromUtf8(read.readAll());
+    QCOMPARE(given.count(QLatin1String("Sent back by gate 'ci'")), 1);
+    QVERIFY2(given.contains(QLatin1String("[ci/lint]")), qPrintable(given));
 }
 
 // CI that never ends: the gate fails once ci_timeout has passed since it first judged the head,
