@@ -118,6 +118,7 @@ private Q_SLOTS:
     void statusesAndCommentsOncePerChange();
     void approvalsFromTheForge();
     void closedPullRequestBlocksAndReopenRetries();
+    void unreadablePullRequestListOpensNone();
 
 private:
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
@@ -655,6 +656,36 @@ void tst_ForgeLoop::closedPullRequestBlocksAndReopenRetries()
     QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("active"),
                               qPrintable(log()), 20000);
     QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'retry' AND actor = 'forge:dave'").arg(task)), 1);
+}
+
+// The forge's list of open pull requests unreadable (a malformed answer, twice): Sluice cannot
+// tell whether the branch has one, so it opens none then; at a later occasion (a stage move, a
+// gate verdict) it reads the list again and opens the pull request, once.
+void tst_ForgeLoop::unreadablePullRequestListOpensNone()
+{
+    FakeFault unreadable;
+    unreadable.kind = FakeFault::Kind::Malformed;
+    unreadable.method = "GET";
+    unreadable.pathPattern = QStringLiteral("/pulls$");
+    unreadable.times = 2;
+    m_forge->addFault(unreadable);
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n", "forge_feedback:\n  token: {file: ../secrets/feedback.token}\n"));
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT pull_request FROM tasks WHERE id = %1").arg(task)).toLongLong() > 0, qPrintable(log()), 60000);
+    QCOMPARE(m_forge->pullRequests().size(), 1);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'pull-request-opened'").arg(task)), 1);
+    // No pull request was asked for while the list could not be read.
+    int lists = 0;
+    for (const FakeRequest &r : m_forge->requests()) {
+        if (r.method == "GET" && r.path.endsWith(QLatin1String("/pulls")))
+            ++lists;
+        if (r.method == "POST" && r.path.endsWith(QLatin1String("/pulls")))
+            QVERIFY2(lists > 2, "a pull request was opened after a list that could not be read");
+    }
+    QVERIFY(lists >= 3);
+    const QByteArray metrics = m_daemon.request("GET", QStringLiteral("/metrics")).body;
+    QVERIFY2(metrics.contains("sluice_forge_feedback_total{action=\"pull-request\",project=\"widget\",result=\"failed\"} 2"), metrics.constData());
 }
 
 QTEST_GUILESS_MAIN(tst_ForgeLoop)

@@ -192,6 +192,8 @@ void ForgeFeedback::route(const Notification &n)
     if (verdicts.contains(n.event)) {
         if (config.statuses)
             postStatus(s, n);
+        // A pull request that could not be opened before is tried again at every verdict.
+        taskPublished(n.taskId);
         return;
     }
     if (n.event == QLatin1String("stage-changed")) {
@@ -376,7 +378,7 @@ void ForgeFeedback::withPullRequest(const std::shared_ptr<Speaker> &s, qint64 ta
 {
     auto task = m_engine.tasks().task(taskId);
     if (!task || !*task)
-        return then(0);
+        return then(-1);
     if ((*task)->pullRequest > 0)
         return then((*task)->pullRequest);
     const QString branch = (*task)->branch;
@@ -384,7 +386,7 @@ void ForgeFeedback::withPullRequest(const std::shared_ptr<Speaker> &s, qint64 ta
     run<QList<PullRequest>>(s->forge->openPullRequests(), [this, s, taskId, branch, project, then](const Result<QList<PullRequest>> &open) {
         if (!open) {
             count(project, taskId, QStringLiteral("pull-request"), QStringLiteral("failed"), open.error().toString());
-            return then(0);
+            return then(-1); // unknown, not "none": opening one now could open a second
         }
         for (const PullRequest &pr : *open) {
             if (pr.headBranch != branch)
@@ -408,7 +410,11 @@ void ForgeFeedback::postComment(const std::shared_ptr<Speaker> &s, qint64 taskId
             return done();
         }
         withPullRequest(s, taskId, [this, s, taskId, key, body, project, done](qint64 number) {
-            if (number <= 0) {
+            if (number < 0) {
+                count(project, taskId, QStringLiteral("comment"), QStringLiteral("failed"), QStringLiteral("the task's pull request cannot be told"));
+                return done();
+            }
+            if (number == 0) {
                 qCInfo(lcFeedback).noquote() << "task" << taskId << "has no pull request to comment on (" << key << ")";
                 count(project, taskId, QStringLiteral("comment"), QStringLiteral("no-pull-request"));
                 return done();
@@ -449,7 +455,9 @@ void ForgeFeedback::openPullRequest(const std::shared_ptr<Speaker> &s, qint64 ta
         // Look before opening: a pull request opened by a run that crashed before recording it,
         // or by a person, is the task's.
         withPullRequest(s, taskId, [this, s, t, project, done](qint64 number) {
-            if (number > 0)
+            // One open already, or the forge's list unreadable: the next occasion (a stage move,
+            // a gate verdict) looks again.
+            if (number != 0)
                 return done();
             NewPullRequest request;
             request.headBranch = t.branch;

@@ -86,7 +86,8 @@ private:
     void postStatus(const std::shared_ptr<Speaker> &speaker, const Notification &n);
     void postComment(const std::shared_ptr<Speaker> &speaker, qint64 taskId, const QString &key, const QString &text);
     void openPullRequest(const std::shared_ptr<Speaker> &speaker, qint64 taskId);
-    // Finds the task's pull request (recorded, else an open one of its branch, then recorded) for @p then.
+    // Finds the task's pull request (recorded, else an open one of its branch, then recorded) for
+    // @p then: its number, 0 when the branch has none open, -1 when the forge could not be read.
     void withPullRequest(const std::shared_ptr<Speaker> &speaker, qint64 taskId, std::function<void(qint64 number)> then);
     // Runs @p call under the deadline; @p then gets its result (Timeout when it did not end).
     template<typename V>
