@@ -137,6 +137,15 @@ private:
     QString taskRow(qint64 task) { return value(QStringLiteral("SELECT stage || '/' || status || '/' || retries FROM tasks WHERE id = %1").arg(task)).toString(); }
     int count(const QString &sql) { return value(sql).toInt(); }
     QString log() const { return QString::fromUtf8(m_daemon.log().right(6000)); }
+    // The value of one series of the daemon's /metrics (0 when absent).
+    double metric(const QByteArray &series)
+    {
+        for (const QByteArray &line : m_daemon.request("GET", QStringLiteral("/metrics")).body.split('\n')) {
+            if (line.startsWith(series + ' '))
+                return line.mid(series.size() + 1).toDouble();
+        }
+        return 0;
+    }
     void stop();
 
     PluginDirectory m_plugins;
@@ -624,8 +633,22 @@ void tst_ForgeLoop::approvalsFromTheForge()
     m_forge->webhooks().redeliver(bobs);
     QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
     QCOMPARE(m_forge->comments(pr).size(), 3);
+    // The same comment under a new delivery id (Gitea's "Replay" makes one): taken, refused
+    // again in the audit, and still no second reply.
+    QByteArray bobsBody;
+    for (const SentDelivery &d : m_forge->webhooks().deliveries("issue_comment")) {
+        if (d.id == bobs)
+            bobsBody = d.body;
+    }
+    QList<QPair<QByteArray, QByteArray>> replay{{"X-Gitea-Event", "issue_comment"}, {"X-Gitea-Delivery", "replayed-with-a-new-id"}};
+    replay.append(WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, HookSecret, bobsBody));
+    m_forge->webhooks().sendRaw(bobsBody, replay);
+    QTRY_VERIFY_WITH_TIMEOUT(m_forge->webhooks().deliveries().last().status == 202, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-refused'").arg(task)), 2, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(int(qRound(metric("sluice_forge_feedback_total{action=\"comment\",project=\"widget\",result=\"duplicate\"}"))), 1, 10000);
+    QCOMPARE(m_forge->comments(pr).size(), 3);
     QCOMPARE(taskRow(task), QStringLiteral("review/active/0"));
-    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-refused' AND actor = 'forge:bob'").arg(task)), 1);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-refused' AND actor = 'forge:bob'").arg(task)), 2);
 
     // carol is in the team, but approves a commit that is not the task's head.
     m_forge->addReview(pr, QStringLiteral("carol"), QStringLiteral("approved"), QStringLiteral("0123456789abcdef0123456789abcdef01234567"));

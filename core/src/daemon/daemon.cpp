@@ -483,7 +483,9 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
     QJsonArray results;
     for (const WebhookEvent &e : delivery->events) {
         if (const std::optional<ForgeEvent> forgeEvent = forgeEventFromWebhook(e)) {
-            m_forgeListener->handle(runtime, instanceName, delivery->deliveryId, *forgeEvent);
+            // What became of it, for the forge's delivery log (Gitea and GitHub show the answer).
+            results.append(QJsonObject{{QStringLiteral("kind"), e.kind},
+                                       {QStringLiteral("result"), m_forgeListener->handle(runtime, instanceName, delivery->deliveryId, *forgeEvent)}});
             continue;
         }
         if (e.kind != QLatin1String("signal"))

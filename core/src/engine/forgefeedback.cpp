@@ -464,8 +464,9 @@ void ForgeFeedback::openPullRequest(const std::shared_ptr<Speaker> &s, qint64 ta
             request.baseBranch = s->config().targetBranch;
             request.title = masked(t.title);
             const int at = t.description.indexOf(FeedbackMarker);
-            request.body = masked((at >= 0 ? t.description.left(at) : t.description).trimmed()
-                                  + QStringLiteral("\n\n---\nOpened by Sluice for task %1 of project %2. Its gate verdicts appear here as "
+            const QString described = (at >= 0 ? t.description.left(at) : t.description).trimmed();
+            request.body = masked((described.isEmpty() ? QString() : described + QStringLiteral("\n\n---\n"))
+                                  + QStringLiteral("Opened by Sluice for task %1 of project %2. Its gate verdicts appear here as "
                                                    "commit statuses `sluice/<stage>/<gate>`.")
                                         .arg(t.id)
                                         .arg(project));

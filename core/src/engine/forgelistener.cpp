@@ -51,16 +51,17 @@ int ForgeListener::inFlight() const
     return m_signals->inFlight();
 }
 
-void ForgeListener::count(const QString &project, const ForgeEvent &event, const QString &result)
+QString ForgeListener::count(const QString &project, const ForgeEvent &event, const QString &result)
 {
     const QString kind = forgeEventKindName(event.kind);
     if (m_metrics)
         m_metrics->increment(QStringLiteral("sluice_forge_events_total"),
                              {{QStringLiteral("project"), project}, {QStringLiteral("kind"), kind}, {QStringLiteral("result"), result}});
     Q_EMIT handled(project, kind, result);
+    return result;
 }
 
-void ForgeListener::handle(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instance, const QString &deliveryId,
+QString ForgeListener::handle(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instance, const QString &deliveryId,
                            const ForgeEvent &event)
 {
     const QString project = runtime->config.id;
@@ -83,6 +84,7 @@ void ForgeListener::handle(const std::shared_ptr<ProjectRuntime> &runtime, const
         m_signals->take(runtime, instance, deliveryId, event);
         return count(project, event, QStringLiteral("signal"));
     }
+    return count(project, event, QStringLiteral("ignored"));
 }
 
 QString ForgeListener::wakeTask(const ProjectRuntime &runtime, const TaskRecord &task, const QString &cause)

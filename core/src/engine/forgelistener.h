@@ -40,9 +40,10 @@ public:
 
     /**
      * Handles one event of a recorded delivery (duplicates were dropped before) that the
-     * project's forge instance @p instance received as @p deliveryId.
+     * project's forge instance @p instance received as @p deliveryId. Returns what became of
+     * it (the result of handled()), for the delivery's answer.
      */
-    void handle(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instance, const QString &deliveryId,
+    [[nodiscard]] QString handle(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instance, const QString &deliveryId,
                 const ForgeEvent &event);
 
 Q_SIGNALS:
@@ -57,7 +58,7 @@ private:
     QString onCheck(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
     QString onPush(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
     QString onPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
-    void count(const QString &project, const ForgeEvent &event, const QString &result);
+    QString count(const QString &project, const ForgeEvent &event, const QString &result);
 
     Engine &m_engine;
     Metrics *m_metrics = nullptr;

@@ -24,6 +24,12 @@ struct ForgeSignals::Request {
     TaskRecord task;
     [[nodiscard]] const ForgeApprovalsConfig &config() const { return runtime->config.forgeApprovals; }
     [[nodiscard]] QString actor() const { return instance + QLatin1Char(':') + event.actor; }
+    // What a reply answers: the comment or review itself, so that the same comment delivered
+    // again under a new delivery id (Gitea's "Replay" makes a new one) gets no second reply.
+    [[nodiscard]] QString answered() const
+    {
+        return event.id > 0 ? QStringLiteral("%1-%2").arg(forgeEventKindName(event.kind)).arg(event.id) : QStringLiteral("delivery-") + deliveryId;
+    }
 };
 
 ForgeSignals::ForgeSignals(Engine &engine, ForgeFeedback *feedback, QObject *parent)
@@ -138,7 +144,7 @@ void ForgeSignals::checkHead(const std::shared_ptr<Request> &request)
                                                             {QStringLiteral("reason"), why},
                                                             {QStringLiteral("delivery"), request->deliveryId}}});
         if (m_feedback)
-            m_feedback->comment(request->task.id, QStringLiteral("stale/%1").arg(request->deliveryId),
+            m_feedback->comment(request->task.id, QStringLiteral("stale/%1").arg(request->answered()),
                                 QStringLiteral("@%1: **Sluice** did not take `%2`: %3. Approve the current head to go on.")
                                     .arg(request->event.actor, request->signal, why));
         finish(request, QStringLiteral("stale"));
@@ -191,7 +197,7 @@ void ForgeSignals::refuse(const std::shared_ptr<Request> &request, const QString
                                                         {QStringLiteral("reason"), why},
                                                         {QStringLiteral("delivery"), request->deliveryId}}});
     if (m_feedback)
-        m_feedback->comment(request->task.id, QStringLiteral("refusal/%1").arg(request->deliveryId),
+        m_feedback->comment(request->task.id, QStringLiteral("refusal/%1").arg(request->answered()),
                             QStringLiteral("@%1: **Sluice** did not take `%2` from you; nothing changed. Who may give it: %3.")
                                 .arg(request->event.actor, request->signal, who.join(QStringLiteral(", "))));
     finish(request, QStringLiteral("refused"));
