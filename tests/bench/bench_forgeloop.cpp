@@ -109,7 +109,7 @@ Outcome runMode(const QString &pluginDir, int tasks, int retryAfterSeconds, bool
     host.open(QIODevice::WriteOnly);
     host.write("node: bench\nstate_dir: state\nplugin_dirs: [" + pluginDir.toUtf8()
                + "]\nworker: {poll_interval: 100ms, concurrency: 8}\nhttp: {port: 0}\nreconciler: {interval: 10s, settle: 1h}\n"
-                 "logging: {rules: \"sluice.*.info=false\"}\n");
+                 );
     host.close();
     QFile project(path(QStringLiteral("projects/widget.yaml")));
     project.open(QIODevice::WriteOnly);

@@ -558,6 +558,21 @@ private Q_SLOTS:
         QCOMPARE(event->sha, QStringLiteral("abc123"));
         QCOMPARE(event->state, QStringLiteral("success"));
 
+        // Forgejo names its headers X-Forgejo-*: the same signature, delivery id and event.
+        WebhookRequest forgejo;
+        forgejo.body = body;
+        forgejo.headers.insert("x-forgejo-event", "status");
+        forgejo.headers.insert("x-forgejo-delivery", "fj-1");
+        forgejo.headers.insert("x-forgejo-signature", sign(body).first().second);
+        auto fromForgejo = receiver->acceptWebhook(forgejo);
+        QVERIFY2(fromForgejo, fromForgejo ? "" : qPrintable(fromForgejo.error().message));
+        QCOMPARE(fromForgejo->deliveryId, QStringLiteral("fj-1"));
+        QCOMPARE(fromForgejo->events.size(), 1);
+        forgejo.headers.insert("x-forgejo-signature", QByteArray(64, '0'));
+        auto forgejoWrong = receiver->acceptWebhook(forgejo);
+        QVERIFY(!forgejoWrong);
+        QCOMPARE(forgejoWrong.error().code, ErrorCode::PermissionDenied);
+
         auto wrong = receiver->acceptWebhook(request("status", body, WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, "another", body)));
         QVERIFY(!wrong);
         QCOMPARE(wrong.error().code, ErrorCode::PermissionDenied);
