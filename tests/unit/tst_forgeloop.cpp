@@ -563,8 +563,16 @@ void tst_ForgeLoop::statusesAndCommentsOncePerChange()
              qPrintable(pulls.first().title));
     QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'pull-request-opened'").arg(task)), 1);
 
-    // Statuses per head: pending once, then the verdict.
+    // Statuses per head: pending once, then the verdict. The last verdict's status is posted
+    // while (or after) the task moves on: wait for it, then compare everything.
     QCOMPARE(m_ci->heads.size(), 2);
+    auto posted = [&](const QString &sha, const QString &state) {
+        int n = 0;
+        for (const FakeStatus &s : m_forge->statuses(sha))
+            n += s.context == QLatin1String("sluice/testing/ci") && s.state == state;
+        return n;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(posted(m_ci->heads[1], QStringLiteral("success")) >= 1, 10000);
     const QStringList expected[2] = {{QStringLiteral("pending"), QStringLiteral("failure")}, {QStringLiteral("pending"), QStringLiteral("success")}};
     for (int i = 0; i < 2; ++i) {
         QStringList states;
