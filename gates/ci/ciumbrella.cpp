@@ -10,6 +10,7 @@
 #include <QJsonDocument>
 #include <QLoggingCategory>
 #include <QPointer>
+#include <QSet>
 
 #include <map>
 #include <optional>
@@ -112,11 +113,34 @@ protected:
     {
         if (isFinished())
             return;
+        // One assessment per pull request, and one at a time per head commit: two pull requests
+        // of one commit (or one listed twice by a list that shifted while it was paged) would
+        // otherwise both read the same stale umbrella and both repair it. The next one of a
+        // commit starts when the one before is recorded, and reads what that one posted.
+        QSet<qint64> listed;
+        QList<PullRequest> unique;
+        for (const PullRequest &pr : std::as_const(m_pulls)) {
+            if (!listed.contains(pr.number)) {
+                listed.insert(pr.number);
+                unique.append(pr);
+            }
+        }
+        m_pulls = unique;
         m_outstanding = int(m_pulls.size());
         m_report.examined = m_outstanding;
         if (m_pulls.isEmpty())
             return complete();
-        for (const PullRequest &pr : std::as_const(m_pulls))
+        QList<PullRequest> first;
+        QSet<QString> started;
+        for (const PullRequest &pr : std::as_const(m_pulls)) {
+            if (started.contains(pr.headSha)) {
+                m_waiting[pr.headSha].append(pr);
+            } else {
+                started.insert(pr.headSha);
+                first.append(pr);
+            }
+        }
+        for (const PullRequest &pr : std::as_const(first))
             assess(pr);
     }
 
@@ -319,8 +343,13 @@ private:
                                                  {QStringLiteral("dryRun"), m_options.dryRun},
                                                  {QStringLiteral("failed"), failure},
                                                  {QStringLiteral("evidence"), evidence}});
+        std::optional<PullRequest> next;
+        if (auto it = m_waiting.find(pr.headSha); it != m_waiting.end() && !it->isEmpty())
+            next = it->takeFirst();
         if (--m_outstanding == 0)
-            complete();
+            return complete();
+        if (next)
+            assess(*next);
     }
 
     void complete()
@@ -343,6 +372,7 @@ private:
     std::unique_ptr<Forge> m_forge;
     std::optional<RequiredContexts> m_shared; // when the contexts do not depend on the pull request
     QList<PullRequest> m_pulls;
+    QHash<QString, QList<PullRequest>> m_waiting; // by head sha: assessed after the one before
     int m_waitingFor = 0;
     SweepReport m_report;
     std::map<qint64, QJsonObject> m_results; // by pull request number, for a stable report

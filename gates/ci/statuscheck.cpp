@@ -7,10 +7,12 @@ namespace Sluice::Ci {
 
 namespace {
 
+// The status posted later: the greater id. Gitea takes the greatest per-commit index of a
+// context as its latest (GetLatestCommitStatus), GitHub lists statuses in the order they were
+// created; their timestamps come from a clock that may step back (another node, NTP), and a
+// status with an earlier time posted later is still the latest the forge judges by.
 bool newer(const CommitStatus &a, const CommitStatus &b)
 {
-    if (a.updatedAt != b.updatedAt)
-        return a.updatedAt > b.updatedAt;
     return a.id > b.id;
 }
 

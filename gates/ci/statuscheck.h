@@ -23,7 +23,8 @@
 
 namespace Sluice::Ci {
 
-/// The latest status of each context: the greatest update time, then the greatest id.
+/// The latest status of each context: the one posted last (the greatest id), as the forge judges
+/// it, whatever the timestamps say.
 [[nodiscard]] QHash<QString, CommitStatus> latestByContext(const QList<CommitStatus> &statuses);
 /// The latest check run of each name: the greatest check-run id (a re-run is a newer id).
 [[nodiscard]] QHash<QString, CheckRun> latestRunByName(const QList<CheckRun> &runs);

@@ -170,8 +170,6 @@ StatusState combinedState(const QList<CommitStatus> &latest)
 
 bool newerFirst(const CommitStatus &a, const CommitStatus &b)
 {
-    if (a.updatedAt != b.updatedAt)
-        return a.updatedAt > b.updatedAt;
     return a.id > b.id;
 }
 
@@ -403,8 +401,12 @@ std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request
                         return call->finishWith(std::unexpected(refusal.classify(*merged, afterJson, number)));
                     if (!merged && !after->merged)
                         return call->finishWith(std::unexpected(merged.error()));
+                    // Answered, yet not merged: the answer was not the forge's word (a proxy's page,
+                    // a cut or garbled body) or the forge has not caught up. Nothing says the change
+                    // cannot merge, so it is not a refusal: look again later (Network).
                     if (!after->merged)
-                        return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("pull request #%1: merge answered but it is not merged").arg(number)));
+                        return call->finishWith(fail(ErrorCode::Network, QStringLiteral("pull request #%1: the merge was answered (HTTP %2) but the pull request is not merged; looking again later")
+                                                                             .arg(number).arg(merged->status)));
                     call->finishWith(MergeOutcome{!merged.has_value() || refused, after->mergeCommit});
                 });
             });

@@ -91,7 +91,8 @@ private:
  * error fails, anything else that is not success is pending.
  */
 [[nodiscard]] StatusState combinedState(const QList<CommitStatus> &latest);
-/// Order of Forge::statuses(): newest first, by update time, then id.
+/// Order of Forge::statuses(): newest first, in the order the forge received them (greatest id
+/// first), as Gitea and GitHub order a commit's statuses; timestamps may run backwards.
 [[nodiscard]] bool newerFirst(const CommitStatus &a, const CommitStatus &b);
 
 /**
@@ -195,7 +196,9 @@ struct MergeRefusal {
 /**
  * A merge that reads the pull request (@p readPull) first and reports alreadyMerged instead
  * of merging twice, refuses when the head is not @p expectedHeadSha, sends @p doMerge, and
- * reads again: a failed answer while the pull request is merged means someone else merged it.
+ * reads again: a failed answer while the pull request is merged means someone else merged it;
+ * a success answer while it is not merged is Network (the answer was not the forge's word, or
+ * the forge has not caught up), never a refusal.
  * An answer with one of @p refusal's statuses is classified by it (see MergeRefusal).
  */
 [[nodiscard]] std::unique_ptr<AsyncCall<MergeOutcome>> mergeReadingFirst(Client *http, Request readPull, Request doMerge,

@@ -5,6 +5,7 @@
 
 #include <QDateTime>
 #include <QJsonDocument>
+#include <QIODevice>
 #include <QJsonObject>
 #include <QLocale>
 #include <QNetworkAccessManager>
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace Sluice::ForgeHttp {
@@ -56,6 +58,43 @@ bool retryableStatus(int status)
 {
     return status == 429 || status == 502 || status == 503 || status == 504;
 }
+
+/**
+ * The body of a write that must not reach the server twice, as a device that cannot be read
+ * again. When a connection closes before any answer, QNetworkAccessManager sends the request
+ * again on a new one by itself, whatever its method, as long as it can rewind the body
+ * (QHttpNetworkConnectionChannel's reconnect attempts): a status posted, a merge or a pull
+ * request made twice behind the caller's back. Qt cannot rewind this one, so it reports
+ * ContentReSendError instead and the caller learns that the answer was lost.
+ */
+class OneShotBody final : public QIODevice
+{
+public:
+    explicit OneShotBody(QByteArray data)
+        : m_data(std::move(data))
+    {
+        open(QIODevice::ReadOnly);
+    }
+    bool isSequential() const override { return true; }
+    bool reset() override { return false; } // the point: never sent again
+    qint64 bytesAvailable() const override { return (m_data.size() - m_read) + QIODevice::bytesAvailable(); }
+
+protected:
+    qint64 readData(char *out, qint64 max) override
+    {
+        const qint64 n = std::min<qint64>(max, m_data.size() - m_read);
+        if (n <= 0)
+            return max > 0 ? -1 : 0;
+        std::memcpy(out, m_data.constData() + m_read, std::size_t(n));
+        m_read += n;
+        return n;
+    }
+    qint64 writeData(const char *, qint64) override { return -1; }
+
+private:
+    QByteArray m_data;
+    qint64 m_read = 0;
+};
 
 } // namespace
 
@@ -257,7 +296,17 @@ void Client::start(const std::shared_ptr<Pending> &p)
     p->manager = std::size_t(std::min_element(m_managerLoad.begin(), m_managerLoad.end()) - m_managerLoad.begin());
     ++m_managerLoad[p->manager];
     QNetworkAccessManager &nam = *m_managers[p->manager];
-    QNetworkReply *reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
+    QNetworkReply *reply = nullptr;
+    if (p->request.idempotent()) {
+        reply = nam.sendCustomRequest(req, p->request.method, p->request.body);
+    } else {
+        // Sent once: a dropped connection is an error the caller sees, never a silent resend.
+        req.setAttribute(QNetworkRequest::DoNotBufferUploadDataAttribute, true);
+        req.setHeader(QNetworkRequest::ContentLengthHeader, p->request.body.size());
+        auto *body = new OneShotBody(p->request.body);
+        reply = nam.sendCustomRequest(req, p->request.method, body);
+        body->setParent(reply);
+    }
     ++m_inFlight;
     ++m_sent;
     ++p->attempt;
@@ -308,7 +357,7 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     --m_managerLoad[p->manager];
     const auto what = [&p] { return describe(p->request); }; // for errors only
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    const QByteArray body = reply->readAll();
+    const QByteArray body = reply->isOpen() ? reply->readAll() : QByteArray(); // an aborted reply is closed
     QHash<QByteArray, QByteArray> headers;
     const QList<QNetworkReply::RawHeaderPair> &pairs = reply->rawHeaderPairs();
     headers.reserve(int(pairs.size()));
@@ -325,13 +374,15 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     if (reply->error() != QNetworkReply::NoError && status == 0) {
         // No HTTP answer: a timeout, a refused or dropped connection, a truncated body.
         const ErrorCode code = p->timedOut ? ErrorCode::Timeout : ErrorCode::Network;
-        const QString message = p->timedOut
+        QString message = p->timedOut
             ? QStringLiteral("%1: no answer within %2 ms").arg(what()).arg(m_options.timeout.count())
             : QStringLiteral("%1: %2").arg(what(), reply->errorString());
         if (p->request.idempotent() && attemptsLeft) {
             retryLater(p, backoff());
             return;
         }
+        if (!p->request.idempotent()) // the server may have acted before the answer was lost
+            message += QStringLiteral("; it may or may not have taken effect");
         complete(p, fail(code, message + QStringLiteral(" (after %1 attempt(s))").arg(p->attempt)));
         return;
     }
@@ -380,11 +431,13 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
     const bool secondary = (status == 403 || status == 429) && bodyMessage(body).contains(QLatin1String("secondary rate limit"), Qt::CaseInsensitive);
     const bool rateLimited = status == 429
         || (status == 403 && (remaining == "0" || headers.contains("retry-after") || secondary));
-    const bool retryable = rateLimited || retryableStatus(status);
+    const bool retryable = rateLimited || retryableStatus(status) || (m_options.retryServerErrors && status >= 500 && status <= 599);
     const bool mayRepeat = p->request.idempotent() || rateLimited;
     if (retryable && mayRepeat && attemptsLeft) {
         const QDateTime now = QDateTime::currentDateTimeUtc();
         std::optional<std::chrono::milliseconds> wait = retryAfter(headers.value("retry-after"), now);
+        if (!wait && m_options.bodyRetryAfter)
+            wait = m_options.bodyRetryAfter(status, body);
         if (!wait && rateLimited && remaining == "0") {
             bool ok = false;
             const qint64 reset = headers.value("x-ratelimit-reset").trimmed().toLongLong(&ok);
@@ -427,7 +480,9 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
 
 void Client::retryLater(const std::shared_ptr<Pending> &p, std::chrono::milliseconds delay)
 {
-    QTimer::singleShot(delay, this, [this, p] {
+    // Precise: a coarse timer may fire up to 5% early, and a retry sent before the wait a
+    // server asked for (Retry-After, Telegram's retry_after) is refused again.
+    QTimer::singleShot(delay, Qt::PreciseTimer, this, [this, p] {
         m_queue.push_front(p);
         dispatch();
     });
@@ -564,6 +619,15 @@ private:
         auto items = parse(*r, page);
         if (!items)
             return finish(std::unexpected(items.error()));
+        // Pages fetched at once may be answered on either side of a change to the list (an item
+        // added or removed at its head): then one item is served twice and another never, with
+        // every page still full. Only the total tells; a page that counts another total is from
+        // another list than the first page.
+        bool totalOk = false;
+        const qlonglong total = r->header("x-total-count").trimmed().toLongLong(&totalOk);
+        if (!totalOk || total != m_total)
+            return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: the list changed while it was read (X-Total-Count '%2', page 1 said %3); read it again")
+                                                         .arg(what(page), QString::fromLatin1(r->header("x-total-count").left(40))).arg(m_total)));
         const qlonglong pages = qlonglong(m_pages.size());
         const qlonglong expected = page < pages ? m_effectivePageSize : m_total - (pages - 1) * m_effectivePageSize;
         if (items->size() != expected)

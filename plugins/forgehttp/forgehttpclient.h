@@ -52,6 +52,15 @@ struct ClientOptions {
     /// @ref rateWindow; later ones wait in the queue, none is dropped. 0: no limit.
     int rateLimit = 0;
     std::chrono::milliseconds rateWindow{60'000};
+    /// Retry an idempotent request answered with any 5xx (500 included), not only 502/503/504:
+    /// for a service whose 500s are passing faults (Plane). Writes still need Request::repeatable.
+    bool retryServerErrors = false;
+    /**
+     * How long a refusal's body asks to wait, for a service that says it there and not in a
+     * Retry-After header (Telegram: parameters.retry_after). Consulted after the headers; the
+     * answer is held against maxRetryWait like a header's. Empty function: headers only.
+     */
+    std::function<std::optional<std::chrono::milliseconds>(int status, const QByteArray &body)> bodyRetryAfter;
     /// What a request needs the token to be allowed (a connector's table: "Pull requests: read"),
     /// named in the error of a 403 that is not a rate limit. Empty function or answer: nothing named.
     std::function<QString(const Request &)> permissionFor;
@@ -120,8 +129,10 @@ public:
      * ClientOptions::permissionFor), 409/405/422 Conflict, the rest Network; the detail holds an
      * excerpt of the body. Rate limits are waited out and retried, writes included (the server
      * did not act): 429, and 403 with X-RateLimit-Remaining: 0, a Retry-After or a body naming
-     * a secondary rate limit (Retry-After first, then X-RateLimit-Reset, else at least a minute,
-     * doubling), at most maxRetries times and never longer than maxRetryWait at once.
+     * a secondary rate limit (Retry-After first, then ClientOptions::bodyRetryAfter, then
+     * X-RateLimit-Reset, else at least a minute, doubling), at most maxRetries times and never
+     * longer than maxRetryWait at once. 502, 503 and 504 (any 5xx with
+     * ClientOptions::retryServerErrors) are retried for idempotent requests.
      */
     void send(Request request, QObject *guard, Callback done);
 
@@ -181,7 +192,9 @@ using PageItems = std::function<Result<QJsonArray>(const QJsonDocument &page)>;
  *
  * With X-Total-Count on the first page, the remaining pages are fetched concurrently and
  * every page must hold exactly its share (the first page's size sets the page size; only
- * the last may be shorter); a next link past the advertised total is an error. Without it,
+ * the last may be shorter) and count the same total (pages answered on either side of a
+ * change to the list would otherwise lose one item and repeat another); a next link past the
+ * advertised total is an error. Without it,
  * Link rel="next" is followed to the end, and a page that links on must hold exactly
  * @p pageSize items (anything else may be a cut answer). A body that is not JSON, or a page @p items refuses, fails the whole call:
  * never a partial list.

@@ -332,9 +332,16 @@ std::unique_ptr<AsyncCall<Done>> GitHubForge::rerunCheckRun(const CheckRun &run)
             if (!checkRunUrl.endsWith(QStringLiteral("/check-runs/%1").arg(run.id)) || o.value(QStringLiteral("name")).toString() != run.name)
                 return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: the job is not check run %2 ('%3'): check_run_url '%4', name '%5'")
                                                                        .arg(what).arg(run.id).arg(run.name, checkRunUrl.left(200), o.value(QStringLiteral("name")).toString().left(100))));
-            http->send(rerun, call, [call](Result<Response> posted) {
+            http->send(rerun, call, [call, what = ForgeHttp::describe(rerun)](Result<Response> posted) {
                 if (!posted)
                     return call->finishWith(std::unexpected(posted.error()));
+                // GitHub answers "201 Created" with an empty JSON object. Anything else is not its
+                // word (a proxy's page, a garbled body): the re-run may not have been made, and
+                // taking it as made would mark the umbrella repaired and never try again.
+                const bool json = posted->body.trimmed().isEmpty() || ForgeHttp::jsonBody(*posted, what).has_value();
+                if (posted->status != 201 || !json)
+                    return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: answered HTTP %2%3, not GitHub's 201 Created; the job may not have been re-run")
+                                                                           .arg(what).arg(posted->status).arg(json ? QString() : QStringLiteral(" with a body that is not JSON"))));
                 call->finishWith(Done{});
             });
         });

@@ -5,6 +5,7 @@
 
 #include <sluice/secrets.h>
 
+#include <QCryptographicHash>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -20,6 +21,17 @@ using ForgeHttp::segment;
 
 namespace {
 constexpr int MaxStatePages = 1000; // a server that pages on forever is an error, not a loop
+constexpr qint64 MaxRefreshBackoffMs = 300'000;
+const QString ExternalSource = QStringLiteral("sluice");
+
+// Plane writes Python's None as the string "None" in some v2 payloads (its own example does).
+QString idValue(const QJsonValue &v)
+{
+    if (v.isObject())
+        return v.toObject().value(QLatin1String("id")).toString();
+    const QString s = v.toString();
+    return s == QLatin1String("None") ? QString() : s;
+}
 }
 
 Result<PlaneSettings> PlaneSettings::fromSettings(const QVariantMap &settings)
@@ -58,6 +70,18 @@ Result<PlaneSettings> PlaneSettings::fromSettings(const QVariantMap &settings)
     out.client.rateLimit = int(settings.value(QStringLiteral("rate_limit"), 60).toLongLong());
     out.client.rateWindow = std::chrono::milliseconds(settings.value(QStringLiteral("rate_window"), 60000).toLongLong());
     out.pageSize = int(settings.value(QStringLiteral("page_size"), 100).toLongLong());
+    // Plane's 500s are passing faults more often than not; every request the connector sends
+    // may be repeated (reads, a state set, a comment with its external id), so all are retried.
+    out.client.retryServerErrors = true;
+    const QString paths = settings.value(QStringLiteral("api_paths"), QStringLiteral("auto")).toString();
+    if (paths == QLatin1String("work-items"))
+        out.paths = PlanePaths::WorkItems;
+    else if (paths == QLatin1String("issues"))
+        out.paths = PlanePaths::Issues;
+    else if (paths == QLatin1String("auto"))
+        out.paths = PlanePaths::Auto;
+    else
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("api_paths: '%1' is not auto, work-items or issues").arg(paths));
     return out;
 }
 
@@ -102,10 +126,84 @@ QString commentHtml(const QString &text)
     return paragraphs.isEmpty() ? QStringLiteral("<p></p>") : paragraphs.join(QString());
 }
 
+Result<PlaneWebhookChange> PlaneWebhookChange::read(const QJsonObject &o, const QByteArray &body)
+{
+    PlaneWebhookChange change;
+    const QJsonObject data = o.value(QLatin1String("data")).toObject();
+    change.issueId = data.value(QLatin1String("id")).toString();
+    change.name = data.value(QLatin1String("name")).toString();
+    change.sequence = data.value(QLatin1String("sequence_id"));
+    if (o.value(QLatin1String("version")).toString() == QLatin1String("v2")) {
+        // Webhooks v2 (developers.plane.so, "Webhooks" → "Payload structure"): event_id is
+        // stable across redeliveries ("use this for deduplication"), delivery_id is new on each;
+        // data is the flat work item (state_id, project_id); previous_attributes holds the
+        // previous values of the changed fields.
+        change.v2 = true;
+        const QString eventId = o.value(QLatin1String("event_id")).toString();
+        if (eventId.isEmpty())
+            return fail(ErrorCode::Malformed, QStringLiteral("a v2 delivery without event_id"));
+        change.dedupId = QStringLiteral("v2:") + eventId;
+        // The event is "workitem.updated"; the documentation's own example shows the scope's
+        // enum name (WebhookScope.ScopeChoices.WORK_ITEM_UPDATED) instead, so both are read.
+        const QString event = o.value(QLatin1String("event")).toString().toLower();
+        const bool updated = event == QLatin1String("workitem.updated") || event.endsWith(QLatin1String("work_item_updated"));
+        change.created = event == QLatin1String("workitem.created") || event.endsWith(QLatin1String("work_item_created"));
+        change.workItem = (updated || change.created) && o.value(QLatin1String("entity_type")).toString(QStringLiteral("issue")) == QLatin1String("issue");
+        change.projectId = idValue(data.value(QLatin1String("project_id")));
+        change.stateId = idValue(data.value(QLatin1String("state_id")));
+        const QJsonObject previous = o.value(QLatin1String("previous_attributes")).toObject();
+        change.field = previous.keys().join(QLatin1Char(','));
+        if (change.created) {
+            change.stateChanged = true;
+        } else {
+            for (const char *key : {"state_id", "state"}) {
+                if (previous.contains(QLatin1String(key)))
+                    change.stateChanged = idValue(previous.value(QLatin1String(key))) != change.stateId;
+            }
+        }
+        return change;
+    }
+    // Webhooks v1 (makeplane/plane apps/api/plane/bgtasks/webhook_task.py): one "updated"
+    // delivery per changed field, activity {field, old_value, new_value}, the whole work item
+    // in data (state expanded). Each attempt carries a new X-Plane-Delivery, while the payload
+    // is built once per event: its digest recognises a redelivery.
+    change.dedupId = QStringLiteral("v1:") + QString::fromLatin1(QCryptographicHash::hash(body, QCryptographicHash::Sha256).toHex());
+    const QString event = o.value(QLatin1String("event")).toString();
+    const QString action = o.value(QLatin1String("action")).toString();
+    const bool updated = action == QLatin1String("updated") || action == QLatin1String("update");
+    change.created = action == QLatin1String("created") || action == QLatin1String("create");
+    change.workItem = event == QLatin1String("issue") && (updated || change.created);
+    change.projectId = idValue(data.value(QLatin1String("project")));
+    change.description = data.value(QLatin1String("description_stripped")).toString();
+    change.stateId = idValue(data.value(QLatin1String("state")));
+    if (change.created) {
+        change.stateChanged = true;
+        return change;
+    }
+    // The API names the field "state", the web app "state_id" (its PATCH body); any other field
+    // (a title, a label, a date) is not a move, whatever state data shows.
+    const QJsonObject activity = o.value(QLatin1String("activity")).toObject();
+    change.field = activity.value(QLatin1String("field")).toString();
+    if (change.field == QLatin1String("state") || change.field == QLatin1String("state_id")) {
+        const QString oldState = idValue(activity.value(QLatin1String("old_value")));
+        const QString newState = idValue(activity.value(QLatin1String("new_value")));
+        change.stateChanged = !newState.isEmpty() && newState != oldState;
+        if (!newState.isEmpty())
+            change.stateId = newState; // the move itself, even if data was read after a later one
+    }
+    return change;
+}
+
 PlaneTracker::PlaneTracker(const PluginContext &context, PlaneSettings settings, QObject *parent)
     : Tracker(context, parent)
     , m_settings(std::move(settings))
 {
+    m_refreshRetry.setSingleShot(true);
+    connect(&m_refreshRetry, &QTimer::timeout, this, [this] { refreshStates(this, [](Result<void>) {}); });
+    if (m_settings.paths == PlanePaths::WorkItems)
+        m_itemsSegment = QStringLiteral("work-items");
+    else if (m_settings.paths == PlanePaths::Issues)
+        m_itemsSegment = QStringLiteral("issues");
 }
 
 PlaneTracker::~PlaneTracker() = default;
@@ -132,6 +230,7 @@ Result<void> PlaneTracker::initialize()
                                            << "at" << m_settings.apiBase.toString() << "with key from" << key.describe();
     // The states are resolved now, so a missing one is reported at load; nothing waits for it.
     refreshStates(this, [](Result<void>) {});
+    ensurePaths(this, [](Result<void>) {});
     return {};
 }
 
@@ -144,11 +243,62 @@ Result<ForgeHttp::Client *> PlaneTracker::client()
 
 QString PlaneTracker::issuePath(const QString &id, const QString &rest) const
 {
-    return QStringLiteral("workspaces/%1/projects/%2/issues/%3/%4")
-        .arg(segment(m_settings.workspace), segment(m_settings.project), segment(id), rest);
+    return QStringLiteral("workspaces/%1/projects/%2/%3/%4/%5")
+        .arg(segment(m_settings.workspace), segment(m_settings.project), m_itemsSegment, segment(id), rest);
 }
 
-void PlaneTracker::refreshStates(QObject *guard, StatesCallback done)
+void PlaneTracker::ensurePaths(QObject *guard, ReadyCallback done)
+{
+    if (!m_itemsSegment.isEmpty())
+        return done({});
+    m_pathWaiting.append({QPointer<QObject>(guard), std::move(done)});
+    if (m_detecting)
+        return;
+    if (!m_client)
+        return finishPaths(fail(ErrorCode::InvalidArgument, QStringLiteral("tracker '%1' is not initialized").arg(context().instanceName())));
+    m_detecting = true;
+    detectPaths(QStringLiteral("work-items"));
+}
+
+void PlaneTracker::detectPaths(const QString &candidate)
+{
+    // Plane's current API names work items …/work-items/…; the …/issues/… paths are listed as
+    // deprecated by the server (apps/api/plane/api/urls/work_item.py) and are all that older
+    // releases serve. One list request tells which this server has.
+    Request req;
+    req.path = QStringLiteral("workspaces/%1/projects/%2/%3/").arg(segment(m_settings.workspace), segment(m_settings.project), candidate);
+    req.query.addQueryItem(QStringLiteral("per_page"), QStringLiteral("1"));
+    m_client->send(req, this, [this, candidate](Result<Response> r) {
+        if (r)
+            return finishPaths(candidate);
+        if (r.error().code == ErrorCode::NotFound && candidate == QLatin1String("work-items"))
+            return detectPaths(QStringLiteral("issues"));
+        finishPaths(std::unexpected(r.error()));
+    });
+}
+
+void PlaneTracker::finishPaths(Result<QString> segment)
+{
+    m_detecting = false;
+    Result<void> result;
+    if (segment) {
+        m_itemsSegment = *segment;
+        if (m_itemsSegment == QLatin1String("issues"))
+            qCWarning(context().logging()).noquote() << "this Plane serves no …/work-items/… paths (an older release): the deprecated …/issues/… paths are used";
+        else
+            qCInfo(context().logging()).noquote() << "work items are read and written through …/work-items/…";
+    } else {
+        qCWarning(context().logging()).noquote() << "cannot tell which paths this Plane serves -" << segment.error().message;
+        result = std::unexpected(segment.error());
+    }
+    auto waiting = std::exchange(m_pathWaiting, {});
+    for (auto &[guard, done] : waiting) {
+        if (guard)
+            done(result);
+    }
+}
+
+void PlaneTracker::refreshStates(QObject *guard, ReadyCallback done)
 {
     m_waiting.append({QPointer<QObject>(guard), std::move(done)});
     if (m_refreshing)
@@ -158,6 +308,7 @@ void PlaneTracker::refreshStates(QObject *guard, StatesCallback done)
         return;
     }
     m_refreshing = true;
+    m_refreshRetry.stop();
     fetchStatesPage(QString(), 1, std::make_shared<QHash<QString, QString>>());
 }
 
@@ -202,6 +353,7 @@ void PlaneTracker::finishRefresh(Result<void> result, const QHash<QString, QStri
     if (result && states) {
         m_states = PlaneStateMap::resolve(m_settings, *states);
         m_resolved = true;
+        m_refreshFailures = 0;
         for (const QString &missing : std::as_const(m_states.missing))
             qCWarning(context().logging()).noquote() << "Plane project" << m_settings.project << "-" << missing
                                                      << "in its" << states->size() << "state(s); that name stays off";
@@ -210,6 +362,15 @@ void PlaneTracker::finishRefresh(Result<void> result, const QHash<QString, QStri
     } else if (!result) {
         qCWarning(context().logging()).noquote() << "cannot read the states of Plane project" << m_settings.project << "-"
                                                  << result.error().message;
+        if (!m_resolved && m_client) {
+            // Without its states the instance maps nothing: read them again until it can,
+            // the wait doubling from retry_backoff up to five minutes.
+            const qint64 base = std::max<qint64>(1, m_settings.client.retryBase.count());
+            const qint64 wait = std::min<qint64>(MaxRefreshBackoffMs, base << std::min(m_refreshFailures, 20));
+            ++m_refreshFailures;
+            qCInfo(context().logging()).noquote() << "reading the states again in" << wait << "ms";
+            m_refreshRetry.start(int(wait));
+        }
     }
     auto waiting = std::exchange(m_waiting, {});
     for (auto &[guard, done] : waiting) {
@@ -228,21 +389,17 @@ QStringList PlaneTracker::statesForSignal(const QString &signal) const
     return out;
 }
 
-Result<TrackerIssue> PlaneTracker::parseIssue(const QJsonObject &o) const
+TrackerIssue PlaneTracker::issueFrom(const QString &id, const QString &name, const QString &description, const QJsonValue &sequence,
+                                     const QString &stateId) const
 {
     TrackerIssue issue;
-    issue.id = o.value(QLatin1String("id")).toString();
-    if (issue.id.isEmpty())
-        return fail(ErrorCode::Malformed, QStringLiteral("work item without an id"));
-    const QJsonValue seq = o.value(QLatin1String("sequence_id"));
-    if (seq.isDouble()) {
-        const QString n = QString::number(seq.toVariant().toLongLong());
+    issue.id = id;
+    if (sequence.isDouble()) {
+        const QString n = QString::number(sequence.toVariant().toLongLong());
         issue.key = m_settings.identifier.isEmpty() ? n : m_settings.identifier + QLatin1Char('-') + n;
     }
-    issue.title = o.value(QLatin1String("name")).toString();
-    issue.description = o.value(QLatin1String("description_stripped")).toString();
-    const QJsonValue state = o.value(QLatin1String("state"));
-    const QString stateId = state.isObject() ? state.toObject().value(QLatin1String("id")).toString() : state.toString();
+    issue.title = name;
+    issue.description = description;
     issue.state = m_states.nameById.value(stateId);
     issue.signal = m_states.signalById.value(stateId);
     issue.url = QStringLiteral("%1/%2/projects/%3/issues/%4")
@@ -251,37 +408,54 @@ Result<TrackerIssue> PlaneTracker::parseIssue(const QJsonObject &o) const
     return issue;
 }
 
+Result<TrackerIssue> PlaneTracker::parseIssue(const QJsonObject &o) const
+{
+    const QString id = o.value(QLatin1String("id")).toString();
+    if (id.isEmpty())
+        return fail(ErrorCode::Malformed, QStringLiteral("work item without an id"));
+    return issueFrom(id, o.value(QLatin1String("name")).toString(), o.value(QLatin1String("description_stripped")).toString(),
+                     o.value(QLatin1String("sequence_id")), idValue(o.value(QLatin1String("state"))));
+}
+
 std::unique_ptr<AsyncCall<TrackerIssue>> PlaneTracker::issue(const QString &id)
 {
     auto c = client();
     if (!c)
         return ForgeHttp::failedCall<TrackerIssue>(c.error());
     ForgeHttp::Client *http = *c;
-    Request req;
-    req.path = issuePath(id);
     QPointer<PlaneTracker> self(this);
-    return std::make_unique<FunctionCall<TrackerIssue>>([self, http, req](FunctionCall<TrackerIssue> *call) {
-        http->send(req, call, [self, call, req](Result<Response> r) {
-            if (!self)
-                return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
-            if (!doc)
-                return call->finishWith(std::unexpected(doc.error()));
-            const QJsonObject o = doc->object();
-            const QJsonValue state = o.value(QLatin1String("state"));
-            const QString stateId = state.isObject() ? state.toObject().value(QLatin1String("id")).toString() : state.toString();
-            if (self->m_states.nameById.contains(stateId) || stateId.isEmpty())
-                return call->finishWith(self->parseIssue(o));
-            // A state this instance has not seen: read the project's states again, once.
-            self->refreshStates(call, [self, call, o](Result<void> refreshed) {
+    return std::make_unique<FunctionCall<TrackerIssue>>([self, http, id](FunctionCall<TrackerIssue> *call) {
+        if (!self)
+            return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
+        self->ensurePaths(call, [self, http, id, call](Result<void> ready) {
+            if (!ready)
+                return call->finishWith(std::unexpected(ready.error()));
+            Request req;
+            req.path = self->issuePath(id);
+            http->send(req, call, [self, call, req](Result<Response> r) {
                 if (!self)
                     return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
-                if (!refreshed)
-                    qCWarning(self->context().logging()).noquote() << "cannot refresh the states:" << refreshed.error().message;
-                // Unknown after that: no state name and no signal (fail closed).
-                call->finishWith(self->parseIssue(o));
+                if (!r)
+                    return call->finishWith(std::unexpected(r.error()));
+                auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
+                if (!doc)
+                    return call->finishWith(std::unexpected(doc.error()));
+                const QJsonObject o = doc->object();
+                const QString stateId = idValue(o.value(QLatin1String("state")));
+                if ((self->m_resolved && self->m_states.nameById.contains(stateId)) || stateId.isEmpty())
+                    return call->finishWith(self->parseIssue(o));
+                // A state this instance has not seen (or no states read yet): read them again.
+                self->refreshStates(call, [self, call, o](Result<void> refreshed) {
+                    if (!self)
+                        return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
+                    // Without the states the work item's signal is unknown: an error, so the
+                    // caller asks again, never "no signal".
+                    if (!refreshed)
+                        return call->finishWith(fail(refreshed.error().code, QStringLiteral("work item %1 is in a state not read yet: %2")
+                                                                                 .arg(o.value(QLatin1String("id")).toString(), refreshed.error().message)));
+                    // Unknown after a fresh read: no state name and no signal (fail closed).
+                    call->finishWith(self->parseIssue(o));
+                });
             });
         });
     });
@@ -289,20 +463,60 @@ std::unique_ptr<AsyncCall<TrackerIssue>> PlaneTracker::issue(const QString &id)
 
 std::unique_ptr<AsyncCall<Done>> PlaneTracker::comment(const QString &id, const QString &text)
 {
+    return postComment(id, text, QString());
+}
+
+std::unique_ptr<AsyncCall<Done>> PlaneTracker::commentOnce(const QString &id, const QString &text, const QString &key)
+{
+    if (key.isEmpty() || key.size() > 200)
+        return ForgeHttp::failedCall<Done>(Error{ErrorCode::InvalidArgument, QStringLiteral("a comment key is 1 to 200 characters"), {}});
+    return postComment(id, text, key);
+}
+
+std::unique_ptr<AsyncCall<Done>> PlaneTracker::postComment(const QString &id, const QString &text, const QString &key)
+{
     auto c = client();
     if (!c)
         return ForgeHttp::failedCall<Done>(c.error());
     ForgeHttp::Client *http = *c;
-    Request req;
-    req.method = "POST";
-    req.path = issuePath(id, QStringLiteral("comments/"));
     // Masked here as well as by the host: a comment is public to everyone who sees the issue.
-    req.body = QJsonDocument(QJsonObject{{QStringLiteral("comment_html"), commentHtml(Redaction::mask(text))}}).toJson(QJsonDocument::Compact);
-    return std::make_unique<FunctionCall<Done>>([http, req](FunctionCall<Done> *call) {
-        http->send(req, call, [call](Result<Response> r) {
-            if (!r)
-                return call->finishWith(std::unexpected(r.error()));
-            call->finishWith(Done{});
+    QJsonObject body{{QStringLiteral("comment_html"), commentHtml(Redaction::mask(text))}};
+    if (!key.isEmpty()) {
+        // Plane refuses a second comment with the same external_id and external_source in a
+        // project with 409 and the first one's id (apps/api/plane/api/views/issue.py, the
+        // comment list endpoint's post): the key makes the write safe to send again.
+        body.insert(QStringLiteral("external_id"), key);
+        body.insert(QStringLiteral("external_source"), ExternalSource);
+    }
+    const QByteArray payload = QJsonDocument(body).toJson(QJsonDocument::Compact);
+    QPointer<PlaneTracker> self(this);
+    return std::make_unique<FunctionCall<Done>>([self, http, id, key, payload](FunctionCall<Done> *call) {
+        if (!self)
+            return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
+        self->ensurePaths(call, [self, http, id, key, payload, call](Result<void> ready) {
+            if (!ready)
+                return call->finishWith(std::unexpected(ready.error()));
+            Request req;
+            req.method = "POST";
+            req.path = self->issuePath(id, QStringLiteral("comments/"));
+            req.body = payload;
+            if (!key.isEmpty()) {
+                req.repeatable = true;
+                req.answerStatuses = {409};
+            }
+            http->send(req, call, [call, req](Result<Response> r) {
+                if (!r)
+                    return call->finishWith(std::unexpected(r.error()));
+                if (r->status == 409) {
+                    const QJsonObject o = QJsonDocument::fromJson(r->body).object();
+                    if (o.value(QLatin1String("error")).toString().contains(QLatin1String("external id"), Qt::CaseInsensitive)
+                        && !o.value(QLatin1String("id")).toString().isEmpty())
+                        return call->finishWith(Done{}); // posted before: by the attempt whose answer was lost
+                    return call->finishWith(fail(ErrorCode::Conflict, QStringLiteral("%1: HTTP 409").arg(ForgeHttp::describe(req)),
+                                                 ForgeHttp::bodyMessage(r->body)));
+                }
+                call->finishWith(Done{});
+            });
         });
     });
 }
@@ -316,10 +530,11 @@ std::unique_ptr<AsyncCall<Done>> PlaneTracker::setState(const QString &id, const
         return ForgeHttp::failedCall<Done>(Error{ErrorCode::InvalidArgument,
                                                  QStringLiteral("no Plane state is configured for '%1' (settings: states)").arg(logicalState), {}});
     ForgeHttp::Client *http = *c;
-    const QString path = issuePath(id);
     QPointer<PlaneTracker> self(this);
-    return std::make_unique<FunctionCall<Done>>([self, http, path, logicalState](FunctionCall<Done> *call) {
-        auto patch = [self, http, path, logicalState, call] {
+    return std::make_unique<FunctionCall<Done>>([self, http, id, logicalState](FunctionCall<Done> *call) {
+        if (!self)
+            return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
+        auto patch = [self, http, id, logicalState, call] {
             const QString stateId = self->m_states.idByLogical.value(logicalState);
             if (stateId.isEmpty()) {
                 // Fail closed: never some other state's id.
@@ -327,19 +542,24 @@ std::unique_ptr<AsyncCall<Done>> PlaneTracker::setState(const QString &id, const
                                                                       .arg(self->m_settings.project,
                                                                            self->m_settings.logicalStates.value(logicalState), logicalState)));
             }
-            Request req;
-            req.method = "PATCH";
-            req.path = path;
-            req.body = QJsonDocument(QJsonObject{{QStringLiteral("state"), stateId}}).toJson(QJsonDocument::Compact);
-            http->send(req, call, [call](Result<Response> r) {
-                if (!r)
-                    return call->finishWith(std::unexpected(r.error()));
-                call->finishWith(Done{});
+            self->ensurePaths(call, [self, http, id, stateId, call](Result<void> ready) {
+                if (!ready)
+                    return call->finishWith(std::unexpected(ready.error()));
+                Request req;
+                req.method = "PATCH";
+                req.path = self->issuePath(id);
+                req.body = QJsonDocument(QJsonObject{{QStringLiteral("state"), stateId}}).toJson(QJsonDocument::Compact);
+                req.repeatable = true; // setting the same state again changes nothing
+                http->send(req, call, [call](Result<Response> r) {
+                    if (!r)
+                        return call->finishWith(std::unexpected(r.error()));
+                    call->finishWith(Done{});
+                });
             });
         };
         if (self->m_states.idByLogical.contains(logicalState))
             return patch();
-        // A miss: the states may have changed since they were read.
+        // A miss: the states may have changed since they were read, or were never read.
         self->refreshStates(call, [self, call, patch](Result<void> refreshed) {
             if (!self)
                 return call->finishWith(fail(ErrorCode::Cancelled, QStringLiteral("tracker is gone")));
@@ -373,49 +593,57 @@ Result<WebhookDelivery> PlaneTracker::acceptWebhook(const WebhookRequest &reques
         return fail(ErrorCode::PermissionDenied, QStringLiteral("missing X-Plane-Signature"));
     if (!verifyHmacSha256(m_webhookSecret, request.body, signature))
         return fail(ErrorCode::PermissionDenied, QStringLiteral("X-Plane-Signature does not match"));
-    WebhookDelivery delivery;
-    delivery.deliveryId = QString::fromLatin1(request.headers.value("x-plane-delivery")).trimmed();
-    if (delivery.deliveryId.isEmpty())
+    if (QString::fromLatin1(request.headers.value("x-plane-delivery")).trimmed().isEmpty())
         return fail(ErrorCode::Malformed, QStringLiteral("missing X-Plane-Delivery"));
     QJsonParseError error;
     const QJsonDocument doc = QJsonDocument::fromJson(request.body, &error);
     if (!doc.isObject())
         return fail(ErrorCode::Malformed, QStringLiteral("body is not a JSON object: %1").arg(error.errorString()));
-    const QJsonObject o = doc.object();
-    const QString event = o.value(QLatin1String("event")).toString();
-    const QString action = o.value(QLatin1String("action")).toString();
-    const QJsonObject data = o.value(QLatin1String("data")).toObject();
-    if (event != QLatin1String("issue") || (action != QLatin1String("updated") && action != QLatin1String("update")
-                                            && action != QLatin1String("created") && action != QLatin1String("create")))
-        return delivery; // recorded, nothing to do
-    if (data.value(QLatin1String("project")).toString() != m_settings.project)
-        return delivery; // another Plane project's work item
-    const QJsonValue state = data.value(QLatin1String("state"));
-    const QString stateId = state.isObject() ? state.toObject().value(QLatin1String("id")).toString() : state.toString();
-    if (stateId.isEmpty())
+    auto change = PlaneWebhookChange::read(doc.object(), request.body);
+    if (!change)
+        return std::unexpected(change.error());
+    WebhookDelivery delivery;
+    delivery.deliveryId = change->dedupId;
+    if (!change->workItem || change->projectId != m_settings.project || change->issueId.isEmpty())
+        return delivery; // recorded, nothing to do: another kind of event, or another project's
+    if (!change->stateChanged) {
+        // One delivery per changed field: a title edit on a work item that shows "Rejected" is
+        // not a rejection (issue 24.10).
+        qCDebug(context().logging()).noquote() << "work item" << change->issueId << "changed" << (change->field.isEmpty() ? QStringLiteral("?") : change->field)
+                                               << "- not its state: nothing to do";
         return delivery;
-    if (!m_states.nameById.contains(stateId)) {
-        // Not known yet (the states are still being read, or the state is new): read them
-        // again and ask for the delivery again; the reconciler catches it otherwise.
-        refreshStates(this, [](Result<void>) {});
-        return fail(ErrorCode::Network, QStringLiteral("state %1 of work item %2 is not known yet; the project's states are being read again")
-                                            .arg(stateId, data.value(QLatin1String("id")).toString()));
     }
-    auto issue = parseIssue(data);
-    if (!issue)
-        return std::unexpected(issue.error());
-    if (issue->signal.isEmpty())
+    if (change->stateId.isEmpty())
+        return delivery;
+    if (!m_resolved || !m_states.nameById.contains(change->stateId)) {
+        // Not known yet (the states are still being read, or the state is new): recorded and
+        // handed over all the same, as a work item the host reads again (Tracker::issue()
+        // reads the states again first). Plane does not deliver again after an answer, so an
+        // error here would lose the move.
+        refreshStates(this, [](Result<void>) {});
+        qCInfo(context().logging()).noquote() << "work item" << change->issueId << "moved to state" << change->stateId
+                                              << "not known yet: the host reads the work item again";
+        delivery.events.append(WebhookEvent{QStringLiteral("tracker-issue"), change->issueId, change->stateId, QJsonObject()});
+        return delivery;
+    }
+    const TrackerIssue issue = issueFrom(change->issueId, change->name, change->description, change->sequence, change->stateId);
+    if (issue.signal.isEmpty())
         return delivery; // a state that means nothing here
-    QJsonObject eventData{{QStringLiteral("title"), issue->title},
-                          {QStringLiteral("description"), issue->description},
-                          {QStringLiteral("key"), issue->key},
-                          {QStringLiteral("state"), issue->state},
-                          {QStringLiteral("url"), issue->url}};
-    if (!issue->key.isEmpty())
-        eventData.insert(QStringLiteral("branch"), QStringLiteral("sluice/%1").arg(issue->key.toLower()));
-    delivery.events.append(WebhookEvent{QStringLiteral("signal"), issue->id, issue->signal, eventData});
-    qCInfo(context().logging()).noquote() << "work item" << (issue->key.isEmpty() ? issue->id : issue->key) << "is in state"
-                                          << issue->state << "→ signal" << issue->signal;
+    if (change->v2 && issue.signal == QLatin1String("start")) {
+        // A v2 work item carries no description; a new task needs it: read the work item.
+        delivery.events.append(WebhookEvent{QStringLiteral("tracker-issue"), issue.id, change->stateId, QJsonObject()});
+        return delivery;
+    }
+    QJsonObject eventData{{QStringLiteral("title"), issue.title},
+                          {QStringLiteral("description"), issue.description},
+                          {QStringLiteral("key"), issue.key},
+                          {QStringLiteral("state"), issue.state},
+                          {QStringLiteral("url"), issue.url}};
+    if (!issue.key.isEmpty())
+        eventData.insert(QStringLiteral("branch"), QStringLiteral("sluice/%1").arg(issue.key.toLower()));
+    delivery.events.append(WebhookEvent{QStringLiteral("signal"), issue.id, issue.signal, eventData});
+    qCInfo(context().logging()).noquote() << "work item" << (issue.key.isEmpty() ? issue.id : issue.key) << "moved to state"
+                                          << issue.state << "→ signal" << issue.signal;
     return delivery;
 }
 

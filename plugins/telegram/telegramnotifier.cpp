@@ -9,10 +9,15 @@
 #include <QJsonObject>
 #include <QLoggingCategory>
 #include <QRegularExpression>
+#include <QTextBoundaryFinder>
+
+#include <cmath>
 
 namespace Sluice::Notifiers {
 
 namespace {
+// sendMessage takes 1-4096 characters of text, and Telegram counts text in UTF-16 code units
+// (core.telegram.org/bots/api: sendMessage; MessageEntity offsets and lengths): QString::size().
 constexpr int MaxMessage = 4096;
 
 // Registered secrets are redacted anyway; a bot token's shape is removed too, in case a
@@ -33,10 +38,30 @@ QString telegramText(const Notification &n)
     if (!n.projectId.isEmpty())
         head = QStringLiteral("[%1%2] %3").arg(n.projectId, n.taskId > 0 ? QStringLiteral(" #%1").arg(n.taskId) : QString(), head);
     QString text = n.text.trimmed().isEmpty() ? head : head + QStringLiteral("\n\n") + n.text.trimmed();
-    text = Redaction::mask(text);
-    if (text.size() > MaxMessage)
-        text = text.left(MaxMessage - 1) + QChar(0x2026);
-    return text;
+    return cutToLength(Redaction::mask(text), MaxMessage);
+}
+
+QString cutToLength(const QString &text, int maxUnits)
+{
+    if (text.size() <= maxUnits)
+        return text;
+    if (maxUnits <= 1)
+        return QString(QChar(0x2026)).left(std::max(0, maxUnits));
+    // Room for the ellipsis (one UTF-16 unit); the cut goes back to the last grapheme boundary,
+    // so neither a surrogate pair (a lone surrogate is not UTF-8, and Telegram refuses the
+    // message) nor a letter with its combining marks or an emoji sequence is split.
+    const int budget = maxUnits - 1;
+    QTextBoundaryFinder graphemes(QTextBoundaryFinder::Grapheme, text);
+    graphemes.setPosition(budget);
+    int cut = graphemes.isAtBoundary() ? budget : int(graphemes.toPreviousBoundary());
+    if (cut <= 0) {
+        // One cluster longer than the whole budget (hundreds of combining marks): cut between
+        // code points, never inside a pair.
+        cut = budget;
+        if (text.at(cut - 1).isHighSurrogate())
+            --cut;
+    }
+    return text.left(cut) + QChar(0x2026);
 }
 
 TelegramNotifier::~TelegramNotifier() = default;
@@ -59,6 +84,17 @@ Result<void> TelegramNotifier::initialize()
     apiBase.setPath(base->path() + QStringLiteral("bot") + QString::fromLatin1(value) + QLatin1Char('/'));
     ForgeHttp::ClientOptions options = ForgeHttp::clientOptions(context().settings(), apiBase);
     options.concurrency = 2;
+    // Flood control says how long to wait in the body, parameters.retry_after in seconds, and
+    // in no header (core.telegram.org/bots/api: "Making requests", ResponseParameters).
+    options.bodyRetryAfter = [](int status, const QByteArray &body) -> std::optional<std::chrono::milliseconds> {
+        if (status != 429)
+            return std::nullopt;
+        const QJsonValue seconds = QJsonDocument::fromJson(body.left(64 * 1024)).object().value(QLatin1String("parameters"))
+                                       .toObject().value(QLatin1String("retry_after"));
+        if (!seconds.isDouble() || seconds.toDouble() < 0)
+            return std::nullopt;
+        return std::chrono::milliseconds(qint64(std::ceil(seconds.toDouble() * 1000.0)));
+    };
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
     qCDebug(context().logging()).noquote() << "telegram chat" << context().settings().value(QStringLiteral("chat_id")).toString()
                                            << "with token from" << ref.describe();
@@ -75,7 +111,8 @@ std::unique_ptr<AsyncCall<Done>> TelegramNotifier::notify(const Notification &no
     req.repeatable = true;
     req.body = QJsonDocument(QJsonObject{{QStringLiteral("chat_id"), context().settings().value(QStringLiteral("chat_id")).toString()},
                                          {QStringLiteral("text"), telegramText(notification)},
-                                         {QStringLiteral("disable_web_page_preview"), true},
+                                         // Bot API 7.0 replaced disable_web_page_preview with link_preview_options.
+                                         {QStringLiteral("link_preview_options"), QJsonObject{{QStringLiteral("is_disabled"), true}}},
                                          {QStringLiteral("disable_notification"), context().settings().value(QStringLiteral("silent")).toBool()}})
                    .toJson(QJsonDocument::Compact);
     ForgeHttp::Client *http = m_client.get();

@@ -11,8 +11,14 @@
 
 namespace Sluice::Notifiers {
 
-/// The plain text of a message for @p notification, at most 4096 characters (Telegram's limit).
+/// The plain text of a message for @p notification, at most 4096 UTF-16 code units (Telegram's limit).
 [[nodiscard]] QString telegramText(const Notification &notification);
+
+/**
+ * @p text cut to at most @p maxUnits UTF-16 code units (as Telegram counts) with an ellipsis,
+ * on a grapheme boundary: never inside a surrogate pair or a combining sequence.
+ */
+[[nodiscard]] QString cutToLength(const QString &text, int maxUnits);
 
 class TelegramNotifier final : public Notifier
 {

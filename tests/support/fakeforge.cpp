@@ -34,6 +34,7 @@ struct FakeForge::State {
     QList<FakeFault> faults;
     std::function<std::optional<FakeAnswer>(const FakeRequest &)> handler;
     std::function<QString(const QString &)> headResolver;
+    std::function<void(const FakeRequest &)> requestHook;
     QList<FakeRequest> log;
     int inFlight = 0;
     int maxInFlight = 0;
@@ -325,6 +326,28 @@ void deliverCheckRun(FakeForge::State &st, const FakeCheckRun &c, const QString 
 
 } // namespace
 
+QString faultKindName(FakeFault::Kind kind)
+{
+    switch (kind) {
+    case FakeFault::Kind::Status: return QStringLiteral("status");
+    case FakeFault::Kind::Malformed: return QStringLiteral("malformed");
+    case FakeFault::Kind::NotAList: return QStringLiteral("not-a-list");
+    case FakeFault::Kind::MissingStatuses: return QStringLiteral("missing-statuses");
+    case FakeFault::Kind::Truncated: return QStringLiteral("truncated");
+    case FakeFault::Kind::ShortPage: return QStringLiteral("short-page");
+    case FakeFault::Kind::Hang: return QStringLiteral("hang");
+    case FakeFault::Kind::ApplyThenHang: return QStringLiteral("apply-then-hang");
+    case FakeFault::Kind::Reset: return QStringLiteral("reset");
+    case FakeFault::Kind::ApplyThenReset: return QStringLiteral("apply-then-reset");
+    case FakeFault::Kind::ExtraItem: return QStringLiteral("extra-item");
+    case FakeFault::Kind::Reorder: return QStringLiteral("reorder");
+    case FakeFault::Kind::ExtraPage: return QStringLiteral("extra-page");
+    case FakeFault::Kind::BadItem: return QStringLiteral("bad-item");
+    case FakeFault::Kind::ShiftedPage: return QStringLiteral("shifted-page");
+    }
+    return QStringLiteral("unknown");
+}
+
 class FakeForge::Server
 {
 public:
@@ -345,11 +368,18 @@ public:
         req.authorization = http.header("authorization");
         req.headers = http.headers;
         req.body = http.body;
+        std::function<void(const FakeRequest &)> hook;
+        {
+            QMutexLocker lock(&m_state->mutex);
+            hook = m_state->requestHook;
+        }
+        if (hook) // unlocked: it may change the forge's state before this request is answered
+            hook(req);
         QMutexLocker lock(&m_state->mutex);
         m_state->log.append(req);
         Answer answer = handle(req);
         answer.delay = m_state->latency;
-        if (!answer.hang)
+        if (!answer.hang && !answer.drop)
             m_state->maxInFlight = std::max(m_state->maxInFlight, ++m_state->inFlight);
         return answer;
     }
@@ -370,6 +400,10 @@ private:
                 continue;
             if (f.page != 0 && f.page != page)
                 continue;
+            if (f.skip > 0) {
+                --f.skip;
+                continue;
+            }
             FakeFault copy = f;
             if (--f.times <= 0)
                 m_state->faults.removeAt(i);
@@ -387,15 +421,65 @@ private:
         int limit = req.query.queryItemValue(github ? QStringLiteral("per_page") : QStringLiteral("limit")).toInt();
         if (limit <= 0 || limit > m_state->maxPageSize)
             limit = m_state->maxPageSize;
+        // A shifted page shows the list as it would be with |shift| items more (or fewer) at its
+        // head: index v of that list is index v - shift of this one.
+        const int shift = fault && fault->kind == FakeFault::Kind::ShiftedPage && total > 0 ? fault->shift : 0;
+        const int real = total;
+        total = std::max(0, total + shift);
         QJsonArray items;
-        for (int i = (page - 1) * limit; i < std::min<int>(total, page * limit); ++i)
-            items.append(item(i));
-        if (fault && fault->kind == FakeFault::Kind::ShortPage && !items.isEmpty())
-            items.removeLast();
+        for (int v = (page - 1) * limit; v < std::min<int>(total, page * limit); ++v)
+            items.append(item(std::clamp(v - shift, 0, real - 1)));
+        const int pages = std::max(1, int((total + limit - 1) / limit));
+        // A fault that finds nothing to change on this page (an empty page to cut, a page that
+        // links on anyway) changed nothing: the log does not name it.
+        bool changed = true;
+        if (fault) {
+            switch (fault->kind) {
+            case FakeFault::Kind::ShortPage:
+            case FakeFault::Kind::ExtraItem:
+            case FakeFault::Kind::BadItem:
+                changed = !items.isEmpty();
+                break;
+            case FakeFault::Kind::Reorder:
+                changed = items.size() > 1;
+                break;
+            case FakeFault::Kind::ExtraPage:
+                changed = page >= pages;
+                break;
+            case FakeFault::Kind::ShiftedPage:
+                changed = shift != 0;
+                break;
+            default:
+                break;
+            }
+            if (!changed && !m_state->log.isEmpty())
+                m_state->log.last().fault.clear();
+        }
+        if (fault && !items.isEmpty()) {
+            switch (fault->kind) {
+            case FakeFault::Kind::ShortPage:
+                items.removeLast();
+                break;
+            case FakeFault::Kind::ExtraItem:
+                items.append(items.first());
+                break;
+            case FakeFault::Kind::Reorder: {
+                QJsonArray reversed;
+                for (auto it = items.cend(); it != items.cbegin();)
+                    reversed.append(*--it);
+                items = reversed;
+                break;
+            }
+            case FakeFault::Kind::BadItem:
+                items.replace(0, QJsonObject{{QStringLiteral("id"), QStringLiteral("one")}});
+                break;
+            default:
+                break;
+            }
+        }
         Answer a = jsonAnswer(wrap ? wrap(items) : QJsonDocument(items));
         if (!github) // GitHub sends no grand total; Link headers only
             a.headers.append(qMakePair(QByteArray("X-Total-Count"), QByteArray::number(total)));
-        const int pages = std::max(1, int((total + limit - 1) / limit));
         QList<QByteArray> links;
         auto link = [&](int p, const char *rel) {
             QUrl u = m_base.resolved(QUrl(req.path.mid(1)));
@@ -408,6 +492,8 @@ private:
         if (page < pages) {
             link(page + 1, "next");
             link(pages, "last");
+        } else if (fault && fault->kind == FakeFault::Kind::ExtraPage) {
+            link(page + 1, "next");
         }
         if (page > 1)
             link(1, "first");
@@ -448,6 +534,9 @@ private:
         const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
         const std::optional<FakeFault> fault = takeFault(req, page);
         if (fault) {
+            m_state->log.last().fault = fault->kind == FakeFault::Kind::Status
+                ? QStringLiteral("status %1").arg(fault->status)
+                : faultKindName(fault->kind);
             switch (fault->kind) {
             case FakeFault::Kind::Status: {
                 Answer a = message(fault->status, fault->message);
@@ -469,6 +558,11 @@ private:
                 a.hang = true;
                 return a;
             }
+            case FakeFault::Kind::Reset: {
+                Answer a;
+                a.drop = true;
+                return a;
+            }
             default:
                 break; // applied below
             }
@@ -488,6 +582,8 @@ private:
             a.truncate = true;
         if (fault && fault->kind == FakeFault::Kind::ApplyThenHang)
             a.hang = true;
+        if (fault && fault->kind == FakeFault::Kind::ApplyThenReset)
+            a.drop = true;
         return a;
     }
 
@@ -1247,6 +1343,12 @@ void FakeForge::setHandler(std::function<std::optional<FakeAnswer>(const FakeReq
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->handler = std::move(handler);
+}
+
+void FakeForge::setRequestHook(std::function<void(const FakeRequest &)> hook)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->requestHook = std::move(hook);
 }
 
 void FakeForge::setHeadResolver(std::function<QString(const QString &)> resolver)

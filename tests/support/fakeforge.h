@@ -24,6 +24,18 @@
  * check_run, push, pull_request, reviews, issue_comment) in its flavour's payload shapes, with
  * lost, held, reordered and repeated deliveries on demand (webhooks()).
  *
+ * The latest status of a context is the one posted last, whatever its timestamps say: Gitea
+ * takes the greatest per-commit `index` of each context (models/git/commit_status.go,
+ * GetLatestCommitStatus: `max(index) … GROUP BY context_hash`), GitHub lists a commit's
+ * statuses newest first in the order they were created. Statuses here get growing ids in the
+ * order they are added, so "latest" is the greatest id; a time given to addStatus() may be older
+ * than an earlier status's (a forge node with a slow clock) and changes nothing about that.
+ *
+ * For fault campaigns (tests/unit/tst_forgefaults.cpp) the fake also drops connections,
+ * duplicates, reorders and corrupts list items, links past the last page, and lets a test
+ * change its state between two requests (setRequestHook()): pages that change between reads,
+ * a head that moves while it is judged.
+ *
  * Every method is thread-safe; the server answers on its own thread, so a test (or a
  * blocking client in a benchmark) may wait on its own event loop.
  */
@@ -106,6 +118,7 @@ struct FakeRequest {
     QByteArray authorization;
     QByteArray body;
     QHash<QByteArray, QByteArray> headers; ///< Every request header, names in lower case.
+    QString fault; ///< The fault injected into this request (faultKindName(), with the status for Status); empty: none.
 };
 
 /// An answer from a test's own handler (see FakeForge::setHandler()).
@@ -126,6 +139,30 @@ struct FakeFault {
         ShortPage,       ///< The page holds one item fewer than it should; headers unchanged.
         Hang,            ///< Never answer (the request is not applied).
         ApplyThenHang,   ///< Apply the request as usual (a merge merges), then never answer: a client that dies waiting never learns it worked.
+        /// Close the connection without an answer, the request not applied: a load balancer or
+        /// a restarting forge resetting connections.
+        Reset,
+        /// Apply the request, then close the connection without an answer: the answer to a
+        /// write that took effect is lost on the way (the forge restarted after committing).
+        ApplyThenReset,
+        /// The page holds one of its items a second time, at its end; headers unchanged: a
+        /// forge whose list query joins a row twice.
+        ExtraItem,
+        /// The page holds its items in reverse order: a forge sorting by another key (Gitea's
+        /// status list sorts by a `sort` option). Harmless to a client that orders by itself.
+        Reorder,
+        /// The last page links (rel="next") to one more page, which holds no items: a forge
+        /// counting a row that is gone by the time the next page is read.
+        ExtraPage,
+        /// The page's first item is an object whose id is a string and which lacks every other
+        /// field: a forge (or a proxy) speaking another version of the API.
+        BadItem,
+        /// The page is answered from the list as it is after @ref shift items were added (or,
+        /// negative, removed) at its head since the earlier pages were read: one item is never
+        /// served and another served twice, and X-Total-Count and the links say the changed
+        /// count. The state does not change. Plays the pages of one read fetched at once and
+        /// answered on either side of a change (a pull request opened or closed, a status posted).
+        ShiftedPage,
     };
     Kind kind = Kind::Status;
     QByteArray method = "GET";
@@ -136,6 +173,10 @@ struct FakeFault {
     QByteArray retryAfter;    ///< Retry-After value to send with Status.
     QString message = QStringLiteral("injected fault"); ///< The JSON "message" of a Status answer.
     QList<QPair<QByteArray, QByteArray>> headers; ///< More headers to send with Status (X-RateLimit-*).
+    // Last, so that a fault written as a positional list (kind, method, path, page, times,
+    // status, …) keeps its meaning.
+    int skip = 0;             ///< How many matching requests go through untouched before it hits (a re-read, a retry).
+    int shift = 1;            ///< ShiftedPage: items added (positive) or removed (negative) at the list's head.
 };
 
 /// A GitHub check run (GitHub flavour).
@@ -150,6 +191,9 @@ struct FakeCheckRun {
     QString app = QStringLiteral("github-actions"); ///< The app's slug.
     qint64 checkSuiteId = 7000;
 };
+
+/// "status", "reset", "extra-item", … for logs and a campaign's descriptions.
+[[nodiscard]] QString faultKindName(FakeFault::Kind kind);
 
 class FakeForge
 {
@@ -177,6 +221,7 @@ public:
     /// The largest page the server serves, whatever limit is asked (Gitea's MAX_RESPONSE_ITEMS). Default 50.
     void setMaxPageSize(int size);
 
+    /// Adds @p pr, or replaces the pull request of the same number (a head that moved, a close).
     void addPullRequest(const FakePullRequest &pr);
     /// Makes @p branch exist at @p sha: POST pulls opens pull requests only of known head branches.
     void setBranch(const QString &branch, const QString &sha);
@@ -245,6 +290,15 @@ public:
     void setTeam(const QString &team, const QStringList &members);
     /// The login API writes are made as (comments posted through the API, statuses).
     [[nodiscard]] static QString apiUser() { return QStringLiteral("sluice-bot"); }
+
+    /**
+     * Lets @p hook see every request first, on the server thread, before the handler, the
+     * faults and the routes, and without the forge's lock held: it may call this FakeForge (add a
+     * status, move a head, close a pull request), so the request is answered from the changed
+     * state. This plays a forge that changes between two reads of one judgement. Requests are
+     * served one at a time, so the hook sees them in the order they are answered (and logged).
+     */
+    void setRequestHook(std::function<void(const FakeRequest &)> hook);
 
     [[nodiscard]] QList<FakeRequest> requests() const;
     /// The most requests that were received and not yet answered at one time.

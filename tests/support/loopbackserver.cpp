@@ -118,6 +118,10 @@ private:
         const LoopbackAnswer answer = m_handler(req);
         if (answer.hang)
             return; // keeps the connection busy forever
+        if (answer.drop) {
+            socket->abort(); // no answer at all, and no further requests on this connection
+            return;
+        }
         conn->busy = true;
         QPointer<QTcpSocket> guard(socket);
         auto respond = [this, guard, conn, answer, close] {

@@ -53,6 +53,9 @@ struct LoopbackAnswer {
     std::chrono::milliseconds delay{0}; ///< Wait before answering (the server serves others meanwhile).
     bool truncate = false;              ///< Declare a longer body than sent, then close.
     bool hang = false;                  ///< Never answer.
+    /// Close the connection without answering (a server or proxy dropping it: the client sees
+    /// the connection reset or closed before any answer).
+    bool drop = false;
 
     /// @p doc as application/json.
     [[nodiscard]] static LoopbackAnswer json(const QJsonDocument &doc, int status = 200);

@@ -89,12 +89,12 @@ void tst_Cli::version()
 {
     const Run plain = sluice({QStringLiteral("version")});
     QCOMPARE(plain.exitCode, 0);
-    QVERIFY2(plain.out.startsWith(QLatin1String("sluice 0.1.0 (SDK ABI 1, API 1.2; Qt 5.15")), qPrintable(plain.out));
+    QVERIFY2(plain.out.startsWith(QLatin1String("sluice 0.1.0 (SDK ABI 1, API 1.3; Qt 5.15")), qPrintable(plain.out));
     const Run json = sluice({QStringLiteral("version"), QStringLiteral("--json")});
     QCOMPARE(json.exitCode, 0);
     const QJsonObject o = QJsonDocument::fromJson(json.out.toUtf8()).object();
     QCOMPARE(o.value(QLatin1String("pluginIid")).toString(), QStringLiteral("org.sluice.PluginFactory/1"));
-    QCOMPARE(o.value(QLatin1String("sdkApi")).toString(), QStringLiteral("1.2"));
+    QCOMPARE(o.value(QLatin1String("sdkApi")).toString(), QStringLiteral("1.3"));
 }
 
 void tst_Cli::help()

@@ -453,7 +453,7 @@ void tst_ForgeLoop::hostileDeliveriesChangeNothing()
     // A replay of a delivery the daemon took: answered as a duplicate, nothing done twice.
     QString taken;
     for (const SentDelivery &d : hooks.deliveries()) {
-        if (d.status == 202 && d.event == "status" && !d.id.startsWith(QLatin1String("hostile")))
+        if (d.status == 200 && d.answer.contains("\"events\"") && d.event == "status" && !d.id.startsWith(QLatin1String("hostile")))
             taken = d.id;
     }
     QVERIFY(!taken.isEmpty());
@@ -651,7 +651,7 @@ void tst_ForgeLoop::approvalsFromTheForge()
     QList<QPair<QByteArray, QByteArray>> replay{{"X-Gitea-Event", "issue_comment"}, {"X-Gitea-Delivery", "replayed-with-a-new-id"}};
     replay.append(WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, HookSecret, bobsBody));
     m_forge->webhooks().sendRaw(bobsBody, replay);
-    QTRY_VERIFY_WITH_TIMEOUT(m_forge->webhooks().deliveries().last().status == 202, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(m_forge->webhooks().deliveries().last().status == 200, 10000); // recorded; handled after the answer
     QTRY_COMPARE_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-refused'").arg(task)), 2, 10000);
     QTRY_COMPARE_WITH_TIMEOUT(int(qRound(metric("sluice_forge_feedback_total{action=\"comment\",project=\"widget\",result=\"duplicate\"}"))), 1, 10000);
     QCOMPARE(m_forge->comments(pr).size(), 3);

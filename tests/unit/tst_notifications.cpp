@@ -7,7 +7,9 @@
 #include "daemon/metrics.h"
 #include "engine/engine.h"
 #include "engine/notifications.h"
+#include "fakeplane.h"
 #include "faketelegram.h"
+#include "store/trackeroutbox.h"
 #include "plugins/pluginloader.h"
 
 #include <sluice/testsupport.h>
@@ -29,12 +31,14 @@ class tst_Notifications : public QObject
 private Q_SLOTS:
     void initTestCase();
     void routesByRuleAndCountsOutcomes();
+    void trackerWritesAreKeptUntilTaken();
 
 private:
     PluginDirectory m_plugins;
     TemporaryConfig m_config;
     TemporaryStore m_store;
     FakeTelegram m_telegram{BotToken};
+    FakePlane m_plane;
     std::unique_ptr<PluginCatalog> m_catalog;
 };
 
@@ -42,8 +46,10 @@ void tst_Notifications::initTestCase()
 {
     QVERIFY(m_store.store());
     QVERIFY(m_telegram.start());
+    QVERIFY(m_plane.start());
     m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
     m_plugins.add(QStringLiteral(SLUICE_PLUGIN_BUILD_DIR), QStringLiteral("sluice_notifier_telegram"));
+    m_plugins.add(QStringLiteral(SLUICE_PLUGIN_BUILD_DIR), QStringLiteral("sluice_tracker_plane"));
     PluginSearchPath path;
     path.configuredDirs = QStringList{m_plugins.path()};
     m_catalog = std::make_unique<PluginCatalog>(path, TrustedOwners::forServiceUser(QString()));
@@ -128,6 +134,118 @@ void tst_Notifications::routesByRuleAndCountsOutcomes()
              1.0);
     QCOMPARE(router.inFlight(), 0);
     m_telegram.setDown(false);
+}
+
+// Writes to the tracker are kept until the tracker took them (issue 24.11): a state Plane
+// refused with 500s beyond the connector's own retries is set on a later try; of two states
+// owed, only the newest is set; a comment whose answer was lost is not posted twice; a write
+// to a work item that does not exist is given up after a few refusals, audited.
+void tst_Notifications::trackerWritesAreKeptUntilTaken()
+{
+    const QString planeProject = m_plane.addProject(QStringLiteral("KEP"));
+    for (const char *name : {"In Progress", "In Review", "Needs Input", "Blocked", "Done"})
+        m_plane.addState(planeProject, QLatin1String(name));
+    const QString issue = m_plane.addIssue(planeProject, QStringLiteral("Keep it"), QString(), QStringLiteral("In Progress"));
+    m_config.writeFile(QStringLiteral("plane-key"), "kept-writes-key\n");
+    const QString file = m_config.writeProject(QStringLiteral("k"), "id: k\n"
+                                                                    "repository: {path: /nonexistent/k.git}\n"
+                                                                    "tracker: plane\n"
+                                                                    "stages:\n"
+                                                                    "  - {name: development, run: dev}\n"
+                                                                    "  - {name: done}\n"
+                                                                    "instances:\n"
+                                                                    "  dev: {plugin: test-stage, settings: {role: developer}}\n"
+                                                                    "  plane:\n"
+                                                                    "    plugin: plane\n"
+                                                                    "    settings: {url: " + m_plane.url().toString().toUtf8()
+                                                                        + ", workspace: acme, project: " + planeProject.toUtf8()
+                                                                        + ", api_key: {file: ../plane-key}, rate_limit: 0, max_retries: 1, retry_backoff: 10ms}\n");
+    Diagnostics diagnostics;
+    auto config = ProjectConfig::load(file, *m_catalog, diagnostics);
+    for (const Diagnostic &d : diagnostics)
+        qWarning() << d.toString();
+    QVERIFY(config);
+    auto runtime = std::make_shared<ProjectRuntime>();
+    runtime->config = *config;
+    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.store(), diagnostics);
+    QVERIFY(instances && instances->initialize());
+    runtime->instances = std::move(*instances);
+    Engine engine(*m_store.store(), QStringLiteral("n"), m_config.path());
+    engine.setProject(runtime);
+    auto task = engine.submit(QStringLiteral("k"), QStringLiteral("Keep it"), QString(), QString(), QStringLiteral("test"), issue);
+    QVERIFY(task);
+    Metrics metrics;
+    TrackerUpdates updates(engine);
+    updates.setMetrics(&metrics);
+    updates.setRetryBackoff(std::chrono::milliseconds(100), std::chrono::milliseconds(400));
+    QTimer retries; // what the daemon's outbox pass does
+    QObject::connect(&retries, &QTimer::timeout, &updates, &TrackerUpdates::retryDue);
+    retries.start(20);
+    QSignalSpy updated(&updates, &TrackerUpdates::updated);
+    TrackerOutbox outbox(*m_store.store());
+    const auto notify = [&](const QString &event, const QString &title) {
+        engine.notify(Notification{event, QStringLiteral("k"), *task, title, {}, QJsonObject{{QStringLiteral("tracker_ref"), issue}}, {}});
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(updates.inFlight() == 0, 10000); // the "submitted" comment
+    const auto results = [&](const QString &action) {
+        QStringList out;
+        for (const QList<QVariant> &args : std::as_const(updated)) {
+            if (args.at(2).toString() == action)
+                out << args.at(3).toString();
+        }
+        return out;
+    };
+
+    // Plane answers 500 to four state writes: two calls of the connector (one retry each)
+    // fail, the third goes through.
+    updated.clear();
+    m_plane.failNext(QStringLiteral("/work-items/"), 500, 4, "PATCH");
+    notify(QStringLiteral("blocked"), QStringLiteral("task: blocked"));
+    QTRY_COMPARE_WITH_TIMEOUT(m_plane.issueState(issue), QStringLiteral("Blocked"), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(results(QStringLiteral("state")), QStringList({QStringLiteral("failed"), QStringLiteral("failed"), QStringLiteral("ok")}), 10000);
+    QCOMPARE(metrics.value(QStringLiteral("sluice_tracker_updates_total"),
+                           {{QStringLiteral("project"), QStringLiteral("k")}, {QStringLiteral("action"), QStringLiteral("state")},
+                            {QStringLiteral("result"), QStringLiteral("failed")}}),
+             2.0);
+    auto latest = outbox.latestStateWrite(QStringLiteral("k"), *task);
+    QVERIFY(latest && latest->has_value());
+    QCOMPARE((*latest)->outcome, QStringLiteral("ok"));
+    QCOMPARE((*latest)->attempts, 2);
+
+    // Two states owed while Plane refuses: only the newest is set.
+    updated.clear();
+    m_plane.failNext(QStringLiteral("/work-items/"), 500, 1000, "PATCH");
+    notify(QStringLiteral("done"), QStringLiteral("task: done"));
+    QTRY_VERIFY_WITH_TIMEOUT(results(QStringLiteral("state")).contains(QStringLiteral("failed")), 10000);
+    notify(QStringLiteral("blocked"), QStringLiteral("task: blocked again"));
+    QTRY_VERIFY_WITH_TIMEOUT(results(QStringLiteral("state")).size() >= 2, 10000);
+    m_plane.clearFaults();
+    QTRY_VERIFY_WITH_TIMEOUT(results(QStringLiteral("state")).contains(QStringLiteral("ok")), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(updates.inFlight(), 0, 10000);
+    QCOMPARE(m_plane.issueState(issue), QStringLiteral("Blocked"));
+    auto open = outbox.open(QStringLiteral("k"));
+    QVERIFY(open);
+    QVERIFY(open->isEmpty());
+
+    // A comment whose answer was lost: tried again with its key, Plane answers 409, one comment.
+    const int comments = int(m_plane.comments(issue).size());
+    m_plane.loseNextAnswer(QStringLiteral("/comments/"));
+    notify(QStringLiteral("stage-changed"), QStringLiteral("task: moved once"));
+    QTRY_COMPARE_WITH_TIMEOUT(updates.inFlight(), 0, 10000);
+    QCOMPARE(int(m_plane.comments(issue).size()), comments + 1);
+    QVERIFY(m_plane.comments(issue).last().html.contains(QLatin1String("moved once")));
+
+    // A work item that does not exist (deleted): refused, given up after a few attempts, audited.
+    updated.clear();
+    engine.notify(Notification{QStringLiteral("done"), QStringLiteral("k"), *task, QStringLiteral("task: done elsewhere"), {},
+                               QJsonObject{{QStringLiteral("tracker_ref"), QStringLiteral("00000000-0000-0000-0000-000000000000")}}, {}});
+    QTRY_COMPARE_WITH_TIMEOUT(results(QStringLiteral("state")).count(QStringLiteral("abandoned")), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(results(QStringLiteral("comment")).count(QStringLiteral("abandoned")), 1, 10000);
+    QCOMPARE(results(QStringLiteral("state")).count(QStringLiteral("failed")), TrackerUpdates::MaxRefusals - 1);
+    auto history = engine.tasks().history(*task);
+    QVERIFY(history);
+    QVERIFY(std::any_of(history->cbegin(), history->cend(), [](const AuditRecord &a) { return a.action == QLatin1String("tracker-write-abandoned"); }));
+    retries.stop();
 }
 
 QTEST_GUILESS_MAIN(tst_Notifications)

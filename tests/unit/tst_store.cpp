@@ -9,10 +9,12 @@
 
 #include "teststores.h"
 #include "store/store.h"
+#include "store/trackeroutbox.h"
 
 #include <QDir>
 #include <QFile>
 #include <QHash>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QMap>
 #include <QRandomGenerator>
@@ -40,7 +42,7 @@ const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
     QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("lease_queue"), QStringLiteral("leases"),
     QStringLiteral("nodes"),      QStringLiteral("notification_outbox"), QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
-    QStringLiteral("sweeper_status"), QStringLiteral("tasks"),
+    QStringLiteral("sweeper_status"), QStringLiteral("tasks"), QStringLiteral("tracker_writes"),
 };
 
 QString errorText(const Error &error)
@@ -183,6 +185,10 @@ private Q_SLOTS:
     void auditAppendsEntries();
     void notificationOutboxHandsEachToOneNode_data() { addEngines(); }
     void notificationOutboxHandsEachToOneNode();
+    void webhookDeliveriesAreTakenOnce_data() { addEngines(); }
+    void webhookDeliveriesAreTakenOnce();
+    void trackerOutboxKeepsWritesUntilTaken_data() { addEngines(); }
+    void trackerOutboxKeepsWritesUntilTaken();
     void pluginStateIsScopedToOneInstance_data() { addEngines(); }
     void pluginStateIsScopedToOneInstance();
     void worksFromAnotherThread_data() { addEngines(); }
@@ -776,6 +782,165 @@ void tst_Store::notificationOutboxHandsEachToOneNode()
     auto pruned = s.pruneNotifications(QDateTime::currentDateTimeUtc().addSecs(60));
     VERIFY_OK(pruned);
     QCOMPARE(*pruned, 6);
+}
+
+// A webhook delivery is answered once recorded and handled afterwards: of two nodes (or a
+// handler and the start-up pass) exactly one takes it; deliveries nobody took are listed for
+// the next start, oldest first, and not once taken.
+void tst_Store::webhookDeliveriesAreTakenOnce()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    Store &s = **store;
+    auto other = Store::open(settings);
+    VERIFY_OK(other);
+    const QJsonObject payload{{QStringLiteral("events"), QJsonArray{QJsonObject{{QStringLiteral("kind"), QStringLiteral("signal")}}}}};
+    for (const char *id : {"d-1", "d-2", "d-3"})
+        VERIFY_OK(s.recordEvent(QStringLiteral("shop/plane"), QLatin1String(id), QStringLiteral("webhook"), payload));
+    VERIFY_OK(s.recordEvent(QStringLiteral("reconciler"), QStringLiteral("reconcile:x"), QStringLiteral("signal"), QJsonObject()));
+    auto left = s.unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(5), 10);
+    VERIFY_OK(left);
+    QCOMPARE(left->size(), 3);
+    QCOMPARE(left->first().deliveryId, QStringLiteral("d-1"));
+    QCOMPARE(left->first().source, QStringLiteral("shop/plane"));
+    QCOMPARE(left->first().payload, payload);
+    // Recent ones are left to whoever answered them.
+    auto recent = s.unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(-60), 10);
+    VERIFY_OK(recent);
+    QVERIFY(recent->isEmpty());
+
+    std::atomic<int> taken{0};
+    QThread *thread = QThread::create([&] {
+        for (const char *id : {"d-1", "d-2", "d-3"}) {
+            if (auto t = (*other)->claimEvent(QStringLiteral("shop/plane"), QLatin1String(id)); t && *t)
+                ++taken;
+        }
+    });
+    thread->start();
+    for (const char *id : {"d-1", "d-2", "d-3"}) {
+        auto t = s.claimEvent(QStringLiteral("shop/plane"), QLatin1String(id));
+        VERIFY_OK(t);
+        if (*t)
+            ++taken;
+    }
+    thread->wait();
+    delete thread;
+    QCOMPARE(taken.load(), 3);
+    auto none = s.unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(5), 10);
+    VERIFY_OK(none);
+    QVERIFY(none->isEmpty());
+    auto again = s.claimEvent(QStringLiteral("shop/plane"), QStringLiteral("d-2"));
+    VERIFY_OK(again);
+    QVERIFY(!*again);
+}
+
+// Tracker writes stay until the tracker took them: a failed one is released until its next
+// try, each due write goes to one node, a newer state supersedes the older open ones, the
+// newest state write of a task is found, and done writes are pruned.
+void tst_Store::trackerOutboxKeepsWritesUntilTaken()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine, "main");
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    auto other = Store::open(settings);
+    VERIFY_OK(other);
+    TrackerOutbox outbox(**store);
+    TrackerOutbox otherOutbox(**other);
+    const QDateTime t0 = QDateTime::fromMSecsSinceEpoch(1700000000000, Qt::UTC);
+    TrackerWrite w;
+    w.project = QStringLiteral("shop");
+    w.taskId = 7;
+    w.taskVersion = 3;
+    w.trackerRef = QStringLiteral("issue-7");
+    w.action = QStringLiteral("comment");
+    w.value = QStringLiteral("Sluice: task 7 moved");
+    w.event = QStringLiteral("stage-changed");
+    w.stage = QStringLiteral("review");
+    w.key = QStringLiteral("k-1");
+    auto comment = outbox.add(w, QStringLiteral("node-a"), t0, t0.addSecs(600));
+    VERIFY_OK(comment);
+    w.action = QStringLiteral("state");
+    w.value = QStringLiteral("in-review");
+    w.key = QStringLiteral("k-2");
+    auto review = outbox.add(w, QStringLiteral("node-a"), t0, t0.addSecs(600));
+    VERIFY_OK(review);
+    QVERIFY(!outbox.add(TrackerWrite{}, QStringLiteral("node-a"), t0, t0)); // refused: nothing to write
+
+    // Claimed by node-a while it sends them: nobody else gets them.
+    auto due = otherOutbox.claimDue(QStringLiteral("node-b"), t0.addSecs(1), t0.addSecs(601), 10);
+    VERIFY_OK(due);
+    QVERIFY(due->isEmpty());
+    // The comment failed: released until its next try, then due for anyone.
+    auto deferred = outbox.defer(*comment, t0.addSecs(5), QStringLiteral("HTTP 500"));
+    VERIFY_OK(deferred);
+    QVERIFY(*deferred);
+    due = otherOutbox.claimDue(QStringLiteral("node-b"), t0.addSecs(4), t0.addSecs(604), 10);
+    VERIFY_OK(due);
+    QVERIFY(due->isEmpty());
+    due = otherOutbox.claimDue(QStringLiteral("node-b"), t0.addSecs(5), t0.addSecs(605), 10);
+    VERIFY_OK(due);
+    QCOMPARE(due->size(), 1);
+    QCOMPARE(due->first().id, *comment);
+    QCOMPARE(due->first().attempts, 1);
+    QCOMPARE(due->first().lastError, QStringLiteral("HTTP 500"));
+    QCOMPARE(due->first().value, QStringLiteral("Sluice: task 7 moved"));
+    QCOMPARE(due->first().key, QStringLiteral("k-1"));
+    auto twice = outbox.claimDue(QStringLiteral("node-a"), t0.addSecs(6), t0.addSecs(606), 10);
+    VERIFY_OK(twice);
+    QVERIFY(twice->isEmpty()); // node-b holds it
+    auto finished = otherOutbox.finish(*comment, QStringLiteral("ok"), QString(), t0.addSecs(6));
+    VERIFY_OK(finished);
+    QVERIFY(*finished);
+
+    // A newer state supersedes the older open one; a late end of the older one changes nothing.
+    w.value = QStringLiteral("needs-input");
+    w.event = QStringLiteral("approval-requested");
+    w.stage = QStringLiteral("approval");
+    w.taskVersion = 4;
+    w.key = QStringLiteral("k-3");
+    auto needsInput = outbox.add(w, QStringLiteral("node-a"), t0.addSecs(7), t0.addSecs(607));
+    VERIFY_OK(needsInput);
+    auto late = outbox.finish(*review, QStringLiteral("ok"), QString(), t0.addSecs(8));
+    VERIFY_OK(late);
+    QVERIFY(!*late);
+    auto open = outbox.open();
+    VERIFY_OK(open);
+    QCOMPARE(open->size(), 1);
+    QCOMPARE(open->first().id, *needsInput);
+    auto latest = outbox.latestStateWrite(QStringLiteral("shop"), 7);
+    VERIFY_OK(latest);
+    QVERIFY(latest->has_value());
+    QCOMPARE((*latest)->value, QStringLiteral("needs-input"));
+    QCOMPARE((*latest)->taskVersion, 4);
+    QCOMPARE((*latest)->event, QStringLiteral("approval-requested"));
+    QVERIFY(!(*latest)->doneAt.isValid());
+    VERIFY_OK(outbox.finish(*needsInput, QStringLiteral("ok"), QString(), t0.addSecs(9)));
+    latest = outbox.latestStateWrite(QStringLiteral("shop"), 7);
+    VERIFY_OK(latest);
+    QCOMPARE((*latest)->outcome, QStringLiteral("ok"));
+    auto none = outbox.latestStateWrite(QStringLiteral("shop"), 8);
+    VERIFY_OK(none);
+    QVERIFY(!none->has_value());
+
+    // A node that ended while it held a write: its next start releases it.
+    w.key = QStringLiteral("k-4");
+    w.action = QStringLiteral("comment");
+    auto orphan = outbox.add(w, QStringLiteral("node-a"), t0.addSecs(10), t0.addSecs(610));
+    VERIFY_OK(orphan);
+    auto released = outbox.releaseClaims(QStringLiteral("node-a"));
+    VERIFY_OK(released);
+    QCOMPARE(*released, 1);
+    due = otherOutbox.claimDue(QStringLiteral("node-b"), t0.addSecs(11), t0.addSecs(611), 10);
+    VERIFY_OK(due);
+    QCOMPARE(due->size(), 1);
+    QCOMPARE(due->first().id, *orphan);
+
+    auto pruned = outbox.prune(t0.addSecs(30));
+    VERIFY_OK(pruned);
+    QCOMPARE(*pruned, 3); // the comment, the superseded and the finished state; the orphan is open
 }
 
 void tst_Store::pluginStateIsScopedToOneInstance()

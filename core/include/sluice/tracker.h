@@ -10,6 +10,8 @@
 #include <sluice/plugin.h>
 #include <sluice/webhook.h>
 
+#include <QtPlugin>
+
 namespace Sluice {
 
 /// An issue in the tracker.
@@ -50,4 +52,28 @@ public:
     [[nodiscard]] virtual std::unique_ptr<AsyncCall<Done>> refresh() = 0;
 };
 
+/**
+ * A tracker whose comments can be made idempotent: posting with the same @p key again leaves
+ * one comment, so a write whose answer was lost can be sent again without posting twice. The
+ * host keeps tracker writes that failed and retries them (TrackerUpdates); with this it posts
+ * each comment at most once. Callers find it with `qobject_cast<Sluice::IdempotentComments *>(tracker)`
+ * (the connector declares `Q_INTERFACES(Sluice::IdempotentComments)`).
+ * @since SDK API 1.3
+ */
+class SLUICE_EXPORT IdempotentComments
+{
+public:
+    virtual ~IdempotentComments();
+
+    /**
+     * Posts @p text as a comment on issue @p id, unless a comment with @p key was posted on the
+     * tracker project already: then it finishes with Done and posts nothing. @p key is opaque,
+     * at most 200 characters.
+     */
+    [[nodiscard]] virtual std::unique_ptr<AsyncCall<Done>> commentOnce(const QString &id, const QString &text,
+                                                                       const QString &key) = 0;
+};
+
 } // namespace Sluice
+
+Q_DECLARE_INTERFACE(Sluice::IdempotentComments, "org.sluice.IdempotentComments/1.3")

@@ -15,6 +15,7 @@
 #include "engine/worker.h"
 
 #include <sluice/forgeevents.h>
+#include <sluice/tracker.h>
 #include <sluice/webhook.h>
 
 #include <QCoreApplication>
@@ -347,6 +348,9 @@ void Daemon::routeOutbox()
         qCDebug(lcDaemon).noquote() << "routing the" << n.event << "notification of task" << n.taskId << "raised by another process";
         m_host.engine().notify(n);
     }
+    // Tracker writes that failed before, or that an ended process left: tried again when due.
+    m_trackerUpdates->retryDue();
+    handleUnclaimedDeliveries();
     if (++m_outboxPasses % 1000 == 1) {
         if (auto pruned = store.pruneNotifications(QDateTime::currentDateTimeUtc().addDays(-7)); !pruned)
             qCWarning(lcDaemon).noquote() << "cannot prune routed notifications:" << pruned.error().toString();
@@ -358,7 +362,7 @@ void Daemon::checkIdle()
     auto counts = m_host.engine().jobs().countsByStatus();
     const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
                       && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0
-                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0
+                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0 && m_webhookReads == 0
                       && m_forgeFeedback->inFlight() == 0 && m_forgeListener->inFlight() == 0;
     m_idleTicks = idle ? m_idleTicks + 1 : 0;
     if (m_idleTicks >= 4)
@@ -468,9 +472,18 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
     }
     const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
     QJsonArray events;
-    for (const WebhookEvent &e : delivery->events)
+    for (const WebhookEvent &e : delivery->events) {
+        QJsonObject data = e.data;
+        // A tracker does not know the stage: a signal is meant for the stage its task is in
+        // when the person acts, which is now. Kept with the delivery, so handling it later
+        // (or again after a restart) never applies it to a stage the task reached since.
+        if (e.kind == QLatin1String("signal") && !data.contains(QLatin1String("stage"))) {
+            if (auto task = taskForSubject(*runtime, e.subject); task && *task)
+                data.insert(QStringLiteral("stage"), (*task)->stage);
+        }
         events.append(QJsonObject{{QStringLiteral("kind"), e.kind}, {QStringLiteral("subject"), e.subject},
-                                  {QStringLiteral("value"), e.value}, {QStringLiteral("data"), e.data}});
+                                  {QStringLiteral("value"), e.value}, {QStringLiteral("data"), data}});
+    }
     auto fresh = m_host.store().recordEvent(source, delivery->deliveryId, QStringLiteral("webhook"),
                                             QJsonObject{{QStringLiteral("events"), events}});
     if (!fresh)
@@ -480,53 +493,159 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
         return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("duplicate"), true}}));
     }
     countWebhook(QStringLiteral("accepted"));
-    QJsonArray results;
-    for (const WebhookEvent &e : delivery->events) {
+    // Answered 200 now that it is recorded, handled right after: a sender counts anything else
+    // as a failed delivery (Plane does not deliver again after an answer), and handling may
+    // need the tracker (a state not known yet is read again). A delivery this process does
+    // not get to is handled by the next start (handleUnclaimedDeliveries()).
+    const QString deliveryId = delivery->deliveryId;
+    QTimer::singleShot(0, this, [this, runtime, instanceName, source, deliveryId, events] {
+        handleDelivery(runtime, instanceName, source, deliveryId, events);
+    });
+    return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), deliveryId},
+                                                        {QStringLiteral("events"), int(events.size())}}));
+}
+
+Result<std::optional<TaskRecord>> Daemon::taskForSubject(const ProjectRuntime &runtime, const QString &subject)
+{
+    Engine &engine = m_host.engine();
+    bool numeric = false;
+    const qint64 taskId = subject.toLongLong(&numeric);
+    if (numeric)
+        return engine.tasks().task(taskId);
+    return engine.tasks().findByTrackerRef(runtime.config.id, subject);
+}
+
+void Daemon::handleUnclaimedDeliveries()
+{
+    // Deliveries answered by a process that ended before it handled them. Recent ones are left
+    // to the process that answered them (it does within milliseconds).
+    auto left = m_host.store().unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(-10), 50);
+    if (!left) {
+        qCWarning(lcDaemon).noquote() << "cannot read the webhook deliveries nobody handled:" << left.error().toString();
+        return;
+    }
+    for (const Store::RecordedEvent &e : std::as_const(*left)) {
+        const QString project = e.source.section(QLatin1Char('/'), 0, 0);
+        const QString instance = e.source.section(QLatin1Char('/'), 1);
+        auto runtime = m_host.engine().project(project);
+        if (!runtime)
+            continue; // its project is not loaded here: left for a node that has it
+        qCWarning(lcDaemon).noquote() << "handling webhook delivery" << e.deliveryId << "from" << e.source << "received at"
+                                      << e.receivedAt.toString(Qt::ISODate) << "and not handled before";
+        handleDelivery(runtime, instance, e.source, e.deliveryId, e.payload.value(QLatin1String("events")).toArray());
+    }
+}
+
+void Daemon::handleDelivery(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instanceName, const QString &source,
+                            const QString &deliveryId, const QJsonArray &events)
+{
+    // Taken first: of two nodes (or a late timer and the start-up pass) one handles it.
+    auto taken = m_host.store().claimEvent(source, deliveryId);
+    if (!taken) {
+        qCWarning(lcDaemon).noquote() << "cannot take webhook delivery" << deliveryId << "from" << source << "to handle it:"
+                                      << taken.error().toString() << "- the next pass tries again";
+        return;
+    }
+    if (!*taken)
+        return;
+    for (const QJsonValue &v : events) {
+        const QJsonObject o = v.toObject();
+        const WebhookEvent e{o.value(QLatin1String("kind")).toString(), o.value(QLatin1String("subject")).toString(),
+                             o.value(QLatin1String("value")).toString(), o.value(QLatin1String("data")).toObject()};
         if (const std::optional<ForgeEvent> forgeEvent = forgeEventFromWebhook(e)) {
-            // What became of it, for the forge's delivery log (Gitea and GitHub show the answer).
-            results.append(QJsonObject{{QStringLiteral("kind"), e.kind},
-                                       {QStringLiteral("result"), m_forgeListener->handle(runtime, instanceName, delivery->deliveryId, *forgeEvent)}});
+            // Counted and logged by the listener (sluice_forge_events_total).
+            const QString result = m_forgeListener->handle(runtime, instanceName, deliveryId, *forgeEvent);
+            qCDebug(lcDaemon).noquote() << "delivery" << deliveryId << "from" << source << e.kind << "->" << result;
             continue;
         }
-        if (e.kind != QLatin1String("signal"))
-            continue;
-        bool ok = false;
-        qint64 taskId = e.subject.toLongLong(&ok);
-        if (!ok) {
-            auto byRef = engine.tasks().findByTrackerRef(runtime->config.id, e.subject);
-            if (byRef && *byRef)
-                taskId = (*byRef)->id;
+        if (e.kind == QLatin1String("signal"))
+            takeSignal(runtime, source, e);
+        else if (e.kind == QLatin1String("tracker-issue"))
+            readTrackerIssue(runtime, instanceName, source, e.subject, 1);
+    }
+}
+
+void Daemon::readTrackerIssue(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instanceName, const QString &source,
+                              const QString &issueId, int attempt)
+{
+    // The receiver moved an issue to a state it did not know yet: the tracker's own read of the
+    // issue (which reads its states again) says what it means now.
+    auto *tracker = runtime->instances.as<Tracker>(instanceName);
+    if (!tracker) {
+        qCWarning(lcDaemon).noquote() << "delivery from" << source << "asks to read issue" << issueId << "but" << instanceName << "is no tracker";
+        return;
+    }
+    std::shared_ptr<AsyncCall<TrackerIssue>> call(tracker->issue(issueId).release());
+    if (!call)
+        return;
+    ++m_webhookReads;
+    connect(call.get(), &PluginJob::finished, this, [this, call, runtime, instanceName, source, issueId, attempt] {
+        --m_webhookReads;
+        const Result<TrackerIssue> &issue = call->result();
+        if (!issue) {
+            constexpr int MaxReads = 6;
+            if (attempt >= MaxReads) {
+                qCWarning(lcDaemon).noquote() << "cannot read issue" << issueId << "for a delivery from" << source << "after" << attempt
+                                              << "attempts:" << issue.error().message << "- the reconciler compares it later";
+                return;
+            }
+            const int wait = 1000 << std::min(attempt, 8); // 2 s, 4 s, ... about a minute in all
+            qCInfo(lcDaemon).noquote() << "reading issue" << issueId << "for a delivery from" << source << "failed:"
+                                       << issue.error().message << "- again in" << wait / 1000 << "s";
+            ++m_webhookReads;
+            QTimer::singleShot(wait, this, [this, runtime, instanceName, source, issueId, attempt] {
+                --m_webhookReads;
+                readTrackerIssue(runtime, instanceName, source, issueId, attempt + 1);
+            });
+            return;
         }
-        if (taskId <= 0 && e.value == QLatin1String("start") && !ok) {
+        if (issue->signal.isEmpty()) {
+            qCInfo(lcDaemon).noquote() << "issue" << (issue->key.isEmpty() ? issueId : issue->key) << "is in state" << issue->state
+                                       << "- it sends no signal";
+            return;
+        }
+        QJsonObject data{{QStringLiteral("title"), issue->title},
+                         {QStringLiteral("description"), issue->description},
+                         {QStringLiteral("key"), issue->key},
+                         {QStringLiteral("state"), issue->state},
+                         {QStringLiteral("url"), issue->url}};
+        // A task made for a tracker issue is named after the issue's key.
+        if (!issue->key.isEmpty())
+            data.insert(QStringLiteral("branch"), QStringLiteral("sluice/%1").arg(issue->key.toLower()));
+        takeSignal(runtime, source, WebhookEvent{QStringLiteral("signal"), issue->id, issue->signal, data});
+    });
+    call->start();
+}
+
+void Daemon::takeSignal(const std::shared_ptr<ProjectRuntime> &runtime, const QString &source, const WebhookEvent &e)
+{
+    Engine &engine = m_host.engine();
+    auto task = taskForSubject(*runtime, e.subject);
+    if (!task) {
+        qCWarning(lcDaemon).noquote() << "signal" << e.value << "from" << source << "for" << e.subject << "- cannot read its task:" << task.error().message;
+        return;
+    }
+    if (!*task) {
+        bool numeric = false;
+        e.subject.toLongLong(&numeric);
+        if (e.value == QLatin1String("start") && !numeric) {
             // An issue moved to the start state with no task yet: that is how a task begins.
             auto created = engine.submit(runtime->config.id, e.data.value(QLatin1String("title")).toString(),
                                          e.data.value(QLatin1String("description")).toString(),
                                          e.data.value(QLatin1String("branch")).toString(), source, e.subject);
             if (!created)
                 qCWarning(lcDaemon).noquote() << "cannot create a task for" << e.subject << "from" << source << "-" << created.error().message;
-            results.append(created ? QJsonObject{{QStringLiteral("task"), *created}, {QStringLiteral("result"), QStringLiteral("created")}}
-                                   : QJsonObject{{QStringLiteral("subject"), e.subject}, {QStringLiteral("result"), created.error().message}});
-            continue;
+            return;
         }
-        if (taskId <= 0) {
-            qCInfo(lcDaemon).noquote() << "signal" << e.value << "from" << source << "for" << e.subject << "ignored: no task is linked to it";
-            results.append(QJsonObject{{QStringLiteral("subject"), e.subject}, {QStringLiteral("result"), QStringLiteral("no task")}});
-            continue;
-        }
-        // A tracker does not know the stage: the signal is meant for the stage the task is in.
-        QString stage = e.data.value(QLatin1String("stage")).toString();
-        if (stage.isEmpty()) {
-            if (auto current = engine.tasks().task(taskId); current && *current)
-                stage = (*current)->stage;
-        }
-        // Already de-duplicated by delivery id above: no second event row.
-        auto taken = engine.signal(taskId, stage, e.value, source, QString());
-        results.append(QJsonObject{{QStringLiteral("task"), taskId},
-                                   {QStringLiteral("result"), !taken ? taken.error().message
-                                                              : taken->kind == SignalResult::Kind::Accepted ? QStringLiteral("accepted")
-                                                                                                            : QStringLiteral("ignored: ") + taken->reason}});
+        qCInfo(lcDaemon).noquote() << "signal" << e.value << "from" << source << "for" << e.subject << "ignored: no task is linked to it";
+        return;
     }
-    return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("events"), results}}), 202);
+    // The stage the task was in when the delivery came (kept with it), else the one it is in now.
+    const QString stage = e.data.contains(QLatin1String("stage")) ? e.data.value(QLatin1String("stage")).toString() : (*task)->stage;
+    // Already de-duplicated by delivery id: no second event row.
+    auto taken = engine.signal((*task)->id, stage, e.value, source, QString());
+    if (!taken)
+        qCWarning(lcDaemon).noquote() << "signal" << e.value << "from" << source << "for task" << (*task)->id << "failed:" << taken.error().message;
 }
 
 void Daemon::countWebhook(const QString &result)

@@ -9,10 +9,12 @@
 #include "engine/hostruntime.h"
 
 #include <QElapsedTimer>
+#include <QJsonArray>
 #include <QObject>
 #include <QTimer>
 
 #include <memory>
+#include <optional>
 
 namespace Sluice {
 
@@ -30,6 +32,7 @@ class SystemdNotifier;
 class Worker;
 struct HttpRequest;
 struct HttpResponse;
+struct WebhookEvent;
 
 class SLUICE_EXPORT Daemon : public QObject
 {
@@ -58,6 +61,18 @@ Q_SIGNALS:
 private:
     void installRoutes();
     HttpResponse handleWebhook(const HttpRequest &request);
+    // A recorded delivery's events, handled once (the store decides who takes it).
+    void handleDelivery(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instanceName, const QString &source,
+                        const QString &deliveryId, const QJsonArray &events);
+    // Deliveries recorded and answered by a process that ended before it handled them.
+    void handleUnclaimedDeliveries();
+    void takeSignal(const std::shared_ptr<ProjectRuntime> &runtime, const QString &source, const WebhookEvent &event);
+    // Reads a tracker issue a delivery moved to a state its receiver did not know, and takes
+    // its signal; a failed read is tried again a few times.
+    void readTrackerIssue(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instanceName, const QString &source,
+                          const QString &issueId, int attempt);
+    // The task a webhook event's subject names: a task id, or a tracker issue linked to one.
+    [[nodiscard]] Result<std::optional<TaskRecord>> taskForSubject(const ProjectRuntime &runtime, const QString &subject);
     HttpResponse handleTask(const HttpRequest &request);
     QByteArray renderMetrics();
     void countWebhook(const QString &result);
@@ -86,6 +101,7 @@ private:
     QTimer m_outbox;        // routes what CLI processes raised (Store::claimNotifications)
     int m_outboxPasses = 0; // routed notifications are pruned every so many passes
     int m_idleTicks = 0;
+    int m_webhookReads = 0; // tracker reads (and their retry waits) for deliveries under way
     bool m_ready = false;
     bool m_stopping = false;
     bool m_finished = false;

@@ -11,6 +11,7 @@
 #include <QLoggingCategory>
 #include <QPointer>
 #include <QTimer>
+#include <QUuid>
 
 namespace Sluice {
 
@@ -106,11 +107,31 @@ void NotificationRouter::route(const Notification &notification)
 TrackerUpdates::TrackerUpdates(Engine &engine, QObject *parent)
     : QObject(parent)
     , m_engine(engine)
+    , m_outbox(std::make_unique<TrackerOutbox>(engine.store()))
 {
     connect(&engine, &Engine::notification, this, &TrackerUpdates::route);
+    // This node's earlier process ended: what it was sending is due again now, not when its
+    // claims expire.
+    if (auto released = m_outbox->releaseClaims(engine.node()); !released)
+        qCWarning(lcNotify).noquote() << "cannot release the tracker writes of an earlier run of this node:" << released.error().toString();
+    else if (*released > 0)
+        qCInfo(lcNotify).noquote() << *released << "tracker write(s) left by an earlier run of this node are due again";
 }
 
 TrackerUpdates::~TrackerUpdates() = default;
+
+void TrackerUpdates::setRetryBackoff(std::chrono::milliseconds first, std::chrono::milliseconds max)
+{
+    m_retryFirst = std::max(first, std::chrono::milliseconds(1));
+    m_retryMax = std::max(max, m_retryFirst);
+}
+
+std::chrono::milliseconds TrackerUpdates::backoff(int attempts) const
+{
+    const qint64 first = m_retryFirst.count();
+    const qint64 wait = attempts >= 30 ? m_retryMax.count() : std::min<qint64>(m_retryMax.count(), first << std::max(0, attempts - 1));
+    return std::chrono::milliseconds(wait);
+}
 
 QString TrackerUpdates::commentFor(const Notification &n, const std::function<QStringList(const QString &)> &statesFor)
 {
@@ -161,7 +182,6 @@ void TrackerUpdates::route(const Notification &n)
                                       Q_ARG(QString, signal));
         return states;
     };
-    const QString text = commentFor(n, statesFor);
     QString state;
     // An operator's retry puts the issue back where its stage has it.
     if (n.event == QLatin1String("stage-changed") || n.event == QLatin1String("rolled-back") || n.event == QLatin1String("unblocked"))
@@ -172,27 +192,107 @@ void TrackerUpdates::route(const Notification &n)
         state = QStringLiteral("done");
     else if (n.event == QLatin1String("approval-requested"))
         state = QStringLiteral("needs-input");
+    // The visit of the stage the writes belong to: the reconciler trusts a tracker state only
+    // once Sluice's own write for the current visit went through.
+    qint64 version = 0;
+    if (auto task = m_engine.tasks().task(n.taskId); task && *task)
+        version = (*task)->version;
+    TrackerWrite write;
+    write.project = n.projectId;
+    write.taskId = n.taskId;
+    write.taskVersion = version;
+    write.trackerRef = ref;
+    write.event = n.event;
+    write.stage = n.data.value(QLatin1String("stage")).toString();
+    QList<TrackerWrite> writes;
+    write.action = QStringLiteral("comment");
+    write.value = commentFor(n, statesFor);
+    writes.append(write);
+    if (!state.isEmpty()) {
+        write.action = QStringLiteral("state");
+        write.value = state;
+        writes.append(write);
+    }
     const QString key = n.projectId + QLatin1Char('\n') + ref;
-    enqueue(key, Pending{runtime, n.taskId, QStringLiteral("comment"), [guard, ref, text]() -> std::unique_ptr<PluginJob> {
-                             if (!guard)
-                                 return nullptr;
-                             return guard->comment(ref, text);
-                         }});
-    if (!state.isEmpty())
-        enqueue(key, Pending{runtime, n.taskId, QStringLiteral("state"), [guard, ref, state]() -> std::unique_ptr<PluginJob> {
-                                 if (!guard)
-                                     return nullptr;
-                                 return guard->setState(ref, state);
-                             }});
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    for (TrackerWrite &w : writes) {
+        w.key = QUuid::createUuid().toString(QUuid::WithoutBraces);
+        w.createdAt = now;
+        // Kept first, sent second: a write that fails, or a process that ends before it is
+        // sent, leaves it in the outbox for the next try.
+        auto added = m_outbox->add(w, m_engine.node(), now, now.addMSecs(qint64(m_deadline.count()) * 10));
+        if (added)
+            w.id = *added;
+        else
+            qCWarning(lcNotify).noquote() << "cannot keep the tracker" << w.action << "for task" << w.taskId
+                                          << "in the store; it is sent once, best effort -" << added.error().toString();
+        enqueue(key, Pending{runtime, w});
+    }
+}
+
+void TrackerUpdates::retryDue()
+{
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    auto due = m_outbox->claimDue(m_engine.node(), now, now.addMSecs(qint64(m_deadline.count()) * 10), 100);
+    if (!due) {
+        qCWarning(lcNotify).noquote() << "cannot read the tracker writes to try again:" << due.error().toString();
+        return;
+    }
+    for (const TrackerWrite &w : std::as_const(*due)) {
+        if (m_queued.contains(w.id))
+            continue; // queued here already (its claim was renewed by this pass)
+        const std::shared_ptr<ProjectRuntime> runtime = m_engine.project(w.project);
+        if (!runtime) {
+            // The project is not loaded (an invalid file after a reload): later.
+            (void)m_outbox->defer(w.id, now.addMSecs(backoff(w.attempts + 1).count()),
+                                  QStringLiteral("project %1 is not loaded").arg(w.project));
+            continue;
+        }
+        qCInfo(lcNotify).noquote() << "trying the tracker" << w.action << "for task" << w.taskId << "of" << w.project << "again ("
+                                   << w.attempts << "attempt(s) failed, the last:" << w.lastError + QLatin1Char(')');
+        enqueue(w.project + QLatin1Char('\n') + w.trackerRef, Pending{runtime, w});
+    }
+    if (++m_retryPasses % 1000 == 1) {
+        if (auto pruned = m_outbox->prune(now.addDays(-7)); !pruned)
+            qCWarning(lcNotify).noquote() << "cannot prune done tracker writes:" << pruned.error().toString();
+    }
 }
 
 void TrackerUpdates::enqueue(const QString &key, Pending pending)
 {
     QList<Pending> &queue = m_queues[key];
+    if (pending.write.action == QLatin1String("state")) {
+        // Only the newest state is owed: the older ones still waiting here go (the outbox
+        // marked them superseded when this one was kept). The head may be running: it stays.
+        for (qsizetype i = queue.size() - 1; i >= 1; --i) {
+            if (queue[i].write.action == QLatin1String("state") && queue[i].write.id < pending.write.id) {
+                m_queued.remove(queue[i].write.id);
+                queue.removeAt(i);
+                --m_inFlight;
+            }
+        }
+    }
+    if (pending.write.id > 0)
+        m_queued.insert(pending.write.id);
     queue.append(std::move(pending));
     ++m_inFlight;
     if (queue.size() == 1)
         runNext(key);
+}
+
+std::unique_ptr<PluginJob> TrackerUpdates::callFor(const Pending &pending) const
+{
+    const ProjectRuntime &runtime = *pending.runtime;
+    Tracker *tracker = runtime.config.trackerInstance.isEmpty() ? nullptr : runtime.instances.as<Tracker>(runtime.config.trackerInstance);
+    if (!tracker)
+        return nullptr;
+    const TrackerWrite &w = pending.write;
+    if (w.action == QLatin1String("state"))
+        return tracker->setState(w.trackerRef, w.value);
+    if (auto *once = qobject_cast<IdempotentComments *>(tracker))
+        return once->commentOnce(w.trackerRef, w.value, w.key);
+    // Without keyed comments a retry after a lost answer may post twice: twice rather than never.
+    return tracker->comment(w.trackerRef, w.value);
 }
 
 void TrackerUpdates::runNext(const QString &key)
@@ -200,30 +300,72 @@ void TrackerUpdates::runNext(const QString &key)
     auto it = m_queues.find(key);
     if (it == m_queues.end() || it->isEmpty())
         return;
-    const Pending &head = it->first();
-    const QString project = head.runtime->config.id;
-    const qint64 taskId = head.taskId;
-    const QString action = head.action;
-    BestEffortCall::run(head.make(), doneError, m_deadline, head.runtime, this,
-                        [this, key, project, taskId, action](const QString &result, const QString &error) {
-                            --m_inFlight;
-                            if (result != QLatin1String("ok"))
-                                qCWarning(lcNotify).noquote() << "tracker" << action << "for task" << taskId << "of" << project
-                                                              << "failed -" << result + QLatin1Char(':') << error;
-                            if (m_metrics)
-                                m_metrics->increment(QStringLiteral("sluice_tracker_updates_total"),
-                                                     {{QStringLiteral("project"), project}, {QStringLiteral("action"), action},
-                                                      {QStringLiteral("result"), result}});
-                            Q_EMIT updated(project, taskId, action, result);
-                            auto queue = m_queues.find(key);
-                            if (queue == m_queues.end())
-                                return;
-                            queue->removeFirst();
-                            if (queue->isEmpty())
-                                m_queues.erase(queue);
-                            else
-                                QTimer::singleShot(0, this, [this, key] { runNext(key); });
+    const Pending head = it->first();
+    auto code = std::make_shared<ErrorCode>(ErrorCode::Network);
+    auto errorOf = [code](PluginJob *job) {
+        const auto &result = static_cast<AsyncCall<Done> *>(job)->result();
+        if (result)
+            return QString();
+        *code = result.error().code;
+        return Redaction::redact(result.error().toString());
+    };
+    BestEffortCall::run(callFor(head), errorOf, m_deadline, head.runtime, this,
+                        [this, key, head, code](const QString &result, const QString &error) {
+                            settle(key, head, result, error, result == QLatin1String("timeout") ? ErrorCode::Timeout : *code);
                         });
+}
+
+void TrackerUpdates::settle(const QString &key, const Pending &pending, const QString &result, const QString &error, ErrorCode code)
+{
+    --m_inFlight;
+    const TrackerWrite &w = pending.write;
+    const QString project = pending.runtime->config.id;
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    QString counted = result;
+    if (result == QLatin1String("ok")) {
+        if (w.id > 0) {
+            if (auto done = m_outbox->finish(w.id, QStringLiteral("ok"), QString(), now); !done)
+                qCWarning(lcNotify).noquote() << "tracker write" << w.id << "went through but cannot be marked so:" << done.error().toString();
+        }
+    } else {
+        // A refusal that another try cannot change: the issue or the state does not exist, the
+        // request is wrong. Anything else (an outage, a 5xx, a timeout, a revoked token an
+        // operator will replace) is tried again, the wait doubling.
+        const bool refused = code == ErrorCode::NotFound || code == ErrorCode::InvalidArgument || code == ErrorCode::Malformed
+                             || code == ErrorCode::Conflict;
+        if (w.id <= 0) {
+            qCWarning(lcNotify).noquote() << "tracker" << w.action << "for task" << w.taskId << "of" << project << "failed and was not kept -"
+                                          << result + QLatin1Char(':') << error;
+        } else if (refused && w.attempts + 1 >= MaxRefusals) {
+            counted = QStringLiteral("abandoned");
+            qCWarning(lcNotify).noquote() << "tracker" << w.action << "for task" << w.taskId << "of" << project << "abandoned after"
+                                          << w.attempts + 1 << "refusal(s):" << error;
+            (void)m_outbox->finish(w.id, QStringLiteral("abandoned"), error, now);
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("tracker-updates"), QStringLiteral("tracker-write-abandoned"), project, w.taskId,
+                                                    QJsonObject{{QStringLiteral("write"), w.id}, {QStringLiteral("action"), w.action},
+                                                                {QStringLiteral("issue"), w.trackerRef}, {QStringLiteral("attempts"), w.attempts + 1},
+                                                                {QStringLiteral("error"), error}}});
+        } else {
+            const QDateTime next = now.addMSecs(backoff(w.attempts + 1).count());
+            qCWarning(lcNotify).noquote() << "tracker" << w.action << "for task" << w.taskId << "of" << project << "failed -"
+                                          << result + QLatin1Char(':') << error << "- kept, tried again at" << next.toString(Qt::ISODate);
+            if (auto deferred = m_outbox->defer(w.id, next, error); !deferred)
+                qCWarning(lcNotify).noquote() << "cannot keep tracker write" << w.id << "for another try:" << deferred.error().toString();
+        }
+    }
+    if (m_metrics)
+        m_metrics->increment(QStringLiteral("sluice_tracker_updates_total"),
+                             {{QStringLiteral("project"), project}, {QStringLiteral("action"), w.action}, {QStringLiteral("result"), counted}});
+    Q_EMIT updated(project, w.taskId, w.action, counted);
+    m_queued.remove(w.id);
+    auto queue = m_queues.find(key);
+    if (queue == m_queues.end())
+        return;
+    queue->removeFirst();
+    if (queue->isEmpty())
+        m_queues.erase(queue);
+    else
+        QTimer::singleShot(0, this, [this, key] { runNext(key); });
 }
 
 } // namespace Sluice

@@ -3,13 +3,17 @@
 
 // Where the engine's notifications go: to the notifier instances a project's `notifications`
 // rules name (NotificationRouter), and, for tasks linked to a tracker issue, back to the
-// tracker as comments and states (TrackerUpdates). Both are best effort: a call runs under a
-// host deadline, its failure is logged and counted, and the caller never waits for it.
+// tracker as comments and states (TrackerUpdates). Neither holds up the pipeline: a call runs
+// under a host deadline, its failure is logged and counted, and the caller never waits for it.
+// Notifiers are best effort; tracker writes are kept and tried again until the tracker took them.
+
+#include "store/trackeroutbox.h"
 
 #include <sluice/notifier.h>
 
 #include <QHash>
 #include <QObject>
+#include <QSet>
 
 #include <chrono>
 #include <functional>
@@ -78,6 +82,15 @@ private:
  * move (with the gate's reasons for a rollback or a block, and for an approval request the
  * exact status to set), and the issue's state (in-progress, in-review, needs-input,
  * blocked, done; see ProjectConfig::trackerStateFor()).
+ *
+ * Every write is kept in the store's tracker outbox before it is sent (TrackerOutbox), and
+ * stays there until the tracker took it: one that failed — the tracker down, a 500 after the
+ * connector's own retries, no answer within the deadline — is tried again with back-off
+ * (retryDue(), called periodically by the daemon), also after a restart or by another node.
+ * Only the newest state of an issue is owed: a newer state write supersedes the older ones.
+ * A write the tracker refuses for good (the issue or the state does not exist) is abandoned
+ * after a few attempts, logged, counted and audited. Comments go through
+ * IdempotentComments::commentOnce() where the tracker has it, so a retry posts once.
  */
 class SLUICE_EXPORT TrackerUpdates : public QObject
 {
@@ -88,38 +101,56 @@ public:
 
     /// Counts calls in sluice_tracker_updates_total{project,action,result} (may be null).
     void setMetrics(Metrics *metrics) { m_metrics = metrics; }
+    /// Longest one call may take, the connector's retries included (default 60 s).
     void setDeadline(std::chrono::milliseconds deadline) { m_deadline = deadline; }
+    /// Wait before a failed write is tried again, doubling per failure up to @p max (default 5 s, 10 min).
+    void setRetryBackoff(std::chrono::milliseconds first, std::chrono::milliseconds max);
+    /// Writes queued or running in this process.
     [[nodiscard]] int inFlight() const { return m_inFlight; }
 
     /// Handles @p notification (connected to Engine::notification).
     void route(const Notification &notification);
+    /// Claims the writes that are due again (failed before, or left by a process that ended)
+    /// and sends them, in order per issue.
+    void retryDue();
 
     /// The comment posted for @p notification; @p statesFor names the tracker states that
     /// send a signal (empty when the tracker does not say).
     [[nodiscard]] static QString commentFor(const Notification &notification,
                                             const std::function<QStringList(const QString &)> &statesFor);
 
+    /// Attempts after which a write the tracker refuses for good is abandoned.
+    static constexpr int MaxRefusals = 3;
+
 Q_SIGNALS:
-    /// One tracker call ended: @p action "comment" or "state", @p result "ok", "failed" or "timeout".
+    /**
+     * One tracker call ended: @p action "comment" or "state", @p result "ok", "failed" or
+     * "timeout" (kept and tried again later), or "abandoned" (refused for good).
+     */
     void updated(const QString &project, qint64 taskId, const QString &action, const QString &result);
 
 private:
-    using Step = std::function<std::unique_ptr<PluginJob>()>;
     struct Pending {
         std::shared_ptr<ProjectRuntime> runtime;
-        qint64 taskId = 0;
-        QString action;
-        Step make;
+        TrackerWrite write;
     };
     // Calls for one issue run one after another, in the order the events happened.
     void enqueue(const QString &key, Pending pending);
     void runNext(const QString &key);
+    void settle(const QString &key, const Pending &pending, const QString &result, const QString &error, ErrorCode code);
+    [[nodiscard]] std::unique_ptr<PluginJob> callFor(const Pending &pending) const;
+    [[nodiscard]] std::chrono::milliseconds backoff(int attempts) const;
 
     QHash<QString, QList<Pending>> m_queues; // by project + issue; the head is running
+    QSet<qint64> m_queued;                   // outbox ids in m_queues
     Engine &m_engine;
+    std::unique_ptr<TrackerOutbox> m_outbox;
     Metrics *m_metrics = nullptr;
     std::chrono::milliseconds m_deadline{60'000};
+    std::chrono::milliseconds m_retryFirst{5'000};
+    std::chrono::milliseconds m_retryMax{600'000};
     int m_inFlight = 0;
+    int m_retryPasses = 0;
 };
 
 } // namespace Sluice

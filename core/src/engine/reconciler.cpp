@@ -2,6 +2,7 @@
 #include "engine/reconciler.h"
 
 #include "engine/engine.h"
+#include "store/trackeroutbox.h"
 
 #include <sluice/stage.h>
 #include <sluice/tracker.h>
@@ -33,11 +34,15 @@ const JobRecord *currentVisitJob(const QList<JobRecord> &jobs, const TaskRecord 
         return nullptr;
     return latest;
 }
-// Whether the stage's plugin waits for a signal from people.
-bool waitsForPeople(const ProjectRuntime &runtime, const StageConfig &stage)
+// The signals the stage's plugin waits for from people (none: it waits for nobody).
+QStringList acceptedSignals(const ProjectRuntime &runtime, const StageConfig &stage)
 {
     Stage *plugin = stage.run.isEmpty() ? nullptr : runtime.instances.as<Stage>(stage.run);
-    return plugin && !plugin->acceptedSignals().isEmpty();
+    return plugin ? plugin->acceptedSignals() : QStringList();
+}
+bool waitsForPeople(const ProjectRuntime &runtime, const StageConfig &stage)
+{
+    return !acceptedSignals(runtime, stage).isEmpty();
 }
 } // namespace
 
@@ -45,6 +50,7 @@ Reconciler::Reconciler(Engine &engine, const ReconcilerSettings &settings, QObje
     : QObject(parent)
     , m_engine(engine)
     , m_settings(settings)
+    , m_outbox(std::make_unique<TrackerOutbox>(engine.store()))
 {
     qRegisterMetaType<Sluice::ReconcilerPass>();
     connect(&m_timer, &QTimer::timeout, this, &Reconciler::tick);
@@ -100,17 +106,7 @@ void Reconciler::tick()
     m_pass.at = QDateTime::currentDateTimeUtc();
     const QDateTime settledBefore = m_pass.at.addMSecs(-qint64(m_settings.settle.count()));
     auto act = [this](const TaskRecord &task, const QString &action, const QString &why) {
-        const QJsonObject entry{{QStringLiteral("task"), task.id},
-                                {QStringLiteral("project"), task.project},
-                                {QStringLiteral("stage"), task.stage},
-                                {QStringLiteral("action"), action},
-                                {QStringLiteral("reason"), why},
-                                {QStringLiteral("at"), QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs)}};
-        m_pass.actions.append(entry);
-        m_lastAction = entry;
-        ++m_actedTotal;
-        qCWarning(lcReconciler).noquote() << "task" << task.id << "in stage" << task.stage << "-" << why << "->" << action;
-        (void)m_engine.store().audit(AuditEntry{QStringLiteral("reconciler"), QStringLiteral("reconcile"), task.project, task.id, entry});
+        recordAction(task.id, task.project, task.stage, action, why);
     };
 
     for (const QString &projectId : m_engine.projectIds()) {
@@ -221,29 +217,65 @@ void Reconciler::tick()
         }
         if (!tracker)
             continue;
-        // The tracker's truth: a state change whose webhook was lost is taken as the signal it
-        // maps to, once per (issue, state, stage), for tasks not waiting for people.
+        // The tracker's truth: a state change whose webhook was lost (or answered wrong, or
+        // handled by a process that ended) is taken as the signal it maps to, once per
+        // (issue, state, stage visit), through Engine::signal like a delivery.
         for (const TaskRecord &task : std::as_const(*tasks)) {
             if (task.trackerRef.isEmpty())
                 continue;
             const StageConfig *stage = runtime->config.stage(task.stage);
-            if (!stage || waitsForPeople(*runtime, *stage))
+            if (!stage)
                 continue;
+            const bool waiting = waitsForPeople(*runtime, *stage);
+            if (waiting) {
+                // A task waiting for a person moves on the tracker's state only when that state
+                // was set after the wait began: Sluice's own state write for this visit (the
+                // "needs input" of the approval request) went through, and nothing Sluice owes
+                // the issue is pending. Otherwise the issue may still show a state from an
+                // earlier visit ("Approved" for the last stage, "Rejected" before a rollback),
+                // which is no answer to this request.
+                if (m_engine.isAdvancing(task.id))
+                    continue;
+                auto own = m_outbox->latestStateWrite(task.project, task.id);
+                if (!own) {
+                    m_pass.ok = false;
+                    m_pass.errors.append(own.error().toString());
+                    continue;
+                }
+                if (!*own || (*own)->outcome != QLatin1String("ok") || (*own)->taskVersion != task.version
+                    || (*own)->stage != task.stage || (*own)->event != QLatin1String("approval-requested"))
+                    continue;
+            }
             std::shared_ptr<AsyncCall<TrackerIssue>> call(tracker->issue(task.trackerRef).release());
             if (!call)
                 continue;
             ++m_pendingReads;
             const qint64 taskId = task.id;
+            const qint64 version = task.version;
             const QString taskStage = task.stage;
             const std::shared_ptr<ProjectRuntime> keep = runtime;
+            const QStringList accepted = waiting ? acceptedSignals(*runtime, *stage) : QStringList();
             m_calls.append(call);
-            connect(call.get(), &PluginJob::finished, this, [this, call, keep, taskId, taskStage] {
+            connect(call.get(), &PluginJob::finished, this, [this, call, keep, taskId, version, taskStage, waiting, accepted] {
                 if (!m_running)
                     return; // the pass ended at its deadline
                 const Result<TrackerIssue> &issue = call->result();
                 if (!issue) {
                     m_pass.ok = false;
                     m_pass.errors.append(QStringLiteral("reading the tracker issue of task %1: %2").arg(taskId).arg(issue.error().message));
+                } else if (waiting) {
+                    // Only an answer the stage takes (its signals, or a person's reject): the
+                    // echo of Sluice's own "needs input" is no answer.
+                    if (accepted.contains(issue->signal) || issue->signal == QLatin1String("reject")) {
+                        const QString delivery = QStringLiteral("reconcile:%1:%2:%3:%4").arg(issue->id, issue->state, taskStage).arg(version);
+                        auto taken = m_engine.signal(taskId, taskStage, issue->signal, QStringLiteral("reconciler"), delivery);
+                        if (taken && taken->kind == SignalResult::Kind::Accepted) {
+                            ++m_pass.signalled;
+                            recordAction(taskId, keep->config.id, taskStage, QStringLiteral("signal"),
+                                         QStringLiteral("issue %1 shows \u201c%2\u201d (%3), set after the task began to wait; its delivery never moved the task")
+                                             .arg(issue->key.isEmpty() ? issue->id : issue->key, issue->state, issue->signal));
+                        }
+                    }
                 } else if (!issue->signal.isEmpty()) {
                     const QString delivery = QStringLiteral("reconcile:%1:%2:%3").arg(issue->id, issue->state, taskStage);
                     auto taken = m_engine.signal(taskId, taskStage, issue->signal, QStringLiteral("reconciler"), delivery);
@@ -262,6 +294,21 @@ void Reconciler::tick()
     }
     // Tracker reads that do not answer within the interval fail the pass; the next one asks again.
     m_deadline.start(int(std::clamp<qint64>(m_settings.interval.count(), 1000, std::numeric_limits<int>::max())));
+}
+
+void Reconciler::recordAction(qint64 taskId, const QString &project, const QString &stage, const QString &action, const QString &why)
+{
+    const QJsonObject entry{{QStringLiteral("task"), taskId},
+                            {QStringLiteral("project"), project},
+                            {QStringLiteral("stage"), stage},
+                            {QStringLiteral("action"), action},
+                            {QStringLiteral("reason"), why},
+                            {QStringLiteral("at"), QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs)}};
+    m_pass.actions.append(entry);
+    m_lastAction = entry;
+    ++m_actedTotal;
+    qCWarning(lcReconciler).noquote() << "task" << taskId << "in stage" << stage << "-" << why << "->" << action;
+    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reconciler"), QStringLiteral("reconcile"), project, taskId, entry});
 }
 
 void Reconciler::finishPass()

@@ -3,8 +3,10 @@
 
 // The reconciler: a level-triggered core sweeper. It re-reads the truth for active tasks and
 // re-drives, through the one advance path, those an edge left behind — a lost webhook, an
-// advance that failed after its job was finalised, a stage entered without its job — and
-// never touches a task that waits for people. See docs/runbooks/reconciler.md.
+// advance that failed after its job was finalised, a stage entered without its job. A task
+// that waits for people is never advanced by it; it moves only when the tracker shows a
+// person's answer set after the wait began (taken as that signal, once), which catches a
+// tracker delivery that was lost. See docs/runbooks/reconciler.md.
 
 #include <sluice/error.h>
 
@@ -21,6 +23,7 @@ namespace Sluice {
 
 class Engine;
 class PluginJob;
+class TrackerOutbox;
 
 /// The `reconciler:` section of sluice.yaml.
 struct SLUICE_EXPORT ReconcilerSettings {
@@ -65,9 +68,11 @@ Q_SIGNALS:
 
 private:
     void finishPass();
+    void recordAction(qint64 taskId, const QString &project, const QString &stage, const QString &action, const QString &why);
 
     Engine &m_engine;
     ReconcilerSettings m_settings;
+    std::unique_ptr<TrackerOutbox> m_outbox; // Sluice's own state writes, to tell a person's answer from a stale state
     QTimer m_timer;
     QTimer m_deadline;
     QList<std::shared_ptr<PluginJob>> m_calls;

@@ -4,6 +4,7 @@
 #include <sluice/plugin.h>
 #include <sluice/secrets.h>
 #include <sluice/services.h>
+#include <sluice/tracker.h>
 
 #include <QLoggingCategory>
 
@@ -186,6 +187,8 @@ Result<std::unique_ptr<Forge>> Forge::withCredential(const SecretRef &)
 }
 
 CheckRunReader::~CheckRunReader() = default;
+
+IdempotentComments::~IdempotentComments() = default;
 
 QString statusStateName(StatusState state)
 {

@@ -17,4 +17,6 @@ target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/leasestore.cpp
     ${CMAKE_CURRENT_LIST_DIR}/leasestore.h
     ${CMAKE_CURRENT_LIST_DIR}/taskstore.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/taskstore.h)
+    ${CMAKE_CURRENT_LIST_DIR}/taskstore.h
+    ${CMAKE_CURRENT_LIST_DIR}/trackeroutbox.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/trackeroutbox.h)

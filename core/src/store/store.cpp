@@ -154,20 +154,59 @@ Result<bool> Store::recordEvent(const QString &source, const QString &deliveryId
     Result<PreparedStatements::Session> session = d->statements->session();
     if (!session)
         return std::unexpected(session.error());
+    // A webhook is handled after it is answered: processed_at waits for the node that takes it
+    // (claimEvent()). Anything else (a signal's delivery id) is handled by its caller at once.
+    // (Bound as a value, not a CASE on the parameter: PostgreSQL would type that as text.)
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
     Result<int> rows = session->execWrite(
         QStringLiteral("recording event %1 from %2").arg(deliveryId, source),
-        QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at) "
-                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at) "
+        QStringLiteral("INSERT INTO events (source, delivery_id, kind, payload, received_at, processed_at) "
+                       "VALUES (:source, :delivery_id, :kind, :payload, :received_at, :processed_at) "
                        "ON CONFLICT (source, delivery_id) DO NOTHING"),
         {{QStringLiteral(":source"), source},
          {QStringLiteral(":delivery_id"), deliveryId},
          {QStringLiteral(":kind"), kind},
          // A delivery's content comes from outside (a tracker issue, a comment): masked on the way in.
          {QStringLiteral(":payload"), QString::fromUtf8(QJsonDocument(Redaction::maskJson(payload)).toJson(QJsonDocument::Compact))},
-         {QStringLiteral(":received_at"), QDateTime::currentMSecsSinceEpoch()}});
+         {QStringLiteral(":received_at"), now},
+         {QStringLiteral(":processed_at"), kind == QLatin1String("webhook") ? QVariant() : QVariant(now)}});
     if (!rows)
         return std::unexpected(rows.error());
     return *rows > 0;
+}
+
+Result<bool> Store::claimEvent(const QString &source, const QString &deliveryId)
+{
+    Result<PreparedStatements::Session> session = d->statements->session();
+    if (!session)
+        return std::unexpected(session.error());
+    // Conditional on processed_at: of two nodes taking the same delivery, one changes the row.
+    Result<int> rows = session->execWrite(
+        QStringLiteral("taking event %1 from %2").arg(deliveryId, source),
+        QStringLiteral("UPDATE events SET processed_at = :now WHERE source = :source AND delivery_id = :delivery_id AND processed_at IS NULL"),
+        {{QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+         {QStringLiteral(":source"), source},
+         {QStringLiteral(":delivery_id"), deliveryId}});
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows > 0;
+}
+
+Result<QList<Store::RecordedEvent>> Store::unclaimedEvents(const QString &kind, const QDateTime &receivedBefore, int max) const
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("reading the %1 events nobody handled").arg(kind),
+        QStringLiteral("SELECT source, delivery_id, payload, received_at FROM events "
+                       "WHERE kind = :kind AND processed_at IS NULL AND received_at < :before ORDER BY id LIMIT :max"),
+        {{QStringLiteral("kind"), kind}, {QStringLiteral("before"), receivedBefore.toMSecsSinceEpoch()}, {QStringLiteral("max"), std::max(1, max)}});
+    if (!query)
+        return std::unexpected(query.error());
+    QList<RecordedEvent> out;
+    while (query->next())
+        out.append(RecordedEvent{query->value(0).toString(), query->value(1).toString(),
+                                 QJsonDocument::fromJson(query->value(2).toString().toUtf8()).object(),
+                                 QDateTime::fromMSecsSinceEpoch(query->value(3).toLongLong(), Qt::UTC)});
+    return out;
 }
 
 Result<void> Store::heartbeat(const QString &node, qint64 pid, const QDateTime &at)

@@ -87,10 +87,30 @@ public:
 
     /**
      * Records a delivery (webhook or command) by its id. Returns true when it is new,
-     * false when the same source already delivered that id (a duplicate to drop).
+     * false when the same source already delivered that id (a duplicate to drop). A delivery
+     * of @p kind "webhook" waits to be taken (claimEvent()); any other counts as handled.
      */
     [[nodiscard]] Result<bool> recordEvent(const QString &source, const QString &deliveryId,
                                            const QString &kind, const QJsonObject &payload);
+
+    /// A recorded delivery (see recordEvent()).
+    struct RecordedEvent {
+        QString source;
+        QString deliveryId;
+        QJsonObject payload;
+        QDateTime receivedAt;
+    };
+    /**
+     * Takes the delivery @p deliveryId of @p source to handle it (sets processed_at): true for
+     * the one caller that took it, false when it was taken already (by this node or another).
+     */
+    [[nodiscard]] Result<bool> claimEvent(const QString &source, const QString &deliveryId);
+    /**
+     * Up to @p max deliveries of @p kind recorded before @p receivedBefore that nobody took,
+     * oldest first (the process that answered them ended before handling them). Each must
+     * still be taken with claimEvent() before it is handled.
+     */
+    [[nodiscard]] Result<QList<RecordedEvent>> unclaimedEvents(const QString &kind, const QDateTime &receivedBefore, int max) const;
 
     /// Writes or refreshes this node's heartbeat.
     [[nodiscard]] Result<void> heartbeat(const QString &node, qint64 pid, const QDateTime &at);

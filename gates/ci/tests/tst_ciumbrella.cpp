@@ -347,6 +347,24 @@ private Q_SLOTS:
         QCOMPARE(decisionFor(report, 1).value(QStringLiteral("decision")).toString(), QStringLiteral("already-compensated"));
     }
 
+    // Two open pull requests of one commit (a branch proposed into two bases): the stale umbrella
+    // of that commit is compensated once, and the other pull request is assessed after it and
+    // sees the compensation (the fault campaign's seed 0xfc0e8b145ed6c35f posted two).
+    void oneCompensationPerCommit()
+    {
+        addPr(1, QStringLiteral("success"), 10);
+        m_fake->addPullRequest({2, QStringLiteral("PR 2"), QStringLiteral("b1-release"), sha(1), QStringLiteral("release")});
+        const SweepReport report = runSweep(sweeper(), false);
+        QVERIFY2(report.ok, qPrintable(report.summary));
+        QCOMPARE(report.acted, 1);
+        QCOMPARE(umbrellaSuccesses(1), 1);
+        QCOMPARE(posts(), 1);
+        const QStringList decisions = {decisionFor(report, 1).value(QStringLiteral("decision")).toString(),
+                                       decisionFor(report, 2).value(QStringLiteral("decision")).toString()};
+        QCOMPARE(decisions.count(QStringLiteral("compensate")), 1);
+        QCOMPARE(decisions.count(QStringLiteral("umbrella-success")), 1);
+    }
+
     void dryRunPostsNothing()
     {
         addPr(1, QStringLiteral("success"), 10);

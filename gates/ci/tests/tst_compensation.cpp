@@ -231,11 +231,27 @@ private Q_SLOTS:
         QCOMPARE(latest.value(QStringLiteral("X")).id, qint64(11));
     }
 
+    // The status posted last is the latest, whatever its timestamp: Gitea and GitHub judge a
+    // context by the one they received last, and a forge node's clock may run behind another's
+    // (the fault campaign's seed 0x66fde0224af86756 failed a green head on this).
+    void latestByContext_data()
+    {
+        QTest::addColumn<QStringList>("posted"); // in posting order: ids grow
+        QTest::addColumn<QString>("latest");
+        QTest::newRow("times in order") << L({"A=failure@30", "A=success@10"}) << QStringLiteral("success");
+        QTest::newRow("a later status with an earlier clock") << L({"A=failure@30", "A=success@40"}) << QStringLiteral("success");
+        QTest::newRow("a later failure with an earlier clock") << L({"A=success@10", "A=failure@20"}) << QStringLiteral("failure");
+        QTest::newRow("three, the last in the middle of the times") << L({"A=failure@30", "A=success@10", "A=pending@20"}) << QStringLiteral("pending");
+        QTest::newRow("same second") << L({"A=success@10", "A=failure@10#"}) << QStringLiteral("failure");
+    }
+
     void latestByContext()
     {
-        const auto latest = Ci::latestByContext(statuses(L({"A=failure@30", "A=success@10", "A=pending@20"})));
-        QCOMPARE(latest.size(), 1);
-        QCOMPARE(latest.value(QStringLiteral("A")).state, StatusState::Success);
+        QFETCH(QStringList, posted);
+        QFETCH(QString, latest);
+        const auto judged = Ci::latestByContext(statuses(posted));
+        QCOMPARE(judged.size(), 1);
+        QCOMPARE(statusStateName(judged.value(QStringLiteral("A")).state), latest);
     }
 };
 

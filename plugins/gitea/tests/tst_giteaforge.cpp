@@ -220,6 +220,53 @@ private Q_SLOTS:
                  3);
     }
 
+    // A write whose connection drops before any answer is sent once: Qt would send it again on a
+    // new connection by itself, and a status would be posted twice (the fault campaign's seed
+    // 0x89d53bd2e5cc2ac2: two compensations). The caller gets an error that says so; a read is
+    // still retried.
+    void writeLostOnTheWayIsNotSentAgain()
+    {
+        FakeFault lost;
+        lost.kind = FakeFault::Kind::ApplyThenReset;
+        lost.method = "POST";
+        lost.pathPattern = QStringLiteral("/statuses/");
+        lost.times = 3;
+        m_fake->addFault(lost);
+        auto posted = run(forge().postStatus(sha(12), StatusUpdate{QStringLiteral("ci/umbrella"), StatusState::Success, QStringLiteral("x"), {}}));
+        QVERIFY(!posted);
+        QCOMPARE(posted.error().code, ErrorCode::Network);
+        QVERIFY2(posted.error().message.contains(QLatin1String("may or may not have taken effect")), qPrintable(posted.error().message));
+        QCOMPARE(m_fake->statuses(sha(12)).size(), 1);
+        QCOMPARE(std::count_if(m_fake->requests().cbegin(), m_fake->requests().cend(), [](const FakeRequest &r) { return r.method == "POST"; }), 1);
+
+        FakeFault reset;
+        reset.kind = FakeFault::Kind::Reset;
+        reset.pathPattern = QStringLiteral("/statuses$");
+        m_fake->addFault(reset);
+        auto read = run(forge().statuses(sha(12)));
+        QVERIFY2(read, qPrintable(read ? QString() : read.error().toString()));
+        QCOMPARE(read->size(), 1);
+    }
+
+    // A merge answered with success while the pull request stays unmerged (a proxy's page, a
+    // garbled body) is no refusal: Network, so the merge gate waits and looks again instead of
+    // rolling the change back (the fault campaign's seed 0xc93a110aeb17a243).
+    void mergeAnsweredButNotMergedIsTransient()
+    {
+        m_fake->addPullRequest({13, QString(), QStringLiteral("garbled"), sha(13)});
+        FakeFault garbled;
+        garbled.kind = FakeFault::Kind::Malformed;
+        garbled.method = "POST";
+        garbled.pathPattern = QStringLiteral("/merge$");
+        m_fake->addFault(garbled);
+        MergeRequest request;
+        request.expectedHeadSha = sha(13);
+        auto refused = run(forge().merge(13, request));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::Network);
+        QCOMPARE(m_fake->mergesApplied(), 0);
+    }
+
     // A 403 names the scope the token lacks (24.6).
     void forbiddenNamesTheScope()
     {

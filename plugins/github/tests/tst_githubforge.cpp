@@ -412,6 +412,25 @@ private Q_SLOTS:
         QCOMPARE(m_fake->requestCount(), 0);
     }
 
+    // A re-run answered with anything but GitHub's 201 Created and a JSON body may not have been
+    // made: Malformed, not done (else the sweeper marks the umbrella repaired and never tries
+    // again; the fault campaign's seed 0x741a9f5820b28e70).
+    void rerunAnsweredWithGarbageIsNotDone()
+    {
+        m_fake->addCheckRun(sha(9), QStringLiteral("all-required"), QStringLiteral("completed"), QStringLiteral("failure"));
+        auto runs = run(checks().checkRuns(sha(9)));
+        QVERIFY(runs);
+        FakeFault garbled;
+        garbled.kind = FakeFault::Kind::Malformed;
+        garbled.method = "POST";
+        garbled.pathPattern = QStringLiteral("/rerun$");
+        m_fake->addFault(garbled);
+        auto rerun = run(checks().rerunCheckRun(runs->first()));
+        QVERIFY(!rerun);
+        QCOMPARE(rerun.error().code, ErrorCode::Malformed);
+        QCOMPARE(m_fake->checkRuns(sha(9)).size(), 1); // nothing was re-run
+    }
+
     void writesAndReads()
     {
         auto posted = run(forge().postStatus(sha(4), StatusUpdate{QStringLiteral("CI"), StatusState::Success, QStringLiteral("ok"), QString()}));

@@ -107,6 +107,11 @@ private Q_SLOTS:
         qInstallMessageHandler(previousHandler);
     }
 
+    void init()
+    {
+        m_telegram->endFloodWait(); // a case that failed midway leaves no flood wait behind
+    }
+
     void sendsPlainTextToTheChat()
     {
         auto notifier = makeNotifier();
@@ -118,16 +123,95 @@ private Q_SLOTS:
         QVERIFY(messages[0].parseMode.isEmpty()); // plain text: nothing is read as markup
         QCOMPARE(messages[0].text, QStringLiteral("[quickstart #7] task 7 (Say hello): gate review → fail in review\n\n"
                                                   "key 'verdict' is *REQUEST_CHANGES* [see _review_]"));
+        // Previews off the current way: link_preview_options, not the deprecated flag (issue 24.14).
+        QVERIFY(messages[0].hasLinkPreviewOptions);
+        QVERIFY(messages[0].linkPreviewDisabled);
+        QVERIFY(!messages[0].usedDeprecatedPreviewFlag);
     }
 
-    void longTextIsCut()
+    // Telegram counts 4096 UTF-16 code units; a cut must fall between graphemes, never inside a
+    // surrogate pair (a lone surrogate is refused with 400 and the message is lost) nor between
+    // a letter and its combining marks (issue 24.14).
+    void longTextIsCutOnAGraphemeBoundary_data()
+    {
+        QTest::addColumn<QString>("around"); // what sits where the cut falls
+        QTest::addColumn<int>("offset");     // units of filler before it, relative to the cut point
+        QTest::addColumn<QString>("kept");   // the end of the text that must be sent, before the ellipsis
+        const QString grin = QStringLiteral("\U0001F600");                 // one code point, two units
+        const QString flag = QStringLiteral("\U0001F1E9\U0001F1EA");      // two code points, one grapheme
+        const QString accented = QStringLiteral("e\u0301\u0302");            // a letter and two combining marks
+        QTest::newRow("ascii") << QStringLiteral("abc") << -1 << QStringLiteral("xa");
+        QTest::newRow("surrogate pair across the cut") << grin << -1 << QStringLiteral("xx");
+        QTest::newRow("surrogate pair just before the cut") << grin << -2 << QStringLiteral("x") + grin;
+        QTest::newRow("flag across the cut") << flag << -2 << QStringLiteral("xx");
+        QTest::newRow("combining marks across the cut") << accented << -1 << QStringLiteral("xx");
+        QTest::newRow("combining marks after the cut") << accented << -3 << QStringLiteral("x") + accented;
+    }
+
+    void longTextIsCutOnAGraphemeBoundary()
+    {
+        QFETCH(QString, around);
+        QFETCH(int, offset);
+        QFETCH(QString, kept);
+        auto notifier = makeNotifier();
+        QVERIFY(notifier);
+        Notification n = sample(QStringLiteral("long"));
+        const int prefix = int(QStringLiteral("[quickstart #7] long\n\n").size());
+        // The cut point is unit 4095 of the whole text (4096 with the ellipsis).
+        const int filler = 4095 - prefix + offset;
+        n.text = QString(filler, QLatin1Char('x')) + around + QString(5000, QLatin1Char('y'));
+        const int before = int(m_telegram->messages().size());
+        QVERIFY(send(notifier.get(), n));
+        QCOMPARE(int(m_telegram->messages().size()), before + 1);
+        const QString text = m_telegram->messages().last().text;
+        QVERIFY(text.size() <= 4096);
+        QVERIFY(text.endsWith(QChar(0x2026)));
+        QVERIFY2(text.chopped(1).endsWith(kept), qPrintable(text.right(8)));
+        QVERIFY(!text.at(text.size() - 2).isHighSurrogate());
+    }
+
+    void textThatFitsIsNotCut()
     {
         auto notifier = makeNotifier();
         QVERIFY(notifier);
-        Notification n = sample();
+        Notification n = sample(QStringLiteral("fits"));
+        const int prefix = int(QStringLiteral("[quickstart #7] fits\n\n").size());
+        n.text = QString(4096 - prefix - 2, QLatin1Char('z')) + QStringLiteral("\U0001F600"); // exactly 4096 units
+        QVERIFY(send(notifier.get(), n));
+        QCOMPARE(m_telegram->messages().last().text.size(), 4096);
+        QVERIFY(m_telegram->messages().last().text.endsWith(QStringLiteral("\U0001F600")));
         n.text = QString(10000, QLatin1Char('x'));
         QVERIFY(send(notifier.get(), n));
         QCOMPARE(m_telegram->messages().last().text.size(), 4096);
+    }
+
+    // Flood control: Telegram says how long to wait in parameters.retry_after, in the body and
+    // in no header, and refuses every request until then. A notifier that retries after its own
+    // short back-off spends its retries inside the wait and loses the message (issue 24.13).
+    void floodControlWaitIsTheBodysRetryAfter()
+    {
+        auto notifier = makeNotifier(Token, "max_retries: 3\n");
+        QVERIFY(notifier);
+        const int before = int(m_telegram->messages().size());
+        const int requestsBefore = m_telegram->requestCount();
+        m_telegram->failNext(429, 1, 2);
+        QVERIFY(send(notifier.get(), sample(QStringLiteral("after the flood wait"))));
+        QCOMPARE(int(m_telegram->messages().size()), before + 1);
+        QCOMPARE(m_telegram->requestCount(), requestsBefore + 2); // refused once, then sent once
+        const QList<qint64> times = m_telegram->requestTimes();
+        QVERIFY2(times.last() - times.at(times.size() - 2) >= 2000,
+                 qPrintable(QStringLiteral("retried after %1 ms").arg(times.last() - times.at(times.size() - 2))));
+        QVERIFY(!m_telegram->lastRefusalHeaders().contains("Retry-After"));
+
+        // A wait longer than max_retry_wait fails at once, naming the setting, without waiting.
+        auto impatient = makeNotifier(Token, "max_retries: 3\nmax_retry_wait: 5s\n");
+        QVERIFY(impatient);
+        const int requestsThen = m_telegram->requestCount();
+        m_telegram->failNext(429, 1, 60);
+        auto refused = send(impatient.get(), sample(QStringLiteral("too long a wait")));
+        QVERIFY(!refused);
+        QVERIFY2(refused.error().message.contains(QLatin1String("max_retry_wait")), qPrintable(refused.error().message));
+        QCOMPARE(m_telegram->requestCount(), requestsThen + 1);
     }
 
     void retriesThroughRateLimitsAndErrors()
