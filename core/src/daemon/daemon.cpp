@@ -464,9 +464,10 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
         countWebhook(QStringLiteral("malformed"));
         return HttpResponse::error(400, QStringLiteral("the delivery has no id; it cannot be de-duplicated"));
     }
-    if (delivery->events.isEmpty()) {
+    if (delivery->events.isEmpty() && dynamic_cast<Forge *>(instance)) {
         // Verified, but nothing in it concerns Sluice (an event type it does not use, another
-        // repository): answered, nothing stored, as handling it again would change nothing.
+        // repository): answered 202, nothing stored, as handling it again would change nothing.
+        // (A tracker's empty delivery is recorded and answered 200 below, as Plane expects.)
         countWebhook(QStringLiteral("ignored"));
         return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("ignored"), true}}), 202);
     }
