@@ -401,17 +401,9 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
                                                      .arg(what()).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
             return;
         }
-        Response r;
-        r.status = status;
-        r.body = body;
-        r.headers = std::move(headers);
-        r.url = reply->url();
-        r.attempts = p->attempt;
-        complete(p, std::move(r));
-        return;
     }
 
-    if (p->request.answerStatuses.contains(status)) {
+    if ((status >= 200 && status < 300) || p->request.answerStatuses.contains(status)) {
         Response r;
         r.status = status;
         r.body = body;

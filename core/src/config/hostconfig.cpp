@@ -21,25 +21,13 @@ namespace Sluice {
 
 namespace {
 
-// The value under @p key of mapping @p node, found by iteration so nothing is inserted.
-YAML::Node child(const YAML::Node &node, const char *key)
-{
-    if (!node.IsMap())
-        return YAML::Node();
-    for (auto it = node.begin(); it != node.end(); ++it) {
-        if (it->first.IsScalar() && it->first.Scalar() == key)
-            return it->second;
-    }
-    return YAML::Node();
-}
-
 // Secrets are references (ADR 0003): libpq's connection string must not carry one inline.
 // Keywords as libpq reads them: "key = value" pairs, values bare or in single quotes with
 // backslash escapes, separated by spaces (or ';', which Qt's driver turns into spaces). The
 // value itself is never shown.
 void checkPostgresqlOptions(const YAML::Node &root, YamlValidator &validator)
 {
-    const YAML::Node options = child(child(child(root, "store"), "postgresql"), "options");
+    const YAML::Node options = yamlChild(yamlChild(yamlChild(root, "store"), "postgresql"), "options");
     if (!options.IsDefined() || !options.IsScalar())
         return;
     const std::string text = options.Scalar();

@@ -19,18 +19,6 @@ const QRegularExpression &namePattern()
     return re;
 }
 
-// The value under @p key of mapping @p node, found by iteration so nothing is inserted.
-YAML::Node child(const YAML::Node &node, const char *key)
-{
-    if (!node.IsMap())
-        return YAML::Node();
-    for (auto it = node.begin(); it != node.end(); ++it) {
-        if (it->first.IsScalar() && it->first.Scalar() == key)
-            return it->second;
-    }
-    return YAML::Node();
-}
-
 YAML::Node item(const YAML::Node &sequence, std::size_t index)
 {
     if (!sequence.IsSequence() || index >= sequence.size())
@@ -85,7 +73,7 @@ void ProjectLoader::expectInstance(const ProjectConfig &project, const QString &
 
 void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project)
 {
-    const YAML::Node instances = child(root, "instances");
+    const YAML::Node instances = yamlChild(root, "instances");
     if (!instances.IsDefined() || instances.IsNull())
         return;
     if (!instances.IsMap()) {
@@ -113,7 +101,7 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
             if (key != QLatin1String("plugin") && key != QLatin1String("settings"))
                 report(k->first, path + QLatin1Char('.') + key, QStringLiteral("unknown key (an instance has 'plugin' and 'settings')"));
         }
-        const YAML::Node pluginNode = child(body, "plugin");
+        const YAML::Node pluginNode = yamlChild(body, "plugin");
         if (!pluginNode.IsDefined() || !pluginNode.IsScalar() || pluginNode.Scalar().empty()) {
             report(pluginNode.IsDefined() ? pluginNode : it->first, path + QStringLiteral(".plugin"),
                    QStringLiteral("required: the id of the plugin this instance uses"));
@@ -147,7 +135,7 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
         instance.kind = record->metaData->kind();
         instance.pluginKnown = true;
         const ConfigSchema &schema = record->metaData->configSchema();
-        const YAML::Node settings = child(body, "settings");
+        const YAML::Node settings = yamlChild(body, "settings");
         if (settings.IsDefined() && !settings.IsNull()) {
             instance.settings = m_validator.validateObject(settings, schema, path + QStringLiteral(".settings"));
         } else {
@@ -179,11 +167,11 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
 
     project.id = v.value(QStringLiteral("id")).toString();
     if (!project.id.isEmpty() && !namePattern().match(project.id).hasMatch())
-        report(child(root, "id"), QStringLiteral("id"), QStringLiteral("project ids are lower-case letters, digits, '_' and '-'"));
+        report(yamlChild(root, "id"), QStringLiteral("id"), QStringLiteral("project ids are lower-case letters, digits, '_' and '-'"));
     project.description = v.value(QStringLiteral("description")).toString();
 
     const QVariantMap repo = v.value(QStringLiteral("repository")).toMap();
-    const YAML::Node repoNode = child(root, "repository");
+    const YAML::Node repoNode = yamlChild(root, "repository");
     project.repositoryPath = repo.value(QStringLiteral("path")).toString();
     project.repositoryUrl = repo.value(QStringLiteral("url")).toString();
     project.targetBranch = repo.value(QStringLiteral("target_branch")).toString();
@@ -192,20 +180,20 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     if (repoNode.IsMap() && project.repositoryPath.isEmpty() && project.repositoryUrl.isEmpty())
         report(repoNode, QStringLiteral("repository"), QStringLiteral("give the repository's path or url"));
     if (!project.forgeInstance.isEmpty())
-        expectInstance(project, project.forgeInstance, PluginKind::Forge, child(repoNode, "forge"),
+        expectInstance(project, project.forgeInstance, PluginKind::Forge, yamlChild(repoNode, "forge"),
                        QStringLiteral("repository.forge"));
     project.trackerInstance = v.value(QStringLiteral("tracker")).toString();
     if (!project.trackerInstance.isEmpty())
-        expectInstance(project, project.trackerInstance, PluginKind::Tracker, child(root, "tracker"),
+        expectInstance(project, project.trackerInstance, PluginKind::Tracker, yamlChild(root, "tracker"),
                        QStringLiteral("tracker"));
 
     project.agentLauncherInstance = v.value(QStringLiteral("agent_launcher")).toString();
     if (!project.agentLauncherInstance.isEmpty())
-        expectInstance(project, project.agentLauncherInstance, PluginKind::AgentLauncher, child(root, "agent_launcher"),
+        expectInstance(project, project.agentLauncherInstance, PluginKind::AgentLauncher, yamlChild(root, "agent_launcher"),
                        QStringLiteral("agent_launcher"));
 
     // Stages.
-    const YAML::Node stagesNode = child(root, "stages");
+    const YAML::Node stagesNode = yamlChild(root, "stages");
     const QVariantList stages = v.value(QStringLiteral("stages")).toList();
     QSet<QString> stageNames;
     for (int i = 0; i < stages.size(); ++i) {
@@ -221,16 +209,16 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         if (stage.name.isEmpty())
             continue; // already reported
         if (!namePattern().match(stage.name).hasMatch())
-            report(child(node, "name"), key + QStringLiteral(".name"),
+            report(yamlChild(node, "name"), key + QStringLiteral(".name"),
                    QStringLiteral("stage names are lower-case letters, digits, '_' and '-'"));
         if (stageNames.contains(stage.name))
-            report(child(node, "name"), key + QStringLiteral(".name"), QStringLiteral("duplicate stage '%1'").arg(stage.name));
+            report(yamlChild(node, "name"), key + QStringLiteral(".name"), QStringLiteral("duplicate stage '%1'").arg(stage.name));
         stageNames.insert(stage.name);
         if (!stage.run.isEmpty())
-            expectInstance(project, stage.run, PluginKind::Stage, child(node, "run"), key + QStringLiteral(".run"));
+            expectInstance(project, stage.run, PluginKind::Stage, yamlChild(node, "run"), key + QStringLiteral(".run"));
         QSet<QString> gatesSeen;
         for (int g = 0; g < stage.exitGates.size(); ++g) {
-            const YAML::Node gateNode = item(child(node, "exit_gates"), std::size_t(g));
+            const YAML::Node gateNode = item(yamlChild(node, "exit_gates"), std::size_t(g));
             const QString gateKey = QStringLiteral("%1.exit_gates[%2]").arg(key).arg(g);
             if (gatesSeen.contains(stage.exitGates[g]))
                 report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(stage.exitGates[g]));
@@ -257,7 +245,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     };
 
     // Edges.
-    const YAML::Node edgesNode = child(root, "edges");
+    const YAML::Node edgesNode = yamlChild(root, "edges");
     const QVariantList edges = v.value(QStringLiteral("edges")).toList();
     QSet<QString> edgeKeys;
     for (int i = 0; i < edges.size(); ++i) {
@@ -275,9 +263,9 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         const int from = stageIndex(edge.from);
         const int to = stageIndex(edge.to);
         if (from < 0)
-            report(child(node, "from"), key + QStringLiteral(".from"), QStringLiteral("no stage named '%1'").arg(edge.from));
+            report(yamlChild(node, "from"), key + QStringLiteral(".from"), QStringLiteral("no stage named '%1'").arg(edge.from));
         if (to < 0)
-            report(child(node, "to"), key + QStringLiteral(".to"), QStringLiteral("no stage named '%1'").arg(edge.to));
+            report(yamlChild(node, "to"), key + QStringLiteral(".to"), QStringLiteral("no stage named '%1'").arg(edge.to));
         if (from >= 0 && to >= 0 && to != from + 1)
             report(node, key, QStringLiteral("'%1' is not followed by '%2': a task never crosses this edge").arg(edge.from, edge.to));
         const QString edgeKey = edge.from + QLatin1String("->") + edge.to;
@@ -285,10 +273,10 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
             report(node, key, QStringLiteral("duplicate edge %1 -> %2").arg(edge.from, edge.to));
         edgeKeys.insert(edgeKey);
         if (edge.gates.isEmpty())
-            report(child(node, "gates"), key + QStringLiteral(".gates"), QStringLiteral("an edge needs at least one gate"));
+            report(yamlChild(node, "gates"), key + QStringLiteral(".gates"), QStringLiteral("an edge needs at least one gate"));
         QSet<QString> gatesSeen;
         for (int g = 0; g < edge.gates.size(); ++g) {
-            const YAML::Node gateNode = item(child(node, "gates"), std::size_t(g));
+            const YAML::Node gateNode = item(yamlChild(node, "gates"), std::size_t(g));
             const QString gateKey = QStringLiteral("%1.gates[%2]").arg(key).arg(g);
             if (gatesSeen.contains(edge.gates[g]))
                 report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(edge.gates[g]));
@@ -313,7 +301,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     if (project.rollbackTo.isEmpty() && !project.stages.isEmpty()) {
         project.rollbackTo = project.stages.first().name;
     } else if (!project.rollbackTo.isEmpty()) {
-        const YAML::Node node = child(child(root, "red_policy"), "rollback_to");
+        const YAML::Node node = yamlChild(yamlChild(root, "red_policy"), "rollback_to");
         const int index = stageIndex(project.rollbackTo);
         if (index < 0)
             report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("no stage named '%1'").arg(project.rollbackTo));
@@ -322,7 +310,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     }
 
     // Notifications: each rule names a notifier instance, each event at most once per rule.
-    const YAML::Node notificationsNode = child(root, "notifications");
+    const YAML::Node notificationsNode = yamlChild(root, "notifications");
     const QVariantList rules = v.value(QStringLiteral("notifications")).toList();
     for (int i = 0; i < rules.size(); ++i) {
         const QVariantMap r = rules.at(i).toMap();
@@ -334,20 +322,20 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         rule.position = positionOf(node);
         if (rule.notifier.isEmpty())
             continue; // already reported
-        expectInstance(project, rule.notifier, PluginKind::Notifier, child(node, "notifier"), key + QStringLiteral(".notifier"));
-        if (child(node, "events").IsSequence() && child(node, "events").size() == 0)
-            report(child(node, "events"), key + QStringLiteral(".events"), QStringLiteral("name at least one event"));
+        expectInstance(project, rule.notifier, PluginKind::Notifier, yamlChild(node, "notifier"), key + QStringLiteral(".notifier"));
+        if (yamlChild(node, "events").IsSequence() && yamlChild(node, "events").size() == 0)
+            report(yamlChild(node, "events"), key + QStringLiteral(".events"), QStringLiteral("name at least one event"));
         QSet<QString> seen;
         for (int e = 0; e < rule.events.size(); ++e) {
             if (seen.contains(rule.events[e]))
-                report(item(child(node, "events"), std::size_t(e)), QStringLiteral("%1.events[%2]").arg(key).arg(e),
+                report(item(yamlChild(node, "events"), std::size_t(e)), QStringLiteral("%1.events[%2]").arg(key).arg(e),
                        QStringLiteral("event '%1' is listed twice").arg(rule.events[e]));
             seen.insert(rule.events[e]);
         }
         project.notifications.append(rule);
     }
     const QVariantMap trackerStates = v.value(QStringLiteral("tracker_states")).toMap();
-    const YAML::Node trackerStatesNode = child(root, "tracker_states");
+    const YAML::Node trackerStatesNode = yamlChild(root, "tracker_states");
     for (auto it = trackerStates.cbegin(); it != trackerStates.cend(); ++it) {
         if (stageIndex(it.key()) < 0) {
             YAML::Node keyNode = trackerStatesNode;

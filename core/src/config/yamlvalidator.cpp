@@ -206,6 +206,17 @@ QString elided(const QString &text, int maxCharacters)
     return text.left(maxCharacters) + QStringLiteral("... (%1 characters)").arg(text.size());
 }
 
+YAML::Node yamlChild(const YAML::Node &node, const char *key)
+{
+    if (!node.IsMap())
+        return YAML::Node();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == key)
+            return it->second;
+    }
+    return YAML::Node();
+}
+
 QString yamlScalar(const YAML::Node &node)
 {
     return QString::fromStdString(node.Scalar());

@@ -89,4 +89,8 @@ private:
 /// The text of a scalar node, as UTF-8.
 [[nodiscard]] SLUICE_EXPORT QString yamlScalar(const YAML::Node &node);
 
+/// The value under @p key of mapping @p node (an undefined node when there is none), found by
+/// iteration so that nothing is inserted into a node read from a file.
+[[nodiscard]] SLUICE_EXPORT YAML::Node yamlChild(const YAML::Node &node, const char *key);
+
 } // namespace Sluice
