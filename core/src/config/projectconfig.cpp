@@ -352,7 +352,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
 
     // The forge loop (docs/forge-loop.md): both sections speak for the project's forge.
     // An absent section is filled with defaults by the validator: presence is read from the file.
-    if (const YAML::Node node = child(root, "forge_feedback"); node.IsMap()) {
+    if (const YAML::Node node = yamlChild(root, "forge_feedback"); node.IsMap()) {
         const QVariantMap f = v.value(QStringLiteral("forge_feedback")).toMap();
         ForgeFeedbackConfig &feedback = project.forgeFeedback;
         feedback.enabled = true;
@@ -365,13 +365,13 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         if (project.forgeInstance.isEmpty())
             report(node, QStringLiteral("forge_feedback"), QStringLiteral("the project names no forge (repository.forge)"));
         if (!feedback.pullRequestStage.isEmpty() && stageIndex(feedback.pullRequestStage) < 0)
-            report(child(node, "pull_request_stage"), QStringLiteral("forge_feedback.pull_request_stage"),
+            report(yamlChild(node, "pull_request_stage"), QStringLiteral("forge_feedback.pull_request_stage"),
                    QStringLiteral("no stage named '%1'").arg(feedback.pullRequestStage));
         const QUrl target(feedback.targetUrl.isEmpty() ? QStringLiteral("http://x/") : feedback.targetUrl);
         if (!target.isValid() || (target.scheme() != QLatin1String("http") && target.scheme() != QLatin1String("https")))
-            report(child(node, "target_url"), QStringLiteral("forge_feedback.target_url"), QStringLiteral("expected an http(s) URL"));
+            report(yamlChild(node, "target_url"), QStringLiteral("forge_feedback.target_url"), QStringLiteral("expected an http(s) URL"));
     }
-    if (const YAML::Node node = child(root, "forge_approvals"); node.IsMap()) {
+    if (const YAML::Node node = yamlChild(root, "forge_approvals"); node.IsMap()) {
         const QVariantMap a = v.value(QStringLiteral("forge_approvals")).toMap();
         ForgeApprovalsConfig &approvals = project.forgeApprovals;
         approvals.enabled = true;
@@ -382,7 +382,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         const QVariantMap commands = a.value(QStringLiteral("commands")).toMap();
         for (auto it = commands.cbegin(); it != commands.cend(); ++it) {
             if (it.key().trimmed().isEmpty() || it.key().contains(QLatin1Char(' ')) || it.value().toString().isEmpty())
-                report(child(node, "commands"), QStringLiteral("forge_approvals.commands"),
+                report(yamlChild(node, "commands"), QStringLiteral("forge_approvals.commands"),
                        QStringLiteral("a command is one word and names a signal"));
             approvals.commands.insert(it.key(), it.value().toString());
         }
