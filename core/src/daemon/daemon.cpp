@@ -5,6 +5,8 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/forgefeedback.h"
+#include "engine/forgelistener.h"
 #include "engine/notifications.h"
 #include "engine/procstat.h"
 #include "engine/reaper.h"
@@ -13,6 +15,7 @@
 #include "engine/worker.h"
 #include "store/storelistener.h"
 
+#include <sluice/forgeevents.h>
 #include <sluice/tracker.h>
 #include <sluice/webhook.h>
 
@@ -104,6 +107,9 @@ Result<void> Daemon::start()
     // startup recovery may). Counted once the metrics exist.
     m_notifications = std::make_unique<NotificationRouter>(engine);
     m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
+    // The forge loop: what Sluice says on pull requests, and what the forge's webhooks wake.
+    m_forgeFeedback = std::make_unique<ForgeFeedback>(engine);
+    m_forgeListener = std::make_unique<ForgeListener>(engine, m_forgeFeedback.get());
 
     // This node's jobs that were running when it stopped are settled before the worker
     // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
@@ -159,6 +165,9 @@ Result<void> Daemon::start()
         {"sluice_reaper_passes_total", "Reaper ticks of this daemon, by result."},
         {"sluice_reconciler_passes_total", "Reconciler passes of this daemon, by result."},
         {"sluice_reconciler_actions_total", "Tasks re-driven by the reconciler of this daemon, by action."},
+        {"sluice_forge_events_total", "Forge webhook events handled, by project, kind and result."},
+        {"sluice_forge_feedback_total", "Statuses, comments and pull requests Sluice wrote on the forge, by project, action and result."},
+        {"sluice_forge_signals_total", "Reviews and comment commands taken as signals, by project and result."},
     };
     for (const auto &[name, help] : counters)
         m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
@@ -194,6 +203,10 @@ Result<void> Daemon::start()
         if (!port)
             return std::unexpected(port.error());
         qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
+        m_forgeFeedback->setDefaultTargetBase(QStringLiteral("http://%1:%2/api/tasks/")
+                                                  .arg(address.protocol() == QAbstractSocket::IPv6Protocol ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
+                                                                                                          : address.toString())
+                                                  .arg(*port));
         QDir().mkpath(config.stateDir);
         QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
         if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
@@ -202,6 +215,8 @@ Result<void> Daemon::start()
 
     m_notifications->setMetrics(m_metrics.get());
     m_trackerUpdates->setMetrics(m_metrics.get());
+    m_forgeFeedback->setMetrics(m_metrics.get());
+    m_forgeListener->setMetrics(m_metrics.get());
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
     // PostgreSQL wakes idle workers when a job becomes claimable (any node's enqueue, a
@@ -451,7 +466,8 @@ void Daemon::checkIdle()
     auto counts = m_host.engine().jobs().countsByStatus();
     const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
                       && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0
-                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0 && m_webhookReads == 0;
+                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0 && m_webhookReads == 0
+                      && m_forgeFeedback->inFlight() == 0 && m_forgeListener->inFlight() == 0;
     m_idleTicks = idle ? m_idleTicks + 1 : 0;
     if (m_idleTicks >= 4)
         stop(QStringLiteral("idle (--exit-when-idle)"));
@@ -558,6 +574,13 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
         countWebhook(QStringLiteral("malformed"));
         return HttpResponse::error(400, QStringLiteral("the delivery has no id; it cannot be de-duplicated"));
     }
+    if (delivery->events.isEmpty() && dynamic_cast<Forge *>(instance)) {
+        // Verified, but nothing in it concerns Sluice (an event type it does not use, another
+        // repository): answered 202, nothing stored, as handling it again would change nothing.
+        // (A tracker's empty delivery is recorded and answered 200 below, as Plane expects.)
+        countWebhook(QStringLiteral("ignored"));
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("ignored"), true}}), 202);
+    }
     const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
     QJsonArray events;
     for (const WebhookEvent &e : delivery->events) {
@@ -640,6 +663,12 @@ void Daemon::handleDelivery(const std::shared_ptr<ProjectRuntime> &runtime, cons
         const QJsonObject o = v.toObject();
         const WebhookEvent e{o.value(QLatin1String("kind")).toString(), o.value(QLatin1String("subject")).toString(),
                              o.value(QLatin1String("value")).toString(), o.value(QLatin1String("data")).toObject()};
+        if (const std::optional<ForgeEvent> forgeEvent = forgeEventFromWebhook(e)) {
+            // Counted and logged by the listener (sluice_forge_events_total).
+            const QString result = m_forgeListener->handle(runtime, instanceName, deliveryId, *forgeEvent);
+            qCDebug(lcDaemon).noquote() << "delivery" << deliveryId << "from" << source << e.kind << "->" << result;
+            continue;
+        }
         if (e.kind == QLatin1String("signal"))
             takeSignal(runtime, source, e);
         else if (e.kind == QLatin1String("tracker-issue"))

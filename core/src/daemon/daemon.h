@@ -19,6 +19,8 @@
 
 namespace Sluice {
 
+class ForgeFeedback;
+class ForgeListener;
 class HttpServer;
 class Reaper;
 class Reconciler;
@@ -107,6 +109,8 @@ private:
     std::unique_ptr<StoreListener> m_listener; // PostgreSQL: LISTEN for claimable jobs
     StateDirLock m_stateLock;
     QString m_instance;
+    std::unique_ptr<ForgeFeedback> m_forgeFeedback;
+    std::unique_ptr<ForgeListener> m_forgeListener;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     QTimer m_outbox;        // routes what CLI processes raised (Store::claimNotifications)

@@ -65,6 +65,18 @@ QString handedOnDocuments(const GateVerdict &verdict, int room)
     return out;
 }
 
+// A verdict's findings for a notification's data, masked (they leave the process).
+QJsonArray maskedFindings(const GateVerdict &verdict)
+{
+    QJsonArray out;
+    for (const Finding &f : verdict.findings()) {
+        QJsonObject o = f.toJson();
+        o.insert(QStringLiteral("message"), Redaction::mask(f.message));
+        out.append(o);
+    }
+    return out;
+}
+
 QString slug(const QString &title)
 {
     QString s = title.toLower();
@@ -453,6 +465,7 @@ void Engine::publish(AdvanceRun *run)
             else
                 qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "pushed" << done.pushed.left(12) << "to its branch"
                                            << run->m_task.branch << "at the forge";
+            Q_EMIT published(run->m_task.id, done.pushed);
         }
         recordVerdict(run, PublishStep, QString(), done.verdict, clock.elapsed());
     });
@@ -539,7 +552,7 @@ void Engine::recordVerdict(AdvanceRun *run, const QString &instance, const QStri
                    QStringLiteral("gate %1 → %2 in %3").arg(instance, GateVerdict::resultName(verdict.result()), run->m_from), text,
                    QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
                                {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
-                               {QStringLiteral("reason"), verdict.reason()}});
+                               {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("head"), run->m_task.headSha}});
         // A gate that could only partly look (an auditor missing or timing out) says so
         // in its evidence: people hear of it even when the verdict lets the task pass.
         const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
@@ -577,17 +590,44 @@ void Engine::waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &ve
                 QJsonObject{{QStringLiteral("gate"), gate}, {QStringLiteral("stage"), run->m_from}, {QStringLiteral("to"), run->m_to},
                             {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("retryAfterMs"), double(retry.count())},
                             {QStringLiteral("evidence"), verdict.evidence()}});
+    // Whoever shows the task's state (statuses on the pull request) hears of the wait too.
+    notifyTask(QStringLiteral("gate-waiting"), task, QStringLiteral("gate %1 waits in %2").arg(gate, run->m_from), verdict.reason(),
+               QJsonObject{{QStringLiteral("gate"), gate}, {QStringLiteral("stage"), run->m_from}, {QStringLiteral("result"), QStringLiteral("wait")},
+                           {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("head"), task.headSha}});
     // One scheduled look per task, however many runs ended waiting (the reconciler may re-drive
-    // a waiting task too). A look that finds the task moved, blocked or gone does nothing.
+    // a waiting task too). A look that finds the task moved, blocked or gone does nothing. A
+    // forge event may bring it forward (wake()).
     if (!m_waiting.contains(task.id)) {
-        m_waiting.insert(task.id);
-        QTimer::singleShot(retry, this, [this, id = task.id, from = run->m_from, gate] {
+        auto *timer = new QTimer(this);
+        timer->setSingleShot(true);
+        m_waiting.insert(task.id, WaitingLook{timer, run->m_from, gate});
+        connect(timer, &QTimer::timeout, this, [this, id = task.id, from = run->m_from, gate, timer] {
             m_waiting.remove(id);
+            timer->deleteLater();
             if (!isAdvancing(id))
                 (void)advance(id, from, QStringLiteral("gate %1 asked to wait").arg(gate));
         });
+        timer->start(retry);
     }
     finish(run, AdvanceRun::Outcome::Waiting, verdict.reason());
+}
+
+Engine::Wake Engine::wake(qint64 taskId, const QString &cause)
+{
+    if (m_advancing.contains(taskId)) {
+        m_lookAgain.insert(taskId, cause);
+        return Wake::Deferred;
+    }
+    const auto it = m_waiting.find(taskId);
+    if (it == m_waiting.end())
+        return Wake::NotWaiting;
+    const WaitingLook look = *it;
+    m_waiting.erase(it);
+    look.timer->stop();
+    look.timer->deleteLater();
+    qCDebug(lcEngine).noquote() << "task" << taskId << "waiting on gate" << look.gate << "in" << look.from << "looked at again now:" << cause;
+    (void)advance(taskId, look.from, cause);
+    return Wake::Woken;
 }
 
 void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
@@ -692,7 +732,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
         notifyTask(QStringLiteral("blocked"), task, QStringLiteral("blocked in %1").arg(run->m_from), reason,
                    QJsonObject{{QStringLiteral("stage"), run->m_from}, {QStringLiteral("gate"), failedGate},
-                               {QStringLiteral("reason"), failure.reason()}});
+                               {QStringLiteral("reason"), failure.reason()}, {QStringLiteral("head"), task.headSha},
+                               {QStringLiteral("findings"), maskedFindings(failure)}});
         finish(run, AdvanceRun::Outcome::Blocked, reason);
         return;
     }
@@ -734,7 +775,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
                failure.reason(),
                QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), target}, {QStringLiteral("stage"), target},
                            {QStringLiteral("gate"), failedGate}, {QStringLiteral("reason"), failure.reason()},
-                           {QStringLiteral("rollback"), rollback}, {QStringLiteral("max_retries"), config.maxRetries}});
+                           {QStringLiteral("rollback"), rollback}, {QStringLiteral("max_retries"), config.maxRetries},
+                           {QStringLiteral("head"), task.headSha}, {QStringLiteral("findings"), maskedFindings(failure)}});
     if (auto entered = enterStage(runtime, task, target, QStringLiteral("rolled back by %1").arg(failedGate)); !entered) {
         auditAction(actor, QStringLiteral("enqueue-failed"), task,
                     QJsonObject{{QStringLiteral("stage"), target}, {QStringLiteral("error"), entered.error().toString()}});
@@ -753,8 +795,12 @@ void Engine::finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString 
     run->m_outcome = outcome;
     run->m_detail = detail;
     --m_inFlight;
-    if (--m_advancing[run->m_taskId] <= 0)
+    if (--m_advancing[run->m_taskId] <= 0) {
         m_advancing.remove(run->m_taskId);
+        // Woken while this run evaluated: it may have read the state before the change.
+        if (const QString cause = m_lookAgain.take(run->m_taskId); !cause.isNull() && outcome == AdvanceRun::Outcome::Waiting)
+            QTimer::singleShot(0, this, [this, id = run->m_taskId, cause] { (void)wake(id, cause); });
+    }
     if (outcome == AdvanceRun::Outcome::Failed)
         qCWarning(lcEngine).noquote() << "advance of task" << run->m_taskId << "failed:" << detail;
     Q_EMIT run->finished(run);
@@ -1015,7 +1061,8 @@ Result<void> Engine::recordApprovalRequest(const JobRecord &job, const QString &
     // Told first, recorded second: a signal is taken only once people were asked.
     notifyTask(QStringLiteral("approval-requested"), **task,
                QStringLiteral("waits in %1 for %2").arg(stage, signalNames.isEmpty() ? QStringLiteral("a signal") : signalNames.join(QStringLiteral(" or "))),
-               summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)}});
+               summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)},
+                                    {QStringLiteral("version"), double((*task)->version)}, {QStringLiteral("head"), (*task)->headSha}});
     if (auto recorded = m_store.audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), (*task)->project, job.taskId,
                                                  QJsonObject{{QStringLiteral("stage"), stage},
                                                              {QStringLiteral("summary"), summary},

@@ -21,6 +21,7 @@
 #include <QMutex>
 #include <QSet>
 #include <QObject>
+#include <QTimer>
 
 #include <functional>
 #include <memory>
@@ -219,6 +220,20 @@ public:
     /// Whether this process will evaluate @p taskId's edge again because a gate said "wait".
     [[nodiscard]] bool isWaiting(qint64 taskId) const { return m_waiting.contains(taskId); }
 
+    /// What wake() did.
+    enum class Wake {
+        Woken,      ///< The task waited here after a "wait" verdict: it is evaluated again now.
+        Deferred,   ///< An advance of the task is evaluating: it looks again as soon as that one waits.
+        NotWaiting, ///< Nothing of the task is waiting or evaluating in this process.
+    };
+    /**
+     * Something the waiting gate depends on changed (a forge event): evaluate the task again now
+     * instead of after its retryAfter. An advance under way may have read the old state, so when
+     * it ends waiting the task is looked at once more at once. Never moves a task by itself: the
+     * advance path decides.
+     */
+    Wake wake(qint64 taskId, const QString &cause);
+
     /**
      * Publishes @p notification (event, project, task, masked text) to whoever routes
      * notifications; sets its time when unset. Never blocks and never fails the caller.
@@ -253,6 +268,8 @@ Q_SIGNALS:
     void taskChanged(qint64 taskId, const QString &event, const QString &stage);
     /// An event worth telling people about (see notify()).
     void notification(const Sluice::Notification &notification);
+    /// The publish step pushed @p sha to the task's branch at the forge.
+    void published(qint64 taskId, const QString &sha);
 
 private:
     void evaluateNextGate(AdvanceRun *run);
@@ -280,7 +297,13 @@ private:
     EngineStats m_stats;
     int m_inFlight = 0;
     QHash<qint64, int> m_advancing; // task → advance runs evaluating
-    QSet<qint64> m_waiting;         // tasks with a re-evaluation scheduled after a "wait" verdict
+    struct WaitingLook {
+        QTimer *timer = nullptr; // the scheduled re-evaluation (a child of the engine)
+        QString from;            // the stage the task waits in
+        QString gate;
+    };
+    QHash<qint64, WaitingLook> m_waiting; // tasks with a re-evaluation scheduled after a "wait" verdict
+    QHash<qint64, QString> m_lookAgain;   // tasks woken while an advance evaluated: the cause
     bool m_outbox = false;          // notify() queues in the store instead of emitting
     QSet<QString> m_publishing;     // projects whose repository has the forge as a remote
     CommitScanner m_commitScanner;
