@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "forgewebhook.h"
 
+#include <QJsonDocument>
+
 namespace Sluice::ForgeHttp {
 
 namespace {
@@ -55,6 +57,17 @@ Result<WebhookDelivery> acceptForgeWebhook(const WebhookRequest &request, const 
         delivery.events.append(toWebhookEvent(e));
     }
     return delivery;
+}
+
+Result<QJsonObject> payloadObject(const QByteArray &body)
+{
+    QJsonParseError error;
+    const QJsonDocument doc = QJsonDocument::fromJson(body, &error);
+    if (!doc.isObject())
+        return fail(ErrorCode::Malformed, error.error != QJsonParseError::NoError
+                                              ? QStringLiteral("the body is not JSON: %1 at offset %2").arg(error.errorString()).arg(error.offset)
+                                              : QStringLiteral("the body is not a JSON object"));
+    return doc.object();
 }
 
 QString firstLine(const QString &text)

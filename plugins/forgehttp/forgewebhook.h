@@ -41,6 +41,9 @@ using WebhookParser = std::function<Result<QList<ForgeEvent>>(const QByteArray &
                                                          const WebhookHeaders &headers, const WebhookParser &parse,
                                                          const QString &repository, const QLoggingCategory &log);
 
+/// A payload's body as the JSON object every forge event is; Malformed, saying why, otherwise.
+[[nodiscard]] Result<QJsonObject> payloadObject(const QByteArray &body);
+
 /// The first non-empty line of @p text, trimmed, at most 200 characters (a command, never the whole text).
 [[nodiscard]] QString firstLine(const QString &text);
 /// The branch of @p ref ("refs/heads/x" → "x"); empty for any other reference (tags).

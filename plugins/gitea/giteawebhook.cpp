@@ -177,13 +177,10 @@ Result<QList<ForgeEvent>> parseGiteaWebhook(const QByteArray &event, const QByte
                                         "pull_request_comment", "issue_comment"};
     if (!used.contains(event))
         return QList<ForgeEvent>();
-    QJsonParseError error;
-    const QJsonDocument doc = QJsonDocument::fromJson(body, &error);
-    if (!doc.isObject())
-        return fail(ErrorCode::Malformed, error.error != QJsonParseError::NoError
-                                              ? QStringLiteral("the body is not JSON: %1 at offset %2").arg(error.errorString()).arg(error.offset)
-                                              : QStringLiteral("the body is not a JSON object"));
-    const QJsonObject o = doc.object();
+    const Result<QJsonObject> payload = ForgeHttp::payloadObject(body);
+    if (!payload)
+        return std::unexpected(payload.error());
+    const QJsonObject &o = *payload;
     const JsonFields p(o, QString::fromLatin1(event) + QStringLiteral(" payload"));
     if (event == "status")
         return status(p, o);

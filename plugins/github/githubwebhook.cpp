@@ -231,13 +231,10 @@ Result<QList<ForgeEvent>> parseGitHubWebhook(const QByteArray &event, const QByt
     static const QList<QByteArray> used{"status", "check_run", "check_suite", "push", "pull_request", "pull_request_review", "issue_comment"};
     if (!used.contains(event))
         return QList<ForgeEvent>(); // ping, and everything Sluice does not use
-    QJsonParseError error;
-    const QJsonDocument doc = QJsonDocument::fromJson(body, &error);
-    if (!doc.isObject())
-        return fail(ErrorCode::Malformed, error.error != QJsonParseError::NoError
-                                              ? QStringLiteral("the body is not JSON: %1 at offset %2").arg(error.errorString()).arg(error.offset)
-                                              : QStringLiteral("the body is not a JSON object"));
-    const QJsonObject o = doc.object();
+    const Result<QJsonObject> payload = ForgeHttp::payloadObject(body);
+    if (!payload)
+        return std::unexpected(payload.error());
+    const QJsonObject &o = *payload;
     const JsonFields p(o, QString::fromLatin1(event) + QStringLiteral(" payload"));
     if (event == "status")
         return status(p, o);
