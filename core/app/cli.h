@@ -20,7 +20,8 @@ class ScannerTextMasker;
 namespace Sluice::Cli {
 
 /// Exit codes: 0 success, 1 the checked thing is wrong or an operation failed, 2 usage error.
-enum ExitCode { Success = 0, Failure = 1, UsageError = 2 };
+/// TakenOver: `sluice serve` found its node taken over by survivors (EX_TEMPFAIL: start it again).
+enum ExitCode { Success = 0, Failure = 1, UsageError = 2, TakenOver = 75 };
 
 struct Command {
     const char *name;

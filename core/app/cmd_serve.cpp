@@ -10,6 +10,9 @@
 #include <QLoggingCategory>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace Sluice::Cli {
 
 Q_LOGGING_CATEGORY(lcServe, "sluice.core.serve", QtInfoMsg)
@@ -42,6 +45,14 @@ int runServe(const QStringList &arguments)
         return Failure;
     }
     QObject::connect(&daemon, &Daemon::stopped, qApp, &QCoreApplication::quit, Qt::QueuedConnection);
+    // Taken over: end now, as after a crash — no run is cancelled (the agents of this node are
+    // the survivors' now) and nothing more is written. Status 75 (EX_TEMPFAIL): a supervisor
+    // restarts it, and the new start claims the node name anew.
+    QObject::connect(&daemon, &Daemon::takenOver, qApp, [](const QString &why) {
+        printErr(QStringLiteral("sluice serve: %1").arg(why));
+        std::fflush(stderr);
+        std::_Exit(TakenOver);
+    });
     // The free-text masker's rules compile beside the start; say when they are in use, or
     // loudly that they are not (text from agents is then withheld, not shown unmasked).
     if (const auto masker = textMasker()) {

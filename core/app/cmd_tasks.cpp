@@ -133,6 +133,29 @@ int runSubmit(const QStringList &arguments)
     return Success;
 }
 
+// The nodes as `status` and `queue` show them: one line each, the silent ones first to the eye.
+QStringList nodeLines(const QJsonArray &nodes)
+{
+    QStringList lines{QStringLiteral("%1 %2 %3 %4 %5 %6").arg(QStringLiteral("NODE"), -16).arg(QStringLiteral("HOST"), -16)
+                          .arg(QStringLiteral("PID"), -8).arg(QStringLiteral("STATE"), -11).arg(QStringLiteral("HEARTBEAT"), -12)
+                          .arg(QStringLiteral("JOBS"))};
+    for (const QJsonValue &v : nodes) {
+        const QJsonObject n = v.toObject();
+        QString line = QStringLiteral("%1 %2 %3 %4 %5 %6")
+                           .arg(n.value(QLatin1String("name")).toString() + (n.value(QLatin1String("self")).toBool() ? QStringLiteral("*") : QString()), -16)
+                           .arg(n.value(QLatin1String("host")).toString(), -16)
+                           .arg(n.value(QLatin1String("pid")).toVariant().toLongLong(), -8)
+                           .arg(n.value(QLatin1String("state")).toString(), -11)
+                           .arg(QStringLiteral("%1 s ago").arg(n.value(QLatin1String("heartbeatAgeSeconds")).toDouble(), 0, 'f', 1), -12)
+                           .arg(n.value(QLatin1String("runningJobs")).toInt());
+        if (n.contains(QLatin1String("takenOverBy")))
+            line += QStringLiteral("  taken over by %1 at %2").arg(n.value(QLatin1String("takenOverBy")).toString(),
+                                                                n.value(QLatin1String("takenOverAt")).toString());
+        lines << line;
+    }
+    return lines;
+}
+
 int runStatus(const QStringList &arguments)
 {
     QCommandLineParser parser;
@@ -143,7 +166,7 @@ int runStatus(const QStringList &arguments)
     auto host = openHost(parser.value(QStringLiteral("config")), false);
     if (!host)
         return Failure;
-    auto report = statusReport(host->engine());
+    auto report = statusReport(host->engine(), host->config());
     if (!report) {
         printErr(QStringLiteral("sluice status: %1").arg(report.error().toString()));
         return Failure;
@@ -162,6 +185,7 @@ int runStatus(const QStringList &arguments)
                      .arg(t.value(QLatin1String("status")).toString(), -8).arg(t.value(QLatin1String("retries")).toInt(), -8)
                      .arg(t.value(QLatin1String("title")).toString());
     }
+    lines << QString() << nodeLines(report->value(QLatin1String("nodes")).toArray());
     printOut(lines.join(QLatin1Char('\n')));
     return Success;
 }
@@ -222,6 +246,7 @@ int runQueue(const QStringList &arguments)
             lines << line;
         }
     }
+    lines << nodeLines(report->value(QLatin1String("nodes")).toArray());
     const QJsonArray leases = report->value(QLatin1String("leases")).toArray();
     lines << QStringLiteral("leases: %1").arg(leases.size());
     for (const QJsonValue &v : leases) {

@@ -338,7 +338,11 @@ private:
         repositoryGit({QStringLiteral("worktree"), QStringLiteral("prune")}, {}, [this](const GitResult &) {
             if (!QDir().mkpath(QFileInfo(m_scratch).absolutePath()))
                 return conclude(GateVerdict::error(QStringLiteral("cannot create %1").arg(QFileInfo(m_scratch).absolutePath())));
-            repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), m_scratch, m_request.task.branch}, {},
+            // --force: another node on this machine (sharing the local forge's repository) may
+            // keep a worktree of the same branch in its own state directory; the merge lease
+            // keeps them from working at once, and each is reset to the branch before a look.
+            repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), QStringLiteral("--force"), m_scratch,
+                           m_request.task.branch}, {},
                           [this](const GitResult &) { inspectWorktree(); });
         });
     }
@@ -581,6 +585,10 @@ private:
                 return;
             if (pr.headSha != m_head)
                 return conclude(GateVerdict::error(QStringLiteral("pull request #%1 moved to %2 while merging %3").arg(pr.number).arg(shortSha(pr.headSha), shortSha(m_head))));
+            // The lease once more, right before the merge call: a node that was paused while
+            // the read was out, and whose lease (and node) were taken over, merges nothing.
+            if (!keepLease())
+                return;
             setProgress(MergeStep::Merging);
             MergeRequest request;
             request.method = m_ctx.settings.method;

@@ -241,6 +241,32 @@ Result<CommitStatus> parseCommitStatus(const QJsonValue &value)
     return s;
 }
 
+Result<PullRequestComment> parseComment(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("comment"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequestComment c;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    c.id = *id;
+    JsonFields g(value, QStringLiteral("comment "), c.id);
+    auto body = g.string(QStringLiteral("body"), true);
+    if (!body)
+        return std::unexpected(body.error());
+    auto login = g.object(QStringLiteral("user")).string(QStringLiteral("login"));
+    if (!login)
+        return std::unexpected(login.error());
+    auto created = g.time(QStringLiteral("created_at"));
+    if (!created)
+        return std::unexpected(created.error());
+    c.body = *body;
+    c.author = *login;
+    c.createdAt = *created;
+    return c;
+}
+
 std::unique_ptr<AsyncCall<QByteArray>> rawFileCall(Client *http, Request request, const QString &path, const QString &ref)
 {
     return std::make_unique<FunctionCall<QByteArray>>([http, request, path, ref](FunctionCall<QByteArray> *call) {

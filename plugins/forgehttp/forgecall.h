@@ -7,6 +7,7 @@
 #include "forgehttpclient.h"
 
 #include <sluice/forge.h>
+#include <sluice/forgeevents.h>
 #include <sluice/job.h>
 #include <sluice/secrets.h>
 
@@ -104,6 +105,12 @@ private:
  * answers) or "state" (GitHub, and Gitea's create form), times. Unknown states are Malformed.
  */
 [[nodiscard]] Result<CommitStatus> parseCommitStatus(const QJsonValue &value);
+
+/**
+ * A comment on an issue or pull request in the Gitea/GitHub shape (id, body, user.login,
+ * created_at). A missing or mistyped field is Malformed.
+ */
+[[nodiscard]] Result<PullRequestComment> parseComment(const QJsonValue &value);
 
 /// The Authorization header value "@p scheme <token>" from @p token; errors name the reference only.
 [[nodiscard]] Result<QByteArray> authorization(const SecretRef &token, const QByteArray &scheme);

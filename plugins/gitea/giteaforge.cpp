@@ -2,9 +2,12 @@
 #include "giteaforge.h"
 
 #include "forgecall.h"
+#include "forgewebhook.h"
+#include "giteawebhook.h"
 
 #include <sluice/secrets.h>
 
+#include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -33,6 +36,41 @@ Result<CommitStatus> parseGiteaStatus(const QJsonValue &value)
     return ForgeHttp::parseCommitStatus(value);
 }
 
+Result<PullRequestReview> parseGiteaReview(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("review"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequestReview review;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    review.id = *id;
+    JsonFields g(value, QStringLiteral("review "), review.id);
+    auto state = g.string(QStringLiteral("state"));
+    if (!state)
+        return std::unexpected(state.error());
+    auto login = g.object(QStringLiteral("user")).string(QStringLiteral("login"));
+    if (!login)
+        return std::unexpected(login.error());
+    // Gitea's ReviewStateType (models/issues/review.go): APPROVED, PENDING, COMMENT,
+    // REQUEST_CHANGES, REQUEST_REVIEW; a dismissed review keeps its state and says dismissed.
+    static const QHash<QString, QString> states{{QStringLiteral("APPROVED"), QStringLiteral("approved")},
+                                                {QStringLiteral("PENDING"), QStringLiteral("pending")},
+                                                {QStringLiteral("COMMENT"), QStringLiteral("commented")},
+                                                {QStringLiteral("REQUEST_CHANGES"), QStringLiteral("changes_requested")},
+                                                {QStringLiteral("REQUEST_REVIEW"), QStringLiteral("pending")}};
+    const auto it = states.constFind(*state);
+    if (it == states.cend())
+        return fail(ErrorCode::Malformed, QStringLiteral("review %1: unknown state '%2'").arg(review.id).arg(state->left(40)));
+    const QJsonObject o = value.toObject();
+    review.state = o.value(QLatin1String("dismissed")).toBool() ? QStringLiteral("dismissed") : *it;
+    review.author = *login;
+    review.commitId = g.optionalString(QStringLiteral("commit_id"));
+    review.submittedAt = ForgeHttp::parseIsoTime(g.optionalString(QStringLiteral("submitted_at")));
+    return review;
+}
+
 QString giteaPermissionFor(const Request &request)
 {
     // Gitea's token scopes (docs.gitea.com, "Access token scope"): the repository routes need
@@ -44,6 +82,11 @@ QString giteaPermissionFor(const Request &request)
         return QStringLiteral("scope read:repository, and admin rights on the repository");
     if (path.contains(QLatin1String("/merge")))
         return QStringLiteral("scope write:repository, and the right to merge into the base branch");
+    if (path.contains(QLatin1String("/issues/")))
+        return write ? QStringLiteral("scope write:issue") : QStringLiteral("scope read:issue");
+    if (path.startsWith(QLatin1String("orgs/")) || path.startsWith(QLatin1String("teams/")) || path.contains(QLatin1String("/orgs/"))
+        || path.contains(QLatin1String("/teams/")))
+        return QStringLiteral("scope read:organization, and membership of the organization to see its teams");
     return write ? QStringLiteral("scope write:repository") : QStringLiteral("scope read:repository");
 }
 
@@ -64,10 +107,11 @@ Result<GiteaSettings> GiteaSettings::fromSettings(const QVariantMap &settings)
     return out;
 }
 
-GiteaForge::GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, QObject *parent)
+GiteaForge::GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, SecretRef webhookSecret, QObject *parent)
     : Forge(context, parent)
     , m_settings(std::move(settings))
     , m_token(std::move(token))
+    , m_webhookSecretRef(std::move(webhookSecret))
 {
 }
 
@@ -81,6 +125,14 @@ Result<void> GiteaForge::initialize()
     ForgeHttp::ClientOptions options = m_settings.client;
     options.authorization = *authorization;
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
+    if (!m_webhookSecretRef.isNull()) {
+        auto secret = m_webhookSecretRef.read();
+        if (!secret)
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("webhook_secret: %1").arg(secret.error().message));
+        if (secret->isEmpty())
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("webhook_secret: %1 is empty").arg(m_webhookSecretRef.describe()));
+        m_webhookSecret = *secret;
+    }
     qCDebug(context().logging()).noquote() << "gitea" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
                                            << m_settings.apiBase.toString() << "with token from" << m_token.describe();
     return {};
@@ -207,11 +259,97 @@ std::unique_ptr<AsyncCall<CommitStatus>> GiteaForge::postStatus(const QString &s
     req.path = repoPath(QStringLiteral("statuses/%1").arg(segment(sha)));
     QJsonObject body{{QStringLiteral("context"), status.context},
                      {QStringLiteral("state"), statusStateName(status.state)},
-                     {QStringLiteral("description"), status.description}};
+                     {QStringLiteral("description"), status.description.left(statusDescriptionLimit())}};
     if (!status.targetUrl.isEmpty())
         body.insert(QStringLiteral("target_url"), status.targetUrl);
     req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
     return ForgeHttp::objectCall<CommitStatus>(http, req, [](const QJsonDocument &doc) { return parseGiteaStatus(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequestComment>>> GiteaForge::comments(qint64 number)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<PullRequestComment>>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("issues/%1/comments").arg(number));
+    return ForgeHttp::listCall<PullRequestComment>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, ForgeHttp::parseComment,
+                                                   QStringLiteral("comments of #%1").arg(number));
+}
+
+std::unique_ptr<AsyncCall<PullRequestComment>> GiteaForge::postComment(qint64 number, const QString &body)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<PullRequestComment>(c.error());
+    Request req;
+    req.method = "POST";
+    req.path = repoPath(QStringLiteral("issues/%1/comments").arg(number));
+    req.body = QJsonDocument(QJsonObject{{QStringLiteral("body"), body}}).toJson(QJsonDocument::Compact);
+    return ForgeHttp::objectCall<PullRequestComment>(*c, req, [](const QJsonDocument &doc) { return ForgeHttp::parseComment(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequestReview>>> GiteaForge::reviews(qint64 number)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<QList<PullRequestReview>>(c.error());
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls/%1/reviews").arg(number));
+    return ForgeHttp::listCall<PullRequestReview>(*c, req, m_settings.pageSize, ForgeHttp::arrayPage, parseGiteaReview,
+                                                  QStringLiteral("reviews of #%1").arg(number));
+}
+
+std::unique_ptr<AsyncCall<bool>> GiteaForge::isTeamMember(const QString &team, const QString &login)
+{
+    auto c = client();
+    if (!c)
+        return ForgeHttp::failedCall<bool>(c.error());
+    ForgeHttp::Client *http = *c;
+    const QString org = team.contains(QLatin1Char('/')) ? team.section(QLatin1Char('/'), 0, 0) : m_settings.owner;
+    const QString name = team.contains(QLatin1Char('/')) ? team.section(QLatin1Char('/'), 1) : team;
+    Request search;
+    search.path = QStringLiteral("orgs/%1/teams/search").arg(segment(org));
+    search.query.addQueryItem(QStringLiteral("q"), name);
+    search.query.addQueryItem(QStringLiteral("include_desc"), QStringLiteral("false"));
+    search.query.addQueryItem(QStringLiteral("limit"), QStringLiteral("50"));
+    return std::make_unique<FunctionCall<bool>>([http, search, org, name, login](FunctionCall<bool> *call) {
+        // Gitea finds a team by id only: the search (TeamSearch, {data, ok}) gives the id of the
+        // team with exactly that name, then its member list answers for the user (404: not one).
+        http->send(search, call, [http, call, search, org, name, login](Result<Response> r) {
+            if (!r)
+                return call->finishWith(std::unexpected(r.error()));
+            auto doc = jsonBody(*r, ForgeHttp::describe(search));
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            const QJsonValue data = doc->object().value(QStringLiteral("data"));
+            if (!data.isArray())
+                return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: no 'data' list").arg(ForgeHttp::describe(search))));
+            qint64 id = 0;
+            for (const QJsonValue &t : data.toArray()) {
+                if (t.toObject().value(QStringLiteral("name")).toString().compare(name, Qt::CaseInsensitive) == 0)
+                    id = qint64(t.toObject().value(QStringLiteral("id")).toDouble());
+            }
+            if (id <= 0)
+                return call->finishWith(fail(ErrorCode::NotFound, QStringLiteral("organization %1 has no team '%2'").arg(org, name)));
+            Request member;
+            member.path = QStringLiteral("teams/%1/members/%2").arg(id).arg(segment(login));
+            http->send(member, call, [call](Result<Response> m) {
+                if (!m)
+                    return m.error().code == ErrorCode::NotFound ? call->finishWith(false) : call->finishWith(std::unexpected(m.error()));
+                call->finishWith(true);
+            });
+        });
+    });
+}
+
+Result<WebhookDelivery> GiteaForge::acceptWebhook(const WebhookRequest &request)
+{
+    static const ForgeHttp::WebhookHeaders headers{{"x-gitea-signature", "x-forgejo-signature"},
+                                                   {"x-gitea-delivery", "x-forgejo-delivery"},
+                                                   {"x-gitea-event", "x-forgejo-event"}};
+    return ForgeHttp::acceptForgeWebhook(request, m_webhookSecret, headers, parseGiteaWebhook,
+                                         m_settings.owner + QLatin1Char('/') + m_settings.name, context().logging());
 }
 
 std::unique_ptr<AsyncCall<PullRequest>> GiteaForge::createPullRequest(const NewPullRequest &request)
@@ -351,7 +489,8 @@ Result<std::unique_ptr<PluginInstance>> GiteaForgeFactory::create(const PluginCo
     auto settings = GiteaSettings::fromSettings(context.settings());
     if (!settings)
         return std::unexpected(settings.error());
-    return std::unique_ptr<PluginInstance>(std::make_unique<GiteaForge>(context, *settings, context.secret(QStringLiteral("token"))));
+    return std::unique_ptr<PluginInstance>(std::make_unique<GiteaForge>(context, *settings, context.secret(QStringLiteral("token")),
+                                                                        context.secret(QStringLiteral("webhook_secret"))));
 }
 
 } // namespace Sluice::Forges

@@ -6,7 +6,9 @@
 #include "forgehttpclient.h"
 
 #include <sluice/forge.h>
+#include <sluice/forgeevents.h>
 #include <sluice/secrets.h>
+#include <sluice/webhook.h>
 
 #include <memory>
 
@@ -26,11 +28,13 @@ struct GiteaSettings {
 /// The Gitea token scope a request of this connector needs ("scope read:repository").
 [[nodiscard]] QString giteaPermissionFor(const ForgeHttp::Request &request);
 
-class GiteaForge final : public Forge
+class GiteaForge final : public Forge, public PullRequestConversation, public WebhookReceiver
 {
     Q_OBJECT
+    Q_INTERFACES(Sluice::PullRequestConversation)
 public:
-    GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, QObject *parent = nullptr);
+    GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, SecretRef webhookSecret = {},
+               QObject *parent = nullptr);
     ~GiteaForge() override;
 
     [[nodiscard]] Result<void> initialize() override;
@@ -47,6 +51,16 @@ public:
     [[nodiscard]] std::unique_ptr<AsyncCall<QStringList>> protectedContexts(const QString &branch) override;
     [[nodiscard]] Result<std::unique_ptr<Forge>> withCredential(const SecretRef &token) override;
 
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequestComment>>> comments(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<PullRequestComment>> postComment(qint64 number, const QString &body) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequestReview>>> reviews(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<bool>> isTeamMember(const QString &team, const QString &login) override;
+    /// Gitea keeps descriptions as text; Sluice cuts them to 255 characters, a line people read.
+    [[nodiscard]] int statusDescriptionLimit() const override { return 255; }
+
+    /// X-Gitea-Signature or X-Forgejo-Signature, X-Gitea-Delivery, X-Gitea-Event (see parseGiteaWebhook()).
+    [[nodiscard]] Result<WebhookDelivery> acceptWebhook(const WebhookRequest &request) override;
+
     /// HTTP attempts made so far (benchmarks).
     [[nodiscard]] qint64 attemptsSent() const;
 
@@ -56,6 +70,8 @@ private:
 
     GiteaSettings m_settings;
     SecretRef m_token;
+    SecretRef m_webhookSecretRef;
+    QByteArray m_webhookSecret;
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
@@ -73,5 +89,7 @@ public:
 [[nodiscard]] Result<PullRequest> parseGiteaPullRequest(const QJsonValue &value);
 /// Reads one Gitea commit status object (state in "status", as Gitea answers it).
 [[nodiscard]] Result<CommitStatus> parseGiteaStatus(const QJsonValue &value);
+/// Reads one Gitea pull request review (PullReview: state "APPROVED", "REQUEST_CHANGES", ...; dismissed).
+[[nodiscard]] Result<PullRequestReview> parseGiteaReview(const QJsonValue &value);
 
 } // namespace Sluice::Forges

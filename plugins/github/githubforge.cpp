@@ -2,6 +2,8 @@
 #include "githubforge.h"
 
 #include "forgecall.h"
+#include "forgewebhook.h"
+#include "githubwebhook.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -94,12 +96,42 @@ Result<CheckRun> parseCheckRun(const QJsonValue &value)
     return run;
 }
 
+Result<PullRequestReview> parseGitHubReview(const QJsonValue &value)
+{
+    JsonFields f(value, QStringLiteral("review"));
+    if (auto r = f.requireObject(); !r)
+        return std::unexpected(r.error());
+    PullRequestReview review;
+    auto id = f.integer(QStringLiteral("id"));
+    if (!id)
+        return std::unexpected(id.error());
+    review.id = *id;
+    JsonFields g(value, QStringLiteral("review "), review.id);
+    auto state = g.string(QStringLiteral("state"));
+    if (!state)
+        return std::unexpected(state.error());
+    static const QStringList states{QStringLiteral("approved"), QStringLiteral("changes_requested"), QStringLiteral("commented"),
+                                    QStringLiteral("dismissed"), QStringLiteral("pending")};
+    review.state = state->toLower();
+    if (!states.contains(review.state))
+        return fail(ErrorCode::Malformed, QStringLiteral("review %1: unknown state '%2'").arg(review.id).arg(state->left(40)));
+    // A review's user is null when the account was deleted: nobody to allow.
+    review.author = value.toObject().value(QStringLiteral("user")).toObject().value(QStringLiteral("login")).toString();
+    review.commitId = g.optionalString(QStringLiteral("commit_id"));
+    review.submittedAt = ForgeHttp::parseIsoTime(g.optionalString(QStringLiteral("submitted_at")));
+    return review;
+}
+
 QString gitHubPermissionFor(const Request &request)
 {
     // The fine-grained permission each endpoint this connector calls needs, as GitHub's REST
     // reference lists it per endpoint ("Fine-grained access tokens for …").
     const QString path = request.path.isEmpty() ? request.url.path() : request.path;
     const bool write = request.method != "GET" && request.method != "HEAD";
+    if (path.contains(QLatin1String("/teams/")))
+        return QStringLiteral("Members: read (organization permission)");
+    if (path.contains(QLatin1String("/issues/")))
+        return write ? QStringLiteral("Pull requests: write (or Issues: write)") : QStringLiteral("Pull requests: read (or Issues: read)");
     if (path.contains(QLatin1String("/actions/")))
         return write ? QStringLiteral("Actions: write") : QStringLiteral("Actions: read");
     if (path.contains(QLatin1String("/check-runs")) || path.contains(QLatin1String("/check-suites")))
@@ -138,10 +170,11 @@ Result<GitHubSettings> GitHubSettings::fromSettings(const QVariantMap &settings)
     return out;
 }
 
-GitHubForge::GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, QObject *parent)
+GitHubForge::GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, SecretRef webhookSecret, QObject *parent)
     : Forge(context, parent)
     , m_settings(std::move(settings))
     , m_token(std::move(token))
+    , m_webhookSecretRef(std::move(webhookSecret))
 {
 }
 
@@ -155,6 +188,14 @@ Result<void> GitHubForge::initialize()
     ForgeHttp::ClientOptions options = m_settings.client;
     options.authorization = *authorization;
     m_client = std::make_unique<ForgeHttp::Client>(std::move(options));
+    if (!m_webhookSecretRef.isNull()) {
+        auto secret = m_webhookSecretRef.read();
+        if (!secret)
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("webhook_secret: %1").arg(secret.error().message));
+        if (secret->isEmpty())
+            return fail(ErrorCode::InvalidConfig, QStringLiteral("webhook_secret: %1 is empty").arg(m_webhookSecretRef.describe()));
+        m_webhookSecret = *secret;
+    }
     qCDebug(context().logging()).noquote() << "github" << m_settings.owner + QLatin1Char('/') + m_settings.name << "at"
                                            << m_settings.client.apiBase.toString() << "with token from" << m_token.describe();
     return {};
@@ -319,7 +360,7 @@ std::unique_ptr<AsyncCall<CommitStatus>> GitHubForge::postStatus(const QString &
     req.path = repoPath(QStringLiteral("statuses/%1").arg(segment(sha)));
     QJsonObject body{{QStringLiteral("context"), status.context},
                      {QStringLiteral("state"), statusStateName(status.state)},
-                     {QStringLiteral("description"), status.description.left(140)}}; // GitHub's limit
+                     {QStringLiteral("description"), status.description.left(statusDescriptionLimit())}};
     if (!status.targetUrl.isEmpty())
         body.insert(QStringLiteral("target_url"), status.targetUrl);
     req.body = QJsonDocument(body).toJson(QJsonDocument::Compact);
@@ -430,7 +471,67 @@ std::unique_ptr<AsyncCall<QStringList>> GitHubForge::protectedContexts(const QSt
     });
 }
 
+std::unique_ptr<AsyncCall<QList<PullRequestComment>>> GitHubForge::comments(qint64 number)
+{
+    SLUICE_GITHUB_CLIENT(QList<PullRequestComment>)
+    Request req;
+    req.path = repoPath(QStringLiteral("issues/%1/comments").arg(number));
+    return ForgeHttp::listCall<PullRequestComment>(http, req, m_settings.pageSize, ForgeHttp::arrayPage, ForgeHttp::parseComment,
+                                                   QStringLiteral("comments of #%1").arg(number));
+}
+
+std::unique_ptr<AsyncCall<PullRequestComment>> GitHubForge::postComment(qint64 number, const QString &body)
+{
+    SLUICE_GITHUB_CLIENT(PullRequestComment)
+    // A pull request's conversation is its issue's comments (REST "Create an issue comment").
+    Request req;
+    req.method = "POST";
+    req.path = repoPath(QStringLiteral("issues/%1/comments").arg(number));
+    req.body = QJsonDocument(QJsonObject{{QStringLiteral("body"), body}}).toJson(QJsonDocument::Compact);
+    return ForgeHttp::objectCall<PullRequestComment>(http, req, [](const QJsonDocument &doc) { return ForgeHttp::parseComment(doc.object()); });
+}
+
+std::unique_ptr<AsyncCall<QList<PullRequestReview>>> GitHubForge::reviews(qint64 number)
+{
+    SLUICE_GITHUB_CLIENT(QList<PullRequestReview>)
+    Request req;
+    req.path = repoPath(QStringLiteral("pulls/%1/reviews").arg(number));
+    return ForgeHttp::listCall<PullRequestReview>(http, req, m_settings.pageSize, ForgeHttp::arrayPage, parseGitHubReview,
+                                                  QStringLiteral("reviews of #%1").arg(number));
+}
+
+std::unique_ptr<AsyncCall<bool>> GitHubForge::isTeamMember(const QString &team, const QString &login)
+{
+    SLUICE_GITHUB_CLIENT(bool)
+    const QString org = team.contains(QLatin1Char('/')) ? team.section(QLatin1Char('/'), 0, 0) : m_settings.owner;
+    const QString slug = team.contains(QLatin1Char('/')) ? team.section(QLatin1Char('/'), 1) : team;
+    // REST "Get team membership for a user": 200 with state active or pending, 404 when the
+    // user is not a member (or the team is unknown: GitHub does not tell the two apart).
+    Request req;
+    req.path = QStringLiteral("orgs/%1/teams/%2/memberships/%3").arg(segment(org), segment(slug), segment(login));
+    return std::make_unique<FunctionCall<bool>>([http, req](FunctionCall<bool> *call) {
+        http->send(req, call, [call, req](Result<Response> r) {
+            if (!r)
+                return r.error().code == ErrorCode::NotFound ? call->finishWith(false) : call->finishWith(std::unexpected(r.error()));
+            auto doc = ForgeHttp::jsonBody(*r, ForgeHttp::describe(req));
+            if (!doc)
+                return call->finishWith(std::unexpected(doc.error()));
+            const QString state = doc->object().value(QStringLiteral("state")).toString();
+            if (state != QLatin1String("active") && state != QLatin1String("pending"))
+                return call->finishWith(fail(ErrorCode::Malformed, QStringLiteral("%1: unknown membership state '%2'").arg(ForgeHttp::describe(req), state.left(40))));
+            call->finishWith(state == QLatin1String("active")); // an invitation not accepted yet is no membership
+        });
+    });
+}
+
 #undef SLUICE_GITHUB_CLIENT
+
+Result<WebhookDelivery> GitHubForge::acceptWebhook(const WebhookRequest &request)
+{
+    static const ForgeHttp::WebhookHeaders headers{{"x-hub-signature-256"}, {"x-github-delivery"}, {"x-github-event"}};
+    return ForgeHttp::acceptForgeWebhook(request, m_webhookSecret, headers, parseGitHubWebhook,
+                                         m_settings.owner + QLatin1Char('/') + m_settings.name, context().logging());
+}
 
 Result<std::unique_ptr<Forge>> GitHubForge::withCredential(const SecretRef &token)
 {
@@ -445,7 +546,8 @@ Result<std::unique_ptr<PluginInstance>> GitHubForgeFactory::create(const PluginC
     auto settings = GitHubSettings::fromSettings(context.settings());
     if (!settings)
         return std::unexpected(settings.error());
-    return std::unique_ptr<PluginInstance>(std::make_unique<GitHubForge>(context, *settings, context.secret(QStringLiteral("token"))));
+    return std::unique_ptr<PluginInstance>(std::make_unique<GitHubForge>(context, *settings, context.secret(QStringLiteral("token")),
+                                                                         context.secret(QStringLiteral("webhook_secret"))));
 }
 
 } // namespace Sluice::Forges

@@ -7,7 +7,9 @@
 
 #include <sluice/checkruns.h>
 #include <sluice/forge.h>
+#include <sluice/forgeevents.h>
 #include <sluice/secrets.h>
+#include <sluice/webhook.h>
 
 #include <memory>
 
@@ -23,12 +25,13 @@ struct GitHubSettings {
     [[nodiscard]] static Result<GitHubSettings> fromSettings(const QVariantMap &settings);
 };
 
-class GitHubForge final : public Forge, public CheckRunReader
+class GitHubForge final : public Forge, public CheckRunReader, public PullRequestConversation, public WebhookReceiver
 {
     Q_OBJECT
-    Q_INTERFACES(Sluice::CheckRunReader)
+    Q_INTERFACES(Sluice::CheckRunReader Sluice::PullRequestConversation)
 public:
-    GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, QObject *parent = nullptr);
+    GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, SecretRef webhookSecret = {},
+                QObject *parent = nullptr);
     ~GitHubForge() override;
 
     [[nodiscard]] Result<void> initialize() override;
@@ -48,11 +51,23 @@ public:
     [[nodiscard]] std::unique_ptr<AsyncCall<QList<CheckRun>>> checkRuns(const QString &sha) override;
     [[nodiscard]] std::unique_ptr<AsyncCall<Done>> rerunCheckRun(const CheckRun &run) override;
 
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequestComment>>> comments(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<PullRequestComment>> postComment(qint64 number, const QString &body) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<QList<PullRequestReview>>> reviews(qint64 number) override;
+    [[nodiscard]] std::unique_ptr<AsyncCall<bool>> isTeamMember(const QString &team, const QString &login) override;
+    /// GitHub refuses a longer description (REST "Create a commit status").
+    [[nodiscard]] int statusDescriptionLimit() const override { return 140; }
+
+    /// X-Hub-Signature-256, X-GitHub-Delivery, X-GitHub-Event (see parseGitHubWebhook()).
+    [[nodiscard]] Result<WebhookDelivery> acceptWebhook(const WebhookRequest &request) override;
+
 private:
     [[nodiscard]] QString repoPath(const QString &rest) const;
 
     GitHubSettings m_settings;
     SecretRef m_token;
+    SecretRef m_webhookSecretRef;
+    QByteArray m_webhookSecret;
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
@@ -69,6 +84,9 @@ public:
 /// A check run: not completed is pending; neutral is a warning (not a pass); unknown
 /// conclusions are Malformed; started_at may be null (documented nullable: a queued run).
 [[nodiscard]] Result<CheckRun> parseCheckRun(const QJsonValue &value);
+
+/// Reads one GitHub pull request review (state "APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING").
+[[nodiscard]] Result<PullRequestReview> parseGitHubReview(const QJsonValue &value);
 
 /// The fine-grained token permission a request of this connector needs ("Pull requests: read").
 [[nodiscard]] QString gitHubPermissionFor(const ForgeHttp::Request &request);

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Job queue throughput on SQLite and PostgreSQL: claim + complete of N queued jobs on one
-// thread, against a floor measured in the same run on the same table (one bare
-// "UPDATE jobs SET updated_at = ? WHERE id = ?" per job, the least a claim could write).
-// Also prints enqueue throughput and a run with several threads claiming at once (two
-// Stores, as two nodes), for information.
+// Job queue throughput on SQLite and PostgreSQL: claim + complete of N queued jobs, against a
+// floor measured in the same run on the same table (one bare "UPDATE jobs SET updated_at = ?
+// WHERE id = ?" per job, the least a claim could write):
 //
-//   bench_queue [--jobs N] [--threads T] [--engine sqlite|postgresql|all]
+//   one/s      one job per call
+//   batch/s    one node claiming and completing up to --batch jobs per call, as a worker with
+//              that worker.concurrency does (one statement claims the batch)
+//   nodes/s    --nodes nodes at once (each a thread with a Store of its own and its own node
+//              name), each claiming as batch/s does; x_1node is its ratio to batch/s
+//
+// and the claim latency of an idle worker (enqueued -> running) with polling every
+// --poll-ms and, on PostgreSQL, woken by LISTEN/NOTIFY, for --latency-jobs jobs enqueued by
+// another connection at random intervals.
+//
+//   bench_queue [--jobs N] [--batch B] [--nodes K] [--engine sqlite|postgresql|all]
 //
 // SQLite uses a file in a temporary directory. PostgreSQL uses a fresh database on the
 // server described by the file $SLUICE_TEST_PG_CONNINFO (tests/support/pg-test-server.sh
@@ -15,18 +23,23 @@
 
 #include "store/jobqueue.h"
 #include "store/store.h"
+#include "store/storelistener.h"
 #include "store/taskstore.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QElapsedTimer>
+#include <QEventLoop>
 #include <QFile>
 #include <QHash>
 #include <QLoggingCategory>
 #include <QSqlError>
 #include <QSqlQuery>
+#include <QRandomGenerator>
 #include <QTemporaryDir>
+#include <QTimer>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -43,9 +56,12 @@ struct Figures {
     double enqueuePerSecond = 0;
     double floorPerSecond = 0;
     double claimCompletePerSecond = 0; // one at a time
-    double batchedPerSecond = 0;       // as the worker claims and completes: up to its concurrency at once
-    double threadedPerSecond = 0;
-    double target = 0;
+    double batchedPerSecond = 0;       // one node, as the worker claims and completes: up to its concurrency at once
+    double nodesPerSecond = 0;         // several nodes at once, each batched
+    double target = 0;                 // batch/s
+    double nodesTarget = 0;            // nodes/s over batch/s; 0: none
+    // Claim latency of an idle worker, milliseconds: p50, p99 (polling; LISTEN/NOTIFY).
+    double pollP50 = 0, pollP99 = 0, listenP50 = -1, listenP99 = -1;
 };
 
 QString errorText(const Error &error)
@@ -209,21 +225,100 @@ void checkAllDone(JobQueue &queue, qint64 expected)
                 .arg(counts->value(QStringLiteral("queued"))).arg(counts->value(QStringLiteral("running"))));
 }
 
-Figures measure(const QString &engine, const StoreSettings &settings, int jobs, int threads, int batch, double target)
+double percentile(QList<double> values, double p)
+{
+    if (values.isEmpty())
+        return 0;
+    std::sort(values.begin(), values.end());
+    return values.at(std::min<qsizetype>(values.size() - 1, qsizetype(p * double(values.size()))));
+}
+
+/*
+ * The claim latency of an idle worker: @p count jobs enqueued through another Store (another
+ * process's connection) at random intervals, claimed by a worker that looks when its poll
+ * fires (every @p pollMs) or, with @p listen, also when LISTEN/NOTIFY wakes it. Latency: from
+ * the job's creation to its claim, in milliseconds.
+ */
+QList<double> claimLatency(const StoreSettings &settings, const QList<qint64> &taskIds, int count, int pollMs, bool listen,
+                           const QString &stage)
+{
+    auto opened = Store::open(settings);
+    if (!opened)
+        die(errorText(opened.error()));
+    Store &store = **opened;
+    JobQueue queue(store);
+    ConcurrencyLimits limits;
+    limits.global = 64;
+    limits.perProjectDefault = 64;
+    QList<double> latencies;
+    QEventLoop loop;
+    const auto claimAll = [&] {
+        for (;;) {
+            Result<QList<JobRecord>> claimed = queue.claim(QStringLiteral("latency-node"), limits, QDateTime::currentDateTimeUtc(), 64);
+            if (!claimed)
+                die(errorText(claimed.error()));
+            if (claimed->isEmpty())
+                break;
+            QList<JobClaim> claims;
+            for (const JobRecord &job : std::as_const(*claimed)) {
+                latencies.append(double(job.createdAt.msecsTo(job.claimedAt)));
+                claims.append(job.claim());
+            }
+            if (auto done = queue.complete(claims); !done)
+                die(errorText(done.error()));
+        }
+        if (latencies.size() >= count)
+            loop.quit();
+    };
+    QTimer poll;
+    QObject::connect(&poll, &QTimer::timeout, &loop, claimAll);
+    poll.start(pollMs);
+    std::unique_ptr<StoreListener> listener;
+    if (listen) {
+        auto listening = StoreListener::listen(store, JobQueue::wakeChannel());
+        if (!listening)
+            die(errorText(listening.error()));
+        listener = std::move(*listening);
+        QObject::connect(listener.get(), &StoreListener::notified, &loop, claimAll);
+    }
+    std::thread producer([&] {
+        auto other = Store::open(settings);
+        if (!other)
+            die(errorText(other.error()));
+        JobQueue enqueuer(**other);
+        for (int i = 0; i < count; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20 + QRandomGenerator::global()->bounded(100)));
+            NewJob job;
+            job.taskId = taskIds.at(i);
+            job.project = QStringLiteral("project-%1").arg(i % 10);
+            job.stage = stage;
+            if (auto id = enqueuer.enqueue(job); !id || !id->has_value())
+                die(id ? QStringLiteral("latency job %1 was not enqueued").arg(i) : errorText(id.error()));
+        }
+    });
+    QTimer::singleShot(120000, &loop, [&] { die(QStringLiteral("the latency run did not claim %1 jobs in 2 minutes").arg(count)); });
+    loop.exec();
+    producer.join();
+    return latencies;
+}
+
+Figures measure(const QString &engine, const StoreSettings &settings, int jobs, int nodes, int batch, double target, double nodesTarget,
+                int latencyCount, int pollMs)
 {
     constexpr int projects = 10;
     Figures figures;
     figures.engine = engine;
     figures.target = target;
+    figures.nodesTarget = nodesTarget;
 
     auto opened = Store::open(settings);
     if (!opened)
         die(errorText(opened.error()));
     Store &store = **opened;
     JobQueue queue(store);
-    // Room for every thread; one thread never has more than one job running anyway.
+    // Room for a whole batch on every node.
     ConcurrencyLimits limits;
-    limits.global = std::max(threads * 2, batch);
+    limits.global = batch;
     limits.perProjectDefault = limits.global;
 
     const QList<qint64> taskIds = createTasks(store, jobs, projects);
@@ -254,33 +349,49 @@ Figures measure(const QString &engine, const StoreSettings &settings, int jobs, 
     figures.batchedPerSecond = perSecond(jobs, nsecs);
     checkAllDone(queue, qint64(jobs) * 2);
 
-    // Several claimers at once, over two Stores (two nodes). Not a target: what contention costs.
-    auto second = Store::open(settings);
-    if (!second)
-        die(errorText(second.error()));
-    JobQueue otherQueue(**second);
+    // Several nodes at once, each a Store of its own (its own connections) with its own node
+    // name, each claiming and completing as the batched run does.
+    std::vector<std::unique_ptr<Store>> nodeStores;
+    for (int n = 0; n < nodes; ++n) {
+        auto opened = Store::open(settings);
+        if (!opened)
+            die(errorText(opened.error()));
+        nodeStores.push_back(std::move(*opened));
+    }
     enqueueAll(queue, taskIds, projects, QStringLiteral("review"), nullptr);
     std::atomic<qint64> total{0};
-    std::vector<QString> failures(threads);
+    std::vector<QString> failures(nodes);
     std::vector<std::thread> workers;
     timer.restart();
-    for (int t = 0; t < threads; ++t) {
-        workers.emplace_back([&, t] {
-            JobQueue &q = t % 2 == 0 ? queue : otherQueue;
-            total += drain(q, QStringLiteral("bench-node-%1").arg(t % 2), limits, 1, &failures[t]);
+    for (int n = 0; n < nodes; ++n) {
+        workers.emplace_back([&, n] {
+            JobQueue q(*nodeStores[n]);
+            total += drain(q, QStringLiteral("bench-node-%1").arg(n), limits, batch, &failures[n]);
         });
     }
     for (std::thread &worker : workers)
         worker.join();
-    const qint64 threadedNsecs = timer.nsecsElapsed();
+    const qint64 nodesNsecs = timer.nsecsElapsed();
     for (const QString &f : failures) {
         if (!f.isEmpty())
             die(f);
     }
     if (total != jobs)
-        die(QStringLiteral("%1 threads claimed %2 of %3 jobs").arg(threads).arg(total.load()).arg(jobs));
-    figures.threadedPerSecond = perSecond(jobs, threadedNsecs);
+        die(QStringLiteral("%1 nodes claimed %2 of %3 jobs").arg(nodes).arg(total.load()).arg(jobs));
+    figures.nodesPerSecond = perSecond(jobs, nodesNsecs);
     checkAllDone(queue, qint64(jobs) * 3);
+    nodeStores.clear();
+
+    // Claim latency, before (polling) and after (LISTEN/NOTIFY, PostgreSQL only).
+    const int latencyJobs = std::min(jobs, latencyCount);
+    const QList<double> polled = claimLatency(settings, taskIds, latencyJobs, pollMs, false, QStringLiteral("latency-poll"));
+    figures.pollP50 = percentile(polled, 0.5);
+    figures.pollP99 = percentile(polled, 0.99);
+    if (settings.driver == StoreSettings::Driver::Postgresql) {
+        const QList<double> woken = claimLatency(settings, taskIds, latencyJobs, pollMs, true, QStringLiteral("latency-listen"));
+        figures.listenP50 = percentile(woken, 0.5);
+        figures.listenP99 = percentile(woken, 0.99);
+    }
     return figures;
 }
 
@@ -306,23 +417,29 @@ int main(int argc, char *argv[])
     parser.addHelpOption();
     const QCommandLineOption jobsOption(QStringLiteral("jobs"), QStringLiteral("Jobs per run (default 20000)."),
                                         QStringLiteral("n"), QStringLiteral("20000"));
-    const QCommandLineOption threadsOption(QStringLiteral("threads"),
-                                           QStringLiteral("Claimer threads of the contended run (default 4)."),
-                                           QStringLiteral("n"), QStringLiteral("4"));
+    const QCommandLineOption nodesOption(QStringLiteral("nodes"), QStringLiteral("Nodes of the several-nodes run (default 3)."),
+                                         QStringLiteral("n"), QStringLiteral("3"));
     const QCommandLineOption engineOption(QStringLiteral("engine"), QStringLiteral("sqlite, postgresql or all (default)."),
                                           QStringLiteral("engine"), QStringLiteral("all"));
     const QCommandLineOption batchOption(QStringLiteral("batch"),
-                                         QStringLiteral("Jobs claimed and completed per call in the batched run, as a worker "
-                                                        "with this worker.concurrency does (default 4, the default)."),
-                                         QStringLiteral("n"), QStringLiteral("4"));
-    parser.addOptions({jobsOption, threadsOption, engineOption, batchOption});
+                                         QStringLiteral("Jobs claimed and completed per call in the batched runs, as a worker "
+                                                        "with this worker.concurrency does (default 64)."),
+                                         QStringLiteral("n"), QStringLiteral("64"));
+    const QCommandLineOption latencyOption(QStringLiteral("latency-jobs"),
+                                           QStringLiteral("Jobs of each claim latency run (default 100)."), QStringLiteral("n"),
+                                           QStringLiteral("100"));
+    const QCommandLineOption pollOption(QStringLiteral("poll-ms"), QStringLiteral("The idle worker's poll interval (default 500)."),
+                                        QStringLiteral("ms"), QStringLiteral("500"));
+    parser.addOptions({jobsOption, nodesOption, engineOption, batchOption, latencyOption, pollOption});
     parser.process(app);
     const int jobs = parser.value(jobsOption).toInt();
-    const int threads = parser.value(threadsOption).toInt();
+    const int nodes = parser.value(nodesOption).toInt();
     const QString engine = parser.value(engineOption);
     const int batch = parser.value(batchOption).toInt();
-    if (jobs <= 0 || threads <= 0 || batch <= 0)
-        die(QStringLiteral("--jobs, --threads and --batch need positive numbers"));
+    const int latencyJobs = parser.value(latencyOption).toInt();
+    const int pollMs = parser.value(pollOption).toInt();
+    if (jobs <= 0 || nodes <= 0 || batch <= 0 || latencyJobs <= 0 || pollMs <= 0)
+        die(QStringLiteral("--jobs, --nodes, --batch, --latency-jobs and --poll-ms need positive numbers"));
     // The store's per-connection info lines would drown the table.
     QLoggingCategory::setFilterRules(QStringLiteral("sluice.*.info=false\nsluice.*.debug=false"));
 
@@ -333,7 +450,8 @@ int main(int argc, char *argv[])
         settings.driver = StoreSettings::Driver::Sqlite;
         settings.sqlitePath = tmp.filePath(QStringLiteral("bench.db"));
         settings.busyTimeoutMs = 60000;
-        results.append(measure(QStringLiteral("sqlite"), settings, jobs, threads, batch, 10000));
+        // One file has one writer at a time: several nodes on it share, not add, throughput.
+        results.append(measure(QStringLiteral("sqlite"), settings, jobs, nodes, batch, 10000, 0, latencyJobs, pollMs));
     }
 
     QString pgDatabase;
@@ -363,24 +481,34 @@ int main(int argc, char *argv[])
             settings.port = server.value(QStringLiteral("port")).toInt();
             settings.user = server.value(QStringLiteral("user"));
             settings.database = pgDatabase;
-            results.append(measure(QStringLiteral("postgresql"), settings, jobs, threads, batch, 2000));
+            results.append(measure(QStringLiteral("postgresql"), settings, jobs, nodes, batch, 10000, 1.5, latencyJobs, pollMs));
         }
     }
 
     std::printf("\nsluice job queue: %d jobs per run, %u cores; floor = one bare UPDATE per job, in its own transaction\n",
                 jobs, std::thread::hardware_concurrency());
-    std::printf("one/s: claim+complete one job per call; batch/s: up to %d per call, as a worker with "
-                "worker.concurrency %d claims and completes (the target applies to this)\n", batch, batch);
-    std::printf("%-11s %10s %10s %10s %10s %9s %9s %7s %14s\n", "engine", "enqueue/s", "floor/s", "one/s", "batch/s",
-                "x_floor", "target", "result", QStringLiteral("%1 threads/s").arg(threads).toUtf8().constData());
+    std::printf("one/s: claim+complete one job per call; batch/s: one node, up to %d per call, as a worker with "
+                "worker.concurrency %d claims and completes; %d nodes/s: that many nodes at once, each batched\n",
+                batch, batch, nodes);
+    std::printf("%-11s %10s %10s %10s %10s %9s %9s %12s %9s %9s %7s\n", "engine", "enqueue/s", "floor/s", "one/s", "batch/s",
+                "x_floor", "target", QStringLiteral("%1nodes/s").arg(nodes).toUtf8().constData(), "x_1node", "target", "result");
     bool missed = false;
     for (const Figures &f : results) {
-        const bool pass = f.batchedPerSecond >= f.target;
+        const double ratio = f.batchedPerSecond > 0 ? f.nodesPerSecond / f.batchedPerSecond : 0;
+        const bool pass = f.batchedPerSecond >= f.target && (f.nodesTarget <= 0 || ratio >= f.nodesTarget);
         missed = missed || !pass;
-        // x_floor: the batched rate against the floor (above 1: cheaper per job than one bare write).
-        std::printf("%-11s %10.0f %10.0f %10.0f %10.0f %9.2f %9.0f %7s %14.0f\n", qPrintable(f.engine), f.enqueuePerSecond,
-                    f.floorPerSecond, f.claimCompletePerSecond, f.batchedPerSecond, f.batchedPerSecond / f.floorPerSecond,
-                    f.target, pass ? "PASS" : "MISS", f.threadedPerSecond);
+        std::printf("%-11s %10.0f %10.0f %10.0f %10.0f %9.2f %9.0f %12.0f %9.2f %9s %7s\n", qPrintable(f.engine), f.enqueuePerSecond,
+                    f.floorPerSecond, f.claimCompletePerSecond, f.batchedPerSecond, f.batchedPerSecond / f.floorPerSecond, f.target,
+                    f.nodesPerSecond, ratio, f.nodesTarget > 0 ? qPrintable(QStringLiteral(">=%1").arg(f.nodesTarget)) : "-",
+                    pass ? "PASS" : "MISS");
+    }
+    std::printf("\nclaim latency of an idle worker (enqueued -> running), %d jobs enqueued by another connection, poll every %d ms:\n",
+                latencyJobs, pollMs);
+    std::printf("%-11s %12s %12s %14s %14s\n", "engine", "poll_p50_ms", "poll_p99_ms", "listen_p50_ms", "listen_p99_ms");
+    for (const Figures &f : results) {
+        std::printf("%-11s %12.1f %12.1f %14s %14s\n", qPrintable(f.engine), f.pollP50, f.pollP99,
+                    f.listenP50 < 0 ? "-" : qPrintable(QString::number(f.listenP50, 'f', 1)),
+                    f.listenP99 < 0 ? "-" : qPrintable(QString::number(f.listenP99, 'f', 1)));
     }
 
     if (!pgDatabase.isEmpty()) {

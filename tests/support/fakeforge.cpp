@@ -19,6 +19,7 @@ struct FakeForge::State {
     QList<FakeCheckRun> checkRuns;
     qint64 nextCheckRunId = 5000;
     QByteArray token;
+    QList<QByteArray> otherTokens;
     std::chrono::milliseconds latency{0};
     int maxPageSize = 50;
     QMap<qint64, FakePullRequest> pulls;
@@ -39,6 +40,12 @@ struct FakeForge::State {
     int maxInFlight = 0;
     int mergesApplied = 0;
     QSet<qint64> computingShown; // pull requests whose mergeability a refused merge showed as being computed
+    std::shared_ptr<WebhookSender> hooks;
+    QList<FakeComment> comments;
+    QList<FakeReview> reviews;
+    QMap<QString, QStringList> teams; // "org/name" → members; a Gitea team's id is its place here + 1
+    qint64 nextCommentId = 9000;
+    qint64 nextReviewId = 300;
 };
 
 namespace {
@@ -122,6 +129,199 @@ Answer jsonAnswer(const QJsonDocument &doc, int status = 200)
 Answer message(int status, const QString &text)
 {
     return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("message"), text}}), status);
+}
+
+QJsonObject userJson(const QString &login)
+{
+    // Gitea's User (login, and the older username) and GitHub's simple user share these.
+    return QJsonObject{{QStringLiteral("id"), double(qHash(login) % 100000 + 1)},
+                       {QStringLiteral("login"), login},
+                       {QStringLiteral("username"), login},
+                       {QStringLiteral("full_name"), login},
+                       {QStringLiteral("type"), QStringLiteral("User")}};
+}
+
+QJsonObject repoJson(const QString &fullName = QStringLiteral("acme/widget"))
+{
+    return QJsonObject{{QStringLiteral("id"), 42},
+                       {QStringLiteral("name"), fullName.section(QLatin1Char('/'), 1)},
+                       {QStringLiteral("full_name"), fullName},
+                       {QStringLiteral("owner"), userJson(fullName.section(QLatin1Char('/'), 0, 0))},
+                       {QStringLiteral("private"), false},
+                       {QStringLiteral("default_branch"), QStringLiteral("main")}};
+}
+
+QJsonObject commentJson(const FakeComment &c)
+{
+    return QJsonObject{{QStringLiteral("id"), c.id},
+                       {QStringLiteral("body"), c.body},
+                       {QStringLiteral("user"), userJson(c.author)},
+                       {QStringLiteral("created_at"), iso(c.createdAt)},
+                       {QStringLiteral("updated_at"), iso(c.createdAt)},
+                       {QStringLiteral("html_url"), QStringLiteral("https://forge.example/acme/widget/pulls/%1#issuecomment-%2").arg(c.number).arg(c.id)}};
+}
+
+QJsonObject reviewJson(const FakeReview &r, bool github)
+{
+    // Gitea's PullReview states: APPROVED, REQUEST_CHANGES, COMMENT; GitHub's: APPROVED,
+    // CHANGES_REQUESTED, COMMENTED (upper case in the REST API, lower case in webhooks).
+    QString state = r.state.toUpper();
+    if (!github && r.state == QLatin1String("changes_requested"))
+        state = QStringLiteral("REQUEST_CHANGES");
+    if (!github && r.state == QLatin1String("commented"))
+        state = QStringLiteral("COMMENT");
+    QJsonObject o{{QStringLiteral("id"), r.id},
+                  {QStringLiteral("user"), userJson(r.author)},
+                  {QStringLiteral("body"), r.body},
+                  {QStringLiteral("state"), state},
+                  {QStringLiteral("commit_id"), r.commitId},
+                  {QStringLiteral("submitted_at"), iso(r.submittedAt)}};
+    if (!github) {
+        o.insert(QStringLiteral("dismissed"), false);
+        o.insert(QStringLiteral("stale"), false);
+        o.insert(QStringLiteral("official"), true);
+    }
+    return o;
+}
+
+QByteArray compact(const QJsonObject &o)
+{
+    return QJsonDocument(o).toJson(QJsonDocument::Compact);
+}
+
+} // namespace
+
+// Webhook payloads, as each forge sends them (Gitea: modules/structs/hook.go; GitHub: "Webhook
+// events and payloads"). Called with the state locked; the sender has a lock of its own.
+namespace {
+
+const QString PayloadBase = QStringLiteral("https://forge.example/");
+
+bool isGitHub(const FakeForge::State &st)
+{
+    return st.flavor == FakeForge::Flavor::GitHub;
+}
+
+void deliver(FakeForge::State &st, const QByteArray &event, QJsonObject payload)
+{
+    if (!st.hooks)
+        return;
+    if (!payload.contains(QStringLiteral("repository")))
+        payload.insert(QStringLiteral("repository"), repoJson());
+    st.hooks->send(event, compact(payload));
+}
+
+void deliverStatus(FakeForge::State &st, const FakeStatus &s)
+{
+    QJsonObject o{{QStringLiteral("id"), s.id},
+                  {QStringLiteral("sha"), s.sha},
+                  {QStringLiteral("context"), s.context},
+                  {QStringLiteral("state"), s.state},
+                  {QStringLiteral("description"), s.description},
+                  {QStringLiteral("target_url"), s.targetUrl.isEmpty() ? QJsonValue() : QJsonValue(s.targetUrl)},
+                  {QStringLiteral("created_at"), iso(s.createdAt)},
+                  {QStringLiteral("updated_at"), iso(s.updatedAt)},
+                  {QStringLiteral("sender"), userJson(QStringLiteral("ci-bot"))}};
+    if (isGitHub(st)) {
+        o.insert(QStringLiteral("name"), QStringLiteral("acme/widget"));
+        o.insert(QStringLiteral("commit"), QJsonObject{{QStringLiteral("sha"), s.sha}});
+        o.insert(QStringLiteral("branches"), QJsonArray());
+    } else {
+        o.insert(QStringLiteral("commit"), QJsonObject{{QStringLiteral("id"), s.sha}, {QStringLiteral("message"), QStringLiteral("work")}});
+    }
+    deliver(st, "status", o);
+}
+
+QJsonObject pullPayload(const FakeForge::State &st, const FakePullRequest &pr)
+{
+    QJsonObject o = prJson(pr, PayloadBase, iso(QDateTime::currentDateTimeUtc()), isGitHub(st));
+    o.insert(QStringLiteral("merged"), pr.merged);
+    o.insert(QStringLiteral("user"), userJson(FakeForge::apiUser()));
+    return o;
+}
+
+void deliverPull(FakeForge::State &st, const QString &action, const FakePullRequest &pr, const QString &sender)
+{
+    // Gitea calls a new push to the head "synchronized", GitHub "synchronize"; a merge is
+    // "closed" with pull_request.merged on both.
+    QString sent = action;
+    if (action == QLatin1String("synchronize") && !isGitHub(st))
+        sent = QStringLiteral("synchronized");
+    deliver(st, "pull_request", QJsonObject{{QStringLiteral("action"), sent},
+                                            {QStringLiteral("number"), pr.number},
+                                            {QStringLiteral("pull_request"), pullPayload(st, pr)},
+                                            {QStringLiteral("sender"), userJson(sender)}});
+}
+
+void deliverComment(FakeForge::State &st, const FakeComment &c)
+{
+    QJsonObject issue{{QStringLiteral("id"), c.number + 1000}, {QStringLiteral("number"), c.number}, {QStringLiteral("state"), QStringLiteral("open")}};
+    QJsonObject o{{QStringLiteral("action"), QStringLiteral("created")},
+                  {QStringLiteral("comment"), commentJson(c)},
+                  {QStringLiteral("sender"), userJson(c.author)}};
+    if (isGitHub(st)) {
+        issue.insert(QStringLiteral("pull_request"), QJsonObject{{QStringLiteral("url"), PayloadBase + QStringLiteral("repos/acme/widget/pulls/%1").arg(c.number)}});
+    } else {
+        issue.insert(QStringLiteral("pull_request"), QJsonObject{{QStringLiteral("merged"), false}});
+        o.insert(QStringLiteral("is_pull"), true);
+    }
+    o.insert(QStringLiteral("issue"), issue);
+    deliver(st, "issue_comment", o);
+}
+
+void deliverReview(FakeForge::State &st, const FakeReview &r, const FakePullRequest &pr)
+{
+    if (isGitHub(st)) {
+        QJsonObject review = reviewJson(r, true);
+        review.insert(QStringLiteral("state"), r.state); // lower case in webhooks
+        deliver(st, "pull_request_review", QJsonObject{{QStringLiteral("action"), QStringLiteral("submitted")},
+                                                       {QStringLiteral("review"), review},
+                                                       {QStringLiteral("pull_request"), pullPayload(st, pr)},
+                                                       {QStringLiteral("sender"), userJson(r.author)}});
+        return;
+    }
+    // Gitea: one event type per review type, action "reviewed", no commit of the review's own.
+    const QByteArray event = r.state == QLatin1String("approved") ? "pull_request_approved"
+                             : r.state == QLatin1String("changes_requested") ? "pull_request_rejected"
+                                                                             : "pull_request_comment";
+    const QString type = r.state == QLatin1String("approved") ? QStringLiteral("pull_request_review_approved")
+                         : r.state == QLatin1String("changes_requested") ? QStringLiteral("pull_request_review_rejected")
+                                                                         : QStringLiteral("pull_request_review_comment");
+    deliver(st, event, QJsonObject{{QStringLiteral("action"), QStringLiteral("reviewed")},
+                                   {QStringLiteral("number"), pr.number},
+                                   {QStringLiteral("pull_request"), pullPayload(st, pr)},
+                                   {QStringLiteral("sender"), userJson(r.author)},
+                                   {QStringLiteral("review"), QJsonObject{{QStringLiteral("type"), type}, {QStringLiteral("content"), r.body}}}});
+}
+
+void deliverPush(FakeForge::State &st, const QString &branch, const QString &before, const QString &after, const QString &pusher)
+{
+    QJsonObject o{{QStringLiteral("ref"), QStringLiteral("refs/heads/") + branch},
+                  {QStringLiteral("before"), before.isEmpty() ? QString(40, QLatin1Char('0')) : before},
+                  {QStringLiteral("after"), after},
+                  {QStringLiteral("compare_url"), PayloadBase + QStringLiteral("acme/widget/compare/%1...%2").arg(before, after)},
+                  {QStringLiteral("commits"), QJsonArray()},
+                  {QStringLiteral("sender"), userJson(pusher)}};
+    if (isGitHub(st)) {
+        o.insert(QStringLiteral("created"), before.isEmpty());
+        o.insert(QStringLiteral("deleted"), false);
+        o.insert(QStringLiteral("forced"), false);
+        o.insert(QStringLiteral("pusher"), QJsonObject{{QStringLiteral("name"), pusher}, {QStringLiteral("email"), pusher + QStringLiteral("@example.org")}});
+    } else {
+        o.insert(QStringLiteral("total_commits"), 0);
+        o.insert(QStringLiteral("pusher"), userJson(pusher));
+    }
+    deliver(st, "push", o);
+}
+
+void deliverCheckRun(FakeForge::State &st, const FakeCheckRun &c, const QString &action)
+{
+    QJsonObject run = checkRunJson(c, PayloadBase);
+    run.insert(QStringLiteral("check_suite"), QJsonObject{{QStringLiteral("id"), c.checkSuiteId}, {QStringLiteral("head_sha"), c.sha}});
+    run.insert(QStringLiteral("pull_requests"), QJsonArray());
+    deliver(st, "check_run", QJsonObject{{QStringLiteral("action"), action},
+                                         {QStringLiteral("check_run"), run},
+                                         {QStringLiteral("sender"), userJson(QStringLiteral("github-actions[bot]"))}});
 }
 
 } // namespace
@@ -323,9 +523,13 @@ private:
                     pr.headSha = sha;
             }
         }
-        if (!m_state->token.isEmpty() && req.authorization != "token " + m_state->token
-            && req.authorization != "Bearer " + m_state->token)
-            return message(401, QStringLiteral("token is required"));
+        if (!m_state->token.isEmpty()) {
+            bool known = false;
+            for (const QByteArray &token : QList<QByteArray>{m_state->token} + m_state->otherTokens)
+                known = known || req.authorization == "token " + token || req.authorization == "Bearer " + token;
+            if (!known)
+                return message(401, QStringLiteral("token is required"));
+        }
 
         const int page = std::max(1, req.query.queryItemValue(QStringLiteral("page")).toInt());
         const std::optional<FakeFault> fault = takeFault(req, page);
@@ -364,13 +568,16 @@ private:
             }
         }
 
+        if (std::optional<Answer> team = routeTeams(req))
+            return *team;
         static const QRegularExpression giteaPath(QStringLiteral("^/api/v1/repos/([^/]+)/([^/]+)/(.*)$"));
         static const QRegularExpression githubPath(QStringLiteral("^/repos/([^/]+)/([^/]+)/(.*)$"));
         const auto m = (m_state->flavor == FakeForge::Flavor::GitHub ? githubPath : giteaPath).match(req.path);
         if (!m.hasMatch() || m.captured(1) != QLatin1String("acme") || m.captured(2) != QLatin1String("widget"))
             return message(404, QStringLiteral("repository not found"));
         const QString rest = m.captured(3);
-        Answer a = m_state->flavor == FakeForge::Flavor::GitHub ? routeGitHub(req, rest, fault) : route(req, rest, fault);
+        std::optional<Answer> conversation = routeConversation(req, rest, fault);
+        Answer a = conversation ? *conversation : m_state->flavor == FakeForge::Flavor::GitHub ? routeGitHub(req, rest, fault) : route(req, rest, fault);
         if (fault && fault->kind == FakeFault::Kind::Truncated)
             a.truncate = true;
         if (fault && fault->kind == FakeFault::Kind::ApplyThenHang)
@@ -378,6 +585,90 @@ private:
         if (fault && fault->kind == FakeFault::Kind::ApplyThenReset)
             a.drop = true;
         return a;
+    }
+
+    // Teams: Gitea's TeamSearch and team members (by team id), GitHub's team membership.
+    std::optional<Answer> routeTeams(const FakeRequest &req)
+    {
+        if (req.method != "GET")
+            return std::nullopt;
+        static const QRegularExpression giteaSearch(QStringLiteral("^/api/v1/orgs/([^/]+)/teams/search$"));
+        static const QRegularExpression giteaMember(QStringLiteral("^/api/v1/teams/(\\d+)/members/([^/]+)$"));
+        static const QRegularExpression githubMembership(QStringLiteral("^/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)$"));
+        if (m_state->flavor == FakeForge::Flavor::Gitea) {
+            if (auto mm = giteaSearch.match(req.path); mm.hasMatch()) {
+                const QString q = req.query.queryItemValue(QStringLiteral("q"));
+                QJsonArray data;
+                int id = 0;
+                for (auto it = m_state->teams.cbegin(); it != m_state->teams.cend(); ++it) {
+                    ++id;
+                    const QString name = it.key().section(QLatin1Char('/'), 1);
+                    if (it.key().section(QLatin1Char('/'), 0, 0) == mm.captured(1) && name.contains(q, Qt::CaseInsensitive))
+                        data.append(QJsonObject{{QStringLiteral("id"), id}, {QStringLiteral("name"), name}, {QStringLiteral("permission"), QStringLiteral("write")}});
+                }
+                return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("data"), data}, {QStringLiteral("ok"), true}}));
+            }
+            if (auto mm = giteaMember.match(req.path); mm.hasMatch()) {
+                const int id = mm.captured(1).toInt();
+                if (id < 1 || id > m_state->teams.size())
+                    return message(404, QStringLiteral("team not found"));
+                const QStringList members = std::next(m_state->teams.cbegin(), id - 1).value();
+                if (!members.contains(mm.captured(2)))
+                    return message(404, QStringLiteral("user is not a member"));
+                return jsonAnswer(QJsonDocument(userJson(mm.captured(2))));
+            }
+            return std::nullopt;
+        }
+        if (auto mm = githubMembership.match(req.path); mm.hasMatch()) {
+            const auto it = m_state->teams.constFind(mm.captured(1) + QLatin1Char('/') + mm.captured(2));
+            if (it == m_state->teams.cend() || !it->contains(mm.captured(3)))
+                return message(404, QStringLiteral("Not Found"));
+            return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("state"), QStringLiteral("active")}, {QStringLiteral("role"), QStringLiteral("member")}}));
+        }
+        return std::nullopt;
+    }
+
+    // The conversation of a pull request: comments (GET lists, POST writes as the API user)
+    // and reviews, in both flavours (GitHub keeps a pull request's comments on its issue).
+    std::optional<Answer> routeConversation(const FakeRequest &req, const QString &rest, const std::optional<FakeFault> &fault)
+    {
+        static const QRegularExpression comments(QStringLiteral("^issues/(\\d+)/comments$"));
+        static const QRegularExpression reviews(QStringLiteral("^pulls/(\\d+)/reviews$"));
+        const bool github = m_state->flavor == FakeForge::Flavor::GitHub;
+        if (auto mm = comments.match(rest); mm.hasMatch()) {
+            const qint64 number = mm.captured(1).toLongLong();
+            if (req.method == "GET") {
+                QList<FakeComment> list;
+                for (const FakeComment &c : std::as_const(m_state->comments)) {
+                    if (c.number == number)
+                        list.append(c);
+                }
+                return paged(req, int(list.size()), [&](int i) { return QJsonValue(commentJson(list.at(i))); }, fault);
+            }
+            if (req.method == "POST") {
+                const QString body = QJsonDocument::fromJson(req.body).object().value(QStringLiteral("body")).toString();
+                if (body.isEmpty())
+                    return message(422, github ? QStringLiteral("Validation Failed") : QStringLiteral("body is required"));
+                FakeComment c;
+                c.id = m_state->nextCommentId++;
+                c.number = number;
+                c.author = FakeForge::apiUser();
+                c.body = body;
+                c.createdAt = QDateTime::currentDateTimeUtc();
+                m_state->comments.append(c);
+                deliverComment(*m_state, c);
+                return jsonAnswer(QJsonDocument(commentJson(c)), 201);
+            }
+        }
+        if (auto mm = reviews.match(rest); mm.hasMatch() && req.method == "GET") {
+            QList<FakeReview> list;
+            for (const FakeReview &r : std::as_const(m_state->reviews)) {
+                if (r.number == mm.captured(1).toLongLong())
+                    list.append(r);
+            }
+            return paged(req, int(list.size()), [&](int i) { return QJsonValue(reviewJson(list.at(i), github)); }, fault);
+        }
+        return std::nullopt;
     }
 
     // POST pulls, as Gitea (409 for a duplicate, 404 for an unknown branch) or GitHub (422 for both) answers it.
@@ -400,6 +691,7 @@ private:
         pr.headSha = m_state->branches.value(pr.headRef);
         pr.number = m_state->pulls.isEmpty() ? 1 : m_state->pulls.lastKey() + 1;
         m_state->pulls.insert(pr.number, pr);
+        deliverPull(*m_state, QStringLiteral("opened"), pr, FakeForge::apiUser());
         return jsonAnswer(QJsonDocument(prJson(pr, m_baseText, nowIso(), github)), 201);
     }
 
@@ -485,6 +777,7 @@ private:
             ++m_state->mergesApplied;
             it->state = QStringLiteral("closed");
             it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
+            deliverPull(*m_state, QStringLiteral("closed"), *it, FakeForge::apiUser());
             Answer a;
             return a;
         }
@@ -544,6 +837,7 @@ private:
                 return message(422, QStringLiteral("context and state are required"));
             m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
             m_state->statuses.append(s);
+            deliverStatus(*m_state, s);
             return jsonAnswer(QJsonDocument(statusJson(s)), 201);
         }
         if (auto mm = raw.match(rest); mm.hasMatch() && req.method == "GET") {
@@ -635,6 +929,7 @@ private:
             ++m_state->mergesApplied;
             it->state = QStringLiteral("closed");
             it->mergeCommit = QStringLiteral("merge-%1").arg(it->headSha);
+            deliverPull(*m_state, QStringLiteral("closed"), *it, FakeForge::apiUser());
             return jsonAnswer(QJsonDocument(QJsonObject{{QStringLiteral("merged"), true}, {QStringLiteral("sha"), it->mergeCommit}}));
         }
         if (auto mm = combined.match(rest); mm.hasMatch() && req.method == "GET") {
@@ -700,8 +995,10 @@ private:
             static const QStringList allowed = {QStringLiteral("error"), QStringLiteral("failure"), QStringLiteral("pending"), QStringLiteral("success")};
             if (st.context.isEmpty() || !allowed.contains(st.state))
                 return message(422, QStringLiteral("Validation Failed"));
+            st.targetUrl = body.value(QStringLiteral("target_url")).toString();
             m_state->statusesBySha[st.sha].append(int(m_state->statuses.size()));
             m_state->statuses.append(st);
+            deliverStatus(*m_state, st);
             return jsonAnswer(QJsonDocument(statusJson(st, true)), 201);
         }
         if (auto mm = contents.match(rest); mm.hasMatch() && req.method == "GET") {
@@ -775,9 +1072,107 @@ private:
 
 FakeForge::FakeForge(Flavor flavor)
     : m_state(std::make_shared<State>())
+    , m_hooks(std::make_shared<WebhookSender>(flavor == Flavor::GitHub ? WebhookSender::Style::GitHub : WebhookSender::Style::Gitea))
     , m_http(std::make_unique<LoopbackServer>(QStringLiteral("fake-forge")))
 {
     m_state->flavor = flavor;
+    m_state->hooks = m_hooks;
+}
+
+void FakeForge::setWebhook(const QUrl &url, const QByteArray &secret)
+{
+    m_hooks->setTarget(url, secret);
+}
+
+WebhookSender &FakeForge::webhooks()
+{
+    return *m_hooks;
+}
+
+void FakeForge::notifyPush(const QString &branch, const QString &before, const QString &after, const QString &pusher)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->branches.insert(branch, after);
+    deliverPush(*m_state, branch, before, after, pusher);
+    // A push to an open pull request's head synchronizes it.
+    for (FakePullRequest &pr : m_state->pulls) {
+        if (pr.state == QLatin1String("open") && pr.headRef == branch && pr.headSha != after) {
+            pr.headSha = after;
+            deliverPull(*m_state, QStringLiteral("synchronize"), pr, pusher);
+        }
+    }
+}
+
+FakeComment FakeForge::addComment(qint64 number, const QString &author, const QString &body)
+{
+    QMutexLocker lock(&m_state->mutex);
+    FakeComment c;
+    c.id = m_state->nextCommentId++;
+    c.number = number;
+    c.author = author;
+    c.body = body;
+    c.createdAt = QDateTime::currentDateTimeUtc();
+    m_state->comments.append(c);
+    deliverComment(*m_state, c);
+    return c;
+}
+
+QList<FakeComment> FakeForge::comments(qint64 number) const
+{
+    QMutexLocker lock(&m_state->mutex);
+    QList<FakeComment> out;
+    for (const FakeComment &c : std::as_const(m_state->comments)) {
+        if (c.number == number)
+            out.append(c);
+    }
+    return out;
+}
+
+FakeReview FakeForge::addReview(qint64 number, const QString &author, const QString &state, const QString &commitId, const QString &body)
+{
+    QMutexLocker lock(&m_state->mutex);
+    const FakePullRequest pr = m_state->pulls.value(number);
+    FakeReview r;
+    r.id = m_state->nextReviewId++;
+    r.number = number;
+    r.author = author;
+    r.state = state;
+    r.commitId = commitId.isEmpty() ? pr.headSha : commitId;
+    r.body = body;
+    r.submittedAt = QDateTime::currentDateTimeUtc();
+    m_state->reviews.append(r);
+    // Gitea's payload carries the pull request as it is; the review's commit is what it had then.
+    FakePullRequest asReviewed = pr;
+    if (m_state->flavor == Flavor::Gitea)
+        asReviewed.headSha = r.commitId;
+    deliverReview(*m_state, r, asReviewed);
+    return r;
+}
+
+void FakeForge::closePullRequest(qint64 number, const QString &by)
+{
+    QMutexLocker lock(&m_state->mutex);
+    auto it = m_state->pulls.find(number);
+    if (it == m_state->pulls.end())
+        return;
+    it->state = QStringLiteral("closed");
+    deliverPull(*m_state, QStringLiteral("closed"), *it, by);
+}
+
+void FakeForge::reopenPullRequest(qint64 number, const QString &by)
+{
+    QMutexLocker lock(&m_state->mutex);
+    auto it = m_state->pulls.find(number);
+    if (it == m_state->pulls.end())
+        return;
+    it->state = QStringLiteral("open");
+    deliverPull(*m_state, QStringLiteral("reopened"), *it, by);
+}
+
+void FakeForge::setTeam(const QString &team, const QStringList &members)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->teams.insert(team, members);
 }
 
 FakeForge::~FakeForge() = default;
@@ -806,6 +1201,12 @@ void FakeForge::setToken(const QByteArray &token)
 {
     QMutexLocker lock(&m_state->mutex);
     m_state->token = token;
+}
+
+void FakeForge::addToken(const QByteArray &token)
+{
+    QMutexLocker lock(&m_state->mutex);
+    m_state->otherTokens.append(token);
 }
 
 void FakeForge::setLatency(std::chrono::milliseconds latency)
@@ -851,6 +1252,7 @@ FakeStatus FakeForge::addStatus(const QString &sha, const QString &context, cons
     s.createdAt = s.updatedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
     m_state->statusesBySha[s.sha].append(int(m_state->statuses.size()));
     m_state->statuses.append(s);
+    deliverStatus(*m_state, s);
     return s;
 }
 
@@ -881,6 +1283,7 @@ FakeCheckRun FakeForge::addCheckRun(const QString &sha, const QString &name, con
     if (status == QLatin1String("completed"))
         c.completedAt = at.isValid() ? at.toUTC() : QDateTime::currentDateTimeUtc();
     m_state->checkRuns.append(c);
+    deliverCheckRun(*m_state, c, status == QLatin1String("completed") ? QStringLiteral("completed") : QStringLiteral("created"));
     return c;
 }
 
@@ -907,6 +1310,7 @@ void FakeForge::completeCheckRun(qint64 id, const QString &conclusion)
         c.status = QStringLiteral("completed");
         c.conclusion = conclusion;
         c.completedAt = now;
+        deliverCheckRun(*m_state, c, QStringLiteral("completed"));
     }
 }
 

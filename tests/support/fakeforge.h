@@ -19,6 +19,11 @@
  * (filter=latest, nullable started_at, re-run through the Actions API as a new run), GitHub's
  * combined state and its secondary rate limits.
  *
+ * It also speaks on pull requests (comments, reviews, team membership) and, with setWebhook(),
+ * tells a receiver what changed the way the forge does: signed webhook deliveries (status,
+ * check_run, push, pull_request, reviews, issue_comment) in its flavour's payload shapes, with
+ * lost, held, reordered and repeated deliveries on demand (webhooks()).
+ *
  * The latest status of a context is the one posted last, whatever its timestamps say: Gitea
  * takes the greatest per-commit `index` of each context (models/git/commit_status.go,
  * GetLatestCommitStatus: `max(index) … GROUP BY context_hash`), GitHub lists a commit's
@@ -36,6 +41,7 @@
  */
 
 #include "loopbackserver.h"
+#include "webhooksender.h"
 
 #include <sluice/job.h>
 
@@ -82,6 +88,26 @@ struct FakeStatus {
     QString targetUrl;
     QDateTime createdAt;
     QDateTime updatedAt;
+};
+
+/// A comment on a pull request's conversation.
+struct FakeComment {
+    qint64 id = 0;
+    qint64 number = 0;  ///< The pull request.
+    QString author;
+    QString body;
+    QDateTime createdAt;
+};
+
+/// A review of a pull request.
+struct FakeReview {
+    qint64 id = 0;
+    qint64 number = 0;
+    QString author;
+    QString state;    ///< "approved", "changes_requested", "commented"
+    QString commitId; ///< The commit reviewed.
+    QString body;
+    QDateTime submittedAt;
 };
 
 /// One request the server received.
@@ -188,6 +214,8 @@ public:
 
     /// Requests must carry "token T" or "Bearer T" (else 401). Empty: no check.
     void setToken(const QByteArray &token);
+    /// Another token the forge accepts besides setToken()'s (a least-privilege writer's).
+    void addToken(const QByteArray &token);
     /// Delay before every answer (the server keeps answering others meanwhile).
     void setLatency(std::chrono::milliseconds latency);
     /// The largest page the server serves, whatever limit is asked (Gitea's MAX_RESPONSE_ITEMS). Default 50.
@@ -236,6 +264,34 @@ public:
     void setHeadResolver(std::function<QString(const QString &)> resolver);
 
     /**
+     * Deliveries to @p url signed with @p secret for what changes here: statuses added or
+     * posted, check runs added, pull requests opened (POST) or merged, closed and reopened, comments
+     * (a person's or posted through the API), reviews, and pushes told with notifyPush(). An
+     * empty URL turns webhooks off (poll only).
+     */
+    void setWebhook(const QUrl &url, const QByteArray &secret);
+    /// The delivery side: lose, hold, reorder, redeliver, send raw; every delivery made.
+    [[nodiscard]] WebhookSender &webhooks();
+    /// The test moved @p branch in its repository from @p before to @p after: the forge tells its webhook.
+    void notifyPush(const QString &branch, const QString &before, const QString &after, const QString &pusher = QStringLiteral("alice"));
+    /// @p author comments @p body on pull request @p number (delivered as issue_comment).
+    FakeComment addComment(qint64 number, const QString &author, const QString &body);
+    /// The comments of pull request @p number, oldest first (people's and the API's).
+    [[nodiscard]] QList<FakeComment> comments(qint64 number) const;
+    /// @p author reviews pull request @p number: "approved", "changes_requested" or "commented",
+    /// on @p commitId (empty: the pull request's head now).
+    FakeReview addReview(qint64 number, const QString &author, const QString &state, const QString &commitId = QString(),
+                         const QString &body = QString());
+    /// @p by closes pull request @p number without merging it.
+    void closePullRequest(qint64 number, const QString &by);
+    /// @p by reopens pull request @p number.
+    void reopenPullRequest(qint64 number, const QString &by);
+    /// Team @p team ("ORG/NAME"; GitHub: the slug) with @p members.
+    void setTeam(const QString &team, const QStringList &members);
+    /// The login API writes are made as (comments posted through the API, statuses).
+    [[nodiscard]] static QString apiUser() { return QStringLiteral("sluice-bot"); }
+
+    /**
      * Lets @p hook see every request first, on the server thread, before the handler, the
      * faults and the routes, and without the forge's lock held: it may call this FakeForge (add a
      * status, move a head, close a pull request), so the request is answered from the changed
@@ -257,6 +313,7 @@ public:
 
 private:
     std::shared_ptr<State> m_state;
+    std::shared_ptr<WebhookSender> m_hooks;
     std::unique_ptr<LoopbackServer> m_http;
     std::shared_ptr<std::unique_ptr<Server>> m_server; // used by the server thread
 };

@@ -15,3 +15,9 @@ sluice_add_qtest(tst_retry SOURCES tst_retry.cpp teststores.h testdaemon.h LIBS 
 target_compile_definitions(tst_retry PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>")
 sluice_require_postgres(tst_retry)
 add_dependencies(tst_retry sluice sluice_stage_command)
+# Several `sluice serve` on one store (issue 15): one daemon per node name, a restart after
+# kill -9, the takeover of a SIGSTOPped node's job under fencing. SQLite and PostgreSQL.
+sluice_add_qtest(tst_nodes SOURCES tst_nodes.cpp teststores.h testdaemon.h LIBS Qt5::Sql Qt5::Network sluice-daemontest TIMEOUT 400)
+target_compile_definitions(tst_nodes PRIVATE SLUICE_EXECUTABLE="$<TARGET_FILE:sluice>")
+sluice_require_postgres(tst_nodes)
+add_dependencies(tst_nodes sluice sluice_stage_command)

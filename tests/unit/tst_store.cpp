@@ -42,7 +42,7 @@ const QStringList ExpectedTables = {
     QStringLiteral("agent_runs"), QStringLiteral("audit"),       QStringLiteral("events"),
     QStringLiteral("gate_runs"),  QStringLiteral("jobs"),        QStringLiteral("lease_queue"), QStringLiteral("leases"),
     QStringLiteral("nodes"),      QStringLiteral("notification_outbox"), QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
-    QStringLiteral("sweeper_status"), QStringLiteral("tasks"), QStringLiteral("tracker_writes"),
+    QStringLiteral("stage_files"), QStringLiteral("sweeper_status"), QStringLiteral("tasks"), QStringLiteral("tracker_writes"),
 };
 
 QString errorText(const Error &error)

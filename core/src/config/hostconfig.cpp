@@ -150,6 +150,7 @@ HostConfig HostConfig::load(const QString &configDir, Diagnostics &diagnostics)
     c.reaper.ceiling = ms(reaper.value(QStringLiteral("ceiling")));
     c.reaper.killGrace = ms(reaper.value(QStringLiteral("kill_grace")));
     c.reaper.nodeTimeout = ms(reaper.value(QStringLiteral("node_timeout")));
+    c.reaper.takeover = reaper.value(QStringLiteral("takeover")).toBool();
     const QVariantMap reconciler = v.value(QStringLiteral("reconciler")).toMap();
     c.reconciler.enabled = reconciler.value(QStringLiteral("enabled")).toBool();
     c.reconciler.interval = ms(reconciler.value(QStringLiteral("interval")));

@@ -6,6 +6,7 @@
 #include "plugins/pluginloader.h"
 
 #include <QRegularExpression>
+#include <QUrl>
 #include <QSet>
 
 namespace Sluice {
@@ -348,6 +349,48 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     }
     if (!project.trackerStates.isEmpty() && project.trackerInstance.isEmpty())
         report(trackerStatesNode, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker"));
+
+    // The forge loop (docs/forge-loop.md): both sections speak for the project's forge.
+    // An absent section is filled with defaults by the validator: presence is read from the file.
+    if (const YAML::Node node = yamlChild(root, "forge_feedback"); node.IsMap()) {
+        const QVariantMap f = v.value(QStringLiteral("forge_feedback")).toMap();
+        ForgeFeedbackConfig &feedback = project.forgeFeedback;
+        feedback.enabled = true;
+        feedback.token = f.value(QStringLiteral("token")).toMap();
+        feedback.statuses = f.value(QStringLiteral("statuses"), true).toBool();
+        feedback.comments = f.value(QStringLiteral("comments"), true).toBool();
+        feedback.targetUrl = f.value(QStringLiteral("target_url")).toString();
+        feedback.openPullRequest = f.value(QStringLiteral("open_pull_request"), true).toBool();
+        feedback.pullRequestStage = f.value(QStringLiteral("pull_request_stage")).toString();
+        if (project.forgeInstance.isEmpty())
+            report(node, QStringLiteral("forge_feedback"), QStringLiteral("the project names no forge (repository.forge)"));
+        if (!feedback.pullRequestStage.isEmpty() && stageIndex(feedback.pullRequestStage) < 0)
+            report(yamlChild(node, "pull_request_stage"), QStringLiteral("forge_feedback.pull_request_stage"),
+                   QStringLiteral("no stage named '%1'").arg(feedback.pullRequestStage));
+        const QUrl target(feedback.targetUrl.isEmpty() ? QStringLiteral("http://x/") : feedback.targetUrl);
+        if (!target.isValid() || (target.scheme() != QLatin1String("http") && target.scheme() != QLatin1String("https")))
+            report(yamlChild(node, "target_url"), QStringLiteral("forge_feedback.target_url"), QStringLiteral("expected an http(s) URL"));
+    }
+    if (const YAML::Node node = yamlChild(root, "forge_approvals"); node.IsMap()) {
+        const QVariantMap a = v.value(QStringLiteral("forge_approvals")).toMap();
+        ForgeApprovalsConfig &approvals = project.forgeApprovals;
+        approvals.enabled = true;
+        approvals.users = a.value(QStringLiteral("users")).toStringList();
+        approvals.teams = a.value(QStringLiteral("teams")).toStringList();
+        approvals.reviewSignal = a.value(QStringLiteral("review_signal"), QStringLiteral("approve")).toString();
+        approvals.dismissStale = a.value(QStringLiteral("dismiss_stale"), true).toBool();
+        const QVariantMap commands = a.value(QStringLiteral("commands")).toMap();
+        for (auto it = commands.cbegin(); it != commands.cend(); ++it) {
+            if (it.key().trimmed().isEmpty() || it.key().contains(QLatin1Char(' ')) || it.value().toString().isEmpty())
+                report(yamlChild(node, "commands"), QStringLiteral("forge_approvals.commands"),
+                       QStringLiteral("a command is one word and names a signal"));
+            approvals.commands.insert(it.key(), it.value().toString());
+        }
+        if (project.forgeInstance.isEmpty())
+            report(node, QStringLiteral("forge_approvals"), QStringLiteral("the project names no forge (repository.forge)"));
+        if (approvals.users.isEmpty() && approvals.teams.isEmpty())
+            report(node, QStringLiteral("forge_approvals"), QStringLiteral("name the users or teams who may give signals"));
+    }
 
     if (m_diagnostics.size() != before)
         return std::nullopt;

@@ -55,6 +55,27 @@ struct SLUICE_EXPORT NotificationRule {
     ConfigPosition position;
 };
 
+/// The project's `forge_feedback` section: what Sluice posts on the task's pull request.
+struct SLUICE_EXPORT ForgeFeedbackConfig {
+    bool enabled = false;        ///< The section is present.
+    QVariantMap token;           ///< The secret reference (SecretRef::fromVariant()).
+    bool statuses = true;
+    bool comments = true;
+    QString targetUrl;           ///< With "{task}"; empty: the daemon's own task page.
+    bool openPullRequest = true;
+    QString pullRequestStage;    ///< Empty: at the first push.
+};
+
+/// The project's `forge_approvals` section: reviews and comment commands as signals.
+struct SLUICE_EXPORT ForgeApprovalsConfig {
+    bool enabled = false;        ///< The section is present.
+    QStringList users;
+    QStringList teams;
+    QString reviewSignal = QStringLiteral("approve");
+    QMap<QString, QString> commands; ///< command word → signal
+    bool dismissStale = true;
+};
+
 struct SLUICE_EXPORT ProjectConfig {
     QString file;
     QString id;
@@ -78,6 +99,8 @@ struct SLUICE_EXPORT ProjectConfig {
     QMap<QString, InstanceConfig> instances;
     QList<NotificationRule> notifications;
     QMap<QString, QString> trackerStates; ///< stage → logical tracker state
+    ForgeFeedbackConfig forgeFeedback;
+    ForgeApprovalsConfig forgeApprovals;
 
     /// The notifier instances that want @p event, in rule order, each once.
     [[nodiscard]] QStringList notifiersFor(const QString &event) const;

@@ -5,13 +5,17 @@
 #include "daemon/metrics.h"
 #include "daemon/signalpipe.h"
 #include "daemon/systemdnotifier.h"
+#include "engine/forgefeedback.h"
+#include "engine/forgelistener.h"
 #include "engine/notifications.h"
 #include "engine/procstat.h"
 #include "engine/reaper.h"
 #include "engine/reconciler.h"
 #include "engine/sweeps.h"
 #include "engine/worker.h"
+#include "store/storelistener.h"
 
+#include <sluice/forgeevents.h>
 #include <sluice/tracker.h>
 #include <sluice/webhook.h>
 
@@ -21,8 +25,11 @@
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLoggingCategory>
+#include <QSysInfo>
+#include <QUuid>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <unistd.h>
 
@@ -61,6 +68,36 @@ Result<void> Daemon::start()
     m_systemd = std::make_unique<SystemdNotifier>();
     m_systemd->status(QStringLiteral("starting"));
 
+    // One daemon per node: its state directory, then its node name in the store. Both before
+    // anything touches the node's jobs: a second daemon would take the first one's running
+    // jobs for a crash's.
+    if (auto locked = m_stateLock.acquire(config.stateDir, config.node); !locked)
+        return std::unexpected(locked.error());
+    m_instance = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QString host = QSysInfo::machineHostName();
+    // A holder on this machine whose process is gone (kill -9, a power cut) holds nothing: the
+    // restart need not wait node_timeout. A live pid — even a reused one — is taken for live.
+    // A zombie counts as gone: killed, it waits for its parent (or init) to reap it.
+    const auto holderGone = [host](const NodeRecord &holder) {
+        if (holder.host != host || holder.pid <= 0)
+            return false;
+        if (::kill(pid_t(holder.pid), 0) != 0)
+            return errno == ESRCH;
+        QFile stat(QStringLiteral("/proc/%1/stat").arg(holder.pid));
+        if (!stat.open(QIODevice::ReadOnly))
+            return false;
+        const QByteArray line = stat.readAll();
+        const qsizetype close = line.lastIndexOf(')');
+        return close > 0 && close + 2 < line.size() && (line.at(close + 2) == 'Z' || line.at(close + 2) == 'X');
+    };
+    auto claimed = m_host.store().claimNode(config.node, host, QCoreApplication::applicationPid(), m_instance,
+                                            config.reaper.nodeTimeout, holderGone);
+    if (!claimed)
+        return std::unexpected(claimed.error());
+    // From now on every write made for this node requires this claim.
+    m_host.store().setNodeFence(NodeFence{config.node, m_instance});
+    qCInfo(lcDaemon).noquote() << "node" << config.node << "claimed by this daemon (generation" << claimed->generation << ")";
+
     // Projects (the store is open and migrated, plugins are loaded).
     const Diagnostics problems = m_host.loadProjects();
     qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
@@ -70,6 +107,9 @@ Result<void> Daemon::start()
     // startup recovery may). Counted once the metrics exist.
     m_notifications = std::make_unique<NotificationRouter>(engine);
     m_trackerUpdates = std::make_unique<TrackerUpdates>(engine);
+    // The forge loop: what Sluice says on pull requests, and what the forge's webhooks wake.
+    m_forgeFeedback = std::make_unique<ForgeFeedback>(engine);
+    m_forgeListener = std::make_unique<ForgeListener>(engine, m_forgeFeedback.get());
 
     // This node's jobs that were running when it stopped are settled before the worker
     // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
@@ -96,13 +136,12 @@ Result<void> Daemon::start()
         return fail(blocked.error().code, QStringLiteral("cannot settle tasks of failed jobs: %1").arg(blocked.error().message));
     else if (*blocked > 0)
         qCWarning(lcDaemon).noquote() << "blocked" << *blocked << "task(s) whose job failed for good before this start";
-    if (auto beat = m_host.store().heartbeat(config.node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
+    if (auto beat = m_host.store().heartbeat(config.node, m_instance, QCoreApplication::applicationPid()); !beat)
         return std::unexpected(beat.error());
-    connect(&m_heartbeat, &QTimer::timeout, this, [this] {
-        if (auto beat = m_host.store().heartbeat(m_host.config().node, QCoreApplication::applicationPid(), QDateTime::currentDateTimeUtc()); !beat)
-            qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
-    });
-    m_heartbeat.start(10000);
+    else if (!*beat)
+        return fail(ErrorCode::Conflict, QStringLiteral("node %1 was claimed by another daemon while this one started").arg(config.node));
+    connect(&m_heartbeat, &QTimer::timeout, this, &Daemon::beat);
+    m_heartbeat.start(int(config.reaper.heartbeatInterval().count()));
     // Notifications raised by `sluice submit` / `approve` / `sweep` wait in the store: routed
     // at every worker poll.
     connect(&m_outbox, &QTimer::timeout, this, &Daemon::routeOutbox);
@@ -126,6 +165,9 @@ Result<void> Daemon::start()
         {"sluice_reaper_passes_total", "Reaper ticks of this daemon, by result."},
         {"sluice_reconciler_passes_total", "Reconciler passes of this daemon, by result."},
         {"sluice_reconciler_actions_total", "Tasks re-driven by the reconciler of this daemon, by action."},
+        {"sluice_forge_events_total", "Forge webhook events handled, by project, kind and result."},
+        {"sluice_forge_feedback_total", "Statuses, comments and pull requests Sluice wrote on the forge, by project, action and result."},
+        {"sluice_forge_signals_total", "Reviews and comment commands taken as signals, by project and result."},
     };
     for (const auto &[name, help] : counters)
         m_metrics->describe(QLatin1String(name), Metrics::Type::Counter, QLatin1String(help));
@@ -134,6 +176,15 @@ Result<void> Daemon::start()
                         QStringLiteral("Tasks in the store of each loaded project, by status (whoever moved them)."));
     m_metrics->describe(QStringLiteral("sluice_worker_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running on this node."));
     m_metrics->describe(QStringLiteral("sluice_uptime_seconds"), Metrics::Type::Gauge, QStringLiteral("Seconds since this daemon started."));
+    m_metrics->describe(QStringLiteral("sluice_node_heartbeat_age_seconds"), Metrics::Type::Gauge,
+                        QStringLiteral("Seconds since each node's last heartbeat, by the store's clock."));
+    m_metrics->describe(QStringLiteral("sluice_node_jobs_running"), Metrics::Type::Gauge, QStringLiteral("Jobs running under each node's name."));
+    m_metrics->describe(QStringLiteral("sluice_node_up"), Metrics::Type::Gauge,
+                        QStringLiteral("1 while a node holds its name and beats within node_timeout, else 0 (stopped, silent, taken over)."));
+    m_metrics->describe(QStringLiteral("sluice_takeovers_total"), Metrics::Type::Counter,
+                        QStringLiteral("Jobs of silent nodes this daemon took over, by outcome (adopted, requeued, failed, advance)."));
+    m_metrics->describe(QStringLiteral("sluice_nodes_taken_over_total"), Metrics::Type::Counter,
+                        QStringLiteral("Claims of silent nodes this daemon revoked."));
     if (config.httpEnabled) {
         m_http = std::make_unique<HttpServer>();
         m_http->setMaxBodySize(config.httpMaxBody);
@@ -152,6 +203,10 @@ Result<void> Daemon::start()
         if (!port)
             return std::unexpected(port.error());
         qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
+        m_forgeFeedback->setDefaultTargetBase(QStringLiteral("http://%1:%2/api/tasks/")
+                                                  .arg(address.protocol() == QAbstractSocket::IPv6Protocol ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
+                                                                                                          : address.toString())
+                                                  .arg(*port));
         QDir().mkpath(config.stateDir);
         QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
         if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
@@ -160,8 +215,24 @@ Result<void> Daemon::start()
 
     m_notifications->setMetrics(m_metrics.get());
     m_trackerUpdates->setMetrics(m_metrics.get());
+    m_forgeFeedback->setMetrics(m_metrics.get());
+    m_forgeListener->setMetrics(m_metrics.get());
     m_worker->setGlobalConcurrency(config.workerConcurrency);
     m_worker->setPollInterval(std::chrono::milliseconds(config.pollIntervalMs));
+    // PostgreSQL wakes idle workers when a job becomes claimable (any node's enqueue, a
+    // requeue); the poll stays as the backstop. SQLite polls.
+    if (m_host.store().driver() == StoreSettings::Driver::Postgresql) {
+        auto listener = StoreListener::listen(m_host.store(), JobQueue::wakeChannel());
+        if (!listener) {
+            qCWarning(lcDaemon).noquote() << "cannot listen for new jobs, polling every" << config.pollIntervalMs << "ms:"
+                                          << listener.error().toString();
+        } else {
+            m_listener = std::move(*listener);
+            connect(m_listener.get(), &StoreListener::notified, m_worker.get(), &Worker::wake);
+            qCInfo(lcDaemon).noquote() << "listening for new jobs (PostgreSQL LISTEN); the poll every" << config.pollIntervalMs
+                                       << "ms stays the fallback";
+        }
+    }
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
         m_metrics->increment(QStringLiteral("sluice_jobs_finished_total"), {{QStringLiteral("outcome"), outcome}});
     });
@@ -178,9 +249,18 @@ Result<void> Daemon::start()
                                  m_worker->abandon(jobId, why);
                          });
     connect(m_reaper.get(), &Reaper::passFinished, this, [this](const ReaperPass &pass) {
-        for (const ReapedJob &r : pass.reaped)
+        for (const ReapedJob &r : pass.reaped) {
+            if (!r.takenFrom.isEmpty()) {
+                m_metrics->increment(QStringLiteral("sluice_takeovers_total"), {{QStringLiteral("outcome"), r.outcome}});
+                continue;
+            }
             m_metrics->increment(QStringLiteral("sluice_reaps_total"),
                                  {{QStringLiteral("tier"), QString::number(r.tier)}, {QStringLiteral("outcome"), r.outcome}});
+        }
+        for (const TakenNode &n : pass.takenNodes) {
+            if (n.revokedHere)
+                m_metrics->increment(QStringLiteral("sluice_nodes_taken_over_total"));
+        }
         for (const ReclaimedLease &l : pass.reclaimed)
             m_metrics->increment(QStringLiteral("sluice_leases_reclaimed_total"), {{QStringLiteral("reason"), l.reason}});
         m_metrics->increment(QStringLiteral("sluice_reaper_passes_total"),
@@ -304,7 +384,46 @@ void Daemon::finishStop()
     if (m_finished)
         return;
     m_finished = true;
+    // The name is free at once for the next start, here or elsewhere.
+    if (!m_instance.isEmpty()) {
+        if (auto released = m_host.store().releaseNode(m_host.config().node, m_instance); !released)
+            qCWarning(lcDaemon).noquote() << "cannot mark node" << m_host.config().node << "stopped:" << released.error().toString();
+    }
     Q_EMIT stopped();
+}
+
+void Daemon::beat()
+{
+    const HostConfig &config = m_host.config();
+    auto beat = m_host.store().heartbeat(config.node, m_instance, QCoreApplication::applicationPid());
+    if (!beat) {
+        // The store does not answer: the claim is not lost by that; survivors take over only
+        // after node_timeout without a beat.
+        qCWarning(lcDaemon).noquote() << "heartbeat failed:" << beat.error().toString();
+        return;
+    }
+    if (*beat)
+        return;
+    // The claim is gone: this daemon was silent past node_timeout and survivors took its work.
+    QString by;
+    if (auto nodes = m_host.store().nodes()) {
+        for (const NodeRecord &n : std::as_const(*nodes)) {
+            if (n.name == config.node)
+                by = n.takenOverBy.isEmpty() ? QStringLiteral("another daemon of node %1 (pid %2 on %3)").arg(n.name).arg(n.pid).arg(n.host)
+                                             : QStringLiteral("node %1 at %2").arg(n.takenOverBy, n.takenOverAt.toString(Qt::ISODateWithMs));
+        }
+    }
+    const QString why = QStringLiteral("node %1 was taken over by %2 while this daemon was silent; its work is theirs now, and this "
+                                       "daemon ends without touching it")
+                            .arg(config.node, by.isEmpty() ? QStringLiteral("another node") : by);
+    qCCritical(lcDaemon).noquote() << why;
+    (void)m_host.store().audit(AuditEntry{QStringLiteral("daemon"), QStringLiteral("fenced"), QString(), 0,
+                                          QJsonObject{{QStringLiteral("node"), config.node}, {QStringLiteral("instance"), m_instance},
+                                                      {QStringLiteral("reason"), why}}});
+    m_heartbeat.stop();
+    if (m_worker)
+        m_worker->forsake();
+    Q_EMIT takenOver(why);
 }
 
 void Daemon::reload()
@@ -347,7 +466,8 @@ void Daemon::checkIdle()
     auto counts = m_host.engine().jobs().countsByStatus();
     const bool idle = counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0
                       && m_worker->runningCount() == 0 && m_host.engine().runsInFlight() == 0
-                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0 && m_webhookReads == 0;
+                      && m_notifications->inFlight() == 0 && m_trackerUpdates->inFlight() == 0 && m_webhookReads == 0
+                      && m_forgeFeedback->inFlight() == 0 && m_forgeListener->inFlight() == 0;
     m_idleTicks = idle ? m_idleTicks + 1 : 0;
     if (m_idleTicks >= 4)
         stop(QStringLiteral("idle (--exit-when-idle)"));
@@ -385,8 +505,14 @@ void Daemon::installRoutes()
                                                           {QStringLiteral("concurrency"), m_worker->globalConcurrency()}});
         return apiJson(out);
     });
+    http.route("GET", QStringLiteral("/api/nodes"), [this](const HttpRequest &) {
+        auto report = nodesReport(m_host.engine(), m_host.config());
+        if (!report)
+            return HttpResponse::error(500, Redaction::mask(report.error().message));
+        return apiJson(QJsonObject{{QStringLiteral("node"), m_host.config().node}, {QStringLiteral("nodes"), *report}});
+    });
     http.route("GET", QStringLiteral("/api/status"), [this](const HttpRequest &) {
-        auto report = statusReport(m_host.engine());
+        auto report = statusReport(m_host.engine(), m_host.config());
         return report ? apiJson(*report) : HttpResponse::error(500, Redaction::mask(report.error().message));
     });
     http.route("GET", QStringLiteral("/api/tasks/"), [this](const HttpRequest &request) { return handleTask(request); });
@@ -447,6 +573,13 @@ HttpResponse Daemon::handleWebhook(const HttpRequest &request)
     if (delivery->deliveryId.isEmpty()) {
         countWebhook(QStringLiteral("malformed"));
         return HttpResponse::error(400, QStringLiteral("the delivery has no id; it cannot be de-duplicated"));
+    }
+    if (delivery->events.isEmpty() && dynamic_cast<Forge *>(instance)) {
+        // Verified, but nothing in it concerns Sluice (an event type it does not use, another
+        // repository): answered 202, nothing stored, as handling it again would change nothing.
+        // (A tracker's empty delivery is recorded and answered 200 below, as Plane expects.)
+        countWebhook(QStringLiteral("ignored"));
+        return HttpResponse::json(QJsonDocument(QJsonObject{{QStringLiteral("delivery"), delivery->deliveryId}, {QStringLiteral("ignored"), true}}), 202);
     }
     const QString source = QStringLiteral("%1/%2").arg(runtime->config.id, instanceName);
     QJsonArray events;
@@ -530,6 +663,12 @@ void Daemon::handleDelivery(const std::shared_ptr<ProjectRuntime> &runtime, cons
         const QJsonObject o = v.toObject();
         const WebhookEvent e{o.value(QLatin1String("kind")).toString(), o.value(QLatin1String("subject")).toString(),
                              o.value(QLatin1String("value")).toString(), o.value(QLatin1String("data")).toObject()};
+        if (const std::optional<ForgeEvent> forgeEvent = forgeEventFromWebhook(e)) {
+            // Counted and logged by the listener (sluice_forge_events_total).
+            const QString result = m_forgeListener->handle(runtime, instanceName, deliveryId, *forgeEvent);
+            qCDebug(lcDaemon).noquote() << "delivery" << deliveryId << "from" << source << e.kind << "->" << result;
+            continue;
+        }
         if (e.kind == QLatin1String("signal"))
             takeSignal(runtime, source, e);
         else if (e.kind == QLatin1String("tracker-issue"))
@@ -652,6 +791,16 @@ QByteArray Daemon::renderMetrics()
         m_metrics->set(QStringLiteral("sluice_gate_verdicts_total"),
                        {{QStringLiteral("gate"), it.key().first}, {QStringLiteral("result"), it.key().second}}, double(it.value()));
     m_metrics->set(QStringLiteral("sluice_worker_running"), {}, double(m_worker->runningCount()));
+    // Every node the store knows, as this daemon sees it: a silent node shows here on the
+    // nodes that are left.
+    if (auto nodes = m_host.store().nodes()) {
+        for (const NodeRecord &n : std::as_const(*nodes)) {
+            const Metrics::Labels labels{{QStringLiteral("node"), n.name}};
+            m_metrics->set(QStringLiteral("sluice_node_heartbeat_age_seconds"), labels, double(n.heartbeatAgeMs) / 1000.0);
+            m_metrics->set(QStringLiteral("sluice_node_jobs_running"), labels, double(n.runningJobs));
+            m_metrics->set(QStringLiteral("sluice_node_up"), labels, n.state(m_host.config().reaper.nodeTimeout) == QLatin1String("up") ? 1 : 0);
+        }
+    }
     m_metrics->set(QStringLiteral("sluice_uptime_seconds"), {}, double(m_uptime.elapsed()) / 1000.0);
     return m_metrics->render();
 }

@@ -6,6 +6,7 @@
 // SIGTERM: stop taking work, stop the worker, close HTTP, STOPPING=1, exit. SIGHUP: reload
 // project files (an invalid new file keeps the running version).
 
+#include "daemon/statedirlock.h"
 #include "engine/hostruntime.h"
 
 #include <QElapsedTimer>
@@ -18,6 +19,8 @@
 
 namespace Sluice {
 
+class ForgeFeedback;
+class ForgeListener;
 class HttpServer;
 class Reaper;
 class Reconciler;
@@ -25,6 +28,7 @@ class Metrics;
 class NotificationRouter;
 class TrackerUpdates;
 class SignalPipe;
+class StoreListener;
 class SweepSchedule;
 class SystemdNotifier;
 class Worker;
@@ -53,8 +57,17 @@ public:
     [[nodiscard]] quint16 httpPort() const;
     [[nodiscard]] Worker &worker() { return *m_worker; }
 
+    /// The random id of this daemon's claim of its node name.
+    [[nodiscard]] QString instance() const { return m_instance; }
+
 Q_SIGNALS:
     void stopped();
+    /**
+     * This daemon's claim of its node name is gone: survivors took its work over while it was
+     * silent (paused, cut off). It must end at once without writing anything, as after a crash
+     * (`sluice serve` exits with status 75); a new start claims the name anew.
+     */
+    void takenOver(const QString &why);
 
 private:
     void installRoutes();
@@ -78,6 +91,7 @@ private:
     // Claims the notifications CLI processes kept in the store and routes them like our own.
     void routeOutbox();
     void finishStop();
+    void beat();
     Result<void> stopOrphanedAgents(const QList<qint64> &adoptedJobs);
 
     HostRuntime &m_host;
@@ -92,6 +106,11 @@ private:
     std::unique_ptr<Reconciler> m_reconciler;
     std::unique_ptr<NotificationRouter> m_notifications;
     std::unique_ptr<TrackerUpdates> m_trackerUpdates;
+    std::unique_ptr<StoreListener> m_listener; // PostgreSQL: LISTEN for claimable jobs
+    StateDirLock m_stateLock;
+    QString m_instance;
+    std::unique_ptr<ForgeFeedback> m_forgeFeedback;
+    std::unique_ptr<ForgeListener> m_forgeListener;
     QTimer m_idleCheck;
     QTimer m_heartbeat;
     QTimer m_outbox;        // routes what CLI processes raised (Store::claimNotifications)

@@ -10,6 +10,8 @@ target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/metrics.h
     ${CMAKE_CURRENT_LIST_DIR}/signalpipe.cpp
     ${CMAKE_CURRENT_LIST_DIR}/signalpipe.h
+    ${CMAKE_CURRENT_LIST_DIR}/statedirlock.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/statedirlock.h
     ${CMAKE_CURRENT_LIST_DIR}/systemdnotifier.cpp
     ${CMAKE_CURRENT_LIST_DIR}/systemdnotifier.h)
 target_link_libraries(sluice-core PRIVATE PkgConfig::SLUICE_MHD PkgConfig::SLUICE_SYSTEMD)

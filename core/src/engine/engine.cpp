@@ -65,6 +65,18 @@ QString handedOnDocuments(const GateVerdict &verdict, int room)
     return out;
 }
 
+// A verdict's findings for a notification's data, masked (they leave the process).
+QJsonArray maskedFindings(const GateVerdict &verdict)
+{
+    QJsonArray out;
+    for (const Finding &f : verdict.findings()) {
+        QJsonObject o = f.toJson();
+        o.insert(QStringLiteral("message"), Redaction::mask(f.message));
+        out.append(o);
+    }
+    return out;
+}
+
 QString slug(const QString &title)
 {
     QString s = title.toLower();
@@ -155,6 +167,7 @@ Engine::Engine(Store &store, const QString &node, const QString &stateDir, QObje
 Engine::~Engine() = default;
 
 const QString Engine::PublishStep = QStringLiteral("sluice/publish");
+const QString Engine::WorkspaceStep = QStringLiteral("sluice/workspace");
 
 void Engine::setProject(std::shared_ptr<ProjectRuntime> runtime)
 {
@@ -199,7 +212,11 @@ EngineStats Engine::stats() const
 
 void Engine::auditAction(const QString &actor, const QString &action, const TaskRecord &task, const QJsonObject &details)
 {
-    if (auto r = m_store.audit(AuditEntry{actor, action, task.project, task.id, details}); !r)
+    // Which node acted: with several nodes, `sluice task` tells their moves apart.
+    QJsonObject withNode = details;
+    if (!withNode.contains(QLatin1String("node")))
+        withNode.insert(QStringLiteral("node"), m_node);
+    if (auto r = m_store.audit(AuditEntry{actor, action, task.project, task.id, withNode}); !r)
         qCWarning(lcEngine).noquote() << "cannot write audit" << action << "for task" << task.id << "-" << r.error().toString();
 }
 
@@ -325,6 +342,10 @@ AdvanceRun *Engine::advance(qint64 taskId, const QString &fromStage, const QStri
                 run->m_gates.append({gate, edge.to});
         }
     }
+    // Gates read the task's working copy: on this node it is made to hold the task's head and
+    // what its last job left for gates, wherever that job ran.
+    if (!run->m_gates.isEmpty() && !config.repositoryPath.isEmpty())
+        run->m_gates.prepend({WorkspaceStep, QString()});
     // Before any gate judges the task: the target is fetched and the task's head pushed to
     // the forge (for a repository with a remote), so every gate sees what the forge sees.
     if (m_publishing.contains(config.id))
@@ -344,6 +365,10 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     const auto [instance, toStage] = run->m_gates.at(run->m_next);
     if (instance == PublishStep) {
         publish(run);
+        return;
+    }
+    if (instance == WorkspaceStep) {
+        prepareWorkspace(run);
         return;
     }
     Gate *gate = run->m_runtime->instances.as<Gate>(instance);
@@ -387,6 +412,19 @@ Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, c
         return {GateVerdict::pass(QStringLiteral("no head recorded yet; nothing to push")), {}};
     if (task.pushedSha == task.headSha)
         return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), {}};
+    // Another node may have taken the head into its own clone: then the forge may have it
+    // (pushed there by that node), and otherwise nothing here can publish it.
+    auto present = repo.hasCommit(task.headSha);
+    if (present && !*present) {
+        if (auto fetched = repo.fetchTaskBranch(task.branch); !fetched)
+            return {GateVerdict::error(fetched.error().message), {}};
+        present = repo.hasCommit(task.headSha);
+    }
+    if (!present)
+        return {GateVerdict::error(QStringLiteral("cannot look for the task's head: %1").arg(present.error().message)), {}};
+    if (!*present)
+        return {GateVerdict::error(QStringLiteral("the task's head %1 is neither in %2 nor at the forge: the node whose job made it "
+                                                  "has not pushed it").arg(task.headSha.left(12), repo.path())), {}};
     // Nothing leaves this machine before the secret scan: not even a task branch.
     if (!scanner)
         return {GateVerdict::error(QStringLiteral("no secret scanner is available to check the task's commits before they are "
@@ -401,7 +439,8 @@ Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, c
                                                  "from the latest version").arg(findings->size()),
                                   *findings),
                 {}};
-    auto pushed = repo.publish(task.branch, task.headSha);
+    // The lease is what the store says Sluice pushed last, whichever node pushed it.
+    auto pushed = repo.publish(task.branch, task.headSha, task.pushedSha);
     if (!pushed)
         return {GateVerdict::error(QStringLiteral("cannot push the task branch %1 to the forge: %2").arg(task.branch, pushed.error().message)), {}};
     return {GateVerdict::pass(QStringLiteral("pushed %1 to %2").arg(task.headSha.left(12), task.branch)), *pushed};
@@ -426,15 +465,49 @@ void Engine::publish(AdvanceRun *run)
             else
                 qCInfo(lcEngine).noquote() << "task" << run->m_task.id << "pushed" << done.pushed.left(12) << "to its branch"
                                            << run->m_task.branch << "at the forge";
+            Q_EMIT published(run->m_task.id, done.pushed);
         }
         recordVerdict(run, PublishStep, QString(), done.verdict, clock.elapsed());
     });
     watcher->setFuture(QtConcurrent::run([repo, task, scanner] { return publishHead(repo, task, scanner); }));
 }
 
+void Engine::prepareWorkspace(AdvanceRun *run)
+{
+    const Workspace workspace = m_workspace;
+    const ProjectConfig config = run->m_runtime->config;
+    const TaskRecord task = run->m_task;
+    // Read here, on the advance's own thread: the task store's prepared statements belong to
+    // the connection of the thread that prepared them, and a pool thread's connection may be
+    // in use by another engine's store at the same moment (tst_engine's eight racers on
+    // PostgreSQL hung in libpq when this read ran in the pool).
+    const Result<TaskStore::StageFiles> files = m_tasks.stageFiles(task.id);
+    auto *watcher = new QFutureWatcher<GateVerdict>(run);
+    QElapsedTimer clock;
+    clock.start();
+    connect(watcher, &QFutureWatcher<GateVerdict>::finished, run, [this, run, watcher, clock] {
+        const GateVerdict verdict = watcher->result();
+        watcher->deleteLater();
+        recordVerdict(run, WorkspaceStep, QString(), verdict, clock.elapsed());
+    });
+    watcher->setFuture(QtConcurrent::run([workspace, config, task, files]() -> GateVerdict {
+        if (!files)
+            return GateVerdict::error(QStringLiteral("cannot read what the task's last job left for gates: %1").arg(files.error().message));
+        if (files->jobId == 0) {
+            // No job of the task took work from a working copy yet (none has one, or they ran
+            // before this version): whatever copy there is stays as it is.
+            return GateVerdict::pass(QStringLiteral("no job recorded files for gates"));
+        }
+        auto copy = workspace.prepareForGates(config, task, files->files);
+        if (!copy)
+            return GateVerdict::error(QStringLiteral("cannot prepare the task's working copy for its gates: %1").arg(copy.error().message));
+        return GateVerdict::pass(QStringLiteral("working copy %1 with %2 file(s) of job %3").arg(*copy).arg(files->files.size()).arg(files->jobId));
+    }));
+}
+
 void Engine::recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs)
 {
-    if (instance == PublishStep && verdict.allowsPassage()) {
+    if ((instance == PublishStep || instance == WorkspaceStep) && verdict.allowsPassage()) {
         // The host's own step before the gates: heard of only when it stops a task.
         ++run->m_next;
         evaluateNextGate(run);
@@ -479,7 +552,7 @@ void Engine::recordVerdict(AdvanceRun *run, const QString &instance, const QStri
                    QStringLiteral("gate %1 → %2 in %3").arg(instance, GateVerdict::resultName(verdict.result()), run->m_from), text,
                    QJsonObject{{QStringLiteral("gate"), instance}, {QStringLiteral("stage"), run->m_from},
                                {QStringLiteral("result"), GateVerdict::resultName(verdict.result())},
-                               {QStringLiteral("reason"), verdict.reason()}});
+                               {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("head"), run->m_task.headSha}});
         // A gate that could only partly look (an auditor missing or timing out) says so
         // in its evidence: people hear of it even when the verdict lets the task pass.
         const int degraded = verdict.evidence().value(QLatin1String("degraded")).toInt();
@@ -517,17 +590,44 @@ void Engine::waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &ve
                 QJsonObject{{QStringLiteral("gate"), gate}, {QStringLiteral("stage"), run->m_from}, {QStringLiteral("to"), run->m_to},
                             {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("retryAfterMs"), double(retry.count())},
                             {QStringLiteral("evidence"), verdict.evidence()}});
+    // Whoever shows the task's state (statuses on the pull request) hears of the wait too.
+    notifyTask(QStringLiteral("gate-waiting"), task, QStringLiteral("gate %1 waits in %2").arg(gate, run->m_from), verdict.reason(),
+               QJsonObject{{QStringLiteral("gate"), gate}, {QStringLiteral("stage"), run->m_from}, {QStringLiteral("result"), QStringLiteral("wait")},
+                           {QStringLiteral("reason"), verdict.reason()}, {QStringLiteral("head"), task.headSha}});
     // One scheduled look per task, however many runs ended waiting (the reconciler may re-drive
-    // a waiting task too). A look that finds the task moved, blocked or gone does nothing.
+    // a waiting task too). A look that finds the task moved, blocked or gone does nothing. A
+    // forge event may bring it forward (wake()).
     if (!m_waiting.contains(task.id)) {
-        m_waiting.insert(task.id);
-        QTimer::singleShot(retry, this, [this, id = task.id, from = run->m_from, gate] {
+        auto *timer = new QTimer(this);
+        timer->setSingleShot(true);
+        m_waiting.insert(task.id, WaitingLook{timer, run->m_from, gate});
+        connect(timer, &QTimer::timeout, this, [this, id = task.id, from = run->m_from, gate, timer] {
             m_waiting.remove(id);
+            timer->deleteLater();
             if (!isAdvancing(id))
                 (void)advance(id, from, QStringLiteral("gate %1 asked to wait").arg(gate));
         });
+        timer->start(retry);
     }
     finish(run, AdvanceRun::Outcome::Waiting, verdict.reason());
+}
+
+Engine::Wake Engine::wake(qint64 taskId, const QString &cause)
+{
+    if (m_advancing.contains(taskId)) {
+        m_lookAgain.insert(taskId, cause);
+        return Wake::Deferred;
+    }
+    const auto it = m_waiting.find(taskId);
+    if (it == m_waiting.end())
+        return Wake::NotWaiting;
+    const WaitingLook look = *it;
+    m_waiting.erase(it);
+    look.timer->stop();
+    look.timer->deleteLater();
+    qCDebug(lcEngine).noquote() << "task" << taskId << "waiting on gate" << look.gate << "in" << look.from << "looked at again now:" << cause;
+    (void)advance(taskId, look.from, cause);
+    return Wake::Woken;
 }
 
 void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
@@ -632,7 +732,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
         Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
         notifyTask(QStringLiteral("blocked"), task, QStringLiteral("blocked in %1").arg(run->m_from), reason,
                    QJsonObject{{QStringLiteral("stage"), run->m_from}, {QStringLiteral("gate"), failedGate},
-                               {QStringLiteral("reason"), failure.reason()}});
+                               {QStringLiteral("reason"), failure.reason()}, {QStringLiteral("head"), task.headSha},
+                               {QStringLiteral("findings"), maskedFindings(failure)}});
         finish(run, AdvanceRun::Outcome::Blocked, reason);
         return;
     }
@@ -674,7 +775,8 @@ void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdic
                failure.reason(),
                QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), target}, {QStringLiteral("stage"), target},
                            {QStringLiteral("gate"), failedGate}, {QStringLiteral("reason"), failure.reason()},
-                           {QStringLiteral("rollback"), rollback}, {QStringLiteral("max_retries"), config.maxRetries}});
+                           {QStringLiteral("rollback"), rollback}, {QStringLiteral("max_retries"), config.maxRetries},
+                           {QStringLiteral("head"), task.headSha}, {QStringLiteral("findings"), maskedFindings(failure)}});
     if (auto entered = enterStage(runtime, task, target, QStringLiteral("rolled back by %1").arg(failedGate)); !entered) {
         auditAction(actor, QStringLiteral("enqueue-failed"), task,
                     QJsonObject{{QStringLiteral("stage"), target}, {QStringLiteral("error"), entered.error().toString()}});
@@ -693,8 +795,12 @@ void Engine::finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString 
     run->m_outcome = outcome;
     run->m_detail = detail;
     --m_inFlight;
-    if (--m_advancing[run->m_taskId] <= 0)
+    if (--m_advancing[run->m_taskId] <= 0) {
         m_advancing.remove(run->m_taskId);
+        // Woken while this run evaluated: it may have read the state before the change.
+        if (const QString cause = m_lookAgain.take(run->m_taskId); !cause.isNull() && outcome == AdvanceRun::Outcome::Waiting)
+            QTimer::singleShot(0, this, [this, id = run->m_taskId, cause] { (void)wake(id, cause); });
+    }
     if (outcome == AdvanceRun::Outcome::Failed)
         qCWarning(lcEngine).noquote() << "advance of task" << run->m_taskId << "failed:" << detail;
     Q_EMIT run->finished(run);
@@ -955,7 +1061,8 @@ Result<void> Engine::recordApprovalRequest(const JobRecord &job, const QString &
     // Told first, recorded second: a signal is taken only once people were asked.
     notifyTask(QStringLiteral("approval-requested"), **task,
                QStringLiteral("waits in %1 for %2").arg(stage, signalNames.isEmpty() ? QStringLiteral("a signal") : signalNames.join(QStringLiteral(" or "))),
-               summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)}});
+               summary, QJsonObject{{QStringLiteral("stage"), stage}, {QStringLiteral("signals"), QJsonArray::fromStringList(signalNames)},
+                                    {QStringLiteral("version"), double((*task)->version)}, {QStringLiteral("head"), (*task)->headSha}});
     if (auto recorded = m_store.audit(AuditEntry{QStringLiteral("worker"), QStringLiteral("approval-requested"), (*task)->project, job.taskId,
                                                  QJsonObject{{QStringLiteral("stage"), stage},
                                                              {QStringLiteral("summary"), summary},

@@ -21,6 +21,7 @@
 #include <QMutex>
 #include <QSet>
 #include <QObject>
+#include <QTimer>
 
 #include <functional>
 #include <memory>
@@ -116,6 +117,10 @@ public:
     /// The host's step before a task's gates, named like a gate in verdicts: fetch the target,
     /// scan the task's new commits for secrets, push the task branch to the forge.
     static const QString PublishStep;
+    /// The host's step before the gates that read the task's working copy: this node's copy
+    /// holds the task's head and what its last job left in .sluice/ (kept in the store), on
+    /// whichever node the job ran. Named like a gate in verdicts when it stops a task.
+    static const QString WorkspaceStep;
     /**
      * Scans the commits of @p repository in @p base..@p head for secrets (the security gate's
      * scanner, installed by the executable): the findings, masked. Called off the event loop.
@@ -215,6 +220,20 @@ public:
     /// Whether this process will evaluate @p taskId's edge again because a gate said "wait".
     [[nodiscard]] bool isWaiting(qint64 taskId) const { return m_waiting.contains(taskId); }
 
+    /// What wake() did.
+    enum class Wake {
+        Woken,      ///< The task waited here after a "wait" verdict: it is evaluated again now.
+        Deferred,   ///< An advance of the task is evaluating: it looks again as soon as that one waits.
+        NotWaiting, ///< Nothing of the task is waiting or evaluating in this process.
+    };
+    /**
+     * Something the waiting gate depends on changed (a forge event): evaluate the task again now
+     * instead of after its retryAfter. An advance under way may have read the old state, so when
+     * it ends waiting the task is looked at once more at once. Never moves a task by itself: the
+     * advance path decides.
+     */
+    Wake wake(qint64 taskId, const QString &cause);
+
     /**
      * Publishes @p notification (event, project, task, masked text) to whoever routes
      * notifications; sets its time when unset. Never blocks and never fails the caller.
@@ -249,11 +268,15 @@ Q_SIGNALS:
     void taskChanged(qint64 taskId, const QString &event, const QString &stage);
     /// An event worth telling people about (see notify()).
     void notification(const Sluice::Notification &notification);
+    /// The publish step pushed @p sha to the task's branch at the forge.
+    void published(qint64 taskId, const QString &sha);
 
 private:
     void evaluateNextGate(AdvanceRun *run);
     // The publish step (PublishStep), off the event loop.
     void publish(AdvanceRun *run);
+    // The working copy step (WorkspaceStep), off the event loop.
+    void prepareWorkspace(AdvanceRun *run);
     // Records one verdict (audit, notifications) and goes on to the next gate or decides.
     void recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs);
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
@@ -274,7 +297,13 @@ private:
     EngineStats m_stats;
     int m_inFlight = 0;
     QHash<qint64, int> m_advancing; // task → advance runs evaluating
-    QSet<qint64> m_waiting;         // tasks with a re-evaluation scheduled after a "wait" verdict
+    struct WaitingLook {
+        QTimer *timer = nullptr; // the scheduled re-evaluation (a child of the engine)
+        QString from;            // the stage the task waits in
+        QString gate;
+    };
+    QHash<qint64, WaitingLook> m_waiting; // tasks with a re-evaluation scheduled after a "wait" verdict
+    QHash<qint64, QString> m_lookAgain;   // tasks woken while an advance evaluated: the cause
     bool m_outbox = false;          // notify() queues in the store instead of emitting
     QSet<QString> m_publishing;     // projects whose repository has the forge as a remote
     CommitScanner m_commitScanner;

@@ -409,6 +409,50 @@ Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config)
                                        {QStringLiteral("firstAsked"), w.firstAsked.toString(Qt::ISODateWithMs)},
                                        {QStringLiteral("lastAsked"), w.lastAsked.toString(Qt::ISODateWithMs)}});
     report.insert(QStringLiteral("leaseWaiters"), waiterArray);
+    auto nodes = nodesReport(engine, config);
+    if (!nodes)
+        return std::unexpected(nodes.error());
+    report.insert(QStringLiteral("nodes"), *nodes);
+    return report;
+}
+
+Result<QJsonArray> nodesReport(Engine &engine, const HostConfig &config)
+{
+    auto nodes = engine.store().nodes();
+    if (!nodes)
+        return std::unexpected(nodes.error());
+    QJsonArray out;
+    for (const NodeRecord &n : std::as_const(*nodes)) {
+        QJsonObject o{{QStringLiteral("name"), n.name},
+                      {QStringLiteral("host"), n.host},
+                      {QStringLiteral("pid"), double(n.pid)},
+                      {QStringLiteral("state"), n.state(config.reaper.nodeTimeout)},
+                      {QStringLiteral("heartbeatAgeSeconds"), double(n.heartbeatAgeMs) / 1000.0},
+                      {QStringLiteral("heartbeatAt"), n.heartbeatAt.toString(Qt::ISODateWithMs)},
+                      {QStringLiteral("startedAt"), n.startedAt.toString(Qt::ISODateWithMs)},
+                      {QStringLiteral("runningJobs"), n.runningJobs},
+                      {QStringLiteral("generation"), double(n.generation)},
+                      {QStringLiteral("self"), n.name == engine.node()}};
+        if (n.stoppedAt.isValid())
+            o.insert(QStringLiteral("stoppedAt"), n.stoppedAt.toString(Qt::ISODateWithMs));
+        if (!n.takenOverBy.isEmpty()) {
+            o.insert(QStringLiteral("takenOverBy"), n.takenOverBy);
+            o.insert(QStringLiteral("takenOverAt"), n.takenOverAt.toString(Qt::ISODateWithMs));
+        }
+        out.append(o);
+    }
+    return out;
+}
+
+Result<QJsonObject> statusReport(Engine &engine, const HostConfig &config)
+{
+    auto report = statusReport(engine);
+    if (!report)
+        return report;
+    auto nodes = nodesReport(engine, config);
+    if (!nodes)
+        return std::unexpected(nodes.error());
+    report->insert(QStringLiteral("nodes"), *nodes);
     return report;
 }
 

@@ -69,5 +69,13 @@ private:
 [[nodiscard]] SLUICE_EXPORT Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config);
 /// Active, blocked and recent tasks per project.
 [[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine);
+/// statusReport() with the nodes (nodesReport()).
+[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine, const HostConfig &config);
+/**
+ * Every node the store knows: name, host, pid, state ("up", "stopped", "silent" — no beat
+ * for reaper.node_timeout —, "taken-over"), heartbeat age by the store's clock, jobs running
+ * under its name, generation, start, and who took it over when.
+ */
+[[nodiscard]] SLUICE_EXPORT Result<QJsonArray> nodesReport(Engine &engine, const HostConfig &config);
 
 } // namespace Sluice

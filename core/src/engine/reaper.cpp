@@ -6,8 +6,10 @@
 #include "engine/worker.h"
 
 #include <QDir>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QLoggingCategory>
+#include <QSysInfo>
 #include <QtConcurrent/QtConcurrentRun>
 
 namespace Sluice {
@@ -49,7 +51,8 @@ struct UnrecordedAgent {
 // attempt's log as <artifacts>/agent-<role>-job<J>-attempt<N>.log (docs/plugins/agent.md),
 // the exit recorder writes the status beside it, and while the agent runs its recorder — the
 // leader of its process group — holds the log open for writing.
-std::optional<UnrecordedAgent> findUnrecordedAgent(const QString &artifacts, const JobRecord &job, const QString &node)
+std::optional<UnrecordedAgent> findUnrecordedAgent(const QString &artifacts, const JobRecord &job, const QString &node,
+                                                   const QString &worktree)
 {
     const QDir dir(artifacts);
     const QStringList logs = dir.entryList({QStringLiteral("agent-*-job%1-attempt%2.log").arg(job.id).arg(job.attempts)}, QDir::Files);
@@ -71,6 +74,8 @@ std::optional<UnrecordedAgent> findUnrecordedAgent(const QString &artifacts, con
         run.pid = pid;
         run.startTicks = stat->startTicks;
         run.logPath = found.logPath;
+        run.host = QSysInfo::machineHostName();
+        run.worktree = worktree;
         found.running = run;
         return found;
     }
@@ -93,6 +98,8 @@ QJsonObject ReapedJob::toJson() const
                   {QStringLiteral("at"), at.toString(Qt::ISODateWithMs)}};
     if (exitCode)
         o.insert(QStringLiteral("exitCode"), *exitCode);
+    if (!takenFrom.isEmpty())
+        o.insert(QStringLiteral("takenFrom"), takenFrom);
     return o;
 }
 
@@ -113,6 +120,30 @@ QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const 
     return QString();
 }
 
+QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now, const NodeRecord *holder,
+                           std::chrono::milliseconds nodeTimeout)
+{
+    if (lease.expiresAt.isValid() && lease.expiresAt <= now)
+        return QStringLiteral("expired");
+    if (lease.holder.node != node && holder) {
+        // By the store's clock: nodes on several machines judge each other by one clock.
+        if (holder->stoppedAt.isValid() || holder->heartbeatAgeMs > qint64(nodeTimeout.count()))
+            return QStringLiteral("node-silent");
+        if (lease.fenceToken > 0 && holder->generation > lease.fenceToken)
+            return QStringLiteral("node-reclaimed");
+        return QString();
+    }
+    if (lease.holder.node == node && holder && lease.fenceToken > 0 && holder->generation > lease.fenceToken)
+        return QStringLiteral("node-reclaimed"); // taken by an earlier daemon of this node
+    return leaseReclaimReason(lease, node, now, holder ? holder->heartbeatAt : QDateTime(), nodeTimeout);
+}
+
+std::chrono::milliseconds ReaperSettings::heartbeatInterval() const
+{
+    return std::clamp(std::chrono::milliseconds(nodeTimeout.count() / 4), std::chrono::milliseconds(250),
+                      std::chrono::milliseconds(10000));
+}
+
 struct Reaper::Decision {
     JobQueue::RunningJob running;
     int tier = 0;
@@ -121,6 +152,20 @@ struct Reaper::Decision {
     bool recordEnd = false;   // the agent's end is recorded here, with exitCode
     std::optional<int> exitCode; // how the agent ended, as the store or its exit recorder has it
     QString reason;
+    QString takenFrom;        // a takeover: the silent node that held the job
+    bool adoptHere = false;   // a takeover of an agent on this machine: the job is adopted, not settled
+    QString workingCopy;      // where its work is, when this machine has it
+    std::optional<Result<QString>> head;                 // the work taken into the project's repository
+    std::optional<Result<QList<StageFile>>> files;       // what it left for gates
+    bool fenced = false;      // the job was no longer held when its work was to be taken
+    QList<RefChange> changes; // made to the project's repository during the run, not by Sluice
+    QString workError;        // the repository could not be looked at, or the branch not taken
+
+    // The claim the reaper writes with: the job as the node that holds it holds it.
+    [[nodiscard]] JobClaim claim(const QString &self) const
+    {
+        return JobClaim{running.job.id, takenFrom.isEmpty() ? self : takenFrom, running.job.claimToken};
+    }
 };
 
 Reaper::Reaper(Engine &engine, const ReaperSettings &settings, QObject *parent)
@@ -202,7 +247,10 @@ ReaperPass Reaper::recoverAtStartup()
     ReaperPass pass;
     pass.at = QDateTime::currentDateTimeUtc();
     QHash<qint64, int> pidless;
-    const QList<Decision> decisions = assess(Mode::Startup, {}, pidless, pass);
+    QList<Decision> decisions = assess(Mode::Startup, {}, pidless, pass);
+    const Projects projects = loadedProjects();
+    for (Decision &d : decisions)
+        takeWork(d, projects);
     settle(decisions, {}, pass);
     reclaimLeases(pass);
     finishPass(pass, true);
@@ -237,8 +285,18 @@ void Reaper::tick()
         }
         finishPass(*pass, false);
     });
-    m_watcher->setFuture(QtConcurrent::run([this, pass, decisions, pidless, monitored] {
+    // Working copies this node keeps of tasks another node finished: looked for now and then.
+    const bool cleanUp = m_ticks++ % 20 == 0;
+    // The projects as loaded now, for the thread (a reload replaces them on the event loop).
+    const Projects projects = loadedProjects();
+    m_watcher->setFuture(QtConcurrent::run([this, pass, decisions, pidless, monitored, cleanUp, projects] {
         *decisions = assess(Mode::Tick, monitored, *pidless, *pass);
+        if (m_settings.takeover)
+            *decisions += assessTakeovers(*pass);
+        for (Decision &d : *decisions)
+            takeWork(d, projects);
+        if (cleanUp)
+            removeFinishedWorkingCopies(projects);
     }));
 }
 
@@ -266,7 +324,8 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
         // was asked is watched by the next tick, and its agent is the worker's to record.
         std::optional<UnrecordedAgent> unrecorded;
         if (!r.agent && (mode == Mode::Startup || (!watched && pidless.value(job.id) + 1 >= m_settings.deadTicks)))
-            unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node);
+            unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node,
+                                             m_engine.workspace().worktreePath(job.project, job.taskId));
         if (unrecorded && unrecorded->running) {
             // Recorded now, then treated as any agent of ours: adopted at startup, never
             // reaped alive below the ceiling, and never run a second time beside.
@@ -397,11 +456,197 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
     return out;
 }
 
+QList<Reaper::Decision> Reaper::assessTakeovers(ReaperPass &pass)
+{
+    QList<Decision> out;
+    const QString self = m_engine.node();
+    const qint64 timeout = m_settings.nodeTimeout.count();
+    auto nodes = m_engine.store().nodes();
+    if (!nodes) {
+        pass.ok = false;
+        pass.errors.append(nodes.error().toString());
+        return out;
+    }
+    const QString host = QSysInfo::machineHostName();
+    for (const NodeRecord &n : std::as_const(*nodes)) {
+        if (n.name == self || n.heartbeatAgeMs <= timeout)
+            continue;
+        const bool claimed = !n.instance.isEmpty() && !n.stoppedAt.isValid();
+        if (!claimed && n.runningJobs == 0)
+            continue;
+        TakenNode taken{n.name, n.heartbeatAgeMs, false};
+        if (claimed) {
+            // First the claim: from now on nothing that instance writes for its node counts,
+            // should it come back (a paused process, a network cut).
+            auto revoked = m_engine.store().revokeNode(n, self);
+            if (!revoked) {
+                pass.ok = false;
+                pass.errors.append(revoked.error().toString());
+                continue;
+            }
+            if (!*revoked) {
+                // It beat meanwhile (alive after all), or another survivor was first.
+                auto again = m_engine.store().nodes();
+                bool alive = false;
+                for (const NodeRecord &m : again ? *again : QList<NodeRecord>()) {
+                    if (m.name == n.name)
+                        alive = !m.instance.isEmpty() && !m.stoppedAt.isValid() && m.heartbeatAgeMs <= timeout;
+                }
+                if (!again || alive)
+                    continue;
+            }
+            taken.revokedHere = *revoked;
+            if (*revoked) {
+                qCWarning(lcReaper).noquote() << "node" << n.name << "(pid" << n.pid << "on" << n.host << ") has been silent for"
+                                              << n.heartbeatAgeMs / 1000 << "s, past node_timeout: its claim is taken over and its"
+                                              << n.runningJobs << "running job(s) with it";
+                (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("take-over-node"), QString(), 0,
+                                                        QJsonObject{{QStringLiteral("node"), n.name}, {QStringLiteral("by"), self},
+                                                                    {QStringLiteral("host"), n.host}, {QStringLiteral("pid"), n.pid},
+                                                                    {QStringLiteral("generation"), double(n.generation)},
+                                                                    {QStringLiteral("silentMs"), double(n.heartbeatAgeMs)},
+                                                                    {QStringLiteral("runningJobs"), n.runningJobs}}});
+            }
+        }
+        pass.takenNodes.append(taken);
+        auto running = m_engine.jobs().runningOn(n.name);
+        if (!running) {
+            pass.ok = false;
+            pass.errors.append(running.error().toString());
+            continue;
+        }
+        const QString silence = QStringLiteral("node %1 was silent for %2 s").arg(n.name).arg(n.heartbeatAgeMs / 1000);
+        for (const JobQueue::RunningJob &r : std::as_const(*running)) {
+            ++pass.examined;
+            Decision d;
+            d.running = r;
+            d.takenFrom = n.name;
+            d.exitCode = r.exitCode;
+            // Adopt when the agent is reachable: on this machine, its working copy and log
+            // where they were. Alive, it is watched to its end; ended, what its recorder wrote
+            // decides, and its work is taken from its copy.
+            if (r.agent && r.agent->pid > 0 && !r.agent->host.isEmpty() && r.agent->host == host && !r.agent->worktree.isEmpty()
+                && QFileInfo(r.agent->worktree + QStringLiteral("/.git")).isDir()
+                && QFileInfo(QFileInfo(r.agent->logPath).absolutePath()).isDir()) {
+                d.adoptHere = true;
+                d.reason = QStringLiteral("%1: its agent pid %2 is on this machine; adopted with its working copy %3")
+                               .arg(silence).arg(r.agent->pid).arg(r.agent->worktree);
+                out.append(d);
+                continue;
+            }
+            // Not reachable from here: what was recorded decides whether the work counts. A
+            // recorded exit 0 does not bring the work, which is in that node's working copy.
+            if (r.agent && r.agent->pid > 0) {
+                const QString where = r.agent->host.isEmpty() ? QStringLiteral("an unknown machine") : r.agent->host;
+                d.reason = r.exitCode
+                               ? QStringLiteral("%1; its agent ended with %2 on %3, and its work stays in that machine's working copy: run again")
+                                     .arg(silence, describeStatus(*r.exitCode), where)
+                               : QStringLiteral("%1; its agent pid %2 runs on %3, out of reach: run again").arg(silence).arg(r.agent->pid).arg(where);
+            } else {
+                d.reason = QStringLiteral("%1; the job had no agent to adopt: run again").arg(silence);
+            }
+            out.append(d);
+        }
+    }
+    return out;
+}
+
+Reaper::Projects Reaper::loadedProjects() const
+{
+    Projects projects;
+    for (const QString &id : m_engine.projectIds())
+        projects.insert(id, m_engine.project(id));
+    return projects;
+}
+
+void Reaper::removeFinishedWorkingCopies(const Projects &projects)
+{
+    for (auto it = projects.cbegin(); it != projects.cend(); ++it) {
+        const QString &id = it.key();
+        const auto &runtime = it.value();
+        if (!runtime || runtime->config.repositoryPath.isEmpty())
+            continue;
+        const int removed = m_engine.workspace().removeFinishedWorktrees(runtime->config, [this](qint64 taskId) {
+            auto task = m_engine.tasks().task(taskId);
+            return task && *task && (*task)->status == QLatin1String("done");
+        });
+        if (removed > 0)
+            qCInfo(lcReaper).noquote() << "removed" << removed << "working cop(ies) of finished tasks of project" << id;
+    }
+}
+
+void Reaper::takeWork(Decision &d, const Projects &projects)
+{
+    const JobRecord &job = d.running.job;
+    const QString self = m_engine.node();
+    if (d.takenFrom.isEmpty()) {
+        // A run of this node that ended while no daemon watched it: what it did to the
+        // project's repository and, when it completed, its work, exactly as the worker would
+        // have taken it (docs/adr/0013) — when its snapshot from before the run is here.
+        const auto runtime = projects.value(job.project);
+        auto task = m_engine.tasks().task(job.taskId);
+        if (runtime && !runtime->config.repositoryPath.isEmpty() && task && *task
+            && m_engine.workspace().hasRefsBefore(runtime->config, **task, job.id)) {
+            // The fence, right before the side effect: a job a survivor took over meanwhile is theirs.
+            if (auto holds = m_engine.jobs().holds(d.claim(self)); holds && !*holds) {
+                d.fenced = true;
+                return;
+            }
+            const RunWork work = m_engine.workspace().takeWork(runtime->config, **task, job.id, d.advance);
+            d.changes = work.changes;
+            d.workError = work.error;
+            if (work.head) {
+                d.head = Result<QString>(*work.head);
+                d.files = Workspace::stageFiles(m_engine.workspace().worktreePath(job.project, job.taskId));
+            }
+            return;
+        }
+    }
+    if (!d.advance)
+        return;
+    QString copy = d.running.agent ? d.running.agent->worktree : QString();
+    if (copy.isEmpty() && d.takenFrom.isEmpty())
+        copy = m_engine.workspace().worktreePath(job.project, job.taskId);
+    if (copy.isEmpty() || !QFileInfo(copy + QStringLiteral("/.git")).isDir()) {
+        if (d.takenFrom.isEmpty() && !(d.running.agent && !d.running.agent->worktree.isEmpty()))
+            return; // the job had no working copy: there is nothing to take
+        d.advance = false;
+        d.reason += QStringLiteral("; its working copy is not on this machine, so its work cannot be taken: run again");
+        return;
+    }
+    const auto runtime = projects.value(job.project);
+    auto task = m_engine.tasks().task(job.taskId);
+    if (!runtime || !task || !*task) {
+        d.advance = false;
+        d.reason += runtime ? QStringLiteral("; its task cannot be read, so its work cannot be taken: run again")
+                            : QStringLiteral("; project %1 is not loaded here, so its work cannot be taken: run again").arg(job.project);
+        return;
+    }
+    // The fence, right before the side effect: a job a survivor took over meanwhile is theirs.
+    if (auto holds = m_engine.jobs().holds(d.claim(self)); holds && !*holds) {
+        d.fenced = true;
+        return;
+    }
+    d.workingCopy = copy;
+    d.head = m_engine.workspace().harvest(runtime->config, **task, QStringLiteral("task %1 job %2 (recovered)").arg(job.taskId).arg(job.id), copy);
+    if (!*d.head) {
+        d.advance = false;
+        d.reason += QStringLiteral("; its work could not be taken from its working copy (%1): run again").arg(d.head->error().message);
+        d.head.reset();
+        return;
+    }
+    d.files = Workspace::stageFiles(copy);
+}
+
 void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass)
 {
     const QString node = m_engine.node();
     for (const Decision &d : decisions) {
         const JobRecord &job = d.running.job;
+        if (d.fenced) {
+            qCInfo(lcReaper).noquote() << "job" << job.id << "was taken over by another node before the reaper took its work";
+            continue;
+        }
         if (monitored.contains(job.id) && m_abandon)
             m_abandon(job.id, d.reason);
         if (d.recordEnd && d.running.agent) {
@@ -421,47 +666,82 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
         reaped.reason = d.reason;
         reaped.terminated = d.terminated;
         reaped.exitCode = d.exitCode;
+        reaped.takenFrom = d.takenFrom;
         reaped.at = QDateTime::currentDateTimeUtc();
+        const QString verbNoun = d.takenFrom.isEmpty() ? QStringLiteral("reaped") : QStringLiteral("taken over");
         bool advance = d.advance;
-        QString failure = QStringLiteral("reaped: %1").arg(d.reason);
+        QString failure = QStringLiteral("%1: %2").arg(verbNoun, d.reason);
         bool blockAfter = false;
-        if (d.tier >= 0) {
-            // The run ended: what it did to the project's repository and, when it completed,
-            // its work, exactly as the worker would have taken it (docs/adr/0013).
-            const auto runtime = m_engine.project(job.project);
-            auto task = m_engine.tasks().task(job.taskId);
-            if (runtime && !runtime->config.repositoryPath.isEmpty() && task && *task
-                && m_engine.workspace().hasRefsBefore(runtime->config, **task, job.id)) {
-                const RunWork work = m_engine.workspace().takeWork(runtime->config, **task, job.id, advance);
-                if (!work.changes.isEmpty()) {
-                    failure = m_engine.reportRepositoryChanged(job, work.changes);
-                    advance = false;
-                    blockAfter = true;
-                } else if (!work.error.isEmpty()) {
-                    failure = QStringLiteral("reaped: %1; %2").arg(d.reason, work.error);
-                    advance = false;
-                } else if (work.head) {
-                    qCInfo(lcReaper).noquote() << "task" << job.taskId << "head is" << work.head->left(12) << "after job" << job.id;
-                    if (auto recorded = m_engine.tasks().recordHead(job.taskId, job.stage, *work.head); !recorded) {
-                        failure = QStringLiteral("reaped: %1; cannot record the task's head: %2").arg(d.reason, recorded.error().toString());
-                        advance = false;
-                    }
-                }
-            }
+        if (!d.changes.isEmpty()) {
+            // The run changed the project's repository, not through Sluice (docs/adr/0013):
+            // nothing is taken, and a person looks first.
+            failure = m_engine.reportRepositoryChanged(job, d.changes);
+            advance = false;
+            blockAfter = true;
+        } else if (!d.workError.isEmpty()) {
+            failure = QStringLiteral("%1: %2; %3").arg(verbNoun, d.reason, d.workError);
+            advance = false;
         }
-        if (advance) {
-            auto won = m_engine.jobs().complete(job.id, node);
+        const JobClaim claim = d.claim(node);
+        if (d.adoptHere) {
+            // The job becomes this node's as it is (same attempt, new token), its agent with it.
+            auto taken = m_engine.jobs().transfer(claim, node, d.running.agent ? d.running.agent->id : 0);
+            if (!taken) {
+                pass.ok = false;
+                pass.errors.append(taken.error().toString());
+                continue;
+            }
+            if (!*taken) {
+                qCInfo(lcReaper).noquote() << "job" << job.id << "of node" << d.takenFrom << "was taken over by someone else first";
+                continue;
+            }
+            JobQueue::RunningJob adopted = d.running;
+            adopted.job = **taken;
+            if (adopted.agent)
+                adopted.agent->node = node;
+            if (m_adopt && m_adopt(adopted)) {
+                reaped.outcome = QStringLiteral("adopted");
+                pass.adopted.append(job.id);
+            } else {
+                auto failed = m_engine.jobs().fail(adopted.job.claim(),
+                                                   QStringLiteral("taken over: %1, but this node cannot run its stage").arg(d.reason),
+                                                   std::chrono::milliseconds(0), QDateTime::currentDateTimeUtc());
+                if (!failed) {
+                    pass.ok = false;
+                    pass.errors.append(failed.error().toString());
+                    continue;
+                }
+                reaped.outcome = *failed == JobQueue::FailOutcome::Requeued ? QStringLiteral("requeued")
+                                 : *failed == JobQueue::FailOutcome::Failed ? QStringLiteral("failed")
+                                                                             : QStringLiteral("lost");
+            }
+        } else if (advance) {
+            if (d.head) {
+                // The work first, with the fence; the completion then.
+                const QString head = **d.head;
+                auto recorded = m_engine.tasks().recordWork(job.taskId, job.stage, head,
+                                                            d.files && *d.files ? std::optional<QList<StageFile>>(**d.files) : std::nullopt,
+                                                            claim);
+                if (!recorded) {
+                    pass.ok = false;
+                    pass.errors.append(recorded.error().toString());
+                    continue;
+                }
+                if (*recorded)
+                    qCInfo(lcReaper).noquote() << "task" << job.taskId << "head is" << head.left(12) << "after recovered job" << job.id;
+            }
+            auto won = m_engine.jobs().complete(QList<JobClaim>{claim});
             if (!won) {
                 pass.ok = false;
                 pass.errors.append(won.error().toString());
                 continue;
             }
-            reaped.outcome = *won ? QStringLiteral("advance") : QStringLiteral("lost");
+            reaped.outcome = !won->isEmpty() ? QStringLiteral("advance") : QStringLiteral("lost");
         } else {
             const auto runtime = m_engine.project(job.project);
             // Interrupted by a stop (startup recovery): available at once.
             const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
-            auto failed = m_engine.jobs().fail(job.id, node, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
+            auto failed = m_engine.jobs().fail(claim, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
             if (!failed) {
                 pass.ok = false;
                 pass.errors.append(failed.error().toString());
@@ -477,11 +757,19 @@ void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monito
             continue;
         }
         pass.reaped.append(reaped);
-        qCWarning(lcReaper).noquote() << (d.tier == 0 ? QStringLiteral("recovered") : QStringLiteral("reaped (tier %1)").arg(d.tier))
-                                      << "job" << job.id << "of task" << job.taskId << "in stage" << job.stage << "-"
+        const QString verb = !d.takenFrom.isEmpty() ? QStringLiteral("took over")
+                             : d.tier == 0          ? QStringLiteral("recovered")
+                                                    : QStringLiteral("reaped (tier %1)").arg(d.tier);
+        qCWarning(lcReaper).noquote() << verb << "job" << job.id << "of task" << job.taskId << "in stage" << job.stage << "-"
                                       << d.reason << "->" << reaped.outcome;
-        (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), d.tier == 0 ? QStringLiteral("recover-job") : QStringLiteral("reap"),
-                                                job.project, job.taskId, reaped.toJson()});
+        const QString action = !d.takenFrom.isEmpty() ? QStringLiteral("take-over")
+                               : d.tier == 0          ? QStringLiteral("recover-job")
+                                                      : QStringLiteral("reap");
+        QJsonObject details = reaped.toJson();
+        details.insert(QStringLiteral("node"), node);
+        (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), action, job.project, job.taskId, details});
+        if (reaped.outcome == QLatin1String("adopted"))
+            continue; // its stage watches the agent; the one advance path follows its end
         if (reaped.outcome == QLatin1String("advance")) {
             // The one advance path decides; if it cannot complete, the task is not stranded.
             AdvanceRun *run = m_engine.advance(job.taskId, job.stage,
@@ -531,18 +819,18 @@ void Reaper::reclaimLeases(ReaperPass &pass)
         return;
     }
     const QDateTime now = QDateTime::currentDateTimeUtc();
-    QHash<QString, QDateTime> heartbeats;
+    auto nodes = m_engine.store().nodes();
+    if (!nodes) {
+        pass.ok = false;
+        pass.errors.append(nodes.error().toString());
+        return;
+    }
+    QHash<QString, NodeRecord> holders;
+    for (const NodeRecord &n : std::as_const(*nodes))
+        holders.insert(n.name, n);
     for (const LeaseRecord &lease : std::as_const(*leases)) {
-        if (!heartbeats.contains(lease.holder.node)) {
-            auto beat = m_engine.store().lastHeartbeat(lease.holder.node);
-            if (!beat) {
-                pass.ok = false;
-                pass.errors.append(beat.error().toString());
-                continue;
-            }
-            heartbeats.insert(lease.holder.node, *beat);
-        }
-        const QString reason = leaseReclaimReason(lease, m_engine.node(), now, heartbeats.value(lease.holder.node),
+        const auto holder = holders.constFind(lease.holder.node);
+        const QString reason = leaseReclaimReason(lease, m_engine.node(), now, holder == holders.cend() ? nullptr : &*holder,
                                                   m_settings.nodeTimeout);
         if (reason.isEmpty())
             continue;

@@ -18,10 +18,12 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 
 namespace Sluice {
 
 class Engine;
+struct ProjectRuntime;
 
 /// The `reaper:` section of sluice.yaml.
 struct SLUICE_EXPORT ReaperSettings {
@@ -31,7 +33,11 @@ struct SLUICE_EXPORT ReaperSettings {
     std::chrono::milliseconds finalizeGrace{60000};   ///< Tier 2: time a monitor has to finalise.
     std::chrono::milliseconds ceiling{3 * 3600 * 1000}; ///< Tier 3: longest a job may run.
     std::chrono::milliseconds killGrace{10000};       ///< SIGTERM → SIGKILL for a living agent.
-    std::chrono::milliseconds nodeTimeout{60000};     ///< A node silent this long holds no lease.
+    std::chrono::milliseconds nodeTimeout{60000};     ///< A node silent this long holds no lease, and its jobs are taken over.
+    bool takeover = true;                             ///< Off: a silent node's jobs wait for its own restart.
+
+    /// How often a daemon beats its heartbeat: a quarter of node_timeout, at most 10 s.
+    [[nodiscard]] std::chrono::milliseconds heartbeatInterval() const;
 };
 
 /// What the reaper did to one job.
@@ -40,8 +46,9 @@ struct SLUICE_EXPORT ReapedJob {
     qint64 taskId = 0;
     QString project;
     QString stage;
-    int tier = 0;            ///< 1 dead pid/monitor, 2 exit recorded, 3 ceiling; 0 startup recovery.
-    QString outcome;         ///< "advance", "requeued", "failed", "lost".
+    int tier = 0;            ///< 1 dead pid/monitor, 2 exit recorded, 3 ceiling; 0 startup recovery and takeovers.
+    QString outcome;         ///< "advance", "requeued", "failed", "lost", "adopted" (a takeover).
+    QString takenFrom;       ///< A takeover: the silent node the job was taken from; empty otherwise.
     QString reason;
     bool terminated = false; ///< A living agent's process group was stopped first.
     std::optional<int> exitCode;
@@ -53,7 +60,14 @@ struct SLUICE_EXPORT ReapedJob {
 /// A lease the reaper took back.
 struct SLUICE_EXPORT ReclaimedLease {
     LeaseRecord lease;
-    QString reason; ///< "holder-dead", "node-silent", "expired"
+    QString reason; ///< "holder-dead", "node-silent", "node-reclaimed", "expired"
+};
+
+/// A silent node whose claim survivors took away, with what became of its jobs.
+struct SLUICE_EXPORT TakenNode {
+    QString node;
+    qint64 silentForMs = 0;
+    bool revokedHere = false; ///< This node revoked its claim (another survivor may have first).
 };
 
 /// One pass.
@@ -63,7 +77,8 @@ struct SLUICE_EXPORT ReaperPass {
     int examined = 0;
     QList<ReapedJob> reaped;
     QList<ReclaimedLease> reclaimed;
-    QList<qint64> adopted; ///< Jobs whose living agent a monitor watches again (startup).
+    QList<qint64> adopted; ///< Jobs whose living agent a monitor watches again (startup, takeover).
+    QList<TakenNode> takenNodes; ///< Silent nodes whose work this pass took over.
     QDateTime at;
 };
 
@@ -75,6 +90,14 @@ struct SLUICE_EXPORT ReaperPass {
  */
 [[nodiscard]] SLUICE_EXPORT QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
                                                        const QDateTime &heartbeat, std::chrono::milliseconds nodeTimeout);
+/**
+ * leaseReclaimReason() with the holder node's record: also "node-reclaimed" when the lease was
+ * taken under an earlier claim of the holder's node name than the one that holds it now (the
+ * node restarted or was taken over since: the process that took it is gone), and the
+ * silence judged by the store's clock (@p holder's heartbeat age). @p holder null: unknown node.
+ */
+[[nodiscard]] SLUICE_EXPORT QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
+                                                       const NodeRecord *holder, std::chrono::milliseconds nodeTimeout);
 
 class SLUICE_EXPORT Reaper : public QObject
 {
@@ -121,6 +144,16 @@ private:
     struct Decision;
     enum class Mode { Startup, Tick };
     QList<Decision> assess(Mode mode, const QSet<qint64> &monitored, QHash<qint64, int> &pidless, ReaperPass &pass);
+    // The jobs of nodes silent past node_timeout (off the event loop): their claims revoked,
+    // each job judged by the restart rules as seen from this machine.
+    QList<Decision> assessTakeovers(ReaperPass &pass);
+    // A job that ended with 0 counts once its work is in the project's repository: taken
+    // from the working copy it was done in (off the event loop), or the job is run again.
+    using Projects = QHash<QString, std::shared_ptr<ProjectRuntime>>;
+    [[nodiscard]] Projects loadedProjects() const;
+    void takeWork(Decision &d, const Projects &projects);
+    // Removes the working copies this node keeps of tasks that are done (off the event loop).
+    void removeFinishedWorkingCopies(const Projects &projects);
     void settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass);
     void reclaimLeases(ReaperPass &pass);
     void finishPass(ReaperPass &pass, bool startup);
@@ -136,6 +169,7 @@ private:
     QHash<qint64, int> m_pidlessTicks; // running jobs with no agent and no monitor, by job
     QHash<qint64, QString> m_pendingAdvance; // task → stage whose advance failed after a reap: retried each tick
     QFutureWatcher<void> *m_watcher = nullptr;
+    quint64 m_ticks = 0;
     // Status.
     QDateTime m_lastRun;
     qint64 m_reapedTotal = 0;

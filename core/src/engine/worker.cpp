@@ -6,6 +6,7 @@
 
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QFutureWatcher>
 #include <QJsonArray>
 #include <QLoggingCategory>
@@ -20,6 +21,10 @@ struct Worker::Run {
     JobRecord job;
     TaskRecord task;          // as it was when the job started
     QString worktree;         // the task's working copy, when the stage has one
+    QString artifacts;        // where its logs go (an adopted agent's: where it writes them)
+    RefSnapshot refsBefore;   // the project's repository just before the run
+    QDateTime refsAt;
+    bool refsKnown = false;
     QString plugin;
     QDateTime startedAt;
     std::shared_ptr<ProjectRuntime> runtime; // keeps the instances alive across a reload
@@ -30,6 +35,59 @@ struct Worker::Run {
     qint64 agentRunId = 0;    // agent_runs row of the process the run started, if any
     std::optional<AgentProcess> adopt; // an agent from before a restart, watched instead of launched
 };
+
+struct Worker::Prepared {
+    QString worktree;
+    RefSnapshot refs;
+    QDateTime at;
+    bool known = false;
+};
+
+struct Worker::Finished {
+    QList<RefChange> changes;           // made to the project's repository by someone else
+    QString changesError;               // the repository could not be looked at
+    std::optional<Result<QString>> head; // the task branch taken from the working copy
+    std::optional<Result<QList<StageFile>>> files; // what it left for gates in .sluice/
+    bool fenced = false;                // the job was taken over: nothing was taken, nothing is recorded
+};
+
+namespace {
+// The snapshot of the project's references taken before a run, kept next to the task's
+// artifacts so a restarted daemon that adopts the run can still compare.
+QString refsFile(const Workspace &workspace, const TaskRecord &task, qint64 jobId)
+{
+    return QDir(workspace.artifactsPath(task.project, task.id)).filePath(QStringLiteral("refs-before-job%1.txt").arg(jobId));
+}
+
+Result<void> writeRefs(const QString &path, const QDateTime &at, const RefSnapshot &refs)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
+    QByteArray text = QByteArray::number(at.toMSecsSinceEpoch()) + '\n';
+    for (auto it = refs.cbegin(); it != refs.cend(); ++it)
+        text += it.key().toUtf8() + ' ' + it.value().toUtf8() + '\n';
+    if (f.write(text) != text.size())
+        return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(path), f.errorString());
+    return {};
+}
+
+bool readRefs(const QString &path, QDateTime &at, RefSnapshot &refs)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return false;
+    const QList<QByteArray> lines = f.readAll().split('\n');
+    bool ok = false;
+    at = QDateTime::fromMSecsSinceEpoch(lines.value(0).toLongLong(&ok), Qt::UTC);
+    for (qsizetype i = 1; i < lines.size(); ++i) {
+        const int space = lines.at(i).indexOf(' ');
+        if (space > 0)
+            refs.insert(QString::fromUtf8(lines.at(i).left(space)), QString::fromUtf8(lines.at(i).mid(space + 1)));
+    }
+    return ok;
+}
+} // namespace
 
 Worker::Worker(Engine &engine, QObject *parent)
     : QObject(parent)
@@ -80,6 +138,30 @@ void Worker::start()
     m_started = true;
     m_poll.start();
     QTimer::singleShot(0, this, &Worker::drain);
+}
+
+void Worker::wake()
+{
+    if (m_started)
+        QTimer::singleShot(0, this, &Worker::drain);
+}
+
+void Worker::forsake()
+{
+    stop();
+    for (const auto &run : std::as_const(m_runs)) {
+        run->deadline.stop();
+        if (!run->stageRun)
+            continue;
+        // Not cancelled: cancelling stops the process group, and an agent a survivor adopted
+        // is the survivor's now. The run object goes with the process's end (or ours).
+        StageRun *stageRun = run->stageRun.release();
+        stageRun->disconnect(this);
+        connect(stageRun, &PluginJob::finished, stageRun, &QObject::deleteLater);
+    }
+    m_runs.clear();
+    m_completions.clear();
+    m_flush.stop();
 }
 
 void Worker::stop()
@@ -191,17 +273,17 @@ void Worker::flushCompletions()
 {
     if (m_completions.isEmpty())
         return;
-    QList<qint64> ids;
+    QList<JobClaim> claims;
     for (const Completion &completion : std::as_const(m_completions))
-        ids.append(completion.job.id);
+        claims.append(completion.job.claim());
     // The room these jobs leave is filled in the same transaction.
     const int room = m_started ? m_globalLimit - int(m_runs.size()) : 0;
-    auto turnover = m_engine.jobs().completeAndClaim(ids, m_engine.node(), limits(), QDateTime::currentDateTimeUtc(), room);
+    auto turnover = m_engine.jobs().completeAndClaim(claims, m_engine.node(), limits(), QDateTime::currentDateTimeUtc(), room);
     const Result<QList<qint64>> completed = turnover ? Result<QList<qint64>>(turnover->completed)
                                                     : Result<QList<qint64>>(std::unexpected(turnover.error()));
     if (!completed) {
         // The jobs stay running in the store; nothing follows until the store has them done.
-        qCWarning(lcWorker).noquote() << "cannot record" << ids.size() << "completed job(s), retrying in 1 s:"
+        qCWarning(lcWorker).noquote() << "cannot record" << claims.size() << "completed job(s), retrying in 1 s:"
                                       << completed.error().toString();
         m_flush.start(1000);
         return;
@@ -217,7 +299,7 @@ void Worker::flushCompletions()
             break;
         case Followup::Advance:
             if (!won) {
-                qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere; not advancing";
+                qCWarning(lcWorker).noquote() << "job" << job.id << "completed but was finalised elsewhere (or taken over); not advancing";
                 Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
                 break;
             }
@@ -265,8 +347,13 @@ void Worker::execute(const JobRecord &job, const std::optional<JobQueue::AgentRu
     run->runtime = m_engine.project(job.project);
     if (adopted) {
         AgentProcess process;
-        // The launcher knows machines by host name; the store row names this node.
+        // The launcher knows machines by host name; the store row names this node. An agent
+        // another node started on this machine is watched where it works and logs.
         process.node = QSysInfo::machineHostName();
+        if (!adopted->worktree.isEmpty())
+            run->worktree = adopted->worktree;
+        if (!adopted->logPath.isEmpty())
+            run->artifacts = QFileInfo(adopted->logPath).absolutePath();
         process.pid = adopted->pid;
         process.startTicks = adopted->startTicks;
         // The agent started after the claim: its deadline, counted from the claim, is not later than its own.
@@ -315,30 +402,43 @@ void Worker::execute(const JobRecord &job, const std::optional<JobQueue::AgentRu
     const Workspace *workspace = &m_engine.workspace();
     const ProjectConfig config = run->runtime->config;
     const bool adopting = run->adopt.has_value();
-    auto *preparing = new QFutureWatcher<Result<QString>>(this);
-    connect(preparing, &QFutureWatcher<Result<QString>>::finished, this, [this, preparing, jobId, record] {
+    const QString adoptedCopy = run->worktree;
+    const QString adoptedArtifacts = run->artifacts;
+    auto *preparing = new QFutureWatcher<Result<Prepared>>(this);
+    connect(preparing, &QFutureWatcher<Result<Prepared>>::finished, this, [this, preparing, jobId, record] {
         preparing->deleteLater();
-        const Result<QString> worktree = preparing->result();
-        startStage(jobId, record, worktree);
+        const Result<Prepared> prepared = preparing->result();
+        startStage(jobId, record, prepared);
     });
-    preparing->setFuture(QtConcurrent::run([workspace, config, record, jobId, adopting]() -> Result<QString> {
+    preparing->setFuture(QtConcurrent::run([workspace, config, record, jobId, adopting, adoptedCopy, adoptedArtifacts]() -> Result<Prepared> {
+        Prepared prepared;
+        const QString file = refsFile(*workspace, record, jobId);
         if (adopting) {
-            // The agent still works in its copy: leave it exactly as it is.
-            if (!workspace->hasRefsBefore(config, record, jobId))
-                qCWarning(lcWorker).noquote() << "job" << jobId << "adopted a run whose view of the project's repository before it"
-                                              << "is lost; its changes there cannot be checked";
-            return workspace->worktreePath(config.id, record.id);
+            // The agent still works in its copy: leave it exactly as it is (another node's
+            // copy on this machine, when it started it).
+            prepared.worktree = adoptedCopy.isEmpty() ? workspace->worktreePath(config.id, record.id) : adoptedCopy;
+            const QString adoptedFile = adoptedArtifacts.isEmpty() ? file
+                                                                   : QDir(adoptedArtifacts).filePath(QFileInfo(file).fileName());
+            prepared.known = readRefs(adoptedFile, prepared.at, prepared.refs);
+            return prepared;
         }
         auto worktree = workspace->ensureWorktree(config, record);
         if (!worktree)
             return std::unexpected(worktree.error());
-        if (auto recorded = workspace->recordRefsBefore(config, record, jobId); !recorded)
-            return std::unexpected(recorded.error());
-        return *worktree;
+        prepared.worktree = *worktree;
+        prepared.at = QDateTime::currentDateTimeUtc();
+        auto refs = workspace->repository(config).snapshot();
+        if (!refs)
+            return std::unexpected(refs.error());
+        prepared.refs = *refs;
+        if (auto written = writeRefs(file, prepared.at, prepared.refs); !written)
+            return std::unexpected(written.error());
+        prepared.known = true;
+        return prepared;
     }));
 }
 
-void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree)
+void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<Prepared> &prepared)
 {
     const auto run = m_runs.value(jobId);
     if (!run)
@@ -346,7 +446,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
     const JobRecord &job = run->job;
     if (m_shuttingDown) {
         m_runs.remove(jobId);
-        auto released = m_engine.jobs().release(jobId, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        auto released = m_engine.jobs().release(job.claim(), QStringLiteral("interrupted: sluice stopped"));
         if (!released)
             qCWarning(lcWorker).noquote() << "cannot give job" << jobId << "back; startup recovery will -"
                                           << released.error().toString();
@@ -354,7 +454,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
         checkDrained();
         return;
     }
-    auto taskFile = worktree ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(worktree.error()));
+    auto taskFile = prepared ? m_engine.workspace().writeTaskFile(record) : Result<QString>(std::unexpected(prepared.error()));
     if (!taskFile) {
         failJob(job, run->runtime.get(), taskFile.error().toString());
         m_runs.remove(job.id);
@@ -368,13 +468,32 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
         return;
     }
 
-    run->worktree = *worktree;
+    // The last look before a process starts: a job another node took over meanwhile (this
+    // node was silent past node_timeout) is theirs now.
+    if (auto holds = m_engine.jobs().holds(job.claim()); !holds || !*holds) {
+        qCWarning(lcWorker).noquote() << "job" << job.id << "of task" << job.taskId << "is no longer this node's"
+                                      << (holds ? QStringLiteral("(taken over by another node)") : holds.error().toString())
+                                      << "- not starting it";
+        m_runs.remove(job.id);
+        Q_EMIT jobFinished(job.id, QStringLiteral("fenced"));
+        checkDrained();
+        return;
+    }
+    run->worktree = prepared->worktree;
+    if (run->artifacts.isEmpty())
+        run->artifacts = m_engine.workspace().artifactsPath(record.project, record.id);
+    run->refsBefore = prepared->refs;
+    run->refsAt = prepared->at;
+    run->refsKnown = prepared->known;
+    if (!prepared->known)
+        qCWarning(lcWorker).noquote() << "job" << job.id << "adopted a run whose view of the project's repository before it"
+                                      << "is lost; its changes there cannot be checked";
 
     StageRequest request;
     request.task = record.toInfo();
     request.stage = job.stage;
-    request.worktree = *worktree;
-    request.artifactsDir = m_engine.workspace().artifactsPath(record.project, record.id);
+    request.worktree = prepared->worktree;
+    request.artifactsDir = run->artifacts;
     request.taskFile = *taskFile;
     request.attempt = job.attempts;
     request.job = job.id;
@@ -399,12 +518,21 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
                 agentRun.pid = process.pid;
                 agentRun.startTicks = process.startTicks;
                 agentRun.logPath = logPath;
-                auto id = m_engine.jobs().recordAgentStart(agentRun);
-                if (!id)
+                agentRun.host = QSysInfo::machineHostName();
+                agentRun.worktree = (*it)->worktree;
+                auto id = m_engine.jobs().recordAgentStart(agentRun, (*it)->job.claim());
+                if (!id && id.error().code == ErrorCode::Conflict) {
+                    // The job was taken over between the last look and the start: this agent
+                    // is nobody's, and must not work beside the one that runs the job now.
+                    qCWarning(lcWorker).noquote() << id.error().message << "- stopping it";
+                    abandon(jobId, QStringLiteral("taken over by another node before its agent was recorded"));
+                    Q_EMIT jobFinished(jobId, QStringLiteral("fenced"));
+                } else if (!id) {
                     qCWarning(lcWorker).noquote() << "cannot record agent pid" << process.pid << "of job" << jobId << "-"
                                                   << id.error().toString();
-                else
+                } else {
                     (*it)->agentRunId = *id;
+                }
             });
     connect(run->stageRun.get(), &PluginJob::finished, this, [this, jobId] { QTimer::singleShot(0, this, [this, jobId] { conclude(jobId); }); });
     run->deadline.setSingleShot(true);
@@ -427,8 +555,7 @@ void Worker::startStage(qint64 jobId, const TaskRecord &record, const Result<QSt
 void Worker::failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error)
 {
     const qint64 backoff = retryBackoff(runtime, job.attempts).count();
-    auto outcome = m_engine.jobs().fail(job.id, m_engine.node(), error, std::chrono::milliseconds(backoff),
-                                        QDateTime::currentDateTimeUtc());
+    auto outcome = m_engine.jobs().fail(job.claim(), error, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
     if (!outcome) {
         qCWarning(lcWorker).noquote() << "cannot record the failure of job" << job.id << "-" << outcome.error().toString();
         return;
@@ -450,7 +577,7 @@ void Worker::failJob(const JobRecord &job, const ProjectRuntime *runtime, const 
         break;
     }
     case JobQueue::FailOutcome::Lost:
-        qCWarning(lcWorker).noquote() << "job" << job.id << "was finalised by someone else";
+        qCWarning(lcWorker).noquote() << "job" << job.id << "was finalised by someone else (or taken over by another node)";
         Q_EMIT jobFinished(job.id, QStringLiteral("lost"));
         break;
     }
@@ -485,7 +612,7 @@ void Worker::conclude(qint64 jobId)
     }
     if (run->interrupted) {
         // Stopped by shutdown(), whatever the run reported: the job did nothing wrong.
-        auto released = m_engine.jobs().release(job.id, m_engine.node(), QStringLiteral("interrupted: sluice stopped"));
+        auto released = m_engine.jobs().release(job.claim(), QStringLiteral("interrupted: sluice stopped"));
         if (!released)
             qCWarning(lcWorker).noquote() << "cannot give job" << job.id << "back; startup recovery will -"
                                           << released.error().toString();
@@ -496,45 +623,95 @@ void Worker::conclude(qint64 jobId)
         return;
     }
     if (run->worktree.isEmpty() || outcome.status == StageOutcome::Status::Waiting) {
-        settle(run, outcome, RunWork{});
+        settle(run, outcome, Finished{});
         return;
     }
     // Off the event loop: what the run did to the project's repository, and its work.
     m_settling.insert(job.id);
     const Workspace *workspace = &m_engine.workspace();
     const bool completed = outcome.status == StageOutcome::Status::Completed;
-    auto *finishing = new QFutureWatcher<RunWork>(this);
-    connect(finishing, &QFutureWatcher<RunWork>::finished, this, [this, finishing, run, outcome] {
+    auto *finishing = new QFutureWatcher<Finished>(this);
+    connect(finishing, &QFutureWatcher<Finished>::finished, this, [this, finishing, run, outcome] {
         finishing->deleteLater();
         m_settling.remove(run->job.id);
         settle(run, outcome, finishing->result());
     });
-    finishing->setFuture(QtConcurrent::run([workspace, run, completed]() {
-        return workspace->takeWork(run->runtime->config, run->task, run->job.id, completed);
+    JobQueue *jobs = &m_engine.jobs();
+    finishing->setFuture(QtConcurrent::run([workspace, jobs, run, completed]() -> Finished {
+        Finished finished;
+        // Nothing leaves the working copy for a job this node no longer holds: a survivor
+        // took it over while this node was silent, and its outcome is the survivor's.
+        if (auto holds = jobs->holds(run->job.claim()); holds && !*holds) {
+            finished.fenced = true;
+            return finished;
+        }
+        const ProjectRepository repo = workspace->repository(run->runtime->config);
+        if (run->refsKnown) {
+            auto changes = repo.changesNotBySluice(run->refsBefore, run->refsAt);
+            if (changes)
+                finished.changes = *changes;
+            else
+                finished.changesError = changes.error().toString();
+        }
+        if (completed && finished.changes.isEmpty() && finished.changesError.isEmpty()) {
+            finished.head = workspace->harvest(run->runtime->config, run->task,
+                                               QStringLiteral("task %1 job %2").arg(run->task.id).arg(run->job.id), run->worktree);
+            if (*finished.head)
+                finished.files = Workspace::stageFiles(run->worktree);
+        }
+        if (finished.changes.isEmpty())
+            QFile::remove(refsFile(*workspace, run->task, run->job.id));
+        return finished;
     }));
 }
 
-void Worker::settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const RunWork &work)
+void Worker::settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const Finished &finished)
 {
     const JobRecord &job = run->job;
     const ProjectRuntime *runtime = run->runtime.get();
-    if (!work.changes.isEmpty()) {
-        const QString reason = m_engine.reportRepositoryChanged(job, work.changes);
+    if (finished.fenced) {
+        qCWarning(lcWorker).noquote() << "job" << job.id << "of task" << job.taskId
+                                      << "was taken over by another node while this one was silent; nothing of its run is taken or recorded here";
+        Q_EMIT jobFinished(job.id, QStringLiteral("fenced"));
+        checkDrained();
+        return;
+    }
+    if (!finished.changes.isEmpty()) {
+        const QString reason = m_engine.reportRepositoryChanged(job, finished.changes);
         failJob(job, runtime, reason);
         // Not a failure to retry: a person looks first.
         if (auto blocked = m_engine.block(job.taskId, job.stage, reason, QStringLiteral("worker")); !blocked)
             qCWarning(lcWorker).noquote() << "cannot block task" << job.taskId << "-" << blocked.error().toString();
-    } else if (!work.error.isEmpty()) {
-        failJob(job, runtime, work.error);
+    } else if (!finished.changesError.isEmpty()) {
+        failJob(job, runtime, QStringLiteral("cannot look at the project's repository after the run: %1").arg(finished.changesError));
     } else {
         switch (outcome.status) {
         case StageOutcome::Status::Completed:
-            if (work.head) {
-                const QString head = *work.head;
-                auto recorded = m_engine.tasks().recordHead(job.taskId, job.stage, head);
+            if (finished.head && !*finished.head) {
+                failJob(job, runtime, QStringLiteral("cannot take the task branch from its working copy: %1").arg(finished.head->error().toString()));
+                break;
+            }
+            if (finished.head) {
+                const QString head = **finished.head;
+                if (finished.files && !*finished.files) {
+                    failJob(job, runtime, QStringLiteral("cannot keep what the job left for gates: %1").arg(finished.files->error().toString()));
+                    break;
+                }
+                // The head and the files for gates, with the fence: only while this node still
+                // holds the job.
+                auto recorded = m_engine.tasks().recordWork(job.taskId, job.stage, head,
+                                                            finished.files ? std::optional<QList<StageFile>>(**finished.files) : std::nullopt,
+                                                            job.claim());
                 if (!recorded) {
                     failJob(job, runtime, QStringLiteral("cannot record the task's head %1: %2").arg(head, recorded.error().toString()));
                     break;
+                }
+                if (!*recorded) {
+                    // The task left the stage meanwhile (its completion below finds nothing to
+                    // advance), or a survivor took the job over (the completion is refused too).
+                    qCWarning(lcWorker).noquote() << "job" << job.id << "of task" << job.taskId
+                                                  << "- its head" << head.left(12) << "is not recorded: the task left stage" << job.stage
+                                                  << "or the job is no longer this node's";
                 }
                 if (head != run->task.headSha)
                     qCInfo(lcWorker).noquote() << "task" << job.taskId << "head is" << head.left(12) << "after job" << job.id;

@@ -49,6 +49,8 @@ public:
 
     /// Starts claiming: now, on every enqueue signal, and at each poll.
     void start();
+    /// Looks for work soon (a job became claimable: another process enqueued one, LISTEN/NOTIFY).
+    void wake();
     /// Stops claiming. Runs in progress are left alone (their jobs stay running in the store
     /// and are recovered at the next start).
     void stop();
@@ -77,10 +79,16 @@ public:
      * run here (project unloaded, no stage plugin): the caller settles the job instead.
      */
     bool adopt(const JobRecord &job, const JobQueue::AgentRunRecord &agent);
+    /**
+     * Lets go of every run without stopping any process or writing anything: this node was
+     * taken over (its claim of the node name is gone), so its runs are other nodes' now.
+     */
+    void forsake();
 
 Q_SIGNALS:
     /// A job ended here: "completed", "waiting", "requeued", "failed", "stale", "lost",
-    /// "interrupted" (given back by shutdown()).
+    /// "interrupted" (given back by shutdown()), "fenced" (taken over by another node: nothing
+    /// of it recorded here).
     void jobFinished(qint64 jobId, const QString &outcome);
     /// After shutdown(): every run has ended and its job was given back or finalised.
     void drained();
@@ -102,12 +110,14 @@ private:
     void completeLater(const JobRecord &job, Followup followup, const QString &summary = {});
     void flushCompletions();
     void checkDrained();
+    struct Prepared;
+    struct Finished;
     void execute(const JobRecord &job, const std::optional<JobQueue::AgentRunRecord> &adopted = std::nullopt);
-    void startStage(qint64 jobId, const TaskRecord &record, const Result<QString> &worktree);
+    void startStage(qint64 jobId, const TaskRecord &record, const Result<Prepared> &prepared);
     void conclude(qint64 jobId);
     // After a run that had a working copy: what it did to the project's repository, and the
     // task branch taken from it (off the event loop), then the job's outcome.
-    void settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const RunWork &work);
+    void settle(const std::shared_ptr<Run> &run, const StageOutcome &outcome, const Finished &finished);
     void failJob(const JobRecord &job, const ProjectRuntime *runtime, const QString &error);
 
     Engine &m_engine;

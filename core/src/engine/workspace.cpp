@@ -121,6 +121,25 @@ Result<QString> Workspace::ensureWorktree(const ProjectConfig &project, const Ta
     if (!target)
         return std::unexpected(target.error());
     QString start = task.headSha;
+    if (!start.isEmpty()) {
+        // The head may have been made on another node: for a project on a remote forge it is
+        // there (the publish step pushed it), for the local forge it is in the shared repository.
+        auto present = repo.hasCommit(start);
+        if (!present)
+            return std::unexpected(present.error());
+        if (!*present) {
+            if (auto fetched = repo.fetchTaskBranch(task.branch); !fetched)
+                return std::unexpected(fetched.error());
+            present = repo.hasCommit(start);
+            if (!present)
+                return std::unexpected(present.error());
+            if (!*present)
+                return fail(ErrorCode::NotFound,
+                            QStringLiteral("task %1: its recorded head %2 is neither in %3 nor at the forge; the node that took it has "
+                                           "not pushed it (see `sluice task %1` for the job that made it)")
+                                .arg(task.id).arg(start.left(12), project.repositoryPath));
+        }
+    }
     if (start.isEmpty()) {
         auto existing = repo.branchHead(task.branch);
         if (!existing)
@@ -154,7 +173,12 @@ Result<QString> Workspace::ensureWorktree(const ProjectConfig &project, const Ta
 
 Result<QString> Workspace::harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why) const
 {
-    const QString path = worktreePath(project.id, task.id);
+    return harvest(project, task, why, worktreePath(project.id, task.id));
+}
+
+Result<QString> Workspace::harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why,
+                                   const QString &path) const
+{
     if (!QFileInfo(path + QStringLiteral("/.git")).isDir())
         return fail(ErrorCode::NotFound, QStringLiteral("task %1 has no working copy at %2").arg(task.id).arg(path));
     const ProjectRepository repo = repository(project);
@@ -162,6 +186,88 @@ Result<QString> Workspace::harvest(const ProjectConfig &project, const TaskRecor
     if (!before)
         return std::unexpected(before.error());
     return repo.takeBranch(path, task.branch, before->value_or(QString()), why);
+}
+
+const QString Workspace::StageFilesDirectory = QStringLiteral(".sluice");
+
+Result<QList<StageFile>> Workspace::stageFiles(const QString &workingCopy)
+{
+    QList<StageFile> files;
+    const QDir root(workingCopy);
+    const QString top = root.filePath(StageFilesDirectory);
+    const QFileInfo topInfo(top);
+    if (!topInfo.exists() && !topInfo.isSymLink())
+        return files;
+    if (topInfo.isSymLink() || !topInfo.isDir())
+        return fail(ErrorCode::Malformed, QStringLiteral("%1 is not a directory (a link or a file): gates read what a job leaves "
+                                                         "there, and only plain files are kept").arg(top));
+    qint64 total = 0;
+    QStringList pending{top};
+    while (!pending.isEmpty()) {
+        const QDir dir(pending.takeFirst());
+        const QFileInfoList entries = dir.entryInfoList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot, QDir::Name);
+        for (const QFileInfo &entry : entries) {
+            const QString relative = root.relativeFilePath(entry.filePath());
+            if (entry.isSymLink())
+                return fail(ErrorCode::Malformed, QStringLiteral("%1 in the working copy is a link; only plain files under %2/ are kept for gates")
+                                                      .arg(relative, StageFilesDirectory));
+            if (entry.isDir()) {
+                pending.append(entry.filePath());
+                continue;
+            }
+            if (!entry.isFile())
+                return fail(ErrorCode::Malformed, QStringLiteral("%1 in the working copy is not a plain file").arg(relative));
+            total += entry.size();
+            if (total > StageFilesLimit)
+                return fail(ErrorCode::Malformed, QStringLiteral("the files under %1/ of the working copy hold more than %2 bytes; gates on "
+                                                                 "any node read them from the store, so keep what a job leaves there small")
+                                                      .arg(StageFilesDirectory).arg(StageFilesLimit));
+            QFile f(entry.filePath());
+            if (!f.open(QIODevice::ReadOnly))
+                return fail(ErrorCode::Io, QStringLiteral("cannot read %1").arg(entry.filePath()), f.errorString());
+            files.append(StageFile{relative, f.readAll()});
+        }
+    }
+    return files;
+}
+
+Result<QString> Workspace::prepareForGates(const ProjectConfig &project, const TaskRecord &task, const QList<StageFile> &files) const
+{
+    auto path = ensureWorktree(project, task);
+    if (!path)
+        return path;
+    const QDir root(*path);
+    const QString top = root.filePath(StageFilesDirectory);
+    // Exactly what the last job left: nothing older stays beside it.
+    if (QFileInfo(top).isSymLink() ? !QFile::remove(top) : (QFileInfo::exists(top) && !QDir(top).removeRecursively()))
+        return fail(ErrorCode::Io, QStringLiteral("cannot clear %1").arg(top));
+    for (const StageFile &file : files) {
+        const QString clean = QDir::cleanPath(file.path);
+        if (!clean.startsWith(StageFilesDirectory + QLatin1Char('/')) || clean.contains(QLatin1String("/../")))
+            return fail(ErrorCode::Malformed, QStringLiteral("stage file '%1' of task %2 is not under %3/").arg(file.path).arg(task.id).arg(StageFilesDirectory));
+        const QString target = root.filePath(clean);
+        if (!QDir().mkpath(QFileInfo(target).absolutePath()))
+            return fail(ErrorCode::Io, QStringLiteral("cannot create %1").arg(QFileInfo(target).absolutePath()));
+        QFile f(target);
+        if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(file.content) != file.content.size())
+            return fail(ErrorCode::Io, QStringLiteral("cannot write %1").arg(target), f.errorString());
+    }
+    return path;
+}
+
+int Workspace::removeFinishedWorktrees(const ProjectConfig &project, const std::function<bool(qint64)> &done) const
+{
+    const QDir dir(QDir(m_stateDir).filePath(QStringLiteral("worktrees/%1").arg(project.id)));
+    int removed = 0;
+    for (const QString &name : dir.entryList({QStringLiteral("task-*")}, QDir::Dirs | QDir::NoDotAndDotDot)) {
+        bool ok = false;
+        const qint64 id = name.mid(5).toLongLong(&ok);
+        if (!ok || !done(id))
+            continue;
+        if (auto gone = removeWorktree(project, id); gone && *gone)
+            ++removed;
+    }
+    return removed;
 }
 
 Result<void> Workspace::recordRefsBefore(const ProjectConfig &project, const TaskRecord &task, qint64 jobId) const

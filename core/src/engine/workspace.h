@@ -8,10 +8,13 @@
 
 #include "config/projectconfig.h"
 #include "repository/projectrepository.h"
+#include "store/taskstore.h"
 
 #include <sluice/error.h>
 
 #include <QString>
+
+#include <functional>
 
 namespace Sluice {
 
@@ -54,6 +57,35 @@ public:
      * head. @p why goes into the reflog ("task 3 job 7").
      */
     [[nodiscard]] Result<QString> harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why) const;
+    /// harvest() from the working copy at @p workingCopy (one another node made on this machine).
+    [[nodiscard]] Result<QString> harvest(const ProjectConfig &project, const TaskRecord &task, const QString &why,
+                                          const QString &workingCopy) const;
+
+    /// The directory of a working copy whose files a job leaves for gates.
+    static const QString StageFilesDirectory; // ".sluice"
+    /// At most this many bytes of stage files per job (they travel through the store).
+    static constexpr qint64 StageFilesLimit = 1024 * 1024;
+    /**
+     * The files under .sluice/ of the working copy at @p workingCopy, as gates read them:
+     * regular files only, by path relative to the copy. An error when a file cannot be read,
+     * is a link or special file, or when they hold more than StageFilesLimit bytes: gates on
+     * other nodes read them from the store, and a cut file must never be judged.
+     */
+    [[nodiscard]] static Result<QList<StageFile>> stageFiles(const QString &workingCopy);
+    /**
+     * Makes this node's working copy of @p task ready for its gates: it holds the recorded
+     * head (made anew from it when it does not; see ensureWorktree()) and its .sluice/
+     * directory holds exactly @p files, what the task's last job left there, wherever it ran.
+     * Returns the working copy's path.
+     */
+    [[nodiscard]] Result<QString> prepareForGates(const ProjectConfig &project, const TaskRecord &task,
+                                                  const QList<StageFile> &files) const;
+    /**
+     * Removes the working copies (and gates' scratch space) this node keeps of finished
+     * tasks that another node finished; @p done says whether a task id is done. Returns how
+     * many it removed.
+     */
+    [[nodiscard]] int removeFinishedWorktrees(const ProjectConfig &project, const std::function<bool(qint64)> &done) const;
     /**
      * Removes the working copy (and gates' scratch space) of a finished task; its branch and
      * commits stay in the project's repository. False when there was none. Blocked tasks

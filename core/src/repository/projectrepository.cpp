@@ -266,6 +266,37 @@ Result<QString> ProjectRepository::takeBranch(const QString &source, const QStri
     return head;
 }
 
+Result<bool> ProjectRepository::hasCommit(const QString &sha) const
+{
+    if (sha.isEmpty())
+        return false;
+    auto r = runHostGit(m_path, {QStringLiteral("cat-file"), QStringLiteral("-e"), sha + QStringLiteral("^{commit}")}, {1, 128});
+    if (!r)
+        return std::unexpected(r.error());
+    return r->exitCode == 0;
+}
+
+Result<void> ProjectRepository::fetchTaskBranch(const QString &branch) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    if (name->isEmpty())
+        return {};
+    auto fetched = runHostGit(m_path, {QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
+                                       QStringLiteral("--no-write-fetch-head"), *name,
+                                       QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(branch, *name)},
+                              {1, 128});
+    if (!fetched)
+        return fail(fetched.error().code, QStringLiteral("cannot fetch the task branch '%1' from %2: %3").arg(branch, *name, fetched.error().message));
+    if (fetched->exitCode != 0 && !fetched->err.contains("couldn't find remote ref"))
+        return fail(ErrorCode::Network, QStringLiteral("cannot fetch the task branch '%1' from %2: %3")
+                                            .arg(branch, *name, trimmed(fetched->err.left(500))));
+    return {};
+}
+
 Result<bool> ProjectRepository::isAncestor(const QString &ancestor, const QString &descendant) const
 {
     auto r = runHostGit(m_path, {QStringLiteral("merge-base"), QStringLiteral("--is-ancestor"), ancestor, descendant}, {1});
@@ -287,19 +318,36 @@ Result<QString> ProjectRepository::publish(const QString &branch, const QString 
     auto seen = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("--quiet"), tracking}, {1});
     if (!seen)
         return std::unexpected(seen.error());
-    const QString lease = seen->exitCode == 0 ? trimmed(seen->out) : QString();
+    return push(*name, branch, commit, seen->exitCode == 0 ? trimmed(seen->out) : QString());
+}
+
+Result<QString> ProjectRepository::publish(const QString &branch, const QString &commit, const QString &lastPushed) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    if (name->isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("%1 has no remote '%2' to publish to").arg(m_path, m_remoteName));
+    return push(*name, branch, commit, lastPushed);
+}
+
+Result<QString> ProjectRepository::push(const QString &name, const QString &branch, const QString &commit, const QString &lease) const
+{
+    const QString tracking = QStringLiteral("refs/remotes/%1/%2").arg(name, branch);
     if (lease == commit)
         return commit;
     // Replace exactly what Sluice last saw there (nothing: the branch must not exist yet).
     auto pushed = runHostGit(m_path, {QStringLiteral("push"), QStringLiteral("--quiet"), QStringLiteral("--no-verify"),
-                                      QStringLiteral("--force-with-lease=refs/heads/%1:%2").arg(branch, lease), *name,
+                                      QStringLiteral("--force-with-lease=refs/heads/%1:%2").arg(branch, lease), name,
                                       QStringLiteral("%1:refs/heads/%2").arg(commit, branch)},
                              {1, 128});
     if (!pushed)
         return std::unexpected(pushed.error());
     if (pushed->exitCode != 0)
         return fail(ErrorCode::Conflict, QStringLiteral("push of %1 to %2 %3 refused: %4")
-                                             .arg(commit.left(12), *name, branch, trimmed(pushed->err.left(600))));
+                                             .arg(commit.left(12), name, branch, trimmed(pushed->err.left(600))));
     // A bare clone has no fetch refspec, so git may not update the tracking ref itself.
     auto tracked = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: published"), tracking, commit});
     if (!tracked)

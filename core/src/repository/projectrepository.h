@@ -88,6 +88,14 @@ public:
      */
     [[nodiscard]] Result<QString> takeBranch(const QString &source, const QString &branch, const QString &expected,
                                              const QString &why) const;
+    /// Whether the repository has the commit @p sha.
+    [[nodiscard]] Result<bool> hasCommit(const QString &sha) const;
+    /**
+     * Fetches refs/heads/@p branch of the remote into refs/remotes/<remote>/@p branch (the
+     * work another node pushed). Nothing to do without a remote; a branch the remote does not
+     * have is not an error.
+     */
+    [[nodiscard]] Result<void> fetchTaskBranch(const QString &branch) const;
     /// Whether @p ancestor is @p descendant or one of its ancestors.
     [[nodiscard]] Result<bool> isAncestor(const QString &ancestor, const QString &descendant) const;
 
@@ -97,8 +105,17 @@ public:
      * Never the target branch. Returns the commit pushed.
      */
     [[nodiscard]] Result<QString> publish(const QString &branch, const QString &commit) const;
+    /**
+     * publish() with the lease on @p lastPushed, what the store says Sluice last pushed there
+     * (empty: the branch must not exist there yet), rather than on this machine's tracking
+     * ref: another node may have pushed the branch since this one last saw it.
+     */
+    [[nodiscard]] Result<QString> publish(const QString &branch, const QString &commit, const QString &lastPushed) const;
 
 private:
+    // Pushes @p commit to @p branch of remote @p name with --force-with-lease on @p lease.
+    [[nodiscard]] Result<QString> push(const QString &name, const QString &branch, const QString &commit, const QString &lease) const;
+
     QString m_path;
     QString m_target;
     QString m_remoteName;

@@ -148,7 +148,31 @@ Result<QSqlDatabase> StoreConnections::connection()
     threadConnections.add(shared_from_this(), name);
     if (!db.isValid())
         return driverMissing();
+    if (Result<void> opened = configureAndOpen(db); !opened)
+        return std::unexpected(opened.error());
+    qCDebug(lcStore).noquote() << "opened connection" << name << "to" << m_description;
+    return db;
+}
 
+Result<QSqlDatabase> StoreConnections::openDedicated(const QString &name)
+{
+    const QString driverName = isPostgresql() ? QStringLiteral("QPSQL") : QStringLiteral("QSQLITE");
+    if (QSqlDatabase::contains(name))
+        QSqlDatabase::removeDatabase(name);
+    QSqlDatabase db = QSqlDatabase::addDatabase(driverName, name);
+    {
+        QMutexLocker lock(&m_mutex);
+        m_names.insert(name);
+    }
+    if (!db.isValid())
+        return fail(ErrorCode::Storage, QStringLiteral("cannot open %1: the Qt SQL driver %2 is not installed").arg(m_description, driverName));
+    if (Result<void> opened = configureAndOpen(db); !opened)
+        return std::unexpected(opened.error());
+    return db;
+}
+
+Result<void> StoreConnections::configureAndOpen(QSqlDatabase &db)
+{
     if (isPostgresql()) {
         db.setHostName(m_settings.host);
         db.setPort(m_settings.port);
@@ -162,10 +186,7 @@ Result<QSqlDatabase> StoreConnections::connection()
         // Waits for a writer of another connection instead of failing with SQLITE_BUSY.
         db.setConnectOptions(QStringLiteral("QSQLITE_BUSY_TIMEOUT=%1").arg(m_settings.busyTimeoutMs));
     }
-    if (Result<void> opened = openAndConfigure(db); !opened)
-        return std::unexpected(opened.error());
-    qCDebug(lcStore).noquote() << "opened connection" << name << "to" << m_description;
-    return db;
+    return openAndConfigure(db);
 }
 
 Result<void> StoreConnections::openAndConfigure(QSqlDatabase &db)

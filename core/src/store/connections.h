@@ -17,6 +17,10 @@ Q_DECLARE_LOGGING_CATEGORY(lcStore)
 
 namespace Sluice {
 
+/// The SQL expression of the store's clock (milliseconds since the epoch): the database
+/// server's for PostgreSQL, so nodes on several machines judge each other by one clock.
+[[nodiscard]] QString storeClockSql(StoreSettings::Driver driver);
+
 /// "SQLite database /var/lib/sluice/state.db", "PostgreSQL database sluice on db:5432 as sluice".
 [[nodiscard]] QString describeDatabase(const StoreSettings &settings);
 
@@ -74,9 +78,18 @@ public:
     /// Drops @p name if it is still registered. Called at thread exit for that thread's connection.
     void releaseConnection(const QString &name);
 
+    /**
+     * Opens a connection of its own named @p name, configured like the others, for the
+     * calling thread only and outside the per-thread scheme (a LISTEN connection must not
+     * run the store's statements). Removed with the store, or by releaseConnection().
+     */
+    [[nodiscard]] Result<QSqlDatabase> openDedicated(const QString &name);
+
 private:
     [[nodiscard]] QString connectionNameForThisThread() const;
     [[nodiscard]] Result<void> openAndConfigure(QSqlDatabase &db);
+    // Sets a new connection's settings (host, options, SQLite busy timeout), then opens it.
+    [[nodiscard]] Result<void> configureAndOpen(QSqlDatabase &db);
 
     StoreSettings m_settings;
     QByteArray m_password;

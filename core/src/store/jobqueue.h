@@ -35,6 +35,10 @@ struct SLUICE_EXPORT JobRecord {
     QDateTime createdAt;
     QDateTime updatedAt;
     QJsonObject payload;
+    qint64 claimToken = 0; ///< The fencing token of the current claim: bumped by every claim and takeover.
+
+    /// The claim as the node that holds it writes with it.
+    [[nodiscard]] JobClaim claim() const { return JobClaim{id, claimedBy, claimToken}; }
 };
 
 /// What enqueue() needs.
@@ -95,10 +99,12 @@ public:
      * The limits are per node: jobs that other nodes run do not count against this one.
      * Never exceeds a limit, also with several processes claiming for one node at once: on
      * SQLite the counts and the claims are one BEGIN IMMEDIATE transaction (one commit for the
-     * whole batch); on PostgreSQL each claim takes a transaction-scoped advisory lock first (so
-     * it counts what the previous one claimed) and locks the candidate row with FOR UPDATE
-     * SKIP LOCKED, lock and claim sent as one script: one round trip, one transaction. An
-     * error after some PostgreSQL claims returns the jobs already claimed.
+     * whole batch); on PostgreSQL the claim of the whole batch is one statement (candidates
+     * locked with FOR UPDATE SKIP LOCKED, so other nodes' claimers pass over them) after a
+     * transaction-scoped advisory lock of this node (so a second claimer for the same node
+     * counts what the first claimed), lock and claim sent as one script: one round trip, one
+     * transaction. Each claimed job gets a new claim token (JobRecord::claimToken); with a
+     * node fence on the store, nothing is claimed once the fence is lost.
      */
     [[nodiscard]] Result<QList<JobRecord>> claim(const QString &node, const ConcurrencyLimits &limits,
                                                  const QDateTime &now, int max);
@@ -110,6 +116,14 @@ public:
     [[nodiscard]] Result<bool> complete(qint64 jobId, const QString &node);
     /// complete() of several jobs in one transaction; returns the ids that were completed.
     [[nodiscard]] Result<QList<qint64>> complete(const QList<qint64> &jobIds, const QString &node);
+    /// complete() of the jobs @p claims hold, each only while its claim (node and token) holds it.
+    [[nodiscard]] Result<QList<qint64>> complete(const QList<JobClaim> &claims);
+    /**
+     * Whether @p claim still holds its job (running, its node, its token, and the store's
+     * node fence holds): what a node checks right before a side effect outside the store
+     * (taking the task branch into the project's repository).
+     */
+    [[nodiscard]] Result<bool> holds(const JobClaim &claim) const;
 
     struct Turnover {
         QList<qint64> completed;  ///< The jobs of the call that were completed.
@@ -121,6 +135,9 @@ public:
      * transaction; on PostgreSQL they follow one another.
      */
     [[nodiscard]] Result<Turnover> completeAndClaim(const QList<qint64> &jobIds, const QString &node,
+                                                    const ConcurrencyLimits &limits, const QDateTime &now, int max);
+    /// completeAndClaim() with the claims' tokens checked. On PostgreSQL one round trip.
+    [[nodiscard]] Result<Turnover> completeAndClaim(const QList<JobClaim> &claims, const QString &node,
                                                     const ConcurrencyLimits &limits, const QDateTime &now, int max);
 
     enum class FailOutcome {
@@ -135,6 +152,9 @@ public:
      */
     [[nodiscard]] Result<FailOutcome> fail(qint64 jobId, const QString &node, const QString &error,
                                            std::chrono::milliseconds backoff, const QDateTime &now);
+    /// fail() conditional on @p claim (its node and token).
+    [[nodiscard]] Result<FailOutcome> fail(const JobClaim &claim, const QString &error, std::chrono::milliseconds backoff,
+                                           const QDateTime &now);
 
     /**
      * Gives a running job back because this node interrupted it (a graceful shutdown): queued,
@@ -143,6 +163,16 @@ public:
      * counts the interrupted attempt.
      */
     [[nodiscard]] Result<bool> release(qint64 jobId, const QString &node, const QString &reason);
+    /// release() conditional on @p claim.
+    [[nodiscard]] Result<bool> release(const JobClaim &claim, const QString &reason);
+
+    /**
+     * Takeover: @p toNode takes the running job @p claim holds (another node's, silent past
+     * node_timeout) as it is — same attempt, its agent adopted — with a new token, and the
+     * agent run @p agentRunId (when > 0) is recorded as @p toNode's from now on. Conditional on
+     * @p claim; std::nullopt when it does not hold the job any more. The taken job is returned.
+     */
+    [[nodiscard]] Result<std::optional<JobRecord>> transfer(const JobClaim &claim, const QString &toNode, qint64 agentRunId);
 
     /**
      * Startup recovery: the jobs that @p node left running are put back, with @p reason as
@@ -162,9 +192,16 @@ public:
         qint64 pid = 0;
         quint64 startTicks = 0;
         QString logPath;
+        QString host;     ///< The machine it runs on (a pid means something only there).
+        QString worktree; ///< The working copy it works in.
     };
     /// Records that @p run's process exists; returns the agent_runs id.
     [[nodiscard]] Result<qint64> recordAgentStart(const AgentRunRecord &run);
+    /**
+     * recordAgentStart() for a job @p claim holds: ErrorCode::Conflict, and nothing recorded,
+     * when the claim does not hold the job any more (the run must stop: its job was taken).
+     */
+    [[nodiscard]] Result<qint64> recordAgentStart(const AgentRunRecord &run, const JobClaim &claim);
     /// Records how it ended; @p exitCode only when known (never invented).
     [[nodiscard]] Result<void> recordAgentEnd(qint64 agentRunId, std::optional<int> exitCode);
     /// The agent runs of @p node that have no end recorded.
@@ -196,14 +233,20 @@ public:
     /// again); invalid when nothing is queued.
     [[nodiscard]] Result<QDateTime> nextAvailableAt() const;
 
+    /// The PostgreSQL channel on which enqueues and requeues wake idle workers (LISTEN).
+    [[nodiscard]] static QString wakeChannel();
+
 private:
-    Result<std::optional<JobRecord>> claimOnPostgresql(PreparedStatements::Session &session, const QString &node,
-                                                       const ConcurrencyLimits &limits, const QDateTime &now);
+    // PostgreSQL: tells listening workers a job became claimable now (NOTIFY); nothing on SQLite.
+    Result<void> wakeWorkers(PreparedStatements::Session &session);
+    Result<QList<JobRecord>> claimOnPostgresql(PreparedStatements::Session &session, const QList<JobClaim> &completing,
+                                               QList<qint64> *completed, const QString &node, const ConcurrencyLimits &limits,
+                                               const QDateTime &now, int max);
     Result<QList<JobRecord>> claimInTransaction(PreparedStatements::Session &session, const QString &what,
                                                 const QString &node, const ConcurrencyLimits &limits,
                                                 const QDateTime &now, int max);
     Result<QList<qint64>> completeInTransaction(PreparedStatements::Session &session, const QString &what,
-                                                const QList<qint64> &jobIds, const QString &node);
+                                                const QList<JobClaim> &claims);
     Result<QList<JobRecord>> claimOnSqlite(PreparedStatements::Session &session, const QString &node,
                                            const ConcurrencyLimits &limits, const QDateTime &now, int max);
 

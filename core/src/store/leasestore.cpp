@@ -10,7 +10,7 @@ namespace Sluice {
 namespace {
 
 const QString Columns = QStringLiteral("resource, holder_node, holder_pid, holder_start_ticks, holder_task, holder_job, "
-                                       "acquired_at, expires_at");
+                                       "acquired_at, expires_at, fence_token");
 
 // The same holder: the same task when the caller names one, else the same node and process.
 const QString SameHolder = QStringLiteral(
@@ -33,6 +33,7 @@ LeaseRecord readLease(const QSqlQuery &q)
     lease.holder.jobId = q.value(5).toLongLong();
     lease.acquiredAt = QDateTime::fromMSecsSinceEpoch(q.value(6).toLongLong(), Qt::UTC);
     lease.expiresAt = QDateTime::fromMSecsSinceEpoch(q.value(7).toLongLong(), Qt::UTC);
+    lease.fenceToken = q.value(8).toLongLong();
     return lease;
 }
 
@@ -51,6 +52,16 @@ Result<void> checkArguments(const QString &resource, const LeaseHolder &holder, 
     if (ttl.count() <= 0 || !now.isValid())
         return fail(ErrorCode::InvalidArgument, QStringLiteral("lease %1 needs a positive TTL and a valid time").arg(resource));
     return {};
+}
+
+// Whether the store's node fence still holds its node.
+bool fenceHolds(PreparedStatements::Session &session)
+{
+    StatementBinds binds;
+    const QString fence = session.fenceCondition(binds);
+    Result<ExecutedQuery> query = session.exec(QStringLiteral("checking the claim of node %1").arg(session.fence().node),
+                                               QStringLiteral("SELECT 1 WHERE 1 = 1") + fence, binds);
+    return query && (*query)->next();
 }
 
 } // namespace
@@ -141,26 +152,33 @@ Result<LeaseStore::Acquired> LeaseStore::take(const QString &resource, const Lea
         return std::unexpected(session.error());
     const qint64 at = now.toMSecsSinceEpoch();
     // Free: inserted. Ours: renewed and moved to the calling process (a re-drive after a
-    // restart holds it from its new pid). Another holder's: untouched, no row returned.
+    // restart holds it from its new pid). Another holder's: untouched, no row returned. The
+    // hold carries the generation of the holder's node claim; with a node fence, a node that
+    // was taken over takes and renews nothing (the SELECT yields no row).
+    StatementBinds binds{{QStringLiteral(":resource"), resource},
+                         {QStringLiteral(":node"), holder.node},
+                         {QStringLiteral(":pid"), holder.pid},
+                         {QStringLiteral(":ticks"), holder.startTicks > 0 ? QVariant(qint64(holder.startTicks)) : QVariant()},
+                         {QStringLiteral(":task"), nullIfZero(holder.taskId)},
+                         {QStringLiteral(":job"), nullIfZero(holder.jobId)},
+                         {QStringLiteral(":now"), at},
+                         {QStringLiteral(":expires"), at + qint64(ttl.count())}};
+    const QString fence = session->fenceCondition(binds);
+    // SQLite needs a WHERE in an INSERT ... SELECT followed by ON CONFLICT.
     Result<ExecutedQuery> query = session->exec(
         QStringLiteral("acquiring lease %1 for node %2 pid %3").arg(resource, holder.node).arg(holder.pid),
-        QStringLiteral("INSERT INTO leases (%1) VALUES (:resource, :node, :pid, :ticks, :task, :job, :now, :expires) "
+        QStringLiteral("INSERT INTO leases (%1) SELECT :resource, :node, CAST(:pid AS BIGINT), CAST(:ticks AS BIGINT), CAST(:task AS BIGINT), "
+                       "CAST(:job AS BIGINT), CAST(:now AS BIGINT), CAST(:expires AS BIGINT), "
+                       "COALESCE((SELECT generation FROM nodes WHERE name = :node), 0) WHERE 1 = 1%2 "
                        "ON CONFLICT (resource) DO UPDATE SET holder_node = excluded.holder_node, "
                        "holder_pid = excluded.holder_pid, holder_start_ticks = excluded.holder_start_ticks, "
-                       "holder_job = excluded.holder_job, expires_at = excluded.expires_at "
+                       "holder_job = excluded.holder_job, expires_at = excluded.expires_at, fence_token = excluded.fence_token "
                        "WHERE (excluded.holder_task IS NOT NULL AND leases.holder_task = excluded.holder_task) OR "
                        "(excluded.holder_task IS NULL AND leases.holder_task IS NULL AND "
                        "leases.holder_node = excluded.holder_node AND leases.holder_pid = excluded.holder_pid) "
                        "RETURNING %1")
-            .arg(Columns),
-        {{QStringLiteral(":resource"), resource},
-         {QStringLiteral(":node"), holder.node},
-         {QStringLiteral(":pid"), holder.pid},
-         {QStringLiteral(":ticks"), holder.startTicks > 0 ? QVariant(qint64(holder.startTicks)) : QVariant()},
-         {QStringLiteral(":task"), nullIfZero(holder.taskId)},
-         {QStringLiteral(":job"), nullIfZero(holder.jobId)},
-         {QStringLiteral(":now"), at},
-         {QStringLiteral(":expires"), at + qint64(ttl.count())}});
+            .arg(Columns, fence),
+        binds);
     if (!query)
         return std::unexpected(query.error());
     if ((*query)->next())
@@ -168,8 +186,13 @@ Result<LeaseStore::Acquired> LeaseStore::take(const QString &resource, const Lea
     auto current = lease(resource);
     if (!current)
         return std::unexpected(current.error());
-    if (!*current) // released between the two statements: try once more
-        return take(resource, holder, ttl, now);
+    if (!*current) {
+        // Nothing inserted into a free resource: this node's fence is lost.
+        if (session->fence().isSet() && !fenceHolds(*session))
+            return fail(ErrorCode::Conflict, QStringLiteral("node %1 no longer holds its name (taken over); it takes no lease")
+                                                 .arg(session->fence().node));
+        return take(resource, holder, ttl, now); // released between the two statements: once more
+    }
     return Acquired{false, **current, 0};
 }
 
@@ -184,8 +207,9 @@ Result<bool> LeaseStore::renew(const QString &resource, const LeaseHolder &holde
     StatementBinds binds = holderBinds(holder);
     binds.append({QStringLiteral(":resource"), resource});
     binds.append({QStringLiteral(":expires"), now.toMSecsSinceEpoch() + qint64(ttl.count())});
+    const QString fence = session->fenceCondition(binds);
     Result<int> rows = session->execWrite(QStringLiteral("renewing lease %1").arg(resource),
-                                          QStringLiteral("UPDATE leases SET expires_at = :expires WHERE resource = :resource AND ") + SameHolder,
+                                          QStringLiteral("UPDATE leases SET expires_at = :expires WHERE resource = :resource AND ") + SameHolder + fence,
                                           binds);
     if (!rows)
         return std::unexpected(rows.error());
@@ -199,8 +223,9 @@ Result<bool> LeaseStore::release(const QString &resource, const LeaseHolder &hol
         return std::unexpected(session.error());
     StatementBinds binds = holderBinds(holder);
     binds.append({QStringLiteral(":resource"), resource});
+    const QString fence = session->fenceCondition(binds);
     Result<int> rows = session->execWrite(QStringLiteral("releasing lease %1").arg(resource),
-                                          QStringLiteral("DELETE FROM leases WHERE resource = :resource AND ") + SameHolder, binds);
+                                          QStringLiteral("DELETE FROM leases WHERE resource = :resource AND ") + SameHolder + fence, binds);
     if (!rows)
         return std::unexpected(rows.error());
     return *rows == 1;

@@ -38,13 +38,18 @@ struct SLUICE_EXPORT LeaseRecord {
     LeaseHolder holder;
     QDateTime acquiredAt;
     QDateTime expiresAt;
+    /// The holder node's claim generation when it took or last renewed the lease (0: unknown):
+    /// a node claimed anew since (restarted, or taken over) no longer holds it.
+    qint64 fenceToken = 0;
 };
 
 /**
  * The leases table. Every change is conditional, so of two nodes acting on one lease exactly
  * one succeeds: acquire() takes a free resource or renews the caller's own hold; renew() and
  * release() touch only the caller's own hold; reclaim() removes exactly the hold the caller
- * looked at, so a holder that renewed meanwhile keeps its lease.
+ * looked at, so a holder that renewed meanwhile keeps its lease. With a node fence on the
+ * store, acquire(), renew() and release() change nothing once the fence is lost (the node
+ * was taken over), and a hold records the generation of the node claim that took it.
  *
  * Usable from any thread, like the JobQueue.
  */

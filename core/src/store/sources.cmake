@@ -9,6 +9,8 @@ target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/pluginstate.h
     ${CMAKE_CURRENT_LIST_DIR}/store.cpp
     ${CMAKE_CURRENT_LIST_DIR}/store.h
+    ${CMAKE_CURRENT_LIST_DIR}/storelistener.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/storelistener.h
     ${PROJECT_SOURCE_DIR}/resources/migrations/migrations.qrc)
 # Tasks, gate verdict records and the job queue (the pipeline engine's persistence).
 target_sources(sluice-core PRIVATE

@@ -11,12 +11,68 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <QMutex>
+
 #include <algorithm>
 
 namespace Sluice {
 
+namespace {
+QVariant msOrNull(const QDateTime &at)
+{
+    return at.isValid() ? QVariant(at.toMSecsSinceEpoch()) : QVariant();
+}
+
+QDateTime fromMs(const QVariant &value)
+{
+    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
+}
+
+const QString NodeColumns = QStringLiteral("name, host, pid, instance, generation, heartbeat_at, started_at, stopped_at, "
+                                           "taken_over_by, taken_over_at");
+
+NodeRecord nodeFromRow(const QSqlQuery &q, int ageColumn)
+{
+    NodeRecord n;
+    n.name = q.value(0).toString();
+    n.host = q.value(1).toString();
+    n.pid = q.value(2).toLongLong();
+    n.instance = q.value(3).toString();
+    n.generation = q.value(4).toLongLong();
+    n.heartbeatAt = fromMs(q.value(5));
+    n.startedAt = fromMs(q.value(6));
+    n.stoppedAt = fromMs(q.value(7));
+    n.takenOverBy = q.value(8).toString();
+    n.takenOverAt = fromMs(q.value(9));
+    if (ageColumn >= 0)
+        n.heartbeatAgeMs = std::max<qint64>(0, q.value(ageColumn).toLongLong() - q.value(5).toLongLong());
+    return n;
+}
+} // namespace
+
+QString storeClockSql(StoreSettings::Driver driver)
+{
+    // The database's clock, not each node's: nodes on several machines judge each other's
+    // silence by one clock. SQLite is one machine's file anyway.
+    return driver == StoreSettings::Driver::Postgresql ? QStringLiteral("CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+                                                       : QStringLiteral("CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)");
+}
+
+QString NodeRecord::state(std::chrono::milliseconds timeout) const
+{
+    if (!takenOverBy.isEmpty() && instance.isEmpty())
+        return QStringLiteral("taken-over");
+    if (stoppedAt.isValid())
+        return QStringLiteral("stopped");
+    if (heartbeatAgeMs > qint64(timeout.count()))
+        return QStringLiteral("silent");
+    return QStringLiteral("up");
+}
+
 struct Store::Data {
     std::shared_ptr<StoreConnections> connections;
+    mutable QMutex fenceMutex;
+    NodeFence fence;
     // The store's own hot statements (webhook de-duplication); destroyed before the
     // connections they were prepared on.
     std::unique_ptr<PreparedStatements> statements;
@@ -113,6 +169,11 @@ Result<std::unique_ptr<Store>> Store::openExisting(const StoreSettings &settings
                                    "(`sluice serve` does, at its next start)")
                         .arg(description).arg(version).arg(latest));
     return store;
+}
+
+std::shared_ptr<StoreConnections> Store::sharedConnections() const
+{
+    return d->connections;
 }
 
 StoreSettings::Driver Store::driver() const
@@ -241,6 +302,130 @@ Result<QDateTime> Store::lastHeartbeat(const QString &node) const
     if (!query->next())
         return QDateTime();
     return QDateTime::fromMSecsSinceEpoch(query->value(0).toLongLong(), Qt::UTC);
+}
+
+Result<NodeRecord> Store::claimNode(const QString &node, const QString &host, qint64 pid, const QString &instance,
+                                    std::chrono::milliseconds timeout, const std::function<bool(const NodeRecord &)> &holderGone)
+{
+    if (node.isEmpty() || instance.isEmpty())
+        return fail(ErrorCode::InvalidArgument, QStringLiteral("claiming a node name needs the name and the instance"));
+    const QString now = storeClockSql(driver());
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        // A name never claimed: inserted, generation 1. The unique name decides between two
+        // daemons starting at once.
+        Result<QSqlQuery> inserted = d->connections->run(
+            QStringLiteral("claiming node %1").arg(node),
+            QStringLiteral("INSERT INTO nodes (name, pid, heartbeat_at, started_at, host, instance, generation) "
+                           "VALUES (:name, :pid, %1, %1, :host, :instance, 1) ON CONFLICT (name) DO NOTHING RETURNING %2, %1")
+                .arg(now, NodeColumns),
+            {{QStringLiteral("name"), node}, {QStringLiteral("pid"), pid}, {QStringLiteral("host"), host},
+             {QStringLiteral("instance"), instance}});
+        if (!inserted)
+            return std::unexpected(inserted.error());
+        if (inserted->next())
+            return nodeFromRow(*inserted, 10);
+        Result<QSqlQuery> read = d->connections->run(QStringLiteral("reading the claim of node %1").arg(node),
+                                                     QStringLiteral("SELECT %1, %2 FROM nodes WHERE name = :name").arg(NodeColumns, now),
+                                                     {{QStringLiteral("name"), node}});
+        if (!read)
+            return std::unexpected(read.error());
+        if (!read->next())
+            continue; // deleted between the two statements: insert again
+        const NodeRecord seen = nodeFromRow(*read, 10);
+        const bool mine = seen.instance == instance;
+        const bool live = !seen.stoppedAt.isValid() && seen.heartbeatAgeMs <= qint64(timeout.count()) && !seen.instance.isEmpty()
+                          && !(holderGone && holderGone(seen));
+        if (live && !mine)
+            return fail(ErrorCode::Conflict,
+                        QStringLiteral("node '%1' is held by another sluice serve: pid %2 on host %3, last heartbeat %4 s ago "
+                                       "(started %5). Two daemons with one node name would each take the other's running jobs "
+                                       "for a crash's; stop that one first, or give this one its own `node:` in sluice.yaml")
+                            .arg(node).arg(seen.pid).arg(seen.host.isEmpty() ? QStringLiteral("(unknown)") : seen.host)
+                            .arg(double(seen.heartbeatAgeMs) / 1000.0, 0, 'f', 1)
+                            .arg(seen.startedAt.toString(Qt::ISODate)));
+        // Stopped, silent, taken over, or ours: a new generation for a new instance, exactly
+        // over the claim that was read (a beat in between means it was alive after all).
+        Result<QSqlQuery> taken = d->connections->run(
+            QStringLiteral("claiming node %1").arg(node),
+            QStringLiteral("UPDATE nodes SET pid = :pid, host = :host, instance = :instance, "
+                           "generation = generation + CASE WHEN instance = :instance THEN 0 ELSE 1 END, "
+                           "heartbeat_at = %1, started_at = CASE WHEN instance = :instance THEN started_at ELSE %1 END, "
+                           "stopped_at = NULL, taken_over_by = '', taken_over_at = NULL "
+                           "WHERE name = :name AND generation = :generation AND heartbeat_at = :beat RETURNING %2, %1")
+                .arg(now, NodeColumns),
+            {{QStringLiteral("pid"), pid}, {QStringLiteral("host"), host}, {QStringLiteral("instance"), instance},
+             {QStringLiteral("name"), node}, {QStringLiteral("generation"), seen.generation},
+             {QStringLiteral("beat"), msOrNull(seen.heartbeatAt)}});
+        if (!taken)
+            return std::unexpected(taken.error());
+        if (taken->next())
+            return nodeFromRow(*taken, 10);
+    }
+    return fail(ErrorCode::Conflict, QStringLiteral("node '%1' changed hands while it was being claimed; start again").arg(node));
+}
+
+Result<bool> Store::heartbeat(const QString &node, const QString &instance, qint64 pid)
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("writing the heartbeat of node %1").arg(node),
+        QStringLiteral("UPDATE nodes SET heartbeat_at = %1, pid = :pid WHERE name = :name AND instance = :instance").arg(storeClockSql(driver())),
+        {{QStringLiteral("pid"), pid}, {QStringLiteral("name"), node}, {QStringLiteral("instance"), instance}});
+    if (!query)
+        return std::unexpected(query.error());
+    return query->numRowsAffected() == 1;
+}
+
+Result<void> Store::releaseNode(const QString &node, const QString &instance)
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("marking node %1 stopped").arg(node),
+        QStringLiteral("UPDATE nodes SET stopped_at = %1 WHERE name = :name AND instance = :instance").arg(storeClockSql(driver())),
+        {{QStringLiteral("name"), node}, {QStringLiteral("instance"), instance}});
+    if (!query)
+        return std::unexpected(query.error());
+    return {};
+}
+
+Result<bool> Store::revokeNode(const NodeRecord &seen, const QString &by)
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("taking over node %1").arg(seen.name),
+        QStringLiteral("UPDATE nodes SET instance = '', generation = generation + 1, taken_over_by = :by, taken_over_at = %1 "
+                       "WHERE name = :name AND generation = :generation AND heartbeat_at = :beat").arg(storeClockSql(driver())),
+        {{QStringLiteral("by"), by}, {QStringLiteral("name"), seen.name}, {QStringLiteral("generation"), seen.generation},
+         {QStringLiteral("beat"), msOrNull(seen.heartbeatAt)}});
+    if (!query)
+        return std::unexpected(query.error());
+    return query->numRowsAffected() == 1;
+}
+
+Result<QList<NodeRecord>> Store::nodes() const
+{
+    Result<QSqlQuery> query = d->connections->run(
+        QStringLiteral("listing nodes"),
+        QStringLiteral("SELECT %1, %2, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running' AND j.claimed_by = nodes.name) "
+                       "FROM nodes ORDER BY name").arg(NodeColumns, storeClockSql(driver())));
+    if (!query)
+        return std::unexpected(query.error());
+    QList<NodeRecord> out;
+    while (query->next()) {
+        NodeRecord n = nodeFromRow(*query, 10);
+        n.runningJobs = query->value(11).toInt();
+        out.append(n);
+    }
+    return out;
+}
+
+void Store::setNodeFence(const NodeFence &fence)
+{
+    QMutexLocker lock(&d->fenceMutex);
+    d->fence = fence;
+}
+
+NodeFence Store::nodeFence() const
+{
+    QMutexLocker lock(&d->fenceMutex);
+    return d->fence;
 }
 
 Result<void> Store::setSweeperStatus(const QString &node, const QString &name, const QJsonObject &status)

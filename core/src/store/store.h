@@ -13,6 +13,8 @@
 #include <QSqlDatabase>
 #include <QString>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 namespace Sluice {
@@ -38,6 +40,37 @@ struct SLUICE_EXPORT AuditEntry {
     QString projectId; ///< May be empty.
     qint64 taskId = 0; ///< 0 when not about a task.
     QJsonObject details;
+};
+
+/**
+ * One daemon's claim of a node name (Store::claimNode()). While a Store has one, every write
+ * it makes on behalf of the node — job claims and their outcomes, task moves and heads,
+ * leases — requires the claim to be still this instance's, in the same statement: a daemon
+ * whose node was taken over (it was silent past node_timeout) writes nothing of the kind.
+ */
+struct SLUICE_EXPORT NodeFence {
+    QString node;
+    QString instance; ///< Random per process.
+    [[nodiscard]] bool isSet() const { return !node.isEmpty() && !instance.isEmpty(); }
+};
+
+/// One row of the nodes table, as the store's clock sees it.
+struct SLUICE_EXPORT NodeRecord {
+    QString name;
+    QString host;          ///< Machine of the daemon that claimed it last.
+    qint64 pid = 0;
+    QString instance;      ///< Empty once taken over (or never claimed by this version).
+    qint64 generation = 0; ///< Bumped by every claim and every takeover.
+    QDateTime heartbeatAt;
+    QDateTime startedAt;
+    QDateTime stoppedAt;   ///< Set by an orderly stop; invalid while it runs.
+    QString takenOverBy;   ///< The node that took its work, when one did.
+    QDateTime takenOverAt;
+    qint64 heartbeatAgeMs = 0; ///< Now minus the last beat, by the store's clock.
+    int runningJobs = 0;       ///< Jobs in the store running under this node name.
+
+    /// "up", "stopped", "silent" (no beat for @p timeout) or "taken-over".
+    [[nodiscard]] QString state(std::chrono::milliseconds timeout) const;
 };
 
 /**
@@ -112,10 +145,42 @@ public:
      */
     [[nodiscard]] Result<QList<RecordedEvent>> unclaimedEvents(const QString &kind, const QDateTime &receivedBefore, int max) const;
 
-    /// Writes or refreshes this node's heartbeat.
+    /// Writes or refreshes @p node's heartbeat at @p at, unconditionally (tests, old rows).
     [[nodiscard]] Result<void> heartbeat(const QString &node, qint64 pid, const QDateTime &at);
     /// Last heartbeat of @p node, invalid when it never beat.
     [[nodiscard]] Result<QDateTime> lastHeartbeat(const QString &node) const;
+
+    /**
+     * Claims the node name @p node for the daemon instance @p instance (pid @p pid on
+     * @p host) and beats its first heartbeat, by the store's clock. Refused with
+     * ErrorCode::Conflict — the message naming the other daemon's pid, host and last beat —
+     * while another instance holds the name: it has not stopped and has beaten within
+     * @p timeout. A name whose holder stopped, went silent or was taken over is claimed anew,
+     * with the next generation. The same instance claiming again only beats. @p holderGone,
+     * when given, may say that a holder that still looks live is gone for certain (its
+     * process does not exist on this machine, whose state directory lock the caller holds):
+     * its name is then claimed at once instead of after @p timeout.
+     */
+    [[nodiscard]] Result<NodeRecord> claimNode(const QString &node, const QString &host, qint64 pid, const QString &instance,
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<bool(const NodeRecord &)> &holderGone = {});
+    /// The heartbeat of @p instance's claim of @p node; false when the claim is not its own any more.
+    [[nodiscard]] Result<bool> heartbeat(const QString &node, const QString &instance, qint64 pid);
+    /// An orderly stop: the claim stays, marked stopped, so the name can be claimed at once.
+    [[nodiscard]] Result<void> releaseNode(const QString &node, const QString &instance);
+    /**
+     * Survivors take a silent node's claim away: its instance is cleared and its generation
+     * bumped, conditional on the claim being exactly @p seen (generation and last beat), so a
+     * node that beat meanwhile keeps it. From then on none of that instance's fenced writes
+     * succeed. True when this call revoked it.
+     */
+    [[nodiscard]] Result<bool> revokeNode(const NodeRecord &seen, const QString &by);
+    /// Every node that ever claimed a name or beat, by name.
+    [[nodiscard]] Result<QList<NodeRecord>> nodes() const;
+
+    /// Makes every fenced write of this Store require @p fence (see NodeFence). Thread-safe.
+    void setNodeFence(const NodeFence &fence);
+    [[nodiscard]] NodeFence nodeFence() const;
 
     /// Replaces what the core sweeper @p name ("reaper", "reconciler") of @p node last reported.
     [[nodiscard]] Result<void> setSweeperStatus(const QString &node, const QString &name, const QJsonObject &status);
@@ -150,7 +215,9 @@ public:
                                                           const QString &instanceName);
 
 private:
+    friend class StoreListener;
     Store();
+    [[nodiscard]] std::shared_ptr<class StoreConnections> sharedConnections() const;
     struct Data;
     std::unique_ptr<Data> d;
 };

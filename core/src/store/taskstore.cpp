@@ -96,18 +96,33 @@ Result<PreparedStatements::Session> PreparedStatements::session() const
         }
         connection->handle = nativeHandle(*db);
     }
-    return Session(*db, std::move(connection));
+    return Session(*db, std::move(connection), m_store.nodeFence());
 }
 
-PreparedStatements::Session::Session(QSqlDatabase db, std::shared_ptr<Connection> connection)
+PreparedStatements::Session::Session(QSqlDatabase db, std::shared_ptr<Connection> connection, NodeFence fence)
     : m_db(std::move(db))
     , m_connection(std::move(connection))
+    , m_fence(std::move(fence))
 {
 }
 
 bool PreparedStatements::Session::isPostgresql() const
 {
     return m_connection->postgresql;
+}
+
+QString PreparedStatements::Session::fenceCondition(StatementBinds &binds) const
+{
+    if (!m_fence.isSet())
+        return QString();
+    binds.append({QStringLiteral(":fence_node"), m_fence.node});
+    binds.append({QStringLiteral(":fence_instance"), m_fence.instance});
+    return QStringLiteral(" AND EXISTS (SELECT 1 FROM nodes fence WHERE fence.name = :fence_node AND fence.instance = :fence_instance)");
+}
+
+QString PreparedStatements::Session::clock() const
+{
+    return storeClockSql(m_connection->postgresql ? StoreSettings::Driver::Postgresql : StoreSettings::Driver::Sqlite);
 }
 
 Result<ExecutedQuery> PreparedStatements::Session::exec(const QString &what, const QString &sql,
@@ -553,6 +568,8 @@ Result<bool> TaskStore::claimTransition(qint64 id, const QString &fromStage, con
         condition += QStringLiteral(" AND version = :version");
         binds.append({QStringLiteral(":version"), *change.ifVersion});
     }
+    // A daemon whose node was taken over moves nothing.
+    condition += session->fenceCondition(binds);
     // The compare-and-set on the stage: of concurrent callers exactly one changes the row.
     Result<int> rows = session->execWrite(
         QStringLiteral("moving task %1 from %2 to %3").arg(id).arg(fromStage, toStage),
@@ -581,6 +598,83 @@ Result<bool> TaskStore::recordHead(qint64 id, const QString &stage, const QStrin
     return *rows == 1;
 }
 
+Result<bool> TaskStore::recordWork(qint64 id, const QString &stage, const QString &headSha,
+                                   const std::optional<QList<StageFile>> &files, const JobClaim &claim)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    const QString what = QStringLiteral("recording the work of job %1 of task %2").arg(claim.jobId).arg(id);
+    Result<StoreTransaction> transaction = StoreTransaction::begin(*session, what);
+    if (!transaction)
+        return std::unexpected(transaction.error());
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    StatementBinds binds = {{QStringLiteral(":head"), headSha}, {QStringLiteral(":now"), now},
+                            {QStringLiteral(":id"), id}, {QStringLiteral(":stage"), stage},
+                            {QStringLiteral(":job"), claim.jobId}, {QStringLiteral(":node"), claim.node},
+                            {QStringLiteral(":token"), claim.token}};
+    // The fence: the job is still this claim's (a survivor that took it over bumped the
+    // token), and the node still holds its name.
+    const QString fence = session->fenceCondition(binds);
+    Result<int> rows = session->execWrite(
+        what,
+        QStringLiteral("UPDATE tasks SET head_sha = :head, updated_at = :now WHERE id = :id AND stage = :stage AND status = 'active' "
+                       "AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = :job AND j.status = 'running' AND j.claimed_by = :node "
+                       "AND (CAST(:token AS BIGINT) = 0 OR j.claim_token = CAST(:token AS BIGINT)))") + fence,
+        binds);
+    if (!rows)
+        return std::unexpected(rows.error());
+    if (*rows != 1)
+        return false;
+    if (files) {
+        Result<int> cleared = session->execWrite(what, QStringLiteral("DELETE FROM stage_files WHERE task_id = :id"),
+                                                 {{QStringLiteral(":id"), id}});
+        if (!cleared)
+            return std::unexpected(cleared.error());
+        Result<int> marked = session->execWrite(what, QStringLiteral("UPDATE tasks SET stage_files_job = :job WHERE id = :id"),
+                                                {{QStringLiteral(":id"), id}, {QStringLiteral(":job"), claim.jobId}});
+        if (!marked)
+            return std::unexpected(marked.error());
+        for (const StageFile &file : *files) {
+            Result<int> inserted = session->execWrite(
+                what,
+                QStringLiteral("INSERT INTO stage_files (task_id, path, job_id, content, recorded_at) VALUES (:id, :path, :job, :content, :now)"),
+                {{QStringLiteral(":id"), id}, {QStringLiteral(":path"), file.path}, {QStringLiteral(":job"), claim.jobId},
+                 {QStringLiteral(":content"), file.content}, {QStringLiteral(":now"), now}});
+            if (!inserted)
+                return std::unexpected(inserted.error());
+        }
+    }
+    if (Result<void> committed = transaction->commit(); !committed)
+        return std::unexpected(committed.error());
+    return true;
+}
+
+Result<TaskStore::StageFiles> TaskStore::stageFiles(qint64 id) const
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    StageFiles out;
+    {
+        Result<ExecutedQuery> job = session->exec(QStringLiteral("reading the stage files of task %1").arg(id),
+                                                  QStringLiteral("SELECT stage_files_job FROM tasks WHERE id = :id"),
+                                                  {{QStringLiteral(":id"), id}});
+        if (!job)
+            return std::unexpected(job.error());
+        if ((*job)->next())
+            out.jobId = (*job)->value(0).toLongLong();
+    }
+    Result<ExecutedQuery> query = session->exec(QStringLiteral("reading the stage files of task %1").arg(id),
+                                                QStringLiteral("SELECT path, content FROM stage_files WHERE task_id = :id ORDER BY path"),
+                                                {{QStringLiteral(":id"), id}});
+    if (!query)
+        return std::unexpected(query.error());
+    while ((*query)->next())
+        out.files.append(StageFile{(*query)->value(0).toString(), (*query)->value(1).toByteArray()});
+    return out;
+}
+
 Result<void> TaskStore::recordPublication(qint64 id, const QString &pushedSha, std::optional<qint64> pullRequest)
 {
     Result<PreparedStatements::Session> session = m_statements.session();
@@ -596,8 +690,9 @@ Result<void> TaskStore::recordPublication(qint64 id, const QString &pushedSha, s
         assignments << QStringLiteral("pull_request = :pr");
         binds.append({QStringLiteral(":pr"), *pullRequest});
     }
+    const QString fence = session->fenceCondition(binds);
     Result<int> rows = session->execWrite(QStringLiteral("recording what task %1 has at the forge").arg(id),
-                                          QStringLiteral("UPDATE tasks SET %1 WHERE id = :id").arg(assignments.join(QLatin1String(", "))),
+                                          QStringLiteral("UPDATE tasks SET %1 WHERE id = :id").arg(assignments.join(QLatin1String(", "))) + fence,
                                           binds);
     if (!rows)
         return std::unexpected(rows.error());

@@ -95,6 +95,23 @@ struct SLUICE_EXPORT AuditRecord {
     QJsonObject details;
 };
 
+/// A file a job left in its working copy's .sluice/ directory for gates (kept in the store).
+struct SLUICE_EXPORT StageFile {
+    QString path;       ///< Relative to the working copy: ".sluice/review.md".
+    QByteArray content;
+};
+
+/**
+ * A job as the node that claimed it holds it: the fencing token of every write made for the
+ * job. Writes conditional on a claim succeed only while the job is running, claimed by
+ * @ref node, with @ref token (0: any token of that node — for callers that hold none).
+ */
+struct SLUICE_EXPORT JobClaim {
+    qint64 jobId = 0;
+    QString node;
+    qint64 token = 0;
+};
+
 /// Named values for a statement's placeholders: {":id", 42}.
 using StatementBinds = QList<std::pair<QString, QVariant>>;
 
@@ -196,12 +213,24 @@ public:
     /// "<what> failed on <database>", the driver text as detail, secrets removed from both.
     [[nodiscard]] Error error(const QString &what, const QString &driverText) const;
 
+    /**
+     * The condition a fenced write adds to its WHERE clause (" AND EXISTS (...)": the store's
+     * node fence still holds its node), with its values appended to @p binds; empty when the
+     * store has no fence (a CLI process).
+     */
+    [[nodiscard]] QString fenceCondition(StatementBinds &binds) const;
+    /// The store's node fence (not set: empty).
+    [[nodiscard]] const NodeFence &fence() const { return m_fence; }
+    /// The SQL expression of the store's clock (storeClockSql()).
+    [[nodiscard]] QString clock() const;
+
 private:
     friend class PreparedStatements;
-    Session(QSqlDatabase db, std::shared_ptr<Connection> connection);
+    Session(QSqlDatabase db, std::shared_ptr<Connection> connection, NodeFence fence);
 
     QSqlDatabase m_db;
     std::shared_ptr<Connection> m_connection;
+    NodeFence m_fence;
 };
 
 /**
@@ -273,6 +302,21 @@ public:
      * stage's work); false otherwise. Not a transition: the version stays.
      */
     [[nodiscard]] Result<bool> recordHead(qint64 id, const QString &stage, const QString &headSha);
+    /**
+     * Records what a completed job produced: the task's head @p headSha and, when given,
+     * the files it left for gates (@p files replaces the task's earlier set). Only while
+     * @p claim still holds the job and the task is active in @p stage, checked in the same
+     * transaction (the fence of a node that was taken over); false otherwise, and nothing is
+     * written.
+     */
+    [[nodiscard]] Result<bool> recordWork(qint64 id, const QString &stage, const QString &headSha,
+                                          const std::optional<QList<StageFile>> &files, const JobClaim &claim);
+    /// What the task's last completed job left for gates.
+    struct StageFiles {
+        qint64 jobId = 0;        ///< 0: no job recorded any (its jobs ran before this version).
+        QList<StageFile> files;  ///< By path.
+    };
+    [[nodiscard]] Result<StageFiles> stageFiles(qint64 id) const;
     /**
      * Records what the forge holds of the task: the commit pushed to its branch (a null
      * QString leaves it) and the number of its pull request (std::nullopt leaves it).

@@ -5,6 +5,8 @@
 #include "fakeforge.h"
 
 #include <sluice/forge.h>
+#include <sluice/forgeevents.h>
+#include <sluice/webhook.h>
 #include <sluice/secrets.h>
 #include <sluice/testsupport.h>
 
@@ -568,6 +570,135 @@ private Q_SLOTS:
 
         auto unreadable = forge().withCredential(SecretRef::file(m_dir.filePath(QStringLiteral("absent"))));
         QVERIFY(!unreadable);
+    }
+
+    // acceptWebhook(): the signature first (constant time, the secret by reference), then the
+    // delivery id and event type, the payload, and the repository.
+    void webhooks()
+    {
+        const QByteArray secret = "hook-secret-4711";
+        auto hooked = makeForge("webhook_secret: {file: " + writeToken(QStringLiteral("hook"), secret).toUtf8() + "}\n");
+        QVERIFY(hooked);
+        auto *receiver = dynamic_cast<WebhookReceiver *>(hooked.get());
+        QVERIFY(receiver);
+        const QByteArray body = R"({"id": 5, "sha": "abc123", "context": "ci/test", "state": "success", "repository": {"full_name": "acme/widget"}})";
+        auto request = [&](const QByteArray &event, const QByteArray &payload, const QList<QPair<QByteArray, QByteArray>> &signature,
+                           const QByteArray &delivery = "d-1") {
+            WebhookRequest r;
+            r.body = payload;
+            r.headers.insert(QByteArray("X-Gitea-Event").toLower(), event);
+            if (!delivery.isEmpty())
+                r.headers.insert(QByteArray("X-Gitea-Delivery").toLower(), delivery);
+            for (const auto &[name, value] : signature)
+                r.headers.insert(name.toLower(), value);
+            return r;
+        };
+        auto sign = [&](const QByteArray &payload) { return WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, secret, payload); };
+
+        auto ok = receiver->acceptWebhook(request("status", body, sign(body)));
+        QVERIFY2(ok, ok ? "" : qPrintable(ok.error().message));
+        QCOMPARE(ok->deliveryId, QStringLiteral("d-1"));
+        QCOMPARE(ok->events.size(), 1);
+        const std::optional<ForgeEvent> event = forgeEventFromWebhook(ok->events.first());
+        QVERIFY(event);
+        QCOMPARE(event->kind, ForgeEvent::Kind::CommitStatus);
+        QCOMPARE(event->sha, QStringLiteral("abc123"));
+        QCOMPARE(event->state, QStringLiteral("success"));
+
+        // Forgejo names its headers X-Forgejo-*: the same signature, delivery id and event.
+        WebhookRequest forgejo;
+        forgejo.body = body;
+        forgejo.headers.insert("x-forgejo-event", "status");
+        forgejo.headers.insert("x-forgejo-delivery", "fj-1");
+        forgejo.headers.insert("x-forgejo-signature", sign(body).first().second);
+        auto fromForgejo = receiver->acceptWebhook(forgejo);
+        QVERIFY2(fromForgejo, fromForgejo ? "" : qPrintable(fromForgejo.error().message));
+        QCOMPARE(fromForgejo->deliveryId, QStringLiteral("fj-1"));
+        QCOMPARE(fromForgejo->events.size(), 1);
+        forgejo.headers.insert("x-forgejo-signature", QByteArray(64, '0'));
+        auto forgejoWrong = receiver->acceptWebhook(forgejo);
+        QVERIFY(!forgejoWrong);
+        QCOMPARE(forgejoWrong.error().code, ErrorCode::PermissionDenied);
+
+        auto wrong = receiver->acceptWebhook(request("status", body, WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, "another", body)));
+        QVERIFY(!wrong);
+        QCOMPARE(wrong.error().code, ErrorCode::PermissionDenied);
+        auto unsigned_ = receiver->acceptWebhook(request("status", body, {}));
+        QVERIFY(!unsigned_);
+        QCOMPARE(unsigned_.error().code, ErrorCode::PermissionDenied);
+        auto tampered = receiver->acceptWebhook(request("status", body + " ", sign(body)));
+        QVERIFY(!tampered);
+        QCOMPARE(tampered.error().code, ErrorCode::PermissionDenied);
+        auto noId = receiver->acceptWebhook(request("status", body, sign(body), QByteArray()));
+        QVERIFY(!noId);
+        QCOMPARE(noId.error().code, ErrorCode::Malformed);
+        auto malformed = receiver->acceptWebhook(request("status", "{\"sha\":", sign("{\"sha\":")));
+        QVERIFY(!malformed);
+        QCOMPARE(malformed.error().code, ErrorCode::Malformed);
+        // Answered, nothing in it for Sluice: an event type it does not use, another repository.
+        auto unknown = receiver->acceptWebhook(request("release", body, sign(body)));
+        QVERIFY(unknown);
+        QVERIFY(unknown->events.isEmpty());
+        QByteArray other = body;
+        other.replace("acme/widget", "acme/gadget");
+        auto elsewhere = receiver->acceptWebhook(request("status", other, sign(other)));
+        QVERIFY(elsewhere);
+        QVERIFY(elsewhere->events.isEmpty());
+        // The instance without a secret refuses everything.
+        auto *plain = dynamic_cast<WebhookReceiver *>(m_instance.get());
+        QVERIFY(plain);
+        auto refused = plain->acceptWebhook(request("status", body, sign(body)));
+        QVERIFY(!refused);
+        QCOMPARE(refused.error().code, ErrorCode::PermissionDenied);
+        // An unreadable secret refuses the instance.
+        const QByteArray yaml = "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\nwebhook_secret: {file: /nonexistent/hook}\n";
+        auto created = createInstance(m_plugin, yaml);
+        QVERIFY(created);
+        QVERIFY(!(*created)->initialize());
+    }
+
+    // PullRequestConversation: comments read and written, reviews, team membership.
+    void conversation()
+    {
+        auto *talk = qobject_cast<PullRequestConversation *>(m_instance.get());
+        QVERIFY(talk);
+        QCOMPARE(talk->statusDescriptionLimit(), 255);
+        m_fake->addPullRequest({7, QStringLiteral("Fix"), QStringLiteral("sluice/fix"), sha(1)});
+        m_fake->addComment(7, QStringLiteral("alice"), QStringLiteral("first"));
+        auto posted = run(talk->postComment(7, QStringLiteral("**Sluice**: hello")));
+        QVERIFY2(posted, posted ? "" : qPrintable(posted.error().toString()));
+        QCOMPARE(posted->author, FakeForge::apiUser());
+        auto comments = run(talk->comments(7));
+        QVERIFY(comments);
+        QCOMPARE(comments->size(), 2);
+        QCOMPARE(comments->at(0).author, QStringLiteral("alice"));
+        QCOMPARE(comments->at(1).body, QStringLiteral("**Sluice**: hello"));
+        QCOMPARE(m_fake->comments(7).size(), 2);
+
+        m_fake->addReview(7, QStringLiteral("bob"), QStringLiteral("changes_requested"));
+        m_fake->addReview(7, QStringLiteral("carol"), QStringLiteral("approved"), sha(2));
+        auto reviews = run(talk->reviews(7));
+        QVERIFY(reviews);
+        QCOMPARE(reviews->size(), 2);
+        QCOMPARE(reviews->at(0).state, QStringLiteral("changes_requested"));
+        QCOMPARE(reviews->at(0).commitId, sha(1));
+        QCOMPARE(reviews->at(1).state, QStringLiteral("approved"));
+        QCOMPARE(reviews->at(1).author, QStringLiteral("carol"));
+        QCOMPARE(reviews->at(1).commitId, sha(2));
+
+        m_fake->setTeam(QStringLiteral("acme/release"), {QStringLiteral("carol")});
+        auto member = run(talk->isTeamMember(QStringLiteral("acme/release"), QStringLiteral("carol")));
+        QVERIFY(member);
+        QVERIFY(*member);
+        auto inOwnersOrg = run(talk->isTeamMember(QStringLiteral("release"), QStringLiteral("carol")));
+        QVERIFY(inOwnersOrg && *inOwnersOrg);
+        auto notMember = run(talk->isTeamMember(QStringLiteral("acme/release"), QStringLiteral("mallory")));
+        QVERIFY(notMember);
+        QVERIFY(!*notMember);
+        auto noTeam = run(talk->isTeamMember(QStringLiteral("acme/nobody"), QStringLiteral("carol")));
+        QVERIFY(!noTeam);
+        QCOMPARE(noTeam.error().code, ErrorCode::NotFound);
     }
 
     void tokenNeverInLogsOrErrors()

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What the host does with the forge's webhooks (docs/forge-loop.md): each event wakes exactly
+// the tasks it concerns, found by repository and head commit or branch. A commit status or a
+// check on a task's head evaluates the gate that waits for it at once; a push to a task's
+// branch re-judges the head; a merged pull request is looked at by its gates, one closed
+// without merging blocks its task (reopening it retries the task); reviews and comment
+// commands go to ForgeSignals. Nothing here moves a task except through the engine's advance
+// path, and polling (the gates' retryAfter, the reconciler) stays the backstop for a
+// delivery that never came.
+
+#include <sluice/forgeevents.h>
+
+#include <QObject>
+
+#include <memory>
+
+namespace Sluice {
+
+class Engine;
+class ForgeFeedback;
+class ForgeSignals;
+class Metrics;
+struct ProjectRuntime;
+struct TaskRecord;
+
+class SLUICE_EXPORT ForgeListener : public QObject
+{
+    Q_OBJECT
+public:
+    /// @p feedback (may be null) answers people who may not give signals.
+    ForgeListener(Engine &engine, ForgeFeedback *feedback, QObject *parent = nullptr);
+    ~ForgeListener() override;
+
+    /// Counts events in sluice_forge_events_total{project,kind,result} (may be null).
+    void setMetrics(Metrics *metrics);
+    /// Reads (team membership, a pull request's head) under way for signals.
+    [[nodiscard]] int inFlight() const;
+
+    /**
+     * Handles one event of a recorded delivery (duplicates were dropped before) that the
+     * project's forge instance @p instance received as @p deliveryId. Returns what became of
+     * it (the result of handled()), for the delivery's answer.
+     */
+    [[nodiscard]] QString handle(const std::shared_ptr<ProjectRuntime> &runtime, const QString &instance, const QString &deliveryId,
+                const ForgeEvent &event);
+
+Q_SIGNALS:
+    /// One event was handled: @p result "woken", "deferred", "advanced", "recorded", "blocked",
+    /// "retried", "signal" (handed to ForgeSignals) or "ignored".
+    void handled(const QString &project, const QString &kind, const QString &result);
+
+private:
+    // Evaluates @p task again now if it waits for its gates: woken here, or advanced when no
+    // job of it runs and nothing waits for it in this process (it waited in another one).
+    QString wakeTask(const ProjectRuntime &runtime, const TaskRecord &task, const QString &cause);
+    QString onCheck(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    QString onPush(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    QString onPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    QString count(const QString &project, const ForgeEvent &event, const QString &result);
+
+    Engine &m_engine;
+    Metrics *m_metrics = nullptr;
+    std::unique_ptr<ForgeSignals> m_signals;
+};
+
+} // namespace Sluice
