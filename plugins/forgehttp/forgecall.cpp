@@ -104,7 +104,9 @@ Result<qint64> JsonFields::integer(const QString &key) const
 {
     const QJsonValue v = m_object.value(key);
     const double d = v.toDouble(std::nan(""));
-    if (!v.isDouble() || std::floor(d) != d)
+    // JSON numbers are doubles here: an integer beyond 2^53 is not exact, and one beyond
+    // qint64 cannot be converted at all (undefined behaviour). No forge id comes near either.
+    if (!v.isDouble() || std::floor(d) != d || std::fabs(d) > 9007199254740992.0)
         return missing(key, "an integer");
     return qint64(d);
 }

@@ -59,6 +59,14 @@ Result<WebhookDelivery> acceptForgeWebhook(const WebhookRequest &request, const 
     return delivery;
 }
 
+Result<qint64> pullRequestNumber(const JsonFields &fields, const QString &key)
+{
+    Result<qint64> number = fields.integer(key);
+    if (number && *number <= 0)
+        return fail(ErrorCode::Malformed, QStringLiteral("%1: '%2' is %3, not a pull request number").arg(fields.what(), key).arg(*number));
+    return number;
+}
+
 Result<QJsonObject> payloadObject(const QByteArray &body)
 {
     QJsonParseError error;

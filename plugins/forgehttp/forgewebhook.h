@@ -6,6 +6,8 @@
 // repository filter. Each forge's parser is a pure function in its connector
 // (parseGiteaWebhook, parseGitHubWebhook).
 
+#include "forgecall.h"
+
 #include <sluice/error.h>
 #include <sluice/forgeevents.h>
 #include <sluice/webhook.h>
@@ -40,6 +42,10 @@ using WebhookParser = std::function<Result<QList<ForgeEvent>>(const QByteArray &
 [[nodiscard]] Result<WebhookDelivery> acceptForgeWebhook(const WebhookRequest &request, const QByteArray &secret,
                                                          const WebhookHeaders &headers, const WebhookParser &parse,
                                                          const QString &repository, const QLoggingCategory &log);
+
+/// A pull request's number under @p key of @p fields: a positive integer, as every forge numbers
+/// them; Malformed otherwise (a negative or zero number would name no pull request).
+[[nodiscard]] Result<qint64> pullRequestNumber(const JsonFields &fields, const QString &key = QStringLiteral("number"));
 
 /// A payload's body as the JSON object every forge event is; Malformed, saying why, otherwise.
 [[nodiscard]] Result<QJsonObject> payloadObject(const QByteArray &body);

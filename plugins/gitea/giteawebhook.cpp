@@ -39,7 +39,8 @@ Result<QList<ForgeEvent>> status(const JsonFields &p, const QJsonObject &o)
     e.sha = *sha;
     e.context = *context;
     e.state = *state;
-    e.id = qint64(o.value(QLatin1String("id")).toDouble());
+    const Result<qint64> id = p.integer(QStringLiteral("id")); // optional: 0 when absent or not an integer
+    e.id = id ? *id : 0;
     e.actor = ForgeHttp::loginOf(o.value(QLatin1String("sender")).toObject());
     return QList<ForgeEvent>{e};
 }
@@ -77,7 +78,7 @@ Result<ForgeEvent> pullRequestEvent(const JsonFields &p, const QJsonObject &o, F
     if (!repository)
         return std::unexpected(repository.error());
     const JsonFields pr = p.object(QStringLiteral("pull_request"));
-    auto number = pr.integer(QStringLiteral("number"));
+    auto number = ForgeHttp::pullRequestNumber(pr);
     if (!number)
         return std::unexpected(number.error());
     auto sha = pr.object(QStringLiteral("head")).string(QStringLiteral("sha"));
@@ -146,7 +147,7 @@ Result<QList<ForgeEvent>> issueComment(const JsonFields &p, const QJsonObject &o
     auto repository = repositoryOf(p);
     if (!repository)
         return std::unexpected(repository.error());
-    auto number = p.object(QStringLiteral("issue")).integer(QStringLiteral("number"));
+    auto number = ForgeHttp::pullRequestNumber(p.object(QStringLiteral("issue")));
     if (!number)
         return std::unexpected(number.error());
     const JsonFields comment = p.object(QStringLiteral("comment"));

@@ -42,7 +42,8 @@ Result<QList<ForgeEvent>> status(const JsonFields &p, const QJsonObject &o)
     e.sha = *sha;
     e.context = *context;
     e.state = *state;
-    e.id = qint64(o.value(QLatin1String("id")).toDouble());
+    const Result<qint64> id = p.integer(QStringLiteral("id")); // optional: 0 when absent or not an integer
+    e.id = id ? *id : 0;
     e.actor = sender(o);
     return QList<ForgeEvent>{e};
 }
@@ -84,8 +85,11 @@ Result<QList<ForgeEvent>> check(const JsonFields &p, const QJsonObject &o, Forge
         return QList<ForgeEvent>{e};
     QList<ForgeEvent> out;
     for (const QJsonValue &pr : pulls) {
+        auto number = ForgeHttp::pullRequestNumber(JsonFields(pr, QStringLiteral("a pull request of the check")));
+        if (!number)
+            return std::unexpected(number.error());
         ForgeEvent one = e;
-        one.pullRequest = qint64(pr.toObject().value(QLatin1String("number")).toDouble());
+        one.pullRequest = *number;
         out.append(one);
     }
     return out;
@@ -122,7 +126,7 @@ Result<ForgeEvent> pullRequestEvent(const JsonFields &p, const QJsonObject &o, F
     if (!repository)
         return std::unexpected(repository.error());
     const JsonFields pr = p.object(QStringLiteral("pull_request"));
-    auto number = pr.integer(QStringLiteral("number"));
+    auto number = ForgeHttp::pullRequestNumber(pr);
     auto sha = pr.object(QStringLiteral("head")).string(QStringLiteral("sha"));
     auto branch = pr.object(QStringLiteral("head")).string(QStringLiteral("ref"));
     if (!number)
@@ -198,7 +202,7 @@ Result<QList<ForgeEvent>> issueComment(const JsonFields &p, const QJsonObject &o
     if (!o.value(QLatin1String("issue")).toObject().value(QLatin1String("pull_request")).isObject())
         return QList<ForgeEvent>(); // a comment on an issue
     auto repository = repositoryOf(p);
-    auto number = p.object(QStringLiteral("issue")).integer(QStringLiteral("number"));
+    auto number = ForgeHttp::pullRequestNumber(p.object(QStringLiteral("issue")));
     const JsonFields comment = p.object(QStringLiteral("comment"));
     auto id = comment.integer(QStringLiteral("id"));
     auto body = comment.string(QStringLiteral("body"), true);

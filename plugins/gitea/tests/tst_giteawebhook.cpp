@@ -175,6 +175,10 @@ void tst_GiteaWebhook::refuses_data()
         << QByteArray("issue_comment")
         << QByteArray(R"({"action": "created", "is_pull": true, "issue": {"number": 7}, "comment": {"id": 1, "body": "/approve"}, )" + Repo + "}")
         << "author";
+    // What fuzz_github_webhook found in the GitHub parser holds here too: no pull request 0.
+    QTest::newRow("pull request number 0")
+        << QByteArray("pull_request") << QByteArray(R"({"action": "opened", "pull_request": {"number": 0, "head": {"ref": "x", "sha": "y"}}, )" + Repo + "}")
+        << "not a pull request number";
 }
 
 void tst_GiteaWebhook::refuses()

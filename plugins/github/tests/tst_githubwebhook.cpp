@@ -162,6 +162,16 @@ void tst_GitHubWebhook::refuses_data()
     QTest::newRow("pull request number as a string")
         << QByteArray("pull_request") << QByteArray(R"({"action": "opened", "pull_request": {"number": "7", "head": {"ref": "x", "sha": "y"}}, )" + Repo + "}")
         << "number";
+    // Found by fuzz_github_webhook: a negative number was taken as a pull request's.
+    QTest::newRow("negative pull request number")
+        << QByteArray("pull_request") << QByteArray(R"({"action": "opened", "pull_request": {"number": -7, "head": {"ref": "x", "sha": "y"}}, )" + Repo + "}")
+        << "not a pull request number";
+    // A number no double holds exactly (and beyond qint64, whose conversion is undefined).
+    QTest::newRow("pull request number beyond 2^53")
+        << QByteArray("pull_request") << QByteArray(R"({"action": "opened", "pull_request": {"number": 1e300, "head": {"ref": "x", "sha": "y"}}, )" + Repo + "}")
+        << "number";
+    QTest::newRow("check run of pull request 0") << QByteArray("check_run") << check("completed", R"("success")", R"([{"number": 0}])")
+                                                 << "not a pull request number";
 }
 
 void tst_GitHubWebhook::refuses()
