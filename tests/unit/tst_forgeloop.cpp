@@ -508,7 +508,10 @@ void tst_ForgeLoop::reorderedAndRepeatedDeliveries()
     m_forge->webhooks().hold(true);
     green = true;
     QTRY_COMPARE_WITH_TIMEOUT(int(m_forge->webhooks().deliveries().size()), before + 2, 10000);
-    QCOMPARE(taskRow(task), QStringLiteral("testing/active/0")); // nothing heard yet
+    // Not asserted here: that the task still waits. A delivery is answered once recorded and
+    // handled after the answer, so the wake of an earlier (pending) delivery may come after
+    // the flip and read the success itself (seen once in a clean-clone CI run): the gate
+    // judges the forge, whichever event woke it. What the order must never do is below.
     m_forge->webhooks().hold(false);
     m_forge->webhooks().release(true);
     QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("done/done/0"), qPrintable(log()), 20000);
