@@ -59,6 +59,35 @@ Result<WebhookDelivery> acceptForgeWebhook(const WebhookRequest &request, const 
     return delivery;
 }
 
+Result<QString> repositoryOf(const JsonFields &payload)
+{
+    return payload.object(QStringLiteral("repository")).string(QStringLiteral("full_name"));
+}
+
+Result<QList<ForgeEvent>> commitStatusEvent(const JsonFields &p, const QJsonObject &o)
+{
+    auto repository = repositoryOf(p);
+    auto sha = p.string(QStringLiteral("sha"));
+    auto context = p.string(QStringLiteral("context"));
+    auto state = p.string(QStringLiteral("state"));
+    for (const auto *r : {&repository, &sha, &context, &state}) {
+        if (!*r)
+            return std::unexpected(r->error());
+    }
+    if (!statusStateFromName(*state))
+        return fail(ErrorCode::Malformed, QStringLiteral("status: unknown state '%1'").arg(state->left(40)));
+    ForgeEvent e;
+    e.kind = ForgeEvent::Kind::CommitStatus;
+    e.repository = *repository;
+    e.sha = *sha;
+    e.context = *context;
+    e.state = *state;
+    const Result<qint64> id = p.integer(QStringLiteral("id")); // optional: 0 when absent or not an integer
+    e.id = id ? *id : 0;
+    e.actor = loginOf(o.value(QLatin1String("sender")).toObject());
+    return QList<ForgeEvent>{e};
+}
+
 Result<qint64> pullRequestNumber(const JsonFields &fields, const QString &key)
 {
     Result<qint64> number = fields.integer(key);

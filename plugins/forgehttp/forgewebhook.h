@@ -43,6 +43,13 @@ using WebhookParser = std::function<Result<QList<ForgeEvent>>(const QByteArray &
                                                          const WebhookHeaders &headers, const WebhookParser &parse,
                                                          const QString &repository, const QLoggingCategory &log);
 
+/// OWNER/NAME of the repository a payload is about (`repository.full_name`, Gitea and GitHub alike).
+[[nodiscard]] Result<QString> repositoryOf(const JsonFields &payload);
+
+/// A `status` delivery's event: Gitea's and GitHub's commit status payloads have the same shape
+/// (sha, context, state, an optional id, the sender). An unknown state is Malformed.
+[[nodiscard]] Result<QList<ForgeEvent>> commitStatusEvent(const JsonFields &payload, const QJsonObject &body);
+
 /// A pull request's number under @p key of @p fields: a positive integer, as every forge numbers
 /// them; Malformed otherwise (a negative or zero number would name no pull request).
 [[nodiscard]] Result<qint64> pullRequestNumber(const JsonFields &fields, const QString &key = QStringLiteral("number"));

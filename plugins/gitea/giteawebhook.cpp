@@ -10,40 +10,12 @@
 namespace Sluice::Forges {
 
 using ForgeHttp::JsonFields;
+using ForgeHttp::repositoryOf;
 
 namespace {
 
 // The payload shapes are Gitea's modules/structs/hook.go (CommitStatusPayload, PushPayload,
 // PullRequestPayload, IssueCommentPayload) with the API objects of gitea-api-1.23.
-
-Result<QString> repositoryOf(const JsonFields &payload)
-{
-    return payload.object(QStringLiteral("repository")).string(QStringLiteral("full_name"));
-}
-
-Result<QList<ForgeEvent>> status(const JsonFields &p, const QJsonObject &o)
-{
-    ForgeEvent e;
-    e.kind = ForgeEvent::Kind::CommitStatus;
-    auto repository = repositoryOf(p);
-    auto sha = p.string(QStringLiteral("sha"));
-    auto context = p.string(QStringLiteral("context"));
-    auto state = p.string(QStringLiteral("state"));
-    for (const auto *r : {&repository, &sha, &context, &state}) {
-        if (!*r)
-            return std::unexpected(r->error());
-    }
-    if (!statusStateFromName(*state))
-        return fail(ErrorCode::Malformed, QStringLiteral("status: unknown state '%1'").arg(state->left(40)));
-    e.repository = *repository;
-    e.sha = *sha;
-    e.context = *context;
-    e.state = *state;
-    const Result<qint64> id = p.integer(QStringLiteral("id")); // optional: 0 when absent or not an integer
-    e.id = id ? *id : 0;
-    e.actor = ForgeHttp::loginOf(o.value(QLatin1String("sender")).toObject());
-    return QList<ForgeEvent>{e};
-}
 
 Result<QList<ForgeEvent>> push(const JsonFields &p, const QJsonObject &o)
 {
@@ -184,7 +156,7 @@ Result<QList<ForgeEvent>> parseGiteaWebhook(const QByteArray &event, const QByte
     const QJsonObject &o = *payload;
     const JsonFields p(o, QString::fromLatin1(event) + QStringLiteral(" payload"));
     if (event == "status")
-        return status(p, o);
+        return ForgeHttp::commitStatusEvent(p, o);
     if (event == "push")
         return push(p, o);
     if (event == "pull_request")

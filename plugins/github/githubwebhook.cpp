@@ -11,41 +11,13 @@
 namespace Sluice::Forges {
 
 using ForgeHttp::JsonFields;
+using ForgeHttp::repositoryOf;
 
 namespace {
-
-Result<QString> repositoryOf(const JsonFields &payload)
-{
-    return payload.object(QStringLiteral("repository")).string(QStringLiteral("full_name"));
-}
 
 QString sender(const QJsonObject &o)
 {
     return ForgeHttp::loginOf(o.value(QLatin1String("sender")).toObject());
-}
-
-Result<QList<ForgeEvent>> status(const JsonFields &p, const QJsonObject &o)
-{
-    auto repository = repositoryOf(p);
-    auto sha = p.string(QStringLiteral("sha"));
-    auto context = p.string(QStringLiteral("context"));
-    auto state = p.string(QStringLiteral("state"));
-    for (const auto *r : {&repository, &sha, &context, &state}) {
-        if (!*r)
-            return std::unexpected(r->error());
-    }
-    if (!statusStateFromName(*state))
-        return fail(ErrorCode::Malformed, QStringLiteral("status: unknown state '%1'").arg(state->left(40)));
-    ForgeEvent e;
-    e.kind = ForgeEvent::Kind::CommitStatus;
-    e.repository = *repository;
-    e.sha = *sha;
-    e.context = *context;
-    e.state = *state;
-    const Result<qint64> id = p.integer(QStringLiteral("id")); // optional: 0 when absent or not an integer
-    e.id = id ? *id : 0;
-    e.actor = sender(o);
-    return QList<ForgeEvent>{e};
 }
 
 // A check run or suite: one event per pull request it belongs to (one without pull request
@@ -241,7 +213,7 @@ Result<QList<ForgeEvent>> parseGitHubWebhook(const QByteArray &event, const QByt
     const QJsonObject &o = *payload;
     const JsonFields p(o, QString::fromLatin1(event) + QStringLiteral(" payload"));
     if (event == "status")
-        return status(p, o);
+        return ForgeHttp::commitStatusEvent(p, o);
     if (event == "check_run")
         return check(p, o, ForgeEvent::Kind::CheckRun);
     if (event == "check_suite")
