@@ -59,6 +59,7 @@
 #include <sluice/testsupport.h>
 
 #include <QDir>
+#include <QFileInfo>
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
@@ -107,6 +108,7 @@ class tst_ForgeFaults : public QObject
 
 private:
     QTemporaryDir m_dir;
+    PluginDirectory m_pluginDir; // the webhook intake's daemon loads its plugins from here
     std::unique_ptr<TemporaryStore> m_store;
     Bench m_bench;
 
@@ -140,6 +142,9 @@ private Q_SLOTS:
         QVERIFY(load(CI_PLUGIN_FILE, m_bench.plugins.ci));
         QVERIFY(load(UMBRELLA_PLUGIN_FILE, m_bench.plugins.umbrella));
         QVERIFY(load(MERGE_PLUGIN_FILE, m_bench.plugins.merge));
+        for (const char *file : {GITEA_PLUGIN_FILE, GITHUB_PLUGIN_FILE, CI_PLUGIN_FILE})
+            QVERIFY(!m_pluginDir.add(QFileInfo(QString::fromUtf8(file)).absolutePath(), QFileInfo(QString::fromUtf8(file)).fileName()).isEmpty());
+        m_bench.pluginDir = m_pluginDir.path();
         m_store = std::make_unique<TemporaryStore>();
         QVERIFY2(m_store->store(), qPrintable(m_store->error()));
         m_bench.store = m_store.get();
@@ -187,8 +192,17 @@ private Q_SLOTS:
                 seen.insert(faultKindName(f.kind));
             for (const Change &c : s.changes)
                 seen.insert(QStringLiteral("change %1").arg(int(c.kind)));
+            for (const Delivery &d : s.deliveries)
+                seen.insert(d.kind == Delivery::Kind::Hostile ? QStringLiteral("hostile ") + d.how : QStringLiteral("step %1").arg(int(d.kind)));
         }
+        for (const char *want : {"step 0", "step 1", "step 2", "step 3", "step 4", "step 6", "step 7", "hostile wrong-secret", "hostile no-signature",
+                                 "hostile other-body-signature", "hostile cut-signature", "hostile truncated-unsigned", "hostile truncated",
+                                 "hostile malformed", "hostile not-object", "hostile wrong-type", "hostile missing-field", "hostile unknown-state",
+                                 "hostile no-id", "hostile no-event", "hostile empty-body", "hostile other-repo", "hostile unknown-event",
+                                 "hostile oversized"})
+            QVERIFY2(seen.contains(QLatin1String(want)), want);
         for (const char *want : {"ci-gate/gitea", "ci-gate/github", "ci-umbrella/gitea", "ci-umbrella/github", "merge-gate/gitea", "merge-gate/github",
+                                 "webhook-intake/gitea", "webhook-intake/github",
                                  "status", "reset", "apply-then-reset", "hang", "truncated", "malformed", "not-a-list", "missing-statuses",
                                  "short-page", "extra-item", "reorder", "extra-page", "bad-item", "shifted-page", "change 0", "change 1", "change 2", "change 3",
                                  "change 4"})
