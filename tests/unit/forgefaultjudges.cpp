@@ -1245,10 +1245,10 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
                              + "}\nreconciler: {interval: 1h, settle: 1h}\n")
                    && write(secretFile, secret() + '\n');
     for (const QString &old : QDir(config.filePath(QStringLiteral("projects"))).entryList(QDir::Files))
-        QFile::remove(config.filePath(QStringLiteral("projects/") + old);
+        QFile::remove(config.filePath(QStringLiteral("projects/") + old));
     QByteArray contexts;
     for (const QString &c : s.required)
-        contexts += (contexts.isEmpty() ? "" : ", ") + ("\"" + c + "\"").toUtf8();
+        contexts += QByteArray(contexts.isEmpty() ? "" : ", ") + '"' + c.toUtf8() + '"';
     written = written
               && write(config.filePath(QStringLiteral("projects/%1.yaml").arg(project)),
                        "id: " + project.toUtf8() + "\nrepository: {path: " + bench.bareRepository.toUtf8()
@@ -1520,6 +1520,8 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
     QSet<QString> accepted;
     for (int n = 0; n < sent.size(); ++n) {
         const SentDelivery &d = sent.at(n);
+        if (d.lost)
+            continue; // the forge's state seeded before the webhook was set: never sent
         const QString want = expected.value(n, QStringLiteral("accept"));
         const QString step = QStringLiteral("delivery %1 (step %2, %3 %4)").arg(n).arg(stepOf.value(n, -1)).arg(QString::fromLatin1(d.event), d.id);
         const QString got = QStringLiteral("%1 %2").arg(d.status).arg(QString::fromUtf8(d.answer.left(200)));
@@ -1552,8 +1554,10 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
     const QString truths = truthsOver(t, s, s.head);
     bool passed = false;
     bool failed = false;
+    QString last;
     for (const QString &r : runs) {
         const QString result = r.section(QLatin1Char('|'), 0, 0);
+        last = result;
         const QString judged = r.section(QLatin1Char('|'), 1, 1);
         if (judged != s.head && (result == QLatin1String("pass") || result == QLatin1String("fail")))
             violations << QStringLiteral("the ci gate judged %1, not the task's head %2: %3").arg(judged.left(12), s.head.left(12), r);
@@ -1564,8 +1568,14 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
         violations << QStringLiteral("an ADVANCE it does not justify: the task is %1, but its head %2 was never green at the forge (%3)").arg(row, s.head.left(12), truths);
     if (passed && !row.startsWith(QLatin1String("done/")))
         violations << QStringLiteral("the ci gate passed but the task is %1").arg(row);
-    if ((failed || row.contains(QLatin1String("/blocked/"))) && !everTruth(t, s, s.head, Truth::Red))
+    if (failed && !everTruth(t, s, s.head, Truth::Red))
         violations << QStringLiteral("a fail it does not justify: the task is %1, but its head %2 was never red at the forge (%3)").arg(row, s.head.left(12), truths);
+    // An error verdict applies the red policy too (fail-closed: the task is blocked here), but
+    // only over something the forge could not give.
+    if (last == QLatin1String("error") && !t.anyFault() && !clientTimeout(runs.last()))
+        violations << QStringLiteral("an error verdict with a forge that answered every request cleanly: %1").arg(runs.last());
+    if (row.contains(QLatin1String("/blocked/")) && last != QLatin1String("fail") && last != QLatin1String("error"))
+        violations << QStringLiteral("the task is %1 without a failed or errored gate").arg(row);
     outcome = row.startsWith(QLatin1String("done/")) ? QStringLiteral("passed") : row.contains(QLatin1String("/blocked/")) ? QStringLiteral("blocked") : QStringLiteral("waits");
     if (!violations.isEmpty())
         violations << QStringLiteral("gate runs: %1; task %2").arg(runs.join(QStringLiteral("; ")), row);
