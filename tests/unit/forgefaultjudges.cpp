@@ -1117,6 +1117,7 @@ public:
         };
         bool pushed = false;
         bool holding = false;
+        bool closed = false;
         const int steps = rng.between(3, 10);
         for (int i = 0; i < steps; ++i) {
             Delivery d;
@@ -1158,7 +1159,12 @@ public:
             } else if (k < 85) {
                 d.kind = Delivery::Kind::NewId;
                 d.of = rng.below(1000);
-            } else if (k < 93) {
+            } else if (k < 89) {
+                // Someone closes the pull request, or reopens it: with the deliveries held,
+                // the forge may send them in either order.
+                d.kind = closed ? Delivery::Kind::ReopenPull : Delivery::Kind::ClosePull;
+                closed = !closed;
+            } else if (k < 95) {
                 d.kind = holding ? Delivery::Kind::Release : Delivery::Kind::Hold;
                 d.reversed = rng.percent(70);
                 holding = !holding;
@@ -1178,6 +1184,24 @@ public:
             d.kind = Delivery::Kind::Release;
             d.reversed = rng.percent(70);
             s.deliveries << d;
+        }
+        // The pull request closed and reopened at once, its two deliveries sent in either order.
+        if (!closed && rng.percent(15)) {
+            QList<Delivery> burst{Delivery{}, Delivery{}, Delivery{}, Delivery{}};
+            burst[0].kind = Delivery::Kind::Hold;
+            burst[1].kind = Delivery::Kind::ClosePull;
+            burst[2].kind = Delivery::Kind::ReopenPull;
+            burst[3].kind = Delivery::Kind::Release;
+            burst[3].reversed = rng.percent(60);
+            const int at = rng.below(int(s.deliveries.size()) + 1);
+            // Not inside a hold of the steps themselves.
+            int held = 0;
+            for (int i = 0; i < at; ++i)
+                held += s.deliveries.at(i).kind == Delivery::Kind::Hold ? 1 : s.deliveries.at(i).kind == Delivery::Kind::Release ? -1 : 0;
+            if (held == 0) {
+                for (int i = 0; i < burst.size(); ++i)
+                    s.deliveries.insert(at + i, burst.at(i));
+            }
         }
     }
 
@@ -1257,7 +1281,7 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
                            + (isGitHub(s) ? "github" : "gitea") + "\n    settings:\n      url: " + fake.url().toString().toUtf8()
                            + "\n      repository: acme/widget\n      token: {file: " + tokenFile(bench).toUtf8() + "}\n      webhook_secret: {file: "
                            + secretFile.toUtf8() + "}\n      timeout: 300ms\n      retry_backoff: 0ms\n      max_retry_wait: 2s\n      max_retries: "
-                           + QByteArray::number(s.maxRetries) + "\n      page_size: " + QByteArray::number(s.pageSize)
+                           + QByteArray::number(s.maxRetries) + "\n      page_size: " + QByteArray::number(s.pageSize) + "\n      concurrency: 1"
                            + "\n  ci:\n    plugin: ci\n    settings:\n      contexts: [" + contexts + "]\n      retry_after: 1h\n      ci_timeout: 2h\n"
                            + (s.forgeSemantics ? "      required_semantics: forge\n" : ""));
     if (!written)
@@ -1333,9 +1357,13 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
         QElapsedTimer clock;
         clock.start();
         int quietTurns = 0;
+        qsizetype requests = -1;
         while (clock.elapsed() < 30000) {
             QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
-            quietTurns = quietNow() ? quietTurns + 1 : 0;
+            // Reads the daemon makes outside an advance (a pull request read back) show at the forge.
+            const qsizetype now = fake.requests().size();
+            quietTurns = quietNow() && now == requests ? quietTurns + 1 : 0;
+            requests = now;
             if (quietTurns >= 3)
                 return true;
             if (quietTurns == 0)
@@ -1350,8 +1378,7 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
     // Everything a delivery could change: what the forge was asked, the deliveries recorded, the
     // gate runs, the audit and the task.
     auto print = [&] {
-        return QStringLiteral("requests %1, events %2, gate runs %3, audit %4, task %5")
-            .arg(fake.requests().size())
+        return QStringLiteral("events %1, gate runs %2, audit %3, task %4")
             .arg(sql(QStringLiteral("SELECT COUNT(*) FROM events WHERE source = '%1'").arg(source)).value(0),
                  sql(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1").arg(task)).value(0),
                  sql(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1").arg(task)).value(0), taskRow());
@@ -1432,6 +1459,12 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
         }
         case Delivery::Kind::Push:
             fake.notifyPush(branch, s.head, d.sha, QStringLiteral("mallory"));
+            break;
+        case Delivery::Kind::ClosePull:
+            fake.closePullRequest(1, QStringLiteral("dave"));
+            break;
+        case Delivery::Kind::ReopenPull:
+            fake.reopenPullRequest(1, QStringLiteral("dave"));
             break;
         case Delivery::Kind::Hostile: {
             before = print();
@@ -1574,8 +1607,21 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
     // only over something the forge could not give.
     if (last == QLatin1String("error") && !t.anyFault() && !clientTimeout(runs.last()))
         violations << QStringLiteral("an error verdict with a forge that answered every request cleanly: %1").arg(runs.last());
-    if (row.contains(QLatin1String("/blocked/")) && last != QLatin1String("fail") && last != QLatin1String("error"))
-        violations << QStringLiteral("the task is %1 without a failed or errored gate").arg(row);
+    // Blocked for its pull request closed on the forge: only while the forge has it closed.
+    const QString blockedReason = sql(QStringLiteral("SELECT blocked_reason FROM tasks WHERE id = %1").arg(task)).value(0);
+    const bool blockedForClosed = row.contains(QLatin1String("/blocked/")) && blockedReason.contains(QLatin1String("closed on the forge"));
+    if (blockedForClosed) {
+        QString forgeState;
+        for (const FakePullRequest &p : fake.pullRequests()) {
+            if (p.number == 1)
+                forgeState = p.merged ? QStringLiteral("merged") : p.state;
+        }
+        if (forgeState != QLatin1String("closed"))
+            violations << QStringLiteral("a BLOCK it does not justify: the task is blocked ('%1') while the forge has pull request #1 %2")
+                              .arg(blockedReason, forgeState);
+    } else if (row.contains(QLatin1String("/blocked/")) && last != QLatin1String("fail") && last != QLatin1String("error")) {
+        violations << QStringLiteral("the task is %1 without a failed or errored gate: %2").arg(row, blockedReason);
+    }
     outcome = row.startsWith(QLatin1String("done/")) ? QStringLiteral("passed") : row.contains(QLatin1String("/blocked/")) ? QStringLiteral("blocked") : QStringLiteral("waits");
     if (!violations.isEmpty())
         violations << QStringLiteral("gate runs: %1; task %2").arg(runs.join(QStringLiteral("; ")), row);

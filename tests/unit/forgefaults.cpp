@@ -116,6 +116,8 @@ QString Delivery::describe() const
     case Kind::Hostile: return QStringLiteral("hostile delivery: %1 (a status '%2' %3 on %4)").arg(how, context, state, sha.left(12));
     case Kind::Claim: return QStringLiteral("signed claim: status '%1' %2 on %3").arg(context, state, sha.left(12));
     case Kind::Push: return QStringLiteral("someone pushes %1 to the task's branch").arg(sha.left(12));
+    case Kind::ClosePull: return QStringLiteral("someone closes pull request #1 without merging");
+    case Kind::ReopenPull: return QStringLiteral("someone reopens pull request #1");
     }
     return {};
 }

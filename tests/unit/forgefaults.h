@@ -126,6 +126,8 @@ struct Delivery {
         Hostile,  ///< A delivery that must be refused or ignored (see how).
         Claim,    ///< A signed status delivery claiming a state the forge need not hold.
         Push,     ///< Someone else pushes a new head to the task's branch (the forge delivers push and pull request).
+        ClosePull,  ///< Someone closes the task's pull request without merging (the forge delivers it).
+        ReopenPull, ///< Someone reopens it (the forge delivers it).
     };
     Kind kind = Kind::CiReport;
     QString sha;

@@ -195,7 +195,7 @@ private Q_SLOTS:
             for (const Delivery &d : s.deliveries)
                 seen.insert(d.kind == Delivery::Kind::Hostile ? QStringLiteral("hostile ") + d.how : QStringLiteral("step %1").arg(int(d.kind)));
         }
-        for (const char *want : {"step 0", "step 1", "step 2", "step 3", "step 4", "step 6", "step 7", "hostile wrong-secret", "hostile no-signature",
+        for (const char *want : {"step 0", "step 1", "step 2", "step 3", "step 4", "step 6", "step 7", "step 8", "step 9", "hostile wrong-secret", "hostile no-signature",
                                  "hostile other-body-signature", "hostile cut-signature", "hostile truncated-unsigned", "hostile truncated",
                                  "hostile malformed", "hostile not-object", "hostile wrong-type", "hostile missing-field", "hostile unknown-state",
                                  "hostile no-id", "hostile no-event", "hostile empty-body", "hostile other-repo", "hostile unknown-event",
