@@ -249,7 +249,7 @@ struct Bench {
     QString dir;
     TemporaryStore *store = nullptr;
     QString bareRepository; ///< For the merge gate: a repository with main, each scenario adds a branch.
-    QString pluginDir;      ///< For the webhook intake's daemon: a directory with the gitea, github and ci plugins.
+    QString pluginDir;      ///< For the webhook intake's daemon: where the gitea, github and ci plugins are.
     /// The connectors' concurrency. 1 (the default) makes the order of requests a function of
     /// the scenario, so a seed replays exactly; more explores how concurrent reads interleave,
     /// at the price of replays that may take another order.

@@ -108,7 +108,6 @@ class tst_ForgeFaults : public QObject
 
 private:
     QTemporaryDir m_dir;
-    PluginDirectory m_pluginDir; // the webhook intake's daemon loads its plugins from here
     std::unique_ptr<TemporaryStore> m_store;
     Bench m_bench;
 
@@ -142,9 +141,8 @@ private Q_SLOTS:
         QVERIFY(load(CI_PLUGIN_FILE, m_bench.plugins.ci));
         QVERIFY(load(UMBRELLA_PLUGIN_FILE, m_bench.plugins.umbrella));
         QVERIFY(load(MERGE_PLUGIN_FILE, m_bench.plugins.merge));
-        for (const char *file : {GITEA_PLUGIN_FILE, GITHUB_PLUGIN_FILE, CI_PLUGIN_FILE})
-            QVERIFY(!m_pluginDir.add(QFileInfo(QString::fromUtf8(file)).absolutePath(), QFileInfo(QString::fromUtf8(file)).fileName()).isEmpty());
-        m_bench.pluginDir = m_pluginDir.path();
+        // The webhook intake's daemon loads its plugins where this build puts them.
+        m_bench.pluginDir = QFileInfo(QString::fromUtf8(GITEA_PLUGIN_FILE)).absolutePath();
         m_store = std::make_unique<TemporaryStore>();
         QVERIFY2(m_store->store(), qPrintable(m_store->error()));
         m_bench.store = m_store.get();
@@ -348,6 +346,9 @@ private Q_SLOTS:
         QTest::newRow("a garbled merge answer rolled the change back") << quint64(0xc93a110aeb17a243ULL);
         // A job re-run answered 200 with a garbled body was taken as done: the sweep exited 0.
         QTest::newRow("a garbled re-run answer taken as done") << quint64(0x741a9f5820b28e70ULL);
+        // Webhook intake: a pull request closed and reopened, the deliveries sent reopened
+        // first: the late "closed" blocked the task while the forge had the pull request open.
+        QTest::newRow("a late 'closed' delivery blocked a task whose pull request is open") << quint64(0x509886ddc1a4625dULL);
     }
 
     void regressions()
