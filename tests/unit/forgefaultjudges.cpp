@@ -1203,6 +1203,10 @@ public:
                     s.deliveries.insert(at + i, burst.at(i));
             }
         }
+        // Faults on the pull request the intake reads back for a closed or reopened one (drawn
+        // last, so the scenarios drawn before this read existed stay as they were).
+        if (rng.percent(35))
+            s.faults << makeFault(rng, Endpoint::Single, "GET", pullPath(s, 1), 1, false);
     }
 
     QStringList run(const Scenario &s, FakeForge &fake, Bench &bench, std::function<const Timeline &()> finish, QString &outcome) const override;
@@ -1341,7 +1345,7 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
     // Quiet: every delivery answered and handled, nothing evaluating, no job open. Checked
     // twice around a turn of the event loop (a deferred look starts when the one before ends).
     auto quietNow = [&] {
-        if (hooks.pending() != 0 || engine.runsInFlight() != 0)
+        if (hooks.pending() != 0 || engine.runsInFlight() != 0 || daemon->forgeEventsInFlight() != 0)
             return false;
         auto unclaimed = host->store().unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(3600), 1000);
         if (!unclaimed)
@@ -1360,7 +1364,7 @@ QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, 
         qsizetype requests = -1;
         while (clock.elapsed() < 30000) {
             QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
-            // Reads the daemon makes outside an advance (a pull request read back) show at the forge.
+            // And no forge request arriving (a connector's retry after an advance ended).
             const qsizetype now = fake.requests().size();
             quietTurns = quietNow() && now == requests ? quietTurns + 1 : 0;
             requests = now;
