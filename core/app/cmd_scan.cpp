@@ -149,7 +149,7 @@ int runScan(const QStringList &arguments)
     Security::CompileOptions compileOptions;
     if (!parser.isSet(noCacheOption))
         compileOptions.cacheDirectory = Security::defaultScannerCacheDirectory();
-    auto scanner = Security::SecretScanner::compile(*rules, compileOptions);
+    auto scanner = Security::SecretScanner::shared(*rules, compileOptions);
     if (!scanner) {
         printErr(QStringLiteral("error: %1").arg(scanner.error().toString()));
         return ScanError;

@@ -29,7 +29,9 @@ Result<std::shared_ptr<const SecretScanner>> compiledFor(const std::optional<QBy
     auto rules = projectRules ? loadRuleText(projectRules->toStdString(), origin, QString()) : defaultRuleSet();
     if (!rules)
         return std::unexpected(rules.error());
-    auto compiled = SecretScanner::compile(*rules);
+    CompileOptions options;
+    options.cacheDirectory = defaultScannerCacheDirectory();
+    auto compiled = SecretScanner::shared(*rules, options); // the masker's, when the rules are the same
     if (!compiled)
         return std::unexpected(compiled.error());
     cache.insert(key, *compiled);

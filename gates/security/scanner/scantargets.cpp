@@ -889,6 +889,8 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             FragmentScan scanned = scanner.scanFragment(fragment, *scratch, limitedOptions);
             if (scanned.capped)
                 capped.append(shown());
+            if (scanned.incomplete)
+                unreadable.append(shown()); // not scanned with every rule: the caller's error
             perItem[index] = std::move(scanned.findings);
         }
         QMutexLocker lock(&mutex);
