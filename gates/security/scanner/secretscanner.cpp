@@ -488,6 +488,12 @@ int hsOnRefineMatch(unsigned int id, unsigned long long, unsigned long long to, 
     return 0;
 }
 
+int hsOnKeyword(unsigned int id, unsigned long long, unsigned long long, unsigned int, void *context)
+{
+    static_cast<char *>(context)[id] = 1;
+    return 0;
+}
+
 int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void *context)
 {
     auto *sink = static_cast<MatchSink *>(context);
@@ -520,6 +526,11 @@ struct SecretScanner::Data {
     // on fragments where such a rule is about to run in RE2: it bounds where RE2 searches.
     hs_database_t *refineDatabase = nullptr;
     std::vector<int> refineRule; // refinement index -> index in compiled
+    // Every keyword as a caseless literal (id: its index in keywords). Run at most once per
+    // fragment, only when a rule whose keywords are not in the main database is about to
+    // run in RE2: one pass answers all of them, where lower-casing a copy of the fragment
+    // and searching it for each keyword cost more than the refinement pass.
+    hs_database_t *keywordDatabase = nullptr;
     QStringList cachedDiagnostics;
 
     ~Data()
@@ -528,6 +539,8 @@ struct SecretScanner::Data {
             hs_free_database(database);
         if (refineDatabase)
             hs_free_database(refineDatabase);
+        if (keywordDatabase)
+            hs_free_database(keywordDatabase);
     }
 };
 
@@ -852,6 +865,24 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                                                                      : QString()));
         entries.erase(entries.begin() + bad);
     }
+    if (!data.keywords.empty()) {
+        std::vector<const char *> expressions;
+        std::vector<unsigned> flags;
+        std::vector<unsigned> ids;
+        for (std::size_t k = 0; k < keywordPatterns.size(); ++k) {
+            expressions.push_back(keywordPatterns[k].c_str());
+            flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+            ids.push_back(unsigned(k));
+        }
+        hs_compile_error_t *error = nullptr;
+        if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()), HS_MODE_BLOCK, nullptr,
+                             &data.keywordDatabase, &error)
+            != HS_SUCCESS) {
+            // Only a speed-up: without it the keywords are searched in a lower-cased copy.
+            data.keywordDatabase = nullptr;
+            hs_free_compile_error(error);
+        }
+    }
     if (!cacheFile.isEmpty()) {
         data.cachedDiagnostics = scanner->m_diagnostics;
         QString stored = storeCache(cacheFile, cacheKey(data), data);
@@ -870,7 +901,7 @@ namespace {
 // someone else or writable by others is not used: the rules are compiled again and the
 // file replaced.
 constexpr char CacheMagic[] = "SLUICE-SECRETSCAN\n";
-constexpr quint32 CacheFormat = 2; // 2: the key covers every field of the rules and the RE2 library
+constexpr quint32 CacheFormat = 3; // 2: the key covers every field of the rules and the RE2 library; 3: the keyword database
 
 class CacheWriter
 {
@@ -1129,6 +1160,7 @@ bool SecretScanner::loadCache(const QString &file, const QByteArray &key, Data &
         diagnostics.append(QString::fromStdString(in.text()));
     const std::string_view database = in.blob();
     const std::string_view refineDatabase = in.blob();
+    const std::string_view keywordDatabase = in.blob();
     if (!in.ok() || !in.atEnd() || diagnosticCount > rules + 1 || keywordSlot.size() != data.keywords.size())
         return refuse(QStringLiteral("malformed"));
     // Every index must point where the scanner will look.
@@ -1159,11 +1191,19 @@ bool SecretScanner::loadCache(const QString &file, const QByteArray &key, Data &
             hs_free_database(db);
         return refuse(QStringLiteral("Vectorscan cannot load its database"));
     }
-    if ((db == nullptr) != databaseRule.empty()) {
+    hs_database_t *keywordDb = nullptr;
+    if (!keywordDatabase.empty() && hs_deserialize_database(keywordDatabase.data(), keywordDatabase.size(), &keywordDb) != HS_SUCCESS) {
         if (db)
             hs_free_database(db);
         if (refineDb)
             hs_free_database(refineDb);
+        return refuse(QStringLiteral("Vectorscan cannot load its database"));
+    }
+    if ((db == nullptr) != databaseRule.empty()) {
+        for (hs_database_t *loaded : {db, refineDb, keywordDb}) {
+            if (loaded)
+                hs_free_database(loaded);
+        }
         return refuse(QStringLiteral("malformed"));
     }
     for (std::size_t i = 0; i < rules; ++i) {
@@ -1181,6 +1221,7 @@ bool SecretScanner::loadCache(const QString &file, const QByteArray &key, Data &
     }
     data.database = db;
     data.refineDatabase = refineDb;
+    data.keywordDatabase = keywordDb;
     data.flagCount = std::size_t(flagCount);
     data.keywordSlot = std::move(keywordSlot);
     data.databaseRule = std::move(databaseRule);
@@ -1212,7 +1253,7 @@ QString SecretScanner::storeCache(const QString &file, const QByteArray &key, co
     out.u64(quint64(data.cachedDiagnostics.size()));
     for (const QString &d : data.cachedDiagnostics)
         out.text(d.toStdString());
-    for (hs_database_t *db : {data.database, data.refineDatabase}) {
+    for (hs_database_t *db : {data.database, data.refineDatabase, data.keywordDatabase}) {
         char *bytes = nullptr;
         std::size_t length = 0;
         if (db && hs_serialize_database(db, &bytes, &length) != HS_SUCCESS)
@@ -1256,8 +1297,15 @@ std::unique_ptr<SecretScanner::Scratch> SecretScanner::makeScratch() const
         // The same scratch, grown to fit, serves the refinement database.
         if (d->refineDatabase && hs_alloc_scratch(d->refineDatabase, &hs) != HS_SUCCESS)
             scratch->m_refineUsable = false;
+        if (d->keywordDatabase && hs_alloc_scratch(d->keywordDatabase, &hs) != HS_SUCCESS)
+            scratch->m_keywordsUsable = false;
         scratch->m_hsScratch = hs;
+    } else if (!d->database && d->keywordDatabase && hs_alloc_scratch(d->keywordDatabase, &hs) == HS_SUCCESS) {
+        scratch->m_hsScratch = hs;
+    } else {
+        scratch->m_keywordsUsable = false;
     }
+    scratch->m_keywordSeen.assign(d->keywords.size(), 0);
     scratch->m_flagged.assign(d->flagCount, 0);
     scratch->m_firstEnd.assign(scratch->m_flagged.size(), 0);
     scratch->m_refineSeen.assign(d->refineRule.size(), 0);
@@ -1440,6 +1488,8 @@ FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scra
 
     // Keywords: a rule with keywords runs only if one appears (lower-cased) in the fragment.
     bool lowered = false;
+    bool keywordPassDone = false;
+    bool keywordPassOk = false;
     auto hasKeyword = [&](const CompiledRule &c) {
         if (c.keywords.empty())
             return true;
@@ -1449,6 +1499,17 @@ FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scra
             return true;
         if (std::all_of(c.keywordIds.begin(), c.keywordIds.end(), inDatabase))
             return false;
+        if (!keywordPassDone) {
+            keywordPassDone = true;
+            if (d->keywordDatabase && scratch.m_hsScratch && scratch.m_keywordsUsable) {
+                std::fill(scratch.m_keywordSeen.begin(), scratch.m_keywordSeen.end(), 0);
+                keywordPassOk = hs_scan(d->keywordDatabase, text.data(), unsigned(text.size()), 0,
+                                        static_cast<hs_scratch_t *>(scratch.m_hsScratch), hsOnKeyword, scratch.m_keywordSeen.data())
+                                == HS_SUCCESS;
+            }
+        }
+        if (keywordPassOk)
+            return std::any_of(c.keywordIds.begin(), c.keywordIds.end(), [&](int id) { return scratch.m_keywordSeen[std::size_t(id)] != 0; });
         if (!lowered) {
             scratch.m_lowered.resize(text.size());
             char *out = scratch.m_lowered.data();

@@ -172,6 +172,8 @@ private:
     // Refinement pass (per refinement index): whether the rule matched, its last match end,
     // and the ends of its bounded prefix in increasing order.
     bool m_refineUsable = true;
+    bool m_keywordsUsable = true;
+    std::vector<char> m_keywordSeen; // per keyword: found by the keyword pass
     std::vector<char> m_refineSeen;
     std::vector<unsigned long long> m_lastEnd;
     std::vector<std::vector<unsigned long long>> m_prefixEnds;
