@@ -144,7 +144,10 @@ public:
 private:
     SecretScanner();
     struct Data;
-    [[nodiscard]] static QByteArray cacheKey(const Data &data);
+    /// @p digest: ruleSetDigest() of the rules when the caller has it already, else empty.
+    [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options,
+                                                                              const QByteArray &digest);
+    [[nodiscard]] static QByteArray cacheKey(const Data &data, const QByteArray &digest);
     [[nodiscard]] static bool loadCache(const QString &file, const QByteArray &key, Data &data, QString &why);
     [[nodiscard]] static QString storeCache(const QString &file, const QByteArray &key, const Data &data);
     std::unique_ptr<Data> d;
