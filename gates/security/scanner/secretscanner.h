@@ -172,6 +172,7 @@ private:
     std::vector<char> m_candidate;
     std::vector<std::size_t> m_searchFrom;
     std::string m_lowered;
+    std::string m_lowerMatch; // a match, lower-cased, to look for its rule's keywords
     // Refinement pass (per refinement index): whether the rule matched, its last match end,
     // and the ends of its bounded prefix in increasing order.
     bool m_refineUsable = true;

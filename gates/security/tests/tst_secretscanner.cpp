@@ -264,6 +264,14 @@ void tst_SecretScanner::ruleFeatures_data()
     QTest::newRow("keyword-missing-skips-rule")
         << QByteArray("[[rules]]\nid = 'tok'\nregex = '''[a-z]{4}_[a-z0-9]{12}'''\nkeywords = ['zzz']\n")
         << QByteArray("x = abcd_abcdef123456\n") << QString() << QStringList{};
+    // The keyword is looked for in the first match, then in the whole fragment: outside the
+    // match (before it, after it, on another line, in another case) it counts the same.
+    const QByteArray elsewhere = "[[rules]]\nid = 'tok'\nregex = '''[a-z]{4}_[a-z0-9]{12}'''\nkeywords = ['zzz']\n";
+    QTest::newRow("keyword-before-the-match") << elsewhere << QByteArray("zzz\nx = abcd_abcdef123456\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-after-the-match") << elsewhere << QByteArray("x = abcd_abcdef123456 # ZZZ\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-in-the-match") << elsewhere << QByteArray("x = abcd_zzzdef123456\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-in-a-later-match-only")
+        << elsewhere << QByteArray("x = abcd_abcdef123456\ny = abcd_zzzdef123456\n") << QString() << ids({"tok", "tok"});
     QTest::newRow("keyword-case-insensitive")
         << QByteArray("[[rules]]\nid = 'tok'\nregex = '''(?i)tok_[a-z0-9]{12}'''\nkeywords = ['TOK_']\n")
         << QByteArray("x = ToK_abcdef123456\n") << QString() << ids({"tok"});
