@@ -270,6 +270,26 @@ Result<CompiledAllowlist> compileAllowlist(const Allowlist &a, const QString &ow
     return out;
 }
 
+// The '\n' bytes in [begin, end), eight at a time: the line number of every match is
+// counted from the previous one, and std::count's byte loop was over half of the
+// scanner's own time (outside Vectorscan and RE2) on the bench corpus.
+std::size_t countNewlines(const char *begin, const char *end)
+{
+    constexpr std::uint64_t newlines = 0x0A0A0A0A0A0A0A0AULL;
+    constexpr std::uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    std::size_t count = 0;
+    for (; end - begin >= 8; begin += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, begin, 8);
+        const std::uint64_t x = word ^ newlines;           // a zero byte where there was '\n'
+        const std::uint64_t t = ~(((x & low7) + low7) | x | low7); // its high bit set exactly there
+        count += std::size_t(__builtin_popcountll(t));
+    }
+    for (; begin < end; ++begin)
+        count += *begin == '\n';
+    return count;
+}
+
 struct MatchSink {
     char *flagged;
     unsigned long long *firstEnd;
@@ -1708,7 +1728,7 @@ FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scra
             }
 
             if (start > lineCountedTo) {
-                linesBefore += int(std::count(text.begin() + std::ptrdiff_t(lineCountedTo), text.begin() + std::ptrdiff_t(start), '\n'));
+                linesBefore += int(countNewlines(text.data() + lineCountedTo, text.data() + start));
                 lineCountedTo = start;
             }
             // Matches only move forward, so the text is walked once per rule: the last '\n'
