@@ -208,7 +208,13 @@ int runScan(const QStringList &arguments)
             {QStringLiteral("compileMs"), compileMs},
             {QStringLiteral("cache"), (*scanner)->cacheStatus()},
             {QStringLiteral("scanMs"), scanMs},
-            {QStringLiteral("scanCpuMs"), scanCpuMs}}));
+            {QStringLiteral("scanCpuMs"), scanCpuMs},
+            {QStringLiteral("threadCpuMs"), [&] {
+                 QJsonArray perThread;
+                 for (qint64 ms : outcome.threadCpuMs)
+                     perThread.append(ms);
+                 return perThread;
+             }()}}));
     } else {
         for (const auto &f : outcome.findings) {
             printOut(QStringLiteral("%1:%2: [%3] %4%5  fingerprint %6")
