@@ -293,21 +293,26 @@ int hostileCases(qint64 megabytes)
         {"keyword-assign", repeat("password = \"aaaaaaaaaaaa\"; token: \"bbbbbbbbbbbbbbbb\" secret=cccccccccccccc\n")},
     };
     auto scratch = (*scanner)->makeScratch();
-    std::printf("%-15s %10s %10s %10s %12s %12s\n", "case", "bytes", "findings", "scan_ms", "vectorscan_ms", "ratio");
+    std::printf("%-15s %10s %10s %10s %12s %12s %10s %14s\n", "case", "bytes", "findings", "scan_ms", "vectorscan_ms", "ratio", "scan_cpu_ms",
+                "vectorscan_cpu");
     for (const Case &c : cases) {
         Fragment fragment;
         fragment.text = c.text;
         fragment.path = "hostile.txt";
         QElapsedTimer clock;
         clock.start();
+        const double cpuFrom = threadCpuSeconds();
         const std::size_t findings = (*scanner)->scan(fragment, *scratch).size();
         const double scanMs = double(clock.nsecsElapsed()) / 1e6;
+        const double scanCpuMs = (threadCpuSeconds() - cpuFrom) * 1000;
         clock.restart();
+        const double vectorscanCpuFrom = threadCpuSeconds();
         hs_scan(db, c.text.data(), unsigned(c.text.size()), 0, hsScratch,
                 [](unsigned, unsigned long long, unsigned long long, unsigned, void *) { return 0; }, nullptr);
         const double vectorscanMs = double(clock.nsecsElapsed()) / 1e6;
-        std::printf("%-15s %10zu %10zu %10.1f %12.1f %12.2f\n", c.name, c.text.size(), findings, scanMs, vectorscanMs,
-                    vectorscanMs / scanMs);
+        const double vectorscanCpuMs = (threadCpuSeconds() - vectorscanCpuFrom) * 1000;
+        std::printf("%-15s %10zu %10zu %10.1f %12.1f %12.2f %10.1f %14.1f\n", c.name, c.text.size(), findings, scanMs, vectorscanMs,
+                    vectorscanMs / scanMs, scanCpuMs, vectorscanCpuMs);
     }
     hs_free_scratch(hsScratch);
     hs_free_database(db);
