@@ -936,6 +936,8 @@ constexpr quint32 CacheFormat = 4;
 // Qt's SHA-256 took 24 ms of a 1.1 MB file on a loaded machine, a quarter of a warm start.
 constexpr QCryptographicHash::Algorithm CacheChecksum = QCryptographicHash::Sha1;
 constexpr qsizetype CacheChecksumSize = 20;
+// Cache files kept per directory (about 1 MB each for the default rules).
+constexpr qsizetype MaxCacheFiles = 16;
 
 class CacheWriter
 {
@@ -1304,6 +1306,15 @@ QString SecretScanner::storeCache(const QString &file, const QByteArray &key, co
     if (!save.open(QIODevice::WriteOnly) || save.write(out.bytes) != out.bytes.size()
         || !save.setPermissions(QFileDevice::ReadOwner | QFileDevice::WriteOwner) || !save.commit())
         return save.errorString();
+    // Every rule set gets a file, and the daemon writes one per revision of a project's
+    // rules: the most recently written ones stay, the rest go (a removed one that is still
+    // wanted is compiled and written again).
+    QDir dir(QFileInfo(file).absolutePath());
+    const QFileInfoList cached = dir.entryInfoList({QStringLiteral("secretscan-*.hsdb")}, QDir::Files | QDir::NoSymLinks, QDir::Time);
+    for (qsizetype i = MaxCacheFiles; i < cached.size(); ++i) {
+        if (cached.at(i).absoluteFilePath() != QFileInfo(file).absoluteFilePath())
+            QFile::remove(cached.at(i).absoluteFilePath());
+    }
     return {};
 }
 

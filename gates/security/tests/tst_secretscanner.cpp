@@ -6,6 +6,7 @@
 #include "secretscanner.h"
 #include "tomlreader.h"
 
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QJsonDocument>
@@ -96,6 +97,7 @@ private Q_SLOTS:
     void cachedRulesCompileLazilyWithTheSameFindings();
     void cacheKeyCoversEveryPattern();
     void sharedIsOneScannerPerRuleSet();
+    void cacheKeepsTheNewestFiles();
     void longLinesKeepLineSemantics();
     void utf16Detection_data();
     void utf16Detection();
@@ -719,6 +721,39 @@ void tst_SecretScanner::cacheKeyCoversEveryPattern()
     QVERIFY2((*other)->cacheStatus().startsWith(QLatin1String("compiled, saved to ")), qPrintable((*other)->cacheStatus()));
     QCOMPARE(ruleIds(scanText(**other, "a = zz_sample123abcd\n")), ids({"zz"}));
     QCOMPARE(ruleIds(scanText(**first, "a = zz_sample123abcd\n")), QStringList());
+}
+
+// Every rule set writes a file (the daemon one per revision of a project's rules): writing
+// one removes all but the 16 newest, never other files, and never the one just written.
+void tst_SecretScanner::cacheKeepsTheNewestFiles()
+{
+    QTemporaryDir cache;
+    QVERIFY(cache.isValid());
+    const QDateTime old = QDateTime::currentDateTime().addDays(-1);
+    for (int i = 0; i < 20; ++i) {
+        QFile f(QStringLiteral("%1/secretscan-old%2.hsdb").arg(cache.path()).arg(i, 2, 10, QLatin1Char('0')));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("x");
+        QVERIFY(f.flush()); // written before the time is set, or closing would set it again
+        QVERIFY(f.setFileTime(old.addSecs(i), QFileDevice::FileModificationTime));
+    }
+    QFile other(cache.path() + QStringLiteral("/notes.txt"));
+    QVERIFY(other.open(QIODevice::WriteOnly));
+    other.close();
+    auto rules = loadRuleText("[[rules]]\nid = 'ev'\nregex = '''ev_[a-z]{10}'''\n", QStringLiteral("e.toml"), QString());
+    QVERIFY(rules);
+    CompileOptions options;
+    options.cacheDirectory = cache.path();
+    auto scanner = SecretScanner::compile(*rules, options);
+    QVERIFY(scanner);
+    const QString written = (*scanner)->cacheStatus().mid(QStringLiteral("compiled, saved to ").size());
+    QVERIFY2(QFile::exists(written), qPrintable((*scanner)->cacheStatus()));
+    const QStringList left = QDir(cache.path()).entryList({QStringLiteral("secretscan-*.hsdb")}, QDir::Files, QDir::Name);
+    QCOMPARE(left.size(), 16);
+    QVERIFY(left.contains(QFileInfo(written).fileName()));
+    QVERIFY(!left.contains(QStringLiteral("secretscan-old04.hsdb"))); // the oldest five went
+    QVERIFY(left.contains(QStringLiteral("secretscan-old05.hsdb")));
+    QVERIFY(other.exists());
 }
 
 // One compiled scanner per rule set and process, for as long as anybody holds it.
