@@ -57,6 +57,10 @@ Result<QList<Finding>> scanCommitRange(const QString &repository, const QString 
         return std::unexpected(targets.error());
     const QStringList ignored = *ignoreText ? parseIgnoreList(**ignoreText) : QStringList();
     const ScanOutcome outcome = scanTargets(**scanner, *targets, limits, 1, ignored);
+    // Not scanned with every rule (see FragmentScan::incomplete): an error, never a pass.
+    if (!outcome.unreadable.isEmpty())
+        return fail(ErrorCode::Io, QStringLiteral("the secret scan of %1..%2 could not scan %3")
+                                       .arg(base.left(12), head.left(12), outcome.unreadable.join(QStringLiteral(", "))));
     QList<Finding> out;
     for (const SecretFinding &f : outcome.findings) {
         Finding finding;
