@@ -133,7 +133,7 @@ public:
     /// Told of every request the server refuses itself for its body size (413, or the
     /// connection dropped past twice the limit), with the request's path, before any handler
     /// would have seen it: lets the owner count refusals by route (webhooks). Called on the
-    /// thread that runs the server; must not call back into it. Set before listen().
+    /// server's thread (the one it was created on); must not call back into it.
     using TooLargeObserver = std::function<void(const QString &path)>;
     void setTooLargeObserver(TooLargeObserver observer);
 
