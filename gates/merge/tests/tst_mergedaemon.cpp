@@ -641,14 +641,21 @@ void tst_MergeDaemon::outsidePushWhileMergingIsJudgedFirst()
     // thread, before it answers): the checks it reads are the judged head's, all green.
     const QString person = path(QStringLiteral("person"));
     const QString forge = bare();
+    FakeForge *fake = m_fake.get();
     QMutex lock;
     QString pushed;
     bool armed = true;
-    m_fake->setRequestHook([&](const FakeRequest &r) {
-        if (r.method != "GET" || !r.path.contains(QLatin1String("status")))
+    m_fake->setRequestHook([&, fake](const FakeRequest &r) {
+        static const QRegularExpression commit(QStringLiteral("/([0-9a-f]{40})(/|$)"));
+        const QRegularExpressionMatch read = commit.match(r.path);
+        if (r.method != "GET" || !r.path.contains(QLatin1String("status")) || !read.hasMatch())
             return;
+        // Only once that head's CI is green: the gate then goes on to merge.
+        bool green = false;
+        for (const FakeStatus &st : fake->statuses(read.captured(1)))
+            green = green || st.state == QLatin1String("success");
         QMutexLocker locked(&lock);
-        if (!armed)
+        if (!armed || !green)
             return;
         armed = false;
         runGit({QStringLiteral("clone"), QStringLiteral("-q"), forge, person});
