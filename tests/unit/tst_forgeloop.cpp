@@ -366,6 +366,12 @@ void tst_ForgeLoop::ciPendingThenGreenMovesOn()
     QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), head);
     QCOMPARE(value(QStringLiteral("SELECT pushed_sha FROM tasks WHERE id = %1").arg(task)).toString(), head);
     QCOMPARE(m_ci->heads, QStringList{head}); // CI started on exactly that head
+    if (m_github) {
+        // GitHub's shape: ci/test is a check run on that head, ci/lint a commit status.
+        QCOMPARE(m_forge->checkRuns(head).size(), 1);
+        QCOMPARE(m_forge->statuses(head).size(), 1);
+        QVERIFY(!m_forge->webhooks().deliveries("check_run").isEmpty());
+    }
     // ci/lint's success is a delivery: the task looks again and still waits (for ci/test).
     QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
     const int waited = count(waits);
