@@ -143,6 +143,7 @@ private Q_SLOTS:
     void outsidePushIsRefused_data();
     void outsidePushIsRefused();
     void outsidePushDivergingFromUnpushedWorkBlocks();
+    void outsidePushWhileWaitingForApprovalIsTaken();
 
 private:
     // The main scenarios run on both forges: rows "gitea" (Gitea/Forgejo: commit statuses) and
@@ -943,6 +944,36 @@ void tst_ForgeLoop::outsidePushDivergingFromUnpushedWorkBlocks()
              qPrintable(blocked));
     QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed); // the person's push stays
     QCOMPARE(value(QStringLiteral("SELECT pushed_sha FROM tasks WHERE id = %1").arg(task)).toString(), QString());
+}
+
+// A push while the task waits for a person's approval: the task takes the pushed head at once
+// (its gates do not run: nothing moves), so the approval is judged against the head the forge
+// has — a command given after the push counts (with dismiss_stale it would not, were the task
+// still judging the old head).
+void tst_ForgeLoop::outsidePushWhileWaitingForApprovalIsTaken()
+{
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n",
+                  "forge_feedback:\n  token: {file: ../secrets/feedback.token}\n"
+                  "forge_approvals:\n  users: [alice]\n",
+                  2, true, "  - name: development\n    run: developer\n  - name: review\n    run: review\n  - name: done\n"));
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("review/active/0"), qPrintable(log()), 60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(!m_forge->pullRequests().isEmpty() && !m_forge->comments(1).isEmpty(), qPrintable(log()), 20000);
+    const qint64 pr = m_forge->pullRequests().first().number;
+    const QString head = value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    const QString pushed = pushAsPerson(QStringLiteral("dave"), false);
+    QVERIFY(!pushed.isEmpty());
+    QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString() == pushed, qPrintable(log()), 30000);
+    QCOMPARE(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("actor")), QStringLiteral("forge:dave"));
+    QCOMPARE(QJsonDocument::fromJson(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("details")).toUtf8()).object().value(QLatin1String("from")).toString(),
+             head);
+    QCOMPARE(taskRow(task), QStringLiteral("review/active/0"));
+    m_forge->addComment(pr, QStringLiteral("alice"), QStringLiteral("/approve"));
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("done/done/0"), qPrintable(log()), 20000);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal' AND actor = 'forge:alice'").arg(task)), 1);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-ignored'").arg(task)), 0);
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed);
 }
 
 QTEST_GUILESS_MAIN(tst_ForgeLoop)
