@@ -653,6 +653,17 @@ void Engine::lookAtForgeHead(qint64 taskId, const QString &cause)
     const auto runtime = project(task.project);
     if (!runtime || !m_publishing.contains(task.project))
         return;
+    // A task at work keeps its head: the publish step after the job decides (a job claimed
+    // after this look loses the compare-and-swap below instead).
+    auto jobs = m_jobs.jobsForTask(task.id);
+    if (!jobs) {
+        qCWarning(lcEngine).noquote() << "cannot read the jobs of task" << task.id << "-" << jobs.error().toString();
+        return;
+    }
+    for (const JobRecord &job : std::as_const(*jobs)) {
+        if (job.status == QLatin1String("queued") || job.status == QLatin1String("running"))
+            return;
+    }
     const ProjectRepository repo = m_workspace.repository(runtime->config);
     const CommitScanner scanner = m_commitScanner;
     const bool adopt = runtime->config.adoptOutsidePushes;
@@ -664,13 +675,6 @@ void Engine::lookAtForgeHead(qint64 taskId, const QString &cause)
             qCWarning(lcEngine).noquote() << "task" << task.id << "- cannot read its branch at the forge (" << cause << ") -" << read.error().toString()
                                           << "; its next evaluation looks again";
             return;
-        }
-        // A task at work keeps its head: the publish step after the job decides.
-        if (auto jobs = m_jobs.jobsForTask(task.id); jobs) {
-            for (const JobRecord &job : std::as_const(*jobs)) {
-                if (job.status == QLatin1String("queued") || job.status == QLatin1String("running"))
-                    return;
-            }
         }
         TaskRecord current = task;
         (void)takeForgeHead(current, task.stage, *read, GateVerdict::fail(read->reason, read->findings), cause, true);
