@@ -498,15 +498,42 @@ private:
                 setProgress(MergeStep::Pushed);
                 return waitForHead();
             }
-            // Replace exactly what we saw there, never someone's newer push.
+            // Replace only the head the gates judged (before this run's rebase): a push someone
+            // else made is never pushed over, and it is judged before anything merges.
+            if (!there.isEmpty() && movedByOthers(there))
+                return movedAtForge(there);
             git({QStringLiteral("push"), QStringLiteral("--quiet"), QStringLiteral("--force-with-lease=%1:%2").arg(ref, there), m_ctx.settings.remote,
                  QStringLiteral("%1:%2").arg(m_head, ref)},
                 {}, [this](const GitResult &) {
                     m_pushed = true;
                     setProgress(MergeStep::Pushed);
-                    waitForHead();
+                    if (!m_ctx.repository)
+                        return waitForHead();
+                    // Said where the host's publish step looks (ProjectRepository::sluicePushed()):
+                    // the rebased head at the forge is Sluice's own push, not someone else's.
+                    repositoryGit({QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: merge gate pushed"),
+                                   QStringLiteral("refs/sluice/pushed/%1").arg(m_request.task.branch), m_head},
+                                  {}, [this](const GitResult &) { waitForHead(); });
                 });
         });
+    }
+
+    // Whether @p sha at the forge is none of the heads this run knows (the one it merges, the
+    // judged head it was rebased from): someone else pushed the task branch.
+    bool movedByOthers(const QString &sha) const
+    {
+        return !sha.isEmpty() && sha != m_head && sha != m_previous && sha != m_request.task.headSha;
+    }
+
+    // Someone else pushed the task branch while this run held the lease: nothing is merged or
+    // pushed over it. A wait, not a failure: the next evaluation's publish step takes the
+    // pushed head as the task's (or blocks the task), and every gate judges it again.
+    void movedAtForge(const QString &sha)
+    {
+        conclude(GateVerdict::wait(QStringLiteral("the task branch %1 was moved at the forge to %2 by someone else while merging %3; "
+                                                  "nothing was merged, the task judges the pushed head first")
+                                       .arg(m_request.task.branch, shortSha(sha), shortSha(m_head)),
+                                   std::chrono::milliseconds(1000), QJsonObject{{QStringLiteral("forgeHead"), sha}}));
     }
 
     // --- the head at the forge and its checks ------------------------------------------
@@ -520,6 +547,8 @@ private:
                 return;
             if (pr.headSha == m_head)
                 return checks();
+            if (movedByOthers(pr.headSha))
+                return movedAtForge(pr.headSha);
             if (elapsed(m_waitStarted, m_ctx.settings.checksTimeout))
                 return conclude(GateVerdict::fail(QStringLiteral("pull request #%1 still shows head %2, not the pushed %3, after %4 ms")
                                                       .arg(pr.number).arg(shortSha(pr.headSha), shortSha(m_head)).arg(m_ctx.settings.checksTimeout.count())));
@@ -589,6 +618,8 @@ private:
         readPull([this](const PullRequest &pr) {
             if (settledAlready(pr))
                 return;
+            if (pr.headSha != m_head && movedByOthers(pr.headSha))
+                return movedAtForge(pr.headSha);
             if (pr.headSha != m_head)
                 return conclude(GateVerdict::error(QStringLiteral("pull request #%1 moved to %2 while merging %3").arg(pr.number).arg(shortSha(pr.headSha), shortSha(m_head))));
             // The lease once more, right before the merge call: a node that was paused while

@@ -43,13 +43,16 @@ const QStringList Contexts{QStringLiteral("ci/test"), QStringLiteral("ci/lint")}
 
 // A CI system in miniature on the forge's git repository: every new head of a branch is told to
 // the forge as a push (the forge then delivers it), and CI starts on it (pending statuses). How
-// it ends is the test's: result() decides per head and context, evaluated at every tick.
+// it ends is the test's: result() decides per head and context, evaluated at every tick. On
+// GitHub, ci/test is a check run (as GitHub Actions reports a job: created in progress, then
+// completed with a conclusion) and ci/lint a commit status; on Gitea both are commit statuses.
 class FakeCi : public QObject
 {
 public:
-    FakeCi(QString bare, FakeForge &forge)
+    FakeCi(QString bare, FakeForge &forge, bool checkRuns)
         : m_bare(std::move(bare))
         , m_forge(forge)
+        , m_checkRuns(checkRuns)
     {
         connect(&m_timer, &QTimer::timeout, this, [this] { tick(); });
         m_timer.start(25);
@@ -57,6 +60,8 @@ public:
     /// (head, its position among the heads CI saw: 1, 2, ...; context) → final state, or empty to stay pending.
     std::function<QString(const QString &sha, int nth, const QString &context)> result = [](const QString &, int, const QString &) { return QString(); };
     QStringList heads; ///< Task-branch heads CI started on, in order.
+    /// Who pushed a head (the push delivery's pusher); Sluice's own pushes by default.
+    QHash<QString, QString> pushers;
 
     void tick()
     {
@@ -69,12 +74,16 @@ public:
                 continue;
             const QString before = m_branches.value(branch);
             m_branches.insert(branch, sha);
-            m_forge.notifyPush(branch, before, sha, QStringLiteral("sluice-bot"));
+            m_forge.notifyPush(branch, before, sha, pushers.value(sha, QStringLiteral("sluice-bot")));
             if (branch == QLatin1String("main"))
                 continue;
             heads.append(sha);
-            for (const QString &context : Contexts)
-                m_forge.addStatus(sha, context, QStringLiteral("pending"), QDateTime(), QStringLiteral("running"));
+            for (const QString &context : Contexts) {
+                if (isCheckRun(context))
+                    m_runs.insert(sha + QLatin1Char('/') + context, m_forge.addCheckRun(sha, context, QStringLiteral("in_progress"), QString()).id);
+                else
+                    m_forge.addStatus(sha, context, QStringLiteral("pending"), QDateTime(), QStringLiteral("running"));
+            }
         }
         for (int i = 0; i < heads.size(); ++i) {
             for (const QString &context : Contexts) {
@@ -85,17 +94,24 @@ public:
                 if (state.isEmpty())
                     continue;
                 m_finished.insert(key);
-                m_forge.addStatus(heads[i], context, state, QDateTime(),
-                                  state == QLatin1String("success") ? QStringLiteral("passed") : QStringLiteral("2 problems"));
+                if (isCheckRun(context))
+                    m_forge.completeCheckRun(m_runs.value(key), state);
+                else
+                    m_forge.addStatus(heads[i], context, state, QDateTime(),
+                                      state == QLatin1String("success") ? QStringLiteral("passed") : QStringLiteral("2 problems"));
             }
         }
     }
 
 private:
+    bool isCheckRun(const QString &context) const { return m_checkRuns && context == QLatin1String("ci/test"); }
+
     QString m_bare;
     FakeForge &m_forge;
+    bool m_checkRuns;
     QTimer m_timer;
     QHash<QString, QString> m_branches;
+    QHash<QString, qint64> m_runs; // head/context → check run id
     QSet<QString> m_finished;
 };
 
@@ -109,8 +125,11 @@ private Q_SLOTS:
     void initTestCase();
     void init();
     void cleanup();
+    void ciPendingThenGreenMovesOn_data() { forgeFlavors(); }
     void ciPendingThenGreenMovesOn();
+    void ciRedRollsBackOnceWithTheRedContexts_data() { forgeFlavors(); }
     void ciRedRollsBackOnceWithTheRedContexts();
+    void ciPendingPastCiTimeoutFails_data() { forgeFlavors(); }
     void ciPendingPastCiTimeoutFails();
     void hostileDeliveriesChangeNothing();
     void lostDeliveryIsCaughtByPolling();
@@ -119,8 +138,23 @@ private Q_SLOTS:
     void approvalsFromTheForge();
     void closedPullRequestBlocksAndReopenRetries();
     void unreadablePullRequestListOpensNone();
+    void outsidePushIsJudgedAgain_data();
+    void outsidePushIsJudgedAgain();
+    void outsidePushIsRefused_data();
+    void outsidePushIsRefused();
+    void outsidePushDivergingFromUnpushedWorkBlocks();
+    void outsidePushWhileWaitingForApprovalIsTaken();
 
 private:
+    // The main scenarios run on both forges: rows "gitea" (Gitea/Forgejo: commit statuses) and
+    // "github" (GitHub: ci/test a check run, ci/lint a commit status, GitHub's payloads and
+    // signatures). init() reads the row's tag; the others run on Gitea.
+    static void forgeFlavors()
+    {
+        QTest::addColumn<bool>("github");
+        QTest::newRow("gitea") << false;
+        QTest::newRow("github") << true;
+    }
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
     QString forgeSha(const QString &branch) const
     {
@@ -147,17 +181,29 @@ private:
         return 0;
     }
     void stop();
+    // A person (@p login) pushes one commit to the task branch at the forge, on top of the
+    // branch (or, @p force, on the target: a force-push that drops what is there), adding
+    // @p file with @p content. Returns the new head; the fake CI says @p login pushed it.
+    QString pushAsPerson(const QString &login, bool force, const QByteArray &content = "a fix by hand\n",
+                         const QString &file = QStringLiteral("by-hand.txt"));
+    QString auditValue(qint64 task, const QString &action, const QString &column)
+    {
+        return value(QStringLiteral("SELECT %1 FROM audit WHERE task_id = %2 AND action = '%3' ORDER BY id DESC LIMIT 1").arg(column).arg(task).arg(action))
+            .toString();
+    }
 
     PluginDirectory m_plugins;
     std::unique_ptr<TemporaryConfig> m_config;
     std::unique_ptr<FakeForge> m_forge;
     std::unique_ptr<FakeCi> m_ci;
+    bool m_github = false;
+    QByteArray m_repositoryMore; ///< More keys of the project's repository section (", key: value").
     DaemonProcess m_daemon{QStringLiteral(SLUICE_EXECUTABLE)};
 };
 
 void tst_ForgeLoop::initTestCase()
 {
-    for (const QString &file : {QStringLiteral(GITEA_PLUGIN_FILE), QStringLiteral(AGENT_PLUGIN_FILE), QStringLiteral(PROCESS_PLUGIN_FILE),
+    for (const QString &file : {QStringLiteral(GITEA_PLUGIN_FILE), QStringLiteral(GITHUB_PLUGIN_FILE), QStringLiteral(AGENT_PLUGIN_FILE), QStringLiteral(PROCESS_PLUGIN_FILE),
                                 QStringLiteral(CI_PLUGIN_FILE), QStringLiteral(APPROVAL_PLUGIN_FILE)})
         QVERIFY(!m_plugins.add(QFileInfo(file).absolutePath(), QFileInfo(file).fileName()).isEmpty());
 }
@@ -178,7 +224,8 @@ void tst_ForgeLoop::init()
     QCOMPARE(runGit({QStringLiteral("clone"), QStringLiteral("-q"), QStringLiteral("--bare"), path(QStringLiteral("forge.git")),
                      path(QStringLiteral("project.git"))}).code, 0);
 
-    m_forge = std::make_unique<FakeForge>();
+    m_github = QByteArray(QTest::currentDataTag()) == "github";
+    m_forge = std::make_unique<FakeForge>(m_github ? FakeForge::Flavor::GitHub : FakeForge::Flavor::Gitea);
     QVERIFY(m_forge->start());
     m_forge->setToken(Token);
     m_forge->addToken(FeedbackToken);
@@ -189,7 +236,7 @@ void tst_ForgeLoop::init()
                        QStringLiteral("refs/heads/") + branch})
             .out;
     });
-    m_ci = std::make_unique<FakeCi>(bare, *m_forge);
+    m_ci = std::make_unique<FakeCi>(bare, *m_forge, m_github);
 
     m_config->writeFile(QStringLiteral("secrets/forge.token"), Token + '\n');
     m_config->writeFile(QStringLiteral("secrets/feedback.token"), FeedbackToken + '\n');
@@ -230,7 +277,7 @@ bool tst_ForgeLoop::start(const QByteArray &ciSettings, const QByteArray &more, 
     const QByteArray pipeline = stages.isEmpty() ? QByteArray("  - name: development\n    run: developer\n  - name: testing\n    exit_gates: [ci]\n  - name: done\n")
                                                  : stages;
     m_config->writeProject(QStringLiteral("widget"), R"(id: widget
-repository: {path: ../project.git, target_branch: main, forge: forge}
+repository: {path: ../project.git, target_branch: main, forge: forge)" + m_repositoryMore + R"(}
 agent_launcher: launcher
 red_policy: {rollback_to: development, max_retries: )" + QByteArray::number(maxRetries) + R"(}
 jobs: {max_attempts: 1, retry_backoff: 1s}
@@ -238,7 +285,7 @@ timeouts: {stage: 2m, gate: 1m}
 stages:
 )" + pipeline + R"(instances:
   forge:
-    plugin: gitea
+    plugin: )" + QByteArray(m_github ? "github" : "gitea") + R"(
     settings:
       url: )" + m_forge->url().toString().toUtf8() + R"(
       repository: acme/widget
@@ -320,6 +367,12 @@ void tst_ForgeLoop::ciPendingThenGreenMovesOn()
     QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), head);
     QCOMPARE(value(QStringLiteral("SELECT pushed_sha FROM tasks WHERE id = %1").arg(task)).toString(), head);
     QCOMPARE(m_ci->heads, QStringList{head}); // CI started on exactly that head
+    if (m_github) {
+        // GitHub's shape: ci/test is a check run on that head, ci/lint a commit status.
+        QCOMPARE(m_forge->checkRuns(head).size(), 1);
+        QCOMPARE(m_forge->statuses(head).size(), 1);
+        QVERIFY(!m_forge->webhooks().deliveries("check_run").isEmpty());
+    }
     // ci/lint's success is a delivery: the task looks again and still waits (for ci/test).
     QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
     const int waited = count(waits);
@@ -470,6 +523,8 @@ void tst_ForgeLoop::hostileDeliveriesChangeNothing()
     const QByteArray metrics = m_daemon.request("GET", QStringLiteral("/metrics")).body;
     QVERIFY2(metrics.contains("sluice_webhooks_total{result=\"unauthorized\"} 3"), metrics.constData());
     QVERIFY(metrics.contains("sluice_webhooks_total{result=\"duplicate\"} 1"));
+    // The oversize body was refused by the HTTP server before the connector read it, and counted.
+    QVERIFY2(metrics.contains("sluice_webhooks_total{result=\"too-large\"} 1"), metrics.constData());
 }
 
 // A lost delivery: the success nobody heard of is found by the gate's own look after retry_after.
@@ -723,6 +778,202 @@ void tst_ForgeLoop::unreadablePullRequestListOpensNone()
     QVERIFY(lists >= 3);
     const QByteArray metrics = m_daemon.request("GET", QStringLiteral("/metrics")).body;
     QVERIFY2(metrics.contains("sluice_forge_feedback_total{action=\"pull-request\",project=\"widget\",result=\"failed\"} 2"), metrics.constData());
+}
+
+QString tst_ForgeLoop::pushAsPerson(const QString &login, bool force, const QByteArray &content, const QString &file)
+{
+    const QString clone = path(QStringLiteral("by-hand-") + login);
+    QDir(clone).removeRecursively();
+    if (runGit({QStringLiteral("clone"), QStringLiteral("-q"), path(QStringLiteral("forge.git")), clone}).code != 0)
+        return QString();
+    const QString base = force ? QStringLiteral("origin/main") : QStringLiteral("origin/sluice/fix");
+    if (runGit({QStringLiteral("checkout"), QStringLiteral("-q"), QStringLiteral("-B"), QStringLiteral("sluice/fix"), base}, clone).code != 0)
+        return QString();
+    QFile f(clone + QLatin1Char('/') + file);
+    if (!f.open(QIODevice::WriteOnly) || f.write(content) != content.size())
+        return QString();
+    f.close();
+    runGit({QStringLiteral("add"), file}, clone);
+    if (runGit({QStringLiteral("-c"), QStringLiteral("user.name=") + login, QStringLiteral("-c"), QStringLiteral("user.email=") + login + QStringLiteral("@example.org"),
+                QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("by hand")}, clone).code != 0)
+        return QString();
+    const QString sha = runGit({QStringLiteral("rev-parse"), QStringLiteral("HEAD")}, clone).out.trimmed();
+    // Told before the push: the fake CI (on this thread's event loop) delivers it as theirs.
+    m_ci->pushers.insert(sha, login);
+    if (runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("--force"), QStringLiteral("origin"), QStringLiteral("sluice/fix")}, clone).code != 0)
+        return QString();
+    return sha;
+}
+
+// A push to the task's branch at the forge that Sluice did not make (on top of Sluice's head, or
+// a force-push dropping it), heard through the push delivery or, with every delivery lost, found
+// by the publish step when the waiting gate looks again: the pushed head becomes the task's head
+// (audited as the pusher's, or as "forge" when only polling saw it), its gates judge it again —
+// the old head going green lets nothing through — and CI on the new head decides. Sluice never
+// pushes over it; the project's repository follows it, the old head kept in the branch's reflog.
+void tst_ForgeLoop::outsidePushIsJudgedAgain_data()
+{
+    QTest::addColumn<bool>("force");
+    QTest::addColumn<bool>("webhooks");
+    QTest::newRow("on top, push delivered") << false << true;
+    QTest::newRow("force-push, push delivered") << true << true;
+    QTest::newRow("on top, deliveries lost: polling") << false << false;
+    QTest::newRow("force-push, deliveries lost: polling") << true << false;
+}
+
+void tst_ForgeLoop::outsidePushIsJudgedAgain()
+{
+    QFETCH(bool, force);
+    QFETCH(bool, webhooks);
+    QVERIFY(start(webhooks ? "      retry_after: 1h\n      ci_timeout: 1h\n" : "      retry_after: 1s\n      ci_timeout: 1h\n", {}, 2, webhooks));
+    QSet<QString> green;
+    m_ci->result = [&](const QString &sha, int, const QString &) { return green.contains(sha) ? QStringLiteral("success") : QString(); };
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    const QString waits = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'").arg(task);
+    QTRY_VERIFY2_WITH_TIMEOUT(count(waits) >= 1, qPrintable(log()), 60000);
+    const QString head = value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), head);
+
+    const QString pushed = pushAsPerson(QStringLiteral("dave"), force);
+    QVERIFY(!pushed.isEmpty());
+    QTRY_VERIFY2_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'head-adopted'").arg(task)) == 1,
+                              qPrintable(log()), 30000);
+    QCOMPARE(value(QStringLiteral("SELECT head_sha || '/' || pushed_sha FROM tasks WHERE id = %1").arg(task)).toString(), pushed + QLatin1Char('/') + pushed);
+    QCOMPARE(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("actor")), webhooks ? QStringLiteral("forge:dave") : QStringLiteral("forge"));
+    const QJsonObject adopted = QJsonDocument::fromJson(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("details")).toUtf8()).object();
+    QCOMPARE(adopted.value(QLatin1String("from")).toString(), head);
+    QCOMPARE(adopted.value(QLatin1String("to")).toString(), pushed);
+    QCOMPARE(adopted.value(QLatin1String("forced")).toBool(), force);
+    // The project's repository follows the forge; the old head stays in the branch's reflog.
+    const QString project = path(QStringLiteral("project.git"));
+    QCOMPARE(runGit({QStringLiteral("--git-dir"), project, QStringLiteral("rev-parse"), QStringLiteral("refs/heads/sluice/fix")}).out.trimmed(), pushed);
+    QVERIFY(runGit({QStringLiteral("--git-dir"), project, QStringLiteral("log"), QStringLiteral("-g"), QStringLiteral("--format=%H"),
+                    QStringLiteral("refs/heads/sluice/fix")}).out.contains(head));
+
+    // The pushed head is judged: the ci gate waits for CI on it. The old head going green
+    // now lets nothing through.
+    const QString afterAdoption = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait' AND id > "
+                                                 "(SELECT MAX(id) FROM audit WHERE task_id = %1 AND action = 'head-adopted')").arg(task);
+    QTRY_VERIFY2_WITH_TIMEOUT(count(afterAdoption) >= 1, qPrintable(log()), 30000);
+    green.insert(head);
+    QTRY_VERIFY_WITH_TIMEOUT(m_forge->statuses(head).size() >= 4, 10000); // its two successes after the two pending
+    QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
+    const int waited = count(afterAdoption);
+    QTRY_VERIFY2_WITH_TIMEOUT(webhooks || count(afterAdoption) > waited, qPrintable(log()), 20000); // polling looked again
+    QCOMPARE(taskRow(task), QStringLiteral("testing/active/0"));
+
+    green.insert(pushed);
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("done/done/0"), qPrintable(log()), 30000);
+    QCOMPARE(value(QStringLiteral("SELECT head_sha FROM gate_runs WHERE task_id = %1 AND gate = 'ci' AND result = 'pass'").arg(task)).toString(), pushed);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1 AND result <> 'pass'").arg(task)), 0);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)), 0);
+    // Sluice never pushed over the person's head.
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed);
+    QCOMPARE(m_ci->heads, (QStringList{head, pushed}));
+}
+
+// A push Sluice cannot take blocks the task, with the reason and what to do: the project refuses
+// outside pushes (repository.outside_pushes: block), or the pushed commits hold a secret (on the
+// forge already: nothing to keep out, a person rotates it). The task's head stays Sluice's, and
+// Sluice pushes nothing over the person's head.
+void tst_ForgeLoop::outsidePushIsRefused_data()
+{
+    QTest::addColumn<QByteArray>("repository");
+    QTest::addColumn<QByteArray>("content");
+    QTest::addColumn<QString>("reason");
+    QTest::newRow("the project refuses outside pushes") << QByteArray(", outside_pushes: block") << QByteArray("a fix by hand\n")
+                                                        << QStringLiteral("refuses outside pushes (repository.outside_pushes: block)");
+    // A GitHub personal access token shape (gitleaks rule github-pat), made up for the test.
+    QTest::newRow("a secret in the pushed commits") << QByteArray() << QByteArray("token = \"ghp_Zq8Lw2Xn5Rt7Vb1Kc4Hm9Pd3Sf6Jg0Ya2Uex\"\n")
+                                                    << QStringLiteral("1 secret(s): they are on the forge already");
+}
+
+void tst_ForgeLoop::outsidePushIsRefused()
+{
+    QFETCH(QByteArray, repository);
+    QFETCH(QByteArray, content);
+    QFETCH(QString, reason);
+    m_repositoryMore = repository;
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n"));
+    const qint64 task = submit(); // CI stays pending: the task waits in testing
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait'").arg(task)) >= 1,
+                              qPrintable(log()), 60000);
+    const QString head = value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    const QString pushed = pushAsPerson(QStringLiteral("dave"), false, content);
+    QVERIFY(!pushed.isEmpty());
+    QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() != QLatin1String("active"),
+                              qPrintable(log()), 30000);
+    const QString status = value(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString();
+    QCOMPARE(status, QStringLiteral("blocked"));
+    const QString blocked = value(QStringLiteral("SELECT blocked_reason FROM tasks WHERE id = %1").arg(task)).toString();
+    QVERIFY2(blocked.contains(reason) && blocked.contains(pushed.left(12)), qPrintable(blocked));
+    QVERIFY2(!blocked.contains(QLatin1String("ghp_Zq8Lw2Xn5Rt7Vb1Kc4Hm9Pd3Sf6Jg0Ya2Uex")), qPrintable(blocked));
+    QCOMPARE(value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString(), head);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'head-adopted'").arg(task)), 0);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1 AND gate = 'sluice/publish' AND result = 'fail'").arg(task)), 1);
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed);
+}
+
+// The task branch pushed at the forge by someone else while the agent works and before Sluice
+// ever pushed it: the agent's head and the forge's diverged. Sluice replaces neither; the task
+// is blocked saying so and how to go on.
+void tst_ForgeLoop::outsidePushDivergingFromUnpushedWorkBlocks()
+{
+    // The agent waits for the test's word before it commits.
+    m_config->writeFile(QStringLiteral("agent.sh"), "#!/bin/sh\nwhile [ ! -f '" + path(QStringLiteral("go")).toUtf8()
+                                                    + "' ]; do sleep 0.05; done\necho work > work.txt\n"
+                                                      "git add . && git -c user.name=agent -c user.email=agent@example.org commit -qm work\n");
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n"));
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM jobs WHERE task_id = %1 AND status = 'running'").arg(task)) == 1,
+                              qPrintable(log()), 60000);
+    const QString pushed = pushAsPerson(QStringLiteral("erin"), true);
+    QVERIFY(!pushed.isEmpty());
+    QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
+    QVERIFY(QFile(path(QStringLiteral("go"))).open(QIODevice::WriteOnly));
+    QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("blocked"),
+                              qPrintable(log()), 60000);
+    const QString blocked = value(QStringLiteral("SELECT blocked_reason FROM tasks WHERE id = %1").arg(task)).toString();
+    const QString head = value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    QVERIFY(!head.isEmpty() && head != pushed);
+    QVERIFY2(blocked.contains(QLatin1String("diverged")) && blocked.contains(pushed.left(12)) && blocked.contains(head.left(12))
+                 && blocked.contains(QStringLiteral("sluice retry %1").arg(task)),
+             qPrintable(blocked));
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed); // the person's push stays
+    QCOMPARE(value(QStringLiteral("SELECT pushed_sha FROM tasks WHERE id = %1").arg(task)).toString(), QString());
+}
+
+// A push while the task waits for a person's approval: the task takes the pushed head at once
+// (its gates do not run: nothing moves), so the approval is judged against the head the forge
+// has — a command given after the push counts (with dismiss_stale it would not, were the task
+// still judging the old head).
+void tst_ForgeLoop::outsidePushWhileWaitingForApprovalIsTaken()
+{
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n",
+                  "forge_feedback:\n  token: {file: ../secrets/feedback.token}\n"
+                  "forge_approvals:\n  users: [alice]\n",
+                  2, true, "  - name: development\n    run: developer\n  - name: review\n    run: review\n  - name: done\n"));
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("review/active/0"), qPrintable(log()), 60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(!m_forge->pullRequests().isEmpty() && !m_forge->comments(1).isEmpty(), qPrintable(log()), 20000);
+    const qint64 pr = m_forge->pullRequests().first().number;
+    const QString head = value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString();
+    const QString pushed = pushAsPerson(QStringLiteral("dave"), false);
+    QVERIFY(!pushed.isEmpty());
+    QTRY_VERIFY2_WITH_TIMEOUT(value(QStringLiteral("SELECT head_sha FROM tasks WHERE id = %1").arg(task)).toString() == pushed, qPrintable(log()), 30000);
+    QCOMPARE(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("actor")), QStringLiteral("forge:dave"));
+    QCOMPARE(QJsonDocument::fromJson(auditValue(task, QStringLiteral("head-adopted"), QStringLiteral("details")).toUtf8()).object().value(QLatin1String("from")).toString(),
+             head);
+    QCOMPARE(taskRow(task), QStringLiteral("review/active/0"));
+    m_forge->addComment(pr, QStringLiteral("alice"), QStringLiteral("/approve"));
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("done/done/0"), qPrintable(log()), 20000);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal' AND actor = 'forge:alice'").arg(task)), 1);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-ignored'").arg(task)), 0);
+    QCOMPARE(forgeSha(QStringLiteral("sluice/fix")), pushed);
 }
 
 QTEST_GUILESS_MAIN(tst_ForgeLoop)

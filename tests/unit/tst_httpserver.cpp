@@ -119,6 +119,7 @@ private Q_SLOTS:
     void contentLengthOverLimitIs413BeforeTheBody();
     void perRouteBodyLimit();
     void chunkedBodyGrowingOverLimitIs413();
+    void tooLargeIsToldOncePerRequest();
     void chunkedBodyFarOverLimitIsCutOff();
     void manyConcurrentRequests();
     void connectionLimit();
@@ -383,6 +384,36 @@ void tst_HttpServer::chunkedBodyGrowingOverLimitIs413()
     QTRY_VERIFY_WITH_TIMEOUT(exact.closed(), 20000);
     QCOMPARE(exact.next()->status, 201);
     QCOMPARE(m_last.body.size(), qsizetype(100000));
+}
+
+// The owner hears of every body refused for its size, once per request, with its path: a
+// declared Content-Length over the limit, chunks growing past it, a sender cut off far past it.
+// A body that fits is not told.
+void tst_HttpServer::tooLargeIsToldOncePerRequest()
+{
+    QStringList told;
+    m_server->setTooLargeObserver([&told](const QString &path) { told.append(path); });
+    m_server->setMaxBodySize(1000);
+    QCOMPARE(send("POST", QStringLiteral("/echo/fits"), QByteArray(1000, 'x')).status, 201);
+    RawClient declared(m_port);
+    declared.send("POST /echo/declared HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1001\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(declared.closed(), 20000);
+    QCOMPARE(declared.next()->status, 413);
+    RawClient chunked(m_port);
+    chunked.send("POST /echo/chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 3; ++i)
+        chunked.send(chunk(QByteArray(500, 'z')));
+    chunked.send("0\r\n\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(chunked.closed(), 20000);
+    QCOMPARE(chunked.next()->status, 413);
+    RawClient flood(m_port);
+    flood.send("POST /echo/flood HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 40; ++i)
+        flood.send(chunk(QByteArray(10000, 'z')));
+    QTRY_VERIFY_WITH_TIMEOUT(flood.closed(), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(told, (QStringList{QStringLiteral("/echo/declared"), QStringLiteral("/echo/chunked"), QStringLiteral("/echo/flood")}), 10000);
+    QCOMPARE(m_calls, 1);
+    m_server->setTooLargeObserver({});
 }
 
 void tst_HttpServer::chunkedBodyFarOverLimitIsCutOff()

@@ -11,6 +11,7 @@
 
 #include "teststores.h"
 #include "store/store.h"
+#include "store/jobqueue.h"
 #include "store/taskstore.h"
 
 #include <QFile>
@@ -163,6 +164,8 @@ private Q_SLOTS:
     void claimRaceInChildProcesses();
     void gateRunsRoundTrip_data() { addEngines(); }
     void gateRunsRoundTrip();
+    void adoptForgeHeadIsACompareAndSwap_data() { addEngines(); }
+    void adoptForgeHeadIsACompareAndSwap();
     void historyIsTheTasksAudit_data() { addEngines(); }
     void historyIsTheTasksAudit();
     void destroyedAfterTheStore_data() { addEngines(); }
@@ -533,6 +536,61 @@ void tst_TaskStore::claimWinnerAndLoser()
     auto noTarget = tasks.claimTransition(*id, QStringLiteral("development"), QString());
     QVERIFY(!noTarget);
     QCOMPARE(noTarget.error().code, ErrorCode::InvalidArgument);
+}
+
+// A push someone else made at the forge becomes the task's head and pushed head only while the
+// task still has the head and pushed head the caller read (a job's new work, another node's
+// adoption win), is active, and — for a push delivery's look — has no job queued or running.
+void tst_TaskStore::adoptForgeHeadIsACompareAndSwap()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine);
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    TaskStore tasks(**store);
+    auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
+    VERIFY_OK(id);
+    const QString ours = QStringLiteral("1111111111111111111111111111111111111111");
+    const QString theirs = QStringLiteral("2222222222222222222222222222222222222222");
+    const QString again = QStringLiteral("3333333333333333333333333333333333333333");
+    auto recorded = tasks.recordHead(*id, QStringLiteral("development"), ours);
+    VERIFY_OK(recorded);
+    VERIFY_OK(tasks.recordPublication(*id, ours));
+    auto adopted = tasks.adoptForgeHead(*id, ours, ours, theirs);
+    VERIFY_OK(adopted);
+    QVERIFY(*adopted);
+    auto task = tasks.task(*id);
+    VERIFY_OK(task);
+    QCOMPARE((*task)->headSha, theirs);
+    QCOMPARE((*task)->pushedSha, theirs);
+    // A caller that read the old heads loses, and writes nothing.
+    adopted = tasks.adoptForgeHead(*id, ours, ours, again);
+    VERIFY_OK(adopted);
+    QVERIFY(!*adopted);
+    // With a job queued, a push delivery's look (onlyIdle) changes nothing; the publish step's does.
+    JobQueue jobs(**store);
+    NewJob job;
+    job.taskId = *id;
+    job.project = QStringLiteral("shop");
+    job.stage = QStringLiteral("development");
+    VERIFY_OK(jobs.enqueue(job));
+    adopted = tasks.adoptForgeHead(*id, theirs, theirs, again, true);
+    VERIFY_OK(adopted);
+    QVERIFY(!*adopted);
+    adopted = tasks.adoptForgeHead(*id, theirs, theirs, again);
+    VERIFY_OK(adopted);
+    QVERIFY(*adopted);
+    // A blocked task keeps its head.
+    TaskChange block;
+    block.status = QStringLiteral("blocked");
+    block.blockedReason = QStringLiteral("stop");
+    VERIFY_OK(tasks.claimTransition(*id, QStringLiteral("development"), QStringLiteral("development"), block));
+    adopted = tasks.adoptForgeHead(*id, again, again, ours);
+    VERIFY_OK(adopted);
+    QVERIFY(!*adopted);
+    task = tasks.task(*id);
+    VERIFY_OK(task);
+    QCOMPARE((*task)->headSha, again);
 }
 
 void tst_TaskStore::claimAppliesChanges()

@@ -177,6 +177,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     project.targetBranch = repo.value(QStringLiteral("target_branch")).toString();
     project.forgeInstance = repo.value(QStringLiteral("forge")).toString();
     project.repositoryRemote = repo.value(QStringLiteral("remote")).toString();
+    project.adoptOutsidePushes = repo.value(QStringLiteral("outside_pushes"), QStringLiteral("adopt")).toString() != QLatin1String("block");
     if (repoNode.IsMap() && project.repositoryPath.isEmpty() && project.repositoryUrl.isEmpty())
         report(repoNode, QStringLiteral("repository"), QStringLiteral("give the repository's path or url"));
     if (!project.forgeInstance.isEmpty())

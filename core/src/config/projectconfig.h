@@ -84,6 +84,9 @@ struct SLUICE_EXPORT ProjectConfig {
     QString repositoryUrl;
     QString targetBranch;
     QString repositoryRemote; ///< The remote of repositoryPath that is the forge ("origin").
+    /// repository.outside_pushes: a push to a task branch at the forge that Sluice did not make
+    /// is adopted as the task's head (true, the default) or blocks the task (false).
+    bool adoptOutsidePushes = true;
     QString forgeInstance;
     QString trackerInstance;
     QString agentLauncherInstance;

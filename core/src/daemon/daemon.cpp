@@ -199,6 +199,12 @@ Result<void> Daemon::start()
         m_http->setRequestTimeout(std::chrono::milliseconds(config.httpRequestTimeoutMs));
         m_http->setConnectionTimeout(std::chrono::seconds(std::max<qint64>(1, config.httpIdleTimeoutMs / 1000)));
         installRoutes();
+        // A webhook body over the limit is refused by the server before any route sees it:
+        // counted here with the other webhook outcomes. The metrics are thread-safe.
+        m_http->setTooLargeObserver([metrics = m_metrics.get()](const QString &path) {
+            if (path.startsWith(QLatin1String("/webhooks/")))
+                metrics->increment(QStringLiteral("sluice_webhooks_total"), {{QStringLiteral("result"), QStringLiteral("too-large")}});
+        });
         const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
                                                                                       : QHostAddress(config.httpAddress);
         if (address.isNull())

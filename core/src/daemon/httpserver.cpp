@@ -43,6 +43,7 @@ struct PendingRequest {
     QByteArray body;
     bool overLimit = false;
     qint64 discarded = 0;
+    bool refusalTold = false; // the too-large observer heard of this request
 };
 
 // One TCP connection, from MHD's connection-start notification to its close. The deadline
@@ -147,6 +148,7 @@ struct HttpServer::Data {
     std::chrono::milliseconds headerTimeout{10000};
     std::chrono::milliseconds requestTimeout{60000};
     QTimer deadlineTimer; // fires at the earliest connection deadline
+    HttpServer::TooLargeObserver tooLargeObserver;
 
     MHD_Daemon *daemon = nullptr;
     quint16 boundPort = 0;
@@ -314,6 +316,11 @@ void HttpServer::route(const QByteArray &method, const QString &pathPrefix, Hand
 void HttpServer::setMaxBodySize(qint64 bytes)
 {
     d->maxBodySize = std::max<qint64>(0, bytes);
+}
+
+void HttpServer::setTooLargeObserver(TooLargeObserver observer)
+{
+    d->tooLargeObserver = std::move(observer);
 }
 
 qint64 HttpServer::maxBodySize() const
@@ -513,6 +520,9 @@ MHD_Result HttpServer::Data::access(void *cls, MHD_Connection *connection, const
         if (pending->discarded > 2 * std::max<qint64>(pending->limit, 64 * 1024)) {
             qCWarning(lcHttp) << "dropping a connection that sent" << pending->discarded << "bytes to"
                               << url << "past its limit of" << pending->limit;
+            if (!pending->refusalTold && self->tooLargeObserver)
+                self->tooLargeObserver(QString::fromUtf8(url));
+            pending->refusalTold = true;
             return MHD_NO;
         }
         return MHD_YES;
@@ -572,8 +582,11 @@ MHD_Result HttpServer::Data::begin(MHD_Connection *connection, const QString &pa
         const qint64 declared = text.toLongLong(&ok);
         if (!ok || declared < 0 || text.startsWith('+'))
             return respond(connection, badFraming(QStringLiteral("Content-Length is not a number")));
-        if (declared > limit)
+        if (declared > limit) {
+            if (tooLargeObserver)
+                tooLargeObserver(path);
             return respond(connection, tooLarge(limit));
+        }
     }
     auto *pending = new PendingRequest;
     pending->route = std::move(chosen);
@@ -585,8 +598,12 @@ MHD_Result HttpServer::Data::begin(MHD_Connection *connection, const QString &pa
 MHD_Result HttpServer::Data::finish(MHD_Connection *connection, PendingRequest *pending, const char *url,
                                     const QByteArray &method)
 {
-    if (pending->overLimit)
+    if (pending->overLimit) {
+        if (!pending->refusalTold && tooLargeObserver)
+            tooLargeObserver(QString::fromUtf8(url));
+        pending->refusalTold = true;
         return respond(connection, tooLarge(pending->limit));
+    }
 
     HttpRequest request;
     request.method = method;

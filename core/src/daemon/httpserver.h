@@ -130,6 +130,13 @@ public:
     void setRequestTimeout(std::chrono::milliseconds timeout);
     [[nodiscard]] std::chrono::milliseconds requestTimeout() const;
 
+    /// Told of every request the server refuses itself for its body size (413, or the
+    /// connection dropped past twice the limit), with the request's path, before any handler
+    /// would have seen it: lets the owner count refusals by route (webhooks). Called on the
+    /// server's thread (the one it was created on); must not call back into it.
+    using TooLargeObserver = std::function<void(const QString &path)>;
+    void setTooLargeObserver(TooLargeObserver observer);
+
 private:
     struct Data;
     std::unique_ptr<Data> d;

@@ -396,68 +396,240 @@ void Engine::evaluateNextGate(AdvanceRun *run)
     run->m_evaluation->start();
 }
 
-namespace {
-struct Publication {
-    GateVerdict verdict;
-    QString pushed; ///< Set when this step pushed the head.
+// What the forge's copy of a task's branch means for the task (docs/forge-loop.md, "a push that
+// Sluice did not make"). Read on the thread pool.
+struct ForgeHeadRead {
+    enum class Kind {
+        Ours,   ///< The forge has nothing, or what Sluice pushed (or its head): publish as usual.
+        Adopt,  ///< Someone else pushed @ref head: it becomes the task's head and is judged.
+        Refuse, ///< Someone else pushed, and Sluice cannot take it: the task is blocked (@ref reason).
+    };
+    Kind kind = Kind::Ours;
+    QString head;             ///< The forge's commit of the task branch (empty: no such branch).
+    bool dropsPushed = false; ///< Adopt: the push drops commits Sluice had pushed (a force-push).
+    QString reason;           ///< Refuse: why, and what a person does.
+    QList<Finding> findings;  ///< Refuse for secrets: the findings, masked.
 };
 
-// Runs on the thread pool: fetch the target, scan what would leave, push the task branch.
-Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, const Engine::CommitScanner &scanner)
+namespace {
+QString shortSha(const QString &sha)
+{
+    return sha.isEmpty() ? QStringLiteral("nothing") : sha.left(12);
+}
+
+Result<ForgeHeadRead> readForgeHead(const ProjectRepository &repo, const TaskRecord &task, const QString &target,
+                                    const Engine::CommitScanner &scanner, bool adopt)
+{
+    auto at = repo.forgeBranchHead(task.branch);
+    if (!at)
+        return std::unexpected(at.error());
+    ForgeHeadRead read;
+    if (!*at)
+        return read;
+    read.head = **at;
+    if (read.head == task.pushedSha || read.head == task.headSha)
+        return read;
+    // The merge gate's push of the task's head rebased onto the target is Sluice's own.
+    if (auto gatePushed = repo.sluicePushed(task.branch); gatePushed && *gatePushed == read.head)
+        return read;
+    // Someone else moved the task's branch at the forge.
+    const QString moved = QStringLiteral("task branch %1 was moved at the forge to %2 by someone other than Sluice (Sluice last pushed %3)")
+                              .arg(task.branch, shortSha(read.head), shortSha(task.pushedSha));
+    read.kind = ForgeHeadRead::Kind::Refuse;
+    if (!adopt) {
+        read.reason = moved + QStringLiteral("; this project refuses outside pushes (repository.outside_pushes: block). Put Sluice's "
+                                             "head back at the forge (git push --force-with-lease) or take the push by setting "
+                                             "outside_pushes: adopt, then `sluice retry %1`").arg(task.id);
+        return read;
+    }
+    if (!task.headSha.isEmpty() && task.headSha != task.pushedSha) {
+        // The task's newer head (a job's work) is not at the forge yet, and the push there is
+        // not built on it: neither replaces the other without a person.
+        auto contains = repo.isAncestor(task.headSha, read.head);
+        if (!contains)
+            return std::unexpected(contains.error());
+        if (!*contains) {
+            read.reason = moved + QStringLiteral(" while the task's newer head %1 was not pushed yet: the two diverged, and Sluice "
+                                                 "replaces neither. Push the version to keep to the task branch at the forge (the "
+                                                 "task's head is refs/heads/%2 in %3), then `sluice retry %4`")
+                                      .arg(shortSha(task.headSha), task.branch, repo.path()).arg(task.id);
+            return read;
+        }
+    }
+    // Judged like an agent's commits: the secret scan of what the branch adds to the target.
+    if (!scanner)
+        return fail(ErrorCode::InvalidConfig, QStringLiteral("no secret scanner is available to check the commits pushed to %1").arg(task.branch));
+    auto findings = scanner(repo.path(), target, read.head);
+    if (!findings)
+        return fail(findings.error().code, QStringLiteral("cannot scan the commits pushed to %1 at the forge: %2").arg(task.branch, findings.error().message));
+    if (!findings->isEmpty()) {
+        read.findings = *findings;
+        read.reason = moved + QStringLiteral(", and its commits hold %1 secret(s): they are on the forge already. Rotate them, remove "
+                                             "them from the branch's history at the forge, then `sluice retry %2`")
+                                  .arg(findings->size()).arg(task.id);
+        for (const Finding &f : std::as_const(*findings))
+            read.reason += QStringLiteral("\n- [%1] %2%3").arg(f.rule, f.file.isEmpty() ? QString() : f.file + QStringLiteral(": "), f.message);
+        return read;
+    }
+    if (!task.pushedSha.isEmpty()) {
+        auto keeps = repo.isAncestor(task.pushedSha, read.head);
+        if (!keeps)
+            return std::unexpected(keeps.error());
+        read.dropsPushed = !*keeps;
+    }
+    // The project's repository follows: the task branch there is the head the task has now
+    // (the old one stays in the branch's reflog).
+    auto local = repo.branchHead(task.branch);
+    if (local) {
+        if (auto moved2 = repo.moveBranch(task.branch, read.head, local->value_or(QString()), QStringLiteral("took a push at the forge"));
+            !moved2)
+            qCWarning(lcEngine).noquote() << "task" << task.id << "- cannot move" << task.branch << "to the forge's head:" << moved2.error().toString();
+    }
+    read.kind = ForgeHeadRead::Kind::Adopt;
+    return read;
+}
+
+struct Publication {
+    GateVerdict verdict;
+    QString pushed;     ///< Set when this step pushed the head (or found it at the forge).
+    ForgeHeadRead forge; ///< What the forge's branch held before anything was pushed.
+};
+
+// Runs on the thread pool: fetch the target, look at the forge's task branch, scan what would
+// leave, push the task branch.
+Publication publishHead(const ProjectRepository &repo, const TaskRecord &task, const Engine::CommitScanner &scanner, bool adopt)
 {
     auto target = repo.refreshTarget();
     if (!target)
-        return {GateVerdict::error(QStringLiteral("cannot read the target branch before judging the task: %1").arg(target.error().message)), {}};
+        return {GateVerdict::error(QStringLiteral("cannot read the target branch before judging the task: %1").arg(target.error().message)), {}, {}};
     if (task.headSha.isEmpty())
-        return {GateVerdict::pass(QStringLiteral("no head recorded yet; nothing to push")), {}};
+        return {GateVerdict::pass(QStringLiteral("no head recorded yet; nothing to push")), {}, {}};
+    // A push Sluice did not make is never published over, and never passes unjudged.
+    auto forge = readForgeHead(repo, task, *target, scanner, adopt);
+    if (!forge)
+        return {GateVerdict::error(QStringLiteral("cannot read the task branch at the forge before judging the task: %1").arg(forge.error().message)), {}, {}};
+    if (forge->kind == ForgeHeadRead::Kind::Refuse)
+        return {GateVerdict::fail(forge->reason, forge->findings), {}, *forge};
+    if (forge->kind == ForgeHeadRead::Kind::Adopt)
+        return {GateVerdict::pass(QStringLiteral("took %1, pushed to %2 at the forge by someone else").arg(forge->head.left(12), task.branch)), {}, *forge};
     if (task.pushedSha == task.headSha)
-        return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), {}};
+        return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), {}, *forge};
+    if (forge->head == task.headSha) // pushed by a node that did not get to record it
+        return {GateVerdict::pass(QStringLiteral("the forge has head %1").arg(task.headSha.left(12))), task.headSha, *forge};
     // Another node may have taken the head into its own clone: then the forge may have it
     // (pushed there by that node), and otherwise nothing here can publish it.
     auto present = repo.hasCommit(task.headSha);
     if (present && !*present) {
         if (auto fetched = repo.fetchTaskBranch(task.branch); !fetched)
-            return {GateVerdict::error(fetched.error().message), {}};
+            return {GateVerdict::error(fetched.error().message), {}, *forge};
         present = repo.hasCommit(task.headSha);
     }
     if (!present)
-        return {GateVerdict::error(QStringLiteral("cannot look for the task's head: %1").arg(present.error().message)), {}};
+        return {GateVerdict::error(QStringLiteral("cannot look for the task's head: %1").arg(present.error().message)), {}, *forge};
     if (!*present)
         return {GateVerdict::error(QStringLiteral("the task's head %1 is neither in %2 nor at the forge: the node whose job made it "
-                                                  "has not pushed it").arg(task.headSha.left(12), repo.path())), {}};
+                                                  "has not pushed it").arg(task.headSha.left(12), repo.path())), {}, *forge};
     // Nothing leaves this machine before the secret scan: not even a task branch.
     if (!scanner)
         return {GateVerdict::error(QStringLiteral("no secret scanner is available to check the task's commits before they are "
-                                                  "pushed; nothing was pushed")), {}};
+                                                  "pushed; nothing was pushed")), {}, *forge};
     auto findings = scanner(repo.path(), *target, task.headSha);
     if (!findings)
         return {GateVerdict::error(QStringLiteral("cannot scan the task's commits for secrets, so nothing was pushed: %1")
-                                       .arg(findings.error().message)), {}};
+                                       .arg(findings.error().message)), {}, *forge};
     if (!findings->isEmpty())
         return {GateVerdict::fail(QStringLiteral("%1 secret(s) in the task's commits; nothing was pushed to the forge. Remove them "
                                                  "from the branch's history (amend or rebase the commits that add them), not only "
                                                  "from the latest version").arg(findings->size()),
                                   *findings),
-                {}};
+                {}, *forge};
     // The lease is what the store says Sluice pushed last, whichever node pushed it.
     auto pushed = repo.publish(task.branch, task.headSha, task.pushedSha);
     if (!pushed)
-        return {GateVerdict::error(QStringLiteral("cannot push the task branch %1 to the forge: %2").arg(task.branch, pushed.error().message)), {}};
-    return {GateVerdict::pass(QStringLiteral("pushed %1 to %2").arg(task.headSha.left(12), task.branch)), *pushed};
+        return {GateVerdict::error(QStringLiteral("cannot push the task branch %1 to the forge: %2").arg(task.branch, pushed.error().message)), {}, *forge};
+    return {GateVerdict::pass(QStringLiteral("pushed %1 to %2").arg(task.headSha.left(12), task.branch)), *pushed, *forge};
 }
 } // namespace
+
+QString Engine::outsidePusher(const TaskRecord &task, const QString &head) const
+{
+    // The push delivery (ForgeListener) audits who pushed; found by polling, nobody is known.
+    if (auto history = m_tasks.history(task.id)) {
+        for (auto it = history->crbegin(); it != history->crend(); ++it) {
+            if (it->action == QLatin1String("forge-push") && it->details.value(QLatin1String("after")).toString() == head)
+                return it->actor;
+        }
+    }
+    return QStringLiteral("forge");
+}
+
+Engine::ForgeHeadOutcome Engine::takeForgeHead(TaskRecord &task, const QString &stage, const ForgeHeadRead &read, const GateVerdict &verdict,
+                                               const QString &how, bool onlyIdle)
+{
+    if (read.kind == ForgeHeadRead::Kind::Ours)
+        return ForgeHeadOutcome::Ours;
+    const QString actor = outsidePusher(task, read.head);
+    if (read.kind == ForgeHeadRead::Kind::Refuse) {
+        GateRunRecord r;
+        r.taskId = task.id;
+        r.project = task.project;
+        r.stage = stage;
+        r.gate = PublishStep;
+        r.headSha = task.headSha;
+        r.verdict = verdict;
+        if (auto ok = m_tasks.recordGateRun(r); !ok)
+            qCWarning(lcEngine).noquote() << "cannot record verdict of" << PublishStep << "-" << ok.error().toString();
+        auto blocked = block(task.id, stage, read.reason, QStringLiteral("sluice"));
+        if (!blocked) {
+            qCWarning(lcEngine).noquote() << "cannot block task" << task.id << "-" << blocked.error().toString();
+            return ForgeHeadOutcome::Failed;
+        }
+        return *blocked ? ForgeHeadOutcome::Blocked : ForgeHeadOutcome::Lost;
+    }
+    auto adopted = m_tasks.adoptForgeHead(task.id, task.headSha, task.pushedSha, read.head, onlyIdle);
+    if (!adopted) {
+        qCWarning(lcEngine).noquote() << "cannot record the forge's head of task" << task.id << "-" << adopted.error().toString();
+        return ForgeHeadOutcome::Failed;
+    }
+    if (!*adopted)
+        return ForgeHeadOutcome::Lost; // a job's new work or another node came first: it decides
+    qCWarning(lcEngine).noquote() << "task" << task.id << "takes" << read.head.left(12) << "pushed to" << task.branch << "at the forge by"
+                                  << actor << (read.dropsPushed ? "(a force-push dropping" : "(after") << shortSha(task.pushedSha)
+                                  << (read.dropsPushed ? ")" : "pushed by Sluice)") << "- its gates judge it again";
+    auditAction(actor, QStringLiteral("head-adopted"), task,
+                QJsonObject{{QStringLiteral("branch"), task.branch}, {QStringLiteral("stage"), stage},
+                            {QStringLiteral("from"), task.headSha}, {QStringLiteral("pushed"), task.pushedSha},
+                            {QStringLiteral("to"), read.head}, {QStringLiteral("forced"), read.dropsPushed},
+                            {QStringLiteral("found"), how}});
+    task.headSha = read.head;
+    task.pushedSha = read.head;
+    Q_EMIT published(task.id, read.head);
+    return ForgeHeadOutcome::Adopted;
+}
 
 void Engine::publish(AdvanceRun *run)
 {
     const ProjectRepository repo = m_workspace.repository(run->m_runtime->config);
     const TaskRecord task = run->m_task;
     const CommitScanner scanner = m_commitScanner;
+    const bool adopt = run->m_runtime->config.adoptOutsidePushes;
     auto *watcher = new QFutureWatcher<Publication>(run);
     QElapsedTimer clock;
     clock.start();
     connect(watcher, &QFutureWatcher<Publication>::finished, run, [this, run, watcher, clock] {
         const Publication done = watcher->result();
         watcher->deleteLater();
+        switch (takeForgeHead(run->m_task, run->m_from, done.forge, done.verdict, QStringLiteral("publish step"))) {
+        case ForgeHeadOutcome::Ours:
+        case ForgeHeadOutcome::Adopted:
+            break;
+        case ForgeHeadOutcome::Blocked:
+            return finish(run, AdvanceRun::Outcome::Blocked, done.forge.reason);
+        case ForgeHeadOutcome::Lost:
+            return finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 changed while the forge's head of its branch was read").arg(run->m_task.id));
+        case ForgeHeadOutcome::Failed:
+            return finish(run, AdvanceRun::Outcome::Failed, QStringLiteral("cannot record what the forge holds of task %1").arg(run->m_task.id));
+        }
         if (!done.pushed.isEmpty()) {
             run->m_task.pushedSha = done.pushed;
             if (auto recorded = m_tasks.recordPublication(run->m_task.id, done.pushed); !recorded)
@@ -469,7 +641,50 @@ void Engine::publish(AdvanceRun *run)
         }
         recordVerdict(run, PublishStep, QString(), done.verdict, clock.elapsed());
     });
-    watcher->setFuture(QtConcurrent::run([repo, task, scanner] { return publishHead(repo, task, scanner); }));
+    watcher->setFuture(QtConcurrent::run([repo, task, scanner, adopt] { return publishHead(repo, task, scanner, adopt); }));
+}
+
+void Engine::lookAtForgeHead(qint64 taskId, const QString &cause)
+{
+    auto found = m_tasks.task(taskId);
+    if (!found || !*found || (*found)->status != QLatin1String("active"))
+        return;
+    const TaskRecord task = **found;
+    const auto runtime = project(task.project);
+    if (!runtime || !m_publishing.contains(task.project))
+        return;
+    // A task at work keeps its head: the publish step after the job decides (a job claimed
+    // after this look loses the compare-and-swap below instead).
+    auto jobs = m_jobs.jobsForTask(task.id);
+    if (!jobs) {
+        qCWarning(lcEngine).noquote() << "cannot read the jobs of task" << task.id << "-" << jobs.error().toString();
+        return;
+    }
+    for (const JobRecord &job : std::as_const(*jobs)) {
+        if (job.status == QLatin1String("queued") || job.status == QLatin1String("running"))
+            return;
+    }
+    const ProjectRepository repo = m_workspace.repository(runtime->config);
+    const CommitScanner scanner = m_commitScanner;
+    const bool adopt = runtime->config.adoptOutsidePushes;
+    auto *watcher = new QFutureWatcher<Result<ForgeHeadRead>>(this);
+    connect(watcher, &QFutureWatcher<Result<ForgeHeadRead>>::finished, this, [this, watcher, task, cause] {
+        const Result<ForgeHeadRead> read = watcher->result();
+        watcher->deleteLater();
+        if (!read) {
+            qCWarning(lcEngine).noquote() << "task" << task.id << "- cannot read its branch at the forge (" << cause << ") -" << read.error().toString()
+                                          << "; its next evaluation looks again";
+            return;
+        }
+        TaskRecord current = task;
+        (void)takeForgeHead(current, task.stage, *read, GateVerdict::fail(read->reason, read->findings), cause, true);
+    });
+    watcher->setFuture(QtConcurrent::run([repo, task, scanner, adopt]() -> Result<ForgeHeadRead> {
+        auto target = repo.refreshTarget();
+        if (!target)
+            return std::unexpected(target.error());
+        return readForgeHead(repo, task, *target, scanner, adopt);
+    }));
 }
 
 void Engine::prepareWorkspace(AdvanceRun *run)

@@ -30,6 +30,7 @@ namespace Sluice {
 
 class GateEvaluation;
 class Store;
+struct ForgeHeadRead;
 
 /// A project as the engine runs it: its validated file and its live plugin instances.
 struct SLUICE_EXPORT ProjectRuntime {
@@ -245,6 +246,16 @@ public:
      * timer). Off by default.
      */
     void setNotificationOutbox(bool on) { m_outbox = on; }
+    /**
+     * A push to @p taskId's branch at the forge that Sluice did not make (a push delivery):
+     * reads the branch there off the event loop and, as the publish step does before every
+     * judgement, takes the pushed head as the task's head (secret-scanned, audited
+     * `head-adopted` as the pusher) or blocks the task (repository.outside_pushes: block, a
+     * head that diverged from the task's unpushed work, secrets in the pushed commits). Lets a
+     * task that waits for people judge approvals against the head the forge has. Moves no
+     * stage; nothing happens for a task that is not active or a project without a forge remote.
+     */
+    void lookAtForgeHead(qint64 taskId, const QString &cause);
     /// Installs the scanner that checks a task's commits before they are pushed. Without one,
     /// nothing is pushed (an error verdict says why).
     void setCommitScanner(CommitScanner scanner) { m_commitScanner = std::move(scanner); }
@@ -273,6 +284,16 @@ Q_SIGNALS:
 
 private:
     void evaluateNextGate(AdvanceRun *run);
+    // What became of a read of the task's branch at the forge (takeForgeHead()).
+    enum class ForgeHeadOutcome { Ours, Adopted, Blocked, Lost, Failed };
+    // Applies @p read to @p task in @p stage (updated in place when the head is taken): records
+    // the forge's head (a compare-and-swap) and audits it, or blocks the task with @p verdict
+    // recorded as the publish step's. @p how says who looked ("publish step", a push delivery).
+    // @p onlyIdle: only while no job of the task is open (a push delivery's look).
+    ForgeHeadOutcome takeForgeHead(TaskRecord &task, const QString &stage, const ForgeHeadRead &read, const GateVerdict &verdict,
+                                   const QString &how, bool onlyIdle = false);
+    // Who pushed @p head to @p task's branch, as the push delivery told ("forge" when unknown).
+    [[nodiscard]] QString outsidePusher(const TaskRecord &task, const QString &head) const;
     // The publish step (PublishStep), off the event loop.
     void publish(AdvanceRun *run);
     // The working copy step (WorkspaceStep), off the event loop.

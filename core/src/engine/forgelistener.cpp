@@ -163,9 +163,10 @@ QString ForgeListener::onPush(const std::shared_ptr<ProjectRuntime> &runtime, co
             // Sluice's own push (or its echo): CI starts on it; the gates that wait for CI look again.
             return wakeTask(*runtime, task, QStringLiteral("forge: push of %1 to %2").arg(event.sha.left(12), event.branch));
         }
-        // Someone else moved the task's branch at the forge. The head Sluice judges stays the
-        // one it recorded; the next push of the task refuses to overwrite theirs (lease), so a
-        // person decides. Said loudly, once per push.
+        // Someone else moved the task's branch at the forge: never published over, never
+        // passed unjudged. The task's gates look now (the publish step before them takes the
+        // pushed head as the task's, or blocks the task: docs/forge-loop.md); a task waiting
+        // for people takes it now, so approvals are judged against it.
         qCWarning(lcForgeListener).noquote() << "branch" << event.branch << "of task" << task.id << "was moved at the forge to"
                                              << event.sha.left(12) << "by" << event.actor << "- Sluice last pushed"
                                              << (task.pushedSha.isEmpty() ? QStringLiteral("nothing") : task.pushedSha.left(12));
@@ -174,7 +175,14 @@ QString ForgeListener::onPush(const std::shared_ptr<ProjectRuntime> &runtime, co
                                                             {QStringLiteral("before"), event.before},
                                                             {QStringLiteral("after"), event.sha},
                                                             {QStringLiteral("pushed"), task.pushedSha}}});
-        return QStringLiteral("recorded");
+        const QString cause = QStringLiteral("forge: %1 pushed %2 to %3").arg(event.actor, event.sha.left(12), event.branch);
+        const StageConfig *stage = runtime->config.stage(task.stage);
+        if (stage && waitsForPeople(*runtime, *stage)) {
+            m_engine.lookAtForgeHead(task.id, cause);
+            return QStringLiteral("recorded");
+        }
+        const QString woke = wakeTask(*runtime, task, cause);
+        return woke == QLatin1String("ignored") ? QStringLiteral("recorded") : woke;
     }
     return QStringLiteral("ignored");
 }

@@ -8,6 +8,7 @@
 #include <QLoggingCategory>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QRegularExpression>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -356,6 +357,64 @@ Result<void> ProjectRepository::fetchTaskBranch(const QString &branch) const
     if (fetched->exitCode != 0 && !fetched->err.contains("couldn't find remote ref"))
         return fail(ErrorCode::Network, QStringLiteral("cannot fetch the task branch '%1' from %2: %3")
                                             .arg(branch, *name, trimmed(fetched->err.left(500))));
+    return {};
+}
+
+Result<std::optional<QString>> ProjectRepository::forgeBranchHead(const QString &branch) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    auto name = remote();
+    if (!name)
+        return std::unexpected(name.error());
+    if (name->isEmpty())
+        return std::optional<QString>();
+    auto listed = runHostGit(m_path, {QStringLiteral("ls-remote"), *name, QStringLiteral("refs/heads/") + branch});
+    if (!listed)
+        return fail(listed.error().code, QStringLiteral("cannot read the task branch '%1' at %2: %3").arg(branch, *name, listed.error().message));
+    const QString sha = trimmed(listed->out).section(QLatin1Char('\t'), 0, 0);
+    if (sha.isEmpty())
+        return std::optional<QString>();
+    static const QRegularExpression hex(QStringLiteral("^[0-9a-f]{40}([0-9a-f]{24})?$"));
+    if (!hex.match(sha).hasMatch())
+        return fail(ErrorCode::Network, QStringLiteral("the forge answered '%1' for the task branch '%2'").arg(sha.left(80), branch));
+    auto present = hasCommit(sha);
+    if (!present)
+        return std::unexpected(present.error());
+    if (!*present) {
+        if (auto fetched = fetchTaskBranch(branch); !fetched)
+            return std::unexpected(fetched.error());
+        present = hasCommit(sha);
+        if (!present)
+            return std::unexpected(present.error());
+        if (!*present)
+            return fail(ErrorCode::Conflict, QStringLiteral("the task branch '%1' moved at %2 while it was fetched (was %3)").arg(branch, *name, sha.left(12)));
+    }
+    return std::optional<QString>(sha);
+}
+
+Result<QString> ProjectRepository::sluicePushed(const QString &branch) const
+{
+    auto r = runHostGit(m_path, {QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("--quiet"),
+                                 QStringLiteral("refs/sluice/pushed/%1^{commit}").arg(branch)}, {1});
+    if (!r)
+        return std::unexpected(r.error());
+    return r->exitCode == 0 ? trimmed(r->out) : QString();
+}
+
+Result<void> ProjectRepository::moveBranch(const QString &branch, const QString &commit, const QString &expected, const QString &why) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    auto updated = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: %1").arg(why),
+                                       QStringLiteral("refs/heads/") + branch, commit, expected.isEmpty() ? ZeroSha : expected},
+                              {1, 128});
+    if (!updated)
+        return std::unexpected(updated.error());
+    if (updated->exitCode != 0)
+        return fail(ErrorCode::Conflict, QStringLiteral("branch '%1' of %2 is no longer at %3: %4")
+                                             .arg(branch, m_path, expected.isEmpty() ? QStringLiteral("(absent)") : expected,
+                                                  trimmed(updated->err.left(500))));
     return {};
 }
 

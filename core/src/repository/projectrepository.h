@@ -96,6 +96,23 @@ public:
      * have is not an error.
      */
     [[nodiscard]] Result<void> fetchTaskBranch(const QString &branch) const;
+    /**
+     * The commit of refs/heads/@p branch at the forge now (`ls-remote`), fetched into this
+     * repository when it is new here; std::nullopt when the forge has no such branch or the
+     * repository has no remote (it is the forge itself).
+     */
+    [[nodiscard]] Result<std::optional<QString>> forgeBranchHead(const QString &branch) const;
+    /**
+     * The head a gate of Sluice's (the merge gate, after rebasing) last pushed to @p branch at
+     * the forge, kept in refs/sluice/pushed/@p branch; empty when none. Not a task's head: the
+     * publish step tells Sluice's own pushes from others' by it.
+     */
+    [[nodiscard]] Result<QString> sluicePushed(const QString &branch) const;
+    /**
+     * Moves refs/heads/@p branch to @p commit from @p expected (empty: absent), a
+     * compare-and-swap recorded in the reflog as Sluice's (`sluice: @p why`). Never the target.
+     */
+    [[nodiscard]] Result<void> moveBranch(const QString &branch, const QString &commit, const QString &expected, const QString &why) const;
     /// Whether @p ancestor is @p descendant or one of its ancestors.
     [[nodiscard]] Result<bool> isAncestor(const QString &ancestor, const QString &descendant) const;
 

@@ -699,6 +699,27 @@ Result<void> TaskStore::recordPublication(qint64 id, const QString &pushedSha, s
     return {};
 }
 
+Result<bool> TaskStore::adoptForgeHead(qint64 id, const QString &head, const QString &pushed, const QString &forgeHead, bool onlyIdle)
+{
+    Result<PreparedStatements::Session> session = m_statements.session();
+    if (!session)
+        return std::unexpected(session.error());
+    StatementBinds binds = {{QStringLiteral(":forge"), forgeHead}, {QStringLiteral(":forge_pushed"), forgeHead}, {QStringLiteral(":now"), QDateTime::currentMSecsSinceEpoch()},
+                            {QStringLiteral(":id"), id}, {QStringLiteral(":head"), head}, {QStringLiteral(":pushed"), pushed}};
+    const QString fence = session->fenceCondition(binds);
+    Result<int> rows = session->execWrite(
+        QStringLiteral("taking the forge's head of task %1").arg(id),
+        QStringLiteral("UPDATE tasks SET head_sha = :forge, pushed_sha = :forge_pushed, updated_at = :now WHERE id = :id AND status = 'active' "
+                       "AND head_sha = :head AND pushed_sha = :pushed")
+            + (onlyIdle ? QStringLiteral(" AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = tasks.id AND j.status IN ('queued', 'running'))")
+                        : QString())
+            + fence,
+        binds);
+    if (!rows)
+        return std::unexpected(rows.error());
+    return *rows == 1;
+}
+
 Result<bool> TaskStore::claimUnblock(qint64 id, const QString &stage, qint64 version)
 {
     if (stage.isEmpty())

@@ -323,6 +323,17 @@ public:
      */
     [[nodiscard]] Result<void> recordPublication(qint64 id, const QString &pushedSha, std::optional<qint64> pullRequest = std::nullopt);
     /**
+     * Takes @p forgeHead, a commit someone else pushed to the task's branch at the forge, as the
+     * task's head and as what the forge holds (head_sha = pushed_sha = @p forgeHead). A
+     * compare-and-swap: only while the task is active and its head and pushed head are still
+     * @p head and @p pushed (a job that recorded new work meanwhile, or another node that took
+     * the push first, wins). With @p onlyIdle, also only while no job of the task is queued or
+     * running (its work would build on the old head). False when it did not hold; nothing is
+     * written then.
+     */
+    [[nodiscard]] Result<bool> adoptForgeHead(qint64 id, const QString &head, const QString &pushed, const QString &forgeHead,
+                                              bool onlyIdle = false);
+    /**
      * The claim of an operator's retry: UPDATE tasks SET status='active', blocked_reason='',
      * version=version+1, updated_at=now WHERE id=:id AND stage=:stage AND status='blocked'
      * AND version=:version. True when this caller won; false when the task is not blocked in

@@ -21,6 +21,7 @@
 #include <sluice/testsupport.h>
 
 #include <QJsonArray>
+#include <QMutex>
 #include <QJsonDocument>
 #include <QRandomGenerator>
 #include <QRegularExpression>
@@ -66,6 +67,7 @@ private Q_SLOTS:
     void slowCiIsWaitedForNotFailed();
     void ciPendingPastCiTimeoutFails();
     void ciGateWaitsInTheDaemon();
+    void outsidePushWhileMergingIsJudgedFirst();
 
 private:
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
@@ -623,6 +625,74 @@ instances:
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)).toInt(), 0);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1 AND result <> 'pass'").arg(task)).toInt(), 0);
     QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM plugin_state WHERE instance = 'ci'")).toInt(), 0); // the pass forgot the clock
+    ::kill(pid_t(m_daemon.processId()), SIGTERM);
+    QVERIFY(m_daemon.waitForFinished(15000));
+}
+
+// Someone pushes to the task branch at the forge while the merge gate holds the merge lease
+// (between its read of the checks and its merge): nothing is merged then, nothing is pushed over
+// the person's commit. The gate waits; the next evaluation takes the pushed head as the task's
+// (audited), the merge gate judges it (its checks on that head) and merges exactly it.
+void tst_MergeDaemon::outsidePushWhileMergingIsJudgedFirst()
+{
+    writeProject("      checks_timeout: 1s\n      wait_retry: 1s\n      ci_timeout: 1h\n");
+    m_fake->addPullRequest({1, QStringLiteral("Feature"), Branch, sha(QStringLiteral("refs/heads/main"))});
+    // The person's push happens on the merge gate's first read of the checks (on the forge's
+    // thread, before it answers): the checks it reads are the judged head's, all green.
+    const QString person = path(QStringLiteral("person"));
+    const QString forge = bare();
+    FakeForge *fake = m_fake.get();
+    QMutex lock;
+    QString pushed;
+    bool armed = true;
+    m_fake->setRequestHook([&, fake](const FakeRequest &r) {
+        static const QRegularExpression commit(QStringLiteral("/([0-9a-f]{40})(/|$)"));
+        const QRegularExpressionMatch read = commit.match(r.path);
+        if (r.method != "GET" || !r.path.contains(QLatin1String("status")) || !read.hasMatch())
+            return;
+        // Only once that head's CI is green: the gate then goes on to merge.
+        bool green = false;
+        for (const FakeStatus &st : fake->statuses(read.captured(1)))
+            green = green || st.state == QLatin1String("success");
+        QMutexLocker locked(&lock);
+        if (!armed || !green)
+            return;
+        armed = false;
+        runGit({QStringLiteral("clone"), QStringLiteral("-q"), forge, person});
+        runGit({QStringLiteral("checkout"), QStringLiteral("-q"), Branch}, person);
+        writeFile(person + QStringLiteral("/by-hand.txt"), "a fix by hand\n");
+        runGit({QStringLiteral("add"), QStringLiteral("by-hand.txt")}, person);
+        runGit({QStringLiteral("-c"), QStringLiteral("user.name=dave"), QStringLiteral("-c"), QStringLiteral("user.email=dave@example.org"),
+                QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("by hand")}, person);
+        runGit({QStringLiteral("push"), QStringLiteral("-q"), QStringLiteral("origin"), Branch}, person);
+        pushed = runGit({QStringLiteral("rev-parse"), QStringLiteral("HEAD")}, person).out.trimmed();
+    });
+    QVERIFY(startDaemon());
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    QTRY_VERIFY2_WITH_TIMEOUT(storeValue(QStringLiteral("SELECT status FROM tasks WHERE id = %1").arg(task)).toString() == QLatin1String("done"),
+                              qPrintable(QString::fromUtf8(m_daemon.log().right(5000))), 60000);
+    QString head;
+    {
+        QMutexLocker locked(&lock);
+        head = pushed;
+    }
+    QVERIFY(!head.isEmpty());
+    // The gate saw the branch move while it held the lease, and merged nothing then.
+    QVERIFY2(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'gate-wait' AND details LIKE '%moved at the forge%'")
+                            .arg(task)).toInt() >= 1,
+             qPrintable(QString::fromUtf8(m_daemon.log().right(5000))));
+    QCOMPARE(storeValue(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'head-adopted'").arg(task)).toInt(), 1);
+    QCOMPARE(storeValue(QStringLiteral("SELECT head_sha FROM gate_runs WHERE task_id = %1 AND gate = 'merge' AND result = 'pass'").arg(task)).toString(), head);
+    // One merge, of exactly the pushed head; the person's commit is still the branch's head.
+    QCOMPARE(mergeCalls(), 1);
+    QCOMPARE(m_fake->mergesApplied(), 1);
+    for (const FakeRequest &r : m_fake->requests()) {
+        if (r.method == "POST" && r.path.endsWith(QLatin1String("/merge")))
+            QCOMPARE(QJsonDocument::fromJson(r.body).object().value(QLatin1String("head_commit_id")).toString(), head);
+    }
+    QCOMPARE(sha(QStringLiteral("refs/heads/") + Branch).trimmed(), head);
+    QCOMPARE(storeValue(QStringLiteral("SELECT retries FROM tasks WHERE id = %1").arg(task)).toInt(), 0);
     ::kill(pid_t(m_daemon.processId()), SIGTERM);
     QVERIFY(m_daemon.waitForFinished(15000));
 }
