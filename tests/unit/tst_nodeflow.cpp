@@ -510,7 +510,7 @@ void tst_NodeFlow::tasksFlowThroughKillAndStop()
         QDir().mkpath(dir + QStringLiteral("/projects"));
         const bool ok = writeFile(dir + QStringLiteral("/sluice.yaml"),
                                   "node: " + name + "\nstate_dir: state\nworker: {concurrency: 2, poll_interval: 200ms}\n"
-                                  "http: {port: 0}\nreaper: {interval: 1s, node_timeout: 3s}\nreconciler: {interval: 1s, settle: 10s}\n"
+                                  "http: {port: 0}\nreaper: {interval: 1s, node_timeout: 5s}\nreconciler: {interval: 1s, settle: 10s}\n"
                                   + Test::hostStoreSection(store))
                         && writeFile(dir + QStringLiteral("/projects/p.yaml"), project);
         return ok ? dir : QString();

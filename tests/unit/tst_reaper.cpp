@@ -118,6 +118,8 @@ private Q_SLOTS:
     void leaseAcquireRenewRelease();
     void leaseQueueIsFirstComeFirstServed_data() { engines(); }
     void leaseQueueIsFirstComeFirstServed();
+    void taskLeaseIsItsNodes_data() { engines(); }
+    void taskLeaseIsItsNodes();
     void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
     void leaseReclaimDeadSilentExpiredButNeverLive();
     void tier1DeadPidAfterConsecutiveTicks();
@@ -239,6 +241,40 @@ qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid,
     run.startTicks = stat ? stat->startTicks : 12345;
     auto id = engine.jobs().recordAgentStart(run);
     return id ? *id : 0;
+}
+
+// Two nodes evaluating the same task's edge at once (one re-driven by the reconciler while the
+// other still merges): the lease is the task's on the node that took it. The other node's
+// evaluation does not get it, cannot renew or release it, and gets it once it is free; a new
+// process of the holding node (a restart) holds it. (Before, both held it and both rebased the
+// task branch of the shared repository at once: found by tst_nodeflow via nodes.sh.)
+void tst_Reaper::taskLeaseIsItsNodes()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    LeaseStore leases(*m_store);
+    const QString r = QStringLiteral("merge:p:main");
+    const QDateTime t0 = QDateTime::currentDateTimeUtc();
+    const LeaseHolder onA{QStringLiteral("node-a"), 101, 0, 8, 0};
+    const LeaseHolder onB{QStringLiteral("node-b"), 202, 0, 8, 0};
+    const LeaseHolder restartedA{QStringLiteral("node-a"), 303, 0, 8, 0};
+    QVERIFY(leases.acquire(r, onA, 60s, t0)->held);
+    auto other = leases.acquire(r, onB, 60s, t0.addSecs(1));
+    QVERIFY(other);
+    QVERIFY(!other->held);
+    QCOMPARE(other->lease.holder.node, QStringLiteral("node-a"));
+    QVERIFY(!leases.release(r, onB).value_or(true));
+    auto held = leases.lease(r);
+    QVERIFY(held && *held);
+    QCOMPARE((*held)->holder.node, QStringLiteral("node-a"));
+    auto again = leases.acquire(r, restartedA, 60s, t0.addSecs(2));
+    QVERIFY(again && again->held);
+    QCOMPARE(again->lease.holder.pid, qint64(303));
+    QVERIFY(leases.release(r, restartedA).value_or(false));
+    auto free = leases.acquire(r, onB, 60s, t0.addSecs(3));
+    QVERIFY(free && free->held);
+    QCOMPARE(free->lease.holder.node, QStringLiteral("node-b"));
 }
 
 // Waiting tasks get a free lease in the order they first asked, as long as they keep asking
