@@ -386,21 +386,28 @@ void tst_Reaper::leaseAcquireRenewRelease()
     QVERIFY(!leases.acquire(QString(), first, 10s, now));
     QVERIFY(!leases.acquire(QStringLiteral("x"), first, 0s, now));
 
-    // The plugins' view (LeaseService): holds belong to tasks, whichever node re-drives them.
+    // The plugins' view (LeaseService): holds belong to a task on its node. The same task
+    // evaluated on another node while the hold is live waits (a live holder within its TTL is
+    // never touched); it gets the lease once it is released (or reclaimed: its node silent).
     StoreLeaseService here(*m_store, QStringLiteral("node-a"));
     StoreLeaseService there(*m_store, QStringLiteral("node-b"));
     auto hold = here.acquire(QStringLiteral("merge:p:release"), 21, 60s);
     QVERIFY(hold && hold->held);
     QCOMPARE(hold->holderNode, QStringLiteral("node-a"));
-    auto redrive = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // the same task, after a crash, elsewhere
-    QVERIFY(redrive && redrive->held);
-    QCOMPARE(redrive->holderNode, QStringLiteral("node-b"));
+    auto redrive = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // the same task, elsewhere, meanwhile
+    QVERIFY(redrive && !redrive->held);
+    QCOMPARE(redrive->holderNode, QStringLiteral("node-a"));
+    QCOMPARE(there.release(QStringLiteral("merge:p:release"), 21).value_or(true), false);
     auto contender = here.acquire(QStringLiteral("merge:p:release"), 22, 60s);
     QVERIFY(contender && !contender->held);
     QCOMPARE(contender->holderTask, qint64(21));
     QCOMPARE(here.release(QStringLiteral("merge:p:release"), 22).value_or(true), false);
     QCOMPARE(here.renew(QStringLiteral("merge:p:release"), 21, 60s).value_or(false), true);
     QCOMPARE(here.release(QStringLiteral("merge:p:release"), 21).value_or(false), true);
+    auto freed = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // it asked first
+    QVERIFY(freed && freed->held);
+    QCOMPARE(freed->holderNode, QStringLiteral("node-b"));
+    QCOMPARE(there.release(QStringLiteral("merge:p:release"), 21).value_or(false), true);
     QVERIFY(here.acquire(QStringLiteral("merge:p:release"), 22, 60s)->held);
     QVERIFY(!here.acquire(QStringLiteral("merge:p:release"), 0, 60s)); // a hold needs its task
 }
