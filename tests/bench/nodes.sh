@@ -18,6 +18,7 @@ build="${SLUICE_BUILD_DIR:-$top/build}"
 cmake --build "$build" --target tst_nodeflow sluice sluice_forge_local sluice_gate_merge sluice_stage_agent \
   sluice_agent_process sluice_stage_command >/dev/null
 work="$(mktemp -d)"
+chmod 755 "$work" # the PostgreSQL server runs as postgres
 pg="$work/pg"
 cleanup() {
   sh "$top/tests/support/pg-test-server.sh" stop "$pg" >/dev/null 2>&1 || true
