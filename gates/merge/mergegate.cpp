@@ -422,9 +422,7 @@ private:
             // gate's own rebase of it.
             if (m_head != m_request.task.headSha && m_previous != m_request.task.headSha
                 && !(m_progress && m_progress->previous == m_request.task.headSha))
-                return conclude(GateVerdict::error(QStringLiteral("the task branch in the project's repository is at %1, not at the task's "
-                                                                  "recorded head %2")
-                                                       .arg(shortSha(m_head), shortSha(m_request.task.headSha))));
+                return judgeMovedBranch();
             if (reached(MergeStep::Pushed))
                 return waitForHead();
             rebaseIfBehind();
@@ -440,6 +438,54 @@ private:
             [this, resolved](const GitResult &) {
                 git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("FETCH_HEAD^{commit}")}, {}, resolved);
             });
+    }
+
+    /*
+     * The branch is not at the recorded head, and no record of ours says why. Several nodes
+     * share the local forge's repository (and a forge's branch): a node stopped or killed
+     * after its rebase moved the branch but before it recorded that leaves exactly this. Such
+     * a rebase of the recorded head onto the target is kept — rebasing again would make new
+     * commits for the same change — when every commit it adds over the target is
+     * patch-equivalent to one of the recorded head and the other way round (git cherry both
+     * ways). Anything else is not what the other gates judged: an error.
+     */
+    void judgeMovedBranch()
+    {
+        const QString recorded = m_request.task.headSha;
+        auto refuse = [this, recorded] {
+            conclude(GateVerdict::error(QStringLiteral("the task branch in the project's repository is at %1, not at the task's "
+                                                       "recorded head %2")
+                                            .arg(shortSha(m_head), shortSha(recorded))));
+        };
+        auto allEquivalent = [](const GitResult &r) {
+            for (const QByteArray &line : r.out.split('\n')) {
+                if (!line.trimmed().isEmpty() && !line.startsWith("- "))
+                    return false;
+            }
+            return true;
+        };
+        git({QStringLiteral("merge-base"), m_head, m_base}, {1}, [this, recorded, refuse, allEquivalent](const GitResult &base) {
+            const QString onto = firstLine(base.out);
+            if (base.exitCode != 0 || onto.isEmpty() || onto == m_head)
+                return refuse();
+            // Every commit of the recorded head has its equivalent on the branch ...
+            git({QStringLiteral("cherry"), m_head, recorded}, {128}, [this, recorded, onto, refuse, allEquivalent](const GitResult &mine) {
+                if (mine.exitCode != 0 || !allEquivalent(mine))
+                    return refuse();
+                // ... and the branch adds nothing over the target that the recorded head lacks.
+                git({QStringLiteral("cherry"), recorded, m_head, onto}, {128}, [this, recorded, refuse, allEquivalent](const GitResult &theirs) {
+                    if (theirs.exitCode != 0 || !allEquivalent(theirs) || theirs.out.trimmed().isEmpty())
+                        return refuse();
+                    qCInfo(log()) << "task" << m_request.task.id << "finds its branch at" << m_head << ", a rebase of its recorded head"
+                                  << recorded << "left unrecorded by an earlier evaluation (another node, or a crash): keeping it";
+                    m_keptFrom = recorded;
+                    m_previous = recorded;
+                    if (reached(MergeStep::Pushed))
+                        return waitForHead();
+                    rebaseIfBehind();
+                });
+            });
+        });
     }
 
     void rebaseIfBehind()

@@ -266,7 +266,10 @@ awk -v rss="$rss_kb" -v t="$((t1 - t0))" -v hz="$hz" -v ns="$((s1 - s0))" 'BEGIN
 # ==== job queue throughput (bench_queue) ====================================================
 # Claim + complete of N jobs (default 20000) on SQLite (a temporary file) and on PostgreSQL,
 # each against a floor measured in the same run on the same table: one bare
-# "UPDATE jobs SET updated_at = ? WHERE id = ?" per job. One node claims and completes up to
+# "UPDATE jobs SET updated_at = ? WHERE id = ?" per job. First one job per call (one/s: claimNext,
+# on PostgreSQL its own one-job statement), then one job per call through the batch statement
+# (via_batch/s, the path one/s took when it regressed to 1,560/s; x_batch = one/s over it,
+# same run). One node claims and completes up to
 # SLUICE_BENCH_QUEUE_BATCH (64) jobs per call (one statement claims the batch, SKIP LOCKED);
 # then 3 nodes (threads, each with a Store and a node name of its own) drain the same number
 # at once. Targets: batch/s >= 10,000 jobs/s on both engines; on PostgreSQL 3 nodes >= 1.5x

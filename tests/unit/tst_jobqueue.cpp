@@ -138,6 +138,8 @@ private Q_SLOTS:
     void withoutDefaultOnlyListedProjectsAreClaimed_data() { addEngines(); }
     void releaseGivesTheAttemptBack();
     void releaseGivesTheAttemptBack_data() { addEngines(); }
+    void transferHandsARunningJobOver();
+    void transferHandsARunningJobOver_data() { addEngines(); }
     void claimStormRespectsLimits();
     void recoverRunningTouchesOnlyThisNode_data() { addEngines(); }
     void recoverRunningTouchesOnlyThisNode();
@@ -817,6 +819,50 @@ void tst_JobQueue::releaseGivesTheAttemptBack()
     CLAIM(again, queue, QStringLiteral("node-a"), limits, now);
     QCOMPARE(again.id, job.id);
     QCOMPARE(again.attempts, 1);
+}
+
+// A survivor adopting a silent node's job (the reaper's takeover): the job becomes its own,
+// same attempt, a new token; the old claim holds nothing any more, and a second taker loses.
+// (On SQLite the commit failed while the UPDATE ... RETURNING was still open — "SQL
+// statements in progress" — so an adoption never took: found by tst_nodeflow.)
+void tst_JobQueue::transferHandsARunningJobOver()
+{
+    QFETCH(QString, engine);
+    STORE_SETTINGS(settings, engine);
+    auto store = Store::open(settings);
+    VERIFY_OK(store);
+    TaskStore tasks(**store);
+    JobQueue queue(**store);
+    const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("p"), 1);
+    auto id = queue.enqueue(newJob(taskIds.first(), QStringLiteral("p")));
+    VERIFY_OK(id);
+    ConcurrencyLimits limits;
+    const QDateTime now = at(QDateTime::currentMSecsSinceEpoch() + 1000);
+    CLAIM(job, queue, QStringLiteral("node-a"), limits, now);
+    auto taken = queue.transfer(job.claim(), QStringLiteral("node-b"), 0);
+    VERIFY_OK(taken);
+    QVERIFY(taken->has_value());
+    QCOMPARE((*taken)->claimedBy, QStringLiteral("node-b"));
+    QCOMPARE((*taken)->attempts, 1);
+    QCOMPARE((*taken)->claimToken, job.claimToken + 1);
+    auto record = queue.job(job.id);
+    VERIFY_OK(record);
+    QCOMPARE((*record)->status, QStringLiteral("running"));
+    QCOMPARE((*record)->claimedBy, QStringLiteral("node-b"));
+    auto oldHolds = queue.holds(job.claim());
+    VERIFY_OK(oldHolds);
+    QVERIFY(!*oldHolds);
+    auto newHolds = queue.holds((*taken)->claim());
+    VERIFY_OK(newHolds);
+    QVERIFY(*newHolds);
+    // A second survivor with the old claim takes nothing.
+    auto again = queue.transfer(job.claim(), QStringLiteral("node-c"), 0);
+    VERIFY_OK(again);
+    QVERIFY(!again->has_value());
+    // The store is usable afterwards on the same connection (no transaction left open).
+    auto completed = queue.complete(QList<JobClaim>{(*taken)->claim()});
+    VERIFY_OK(completed);
+    QCOMPARE(completed->size(), 1);
 }
 
 void tst_JobQueue::claimStormRespectsLimits()

@@ -118,6 +118,8 @@ private Q_SLOTS:
     void leaseAcquireRenewRelease();
     void leaseQueueIsFirstComeFirstServed_data() { engines(); }
     void leaseQueueIsFirstComeFirstServed();
+    void taskLeaseIsItsNodes_data() { engines(); }
+    void taskLeaseIsItsNodes();
     void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
     void leaseReclaimDeadSilentExpiredButNeverLive();
     void tier1DeadPidAfterConsecutiveTicks();
@@ -241,6 +243,40 @@ qint64 tst_Reaper::recordAgent(Engine &engine, const JobRecord &job, qint64 pid,
     return id ? *id : 0;
 }
 
+// Two nodes evaluating the same task's edge at once (one re-driven by the reconciler while the
+// other still merges): the lease is the task's on the node that took it. The other node's
+// evaluation does not get it, cannot renew or release it, and gets it once it is free; a new
+// process of the holding node (a restart) holds it. (Before, both held it and both rebased the
+// task branch of the shared repository at once: found by tst_nodeflow via nodes.sh.)
+void tst_Reaper::taskLeaseIsItsNodes()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    LeaseStore leases(*m_store);
+    const QString r = QStringLiteral("merge:p:main");
+    const QDateTime t0 = QDateTime::currentDateTimeUtc();
+    const LeaseHolder onA{QStringLiteral("node-a"), 101, 0, 8, 0};
+    const LeaseHolder onB{QStringLiteral("node-b"), 202, 0, 8, 0};
+    const LeaseHolder restartedA{QStringLiteral("node-a"), 303, 0, 8, 0};
+    QVERIFY(leases.acquire(r, onA, 60s, t0)->held);
+    auto other = leases.acquire(r, onB, 60s, t0.addSecs(1));
+    QVERIFY(other);
+    QVERIFY(!other->held);
+    QCOMPARE(other->lease.holder.node, QStringLiteral("node-a"));
+    QVERIFY(!leases.release(r, onB).value_or(true));
+    auto held = leases.lease(r);
+    QVERIFY(held && *held);
+    QCOMPARE((*held)->holder.node, QStringLiteral("node-a"));
+    auto again = leases.acquire(r, restartedA, 60s, t0.addSecs(2));
+    QVERIFY(again && again->held);
+    QCOMPARE(again->lease.holder.pid, qint64(303));
+    QVERIFY(leases.release(r, restartedA).value_or(false));
+    auto free = leases.acquire(r, onB, 60s, t0.addSecs(3));
+    QVERIFY(free && free->held);
+    QCOMPARE(free->lease.holder.node, QStringLiteral("node-b"));
+}
+
 // Waiting tasks get a free lease in the order they first asked, as long as they keep asking
 // within their TTL; a task sent back or blocked gives up its place.
 void tst_Reaper::leaseQueueIsFirstComeFirstServed()
@@ -350,21 +386,28 @@ void tst_Reaper::leaseAcquireRenewRelease()
     QVERIFY(!leases.acquire(QString(), first, 10s, now));
     QVERIFY(!leases.acquire(QStringLiteral("x"), first, 0s, now));
 
-    // The plugins' view (LeaseService): holds belong to tasks, whichever node re-drives them.
+    // The plugins' view (LeaseService): holds belong to a task on its node. The same task
+    // evaluated on another node while the hold is live waits (a live holder within its TTL is
+    // never touched); it gets the lease once it is released (or reclaimed: its node silent).
     StoreLeaseService here(*m_store, QStringLiteral("node-a"));
     StoreLeaseService there(*m_store, QStringLiteral("node-b"));
     auto hold = here.acquire(QStringLiteral("merge:p:release"), 21, 60s);
     QVERIFY(hold && hold->held);
     QCOMPARE(hold->holderNode, QStringLiteral("node-a"));
-    auto redrive = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // the same task, after a crash, elsewhere
-    QVERIFY(redrive && redrive->held);
-    QCOMPARE(redrive->holderNode, QStringLiteral("node-b"));
+    auto redrive = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // the same task, elsewhere, meanwhile
+    QVERIFY(redrive && !redrive->held);
+    QCOMPARE(redrive->holderNode, QStringLiteral("node-a"));
+    QCOMPARE(there.release(QStringLiteral("merge:p:release"), 21).value_or(true), false);
     auto contender = here.acquire(QStringLiteral("merge:p:release"), 22, 60s);
     QVERIFY(contender && !contender->held);
     QCOMPARE(contender->holderTask, qint64(21));
     QCOMPARE(here.release(QStringLiteral("merge:p:release"), 22).value_or(true), false);
     QCOMPARE(here.renew(QStringLiteral("merge:p:release"), 21, 60s).value_or(false), true);
     QCOMPARE(here.release(QStringLiteral("merge:p:release"), 21).value_or(false), true);
+    auto freed = there.acquire(QStringLiteral("merge:p:release"), 21, 60s); // it asked first
+    QVERIFY(freed && freed->held);
+    QCOMPARE(freed->holderNode, QStringLiteral("node-b"));
+    QCOMPARE(there.release(QStringLiteral("merge:p:release"), 21).value_or(false), true);
     QVERIFY(here.acquire(QStringLiteral("merge:p:release"), 22, 60s)->held);
     QVERIFY(!here.acquire(QStringLiteral("merge:p:release"), 0, 60s)); // a hold needs its task
 }

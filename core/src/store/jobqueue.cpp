@@ -96,6 +96,8 @@ QString postgresqlFence(const QString &node, const QString &instance)
 // Our own server-side prepared statements (PostgreSQL), per connection.
 const QString ClaimStatementName = QStringLiteral("sluice_claim_jobs");
 const QString ClaimParameterTypes = QStringLiteral("text, bigint, text, integer, integer, integer, text, text");
+const QString ClaimOneStatementName = QStringLiteral("sluice_claim_one_job");
+const QString ClaimOneParameterTypes = QStringLiteral("text, bigint, text, integer, integer, text, text");
 const QString CompleteStatementName = QStringLiteral("sluice_complete_jobs");
 const QString CompleteParameterTypes = QStringLiteral("text, bigint, text, text");
 
@@ -132,6 +134,34 @@ QString postgresqlClaimStatement()
                "UPDATE jobs SET status = 'running', claimed_by = $1, claimed_at = $2, updated_at = $2, attempts = attempts + 1, "
                "claim_token = claim_token + 1 FROM chosen WHERE jobs.id = chosen.id AND jobs.status = 'queued' RETURNING %1")
         .arg(qualifiedJobColumns(), postgresqlFence(QStringLiteral("$7"), QStringLiteral("$8")));
+}
+
+/*
+ * The PostgreSQL claim of one job (the fast path of claim() with max 1: a worker with
+ * concurrency 1, claimNext()): the oldest available queued job whose project runs fewer jobs
+ * on this node than its limit, while fewer than the node's limit run on it in total. No
+ * window and no sort: with enable_sort = off for its transaction the plan walks the partial
+ * index of queued jobs in order and stops at the first row it can lock (SKIP LOCKED), where
+ * the batch statement ranks its candidates per project first — that costs a one-job claim
+ * half its speed (1,560 against 3,358 claims+completions a second).
+ *
+ * Parameters $1..$7: node, now, limits (JSON object), global, project default, fence node,
+ * fence instance, with ClaimOneParameterTypes.
+ */
+QString postgresqlClaimOneStatement()
+{
+    return QStringLiteral(
+               "UPDATE jobs SET status = 'running', claimed_by = $1, claimed_at = $2, updated_at = $2, attempts = attempts + 1, "
+               "claim_token = claim_token + 1 "
+               "WHERE status = 'queued' AND id = ("
+               "SELECT c.id FROM jobs c WHERE c.status = 'queued' AND c.available_at <= $2 "
+               "AND (SELECT COUNT(*) FROM jobs g WHERE g.status = 'running' AND g.claimed_by = $1) < $4 "
+               "AND (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.claimed_by = $1 AND r.project = c.project) "
+               "< COALESCE((SELECT CAST(l.value AS INTEGER) FROM json_each_text(CAST($3 AS json)) l WHERE l.key = c.project), $5) "
+               "AND %2 "
+               "ORDER BY c.available_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+               "RETURNING %1")
+        .arg(jobColumns(), postgresqlFence(QStringLiteral("$6"), QStringLiteral("$7")));
 }
 
 /*
@@ -290,12 +320,16 @@ Result<QList<JobRecord>> JobQueue::claimOnPostgresql(PreparedStatements::Session
      * at 500-800 ms a claim on a table of ten jobs (tst_jobqueue's limits test ran 6 s instead
      * of 0.25 s, and its claim storm timed out).
      */
-    if (Result<void> prepared = session.prepareOnServer(QStringLiteral("preparing the claim statement"), ClaimStatementName,
-                                                        ClaimParameterTypes, postgresqlClaimStatement());
+    const bool one = max == 1;
+    if (Result<void> prepared = one ? session.prepareOnServer(QStringLiteral("preparing the claim statement"), ClaimOneStatementName,
+                                                              ClaimOneParameterTypes, postgresqlClaimOneStatement())
+                                    : session.prepareOnServer(QStringLiteral("preparing the claim statement"), ClaimStatementName,
+                                                              ClaimParameterTypes, postgresqlClaimStatement());
         !prepared)
         return std::unexpected(prepared.error());
-    QString script = QStringLiteral("SELECT pg_advisory_xact_lock(%1, hashtext(%2)); ")
-                         .arg(ClaimLockKey).arg(session.literal(node));
+    // One job: enable_sort = off pins the plan to the index walk (see postgresqlClaimOneStatement).
+    QString script = QStringLiteral("%3SELECT pg_advisory_xact_lock(%1, hashtext(%2)); ")
+                         .arg(ClaimLockKey).arg(session.literal(node), one ? QStringLiteral("SET LOCAL enable_sort = off; ") : QString());
     if (!completing.isEmpty()) {
         if (Result<void> prepared = session.prepareOnServer(QStringLiteral("preparing the completion statement"),
                                                             CompleteStatementName, CompleteParameterTypes,
@@ -306,15 +340,21 @@ Result<QList<JobRecord>> JobQueue::claimOnPostgresql(PreparedStatements::Session
                       .arg(CompleteStatementName, session.literal(claimsJson(completing)), session.literal(QDateTime::currentMSecsSinceEpoch()),
                            session.literal(fenceNode), session.literal(fenceInstance));
     }
-    script += QStringLiteral("EXECUTE %1 (%2, %3, %4, %5, %6, %7, %8, %9)")
-                  .arg(ClaimStatementName, session.literal(node), session.literal(now.toMSecsSinceEpoch()),
-                       session.literal(limitsJson), session.literal(limits.global), session.literal(limits.perProjectDefault),
-                       session.literal(std::max(0, max)), session.literal(fenceNode), session.literal(fenceInstance));
+    if (one)
+        script += QStringLiteral("EXECUTE %1 (%2, %3, %4, %5, %6, %7, %8)")
+                      .arg(ClaimOneStatementName, session.literal(node), session.literal(now.toMSecsSinceEpoch()),
+                           session.literal(limitsJson), session.literal(limits.global), session.literal(limits.perProjectDefault),
+                           session.literal(fenceNode), session.literal(fenceInstance));
+    else
+        script += QStringLiteral("EXECUTE %1 (%2, %3, %4, %5, %6, %7, %8, %9)")
+                      .arg(ClaimStatementName, session.literal(node), session.literal(now.toMSecsSinceEpoch()),
+                           session.literal(limitsJson), session.literal(limits.global), session.literal(limits.perProjectDefault),
+                           session.literal(std::max(0, max)), session.literal(fenceNode), session.literal(fenceInstance));
     Result<ExecutedQuery> query = session.execScript(what, script);
     if (!query)
         return std::unexpected(query.error());
-    // Past the lock to the completions' rows.
-    for (int skip = 0; skip < 1; ++skip) {
+    // Past the SET (one job) and the lock to the completions' rows.
+    for (int skip = 0; skip < (one ? 2 : 1); ++skip) {
         if (!(*query)->nextResult())
             return std::unexpected(session.error(what, (*query)->lastError().text()));
     }
@@ -690,6 +730,9 @@ Result<std::optional<JobRecord>> JobQueue::transfer(const JobClaim &claim, const
     if (!(*taken)->next())
         return std::optional<JobRecord>();
     const JobRecord job = jobFromRow(**taken);
+    // The UPDATE ... RETURNING is done once its row is read; on SQLite an unfinished statement
+    // would make the commit fail ("SQL statements in progress") and the adoption never take.
+    (*taken)->finish();
     if (agentRunId > 0) {
         Result<int> moved = session->execWrite(what, QStringLiteral("UPDATE agent_runs SET node = :to, dead_ticks = 0 WHERE id = :agent"),
                                                {{QStringLiteral(":to"), toNode}, {QStringLiteral(":agent"), agentRunId}});

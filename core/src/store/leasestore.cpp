@@ -13,8 +13,11 @@ const QString Columns = QStringLiteral("resource, holder_node, holder_pid, holde
                                        "acquired_at, expires_at, fence_token");
 
 // The same holder: the same task when the caller names one, else the same node and process.
+// A task's lease is the task's on one node: any process of that node (a re-drive after a
+// restart) holds it, another node's evaluation of the same task does not — it waits, as
+// for any holder, until the lease is released or reclaimed (its node silent).
 const QString SameHolder = QStringLiteral(
-    "((CAST(:task AS BIGINT) IS NOT NULL AND holder_task = CAST(:task AS BIGINT)) OR "
+    "((CAST(:task AS BIGINT) IS NOT NULL AND holder_task = CAST(:task AS BIGINT) AND holder_node = :node) OR "
     "(CAST(:task AS BIGINT) IS NULL AND holder_task IS NULL AND holder_node = :node AND holder_pid = :pid))");
 
 QVariant nullIfZero(qint64 value)
@@ -69,7 +72,7 @@ bool fenceHolds(PreparedStatements::Session &session)
 bool LeaseHolder::sameHolder(const LeaseHolder &other) const
 {
     if (taskId > 0 || other.taskId > 0)
-        return taskId == other.taskId;
+        return taskId == other.taskId && node == other.node;
     return node == other.node && pid == other.pid;
 }
 
@@ -92,7 +95,7 @@ Result<LeaseStore::Acquired> LeaseStore::acquire(const QString &resource, const 
     auto current = lease(resource);
     if (!current)
         return std::unexpected(current.error());
-    if (*current && (*current)->holder.taskId == holder.taskId)
+    if (*current && (*current)->holder.sameHolder(holder))
         return take(resource, holder, ttl, now);
     Result<PreparedStatements::Session> session = m_statements.session();
     if (!session)
@@ -173,7 +176,8 @@ Result<LeaseStore::Acquired> LeaseStore::take(const QString &resource, const Lea
                        "ON CONFLICT (resource) DO UPDATE SET holder_node = excluded.holder_node, "
                        "holder_pid = excluded.holder_pid, holder_start_ticks = excluded.holder_start_ticks, "
                        "holder_job = excluded.holder_job, expires_at = excluded.expires_at, fence_token = excluded.fence_token "
-                       "WHERE (excluded.holder_task IS NOT NULL AND leases.holder_task = excluded.holder_task) OR "
+                       "WHERE (excluded.holder_task IS NOT NULL AND leases.holder_task = excluded.holder_task "
+                       "AND leases.holder_node = excluded.holder_node) OR "
                        "(excluded.holder_task IS NULL AND leases.holder_task IS NULL AND "
                        "leases.holder_node = excluded.holder_node AND leases.holder_pid = excluded.holder_pid) "
                        "RETURNING %1")

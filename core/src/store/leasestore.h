@@ -26,8 +26,9 @@ struct SLUICE_EXPORT LeaseHolder {
     qint64 jobId = 0;       ///< Informational.
 
     /**
-     * Whether @p other is the same holder: the same task when this holder names one (any job
-     * or process of the task holds the task's leases), else the same node and process.
+     * Whether @p other is the same holder: the same task on the same node when this holder
+     * names one (any job or process of the task on that node holds the task's leases; another
+     * node evaluating the same task does not), else the same node and process.
      */
     [[nodiscard]] bool sameHolder(const LeaseHolder &other) const;
 };

@@ -492,6 +492,68 @@ private Q_SLOTS:
         QVERIFY(leaseFree());
     }
 
+    // Several nodes on one machine share the local forge's repository: a node stopped (or
+    // killed) after its rebase moved the task branch but before it recorded that, leaves the
+    // branch rebased with no record. The next evaluation — another node's, its own scratch
+    // worktree — keeps that rebase of the recorded head (a rebase again would make new commits
+    // for the same change) and merges it once; a branch moved to anything else stays an error.
+    void localForgeBranchRebasedElsewhereWithoutARecord_data()
+    {
+        QTest::addColumn<bool>("aRebase");
+        QTest::newRow("rebased onto main: kept") << true;
+        QTest::newRow("another commit on top: error") << false;
+    }
+    void localForgeBranchRebasedElsewhereWithoutARecord()
+    {
+        QFETCH(bool, aRebase);
+        useLocalForge();
+        auto *forge = qobject_cast<Forge *>(m_forge.get());
+        const QString wt = worktree(QStringLiteral("task-r"));
+        QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("-q"), QStringLiteral("-b"),
+                         QStringLiteral("task-r"), wt, QStringLiteral("main")}).code, 0);
+        QVERIFY(writeFile(QDir(wt).filePath(QStringLiteral("r.txt")), "r\n"));
+        runGit({QStringLiteral("add"), QStringLiteral("r.txt")}, wt);
+        QCOMPARE(runGit({QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+                         QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("r")}, wt).code, 0);
+        auto pr = runCall(forge->createPullRequest({QStringLiteral("task-r"), QString(), QStringLiteral("R"), QString()}));
+        QVERIFY(pr);
+        GateRequest r = request(8, QStringLiteral("task-r"), pr->number); // the recorded head: the agent's commit
+        const QString main = advanceMain(QStringLiteral("m.txt"), "m\n");
+        // What the other node left: the branch moved, nothing recorded.
+        if (aRebase) {
+            QCOMPARE(runGit({QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+                             QStringLiteral("rebase"), QStringLiteral("-q"), main}, wt).code, 0);
+        } else {
+            QVERIFY(writeFile(QDir(wt).filePath(QStringLiteral("extra.txt")), "not judged\n"));
+            runGit({QStringLiteral("add"), QStringLiteral("extra.txt")}, wt);
+            QCOMPARE(runGit({QStringLiteral("-c"), QStringLiteral("user.name=t"), QStringLiteral("-c"), QStringLiteral("user.email=t@t"),
+                             QStringLiteral("commit"), QStringLiteral("-qm"), QStringLiteral("extra")}, wt).code, 0);
+        }
+        QCOMPARE(runGit({QStringLiteral("--git-dir"), bare(), QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), wt}).code, 0);
+        const QString moved = sha(QStringLiteral("refs/heads/task-r"));
+        QVERIFY(moved != r.task.headSha);
+        MiniCi ci(bare(), [forge](const QString &sha, const QString &) {
+            (void)runCall(forge->postStatus(sha, StatusUpdate{Context, StatusState::Success, {}, {}}));
+        });
+        auto instance = createInstance(m_merge, "poll_interval: 20ms\nchecks_timeout: 60s\nchecks: {contexts: [ci/test]}\n", project(),
+                                       m_watched.get(), forge, m_leases.get(),
+                                       hostRepository(bare(), QStringLiteral("main"), QString(), stateDir(), QStringLiteral("widget")));
+        QVERIFY2(instance, qPrintable(instance ? QString() : instance.error().toString()));
+        const GateVerdict v = evaluateGate(*qobject_cast<Gate *>(instance->get()), r, std::chrono::seconds(60));
+        if (!aRebase) {
+            QCOMPARE(v.result(), GateVerdict::Result::Error);
+            QVERIFY2(v.reason().contains(QLatin1String("not at the task's recorded head")), qPrintable(v.reason()));
+            QCOMPARE(sha(QStringLiteral("refs/heads/main")), main);
+            return;
+        }
+        QVERIFY2(v.result() == GateVerdict::Result::Pass, qPrintable(v.reason()));
+        // The other node's rebase is what was merged: not rebased again.
+        QCOMPARE(sha(QStringLiteral("refs/heads/task-r")), moved);
+        QVERIFY(isAncestor(moved, sha(QStringLiteral("refs/heads/main"))));
+        QCOMPARE(v.evidence().value(QStringLiteral("head")).toString(), moved);
+        QVERIFY(leaseFree());
+    }
+
     // With no wait allowed in the evaluation, the loser gets "wait" naming the holder: no
     // rollback, no retry spent; the engine evaluates again after wait_retry.
     void leaseHeldByAnotherTaskIsAWaitNamingIt()
