@@ -17,7 +17,49 @@
 #include <QProcess>
 #include <QTimer>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 namespace Sluice::Merge {
+
+namespace {
+// The project repository's turn: the lock the host holds while it fetches into the repository
+// (GIT_COMMON_DIR/sluice-fetch.lock, taken by every Sluice process on the machine). A worktree
+// being added has a HEAD that is no object yet; a fetch at that moment reads it through its
+// connectivity check and fails ("bad object worktrees/<id>/HEAD"), failing a task's step.
+class RepositoryTurn
+{
+public:
+    ~RepositoryTurn() { give(); }
+    /// Takes the turn if nobody holds it; an empty string, or why it cannot be taken at all.
+    bool tryTake(const QString &commonDir, QString *error)
+    {
+        if (m_fd < 0) {
+            m_fd = ::open(QFile::encodeName(QDir(commonDir).filePath(QStringLiteral("sluice-fetch.lock"))).constData(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (m_fd < 0) {
+                *error = QString::fromLocal8Bit(strerror(errno));
+                return false;
+            }
+        }
+        if (::flock(m_fd, LOCK_EX | LOCK_NB) == 0)
+            return true;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            *error = QString::fromLocal8Bit(strerror(errno));
+        return false;
+    }
+    void give()
+    {
+        if (m_fd >= 0)
+            ::close(m_fd);
+        m_fd = -1;
+    }
+
+private:
+    int m_fd = -1;
+};
+} // namespace
+
 
 using Forges::GitResult;
 
@@ -333,10 +375,25 @@ private:
     // task (made on the first evaluation; a later one finds it, with a rebase a crash left).
     void prepareScratch()
     {
-        if (QFileInfo::exists(m_scratch + QStringLiteral("/.git")))
-            return inspectWorktree();
+        if (QFileInfo::exists(m_scratch + QStringLiteral("/.git"))) {
+            // Its registration in the project's repository may be gone (cleared as a dead
+            // half-made worktree, see ProjectRepository): then it is made anew.
+            const QString link = readSmall(m_scratch + QStringLiteral("/.git"));
+            if (!link.startsWith(QLatin1String("gitdir: ")) || QFileInfo::exists(link.mid(8)))
+                return inspectWorktree();
+            qCWarning(log()).noquote() << "task" << m_request.task.id << "worktree" << m_scratch << "lost its registration; made anew";
+            QDir(m_scratch).removeRecursively();
+        }
         if (!QDir().mkpath(QFileInfo(m_scratch).absolutePath()))
             return conclude(GateVerdict::error(QStringLiteral("cannot create %1").arg(QFileInfo(m_scratch).absolutePath())));
+        QString error;
+        const QString path = m_ctx.repository->path();
+        const QString dotGit = QDir(path).filePath(QStringLiteral(".git"));
+        if (!m_turn.tryTake(QFileInfo(dotGit).isDir() ? dotGit : path, &error)) {
+            if (!error.isEmpty())
+                return conclude(GateVerdict::error(QStringLiteral("cannot take the turn of the project's repository %1: %2").arg(path, error)));
+            return later([this] { prepareScratch(); }); // a fetch is under way
+        }
         // --force: another node on this machine (sharing the local forge's repository) may
         // keep a worktree of the same branch in its own state directory; the merge lease
         // keeps them from working at once, and each is reset to the branch before a look.
@@ -345,7 +402,10 @@ private:
         // registration of any other task's worktree being added at that moment.
         repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), QStringLiteral("--force"), QStringLiteral("--force"),
                        m_scratch, m_request.task.branch},
-                      {}, [this](const GitResult &) { inspectWorktree(); });
+                      {}, [this](const GitResult &) {
+                          m_turn.give();
+                          inspectWorktree();
+                      });
     }
 
     // A crash can leave a rebase in progress. If it had finished its work — every commit
@@ -714,6 +774,7 @@ private:
     QString m_previous;
     QString m_base;
     QString m_scratch;  // the host's worktree of the task branch
+    RepositoryTurn m_turn; // held while this gate adds its worktree (see RepositoryTurn)
     QString m_keptFrom; // the head a rebase a crash left finished was made from
     std::optional<MergeProgress> m_progress;
     QJsonObject m_checks;

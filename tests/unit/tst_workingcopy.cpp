@@ -66,6 +66,7 @@ private Q_SLOTS:
     void sharedWorktreeOfAnOlderSluiceIsReplaced();
     void finishingATaskLeavesOtherWorktreesAlone();
     void concurrentFetchesIntoTheProjectRepositoryAllSucceed();
+    void aWorktreeAddThatNeverFinishedDoesNotBreakFetches();
     void publishPushesTheTaskBranchWithALease();
 
 private:
@@ -379,6 +380,45 @@ void tst_WorkingCopy::concurrentFetchesIntoTheProjectRepositoryAllSucceed()
         }
     }
     QCOMPARE(git(clone, {QStringLiteral("fsck"), QStringLiteral("--connectivity-only"), QStringLiteral("--no-progress")}), QString());
+}
+
+// A node killed while a gate added its worktree of the shared repository leaves a registration
+// locked "initializing" whose HEAD is no object; git's connectivity check then fails every
+// fetch into the repository ("bad object worktrees/<id>/HEAD"), so every task's publish step.
+// Found by tests/bench/nodes.sh. The fetch clears it (under the lock every Sluice add holds).
+void tst_WorkingCopy::aWorktreeAddThatNeverFinishedDoesNotBreakFetches()
+{
+    const QString clone = m_dir->filePath(QStringLiteral("clone"));
+    git(m_dir->path(), {QStringLiteral("clone"), QStringLiteral("-q"), m_repo, clone});
+    ProjectConfig p = project();
+    p.repositoryPath = clone;
+    const QString scratch = m_dir->filePath(QStringLiteral("scratch/task-2"));
+    git(clone, {QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("-q"), scratch, QStringLiteral("origin/other")});
+    // What the killed add left: git writes these first and the real HEAD last.
+    const QString admin = clone + QStringLiteral("/.git/worktrees/task-2");
+    QFile locked(admin + QStringLiteral("/locked"));
+    QVERIFY(locked.open(QIODevice::WriteOnly));
+    locked.write("initializing");
+    locked.close();
+    QFile head(admin + QStringLiteral("/HEAD"));
+    QVERIFY(head.open(QIODevice::WriteOnly));
+    head.write("0000000000000000000000000000000000000000\n");
+    head.close();
+
+    const QString seed = m_dir->filePath(QStringLiteral("seed"));
+    QFile f(seed + QStringLiteral("/moved.txt"));
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("moved\n");
+    f.close();
+    git(seed, {QStringLiteral("add"), QStringLiteral(".")});
+    git(seed, {QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("moved")});
+    git(seed, {QStringLiteral("push"), QStringLiteral("-q"), m_repo, QStringLiteral("main")});
+
+    const Result<QString> target = ProjectRepository(p, m_state).refreshTarget();
+    QVERIFY2(target.has_value(), qPrintable(target ? QString() : target.error().toString()));
+    QCOMPARE(*target, git(m_repo, {QStringLiteral("rev-parse"), QStringLiteral("main")}));
+    QVERIFY(!QFileInfo::exists(admin));
+    QVERIFY(!git(clone, {QStringLiteral("worktree"), QStringLiteral("list")}).contains(scratch));
 }
 
 void tst_WorkingCopy::publishPushesTheTaskBranchWithALease()

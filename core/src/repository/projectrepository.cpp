@@ -44,7 +44,8 @@ public:
             m_error = dir.error();
             return;
         }
-        const QByteArray path = QFile::encodeName(QDir(trimmed(dir->out)).filePath(QStringLiteral("sluice-fetch.lock")));
+        m_commonDir = trimmed(dir->out);
+        const QByteArray path = QFile::encodeName(QDir(m_commonDir).filePath(QStringLiteral("sluice-fetch.lock")));
         m_fd = ::open(path.constData(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (m_fd < 0) {
             m_error = Error{ErrorCode::Io, QStringLiteral("cannot open the fetch lock %1: %2").arg(QFile::decodeName(path), QString::fromLocal8Bit(strerror(errno)))};
@@ -65,11 +66,38 @@ public:
     FetchLock(const FetchLock &) = delete;
     FetchLock &operator=(const FetchLock &) = delete;
     [[nodiscard]] const std::optional<Error> &error() const { return m_error; }
+    [[nodiscard]] const QString &commonDir() const { return m_commonDir; }
 
 private:
+    QString m_commonDir;
     int m_fd = -1;
     std::optional<Error> m_error;
 };
+
+// A `git worktree add` killed half-way (its process, or the node running it) leaves a
+// registration locked "initializing" whose HEAD is no object, and every later fetch into the
+// repository fails its connectivity check on it ("bad object worktrees/<id>/HEAD"). Sluice's
+// own adds hold the FetchLock, so one found while holding it is dead: it is removed (the gate
+// that owned it makes its worktree anew).
+void clearDeadWorktreeAdds(const QString &repository, const QString &commonDir)
+{
+    const QDir admin(QDir(commonDir).filePath(QStringLiteral("worktrees")));
+    if (!admin.exists())
+        return;
+    for (const QString &id : admin.entryList(QDir::Dirs | QDir::NoDotAndDotDot)) {
+        QFile locked(admin.filePath(id + QStringLiteral("/locked")));
+        if (!locked.open(QIODevice::ReadOnly) || !locked.read(64).startsWith("initializing"))
+            continue;
+        QFile gitdir(admin.filePath(id + QStringLiteral("/gitdir")));
+        const QString dotGit = gitdir.open(QIODevice::ReadOnly) ? trimmed(gitdir.read(4096)) : QString();
+        qCWarning(lcRepository).noquote() << "removing the registration of a worktree whose add never finished:" << admin.filePath(id)
+                                          << (dotGit.isEmpty() ? QString() : QStringLiteral("(%1)").arg(QFileInfo(dotGit).path()));
+        if (dotGit.isEmpty()
+            || !runHostGit(repository, {QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), QStringLiteral("--force"),
+                                        QFileInfo(dotGit).path()}))
+            QDir(admin.filePath(id)).removeRecursively();
+    }
+}
 
 // `git fetch` into @p repository under its FetchLock. Fetched objects are always kept as a
 // pack (fetch.unpackLimit=1): a pack appears whole when its index is renamed into place, so a
@@ -82,6 +110,7 @@ Result<GitOutput> fetchInto(const QString &repository, const QStringList &argume
     FetchLock lock(repository);
     if (lock.error())
         return std::unexpected(*lock.error());
+    clearDeadWorktreeAdds(repository, lock.commonDir());
     QStringList command{QStringLiteral("-c"), QStringLiteral("fetch.unpackLimit=1")};
     for (const QString &setting : config)
         command << QStringLiteral("-c") << setting;
