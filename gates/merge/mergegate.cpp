@@ -335,16 +335,17 @@ private:
     {
         if (QFileInfo::exists(m_scratch + QStringLiteral("/.git")))
             return inspectWorktree();
-        repositoryGit({QStringLiteral("worktree"), QStringLiteral("prune")}, {}, [this](const GitResult &) {
-            if (!QDir().mkpath(QFileInfo(m_scratch).absolutePath()))
-                return conclude(GateVerdict::error(QStringLiteral("cannot create %1").arg(QFileInfo(m_scratch).absolutePath())));
-            // --force: another node on this machine (sharing the local forge's repository) may
-            // keep a worktree of the same branch in its own state directory; the merge lease
-            // keeps them from working at once, and each is reset to the branch before a look.
-            repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), QStringLiteral("--force"), m_scratch,
-                           m_request.task.branch}, {},
-                          [this](const GitResult &) { inspectWorktree(); });
-        });
+        if (!QDir().mkpath(QFileInfo(m_scratch).absolutePath()))
+            return conclude(GateVerdict::error(QStringLiteral("cannot create %1").arg(QFileInfo(m_scratch).absolutePath())));
+        // --force: another node on this machine (sharing the local forge's repository) may
+        // keep a worktree of the same branch in its own state directory; the merge lease
+        // keeps them from working at once, and each is reset to the branch before a look.
+        // Twice: a registration of this path whose directory is gone — even one a crash left
+        // locked half-made — is taken over. Never `worktree prune` here: it deletes the
+        // registration of any other task's worktree being added at that moment.
+        repositoryGit({QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("--quiet"), QStringLiteral("--force"), QStringLiteral("--force"),
+                       m_scratch, m_request.task.branch},
+                      {}, [this](const GitResult &) { inspectWorktree(); });
     }
 
     // A crash can leave a rebase in progress. If it had finished its work — every commit
@@ -430,7 +431,12 @@ private:
         };
         if (m_ctx.settings.remote.isEmpty())
             return git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("refs/heads/%1^{commit}").arg(target)}, {}, resolved);
-        git({QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"), m_ctx.settings.remote, QStringLiteral("refs/heads/%1").arg(target)}, {},
+        // Into the object store this worktree shares with the project's repository, where the
+        // host may be fetching at the same moment: kept as a pack, the objects appear whole
+        // (a loose commit without its trees yet would fail the host's fetch of the same tip).
+        git({QStringLiteral("-c"), QStringLiteral("fetch.unpackLimit=1"), QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
+             m_ctx.settings.remote, QStringLiteral("refs/heads/%1").arg(target)},
+            {},
             [this, resolved](const GitResult &) {
                 git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("FETCH_HEAD^{commit}")}, {}, resolved);
             });

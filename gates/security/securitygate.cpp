@@ -121,7 +121,9 @@ Result<SecretsResult> scanSecrets(const SecuritySettings &settings, const GateRe
     const QByteArray digest = QCryptographicHash::hash(key, QCryptographicHash::Sha256);
     std::shared_ptr<const SecretScanner> scanner = cache.find(digest);
     if (!scanner) {
-        auto compiled = SecretScanner::compile(*rules);
+        CompileOptions options;
+        options.cacheDirectory = defaultScannerCacheDirectory();
+        auto compiled = SecretScanner::shared(*rules, options);
         if (!compiled)
             return std::unexpected(compiled.error());
         scanner = *compiled;

@@ -8,10 +8,11 @@
 set -euo pipefail
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${SLUICE_BUILD_DIR:-$top/build}"
-cmake --build "$build" --target tst_crashanywhere sluice sluice_stage_agent sluice_agent_process sluice_stage_command sluice_gate_verdict
+cmake --build "$build" --target tst_crashanywhere sluice sluice-supervise sluice_stage_agent sluice_agent_process sluice_stage_command sluice_gate_verdict
 copy="$(mktemp -d)"
 trap 'rm -rf "$copy"' EXIT
-cp -a "$build/bin" "$build/lib" "$copy/"
+# libexec: the agents' supervisor, found next to the executable (without it no agent starts).
+cp -a "$build/bin" "$build/lib" "$build/libexec" "$copy/"
 export LD_LIBRARY_PATH="$copy/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export SLUICE_CRASH_EXECUTABLE="$copy/bin/sluice"
 export SLUICE_CRASH_KILLS="${1:-500}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The forge-fault campaign in full (issue 23.4, docs/testing.md): N scenarios (default 10,000)
-# against the ci gate, the ci-umbrella sweeper and the merge gate through the real connectors
-# and the fake forge, from a random base seed (or BASE), with the figures at the end. A failing
+# against the ci gate, the ci-umbrella sweeper, the merge gate (through the real connectors and
+# the fake forge) and the webhook intake (a real daemon in process taking the fake forge's
+# deliveries and hostile ones), from a random base seed (or BASE), with the figures at the end. A failing
 # scenario is printed with its seed and the command that replays it exactly; so is the base,
 # which replays the whole run. The default test run does 1,000 from a fixed base.
 # Usage: tests/bench/faults.sh [N] [BASE]

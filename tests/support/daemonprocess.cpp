@@ -19,7 +19,18 @@ DaemonProcess::DaemonProcess(QString executable, QObject *parent)
     , m_executable(std::move(executable))
 {
     setProcessChannelMode(QProcess::MergedChannels);
-    connect(this, &QProcess::readyRead, this, [this] { m_log += readAll(); });
+    connect(this, &QProcess::readyRead, this, [this] {
+        const QByteArray chunk = readAll();
+        m_log += chunk;
+        // For chasing a failure that ends the test before it can print the log (a function
+        // timeout, a crash): every daemon's output also goes to this file.
+        static const QString copy = qEnvironmentVariable("SLUICE_TEST_DAEMON_LOG");
+        if (!copy.isEmpty()) {
+            QFile file(copy);
+            if (file.open(QIODevice::Append))
+                file.write(chunk);
+        }
+    });
 }
 
 DaemonProcess::~DaemonProcess()

@@ -4,15 +4,27 @@
 // the invariant demands of its answer (tst_forgefaults.cpp states it).
 #include "forgefaults.h"
 
+#include "daemon/daemon.h"
+#include "engine/hostruntime.h"
+#include "webhooksender.h"
+
 #include <sluice/forge.h>
 
+#include <QCoreApplication>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QJsonObject>
 #include <QRegularExpression>
 #include <QSet>
+#include <QSqlDatabase>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QSqlRecord>
+#include <QThread>
 #include <QTimer>
 
 #include <algorithm>
@@ -1044,6 +1056,587 @@ public:
     }
 };
 
+
+// ---- the webhook intake -----------------------------------------------------------------------
+
+/**
+ * The forge's webhook intake as it runs in `sluice serve`: the real daemon (Daemon, in this
+ * process, with its HTTP server on loopback), the real gitea or github connector as the
+ * project's forge instance (its WebhookReceiver checks and reads each delivery), the store
+ * recording deliveries, the forge listener waking the task, and the ci gate reading the fake
+ * forge through the same connector when woken. One task waits in `testing` (exit gate ci) on its
+ * head; the steps make CI report (the fake forge delivers, signed, in its flavour's shapes),
+ * hold and reorder deliveries, redeliver them, replay them under new ids, push another head to
+ * the task's branch, and send hostile deliveries of every kind the intake must refuse or ignore.
+ */
+class WebhookJudge final : public Judge
+{
+public:
+    JudgeKind kind() const override { return JudgeKind::Webhook; }
+
+    static QByteArray secret() { return QByteArrayLiteral("campaign-hook-secret-5151"); }
+
+    void generate(Rng &rng, Scenario &s) const override
+    {
+        static const QStringList jobs = {QStringLiteral("lint"), QStringLiteral("unit"), QStringLiteral("build")};
+        for (int i = rng.between(1, 3); i > 0; --i)
+            s.required << QStringLiteral("ci/%1").arg(jobs.at(s.required.size()));
+        s.forgeSemantics = isGitHub(s) && rng.percent(25);
+        s.head = newSha(rng);
+        // CI of the head when the task comes to wait: mostly under way, sometimes over already.
+        const int r = rng.below(100);
+        std::function<Final()> sub;
+        if (r < 70)
+            sub = [&rng] { return pickFinal(rng, 3, 5, 0, 3, 0); };
+        else if (r < 85)
+            sub = [] { return Final::Pass; };
+        else
+            sub = [&rng] { return pickFinal(rng, 4, 2, 2, 1, 1); };
+        s.commits << ciCommit(rng, s, s.head, sub, Final::Pass);
+        const QString moved = newSha(rng);    // the head someone else pushes
+        const QString stranger = newSha(rng); // a commit no task has
+        s.commits << SeedCommit{moved, {}, {}} << SeedCommit{stranger, {}, {}};
+        SeedPull p;
+        p.number = 1;
+        p.branch = QStringLiteral("task-%1").arg(hex(s.seed));
+        p.sha = s.head;
+        s.pulls << p;
+
+        // Faults on the reads the woken gate makes.
+        for (int n = faultCount(rng) - 1; n > 0; --n) {
+            const SeedCommit &head = s.commits.first();
+            if (isGitHub(s) && rng.percent(35))
+                s.faults << makeFault(rng, Endpoint::ObjectList, "GET", checkRunsPath(s, s.head), pagesOf(int(head.runs.size()), s), true);
+            else
+                s.faults << makeFault(rng, Endpoint::List, "GET", statusesPath(s, s.head), pagesOf(int(head.statuses.size()), s), !isGitHub(s), !isGitHub(s));
+        }
+
+        auto anyState = [&rng] {
+            return rng.pick(QStringList{QStringLiteral("success"), QStringLiteral("success"), QStringLiteral("success"), QStringLiteral("failure"),
+                                        QStringLiteral("pending"), QStringLiteral("pending"), QStringLiteral("error")});
+        };
+        bool pushed = false;
+        bool holding = false;
+        bool closed = false;
+        const int steps = rng.between(3, 10);
+        for (int i = 0; i < steps; ++i) {
+            Delivery d;
+            d.sha = pushed && rng.percent(50) ? moved : s.head;
+            d.context = rng.pick(s.required);
+            const int k = rng.below(100);
+            if (k < 32 || (holding && k < 60)) {
+                d.kind = Delivery::Kind::CiReport;
+                if (rng.percent(8))
+                    d.sha = stranger;
+                d.checkRun = isGitHub(s) && rng.percent(40);
+                if (d.checkRun) {
+                    const SeedRun run = runFor(rng, d.context, pickFinal(rng, 5, 2, 2, 0, s.forgeSemantics ? 1 : 0));
+                    d.state = run.status;
+                    d.conclusion = run.conclusion;
+                } else {
+                    d.state = anyState();
+                }
+            } else if (k < 60) {
+                d.kind = Delivery::Kind::Hostile;
+                static const QStringList hows = {
+                    QStringLiteral("wrong-secret"), QStringLiteral("no-signature"), QStringLiteral("other-body-signature"),
+                    QStringLiteral("cut-signature"), QStringLiteral("truncated-unsigned"), QStringLiteral("truncated"),
+                    QStringLiteral("malformed"), QStringLiteral("not-object"), QStringLiteral("wrong-type"),
+                    QStringLiteral("missing-field"), QStringLiteral("unknown-state"), QStringLiteral("no-id"),
+                    QStringLiteral("no-event"), QStringLiteral("empty-body"), QStringLiteral("other-repo"),
+                    QStringLiteral("unknown-event"), QStringLiteral("oversized")};
+                d.how = rng.pick(hows);
+                // What a forger wants: the head green.
+                d.state = QStringLiteral("success");
+            } else if (k < 70) {
+                d.kind = Delivery::Kind::Claim;
+                d.state = rng.percent(75) ? QStringLiteral("success") : anyState();
+                if (rng.percent(15))
+                    d.sha = stranger;
+            } else if (k < 79) {
+                d.kind = Delivery::Kind::Redeliver;
+                d.of = rng.below(1000);
+            } else if (k < 85) {
+                d.kind = Delivery::Kind::NewId;
+                d.of = rng.below(1000);
+            } else if (k < 89) {
+                // Someone closes the pull request, or reopens it: with the deliveries held,
+                // the forge may send them in either order.
+                d.kind = closed ? Delivery::Kind::ReopenPull : Delivery::Kind::ClosePull;
+                closed = !closed;
+            } else if (k < 95) {
+                d.kind = holding ? Delivery::Kind::Release : Delivery::Kind::Hold;
+                d.reversed = rng.percent(70);
+                holding = !holding;
+            } else if (!pushed) {
+                d.kind = Delivery::Kind::Push;
+                d.sha = moved;
+                pushed = true;
+            } else {
+                d.kind = Delivery::Kind::CiReport;
+                d.sha = moved;
+                d.state = QStringLiteral("success");
+            }
+            s.deliveries << d;
+        }
+        if (holding) {
+            Delivery d;
+            d.kind = Delivery::Kind::Release;
+            d.reversed = rng.percent(70);
+            s.deliveries << d;
+        }
+        // The pull request closed and reopened at once, its two deliveries sent in either order.
+        if (!closed && rng.percent(15)) {
+            QList<Delivery> burst{Delivery{}, Delivery{}, Delivery{}, Delivery{}};
+            burst[0].kind = Delivery::Kind::Hold;
+            burst[1].kind = Delivery::Kind::ClosePull;
+            burst[2].kind = Delivery::Kind::ReopenPull;
+            burst[3].kind = Delivery::Kind::Release;
+            burst[3].reversed = rng.percent(60);
+            const int at = rng.below(int(s.deliveries.size()) + 1);
+            // Not inside a hold of the steps themselves.
+            int held = 0;
+            for (int i = 0; i < at; ++i)
+                held += s.deliveries.at(i).kind == Delivery::Kind::Hold ? 1 : s.deliveries.at(i).kind == Delivery::Kind::Release ? -1 : 0;
+            if (held == 0) {
+                for (int i = 0; i < burst.size(); ++i)
+                    s.deliveries.insert(at + i, burst.at(i));
+            }
+        }
+        // Faults on the pull request the intake reads back for a closed or reopened one (drawn
+        // last, so the scenarios drawn before this read existed stay as they were).
+        if (rng.percent(35))
+            s.faults << makeFault(rng, Endpoint::Single, "GET", pullPath(s, 1), 1, false);
+    }
+
+    QStringList run(const Scenario &s, FakeForge &fake, Bench &bench, std::function<const Timeline &()> finish, QString &outcome) const override;
+};
+
+namespace {
+
+// A status payload as both forges deliver it (Gitea's CommitStatusPayload, GitHub's status event).
+QJsonObject statusPayload(const QString &sha, const QString &context, const QString &state, qint64 id)
+{
+    return QJsonObject{{QStringLiteral("id"), id},
+                       {QStringLiteral("sha"), sha},
+                       {QStringLiteral("context"), context},
+                       {QStringLiteral("state"), state},
+                       {QStringLiteral("description"), QStringLiteral("claimed")},
+                       {QStringLiteral("repository"), QJsonObject{{QStringLiteral("full_name"), QStringLiteral("acme/widget")},
+                                                                  {QStringLiteral("name"), QStringLiteral("widget")},
+                                                                  {QStringLiteral("owner"), QJsonObject{{QStringLiteral("login"), QStringLiteral("acme")}}}}},
+                       {QStringLiteral("sender"), QJsonObject{{QStringLiteral("login"), QStringLiteral("mallory")}}}};
+}
+
+QByteArray compactJson(const QJsonObject &o)
+{
+    return QJsonDocument(o).toJson(QJsonDocument::Compact);
+}
+
+// What the daemon must answer a hostile delivery: 401 unsigned or signed wrong, 400 unreadable,
+// 202 signed and readable but nothing Sluice uses, 413 too large (-1: the server closed the
+// connection before the client finished sending, also a refusal).
+int expectedStatus(const QString &how)
+{
+    static const QStringList unauthorized = {QStringLiteral("wrong-secret"), QStringLiteral("no-signature"), QStringLiteral("other-body-signature"),
+                                             QStringLiteral("cut-signature"), QStringLiteral("truncated-unsigned")};
+    if (unauthorized.contains(how))
+        return 401;
+    if (how == QLatin1String("other-repo") || how == QLatin1String("unknown-event"))
+        return 202;
+    if (how == QLatin1String("oversized"))
+        return 413;
+    return 400;
+}
+
+constexpr int WebhookMaxBody = 16384;
+
+} // namespace
+
+QStringList WebhookJudge::run(const Scenario &s, FakeForge &fake, Bench &bench, std::function<const Timeline &()> finish, QString &outcome) const
+{
+    QStringList violations;
+    const QString project = QStringLiteral("wh%1-%2").arg(hex(s.seed)).arg(s.run);
+    const QString branch = s.pulls.first().branch;
+    // The daemon's configuration: one per campaign (the store, the node and the state directory
+    // are shared; each scenario's project is its own), the project file rewritten per scenario.
+    const QDir config(QDir(bench.dir).filePath(QStringLiteral("webhook-daemon")));
+    QDir().mkpath(config.filePath(QStringLiteral("projects")));
+    auto write = [](const QString &path, const QByteArray &content) {
+        QFile f(path);
+        return f.open(QIODevice::WriteOnly | QIODevice::Truncate) && f.write(content) == content.size();
+    };
+    const QString secretFile = config.filePath(QStringLiteral("hook.secret"));
+    bool written = write(config.filePath(QStringLiteral("sluice.yaml")),
+                         "node: campaign\nstate_dir: " + config.filePath(QStringLiteral("state")).toUtf8() + "\nplugin_dirs: [" + bench.pluginDir.toUtf8()
+                             + "]\nworker: {poll_interval: 50ms}\nhttp: {port: 0, max_body: " + QByteArray::number(WebhookMaxBody)
+                             + "}\nreconciler: {interval: 1h, settle: 1h}\n")
+                   && write(secretFile, secret() + '\n');
+    for (const QString &old : QDir(config.filePath(QStringLiteral("projects"))).entryList(QDir::Files))
+        QFile::remove(config.filePath(QStringLiteral("projects/") + old));
+    QByteArray contexts;
+    for (const QString &c : s.required)
+        contexts += QByteArray(contexts.isEmpty() ? "" : ", ") + '"' + c.toUtf8() + '"';
+    written = written
+              && write(config.filePath(QStringLiteral("projects/%1.yaml").arg(project)),
+                       "id: " + project.toUtf8() + "\nrepository: {path: " + bench.bareRepository.toUtf8()
+                           + ", target_branch: main, forge: forge}\nred_policy: {rollback_to: testing, max_retries: 0}\njobs: {max_attempts: 1}\n"
+                             "timeouts: {stage: 2m, gate: 1m}\nstages:\n  - name: testing\n    exit_gates: [ci]\n  - name: done\ninstances:\n  forge:\n    plugin: "
+                           + (isGitHub(s) ? "github" : "gitea") + "\n    settings:\n      url: " + fake.url().toString().toUtf8()
+                           + "\n      repository: acme/widget\n      token: {file: " + tokenFile(bench).toUtf8() + "}\n      webhook_secret: {file: "
+                           + secretFile.toUtf8() + "}\n      timeout: 300ms\n      retry_backoff: 0ms\n      max_retry_wait: 2s\n      max_retries: "
+                           + QByteArray::number(s.maxRetries) + "\n      page_size: " + QByteArray::number(s.pageSize) + "\n      concurrency: 1"
+                           + "\n  ci:\n    plugin: ci\n    settings:\n      contexts: [" + contexts + "]\n      retry_after: 1h\n      ci_timeout: 2h\n"
+                           + (s.forgeSemantics ? "      required_semantics: forge\n" : ""));
+    if (!written)
+        return {QStringLiteral("cannot write the daemon's configuration under %1").arg(config.path())};
+
+    Diagnostics diagnostics;
+    auto opened = HostRuntime::open(config.path(), diagnostics);
+    if (!opened)
+        return {QStringLiteral("cannot open the host: %1").arg(opened.error().toString())};
+    std::unique_ptr<HostRuntime> host = std::move(*opened);
+    auto daemon = std::make_unique<Daemon>(*host, Daemon::Options{});
+    if (auto started = daemon->start(); !started)
+        return {QStringLiteral("the daemon did not start: %1").arg(started.error().toString())};
+    Engine &engine = host->engine();
+    if (!engine.project(project))
+        return {QStringLiteral("the daemon did not load project %1").arg(project)};
+    const QString source = QStringLiteral("%1/forge").arg(project);
+
+    // Reading the store as an operator would (a connection of its own).
+    const QString connection = QStringLiteral("campaign-webhook-%1").arg(s.run);
+    struct Closer {
+        QString name;
+        ~Closer() { QSqlDatabase::removeDatabase(name); }
+    } closer{connection};
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), connection);
+        db.setDatabaseName(host->config().store.sqlitePath);
+        if (!db.open())
+            return {QStringLiteral("cannot read the store: %1").arg(db.lastError().text())};
+    }
+    auto sql = [connection](const QString &query) {
+        QSqlQuery q(QSqlDatabase::database(connection));
+        QStringList rows;
+        if (!q.exec(query))
+            return QStringList{QStringLiteral("(%1)").arg(q.lastError().text())};
+        while (q.next()) {
+            QStringList cells;
+            for (int c = 0; c < q.record().count(); ++c)
+                cells << q.value(c).toString();
+            rows << cells.join(QLatin1Char('|'));
+        }
+        return rows;
+    };
+
+    // The task: waiting in testing on the head, its branch pushed, pull request #1 recorded.
+    auto submitted = engine.submit(project, QStringLiteral("Scenario %1").arg(hex(s.seed)), QString(), branch, QStringLiteral("campaign"));
+    if (!submitted)
+        return {QStringLiteral("cannot submit the task: %1").arg(submitted.error().toString())};
+    const qint64 task = *submitted;
+    if (auto recorded = engine.tasks().recordHead(task, QStringLiteral("testing"), s.head); !recorded || !*recorded)
+        return {QStringLiteral("cannot record the task's head")};
+    if (auto published = engine.tasks().recordPublication(task, s.head, 1); !published)
+        return {QStringLiteral("cannot record the task's pull request: %1").arg(published.error().toString())};
+    fake.setWebhook(QUrl(QStringLiteral("http://127.0.0.1:%1/webhooks/%2/forge").arg(daemon->httpPort()).arg(project)), secret());
+    WebhookSender &hooks = fake.webhooks();
+
+    // Quiet: every delivery answered and handled, nothing evaluating, no job open. Checked
+    // twice around a turn of the event loop (a deferred look starts when the one before ends).
+    auto quietNow = [&] {
+        if (hooks.pending() != 0 || engine.runsInFlight() != 0 || daemon->forgeEventsInFlight() != 0)
+            return false;
+        auto unclaimed = host->store().unclaimedEvents(QStringLiteral("webhook"), QDateTime::currentDateTimeUtc().addSecs(3600), 1000);
+        if (!unclaimed)
+            return false;
+        for (const Store::RecordedEvent &e : std::as_const(*unclaimed)) {
+            if (e.source == source)
+                return false;
+        }
+        auto counts = engine.jobs().countsByStatus();
+        return counts && counts->value(QStringLiteral("queued")) == 0 && counts->value(QStringLiteral("running")) == 0;
+    };
+    auto settle = [&]() -> bool {
+        QElapsedTimer clock;
+        clock.start();
+        int quietTurns = 0;
+        qsizetype requests = -1;
+        while (clock.elapsed() < 30000) {
+            QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+            // And no forge request arriving (a connector's retry after an advance ended).
+            const qsizetype now = fake.requests().size();
+            quietTurns = quietNow() && now == requests ? quietTurns + 1 : 0;
+            requests = now;
+            if (quietTurns >= 3)
+                return true;
+            if (quietTurns == 0)
+                QThread::msleep(1);
+        }
+        return false;
+    };
+    auto taskRow = [&] {
+        const QStringList rows = sql(QStringLiteral("SELECT stage || '/' || status || '/' || version FROM tasks WHERE id = %1").arg(task));
+        return rows.value(0);
+    };
+    // Everything a delivery could change: what the forge was asked, the deliveries recorded, the
+    // gate runs, the audit and the task.
+    auto print = [&] {
+        return QStringLiteral("events %1, gate runs %2, audit %3, task %4")
+            .arg(sql(QStringLiteral("SELECT COUNT(*) FROM events WHERE source = '%1'").arg(source)).value(0),
+                 sql(QStringLiteral("SELECT COUNT(*) FROM gate_runs WHERE task_id = %1").arg(task)).value(0),
+                 sql(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1").arg(task)).value(0), taskRow());
+    };
+
+    if (!settle())
+        violations << QStringLiteral("the task's first evaluation did not end within 30 s");
+
+    const auto style = isGitHub(s) ? WebhookSender::Style::GitHub : WebhookSender::Style::Gitea;
+    const QByteArray eventHeader = isGitHub(s) ? "X-GitHub-Event" : "X-Gitea-Event";
+    const QByteArray deliveryHeader = isGitHub(s) ? "X-GitHub-Delivery" : "X-Gitea-Delivery";
+    int rawIds = 0;
+    auto rawHeaders = [&](const QByteArray &event, const QByteArray &signedBody) {
+        QList<QPair<QByteArray, QByteArray>> h{{eventHeader, event}, {deliveryHeader, QStringLiteral("campaign-%1-%2").arg(hex(s.seed)).arg(rawIds++).toLatin1()}};
+        h.append(WebhookSender::signatureHeaders(style, secret(), signedBody));
+        return h;
+    };
+    // Deliveries the daemon took (200 with events), by id, in the order they were answered.
+    auto taken = [&hooks] {
+        QStringList ids;
+        for (const SentDelivery &d : hooks.deliveries()) {
+            if (d.status == 200 && d.answer.contains("\"events\"") && !ids.contains(d.id))
+                ids << d.id;
+        }
+        return ids;
+    };
+    // What each delivery must be answered: "accept" (200, taken), "duplicate", or a status.
+    QHash<int, QString> expected; // index in hooks.deliveries()
+    QHash<int, int> stepOf;
+    bool holding = false;
+    qint64 claimIds = 900000;
+
+    for (int i = 0; i < s.deliveries.size(); ++i) {
+        const Delivery &d = s.deliveries.at(i);
+        const int first = int(hooks.deliveries().size());
+        QString before;
+        bool mustChangeNothing = false;
+        switch (d.kind) {
+        case Delivery::Kind::CiReport:
+            if (d.checkRun)
+                fake.addCheckRun(d.sha, d.context, d.state, d.conclusion);
+            else
+                fake.addStatus(d.sha, d.context, d.state);
+            break;
+        case Delivery::Kind::Hold:
+            hooks.hold(true);
+            holding = true;
+            break;
+        case Delivery::Kind::Release:
+            hooks.hold(false);
+            hooks.release(d.reversed);
+            holding = false;
+            break;
+        case Delivery::Kind::Redeliver:
+        case Delivery::Kind::NewId: {
+            const QStringList ids = taken();
+            if (ids.isEmpty())
+                break;
+            const QString id = ids.at(d.of % ids.size());
+            if (d.kind == Delivery::Kind::Redeliver) {
+                before = print();
+                mustChangeNothing = true;
+                hooks.redeliver(id);
+                break;
+            }
+            for (const SentDelivery &sent : hooks.deliveries()) {
+                if (sent.id == id) {
+                    hooks.sendRaw(sent.body, rawHeaders(sent.event, sent.body));
+                    break;
+                }
+            }
+            break;
+        }
+        case Delivery::Kind::Claim: {
+            const QByteArray body = compactJson(statusPayload(d.sha, d.context, d.state, ++claimIds));
+            hooks.sendRaw(body, rawHeaders("status", body));
+            break;
+        }
+        case Delivery::Kind::Push:
+            fake.notifyPush(branch, s.head, d.sha, QStringLiteral("mallory"));
+            break;
+        case Delivery::Kind::ClosePull:
+            fake.closePullRequest(1, QStringLiteral("dave"));
+            break;
+        case Delivery::Kind::ReopenPull:
+            fake.reopenPullRequest(1, QStringLiteral("dave"));
+            break;
+        case Delivery::Kind::Hostile: {
+            before = print();
+            mustChangeNothing = true;
+            QJsonObject payload = statusPayload(d.sha, d.context, d.state, ++claimIds);
+            QByteArray event = "status";
+            if (d.how == QLatin1String("wrong-type"))
+                payload.insert(QStringLiteral("sha"), 5);
+            else if (d.how == QLatin1String("missing-field"))
+                payload.remove(QStringLiteral("repository"));
+            else if (d.how == QLatin1String("unknown-state"))
+                payload.insert(QStringLiteral("state"), QStringLiteral("greenish"));
+            else if (d.how == QLatin1String("other-repo"))
+                payload.insert(QStringLiteral("repository"), QJsonObject{{QStringLiteral("full_name"), QStringLiteral("mallory/widget")}});
+            else if (d.how == QLatin1String("unknown-event"))
+                event = "wiki";
+            else if (d.how == QLatin1String("oversized"))
+                payload.insert(QStringLiteral("padding"), QString(WebhookMaxBody + 1024, QLatin1Char('x')));
+            QByteArray body = compactJson(payload);
+            QByteArray signedBody = body;
+            if (d.how == QLatin1String("truncated") || d.how == QLatin1String("truncated-unsigned")) {
+                body = body.left(body.size() * 2 / 3);
+                if (d.how == QLatin1String("truncated"))
+                    signedBody = body;
+            } else if (d.how == QLatin1String("malformed")) {
+                body = signedBody = "{\"sha\": \"" + d.sha.toLatin1() + "\", \"state\": ";
+            } else if (d.how == QLatin1String("not-object")) {
+                body = signedBody = "[\"" + d.sha.toLatin1() + "\", \"success\"]";
+            } else if (d.how == QLatin1String("empty-body")) {
+                body = signedBody = QByteArray();
+            } else if (d.how == QLatin1String("other-body-signature")) {
+                signedBody = compactJson(statusPayload(d.sha, d.context, QStringLiteral("pending"), claimIds));
+            }
+            QList<QPair<QByteArray, QByteArray>> headers = rawHeaders(event, signedBody);
+            auto drop = [&headers](const QByteArray &suffix) {
+                headers.erase(std::remove_if(headers.begin(), headers.end(), [&suffix](const auto &h) { return h.first.toLower().endsWith(suffix); }),
+                              headers.end());
+            };
+            if (d.how == QLatin1String("wrong-secret")) {
+                drop("signature");
+                drop("signature-256");
+                headers.append(WebhookSender::signatureHeaders(style, "not-" + secret(), body));
+            } else if (d.how == QLatin1String("no-signature")) {
+                drop("signature");
+                drop("signature-256");
+            } else if (d.how == QLatin1String("cut-signature")) {
+                for (auto &h : headers) {
+                    if (h.first.toLower().contains("signature"))
+                        h.second = h.second.left(h.second.size() - 8);
+                }
+            } else if (d.how == QLatin1String("no-id")) {
+                drop("-delivery");
+            } else if (d.how == QLatin1String("no-event")) {
+                drop("-event");
+            }
+            hooks.sendRaw(body, headers);
+            expected.insert(first, QString::number(expectedStatus(d.how)));
+            break;
+        }
+        }
+        // The forge's own deliveries (and replays under a new id) are taken; a redelivery of
+        // a taken one is a duplicate.
+        for (int n = first; n < hooks.deliveries().size(); ++n) {
+            stepOf.insert(n, i);
+            if (!expected.contains(n))
+                expected.insert(n, d.kind == Delivery::Kind::Redeliver ? QStringLiteral("duplicate") : QStringLiteral("accept"));
+        }
+        if (holding)
+            continue; // nothing is sent while the forge holds
+        if (!settle()) {
+            violations << QStringLiteral("step %1 (%2): the daemon did not settle within 30 s").arg(i).arg(d.describe());
+            break;
+        }
+        if (mustChangeNothing && print() != before)
+            violations << QStringLiteral("step %1 (%2) changed something: %3 → %4").arg(i).arg(d.describe(), before, print());
+    }
+    if (holding) {
+        hooks.hold(false);
+        hooks.release(false);
+        (void)settle();
+    }
+    const Timeline &t = finish();
+
+    // Every delivery answered as it must be: refused or ignored means not recorded.
+    const QList<SentDelivery> sent = hooks.deliveries();
+    QSet<QString> accepted;
+    for (int n = 0; n < sent.size(); ++n) {
+        const SentDelivery &d = sent.at(n);
+        if (d.lost)
+            continue; // the forge's state seeded before the webhook was set: never sent
+        const QString want = expected.value(n, QStringLiteral("accept"));
+        const QString step = QStringLiteral("delivery %1 (step %2, %3 %4)").arg(n).arg(stepOf.value(n, -1)).arg(QString::fromLatin1(d.event), d.id);
+        const QString got = QStringLiteral("%1 %2").arg(d.status).arg(QString::fromUtf8(d.answer.left(200)));
+        if (want == QLatin1String("accept")) {
+            if (d.status != 200 || !d.answer.contains("\"events\""))
+                violations << QStringLiteral("%1: a delivery the forge made was not taken: %2").arg(step, got);
+            else
+                accepted.insert(d.id);
+        } else if (want == QLatin1String("duplicate")) {
+            if (d.status != 200 || !d.answer.contains("\"duplicate\""))
+                violations << QStringLiteral("%1: a redelivery was not answered as a duplicate: %2").arg(step, got);
+        } else {
+            const int status = want.toInt();
+            const bool refused = d.status == status || (status == 413 && d.status == -1);
+            if (!refused)
+                violations << QStringLiteral("%1: answered %2, must be %3%4").arg(step, got, want,
+                                                                                  d.status >= 200 && d.status < 300 && status >= 400 ? QStringLiteral(" (a SILENT ACCEPT)") : QString());
+        }
+    }
+    QSet<QString> recorded;
+    for (const QString &id : sql(QStringLiteral("SELECT delivery_id FROM events WHERE source = '%1'").arg(source)))
+        recorded.insert(id);
+    if (recorded != accepted)
+        violations << QStringLiteral("the deliveries recorded (%1) are not the ones taken (%2)")
+                          .arg(QStringList(recorded.cbegin(), recorded.cend()).join(QLatin1Char(' ')), QStringList(accepted.cbegin(), accepted.cend()).join(QLatin1Char(' ')));
+
+    // The task moved only as the forge's true state of its head let it.
+    const QStringList runs = sql(QStringLiteral("SELECT result || '|' || head_sha || '|' || reason FROM gate_runs WHERE task_id = %1 ORDER BY id").arg(task));
+    const QString row = taskRow();
+    const QString truths = truthsOver(t, s, s.head);
+    bool passed = false;
+    bool failed = false;
+    QString last;
+    for (const QString &r : runs) {
+        const QString result = r.section(QLatin1Char('|'), 0, 0);
+        last = result;
+        const QString judged = r.section(QLatin1Char('|'), 1, 1);
+        if (judged != s.head && (result == QLatin1String("pass") || result == QLatin1String("fail")))
+            violations << QStringLiteral("the ci gate judged %1, not the task's head %2: %3").arg(judged.left(12), s.head.left(12), r);
+        passed = passed || result == QLatin1String("pass");
+        failed = failed || result == QLatin1String("fail");
+    }
+    if ((passed || row.startsWith(QLatin1String("done/"))) && !everTruth(t, s, s.head, Truth::Green))
+        violations << QStringLiteral("an ADVANCE it does not justify: the task is %1, but its head %2 was never green at the forge (%3)").arg(row, s.head.left(12), truths);
+    if (passed && !row.startsWith(QLatin1String("done/")))
+        violations << QStringLiteral("the ci gate passed but the task is %1").arg(row);
+    if (failed && !everTruth(t, s, s.head, Truth::Red))
+        violations << QStringLiteral("a fail it does not justify: the task is %1, but its head %2 was never red at the forge (%3)").arg(row, s.head.left(12), truths);
+    // An error verdict applies the red policy too (fail-closed: the task is blocked here), but
+    // only over something the forge could not give.
+    if (last == QLatin1String("error") && !t.anyFault() && !clientTimeout(runs.last()))
+        violations << QStringLiteral("an error verdict with a forge that answered every request cleanly: %1").arg(runs.last());
+    // Blocked for its pull request closed on the forge: only while the forge has it closed.
+    const QString blockedReason = sql(QStringLiteral("SELECT blocked_reason FROM tasks WHERE id = %1").arg(task)).value(0);
+    const bool blockedForClosed = row.contains(QLatin1String("/blocked/")) && blockedReason.contains(QLatin1String("closed on the forge"));
+    if (blockedForClosed) {
+        QString forgeState;
+        for (const FakePullRequest &p : fake.pullRequests()) {
+            if (p.number == 1)
+                forgeState = p.merged ? QStringLiteral("merged") : p.state;
+        }
+        if (forgeState != QLatin1String("closed"))
+            violations << QStringLiteral("a BLOCK it does not justify: the task is blocked ('%1') while the forge has pull request #1 %2")
+                              .arg(blockedReason, forgeState);
+    } else if (row.contains(QLatin1String("/blocked/")) && last != QLatin1String("fail") && last != QLatin1String("error")) {
+        violations << QStringLiteral("the task is %1 without a failed or errored gate: %2").arg(row, blockedReason);
+    }
+    outcome = row.startsWith(QLatin1String("done/")) ? QStringLiteral("passed") : row.contains(QLatin1String("/blocked/")) ? QStringLiteral("blocked") : QStringLiteral("waits");
+    if (!violations.isEmpty())
+        violations << QStringLiteral("gate runs: %1; task %2").arg(runs.join(QStringLiteral("; ")), row);
+
+    fake.setWebhook(QUrl(), QByteArray());
+    daemon->stop(QStringLiteral("scenario over"));
+    daemon.reset();
+    host.reset();
+    return violations;
+}
+
 } // namespace
 
 const Judge &judge(JudgeKind kind)
@@ -1051,21 +1644,30 @@ const Judge &judge(JudgeKind kind)
     static const CiGateJudge ci;
     static const UmbrellaJudge umbrella;
     static const MergeJudge merge;
+    static const WebhookJudge webhook;
     switch (kind) {
     case JudgeKind::CiGate: return ci;
     case JudgeKind::Umbrella: return umbrella;
     case JudgeKind::Merge: return merge;
+    case JudgeKind::Webhook: return webhook;
     }
     return ci;
 }
 
 Scenario generate(quint64 seed)
 {
+    constexpr quint64 WebhookSalt = 0x3b9ac9ff5eedULL;
+    constexpr int WebhookShare = 20; // percent of the scenarios
     Rng rng(seed);
     Scenario s;
     s.seed = seed;
     const int r = rng.below(100);
     s.judge = r < 45 ? JudgeKind::CiGate : r < 78 ? JudgeKind::Umbrella : JudgeKind::Merge;
+    // The webhook intake came fourth: it is chosen by a draw of its own from the seed, not from
+    // rng, so every seed it does not take names the same scenario as before it came (the seeds
+    // kept as regressions among them).
+    if (Rng(seed ^ WebhookSalt).below(100) < WebhookShare)
+        s.judge = JudgeKind::Webhook;
     s.flavor = rng.percent(50) ? FakeForge::Flavor::Gitea : FakeForge::Flavor::GitHub;
     s.pageSize = rng.between(1, 5);
     // Gitea may serve fewer than asked (MAX_RESPONSE_ITEMS); GitHub serves per_page up to 100.

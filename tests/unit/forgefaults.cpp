@@ -41,6 +41,7 @@ QString judgeName(JudgeKind kind)
     case JudgeKind::CiGate: return QStringLiteral("ci-gate");
     case JudgeKind::Umbrella: return QStringLiteral("ci-umbrella");
     case JudgeKind::Merge: return QStringLiteral("merge-gate");
+    case JudgeKind::Webhook: return QStringLiteral("webhook-intake");
     }
     return QStringLiteral("unknown");
 }
@@ -102,6 +103,25 @@ QString Change::describe() const
     return at;
 }
 
+QString Delivery::describe() const
+{
+    switch (kind) {
+    case Kind::CiReport:
+        return checkRun ? QStringLiteral("CI: check run '%1' %2%3 on %4").arg(context, state, conclusion.isEmpty() ? QString() : QLatin1Char('/') + conclusion, sha.left(12))
+                        : QStringLiteral("CI: status '%1' %2 on %3").arg(context, state, sha.left(12));
+    case Kind::Hold: return QStringLiteral("the forge holds its deliveries");
+    case Kind::Release: return QStringLiteral("the forge sends the held deliveries%1").arg(reversed ? QStringLiteral(", reversed") : QString());
+    case Kind::Redeliver: return QStringLiteral("the forge redelivers taken delivery #%1 (same id)").arg(of);
+    case Kind::NewId: return QStringLiteral("taken delivery #%1 again under a new id").arg(of);
+    case Kind::Hostile: return QStringLiteral("hostile delivery: %1 (a status '%2' %3 on %4)").arg(how, context, state, sha.left(12));
+    case Kind::Claim: return QStringLiteral("signed claim: status '%1' %2 on %3").arg(context, state, sha.left(12));
+    case Kind::Push: return QStringLiteral("someone pushes %1 to the task's branch").arg(sha.left(12));
+    case Kind::ClosePull: return QStringLiteral("someone closes pull request #1 without merging");
+    case Kind::ReopenPull: return QStringLiteral("someone reopens pull request #1");
+    }
+    return {};
+}
+
 QString Scenario::describe() const
 {
     QStringList out;
@@ -129,6 +149,8 @@ QString Scenario::describe() const
         out << QStringLiteral("fault: ") + faultText(f);
     for (const Change &c : changes)
         out << QStringLiteral("change: ") + c.describe();
+    for (qsizetype i = 0; i < deliveries.size(); ++i)
+        out << QStringLiteral("step %1: %2").arg(i).arg(deliveries.at(i).describe());
     return out.join(QLatin1Char('\n'));
 }
 

@@ -51,8 +51,8 @@ private:
 /// The seed of scenario @p index of a campaign started from @p base (splitmix64's mixing).
 [[nodiscard]] quint64 scenarioSeed(quint64 base, int index);
 
-/// What the campaign judges. A new judge (webhook intake) adds a kind and a Judge subclass.
-enum class JudgeKind { CiGate, Umbrella, Merge };
+/// What the campaign judges. A new judge adds a kind and a Judge subclass.
+enum class JudgeKind { CiGate, Umbrella, Merge, Webhook };
 [[nodiscard]] QString judgeName(JudgeKind kind);
 
 /// A commit status as the forge holds it before the judgement starts.
@@ -111,6 +111,43 @@ struct Change {
     [[nodiscard]] QString describe() const;
 };
 
+/**
+ * One step of a webhook-intake scenario (the Webhook judge): something happening at the forge
+ * (which the forge then delivers, signed, as its flavour does) or a delivery arriving at the
+ * daemon's POST /webhooks/<project>/<instance>.
+ */
+struct Delivery {
+    enum class Kind {
+        CiReport, ///< CI posts a status (or a check run) on a commit; the forge delivers it.
+        Hold,     ///< The forge holds its deliveries from here ...
+        Release,  ///< ... and sends them, in order or reversed.
+        Redeliver, ///< The forge delivers again a delivery the daemon took (same id).
+        NewId,    ///< A delivery the daemon took, its body again under a new id (Gitea's "Replay").
+        Hostile,  ///< A delivery that must be refused or ignored (see how).
+        Claim,    ///< A signed status delivery claiming a state the forge need not hold.
+        Push,     ///< Someone else pushes a new head to the task's branch (the forge delivers push and pull request).
+        ClosePull,  ///< Someone closes the task's pull request without merging (the forge delivers it).
+        ReopenPull, ///< Someone reopens it (the forge delivers it).
+    };
+    Kind kind = Kind::CiReport;
+    QString sha;
+    QString context;
+    QString state;      ///< Status state; check-run status (CiReport with checkRun).
+    QString conclusion; ///< Check-run conclusion when completed.
+    bool checkRun = false;
+    bool reversed = false; ///< Release.
+    int of = 0;            ///< Redeliver, NewId: which delivery the daemon took (modulo their count).
+    /**
+     * Hostile: wrong-secret, no-signature, other-body-signature, cut-signature,
+     * truncated-unsigned (cut body, the whole body's signature), truncated (cut body, signed),
+     * malformed, not-object, wrong-type, missing-field, unknown-state, no-id, no-event,
+     * empty-body, other-repo, unknown-event, oversized.
+     */
+    QString how;
+
+    [[nodiscard]] QString describe() const;
+};
+
 /// Everything one scenario is: the forge's state, its faults and its changes, and the judge's settings.
 struct Scenario {
     quint64 seed = 0;
@@ -137,6 +174,8 @@ struct Scenario {
     QList<SeedPull> pulls;
     QList<FakeFault> faults;
     QList<Change> changes;
+
+    QList<Delivery> deliveries;    ///< Webhook intake: the steps, in order.
 
     bool dryRun = false;           ///< Sweeper.
     qint64 thresholdSeconds = 300; ///< Sweeper.
@@ -210,6 +249,7 @@ struct Bench {
     QString dir;
     TemporaryStore *store = nullptr;
     QString bareRepository; ///< For the merge gate: a repository with main, each scenario adds a branch.
+    QString pluginDir;      ///< For the webhook intake's daemon: where the gitea, github and ci plugins are.
     /// The connectors' concurrency. 1 (the default) makes the order of requests a function of
     /// the scenario, so a seed replays exactly; more explores how concurrent reads interleave,
     /// at the price of replays that may take another order.

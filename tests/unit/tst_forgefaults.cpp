@@ -59,6 +59,7 @@
 #include <sluice/testsupport.h>
 
 #include <QDir>
+#include <QFileInfo>
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
@@ -140,6 +141,8 @@ private Q_SLOTS:
         QVERIFY(load(CI_PLUGIN_FILE, m_bench.plugins.ci));
         QVERIFY(load(UMBRELLA_PLUGIN_FILE, m_bench.plugins.umbrella));
         QVERIFY(load(MERGE_PLUGIN_FILE, m_bench.plugins.merge));
+        // The webhook intake's daemon loads its plugins where this build puts them.
+        m_bench.pluginDir = QFileInfo(QString::fromUtf8(GITEA_PLUGIN_FILE)).absolutePath();
         m_store = std::make_unique<TemporaryStore>();
         QVERIFY2(m_store->store(), qPrintable(m_store->error()));
         m_bench.store = m_store.get();
@@ -187,8 +190,17 @@ private Q_SLOTS:
                 seen.insert(faultKindName(f.kind));
             for (const Change &c : s.changes)
                 seen.insert(QStringLiteral("change %1").arg(int(c.kind)));
+            for (const Delivery &d : s.deliveries)
+                seen.insert(d.kind == Delivery::Kind::Hostile ? QStringLiteral("hostile ") + d.how : QStringLiteral("step %1").arg(int(d.kind)));
         }
+        for (const char *want : {"step 0", "step 1", "step 2", "step 3", "step 4", "step 6", "step 7", "step 8", "step 9", "hostile wrong-secret", "hostile no-signature",
+                                 "hostile other-body-signature", "hostile cut-signature", "hostile truncated-unsigned", "hostile truncated",
+                                 "hostile malformed", "hostile not-object", "hostile wrong-type", "hostile missing-field", "hostile unknown-state",
+                                 "hostile no-id", "hostile no-event", "hostile empty-body", "hostile other-repo", "hostile unknown-event",
+                                 "hostile oversized"})
+            QVERIFY2(seen.contains(QLatin1String(want)), want);
         for (const char *want : {"ci-gate/gitea", "ci-gate/github", "ci-umbrella/gitea", "ci-umbrella/github", "merge-gate/gitea", "merge-gate/github",
+                                 "webhook-intake/gitea", "webhook-intake/github",
                                  "status", "reset", "apply-then-reset", "hang", "truncated", "malformed", "not-a-list", "missing-statuses",
                                  "short-page", "extra-item", "reorder", "extra-page", "bad-item", "shifted-page", "change 0", "change 1", "change 2", "change 3",
                                  "change 4"})
@@ -334,6 +346,9 @@ private Q_SLOTS:
         QTest::newRow("a garbled merge answer rolled the change back") << quint64(0xc93a110aeb17a243ULL);
         // A job re-run answered 200 with a garbled body was taken as done: the sweep exited 0.
         QTest::newRow("a garbled re-run answer taken as done") << quint64(0x741a9f5820b28e70ULL);
+        // Webhook intake: a pull request closed and reopened, the deliveries sent reopened
+        // first: the late "closed" blocked the task while the forge had the pull request open.
+        QTest::newRow("a late 'closed' delivery blocked a task whose pull request is open") << quint64(0x509886ddc1a4625dULL);
     }
 
     void regressions()

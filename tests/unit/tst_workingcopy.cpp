@@ -16,6 +16,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <thread>
+
 using namespace Sluice;
 
 namespace {
@@ -62,6 +64,8 @@ private Q_SLOTS:
     void copyIsKeptWhileItHoldsTheRecordedHead();
     void newCopyStartsFromTheProjectBranchOrTheFetchedTarget();
     void sharedWorktreeOfAnOlderSluiceIsReplaced();
+    void finishingATaskLeavesOtherWorktreesAlone();
+    void concurrentFetchesIntoTheProjectRepositoryAllSucceed();
     void publishPushesTheTaskBranchWithALease();
 
 private:
@@ -306,6 +310,75 @@ void tst_WorkingCopy::sharedWorktreeOfAnOlderSluiceIsReplaced()
     QCOMPARE(workspace.removeWorktree(project(), t.id).value_or(false), true);
     QVERIFY(!QFileInfo::exists(path));
     QCOMPARE(git(m_repo, {QStringLiteral("rev-parse"), t.branch}), m_main);
+}
+
+// A gate (the merge gate) keeps a worktree of the project's repository per task. When a task
+// finishes, its own goes, and nothing else: another task's `git worktree add` may be under way
+// at that moment, its registration a directory without a gitdir file yet — which `git worktree
+// prune` deletes, failing that add and blocking its task (seen in tst_mergedaemon).
+void tst_WorkingCopy::finishingATaskLeavesOtherWorktreesAlone()
+{
+    const Workspace workspace(m_state);
+    const ProjectRepository repo = workspace.repository(project());
+    const QString scratch = repo.scratchPath(8);
+    QVERIFY(!scratch.isEmpty());
+    QVERIFY(QDir().mkpath(QFileInfo(scratch).absolutePath()));
+    git(m_repo, {QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("-q"), scratch, QStringLiteral("other")});
+    QVERIFY(git(m_repo, {QStringLiteral("worktree"), QStringLiteral("list")}).contains(scratch));
+    // Another task's worktree half-made: registered, no gitdir file yet.
+    const QString beingMade = m_repo + QStringLiteral("/worktrees/task-9");
+    QVERIFY(QDir().mkpath(beingMade));
+
+    QCOMPARE(workspace.removeWorktree(project(), 8).value_or(true), false); // no working copy of its own; the gate's worktree goes
+    QVERIFY(!QFileInfo::exists(scratch));
+    QVERIFY(!git(m_repo, {QStringLiteral("worktree"), QStringLiteral("list")}).contains(scratch));
+    QVERIFY2(QFileInfo(beingMade).isDir(), "the registration of a worktree being made was deleted");
+
+    // A registration whose directory is already gone (removed by hand, a crash) is cleared too.
+    git(m_repo, {QStringLiteral("worktree"), QStringLiteral("add"), QStringLiteral("-q"), scratch, QStringLiteral("other")});
+    QVERIFY(QDir(scratch).removeRecursively());
+    QCOMPARE(workspace.removeWorktree(project(), 8).value_or(true), false);
+    QVERIFY(!git(m_repo, {QStringLiteral("worktree"), QStringLiteral("list")}).contains(scratch));
+    QVERIFY(QFileInfo(beingMade).isDir());
+}
+
+// Tasks are published from the engine's thread pool, each fetching the target into the one
+// project repository first (and other daemons on the machine may share it). Git fails some
+// concurrent fetches of the same new tip ("cannot lock ref", "did not send all necessary
+// objects"), which failed the publish step and blocked the task: they take turns.
+void tst_WorkingCopy::concurrentFetchesIntoTheProjectRepositoryAllSucceed()
+{
+    const QString clone = m_dir->filePath(QStringLiteral("clone"));
+    git(m_dir->path(), {QStringLiteral("clone"), QStringLiteral("-q"), m_repo, clone});
+    ProjectConfig p = project();
+    p.repositoryPath = clone;
+    const QString seed = m_dir->filePath(QStringLiteral("seed"));
+    for (int round = 0; round < 8; ++round) {
+        // The forge's main moves on by a commit of many objects.
+        for (int i = 0; i < 40; ++i) {
+            QFile f(seed + QStringLiteral("/f%1.txt").arg(i));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(QByteArray::number(round * 1000 + i) + '\n');
+        }
+        git(seed, {QStringLiteral("add"), QStringLiteral(".")});
+        git(seed, {QStringLiteral("commit"), QStringLiteral("-q"), QStringLiteral("-m"), QStringLiteral("round %1").arg(round)});
+        git(seed, {QStringLiteral("push"), QStringLiteral("-q"), m_repo, QStringLiteral("main")});
+        const QString tip = git(m_repo, {QStringLiteral("rev-parse"), QStringLiteral("main")});
+
+        QList<Result<QString>> results;
+        for (int t = 0; t < 4; ++t)
+            results.append(Result<QString>(QString()));
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&, t] { results[t] = ProjectRepository(p, m_state).refreshTarget(); });
+        for (std::thread &thread : threads)
+            thread.join();
+        for (const Result<QString> &r : results) {
+            QVERIFY2(r.has_value(), qPrintable(r ? QString() : r.error().toString()));
+            QCOMPARE(*r, tip);
+        }
+    }
+    QCOMPARE(git(clone, {QStringLiteral("fsck"), QStringLiteral("--connectivity-only"), QStringLiteral("--no-progress")}), QString());
 }
 
 void tst_WorkingCopy::publishPushesTheTaskBranchWithALease()

@@ -61,6 +61,11 @@ quint16 Daemon::httpPort() const
     return m_http ? m_http->port() : 0;
 }
 
+int Daemon::forgeEventsInFlight() const
+{
+    return m_forgeListener ? m_forgeListener->inFlight() : 0;
+}
+
 Result<void> Daemon::start()
 {
     const HostConfig &config = m_host.config();

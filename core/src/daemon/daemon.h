@@ -57,6 +57,10 @@ public:
     [[nodiscard]] quint16 httpPort() const;
     [[nodiscard]] Worker &worker() { return *m_worker; }
 
+    /// Forge events of answered deliveries still being handled (a pull request read back, a
+    /// signal's reads): what tests wait for before they look at what a delivery did.
+    [[nodiscard]] int forgeEventsInFlight() const;
+
     /// The random id of this daemon's claim of its node name.
     [[nodiscard]] QString instance() const { return m_instance; }
 

@@ -2,6 +2,7 @@
 #include "engine/forgelistener.h"
 
 #include "daemon/metrics.h"
+#include "engine/boundedcall.h"
 #include "engine/engine.h"
 #include "engine/forgesignals.h"
 #include "store/store.h"
@@ -48,7 +49,7 @@ void ForgeListener::setMetrics(Metrics *metrics)
 
 int ForgeListener::inFlight() const
 {
-    return m_signals->inFlight();
+    return m_signals->inFlight() + m_pullReads;
 }
 
 QString ForgeListener::count(const QString &project, const ForgeEvent &event, const QString &result)
@@ -77,8 +78,10 @@ QString ForgeListener::handle(const std::shared_ptr<ProjectRuntime> &runtime, co
         return count(project, event, onCheck(runtime, event));
     case ForgeEvent::Kind::Push:
         return count(project, event, onPush(runtime, event));
-    case ForgeEvent::Kind::PullRequest:
-        return count(project, event, onPullRequest(runtime, event));
+    case ForgeEvent::Kind::PullRequest: {
+        const QString result = onPullRequest(runtime, event);
+        return result.isEmpty() ? QStringLiteral("reading") : count(project, event, result);
+    }
     case ForgeEvent::Kind::Review:
     case ForgeEvent::Kind::Comment:
         m_signals->take(runtime, instance, deliveryId, event);
@@ -206,6 +209,72 @@ QString ForgeListener::onPullRequest(const std::shared_ptr<ProjectRuntime> &runt
     if (event.action == QLatin1String("closed")) {
         if (task.status != QLatin1String("active") || task.pullRequest != event.pullRequest)
             return QStringLiteral("ignored");
+        confirmPullRequest(runtime, event);
+        return QString();
+    }
+    if (event.action == QLatin1String("reopened") && task.status == QLatin1String("blocked")
+        && task.blockedReason.startsWith(closedReason(event.pullRequest))) {
+        confirmPullRequest(runtime, event);
+        return QString();
+    }
+    if (event.action == QLatin1String("synchronize") && task.status == QLatin1String("active")
+        && (event.sha == task.pushedSha || event.sha == task.headSha))
+        return wakeTask(*runtime, task, QStringLiteral("forge: pull request #%1 has head %2").arg(event.pullRequest).arg(event.sha.left(12)));
+    return QStringLiteral("recorded");
+}
+
+void ForgeListener::confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event)
+{
+    const QString project = runtime->config.id;
+    auto *forge = runtime->instances.as<Forge>(runtime->config.forgeInstance);
+    if (!forge) {
+        qCWarning(lcForgeListener).noquote() << "pull request #" << event.pullRequest << "was" << event.action << "but forge"
+                                             << runtime->config.forgeInstance << "of" << project << "cannot be asked how it is now; nothing changed";
+        count(project, event, QStringLiteral("failed"));
+        return;
+    }
+    ++m_pullReads;
+    runBounded<PullRequest>(this, forge->pullRequest(event.pullRequest), std::chrono::seconds(60),
+                            [this, runtime, event, project](const Result<PullRequest> &now) {
+                                --m_pullReads;
+                                if (!now) {
+                                    // Unconfirmed, nothing is changed: the merge gate reads the pull
+                                    // request itself, so a closed one is never merged meanwhile.
+                                    qCWarning(lcForgeListener).noquote()
+                                        << "pull request #" << event.pullRequest << "was" << event.action << "- cannot read it back from the forge to confirm;"
+                                        << "nothing changed:" << now.error().toString();
+                                    count(project, event, QStringLiteral("failed"));
+                                    return;
+                                }
+                                count(project, event, applyPullRequestState(runtime, event, *now));
+                            });
+}
+
+QString ForgeListener::applyPullRequestState(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event, const PullRequest &now)
+{
+    const bool closedNow = now.state == QLatin1String("closed") && !now.merged;
+    const bool openNow = now.state == QLatin1String("open");
+    // The task as it is now: it may have moved while the forge was read.
+    auto tasks = m_engine.tasks().tasks(runtime->config.id, {QStringLiteral("active"), QStringLiteral("blocked")});
+    if (!tasks)
+        return QStringLiteral("failed");
+    const TaskRecord *found = nullptr;
+    for (const TaskRecord &t : std::as_const(*tasks)) {
+        if (t.pullRequest == event.pullRequest && t.branch == event.branch)
+            found = &t;
+    }
+    if (!found)
+        return QStringLiteral("ignored");
+    const TaskRecord task = *found;
+    const QString actor = QStringLiteral("forge:") + event.actor;
+    if (event.action == QLatin1String("closed")) {
+        if (!closedNow) {
+            qCInfo(lcForgeListener).noquote() << "pull request #" << event.pullRequest << "was closed by" << event.actor << "but the forge has it"
+                                              << (now.merged ? QStringLiteral("merged") : now.state) << "now; task" << task.id << "is not blocked";
+            return QStringLiteral("ignored");
+        }
+        if (task.status != QLatin1String("active"))
+            return QStringLiteral("ignored");
         // Someone decided against the change: nothing more happens to it until a person says so.
         auto blocked = m_engine.block(task.id, task.stage, QStringLiteral("%1 by %2; reopen it to go on").arg(closedReason(event.pullRequest), event.actor),
                                       actor);
@@ -215,19 +284,20 @@ QString ForgeListener::onPullRequest(const std::shared_ptr<ProjectRuntime> &runt
         }
         return *blocked ? QStringLiteral("blocked") : QStringLiteral("ignored");
     }
-    if (event.action == QLatin1String("reopened") && task.status == QLatin1String("blocked")
-        && task.blockedReason.startsWith(closedReason(event.pullRequest))) {
-        auto retried = m_engine.retry(task.id, actor, QStringLiteral("pull request #%1 reopened on the forge").arg(event.pullRequest), actor);
-        if (!retried) {
-            qCWarning(lcForgeListener).noquote() << "cannot retry task" << task.id << "after its pull request was reopened -" << retried.error().message;
-            return QStringLiteral("failed");
-        }
-        return QStringLiteral("retried");
+    // Reopened.
+    if (!openNow) {
+        qCInfo(lcForgeListener).noquote() << "pull request #" << event.pullRequest << "was reopened by" << event.actor << "but the forge has it"
+                                          << (now.merged ? QStringLiteral("merged") : now.state) << "now; task" << task.id << "stays blocked";
+        return QStringLiteral("ignored");
     }
-    if (event.action == QLatin1String("synchronize") && task.status == QLatin1String("active")
-        && (event.sha == task.pushedSha || event.sha == task.headSha))
-        return wakeTask(*runtime, task, QStringLiteral("forge: pull request #%1 has head %2").arg(event.pullRequest).arg(event.sha.left(12)));
-    return QStringLiteral("recorded");
+    if (task.status != QLatin1String("blocked") || !task.blockedReason.startsWith(closedReason(event.pullRequest)))
+        return QStringLiteral("ignored");
+    auto retried = m_engine.retry(task.id, actor, QStringLiteral("pull request #%1 reopened on the forge").arg(event.pullRequest), actor);
+    if (!retried) {
+        qCWarning(lcForgeListener).noquote() << "cannot retry task" << task.id << "after its pull request was reopened -" << retried.error().message;
+        return QStringLiteral("failed");
+    }
+    return QStringLiteral("retried");
 }
 
 } // namespace Sluice

@@ -57,11 +57,18 @@ private:
     QString wakeTask(const ProjectRuntime &runtime, const TaskRecord &task, const QString &cause);
     QString onCheck(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
     QString onPush(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    // Empty when the answer comes later (a pull request read back from the forge); counted then.
     QString onPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    // A delivery says the pull request was closed or reopened: deliveries may come in any
+    // order and late, so the forge's pull request as it is now decides whether the task is
+    // blocked (closed, not merged) or retried (open again).
+    void confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    QString applyPullRequestState(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event, const PullRequest &now);
     QString count(const QString &project, const ForgeEvent &event, const QString &result);
 
     Engine &m_engine;
     Metrics *m_metrics = nullptr;
+    int m_pullReads = 0; // pull requests being read back from the forge
     std::unique_ptr<ForgeSignals> m_signals;
 };
 

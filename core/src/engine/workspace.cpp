@@ -47,7 +47,6 @@ Result<void> removeLegacyWorktree(const ProjectRepository &repository, const QSt
     if (!removed)
         return std::unexpected(removed.error());
     QDir(path).removeRecursively();
-    (void)runHostGit(repository.path(), {QStringLiteral("worktree"), QStringLiteral("prune")});
     return {};
 }
 } // namespace
@@ -340,11 +339,14 @@ Result<bool> Workspace::removeWorktree(const ProjectConfig &project, qint64 task
     QMutexLocker lock(&workingCopyLock());
     const ProjectRepository repo = repository(project);
     const QString scratch = repo.scratchPath(taskId);
-    if (!scratch.isEmpty() && QFileInfo::exists(scratch)) {
-        // Gates keep worktrees of the project's repository there.
+    if (!scratch.isEmpty()) {
+        // Gates keep worktrees of the project's repository there. Only this task's worktree is
+        // unregistered (`worktree remove --force` also clears one whose directory is gone),
+        // never `worktree prune`: prune deletes any registration that has no gitdir file yet,
+        // which is what another task's `worktree add` running at that moment looks like, and
+        // that add then fails ("could not open …/locked") and blocks its task.
         (void)runHostGit(repo.path(), {QStringLiteral("worktree"), QStringLiteral("remove"), QStringLiteral("--force"), scratch}, {128});
         QDir(scratch).removeRecursively();
-        (void)runHostGit(repo.path(), {QStringLiteral("worktree"), QStringLiteral("prune")});
     }
     if (!QFileInfo::exists(path))
         return false;

@@ -9,6 +9,10 @@
 #include <QProcess>
 #include <QProcessEnvironment>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 namespace Sluice {
 
 Q_LOGGING_CATEGORY(lcRepository, "sluice.core.repository", QtInfoMsg)
@@ -19,6 +23,68 @@ const QString ZeroSha = QStringLiteral("0000000000000000000000000000000000000000
 QString trimmed(const QByteArray &bytes)
 {
     return QString::fromUtf8(bytes).trimmed();
+}
+
+// One fetch at a time into a repository, across the threads of this process and every other
+// process on this machine (daemons of several nodes sharing a local repository, the CLI). Git
+// does not make concurrent fetches into one repository safe: two fetches of the same new tip
+// both read the old value of the remote-tracking ref and the later one fails ("cannot lock
+// ref … is at X but expected Y"), and one can find the tip's commit written as a loose object
+// by the other before that one's trees are, skip the transfer and fail its connectivity check
+// ("did not send all necessary objects"). Either failed a task's publish step. Held for the
+// life of the object: an exclusive flock on GIT_COMMON_DIR/sluice-fetch.lock.
+class FetchLock
+{
+public:
+    explicit FetchLock(const QString &repository)
+    {
+        auto dir = runHostGit(repository, {QStringLiteral("rev-parse"), QStringLiteral("--path-format=absolute"), QStringLiteral("--git-common-dir")});
+        if (!dir) {
+            m_error = dir.error();
+            return;
+        }
+        const QByteArray path = QFile::encodeName(QDir(trimmed(dir->out)).filePath(QStringLiteral("sluice-fetch.lock")));
+        m_fd = ::open(path.constData(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (m_fd < 0) {
+            m_error = Error{ErrorCode::Io, QStringLiteral("cannot open the fetch lock %1: %2").arg(QFile::decodeName(path), QString::fromLocal8Bit(strerror(errno)))};
+            return;
+        }
+        while (::flock(m_fd, LOCK_EX) != 0) {
+            if (errno != EINTR) {
+                m_error = Error{ErrorCode::Io, QStringLiteral("cannot lock %1: %2").arg(QFile::decodeName(path), QString::fromLocal8Bit(strerror(errno)))};
+                return;
+            }
+        }
+    }
+    ~FetchLock()
+    {
+        if (m_fd >= 0)
+            ::close(m_fd); // releases the flock
+    }
+    FetchLock(const FetchLock &) = delete;
+    FetchLock &operator=(const FetchLock &) = delete;
+    [[nodiscard]] const std::optional<Error> &error() const { return m_error; }
+
+private:
+    int m_fd = -1;
+    std::optional<Error> m_error;
+};
+
+// `git fetch` into @p repository under its FetchLock. Fetched objects are always kept as a
+// pack (fetch.unpackLimit=1): a pack appears whole when its index is renamed into place, so a
+// process reading the shared object store without the lock (a gate's worktree fetching, an
+// agent's working copy through alternates) never sees a commit before its trees.
+// @p config: more `-c name=value` settings for this fetch.
+Result<GitOutput> fetchInto(const QString &repository, const QStringList &arguments, const QList<int> &allowed = {},
+                            const QStringList &config = {})
+{
+    FetchLock lock(repository);
+    if (lock.error())
+        return std::unexpected(*lock.error());
+    QStringList command{QStringLiteral("-c"), QStringLiteral("fetch.unpackLimit=1")};
+    for (const QString &setting : config)
+        command << QStringLiteral("-c") << setting;
+    return runHostGit(repository, command + QStringList{QStringLiteral("fetch")} + arguments, allowed);
 }
 } // namespace
 
@@ -102,9 +168,8 @@ Result<QString> ProjectRepository::refreshTarget() const
     if (!name)
         return std::unexpected(name.error());
     if (!name->isEmpty()) {
-        auto fetched = runHostGit(m_path, {QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
-                                           QStringLiteral("--no-write-fetch-head"), *name,
-                                           QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(m_target, *name)});
+        auto fetched = fetchInto(m_path, {QStringLiteral("--no-tags"), QStringLiteral("--quiet"), QStringLiteral("--no-write-fetch-head"), *name,
+                                          QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(m_target, *name)});
         if (!fetched)
             return fail(fetched.error().code, QStringLiteral("cannot fetch the target branch '%1' from %2: %3").arg(m_target, *name, fetched.error().message));
     }
@@ -234,11 +299,9 @@ Result<QString> ProjectRepository::takeBranch(const QString &source, const QStri
         return std::unexpected(ok.error());
     const QString incoming = QStringLiteral("refs/sluice/incoming/%1").arg(branch);
     // The working copy is the agent's: its objects are checked as they arrive.
-    auto fetched = runHostGit(m_path, {QStringLiteral("-c"), QStringLiteral("transfer.fsckObjects=true"), QStringLiteral("fetch"),
-                                       QStringLiteral("--no-tags"), QStringLiteral("--quiet"), QStringLiteral("--no-write-fetch-head"),
-                                       QStringLiteral("--no-recurse-submodules"), source,
-                                       QStringLiteral("+refs/heads/%1:%2").arg(branch, incoming)},
-                              {1, 128});
+    auto fetched = fetchInto(m_path, {QStringLiteral("--no-tags"), QStringLiteral("--quiet"), QStringLiteral("--no-write-fetch-head"),
+                                      QStringLiteral("--no-recurse-submodules"), source, QStringLiteral("+refs/heads/%1:%2").arg(branch, incoming)},
+                             {1, 128}, {QStringLiteral("transfer.fsckObjects=true")});
     if (!fetched)
         return std::unexpected(fetched.error());
     if (fetched->exitCode != 0)
@@ -285,10 +348,9 @@ Result<void> ProjectRepository::fetchTaskBranch(const QString &branch) const
         return std::unexpected(name.error());
     if (name->isEmpty())
         return {};
-    auto fetched = runHostGit(m_path, {QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
-                                       QStringLiteral("--no-write-fetch-head"), *name,
-                                       QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(branch, *name)},
-                              {1, 128});
+    auto fetched = fetchInto(m_path, {QStringLiteral("--no-tags"), QStringLiteral("--quiet"), QStringLiteral("--no-write-fetch-head"), *name,
+                                      QStringLiteral("+refs/heads/%1:refs/remotes/%2/%1").arg(branch, *name)},
+                             {1, 128});
     if (!fetched)
         return fail(fetched.error().code, QStringLiteral("cannot fetch the task branch '%1' from %2: %3").arg(branch, *name, fetched.error().message));
     if (fetched->exitCode != 0 && !fetched->err.contains("couldn't find remote ref"))

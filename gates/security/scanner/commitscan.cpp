@@ -29,7 +29,9 @@ Result<std::shared_ptr<const SecretScanner>> compiledFor(const std::optional<QBy
     auto rules = projectRules ? loadRuleText(projectRules->toStdString(), origin, QString()) : defaultRuleSet();
     if (!rules)
         return std::unexpected(rules.error());
-    auto compiled = SecretScanner::compile(*rules);
+    CompileOptions options;
+    options.cacheDirectory = defaultScannerCacheDirectory();
+    auto compiled = SecretScanner::shared(*rules, options); // the masker's, when the rules are the same
     if (!compiled)
         return std::unexpected(compiled.error());
     cache.insert(key, *compiled);
@@ -55,6 +57,10 @@ Result<QList<Finding>> scanCommitRange(const QString &repository, const QString 
         return std::unexpected(targets.error());
     const QStringList ignored = *ignoreText ? parseIgnoreList(**ignoreText) : QStringList();
     const ScanOutcome outcome = scanTargets(**scanner, *targets, limits, 1, ignored);
+    // Not scanned with every rule (see FragmentScan::incomplete): an error, never a pass.
+    if (!outcome.unreadable.isEmpty())
+        return fail(ErrorCode::Io, QStringLiteral("the secret scan of %1..%2 could not scan %3")
+                                       .arg(base.left(12), head.left(12), outcome.unreadable.join(QStringLiteral(", "))));
     QList<Finding> out;
     for (const SecretFinding &f : outcome.findings) {
         Finding finding;

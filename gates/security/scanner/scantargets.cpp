@@ -15,6 +15,8 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
+#include <ctime>
+#include <functional>
 #include <cerrno>
 #include <atomic>
 #include <map>
@@ -801,6 +803,9 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
         limitedOptions.maxFindings = limits.maxFindingsPerFragment;
 
     auto work = [&]() {
+        timespec cpuAtStart{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpuAtStart); // a pool thread may have run other work before
+        const qint64 threadCpuAtStart = qint64(cpuAtStart.tv_sec) * 1000 + cpuAtStart.tv_nsec / 1000000;
         auto scratch = scanner.makeScratch();
         QStringList binary, truncated, unreadable, capped, decodedFiles;
         std::string decodedText; // a UTF-16 file, as UTF-8
@@ -889,9 +894,14 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
             FragmentScan scanned = scanner.scanFragment(fragment, *scratch, limitedOptions);
             if (scanned.capped)
                 capped.append(shown());
+            if (scanned.incomplete)
+                unreadable.append(shown()); // not scanned with every rule: the caller's error
             perItem[index] = std::move(scanned.findings);
         }
+        timespec cpu{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
         QMutexLocker lock(&mutex);
+        outcome.threadCpuMs.push_back(qint64(cpu.tv_sec) * 1000 + cpu.tv_nsec / 1000000 - threadCpuAtStart);
         outcome.binarySkipped += binary;
         outcome.truncated += truncated;
         outcome.unreadable += unreadable;
@@ -923,6 +933,7 @@ ScanOutcome scanTargets(const SecretScanner &scanner, const ScanTargets &targets
                 outcome.findings.push_back(std::move(f));
         }
     }
+    std::sort(outcome.threadCpuMs.begin(), outcome.threadCpuMs.end(), std::greater<>());
     outcome.binarySkipped.removeDuplicates();
     outcome.truncated.removeDuplicates();
     outcome.findingsCapped.removeDuplicates();

@@ -60,6 +60,9 @@ struct ScanOutcome {
     QStringList unreadable;              ///< Files that could not be read (an error for the caller).
     qint64 bytes = 0;
     int files = 0;
+    /// CPU milliseconds each scanning thread used, largest first: how evenly the work was
+    /// split (the largest is the scan's wall time on a machine with a free core per thread).
+    std::vector<qint64> threadCpuMs;
 };
 
 /**

@@ -63,6 +63,9 @@ struct ScanOptions {
 struct FragmentScan {
     std::vector<SecretFinding> findings;
     bool capped = false; ///< ScanOptions::maxFindings was reached: there may be more.
+    /// A rule's regex did not compile when first used (RE2 changed under a cached rule set):
+    /// the fragment was not scanned with every rule. Callers treat it as unscanned.
+    bool incomplete = false;
 };
 
 /// How SecretScanner::compile() builds the scanner.
@@ -79,6 +82,9 @@ struct CompileOptions {
 
 /// $XDG_CACHE_HOME/sluice, else $HOME/.cache/sluice; empty when neither is set.
 [[nodiscard]] QString defaultScannerCacheDirectory();
+
+/// A SHA-256 of every field of @p rules: equal digests, equal scanners.
+[[nodiscard]] QByteArray ruleSetDigest(const RuleSet &rules);
 
 /// Shannon entropy as gitleaks computes it: counts per code point, divided by the byte length.
 [[nodiscard]] double shannonEntropy(std::string_view text);
@@ -103,6 +109,14 @@ public:
     [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules);
     /// As compile(@p rules), with the database cache of @p options.
     [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options);
+
+    /**
+     * The process's one compiled scanner for @p rules (by ruleSetDigest()): compiled with
+     * @p options the first time, then the same object for as long as anybody holds it. The
+     * free-text masker, `sluice scan`, the engine's commit scan and the security gate ask for
+     * it here, so a process that masks text and scans commits compiles the rules once.
+     */
+    [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> shared(const RuleSet &rules, const CompileOptions &options);
 
     /// Per-thread working memory.
     [[nodiscard]] std::unique_ptr<Scratch> makeScratch() const;
@@ -130,7 +144,10 @@ public:
 private:
     SecretScanner();
     struct Data;
-    [[nodiscard]] static QByteArray cacheKey(const Data &data);
+    /// @p digest: ruleSetDigest() of the rules when the caller has it already, else empty.
+    [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options,
+                                                                              const QByteArray &digest);
+    [[nodiscard]] static QByteArray cacheKey(const Data &data, const QByteArray &digest);
     [[nodiscard]] static bool loadCache(const QString &file, const QByteArray &key, Data &data, QString &why);
     [[nodiscard]] static QString storeCache(const QString &file, const QByteArray &key, const Data &data);
     std::unique_ptr<Data> d;
@@ -155,9 +172,12 @@ private:
     std::vector<char> m_candidate;
     std::vector<std::size_t> m_searchFrom;
     std::string m_lowered;
+    std::string m_lowerMatch; // a match, lower-cased, to look for its rule's keywords
     // Refinement pass (per refinement index): whether the rule matched, its last match end,
     // and the ends of its bounded prefix in increasing order.
     bool m_refineUsable = true;
+    bool m_keywordsUsable = true;
+    std::vector<char> m_keywordSeen; // per keyword: found by the keyword pass
     std::vector<char> m_refineSeen;
     std::vector<unsigned long long> m_lastEnd;
     std::vector<std::vector<unsigned long long>> m_prefixEnds;

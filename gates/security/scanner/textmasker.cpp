@@ -37,6 +37,7 @@ struct Span {
 
 struct ScannerTextMasker::Data {
     RuleSource source;
+    QString cacheDirectory;
     mutable std::once_flag started;
     mutable std::shared_future<Result<std::shared_ptr<const Compiled>>> compiled;
 
@@ -64,10 +65,11 @@ struct ScannerTextMasker::Data {
     }
 };
 
-ScannerTextMasker::ScannerTextMasker(RuleSource rules)
+ScannerTextMasker::ScannerTextMasker(RuleSource rules, QString cacheDirectory)
     : d(std::make_unique<Data>())
 {
     d->source = std::move(rules);
+    d->cacheDirectory = std::move(cacheDirectory);
 }
 
 ScannerTextMasker::~ScannerTextMasker()
@@ -80,12 +82,14 @@ ScannerTextMasker::~ScannerTextMasker()
 void ScannerTextMasker::warmUp() const
 {
     std::call_once(d->started, [this] {
-        d->compiled = std::async(std::launch::async, [source = d->source]() -> Result<std::shared_ptr<const Compiled>> {
+        d->compiled = std::async(std::launch::async, [source = d->source, cacheDirectory = d->cacheDirectory]() -> Result<std::shared_ptr<const Compiled>> {
                           compilingHere = true;
                           auto rules = source();
                           if (!rules)
                               return std::unexpected(rules.error());
-                          auto scanner = SecretScanner::compile(*rules);
+                          CompileOptions options;
+                          options.cacheDirectory = cacheDirectory;
+                          auto scanner = SecretScanner::shared(*rules, options);
                           if (!scanner)
                               return std::unexpected(scanner.error());
                           return std::make_shared<const Compiled>(Compiled{std::move(*rules), std::move(*scanner)});
@@ -101,6 +105,14 @@ Result<void> ScannerTextMasker::ready() const
     if (!compiled)
         return std::unexpected(compiled.error());
     return {};
+}
+
+std::shared_ptr<const SecretScanner> ScannerTextMasker::scanner() const
+{
+    warmUp();
+    const auto future = d->compiled;
+    const auto &compiled = future.get();
+    return compiled ? (*compiled)->scanner : nullptr;
 }
 
 bool ScannerTextMasker::isReady() const
@@ -139,11 +151,14 @@ QString ScannerTextMasker::mask(const QString &text) const
     ScanOptions options;
     // What an agent prints is not a file someone annotated: an allow marker does not hide a token.
     options.honorAllowMarker = false;
-    const std::vector<SecretFinding> findings = c.scanner->scan(fragment, *scratch, options);
+    const FragmentScan scanned = c.scanner->scanFragment(fragment, *scratch, options);
     {
         std::lock_guard lock(d->scratchMutex);
         d->scratches.push_back(std::move(scratch));
     }
+    if (scanned.incomplete)
+        return QStringLiteral("[withheld: the secret scanner that masks this text is not available]");
+    const std::vector<SecretFinding> &findings = scanned.findings;
     if (findings.empty())
         return text;
 

@@ -8,6 +8,7 @@
 // ends.
 
 #include "ruleset.h"
+#include "secretscanner.h"
 
 #include <sluice/secrets.h>
 
@@ -21,8 +22,10 @@ class ScannerTextMasker final : public FreeTextMasker
 public:
     using RuleSource = std::function<Result<RuleSet>()>;
 
-    /// @p rules is called once, on the compiling thread (default: the shipped rules).
-    explicit ScannerTextMasker(RuleSource rules = defaultRuleSet);
+    /// @p rules is called once, on the compiling thread (default: the shipped rules). The
+    /// scanner is the process's one for those rules (SecretScanner::shared()), built with the
+    /// compiled-database cache in @p cacheDirectory (empty: none).
+    explicit ScannerTextMasker(RuleSource rules = defaultRuleSet, QString cacheDirectory = defaultScannerCacheDirectory());
     ~ScannerTextMasker() override;
     ScannerTextMasker(const ScannerTextMasker &) = delete;
     ScannerTextMasker &operator=(const ScannerTextMasker &) = delete;
@@ -35,6 +38,9 @@ public:
     void warmUp() const;
     /// Waits for the rules; their error when they did not compile.
     [[nodiscard]] Result<void> ready() const;
+    /// The scanner it masks with (the process's one for its rules); waits for the rules; null
+    /// when they did not compile.
+    [[nodiscard]] std::shared_ptr<const SecretScanner> scanner() const;
     /// True once the rules are compiled (or failed to); never waits (starts the compilation).
     [[nodiscard]] bool isReady() const override;
 

@@ -6,6 +6,7 @@
 #include "secretscanner.h"
 #include "tomlreader.h"
 
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QJsonDocument>
@@ -93,6 +94,10 @@ private Q_SLOTS:
     void threadsGiveTheSameFindings();
     void boundedSearchGivesTheSameFindings();
     void corpus();
+    void cachedRulesCompileLazilyWithTheSameFindings();
+    void cacheKeyCoversEveryPattern();
+    void sharedIsOneScannerPerRuleSet();
+    void cacheKeepsTheNewestFiles();
     void longLinesKeepLineSemantics();
     void utf16Detection_data();
     void utf16Detection();
@@ -261,6 +266,14 @@ void tst_SecretScanner::ruleFeatures_data()
     QTest::newRow("keyword-missing-skips-rule")
         << QByteArray("[[rules]]\nid = 'tok'\nregex = '''[a-z]{4}_[a-z0-9]{12}'''\nkeywords = ['zzz']\n")
         << QByteArray("x = abcd_abcdef123456\n") << QString() << QStringList{};
+    // The keyword is looked for in the first match, then in the whole fragment: outside the
+    // match (before it, after it, on another line, in another case) it counts the same.
+    const QByteArray elsewhere = "[[rules]]\nid = 'tok'\nregex = '''[a-z]{4}_[a-z0-9]{12}'''\nkeywords = ['zzz']\n";
+    QTest::newRow("keyword-before-the-match") << elsewhere << QByteArray("zzz\nx = abcd_abcdef123456\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-after-the-match") << elsewhere << QByteArray("x = abcd_abcdef123456 # ZZZ\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-in-the-match") << elsewhere << QByteArray("x = abcd_zzzdef123456\n") << QString() << ids({"tok"});
+    QTest::newRow("keyword-in-a-later-match-only")
+        << elsewhere << QByteArray("x = abcd_abcdef123456\ny = abcd_zzzdef123456\n") << QString() << ids({"tok", "tok"});
     QTest::newRow("keyword-case-insensitive")
         << QByteArray("[[rules]]\nid = 'tok'\nregex = '''(?i)tok_[a-z0-9]{12}'''\nkeywords = ['TOK_']\n")
         << QByteArray("x = ToK_abcdef123456\n") << QString() << ids({"tok"});
@@ -601,6 +614,166 @@ void tst_SecretScanner::corpus()
                  .arg(QString::number(tp + fn ? double(tp) / (tp + fn) : 0, 'f', 3), 8);
     qInfo().noquote() << table;
     QVERIFY2(wrong.isEmpty(), qPrintable(QStringLiteral("%1 label(s) do not hold:\n").arg(wrong.size()) + wrong.join(QLatin1Char('\n'))));
+}
+
+// A rule set loaded from the compiled-rules cache compiles its RE2 programs on first use
+// (a warm start compiles none of them): every finding of the labelled corpus is the same,
+// field by field, as with the rules compiled at once.
+void tst_SecretScanner::cachedRulesCompileLazilyWithTheSameFindings()
+{
+    QTemporaryDir cache;
+    QVERIFY(cache.isValid());
+    auto rules = defaultRuleSet();
+    QVERIFY(rules);
+    CompileOptions options;
+    options.cacheDirectory = cache.path();
+    auto eager = SecretScanner::compile(*rules, options);
+    QVERIFY(eager);
+    QVERIFY2((*eager)->cacheStatus().startsWith(QLatin1String("compiled, saved to ")), qPrintable((*eager)->cacheStatus()));
+    auto lazy = SecretScanner::compile(*rules, options);
+    QVERIFY(lazy);
+    QVERIFY2((*lazy)->cacheStatus().startsWith(QLatin1String("loaded from ")), qPrintable((*lazy)->cacheStatus()));
+    QCOMPARE((*lazy)->diagnostics(), (*eager)->diagnostics());
+    QCOMPARE((*lazy)->prefilteredRuleCount(), (*eager)->prefilteredRuleCount());
+
+    QFile file(QStringLiteral(SLUICE_SECRETS_DATA "/corpus.jsonl"));
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    auto eagerScratch = (*eager)->makeScratch();
+    auto lazyScratch = (*lazy)->makeScratch();
+    auto describe = [](const std::vector<SecretFinding> &findings) {
+        QStringList out;
+        for (const SecretFinding &f : findings)
+            out.append(QStringLiteral("%1 %2:%3-%4 %5 %6 %7")
+                           .arg(QString::fromStdString(f.ruleId)).arg(f.line).arg(f.column).arg(f.endLine)
+                           .arg(QString::fromStdString(f.masked), QString::fromStdString(f.fingerprint))
+                           .arg(f.entropy, 0, 'f', 6));
+        return out;
+    };
+    int records = 0, found = 0;
+    while (!file.atEnd()) {
+        const QByteArray raw = file.readLine().trimmed();
+        if (raw.isEmpty())
+            continue;
+        const QJsonObject record = QJsonDocument::fromJson(raw).object();
+        const std::string text = record.value(QLatin1String("text")).toString().toStdString();
+        Fragment fragment;
+        fragment.text = text;
+        fragment.path = record.value(QLatin1String("path")).toString().toStdString();
+        const FragmentScan fromLazy = (*lazy)->scanFragment(fragment, *lazyScratch);
+        QVERIFY(!fromLazy.incomplete);
+        const QStringList expected = describe((*eager)->scan(fragment, *eagerScratch));
+        QCOMPARE(describe(fromLazy.findings), expected);
+        ++records;
+        found += int(expected.size());
+    }
+    QCOMPARE(records, 631);
+    QVERIFY(found > 300);
+}
+
+// The cache key covers every pattern RE2 compiles, not only the rule regexes: a cache file
+// says "these patterns all compiled", so a rule set that differs in an allowlist, a path or
+// a stopword must not be taken for it (it would skip the check that names a broken pattern).
+void tst_SecretScanner::cacheKeyCoversEveryPattern()
+{
+    QTemporaryDir cache;
+    QVERIFY(cache.isValid());
+    CompileOptions options;
+    options.cacheDirectory = cache.path();
+    const std::string base = "[[rules]]\nid = 'zz'\nregex = '''zz_[a-z0-9]{12}'''\npath = '''\\.txt$'''\n"
+                             "[[rules.allowlists]]\nregexes = ['''zz_allowed''']\nstopwords = ['sample']\n";
+    auto load = [](const std::string &text) {
+        auto rules = loadRuleText(text, QStringLiteral("k.toml"), QString());
+        if (!rules)
+            qWarning("%s", qPrintable(rules.error().toString()));
+        return rules;
+    };
+    auto rules = load(base);
+    QVERIFY(rules);
+    auto first = SecretScanner::compile(*rules, options);
+    QVERIFY(first);
+    QVERIFY((*first)->cacheStatus().startsWith(QLatin1String("compiled, saved to ")));
+    QVERIFY((*SecretScanner::compile(*rules, options))->cacheStatus().startsWith(QLatin1String("loaded from ")));
+
+    struct Variant {
+        const char *what;
+        std::string from, to;
+    };
+    const std::vector<Variant> broken{
+        {"allowlist regex", "'''zz_allowed'''", "'''zz_(allowed'''"},
+        {"path", "'''\\.txt$'''", "'''(\\.txt$'''"},
+    };
+    for (const Variant &v : broken) {
+        std::string text = base;
+        text.replace(text.find(v.from), v.from.size(), v.to);
+        auto changed = load(text);
+        QVERIFY2(changed, v.what);
+        auto scanner = SecretScanner::compile(*changed, options);
+        QVERIFY2(!scanner, v.what);
+        QVERIFY2(scanner.error().message.contains(QLatin1String("k.toml")), qPrintable(scanner.error().message));
+    }
+    // A changed stopword is another rule set: compiled (and cached) on its own.
+    std::string text = base;
+    text.replace(text.find("'sample'"), 8, "'example'");
+    auto changed = load(text);
+    QVERIFY(changed);
+    auto other = SecretScanner::compile(*changed, options);
+    QVERIFY(other);
+    QVERIFY2((*other)->cacheStatus().startsWith(QLatin1String("compiled, saved to ")), qPrintable((*other)->cacheStatus()));
+    QCOMPARE(ruleIds(scanText(**other, "a = zz_sample123abcd\n")), ids({"zz"}));
+    QCOMPARE(ruleIds(scanText(**first, "a = zz_sample123abcd\n")), QStringList());
+}
+
+// Every rule set writes a file (the daemon one per revision of a project's rules): writing
+// one removes all but the 16 newest, never other files, and never the one just written.
+void tst_SecretScanner::cacheKeepsTheNewestFiles()
+{
+    QTemporaryDir cache;
+    QVERIFY(cache.isValid());
+    const QDateTime old = QDateTime::currentDateTime().addDays(-1);
+    for (int i = 0; i < 20; ++i) {
+        QFile f(QStringLiteral("%1/secretscan-old%2.hsdb").arg(cache.path()).arg(i, 2, 10, QLatin1Char('0')));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("x");
+        QVERIFY(f.flush()); // written before the time is set, or closing would set it again
+        QVERIFY(f.setFileTime(old.addSecs(i), QFileDevice::FileModificationTime));
+    }
+    QFile other(cache.path() + QStringLiteral("/notes.txt"));
+    QVERIFY(other.open(QIODevice::WriteOnly));
+    other.close();
+    auto rules = loadRuleText("[[rules]]\nid = 'ev'\nregex = '''ev_[a-z]{10}'''\n", QStringLiteral("e.toml"), QString());
+    QVERIFY(rules);
+    CompileOptions options;
+    options.cacheDirectory = cache.path();
+    auto scanner = SecretScanner::compile(*rules, options);
+    QVERIFY(scanner);
+    const QString written = (*scanner)->cacheStatus().mid(QStringLiteral("compiled, saved to ").size());
+    QVERIFY2(QFile::exists(written), qPrintable((*scanner)->cacheStatus()));
+    const QStringList left = QDir(cache.path()).entryList({QStringLiteral("secretscan-*.hsdb")}, QDir::Files, QDir::Name);
+    QCOMPARE(left.size(), 16);
+    QVERIFY(left.contains(QFileInfo(written).fileName()));
+    QVERIFY(!left.contains(QStringLiteral("secretscan-old04.hsdb"))); // the oldest five went
+    QVERIFY(left.contains(QStringLiteral("secretscan-old05.hsdb")));
+    QVERIFY(other.exists());
+}
+
+// One compiled scanner per rule set and process, for as long as anybody holds it.
+void tst_SecretScanner::sharedIsOneScannerPerRuleSet()
+{
+    auto rules = loadRuleText("[[rules]]\nid = 'sh'\nregex = '''sh_[a-z]{10}'''\n", QStringLiteral("s.toml"), QString());
+    auto otherRules = loadRuleText("[[rules]]\nid = 'sh'\nregex = '''sh_[a-z]{11}'''\n", QStringLiteral("s.toml"), QString());
+    QVERIFY(rules && otherRules);
+    auto a = SecretScanner::shared(*rules, CompileOptions{});
+    auto b = SecretScanner::shared(*rules, CompileOptions{});
+    auto c = SecretScanner::shared(*otherRules, CompileOptions{});
+    QVERIFY(a && b && c);
+    QCOMPARE(a->get(), b->get());
+    QVERIFY(a->get() != c->get());
+    QCOMPARE(ruleIds(scanText(**b, "x sh_abcdefghij\n")), ids({"sh"}));
+    QVERIFY(ruleSetDigest(*rules) != ruleSetDigest(*otherRules));
+    // A rule's origin is part of its messages: another file name, another scanner.
+    auto moved = loadRuleText("[[rules]]\nid = 'sh'\nregex = '''sh_[a-z]{10}'''\n", QStringLiteral("t.toml"), QString());
+    QVERIFY(moved);
+    QVERIFY(ruleSetDigest(*moved) != ruleSetDigest(*rules));
 }
 
 // One line holding thousands of matches (the quadratic case, and what a minified file

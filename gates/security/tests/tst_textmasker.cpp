@@ -10,6 +10,7 @@
 #include <sluice/secrets.h>
 
 #include <QFile>
+#include <QTemporaryDir>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -27,10 +28,18 @@ QString githubPat() { return QStringLiteral("ghp_") + QStringLiteral("wWPw5k4aXc
 QString slackBot() { return QStringLiteral("xoxb-") + QStringLiteral("781236542736-2364535789652-GkwFDQoHqzXDVsC6GzqYUypD"); }
 QString genericValue() { return QStringLiteral("Zx8Kq2Lm9V") + QStringLiteral("b4Nt7Rw1Yp"); }
 
+// The compiled-rules cache of this test, not the user's.
+const QString &cacheDirectory()
+{
+    static QTemporaryDir dir;
+    static const QString path = dir.path();
+    return path;
+}
+
 // One masker for the whole test: its rules compile once, like the executable's.
 const ScannerTextMasker &masker()
 {
-    static const ScannerTextMasker instance;
+    static const ScannerTextMasker instance(defaultRuleSet, cacheDirectory());
     return instance;
 }
 
@@ -64,6 +73,7 @@ private Q_SLOTS:
     void severalThreadsAtOnce();
     void unusableRulesWithholdTheText();
     void redactionMaskIsTheOneCall();
+    void oneScannerPerProcessAndTheDiskCache();
 };
 
 void tst_TextMasker::initTestCase()
@@ -179,6 +189,45 @@ void tst_TextMasker::redactionMaskIsTheOneCall()
     QCOMPARE(masked.value(QLatin1String("[REDACTED:github-pat]")).toString(), QStringLiteral("a key"));
     Redaction::installFreeTextMasker(nullptr);
     Redaction::clearForTests();
+}
+
+// The masker asks for the process's one scanner of its rules (SecretScanner::shared(), as
+// the engine's commit scan and `sluice scan` do) and builds it with the compiled-rules cache:
+// a second masker, or a commit scan in the same process, compiles nothing; a new process
+// loads the cache file.
+void tst_TextMasker::oneScannerPerProcessAndTheDiskCache()
+{
+    QTemporaryDir cache;
+    QVERIFY(cache.isValid());
+    // Rules of this test alone, so that nothing else in the process holds them.
+    const std::string text = "[[rules]]\nid = 'zq-token'\nregex = '''zq_[a-z0-9]{20}'''\nkeywords = ['zq_']\n"
+                             "[rules.allowlist]\nstopwords = ['example', 'sample']\n";
+    auto source = [text]() { return loadRuleText(text, QStringLiteral("zq.toml"), QString()); };
+    auto secret = [] { return QStringLiteral("zq_") + QStringLiteral("k3j5h7g9f1d3s5a7p9o1"); };
+    QString file;
+    {
+        const ScannerTextMasker first(source, cache.path());
+        const auto scanner = first.scanner();
+        QVERIFY(scanner);
+        QVERIFY2(scanner->cacheStatus().startsWith(QStringLiteral("compiled, saved to %1/secretscan-").arg(cache.path())),
+                 qPrintable(scanner->cacheStatus()));
+        file = scanner->cacheStatus().mid(QStringLiteral("compiled, saved to ").size());
+        QVERIFY(QFile::exists(file));
+        const ScannerTextMasker second(source, cache.path());
+        QCOMPARE(second.scanner().get(), scanner.get());
+        auto rules = source();
+        QVERIFY(rules);
+        const auto shared = SecretScanner::shared(*rules, CompileOptions{});
+        QVERIFY(shared);
+        QCOMPARE(shared->get(), scanner.get());
+        QCOMPARE(second.mask(QStringLiteral("t=") + secret()), QStringLiteral("t=[REDACTED:zq-token]"));
+    }
+    // Nobody holds them any more: the next masker builds them again, from the cache file.
+    const ScannerTextMasker third(source, cache.path());
+    QVERIFY(third.scanner());
+    QCOMPARE(third.scanner()->cacheStatus(), QStringLiteral("loaded from %1").arg(file));
+    QCOMPARE(third.mask(QStringLiteral("t=") + secret() + QStringLiteral(" u=zq_examplexxxxxxxxxxxxx")),
+             QStringLiteral("t=[REDACTED:zq-token] u=zq_examplexxxxxxxxxxxxx"));
 }
 
 QTEST_GUILESS_MAIN(tst_TextMasker)
