@@ -235,6 +235,12 @@ instances:
     db.close();
     daemon.terminate();
     daemon.waitForFinished(15000);
+    if (const QString keep = qEnvironmentVariable("SLUICE_BENCH_DAEMON_LOG"); !keep.isEmpty()) {
+        // The daemon's log of this mode, for finding where the time goes (QT_LOGGING_RULES).
+        QFile log(keep + (webhooks ? QLatin1String(".hooks") : QLatin1String(".poll")));
+        if (log.open(QIODevice::WriteOnly | QIODevice::Truncate))
+            log.write(daemon.log());
+    }
     if (out.latenciesMs.size() < tasks && out.error.isEmpty())
         out.error = QStringLiteral("only %1 of %2 tasks moved on after a success").arg(out.latenciesMs.size()).arg(tasks);
     return out;

@@ -15,8 +15,11 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QProcess>
+#include <QScopeGuard>
+#include <QSemaphore>
 #include <QSqlQuery>
 #include <QThread>
+#include <QThreadPool>
 #include <QtTest>
 
 using namespace Sluice;
@@ -57,6 +60,7 @@ private Q_SLOTS:
     void gateThatMovesTheHeadIsSeenByTheNextGates();
     void waitVerdictKeepsTheTaskAndLooksAgain_data() { engines(); }
     void waitVerdictKeepsTheTaskAndLooksAgain();
+    void wokenTaskGoesAheadOfQueuedBulkWork();
 
 private:
     void engines();
@@ -983,6 +987,58 @@ instances:
     QVERIFY(audit.exec(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action IN ('done', 'advance')").arg(*id)) && audit.next());
     QCOMPARE(audit.value(0).toInt(), 1);
     QCOMPARE(e.tasks().gateRuns(*id)->size(), 4); // first ×3 (two waits, one pass) + busy's pass
+}
+
+// A forge event wakes a task whose gate waits (its CI turned green) while the thread pool is
+// busy and has bulk work queued (other tasks' working copies and first evaluations): the woken
+// task's host steps go ahead of that queue instead of behind it. Before, at 200 tasks submitted
+// at once, a woken task waited ~11 s for the pool (bench_forgeloop, docs/forge-loop.md).
+void tst_Engine::wokenTaskGoesAheadOfQueuedBulkWork()
+{
+    QVERIFY(openStore(QStringLiteral("sqlite")));
+    const QString verdict = m_dir->filePath(QStringLiteral("verdict"));
+    writeFile(verdict, "wait");
+    Engine e(*m_store, QStringLiteral("n"), m_dir->path());
+    // A repository path: the working copy step runs (on the pool) before the gates.
+    QVERIFY(loadProject(QByteArray(R"(id: p
+repository: {path: /nonexistent/p.git}
+stages:
+  - name: testing
+  - name: done
+edges:
+  - from: testing
+    to: done
+    gates: [ci]
+instances:
+  ci: {plugin: test-gate, settings: {retry_ms: 600000, verdict_file: )") + verdict.toUtf8() + "}}\n", e));
+    auto id = e.tasks().create(NewTask{QStringLiteral("p"), QStringLiteral("t"), {}, QStringLiteral("b"), QStringLiteral("testing"), {}});
+    QVERIFY(id);
+    QCOMPARE(wait(e.advance(*id, QString(), QStringLiteral("test"))), AdvanceRun::Outcome::Waiting);
+    QVERIFY(e.isWaiting(*id));
+
+    // Every thread of the pool busy, and as much bulk work queued behind as there are threads:
+    // in first-come order the bulk work would take every thread (and hold it until released).
+    QThreadPool *pool = QThreadPool::globalInstance();
+    const int threads = pool->maxThreadCount();
+    QSemaphore running, busy, bulk;
+    // Whatever the outcome, nothing is left blocking the pool.
+    const auto unblock = qScopeGuard([&] {
+        busy.release(threads);
+        bulk.release(threads);
+        pool->waitForDone();
+    });
+    for (int i = 0; i < threads; ++i)
+        pool->start([&running, &busy] { running.release(); busy.acquire(); });
+    QVERIFY(running.tryAcquire(threads, 10000));
+    for (int i = 0; i < threads; ++i)
+        pool->start([&bulk] { bulk.acquire(); });
+
+    writeFile(verdict, "pass");
+    QCOMPARE(e.wake(*id, QStringLiteral("forge: status 'ci/test' success")), Engine::Wake::Woken);
+    // The woken run queues its first step on the event loop's next turn (advance() is always
+    // asynchronous); the pool's threads come free only after that, in a later posted call.
+    QMetaObject::invokeMethod(this, [&busy, threads] { busy.release(threads); }, Qt::QueuedConnection);
+    QTRY_COMPARE_WITH_TIMEOUT((*e.tasks().task(*id))->status, QStringLiteral("done"), 10000);
 }
 
 QTEST_GUILESS_MAIN(tst_Engine)

@@ -93,6 +93,9 @@ private:
     TaskRecord m_task;
     QList<std::pair<QString, QString>> m_gates; // (instance, toStage or empty for exit gates)
     bool m_headMoved = false;                   // a gate moved the branch (the merge gate's rebase)
+    // Woken by a change a waiting gate depends on (wake()): its host steps go ahead of the
+    // thread pool's queued bulk work (working copies, first evaluations).
+    bool m_woken = false;
     int m_next = 0;
     std::unique_ptr<GateEvaluation> m_evaluation;
 };
