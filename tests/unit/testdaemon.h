@@ -11,9 +11,29 @@
 
 #include <QByteArray>
 #include <QDir>
+#include <QProcess>
+#include <QStringList>
 #include <QString>
 
 namespace Sluice::Test {
+
+/// What one `sluice` command, run as a child process, did.
+struct CliRun {
+    int exitCode = -1;
+    QString out;
+    QString err;
+};
+
+/// Runs @p executable (the `sluice` the test was built with) with @p arguments; a command that
+/// does not finish in a minute ends the test run.
+inline CliRun runCli(const QString &executable, const QStringList &arguments)
+{
+    QProcess p;
+    p.start(executable, arguments);
+    if (!p.waitForFinished(60000))
+        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
+    return CliRun{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
 
 /// The `store:` section of a host file for @p settings (as Test::freshStore() fills them).
 inline QByteArray hostStoreSection(const StoreSettings &settings)

@@ -4,6 +4,7 @@
 // recovery at the next start.
 
 #include "daemonprocess.h"
+#include "testdaemon.h"
 
 #include <sluice/testsupport.h>
 
@@ -33,19 +34,11 @@ QByteArray sign(const QByteArray &body)
     return "sha256=" + QMessageAuthenticationCode::hash(body, secret, QCryptographicHash::Sha256).toHex();
 }
 
-struct Run {
-    int exitCode = -1;
-    QString out;
-    QString err;
-};
+using Run = Sluice::Test::CliRun;
 
 Run cli(const QStringList &arguments)
 {
-    QProcess p;
-    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
-    if (!p.waitForFinished(60000))
-        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
-    return Run{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+    return Sluice::Test::runCli(QStringLiteral(SLUICE_EXECUTABLE), arguments);
 }
 
 bool git(const QStringList &args)

@@ -134,19 +134,11 @@ QList<Interval> intervalsOf(const QList<LedgerLine> &ledger)
     return runs;
 }
 
-struct Run {
-    int exitCode = -1;
-    QString out;
-    QString err;
-};
+using Run = Sluice::Test::CliRun;
 
 Run cli(const QStringList &arguments)
 {
-    QProcess p;
-    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
-    if (!p.waitForFinished(60000))
-        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
-    return Run{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+    return Sluice::Test::runCli(QStringLiteral(SLUICE_EXECUTABLE), arguments);
 }
 
 bool writeFile(const QString &path, const QByteArray &content)

@@ -25,19 +25,11 @@ using namespace Sluice;
 
 namespace {
 
-struct Run {
-    int exitCode = -1;
-    QString out;
-    QString err;
-};
+using Run = Sluice::Test::CliRun;
 
 Run cli(const QStringList &arguments)
 {
-    QProcess p;
-    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
-    if (!p.waitForFinished(60000))
-        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
-    return Run{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+    return Sluice::Test::runCli(QStringLiteral(SLUICE_EXECUTABLE), arguments);
 }
 
 // One node's configuration directory: its host file (its node name, its state directory, the

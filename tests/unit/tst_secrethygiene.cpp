@@ -7,6 +7,7 @@
 // may hold any of them. The masks must be there instead, so the text did travel.
 
 #include "daemonprocess.h"
+#include "testdaemon.h"
 #include "loopbackserver.h"
 
 #include <sluice/testsupport.h>
@@ -28,19 +29,11 @@ using namespace Sluice;
 
 namespace {
 
-struct Run {
-    int exitCode = -1;
-    QString out;
-    QString err;
-};
+using Run = Sluice::Test::CliRun;
 
 Run cli(const QStringList &arguments)
 {
-    QProcess p;
-    p.start(QStringLiteral(SLUICE_EXECUTABLE), arguments);
-    if (!p.waitForFinished(60000))
-        qFatal("sluice %s did not finish", qPrintable(arguments.join(QLatin1Char(' '))));
-    return Run{p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+    return Sluice::Test::runCli(QStringLiteral(SLUICE_EXECUTABLE), arguments);
 }
 
 double entropy(const QString &text)

@@ -347,15 +347,8 @@ Result<QString> ProjectRepository::takeBranch(const QString &source, const QStri
     if (head == expected)
         return head;
     // A compare-and-swap: whatever else moved the branch meanwhile wins, and this is an error.
-    auto updated = runHostGit(m_path, {QStringLiteral("update-ref"), QStringLiteral("-m"), QStringLiteral("sluice: %1").arg(why),
-                                       QStringLiteral("refs/heads/") + branch, head, expected.isEmpty() ? ZeroSha : expected},
-                              {1, 128});
-    if (!updated)
-        return std::unexpected(updated.error());
-    if (updated->exitCode != 0)
-        return fail(ErrorCode::Conflict, QStringLiteral("branch '%1' of %2 is no longer at %3: %4")
-                                             .arg(branch, m_path, expected.isEmpty() ? QStringLiteral("(absent)") : expected,
-                                                  trimmed(updated->err.left(500))));
+    if (auto moved = moveBranch(branch, head, expected, why); !moved)
+        return std::unexpected(moved.error());
     return head;
 }
 
