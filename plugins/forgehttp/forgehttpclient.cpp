@@ -387,18 +387,30 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         return;
     }
 
-    if (status >= 200 && status < 300) {
+    {
         bool lengthOk = true;
         const qlonglong declared = headers.value("content-length").trimmed().toLongLong(&lengthOk);
         const bool cut = headers.contains("content-length") && (!lengthOk || declared != body.size());
-        if (reply->error() != QNetworkReply::NoError || cut) {
-            // A 2xx whose body broke off: never a partial answer.
+        // Qt reports an error for every non-2xx status (ContentConflictError for 409, ...);
+        // only one of its transport errors (below ProxyConnectionRefusedError) says the
+        // answer itself broke off.
+        const bool ok2xx = status >= 200 && status < 300;
+        const bool broke = reply->error() != QNetworkReply::NoError && (ok2xx || reply->error() < QNetworkReply::ProxyConnectionRefusedError);
+        if (broke || cut) {
+            // An answer whose body broke off, whatever its status: never a partial answer. A
+            // refusal (409, 405, 422) is the forge's word only when it can be read whole (a
+            // merge answered 409 with a cut body was a "fail" on the status line alone: the
+            // fault campaign's seeds 0x89a21fef34eb31ba and 0x71911a0b890a0206), so it is a
+            // Network error here, never the status' own meaning.
             if (p->request.idempotent() && attemptsLeft) {
                 retryLater(p, backoff());
                 return;
             }
-            complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete (%2 of %3 bytes): %4")
-                                                     .arg(what()).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
+            QString message = QStringLiteral("%1: HTTP %2 with its body incomplete (%3 of %4 bytes): %5")
+                                  .arg(what()).arg(status).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString());
+            if (!p->request.idempotent() && !ok2xx)
+                message += QStringLiteral("; the answer could not be read, so it may or may not have taken effect");
+            complete(p, fail(p->timedOut ? ErrorCode::Timeout : ErrorCode::Network, message));
             return;
         }
     }
