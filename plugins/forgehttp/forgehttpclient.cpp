@@ -4,6 +4,7 @@
 #include <sluice/secrets.h>
 
 #include <QDateTime>
+#include <QHash>
 #include <QJsonDocument>
 #include <QIODevice>
 #include <QJsonObject>
@@ -640,27 +641,15 @@ private:
         if (page == pages && !nextLink(r->header("link"), r->url).isEmpty())
             return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: links to a next page past X-Total-Count %2").arg(what(page)).arg(m_total)));
         m_pages[std::size_t(page - 1)] = *items;
-        if (--m_outstanding == 0) {
-            QJsonArray all;
-            for (const QJsonArray &p : m_pages) {
-                for (const QJsonValue &v : p)
-                    all.append(v);
-            }
-            finish(all);
-        }
+        if (--m_outstanding == 0)
+            finish(joined());
     }
 
     void followLinks(const Response &r, const QJsonArray &items, int page)
     {
         const QUrl next = nextLink(r.header("link"), r.url);
-        if (next.isEmpty()) {
-            QJsonArray all;
-            for (const QJsonArray &p : m_pages) {
-                for (const QJsonValue &v : p)
-                    all.append(v);
-            }
-            return finish(all);
-        }
+        if (next.isEmpty())
+            return finish(joined());
         // Without a total, only full pages tell that nothing was cut: every page that links on
         // holds exactly the page size asked for (set page_size to the server's cap if lower).
         if (items.size() != m_pageSize)
@@ -682,6 +671,31 @@ private:
             m_pages.push_back(*nextItems);
             followLinks(*rr, *nextItems, page + 1);
         });
+    }
+
+    // The pages, one list. An item (by its numeric "id") on two pages means the list changed
+    // between their reads: items moved across a page boundary, so as many others may have
+    // moved past the pages read and been missed — with every page full and any total still
+    // right (GitHub's check runs, filter=latest: a re-run leaves its old place and takes a new
+    // one; a pull request closed and another opened while the list is paged). Never a list.
+    Result<QJsonArray> joined() const
+    {
+        QJsonArray all;
+        QHash<qint64, int> pageOf;
+        for (std::size_t i = 0; i < m_pages.size(); ++i) {
+            for (const QJsonValue &v : m_pages[i]) {
+                const QJsonValue id = v.toObject().value(QLatin1String("id"));
+                if (id.isDouble()) {
+                    const auto seen = pageOf.constFind(qint64(id.toDouble()));
+                    if (seen != pageOf.cend() && *seen != int(i) + 1)
+                        return fail(ErrorCode::Malformed, QStringLiteral("%1: item %2 is on page %3 and page %4: the list changed while it was read; read it again")
+                                                              .arg(describe(m_request)).arg(qint64(id.toDouble())).arg(*seen).arg(i + 1));
+                    pageOf.insert(qint64(id.toDouble()), int(i) + 1);
+                }
+                all.append(v);
+            }
+        }
+        return all;
     }
 
     void finish(Result<QJsonArray> result)
