@@ -162,15 +162,16 @@ void ForgeSignals::checkVisit(const std::shared_ptr<Request> &request)
                                             << "cannot tell when a comment or review was given; signal" << request->signal << "not taken";
         return finish(request, QStringLiteral("failed"));
     }
-    // Forges keep whole seconds: one given in the same second as the entry may be from before
-    // it, so it does not count (fail closed; no person answers within that second anyway).
-    const QDateTime since = entered.toUTC();
-    auto judge = [this, request, since](const QDateTime &given, const QString &what) {
+    // Forges keep whole seconds: one given in the second of the entry counts (an approval
+    // from before the entry in that same second would need the stage left and re-entered,
+    // a job run and a push, within it; a fast approver is far likelier).
+    const QDateTime since = entered.toUTC().addMSecs(-entered.toUTC().time().msec());
+    auto judge = [this, request, since, entered](const QDateTime &given, const QString &what) {
         if (given.isValid() && given >= since)
             return checkHead(request);
         const QString why = given.isValid()
             ? QStringLiteral("the %1 was given at %2, before the task entered stage '%3' at %4 (it answers an earlier visit)")
-                  .arg(what, given.toUTC().toString(Qt::ISODate), request->task.stage, since.toString(Qt::ISODateWithMs))
+                  .arg(what, given.toUTC().toString(Qt::ISODate), request->task.stage, entered.toUTC().toString(Qt::ISODateWithMs))
             : QStringLiteral("the %1 is not on the pull request any more").arg(what);
         stale(request, why, QStringLiteral("Give it again to go on."));
     };
