@@ -4,6 +4,7 @@
 #include <sluice/secrets.h>
 
 #include <QDateTime>
+#include <QHash>
 #include <QJsonDocument>
 #include <QIODevice>
 #include <QJsonObject>
@@ -387,18 +388,30 @@ void Client::onFinished(const std::shared_ptr<Pending> &p, QNetworkReply *reply)
         return;
     }
 
-    if (status >= 200 && status < 300) {
+    {
         bool lengthOk = true;
         const qlonglong declared = headers.value("content-length").trimmed().toLongLong(&lengthOk);
         const bool cut = headers.contains("content-length") && (!lengthOk || declared != body.size());
-        if (reply->error() != QNetworkReply::NoError || cut) {
-            // A 2xx whose body broke off: never a partial answer.
+        // Qt reports an error for every non-2xx status (ContentConflictError for 409, ...);
+        // only one of its transport errors (below ProxyConnectionRefusedError) says the
+        // answer itself broke off.
+        const bool ok2xx = status >= 200 && status < 300;
+        const bool broke = reply->error() != QNetworkReply::NoError && (ok2xx || reply->error() < QNetworkReply::ProxyConnectionRefusedError);
+        if (broke || cut) {
+            // An answer whose body broke off, whatever its status: never a partial answer. A
+            // refusal (409, 405, 422) is the forge's word only when it can be read whole (a
+            // merge answered 409 with a cut body was a "fail" on the status line alone: the
+            // fault campaign's seeds 0x89a21fef34eb31ba and 0x71911a0b890a0206), so it is a
+            // Network error here, never the status' own meaning.
             if (p->request.idempotent() && attemptsLeft) {
                 retryLater(p, backoff());
                 return;
             }
-            complete(p, fail(ErrorCode::Network, QStringLiteral("%1: body incomplete (%2 of %3 bytes): %4")
-                                                     .arg(what()).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString())));
+            QString message = QStringLiteral("%1: HTTP %2 with its body incomplete (%3 of %4 bytes): %5")
+                                  .arg(what()).arg(status).arg(body.size()).arg(QString::fromLatin1(headers.value("content-length")), reply->errorString());
+            if (!p->request.idempotent() && !ok2xx)
+                message += QStringLiteral("; the answer could not be read, so it may or may not have taken effect");
+            complete(p, fail(p->timedOut ? ErrorCode::Timeout : ErrorCode::Network, message));
             return;
         }
     }
@@ -628,27 +641,15 @@ private:
         if (page == pages && !nextLink(r->header("link"), r->url).isEmpty())
             return finish(fail(ErrorCode::Malformed, QStringLiteral("%1: links to a next page past X-Total-Count %2").arg(what(page)).arg(m_total)));
         m_pages[std::size_t(page - 1)] = *items;
-        if (--m_outstanding == 0) {
-            QJsonArray all;
-            for (const QJsonArray &p : m_pages) {
-                for (const QJsonValue &v : p)
-                    all.append(v);
-            }
-            finish(all);
-        }
+        if (--m_outstanding == 0)
+            finish(joined());
     }
 
     void followLinks(const Response &r, const QJsonArray &items, int page)
     {
         const QUrl next = nextLink(r.header("link"), r.url);
-        if (next.isEmpty()) {
-            QJsonArray all;
-            for (const QJsonArray &p : m_pages) {
-                for (const QJsonValue &v : p)
-                    all.append(v);
-            }
-            return finish(all);
-        }
+        if (next.isEmpty())
+            return finish(joined());
         // Without a total, only full pages tell that nothing was cut: every page that links on
         // holds exactly the page size asked for (set page_size to the server's cap if lower).
         if (items.size() != m_pageSize)
@@ -670,6 +671,31 @@ private:
             m_pages.push_back(*nextItems);
             followLinks(*rr, *nextItems, page + 1);
         });
+    }
+
+    // The pages, one list. An item (by its numeric "id") on two pages means the list changed
+    // between their reads: items moved across a page boundary, so as many others may have
+    // moved past the pages read and been missed — with every page full and any total still
+    // right (GitHub's check runs, filter=latest: a re-run leaves its old place and takes a new
+    // one; a pull request closed and another opened while the list is paged). Never a list.
+    Result<QJsonArray> joined() const
+    {
+        QJsonArray all;
+        QHash<qint64, int> pageOf;
+        for (std::size_t i = 0; i < m_pages.size(); ++i) {
+            for (const QJsonValue &v : m_pages[i]) {
+                const QJsonValue id = v.toObject().value(QLatin1String("id"));
+                if (id.isDouble()) {
+                    const auto seen = pageOf.constFind(qint64(id.toDouble()));
+                    if (seen != pageOf.cend() && *seen != int(i) + 1)
+                        return fail(ErrorCode::Malformed, QStringLiteral("%1: item %2 is on page %3 and page %4: the list changed while it was read; read it again")
+                                                              .arg(describe(m_request)).arg(qint64(id.toDouble())).arg(*seen).arg(i + 1));
+                    pageOf.insert(qint64(id.toDouble()), int(i) + 1);
+                }
+                all.append(v);
+            }
+        }
+        return all;
     }
 
     void finish(Result<QJsonArray> result)

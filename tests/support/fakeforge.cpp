@@ -46,6 +46,9 @@ struct FakeForge::State {
     QMap<QString, QStringList> teams; // "org/name" → members; a Gitea team's id is its place here + 1
     qint64 nextCommentId = 9000;
     qint64 nextReviewId = 300;
+    // Per list (path and query without the page), the whole list as its page 1 was last
+    // served; kept only while a shifted page is pending (see paged()).
+    QHash<QString, QJsonArray> firstPageLists;
 };
 
 namespace {
@@ -412,6 +415,36 @@ private:
         return std::nullopt;
     }
 
+    // Whether a shifted page is still to be served (called with the state locked).
+    bool shiftedPagePending() const
+    {
+        return std::any_of(m_state->faults.cbegin(), m_state->faults.cend(), [](const FakeFault &f) { return f.kind == FakeFault::Kind::ShiftedPage; });
+    }
+
+    static QString listKey(const FakeRequest &req)
+    {
+        QUrlQuery q = req.query;
+        q.removeAllQueryItems(QStringLiteral("page"));
+        return req.path + QLatin1Char('?') + q.toString(QUrl::FullyEncoded);
+    }
+
+    // Whether page @p page, @p total items counted, is exactly that page of the list as it was
+    // when its page 1 was served. A page shifted by as many items as were added at the list's
+    // head since then (a replica that has not seen them) is such a page: read with page 1, it
+    // is a consistent read of the list at that moment, which no client can (or needs to) tell
+    // from any other; the shift then changed nothing (the fault campaign's seeds
+    // 0x45464eb294dbe228 and 0x9781e12990874218 took it for an unreadable page).
+    bool sameAsFirstRead(const FakeRequest &req, int page, int limit, int total, const QJsonArray &items) const
+    {
+        const auto it = m_state->firstPageLists.constFind(listKey(req));
+        if (it == m_state->firstPageLists.cend() || it->size() != total)
+            return false;
+        QJsonArray expected;
+        for (int v = (page - 1) * limit; v < std::min<int>(total, page * limit); ++v)
+            expected.append(it->at(v));
+        return expected == items;
+    }
+
     // One page of @p total items; @p item builds the one at an index (only those of the page are built).
     Answer paged(const FakeRequest &req, int total, const std::function<QJsonValue(int)> &item, const std::optional<FakeFault> &fault,
                  const std::function<QJsonDocument(const QJsonArray &)> &wrap = {})
@@ -429,6 +462,12 @@ private:
         QJsonArray items;
         for (int v = (page - 1) * limit; v < std::min<int>(total, page * limit); ++v)
             items.append(item(std::clamp(v - shift, 0, real - 1)));
+        if (page == 1 && shiftedPagePending()) {
+            QJsonArray whole;
+            for (int v = 0; v < real; ++v)
+                whole.append(item(v));
+            m_state->firstPageLists.insert(listKey(req), whole);
+        }
         const int pages = std::max(1, int((total + limit - 1) / limit));
         // A fault that finds nothing to change on this page (an empty page to cut, a page that
         // links on anyway) changed nothing: the log does not name it.
@@ -447,7 +486,7 @@ private:
                 changed = page >= pages;
                 break;
             case FakeFault::Kind::ShiftedPage:
-                changed = shift != 0;
+                changed = shift != 0 && !sameAsFirstRead(req, page, limit, total, items);
                 break;
             default:
                 break;

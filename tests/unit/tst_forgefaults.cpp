@@ -349,6 +349,15 @@ private Q_SLOTS:
         // Webhook intake: a pull request closed and reopened, the deliveries sent reopened
         // first: the late "closed" blocked the task while the forge had the pull request open.
         QTest::newRow("a late 'closed' delivery blocked a task whose pull request is open") << quint64(0x509886ddc1a4625dULL);
+        // The pull request's head moved just before the merge; the merge was answered 409 with
+        // a cut body: the merge gate failed on the status line of an answer it could not read.
+        QTest::newRow("a 409 with a cut body failed the merge (github)") << quint64(0x89a21fef34eb31baULL);
+        QTest::newRow("a 409 with a cut body failed the merge (gitea)") << quint64(0x71911a0b890a0206ULL);
+        // Gitea: a status arrived between page 1 and page 2 of the statuses, and page 2 came
+        // from a replica without it: a consistent read of the list as page 1 saw it, which the
+        // campaign took for an unreadable page (its fake now names no fault there).
+        QTest::newRow("a page as stale as page 1: a consistent read (pass)") << quint64(0x45464eb294dbe228ULL);
+        QTest::newRow("a page as stale as page 1: a consistent read (fail)") << quint64(0x9781e12990874218ULL);
     }
 
     void regressions()

@@ -136,6 +136,7 @@ private Q_SLOTS:
     void reorderedAndRepeatedDeliveries();
     void statusesAndCommentsOncePerChange();
     void approvalsFromTheForge();
+    void oldSignalDoesNotAnswerANewVisit();
     void closedPullRequestBlocksAndReopenRetries();
     void unreadablePullRequestListOpensNone();
     void outsidePushIsJudgedAgain_data();
@@ -729,6 +730,65 @@ void tst_ForgeLoop::approvalsFromTheForge()
     m_forge->addComment(pr, QStringLiteral("alice"), QStringLiteral("/approve thanks"));
     QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("done/done/0"), qPrintable(log()), 20000);
     QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal' AND actor = 'forge:alice'").arg(task)), 1);
+}
+
+// A comment command answers the visit of the stage it was given in: alice's "/reject" sends the
+// task back to development; when the task waits in review again (a new visit, the head moved on
+// and the pull request with it), the same comment replayed under a new delivery id (Gitea's
+// "Replay") is not taken: it was given before the task entered the stage. A new command is.
+void tst_ForgeLoop::oldSignalDoesNotAnswerANewVisit()
+{
+    QVERIFY(start("      retry_after: 1h\n      ci_timeout: 1h\n",
+                  "forge_feedback:\n  token: {file: ../secrets/feedback.token}\n"
+                  "forge_approvals:\n  users: [alice]\n  commands: {/approve: approve, /reject: reject}\n",
+                  2, true, "  - name: development\n    run: developer\n  - name: review\n    run: review\n  - name: done\n"));
+    const qint64 task = submit();
+    QVERIFY(task > 0);
+    const QString asked = QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'approval-requested'").arg(task);
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task) == QLatin1String("review/active/0") && count(asked) == 1, qPrintable(log()), 60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(!m_forge->pullRequests().isEmpty(), qPrintable(log()), 20000);
+    const qint64 pr = m_forge->pullRequests().first().number;
+    const QString firstHead = m_forge->pullRequests().first().headSha;
+
+    // alice's "/reject" is delivered in a later second than she wrote it (forges keep whole
+    // seconds, and one from the second the task re-enters the stage would count).
+    m_forge->webhooks().hold(true);
+    const FakeComment reject = m_forge->addComment(pr, QStringLiteral("alice"), QStringLiteral("/reject"));
+    QTRY_VERIFY_WITH_TIMEOUT(QDateTime::currentDateTimeUtc().toSecsSinceEpoch() > reject.createdAt.toSecsSinceEpoch(), 5000);
+    m_forge->webhooks().hold(false);
+    m_forge->webhooks().release(false);
+    QTRY_VERIFY2_WITH_TIMEOUT(count(asked) == 2 && taskRow(task).startsWith(QLatin1String("review/active/")), qPrintable(log()), 60000);
+    const QString visit2 = taskRow(task);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)), 1);
+    QTRY_VERIFY2_WITH_TIMEOUT(m_forge->pullRequests().first().headSha != firstHead, qPrintable(log()), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_forge->webhooks().pending(), 0, 10000);
+
+    // alice's old "/reject", replayed under a new delivery id: not taken, one reply, audited.
+    QByteArray rejectBody;
+    for (const SentDelivery &d : m_forge->webhooks().deliveries("issue_comment")) {
+        if (d.body.contains("\"login\":\"alice\"") && d.body.contains("/reject"))
+            rejectBody = d.body;
+    }
+    QVERIFY(!rejectBody.isEmpty());
+    QList<QPair<QByteArray, QByteArray>> replay{{"X-Gitea-Event", "issue_comment"}, {"X-Gitea-Delivery", "old-reject-replayed"}};
+    replay.append(WebhookSender::signatureHeaders(WebhookSender::Style::Gitea, HookSecret, rejectBody));
+    m_forge->webhooks().sendRaw(rejectBody, replay);
+    QTRY_COMPARE_WITH_TIMEOUT(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'signal-ignored' AND actor = 'forge:alice' "
+                                                   "AND details LIKE '%%earlier visit%%'").arg(task)), 1, 10000);
+    auto replies = [this, pr] {
+        int n = 0;
+        for (const FakeComment &c : m_forge->comments(pr))
+            n += c.author == FakeForge::apiUser() && c.body.contains(QLatin1String("before the task entered stage 'review'")) ? 1 : 0;
+        return n;
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(replies(), 1, 10000);
+    QCOMPARE(taskRow(task), visit2);
+    QCOMPARE(count(QStringLiteral("SELECT COUNT(*) FROM audit WHERE task_id = %1 AND action = 'rollback'").arg(task)), 1);
+    QCOMPARE(count(asked), 2);
+
+    // A command given in this visit is taken.
+    m_forge->addComment(pr, QStringLiteral("alice"), QStringLiteral("/approve"));
+    QTRY_VERIFY2_WITH_TIMEOUT(taskRow(task).startsWith(QLatin1String("done/done/")), qPrintable(log()), 20000);
 }
 
 // A pull request closed on the forge without merging blocks its task; reopening it retries it.

@@ -6,11 +6,13 @@
 // project allows (a login, or a member of a team) becomes the matching signal for the task's
 // current stage through Engine::signal(), the path of `sluice approve`, audited with the
 // forge user as actor. Anyone else gets no effect and one reply saying who may. An approval
-// given on another commit than the task's head does not count (dismiss_stale).
+// given before the task entered its current stage (a late delivery, a replay) does not count,
+// nor, with dismiss_stale, one given on another commit than the task's head.
 // See docs/forge-loop.md.
 
 #include <sluice/forgeevents.h>
 
+#include <QDateTime>
 #include <QObject>
 
 #include <chrono>
@@ -53,7 +55,11 @@ Q_SIGNALS:
 private:
     struct Request;
     void authorize(const std::shared_ptr<Request> &request, int team);
+    void checkVisit(const std::shared_ptr<Request> &request);
     void checkHead(const std::shared_ptr<Request> &request);
+    void stale(const std::shared_ptr<Request> &request, const QString &why, const QString &hint);
+    /// When @p task last entered its current stage (invalid when no record says).
+    [[nodiscard]] QDateTime enteredStage(const TaskRecord &task) const;
     void give(const std::shared_ptr<Request> &request);
     void refuse(const std::shared_ptr<Request> &request, const QString &why);
     void finish(const std::shared_ptr<Request> &request, const QString &result);

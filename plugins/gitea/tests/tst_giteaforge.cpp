@@ -267,6 +267,46 @@ private Q_SLOTS:
         QCOMPARE(m_fake->mergesApplied(), 0);
     }
 
+    // The pull request's head moves just before the merge: the forge refuses it with 409. Only
+    // a refusal that can be read whole is one (Conflict: the merge gate fails); a 409 whose
+    // body broke off is an answer that could not be read (Network: the merge gate waits or
+    // errs), never a judgement (the fault campaign's seeds 0x89a21fef34eb31ba, 0x71911a0b890a0206).
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data()
+    {
+        QTest::addColumn<bool>("cut");
+        QTest::addColumn<int>("code");
+        QTest::newRow("409 read whole: a refusal") << false << int(ErrorCode::Conflict);
+        QTest::newRow("409 with its body cut short: unreadable") << true << int(ErrorCode::Network);
+    }
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole()
+    {
+        QFETCH(bool, cut);
+        QFETCH(int, code);
+        m_fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(21)});
+        FakeForge *fake = m_fake.get();
+        m_fake->setRequestHook([fake](const FakeRequest &r) {
+            if (r.method == "POST" && r.path.endsWith(QLatin1String("/pulls/21/merge")))
+                fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(22)}); // someone pushed
+        });
+        if (cut) {
+            FakeFault truncated;
+            truncated.kind = FakeFault::Kind::Truncated;
+            truncated.method = "POST";
+            truncated.pathPattern = QStringLiteral("/merge$");
+            m_fake->addFault(truncated);
+        }
+        MergeRequest request;
+        request.expectedHeadSha = sha(21);
+        auto refused = run(forge().merge(21, request));
+        m_fake->setRequestHook({});
+        QVERIFY(!refused);
+        QCOMPARE(int(refused.error().code), code);
+        QVERIFY2(refused.error().message.contains(QLatin1String("409")), qPrintable(refused.error().message));
+        if (!cut)
+            QVERIFY2(refused.error().message.contains(QLatin1String("head moved")) || refused.error().detail.contains(QLatin1String("head moved")), qPrintable(refused.error().toString()));
+        QCOMPARE(m_fake->mergesApplied(), 0);
+    }
+
     // A 403 names the scope the token lacks (24.6).
     void forbiddenNamesTheScope()
     {

@@ -382,6 +382,78 @@ private Q_SLOTS:
         QVERIFY2(refused.error().message.contains(QLatin1String("dirty")), qPrintable(refused.error().message));
     }
 
+    // A list that changes between the reads of its pages, where no total tells (GitHub's lists
+    // send none): items move across a page boundary, so one shows on two pages while as many
+    // others may have moved past the pages read. An item on two pages is an error, never a list
+    // (a check run re-run while its list is paged: it leaves its place, one run is missed, and
+    // total_count still adds up).
+    void listChangedBetweenPagesIsAnError()
+    {
+        for (int i = 0; i < 4; ++i)
+            m_fake->addStatus(sha(31), QStringLiteral("ci/step%1").arg(i), QStringLiteral("success"));
+        auto paged = withSettings("page_size: 2\n");
+        QVERIFY(paged);
+        Forge &small = *qobject_cast<Forge *>(paged.get());
+        FakeForge *fake = m_fake.get();
+        bool added = false;
+        m_fake->setRequestHook([fake, &added](const FakeRequest &r) {
+            if (!added && r.method == "GET" && r.path.endsWith(QLatin1String("/statuses")) && r.query.queryItemValue(QStringLiteral("page")) == QLatin1String("2")) {
+                added = true;
+                fake->addStatus(sha(31), QStringLiteral("ci/late"), QStringLiteral("failure"));
+            }
+        });
+        auto read = run(small.statuses(sha(31)));
+        m_fake->setRequestHook({});
+        QVERIFY(added);
+        QVERIFY(!read);
+        QCOMPARE(read.error().code, ErrorCode::Malformed);
+        QVERIFY2(read.error().message.contains(QLatin1String("changed while it was read")), qPrintable(read.error().message));
+        // Read again with the list at rest: all five.
+        auto again = run(small.statuses(sha(31)));
+        QVERIFY2(again, qPrintable(again ? QString() : again.error().toString()));
+        QCOMPARE(again->size(), 5);
+    }
+
+    // The pull request's head moves just before the merge: the forge refuses it with 409. Only
+    // a refusal that can be read whole is one (Conflict: the merge gate fails); a 409 whose
+    // body broke off is an answer that could not be read (Network: the merge gate waits or
+    // errs), never a judgement (the fault campaign's seeds 0x89a21fef34eb31ba, 0x71911a0b890a0206).
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data()
+    {
+        QTest::addColumn<bool>("cut");
+        QTest::addColumn<int>("code");
+        QTest::newRow("409 read whole: a refusal") << false << int(ErrorCode::Conflict);
+        QTest::newRow("409 with its body cut short: unreadable") << true << int(ErrorCode::Network);
+    }
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole()
+    {
+        QFETCH(bool, cut);
+        QFETCH(int, code);
+        m_fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(21)});
+        FakeForge *fake = m_fake.get();
+        m_fake->setRequestHook([fake](const FakeRequest &r) {
+            if (r.method == "PUT" && r.path.endsWith(QLatin1String("/pulls/21/merge")))
+                fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(22)}); // someone pushed
+        });
+        if (cut) {
+            FakeFault truncated;
+            truncated.kind = FakeFault::Kind::Truncated;
+            truncated.method = "PUT";
+            truncated.pathPattern = QStringLiteral("/merge$");
+            m_fake->addFault(truncated);
+        }
+        MergeRequest request;
+        request.expectedHeadSha = sha(21);
+        auto refused = run(forge().merge(21, request));
+        m_fake->setRequestHook({});
+        QVERIFY(!refused);
+        QCOMPARE(int(refused.error().code), code);
+        QVERIFY2(refused.error().message.contains(QLatin1String("409")), qPrintable(refused.error().message));
+        if (!cut)
+            QVERIFY2(refused.error().message.contains(QLatin1String("Head branch was modified")) || refused.error().detail.contains(QLatin1String("Head branch was modified")), qPrintable(refused.error().toString()));
+        QCOMPARE(m_fake->mergesApplied(), 0);
+    }
+
     // Re-running a failed Actions check run: the job is read (it must be this check run), then
     // re-run; a new queued run of the same name appears. Another app's run is refused (24.2).
     void rerunCheckRun()
