@@ -358,6 +358,7 @@ private Q_SLOTS:
         // campaign took for an unreadable page (its fake now names no fault there).
         QTest::newRow("a page as stale as page 1: a consistent read (pass)") << quint64(0x45464eb294dbe228ULL);
         QTest::newRow("a page as stale as page 1: a consistent read (fail)") << quint64(0x9781e12990874218ULL);
+        QTest::newRow("a reopen whose confirming read failed left the task blocked") << quint64(0x345bcd52c59ae957ULL);
     }
 
     void regressions()

@@ -10,6 +10,7 @@
 #include <sluice/stage.h>
 
 #include <QLoggingCategory>
+#include <QTimer>
 
 namespace Sluice {
 
@@ -231,7 +232,7 @@ QString ForgeListener::onPullRequest(const std::shared_ptr<ProjectRuntime> &runt
     return QStringLiteral("recorded");
 }
 
-void ForgeListener::confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event)
+void ForgeListener::confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event, int attempt)
 {
     const QString project = runtime->config.id;
     auto *forge = runtime->instances.as<Forge>(runtime->config.forgeInstance);
@@ -243,8 +244,23 @@ void ForgeListener::confirmPullRequest(const std::shared_ptr<ProjectRuntime> &ru
     }
     ++m_pullReads;
     runBounded<PullRequest>(this, forge->pullRequest(event.pullRequest), std::chrono::seconds(60),
-                            [this, runtime, event, project](const Result<PullRequest> &now) {
+                            [this, runtime, event, project, attempt](const Result<PullRequest> &now) {
                                 --m_pullReads;
+                                // A read that failed is tried again a little later: dropped, a
+                                // reopen would leave its task blocked while the forge has the
+                                // pull request open (fault campaign seed 0x345bcd52c59ae957).
+                                static constexpr int AgainAfterMs[] = {1000, 5000};
+                                if (!now && attempt < int(std::size(AgainAfterMs))) {
+                                    qCWarning(lcForgeListener).noquote()
+                                        << "pull request #" << event.pullRequest << "was" << event.action << "- cannot read it back from the forge to confirm:"
+                                        << now.error().toString() << "; reading it again in" << AgainAfterMs[attempt] << "ms";
+                                    ++m_pullReads; // still in flight
+                                    QTimer::singleShot(AgainAfterMs[attempt], this, [this, runtime, event, attempt] {
+                                        --m_pullReads;
+                                        confirmPullRequest(runtime, event, attempt + 1);
+                                    });
+                                    return;
+                                }
                                 if (!now) {
                                     // Unconfirmed, nothing is changed: the merge gate reads the pull
                                     // request itself, so a closed one is never merged meanwhile.

@@ -62,7 +62,9 @@ private:
     // A delivery says the pull request was closed or reopened: deliveries may come in any
     // order and late, so the forge's pull request as it is now decides whether the task is
     // blocked (closed, not merged) or retried (open again).
-    void confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event);
+    /// Reads the pull request back before acting on a close or reopen; an unreadable answer is
+    /// read again after 1 s and 5 s before the event is given up (counted "failed").
+    void confirmPullRequest(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event, int attempt = 0);
     QString applyPullRequestState(const std::shared_ptr<ProjectRuntime> &runtime, const ForgeEvent &event, const PullRequest &now);
     QString count(const QString &project, const ForgeEvent &event, const QString &result);
 
