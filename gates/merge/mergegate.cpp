@@ -392,7 +392,13 @@ private:
         if (!m_turn.tryTake(QFileInfo(dotGit).isDir() ? dotGit : path, &error)) {
             if (!error.isEmpty())
                 return conclude(GateVerdict::error(QStringLiteral("cannot take the turn of the project's repository %1: %2").arg(path, error)));
-            return later([this] { prepareScratch(); }); // a fetch is under way
+            if (!m_turnAsked.isValid())
+                m_turnAsked = now();
+            // A fetch is under way: look again. A holder stopped rather than dead keeps the
+            // lock; past 2 s the add goes ahead without its turn (as the host's fetches do).
+            if (!elapsed(m_turnAsked, std::chrono::seconds(2)))
+                return later([this] { prepareScratch(); });
+            qCWarning(log()).noquote() << "task" << m_request.task.id << "- the turn of" << path << "has been held for over 2 s; adding the worktree without it";
         }
         // --force: another node on this machine (sharing the local forge's repository) may
         // keep a worktree of the same branch in its own state directory; the merge lease
@@ -775,6 +781,7 @@ private:
     QString m_base;
     QString m_scratch;  // the host's worktree of the task branch
     RepositoryTurn m_turn; // held while this gate adds its worktree (see RepositoryTurn)
+    QDateTime m_turnAsked; // when this evaluation first asked for the turn
     QString m_keptFrom; // the head a rebase a crash left finished was made from
     std::optional<MergeProgress> m_progress;
     QJsonObject m_checks;

@@ -18,6 +18,10 @@
 
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 using namespace Sluice;
 
 namespace {
@@ -67,6 +71,7 @@ private Q_SLOTS:
     void finishingATaskLeavesOtherWorktreesAlone();
     void concurrentFetchesIntoTheProjectRepositoryAllSucceed();
     void aWorktreeAddThatNeverFinishedDoesNotBreakFetches();
+    void aStoppedHolderOfTheFetchLockStopsNoOne();
     void publishPushesTheTaskBranchWithALease();
 
 private:
@@ -419,6 +424,26 @@ void tst_WorkingCopy::aWorktreeAddThatNeverFinishedDoesNotBreakFetches()
     QCOMPARE(*target, git(m_repo, {QStringLiteral("rev-parse"), QStringLiteral("main")}));
     QVERIFY(!QFileInfo::exists(admin));
     QVERIFY(!git(clone, {QStringLiteral("worktree"), QStringLiteral("list")}).contains(scratch));
+}
+
+// A node stopped (SIGSTOP, a frozen VM) while it fetched keeps its flock on the fetch lock; the
+// other nodes must not wait for it for ever (tests/bench/nodes.sh: a node stopped mid-fetch
+// stopped its taker too). The fetch waits a little, then goes ahead without its turn.
+void tst_WorkingCopy::aStoppedHolderOfTheFetchLockStopsNoOne()
+{
+    const QString clone = m_dir->filePath(QStringLiteral("clone"));
+    git(m_dir->path(), {QStringLiteral("clone"), QStringLiteral("-q"), m_repo, clone});
+    ProjectConfig p = project();
+    p.repositoryPath = clone;
+    const int held = ::open(QFile::encodeName(clone + QStringLiteral("/.git/sluice-fetch.lock")).constData(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    QVERIFY(held >= 0);
+    QCOMPARE(::flock(held, LOCK_EX | LOCK_NB), 0);
+    Result<QString> target = Result<QString>(QString());
+    std::thread fetch([&] { target = ProjectRepository(p, m_state).refreshTarget(); });
+    fetch.join(); // without the bound: never
+    ::close(held);
+    QVERIFY2(target.has_value(), qPrintable(target ? QString() : target.error().toString()));
+    QCOMPARE(*target, m_main);
 }
 
 void tst_WorkingCopy::publishPushesTheTaskBranchWithALease()

@@ -2,12 +2,14 @@
 #include "repository/projectrepository.h"
 
 #include <QCryptographicHash>
+#include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QLoggingCategory>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QThread>
 #include <QRegularExpression>
 
 #include <fcntl.h>
@@ -51,11 +53,22 @@ public:
             m_error = Error{ErrorCode::Io, QStringLiteral("cannot open the fetch lock %1: %2").arg(QFile::decodeName(path), QString::fromLocal8Bit(strerror(errno)))};
             return;
         }
-        while (::flock(m_fd, LOCK_EX) != 0) {
-            if (errno != EINTR) {
+        // Bounded: a holder that is stopped rather than dead (SIGSTOP, a frozen VM, a node
+        // being taken over) keeps its flock, and waiting for it would stop this node too. Past
+        // the bound the fetch goes ahead without its turn — the races above are rare, and at
+        // worst fail that one step, as they did before there was a lock.
+        QDeadlineTimer deadline(std::chrono::seconds(2));
+        while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK && errno != EINTR) {
                 m_error = Error{ErrorCode::Io, QStringLiteral("cannot lock %1: %2").arg(QFile::decodeName(path), QString::fromLocal8Bit(strerror(errno)))};
                 return;
             }
+            if (deadline.hasExpired()) {
+                qCWarning(lcRepository).noquote() << "another process has held" << QFile::decodeName(path)
+                                                  << "for over 2 s (stopped?); fetching without waiting for it";
+                return;
+            }
+            QThread::msleep(20);
         }
     }
     ~FetchLock()
