@@ -11,6 +11,7 @@
 #include "engine/worker.h"
 #include "plugins/pluginloader.h"
 #include "store/leasestore.h"
+#include "store/taskstore.h"
 
 #include "daemonprocess.h"
 #include "testdaemon.h"
@@ -120,6 +121,8 @@ private Q_SLOTS:
     void leaseQueueIsFirstComeFirstServed();
     void taskLeaseIsItsNodes_data() { engines(); }
     void taskLeaseIsItsNodes();
+    void anEndedTaskHoldsNoPlaceInTheQueue_data() { engines(); }
+    void anEndedTaskHoldsNoPlaceInTheQueue();
     void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
     void leaseReclaimDeadSilentExpiredButNeverLive();
     void tier1DeadPidAfterConsecutiveTicks();
@@ -275,6 +278,63 @@ void tst_Reaper::taskLeaseIsItsNodes()
     auto free = leases.acquire(r, onB, 60s, t0.addSecs(3));
     QVERIFY(free && free->held);
     QCOMPARE(free->lease.holder.node, QStringLiteral("node-b"));
+}
+
+// A task's lease is its node's, so its ask from another node while it held the lease (a
+// reconciler's re-drive) queued it. Once it had merged and ended, that entry still stood
+// first in line: every other task was "promised to task N" for lease_ttl (tests/bench/nodes.sh,
+// 13 tasks stuck for minutes). An ended task's leftover place counts for nothing.
+void tst_Reaper::anEndedTaskHoldsNoPlaceInTheQueue()
+{
+    QFETCH(QString, engine);
+    if (!openStore(engine))
+        return;
+    TaskStore tasks(*m_store);
+    auto newTask = [&](const QString &branch) {
+        NewTask t;
+        t.project = QStringLiteral("p");
+        t.title = branch;
+        t.branch = branch;
+        t.stage = QStringLiteral("review");
+        return tasks.create(t).value_or(0);
+    };
+    const qint64 first = newTask(QStringLiteral("one"));
+    const qint64 second = newTask(QStringLiteral("two"));
+    const qint64 third = newTask(QStringLiteral("three"));
+    QVERIFY(first > 0 && second > 0 && third > 0);
+    LeaseStore leases(*m_store);
+    const QString r = QStringLiteral("merge:p:main");
+    const QDateTime t0 = QDateTime::currentDateTimeUtc();
+    const LeaseHolder firstOnA{QStringLiteral("node-a"), 101, 0, first, 0};
+    const LeaseHolder firstOnB{QStringLiteral("node-b"), 202, 0, first, 0};
+    const LeaseHolder secondOnB{QStringLiteral("node-b"), 202, 0, second, 0};
+    const LeaseHolder thirdOnB{QStringLiteral("node-b"), 202, 0, third, 0};
+    QVERIFY(leases.acquire(r, firstOnA, 60s, t0)->held);
+    QVERIFY(!leases.acquire(r, firstOnB, 60s, t0.addSecs(1))->held); // the re-drive on node b queues it
+    QVERIFY(!leases.acquire(r, secondOnB, 60s, t0.addSecs(2))->held);
+    // The first merges on node a, ends and gives the lease back: the second is next, not the
+    // first's leftover place.
+    TaskChange done;
+    done.status = QStringLiteral("done");
+    QVERIFY(tasks.claimTransition(first, QStringLiteral("review"), QStringLiteral("done"), done).value_or(false));
+    QVERIFY(leases.release(r, firstOnA).value_or(false));
+    auto next = leases.acquire(r, secondOnB, 60s, t0.addSecs(3));
+    QVERIFY(next);
+    QVERIFY2(next->held, qPrintable(QStringLiteral("promised to task %1").arg(next->aheadTask)));
+    QVERIFY(leases.release(r, secondOnB).value_or(false));
+
+    // A leftover place of a task that has ended (blocked here) counts for nothing either.
+    QVERIFY(leases.acquire(r, firstOnA, 60s, t0.addSecs(4))->held);
+    QVERIFY(!leases.acquire(r, secondOnB, 60s, t0.addSecs(5))->held); // queued behind nobody
+    QVERIFY(!leases.acquire(r, thirdOnB, 60s, t0.addSecs(6))->held);
+    TaskChange blocked;
+    blocked.status = QStringLiteral("blocked");
+    blocked.blockedReason = QStringLiteral("a person said no");
+    QVERIFY(tasks.claimTransition(second, QStringLiteral("review"), QStringLiteral("review"), blocked).value_or(false));
+    QVERIFY(leases.release(r, firstOnA).value_or(false));
+    auto after = leases.acquire(r, thirdOnB, 60s, t0.addSecs(7));
+    QVERIFY(after);
+    QVERIFY2(after->held, qPrintable(QStringLiteral("promised to task %1").arg(after->aheadTask)));
 }
 
 // Waiting tasks get a free lease in the order they first asked, as long as they keep asking
