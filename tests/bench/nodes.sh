@@ -10,7 +10,9 @@
 # stops, resumes and restarts, every agent's and deploy hook's start and end from the ledger in
 # time order, and the jobs; on success one summary line per engine.
 #
-# Usage: tests/bench/nodes.sh [TASKS] [ROUNDS] [ENGINE]   (defaults 24, 4, both; ENGINE sqlite|postgresql)
+# Usage: tests/bench/nodes.sh [TASKS] [ROUNDS] [ENGINE]   (defaults 40, 4, both; ENGINE sqlite|postgresql)
+# Each round needs about ten tasks still under way when it strikes: TASKS below 10 x ROUNDS can
+# end with "every task was done before the kill".
 # It runs a private copy of the build, so rebuilding meanwhile does not disturb it.
 set -euo pipefail
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 cp -a "$build/bin" "$build/lib" "$work/"
 export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export SLUICE_NODEFLOW_TASKS="${1:-24}"
+export SLUICE_NODEFLOW_TASKS="${1:-40}"
 export SLUICE_NODEFLOW_ROUNDS="${2:-4}"
 row="${3:-}"
 export QTEST_FUNCTION_TIMEOUT=7200000 # QtTest stops a test function after 5 min by default
