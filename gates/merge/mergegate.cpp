@@ -498,8 +498,11 @@ private:
         // Into the object store this worktree shares with the project's repository, where the
         // host may be fetching at the same moment: kept as a pack, the objects appear whole
         // (a loose commit without its trees yet would fail the host's fetch of the same tip).
+        // --refmap= : into FETCH_HEAD only. Without it git also updates the repository's
+        // refs/remotes/<remote>/<target> ("opportunistic" update) outside the host's fetch
+        // lock, and the host's own fetch of the target fails ("cannot lock ref").
         git({QStringLiteral("-c"), QStringLiteral("fetch.unpackLimit=1"), QStringLiteral("fetch"), QStringLiteral("--no-tags"), QStringLiteral("--quiet"),
-             m_ctx.settings.remote, QStringLiteral("refs/heads/%1").arg(target)},
+             QStringLiteral("--refmap="), m_ctx.settings.remote, QStringLiteral("refs/heads/%1").arg(target)},
             {},
             [this, resolved](const GitResult &) {
                 git({QStringLiteral("rev-parse"), QStringLiteral("--verify"), QStringLiteral("FETCH_HEAD^{commit}")}, {}, resolved);

@@ -127,7 +127,15 @@ Result<GitOutput> fetchInto(const QString &repository, const QStringList &argume
     QStringList command{QStringLiteral("-c"), QStringLiteral("fetch.unpackLimit=1")};
     for (const QString &setting : config)
         command << QStringLiteral("-c") << setting;
-    return runHostGit(repository, command + QStringList{QStringLiteral("fetch")} + arguments, allowed);
+    command << QStringLiteral("fetch");
+    auto fetched = runHostGit(repository, command + arguments, allowed);
+    // A ref moved under it by a git outside the lock (a person, a fetch that waited past the
+    // bound): the fetch is idempotent, so once more reads the ref as it is now.
+    const bool lostRefRace = fetched ? fetched->exitCode != 0 && fetched->err.contains("cannot lock ref")
+                                     : fetched.error().detail.contains(QLatin1String("cannot lock ref"));
+    if (lostRefRace)
+        fetched = runHostGit(repository, command + arguments, allowed);
+    return fetched;
 }
 } // namespace
 
