@@ -13,14 +13,14 @@
 namespace Sluice::Logging {
 
 /// Installs the message handler. Call once, early in main().
-SLUICE_EXPORT void install();
+void install();
 /**
  * Writes the lines that wait for the free-text masker to be ready (masked; waits for it if
  * need be). The handler writes them itself before the first line logged once the masker is
  * ready; call this before the process exits so none is left behind.
  */
-SLUICE_EXPORT void flush();
+void flush();
 /// Applies Qt logging rules on top of the defaults (sluice.*.debug off) and $QT_LOGGING_RULES.
-SLUICE_EXPORT void applyRules(const QString &rules);
+void applyRules(const QString &rules);
 
 } // namespace Sluice::Logging

@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     if (!gitea || !umbrella)
         return fail(QStringLiteral("cannot load the plugins"));
     TemporaryStore store;
-    if (!store.store())
+    if (!store.isValid())
         return fail(store.error());
     auto state = store.state(QStringLiteral("test-project"), QStringLiteral("ci-umbrella"));
     auto forge = createInstance(*gitea, "url: " + fake.url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "

@@ -5,6 +5,7 @@
 // a loopback server playing Plane's states endpoint. The same bytes also go in unsigned and
 // wrongly signed: both must be refused.
 #include "planetracker.h"
+#include "sdk/plugincontext_p.h"
 
 #include <QCoreApplication>
 #include <QMessageAuthenticationCode>
@@ -93,9 +94,10 @@ struct Fixture {
             {QStringLiteral("max_retry_wait"), 1000},
         };
         PluginContext context;
-        context.setInstanceName(QStringLiteral("plane"));
-        context.setPluginId(QStringLiteral("plane"));
-        context.setSettings(settings);
+        PluginContextWriter writer(context);
+        writer.setInstanceName(QStringLiteral("plane"));
+        writer.setPluginId(QStringLiteral("plane"));
+        writer.setSettings(settings);
         auto parsed = Trackers::PlaneSettings::fromSettings(settings);
         if (!parsed)
             std::abort();

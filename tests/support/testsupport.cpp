@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <sluice/testsupport.h>
+#include "testsupport_host.h"
 #include <sluice/forge.h>
 
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
 #include "plugins/pluginloader.h"
 #include "repository/projectrepository.h"
+#include "sdk/plugincontext_p.h"
 #include "store/leasestore.h"
 #include "store/store.h"
 
@@ -64,18 +66,33 @@ QString PluginDirectory::add(const QString &sourceDir, const QString &name)
     return target;
 }
 
+struct TemporaryStore::Data {
+    std::unique_ptr<Store> store;
+};
+
 TemporaryStore::TemporaryStore()
+    : d(std::make_unique<Data>())
 {
     StoreSettings settings;
     settings.sqlitePath = databasePath();
     auto store = Store::open(settings);
     if (store)
-        m_store = std::move(*store);
+        d->store = std::move(*store);
     else
         m_error = store.error().toString();
 }
 
 TemporaryStore::~TemporaryStore() = default;
+
+bool TemporaryStore::isValid() const
+{
+    return d->store != nullptr;
+}
+
+Store *TemporaryStoreAccess::store(const TemporaryStore &temporary)
+{
+    return temporary.d->store.get();
+}
 
 QString TemporaryStore::databasePath() const
 {
@@ -84,14 +101,14 @@ QString TemporaryStore::databasePath() const
 
 std::unique_ptr<StateStore> TemporaryStore::state(const QString &projectId, const QString &instance)
 {
-    return m_store ? m_store->pluginState(projectId, instance) : nullptr;
+    return d->store ? d->store->pluginState(projectId, instance) : nullptr;
 }
 
 std::unique_ptr<LeaseService> TemporaryStore::leases(const QString &node)
 {
-    if (!m_store)
+    if (!d->store)
         return nullptr;
-    return std::make_unique<StoreLeaseService>(*m_store, node);
+    return std::make_unique<StoreLeaseService>(*d->store, node);
 }
 
 Result<LoadedPlugin> loadPlugin(const QString &path)
@@ -180,15 +197,16 @@ Result<std::unique_ptr<PluginInstance>> createInstance(const LoadedPlugin &plugi
     if (!settings)
         return std::unexpected(settings.error());
     PluginContext context;
-    context.setInstanceName(plugin.metaData.id());
-    context.setPluginId(plugin.metaData.id());
-    context.setProject(project);
-    context.setSettings(*settings);
-    context.setLogging(pluginLoggingCategory(plugin.metaData.kind(), plugin.metaData.id()));
-    context.setState(state);
-    context.setForge(forge);
-    context.setLeases(leases);
-    context.setRepository(std::move(repository));
+    PluginContextWriter writer(context);
+    writer.setInstanceName(plugin.metaData.id());
+    writer.setPluginId(plugin.metaData.id());
+    writer.setProject(project);
+    writer.setSettings(*settings);
+    writer.setLogging(pluginLoggingCategory(plugin.metaData.kind(), plugin.metaData.id()));
+    writer.setState(state);
+    writer.setForge(forge);
+    writer.setLeases(leases);
+    writer.setRepository(std::move(repository));
     auto instance = plugin.factory->create(context);
     if (instance && *instance && (*instance)->kind() != plugin.metaData.kind())
         return fail(ErrorCode::Incompatible, QStringLiteral("plugin '%1' declares kind %2 but created a %3")

@@ -10,6 +10,7 @@
 #include "fakeplane.h"
 #include "faketelegram.h"
 #include "store/trackeroutbox.h"
+#include "testsupport_host.h"
 #include "plugins/pluginloader.h"
 
 #include <sluice/testsupport.h>
@@ -44,7 +45,7 @@ private:
 
 void tst_Notifications::initTestCase()
 {
-    QVERIFY(m_store.store());
+    QVERIFY2(m_store.isValid(), qPrintable(m_store.error()));
     QVERIFY(m_telegram.start());
     QVERIFY(m_plane.start());
     m_plugins.add(QStringLiteral(SLUICE_TEST_PLUGIN_DIR), QStringLiteral("test-stage"));
@@ -88,11 +89,11 @@ void tst_Notifications::routesByRuleAndCountsOutcomes()
     QVERIFY(config->notifiersFor(QStringLiteral("gate-passed")).isEmpty());
     auto runtime = std::make_shared<ProjectRuntime>();
     runtime->config = *config;
-    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.store(), diagnostics);
+    auto instances = ProjectInstances::create(runtime->config, *m_catalog, hostStore(m_store), diagnostics);
     QVERIFY(instances && instances->initialize());
     runtime->instances = std::move(*instances);
 
-    Engine engine(*m_store.store(), QStringLiteral("n"), m_config.path());
+    Engine engine(*hostStore(m_store), QStringLiteral("n"), m_config.path());
     engine.setProject(runtime);
     Metrics metrics;
     NotificationRouter router(engine);
@@ -167,10 +168,10 @@ void tst_Notifications::trackerWritesAreKeptUntilTaken()
     QVERIFY(config);
     auto runtime = std::make_shared<ProjectRuntime>();
     runtime->config = *config;
-    auto instances = ProjectInstances::create(runtime->config, *m_catalog, m_store.store(), diagnostics);
+    auto instances = ProjectInstances::create(runtime->config, *m_catalog, hostStore(m_store), diagnostics);
     QVERIFY(instances && instances->initialize());
     runtime->instances = std::move(*instances);
-    Engine engine(*m_store.store(), QStringLiteral("n"), m_config.path());
+    Engine engine(*hostStore(m_store), QStringLiteral("n"), m_config.path());
     engine.setProject(runtime);
     auto task = engine.submit(QStringLiteral("k"), QStringLiteral("Keep it"), QString(), QString(), QStringLiteral("test"), issue);
     QVERIFY(task);
@@ -182,7 +183,7 @@ void tst_Notifications::trackerWritesAreKeptUntilTaken()
     QObject::connect(&retries, &QTimer::timeout, &updates, &TrackerUpdates::retryDue);
     retries.start(20);
     QSignalSpy updated(&updates, &TrackerUpdates::updated);
-    TrackerOutbox outbox(*m_store.store());
+    TrackerOutbox outbox(*hostStore(m_store));
     const auto notify = [&](const QString &event, const QString &title) {
         engine.notify(Notification{event, QStringLiteral("k"), *task, title, {}, QJsonObject{{QStringLiteral("tracker_ref"), issue}}, {}});
     };

@@ -65,8 +65,9 @@ enum class PluginKind {
 /**
  * The services and settings one plugin instance is created with.
  *
- * The host builds it; plugins only read it. Pointers it hands out stay valid for the
- * instance's lifetime. Services a project does not configure are null.
+ * The host builds it; plugins only read it (the SDK has no setters: a context a plugin
+ * creates itself is empty, and copies keep what the host filled in). Pointers it hands out
+ * stay valid for the instance's lifetime. Services a project does not configure are null.
  */
 class SLUICE_EXPORT PluginContext
 {
@@ -114,21 +115,10 @@ public:
      */
     [[nodiscard]] std::shared_ptr<RepositoryService> repository() const;
 
-    // Host side.
-    void setInstanceName(const QString &name);
-    void setPluginId(const QString &id);
-    void setProject(const ProjectInfo &project);
-    void setSettings(const QVariantMap &settings);
-    void setLogging(const QLoggingCategory *category);
-    void setClock(const Clock *clock);
-    void setState(StateStore *store);
-    void setLeases(LeaseService *leases);
-    void setForge(Forge *forge);
-    void setTracker(Tracker *tracker);
-    void setAgentLauncher(AgentLauncher *launcher);
-    void setRepository(std::shared_ptr<RepositoryService> repository);
-
 private:
+    // The host fills the context in through PluginContextWriter (a host-side header that
+    // is not part of the SDK); plugins only read it.
+    friend class PluginContextWriter;
     struct Data;
     std::unique_ptr<Data> d;
 };

@@ -11,7 +11,7 @@
 
 namespace Sluice {
 
-struct SLUICE_EXPORT Diagnostic {
+struct Diagnostic {
     QString file;   ///< Absolute path of the file.
     int line = 0;   ///< 1-based; 0 when the problem is about the whole file.
     int column = 0; ///< 1-based; 0 when unknown.

@@ -15,7 +15,7 @@
 
 namespace Sluice {
 
-struct SLUICE_EXPORT HostConfig {
+struct HostConfig {
     QString configDir;      ///< The configuration directory.
     QString file;           ///< Path of sluice.yaml (it may not exist: all defaults then).
     bool filePresent = false;
@@ -56,6 +56,6 @@ struct SLUICE_EXPORT HostConfig {
 };
 
 /// Loads a schema embedded in the core library (":/sluice/schema/NAME.json").
-[[nodiscard]] SLUICE_EXPORT const ConfigSchema &embeddedSchema(const QString &name);
+[[nodiscard]] const ConfigSchema &embeddedSchema(const QString &name);
 
 } // namespace Sluice

@@ -20,26 +20,26 @@ namespace Sluice {
 class PluginCatalog;
 
 /// A position in a project file.
-struct SLUICE_EXPORT ConfigPosition {
+struct ConfigPosition {
     int line = 0;
     int column = 0;
 };
 
-struct SLUICE_EXPORT StageConfig {
+struct StageConfig {
     QString name;
     QString run;            ///< Stage plugin instance; empty for a passive stage.
     QStringList exitGates;  ///< Gate instances, in order.
     ConfigPosition position;
 };
 
-struct SLUICE_EXPORT EdgeConfig {
+struct EdgeConfig {
     QString from;
     QString to;
     QStringList gates;      ///< Gate instances, in order; the first non-pass stops the edge.
     ConfigPosition position;
 };
 
-struct SLUICE_EXPORT InstanceConfig {
+struct InstanceConfig {
     QString name;
     QString pluginId;
     PluginKind kind = PluginKind::Gate;
@@ -49,14 +49,14 @@ struct SLUICE_EXPORT InstanceConfig {
 };
 
 /// One rule of the project's `notifications` list: these events go to that notifier.
-struct SLUICE_EXPORT NotificationRule {
+struct NotificationRule {
     QString notifier;       ///< Notifier instance name.
     QStringList events;     ///< Event names ("stage-changed", "gate-failed", ...).
     ConfigPosition position;
 };
 
 /// The project's `forge_feedback` section: what Sluice posts on the task's pull request.
-struct SLUICE_EXPORT ForgeFeedbackConfig {
+struct ForgeFeedbackConfig {
     bool enabled = false;        ///< The section is present.
     QVariantMap token;           ///< The secret reference (SecretRef::fromVariant()).
     bool statuses = true;
@@ -67,7 +67,7 @@ struct SLUICE_EXPORT ForgeFeedbackConfig {
 };
 
 /// The project's `forge_approvals` section: reviews and comment commands as signals.
-struct SLUICE_EXPORT ForgeApprovalsConfig {
+struct ForgeApprovalsConfig {
     bool enabled = false;        ///< The section is present.
     QStringList users;
     QStringList teams;
@@ -76,7 +76,7 @@ struct SLUICE_EXPORT ForgeApprovalsConfig {
     bool dismissStale = true;
 };
 
-struct SLUICE_EXPORT ProjectConfig {
+struct ProjectConfig {
     QString file;
     QString id;
     QString description;
@@ -124,7 +124,7 @@ struct SLUICE_EXPORT ProjectConfig {
 };
 
 /// The outcome of loading every project file of a configuration directory.
-struct SLUICE_EXPORT ProjectSet {
+struct ProjectSet {
     struct Entry {
         QString file;
         std::optional<ProjectConfig> project; ///< Set when the file is valid.

@@ -39,18 +39,18 @@ struct YamlLimits {
  * YamlLimits::maxFileBytes; never more than that plus one byte is read. FIFOs, devices,
  * directories, dangling links and link loops are refused with a message saying which.
  */
-[[nodiscard]] SLUICE_EXPORT Result<QByteArray> readConfigFile(const QString &path);
+[[nodiscard]] Result<QByteArray> readConfigFile(const QString &path);
 /// Reads and parses a YAML file; a syntax error becomes a diagnostic with its position.
-[[nodiscard]] SLUICE_EXPORT std::optional<YAML::Node> loadYamlFile(const QString &path, Diagnostics &diagnostics);
+[[nodiscard]] std::optional<YAML::Node> loadYamlFile(const QString &path, Diagnostics &diagnostics);
 /**
  * Parses YAML text attributed to @p fileName. Refused with a FILE:LINE:COLUMN diagnostic: a
  * NUL byte, a document whose aliases expand past YamlLimits, a recursive alias, a key longer
  * than YamlLimits::maxKeyBytes.
  */
-[[nodiscard]] SLUICE_EXPORT std::optional<YAML::Node> parseYaml(const QByteArray &text, const QString &fileName,
+[[nodiscard]] std::optional<YAML::Node> parseYaml(const QByteArray &text, const QString &fileName,
                                                                 Diagnostics &diagnostics);
 
-class SLUICE_EXPORT YamlValidator
+class YamlValidator
 {
 public:
     /// @p file names the document in diagnostics; relative `path` values resolve against its directory.
@@ -84,13 +84,13 @@ private:
 };
 
 /// @p text, cut after @p maxCharacters with a note of its length.
-[[nodiscard]] SLUICE_EXPORT QString elided(const QString &text, int maxCharacters);
+[[nodiscard]] QString elided(const QString &text, int maxCharacters);
 
 /// The text of a scalar node, as UTF-8.
-[[nodiscard]] SLUICE_EXPORT QString yamlScalar(const YAML::Node &node);
+[[nodiscard]] QString yamlScalar(const YAML::Node &node);
 
 /// The value under @p key of mapping @p node (an undefined node when there is none), found by
 /// iteration so that nothing is inserted into a node read from a file.
-[[nodiscard]] SLUICE_EXPORT YAML::Node yamlChild(const YAML::Node &node, const char *key);
+[[nodiscard]] YAML::Node yamlChild(const YAML::Node &node, const char *key);
 
 } // namespace Sluice

@@ -36,7 +36,7 @@ struct HttpRequest;
 struct HttpResponse;
 struct WebhookEvent;
 
-class SLUICE_EXPORT Daemon : public QObject
+class Daemon : public QObject
 {
     Q_OBJECT
 public:

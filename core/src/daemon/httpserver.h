@@ -23,7 +23,7 @@
 namespace Sluice {
 
 /// A request as a handler sees it: complete, body included.
-struct SLUICE_EXPORT HttpRequest {
+struct HttpRequest {
     QByteArray method;                     ///< "GET", "POST", ... as sent.
     QString path;                          ///< Percent-decoded path, without the query.
     QUrlQuery query;                       ///< Query arguments, decoded ('+' is a space).
@@ -36,7 +36,7 @@ struct SLUICE_EXPORT HttpRequest {
 };
 
 /// What a handler answers.
-struct SLUICE_EXPORT HttpResponse {
+struct HttpResponse {
     int status = 200;
     QByteArray contentType;
     QByteArray body;
@@ -79,7 +79,7 @@ struct SLUICE_EXPORT HttpResponse {
  * A handler may call close(): it takes effect once the current request is answered.
  * Do not delete the server from a handler; use deleteLater().
  */
-class SLUICE_EXPORT HttpServer : public QObject
+class HttpServer : public QObject
 {
     Q_OBJECT
 public:

@@ -29,7 +29,7 @@ namespace Sluice {
  * Prometheus' rules ([a-zA-Z_:][a-zA-Z0-9_:]*; label names without ':' and not starting
  * with "__"); a call with an invalid name or label changes nothing and returns false.
  */
-class SLUICE_EXPORT Metrics
+class Metrics
 {
 public:
     enum class Type { Counter, Gauge };

@@ -23,7 +23,7 @@ namespace Sluice {
  * One SignalPipe may be installed per process at a time. Destroying it restores the
  * handlers that were in place before install().
  */
-class SLUICE_EXPORT SignalPipe : public QObject
+class SignalPipe : public QObject
 {
     Q_OBJECT
 public:

@@ -11,7 +11,7 @@
 
 namespace Sluice {
 
-class SLUICE_EXPORT StateDirLock
+class StateDirLock
 {
 public:
     StateDirLock() = default;

@@ -21,7 +21,7 @@ namespace Sluice {
  * systemd asked for: a ping leaves only when the loop turns, so a stuck loop misses its
  * pings and systemd restarts the service.
  */
-class SLUICE_EXPORT SystemdNotifier : public QObject
+class SystemdNotifier : public QObject
 {
     Q_OBJECT
 public:

@@ -33,13 +33,13 @@ class Store;
 struct ForgeHeadRead;
 
 /// A project as the engine runs it: its validated file and its live plugin instances.
-struct SLUICE_EXPORT ProjectRuntime {
+struct ProjectRuntime {
     ProjectConfig config;
     ProjectInstances instances;
 };
 
 /// Counters for /metrics; read with Engine::stats().
-struct SLUICE_EXPORT EngineStats {
+struct EngineStats {
     qint64 advances = 0;
     qint64 rollbacks = 0;
     qint64 blocked = 0;
@@ -49,7 +49,7 @@ struct SLUICE_EXPORT EngineStats {
 };
 
 /// One run of the advance path for one task. Owned by the engine; deletes itself after finished().
-class SLUICE_EXPORT AdvanceRun : public QObject
+class AdvanceRun : public QObject
 {
     Q_OBJECT
 public:
@@ -101,7 +101,7 @@ private:
 };
 
 /// How a human or tracker signal was taken.
-struct SLUICE_EXPORT SignalResult {
+struct SignalResult {
     enum class Kind { Accepted, Duplicate, Ignored };
     Kind kind = Kind::Ignored;
     QString reason;
@@ -109,12 +109,12 @@ struct SLUICE_EXPORT SignalResult {
 };
 
 /// What Engine::retry() did.
-struct SLUICE_EXPORT RetryResult {
+struct RetryResult {
     QString stage;     ///< The stage the task was blocked in and runs again.
     qint64 jobId = 0;  ///< The stage's job that runs now (0 for a last stage, which has none).
 };
 
-class SLUICE_EXPORT Engine : public QObject
+class Engine : public QObject
 {
     Q_OBJECT
 public:
@@ -344,11 +344,11 @@ inline constexpr int MaxFeedbackChars = 16 * 1024;
  * each saying which file holds it, together capped at MaxFeedbackChars. Everything added is
  * masked (Redaction::mask).
  */
-[[nodiscard]] SLUICE_EXPORT QString descriptionWithFeedback(const QString &description, const QString &gate,
+[[nodiscard]] QString descriptionWithFeedback(const QString &description, const QString &gate,
                                                             const GateVerdict &verdict, int rollback, int maxRetries,
                                                             const QString &fromStage = QString());
 /// @p description without the feedback that a gate leaving @p passedStage put there (it is
 /// stale once the task passed that stage); the description unchanged when it holds none.
-[[nodiscard]] SLUICE_EXPORT QString descriptionWithoutFeedback(const QString &description, const QString &passedStage);
+[[nodiscard]] QString descriptionWithoutFeedback(const QString &description, const QString &passedStage);
 
 } // namespace Sluice

@@ -31,7 +31,7 @@ class StateStore;
 struct ProjectRuntime;
 struct TaskRecord;
 
-class SLUICE_EXPORT ForgeFeedback : public QObject
+class ForgeFeedback : public QObject
 {
     Q_OBJECT
 public:

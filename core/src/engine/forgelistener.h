@@ -25,7 +25,7 @@ class Metrics;
 struct ProjectRuntime;
 struct TaskRecord;
 
-class SLUICE_EXPORT ForgeListener : public QObject
+class ForgeListener : public QObject
 {
     Q_OBJECT
 public:

@@ -27,7 +27,7 @@ struct ForgeApprovalsConfig;
 struct ProjectRuntime;
 struct TaskRecord;
 
-class SLUICE_EXPORT ForgeSignals : public QObject
+class ForgeSignals : public QObject
 {
     Q_OBJECT
 public:

@@ -16,7 +16,7 @@
 
 namespace Sluice {
 
-class SLUICE_EXPORT GateEvaluation : public QObject
+class GateEvaluation : public QObject
 {
     Q_OBJECT
 public:

@@ -17,7 +17,7 @@
 
 namespace Sluice {
 
-class SLUICE_EXPORT HostRuntime
+class HostRuntime
 {
 public:
     ~HostRuntime();
@@ -64,18 +64,18 @@ private:
 };
 
 /// Task, stage, jobs, every gate verdict and the history: "why is this task waiting".
-[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> taskReport(Engine &engine, qint64 taskId);
+[[nodiscard]] Result<QJsonObject> taskReport(Engine &engine, qint64 taskId);
 /// Job counts, running and recent jobs.
-[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config);
+[[nodiscard]] Result<QJsonObject> queueReport(Engine &engine, const HostConfig &config);
 /// Active, blocked and recent tasks per project.
-[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine);
+[[nodiscard]] Result<QJsonObject> statusReport(Engine &engine);
 /// statusReport() with the nodes (nodesReport()).
-[[nodiscard]] SLUICE_EXPORT Result<QJsonObject> statusReport(Engine &engine, const HostConfig &config);
+[[nodiscard]] Result<QJsonObject> statusReport(Engine &engine, const HostConfig &config);
 /**
  * Every node the store knows: name, host, pid, state ("up", "stopped", "silent" — no beat
  * for reaper.node_timeout —, "taken-over"), heartbeat age by the store's clock, jobs running
  * under its name, generation, start, and who took it over when.
  */
-[[nodiscard]] SLUICE_EXPORT Result<QJsonArray> nodesReport(Engine &engine, const HostConfig &config);
+[[nodiscard]] Result<QJsonArray> nodesReport(Engine &engine, const HostConfig &config);
 
 } // namespace Sluice

@@ -27,7 +27,7 @@ struct ProjectRuntime;
 
 /// Runs one plugin call under a deadline and tells the outcome once: "ok", "failed" (with
 /// the error) or "timeout". Owns the call and deletes itself afterwards.
-class SLUICE_EXPORT BestEffortCall : public QObject
+class BestEffortCall : public QObject
 {
     Q_OBJECT
 public:
@@ -49,7 +49,7 @@ private:
 };
 
 /// Sends each notification to the notifiers its project's rules name for its event.
-class SLUICE_EXPORT NotificationRouter : public QObject
+class NotificationRouter : public QObject
 {
     Q_OBJECT
 public:
@@ -92,7 +92,7 @@ private:
  * after a few attempts, logged, counted and audited. Comments go through
  * IdempotentComments::commentOnce() where the tracker has it, so a retry posts once.
  */
-class SLUICE_EXPORT TrackerUpdates : public QObject
+class TrackerUpdates : public QObject
 {
     Q_OBJECT
 public:

@@ -26,7 +26,7 @@ class Engine;
 struct ProjectRuntime;
 
 /// The `reaper:` section of sluice.yaml.
-struct SLUICE_EXPORT ReaperSettings {
+struct ReaperSettings {
     bool enabled = true;                              ///< Off: no ticks (startup recovery still runs).
     std::chrono::milliseconds interval{30000};
     int deadTicks = 2;                                ///< Tier 1: consecutive ticks (≥ 2).
@@ -41,7 +41,7 @@ struct SLUICE_EXPORT ReaperSettings {
 };
 
 /// What the reaper did to one job.
-struct SLUICE_EXPORT ReapedJob {
+struct ReapedJob {
     qint64 jobId = 0;
     qint64 taskId = 0;
     QString project;
@@ -58,20 +58,20 @@ struct SLUICE_EXPORT ReapedJob {
 };
 
 /// A lease the reaper took back.
-struct SLUICE_EXPORT ReclaimedLease {
+struct ReclaimedLease {
     LeaseRecord lease;
     QString reason; ///< "holder-dead", "node-silent", "node-reclaimed", "expired"
 };
 
 /// A silent node whose claim survivors took away, with what became of its jobs.
-struct SLUICE_EXPORT TakenNode {
+struct TakenNode {
     QString node;
     qint64 silentForMs = 0;
     bool revokedHere = false; ///< This node revoked its claim (another survivor may have first).
 };
 
 /// One pass.
-struct SLUICE_EXPORT ReaperPass {
+struct ReaperPass {
     bool ok = true;
     QStringList errors;
     int examined = 0;
@@ -88,7 +88,7 @@ struct SLUICE_EXPORT ReaperPass {
  * node has not beaten its heartbeat for @p nodeTimeout), "expired" (past its TTL); empty for
  * a live holder within its TTL. @p heartbeat is the holder node's last beat (invalid: never).
  */
-[[nodiscard]] SLUICE_EXPORT QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
+[[nodiscard]] QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
                                                        const QDateTime &heartbeat, std::chrono::milliseconds nodeTimeout);
 /**
  * leaseReclaimReason() with the holder node's record: also "node-reclaimed" when the lease was
@@ -96,10 +96,10 @@ struct SLUICE_EXPORT ReaperPass {
  * node restarted or was taken over since: the process that took it is gone), and the
  * silence judged by the store's clock (@p holder's heartbeat age). @p holder null: unknown node.
  */
-[[nodiscard]] SLUICE_EXPORT QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
+[[nodiscard]] QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const QDateTime &now,
                                                        const NodeRecord *holder, std::chrono::milliseconds nodeTimeout);
 
-class SLUICE_EXPORT Reaper : public QObject
+class Reaper : public QObject
 {
     Q_OBJECT
 public:

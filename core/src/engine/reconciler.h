@@ -26,7 +26,7 @@ class PluginJob;
 class TrackerOutbox;
 
 /// The `reconciler:` section of sluice.yaml.
-struct SLUICE_EXPORT ReconcilerSettings {
+struct ReconcilerSettings {
     bool enabled = true;
     std::chrono::milliseconds interval{60000};
     /// A task is looked at only when nothing happened to it (no stage change, no job ending)
@@ -35,7 +35,7 @@ struct SLUICE_EXPORT ReconcilerSettings {
 };
 
 /// What one pass saw and did.
-struct SLUICE_EXPORT ReconcilerPass {
+struct ReconcilerPass {
     bool ok = true;
     QStringList errors;
     int examined = 0;
@@ -48,7 +48,7 @@ struct SLUICE_EXPORT ReconcilerPass {
     QDateTime at;
 };
 
-class SLUICE_EXPORT Reconciler : public QObject
+class Reconciler : public QObject
 {
     Q_OBJECT
 public:

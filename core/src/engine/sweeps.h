@@ -23,7 +23,7 @@ struct ProjectRuntime;
  * Audits one finished pass of @p instance in @p projectId: every write it made, with its
  * evidence (action "sweep-write"), then the pass itself (action "sweep").
  */
-[[nodiscard]] SLUICE_EXPORT Result<void> auditSweep(Store &store, const QString &projectId, const QString &instance,
+[[nodiscard]] Result<void> auditSweep(Store &store, const QString &projectId, const QString &instance,
                                                     const SweepReport &report, bool dryRun);
 
 /**
@@ -31,7 +31,7 @@ struct ProjectRuntime;
  * write the sweeper made to repair state, "sweep-failed" when the pass failed. Quiet passes
  * say nothing.
  */
-SLUICE_EXPORT void notifySweepPass(Engine &engine, const QString &projectId, const QString &instance, const SweepReport &report);
+void notifySweepPass(Engine &engine, const QString &projectId, const QString &instance, const SweepReport &report);
 
 /**
  * Runs every sweeper instance of every project on its own timer (the instance's
@@ -39,7 +39,7 @@ SLUICE_EXPORT void notifySweepPass(Engine &engine, const QString &projectId, con
  * a pass that runs past its interval is cancelled and counted as failed. Every pass is
  * audited; a failed one is logged as a warning.
  */
-class SLUICE_EXPORT SweepSchedule : public QObject
+class SweepSchedule : public QObject
 {
     Q_OBJECT
 public:

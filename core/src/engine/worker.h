@@ -27,9 +27,9 @@ struct ProjectRuntime;
  * per attempt (at most 64 times), and never more than 15 minutes unless the base itself is
  * longer — a job that failed often must not sleep for hours.
  */
-[[nodiscard]] SLUICE_EXPORT std::chrono::milliseconds retryBackoff(const ProjectRuntime *runtime, int attempts);
+[[nodiscard]] std::chrono::milliseconds retryBackoff(const ProjectRuntime *runtime, int attempts);
 
-class SLUICE_EXPORT Worker : public QObject
+class Worker : public QObject
 {
     Q_OBJECT
 public:

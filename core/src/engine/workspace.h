@@ -21,14 +21,14 @@ namespace Sluice {
 struct TaskRecord;
 
 /// What a finished run did, as the host sees it afterwards (Workspace::takeWork()).
-struct SLUICE_EXPORT RunWork {
+struct RunWork {
     bool checked = false;         ///< The snapshot taken before the run was found and compared.
     QList<RefChange> changes;     ///< Changes to the project's references not made by Sluice.
     QString error;                ///< The repository could not be looked at, or the branch not taken.
     std::optional<QString> head;  ///< The task branch's commit taken (completed runs without changes).
 };
 
-class SLUICE_EXPORT Workspace
+class Workspace
 {
 public:
     explicit Workspace(const QString &stateDir);

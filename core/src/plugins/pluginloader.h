@@ -25,7 +25,7 @@ class QPluginLoader;
 namespace Sluice {
 
 /// Where plugins are searched, in order.
-struct SLUICE_EXPORT PluginSearchPath {
+struct PluginSearchPath {
     QStringList configuredDirs;  ///< From the host file.
     QStringList environmentDirs; ///< From $SLUICE_PLUGIN_PATH (colon-separated).
     QString installDir;          ///< The installed plugin directory, next to the executable.
@@ -39,7 +39,7 @@ struct SLUICE_EXPORT PluginSearchPath {
 };
 
 /// One plugin file the catalog looked at.
-struct SLUICE_EXPORT PluginRecord {
+struct PluginRecord {
     enum class State {
         Rejected, ///< Refused before loading (unsafe file, bad metadata, duplicate, dependency).
         Resolved, ///< Accepted, not loaded yet.
@@ -61,12 +61,12 @@ struct SLUICE_EXPORT PluginRecord {
 };
 
 /// A plugin directory that was refused as a whole.
-struct SLUICE_EXPORT RefusedDirectory {
+struct RefusedDirectory {
     QString path;
     QString reason;
 };
 
-class SLUICE_EXPORT PluginCatalog
+class PluginCatalog
 {
 public:
     PluginCatalog(const PluginSearchPath &searchPath, const TrustedOwners &owners);
@@ -96,6 +96,6 @@ private:
 };
 
 /// The logging category of a plugin: "sluice.<kind>.<id>". Lives until the process ends.
-[[nodiscard]] SLUICE_EXPORT const QLoggingCategory *pluginLoggingCategory(PluginKind kind, const QString &id);
+[[nodiscard]] const QLoggingCategory *pluginLoggingCategory(PluginKind kind, const QString &id);
 
 } // namespace Sluice

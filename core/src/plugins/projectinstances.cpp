@@ -5,6 +5,7 @@
 
 #include "plugins/pluginloader.h"
 #include "repository/projectrepository.h"
+#include "sdk/plugincontext_p.h"
 #include "store/store.h"
 
 #include <sluice/agentlauncher.h>
@@ -73,23 +74,24 @@ std::optional<ProjectInstances> ProjectInstances::create(const ProjectConfig &pr
             continue;
         }
         PluginContext context;
-        context.setInstanceName(config->name);
-        context.setPluginId(config->pluginId);
-        context.setProject(project.info());
-        context.setSettings(config->settings);
-        context.setLogging(pluginLoggingCategory(config->kind, config->pluginId));
-        context.setForge(forge);
-        context.setTracker(tracker);
-        context.setAgentLauncher(launcher);
-        context.setRepository(out.m_repository);
+        PluginContextWriter writer(context);
+        writer.setInstanceName(config->name);
+        writer.setPluginId(config->pluginId);
+        writer.setProject(project.info());
+        writer.setSettings(config->settings);
+        writer.setLogging(pluginLoggingCategory(config->kind, config->pluginId));
+        writer.setForge(forge);
+        writer.setTracker(tracker);
+        writer.setAgentLauncher(launcher);
+        writer.setRepository(out.m_repository);
         Entry entry;
         entry.name = config->name;
         if (store) {
             entry.state = store->pluginState(project.id, config->name);
-            context.setState(entry.state.get());
+            writer.setState(entry.state.get());
             if (!node.isEmpty()) {
                 entry.leases = std::make_unique<StoreLeaseService>(*store, node);
-                context.setLeases(entry.leases.get());
+                writer.setLeases(entry.leases.get());
             }
         }
         auto created = record->factory->create(context);

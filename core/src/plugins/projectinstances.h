@@ -18,7 +18,7 @@ class PluginCatalog;
 class StateStore;
 class Store;
 
-class SLUICE_EXPORT ProjectInstances
+class ProjectInstances
 {
 public:
     ProjectInstances();

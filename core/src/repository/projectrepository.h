@@ -33,21 +33,21 @@ struct GitOutput {
  * Runs git synchronously (call it off the event loop) with a deadline, no terminal prompt
  * and reflog messages marked as Sluice's. Exit codes in @p allowed are not errors.
  */
-[[nodiscard]] SLUICE_EXPORT Result<GitOutput> runHostGit(const QString &directory, const QStringList &arguments,
+[[nodiscard]] Result<GitOutput> runHostGit(const QString &directory, const QStringList &arguments,
                                                          const QList<int> &allowed = {}, int timeoutMs = 120000);
 
 /// refs/heads/* and refs/tags/* of a repository at one moment: ref → commit.
 using RefSnapshot = QMap<QString, QString>;
 
 /// A reference that changed between two snapshots without Sluice changing it.
-struct SLUICE_EXPORT RefChange {
+struct RefChange {
     QString ref;
     QString before; ///< Empty: it did not exist.
     QString after;  ///< Empty: it was deleted.
     QString how;    ///< The reflog message of the change, when the reflog has it.
 };
 
-class SLUICE_EXPORT ProjectRepository
+class ProjectRepository
 {
 public:
     ProjectRepository(const ProjectConfig &project, const QString &stateDir);
@@ -140,7 +140,7 @@ private:
 };
 
 /// The SDK view of a ProjectRepository for plugins (PluginContext::repository()).
-class SLUICE_EXPORT HostRepositoryService final : public RepositoryService
+class HostRepositoryService final : public RepositoryService
 {
 public:
     explicit HostRepositoryService(ProjectRepository repository);
@@ -155,6 +155,6 @@ private:
 };
 
 /// Whether @p name is acceptable as a task branch of a project whose target is @p target.
-[[nodiscard]] SLUICE_EXPORT Result<void> checkTaskBranchName(const QString &name, const QString &target);
+[[nodiscard]] Result<void> checkTaskBranchName(const QString &name, const QString &target);
 
 } // namespace Sluice

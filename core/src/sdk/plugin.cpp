@@ -6,6 +6,8 @@
 #include <sluice/services.h>
 #include <sluice/tracker.h>
 
+#include "plugincontext_p.h"
+
 #include <QLoggingCategory>
 
 namespace Sluice {
@@ -56,21 +58,6 @@ const Clock &Clock::system()
 StateStore::~StateStore() = default;
 LeaseService::~LeaseService() = default;
 
-struct PluginContext::Data {
-    QString instanceName;
-    QString pluginId;
-    ProjectInfo project;
-    QVariantMap settings;
-    const QLoggingCategory *logging = nullptr;
-    const Clock *clock = nullptr;
-    StateStore *state = nullptr;
-    LeaseService *leases = nullptr;
-    std::shared_ptr<RepositoryService> repository;
-    Forge *forge = nullptr;
-    Tracker *tracker = nullptr;
-    AgentLauncher *agentLauncher = nullptr;
-};
-
 PluginContext::PluginContext()
     : d(std::make_unique<Data>())
 {
@@ -109,19 +96,6 @@ std::shared_ptr<RepositoryService> PluginContext::repository() const { return d-
 Forge *PluginContext::forge() const { return d->forge; }
 Tracker *PluginContext::tracker() const { return d->tracker; }
 AgentLauncher *PluginContext::agentLauncher() const { return d->agentLauncher; }
-
-void PluginContext::setInstanceName(const QString &name) { d->instanceName = name; }
-void PluginContext::setPluginId(const QString &id) { d->pluginId = id; }
-void PluginContext::setProject(const ProjectInfo &project) { d->project = project; }
-void PluginContext::setSettings(const QVariantMap &settings) { d->settings = settings; }
-void PluginContext::setLogging(const QLoggingCategory *category) { d->logging = category; }
-void PluginContext::setClock(const Clock *clock) { d->clock = clock; }
-void PluginContext::setState(StateStore *store) { d->state = store; }
-void PluginContext::setLeases(LeaseService *leases) { d->leases = leases; }
-void PluginContext::setRepository(std::shared_ptr<RepositoryService> repository) { d->repository = std::move(repository); }
-void PluginContext::setForge(Forge *forge) { d->forge = forge; }
-void PluginContext::setTracker(Tracker *tracker) { d->tracker = tracker; }
-void PluginContext::setAgentLauncher(AgentLauncher *launcher) { d->agentLauncher = launcher; }
 
 PluginInstance::PluginInstance(const PluginContext &context, QObject *parent)
     : QObject(parent)

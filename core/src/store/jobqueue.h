@@ -18,7 +18,7 @@
 namespace Sluice {
 
 /// One row of the jobs table.
-struct SLUICE_EXPORT JobRecord {
+struct JobRecord {
     qint64 id = 0;
     qint64 taskId = 0;   ///< 0 for a job that is about no task.
     QString project;
@@ -42,7 +42,7 @@ struct SLUICE_EXPORT JobRecord {
 };
 
 /// What enqueue() needs.
-struct SLUICE_EXPORT NewJob {
+struct NewJob {
     qint64 taskId = 0;  ///< 0: a job about no task (never de-duplicated).
     QString project;    ///< Required; the per-project limit applies to it.
     QString stage;
@@ -53,7 +53,7 @@ struct SLUICE_EXPORT NewJob {
 };
 
 /// How many jobs may run at once on one node: in total, and per project.
-struct SLUICE_EXPORT ConcurrencyLimits {
+struct ConcurrencyLimits {
     int global = 4;
     /// The limit of projects not in perProject. 0: only the listed projects' jobs are claimed
     /// (a node claims jobs only of the projects it has loaded).
@@ -74,7 +74,7 @@ struct SLUICE_EXPORT ConcurrencyLimits {
  * node that claimed it), so of a late monitor, the reaper and the startup recovery acting on
  * one job exactly one succeeds; the others see false or Lost.
  */
-class SLUICE_EXPORT JobQueue
+class JobQueue
 {
 public:
     explicit JobQueue(Store &store);

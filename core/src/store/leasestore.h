@@ -18,7 +18,7 @@
 namespace Sluice {
 
 /// Who holds a lease: a process on a node, for a task (and the job that took it).
-struct SLUICE_EXPORT LeaseHolder {
+struct LeaseHolder {
     QString node;
     qint64 pid = 0;
     quint64 startTicks = 0; ///< Kernel start time of @p pid; 0 when unknown.
@@ -34,7 +34,7 @@ struct SLUICE_EXPORT LeaseHolder {
 };
 
 /// One row of the leases table.
-struct SLUICE_EXPORT LeaseRecord {
+struct LeaseRecord {
     QString resource;
     LeaseHolder holder;
     QDateTime acquiredAt;
@@ -54,7 +54,7 @@ struct SLUICE_EXPORT LeaseRecord {
  *
  * Usable from any thread, like the JobQueue.
  */
-class SLUICE_EXPORT LeaseStore
+class LeaseStore
 {
 public:
     explicit LeaseStore(Store &store);
@@ -115,7 +115,7 @@ private:
 };
 
 /// The SDK's LeaseService on the store: holds taken by this process on @p node.
-class SLUICE_EXPORT StoreLeaseService final : public LeaseService
+class StoreLeaseService final : public LeaseService
 {
 public:
     StoreLeaseService(Store &store, const QString &node);

@@ -20,7 +20,7 @@
 namespace Sluice {
 
 /// How to reach the database. Filled from the host file's `store:` section.
-struct SLUICE_EXPORT StoreSettings {
+struct StoreSettings {
     enum class Driver { Sqlite, Postgresql };
     Driver driver = Driver::Sqlite;
     QString sqlitePath;        ///< SQLite database file (created if missing).
@@ -34,7 +34,7 @@ struct SLUICE_EXPORT StoreSettings {
 };
 
 /// One entry of the audit table.
-struct SLUICE_EXPORT AuditEntry {
+struct AuditEntry {
     QString actor;     ///< Who acted: "engine", "reaper", "cli:approve", a plugin instance.
     QString action;    ///< What was done: "advance", "reap", "lease-reclaim", ...
     QString projectId; ///< May be empty.
@@ -48,14 +48,14 @@ struct SLUICE_EXPORT AuditEntry {
  * leases — requires the claim to be still this instance's, in the same statement: a daemon
  * whose node was taken over (it was silent past node_timeout) writes nothing of the kind.
  */
-struct SLUICE_EXPORT NodeFence {
+struct NodeFence {
     QString node;
     QString instance; ///< Random per process.
     [[nodiscard]] bool isSet() const { return !node.isEmpty() && !instance.isEmpty(); }
 };
 
 /// One row of the nodes table, as the store's clock sees it.
-struct SLUICE_EXPORT NodeRecord {
+struct NodeRecord {
     QString name;
     QString host;          ///< Machine of the daemon that claimed it last.
     qint64 pid = 0;
@@ -85,7 +85,7 @@ struct SLUICE_EXPORT NodeRecord {
  * so no thread may use the Store (or a StateStore from pluginState()) while it is destroyed.
  * A StateStore used after its Store is gone fails with ErrorCode::Storage.
  */
-class SLUICE_EXPORT Store
+class Store
 {
 public:
     ~Store();

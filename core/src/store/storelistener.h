@@ -22,7 +22,7 @@ class StoreConnections;
  * notified() emitted once, since notifications may have been missed meanwhile. The poll of
  * the listening worker stays the backstop either way.
  */
-class SLUICE_EXPORT StoreListener : public QObject
+class StoreListener : public QObject
 {
     Q_OBJECT
 public:

@@ -25,7 +25,7 @@
 namespace Sluice {
 
 /// One row of the tasks table.
-struct SLUICE_EXPORT TaskRecord {
+struct TaskRecord {
     qint64 id = 0;
     QString project;
     QString title;
@@ -48,7 +48,7 @@ struct SLUICE_EXPORT TaskRecord {
 };
 
 /// What create() needs; a new task is always active.
-struct SLUICE_EXPORT NewTask {
+struct NewTask {
     QString project;     ///< Required.
     QString title;
     QString description;
@@ -58,7 +58,7 @@ struct SLUICE_EXPORT NewTask {
 };
 
 /// Changes made together with a stage claim (all optional).
-struct SLUICE_EXPORT TaskChange {
+struct TaskChange {
     std::optional<QString> status; ///< "active", "blocked" or "done".
     std::optional<QString> description;
     std::optional<QString> blockedReason;
@@ -70,7 +70,7 @@ struct SLUICE_EXPORT TaskChange {
 };
 
 /// One gate evaluation, as recorded in gate_runs ("why is this not merging").
-struct SLUICE_EXPORT GateRunRecord {
+struct GateRunRecord {
     qint64 id = 0;     ///< Set when read back; ignored by recordGateRun().
     qint64 taskId = 0;
     qint64 jobId = 0;  ///< 0 when no job ran the gate.
@@ -85,7 +85,7 @@ struct SLUICE_EXPORT GateRunRecord {
 };
 
 /// One row of the audit table.
-struct SLUICE_EXPORT AuditRecord {
+struct AuditRecord {
     qint64 id = 0;
     QDateTime at;
     QString actor;
@@ -96,7 +96,7 @@ struct SLUICE_EXPORT AuditRecord {
 };
 
 /// A file a job left in its working copy's .sluice/ directory for gates (kept in the store).
-struct SLUICE_EXPORT StageFile {
+struct StageFile {
     QString path;       ///< Relative to the working copy: ".sluice/review.md".
     QByteArray content;
 };
@@ -106,7 +106,7 @@ struct SLUICE_EXPORT StageFile {
  * job. Writes conditional on a claim succeed only while the job is running, claimed by
  * @ref node, with @ref token (0: any token of that node — for callers that hold none).
  */
-struct SLUICE_EXPORT JobClaim {
+struct JobClaim {
     qint64 jobId = 0;
     QString node;
     qint64 token = 0;
@@ -265,7 +265,7 @@ private:
  * A task's stage changes only through claimTransition(), a compare-and-set on the stage:
  * of several callers racing to move the same task, exactly one wins.
  */
-class SLUICE_EXPORT TaskStore
+class TaskStore
 {
 public:
     explicit TaskStore(Store &store);

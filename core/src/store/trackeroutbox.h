@@ -16,7 +16,7 @@
 namespace Sluice {
 
 /// One comment or state for one tracker issue.
-struct SLUICE_EXPORT TrackerWrite {
+struct TrackerWrite {
     qint64 id = 0;
     QString project;
     qint64 taskId = 0;
@@ -40,7 +40,7 @@ struct SLUICE_EXPORT TrackerWrite {
  * claims it for the caller; claimDue() for the one that retries it), so two nodes never send
  * the same write at once; a claim that outlives its holder expires. Usable from any thread.
  */
-class SLUICE_EXPORT TrackerOutbox
+class TrackerOutbox
 {
 public:
     explicit TrackerOutbox(Store &store);

@@ -4,6 +4,8 @@
 #include <sluice/gate.h>
 #include <sluice/pluginmetadata.h>
 
+#include "sdk/plugincontext_p.h"
+
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -169,10 +171,11 @@ QVariantMap tst_VerdictGate::withSchemaDefaults(const QVariantMap &rowSettings) 
 Result<std::unique_ptr<Gate>> tst_VerdictGate::createGate(const QVariantMap &rowSettings)
 {
     PluginContext context;
-    context.setPluginId(QStringLiteral("verdict"));
-    context.setInstanceName(QStringLiteral("review-verdict"));
-    context.setLogging(&lcVerdictGate());
-    context.setSettings(withSchemaDefaults(rowSettings));
+    PluginContextWriter writer(context);
+    writer.setPluginId(QStringLiteral("verdict"));
+    writer.setInstanceName(QStringLiteral("review-verdict"));
+    writer.setLogging(&lcVerdictGate());
+    writer.setSettings(withSchemaDefaults(rowSettings));
     auto instance = m_factory->create(context);
     if (!instance)
         return std::unexpected(instance.error());

@@ -6,6 +6,8 @@
 #include <sluice/stage.h>
 #include <sluice/testsupport.h>
 
+#include "sdk/plugincontext_p.h"
+
 #include <KArchive>
 #include <KArchiveDirectory>
 #include <KArchiveFile>
@@ -166,12 +168,13 @@ Result<std::unique_ptr<Stage>> tst_AgentStage::createStage(const QByteArray &yam
     if (!settings)
         return std::unexpected(settings.error());
     PluginContext context;
-    context.setInstanceName(QStringLiteral("develop"));
-    context.setPluginId(QStringLiteral("agent"));
-    context.setProject(Test::fakeProject());
-    context.setSettings(*settings);
-    context.setLogging(&lcAgentStage());
-    context.setAgentLauncher(launcher);
+    PluginContextWriter writer(context);
+    writer.setInstanceName(QStringLiteral("develop"));
+    writer.setPluginId(QStringLiteral("agent"));
+    writer.setProject(Test::fakeProject());
+    writer.setSettings(*settings);
+    writer.setLogging(&lcAgentStage());
+    writer.setAgentLauncher(launcher);
     auto instance = m_agent->factory->create(context);
     if (!instance)
         return std::unexpected(instance.error());

@@ -26,10 +26,6 @@
 #  define SLUICE_TESTSUPPORT_EXPORT Q_DECL_IMPORT
 #endif
 
-namespace Sluice {
-class Store;
-}
-
 namespace Sluice::Test {
 
 /// A configuration directory (sluice.yaml + projects/) that disappears with the object.
@@ -63,14 +59,15 @@ private:
     QTemporaryDir m_dir;
 };
 
-/// A real SQLite store in a temporary directory, migrated.
+/// A real SQLite store in a temporary directory, migrated (the host's store; plugins reach it
+/// through the state and lease services it hands out).
 class SLUICE_TESTSUPPORT_EXPORT TemporaryStore
 {
 public:
     TemporaryStore();
     ~TemporaryStore();
-    /// Null if the store could not be opened; error() says why.
-    [[nodiscard]] Store *store() const { return m_store.get(); }
+    /// False if the store could not be opened; error() says why.
+    [[nodiscard]] bool isValid() const;
     [[nodiscard]] QString error() const { return m_error; }
     [[nodiscard]] QString databasePath() const;
     /// A state store scoped like the host scopes it for (project, instance).
@@ -79,8 +76,10 @@ public:
     [[nodiscard]] std::unique_ptr<LeaseService> leases(const QString &node = QStringLiteral("test-node"));
 
 private:
+    friend struct TemporaryStoreAccess; // tests in the Sluice tree: testsupport_host.h
+    struct Data;
     QTemporaryDir m_dir;
-    std::unique_ptr<Store> m_store;
+    std::unique_ptr<Data> d;
     QString m_error;
 };
 
