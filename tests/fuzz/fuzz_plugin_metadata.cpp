@@ -33,7 +33,7 @@ void parse(const std::uint8_t *data, std::size_t size)
 // as a leak of the first input.
 extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
-    const QByteArray sample = R"({"id":"x","kind":"gate","version":"1.0.0","apiVersion":"1.0","description":"d",)"
+    const QByteArray sample = R"({"id":"x","kind":"gate","version":"1.0.0","apiVersion":"2.0","description":"d",)"
                               R"("config":{"a":{"type":"string","default":"b"},"n":{"type":"integer","minimum":1}}})";
     parse(reinterpret_cast<const std::uint8_t *>(sample.constData()), std::size_t(sample.size()));
     return 0;

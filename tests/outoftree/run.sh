@@ -27,7 +27,7 @@ chmod 644 "$work/plugins/licence_gate.so"
 sluice="$work/prefix/bin/sluice"
 listing="$(SLUICE_PLUGIN_PATH="$work/plugins" "$sluice" plugins --config "$work/config")"
 echo "$listing"
-echo "$listing" | grep -Eq '^licence +gate +1\.0\.0 +1\.0 +loaded +'"$work/plugins/licence_gate.so"'$'
+echo "$listing" | grep -Eq '^licence +gate +1\.0\.0 +2\.0 +loaded +'"$work/plugins/licence_gate.so"'$'
 # The plugins installed with the host are found too, in the installed plugin directory.
 echo "$listing" | grep -Eq '^verdict +gate +.* loaded +'"$work/prefix"'/.*/sluice_gate_verdict\.so$'
 

@@ -93,8 +93,8 @@ void tst_Cli::version()
     const Run json = sluice({QStringLiteral("version"), QStringLiteral("--json")});
     QCOMPARE(json.exitCode, 0);
     const QJsonObject o = QJsonDocument::fromJson(json.out.toUtf8()).object();
-    QCOMPARE(o.value(QLatin1String("pluginIid")).toString(), QStringLiteral("org.sluice.PluginFactory/1"));
-    QCOMPARE(o.value(QLatin1String("sdkApi")).toString(), QStringLiteral("1.3"));
+    QCOMPARE(o.value(QLatin1String("pluginIid")).toString(), QStringLiteral("org.sluice.PluginFactory/2"));
+    QCOMPARE(o.value(QLatin1String("sdkApi")).toString(), QStringLiteral("2.0"));
 }
 
 void tst_Cli::help()
@@ -138,9 +138,9 @@ void tst_Cli::pluginsJson()
         byFile.insert(QFileInfo(v.toObject().value(QLatin1String("path")).toString()).fileName(), v.toObject());
     QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("state")).toString(), QStringLiteral("loaded"));
     QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("kind")).toString(), QStringLiteral("gate"));
-    QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("apiVersion")).toString(), QStringLiteral("1.0"));
+    QCOMPARE(byFile.value(QStringLiteral("test-gate.so")).value(QLatin1String("apiVersion")).toString(), QStringLiteral("2.0"));
     QCOMPARE(byFile.value(QStringLiteral("api-too-new.so")).value(QLatin1String("state")).toString(), QStringLiteral("rejected"));
-    QVERIFY(byFile.value(QStringLiteral("api-too-new.so")).value(QLatin1String("reason")).toString().contains(QLatin1String("1.99")));
+    QVERIFY(byFile.value(QStringLiteral("api-too-new.so")).value(QLatin1String("reason")).toString().contains(QLatin1String("2.99")));
     QCOMPARE(byFile.value(QStringLiteral("corrupt.so")).value(QLatin1String("state")).toString(), QStringLiteral("rejected"));
     // The plugins this build installs are found in the install directory next to the executable.
     QCOMPARE(byFile.value(QStringLiteral("sluice_gate_verdict.so")).value(QLatin1String("state")).toString(), QStringLiteral("loaded"));

@@ -337,7 +337,7 @@ void tst_Config::rejectedPluginIsExplained()
     const Diagnostics diagnostics = loadProject(yaml);
     QCOMPARE(diagnostics.size(), 1);
     QCOMPARE(diagnostics[0].key, QStringLiteral("instances.other-check.plugin"));
-    QVERIFY2(diagnostics[0].message.contains(QLatin1String("plugin 'api-too-new' was rejected: needs SDK API 1.99")),
+    QVERIFY2(diagnostics[0].message.contains(QLatin1String("plugin 'api-too-new' was rejected: needs SDK API 2.99")),
              qPrintable(diagnostics[0].message));
 }
 

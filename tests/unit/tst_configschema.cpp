@@ -151,29 +151,29 @@ void tst_ConfigSchema::metadata_data()
     QTest::addColumn<QByteArray>("metadata");
     QTest::addColumn<QString>("error");
 
-    QTest::newRow("valid") << QByteArray(R"({"id":"licence","kind":"gate","version":"1.2.3","apiVersion":"1.0",
+    QTest::newRow("valid") << QByteArray(R"({"id":"licence","kind":"gate","version":"1.2.3","apiVersion":"2.0",
         "description":"d","dependencies":["gitea"],"config":{"a":{"type":"string"}}})") << QString();
-    QTest::newRow("every kind: agent-launcher") << QByteArray(R"({"id":"p","kind":"agent-launcher","version":"1.0.0","apiVersion":"1.0"})") << QString();
-    QTest::newRow("every kind: sweeper") << QByteArray(R"({"id":"p","kind":"sweeper","version":"1.0.0","apiVersion":"1.0"})") << QString();
-    QTest::newRow("missing id") << QByteArray(R"({"kind":"gate","version":"1.0.0","apiVersion":"1.0"})") << QStringLiteral("'id'");
-    QTest::newRow("bad id") << QByteArray(R"({"id":"Bad_ID","kind":"gate","version":"1.0.0","apiVersion":"1.0"})") << QStringLiteral("'id'");
-    QTest::newRow("unknown kind") << QByteArray(R"({"id":"p","kind":"teleporter","version":"1.0.0","apiVersion":"1.0"})")
+    QTest::newRow("every kind: agent-launcher") << QByteArray(R"({"id":"p","kind":"agent-launcher","version":"1.0.0","apiVersion":"2.0"})") << QString();
+    QTest::newRow("every kind: sweeper") << QByteArray(R"({"id":"p","kind":"sweeper","version":"1.0.0","apiVersion":"2.0"})") << QString();
+    QTest::newRow("missing id") << QByteArray(R"({"kind":"gate","version":"1.0.0","apiVersion":"2.0"})") << QStringLiteral("'id'");
+    QTest::newRow("bad id") << QByteArray(R"({"id":"Bad_ID","kind":"gate","version":"1.0.0","apiVersion":"2.0"})") << QStringLiteral("'id'");
+    QTest::newRow("unknown kind") << QByteArray(R"({"id":"p","kind":"teleporter","version":"1.0.0","apiVersion":"2.0"})")
                                   << QStringLiteral("unknown plugin kind 'teleporter'");
-    QTest::newRow("bad version") << QByteArray(R"({"id":"p","kind":"gate","version":"one","apiVersion":"1.0"})")
+    QTest::newRow("bad version") << QByteArray(R"({"id":"p","kind":"gate","version":"one","apiVersion":"2.0"})")
                                  << QStringLiteral("'version' must look like 1.2.3");
     QTest::newRow("missing api") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0"})")
                                  << QStringLiteral("'apiVersion' is missing");
-    QTest::newRow("api minor too new") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.99"})")
-                                       << QStringLiteral("needs SDK API 1.99");
+    QTest::newRow("api minor too new") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.99"})")
+                                       << QStringLiteral("needs SDK API 2.99");
     QTest::newRow("api other major") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0"})")
                                      << QStringLiteral("needs SDK API 2.0");
-    QTest::newRow("unknown key") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0","dependecies":[]})")
+    QTest::newRow("unknown key") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","dependecies":[]})")
                                  << QStringLiteral("unknown metadata key 'dependecies'");
-    QTest::newRow("self dependency") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0","dependencies":["p"]})")
+    QTest::newRow("self dependency") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","dependencies":["p"]})")
                                      << QStringLiteral("depends on itself");
-    QTest::newRow("dependencies not list") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0","dependencies":"x"})")
+    QTest::newRow("dependencies not list") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","dependencies":"x"})")
                                            << QStringLiteral("must be a list of plugin ids");
-    QTest::newRow("bad schema") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0","config":{"a":{"type":"x"}}})")
+    QTest::newRow("bad schema") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","config":{"a":{"type":"x"}}})")
                                 << QStringLiteral("malformed config schema: config.a.type");
 }
 
@@ -205,7 +205,7 @@ void tst_ConfigSchema::loaderMetadataChecksIid()
     QFETCH(QString, iid);
     QFETCH(QString, error);
     const QJsonObject loader{{QStringLiteral("IID"), iid},
-                             {QStringLiteral("MetaData"), json(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0"})")}};
+                             {QStringLiteral("MetaData"), json(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0"})")}};
     const auto parsed = PluginMetaData::fromLoaderMetaData(loader);
     if (error.isEmpty()) {
         QVERIFY(parsed.has_value());

@@ -144,7 +144,7 @@ private Q_SLOTS:
         // The webhook intake's daemon loads its plugins where this build puts them.
         m_bench.pluginDir = QFileInfo(QString::fromUtf8(GITEA_PLUGIN_FILE)).absolutePath();
         m_store = std::make_unique<TemporaryStore>();
-        QVERIFY2(m_store->store(), qPrintable(m_store->error()));
+        QVERIFY2(m_store->isValid(), qPrintable(m_store->error()));
         m_bench.store = m_store.get();
         m_bench.dir = m_dir.path();
         if (qEnvironmentVariableIsSet("SLUICE_FAULTS_CONCURRENCY"))

@@ -83,7 +83,7 @@ void tst_PluginLoader::goodPluginsLoad()
     QVERIFY(gate->factory);
     QCOMPARE(gate->metaData->kind(), PluginKind::Gate);
     QCOMPARE(gate->metaData->version(), QVersionNumber(1, 0, 0));
-    QCOMPARE(gate->metaData->apiVersion(), QVersionNumber(1, 0));
+    QCOMPARE(gate->metaData->apiVersion(), QVersionNumber(2, 0));
     QVERIFY(gate->metaData->configSchema().entry(QStringLiteral("token"))->isSecret());
     const QJsonObject json = gate->toJson();
     QCOMPARE(json.value(QLatin1String("state")).toString(), QStringLiteral("loaded"));
@@ -99,9 +99,9 @@ void tst_PluginLoader::badPlugin_data()
     const int rejected = int(PluginRecord::State::Rejected);
     const int failed = int(PluginRecord::State::Failed);
     QTest::newRow("wrong IID") << QStringLiteral("wrong-iid") << rejected << QStringLiteral("not a Sluice plugin (IID 'org.example.SomethingElse/1'");
-    QTest::newRow("other ABI major") << QStringLiteral("wrong-abi") << rejected << QStringLiteral("built for SDK ABI 99, this host speaks 1");
-    QTest::newRow("API minor too new") << QStringLiteral("api-too-new") << rejected << QStringLiteral("needs SDK API 1.99, this host provides 1.3");
-    QTest::newRow("API other major") << QStringLiteral("api-other-major") << rejected << QStringLiteral("needs SDK API 2.0");
+    QTest::newRow("other ABI major") << QStringLiteral("wrong-abi") << rejected << QStringLiteral("built for SDK ABI 99, this host speaks 2");
+    QTest::newRow("API minor too new") << QStringLiteral("api-too-new") << rejected << QStringLiteral("needs SDK API 2.99, this host provides 2.0");
+    QTest::newRow("API other major") << QStringLiteral("api-other-major") << rejected << QStringLiteral("needs SDK API 1.0");
     QTest::newRow("unknown kind") << QStringLiteral("unknown-kind") << rejected << QStringLiteral("unknown plugin kind 'teleporter'");
     QTest::newRow("malformed metadata") << QStringLiteral("malformed-meta") << rejected << QStringLiteral("metadata key 'id'");
     QTest::newRow("malformed schema") << QStringLiteral("bad-schema") << rejected << QStringLiteral("malformed config schema: config.mode.type: unknown type 'strng'");

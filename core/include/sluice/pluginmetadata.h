@@ -10,7 +10,7 @@
  *   "id": "licence",                 // [a-z0-9][a-z0-9-]*, unique on the host
  *   "kind": "gate",                  // see pluginKindName()
  *   "version": "1.2.0",              // MAJOR.MINOR.PATCH of the plugin itself
- *   "apiVersion": "1.0",             // SDK MAJOR.MINOR it was built against
+ *   "apiVersion": "2.0",             // SDK MAJOR.MINOR it was built against
  *   "description": "Checks licence headers",
  *   "dependencies": ["gitea"],       // plugin ids that must load first
  *   "config": { ... }                // ConfigSchema of its settings

@@ -17,6 +17,14 @@
 
 #include <dirent.h>
 
+// The schemas are a resource of the host's static library, whose object the linker keeps only
+// when something refers to it: registering it here is that reference. Outside any namespace,
+// as Q_INIT_RESOURCE requires.
+static void registerEmbeddedSchemas()
+{
+    Q_INIT_RESOURCE(schemas);
+}
+
 namespace Sluice {
 
 namespace {
@@ -79,6 +87,8 @@ const ConfigSchema &embeddedSchema(const QString &name)
 {
     static QMutex mutex;
     static QHash<QString, ConfigSchema> cache;
+    static const bool registered = (registerEmbeddedSchemas(), true);
+    Q_UNUSED(registered)
     QMutexLocker lock(&mutex);
     auto it = cache.find(name);
     if (it != cache.end())

@@ -11,6 +11,14 @@
 
 #include <algorithm>
 
+// The built-in migrations are a resource of the host's static library, whose object the linker
+// keeps only when something refers to it: registering it here is that reference. Outside any
+// namespace, as Q_INIT_RESOURCE requires.
+static void registerBuiltInMigrations()
+{
+    Q_INIT_RESOURCE(migrations);
+}
+
 namespace Sluice {
 
 namespace {
@@ -41,6 +49,8 @@ QString firstLine(const QString &statement)
 Result<QList<Migration>> loadMigrations(const QString &directory)
 {
     static const QRegularExpression namePattern(QStringLiteral("^(\\d{4})_([a-z0-9][a-z0-9_]*)\\.sql$"));
+    static const bool registered = (registerBuiltInMigrations(), true);
+    Q_UNUSED(registered)
     const QDir dir(directory);
     if (!dir.exists())
         return fail(ErrorCode::NotFound, QStringLiteral("migrations directory %1 does not exist").arg(directory));

@@ -84,7 +84,7 @@ private Q_SLOTS:
     void init()
     {
         m_store = std::make_unique<TemporaryStore>();
-        QVERIFY2(m_store->store(), qPrintable(m_store->error()));
+        QVERIFY2(m_store->isValid(), qPrintable(m_store->error()));
         m_state = m_store->state(QStringLiteral("test-project"), QStringLiteral("ci"));
         m_fake = std::make_unique<FakeForge>();
         QVERIFY(m_fake->start());

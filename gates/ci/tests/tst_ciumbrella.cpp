@@ -161,7 +161,7 @@ private Q_SLOTS:
         m_fake->setToken(SweeperToken); // only the sweeper's own token is accepted
         m_fake->setFile(QStringLiteral("main"), QStringLiteral(".gitea/workflows/ci.yml"), Workflow);
         m_store = std::make_unique<TemporaryStore>();
-        QVERIFY2(m_store->store(), qPrintable(m_store->error()));
+        QVERIFY2(m_store->isValid(), qPrintable(m_store->error()));
         m_state = m_store->state(QStringLiteral("test-project"), QStringLiteral("ci-umbrella"));
         auto forge = createInstance(m_gitea, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
                                                   + tokenFile(QStringLiteral("forge"), ForgeToken).toUtf8() + "}\nretry_backoff: 10ms\n");

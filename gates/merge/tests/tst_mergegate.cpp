@@ -252,7 +252,7 @@ private Q_SLOTS:
         m_dir = std::make_unique<QTemporaryDir>();
         QVERIFY(m_dir->isValid());
         m_store = std::make_unique<TemporaryStore>();
-        QVERIFY2(m_store->store(), qPrintable(m_store->error()));
+        QVERIFY2(m_store->isValid(), qPrintable(m_store->error()));
         m_state = m_store->state(QStringLiteral("widget"), QStringLiteral("merge"));
         m_watched = std::make_unique<WatchedState>(*m_state);
         m_leases = m_store->leases();

@@ -185,7 +185,7 @@ void tst_CommandOnce::exitCodeContract()
     QFETCH(int, runsAfterRepeat);
 
     Test::TemporaryStore store;
-    QVERIFY2(store.store(), qPrintable(store.error()));
+    QVERIFY2(store.isValid(), qPrintable(store.error()));
     auto state = store.state(QStringLiteral("test-project"), QStringLiteral("command"));
     DeployWorkspace ws;
     ws.setCode(code);
@@ -228,7 +228,7 @@ void tst_CommandOnce::exitCodeContract()
 void tst_CommandOnce::markerIsPerJobAndHead()
 {
     Test::TemporaryStore store;
-    QVERIFY2(store.store(), qPrintable(store.error()));
+    QVERIFY2(store.isValid(), qPrintable(store.error()));
     auto state = store.state(QStringLiteral("test-project"), QStringLiteral("command"));
     DeployWorkspace ws;
     auto stage = createStage(ws.settings(false), state.get());
@@ -250,7 +250,7 @@ void tst_CommandOnce::markerIsPerJobAndHead()
 void tst_CommandOnce::ordinaryStageRunsEveryTime()
 {
     Test::TemporaryStore store;
-    QVERIFY2(store.store(), qPrintable(store.error()));
+    QVERIFY2(store.isValid(), qPrintable(store.error()));
     auto state = store.state(QStringLiteral("test-project"), QStringLiteral("command"));
     DeployWorkspace ws;
     auto stage = createStage(ws.settings(false, false), state.get());
@@ -281,7 +281,7 @@ void tst_CommandOnce::restartWhileHookRuns()
     QFETCH(int, code);
 
     Test::TemporaryStore store;
-    QVERIFY2(store.store(), qPrintable(store.error()));
+    QVERIFY2(store.isValid(), qPrintable(store.error()));
     DeployWorkspace ws;
     ws.setCode(code);
     const QString release = ws.path(QStringLiteral("release"));
@@ -337,7 +337,7 @@ void tst_CommandOnce::restartWhileHookRuns()
 void tst_CommandOnce::restartWithoutRecordedStatus()
 {
     Test::TemporaryStore store;
-    QVERIFY2(store.store(), qPrintable(store.error()));
+    QVERIFY2(store.isValid(), qPrintable(store.error()));
     DeployWorkspace ws;
     qint64 hookPid = 0;
     {

@@ -286,7 +286,7 @@ private Q_SLOTS:
     void retryReplaysTheRecordedDegradation()
     {
         TemporaryStore store;
-        QVERIFY2(store.store(), qPrintable(store.error()));
+        QVERIFY2(store.isValid(), qPrintable(store.error()));
         auto state = store.state(QStringLiteral("test-project"), QStringLiteral("health-watch"));
         HealthServer service;
         QVERIFY(service.start({200, 503, 200}));

@@ -88,7 +88,7 @@ private Q_SLOTS:
         git({QStringLiteral("fetch"), QStringLiteral("-q")}, work());
 
         m_store = std::make_unique<TemporaryStore>();
-        QVERIFY(m_store->store());
+        QVERIFY(m_store->isValid());
         m_state = m_store->state(QStringLiteral("test-project"), QStringLiteral("local"));
         ProjectInfo project = fakeProject();
         project.repository = bare();
