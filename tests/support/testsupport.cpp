@@ -5,7 +5,7 @@
 
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 #include "repository/projectrepository.h"
 #include "sdk/plugincontext_p.h"
 #include "store/leasestore.h"

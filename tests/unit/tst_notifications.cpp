@@ -10,8 +10,8 @@
 #include "fakeplane.h"
 #include "faketelegram.h"
 #include "store/trackeroutbox.h"
+#include "pluginhost/pluginloader.h"
 #include "testsupport_host.h"
-#include "plugins/pluginloader.h"
 
 #include <sluice/testsupport.h>
 
