@@ -1,6 +1,6 @@
 # The store: connections, migrations and tables of Sluice, on SQLite or PostgreSQL.
-# Included from core/CMakeLists.txt in the scope of the sluice-core target.
-target_sources(sluice-core PRIVATE
+# Included from core/CMakeLists.txt in the scope of the sluice-host target.
+target_sources(sluice-host PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/connections.cpp
     ${CMAKE_CURRENT_LIST_DIR}/connections.h
     ${CMAKE_CURRENT_LIST_DIR}/migrations.cpp
@@ -13,7 +13,7 @@ target_sources(sluice-core PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/storelistener.h
     ${PROJECT_SOURCE_DIR}/resources/migrations/migrations.qrc)
 # Tasks, gate verdict records and the job queue (the pipeline engine's persistence).
-target_sources(sluice-core PRIVATE
+target_sources(sluice-host PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/jobqueue.cpp
     ${CMAKE_CURRENT_LIST_DIR}/jobqueue.h
     ${CMAKE_CURRENT_LIST_DIR}/leasestore.cpp
