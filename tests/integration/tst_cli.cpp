@@ -89,7 +89,7 @@ void tst_Cli::version()
 {
     const Run plain = sluice({QStringLiteral("version")});
     QCOMPARE(plain.exitCode, 0);
-    QVERIFY2(plain.out.startsWith(QLatin1String("sluice 0.1.0 (SDK ABI 1, API 1.3; Qt 5.15")), qPrintable(plain.out));
+    QVERIFY2(plain.out.startsWith(QLatin1String("sluice 0.1.0 (SDK ABI 2, API 2.0; Qt 5.15")), qPrintable(plain.out));
     const Run json = sluice({QStringLiteral("version"), QStringLiteral("--json")});
     QCOMPARE(json.exitCode, 0);
     const QJsonObject o = QJsonDocument::fromJson(json.out.toUtf8()).object();
@@ -152,7 +152,7 @@ void tst_Cli::pluginsTable()
     const Run run = sluice({QStringLiteral("plugins"), QStringLiteral("--config"), config.path()},
                            {{QStringLiteral("SLUICE_PLUGIN_PATH"), m_plugins.path()}});
     QCOMPARE(run.exitCode, 0);
-    QVERIFY(run.out.contains(QRegularExpression(QStringLiteral("\\ntest-gate +gate +1\\.0\\.0 +1\\.0 +loaded +%1/test-gate\\.so\\n")
+    QVERIFY(run.out.contains(QRegularExpression(QStringLiteral("\\ntest-gate +gate +1\\.0\\.0 +2\\.0 +loaded +%1/test-gate\\.so\\n")
                                                    .arg(QRegularExpression::escape(m_plugins.path())))));
 }
 

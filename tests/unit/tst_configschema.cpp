@@ -165,8 +165,8 @@ void tst_ConfigSchema::metadata_data()
                                  << QStringLiteral("'apiVersion' is missing");
     QTest::newRow("api minor too new") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.99"})")
                                        << QStringLiteral("needs SDK API 2.99");
-    QTest::newRow("api other major") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0"})")
-                                     << QStringLiteral("needs SDK API 2.0");
+    QTest::newRow("api other major") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"1.0"})")
+                                     << QStringLiteral("needs SDK API 1.0");
     QTest::newRow("unknown key") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","dependecies":[]})")
                                  << QStringLiteral("unknown metadata key 'dependecies'");
     QTest::newRow("self dependency") << QByteArray(R"({"id":"p","kind":"gate","version":"1.0.0","apiVersion":"2.0","dependencies":["p"]})")
