@@ -524,6 +524,66 @@ int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsign
     return 0;
 }
 
+
+// Each keyword as a Vectorscan literal, every byte escaped.
+std::vector<std::string> keywordLiterals(const std::vector<std::string> &keywords)
+{
+    std::vector<std::string> patterns;
+    for (const std::string &k : keywords) {
+        std::string escaped;
+        for (unsigned char ch : k) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+            escaped += hex;
+        }
+        patterns.push_back(std::move(escaped));
+    }
+    return patterns;
+}
+
+// A rule regex's bounded prefix for the refinement database; no prefix when it has none.
+struct BoundedPrefix {
+    std::string prefix;
+    std::size_t width = 0;       // its longest match
+    std::unique_ptr<RE2> suffix; // the regex after it, with the flag groups the prefix set
+};
+
+// The longest prefix of whole top-level atoms of @p regex whose width is bounded and not zero.
+// The suffix (the regex after it) must match where the prefix ends for the regex to match
+// there; it carries the flag groups the prefix set at top level.
+BoundedPrefix boundedPrefix(const std::string &regex, unsigned ruleFlags)
+{
+    BoundedPrefix out;
+    const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
+    std::size_t best = 0;
+    for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
+        const std::string candidate = regex.substr(0, atoms[k]);
+        const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
+        if (!width || width->second == UINT_MAX)
+            break;
+        if (width->first > 0) {
+            out.prefix = candidate;
+            out.width = width->second;
+            best = k;
+        }
+    }
+    if (!out.prefix.empty()) {
+        std::string flagGroups;
+        for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
+            const std::string atom = regex.substr(from, atoms[k] - from);
+            if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')' && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
+                flagGroups += atom;
+        }
+        out.suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
+        if (!out.suffix->ok()) {
+            out.prefix.clear();
+            out.suffix.reset();
+        }
+    }
+    return out;
+}
+
+
 } // namespace
 
 struct SecretScanner::Data {
@@ -562,6 +622,12 @@ struct SecretScanner::Data {
         if (keywordDatabase)
             hs_free_database(keywordDatabase);
     }
+};
+
+// A rule regex on its way into the prefilter database, with the Vectorscan flags it is tried with.
+struct SecretScanner::PrefilterEntry {
+    int rule;
+    unsigned flags;
 };
 
 SecretScanner::Scratch::~Scratch()
@@ -607,6 +673,43 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
 {
     std::shared_ptr<SecretScanner> scanner(new SecretScanner());
     Data &data = *scanner->d;
+    indexRules(data, rules);
+
+    // Everything below the RE2 side depends only on the rules: a database built for the same
+    // ones before is loaded from the cache instead (checked, never trusted blindly).
+    QString cacheFile;
+    QByteArray key;
+    if (!options.cacheDirectory.isEmpty()) {
+        key = cacheKey(data, digest);
+        cacheFile = QDir(options.cacheDirectory).filePath(QStringLiteral("secretscan-%1.hsdb").arg(QString::fromLatin1(key.toHex())));
+        QString why;
+        if (loadCache(cacheFile, key, data, why)) {
+            if (auto attached = attachPatterns(data, true); !attached)
+                return std::unexpected(attached.error());
+            scanner->m_diagnostics = data.cachedDiagnostics;
+            scanner->m_cacheStatus = QStringLiteral("loaded from %1").arg(cacheFile);
+            return std::shared_ptr<const SecretScanner>(std::move(scanner));
+        }
+        scanner->m_cacheStatus = why;
+    }
+    if (auto attached = attachPatterns(data, false); !attached)
+        return std::unexpected(attached.error());
+    const std::vector<std::string> keywordPatterns = keywordLiterals(data.keywords);
+    if (auto built = buildPrefilter(data, keywordPatterns, scanner->m_diagnostics); !built)
+        return std::unexpected(built.error());
+    buildKeywordDatabase(data, keywordPatterns);
+    if (!cacheFile.isEmpty()) {
+        data.cachedDiagnostics = scanner->m_diagnostics;
+        QString stored = storeCache(cacheFile, key, data);
+        scanner->m_cacheStatus = (scanner->m_cacheStatus.isEmpty() ? QString() : scanner->m_cacheStatus + QStringLiteral("; "))
+                                 + (stored.isEmpty() ? QStringLiteral("compiled, saved to %1").arg(cacheFile)
+                                                     : QStringLiteral("compiled, not saved: %1").arg(stored));
+    }
+    return std::shared_ptr<const SecretScanner>(std::move(scanner));
+}
+
+void SecretScanner::indexRules(Data &data, const RuleSet &rules)
+{
     data.rules = rules;
     data.compiled.reserve(data.rules.rules.size());
     for (const Rule &rule : data.rules.rules) {
@@ -626,196 +729,76 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         c.generic = lowerId.find("generic") != std::string::npos;
         data.compiled.push_back(std::move(c));
     }
+}
 
-    // The RE2 side. @p validated: this very rule set compiled whole before (its cache file
-    // exists; the key covers every pattern RE2 compiles and the RE2 library), so the
-    // patterns are compiled on first use; otherwise all of them now, and an error names the
-    // rule.
-    auto attachPatterns = [&](bool validated) -> Result<void> {
-        for (CompiledRule &c : data.compiled) {
-            const Rule &rule = *c.rule;
-            const QString id = QString::fromStdString(rule.id);
-            if (!rule.regex.empty()) {
-                if (validated) {
-                    c.regex = LazyRe2(rule.regex, re2Options());
-                } else {
-                    auto re = compileRe2(rule.regex);
-                    if (!re->ok())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'regex' does not compile in RE2: %3")
-                                        .arg(rule.origin, id, QString::fromStdString(re->error())));
-                    if (rule.secretGroup > re->NumberOfCapturingGroups())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'secretGroup' is %3 but the regex has only %4 groups")
-                                        .arg(rule.origin, id)
-                                        .arg(rule.secretGroup)
-                                        .arg(re->NumberOfCapturingGroups()));
-                    c.regex = LazyRe2(std::move(re));
-                }
-            }
-            if (!rule.path.empty()) {
-                if (validated) {
-                    c.path = LazyRe2(rule.path, re2Options());
-                } else {
-                    auto re = compileRe2(rule.path);
-                    if (!re->ok())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'path' does not compile in RE2: %3")
-                                        .arg(rule.origin, id, QString::fromStdString(re->error())));
-                    c.path = LazyRe2(std::move(re));
-                }
-            }
-            for (const Allowlist &a : rule.allowlists) {
-                auto compiled = compileAllowlist(a, QStringLiteral("rule '%1' allowlist").arg(id), validated);
-                if (!compiled)
-                    return std::unexpected(compiled.error());
-                c.allowlists.push_back(std::move(*compiled));
+// The RE2 side. @p validated: this very rule set compiled whole before (its cache file
+// exists; the key covers every pattern RE2 compiles and the RE2 library), so the patterns are
+// compiled on first use; otherwise all of them now, and an error names the rule.
+Result<void> SecretScanner::attachPatterns(Data &data, bool validated)
+{
+    for (CompiledRule &c : data.compiled) {
+        const Rule &rule = *c.rule;
+        const QString id = QString::fromStdString(rule.id);
+        if (!rule.regex.empty()) {
+            if (validated) {
+                c.regex = LazyRe2(rule.regex, re2Options());
+            } else {
+                auto re = compileRe2(rule.regex);
+                if (!re->ok())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'regex' does not compile in RE2: %3")
+                                    .arg(rule.origin, id, QString::fromStdString(re->error())));
+                if (rule.secretGroup > re->NumberOfCapturingGroups())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'secretGroup' is %3 but the regex has only %4 groups")
+                                    .arg(rule.origin, id)
+                                    .arg(rule.secretGroup)
+                                    .arg(re->NumberOfCapturingGroups()));
+                c.regex = LazyRe2(std::move(re));
             }
         }
-        for (const Allowlist &a : data.rules.allowlists) {
-            auto compiled = compileAllowlist(a, QStringLiteral("global allowlist"), validated);
+        if (!rule.path.empty()) {
+            if (validated) {
+                c.path = LazyRe2(rule.path, re2Options());
+            } else {
+                auto re = compileRe2(rule.path);
+                if (!re->ok())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'path' does not compile in RE2: %3")
+                                    .arg(rule.origin, id, QString::fromStdString(re->error())));
+                c.path = LazyRe2(std::move(re));
+            }
+        }
+        for (const Allowlist &a : rule.allowlists) {
+            auto compiled = compileAllowlist(a, QStringLiteral("rule '%1' allowlist").arg(id), validated);
             if (!compiled)
                 return std::unexpected(compiled.error());
-            data.globals.push_back(std::move(*compiled));
+            c.allowlists.push_back(std::move(*compiled));
         }
-        return {};
-    };
+    }
+    for (const Allowlist &a : data.rules.allowlists) {
+        auto compiled = compileAllowlist(a, QStringLiteral("global allowlist"), validated);
+        if (!compiled)
+            return std::unexpected(compiled.error());
+        data.globals.push_back(std::move(*compiled));
+    }
+    return {};
+}
 
-    // The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
-    // are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter
-    // pattern (a superset), and left out only if that fails too. The keywords of the rules
-    // left out go in as caseless literals after them, so the same pass also answers gitleaks'
-    // keyword prefilter for those rules (ASCII case folding, as the lower-cased search it
-    // replaces).
-    // Everything below depends only on the rules: a database built for the same ones before
-    // is loaded from the cache instead (checked, never trusted blindly).
-    QString cacheFile;
-    QByteArray key;
-    if (!options.cacheDirectory.isEmpty()) {
-        key = cacheKey(data, digest);
-        cacheFile = QDir(options.cacheDirectory).filePath(QStringLiteral("secretscan-%1.hsdb").arg(QString::fromLatin1(key.toHex())));
-        QString why;
-        if (loadCache(cacheFile, key, data, why)) {
-            if (auto attached = attachPatterns(true); !attached)
-                return std::unexpected(attached.error());
-            scanner->m_diagnostics = data.cachedDiagnostics;
-            scanner->m_cacheStatus = QStringLiteral("loaded from %1").arg(cacheFile);
-            return std::shared_ptr<const SecretScanner>(std::move(scanner));
-        }
-        scanner->m_cacheStatus = why;
-    }
-    if (auto attached = attachPatterns(false); !attached)
-        return std::unexpected(attached.error());
+// The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
+// are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter pattern (a
+// superset), and left out only if that fails too. The keywords of the rules left out go in as
+// caseless literals after them, so the same pass also answers gitleaks' keyword prefilter for
+// those rules (ASCII case folding, as the lower-cased search it replaces).
+Result<void> SecretScanner::buildPrefilter(Data &data, const std::vector<std::string> &keywordPatterns, QStringList &diagnostics)
+{
     data.keywordSlot.assign(data.keywords.size(), -1);
-    std::vector<std::string> keywordPatterns;
-    for (const std::string &k : data.keywords) {
-        std::string escaped;
-        for (unsigned char ch : k) {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
-            escaped += hex;
-        }
-        keywordPatterns.push_back(std::move(escaped));
-    }
     bool withKeywords = !keywordPatterns.empty();
-    struct Entry {
-        int rule;
-        unsigned flags;
-    };
-    std::vector<Entry> entries;
+    std::vector<PrefilterEntry> entries;
     for (int i = 0; i < int(data.compiled.size()); ++i) {
         if (data.compiled[i].regex && !countsCharacters(data.compiled[i].rule->regex))
             entries.push_back({i, HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY});
     }
-    // The refinement database (see Data::refineDatabase) for the exact rules of unbounded
-    // width. A rule whose regex holds non-ASCII bytes is left out: (?i) folds them in RE2 but
-    // not in Vectorscan's ASCII mode, so Vectorscan's match ends might not cover RE2's.
-    auto compileRefinement = [&]() {
-        std::vector<std::string> patterns;
-        std::vector<unsigned> patternFlags;
-        std::vector<unsigned> patternIds;
-        struct Candidate {
-            int rule;
-            std::size_t prefixWidth;
-            std::unique_ptr<RE2> suffix;
-        };
-        std::vector<Candidate> candidates;
-        for (const Entry &e : entries) {
-            CompiledRule &c = data.compiled[std::size_t(e.rule)];
-            if (!c.exact || c.maxWidth != 0)
-                continue;
-            const std::string &regex = c.rule->regex;
-            if (std::any_of(regex.begin(), regex.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
-                continue;
-            const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
-            // The longest prefix of whole top-level atoms whose width is bounded and not zero.
-            // The suffix (the regex after it) must match where the prefix ends for the regex to
-            // match there; it carries the flag groups the prefix set at top level.
-            std::string prefix;
-            std::size_t prefixWidth = 0;
-            std::unique_ptr<RE2> suffix;
-            const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
-            std::size_t best = 0;
-            for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
-                const std::string candidate = regex.substr(0, atoms[k]);
-                const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
-                if (!width || width->second == UINT_MAX)
-                    break;
-                if (width->first > 0) {
-                    prefix = candidate;
-                    prefixWidth = width->second;
-                    best = k;
-                }
-            }
-            if (!prefix.empty()) {
-                std::string flagGroups;
-                for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
-                    const std::string atom = regex.substr(from, atoms[k] - from);
-                    if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')'
-                        && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
-                        flagGroups += atom;
-                }
-                suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
-                if (!suffix->ok()) {
-                    prefix.clear();
-                    suffix.reset();
-                }
-            }
-            const unsigned index = unsigned(candidates.size());
-            patterns.push_back(regex);
-            patternFlags.push_back(ruleFlags);
-            patternIds.push_back(2 * index);
-            if (!prefix.empty()) {
-                patterns.push_back(prefix);
-                patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
-                patternIds.push_back(2 * index + 1);
-            }
-            candidates.push_back({e.rule, prefix.empty() ? 0 : prefixWidth, std::move(suffix)});
-        }
-        if (candidates.empty())
-            return;
-        std::vector<const char *> expressions;
-        for (const std::string &p : patterns)
-            expressions.push_back(p.c_str());
-        hs_database_t *db = nullptr;
-        hs_compile_error_t *error = nullptr;
-        if (hs_compile_multi(expressions.data(), patternFlags.data(), patternIds.data(), unsigned(expressions.size()), HS_MODE_BLOCK,
-                             nullptr, &db, &error)
-            != HS_SUCCESS) {
-            // Only a speed-up: without it RE2 searches the whole fragment, as it always could.
-            hs_free_compile_error(error);
-            return;
-        }
-        data.refineDatabase = db;
-        for (std::size_t k = 0; k < candidates.size(); ++k) {
-            CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
-            c.refine = int(k);
-            c.prefixWidth = candidates[k].prefixWidth;
-            if (candidates[k].suffix)
-                c.suffix = LazyRe2(std::move(candidates[k].suffix));
-            data.refineRule.push_back(candidates[k].rule);
-        }
-    };
     while (!entries.empty()) {
         std::vector<const char *> expressions;
         std::vector<unsigned> flags;
@@ -848,7 +831,7 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                                                HS_MODE_BLOCK, nullptr, &db, &error);
         if (rc == HS_SUCCESS) {
             data.database = db;
-            for (const Entry &e : entries) {
+            for (const PrefilterEntry &e : entries) {
                 data.databaseRule.push_back(e.rule);
                 data.databasePatterns.push_back(data.compiled[e.rule].rule->regex);
                 CompiledRule &c = data.compiled[e.rule];
@@ -864,8 +847,8 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
             }
             data.keywordSlot = std::move(keywordSlot);
             data.flagCount = expressions.size();
-            compileRefinement();
-            break;
+            buildRefinement(data, entries);
+            return {};
         }
         const int bad = error ? error->expression : -1;
         const QString message = error && error->message ? QString::fromLocal8Bit(error->message) : QStringLiteral("unknown error");
@@ -876,48 +859,104 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         }
         if (bad < 0 || bad >= int(entries.size()))
             return fail(ErrorCode::Unknown, QStringLiteral("Vectorscan cannot build the prefilter database: %1").arg(message));
-        Entry &entry = entries[std::size_t(bad)];
+        PrefilterEntry &entry = entries[std::size_t(bad)];
         const Rule &rule = *data.compiled[entry.rule].rule;
         if (!(entry.flags & HS_FLAG_PREFILTER)) {
             entry.flags |= HS_FLAG_PREFILTER;
-            scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it exactly (%3); "
-                                                         "it is prefiltered approximately and confirmed by RE2")
-                                              .arg(QString::fromStdString(rule.id), rule.origin, message));
+            diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it exactly (%3); "
+                                              "it is prefiltered approximately and confirmed by RE2")
+                                   .arg(QString::fromStdString(rule.id), rule.origin, message));
             continue;
         }
-        scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it (%3); it runs in RE2 "
-                                                     "alone, on every fragment that holds one of its keywords%4")
-                                          .arg(QString::fromStdString(rule.id), rule.origin, message,
-                                               rule.keywords.empty() ? QStringLiteral(" (it has none: every fragment)")
-                                                                     : QString()));
+        diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it (%3); it runs in RE2 "
+                                          "alone, on every fragment that holds one of its keywords%4")
+                               .arg(QString::fromStdString(rule.id), rule.origin, message,
+                                    rule.keywords.empty() ? QStringLiteral(" (it has none: every fragment)") : QString()));
         entries.erase(entries.begin() + bad);
     }
-    if (!data.keywords.empty()) {
-        std::vector<const char *> expressions;
-        std::vector<unsigned> flags;
-        std::vector<unsigned> ids;
-        for (std::size_t k = 0; k < keywordPatterns.size(); ++k) {
-            expressions.push_back(keywordPatterns[k].c_str());
-            flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
-            ids.push_back(unsigned(k));
+    return {};
+}
+
+// The refinement database (see Data::refineDatabase) for the exact rules of unbounded width.
+// A rule whose regex holds non-ASCII bytes is left out: (?i) folds them in RE2 but not in
+// Vectorscan's ASCII mode, so Vectorscan's match ends might not cover RE2's.
+void SecretScanner::buildRefinement(Data &data, const std::vector<PrefilterEntry> &entries)
+{
+    std::vector<std::string> patterns;
+    std::vector<unsigned> patternFlags;
+    std::vector<unsigned> patternIds;
+    struct Candidate {
+        int rule;
+        std::size_t prefixWidth;
+        std::unique_ptr<RE2> suffix;
+    };
+    std::vector<Candidate> candidates;
+    for (const PrefilterEntry &e : entries) {
+        CompiledRule &c = data.compiled[std::size_t(e.rule)];
+        if (!c.exact || c.maxWidth != 0)
+            continue;
+        const std::string &regex = c.rule->regex;
+        if (std::any_of(regex.begin(), regex.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+            continue;
+        const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
+        BoundedPrefix prefix = boundedPrefix(regex, ruleFlags);
+        const unsigned index = unsigned(candidates.size());
+        patterns.push_back(regex);
+        patternFlags.push_back(ruleFlags);
+        patternIds.push_back(2 * index);
+        if (!prefix.prefix.empty()) {
+            patterns.push_back(prefix.prefix);
+            patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
+            patternIds.push_back(2 * index + 1);
         }
-        hs_compile_error_t *error = nullptr;
-        if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()), HS_MODE_BLOCK, nullptr,
-                             &data.keywordDatabase, &error)
-            != HS_SUCCESS) {
-            // Only a speed-up: without it the keywords are searched in a lower-cased copy.
-            data.keywordDatabase = nullptr;
-            hs_free_compile_error(error);
-        }
+        candidates.push_back({e.rule, prefix.prefix.empty() ? 0 : prefix.width, std::move(prefix.suffix)});
     }
-    if (!cacheFile.isEmpty()) {
-        data.cachedDiagnostics = scanner->m_diagnostics;
-        QString stored = storeCache(cacheFile, key, data);
-        scanner->m_cacheStatus = (scanner->m_cacheStatus.isEmpty() ? QString() : scanner->m_cacheStatus + QStringLiteral("; "))
-                                 + (stored.isEmpty() ? QStringLiteral("compiled, saved to %1").arg(cacheFile)
-                                                     : QStringLiteral("compiled, not saved: %1").arg(stored));
+    if (candidates.empty())
+        return;
+    std::vector<const char *> expressions;
+    for (const std::string &p : patterns)
+        expressions.push_back(p.c_str());
+    hs_database_t *db = nullptr;
+    hs_compile_error_t *error = nullptr;
+    if (hs_compile_multi(expressions.data(), patternFlags.data(), patternIds.data(), unsigned(expressions.size()), HS_MODE_BLOCK,
+                         nullptr, &db, &error)
+        != HS_SUCCESS) {
+        // Only a speed-up: without it RE2 searches the whole fragment, as it always could.
+        hs_free_compile_error(error);
+        return;
     }
-    return std::shared_ptr<const SecretScanner>(std::move(scanner));
+    data.refineDatabase = db;
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+        CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
+        c.refine = int(k);
+        c.prefixWidth = candidates[k].prefixWidth;
+        if (candidates[k].suffix)
+            c.suffix = LazyRe2(std::move(candidates[k].suffix));
+        data.refineRule.push_back(candidates[k].rule);
+    }
+}
+
+// Every keyword as a caseless literal (see Data::keywordDatabase).
+void SecretScanner::buildKeywordDatabase(Data &data, const std::vector<std::string> &keywordPatterns)
+{
+    if (data.keywords.empty())
+        return;
+    std::vector<const char *> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    for (std::size_t k = 0; k < keywordPatterns.size(); ++k) {
+        expressions.push_back(keywordPatterns[k].c_str());
+        flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+        ids.push_back(unsigned(k));
+    }
+    hs_compile_error_t *error = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()), HS_MODE_BLOCK, nullptr,
+                         &data.keywordDatabase, &error)
+        != HS_SUCCESS) {
+        // Only a speed-up: without it the keywords are searched in a lower-cased copy.
+        data.keywordDatabase = nullptr;
+        hs_free_compile_error(error);
+    }
 }
 
 namespace {
