@@ -144,6 +144,7 @@ public:
 private:
     SecretScanner();
     struct Data;
+    class FragmentPass; // one scanFragment()
     /// @p digest: ruleSetDigest() of the rules when the caller has it already, else empty.
     [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options,
                                                                               const QByteArray &digest);
@@ -174,6 +175,7 @@ public:
 
 private:
     friend class SecretScanner;
+    friend class SecretScanner::FragmentPass;
     void *m_hsScratch = nullptr; // hs_scratch_t
     std::vector<char> m_flagged;
     std::vector<unsigned long long> m_firstEnd;
