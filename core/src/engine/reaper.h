@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace Sluice {
 
@@ -155,6 +156,15 @@ private:
     // Removes the working copies this node keeps of tasks that are done (off the event loop).
     void removeFinishedWorkingCopies(const Projects &projects);
     void settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass);
+    void settleOne(const Decision &d, const QSet<qint64> &monitored, ReaperPass &pass);
+    // How settleOne() writes a decision to the store, by what it is: the outcome
+    // ("adopted", "advance", "requeued", "failed", "lost"), or nothing when there is nothing
+    // more to do (an error in @p pass, a job someone else took first).
+    [[nodiscard]] std::optional<QString> adoptTakenJob(const Decision &d, const JobClaim &claim, ReaperPass &pass);
+    [[nodiscard]] std::optional<QString> completeJob(const Decision &d, const JobClaim &claim, ReaperPass &pass);
+    [[nodiscard]] std::optional<QString> failJob(const Decision &d, const JobClaim &claim, const QString &failure, ReaperPass &pass);
+    // What follows a settled job: the advance, or the block, and the "reaped" notification.
+    void followReaped(const Decision &d, const ReapedJob &reaped, const QString &failure, bool blockAfter, ReaperPass &pass);
     void reclaimLeases(ReaperPass &pass);
     void finishPass(ReaperPass &pass, bool startup);
     void loadStatus();
