@@ -326,101 +326,15 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
         if (!r.agent && (mode == Mode::Startup || (!watched && pidless.value(job.id) + 1 >= m_settings.deadTicks)))
             unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node,
                                              m_engine.workspace().worktreePath(job.project, job.taskId));
-        if (unrecorded && unrecorded->running) {
-            // Recorded now, then treated as any agent of ours: adopted at startup, never
-            // reaped alive below the ceiling, and never run a second time beside.
-            JobQueue::AgentRunRecord agent = *unrecorded->running;
-            auto id = m_engine.jobs().recordAgentStart(agent);
-            if (!id) {
-                pass.ok = false;
-                pass.errors.append(id.error().toString());
-                continue;
-            }
-            agent.id = *id;
-            r.agent = agent;
-            qCWarning(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "has agent pid" << agent.pid
-                                          << "that was never recorded (started right before a stop); recorded it from its log"
-                                          << agent.logPath;
-            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("record-unrecorded-agent"), job.project,
-                                                    job.taskId,
-                                                    QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid},
-                                                                {QStringLiteral("log"), agent.logPath}}});
+        if (unrecorded && unrecorded->running && !recordUnrecordedAgent(r, *unrecorded->running, pass))
+            continue;
+        if (r.agent && r.agent->pid > 0) {
+            if (auto d = assessAgent(mode, r, watched, runningMs, now, pass))
+                out.append(*d);
+            continue;
         }
         Decision d;
         d.running = r;
-        if (r.agent && r.agent->pid > 0) {
-            const JobQueue::AgentRunRecord &agent = *r.agent;
-            if (r.agentFinishedAt.isValid()) {
-                // Tier 2: the end is recorded; the monitor had its grace to finalise.
-                if (mode == Mode::Tick && msBetween(r.agentFinishedAt, now) < qint64(m_settings.finalizeGrace.count()))
-                    continue;
-                d.tier = mode == Mode::Startup ? 0 : 2;
-                // An end stored without its code may still have it beside the log.
-                d.exitCode = r.exitCode ? r.exitCode : recordedExit(agent);
-                d.advance = d.exitCode == 0;
-                d.reason = d.exitCode ? QStringLiteral("the agent ended with %1 but the job was not finalised").arg(describeStatus(*d.exitCode))
-                                      : QStringLiteral("the agent ended with an unknown exit code and the job was not finalised");
-                out.append(d);
-                continue;
-            }
-            const bool alive = isSameLiveProcess(agent.pid, agent.startTicks);
-            if (alive) {
-                if (agent.node == node && r.deadTicks > 0)
-                    (void)m_engine.jobs().setDeadTicks(agent.id, 0);
-                // After a restart, a living agent of ours is adopted rather than stopped: the
-                // work goes on, and no second agent is started beside it.
-                if (mode == Mode::Startup && !pastCeiling && m_adopt && m_adopt(r)) {
-                    pass.adopted.append(job.id);
-                    qCInfo(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "keeps its agent pid" << agent.pid
-                                               << "(adopted after the restart)";
-                    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("adopt-agent"), job.project, job.taskId,
-                                                            QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid}}});
-                    continue;
-                }
-                if (mode == Mode::Startup || pastCeiling) {
-                    // Never requeue beside a living agent: its whole group is stopped first.
-                    // Only a status written before the stop is the agent's own end (it finished
-                    // while its recorder was still exiting); what it writes after the stop is
-                    // recorded, but an agent the reaper stopped never completes its job.
-                    const std::optional<int> endedBefore = recordedExit(agent);
-                    d.tier = mode == Mode::Startup ? 0 : 3;
-                    d.terminated = stopProcessGroup(agent.pid, agent.startTicks, m_settings.killGrace);
-                    d.recordEnd = true;
-                    d.exitCode = endedBefore ? endedBefore : recordedExit(agent);
-                    d.advance = endedBefore == 0;
-                    d.reason = mode == Mode::Startup
-                                   ? QStringLiteral("the agent (pid %1) outlived the daemon that started it; stopped").arg(agent.pid)
-                                   : QStringLiteral("running for %1 s, past the %2 s ceiling; agent pid %3 stopped")
-                                         .arg(runningMs / 1000).arg(m_settings.ceiling.count() / 1000).arg(agent.pid);
-                    if (endedBefore)
-                        d.reason = QStringLiteral("agent pid %1 had ended with %2 (its exit recorder wrote it before the stop)")
-                                       .arg(agent.pid).arg(describeStatus(*endedBefore));
-                    else if (d.exitCode)
-                        d.reason += QStringLiteral(" (its exit recorder then wrote %1)").arg(describeStatus(*d.exitCode));
-                    out.append(d);
-                }
-                continue;
-            }
-            // Dead (or its pid belongs to another process now), and no end in the store. Its
-            // exit recorder (the agent's parent) is gone too, so what it wrote is final.
-            const int ticks = r.deadTicks + 1;
-            if (mode == Mode::Tick)
-                (void)m_engine.jobs().setDeadTicks(agent.id, ticks);
-            const bool monitorGone = mode == Mode::Startup || !watched;
-            if ((monitorGone && (mode == Mode::Startup || ticks >= m_settings.deadTicks)) || pastCeiling) {
-                d.tier = mode == Mode::Startup ? 0 : (pastCeiling && !monitorGone ? 3 : 1);
-                d.recordEnd = true;
-                d.exitCode = recordedExit(agent);
-                d.advance = d.exitCode == 0;
-                d.reason = d.exitCode
-                               ? QStringLiteral("agent pid %1 ended with %2 while no monitor watched it (recorded by its exit recorder)")
-                                     .arg(agent.pid).arg(describeStatus(*d.exitCode))
-                               : QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
-                                     .arg(agent.pid).arg(ticks);
-                out.append(d);
-            }
-            continue;
-        }
         // No agent process: a command, a gate wait, or a run that died before its agent started
         // — or after, unrecorded: then what its exit recorder wrote decides.
         if (unrecorded && unrecorded->exitCode) {
@@ -454,6 +368,110 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
     }
     pidless = stillPidless;
     return out;
+}
+
+std::optional<Reaper::Decision> Reaper::assessAgent(Mode mode, const JobQueue::RunningJob &r, bool watched, qint64 runningMs,
+                                                   const QDateTime &now, ReaperPass &pass)
+{
+    const QString node = m_engine.node();
+    const JobRecord &job = r.job;
+    const bool pastCeiling = runningMs > qint64(m_settings.ceiling.count());
+    Decision d;
+    d.running = r;
+    const JobQueue::AgentRunRecord &agent = *r.agent;
+    if (r.agentFinishedAt.isValid()) {
+        // Tier 2: the end is recorded; the monitor had its grace to finalise.
+        if (mode == Mode::Tick && msBetween(r.agentFinishedAt, now) < qint64(m_settings.finalizeGrace.count()))
+            return std::nullopt;
+        d.tier = mode == Mode::Startup ? 0 : 2;
+        // An end stored without its code may still have it beside the log.
+        d.exitCode = r.exitCode ? r.exitCode : recordedExit(agent);
+        d.advance = d.exitCode == 0;
+        d.reason = d.exitCode ? QStringLiteral("the agent ended with %1 but the job was not finalised").arg(describeStatus(*d.exitCode))
+                              : QStringLiteral("the agent ended with an unknown exit code and the job was not finalised");
+        return d;
+    }
+    const bool alive = isSameLiveProcess(agent.pid, agent.startTicks);
+    if (alive) {
+        if (agent.node == node && r.deadTicks > 0)
+            (void)m_engine.jobs().setDeadTicks(agent.id, 0);
+        // After a restart, a living agent of ours is adopted rather than stopped: the
+        // work goes on, and no second agent is started beside it.
+        if (mode == Mode::Startup && !pastCeiling && m_adopt && m_adopt(r)) {
+            pass.adopted.append(job.id);
+            qCInfo(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "keeps its agent pid" << agent.pid
+                                       << "(adopted after the restart)";
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("adopt-agent"), job.project, job.taskId,
+                                                    QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid}}});
+            return std::nullopt;
+        }
+        if (mode == Mode::Startup || pastCeiling) {
+            // Never requeue beside a living agent: its whole group is stopped first.
+            // Only a status written before the stop is the agent's own end (it finished
+            // while its recorder was still exiting); what it writes after the stop is
+            // recorded, but an agent the reaper stopped never completes its job.
+            const std::optional<int> endedBefore = recordedExit(agent);
+            d.tier = mode == Mode::Startup ? 0 : 3;
+            d.terminated = stopProcessGroup(agent.pid, agent.startTicks, m_settings.killGrace);
+            d.recordEnd = true;
+            d.exitCode = endedBefore ? endedBefore : recordedExit(agent);
+            d.advance = endedBefore == 0;
+            d.reason = mode == Mode::Startup
+                           ? QStringLiteral("the agent (pid %1) outlived the daemon that started it; stopped").arg(agent.pid)
+                           : QStringLiteral("running for %1 s, past the %2 s ceiling; agent pid %3 stopped")
+                                 .arg(runningMs / 1000).arg(m_settings.ceiling.count() / 1000).arg(agent.pid);
+            if (endedBefore)
+                d.reason = QStringLiteral("agent pid %1 had ended with %2 (its exit recorder wrote it before the stop)")
+                               .arg(agent.pid).arg(describeStatus(*endedBefore));
+            else if (d.exitCode)
+                d.reason += QStringLiteral(" (its exit recorder then wrote %1)").arg(describeStatus(*d.exitCode));
+            return d;
+        }
+        return std::nullopt;
+    }
+    // Dead (or its pid belongs to another process now), and no end in the store. Its
+    // exit recorder (the agent's parent) is gone too, so what it wrote is final.
+    const int ticks = r.deadTicks + 1;
+    if (mode == Mode::Tick)
+        (void)m_engine.jobs().setDeadTicks(agent.id, ticks);
+    const bool monitorGone = mode == Mode::Startup || !watched;
+    if ((monitorGone && (mode == Mode::Startup || ticks >= m_settings.deadTicks)) || pastCeiling) {
+        d.tier = mode == Mode::Startup ? 0 : (pastCeiling && !monitorGone ? 3 : 1);
+        d.recordEnd = true;
+        d.exitCode = recordedExit(agent);
+        d.advance = d.exitCode == 0;
+        d.reason = d.exitCode
+                       ? QStringLiteral("agent pid %1 ended with %2 while no monitor watched it (recorded by its exit recorder)")
+                             .arg(agent.pid).arg(describeStatus(*d.exitCode))
+                       : QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
+                             .arg(agent.pid).arg(ticks);
+        return d;
+    }
+    return std::nullopt;
+}
+
+bool Reaper::recordUnrecordedAgent(JobQueue::RunningJob &r, const JobQueue::AgentRunRecord &found, ReaperPass &pass)
+{
+    const JobRecord &job = r.job;
+    // Recorded now, then treated as any agent of ours: adopted at startup, never
+    // reaped alive below the ceiling, and never run a second time beside.
+    JobQueue::AgentRunRecord agent = found;
+    auto id = m_engine.jobs().recordAgentStart(agent);
+    if (!id) {
+        pass.ok = false;
+        pass.errors.append(id.error().toString());
+        return false;
+    }
+    agent.id = *id;
+    r.agent = agent;
+    qCWarning(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "has agent pid" << agent.pid
+                                  << "that was never recorded (started right before a stop); recorded it from its log"
+                                  << agent.logPath;
+    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("record-unrecorded-agent"), job.project,
+                                            job.taskId,
+                                            QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid},
+                                                        {QStringLiteral("log"), agent.logPath}}});
+    return true;
 }
 
 QList<Reaper::Decision> Reaper::assessTakeovers(ReaperPass &pass)

@@ -145,6 +145,13 @@ private:
     struct Decision;
     enum class Mode { Startup, Tick };
     QList<Decision> assess(Mode mode, const QSet<qint64> &monitored, QHash<qint64, int> &pidless, ReaperPass &pass);
+    // assess() of a job with an agent process: what to do with it, or nothing (it runs on,
+    // was adopted, or its monitor still has time).
+    [[nodiscard]] std::optional<Decision> assessAgent(Mode mode, const JobQueue::RunningJob &r, bool watched, qint64 runningMs,
+                                                      const QDateTime &now, ReaperPass &pass);
+    // Records the agent @p found of @p r that its start never recorded (@p r then has it).
+    // False when the store refused (in @p pass).
+    [[nodiscard]] bool recordUnrecordedAgent(JobQueue::RunningJob &r, const JobQueue::AgentRunRecord &found, ReaperPass &pass);
     // The jobs of nodes silent past node_timeout (off the event loop): their claims revoked,
     // each job judged by the restart rules as seen from this machine.
     QList<Decision> assessTakeovers(ReaperPass &pass);
