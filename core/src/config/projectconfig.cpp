@@ -3,7 +3,7 @@
 
 #include "config/hostconfig.h"
 #include "config/yamlvalidator.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 
 #include <QRegularExpression>
 #include <QUrl>
