@@ -9,7 +9,9 @@
 # Builds a Sluice plugin as a MODULE library: AUTOMOC on, hidden visibility, no undefined
 # symbols, linked to Sluice::Core, and (unless NO_INSTALL) installed into the host's plugin
 # directory (or INSTALL_DESTINATION). The METADATA file is the one named in
-# Q_PLUGIN_METADATA(... FILE "...").
+# Q_PLUGIN_METADATA(... FILE "...") or SLUICE_PLUGIN_CLASS_WITH_JSON(Class, "...")
+# (sluice/pluginfactory.h): automoc is told that a file using that macro needs moc, and
+# that its moc output depends on the JSON file it names.
 function(sluice_add_plugin target)
     cmake_parse_arguments(ARG "NO_INSTALL" "METADATA;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
                           "SOURCES;LINK_LIBRARIES" ${ARGN})
@@ -25,6 +27,11 @@ function(sluice_add_plugin target)
         CXX_VISIBILITY_PRESET hidden
         VISIBILITY_INLINES_HIDDEN ON
         PREFIX "")
+    # moc expands SLUICE_PLUGIN_CLASS_WITH_JSON through the SDK header; automoc only has to
+    # know that the macro means "run moc", and which JSON file the result embeds.
+    set_property(TARGET ${target} APPEND PROPERTY AUTOMOC_MACRO_NAMES SLUICE_PLUGIN_CLASS_WITH_JSON)
+    set_property(TARGET ${target} APPEND PROPERTY AUTOMOC_DEPEND_FILTERS
+        SLUICE_PLUGIN_CLASS_WITH_JSON "SLUICE_PLUGIN_CLASS_WITH_JSON[ \t\n]*\\([^,]*,[ \t\n]*\"([^\"]+)\"")
     target_compile_features(${target} PRIVATE cxx_std_23)
     target_link_options(${target} PRIVATE -Wl,--no-undefined)
     if(TARGET Sluice::Core)

@@ -577,7 +577,7 @@ std::unique_ptr<AgentLaunch> ProcessLauncher::adopt(const AgentProcess &process,
                                            deadline, m_rule.killGrace, request, context().logging(), context().clock());
 }
 
-Result<std::unique_ptr<PluginInstance>> ProcessLauncherFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> ProcessLauncher::create(const PluginContext &context)
 {
     auto rule = ProcessAgentRule::fromSettings(context.settings());
     if (!rule)

@@ -8,6 +8,7 @@
 
 #include <sluice/agentlauncher.h>
 #include <sluice/plugin.h>
+#include <sluice/pluginfactory.h>
 
 #include <QObject>
 #include <QString>
@@ -46,6 +47,9 @@ class ProcessLauncher final : public AgentLauncher
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     ProcessLauncher(const PluginContext &context, ProcessAgentRule rule, QObject *parent = nullptr);
     ~ProcessLauncher() override;
 
@@ -61,17 +65,7 @@ private:
 };
 
 /// The factory the plugin library exports.
-class ProcessLauncherFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "process.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>>
-    create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(ProcessLauncher, "process.json")
 
 } // namespace Agents
 } // namespace Sluice

@@ -82,7 +82,7 @@ std::unique_ptr<GateRun> CiGate::evaluate(const GateRequest &request)
     return std::make_unique<CiGateRun>(context(), m_spec, m_policy, request.task.headSha, m_firstJudged);
 }
 
-Result<std::unique_ptr<PluginInstance>> CiGateFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> CiGate::create(const PluginContext &context)
 {
     auto spec = RequiredSpec::fromSettings(context.settings());
     if (!spec)

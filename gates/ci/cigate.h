@@ -8,6 +8,7 @@
 #include "requiredsource.h"
 
 #include <sluice/gate.h>
+#include <sluice/pluginfactory.h>
 
 namespace Sluice::Ci {
 
@@ -15,6 +16,9 @@ class CiGate final : public Gate
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     CiGate(const PluginContext &context, RequiredSpec spec, WaitPolicy policy, QObject *parent = nullptr);
     [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
 
@@ -25,14 +29,6 @@ private:
     std::shared_ptr<QHash<QString, QDateTime>> m_firstJudged = std::make_shared<QHash<QString, QDateTime>>();
 };
 
-class CiGateFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "ci.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(CiGate, "ci.json")
 
 } // namespace Sluice::Ci

@@ -402,7 +402,7 @@ std::unique_ptr<GateRun> ImageFreshnessGate::evaluate(const GateRequest &request
     return std::make_unique<ConcurrentGateRun>([e = std::move(*evaluation)] { return judgeFromFiles(e); });
 }
 
-Result<std::unique_ptr<PluginInstance>> ImageFreshnessGateFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> ImageFreshnessGate::create(const PluginContext &context)
 {
     auto rule = FreshnessRule::fromSettings(context.settings(), context.project().repository);
     if (!rule)

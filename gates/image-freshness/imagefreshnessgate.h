@@ -8,6 +8,7 @@
 
 #include <sluice/gate.h>
 #include <sluice/secrets.h>
+#include <sluice/pluginfactory.h>
 
 #include <chrono>
 
@@ -37,6 +38,9 @@ class ImageFreshnessGate final : public Gate
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     ImageFreshnessGate(const PluginContext &context, FreshnessRule rule, QObject *parent = nullptr);
     [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
 
@@ -44,14 +48,6 @@ private:
     FreshnessRule m_rule;
 };
 
-class ImageFreshnessGateFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "image-freshness.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(ImageFreshnessGate, "image-freshness.json")
 
 } // namespace Sluice::ImageFreshness

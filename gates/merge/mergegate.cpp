@@ -843,7 +843,7 @@ std::unique_ptr<GateRun> MergeGate::evaluate(const GateRequest &request)
     return std::make_unique<MergeRun>(std::move(run), request);
 }
 
-Result<std::unique_ptr<PluginInstance>> MergeGateFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> MergeGate::create(const PluginContext &context)
 {
     auto settings = MergeSettings::fromSettings(context.settings());
     if (!settings)

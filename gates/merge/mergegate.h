@@ -8,6 +8,7 @@
 #include "requiredsource.h"
 
 #include <sluice/gate.h>
+#include <sluice/pluginfactory.h>
 
 #include <chrono>
 #include <optional>
@@ -35,6 +36,9 @@ class MergeGate final : public Gate
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     MergeGate(const PluginContext &context, MergeSettings settings, QObject *parent = nullptr);
     [[nodiscard]] std::unique_ptr<GateRun> evaluate(const GateRequest &request) override;
 
@@ -42,14 +46,6 @@ private:
     MergeSettings m_settings;
 };
 
-class MergeGateFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "merge.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(MergeGate, "merge.json")
 
 } // namespace Sluice::Merge

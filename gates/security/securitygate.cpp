@@ -545,7 +545,7 @@ std::unique_ptr<GateRun> SecurityGate::evaluate(const GateRequest &request)
     return run;
 }
 
-Result<std::unique_ptr<PluginInstance>> SecurityGateFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> SecurityGate::create(const PluginContext &context)
 {
     auto settings = SecuritySettings::fromSettings(context.settings());
     if (!settings)

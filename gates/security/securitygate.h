@@ -8,6 +8,7 @@
 
 #include <sluice/gate.h>
 #include <sluice/plugin.h>
+#include <sluice/pluginfactory.h>
 
 #include <QMutex>
 #include <QObject>
@@ -60,6 +61,9 @@ class SecurityGate final : public Gate
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     SecurityGate(const PluginContext &context, SecuritySettings settings, QObject *parent = nullptr);
     ~SecurityGate() override;
 
@@ -70,16 +74,7 @@ private:
     std::shared_ptr<CompiledRulesCache> m_cache;
 };
 
-class SecurityGateFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "security.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(SecurityGate, "security.json")
 
 } // namespace Gates
 } // namespace Sluice

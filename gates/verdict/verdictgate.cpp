@@ -553,7 +553,7 @@ std::unique_ptr<GateRun> VerdictGate::evaluate(const GateRequest &request)
     return run;
 }
 
-Result<std::unique_ptr<PluginInstance>> VerdictGateFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> VerdictGate::create(const PluginContext &context)
 {
     auto rule = VerdictRule::fromSettings(context.settings());
     if (!rule)

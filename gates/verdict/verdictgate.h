@@ -6,6 +6,7 @@
 
 #include <sluice/gate.h>
 #include <sluice/plugin.h>
+#include <sluice/pluginfactory.h>
 
 #include <QObject>
 #include <QString>
@@ -34,6 +35,9 @@ class VerdictGate final : public Gate
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     VerdictGate(const PluginContext &context, VerdictRule rule, QObject *parent = nullptr);
     ~VerdictGate() override;
 
@@ -44,17 +48,7 @@ private:
 };
 
 /// The factory the plugin library exports.
-class VerdictGateFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "verdict.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>>
-    create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(VerdictGate, "verdict.json")
 
 } // namespace Gates
 } // namespace Sluice

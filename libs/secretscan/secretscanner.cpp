@@ -524,6 +524,66 @@ int hsOnMatch(unsigned int id, unsigned long long, unsigned long long to, unsign
     return 0;
 }
 
+
+// Each keyword as a Vectorscan literal, every byte escaped.
+std::vector<std::string> keywordLiterals(const std::vector<std::string> &keywords)
+{
+    std::vector<std::string> patterns;
+    for (const std::string &k : keywords) {
+        std::string escaped;
+        for (unsigned char ch : k) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+            escaped += hex;
+        }
+        patterns.push_back(std::move(escaped));
+    }
+    return patterns;
+}
+
+// A rule regex's bounded prefix for the refinement database; no prefix when it has none.
+struct BoundedPrefix {
+    std::string prefix;
+    std::size_t width = 0;       // its longest match
+    std::unique_ptr<RE2> suffix; // the regex after it, with the flag groups the prefix set
+};
+
+// The longest prefix of whole top-level atoms of @p regex whose width is bounded and not zero.
+// The suffix (the regex after it) must match where the prefix ends for the regex to match
+// there; it carries the flag groups the prefix set at top level.
+BoundedPrefix boundedPrefix(const std::string &regex, unsigned ruleFlags)
+{
+    BoundedPrefix out;
+    const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
+    std::size_t best = 0;
+    for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
+        const std::string candidate = regex.substr(0, atoms[k]);
+        const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
+        if (!width || width->second == UINT_MAX)
+            break;
+        if (width->first > 0) {
+            out.prefix = candidate;
+            out.width = width->second;
+            best = k;
+        }
+    }
+    if (!out.prefix.empty()) {
+        std::string flagGroups;
+        for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
+            const std::string atom = regex.substr(from, atoms[k] - from);
+            if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')' && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
+                flagGroups += atom;
+        }
+        out.suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
+        if (!out.suffix->ok()) {
+            out.prefix.clear();
+            out.suffix.reset();
+        }
+    }
+    return out;
+}
+
+
 } // namespace
 
 struct SecretScanner::Data {
@@ -562,6 +622,12 @@ struct SecretScanner::Data {
         if (keywordDatabase)
             hs_free_database(keywordDatabase);
     }
+};
+
+// A rule regex on its way into the prefilter database, with the Vectorscan flags it is tried with.
+struct SecretScanner::PrefilterEntry {
+    int rule;
+    unsigned flags;
 };
 
 SecretScanner::Scratch::~Scratch()
@@ -607,6 +673,43 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
 {
     std::shared_ptr<SecretScanner> scanner(new SecretScanner());
     Data &data = *scanner->d;
+    indexRules(data, rules);
+
+    // Everything below the RE2 side depends only on the rules: a database built for the same
+    // ones before is loaded from the cache instead (checked, never trusted blindly).
+    QString cacheFile;
+    QByteArray key;
+    if (!options.cacheDirectory.isEmpty()) {
+        key = cacheKey(data, digest);
+        cacheFile = QDir(options.cacheDirectory).filePath(QStringLiteral("secretscan-%1.hsdb").arg(QString::fromLatin1(key.toHex())));
+        QString why;
+        if (loadCache(cacheFile, key, data, why)) {
+            if (auto attached = attachPatterns(data, true); !attached)
+                return std::unexpected(attached.error());
+            scanner->m_diagnostics = data.cachedDiagnostics;
+            scanner->m_cacheStatus = QStringLiteral("loaded from %1").arg(cacheFile);
+            return std::shared_ptr<const SecretScanner>(std::move(scanner));
+        }
+        scanner->m_cacheStatus = why;
+    }
+    if (auto attached = attachPatterns(data, false); !attached)
+        return std::unexpected(attached.error());
+    const std::vector<std::string> keywordPatterns = keywordLiterals(data.keywords);
+    if (auto built = buildPrefilter(data, keywordPatterns, scanner->m_diagnostics); !built)
+        return std::unexpected(built.error());
+    buildKeywordDatabase(data, keywordPatterns);
+    if (!cacheFile.isEmpty()) {
+        data.cachedDiagnostics = scanner->m_diagnostics;
+        QString stored = storeCache(cacheFile, key, data);
+        scanner->m_cacheStatus = (scanner->m_cacheStatus.isEmpty() ? QString() : scanner->m_cacheStatus + QStringLiteral("; "))
+                                 + (stored.isEmpty() ? QStringLiteral("compiled, saved to %1").arg(cacheFile)
+                                                     : QStringLiteral("compiled, not saved: %1").arg(stored));
+    }
+    return std::shared_ptr<const SecretScanner>(std::move(scanner));
+}
+
+void SecretScanner::indexRules(Data &data, const RuleSet &rules)
+{
     data.rules = rules;
     data.compiled.reserve(data.rules.rules.size());
     for (const Rule &rule : data.rules.rules) {
@@ -626,196 +729,76 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         c.generic = lowerId.find("generic") != std::string::npos;
         data.compiled.push_back(std::move(c));
     }
+}
 
-    // The RE2 side. @p validated: this very rule set compiled whole before (its cache file
-    // exists; the key covers every pattern RE2 compiles and the RE2 library), so the
-    // patterns are compiled on first use; otherwise all of them now, and an error names the
-    // rule.
-    auto attachPatterns = [&](bool validated) -> Result<void> {
-        for (CompiledRule &c : data.compiled) {
-            const Rule &rule = *c.rule;
-            const QString id = QString::fromStdString(rule.id);
-            if (!rule.regex.empty()) {
-                if (validated) {
-                    c.regex = LazyRe2(rule.regex, re2Options());
-                } else {
-                    auto re = compileRe2(rule.regex);
-                    if (!re->ok())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'regex' does not compile in RE2: %3")
-                                        .arg(rule.origin, id, QString::fromStdString(re->error())));
-                    if (rule.secretGroup > re->NumberOfCapturingGroups())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'secretGroup' is %3 but the regex has only %4 groups")
-                                        .arg(rule.origin, id)
-                                        .arg(rule.secretGroup)
-                                        .arg(re->NumberOfCapturingGroups()));
-                    c.regex = LazyRe2(std::move(re));
-                }
-            }
-            if (!rule.path.empty()) {
-                if (validated) {
-                    c.path = LazyRe2(rule.path, re2Options());
-                } else {
-                    auto re = compileRe2(rule.path);
-                    if (!re->ok())
-                        return fail(ErrorCode::InvalidConfig,
-                                    QStringLiteral("%1: rule '%2': key 'path' does not compile in RE2: %3")
-                                        .arg(rule.origin, id, QString::fromStdString(re->error())));
-                    c.path = LazyRe2(std::move(re));
-                }
-            }
-            for (const Allowlist &a : rule.allowlists) {
-                auto compiled = compileAllowlist(a, QStringLiteral("rule '%1' allowlist").arg(id), validated);
-                if (!compiled)
-                    return std::unexpected(compiled.error());
-                c.allowlists.push_back(std::move(*compiled));
+// The RE2 side. @p validated: this very rule set compiled whole before (its cache file
+// exists; the key covers every pattern RE2 compiles and the RE2 library), so the patterns are
+// compiled on first use; otherwise all of them now, and an error names the rule.
+Result<void> SecretScanner::attachPatterns(Data &data, bool validated)
+{
+    for (CompiledRule &c : data.compiled) {
+        const Rule &rule = *c.rule;
+        const QString id = QString::fromStdString(rule.id);
+        if (!rule.regex.empty()) {
+            if (validated) {
+                c.regex = LazyRe2(rule.regex, re2Options());
+            } else {
+                auto re = compileRe2(rule.regex);
+                if (!re->ok())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'regex' does not compile in RE2: %3")
+                                    .arg(rule.origin, id, QString::fromStdString(re->error())));
+                if (rule.secretGroup > re->NumberOfCapturingGroups())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'secretGroup' is %3 but the regex has only %4 groups")
+                                    .arg(rule.origin, id)
+                                    .arg(rule.secretGroup)
+                                    .arg(re->NumberOfCapturingGroups()));
+                c.regex = LazyRe2(std::move(re));
             }
         }
-        for (const Allowlist &a : data.rules.allowlists) {
-            auto compiled = compileAllowlist(a, QStringLiteral("global allowlist"), validated);
+        if (!rule.path.empty()) {
+            if (validated) {
+                c.path = LazyRe2(rule.path, re2Options());
+            } else {
+                auto re = compileRe2(rule.path);
+                if (!re->ok())
+                    return fail(ErrorCode::InvalidConfig,
+                                QStringLiteral("%1: rule '%2': key 'path' does not compile in RE2: %3")
+                                    .arg(rule.origin, id, QString::fromStdString(re->error())));
+                c.path = LazyRe2(std::move(re));
+            }
+        }
+        for (const Allowlist &a : rule.allowlists) {
+            auto compiled = compileAllowlist(a, QStringLiteral("rule '%1' allowlist").arg(id), validated);
             if (!compiled)
                 return std::unexpected(compiled.error());
-            data.globals.push_back(std::move(*compiled));
+            c.allowlists.push_back(std::move(*compiled));
         }
-        return {};
-    };
+    }
+    for (const Allowlist &a : data.rules.allowlists) {
+        auto compiled = compileAllowlist(a, QStringLiteral("global allowlist"), validated);
+        if (!compiled)
+            return std::unexpected(compiled.error());
+        data.globals.push_back(std::move(*compiled));
+    }
+    return {};
+}
 
-    // The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
-    // are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter
-    // pattern (a superset), and left out only if that fails too. The keywords of the rules
-    // left out go in as caseless literals after them, so the same pass also answers gitleaks'
-    // keyword prefilter for those rules (ASCII case folding, as the lower-cased search it
-    // replaces).
-    // Everything below depends only on the rules: a database built for the same ones before
-    // is loaded from the cache instead (checked, never trusted blindly).
-    QString cacheFile;
-    QByteArray key;
-    if (!options.cacheDirectory.isEmpty()) {
-        key = cacheKey(data, digest);
-        cacheFile = QDir(options.cacheDirectory).filePath(QStringLiteral("secretscan-%1.hsdb").arg(QString::fromLatin1(key.toHex())));
-        QString why;
-        if (loadCache(cacheFile, key, data, why)) {
-            if (auto attached = attachPatterns(true); !attached)
-                return std::unexpected(attached.error());
-            scanner->m_diagnostics = data.cachedDiagnostics;
-            scanner->m_cacheStatus = QStringLiteral("loaded from %1").arg(cacheFile);
-            return std::shared_ptr<const SecretScanner>(std::move(scanner));
-        }
-        scanner->m_cacheStatus = why;
-    }
-    if (auto attached = attachPatterns(false); !attached)
-        return std::unexpected(attached.error());
+// The prefilter: every rule regex in one block-mode database, ASCII mode (as Go's \b \w \s
+// are ASCII). A pattern Vectorscan refuses is retried as an approximate prefilter pattern (a
+// superset), and left out only if that fails too. The keywords of the rules left out go in as
+// caseless literals after them, so the same pass also answers gitleaks' keyword prefilter for
+// those rules (ASCII case folding, as the lower-cased search it replaces).
+Result<void> SecretScanner::buildPrefilter(Data &data, const std::vector<std::string> &keywordPatterns, QStringList &diagnostics)
+{
     data.keywordSlot.assign(data.keywords.size(), -1);
-    std::vector<std::string> keywordPatterns;
-    for (const std::string &k : data.keywords) {
-        std::string escaped;
-        for (unsigned char ch : k) {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", ch);
-            escaped += hex;
-        }
-        keywordPatterns.push_back(std::move(escaped));
-    }
     bool withKeywords = !keywordPatterns.empty();
-    struct Entry {
-        int rule;
-        unsigned flags;
-    };
-    std::vector<Entry> entries;
+    std::vector<PrefilterEntry> entries;
     for (int i = 0; i < int(data.compiled.size()); ++i) {
         if (data.compiled[i].regex && !countsCharacters(data.compiled[i].rule->regex))
             entries.push_back({i, HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY});
     }
-    // The refinement database (see Data::refineDatabase) for the exact rules of unbounded
-    // width. A rule whose regex holds non-ASCII bytes is left out: (?i) folds them in RE2 but
-    // not in Vectorscan's ASCII mode, so Vectorscan's match ends might not cover RE2's.
-    auto compileRefinement = [&]() {
-        std::vector<std::string> patterns;
-        std::vector<unsigned> patternFlags;
-        std::vector<unsigned> patternIds;
-        struct Candidate {
-            int rule;
-            std::size_t prefixWidth;
-            std::unique_ptr<RE2> suffix;
-        };
-        std::vector<Candidate> candidates;
-        for (const Entry &e : entries) {
-            CompiledRule &c = data.compiled[std::size_t(e.rule)];
-            if (!c.exact || c.maxWidth != 0)
-                continue;
-            const std::string &regex = c.rule->regex;
-            if (std::any_of(regex.begin(), regex.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
-                continue;
-            const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
-            // The longest prefix of whole top-level atoms whose width is bounded and not zero.
-            // The suffix (the regex after it) must match where the prefix ends for the regex to
-            // match there; it carries the flag groups the prefix set at top level.
-            std::string prefix;
-            std::size_t prefixWidth = 0;
-            std::unique_ptr<RE2> suffix;
-            const std::vector<std::size_t> atoms = topLevelAtomEnds(regex);
-            std::size_t best = 0;
-            for (std::size_t k = 0; k + 1 < atoms.size(); ++k) {
-                const std::string candidate = regex.substr(0, atoms[k]);
-                const auto width = expressionWidth(candidate, ruleFlags | HS_FLAG_ALLOWEMPTY);
-                if (!width || width->second == UINT_MAX)
-                    break;
-                if (width->first > 0) {
-                    prefix = candidate;
-                    prefixWidth = width->second;
-                    best = k;
-                }
-            }
-            if (!prefix.empty()) {
-                std::string flagGroups;
-                for (std::size_t k = 0, from = 0; k <= best; from = atoms[k], ++k) {
-                    const std::string atom = regex.substr(from, atoms[k] - from);
-                    if (atom.size() > 3 && atom.starts_with("(?") && atom.back() == ')'
-                        && atom.find_first_not_of("imsU-", 2) == atom.size() - 1)
-                        flagGroups += atom;
-                }
-                suffix = compileRe2(flagGroups + regex.substr(atoms[best]));
-                if (!suffix->ok()) {
-                    prefix.clear();
-                    suffix.reset();
-                }
-            }
-            const unsigned index = unsigned(candidates.size());
-            patterns.push_back(regex);
-            patternFlags.push_back(ruleFlags);
-            patternIds.push_back(2 * index);
-            if (!prefix.empty()) {
-                patterns.push_back(prefix);
-                patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
-                patternIds.push_back(2 * index + 1);
-            }
-            candidates.push_back({e.rule, prefix.empty() ? 0 : prefixWidth, std::move(suffix)});
-        }
-        if (candidates.empty())
-            return;
-        std::vector<const char *> expressions;
-        for (const std::string &p : patterns)
-            expressions.push_back(p.c_str());
-        hs_database_t *db = nullptr;
-        hs_compile_error_t *error = nullptr;
-        if (hs_compile_multi(expressions.data(), patternFlags.data(), patternIds.data(), unsigned(expressions.size()), HS_MODE_BLOCK,
-                             nullptr, &db, &error)
-            != HS_SUCCESS) {
-            // Only a speed-up: without it RE2 searches the whole fragment, as it always could.
-            hs_free_compile_error(error);
-            return;
-        }
-        data.refineDatabase = db;
-        for (std::size_t k = 0; k < candidates.size(); ++k) {
-            CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
-            c.refine = int(k);
-            c.prefixWidth = candidates[k].prefixWidth;
-            if (candidates[k].suffix)
-                c.suffix = LazyRe2(std::move(candidates[k].suffix));
-            data.refineRule.push_back(candidates[k].rule);
-        }
-    };
     while (!entries.empty()) {
         std::vector<const char *> expressions;
         std::vector<unsigned> flags;
@@ -848,7 +831,7 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
                                                HS_MODE_BLOCK, nullptr, &db, &error);
         if (rc == HS_SUCCESS) {
             data.database = db;
-            for (const Entry &e : entries) {
+            for (const PrefilterEntry &e : entries) {
                 data.databaseRule.push_back(e.rule);
                 data.databasePatterns.push_back(data.compiled[e.rule].rule->regex);
                 CompiledRule &c = data.compiled[e.rule];
@@ -864,8 +847,8 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
             }
             data.keywordSlot = std::move(keywordSlot);
             data.flagCount = expressions.size();
-            compileRefinement();
-            break;
+            buildRefinement(data, entries);
+            return {};
         }
         const int bad = error ? error->expression : -1;
         const QString message = error && error->message ? QString::fromLocal8Bit(error->message) : QStringLiteral("unknown error");
@@ -876,48 +859,104 @@ Result<std::shared_ptr<const SecretScanner>> SecretScanner::compile(const RuleSe
         }
         if (bad < 0 || bad >= int(entries.size()))
             return fail(ErrorCode::Unknown, QStringLiteral("Vectorscan cannot build the prefilter database: %1").arg(message));
-        Entry &entry = entries[std::size_t(bad)];
+        PrefilterEntry &entry = entries[std::size_t(bad)];
         const Rule &rule = *data.compiled[entry.rule].rule;
         if (!(entry.flags & HS_FLAG_PREFILTER)) {
             entry.flags |= HS_FLAG_PREFILTER;
-            scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it exactly (%3); "
-                                                         "it is prefiltered approximately and confirmed by RE2")
-                                              .arg(QString::fromStdString(rule.id), rule.origin, message));
+            diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it exactly (%3); "
+                                              "it is prefiltered approximately and confirmed by RE2")
+                                   .arg(QString::fromStdString(rule.id), rule.origin, message));
             continue;
         }
-        scanner->m_diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it (%3); it runs in RE2 "
-                                                     "alone, on every fragment that holds one of its keywords%4")
-                                          .arg(QString::fromStdString(rule.id), rule.origin, message,
-                                               rule.keywords.empty() ? QStringLiteral(" (it has none: every fragment)")
-                                                                     : QString()));
+        diagnostics.append(QStringLiteral("rule '%1' (%2): Vectorscan cannot compile it (%3); it runs in RE2 "
+                                          "alone, on every fragment that holds one of its keywords%4")
+                               .arg(QString::fromStdString(rule.id), rule.origin, message,
+                                    rule.keywords.empty() ? QStringLiteral(" (it has none: every fragment)") : QString()));
         entries.erase(entries.begin() + bad);
     }
-    if (!data.keywords.empty()) {
-        std::vector<const char *> expressions;
-        std::vector<unsigned> flags;
-        std::vector<unsigned> ids;
-        for (std::size_t k = 0; k < keywordPatterns.size(); ++k) {
-            expressions.push_back(keywordPatterns[k].c_str());
-            flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
-            ids.push_back(unsigned(k));
+    return {};
+}
+
+// The refinement database (see Data::refineDatabase) for the exact rules of unbounded width.
+// A rule whose regex holds non-ASCII bytes is left out: (?i) folds them in RE2 but not in
+// Vectorscan's ASCII mode, so Vectorscan's match ends might not cover RE2's.
+void SecretScanner::buildRefinement(Data &data, const std::vector<PrefilterEntry> &entries)
+{
+    std::vector<std::string> patterns;
+    std::vector<unsigned> patternFlags;
+    std::vector<unsigned> patternIds;
+    struct Candidate {
+        int rule;
+        std::size_t prefixWidth;
+        std::unique_ptr<RE2> suffix;
+    };
+    std::vector<Candidate> candidates;
+    for (const PrefilterEntry &e : entries) {
+        CompiledRule &c = data.compiled[std::size_t(e.rule)];
+        if (!c.exact || c.maxWidth != 0)
+            continue;
+        const std::string &regex = c.rule->regex;
+        if (std::any_of(regex.begin(), regex.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+            continue;
+        const unsigned ruleFlags = e.flags & ~HS_FLAG_SINGLEMATCH;
+        BoundedPrefix prefix = boundedPrefix(regex, ruleFlags);
+        const unsigned index = unsigned(candidates.size());
+        patterns.push_back(regex);
+        patternFlags.push_back(ruleFlags);
+        patternIds.push_back(2 * index);
+        if (!prefix.prefix.empty()) {
+            patterns.push_back(prefix.prefix);
+            patternFlags.push_back(ruleFlags & ~HS_FLAG_ALLOWEMPTY);
+            patternIds.push_back(2 * index + 1);
         }
-        hs_compile_error_t *error = nullptr;
-        if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()), HS_MODE_BLOCK, nullptr,
-                             &data.keywordDatabase, &error)
-            != HS_SUCCESS) {
-            // Only a speed-up: without it the keywords are searched in a lower-cased copy.
-            data.keywordDatabase = nullptr;
-            hs_free_compile_error(error);
-        }
+        candidates.push_back({e.rule, prefix.prefix.empty() ? 0 : prefix.width, std::move(prefix.suffix)});
     }
-    if (!cacheFile.isEmpty()) {
-        data.cachedDiagnostics = scanner->m_diagnostics;
-        QString stored = storeCache(cacheFile, key, data);
-        scanner->m_cacheStatus = (scanner->m_cacheStatus.isEmpty() ? QString() : scanner->m_cacheStatus + QStringLiteral("; "))
-                                 + (stored.isEmpty() ? QStringLiteral("compiled, saved to %1").arg(cacheFile)
-                                                     : QStringLiteral("compiled, not saved: %1").arg(stored));
+    if (candidates.empty())
+        return;
+    std::vector<const char *> expressions;
+    for (const std::string &p : patterns)
+        expressions.push_back(p.c_str());
+    hs_database_t *db = nullptr;
+    hs_compile_error_t *error = nullptr;
+    if (hs_compile_multi(expressions.data(), patternFlags.data(), patternIds.data(), unsigned(expressions.size()), HS_MODE_BLOCK,
+                         nullptr, &db, &error)
+        != HS_SUCCESS) {
+        // Only a speed-up: without it RE2 searches the whole fragment, as it always could.
+        hs_free_compile_error(error);
+        return;
     }
-    return std::shared_ptr<const SecretScanner>(std::move(scanner));
+    data.refineDatabase = db;
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+        CompiledRule &c = data.compiled[std::size_t(candidates[k].rule)];
+        c.refine = int(k);
+        c.prefixWidth = candidates[k].prefixWidth;
+        if (candidates[k].suffix)
+            c.suffix = LazyRe2(std::move(candidates[k].suffix));
+        data.refineRule.push_back(candidates[k].rule);
+    }
+}
+
+// Every keyword as a caseless literal (see Data::keywordDatabase).
+void SecretScanner::buildKeywordDatabase(Data &data, const std::vector<std::string> &keywordPatterns)
+{
+    if (data.keywords.empty())
+        return;
+    std::vector<const char *> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    for (std::size_t k = 0; k < keywordPatterns.size(); ++k) {
+        expressions.push_back(keywordPatterns[k].c_str());
+        flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
+        ids.push_back(unsigned(k));
+    }
+    hs_compile_error_t *error = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(), unsigned(expressions.size()), HS_MODE_BLOCK, nullptr,
+                         &data.keywordDatabase, &error)
+        != HS_SUCCESS) {
+        // Only a speed-up: without it the keywords are searched in a lower-cased copy.
+        data.keywordDatabase = nullptr;
+        hs_free_compile_error(error);
+    }
 }
 
 namespace {
@@ -1465,360 +1504,86 @@ struct PendingFinding {
     bool generic = false;
 };
 
-} // namespace
-
-bool SecretScanner::skipsFragment(const Fragment &fragment) const
+// The line of a rule's last match, and what was learnt about it. Matches come in order and
+// many may share one long line, so the text is walked once per rule: the '\n' count before
+// the match, the last '\n' before its start and the first at or after its end.
+class LineCursor
 {
-    return std::any_of(d->globals.begin(), d->globals.end(), [&](const CompiledAllowlist &a) { return a.allowsFragment(fragment); });
-}
+public:
+    explicit LineCursor(std::string_view text) : m_text(text) {}
 
-std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
-{
-    return scanFragment(fragment, scratch, options).findings;
-}
-
-FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
-{
-    std::vector<PendingFinding> pending;
-    bool capped = false;
-    bool incomplete = false;
-    auto full = [&]() {
-        if (options.maxFindings > 0 && pending.size() >= options.maxFindings)
-            capped = true;
-        return capped;
-    };
-    for (const CompiledAllowlist &a : d->globals) {
-        if (a.allowsFragment(fragment))
-            return {};
-    }
-    const std::string_view text = fragment.text;
-
-    // One Vectorscan pass says which prefiltered rules can match anywhere in the fragment.
-    std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 0);
-    if (d->database && !text.empty()) {
-        // Without scratch memory (allocation failed) every rule runs in RE2: slower, never blind.
-        MatchSink sink{scratch.m_flagged.data(), scratch.m_firstEnd.data()};
-        if (!scratch.m_hsScratch
-            || hs_scan(d->database, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
-                       hsOnMatch, &sink) != HS_SUCCESS) {
-            std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 1);
-            std::fill(scratch.m_firstEnd.begin(), scratch.m_firstEnd.end(), 0);
+    // Moves to the match [start, end): true when its line is another than the last match's.
+    bool moveTo(std::size_t start, std::size_t end)
+    {
+        if (start > m_lineCountedTo) {
+            m_linesBefore += int(countNewlines(m_text.data() + m_lineCountedTo, m_text.data() + start));
+            m_lineCountedTo = start;
         }
-    }
-    std::vector<char> &candidate = scratch.m_candidate;
-    candidate.assign(d->compiled.size(), 0);
-    bool any = false;
-    for (std::size_t i = 0; i < d->compiled.size(); ++i) {
-        const CompiledRule &c = d->compiled[i];
-        if (!c.regex)
-            candidate[i] = fragment.fileStart && c.path;
-        else if (!c.prefiltered)
-            candidate[i] = !text.empty();
-        any = any || candidate[i];
-    }
-    std::vector<std::size_t> &searchFrom = scratch.m_searchFrom;
-    searchFrom.assign(d->compiled.size(), 0);
-    for (std::size_t k = 0; k < d->databaseRule.size(); ++k) {
-        if (scratch.m_flagged[k]) {
-            const std::size_t rule = std::size_t(d->databaseRule[k]);
-            candidate[rule] = 1;
-            const std::size_t width = d->compiled[rule].maxWidth;
-            const std::size_t end = std::size_t(scratch.m_firstEnd[k]);
-            searchFrom[rule] = width > 0 && end > width ? end - width : 0;
-            any = true;
-        }
-    }
-    if (!any)
-        return {};
-
-    // Keywords: a rule with keywords runs only if one appears (lower-cased) in the fragment.
-    bool lowered = false;
-    bool keywordPassDone = false;
-    bool keywordPassOk = false;
-    auto inDatabase = [&](int id) { return d->database && d->keywordSlot[std::size_t(id)] >= 0; };
-    // What the main pass says about the rule's keywords: one of them is there, none is, or
-    // it does not know (some are not in its database).
-    enum class Known { Yes, No, Unknown };
-    auto keywordFromMainPass = [&](const CompiledRule &c) {
-        if (c.keywords.empty())
-            return Known::Yes;
-        if (std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
-                        [&](int id) { return inDatabase(id) && scratch.m_flagged[std::size_t(d->keywordSlot[std::size_t(id)])] != 0; }))
-            return Known::Yes;
-        if (std::all_of(c.keywordIds.begin(), c.keywordIds.end(), inDatabase))
-            return Known::No;
-        return Known::Unknown;
-    };
-    auto hasKeyword = [&](const CompiledRule &c) {
-        const Known known = keywordFromMainPass(c);
-        if (known != Known::Unknown)
-            return known == Known::Yes;
-        if (!keywordPassDone) {
-            keywordPassDone = true;
-            if (d->keywordDatabase && scratch.m_hsScratch && scratch.m_keywordsUsable) {
-                std::fill(scratch.m_keywordSeen.begin(), scratch.m_keywordSeen.end(), 0);
-                keywordPassOk = hs_scan(d->keywordDatabase, text.data(), unsigned(text.size()), 0,
-                                        static_cast<hs_scratch_t *>(scratch.m_hsScratch), hsOnKeyword, scratch.m_keywordSeen.data())
-                                == HS_SUCCESS;
-            }
-        }
-        if (keywordPassOk)
-            return std::any_of(c.keywordIds.begin(), c.keywordIds.end(), [&](int id) { return scratch.m_keywordSeen[std::size_t(id)] != 0; });
-        if (!lowered) {
-            scratch.m_lowered.resize(text.size());
-            char *out = scratch.m_lowered.data();
-            for (std::size_t k = 0; k < text.size(); ++k) {
-                const char ch = text[k];
-                out[k] = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
-            }
-            lowered = true;
-        }
-        for (std::size_t k = 0; k < c.keywords.size(); ++k) {
-            if (!inDatabase(c.keywordIds[k]) && scratch.m_lowered.find(c.keywords[k]) != std::string::npos)
-                return true;
-        }
-        return false;
-    };
-
-    // The refinement pass, run once per fragment when the first rule that has one reaches RE2.
-    bool refined = false;
-    bool refineOk = false;
-    auto refine = [&]() {
-        refined = true;
-        if (!d->refineDatabase || !scratch.m_hsScratch || !scratch.m_refineUsable)
-            return;
-        // RE2 folds (?i) "k" and "s" to KELVIN SIGN and LATIN SMALL LETTER LONG S, Vectorscan's
-        // ASCII mode does not: where they occur, Vectorscan's ends may miss an RE2 match.
-        if (text.find("\xE2\x84\xAA") != std::string_view::npos || text.find("\xC5\xBF") != std::string_view::npos)
-            return;
-        std::fill(scratch.m_refineSeen.begin(), scratch.m_refineSeen.end(), 0);
-        for (auto &ends : scratch.m_prefixEnds)
-            ends.clear();
-        std::fill(scratch.m_lastEnd.begin(), scratch.m_lastEnd.end(), 0);
-        RefineSink sink{scratch.m_refineSeen.data(), scratch.m_lastEnd.data(), scratch.m_prefixEnds.data()};
-        refineOk = hs_scan(d->refineDatabase, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
-                           hsOnRefineMatch, &sink)
-                   == HS_SUCCESS;
-        for (auto &ends : scratch.m_prefixEnds) {
-            if (!std::is_sorted(ends.begin(), ends.end()))
-                std::sort(ends.begin(), ends.end());
-        }
-    };
-
-    for (std::size_t i = 0; i < d->compiled.size() && !full(); ++i) {
-        if (!candidate[i])
-            continue;
-        const CompiledRule &c = d->compiled[i];
-        // A rule whose regex Vectorscan matched exactly, with keywords outside the main pass:
-        // its first match nearly always holds one of them (generic-api-key's keywords are
-        // its regex's words), so that match is asked first and the whole fragment searched
-        // for them only if it holds none (a pass of its own, a tenth of a 200 MB scan's
-        // overhead before). Same answer: a keyword in the match is one in the fragment.
-        const Known known = keywordFromMainPass(c);
-        if (known == Known::No)
-            continue;
-        bool keywordPending = known == Known::Unknown && c.prefiltered && c.exact;
-        if (known == Known::Unknown && !keywordPending && !hasKeyword(c))
-            continue;
-        if (c.rule->skipReport)
-            continue;
-        if (std::any_of(c.allowlists.begin(), c.allowlists.end(), [&](const auto &a) { return a.allowsFragment(fragment); }))
-            continue;
-        if (c.path) {
-            // A path regex that does not compile (see LazyRe2) leaves the rule applying.
-            const RE2 *pathRegex = c.path.get();
-            if (pathRegex && !RE2::PartialMatch(fragment.path, *pathRegex))
-                continue;
-        }
-        if (!c.regex) {
-            PendingFinding p;
-            p.finding.ruleId = c.rule->id;
-            p.finding.description = c.rule->description;
-            p.finding.file = fragment.path;
-            p.finding.commit = fragment.commit;
-            p.finding.line = 0;
-            p.finding.masked = "file detected: " + fragment.path;
-            pending.push_back(std::move(p));
-            continue;
-        }
-
-        // FindAll: leftmost-first, non-overlapping; an empty match right after the previous
-        // match is skipped, as Go does.
-        const RE2 *regex = c.regex.get();
-        if (!regex) {
-            // Only when RE2 refuses, on first use, a regex it compiled before (LazyRe2):
-            // the fragment is not fully scanned, and the caller says so.
-            incomplete = true;
-            continue;
-        }
-        const RE2 *suffix = c.prefixWidth > 0 && c.suffix ? c.suffix.get() : nullptr;
-        const re2::StringPiece whole(text.data(), text.size());
-        std::size_t pos = searchFrom[i];
-        std::size_t lineCountedTo = 0;
-        int linesBefore = 0;
-        std::ptrdiff_t previousEnd = -1;
-        const int groups = regex->NumberOfCapturingGroups();
-        std::vector<re2::StringPiece> sub(std::size_t(groups) + 1);
-        // With the refinement pass: every match ends at or before the rule's last match end,
-        // and splits into a prefix match that ends after its start, at most prefixWidth
-        // after it, and a suffix match from there. So RE2 searches from the first prefix end
-        // at or after the start where the suffix matches, minus prefixWidth, up to the last
-        // match end, with the whole fragment as context (so \b, ^ and $ see what lies beyond).
-        // Otherwise the whole rest of the fragment.
-        if (c.refine >= 0 && options.boundSearch && !refined)
-            refine();
-        const std::size_t r = std::size_t(std::max(c.refine, 0));
-        const bool bounded = c.refine >= 0 && options.boundSearch && refineOk && scratch.m_refineSeen[r]
-                             && (c.prefixWidth == 0 || (suffix && !scratch.m_prefixEnds[r].empty()));
-        const std::size_t searchTo = bounded ? std::min(std::size_t(scratch.m_lastEnd[r]), text.size()) : text.size();
-        std::size_t nextPrefixEnd = 0;
-        // The line of the last match, and what was learnt about it: matches come in order and
-        // many may share one long line, so its bounds, its allow marker and the line
-        // allowlists are looked at once per line, not once per match (which was quadratic).
-        std::size_t newlineCursor = 0;                          // text before it has been looked at...
-        std::size_t lastNewline = std::string_view::npos;       // ...and its last '\n' is here
-        std::size_t nextNewlineFrom = 1, nextNewline = 0;       // the first '\n' at or after nextNewlineFrom
-        std::size_t lineStart = std::string_view::npos;
-        std::size_t lineEnd = 0; // position of its '\n', or the end of the text
-        bool lineAllowMarker = false;
-        std::vector<signed char> &globalLineVerdicts = scratch.m_globalLineVerdicts;
-        std::vector<signed char> &ruleLineVerdicts = scratch.m_ruleLineVerdicts;
-        while (pos <= text.size() && !full()) {
-            std::size_t from = pos;
-            if (bounded) {
-                if (pos > searchTo)
-                    break;
-                if (c.prefixWidth > 0) {
-                    const std::vector<unsigned long long> &ends = scratch.m_prefixEnds[r];
-                    // No match of the rule ends past searchTo, so neither does a suffix match
-                    // that is part of one (the text beyond stays context for $ and \b).
-                    while (nextPrefixEnd < ends.size()
-                           && (ends[nextPrefixEnd] < pos
-                               || !suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), searchTo, RE2::ANCHOR_START, nullptr, 0)))
-                        ++nextPrefixEnd;
-                    if (nextPrefixEnd == ends.size())
-                        break;
-                    const std::size_t prefixEnd = std::size_t(ends[nextPrefixEnd]);
-                    from = std::max(pos, prefixEnd > c.prefixWidth ? prefixEnd - c.prefixWidth : 0);
-                    if (from > searchTo)
-                        break;
-                }
-            }
-            re2::StringPiece m;
-            if (!regex->Match(whole, from, searchTo, RE2::UNANCHORED, &m, 1))
+        for (std::size_t at = m_newlineCursor; at < start;) {
+            const void *hit = std::memchr(m_text.data() + at, '\n', start - at);
+            if (!hit)
                 break;
-            std::size_t start = std::size_t(m.data() - text.data());
-            std::size_t end = start + m.size();
-            if (m.empty()) {
-                if (std::ptrdiff_t(start) == previousEnd) {
-                    pos = start + 1;
-                    continue;
-                }
-                pos = start + 1;
+            m_lastNewline = std::size_t(static_cast<const char *>(hit) - m_text.data());
+            at = m_lastNewline + 1;
+        }
+        m_newlineCursor = std::max(m_newlineCursor, start);
+        const std::size_t thisLineStart = m_lastNewline == std::string_view::npos ? 0 : m_lastNewline + 1;
+        if (end < m_nextNewlineFrom || end > m_nextNewline) {
+            const std::size_t newline = m_text.find('\n', end);
+            m_nextNewline = newline == std::string_view::npos ? m_text.size() : newline;
+            m_nextNewlineFrom = end;
+        }
+        if (thisLineStart == m_lineStart && m_nextNewline == m_lineEnd)
+            return false;
+        m_lineStart = thisLineStart;
+        m_lineEnd = m_nextNewline;
+        return true;
+    }
+    // Lines before the match's start.
+    int linesBefore() const { return m_linesBefore; }
+    std::size_t lineStart() const { return m_lineStart; }
+    std::string_view line() const { return m_text.substr(m_lineStart, m_lineEnd - m_lineStart); }
+
+private:
+    std::string_view m_text;
+    std::size_t m_lineCountedTo = 0;
+    int m_linesBefore = 0;
+    std::size_t m_newlineCursor = 0;                     // text before it has been looked at...
+    std::size_t m_lastNewline = std::string_view::npos;  // ...and its last '\n' is here
+    std::size_t m_nextNewlineFrom = 1, m_nextNewline = 0; // the first '\n' at or after m_nextNewlineFrom
+    std::size_t m_lineStart = std::string_view::npos;
+    std::size_t m_lineEnd = 0; // position of its '\n', or the end of the text
+};
+
+// The secret in @p match: @p regex again on the match alone; the chosen or first non-empty group.
+std::string_view secretOf(const RE2 &regex, int groups, std::vector<re2::StringPiece> &sub, std::string_view match, int secretGroup)
+{
+    std::string_view secret = match;
+    if (groups > 0) {
+        const re2::StringPiece matchPiece(match.data(), match.size());
+        if (regex.Match(matchPiece, 0, match.size(), RE2::UNANCHORED, sub.data(), groups + 1)) {
+            if (secretGroup > 0) {
+                const re2::StringPiece &g = sub[std::size_t(secretGroup)];
+                secret = std::string_view(g.data() ? g.data() : match.data(), g.size());
             } else {
-                pos = end;
-            }
-            previousEnd = std::ptrdiff_t(end);
-            // match = strings.Trim(match, "\n")
-            while (start < end && text[start] == '\n')
-                ++start;
-            while (end > start && text[end - 1] == '\n')
-                --end;
-            const std::string_view match = text.substr(start, end - start);
-            if (keywordPending) {
-                keywordPending = false;
-                std::string &lowerMatch = scratch.m_lowerMatch;
-                lowerMatch.assign(match);
-                for (char &ch : lowerMatch)
-                    ch = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
-                const bool inMatch = std::any_of(c.keywords.begin(), c.keywords.end(),
-                                                 [&](const std::string &k) { return lowerMatch.find(k) != std::string::npos; });
-                std::fill(lowerMatch.begin(), lowerMatch.end(), '\0'); // it may hold the secret
-                if (!inMatch && !hasKeyword(c))
-                    break;
-            }
-
-            if (start > lineCountedTo) {
-                linesBefore += int(countNewlines(text.data() + lineCountedTo, text.data() + start));
-                lineCountedTo = start;
-            }
-            // Matches only move forward, so the text is walked once per rule: the last '\n'
-            // before the match's start, and the first at or after its end.
-            for (std::size_t at = newlineCursor; at < start;) {
-                const void *hit = std::memchr(text.data() + at, '\n', start - at);
-                if (!hit)
-                    break;
-                lastNewline = std::size_t(static_cast<const char *>(hit) - text.data());
-                at = lastNewline + 1;
-            }
-            newlineCursor = std::max(newlineCursor, start);
-            const std::size_t thisLineStart = lastNewline == std::string_view::npos ? 0 : lastNewline + 1;
-            if (end < nextNewlineFrom || end > nextNewline) {
-                const std::size_t newline = text.find('\n', end);
-                nextNewline = newline == std::string_view::npos ? text.size() : newline;
-                nextNewlineFrom = end;
-            }
-            if (thisLineStart != lineStart || nextNewline != lineEnd) {
-                lineStart = thisLineStart;
-                lineEnd = nextNewline;
-                const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
-                lineAllowMarker = options.honorAllowMarker && line.find(AllowMarker) != std::string_view::npos;
-                globalLineVerdicts.assign(d->globals.size(), -1);
-                ruleLineVerdicts.assign(c.allowlists.size(), -1);
-            }
-            const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
-            if (lineAllowMarker)
-                continue;
-
-            // The secret: the regex again on the match alone; the chosen or first non-empty group.
-            std::string_view secret = match;
-            if (groups > 0) {
-                const re2::StringPiece matchPiece(match.data(), match.size());
-                if (regex->Match(matchPiece, 0, match.size(), RE2::UNANCHORED, sub.data(), groups + 1)) {
-                    if (c.rule->secretGroup > 0) {
-                        const re2::StringPiece &g = sub[std::size_t(c.rule->secretGroup)];
-                        secret = std::string_view(g.data() ? g.data() : match.data(), g.size());
-                    } else {
-                        for (int g = 1; g <= groups; ++g) {
-                            if (!sub[std::size_t(g)].empty()) {
-                                secret = std::string_view(sub[std::size_t(g)].data(), sub[std::size_t(g)].size());
-                                break;
-                            }
-                        }
+                for (int g = 1; g <= groups; ++g) {
+                    if (!sub[std::size_t(g)].empty()) {
+                        secret = std::string_view(sub[std::size_t(g)].data(), sub[std::size_t(g)].size());
+                        break;
                     }
                 }
             }
-            const double entropy = shannonEntropy(secret);
-            if (c.rule->entropy != 0 && entropy <= c.rule->entropy)
-                continue;
-            bool allowed = false;
-            for (std::size_t k = 0; !allowed && k < d->globals.size(); ++k)
-                allowed = d->globals[k].allowsFinding(fragment, secret, match, line, globalLineVerdicts[k]);
-            for (std::size_t k = 0; !allowed && k < c.allowlists.size(); ++k)
-                allowed = c.allowlists[k].allowsFinding(fragment, secret, match, line, ruleLineVerdicts[k]);
-            if (allowed)
-                continue;
-
-            PendingFinding p;
-            p.generic = c.generic;
-            p.secret.assign(secret);
-            SecretFinding &f = p.finding;
-            f.ruleId = c.rule->id;
-            f.description = c.rule->description;
-            f.file = fragment.path;
-            f.commit = fragment.commit;
-            f.line = fragment.startLine + linesBefore;
-            f.endLine = f.line + int(std::count(match.begin(), match.end(), '\n'));
-            f.column = int(start - lineStart) + 1;
-            f.entropy = entropy;
-            f.masked = maskedMatch(match, secret);
-            pending.push_back(std::move(p));
         }
     }
+    return secret;
+}
 
-    // gitleaks' dedupe: a generic finding goes when a specific one on its line holds its
-    // secret. Only the specific findings of the same line are compared (looking through all of
-    // them for each generic one was quadratic in the findings of a fragment).
+// gitleaks' dedupe (a generic finding goes when a specific one on its line holds its
+// secret), then fingerprints, in order of position. Wipes the secrets of @p pending.
+std::vector<SecretFinding> finishFindings(std::vector<PendingFinding> &pending, const ScanOptions &options)
+{
+    // Only the specific findings of the same line are compared (looking through all of them
+    // for each generic one was quadratic in the findings of a fragment).
     std::unordered_map<int, std::vector<const PendingFinding *>> specificByLine;
     if (options.dedupeGeneric) {
         for (const PendingFinding &p : pending) {
@@ -1850,7 +1615,380 @@ FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scra
     std::sort(out.begin(), out.end(), [](const SecretFinding &a, const SecretFinding &b) {
         return std::tie(a.line, a.column, a.ruleId) < std::tie(b.line, b.column, b.ruleId);
     });
-    return FragmentScan{std::move(out), capped, incomplete};
+    return out;
+}
+
+} // namespace
+
+// One fragment's scan: the prefilter pass, then each candidate rule in RE2. The keyword and
+// refinement passes run at most once, when the first rule that needs them gets there.
+class SecretScanner::FragmentPass
+{
+public:
+    FragmentPass(const Data &data, const Fragment &fragment, Scratch &scratch, const ScanOptions &options)
+        : d(data), m_fragment(fragment), m_text(fragment.text), m_scratch(scratch), m_options(options)
+    {
+    }
+
+    // One Vectorscan pass says which prefiltered rules can match anywhere in the fragment.
+    // False when no rule can.
+    bool markCandidates();
+    void scanRules()
+    {
+        for (std::size_t i = 0; i < d.compiled.size() && !full(); ++i) {
+            if (m_scratch.m_candidate[i])
+                scanRule(i);
+        }
+    }
+    FragmentScan result() { return FragmentScan{finishFindings(m_pending, m_options), m_capped, m_incomplete}; }
+
+private:
+    // What the main pass says about a rule's keywords: one of them is there, none is, or
+    // it does not know (some are not in its database).
+    enum class Known { Yes, No, Unknown };
+
+    bool full()
+    {
+        if (m_options.maxFindings > 0 && m_pending.size() >= m_options.maxFindings)
+            m_capped = true;
+        return m_capped;
+    }
+    bool inDatabase(int id) const { return d.database && d.keywordSlot[std::size_t(id)] >= 0; }
+    Known keywordFromMainPass(const CompiledRule &c) const;
+    // Keywords: a rule with keywords runs only if one appears (lower-cased) in the fragment.
+    bool hasKeyword(const CompiledRule &c);
+    // The refinement pass, run once per fragment when the first rule that has one reaches RE2.
+    void refine();
+    void scanRule(std::size_t i);
+    // FindAll of rule @p i's regex in RE2. @p keywordPending: whether the rule's keywords are
+    // still to be looked for (in its first match, then in the fragment).
+    void matchRule(std::size_t i, bool keywordPending);
+    // Whether one of the keywords of @p c is in @p match (lower-cased).
+    bool keywordInMatch(const CompiledRule &c, std::string_view match);
+
+    const Data &d;
+    const Fragment &m_fragment;
+    const std::string_view m_text;
+    Scratch &m_scratch;
+    const ScanOptions &m_options;
+    std::vector<PendingFinding> m_pending;
+    bool m_capped = false;
+    bool m_incomplete = false;
+    bool m_lowered = false;
+    bool m_keywordPassDone = false;
+    bool m_keywordPassOk = false;
+    bool m_refined = false;
+    bool m_refineOk = false;
+};
+
+bool SecretScanner::FragmentPass::markCandidates()
+{
+    Scratch &scratch = m_scratch;
+    const std::string_view text = m_text;
+    std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 0);
+    if (d.database && !text.empty()) {
+        // Without scratch memory (allocation failed) every rule runs in RE2: slower, never blind.
+        MatchSink sink{scratch.m_flagged.data(), scratch.m_firstEnd.data()};
+        if (!scratch.m_hsScratch
+            || hs_scan(d.database, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
+                       hsOnMatch, &sink) != HS_SUCCESS) {
+            std::fill(scratch.m_flagged.begin(), scratch.m_flagged.end(), 1);
+            std::fill(scratch.m_firstEnd.begin(), scratch.m_firstEnd.end(), 0);
+        }
+    }
+    std::vector<char> &candidate = scratch.m_candidate;
+    candidate.assign(d.compiled.size(), 0);
+    bool any = false;
+    for (std::size_t i = 0; i < d.compiled.size(); ++i) {
+        const CompiledRule &c = d.compiled[i];
+        if (!c.regex)
+            candidate[i] = m_fragment.fileStart && c.path;
+        else if (!c.prefiltered)
+            candidate[i] = !text.empty();
+        any = any || candidate[i];
+    }
+    std::vector<std::size_t> &searchFrom = scratch.m_searchFrom;
+    searchFrom.assign(d.compiled.size(), 0);
+    for (std::size_t k = 0; k < d.databaseRule.size(); ++k) {
+        if (scratch.m_flagged[k]) {
+            const std::size_t rule = std::size_t(d.databaseRule[k]);
+            candidate[rule] = 1;
+            const std::size_t width = d.compiled[rule].maxWidth;
+            const std::size_t end = std::size_t(scratch.m_firstEnd[k]);
+            searchFrom[rule] = width > 0 && end > width ? end - width : 0;
+            any = true;
+        }
+    }
+    return any;
+}
+
+SecretScanner::FragmentPass::Known SecretScanner::FragmentPass::keywordFromMainPass(const CompiledRule &c) const
+{
+    if (c.keywords.empty())
+        return Known::Yes;
+    if (std::any_of(c.keywordIds.begin(), c.keywordIds.end(),
+                    [&](int id) { return inDatabase(id) && m_scratch.m_flagged[std::size_t(d.keywordSlot[std::size_t(id)])] != 0; }))
+        return Known::Yes;
+    if (std::all_of(c.keywordIds.begin(), c.keywordIds.end(), [&](int id) { return inDatabase(id); }))
+        return Known::No;
+    return Known::Unknown;
+}
+
+bool SecretScanner::FragmentPass::hasKeyword(const CompiledRule &c)
+{
+    Scratch &scratch = m_scratch;
+    const std::string_view text = m_text;
+    const Known known = keywordFromMainPass(c);
+    if (known != Known::Unknown)
+        return known == Known::Yes;
+    if (!m_keywordPassDone) {
+        m_keywordPassDone = true;
+        if (d.keywordDatabase && scratch.m_hsScratch && scratch.m_keywordsUsable) {
+            std::fill(scratch.m_keywordSeen.begin(), scratch.m_keywordSeen.end(), 0);
+            m_keywordPassOk = hs_scan(d.keywordDatabase, text.data(), unsigned(text.size()), 0,
+                                      static_cast<hs_scratch_t *>(scratch.m_hsScratch), hsOnKeyword, scratch.m_keywordSeen.data())
+                              == HS_SUCCESS;
+        }
+    }
+    if (m_keywordPassOk)
+        return std::any_of(c.keywordIds.begin(), c.keywordIds.end(), [&](int id) { return scratch.m_keywordSeen[std::size_t(id)] != 0; });
+    if (!m_lowered) {
+        scratch.m_lowered.resize(text.size());
+        char *out = scratch.m_lowered.data();
+        for (std::size_t k = 0; k < text.size(); ++k) {
+            const char ch = text[k];
+            out[k] = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
+        }
+        m_lowered = true;
+    }
+    for (std::size_t k = 0; k < c.keywords.size(); ++k) {
+        if (!inDatabase(c.keywordIds[k]) && scratch.m_lowered.find(c.keywords[k]) != std::string::npos)
+            return true;
+    }
+    return false;
+}
+
+void SecretScanner::FragmentPass::refine()
+{
+    Scratch &scratch = m_scratch;
+    const std::string_view text = m_text;
+    m_refined = true;
+    if (!d.refineDatabase || !scratch.m_hsScratch || !scratch.m_refineUsable)
+        return;
+    // RE2 folds (?i) "k" and "s" to KELVIN SIGN and LATIN SMALL LETTER LONG S, Vectorscan's
+    // ASCII mode does not: where they occur, Vectorscan's ends may miss an RE2 match.
+    if (text.find("\xE2\x84\xAA") != std::string_view::npos || text.find("\xC5\xBF") != std::string_view::npos)
+        return;
+    std::fill(scratch.m_refineSeen.begin(), scratch.m_refineSeen.end(), 0);
+    for (auto &ends : scratch.m_prefixEnds)
+        ends.clear();
+    std::fill(scratch.m_lastEnd.begin(), scratch.m_lastEnd.end(), 0);
+    RefineSink sink{scratch.m_refineSeen.data(), scratch.m_lastEnd.data(), scratch.m_prefixEnds.data()};
+    m_refineOk = hs_scan(d.refineDatabase, text.data(), unsigned(text.size()), 0, static_cast<hs_scratch_t *>(scratch.m_hsScratch),
+                         hsOnRefineMatch, &sink)
+                 == HS_SUCCESS;
+    for (auto &ends : scratch.m_prefixEnds) {
+        if (!std::is_sorted(ends.begin(), ends.end()))
+            std::sort(ends.begin(), ends.end());
+    }
+}
+
+void SecretScanner::FragmentPass::scanRule(std::size_t i)
+{
+    const Fragment &fragment = m_fragment;
+    const CompiledRule &c = d.compiled[i];
+    // A rule whose regex Vectorscan matched exactly, with keywords outside the main pass:
+    // its first match nearly always holds one of them (generic-api-key's keywords are
+    // its regex's words), so that match is asked first and the whole fragment searched
+    // for them only if it holds none (a pass of its own, a tenth of a 200 MB scan's
+    // overhead before). Same answer: a keyword in the match is one in the fragment.
+    const Known known = keywordFromMainPass(c);
+    if (known == Known::No)
+        return;
+    const bool keywordPending = known == Known::Unknown && c.prefiltered && c.exact;
+    if (known == Known::Unknown && !keywordPending && !hasKeyword(c))
+        return;
+    if (c.rule->skipReport)
+        return;
+    if (std::any_of(c.allowlists.begin(), c.allowlists.end(), [&](const auto &a) { return a.allowsFragment(fragment); }))
+        return;
+    if (c.path) {
+        // A path regex that does not compile (see LazyRe2) leaves the rule applying.
+        const RE2 *pathRegex = c.path.get();
+        if (pathRegex && !RE2::PartialMatch(fragment.path, *pathRegex))
+            return;
+    }
+    if (!c.regex) {
+        PendingFinding p;
+        p.finding.ruleId = c.rule->id;
+        p.finding.description = c.rule->description;
+        p.finding.file = fragment.path;
+        p.finding.commit = fragment.commit;
+        p.finding.line = 0;
+        p.finding.masked = "file detected: " + fragment.path;
+        m_pending.push_back(std::move(p));
+        return;
+    }
+    matchRule(i, keywordPending);
+}
+
+bool SecretScanner::FragmentPass::keywordInMatch(const CompiledRule &c, std::string_view match)
+{
+    std::string &lowerMatch = m_scratch.m_lowerMatch;
+    lowerMatch.assign(match);
+    for (char &ch : lowerMatch)
+        ch = char(ch + ((unsigned char)(ch - 'A') < 26u ? 32 : 0));
+    const bool inMatch = std::any_of(c.keywords.begin(), c.keywords.end(),
+                                     [&](const std::string &k) { return lowerMatch.find(k) != std::string::npos; });
+    std::fill(lowerMatch.begin(), lowerMatch.end(), '\0'); // it may hold the secret
+    return inMatch;
+}
+
+void SecretScanner::FragmentPass::matchRule(std::size_t i, bool keywordPending)
+{
+    const Fragment &fragment = m_fragment;
+    const std::string_view text = m_text;
+    Scratch &scratch = m_scratch;
+    const CompiledRule &c = d.compiled[i];
+    // FindAll: leftmost-first, non-overlapping; an empty match right after the previous
+    // match is skipped, as Go does.
+    const RE2 *regex = c.regex.get();
+    if (!regex) {
+        // Only when RE2 refuses, on first use, a regex it compiled before (LazyRe2):
+        // the fragment is not fully scanned, and the caller says so.
+        m_incomplete = true;
+        return;
+    }
+    const RE2 *suffix = c.prefixWidth > 0 && c.suffix ? c.suffix.get() : nullptr;
+    const re2::StringPiece whole(text.data(), text.size());
+    std::size_t pos = scratch.m_searchFrom[i];
+    std::ptrdiff_t previousEnd = -1;
+    const int groups = regex->NumberOfCapturingGroups();
+    std::vector<re2::StringPiece> sub(std::size_t(groups) + 1);
+    // With the refinement pass: every match ends at or before the rule's last match end,
+    // and splits into a prefix match that ends after its start, at most prefixWidth
+    // after it, and a suffix match from there. So RE2 searches from the first prefix end
+    // at or after the start where the suffix matches, minus prefixWidth, up to the last
+    // match end, with the whole fragment as context (so \b, ^ and $ see what lies beyond).
+    // Otherwise the whole rest of the fragment.
+    if (c.refine >= 0 && m_options.boundSearch && !m_refined)
+        refine();
+    const std::size_t r = std::size_t(std::max(c.refine, 0));
+    const bool bounded = c.refine >= 0 && m_options.boundSearch && m_refineOk && scratch.m_refineSeen[r]
+                         && (c.prefixWidth == 0 || (suffix && !scratch.m_prefixEnds[r].empty()));
+    const std::size_t searchTo = bounded ? std::min(std::size_t(scratch.m_lastEnd[r]), text.size()) : text.size();
+    std::size_t nextPrefixEnd = 0;
+    // Its bounds, its allow marker and the line allowlists are looked at once per line, not
+    // once per match (which was quadratic).
+    LineCursor lines(text);
+    bool lineAllowMarker = false;
+    std::vector<signed char> &globalLineVerdicts = scratch.m_globalLineVerdicts;
+    std::vector<signed char> &ruleLineVerdicts = scratch.m_ruleLineVerdicts;
+    while (pos <= text.size() && !full()) {
+        std::size_t from = pos;
+        if (bounded) {
+            if (pos > searchTo)
+                break;
+            if (c.prefixWidth > 0) {
+                const std::vector<unsigned long long> &ends = scratch.m_prefixEnds[r];
+                // No match of the rule ends past searchTo, so neither does a suffix match
+                // that is part of one (the text beyond stays context for $ and \b).
+                while (nextPrefixEnd < ends.size()
+                       && (ends[nextPrefixEnd] < pos
+                           || !suffix->Match(whole, std::size_t(ends[nextPrefixEnd]), searchTo, RE2::ANCHOR_START, nullptr, 0)))
+                    ++nextPrefixEnd;
+                if (nextPrefixEnd == ends.size())
+                    break;
+                const std::size_t prefixEnd = std::size_t(ends[nextPrefixEnd]);
+                from = std::max(pos, prefixEnd > c.prefixWidth ? prefixEnd - c.prefixWidth : 0);
+                if (from > searchTo)
+                    break;
+            }
+        }
+        re2::StringPiece m;
+        if (!regex->Match(whole, from, searchTo, RE2::UNANCHORED, &m, 1))
+            break;
+        std::size_t start = std::size_t(m.data() - text.data());
+        std::size_t end = start + m.size();
+        if (m.empty()) {
+            if (std::ptrdiff_t(start) == previousEnd) {
+                pos = start + 1;
+                continue;
+            }
+            pos = start + 1;
+        } else {
+            pos = end;
+        }
+        previousEnd = std::ptrdiff_t(end);
+        // match = strings.Trim(match, "\n")
+        while (start < end && text[start] == '\n')
+            ++start;
+        while (end > start && text[end - 1] == '\n')
+            --end;
+        const std::string_view match = text.substr(start, end - start);
+        if (keywordPending) {
+            keywordPending = false;
+            if (!keywordInMatch(c, match) && !hasKeyword(c))
+                break;
+        }
+
+        if (lines.moveTo(start, end)) {
+            lineAllowMarker = m_options.honorAllowMarker && lines.line().find(AllowMarker) != std::string_view::npos;
+            globalLineVerdicts.assign(d.globals.size(), -1);
+            ruleLineVerdicts.assign(c.allowlists.size(), -1);
+        }
+        const std::string_view line = lines.line();
+        if (lineAllowMarker)
+            continue;
+
+        const std::string_view secret = secretOf(*regex, groups, sub, match, c.rule->secretGroup);
+        const double entropy = shannonEntropy(secret);
+        if (c.rule->entropy != 0 && entropy <= c.rule->entropy)
+            continue;
+        bool allowed = false;
+        for (std::size_t k = 0; !allowed && k < d.globals.size(); ++k)
+            allowed = d.globals[k].allowsFinding(fragment, secret, match, line, globalLineVerdicts[k]);
+        for (std::size_t k = 0; !allowed && k < c.allowlists.size(); ++k)
+            allowed = c.allowlists[k].allowsFinding(fragment, secret, match, line, ruleLineVerdicts[k]);
+        if (allowed)
+            continue;
+
+        PendingFinding p;
+        p.generic = c.generic;
+        p.secret.assign(secret);
+        SecretFinding &f = p.finding;
+        f.ruleId = c.rule->id;
+        f.description = c.rule->description;
+        f.file = fragment.path;
+        f.commit = fragment.commit;
+        f.line = fragment.startLine + lines.linesBefore();
+        f.endLine = f.line + int(std::count(match.begin(), match.end(), '\n'));
+        f.column = int(start - lines.lineStart()) + 1;
+        f.entropy = entropy;
+        f.masked = maskedMatch(match, secret);
+        m_pending.push_back(std::move(p));
+    }
+}
+
+bool SecretScanner::skipsFragment(const Fragment &fragment) const
+{
+    return std::any_of(d->globals.begin(), d->globals.end(), [&](const CompiledAllowlist &a) { return a.allowsFragment(fragment); });
+}
+
+std::vector<SecretFinding> SecretScanner::scan(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
+{
+    return scanFragment(fragment, scratch, options).findings;
+}
+
+FragmentScan SecretScanner::scanFragment(const Fragment &fragment, Scratch &scratch, const ScanOptions &options) const
+{
+    if (skipsFragment(fragment))
+        return {};
+    FragmentPass pass(*d, fragment, scratch, options);
+    if (!pass.markCandidates())
+        return {};
+    pass.scanRules();
+    return pass.result();
 }
 
 } // namespace Sluice::Security

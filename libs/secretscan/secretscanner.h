@@ -144,9 +144,18 @@ public:
 private:
     SecretScanner();
     struct Data;
+    class FragmentPass; // one scanFragment()
     /// @p digest: ruleSetDigest() of the rules when the caller has it already, else empty.
     [[nodiscard]] static Result<std::shared_ptr<const SecretScanner>> compile(const RuleSet &rules, const CompileOptions &options,
                                                                               const QByteArray &digest);
+    // The steps of compile(), in order.
+    struct PrefilterEntry;
+    static void indexRules(Data &data, const RuleSet &rules);
+    [[nodiscard]] static Result<void> attachPatterns(Data &data, bool validated);
+    [[nodiscard]] static Result<void> buildPrefilter(Data &data, const std::vector<std::string> &keywordPatterns,
+                                                     QStringList &diagnostics);
+    static void buildRefinement(Data &data, const std::vector<PrefilterEntry> &entries);
+    static void buildKeywordDatabase(Data &data, const std::vector<std::string> &keywordPatterns);
     [[nodiscard]] static QByteArray cacheKey(const Data &data, const QByteArray &digest);
     [[nodiscard]] static bool loadCache(const QString &file, const QByteArray &key, Data &data, QString &why);
     [[nodiscard]] static QString storeCache(const QString &file, const QByteArray &key, const Data &data);
@@ -166,6 +175,7 @@ public:
 
 private:
     friend class SecretScanner;
+    friend class SecretScanner::FragmentPass;
     void *m_hsScratch = nullptr; // hs_scratch_t
     std::vector<char> m_flagged;
     std::vector<unsigned long long> m_firstEnd;

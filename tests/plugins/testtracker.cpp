@@ -2,6 +2,7 @@
 // A tracker connector for tests: accepts signed webhooks that carry a signal for a task,
 // and records what the engine asks of it. It talks to no remote system.
 
+#include <sluice/pluginfactory.h>
 #include <sluice/secrets.h>
 #include <sluice/tracker.h>
 
@@ -75,18 +76,8 @@ private:
     QByteArray m_secret;
 };
 
-} // namespace SluiceTestTracker
+SLUICE_PLUGIN_CLASS_WITH_JSON(TestTracker, "meta/test-tracker.json")
 
-class TestTrackerFactory : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "meta/test-tracker.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override
-    {
-        return std::unique_ptr<PluginInstance>(std::make_unique<SluiceTestTracker::TestTracker>(context));
-    }
-};
+} // namespace SluiceTestTracker
 
 #include "testtracker.moc"

@@ -20,6 +20,9 @@
  * };
  * @endcode
  *
+ * For the common case (create one class with the context) SLUICE_PLUGIN_CLASS_WITH_JSON
+ * in sluice/pluginfactory.h writes this class in one line.
+ *
  * The host reads the embedded metadata (see docs/plugins.md for its keys) and refuses an
  * incompatible plugin before it loads the library. The factory's constructor and statics
  * must do nothing: no I/O, no threads, no network.

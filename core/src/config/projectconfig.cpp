@@ -33,6 +33,16 @@ ConfigPosition positionOf(const YAML::Node &node)
     return {node.Mark().line + 1, node.Mark().column + 1};
 }
 
+// The index of the stage named @p name in @p project, -1 when it has none.
+int stageIndex(const ProjectConfig &project, const QString &name)
+{
+    for (int i = 0; i < project.stages.size(); ++i) {
+        if (project.stages[i].name == name)
+            return i;
+    }
+    return -1;
+}
+
 class ProjectLoader
 {
 public:
@@ -44,7 +54,25 @@ public:
     std::optional<ProjectConfig> load(const YAML::Node &root);
 
 private:
+    // Each section of the file, in the order load() reads them; @p v is the file validated
+    // against the project schema, @p root the YAML it came from (for positions).
     void loadInstances(const YAML::Node &root, ProjectConfig &project);
+    void loadIdentity(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    // repository (with its forge), tracker, agent_launcher.
+    void loadServices(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    void loadStages(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    void loadEdges(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    // timeouts and jobs.
+    void loadLimits(const QVariantMap &v, ProjectConfig &project);
+    void loadRedPolicy(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    void loadNotifications(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    void loadTrackerStates(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project);
+    // A present forge_feedback / forge_approvals section (@p node), validated as @p f / @p a.
+    void loadForgeFeedback(const YAML::Node &node, const QVariantMap &f, ProjectConfig &project);
+    void loadForgeApprovals(const YAML::Node &node, const QVariantMap &a, ProjectConfig &project);
+    // Checks a stage's exit_gates or an edge's gates (@p key, at @p gatesNode): each a gate
+    // instance, none twice.
+    void expectGates(const ProjectConfig &project, const QStringList &gates, const YAML::Node &gatesNode, const QString &key);
     // Checks that @p name (at @p node) is an instance of @p kind.
     void expectInstance(const ProjectConfig &project, const QString &name, PluginKind kind, const YAML::Node &node,
                         const QString &key);
@@ -164,12 +192,36 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     const QVariantMap v = m_validator.validateObject(root, embeddedSchema(QStringLiteral("project")), QString(),
                                                      {QStringLiteral("instances")});
     loadInstances(root, project);
+    loadIdentity(root, v, project);
+    loadServices(root, v, project);
+    loadStages(root, v, project);
+    loadEdges(root, v, project);
+    loadLimits(v, project);
+    loadRedPolicy(root, v, project);
+    loadNotifications(root, v, project);
+    loadTrackerStates(root, v, project);
+    // The forge loop (docs/forge-loop.md): both sections speak for the project's forge.
+    // An absent section is filled with defaults by the validator: presence is read from the file.
+    if (const YAML::Node node = yamlChild(root, "forge_feedback"); node.IsMap())
+        loadForgeFeedback(node, v.value(QStringLiteral("forge_feedback")).toMap(), project);
+    if (const YAML::Node node = yamlChild(root, "forge_approvals"); node.IsMap())
+        loadForgeApprovals(node, v.value(QStringLiteral("forge_approvals")).toMap(), project);
 
+    if (m_diagnostics.size() != before)
+        return std::nullopt;
+    return project;
+}
+
+void ProjectLoader::loadIdentity(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     project.id = v.value(QStringLiteral("id")).toString();
     if (!project.id.isEmpty() && !namePattern().match(project.id).hasMatch())
         report(yamlChild(root, "id"), QStringLiteral("id"), QStringLiteral("project ids are lower-case letters, digits, '_' and '-'"));
     project.description = v.value(QStringLiteral("description")).toString();
+}
 
+void ProjectLoader::loadServices(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     const QVariantMap repo = v.value(QStringLiteral("repository")).toMap();
     const YAML::Node repoNode = yamlChild(root, "repository");
     project.repositoryPath = repo.value(QStringLiteral("path")).toString();
@@ -192,8 +244,10 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     if (!project.agentLauncherInstance.isEmpty())
         expectInstance(project, project.agentLauncherInstance, PluginKind::AgentLauncher, yamlChild(root, "agent_launcher"),
                        QStringLiteral("agent_launcher"));
+}
 
-    // Stages.
+void ProjectLoader::loadStages(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     const YAML::Node stagesNode = yamlChild(root, "stages");
     const QVariantList stages = v.value(QStringLiteral("stages")).toList();
     QSet<QString> stageNames;
@@ -217,15 +271,7 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         stageNames.insert(stage.name);
         if (!stage.run.isEmpty())
             expectInstance(project, stage.run, PluginKind::Stage, yamlChild(node, "run"), key + QStringLiteral(".run"));
-        QSet<QString> gatesSeen;
-        for (int g = 0; g < stage.exitGates.size(); ++g) {
-            const YAML::Node gateNode = item(yamlChild(node, "exit_gates"), std::size_t(g));
-            const QString gateKey = QStringLiteral("%1.exit_gates[%2]").arg(key).arg(g);
-            if (gatesSeen.contains(stage.exitGates[g]))
-                report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(stage.exitGates[g]));
-            gatesSeen.insert(stage.exitGates[g]);
-            expectInstance(project, stage.exitGates[g], PluginKind::Gate, gateNode, gateKey);
-        }
+        expectGates(project, stage.exitGates, yamlChild(node, "exit_gates"), key + QStringLiteral(".exit_gates"));
         project.stages.append(stage);
     }
     if (stagesNode.IsSequence() && project.stages.size() < 2)
@@ -237,15 +283,24 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
                    QStringLiteral("stages[%1]").arg(project.stages.size() - 1),
                    QStringLiteral("the last stage ('%1') ends the pipeline: it takes no run and no exit_gates").arg(last.name));
     }
-    auto stageIndex = [&](const QString &name) {
-        for (int i = 0; i < project.stages.size(); ++i) {
-            if (project.stages[i].name == name)
-                return i;
-        }
-        return -1;
-    };
+}
 
-    // Edges.
+void ProjectLoader::expectGates(const ProjectConfig &project, const QStringList &gates, const YAML::Node &gatesNode,
+                                const QString &key)
+{
+    QSet<QString> gatesSeen;
+    for (int g = 0; g < gates.size(); ++g) {
+        const YAML::Node gateNode = item(gatesNode, std::size_t(g));
+        const QString gateKey = QStringLiteral("%1[%2]").arg(key).arg(g);
+        if (gatesSeen.contains(gates[g]))
+            report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(gates[g]));
+        gatesSeen.insert(gates[g]);
+        expectInstance(project, gates[g], PluginKind::Gate, gateNode, gateKey);
+    }
+}
+
+void ProjectLoader::loadEdges(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     const YAML::Node edgesNode = yamlChild(root, "edges");
     const QVariantList edges = v.value(QStringLiteral("edges")).toList();
     QSet<QString> edgeKeys;
@@ -261,8 +316,8 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
             edge.gates.append(g.toString());
         if (edge.from.isEmpty() || edge.to.isEmpty())
             continue;
-        const int from = stageIndex(edge.from);
-        const int to = stageIndex(edge.to);
+        const int from = stageIndex(project, edge.from);
+        const int to = stageIndex(project, edge.to);
         if (from < 0)
             report(yamlChild(node, "from"), key + QStringLiteral(".from"), QStringLiteral("no stage named '%1'").arg(edge.from));
         if (to < 0)
@@ -275,18 +330,13 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         edgeKeys.insert(edgeKey);
         if (edge.gates.isEmpty())
             report(yamlChild(node, "gates"), key + QStringLiteral(".gates"), QStringLiteral("an edge needs at least one gate"));
-        QSet<QString> gatesSeen;
-        for (int g = 0; g < edge.gates.size(); ++g) {
-            const YAML::Node gateNode = item(yamlChild(node, "gates"), std::size_t(g));
-            const QString gateKey = QStringLiteral("%1.gates[%2]").arg(key).arg(g);
-            if (gatesSeen.contains(edge.gates[g]))
-                report(gateNode, gateKey, QStringLiteral("gate '%1' is listed twice").arg(edge.gates[g]));
-            gatesSeen.insert(edge.gates[g]);
-            expectInstance(project, edge.gates[g], PluginKind::Gate, gateNode, gateKey);
-        }
+        expectGates(project, edge.gates, yamlChild(node, "gates"), key + QStringLiteral(".gates"));
         project.edges.append(edge);
     }
+}
 
+void ProjectLoader::loadLimits(const QVariantMap &v, ProjectConfig &project)
+{
     const QVariantMap timeouts = v.value(QStringLiteral("timeouts")).toMap();
     project.stageTimeoutMs = timeouts.value(QStringLiteral("stage")).toLongLong();
     project.gateTimeoutMs = timeouts.value(QStringLiteral("gate")).toLongLong();
@@ -294,8 +344,10 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     project.jobMaxAttempts = int(jobs.value(QStringLiteral("max_attempts")).toLongLong());
     project.jobRetryBackoffMs = jobs.value(QStringLiteral("retry_backoff")).toLongLong();
     project.jobConcurrency = int(jobs.value(QStringLiteral("concurrency")).toLongLong());
+}
 
-    // Red policy.
+void ProjectLoader::loadRedPolicy(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     const QVariantMap red = v.value(QStringLiteral("red_policy")).toMap();
     project.maxRetries = int(red.value(QStringLiteral("max_retries"), 3).toLongLong());
     project.rollbackTo = red.value(QStringLiteral("rollback_to")).toString();
@@ -303,14 +355,17 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         project.rollbackTo = project.stages.first().name;
     } else if (!project.rollbackTo.isEmpty()) {
         const YAML::Node node = yamlChild(yamlChild(root, "red_policy"), "rollback_to");
-        const int index = stageIndex(project.rollbackTo);
+        const int index = stageIndex(project, project.rollbackTo);
         if (index < 0)
             report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("no stage named '%1'").arg(project.rollbackTo));
         else if (index == project.stages.size() - 1)
             report(node, QStringLiteral("red_policy.rollback_to"), QStringLiteral("cannot roll back to the last stage"));
     }
+}
 
-    // Notifications: each rule names a notifier instance, each event at most once per rule.
+void ProjectLoader::loadNotifications(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
+    // Each rule names a notifier instance, each event at most once per rule.
     const YAML::Node notificationsNode = yamlChild(root, "notifications");
     const QVariantList rules = v.value(QStringLiteral("notifications")).toList();
     for (int i = 0; i < rules.size(); ++i) {
@@ -335,10 +390,14 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
         }
         project.notifications.append(rule);
     }
+}
+
+void ProjectLoader::loadTrackerStates(const YAML::Node &root, const QVariantMap &v, ProjectConfig &project)
+{
     const QVariantMap trackerStates = v.value(QStringLiteral("tracker_states")).toMap();
     const YAML::Node trackerStatesNode = yamlChild(root, "tracker_states");
     for (auto it = trackerStates.cbegin(); it != trackerStates.cend(); ++it) {
-        if (stageIndex(it.key()) < 0) {
+        if (stageIndex(project, it.key()) < 0) {
             YAML::Node keyNode = trackerStatesNode;
             for (auto k = trackerStatesNode.begin(); trackerStatesNode.IsMap() && k != trackerStatesNode.end(); ++k) {
                 if (yamlScalar(k->first) == it.key())
@@ -350,52 +409,47 @@ std::optional<ProjectConfig> ProjectLoader::load(const YAML::Node &root)
     }
     if (!project.trackerStates.isEmpty() && project.trackerInstance.isEmpty())
         report(trackerStatesNode, QStringLiteral("tracker_states"), QStringLiteral("the project names no tracker"));
+}
 
-    // The forge loop (docs/forge-loop.md): both sections speak for the project's forge.
-    // An absent section is filled with defaults by the validator: presence is read from the file.
-    if (const YAML::Node node = yamlChild(root, "forge_feedback"); node.IsMap()) {
-        const QVariantMap f = v.value(QStringLiteral("forge_feedback")).toMap();
-        ForgeFeedbackConfig &feedback = project.forgeFeedback;
-        feedback.enabled = true;
-        feedback.token = f.value(QStringLiteral("token")).toMap();
-        feedback.statuses = f.value(QStringLiteral("statuses"), true).toBool();
-        feedback.comments = f.value(QStringLiteral("comments"), true).toBool();
-        feedback.targetUrl = f.value(QStringLiteral("target_url")).toString();
-        feedback.openPullRequest = f.value(QStringLiteral("open_pull_request"), true).toBool();
-        feedback.pullRequestStage = f.value(QStringLiteral("pull_request_stage")).toString();
-        if (project.forgeInstance.isEmpty())
-            report(node, QStringLiteral("forge_feedback"), QStringLiteral("the project names no forge (repository.forge)"));
-        if (!feedback.pullRequestStage.isEmpty() && stageIndex(feedback.pullRequestStage) < 0)
-            report(yamlChild(node, "pull_request_stage"), QStringLiteral("forge_feedback.pull_request_stage"),
-                   QStringLiteral("no stage named '%1'").arg(feedback.pullRequestStage));
-        const QUrl target(feedback.targetUrl.isEmpty() ? QStringLiteral("http://x/") : feedback.targetUrl);
-        if (!target.isValid() || (target.scheme() != QLatin1String("http") && target.scheme() != QLatin1String("https")))
-            report(yamlChild(node, "target_url"), QStringLiteral("forge_feedback.target_url"), QStringLiteral("expected an http(s) URL"));
-    }
-    if (const YAML::Node node = yamlChild(root, "forge_approvals"); node.IsMap()) {
-        const QVariantMap a = v.value(QStringLiteral("forge_approvals")).toMap();
-        ForgeApprovalsConfig &approvals = project.forgeApprovals;
-        approvals.enabled = true;
-        approvals.users = a.value(QStringLiteral("users")).toStringList();
-        approvals.teams = a.value(QStringLiteral("teams")).toStringList();
-        approvals.reviewSignal = a.value(QStringLiteral("review_signal"), QStringLiteral("approve")).toString();
-        approvals.dismissStale = a.value(QStringLiteral("dismiss_stale"), true).toBool();
-        const QVariantMap commands = a.value(QStringLiteral("commands")).toMap();
-        for (auto it = commands.cbegin(); it != commands.cend(); ++it) {
-            if (it.key().trimmed().isEmpty() || it.key().contains(QLatin1Char(' ')) || it.value().toString().isEmpty())
-                report(yamlChild(node, "commands"), QStringLiteral("forge_approvals.commands"),
-                       QStringLiteral("a command is one word and names a signal"));
-            approvals.commands.insert(it.key(), it.value().toString());
-        }
-        if (project.forgeInstance.isEmpty())
-            report(node, QStringLiteral("forge_approvals"), QStringLiteral("the project names no forge (repository.forge)"));
-        if (approvals.users.isEmpty() && approvals.teams.isEmpty())
-            report(node, QStringLiteral("forge_approvals"), QStringLiteral("name the users or teams who may give signals"));
-    }
+void ProjectLoader::loadForgeFeedback(const YAML::Node &node, const QVariantMap &f, ProjectConfig &project)
+{
+    ForgeFeedbackConfig &feedback = project.forgeFeedback;
+    feedback.enabled = true;
+    feedback.token = f.value(QStringLiteral("token")).toMap();
+    feedback.statuses = f.value(QStringLiteral("statuses"), true).toBool();
+    feedback.comments = f.value(QStringLiteral("comments"), true).toBool();
+    feedback.targetUrl = f.value(QStringLiteral("target_url")).toString();
+    feedback.openPullRequest = f.value(QStringLiteral("open_pull_request"), true).toBool();
+    feedback.pullRequestStage = f.value(QStringLiteral("pull_request_stage")).toString();
+    if (project.forgeInstance.isEmpty())
+        report(node, QStringLiteral("forge_feedback"), QStringLiteral("the project names no forge (repository.forge)"));
+    if (!feedback.pullRequestStage.isEmpty() && stageIndex(project, feedback.pullRequestStage) < 0)
+        report(yamlChild(node, "pull_request_stage"), QStringLiteral("forge_feedback.pull_request_stage"),
+               QStringLiteral("no stage named '%1'").arg(feedback.pullRequestStage));
+    const QUrl target(feedback.targetUrl.isEmpty() ? QStringLiteral("http://x/") : feedback.targetUrl);
+    if (!target.isValid() || (target.scheme() != QLatin1String("http") && target.scheme() != QLatin1String("https")))
+        report(yamlChild(node, "target_url"), QStringLiteral("forge_feedback.target_url"), QStringLiteral("expected an http(s) URL"));
+}
 
-    if (m_diagnostics.size() != before)
-        return std::nullopt;
-    return project;
+void ProjectLoader::loadForgeApprovals(const YAML::Node &node, const QVariantMap &a, ProjectConfig &project)
+{
+    ForgeApprovalsConfig &approvals = project.forgeApprovals;
+    approvals.enabled = true;
+    approvals.users = a.value(QStringLiteral("users")).toStringList();
+    approvals.teams = a.value(QStringLiteral("teams")).toStringList();
+    approvals.reviewSignal = a.value(QStringLiteral("review_signal"), QStringLiteral("approve")).toString();
+    approvals.dismissStale = a.value(QStringLiteral("dismiss_stale"), true).toBool();
+    const QVariantMap commands = a.value(QStringLiteral("commands")).toMap();
+    for (auto it = commands.cbegin(); it != commands.cend(); ++it) {
+        if (it.key().trimmed().isEmpty() || it.key().contains(QLatin1Char(' ')) || it.value().toString().isEmpty())
+            report(yamlChild(node, "commands"), QStringLiteral("forge_approvals.commands"),
+                   QStringLiteral("a command is one word and names a signal"));
+        approvals.commands.insert(it.key(), it.value().toString());
+    }
+    if (project.forgeInstance.isEmpty())
+        report(node, QStringLiteral("forge_approvals"), QStringLiteral("the project names no forge (repository.forge)"));
+    if (approvals.users.isEmpty() && approvals.teams.isEmpty())
+        report(node, QStringLiteral("forge_approvals"), QStringLiteral("name the users or teams who may give signals"));
 }
 
 } // namespace

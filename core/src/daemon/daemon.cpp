@@ -68,11 +68,35 @@ int Daemon::forgeEventsInFlight() const
 
 Result<void> Daemon::start()
 {
-    const HostConfig &config = m_host.config();
-    Engine &engine = m_host.engine();
     m_systemd = std::make_unique<SystemdNotifier>();
     m_systemd->status(QStringLiteral("starting"));
+    if (auto claimed = claimNode(); !claimed)
+        return claimed;
+    startProjects();
+    createFeedbackLoops();
+    auto recovered = recoverInterruptedWork();
+    if (!recovered)
+        return std::unexpected(recovered.error());
+    if (auto beating = startHeartbeat(); !beating)
+        return beating;
+    startOutbox();
+    describeMetrics();
+    if (const HostConfig &config = m_host.config(); config.httpEnabled) {
+        if (auto serving = startHttp(config); !serving)
+            return serving;
+    }
+    startWorker();
+    startCoreSweepers(*recovered);
+    startProjectSweepers();
+    if (auto installed = installSignalPipe(); !installed)
+        return installed;
+    announceReady();
+    return {};
+}
 
+Result<void> Daemon::claimNode()
+{
+    const HostConfig &config = m_host.config();
     // One daemon per node: its state directory, then its node name in the store. Both before
     // anything touches the node's jobs: a second daemon would take the first one's running
     // jobs for a crash's.
@@ -102,12 +126,20 @@ Result<void> Daemon::start()
     // From now on every write made for this node requires this claim.
     m_host.store().setNodeFence(NodeFence{config.node, m_instance});
     qCInfo(lcDaemon).noquote() << "node" << config.node << "claimed by this daemon (generation" << claimed->generation << ")";
+    return {};
+}
 
+void Daemon::startProjects()
+{
     // Projects (the store is open and migrated, plugins are loaded).
     const Diagnostics problems = m_host.loadProjects();
-    qCInfo(lcDaemon).noquote() << "projects running:" << engine.projectIds().join(QStringLiteral(", "))
+    qCInfo(lcDaemon).noquote() << "projects running:" << m_host.engine().projectIds().join(QStringLiteral(", "))
                                << QStringLiteral("(%1 problem(s) in project files)").arg(problems.size());
+}
 
+void Daemon::createFeedbackLoops()
+{
+    Engine &engine = m_host.engine();
     // Notifications and tracker updates: best effort, before anything can move a task (the
     // startup recovery may). Counted once the metrics exist.
     m_notifications = std::make_unique<NotificationRouter>(engine);
@@ -115,7 +147,12 @@ Result<void> Daemon::start()
     // The forge loop: what Sluice says on pull requests, and what the forge's webhooks wake.
     m_forgeFeedback = std::make_unique<ForgeFeedback>(engine);
     m_forgeListener = std::make_unique<ForgeListener>(engine, m_forgeFeedback.get());
+}
 
+Result<ReaperPass> Daemon::recoverInterruptedWork()
+{
+    const HostConfig &config = m_host.config();
+    Engine &engine = m_host.engine();
     // This node's jobs that were running when it stopped are settled before the worker
     // starts, so nothing is both recovered and claimed: an agent that outlived the daemon is
     // stopped before its job goes back to the queue (a re-run never works beside it on the
@@ -125,7 +162,7 @@ Result<void> Daemon::start()
     // until it is started below.
     m_worker = std::make_unique<Worker>(engine);
     m_reaper->setAdopter([this](const JobQueue::RunningJob &r) { return r.agent && m_worker->adopt(r.job, *r.agent); });
-    const ReaperPass recovered = m_reaper->recoverAtStartup();
+    ReaperPass recovered = m_reaper->recoverAtStartup();
     if (!recovered.ok)
         return fail(ErrorCode::Storage, QStringLiteral("cannot recover the jobs interrupted by the last stop: %1")
                                             .arg(recovered.errors.join(QStringLiteral("; "))));
@@ -141,17 +178,31 @@ Result<void> Daemon::start()
         return fail(blocked.error().code, QStringLiteral("cannot settle tasks of failed jobs: %1").arg(blocked.error().message));
     else if (*blocked > 0)
         qCWarning(lcDaemon).noquote() << "blocked" << *blocked << "task(s) whose job failed for good before this start";
+    return recovered;
+}
+
+Result<void> Daemon::startHeartbeat()
+{
+    const HostConfig &config = m_host.config();
     if (auto beat = m_host.store().heartbeat(config.node, m_instance, QCoreApplication::applicationPid()); !beat)
         return std::unexpected(beat.error());
     else if (!*beat)
         return fail(ErrorCode::Conflict, QStringLiteral("node %1 was claimed by another daemon while this one started").arg(config.node));
     connect(&m_heartbeat, &QTimer::timeout, this, &Daemon::beat);
     m_heartbeat.start(int(config.reaper.heartbeatInterval().count()));
+    return {};
+}
+
+void Daemon::startOutbox()
+{
     // Notifications raised by `sluice submit` / `approve` / `sweep` wait in the store: routed
     // at every worker poll.
     connect(&m_outbox, &QTimer::timeout, this, &Daemon::routeOutbox);
-    m_outbox.start(int(std::clamp<qint64>(config.pollIntervalMs, 100, 10000)));
+    m_outbox.start(int(std::clamp<qint64>(m_host.config().pollIntervalMs, 100, 10000)));
+}
 
+void Daemon::describeMetrics()
+{
     m_metrics = std::make_unique<Metrics>();
     const std::pair<const char *, const char *> counters[] = {
         {"sluice_jobs_finished_total", "Stage jobs that ended on this node, by outcome."},
@@ -190,40 +241,47 @@ Result<void> Daemon::start()
                         QStringLiteral("Jobs of silent nodes this daemon took over, by outcome (adopted, requeued, failed, advance)."));
     m_metrics->describe(QStringLiteral("sluice_nodes_taken_over_total"), Metrics::Type::Counter,
                         QStringLiteral("Claims of silent nodes this daemon revoked."));
-    if (config.httpEnabled) {
-        m_http = std::make_unique<HttpServer>();
-        m_http->setMaxBodySize(config.httpMaxBody);
-        m_http->setConnectionLimit(config.httpMaxConnections);
-        m_http->setPerClientConnectionLimit(config.httpMaxConnectionsPerClient);
-        m_http->setHeaderTimeout(std::chrono::milliseconds(config.httpHeaderTimeoutMs));
-        m_http->setRequestTimeout(std::chrono::milliseconds(config.httpRequestTimeoutMs));
-        m_http->setConnectionTimeout(std::chrono::seconds(std::max<qint64>(1, config.httpIdleTimeoutMs / 1000)));
-        installRoutes();
-        // A webhook body over the limit is refused by the server before any route sees it:
-        // counted here with the other webhook outcomes. The metrics are thread-safe.
-        m_http->setTooLargeObserver([metrics = m_metrics.get()](const QString &path) {
-            if (path.startsWith(QLatin1String("/webhooks/")))
-                metrics->increment(QStringLiteral("sluice_webhooks_total"), {{QStringLiteral("result"), QStringLiteral("too-large")}});
-        });
-        const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
-                                                                                      : QHostAddress(config.httpAddress);
-        if (address.isNull())
-            return fail(ErrorCode::InvalidConfig,
-                        QStringLiteral("http.address '%1' in %2 is not an IP address").arg(config.httpAddress, config.file));
-        auto port = m_http->listen(address, quint16(config.httpPort));
-        if (!port)
-            return std::unexpected(port.error());
-        qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
-        m_forgeFeedback->setDefaultTargetBase(QStringLiteral("http://%1:%2/api/tasks/")
-                                                  .arg(address.protocol() == QAbstractSocket::IPv6Protocol ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
-                                                                                                          : address.toString())
-                                                  .arg(*port));
-        QDir().mkpath(config.stateDir);
-        QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
-        if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
-            portFile.write(QByteArray::number(*port) + '\n');
-    }
+}
 
+Result<void> Daemon::startHttp(const HostConfig &config)
+{
+    m_http = std::make_unique<HttpServer>();
+    m_http->setMaxBodySize(config.httpMaxBody);
+    m_http->setConnectionLimit(config.httpMaxConnections);
+    m_http->setPerClientConnectionLimit(config.httpMaxConnectionsPerClient);
+    m_http->setHeaderTimeout(std::chrono::milliseconds(config.httpHeaderTimeoutMs));
+    m_http->setRequestTimeout(std::chrono::milliseconds(config.httpRequestTimeoutMs));
+    m_http->setConnectionTimeout(std::chrono::seconds(std::max<qint64>(1, config.httpIdleTimeoutMs / 1000)));
+    installRoutes();
+    // A webhook body over the limit is refused by the server before any route sees it:
+    // counted here with the other webhook outcomes. The metrics are thread-safe.
+    m_http->setTooLargeObserver([metrics = m_metrics.get()](const QString &path) {
+        if (path.startsWith(QLatin1String("/webhooks/")))
+            metrics->increment(QStringLiteral("sluice_webhooks_total"), {{QStringLiteral("result"), QStringLiteral("too-large")}});
+    });
+    const QHostAddress address = config.httpAddress == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost)
+                                                                                  : QHostAddress(config.httpAddress);
+    if (address.isNull())
+        return fail(ErrorCode::InvalidConfig,
+                    QStringLiteral("http.address '%1' in %2 is not an IP address").arg(config.httpAddress, config.file));
+    auto port = m_http->listen(address, quint16(config.httpPort));
+    if (!port)
+        return std::unexpected(port.error());
+    qCInfo(lcDaemon).noquote() << "HTTP on" << config.httpAddress << "port" << *port;
+    m_forgeFeedback->setDefaultTargetBase(QStringLiteral("http://%1:%2/api/tasks/")
+                                              .arg(address.protocol() == QAbstractSocket::IPv6Protocol ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
+                                                                                                      : address.toString())
+                                              .arg(*port));
+    QDir().mkpath(config.stateDir);
+    QFile portFile(QDir(config.stateDir).filePath(QStringLiteral("http.port")));
+    if (portFile.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        portFile.write(QByteArray::number(*port) + '\n');
+    return {};
+}
+
+void Daemon::startWorker()
+{
+    const HostConfig &config = m_host.config();
     m_notifications->setMetrics(m_metrics.get());
     m_trackerUpdates->setMetrics(m_metrics.get());
     m_forgeFeedback->setMetrics(m_metrics.get());
@@ -247,11 +305,14 @@ Result<void> Daemon::start()
     connect(m_worker.get(), &Worker::jobFinished, this, [this](qint64, const QString &outcome) {
         m_metrics->increment(QStringLiteral("sluice_jobs_finished_total"), {{QStringLiteral("outcome"), outcome}});
     });
-    connect(&engine, &Engine::taskChanged, this, [this](qint64, const QString &event, const QString &) {
+    connect(&m_host.engine(), &Engine::taskChanged, this, [this](qint64, const QString &event, const QString &) {
         m_metrics->increment(QStringLiteral("sluice_task_changes_total"), {{QStringLiteral("event"), event}});
     });
     m_worker->start();
+}
 
+void Daemon::startCoreSweepers(const ReaperPass &recovered)
+{
     // The core sweepers: the reaper watches what the worker does not, the reconciler re-drives
     // what an edge left behind.
     m_reaper->setMonitor([this] { return m_worker ? m_worker->monitoredJobs() : QSet<qint64>(); },
@@ -283,7 +344,7 @@ Result<void> Daemon::start()
     for (const ReclaimedLease &l : recovered.reclaimed)
         m_metrics->increment(QStringLiteral("sluice_leases_reclaimed_total"), {{QStringLiteral("reason"), l.reason}});
     m_reaper->start();
-    m_reconciler = std::make_unique<Reconciler>(engine, config.reconciler);
+    m_reconciler = std::make_unique<Reconciler>(m_host.engine(), m_host.config().reconciler);
     connect(m_reconciler.get(), &Reconciler::passFinished, this, [this](const ReconcilerPass &pass) {
         m_metrics->increment(QStringLiteral("sluice_reconciler_passes_total"),
                              {{QStringLiteral("result"), pass.ok ? QStringLiteral("ok") : QStringLiteral("failed")}});
@@ -292,12 +353,18 @@ Result<void> Daemon::start()
                                  {{QStringLiteral("action"), a.toObject().value(QLatin1String("action")).toString()}});
     });
     m_reconciler->start();
+}
 
+void Daemon::startProjectSweepers()
+{
     // Sweepers last: each project's sweeper instances on their own timers.
-    m_sweeps = std::make_unique<SweepSchedule>(engine, m_host.store());
+    m_sweeps = std::make_unique<SweepSchedule>(m_host.engine(), m_host.store());
     m_sweeps->setMetrics(m_metrics.get());
     m_sweeps->start();
+}
 
+Result<void> Daemon::installSignalPipe()
+{
     m_signals = std::make_unique<SignalPipe>();
     if (auto installed = m_signals->install(); !installed)
         return std::unexpected(installed.error());
@@ -307,17 +374,20 @@ Result<void> Daemon::start()
         else
             stop(QStringLiteral("signal %1").arg(signal));
     });
+    return {};
+}
 
+void Daemon::announceReady()
+{
     if (m_options.exitWhenIdle) {
         connect(&m_idleCheck, &QTimer::timeout, this, &Daemon::checkIdle);
         m_idleCheck.start(250);
     }
     m_systemd->startWatchdog();
     m_systemd->ready();
-    m_systemd->status(QStringLiteral("running %1 project(s)").arg(engine.projectIds().size()));
+    m_systemd->status(QStringLiteral("running %1 project(s)").arg(m_host.engine().projectIds().size()));
     m_ready = true;
-    qCInfo(lcDaemon).noquote() << "ready: node" << config.node << "pid" << QCoreApplication::applicationPid();
-    return {};
+    qCInfo(lcDaemon).noquote() << "ready: node" << m_host.config().node << "pid" << QCoreApplication::applicationPid();
 }
 
 Result<void> Daemon::stopOrphanedAgents(const QList<qint64> &adoptedJobs)

@@ -23,6 +23,7 @@ class ForgeFeedback;
 class ForgeListener;
 class HttpServer;
 class Reaper;
+struct ReaperPass;
 class Reconciler;
 class Metrics;
 class NotificationRouter;
@@ -74,6 +75,21 @@ Q_SIGNALS:
     void takenOver(const QString &why);
 
 private:
+    // The start sequence, one step a subsystem, in the order start() runs them.
+    [[nodiscard]] Result<void> claimNode();
+    void startProjects();
+    void createFeedbackLoops();
+    [[nodiscard]] Result<ReaperPass> recoverInterruptedWork();
+    [[nodiscard]] Result<void> startHeartbeat();
+    void startOutbox();
+    void describeMetrics();
+    [[nodiscard]] Result<void> startHttp(const HostConfig &config);
+    void startWorker();
+    void startCoreSweepers(const ReaperPass &recovered);
+    void startProjectSweepers();
+    [[nodiscard]] Result<void> installSignalPipe();
+    void announceReady();
+
     void installRoutes();
     HttpResponse handleWebhook(const HttpRequest &request);
     // A recorded delivery's events, handled once (the store decides who takes it).

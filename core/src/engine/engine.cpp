@@ -874,133 +874,149 @@ Engine::Wake Engine::wake(qint64 taskId, const QString &cause)
 
 void Engine::decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
 {
+    if (failedGate.isEmpty()) {
+        advancePassed(run);
+        return;
+    }
+    // A gate said no: the red policy.
+    if (run->m_task.retries + 1 > run->m_runtime->config.maxRetries)
+        blockFailed(run, failedGate, failure);
+    else
+        rollBack(run, failedGate, failure);
+}
+
+bool Engine::claimMove(AdvanceRun *run, const QString &to, const TaskChange &change, LostClaim lost)
+{
+    auto won = m_tasks.claimTransition(run->m_task.id, run->m_from, to, change);
+    if (!won) {
+        finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
+        return false;
+    }
+    if (!*won) {
+        if (lost == LostClaim::Counted) {
+            QMutexLocker lock(&m_statsMutex);
+            ++m_stats.lostClaims;
+        }
+        finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(run->m_task.id));
+        return false;
+    }
+    return true;
+}
+
+void Engine::advancePassed(AdvanceRun *run)
+{
     const ProjectRuntime &runtime = *run->m_runtime;
     const ProjectConfig &config = runtime.config;
     TaskRecord &task = run->m_task;
     const QString actor = QStringLiteral("engine");
 
-    if (failedGate.isEmpty()) {
-        const bool last = run->m_to == config.stages.last().name;
-        TaskChange change;
-        change.ifVersion = task.version;
-        if (run->m_headMoved)
-            change.headSha = task.headSha;
-        if (last)
-            change.status = QStringLiteral("done");
-        // The task passed the stage whose gate sent it back: that feedback is answered.
-        if (const QString cleared = descriptionWithoutFeedback(task.description, run->m_from); cleared != task.description)
-            change.description = cleared;
-        auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_to, change);
-        if (!won) {
-            finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
-            return;
-        }
-        if (!*won) {
-            QMutexLocker lock(&m_statsMutex);
-            ++m_stats.lostClaims;
-            lock.unlock();
-            finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
-            return;
-        }
-        // Won the claim: only now act.
-        task.stage = run->m_to;
-        if (change.description)
-            task.description = *change.description;
-        task.version = *change.ifVersion + 1;
-        QJsonArray gates;
-        for (const auto &[g, to] : std::as_const(run->m_gates))
-            gates.append(g);
-        auditAction(actor, last ? QStringLiteral("done") : QStringLiteral("advance"), task,
-                    QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to},
-                                {QStringLiteral("cause"), run->m_cause}, {QStringLiteral("gates"), gates}});
-        {
-            QMutexLocker lock(&m_statsMutex);
-            ++(last ? m_stats.done : m_stats.advances);
-        }
-        qCInfo(lcEngine).noquote() << "task" << task.id << "moved" << run->m_from << "→" << run->m_to << (last ? "(done)" : "");
-        Q_EMIT taskChanged(task.id, last ? QStringLiteral("done") : QStringLiteral("advanced"), run->m_to);
-        notifyTask(last ? QStringLiteral("done") : QStringLiteral("stage-changed"), task,
-                   last ? QStringLiteral("done (%1 → %2)").arg(run->m_from, run->m_to) : QStringLiteral("moved %1 → %2").arg(run->m_from, run->m_to),
-                   QString(), QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to}, {QStringLiteral("stage"), run->m_to}});
-        if (last) {
-            // The task is finished: its checkout goes (off the event loop), its branch stays.
-            (void)QtConcurrent::run([workspace = m_workspace, config, id = task.id] {
-                if (auto removed = workspace.removeWorktree(config, id); !removed)
-                    qCWarning(lcEngine).noquote() << "cannot remove the worktree of task" << id << "-" << removed.error().toString();
-            });
-        }
-        if (!last) {
-            if (auto entered = enterStage(runtime, task, run->m_to, QStringLiteral("advanced from %1").arg(run->m_from)); !entered) {
-                // The move is claimed and stays; the missing job is reported and audited so it can be re-driven.
-                auditAction(actor, QStringLiteral("enqueue-failed"), task,
-                            QJsonObject{{QStringLiteral("stage"), run->m_to}, {QStringLiteral("error"), entered.error().toString()}});
-                finish(run, AdvanceRun::Outcome::Failed, entered.error().toString());
-                return;
-            }
-        }
-        finish(run, last ? AdvanceRun::Outcome::Done : AdvanceRun::Outcome::Advanced, QString());
+    const bool last = run->m_to == config.stages.last().name;
+    TaskChange change;
+    change.ifVersion = task.version;
+    if (run->m_headMoved)
+        change.headSha = task.headSha;
+    if (last)
+        change.status = QStringLiteral("done");
+    // The task passed the stage whose gate sent it back: that feedback is answered.
+    if (const QString cleared = descriptionWithoutFeedback(task.description, run->m_from); cleared != task.description)
+        change.description = cleared;
+    if (!claimMove(run, run->m_to, change, LostClaim::Counted))
         return;
+    // Won the claim: only now act.
+    task.stage = run->m_to;
+    if (change.description)
+        task.description = *change.description;
+    task.version = *change.ifVersion + 1;
+    QJsonArray gates;
+    for (const auto &[g, to] : std::as_const(run->m_gates))
+        gates.append(g);
+    auditAction(actor, last ? QStringLiteral("done") : QStringLiteral("advance"), task,
+                QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to},
+                            {QStringLiteral("cause"), run->m_cause}, {QStringLiteral("gates"), gates}});
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++(last ? m_stats.done : m_stats.advances);
     }
+    qCInfo(lcEngine).noquote() << "task" << task.id << "moved" << run->m_from << "→" << run->m_to << (last ? "(done)" : "");
+    Q_EMIT taskChanged(task.id, last ? QStringLiteral("done") : QStringLiteral("advanced"), run->m_to);
+    notifyTask(last ? QStringLiteral("done") : QStringLiteral("stage-changed"), task,
+               last ? QStringLiteral("done (%1 → %2)").arg(run->m_from, run->m_to) : QStringLiteral("moved %1 → %2").arg(run->m_from, run->m_to),
+               QString(), QJsonObject{{QStringLiteral("from"), run->m_from}, {QStringLiteral("to"), run->m_to}, {QStringLiteral("stage"), run->m_to}});
+    if (last) {
+        // The task is finished: its checkout goes (off the event loop), its branch stays.
+        (void)QtConcurrent::run([workspace = m_workspace, config, id = task.id] {
+            if (auto removed = workspace.removeWorktree(config, id); !removed)
+                qCWarning(lcEngine).noquote() << "cannot remove the worktree of task" << id << "-" << removed.error().toString();
+        });
+    }
+    if (!last) {
+        if (auto entered = enterStage(runtime, task, run->m_to, QStringLiteral("advanced from %1").arg(run->m_from)); !entered) {
+            // The move is claimed and stays; the missing job is reported and audited so it can be re-driven.
+            auditAction(actor, QStringLiteral("enqueue-failed"), task,
+                        QJsonObject{{QStringLiteral("stage"), run->m_to}, {QStringLiteral("error"), entered.error().toString()}});
+            finish(run, AdvanceRun::Outcome::Failed, entered.error().toString());
+            return;
+        }
+    }
+    finish(run, last ? AdvanceRun::Outcome::Done : AdvanceRun::Outcome::Advanced, QString());
+}
 
-    // A gate said no: the red policy.
-    const int rollback = task.retries + 1;
-    const QJsonObject evidence{{QStringLiteral("gate"), failedGate},
-                               {QStringLiteral("verdict"), failure.toJson()},
-                               {QStringLiteral("cause"), run->m_cause}};
-    if (rollback > config.maxRetries) {
-        const QString reason = QStringLiteral("gate '%1' failed after %2 rollback(s): %3")
-                                   .arg(failedGate).arg(task.retries).arg(failure.reason());
-        TaskChange change;
-        change.ifVersion = task.version;
-        change.status = QStringLiteral("blocked");
-        change.blockedReason = reason;
-        auto won = m_tasks.claimTransition(task.id, run->m_from, run->m_from, change);
-        if (!won) {
-            finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
-            return;
-        }
-        if (!*won) {
-            finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
-            return;
-        }
-        if (auto released = m_store.releaseTaskLeases(task.id); !released)
-            qCWarning(lcEngine).noquote() << "cannot release leases of task" << task.id << "-" << released.error().toString();
-        auditAction(actor, QStringLiteral("blocked"), task, evidence);
-        {
-            QMutexLocker lock(&m_statsMutex);
-            ++m_stats.blocked;
-        }
-        qCWarning(lcEngine).noquote() << "task" << task.id << "blocked:" << reason;
-        Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
-        notifyTask(QStringLiteral("blocked"), task, QStringLiteral("blocked in %1").arg(run->m_from), reason,
-                   QJsonObject{{QStringLiteral("stage"), run->m_from}, {QStringLiteral("gate"), failedGate},
-                               {QStringLiteral("reason"), failure.reason()}, {QStringLiteral("head"), task.headSha},
-                               {QStringLiteral("findings"), maskedFindings(failure)}});
-        finish(run, AdvanceRun::Outcome::Blocked, reason);
+QJsonObject Engine::redEvidence(const AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
+{
+    return QJsonObject{{QStringLiteral("gate"), failedGate},
+                       {QStringLiteral("verdict"), failure.toJson()},
+                       {QStringLiteral("cause"), run->m_cause}};
+}
+
+void Engine::blockFailed(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
+{
+    TaskRecord &task = run->m_task;
+    const QString reason = QStringLiteral("gate '%1' failed after %2 rollback(s): %3")
+                               .arg(failedGate).arg(task.retries).arg(failure.reason());
+    TaskChange change;
+    change.ifVersion = task.version;
+    change.status = QStringLiteral("blocked");
+    change.blockedReason = reason;
+    if (!claimMove(run, run->m_from, change, LostClaim::Uncounted))
         return;
+    if (auto released = m_store.releaseTaskLeases(task.id); !released)
+        qCWarning(lcEngine).noquote() << "cannot release leases of task" << task.id << "-" << released.error().toString();
+    auditAction(QStringLiteral("engine"), QStringLiteral("blocked"), task, redEvidence(run, failedGate, failure));
+    {
+        QMutexLocker lock(&m_statsMutex);
+        ++m_stats.blocked;
     }
+    qCWarning(lcEngine).noquote() << "task" << task.id << "blocked:" << reason;
+    Q_EMIT taskChanged(task.id, QStringLiteral("blocked"), run->m_from);
+    notifyTask(QStringLiteral("blocked"), task, QStringLiteral("blocked in %1").arg(run->m_from), reason,
+               QJsonObject{{QStringLiteral("stage"), run->m_from}, {QStringLiteral("gate"), failedGate},
+                           {QStringLiteral("reason"), failure.reason()}, {QStringLiteral("head"), task.headSha},
+                           {QStringLiteral("findings"), maskedFindings(failure)}});
+    finish(run, AdvanceRun::Outcome::Blocked, reason);
+}
+
+void Engine::rollBack(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure)
+{
+    const ProjectRuntime &runtime = *run->m_runtime;
+    const ProjectConfig &config = runtime.config;
+    TaskRecord &task = run->m_task;
+    const QString actor = QStringLiteral("engine");
+    const int rollback = task.retries + 1;
 
     const QString target = config.rollbackTo;
     TaskChange change;
     change.ifVersion = task.version;
     change.retries = rollback;
     change.description = descriptionWithFeedback(task.description, failedGate, failure, rollback, config.maxRetries, run->m_from);
-    auto won = m_tasks.claimTransition(task.id, run->m_from, target, change);
-    if (!won) {
-        finish(run, AdvanceRun::Outcome::Failed, won.error().toString());
+    if (!claimMove(run, target, change, LostClaim::Uncounted))
         return;
-    }
-    if (!*won) {
-        finish(run, AdvanceRun::Outcome::Lost, QStringLiteral("task %1 was moved by someone else").arg(task.id));
-        return;
-    }
     task.stage = target;
     task.version = *change.ifVersion + 1;
     task.retries = rollback;
     task.description = *change.description;
     if (auto released = m_store.releaseTaskLeases(task.id); !released)
         qCWarning(lcEngine).noquote() << "cannot release leases of task" << task.id << "-" << released.error().toString();
-    QJsonObject details = evidence;
+    QJsonObject details = redEvidence(run, failedGate, failure);
     details.insert(QStringLiteral("from"), run->m_from);
     details.insert(QStringLiteral("to"), target);
     details.insert(QStringLiteral("rollback"), rollback);

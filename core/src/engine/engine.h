@@ -303,7 +303,22 @@ private:
     void prepareWorkspace(AdvanceRun *run);
     // Records one verdict (audit, notifications) and goes on to the next gate or decides.
     void recordVerdict(AdvanceRun *run, const QString &instance, const QString &toStage, const GateVerdict &verdict, qint64 durationMs);
+    // Every gate passed (empty @p failedGate): advancePassed(); else the red policy: blockFailed()
+    // once the rollbacks are used up, rollBack() before.
     void decide(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
+    // Moves the task to the next stage, or to done after the last one.
+    void advancePassed(AdvanceRun *run);
+    // Blocks the task in its stage: gate @p failedGate said no after the last rollback.
+    void blockFailed(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
+    // Sends the task back to the project's rollback stage with the gate's feedback.
+    void rollBack(AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
+    // Whether a claim someone else won counts in EngineStats::lostClaims (advances only).
+    enum class LostClaim { Counted, Uncounted };
+    // Claims the move of @p run's task from its stage to @p to with @p change. False when the
+    // store failed or someone else moved the task first: the run is then finished as such.
+    [[nodiscard]] bool claimMove(AdvanceRun *run, const QString &to, const TaskChange &change, LostClaim lost);
+    // What a block or rollback records of the failed gate.
+    [[nodiscard]] static QJsonObject redEvidence(const AdvanceRun *run, const QString &failedGate, const GateVerdict &failure);
     // A gate said "not yet": nothing moves; the edge is evaluated again after the verdict's retryAfter.
     void waitFor(AdvanceRun *run, const QString &gate, const GateVerdict &verdict);
     void finish(AdvanceRun *run, AdvanceRun::Outcome outcome, const QString &detail);

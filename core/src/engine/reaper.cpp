@@ -326,101 +326,15 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
         if (!r.agent && (mode == Mode::Startup || (!watched && pidless.value(job.id) + 1 >= m_settings.deadTicks)))
             unrecorded = findUnrecordedAgent(m_engine.workspace().artifactsPath(job.project, job.taskId), job, node,
                                              m_engine.workspace().worktreePath(job.project, job.taskId));
-        if (unrecorded && unrecorded->running) {
-            // Recorded now, then treated as any agent of ours: adopted at startup, never
-            // reaped alive below the ceiling, and never run a second time beside.
-            JobQueue::AgentRunRecord agent = *unrecorded->running;
-            auto id = m_engine.jobs().recordAgentStart(agent);
-            if (!id) {
-                pass.ok = false;
-                pass.errors.append(id.error().toString());
-                continue;
-            }
-            agent.id = *id;
-            r.agent = agent;
-            qCWarning(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "has agent pid" << agent.pid
-                                          << "that was never recorded (started right before a stop); recorded it from its log"
-                                          << agent.logPath;
-            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("record-unrecorded-agent"), job.project,
-                                                    job.taskId,
-                                                    QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid},
-                                                                {QStringLiteral("log"), agent.logPath}}});
+        if (unrecorded && unrecorded->running && !recordUnrecordedAgent(r, *unrecorded->running, pass))
+            continue;
+        if (r.agent && r.agent->pid > 0) {
+            if (auto d = assessAgent(mode, r, watched, runningMs, now, pass))
+                out.append(*d);
+            continue;
         }
         Decision d;
         d.running = r;
-        if (r.agent && r.agent->pid > 0) {
-            const JobQueue::AgentRunRecord &agent = *r.agent;
-            if (r.agentFinishedAt.isValid()) {
-                // Tier 2: the end is recorded; the monitor had its grace to finalise.
-                if (mode == Mode::Tick && msBetween(r.agentFinishedAt, now) < qint64(m_settings.finalizeGrace.count()))
-                    continue;
-                d.tier = mode == Mode::Startup ? 0 : 2;
-                // An end stored without its code may still have it beside the log.
-                d.exitCode = r.exitCode ? r.exitCode : recordedExit(agent);
-                d.advance = d.exitCode == 0;
-                d.reason = d.exitCode ? QStringLiteral("the agent ended with %1 but the job was not finalised").arg(describeStatus(*d.exitCode))
-                                      : QStringLiteral("the agent ended with an unknown exit code and the job was not finalised");
-                out.append(d);
-                continue;
-            }
-            const bool alive = isSameLiveProcess(agent.pid, agent.startTicks);
-            if (alive) {
-                if (agent.node == node && r.deadTicks > 0)
-                    (void)m_engine.jobs().setDeadTicks(agent.id, 0);
-                // After a restart, a living agent of ours is adopted rather than stopped: the
-                // work goes on, and no second agent is started beside it.
-                if (mode == Mode::Startup && !pastCeiling && m_adopt && m_adopt(r)) {
-                    pass.adopted.append(job.id);
-                    qCInfo(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "keeps its agent pid" << agent.pid
-                                               << "(adopted after the restart)";
-                    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("adopt-agent"), job.project, job.taskId,
-                                                            QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid}}});
-                    continue;
-                }
-                if (mode == Mode::Startup || pastCeiling) {
-                    // Never requeue beside a living agent: its whole group is stopped first.
-                    // Only a status written before the stop is the agent's own end (it finished
-                    // while its recorder was still exiting); what it writes after the stop is
-                    // recorded, but an agent the reaper stopped never completes its job.
-                    const std::optional<int> endedBefore = recordedExit(agent);
-                    d.tier = mode == Mode::Startup ? 0 : 3;
-                    d.terminated = stopProcessGroup(agent.pid, agent.startTicks, m_settings.killGrace);
-                    d.recordEnd = true;
-                    d.exitCode = endedBefore ? endedBefore : recordedExit(agent);
-                    d.advance = endedBefore == 0;
-                    d.reason = mode == Mode::Startup
-                                   ? QStringLiteral("the agent (pid %1) outlived the daemon that started it; stopped").arg(agent.pid)
-                                   : QStringLiteral("running for %1 s, past the %2 s ceiling; agent pid %3 stopped")
-                                         .arg(runningMs / 1000).arg(m_settings.ceiling.count() / 1000).arg(agent.pid);
-                    if (endedBefore)
-                        d.reason = QStringLiteral("agent pid %1 had ended with %2 (its exit recorder wrote it before the stop)")
-                                       .arg(agent.pid).arg(describeStatus(*endedBefore));
-                    else if (d.exitCode)
-                        d.reason += QStringLiteral(" (its exit recorder then wrote %1)").arg(describeStatus(*d.exitCode));
-                    out.append(d);
-                }
-                continue;
-            }
-            // Dead (or its pid belongs to another process now), and no end in the store. Its
-            // exit recorder (the agent's parent) is gone too, so what it wrote is final.
-            const int ticks = r.deadTicks + 1;
-            if (mode == Mode::Tick)
-                (void)m_engine.jobs().setDeadTicks(agent.id, ticks);
-            const bool monitorGone = mode == Mode::Startup || !watched;
-            if ((monitorGone && (mode == Mode::Startup || ticks >= m_settings.deadTicks)) || pastCeiling) {
-                d.tier = mode == Mode::Startup ? 0 : (pastCeiling && !monitorGone ? 3 : 1);
-                d.recordEnd = true;
-                d.exitCode = recordedExit(agent);
-                d.advance = d.exitCode == 0;
-                d.reason = d.exitCode
-                               ? QStringLiteral("agent pid %1 ended with %2 while no monitor watched it (recorded by its exit recorder)")
-                                     .arg(agent.pid).arg(describeStatus(*d.exitCode))
-                               : QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
-                                     .arg(agent.pid).arg(ticks);
-                out.append(d);
-            }
-            continue;
-        }
         // No agent process: a command, a gate wait, or a run that died before its agent started
         // — or after, unrecorded: then what its exit recorder wrote decides.
         if (unrecorded && unrecorded->exitCode) {
@@ -454,6 +368,110 @@ QList<Reaper::Decision> Reaper::assess(Mode mode, const QSet<qint64> &monitored,
     }
     pidless = stillPidless;
     return out;
+}
+
+std::optional<Reaper::Decision> Reaper::assessAgent(Mode mode, const JobQueue::RunningJob &r, bool watched, qint64 runningMs,
+                                                   const QDateTime &now, ReaperPass &pass)
+{
+    const QString node = m_engine.node();
+    const JobRecord &job = r.job;
+    const bool pastCeiling = runningMs > qint64(m_settings.ceiling.count());
+    Decision d;
+    d.running = r;
+    const JobQueue::AgentRunRecord &agent = *r.agent;
+    if (r.agentFinishedAt.isValid()) {
+        // Tier 2: the end is recorded; the monitor had its grace to finalise.
+        if (mode == Mode::Tick && msBetween(r.agentFinishedAt, now) < qint64(m_settings.finalizeGrace.count()))
+            return std::nullopt;
+        d.tier = mode == Mode::Startup ? 0 : 2;
+        // An end stored without its code may still have it beside the log.
+        d.exitCode = r.exitCode ? r.exitCode : recordedExit(agent);
+        d.advance = d.exitCode == 0;
+        d.reason = d.exitCode ? QStringLiteral("the agent ended with %1 but the job was not finalised").arg(describeStatus(*d.exitCode))
+                              : QStringLiteral("the agent ended with an unknown exit code and the job was not finalised");
+        return d;
+    }
+    const bool alive = isSameLiveProcess(agent.pid, agent.startTicks);
+    if (alive) {
+        if (agent.node == node && r.deadTicks > 0)
+            (void)m_engine.jobs().setDeadTicks(agent.id, 0);
+        // After a restart, a living agent of ours is adopted rather than stopped: the
+        // work goes on, and no second agent is started beside it.
+        if (mode == Mode::Startup && !pastCeiling && m_adopt && m_adopt(r)) {
+            pass.adopted.append(job.id);
+            qCInfo(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "keeps its agent pid" << agent.pid
+                                       << "(adopted after the restart)";
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("adopt-agent"), job.project, job.taskId,
+                                                    QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid}}});
+            return std::nullopt;
+        }
+        if (mode == Mode::Startup || pastCeiling) {
+            // Never requeue beside a living agent: its whole group is stopped first.
+            // Only a status written before the stop is the agent's own end (it finished
+            // while its recorder was still exiting); what it writes after the stop is
+            // recorded, but an agent the reaper stopped never completes its job.
+            const std::optional<int> endedBefore = recordedExit(agent);
+            d.tier = mode == Mode::Startup ? 0 : 3;
+            d.terminated = stopProcessGroup(agent.pid, agent.startTicks, m_settings.killGrace);
+            d.recordEnd = true;
+            d.exitCode = endedBefore ? endedBefore : recordedExit(agent);
+            d.advance = endedBefore == 0;
+            d.reason = mode == Mode::Startup
+                           ? QStringLiteral("the agent (pid %1) outlived the daemon that started it; stopped").arg(agent.pid)
+                           : QStringLiteral("running for %1 s, past the %2 s ceiling; agent pid %3 stopped")
+                                 .arg(runningMs / 1000).arg(m_settings.ceiling.count() / 1000).arg(agent.pid);
+            if (endedBefore)
+                d.reason = QStringLiteral("agent pid %1 had ended with %2 (its exit recorder wrote it before the stop)")
+                               .arg(agent.pid).arg(describeStatus(*endedBefore));
+            else if (d.exitCode)
+                d.reason += QStringLiteral(" (its exit recorder then wrote %1)").arg(describeStatus(*d.exitCode));
+            return d;
+        }
+        return std::nullopt;
+    }
+    // Dead (or its pid belongs to another process now), and no end in the store. Its
+    // exit recorder (the agent's parent) is gone too, so what it wrote is final.
+    const int ticks = r.deadTicks + 1;
+    if (mode == Mode::Tick)
+        (void)m_engine.jobs().setDeadTicks(agent.id, ticks);
+    const bool monitorGone = mode == Mode::Startup || !watched;
+    if ((monitorGone && (mode == Mode::Startup || ticks >= m_settings.deadTicks)) || pastCeiling) {
+        d.tier = mode == Mode::Startup ? 0 : (pastCeiling && !monitorGone ? 3 : 1);
+        d.recordEnd = true;
+        d.exitCode = recordedExit(agent);
+        d.advance = d.exitCode == 0;
+        d.reason = d.exitCode
+                       ? QStringLiteral("agent pid %1 ended with %2 while no monitor watched it (recorded by its exit recorder)")
+                             .arg(agent.pid).arg(describeStatus(*d.exitCode))
+                       : QStringLiteral("agent pid %1 is gone (%2 consecutive check(s)) and nothing recorded its end")
+                             .arg(agent.pid).arg(ticks);
+        return d;
+    }
+    return std::nullopt;
+}
+
+bool Reaper::recordUnrecordedAgent(JobQueue::RunningJob &r, const JobQueue::AgentRunRecord &found, ReaperPass &pass)
+{
+    const JobRecord &job = r.job;
+    // Recorded now, then treated as any agent of ours: adopted at startup, never
+    // reaped alive below the ceiling, and never run a second time beside.
+    JobQueue::AgentRunRecord agent = found;
+    auto id = m_engine.jobs().recordAgentStart(agent);
+    if (!id) {
+        pass.ok = false;
+        pass.errors.append(id.error().toString());
+        return false;
+    }
+    agent.id = *id;
+    r.agent = agent;
+    qCWarning(lcReaper).noquote() << "job" << job.id << "of task" << job.taskId << "has agent pid" << agent.pid
+                                  << "that was never recorded (started right before a stop); recorded it from its log"
+                                  << agent.logPath;
+    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("record-unrecorded-agent"), job.project,
+                                            job.taskId,
+                                            QJsonObject{{QStringLiteral("job"), job.id}, {QStringLiteral("pid"), agent.pid},
+                                                        {QStringLiteral("log"), agent.logPath}}});
+    return true;
 }
 
 QList<Reaper::Decision> Reaper::assessTakeovers(ReaperPass &pass)
@@ -640,174 +658,205 @@ void Reaper::takeWork(Decision &d, const Projects &projects)
 
 void Reaper::settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass)
 {
+    for (const Decision &d : decisions)
+        settleOne(d, monitored, pass);
+}
+
+void Reaper::settleOne(const Decision &d, const QSet<qint64> &monitored, ReaperPass &pass)
+{
     const QString node = m_engine.node();
-    for (const Decision &d : decisions) {
-        const JobRecord &job = d.running.job;
-        if (d.fenced) {
-            qCInfo(lcReaper).noquote() << "job" << job.id << "was taken over by another node before the reaper took its work";
-            continue;
-        }
-        if (monitored.contains(job.id) && m_abandon)
-            m_abandon(job.id, d.reason);
-        if (d.recordEnd && d.running.agent) {
-            // The end is recorded with the code its exit recorder wrote; without one it is not
-            // known, and not invented.
-            if (auto ended = m_engine.jobs().recordAgentEnd(d.running.agent->id, d.exitCode); !ended) {
-                pass.ok = false;
-                pass.errors.append(ended.error().toString());
-            }
-        }
-        ReapedJob reaped;
-        reaped.jobId = job.id;
-        reaped.taskId = job.taskId;
-        reaped.project = job.project;
-        reaped.stage = job.stage;
-        reaped.tier = d.tier;
-        reaped.reason = d.reason;
-        reaped.terminated = d.terminated;
-        reaped.exitCode = d.exitCode;
-        reaped.takenFrom = d.takenFrom;
-        reaped.at = QDateTime::currentDateTimeUtc();
-        const QString verbNoun = d.takenFrom.isEmpty() ? QStringLiteral("reaped") : QStringLiteral("taken over");
-        bool advance = d.advance;
-        QString failure = QStringLiteral("%1: %2").arg(verbNoun, d.reason);
-        bool blockAfter = false;
-        if (!d.changes.isEmpty()) {
-            // The run changed the project's repository, not through Sluice (docs/adr/0013):
-            // nothing is taken, and a person looks first.
-            failure = m_engine.reportRepositoryChanged(job, d.changes);
-            advance = false;
-            blockAfter = true;
-        } else if (!d.workError.isEmpty()) {
-            failure = QStringLiteral("%1: %2; %3").arg(verbNoun, d.reason, d.workError);
-            advance = false;
-        }
-        const JobClaim claim = d.claim(node);
-        if (d.adoptHere) {
-            // The job becomes this node's as it is (same attempt, new token), its agent with it.
-            auto taken = m_engine.jobs().transfer(claim, node, d.running.agent ? d.running.agent->id : 0);
-            if (!taken) {
-                pass.ok = false;
-                pass.errors.append(taken.error().toString());
-                continue;
-            }
-            if (!*taken) {
-                qCInfo(lcReaper).noquote() << "job" << job.id << "of node" << d.takenFrom << "was taken over by someone else first";
-                continue;
-            }
-            JobQueue::RunningJob adopted = d.running;
-            adopted.job = **taken;
-            if (adopted.agent)
-                adopted.agent->node = node;
-            if (m_adopt && m_adopt(adopted)) {
-                reaped.outcome = QStringLiteral("adopted");
-                pass.adopted.append(job.id);
-            } else {
-                auto failed = m_engine.jobs().fail(adopted.job.claim(),
-                                                   QStringLiteral("taken over: %1, but this node cannot run its stage").arg(d.reason),
-                                                   std::chrono::milliseconds(0), QDateTime::currentDateTimeUtc());
-                if (!failed) {
-                    pass.ok = false;
-                    pass.errors.append(failed.error().toString());
-                    continue;
-                }
-                reaped.outcome = *failed == JobQueue::FailOutcome::Requeued ? QStringLiteral("requeued")
-                                 : *failed == JobQueue::FailOutcome::Failed ? QStringLiteral("failed")
-                                                                             : QStringLiteral("lost");
-            }
-        } else if (advance) {
-            if (d.head) {
-                // The work first, with the fence; the completion then.
-                const QString head = **d.head;
-                auto recorded = m_engine.tasks().recordWork(job.taskId, job.stage, head,
-                                                            d.files && *d.files ? std::optional<QList<StageFile>>(**d.files) : std::nullopt,
-                                                            claim);
-                if (!recorded) {
-                    pass.ok = false;
-                    pass.errors.append(recorded.error().toString());
-                    continue;
-                }
-                if (*recorded)
-                    qCInfo(lcReaper).noquote() << "task" << job.taskId << "head is" << head.left(12) << "after recovered job" << job.id;
-            }
-            auto won = m_engine.jobs().complete(QList<JobClaim>{claim});
-            if (!won) {
-                pass.ok = false;
-                pass.errors.append(won.error().toString());
-                continue;
-            }
-            reaped.outcome = !won->isEmpty() ? QStringLiteral("advance") : QStringLiteral("lost");
-        } else {
-            const auto runtime = m_engine.project(job.project);
-            // Interrupted by a stop (startup recovery): available at once.
-            const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
-            auto failed = m_engine.jobs().fail(claim, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
-            if (!failed) {
-                pass.ok = false;
-                pass.errors.append(failed.error().toString());
-                continue;
-            }
-            reaped.outcome = *failed == JobQueue::FailOutcome::Requeued ? QStringLiteral("requeued")
-                             : *failed == JobQueue::FailOutcome::Failed ? QStringLiteral("failed")
-                                                                         : QStringLiteral("lost");
-        }
-        if (reaped.outcome == QLatin1String("lost")) {
-            // Someone else (the monitor, another recovery) settled it first: nothing to do.
-            qCInfo(lcReaper).noquote() << "job" << job.id << "was settled by someone else before the reaper";
-            continue;
-        }
-        pass.reaped.append(reaped);
-        const QString verb = !d.takenFrom.isEmpty() ? QStringLiteral("took over")
-                             : d.tier == 0          ? QStringLiteral("recovered")
-                                                    : QStringLiteral("reaped (tier %1)").arg(d.tier);
-        qCWarning(lcReaper).noquote() << verb << "job" << job.id << "of task" << job.taskId << "in stage" << job.stage << "-"
-                                      << d.reason << "->" << reaped.outcome;
-        const QString action = !d.takenFrom.isEmpty() ? QStringLiteral("take-over")
-                               : d.tier == 0          ? QStringLiteral("recover-job")
-                                                      : QStringLiteral("reap");
-        QJsonObject details = reaped.toJson();
-        details.insert(QStringLiteral("node"), node);
-        (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), action, job.project, job.taskId, details});
-        if (reaped.outcome == QLatin1String("adopted"))
-            continue; // its stage watches the agent; the one advance path follows its end
-        if (reaped.outcome == QLatin1String("advance")) {
-            // The one advance path decides; if it cannot complete, the task is not stranded.
-            AdvanceRun *run = m_engine.advance(job.taskId, job.stage,
-                                               QStringLiteral("reaper: job %1 exited 0 (tier %2)").arg(job.id).arg(d.tier));
-            const qint64 taskId = job.taskId;
-            const QString project = job.project;
-            const QString stage = job.stage;
-            connect(run, &AdvanceRun::finished, this, [this, taskId, project, stage](AdvanceRun *finished) {
-                if (finished->outcome() != AdvanceRun::Outcome::Failed)
-                    return;
-                m_pendingAdvance.insert(taskId, stage);
-                qCWarning(lcReaper).noquote() << "the advance of task" << taskId << "after a reap failed:" << finished->detail()
-                                              << "- retried at the next reaper tick; the reconciler also looks";
-                (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("advance-after-reap-failed"), project, taskId,
-                                                        QJsonObject{{QStringLiteral("detail"), finished->detail()},
-                                                                    {QStringLiteral("handedTo"), QStringLiteral("reaper retry, reconciler")}}});
-            });
-        } else if (reaped.outcome == QLatin1String("failed") || blockAfter) {
-            // A run that wrote the project's repository is not retried: a person looks first.
-            auto blocked = m_engine.block(job.taskId, job.stage,
-                                          blockAfter ? failure
-                                                     : QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
-                                                           .arg(job.stage).arg(job.attempts).arg(d.reason),
-                                          QStringLiteral("reaper"));
-            if (!blocked) {
-                pass.ok = false;
-                pass.errors.append(blocked.error().toString());
-            }
-        }
-        Notification n;
-        n.event = QStringLiteral("reaped");
-        n.projectId = job.project;
-        n.taskId = job.taskId;
-        n.title = QStringLiteral("job %1 of task %2 reaped (%3)").arg(job.id).arg(job.taskId).arg(reaped.outcome);
-        n.text = d.reason;
-        n.data = reaped.toJson();
-        m_engine.notify(n);
+    const JobRecord &job = d.running.job;
+    if (d.fenced) {
+        qCInfo(lcReaper).noquote() << "job" << job.id << "was taken over by another node before the reaper took its work";
+        return;
     }
+    if (monitored.contains(job.id) && m_abandon)
+        m_abandon(job.id, d.reason);
+    if (d.recordEnd && d.running.agent) {
+        // The end is recorded with the code its exit recorder wrote; without one it is not
+        // known, and not invented.
+        if (auto ended = m_engine.jobs().recordAgentEnd(d.running.agent->id, d.exitCode); !ended) {
+            pass.ok = false;
+            pass.errors.append(ended.error().toString());
+        }
+    }
+    ReapedJob reaped;
+    reaped.jobId = job.id;
+    reaped.taskId = job.taskId;
+    reaped.project = job.project;
+    reaped.stage = job.stage;
+    reaped.tier = d.tier;
+    reaped.reason = d.reason;
+    reaped.terminated = d.terminated;
+    reaped.exitCode = d.exitCode;
+    reaped.takenFrom = d.takenFrom;
+    reaped.at = QDateTime::currentDateTimeUtc();
+    const QString verbNoun = d.takenFrom.isEmpty() ? QStringLiteral("reaped") : QStringLiteral("taken over");
+    bool advance = d.advance;
+    QString failure = QStringLiteral("%1: %2").arg(verbNoun, d.reason);
+    bool blockAfter = false;
+    if (!d.changes.isEmpty()) {
+        // The run changed the project's repository, not through Sluice (docs/adr/0013):
+        // nothing is taken, and a person looks first.
+        failure = m_engine.reportRepositoryChanged(job, d.changes);
+        advance = false;
+        blockAfter = true;
+    } else if (!d.workError.isEmpty()) {
+        failure = QStringLiteral("%1: %2; %3").arg(verbNoun, d.reason, d.workError);
+        advance = false;
+    }
+    const JobClaim claim = d.claim(node);
+    const std::optional<QString> outcome = d.adoptHere ? adoptTakenJob(d, claim, pass)
+                                           : advance   ? completeJob(d, claim, pass)
+                                                       : failJob(d, claim, failure, pass);
+    if (!outcome)
+        return;
+    reaped.outcome = *outcome;
+    if (reaped.outcome == QLatin1String("lost")) {
+        // Someone else (the monitor, another recovery) settled it first: nothing to do.
+        qCInfo(lcReaper).noquote() << "job" << job.id << "was settled by someone else before the reaper";
+        return;
+    }
+    pass.reaped.append(reaped);
+    const QString verb = !d.takenFrom.isEmpty() ? QStringLiteral("took over")
+                         : d.tier == 0          ? QStringLiteral("recovered")
+                                                : QStringLiteral("reaped (tier %1)").arg(d.tier);
+    qCWarning(lcReaper).noquote() << verb << "job" << job.id << "of task" << job.taskId << "in stage" << job.stage << "-"
+                                  << d.reason << "->" << reaped.outcome;
+    const QString action = !d.takenFrom.isEmpty() ? QStringLiteral("take-over")
+                           : d.tier == 0          ? QStringLiteral("recover-job")
+                                                  : QStringLiteral("reap");
+    QJsonObject details = reaped.toJson();
+    details.insert(QStringLiteral("node"), node);
+    (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), action, job.project, job.taskId, details});
+    if (reaped.outcome == QLatin1String("adopted"))
+        return; // its stage watches the agent; the one advance path follows its end
+    followReaped(d, reaped, failure, blockAfter, pass);
+}
+
+namespace {
+QString failOutcomeName(JobQueue::FailOutcome outcome)
+{
+    return outcome == JobQueue::FailOutcome::Requeued ? QStringLiteral("requeued")
+           : outcome == JobQueue::FailOutcome::Failed ? QStringLiteral("failed")
+                                                      : QStringLiteral("lost");
+}
+} // namespace
+
+std::optional<QString> Reaper::adoptTakenJob(const Decision &d, const JobClaim &claim, ReaperPass &pass)
+{
+    const QString node = m_engine.node();
+    const JobRecord &job = d.running.job;
+    // The job becomes this node's as it is (same attempt, new token), its agent with it.
+    auto taken = m_engine.jobs().transfer(claim, node, d.running.agent ? d.running.agent->id : 0);
+    if (!taken) {
+        pass.ok = false;
+        pass.errors.append(taken.error().toString());
+        return std::nullopt;
+    }
+    if (!*taken) {
+        qCInfo(lcReaper).noquote() << "job" << job.id << "of node" << d.takenFrom << "was taken over by someone else first";
+        return std::nullopt;
+    }
+    JobQueue::RunningJob adopted = d.running;
+    adopted.job = **taken;
+    if (adopted.agent)
+        adopted.agent->node = node;
+    if (m_adopt && m_adopt(adopted)) {
+        pass.adopted.append(job.id);
+        return QStringLiteral("adopted");
+    }
+    auto failed = m_engine.jobs().fail(adopted.job.claim(), QStringLiteral("taken over: %1, but this node cannot run its stage").arg(d.reason),
+                                       std::chrono::milliseconds(0), QDateTime::currentDateTimeUtc());
+    if (!failed) {
+        pass.ok = false;
+        pass.errors.append(failed.error().toString());
+        return std::nullopt;
+    }
+    return failOutcomeName(*failed);
+}
+
+std::optional<QString> Reaper::completeJob(const Decision &d, const JobClaim &claim, ReaperPass &pass)
+{
+    const JobRecord &job = d.running.job;
+    if (d.head) {
+        // The work first, with the fence; the completion then.
+        const QString head = **d.head;
+        auto recorded = m_engine.tasks().recordWork(job.taskId, job.stage, head,
+                                                    d.files && *d.files ? std::optional<QList<StageFile>>(**d.files) : std::nullopt,
+                                                    claim);
+        if (!recorded) {
+            pass.ok = false;
+            pass.errors.append(recorded.error().toString());
+            return std::nullopt;
+        }
+        if (*recorded)
+            qCInfo(lcReaper).noquote() << "task" << job.taskId << "head is" << head.left(12) << "after recovered job" << job.id;
+    }
+    auto won = m_engine.jobs().complete(QList<JobClaim>{claim});
+    if (!won) {
+        pass.ok = false;
+        pass.errors.append(won.error().toString());
+        return std::nullopt;
+    }
+    return !won->isEmpty() ? QStringLiteral("advance") : QStringLiteral("lost");
+}
+
+std::optional<QString> Reaper::failJob(const Decision &d, const JobClaim &claim, const QString &failure, ReaperPass &pass)
+{
+    const JobRecord &job = d.running.job;
+    const auto runtime = m_engine.project(job.project);
+    // Interrupted by a stop (startup recovery): available at once.
+    const qint64 backoff = d.tier == 0 ? 0 : retryBackoff(runtime.get(), job.attempts).count();
+    auto failed = m_engine.jobs().fail(claim, failure, std::chrono::milliseconds(backoff), QDateTime::currentDateTimeUtc());
+    if (!failed) {
+        pass.ok = false;
+        pass.errors.append(failed.error().toString());
+        return std::nullopt;
+    }
+    return failOutcomeName(*failed);
+}
+
+void Reaper::followReaped(const Decision &d, const ReapedJob &reaped, const QString &failure, bool blockAfter, ReaperPass &pass)
+{
+    const JobRecord &job = d.running.job;
+    if (reaped.outcome == QLatin1String("advance")) {
+        // The one advance path decides; if it cannot complete, the task is not stranded.
+        AdvanceRun *run = m_engine.advance(job.taskId, job.stage,
+                                           QStringLiteral("reaper: job %1 exited 0 (tier %2)").arg(job.id).arg(d.tier));
+        const qint64 taskId = job.taskId;
+        const QString project = job.project;
+        const QString stage = job.stage;
+        connect(run, &AdvanceRun::finished, this, [this, taskId, project, stage](AdvanceRun *finished) {
+            if (finished->outcome() != AdvanceRun::Outcome::Failed)
+                return;
+            m_pendingAdvance.insert(taskId, stage);
+            qCWarning(lcReaper).noquote() << "the advance of task" << taskId << "after a reap failed:" << finished->detail()
+                                          << "- retried at the next reaper tick; the reconciler also looks";
+            (void)m_engine.store().audit(AuditEntry{QStringLiteral("reaper"), QStringLiteral("advance-after-reap-failed"), project, taskId,
+                                                    QJsonObject{{QStringLiteral("detail"), finished->detail()},
+                                                                {QStringLiteral("handedTo"), QStringLiteral("reaper retry, reconciler")}}});
+        });
+    } else if (reaped.outcome == QLatin1String("failed") || blockAfter) {
+        // A run that wrote the project's repository is not retried: a person looks first.
+        auto blocked = m_engine.block(job.taskId, job.stage,
+                                      blockAfter ? failure
+                                                 : QStringLiteral("stage '%1' failed %2 time(s); the last attempt was reaped: %3")
+                                                       .arg(job.stage).arg(job.attempts).arg(d.reason),
+                                      QStringLiteral("reaper"));
+        if (!blocked) {
+            pass.ok = false;
+            pass.errors.append(blocked.error().toString());
+        }
+    }
+    Notification n;
+    n.event = QStringLiteral("reaped");
+    n.projectId = job.project;
+    n.taskId = job.taskId;
+    n.title = QStringLiteral("job %1 of task %2 reaped (%3)").arg(job.id).arg(job.taskId).arg(reaped.outcome);
+    n.text = d.reason;
+    n.data = reaped.toJson();
+    m_engine.notify(n);
 }
 
 void Reaper::reclaimLeases(ReaperPass &pass)

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace Sluice {
 
@@ -144,6 +145,13 @@ private:
     struct Decision;
     enum class Mode { Startup, Tick };
     QList<Decision> assess(Mode mode, const QSet<qint64> &monitored, QHash<qint64, int> &pidless, ReaperPass &pass);
+    // assess() of a job with an agent process: what to do with it, or nothing (it runs on,
+    // was adopted, or its monitor still has time).
+    [[nodiscard]] std::optional<Decision> assessAgent(Mode mode, const JobQueue::RunningJob &r, bool watched, qint64 runningMs,
+                                                      const QDateTime &now, ReaperPass &pass);
+    // Records the agent @p found of @p r that its start never recorded (@p r then has it).
+    // False when the store refused (in @p pass).
+    [[nodiscard]] bool recordUnrecordedAgent(JobQueue::RunningJob &r, const JobQueue::AgentRunRecord &found, ReaperPass &pass);
     // The jobs of nodes silent past node_timeout (off the event loop): their claims revoked,
     // each job judged by the restart rules as seen from this machine.
     QList<Decision> assessTakeovers(ReaperPass &pass);
@@ -155,6 +163,15 @@ private:
     // Removes the working copies this node keeps of tasks that are done (off the event loop).
     void removeFinishedWorkingCopies(const Projects &projects);
     void settle(const QList<Decision> &decisions, const QSet<qint64> &monitored, ReaperPass &pass);
+    void settleOne(const Decision &d, const QSet<qint64> &monitored, ReaperPass &pass);
+    // How settleOne() writes a decision to the store, by what it is: the outcome
+    // ("adopted", "advance", "requeued", "failed", "lost"), or nothing when there is nothing
+    // more to do (an error in @p pass, a job someone else took first).
+    [[nodiscard]] std::optional<QString> adoptTakenJob(const Decision &d, const JobClaim &claim, ReaperPass &pass);
+    [[nodiscard]] std::optional<QString> completeJob(const Decision &d, const JobClaim &claim, ReaperPass &pass);
+    [[nodiscard]] std::optional<QString> failJob(const Decision &d, const JobClaim &claim, const QString &failure, ReaperPass &pass);
+    // What follows a settled job: the advance, or the block, and the "reaped" notification.
+    void followReaped(const Decision &d, const ReapedJob &reaped, const QString &failure, bool blockAfter, ReaperPass &pass);
     void reclaimLeases(ReaperPass &pass);
     void finishPass(ReaperPass &pass, bool startup);
     void loadStatus();

@@ -23,7 +23,10 @@ namespace Sluice {
 
 class Engine;
 class PluginJob;
+class Tracker;
 class TrackerOutbox;
+struct ProjectRuntime;
+struct TaskRecord;
 
 /// The `reconciler:` section of sluice.yaml.
 struct ReconcilerSettings {
@@ -67,6 +70,14 @@ Q_SIGNALS:
     void passFinished(const Sluice::ReconcilerPass &pass);
 
 private:
+    // One pass's look at one active task: re-drives it when an edge left it behind.
+    void reconcileTask(const ProjectRuntime &runtime, const TaskRecord &task, const QDateTime &settledBefore);
+    // A task in a stage that waits for people: runs the stage again when its request for
+    // people was lost. False when it left the task alone (skipped).
+    bool askPeopleAgain(const ProjectRuntime &runtime, const TaskRecord &task, const QDateTime &settledBefore);
+    // Reads the task's tracker issue and takes the state it shows as its signal.
+    void readTrackerState(const std::shared_ptr<ProjectRuntime> &runtime, Tracker &tracker, const TaskRecord &task);
+    void failPass(const QString &error);
     void finishPass();
     void recordAction(qint64 taskId, const QString &project, const QString &stage, const QString &action, const QString &why);
 

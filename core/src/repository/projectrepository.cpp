@@ -205,6 +205,13 @@ Result<QString> ProjectRepository::remote() const
     return url->exitCode == 0 && !trimmed(url->out).isEmpty() ? m_remoteName : QString();
 }
 
+Result<QString> ProjectRepository::taskBranchRemote(const QString &branch) const
+{
+    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
+        return std::unexpected(ok.error());
+    return remote();
+}
+
 Result<QString> ProjectRepository::targetRef() const
 {
     auto name = remote();
@@ -385,9 +392,7 @@ Result<bool> ProjectRepository::hasCommit(const QString &sha) const
 
 Result<void> ProjectRepository::fetchTaskBranch(const QString &branch) const
 {
-    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
-        return std::unexpected(ok.error());
-    auto name = remote();
+    auto name = taskBranchRemote(branch);
     if (!name)
         return std::unexpected(name.error());
     if (name->isEmpty())
@@ -405,9 +410,7 @@ Result<void> ProjectRepository::fetchTaskBranch(const QString &branch) const
 
 Result<std::optional<QString>> ProjectRepository::forgeBranchHead(const QString &branch) const
 {
-    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
-        return std::unexpected(ok.error());
-    auto name = remote();
+    auto name = taskBranchRemote(branch);
     if (!name)
         return std::unexpected(name.error());
     if (name->isEmpty())
@@ -471,9 +474,7 @@ Result<bool> ProjectRepository::isAncestor(const QString &ancestor, const QStrin
 
 Result<QString> ProjectRepository::publish(const QString &branch, const QString &commit) const
 {
-    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
-        return std::unexpected(ok.error());
-    auto name = remote();
+    auto name = taskBranchRemote(branch);
     if (!name)
         return std::unexpected(name.error());
     if (name->isEmpty())
@@ -487,9 +488,7 @@ Result<QString> ProjectRepository::publish(const QString &branch, const QString 
 
 Result<QString> ProjectRepository::publish(const QString &branch, const QString &commit, const QString &lastPushed) const
 {
-    if (auto ok = checkTaskBranchName(branch, m_target); !ok)
-        return std::unexpected(ok.error());
-    auto name = remote();
+    auto name = taskBranchRemote(branch);
     if (!name)
         return std::unexpected(name.error());
     if (name->isEmpty())

@@ -130,6 +130,8 @@ public:
     [[nodiscard]] Result<QString> publish(const QString &branch, const QString &commit, const QString &lastPushed) const;
 
 private:
+    // remote(), once @p branch is checked to be a task branch name (checkTaskBranchName()).
+    [[nodiscard]] Result<QString> taskBranchRemote(const QString &branch) const;
     // Pushes @p commit to @p branch of remote @p name with --force-with-lease on @p lease.
     [[nodiscard]] Result<QString> push(const QString &name, const QString &branch, const QString &commit, const QString &lease) const;
 

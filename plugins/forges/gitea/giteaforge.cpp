@@ -484,7 +484,7 @@ Result<std::unique_ptr<Forge>> GiteaForge::withCredential(const SecretRef &token
     return std::unique_ptr<Forge>(std::move(other));
 }
 
-Result<std::unique_ptr<PluginInstance>> GiteaForgeFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> GiteaForge::create(const PluginContext &context)
 {
     auto settings = GiteaSettings::fromSettings(context.settings());
     if (!settings)

@@ -9,6 +9,7 @@
 #include <sluice/forgeevents.h>
 #include <sluice/secrets.h>
 #include <sluice/webhook.h>
+#include <sluice/pluginfactory.h>
 
 #include <memory>
 
@@ -33,6 +34,9 @@ class GiteaForge final : public Forge, public PullRequestConversation, public We
     Q_OBJECT
     Q_INTERFACES(Sluice::PullRequestConversation)
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     GiteaForge(const PluginContext &context, GiteaSettings settings, SecretRef token, SecretRef webhookSecret = {},
                QObject *parent = nullptr);
     ~GiteaForge() override;
@@ -75,15 +79,7 @@ private:
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
-class GiteaForgeFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "gitea.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(GiteaForge, "gitea.json")
 
 /// Reads one Gitea pull request object.
 [[nodiscard]] Result<PullRequest> parseGiteaPullRequest(const QJsonValue &value);

@@ -541,7 +541,7 @@ Result<std::unique_ptr<Forge>> GitHubForge::withCredential(const SecretRef &toke
     return std::unique_ptr<Forge>(std::move(other));
 }
 
-Result<std::unique_ptr<PluginInstance>> GitHubForgeFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> GitHubForge::create(const PluginContext &context)
 {
     auto settings = GitHubSettings::fromSettings(context.settings());
     if (!settings)

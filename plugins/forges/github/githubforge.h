@@ -10,6 +10,7 @@
 #include <sluice/forgeevents.h>
 #include <sluice/secrets.h>
 #include <sluice/webhook.h>
+#include <sluice/pluginfactory.h>
 
 #include <memory>
 
@@ -30,6 +31,9 @@ class GitHubForge final : public Forge, public CheckRunReader, public PullReques
     Q_OBJECT
     Q_INTERFACES(Sluice::CheckRunReader Sluice::PullRequestConversation)
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     GitHubForge(const PluginContext &context, GitHubSettings settings, SecretRef token, SecretRef webhookSecret = {},
                 QObject *parent = nullptr);
     ~GitHubForge() override;
@@ -71,15 +75,7 @@ private:
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
-class GitHubForgeFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "github.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(GitHubForge, "github.json")
 
 /// A check run: not completed is pending; neutral is a warning (not a pass); unknown
 /// conclusions are Malformed; started_at may be null (documented nullable: a queued run).

@@ -569,7 +569,7 @@ std::unique_ptr<AsyncCall<QByteArray>> LocalForge::readFile(const QString &path,
     });
 }
 
-Result<std::unique_ptr<PluginInstance>> LocalForgeFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> LocalForge::create(const PluginContext &context)
 {
     QString path = context.settings().value(QStringLiteral("path")).toString();
     if (path.isEmpty())

@@ -6,6 +6,7 @@
 #include "gitrun.h"
 
 #include <sluice/forge.h>
+#include <sluice/pluginfactory.h>
 
 #include <QJsonObject>
 #include <QProcess>
@@ -20,6 +21,9 @@ class LocalForge final : public Forge
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     LocalForge(const PluginContext &context, QString repository, QString git, int timeoutMs, QObject *parent = nullptr);
 
     [[nodiscard]] Result<void> initialize() override;
@@ -61,14 +65,6 @@ private:
     int m_timeoutMs;
 };
 
-class LocalForgeFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "local.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(LocalForge, "local.json")
 
 } // namespace Sluice::Forges

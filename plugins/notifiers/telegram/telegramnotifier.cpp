@@ -133,7 +133,7 @@ std::unique_ptr<AsyncCall<Done>> TelegramNotifier::notify(const Notification &no
     });
 }
 
-Result<std::unique_ptr<PluginInstance>> TelegramNotifierFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> TelegramNotifier::create(const PluginContext &context)
 {
     if (context.settings().value(QStringLiteral("chat_id")).toString().trimmed().isEmpty())
         return fail(ErrorCode::InvalidConfig, QStringLiteral("chat_id must not be empty"));

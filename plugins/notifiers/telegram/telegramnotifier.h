@@ -6,6 +6,7 @@
 #include "forgehttpclient.h"
 
 #include <sluice/notifier.h>
+#include <sluice/pluginfactory.h>
 
 #include <memory>
 
@@ -24,6 +25,9 @@ class TelegramNotifier final : public Notifier
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     using Notifier::Notifier;
     ~TelegramNotifier() override;
 
@@ -35,14 +39,6 @@ private:
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
-class TelegramNotifierFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "telegram.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(TelegramNotifier, "telegram.json")
 
 } // namespace Sluice::Notifiers

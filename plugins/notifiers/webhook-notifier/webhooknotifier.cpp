@@ -70,7 +70,7 @@ std::unique_ptr<AsyncCall<Done>> WebhookNotifier::notify(const Notification &not
     });
 }
 
-Result<std::unique_ptr<PluginInstance>> WebhookNotifierFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> WebhookNotifier::create(const PluginContext &context)
 {
     const QString url = context.settings().value(QStringLiteral("url")).toString();
     if (auto base = ForgeHttp::baseUrl(url); !base)

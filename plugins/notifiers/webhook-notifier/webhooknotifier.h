@@ -6,6 +6,7 @@
 #include "forgehttpclient.h"
 
 #include <sluice/notifier.h>
+#include <sluice/pluginfactory.h>
 
 #include <QJsonObject>
 
@@ -20,6 +21,9 @@ class WebhookNotifier final : public Notifier
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     using Notifier::Notifier;
     ~WebhookNotifier() override;
 
@@ -33,14 +37,6 @@ private:
     std::unique_ptr<ForgeHttp::Client> m_client;
 };
 
-class WebhookNotifierFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "webhook-notifier.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(WebhookNotifier, "webhook-notifier.json")
 
 } // namespace Sluice::Notifiers

@@ -205,7 +205,7 @@ std::unique_ptr<StageRun> AgentStage::run(const StageRequest &request)
     return std::make_unique<AgentRun>(std::move(launch), agentRequest, problem, request.stage, context().logging());
 }
 
-Result<std::unique_ptr<PluginInstance>> AgentStageFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> AgentStage::create(const PluginContext &context)
 {
     auto rule = AgentRule::fromSettings(context.settings());
     if (!rule)

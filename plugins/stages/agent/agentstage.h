@@ -7,6 +7,7 @@
 #include <sluice/agentlauncher.h>
 #include <sluice/plugin.h>
 #include <sluice/stage.h>
+#include <sluice/pluginfactory.h>
 
 #include <QObject>
 #include <QString>
@@ -32,6 +33,9 @@ class AgentStage final : public Stage
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     AgentStage(const PluginContext &context, AgentRule rule, AgentLauncher &launcher, QObject *parent = nullptr);
     ~AgentStage() override;
 
@@ -43,17 +47,7 @@ private:
 };
 
 /// The factory the plugin library exports.
-class AgentStageFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "agent.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>>
-    create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(AgentStage, "agent.json")
 
 } // namespace Stages
 } // namespace Sluice

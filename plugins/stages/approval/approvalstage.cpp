@@ -91,7 +91,7 @@ QStringList ApprovalStage::acceptedSignals() const
     return {m_rule.signal};
 }
 
-Result<std::unique_ptr<PluginInstance>> ApprovalStageFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> ApprovalStage::create(const PluginContext &context)
 {
     auto rule = ApprovalRule::fromSettings(context.settings());
     if (!rule)

@@ -6,6 +6,7 @@
 
 #include <sluice/plugin.h>
 #include <sluice/stage.h>
+#include <sluice/pluginfactory.h>
 
 #include <QObject>
 #include <QString>
@@ -31,6 +32,9 @@ class ApprovalStage final : public Stage
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     ApprovalStage(const PluginContext &context, ApprovalRule rule, QObject *parent = nullptr);
     ~ApprovalStage() override;
 
@@ -42,17 +46,7 @@ private:
 };
 
 /// The factory the plugin library exports.
-class ApprovalStageFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "approval.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>>
-    create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(ApprovalStage, "approval.json")
 
 } // namespace Stages
 } // namespace Sluice

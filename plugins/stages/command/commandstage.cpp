@@ -618,7 +618,7 @@ std::unique_ptr<StageRun> CommandStage::run(const StageRequest &request)
                                         m_rule.once ? context().state() : nullptr);
 }
 
-Result<std::unique_ptr<PluginInstance>> CommandStageFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> CommandStage::create(const PluginContext &context)
 {
     auto rule = CommandRule::fromSettings(context.settings());
     if (!rule)

@@ -8,6 +8,7 @@
 
 #include <sluice/plugin.h>
 #include <sluice/stage.h>
+#include <sluice/pluginfactory.h>
 
 #include <QList>
 #include <QObject>
@@ -46,6 +47,9 @@ class CommandStage final : public Stage
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     CommandStage(const PluginContext &context, CommandRule rule, QObject *parent = nullptr);
     ~CommandStage() override;
 
@@ -58,17 +62,7 @@ private:
 };
 
 /// The factory the plugin library exports.
-class CommandStageFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "command.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>>
-    create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(CommandStage, "command.json")
 
 } // namespace Stages
 } // namespace Sluice

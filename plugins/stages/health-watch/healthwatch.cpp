@@ -536,7 +536,7 @@ std::unique_ptr<StageRun> HealthWatchStage::run(const StageRequest &request)
     return std::make_unique<WatchRun>(m_rule, request, project, context().instanceName(), context().logging(), context().state());
 }
 
-Result<std::unique_ptr<PluginInstance>> HealthWatchStageFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> HealthWatchStage::create(const PluginContext &context)
 {
     auto rule = WatchRule::fromSettings(context.settings());
     if (!rule)

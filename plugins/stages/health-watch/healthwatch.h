@@ -9,6 +9,7 @@
 
 #include <sluice/plugin.h>
 #include <sluice/stage.h>
+#include <sluice/pluginfactory.h>
 
 #include <QList>
 #include <QString>
@@ -47,6 +48,9 @@ class HealthWatchStage final : public Stage
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     HealthWatchStage(const PluginContext &context, WatchRule rule, QObject *parent = nullptr);
     [[nodiscard]] std::unique_ptr<StageRun> run(const StageRequest &request) override;
 
@@ -54,14 +58,6 @@ private:
     WatchRule m_rule;
 };
 
-class HealthWatchStageFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "health-watch.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(HealthWatchStage, "health-watch.json")
 
 } // namespace Sluice::HealthWatch

@@ -145,7 +145,7 @@ std::unique_ptr<SweepRun> DriftSweeper::sweep(const SweepOptions &)
                                       m_branch.isEmpty() ? context().project().targetBranch : m_branch);
 }
 
-Result<std::unique_ptr<PluginInstance>> DriftSweeperFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> DriftSweeper::create(const PluginContext &context)
 {
     auto spec = RequiredSpec::fromSettings(context.settings());
     if (!spec)

@@ -7,6 +7,7 @@
 #include "requiredsource.h"
 
 #include <sluice/sweeper.h>
+#include <sluice/pluginfactory.h>
 
 namespace Sluice::Ci {
 
@@ -37,6 +38,9 @@ class DriftSweeper final : public Sweeper
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     DriftSweeper(const PluginContext &context, RequiredSpec spec, QString branch, QObject *parent = nullptr);
     [[nodiscard]] std::chrono::seconds defaultInterval() const override;
     [[nodiscard]] std::unique_ptr<SweepRun> sweep(const SweepOptions &options) override;
@@ -46,14 +50,6 @@ private:
     QString m_branch;
 };
 
-class DriftSweeperFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "ci-drift.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(DriftSweeper, "ci-drift.json")
 
 } // namespace Sluice::Ci

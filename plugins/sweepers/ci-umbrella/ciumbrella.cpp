@@ -397,7 +397,7 @@ std::unique_ptr<SweepRun> UmbrellaSweeper::sweep(const SweepOptions &options)
     return std::make_unique<UmbrellaSweepRun>(context(), m_settings, options);
 }
 
-Result<std::unique_ptr<PluginInstance>> UmbrellaSweeperFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> UmbrellaSweeper::create(const PluginContext &context)
 {
     auto settings = UmbrellaSettings::fromSettings(context.settings(), context.secret(QStringLiteral("token")));
     if (!settings)

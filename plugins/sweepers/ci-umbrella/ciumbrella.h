@@ -7,6 +7,7 @@
 
 #include <sluice/secrets.h>
 #include <sluice/sweeper.h>
+#include <sluice/pluginfactory.h>
 
 namespace Sluice::Ci {
 
@@ -26,6 +27,9 @@ class UmbrellaSweeper final : public Sweeper
 {
     Q_OBJECT
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     UmbrellaSweeper(const PluginContext &context, UmbrellaSettings settings, QObject *parent = nullptr);
     [[nodiscard]] std::chrono::seconds defaultInterval() const override;
     [[nodiscard]] std::unique_ptr<SweepRun> sweep(const SweepOptions &options) override;
@@ -34,14 +38,6 @@ private:
     UmbrellaSettings m_settings;
 };
 
-class UmbrellaSweeperFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "ci-umbrella.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(UmbrellaSweeper, "ci-umbrella.json")
 
 } // namespace Sluice::Ci

@@ -647,7 +647,7 @@ Result<WebhookDelivery> PlaneTracker::acceptWebhook(const WebhookRequest &reques
     return delivery;
 }
 
-Result<std::unique_ptr<PluginInstance>> PlaneTrackerFactory::create(const PluginContext &context)
+Result<std::unique_ptr<PluginInstance>> PlaneTracker::create(const PluginContext &context)
 {
     auto settings = PlaneSettings::fromSettings(context.settings());
     if (!settings)

@@ -7,6 +7,7 @@
 
 #include <sluice/secrets.h>
 #include <sluice/tracker.h>
+#include <sluice/pluginfactory.h>
 
 #include <QHash>
 #include <QPointer>
@@ -76,6 +77,9 @@ class PlaneTracker final : public Tracker, public WebhookReceiver, public Idempo
     Q_OBJECT
     Q_INTERFACES(Sluice::IdempotentComments)
 public:
+    /// The instance for @p context, its settings read and checked (an Error refuses them).
+    [[nodiscard]] static Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context);
+
     PlaneTracker(const PluginContext &context, PlaneSettings settings, QObject *parent = nullptr);
     ~PlaneTracker() override;
 
@@ -136,15 +140,7 @@ private:
     QList<std::pair<QPointer<QObject>, ReadyCallback>> m_pathWaiting;
 };
 
-class PlaneTrackerFactory final : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "plane.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    using QObject::QObject;
-    [[nodiscard]] Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override;
-};
+SLUICE_PLUGIN_CLASS_WITH_JSON(PlaneTracker, "plane.json")
 
 /// @p text (plain) as the HTML of a Plane comment: escaped, paragraphs and line breaks kept.
 [[nodiscard]] QString commentHtml(const QString &text);

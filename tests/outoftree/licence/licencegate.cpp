@@ -2,6 +2,7 @@
 // An example third-party gate: checks licence headers in the task's worktree.
 
 #include <sluice/gate.h>
+#include <sluice/pluginfactory.h>
 
 #include <QDirIterator>
 #include <QFile>
@@ -67,18 +68,9 @@ public:
     }
 };
 
-} // namespace Licence
+// The factory the library exports: LicenceGateFactory, which creates a LicenceGate with its context.
+SLUICE_PLUGIN_CLASS_WITH_JSON(LicenceGate, "licence.json")
 
-class LicenceGateFactory : public QObject, public PluginFactory
-{
-    Q_OBJECT
-    Q_PLUGIN_METADATA(IID SLUICE_PLUGIN_FACTORY_IID FILE "licence.json")
-    Q_INTERFACES(Sluice::PluginFactory)
-public:
-    Result<std::unique_ptr<PluginInstance>> create(const PluginContext &context) override
-    {
-        return std::unique_ptr<PluginInstance>(std::make_unique<Licence::LicenceGate>(context));
-    }
-};
+} // namespace Licence
 
 #include "licencegate.moc"
