@@ -4,7 +4,7 @@
 // The subcommands of the `sluice` executable and what they share.
 
 #include "config/hostconfig.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 
 #include <QCommandLineParser>
 #include <QJsonDocument>

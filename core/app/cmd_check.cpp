@@ -2,7 +2,7 @@
 #include "cli.h"
 
 #include "config/projectconfig.h"
-#include "plugins/projectinstances.h"
+#include "pluginhost/projectinstances.h"
 
 #include <QDir>
 #include <QJsonArray>

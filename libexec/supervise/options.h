@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// The supervisor's command line, written by the daemon (plugins/command/supervisedprocess.cpp);
+// The supervisor's command line, written by the daemon (libs/supervisedprocess/supervisedprocess.cpp);
 // see docs/adr/0012-a-supervisor-executable-per-run.md for the protocol.
 
 #include <sys/types.h>

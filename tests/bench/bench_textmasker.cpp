@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // On-demand benchmark of the free-text masker the `sluice` executable installs
-// (gates/security/scanner/textmasker.*): how long its rules take to compile (what a command
+// (libs/secretscan/textmasker.*): how long its rules take to compile (what a command
 // that masks pays once, on a thread of its own), and what one Redaction::mask() costs on the
 // texts Sluice masks — a failing stage's summary with its output tail, a gate's reason, a
 // reviewer's findings — next to Redaction::redact() (registered secrets only) on the same

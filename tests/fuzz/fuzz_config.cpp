@@ -6,7 +6,7 @@
 #include "config/hostconfig.h"
 #include "config/projectconfig.h"
 #include "config/yamlvalidator.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 
 #include <QCoreApplication>
 #include <QDir>

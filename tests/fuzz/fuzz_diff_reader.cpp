@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the readers of `git log -p -U0` output, ordinary commits and merges' combined
-// diffs (gates/security/scanner/scantargets.cpp), and UTF-16 detection and decoding. The
+// diffs (libs/secretscan/scantargets.cpp), and UTF-16 detection and decoding. The
 // author of a branch controls file names and contents, so they control most of this text.
 #include "scantargets.h"
 

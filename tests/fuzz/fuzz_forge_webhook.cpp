@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the Gitea/Forgejo or GitHub webhook payload parser (SLUICE_FUZZ_GITHUB picks
 // the forge), reached through the shared acceptance a real delivery goes through
-// (plugins/forgehttp/forgewebhook.cpp): signed with the secret, with its delivery id and
+// (libs/forgehttp/forgewebhook.cpp): signed with the secret, with its delivery id and
 // event header. The input's first line is the event type, the rest the body; a first line
 // that is not one of the forge's event types is taken as one of them by its first byte, so
 // both the known and unknown types are reached. The same bytes unsigned or wrongly signed

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzz target: a project's gitleaks configuration as the security gate reads it from the
-// target branch (gates/security/scanner: the TOML reader, the rule set, compiling the
+// target branch (libs/secretscan/: the TOML reader, the rule set, compiling the
 // rules). Compiling is slow, so only rule sets small enough to compile quickly are.
 #include "ruleset.h"
 #include "secretscanner.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Fuzz target: the Plane connector's webhook payload parser (plugins/plane), reached the way
+// Fuzz target: the Plane connector's webhook payload parser (plugins/trackers/plane), reached the way
 // a real delivery reaches it: signed with the instance's webhook secret (so the signature
 // check passes and the JSON is read), against a tracker whose project states were read from
 // a loopback server playing Plane's states endpoint. The same bytes also go in unsigned and

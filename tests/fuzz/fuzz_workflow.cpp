@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Fuzz target: deriving the required CI contexts from a workflow file (gates/ci): the
+// Fuzz target: deriving the required CI contexts from a workflow file (libs/ciworkflow): the
 // umbrella job's needs, job names, matrices, local reusable workflows. The input is a
 // workflow; the same bytes also serve as the one local callee it may name.
 #include "workflowcontexts.h"

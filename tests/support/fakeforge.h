@@ -31,7 +31,7 @@
  * order they are added, so "latest" is the greatest id; a time given to addStatus() may be older
  * than an earlier status's (a forge node with a slow clock) and changes nothing about that.
  *
- * For fault campaigns (tests/unit/tst_forgefaults.cpp) the fake also drops connections,
+ * For fault campaigns (tests/integration/tst_forgefaults.cpp) the fake also drops connections,
  * duplicates, reorders and corrupts list items, links past the last page, and lets a test
  * change its state between two requests (setRequestHook()): pages that change between reads,
  * a head that moves while it is judged.

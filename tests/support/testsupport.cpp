@@ -4,7 +4,7 @@
 
 #include "config/yamlvalidator.h"
 #include "engine/gateevaluation.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 #include "repository/projectrepository.h"
 #include "store/leasestore.h"
 #include "store/store.h"

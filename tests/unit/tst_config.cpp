@@ -5,8 +5,8 @@
 #include "config/hostconfig.h"
 #include "config/projectconfig.h"
 #include "config/yamlvalidator.h"
-#include "plugins/pluginloader.h"
-#include "plugins/projectinstances.h"
+#include "pluginhost/pluginloader.h"
+#include "pluginhost/projectinstances.h"
 
 #include <sluice/gate.h>
 #include <sluice/testsupport.h>

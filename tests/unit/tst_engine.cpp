@@ -5,7 +5,7 @@
 #include "engine/engine.h"
 #include "engine/hostruntime.h"
 #include "engine/worker.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 #include "testprojects.h"
 #include "testpipeline.h"
 #include "storefixture.h"

@@ -10,7 +10,7 @@
 #include "fakeplane.h"
 #include "faketelegram.h"
 #include "store/trackeroutbox.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 
 #include <sluice/testsupport.h>
 

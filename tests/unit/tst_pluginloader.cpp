@@ -2,7 +2,7 @@
 // The plugin loader against real plugin libraries: every way a plugin can be wrong is
 // reported with its reason and skipped, and the host keeps running.
 
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 
 #include <sluice/testsupport.h>
 

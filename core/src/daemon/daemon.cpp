@@ -8,7 +8,7 @@
 #include "engine/forgefeedback.h"
 #include "engine/forgelistener.h"
 #include "engine/notifications.h"
-#include "engine/procstat.h"
+#include "procstat.h"
 #include "engine/reaper.h"
 #include "engine/reconciler.h"
 #include "engine/sweeps.h"

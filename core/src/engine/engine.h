@@ -10,7 +10,7 @@
 
 #include "config/projectconfig.h"
 #include "engine/workspace.h"
-#include "plugins/projectinstances.h"
+#include "pluginhost/projectinstances.h"
 #include "store/jobqueue.h"
 #include "store/taskstore.h"
 

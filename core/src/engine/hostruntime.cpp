@@ -5,7 +5,7 @@
 
 #include "logging.h"
 #include "store/leasestore.h"
-#include "plugins/projectinstances.h"
+#include "pluginhost/projectinstances.h"
 
 #include <QJsonArray>
 #include <QLoggingCategory>

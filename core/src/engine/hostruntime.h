@@ -8,7 +8,7 @@
 
 #include "config/hostconfig.h"
 #include "engine/engine.h"
-#include "plugins/pluginloader.h"
+#include "pluginhost/pluginloader.h"
 #include "store/store.h"
 
 #include <QHash>

@@ -2,7 +2,7 @@
 #include "engine/reaper.h"
 
 #include "engine/engine.h"
-#include "engine/procstat.h"
+#include "procstat.h"
 #include "engine/worker.h"
 
 #include <QDir>

@@ -2,7 +2,7 @@
 #include "engine/worker.h"
 
 #include "engine/engine.h"
-#include "engine/procstat.h"
+#include "procstat.h"
 
 #include <QDir>
 #include <QFile>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "store/leasestore.h"
 
-#include "engine/procstat.h"
+#include "procstat.h"
 
 #include <QCoreApplication>
 

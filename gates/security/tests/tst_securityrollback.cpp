@@ -7,8 +7,8 @@
 
 #include "config/projectconfig.h"
 #include "engine/engine.h"
-#include "plugins/pluginloader.h"
-#include "plugins/projectinstances.h"
+#include "pluginhost/pluginloader.h"
+#include "pluginhost/projectinstances.h"
 #include "store/store.h"
 
 #include <sluice/testsupport.h>
