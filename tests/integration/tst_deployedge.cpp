@@ -11,7 +11,7 @@
 #include "engine/worker.h"
 #include "pluginhost/pluginloader.h"
 #include "testpipeline.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include <sluice/stage.h>
 #include <sluice/testsupport.h>

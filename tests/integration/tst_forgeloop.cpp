@@ -14,6 +14,7 @@
 
 #include "daemonprocess.h"
 #include "fakeforge.h"
+#include "forgecases.h"
 
 #include <sluice/testsupport.h>
 
@@ -150,12 +151,7 @@ private:
     // The main scenarios run on both forges: rows "gitea" (Gitea/Forgejo: commit statuses) and
     // "github" (GitHub: ci/test a check run, ci/lint a commit status, GitHub's payloads and
     // signatures). init() reads the row's tag; the others run on Gitea.
-    static void forgeFlavors()
-    {
-        QTest::addColumn<bool>("github");
-        QTest::newRow("gitea") << false;
-        QTest::newRow("github") << true;
-    }
+    static void forgeFlavors() { Test::addForgeFlavorRows(); }
     QString path(const QString &name) const { return m_config->path() + QLatin1Char('/') + name; }
     QString forgeSha(const QString &branch) const
     {

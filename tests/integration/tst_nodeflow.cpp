@@ -29,7 +29,7 @@
 #include "daemonprocess.h"
 #include "loopbackserver.h"
 #include "testdaemon.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include "store/jobqueue.h"
 #include "store/store.h"
@@ -417,9 +417,7 @@ void tst_NodeFlow::printTimeline()
 
 void tst_NodeFlow::tasksFlowThroughKillAndStop_data()
 {
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+    Test::addEngineRows();
 }
 
 void tst_NodeFlow::tasksFlowThroughKillAndStop()

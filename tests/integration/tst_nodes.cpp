@@ -6,7 +6,7 @@
 
 #include "daemonprocess.h"
 #include "testdaemon.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include <sluice/testsupport.h>
 
@@ -106,7 +106,7 @@ void tst_Nodes::secondDaemonOfANodeIsRefused_data()
     QTest::addColumn<QString>("engine");
     QTest::addColumn<bool>("sameStateDir");
     QTest::addColumn<QString>("refusal");
-    for (const QString engine : {QStringLiteral("sqlite"), QStringLiteral("postgresql")}) {
+    for (const QString &engine : Test::engineNames()) {
         // The same state directory: its lock refuses before the store is asked.
         QTest::addRow("%s, same state directory", qPrintable(engine)) << engine << true << QStringLiteral("is in use by another sluice serve");
         // Another state directory (another machine, or a copy): the store's claim refuses.
@@ -153,9 +153,7 @@ void tst_Nodes::secondDaemonOfANodeIsRefused()
 
 void tst_Nodes::restartAfterKill9ClaimsItsNameAtOnce_data()
 {
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+    Test::addEngineRows();
 }
 
 void tst_Nodes::restartAfterKill9ClaimsItsNameAtOnce()
@@ -190,9 +188,7 @@ void tst_Nodes::restartAfterKill9ClaimsItsNameAtOnce()
 
 void tst_Nodes::silentNodeIsTakenOverAndDoesNothingWhenResumed_data()
 {
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+    Test::addEngineRows();
 }
 
 void tst_Nodes::silentNodeIsTakenOverAndDoesNothingWhenResumed()

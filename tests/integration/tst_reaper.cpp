@@ -16,7 +16,7 @@
 #include "daemonprocess.h"
 #include "testdaemon.h"
 #include "testprojects.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include <sluice/testsupport.h>
 
@@ -115,15 +115,15 @@ private Q_SLOTS:
     void init();
     void cleanup();
 
-    void leaseAcquireRenewRelease_data() { engines(); }
+    void leaseAcquireRenewRelease_data() { Test::addEngineRows(); }
     void leaseAcquireRenewRelease();
-    void leaseQueueIsFirstComeFirstServed_data() { engines(); }
+    void leaseQueueIsFirstComeFirstServed_data() { Test::addEngineRows(); }
     void leaseQueueIsFirstComeFirstServed();
-    void taskLeaseIsItsNodes_data() { engines(); }
+    void taskLeaseIsItsNodes_data() { Test::addEngineRows(); }
     void taskLeaseIsItsNodes();
-    void anEndedTaskHoldsNoPlaceInTheQueue_data() { engines(); }
+    void anEndedTaskHoldsNoPlaceInTheQueue_data() { Test::addEngineRows(); }
     void anEndedTaskHoldsNoPlaceInTheQueue();
-    void leaseReclaimDeadSilentExpiredButNeverLive_data() { engines(); }
+    void leaseReclaimDeadSilentExpiredButNeverLive_data() { Test::addEngineRows(); }
     void leaseReclaimDeadSilentExpiredButNeverLive();
     void tier1DeadPidAfterConsecutiveTicks();
     void tier1PidlessJobWithoutMonitor();
@@ -132,7 +132,7 @@ private Q_SLOTS:
     void recordedExitIsReadBeforeJudging_data();
     void recordedExitIsReadBeforeJudging();
     void agentStoppedAtStartupIsNeverCompleted();
-    void unrecordedAgentIsFoundThroughItsLog_data() { engines(); }
+    void unrecordedAgentIsFoundThroughItsLog_data() { Test::addEngineRows(); }
     void unrecordedAgentIsFoundThroughItsLog();
     void killedDaemonKeepsWhatItsAgentRecorded_data();
     void killedDaemonKeepsWhatItsAgentRecorded();
@@ -149,7 +149,6 @@ private Q_SLOTS:
     void retryBackoffDoublesWithinItsCaps();
 
 private:
-    void engines();
     bool openStore(const QString &engine = QStringLiteral("sqlite"));
     std::shared_ptr<ProjectRuntime> loadProject(Engine &engine, const QByteArray &yaml = Project);
     // A task in stage @p stage with a running job claimed by "node-a"; returns the job.
@@ -162,13 +161,6 @@ private:
     std::unique_ptr<Store> m_store;
     QList<qint64> m_agents;
 };
-
-void tst_Reaper::engines()
-{
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
-}
 
 void tst_Reaper::initTestCase()
 {
@@ -625,19 +617,19 @@ void tst_Reaper::recordedExitIsReadBeforeJudging_data()
     QTest::addColumn<QString>("outcome");
     QTest::addColumn<int>("exitCode");        // -1: unknown
     QTest::addColumn<QString>("said");        // in the reason, the job's last error and the block
-    for (const char *engine : {"sqlite", "postgresql"}) {
+    for (const QString &engine : Test::engineNames()) {
         for (const bool startup : {true, false}) {
             const QByteArray mode = startup ? "startup" : "tick";
-            auto row = [&](const char *name) { return &QTest::newRow((QByteArray(engine) + ' ' + mode + ' ' + name).constData()); };
-            *row("exit 0") << QString::fromLatin1(engine) << startup << QByteArray("0\n") << QStringLiteral("advance") << 0
+            auto row = [&](const char *name) { return &QTest::newRow((engine.toLatin1() + ' ' + mode + ' ' + name).constData()); };
+            *row("exit 0") << engine << startup << QByteArray("0\n") << QStringLiteral("advance") << 0
                            << QStringLiteral("exit code 0");
-            *row("exit 3") << QString::fromLatin1(engine) << startup << QByteArray("3\n") << QStringLiteral("failed") << 3
+            *row("exit 3") << engine << startup << QByteArray("3\n") << QStringLiteral("failed") << 3
                            << QStringLiteral("exit code 3");
-            *row("killed") << QString::fromLatin1(engine) << startup << QByteArray("137\n") << QStringLiteral("failed") << 137
+            *row("killed") << engine << startup << QByteArray("137\n") << QStringLiteral("failed") << 137
                            << QStringLiteral("signal 9 (status 137)");
-            *row("nothing") << QString::fromLatin1(engine) << startup << QByteArray() << QStringLiteral("failed") << -1
+            *row("nothing") << engine << startup << QByteArray() << QStringLiteral("failed") << -1
                             << QStringLiteral("nothing recorded its end");
-            *row("garbage") << QString::fromLatin1(engine) << startup << QByteArray("zero\n") << QStringLiteral("failed") << -1
+            *row("garbage") << engine << startup << QByteArray("zero\n") << QStringLiteral("failed") << -1
                             << QStringLiteral("nothing recorded its end");
         }
     }
@@ -839,9 +831,9 @@ void tst_Reaper::killedDaemonKeepsWhatItsAgentRecorded_data()
 {
     QTest::addColumn<QString>("engine");
     QTest::addColumn<int>("agentExit");
-    for (const char *engine : {"sqlite", "postgresql"}) {
-        QTest::newRow((QByteArray(engine) + " exit 0").constData()) << QString::fromLatin1(engine) << 0;
-        QTest::newRow((QByteArray(engine) + " exit 3").constData()) << QString::fromLatin1(engine) << 3;
+    for (const QString &engine : Test::engineNames()) {
+        QTest::newRow((engine.toLatin1() + " exit 0").constData()) << engine << 0;
+        QTest::newRow((engine.toLatin1() + " exit 3").constData()) << engine << 3;
     }
 }
 

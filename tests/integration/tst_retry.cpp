@@ -8,7 +8,7 @@
 #include "daemonprocess.h"
 #include "engine/engine.h"
 #include "testdaemon.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include <sluice/testsupport.h>
 
@@ -103,9 +103,7 @@ private:
 
 void tst_Retry::retryFromTheBlockedStage_data()
 {
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
+    Test::addEngineRows();
 }
 
 bool tst_Retry::setUp(const QString &engine)

@@ -8,7 +8,7 @@
 #include "pluginhost/pluginloader.h"
 #include "testprojects.h"
 #include "testpipeline.h"
-#include "teststores.h"
+#include "storefixture.h"
 
 #include <sluice/testsupport.h>
 
@@ -35,21 +35,21 @@ private Q_SLOTS:
     void initTestCase();
     void init();
     void cleanup();
-    void concurrentAdvanceHasOneWinner_data() { engines(); }
+    void concurrentAdvanceHasOneWinner_data() { Test::addEngineRows(); }
     void concurrentAdvanceHasOneWinner();
-    void redPolicyRollsBackThenBlocks_data() { engines(); }
+    void redPolicyRollsBackThenBlocks_data() { Test::addEngineRows(); }
     void redPolicyRollsBackThenBlocks();
     void edgeGatesInOrderStopAtFirstNonPass_data();
     void edgeGatesInOrderStopAtFirstNonPass();
-    void signalsOnlyTheRightOneAdvances_data() { engines(); }
+    void signalsOnlyTheRightOneAdvances_data() { Test::addEngineRows(); }
     void signalsOnlyTheRightOneAdvances();
-    void rejectAppliesTheRedPolicy_data() { engines(); }
+    void rejectAppliesTheRedPolicy_data() { Test::addEngineRows(); }
     void rejectAppliesTheRedPolicy();
-    void signalRacingTheStageRunIsRefused_data() { engines(); }
+    void signalRacingTheStageRunIsRefused_data() { Test::addEngineRows(); }
     void signalRacingTheStageRunIsRefused();
     void feedbackCarriesTheFindingsAndGoesWhenTheStagePasses();
     void feedbackIsCappedAndMasked();
-    void workerDrivesTaskToDone_data() { engines(); }
+    void workerDrivesTaskToDone_data() { Test::addEngineRows(); }
     void workerDrivesTaskToDone();
     void passiveStageIsDecidedByItsGates();
     void failingStageRetriesThenBlocks();
@@ -58,12 +58,11 @@ private Q_SLOTS:
     void submitRefusesABranchInUse();
     void degradedGateIsNotifiedEvenWhenItPasses();
     void gateThatMovesTheHeadIsSeenByTheNextGates();
-    void waitVerdictKeepsTheTaskAndLooksAgain_data() { engines(); }
+    void waitVerdictKeepsTheTaskAndLooksAgain_data() { Test::addEngineRows(); }
     void waitVerdictKeepsTheTaskAndLooksAgain();
     void wokenTaskGoesAheadOfQueuedBulkWork();
 
 private:
-    void engines();
     // Writes @p yaml as project "p" and loads it into @p engine.
     std::shared_ptr<ProjectRuntime> loadProject(const QByteArray &yaml, Engine &engine);
     // Loads the project file written before (safe from several threads).
@@ -78,13 +77,6 @@ private:
     std::unique_ptr<Store> m_store;
     StoreSettings m_settings;
 };
-
-void tst_Engine::engines()
-{
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
-}
 
 void tst_Engine::initTestCase()
 {

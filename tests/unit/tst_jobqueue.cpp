@@ -8,7 +8,7 @@
 // Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
 // that into a skip, for a deliberate SQLite-only run.
 
-#include "teststores.h"
+#include "storefixture.h"
 #include "store/jobqueue.h"
 #include "store/store.h"
 #include "store/taskstore.h"
@@ -32,34 +32,11 @@
 #include <vector>
 
 using namespace Sluice;
+using Sluice::Test::errorText;
+using Sluice::Test::select;
 using namespace std::chrono_literals;
 
 namespace {
-
-QString errorText(const Error &error)
-{
-    return errorCodeName(error.code) + QLatin1String(": ") + error.toString();
-}
-
-QList<QVariantList> select(QSqlDatabase db, const QString &sql, QString *failure = nullptr)
-{
-    QSqlQuery query(db);
-    QList<QVariantList> rows;
-    if (!query.exec(sql)) {
-        if (failure)
-            *failure = query.lastError().text();
-        else
-            qWarning() << "inspection query failed:" << sql << query.lastError().text();
-        return rows;
-    }
-    while (query.next()) {
-        QVariantList row;
-        for (int i = 0; i < query.record().count(); ++i)
-            row.append(query.value(i));
-        rows.append(row);
-    }
-    return rows;
-}
 
 NewJob newJob(qint64 taskId, const QString &project, const QString &stage = QStringLiteral("development"))
 {
@@ -86,20 +63,6 @@ ConcurrencyLimits unlimited()
 
 } // namespace
 
-#define VERIFY_OK(expression)                                                                                  \
-    do {                                                                                                       \
-        const auto &verifiedResult = (expression);                                                             \
-        QVERIFY2(verifiedResult.has_value(),                                                                   \
-                 qPrintable(verifiedResult ? QString() : errorText(verifiedResult.error())));                  \
-    } while (false)
-
-#define STORE_SETTINGS(var, engine)                                                                            \
-    StoreSettings var;                                                                                         \
-    do {                                                                                                       \
-        if (!makeSettings(engine, &var))                                                                       \
-            return;                                                                                            \
-    } while (false)
-
 // Claims with @p limits at @p now and checks a job came back; declares @p var.
 #define CLAIM(var, queue, node, limits, now)                                                                   \
     auto var##Result = (queue).claimNext(node, limits, now);                                                   \
@@ -115,89 +78,55 @@ private Q_SLOTS:
     void init();
     void cleanup();
 
-    void enqueueAndRead_data() { addEngines(); }
+    void enqueueAndRead_data() { Test::addEngineRows(); }
     void enqueueAndRead();
-    void enqueueIsIdempotentWhileOpen_data() { addEngines(); }
+    void enqueueIsIdempotentWhileOpen_data() { Test::addEngineRows(); }
     void enqueueIsIdempotentWhileOpen();
-    void enqueueRefusesIncompleteJobs_data() { addEngines(); }
+    void enqueueRefusesIncompleteJobs_data() { Test::addEngineRows(); }
     void enqueueRefusesIncompleteJobs();
-    void claimOrderIsAvailableAtThenId_data() { addEngines(); }
+    void claimOrderIsAvailableAtThenId_data() { Test::addEngineRows(); }
     void claimOrderIsAvailableAtThenId();
-    void futureJobsAreNotClaimable_data() { addEngines(); }
+    void futureJobsAreNotClaimable_data() { Test::addEngineRows(); }
     void futureJobsAreNotClaimable();
-    void attemptsCountAtClaimAndBackOff_data() { addEngines(); }
+    void attemptsCountAtClaimAndBackOff_data() { Test::addEngineRows(); }
     void attemptsCountAtClaimAndBackOff();
-    void onlyTheClaimingNodeFinalises_data() { addEngines(); }
+    void onlyTheClaimingNodeFinalises_data() { Test::addEngineRows(); }
     void onlyTheClaimingNodeFinalises();
-    void globalAndProjectLimits_data() { addEngines(); }
+    void globalAndProjectLimits_data() { Test::addEngineRows(); }
     void globalAndProjectLimits();
-    void claimStormRespectsLimits_data() { addEngines(); }
+    void claimStormRespectsLimits_data() { Test::addEngineRows(); }
     void batchClaimSkipsProjectsAtTheirLimit();
-    void batchClaimSkipsProjectsAtTheirLimit_data() { addEngines(); }
+    void batchClaimSkipsProjectsAtTheirLimit_data() { Test::addEngineRows(); }
     void withoutDefaultOnlyListedProjectsAreClaimed();
-    void withoutDefaultOnlyListedProjectsAreClaimed_data() { addEngines(); }
+    void withoutDefaultOnlyListedProjectsAreClaimed_data() { Test::addEngineRows(); }
     void releaseGivesTheAttemptBack();
-    void releaseGivesTheAttemptBack_data() { addEngines(); }
+    void releaseGivesTheAttemptBack_data() { Test::addEngineRows(); }
     void transferHandsARunningJobOver();
-    void transferHandsARunningJobOver_data() { addEngines(); }
+    void transferHandsARunningJobOver_data() { Test::addEngineRows(); }
     void claimStormRespectsLimits();
-    void recoverRunningTouchesOnlyThisNode_data() { addEngines(); }
+    void recoverRunningTouchesOnlyThisNode_data() { Test::addEngineRows(); }
     void recoverRunningTouchesOnlyThisNode();
-    void countsAndListings_data() { addEngines(); }
+    void countsAndListings_data() { Test::addEngineRows(); }
     void countsAndListings();
     void postgresqlClaimSurvivesLosingTheServer();
 
 private:
-    static void addEngines();
-    [[nodiscard]] bool makeSettings(const QString &engine, StoreSettings *settings);
     /// Creates @p count tasks of @p project (branches b0..bN) and returns their ids.
     [[nodiscard]] static QList<qint64> makeTasks(TaskStore &tasks, const QString &project, int count,
                                                   const QString &branchPrefix = QStringLiteral("b"));
 
-    std::unique_ptr<QTemporaryDir> m_tmp;
-    Test::TestDatabases m_databases{QStringLiteral("sluice_jq")};
+    // Generous SQLite busy timeout: the storm piles many writers onto one file.
+    Test::StoreFixture m_stores{QStringLiteral("sluice_jq"), 30000};
 };
-
-void tst_JobQueue::addEngines()
-{
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
-}
 
 void tst_JobQueue::init()
 {
-    m_tmp = std::make_unique<QTemporaryDir>();
-    QVERIFY(m_tmp->isValid());
+    QVERIFY(m_stores.init());
 }
 
 void tst_JobQueue::cleanup()
 {
-    m_databases.dropAll();
-    m_tmp.reset();
-}
-
-bool tst_JobQueue::makeSettings(const QString &engine, StoreSettings *settings)
-{
-    if (engine == QLatin1String("sqlite")) {
-        settings->driver = StoreSettings::Driver::Sqlite;
-        settings->sqlitePath = m_tmp->filePath(QStringLiteral("state/sluice.db"));
-        // Generous: the storm piles many writers onto one file.
-        settings->busyTimeoutMs = 30000;
-        return true;
-    }
-    Test::PostgresServer server;
-    if (!Test::postgresServer(&server))
-        return false;
-    settings->driver = StoreSettings::Driver::Postgresql;
-    settings->host = server.host;
-    settings->port = server.port;
-    settings->user = server.user;
-    const auto database = m_databases.create();
-    if (!database)
-        return false;
-    settings->database = *database;
-    return true;
+    m_stores.cleanup();
 }
 
 QList<qint64> tst_JobQueue::makeTasks(TaskStore &tasks, const QString &project, int count, const QString &branchPrefix)
@@ -220,10 +149,7 @@ QList<qint64> tst_JobQueue::makeTasks(TaskStore &tasks, const QString &project, 
 
 void tst_JobQueue::enqueueAndRead()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 1);
@@ -281,10 +207,7 @@ void tst_JobQueue::enqueueAndRead()
 
 void tst_JobQueue::enqueueIsIdempotentWhileOpen()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 2);
@@ -361,10 +284,7 @@ void tst_JobQueue::enqueueIsIdempotentWhileOpen()
 
 void tst_JobQueue::enqueueRefusesIncompleteJobs()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     JobQueue queue(**store);
 
     auto noProject = queue.enqueue(newJob(0, QString()));
@@ -391,10 +311,7 @@ void tst_JobQueue::enqueueRefusesIncompleteJobs()
 
 void tst_JobQueue::claimOrderIsAvailableAtThenId()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 4);
@@ -432,10 +349,7 @@ void tst_JobQueue::claimOrderIsAvailableAtThenId()
 
 void tst_JobQueue::futureJobsAreNotClaimable()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 1);
@@ -468,10 +382,7 @@ void tst_JobQueue::futureJobsAreNotClaimable()
 
 void tst_JobQueue::attemptsCountAtClaimAndBackOff()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 1);
@@ -551,10 +462,7 @@ void tst_JobQueue::attemptsCountAtClaimAndBackOff()
 
 void tst_JobQueue::onlyTheClaimingNodeFinalises()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 1);
@@ -595,10 +503,7 @@ void tst_JobQueue::onlyTheClaimingNodeFinalises()
 
 void tst_JobQueue::globalAndProjectLimits()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
 
@@ -688,10 +593,7 @@ void tst_JobQueue::globalAndProjectLimits()
 
 void tst_JobQueue::batchClaimSkipsProjectsAtTheirLimit()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
 
@@ -758,10 +660,7 @@ void tst_JobQueue::batchClaimSkipsProjectsAtTheirLimit()
 
 void tst_JobQueue::withoutDefaultOnlyListedProjectsAreClaimed()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     // Six jobs of a project this node does not run at the head of the queue, then two of b:
@@ -791,10 +690,7 @@ void tst_JobQueue::withoutDefaultOnlyListedProjectsAreClaimed()
 
 void tst_JobQueue::releaseGivesTheAttemptBack()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("p"), 1);
@@ -827,10 +723,7 @@ void tst_JobQueue::releaseGivesTheAttemptBack()
 // statements in progress" — so an adoption never took: found by tst_nodeflow.)
 void tst_JobQueue::transferHandsARunningJobOver()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("p"), 1);
@@ -868,7 +761,7 @@ void tst_JobQueue::transferHandsARunningJobOver()
 void tst_JobQueue::claimStormRespectsLimits()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
+    STORE_SETTINGS(m_stores, settings, engine);
     // Two nodes: two Stores, each with its own connections and its own JobQueue.
     auto storeA = Store::open(settings);
     VERIFY_OK(storeA);
@@ -1037,10 +930,7 @@ void tst_JobQueue::claimStormRespectsLimits()
 
 void tst_JobQueue::recoverRunningTouchesOnlyThisNode()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
     const QList<qint64> taskIds = makeTasks(tasks, QStringLiteral("shop"), 4);
@@ -1108,10 +998,7 @@ void tst_JobQueue::recoverRunningTouchesOnlyThisNode()
 
 void tst_JobQueue::countsAndListings()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     JobQueue queue(**store);
 
@@ -1178,7 +1065,7 @@ void tst_JobQueue::countsAndListings()
 
 void tst_JobQueue::postgresqlClaimSurvivesLosingTheServer()
 {
-    STORE_SETTINGS(settings, QStringLiteral("postgresql"));
+    STORE_SETTINGS(m_stores, settings, QStringLiteral("postgresql"));
     auto store = Store::open(settings);
     VERIFY_OK(store);
     TaskStore tasks(**store);
@@ -1197,7 +1084,7 @@ void tst_JobQueue::postgresqlClaimSurvivesLosingTheServer()
     // A server restart or pg_terminate_backend takes the connection and every statement
     // prepared on it.
     QString failure;
-    QSqlDatabase admin = m_databases.admin(&failure);
+    QSqlDatabase admin = m_stores.admin(&failure);
     QVERIFY2(admin.isOpen(), qPrintable(failure));
     QSqlQuery kill(admin);
     QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "

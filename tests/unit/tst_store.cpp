@@ -7,7 +7,7 @@
 // Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
 // that into a skip, for a deliberate SQLite-only run.
 
-#include "teststores.h"
+#include "storefixture.h"
 #include "store/store.h"
 #include "store/trackeroutbox.h"
 
@@ -34,6 +34,8 @@
 #include <vector>
 
 using namespace Sluice;
+using Sluice::Test::errorText;
+using Sluice::Test::select;
 
 namespace {
 
@@ -44,30 +46,6 @@ const QStringList ExpectedTables = {
     QStringLiteral("nodes"),      QStringLiteral("notification_outbox"), QStringLiteral("plugin_state"), QStringLiteral("schema_migrations"),
     QStringLiteral("stage_files"), QStringLiteral("sweeper_status"), QStringLiteral("tasks"), QStringLiteral("tracker_writes"),
 };
-
-QString errorText(const Error &error)
-{
-    return errorCodeName(error.code) + QLatin1String(": ") + error.toString();
-}
-
-// Runs one statement on @p db for inspection; an empty list with *ok false on failure.
-QList<QVariantList> select(QSqlDatabase db, const QString &sql, QString *failure = nullptr)
-{
-    QSqlQuery query(db);
-    QList<QVariantList> rows;
-    if (!query.exec(sql)) {
-        if (failure)
-            *failure = query.lastError().text();
-        return rows;
-    }
-    while (query.next()) {
-        QVariantList row;
-        for (int i = 0; i < query.record().count(); ++i)
-            row.append(query.value(i));
-        rows.append(row);
-    }
-    return rows;
-}
 
 QStringList tableNames(QSqlDatabase db)
 {
@@ -136,23 +114,6 @@ QString randomHex(int bytes)
 
 } // namespace
 
-// Verifies a Result (evaluating the expression once) and shows its error when it has none.
-#define VERIFY_OK(expression)                                                                                  \
-    do {                                                                                                       \
-        const auto &verifiedResult = (expression);                                                             \
-        QVERIFY2(verifiedResult.has_value(),                                                                   \
-                 qPrintable(verifiedResult ? QString() : errorText(verifiedResult.error())));                  \
-    } while (false)
-
-// Declares StoreSettings @p var for the current row's engine and the per-test database
-// @p name; returns from the test (fail or skip) when that engine is not available.
-#define STORE_SETTINGS(var, engine, name)                                                                      \
-    StoreSettings var;                                                                                         \
-    do {                                                                                                       \
-        if (!makeSettings(engine, QStringLiteral(name), &var))                                                  \
-            return;                                                                                            \
-    } while (false)
-
 class tst_Store : public QObject
 {
     Q_OBJECT
@@ -161,109 +122,67 @@ private Q_SLOTS:
     void init();
     void cleanup();
 
-    void migrationsApplyOnce_data() { addEngines(); }
+    void migrationsApplyOnce_data() { Test::addEngineRows(); }
     void migrationsApplyOnce();
-    void concurrentOpensMigrateOnce_data() { addEngines(); }
+    void concurrentOpensMigrateOnce_data() { Test::addEngineRows(); }
     void concurrentOpensMigrateOnce();
     void bothEnginesHaveTheSameSchema();
     void sqliteUsesWalAndTheBusyTimeout();
-    void foreignKeysAreEnforced_data() { addEngines(); }
+    void foreignKeysAreEnforced_data() { Test::addEngineRows(); }
     void foreignKeysAreEnforced();
-    void brokenMigrationRollsBack_data() { addEngines(); }
+    void brokenMigrationRollsBack_data() { Test::addEngineRows(); }
     void brokenMigrationRollsBack();
-    void unknownPlaceholderIsRefused_data() { addEngines(); }
+    void unknownPlaceholderIsRefused_data() { Test::addEngineRows(); }
     void unknownPlaceholderIsRefused();
-    void newerDatabaseIsRefused_data() { addEngines(); }
+    void newerDatabaseIsRefused_data() { Test::addEngineRows(); }
     void newerDatabaseIsRefused();
-    void recordEventDropsDuplicates_data() { addEngines(); }
+    void recordEventDropsDuplicates_data() { Test::addEngineRows(); }
     void recordEventDropsDuplicates();
-    void concurrentDuplicatesHaveOneWinner_data() { addEngines(); }
+    void concurrentDuplicatesHaveOneWinner_data() { Test::addEngineRows(); }
     void concurrentDuplicatesHaveOneWinner();
-    void heartbeatUpsertsOneRowPerNode_data() { addEngines(); }
+    void heartbeatUpsertsOneRowPerNode_data() { Test::addEngineRows(); }
     void heartbeatUpsertsOneRowPerNode();
-    void auditAppendsEntries_data() { addEngines(); }
+    void auditAppendsEntries_data() { Test::addEngineRows(); }
     void auditAppendsEntries();
-    void notificationOutboxHandsEachToOneNode_data() { addEngines(); }
+    void notificationOutboxHandsEachToOneNode_data() { Test::addEngineRows(); }
     void notificationOutboxHandsEachToOneNode();
-    void webhookDeliveriesAreTakenOnce_data() { addEngines(); }
+    void webhookDeliveriesAreTakenOnce_data() { Test::addEngineRows(); }
     void webhookDeliveriesAreTakenOnce();
-    void trackerOutboxKeepsWritesUntilTaken_data() { addEngines(); }
+    void trackerOutboxKeepsWritesUntilTaken_data() { Test::addEngineRows(); }
     void trackerOutboxKeepsWritesUntilTaken();
-    void pluginStateIsScopedToOneInstance_data() { addEngines(); }
+    void pluginStateIsScopedToOneInstance_data() { Test::addEngineRows(); }
     void pluginStateIsScopedToOneInstance();
-    void worksFromAnotherThread_data() { addEngines(); }
+    void worksFromAnotherThread_data() { Test::addEngineRows(); }
     void worksFromAnotherThread();
-    void destroyingTheStoreRemovesItsConnections_data() { addEngines(); }
+    void destroyingTheStoreRemovesItsConnections_data() { Test::addEngineRows(); }
     void destroyingTheStoreRemovesItsConnections();
-    void openErrorsNameTheDatabase_data() { addEngines(); }
+    void openErrorsNameTheDatabase_data() { Test::addEngineRows(); }
     void openErrorsNameTheDatabase();
     void postgresqlPasswordIsUsedAndNeverShown();
     void postgresqlAcceptsASocketDirectory();
     void postgresqlReconnectsAfterLosingTheServer();
 
 private:
-    static void addEngines();
-    [[nodiscard]] bool makeSettings(const QString &engine, const QString &name, StoreSettings *settings,
-                                    const QString &owner = {});
     [[nodiscard]] QString migrationsWith(const QString &extraFileName, const QByteArray &extraText);
 
-    std::unique_ptr<QTemporaryDir> m_tmp;
-    QHash<QString, QString> m_pgDatabases; // per-test name -> PostgreSQL database
-    Test::TestDatabases m_databases{QStringLiteral("sluice_t")};
+    Test::StoreFixture m_stores{QStringLiteral("sluice_t")};
 };
-
-void tst_Store::addEngines()
-{
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
-}
 
 void tst_Store::init()
 {
-    m_tmp = std::make_unique<QTemporaryDir>();
-    QVERIFY(m_tmp->isValid());
+    QVERIFY(m_stores.init());
 }
 
 void tst_Store::cleanup()
 {
-    // Every Store of the test is gone by now; WITH (FORCE) ends connections left by a failed one.
-    m_databases.dropAll();
-    m_pgDatabases.clear();
-    m_tmp.reset();
-}
-
-bool tst_Store::makeSettings(const QString &engine, const QString &name, StoreSettings *settings, const QString &owner)
-{
-    if (engine == QLatin1String("sqlite")) {
-        settings->driver = StoreSettings::Driver::Sqlite;
-        // A directory that does not exist yet: open() creates it.
-        settings->sqlitePath = m_tmp->filePath(QStringLiteral("state/%1.db").arg(name));
-        return true;
-    }
-    Test::PostgresServer server;
-    if (!Test::postgresServer(&server))
-        return false;
-    settings->driver = StoreSettings::Driver::Postgresql;
-    settings->host = server.host;
-    settings->port = server.port;
-    settings->user = server.user;
-    if (m_pgDatabases.contains(name)) {
-        settings->database = m_pgDatabases.value(name);
-        return true;
-    }
-    const auto database = m_databases.create(owner);
-    if (!database)
-        return false;
-    m_pgDatabases.insert(name, *database);
-    settings->database = *database;
-    return true;
+    // Every Store of the test is gone by now; the fixture drops its databases.
+    m_stores.cleanup();
 }
 
 // A directory with the built-in migrations plus @p extraFileName.
 QString tst_Store::migrationsWith(const QString &extraFileName, const QByteArray &extraText)
 {
-    const QString dir = m_tmp->filePath(QStringLiteral("migrations-") + extraFileName);
+    const QString dir = m_stores.filePath(QStringLiteral("migrations-") + extraFileName);
     QDir().mkpath(dir);
     const QDir builtIn(QStringLiteral(":/migrations"));
     for (const QString &file : builtIn.entryList({QStringLiteral("*.sql")}, QDir::Files)) {
@@ -279,7 +198,7 @@ QString tst_Store::migrationsWith(const QString &extraFileName, const QByteArray
 void tst_Store::migrationsApplyOnce()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
 
     const QStringList files = QDir(QStringLiteral(":/migrations")).entryList({QStringLiteral("*.sql")}, QDir::Files, QDir::Name);
     QVERIFY(!files.isEmpty());
@@ -320,7 +239,7 @@ void tst_Store::migrationsApplyOnce()
 void tst_Store::concurrentOpensMigrateOnce()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     // Several nodes start at once on an empty database: one migrates, the others wait for
     // it and find nothing left to do. Without the lock they would collide on CREATE TABLE.
     constexpr int nodes = 6;
@@ -350,8 +269,8 @@ void tst_Store::concurrentOpensMigrateOnce()
 
 void tst_Store::bothEnginesHaveTheSameSchema()
 {
-    STORE_SETTINGS(sqliteSettings, QStringLiteral("sqlite"), "main");
-    STORE_SETTINGS(pgSettings, QStringLiteral("postgresql"), "main");
+    STORE_SETTINGS_NAMED(m_stores, sqliteSettings, QStringLiteral("sqlite"), "main");
+    STORE_SETTINGS_NAMED(m_stores, pgSettings, QStringLiteral("postgresql"), "main");
     auto sqlite = Store::open(sqliteSettings);
     VERIFY_OK(sqlite);
     auto pg = Store::open(pgSettings);
@@ -375,7 +294,7 @@ void tst_Store::bothEnginesHaveTheSameSchema()
 
 void tst_Store::sqliteUsesWalAndTheBusyTimeout()
 {
-    STORE_SETTINGS(settings, QStringLiteral("sqlite"), "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, QStringLiteral("sqlite"), "main");
     settings.busyTimeoutMs = 1234; // not the default, so it must come from the settings
     auto store = Store::open(settings);
     VERIFY_OK(store);
@@ -405,10 +324,7 @@ void tst_Store::sqliteUsesWalAndTheBusyTimeout()
 
 void tst_Store::foreignKeysAreEnforced()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     auto db = (*store)->connection();
     VERIFY_OK(db);
     // SQLite ignores foreign keys unless each connection turns them on.
@@ -441,7 +357,7 @@ void tst_Store::brokenMigrationRollsBack()
     // On an empty database every migration is pending; the failure of the last one takes
     // all of them back, schema_migrations included.
     {
-        STORE_SETTINGS(fresh, engine, "fresh");
+        STORE_SETTINGS_NAMED(m_stores, fresh, engine, "fresh");
         auto store = Store::openWithMigrations(fresh, dir);
         QVERIFY(!store);
         QCOMPARE(store.error().code, ErrorCode::Storage);
@@ -468,7 +384,7 @@ void tst_Store::brokenMigrationRollsBack()
     }
 
     // On a migrated database only the broken one is pending; it leaves no trace.
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     {
         auto store = Store::open(settings);
         VERIFY_OK(store);
@@ -490,7 +406,7 @@ void tst_Store::brokenMigrationRollsBack()
 void tst_Store::unknownPlaceholderIsRefused()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     const QString fileName = QStringLiteral("%1_typo.sql").arg(Store::latestSchemaVersion() + 1, 4, 10, QLatin1Char('0'));
     const QString dir = migrationsWith(fileName, "CREATE TABLE typo_probe (id {{identity}});\n");
     QVERIFY(!dir.isEmpty());
@@ -504,7 +420,7 @@ void tst_Store::unknownPlaceholderIsRefused()
 void tst_Store::newerDatabaseIsRefused()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     const int future = Store::latestSchemaVersion() + 1;
     const QString dir = migrationsWith(QStringLiteral("%1_future.sql").arg(future, 4, 10, QLatin1Char('0')),
                                        "CREATE TABLE future_probe (id INTEGER NOT NULL);\n");
@@ -525,10 +441,7 @@ void tst_Store::newerDatabaseIsRefused()
 
 void tst_Store::recordEventDropsDuplicates()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
     const QJsonObject first{{QStringLiteral("action"), QStringLiteral("opened")}};
     const QJsonObject second{{QStringLiteral("action"), QStringLiteral("edited")}};
@@ -562,10 +475,7 @@ void tst_Store::recordEventDropsDuplicates()
 
 void tst_Store::concurrentDuplicatesHaveOneWinner()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto opened = Store::open(settings);
-    VERIFY_OK(opened);
+    OPEN_STORE_NAMED(m_stores, settings, opened, "main");
     Store *store = opened->get();
 
     // Several threads deliver the same ids at the same moment, round after round, each on
@@ -605,10 +515,7 @@ void tst_Store::concurrentDuplicatesHaveOneWinner()
 
 void tst_Store::heartbeatUpsertsOneRowPerNode()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
 
     auto never = s.lastHeartbeat(QStringLiteral("node-a"));
@@ -657,10 +564,7 @@ void tst_Store::heartbeatUpsertsOneRowPerNode()
 
 void tst_Store::auditAppendsEntries()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
 
     const qint64 before = QDateTime::currentMSecsSinceEpoch();
@@ -708,10 +612,7 @@ void tst_Store::auditAppendsEntries()
 // daemon, oldest first, whole; routed ones are pruned.
 void tst_Store::notificationOutboxHandsEachToOneNode()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
     auto other = Store::open(settings); // another node on the same database
     VERIFY_OK(other);
@@ -789,10 +690,7 @@ void tst_Store::notificationOutboxHandsEachToOneNode()
 // the next start, oldest first, and not once taken.
 void tst_Store::webhookDeliveriesAreTakenOnce()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
     auto other = Store::open(settings);
     VERIFY_OK(other);
@@ -841,10 +739,7 @@ void tst_Store::webhookDeliveriesAreTakenOnce()
 // newest state write of a task is found, and done writes are pruned.
 void tst_Store::trackerOutboxKeepsWritesUntilTaken()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     auto other = Store::open(settings);
     VERIFY_OK(other);
     TrackerOutbox outbox(**store);
@@ -946,7 +841,7 @@ void tst_Store::trackerOutboxKeepsWritesUntilTaken()
 void tst_Store::pluginStateIsScopedToOneInstance()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     const QByteArray binary("\x00\xff\x01\x80\x7f' \\x--tail", 17);
     {
         auto store = Store::open(settings);
@@ -1011,10 +906,7 @@ void tst_Store::pluginStateIsScopedToOneInstance()
 
 void tst_Store::worksFromAnotherThread()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE_NAMED(m_stores, settings, store, "main");
     Store &s = **store;
     auto mainDb = s.connection();
     VERIFY_OK(mainDb);
@@ -1056,10 +948,7 @@ void tst_Store::worksFromAnotherThread()
 
 void tst_Store::destroyingTheStoreRemovesItsConnections()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
-    auto opened = Store::open(settings);
-    VERIFY_OK(opened);
+    OPEN_STORE_NAMED(m_stores, settings, opened, "main");
     std::unique_ptr<Store> store = std::move(*opened);
     auto db = store->connection();
     VERIFY_OK(db);
@@ -1097,12 +986,12 @@ void tst_Store::destroyingTheStoreRemovesItsConnections()
 void tst_Store::openErrorsNameTheDatabase()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine, "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, engine, "main");
     QString where;
     QString password;
     if (settings.driver == StoreSettings::Driver::Sqlite) {
         // The database "file" is a directory: the driver refuses it.
-        settings.sqlitePath = m_tmp->filePath(QStringLiteral("not-a-file.db"));
+        settings.sqlitePath = m_stores.filePath(QStringLiteral("not-a-file.db"));
         QVERIFY(QDir().mkpath(settings.sqlitePath));
         where = settings.sqlitePath;
     } else {
@@ -1114,7 +1003,7 @@ void tst_Store::openErrorsNameTheDatabase()
         probe.close();
         where = QStringLiteral("127.0.0.1:%1").arg(settings.port);
         password = QStringLiteral("sluice-unused-password-%1").arg(randomHex(8));
-        QFile file(m_tmp->filePath(QStringLiteral("password")));
+        QFile file(m_stores.filePath(QStringLiteral("password")));
         QVERIFY(file.open(QIODevice::WriteOnly));
         file.write(password.toUtf8());
         file.close();
@@ -1136,7 +1025,7 @@ void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
         return;
     QVERIFY(!server.passwordUser.isEmpty());
     StoreSettings settings;
-    if (!makeSettings(QStringLiteral("postgresql"), QStringLiteral("password"), &settings, server.passwordUser))
+    if (!m_stores.settings(QStringLiteral("postgresql"), &settings, QStringLiteral("password"), server.passwordUser))
         return;
     settings.user = server.passwordUser;
 
@@ -1152,7 +1041,7 @@ void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
 
     // A wrong one is refused, and the error names the server but not the password.
     const QString wrong = QStringLiteral("sluice-wrong-password-%1").arg(randomHex(8));
-    const QString passwordPath = m_tmp->filePath(QStringLiteral("wrong-password"));
+    const QString passwordPath = m_stores.filePath(QStringLiteral("wrong-password"));
     QFile file(passwordPath);
     QVERIFY(file.open(QIODevice::WriteOnly));
     file.write(wrong.toUtf8() + '\n');
@@ -1169,7 +1058,7 @@ void tst_Store::postgresqlPasswordIsUsedAndNeverShown()
     QVERIFY2(text.contains(QLatin1String("password authentication failed")), qPrintable(text));
 
     // A password file that cannot be read names the file, not a value.
-    settings.password = SecretRef::file(m_tmp->filePath(QStringLiteral("no-such-password")));
+    settings.password = SecretRef::file(m_stores.filePath(QStringLiteral("no-such-password")));
     auto unreadable = Store::open(settings);
     QVERIFY(!unreadable);
     QVERIFY2(unreadable.error().message.contains(QLatin1String("no-such-password")), qPrintable(errorText(unreadable.error())));
@@ -1181,7 +1070,7 @@ void tst_Store::postgresqlAcceptsASocketDirectory()
     if (!Test::postgresServer(&server))
         return;
     QVERIFY(!server.socket.isEmpty());
-    STORE_SETTINGS(settings, QStringLiteral("postgresql"), "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, QStringLiteral("postgresql"), "main");
     settings.host = server.socket;
     auto store = Store::open(settings);
     VERIFY_OK(store);
@@ -1195,7 +1084,7 @@ void tst_Store::postgresqlAcceptsASocketDirectory()
 
 void tst_Store::postgresqlReconnectsAfterLosingTheServer()
 {
-    STORE_SETTINGS(settings, QStringLiteral("postgresql"), "main");
+    STORE_SETTINGS_NAMED(m_stores, settings, QStringLiteral("postgresql"), "main");
     auto store = Store::open(settings);
     VERIFY_OK(store);
     Store &s = **store;
@@ -1203,7 +1092,7 @@ void tst_Store::postgresqlReconnectsAfterLosingTheServer()
 
     // What a server restart or an operator's pg_terminate_backend does to our connection.
     QString failure;
-    QSqlDatabase admin = m_databases.admin(&failure);
+    QSqlDatabase admin = m_stores.admin(&failure);
     QVERIFY2(admin.isOpen(), qPrintable(failure));
     QSqlQuery kill(admin);
     QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "

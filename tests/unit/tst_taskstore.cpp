@@ -9,7 +9,7 @@
 // Without $SLUICE_TEST_PG_CONNINFO the PostgreSQL rows fail; SLUICE_TEST_NO_PG=1 turns
 // that into a skip, for a deliberate SQLite-only run.
 
-#include "teststores.h"
+#include "storefixture.h"
 #include "store/store.h"
 #include "store/jobqueue.h"
 #include "store/taskstore.h"
@@ -33,30 +33,10 @@
 #include <vector>
 
 using namespace Sluice;
+using Sluice::Test::errorText;
+using Sluice::Test::select;
 
 namespace {
-
-QString errorText(const Error &error)
-{
-    return errorCodeName(error.code) + QLatin1String(": ") + error.toString();
-}
-
-QList<QVariantList> select(QSqlDatabase db, const QString &sql)
-{
-    QSqlQuery query(db);
-    QList<QVariantList> rows;
-    if (!query.exec(sql)) {
-        qWarning() << "inspection query failed:" << sql << query.lastError().text();
-        return rows;
-    }
-    while (query.next()) {
-        QVariantList row;
-        for (int i = 0; i < query.record().count(); ++i)
-            row.append(query.value(i));
-        rows.append(row);
-    }
-    return rows;
-}
 
 NewTask newTask(const QString &project, const QString &branch, const QString &stage = QStringLiteral("development"))
 {
@@ -118,20 +98,6 @@ int runClaimChild(const QStringList &arguments)
 
 } // namespace
 
-#define VERIFY_OK(expression)                                                                                  \
-    do {                                                                                                       \
-        const auto &verifiedResult = (expression);                                                             \
-        QVERIFY2(verifiedResult.has_value(),                                                                   \
-                 qPrintable(verifiedResult ? QString() : errorText(verifiedResult.error())));                  \
-    } while (false)
-
-#define STORE_SETTINGS(var, engine)                                                                            \
-    StoreSettings var;                                                                                         \
-    do {                                                                                                       \
-        if (!makeSettings(engine, &var))                                                                       \
-            return;                                                                                            \
-    } while (false)
-
 class tst_TaskStore : public QObject
 {
     Q_OBJECT
@@ -140,94 +106,56 @@ private Q_SLOTS:
     void init();
     void cleanup();
 
-    void createAndRead_data() { addEngines(); }
+    void createAndRead_data() { Test::addEngineRows(); }
     void createAndRead();
-    void createRefusesIncompleteTasks_data() { addEngines(); }
+    void createRefusesIncompleteTasks_data() { Test::addEngineRows(); }
     void createRefusesIncompleteTasks();
-    void filterTasks_data() { addEngines(); }
+    void filterTasks_data() { Test::addEngineRows(); }
     void filterTasks();
-    void openBranchConflicts_data() { addEngines(); }
+    void openBranchConflicts_data() { Test::addEngineRows(); }
     void openBranchConflicts();
-    void findByTrackerRef_data() { addEngines(); }
+    void findByTrackerRef_data() { Test::addEngineRows(); }
     void findByTrackerRef();
-    void claimWinnerAndLoser_data() { addEngines(); }
+    void claimWinnerAndLoser_data() { Test::addEngineRows(); }
     void claimWinnerAndLoser();
-    void claimAppliesChanges_data() { addEngines(); }
+    void claimAppliesChanges_data() { Test::addEngineRows(); }
     void claimAppliesChanges();
-    void blockedOrDoneTaskCannotMove_data() { addEngines(); }
+    void blockedOrDoneTaskCannotMove_data() { Test::addEngineRows(); }
     void blockedOrDoneTaskCannotMove();
-    void claimRaceOnThreads_data() { addEngines(); }
+    void claimRaceOnThreads_data() { Test::addEngineRows(); }
     void claimRaceOnThreads();
-    void claimRaceOnSeparateStores_data() { addEngines(); }
+    void claimRaceOnSeparateStores_data() { Test::addEngineRows(); }
     void claimRaceOnSeparateStores();
-    void claimRaceInChildProcesses_data() { addEngines(); }
+    void claimRaceInChildProcesses_data() { Test::addEngineRows(); }
     void claimRaceInChildProcesses();
-    void gateRunsRoundTrip_data() { addEngines(); }
+    void gateRunsRoundTrip_data() { Test::addEngineRows(); }
     void gateRunsRoundTrip();
-    void adoptForgeHeadIsACompareAndSwap_data() { addEngines(); }
+    void adoptForgeHeadIsACompareAndSwap_data() { Test::addEngineRows(); }
     void adoptForgeHeadIsACompareAndSwap();
-    void historyIsTheTasksAudit_data() { addEngines(); }
+    void historyIsTheTasksAudit_data() { Test::addEngineRows(); }
     void historyIsTheTasksAudit();
-    void destroyedAfterTheStore_data() { addEngines(); }
+    void destroyedAfterTheStore_data() { Test::addEngineRows(); }
     void destroyedAfterTheStore();
     void postgresqlRecoversAfterLosingTheServer();
 
 private:
-    static void addEngines();
-    [[nodiscard]] bool makeSettings(const QString &engine, StoreSettings *settings);
-
-    std::unique_ptr<QTemporaryDir> m_tmp;
-    Test::TestDatabases m_databases{QStringLiteral("sluice_ts")};
+    // Generous SQLite busy timeout: the races pile many writers onto one file.
+    Test::StoreFixture m_stores{QStringLiteral("sluice_ts"), 30000};
 };
-
-void tst_TaskStore::addEngines()
-{
-    QTest::addColumn<QString>("engine");
-    QTest::newRow("sqlite") << QStringLiteral("sqlite");
-    QTest::newRow("postgresql") << QStringLiteral("postgresql");
-}
 
 void tst_TaskStore::init()
 {
-    m_tmp = std::make_unique<QTemporaryDir>();
-    QVERIFY(m_tmp->isValid());
+    QVERIFY(m_stores.init());
 }
 
 void tst_TaskStore::cleanup()
 {
-    m_databases.dropAll();
-    m_tmp.reset();
-}
-
-bool tst_TaskStore::makeSettings(const QString &engine, StoreSettings *settings)
-{
-    if (engine == QLatin1String("sqlite")) {
-        settings->driver = StoreSettings::Driver::Sqlite;
-        settings->sqlitePath = m_tmp->filePath(QStringLiteral("state/sluice.db"));
-        // Generous: the races pile many writers onto one file.
-        settings->busyTimeoutMs = 30000;
-        return true;
-    }
-    Test::PostgresServer server;
-    if (!Test::postgresServer(&server))
-        return false;
-    settings->driver = StoreSettings::Driver::Postgresql;
-    settings->host = server.host;
-    settings->port = server.port;
-    settings->user = server.user;
-    const auto database = m_databases.create();
-    if (!database)
-        return false;
-    settings->database = *database;
-    return true;
+    m_stores.cleanup();
 }
 
 void tst_TaskStore::createAndRead()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     const qint64 before = QDateTime::currentMSecsSinceEpoch();
@@ -294,10 +222,7 @@ void tst_TaskStore::createAndRead()
 
 void tst_TaskStore::createRefusesIncompleteTasks()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     auto noProject = tasks.create(newTask(QString(), QStringLiteral("b")));
@@ -313,10 +238,7 @@ void tst_TaskStore::createRefusesIncompleteTasks()
 
 void tst_TaskStore::filterTasks()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     // shop: active, blocked, done; blog: active, done.
@@ -375,10 +297,7 @@ void tst_TaskStore::filterTasks()
 
 void tst_TaskStore::openBranchConflicts()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     auto first = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
@@ -417,10 +336,7 @@ void tst_TaskStore::openBranchConflicts()
 
 void tst_TaskStore::findByTrackerRef()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     NewTask old = newTask(QStringLiteral("shop"), QStringLiteral("feature/v1"));
@@ -478,10 +394,7 @@ void tst_TaskStore::findByTrackerRef()
 
 void tst_TaskStore::claimWinnerAndLoser()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
@@ -543,10 +456,7 @@ void tst_TaskStore::claimWinnerAndLoser()
 // adoption win), is active, and — for a push delivery's look — has no job queued or running.
 void tst_TaskStore::adoptForgeHeadIsACompareAndSwap()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
     VERIFY_OK(id);
@@ -595,10 +505,7 @@ void tst_TaskStore::adoptForgeHeadIsACompareAndSwap()
 
 void tst_TaskStore::claimAppliesChanges()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
@@ -661,10 +568,7 @@ void tst_TaskStore::claimAppliesChanges()
 
 void tst_TaskStore::blockedOrDoneTaskCannotMove()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
 
     for (const QString &status : {QStringLiteral("blocked"), QStringLiteral("done")}) {
@@ -697,10 +601,7 @@ void tst_TaskStore::blockedOrDoneTaskCannotMove()
 
 void tst_TaskStore::claimRaceOnThreads()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     // One TaskStore shared by every thread, as the engine shares it; each thread gets its
     // own connection and its own prepared statements.
     TaskStore tasks(**store);
@@ -748,7 +649,7 @@ void tst_TaskStore::claimRaceOnThreads()
 void tst_TaskStore::claimRaceOnSeparateStores()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
+    STORE_SETTINGS(m_stores, settings, engine);
     // Each Store stands for another process or node: its own connections on the same database.
     constexpr int stores = 4;
     std::vector<std::unique_ptr<Store>> opened;
@@ -798,7 +699,7 @@ void tst_TaskStore::claimRaceOnSeparateStores()
 void tst_TaskStore::claimRaceInChildProcesses()
 {
     QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
+    STORE_SETTINGS(m_stores, settings, engine);
     qint64 id = 0;
     {
         auto store = Store::open(settings);
@@ -873,10 +774,7 @@ void tst_TaskStore::claimRaceInChildProcesses()
 
 void tst_TaskStore::gateRunsRoundTrip()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     TaskStore tasks(**store);
     auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
     VERIFY_OK(id);
@@ -999,10 +897,7 @@ void tst_TaskStore::gateRunsRoundTrip()
 
 void tst_TaskStore::historyIsTheTasksAudit()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto store = Store::open(settings);
-    VERIFY_OK(store);
+    OPEN_STORE(m_stores, settings, store);
     Store &s = **store;
     TaskStore tasks(s);
     auto id = tasks.create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
@@ -1040,10 +935,7 @@ void tst_TaskStore::historyIsTheTasksAudit()
 
 void tst_TaskStore::destroyedAfterTheStore()
 {
-    QFETCH(QString, engine);
-    STORE_SETTINGS(settings, engine);
-    auto opened = Store::open(settings);
-    VERIFY_OK(opened);
+    OPEN_STORE(m_stores, settings, opened);
     std::unique_ptr<Store> store = std::move(*opened);
     auto tasks = std::make_unique<TaskStore>(*store);
     auto id = tasks->create(newTask(QStringLiteral("shop"), QStringLiteral("feature/cart")));
@@ -1072,7 +964,7 @@ void tst_TaskStore::destroyedAfterTheStore()
 
 void tst_TaskStore::postgresqlRecoversAfterLosingTheServer()
 {
-    STORE_SETTINGS(settings, QStringLiteral("postgresql"));
+    STORE_SETTINGS(m_stores, settings, QStringLiteral("postgresql"));
     auto store = Store::open(settings);
     VERIFY_OK(store);
     TaskStore tasks(**store);
@@ -1083,7 +975,7 @@ void tst_TaskStore::postgresqlRecoversAfterLosingTheServer()
     // What a server restart or pg_terminate_backend does to the connection and, with it,
     // to every statement prepared on it.
     QString failure;
-    QSqlDatabase admin = m_databases.admin(&failure);
+    QSqlDatabase admin = m_stores.admin(&failure);
     QVERIFY2(admin.isOpen(), qPrintable(failure));
     QSqlQuery kill(admin);
     QVERIFY2(kill.exec(QStringLiteral("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "

@@ -11,6 +11,7 @@
 #include <QJsonDocument>
 #include <QMutex>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -101,6 +102,12 @@ const ConfigSchema &embeddedSchema(const QString &name)
     Q_ASSERT_X(schema.has_value(), "embeddedSchema", "embedded schema is malformed");
     Q_UNUSED(opened)
     return *cache.insert(name, schema.value_or(ConfigSchema()));
+}
+
+std::chrono::milliseconds ReaperSettings::heartbeatInterval() const
+{
+    return std::clamp(std::chrono::milliseconds(nodeTimeout.count() / 4), std::chrono::milliseconds(250),
+                      std::chrono::milliseconds(10000));
 }
 
 QString HostConfig::resolveConfigDir(const QString &explicitDir)

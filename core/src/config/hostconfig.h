@@ -4,9 +4,7 @@
 // The host file, sluice.yaml, in the configuration directory.
 
 #include "config/diagnostic.h"
-#include "engine/reaper.h"
-#include "engine/reconciler.h"
-#include "store/store.h"
+#include "config/hostsettings.h"
 
 #include <sluice/configschema.h>
 

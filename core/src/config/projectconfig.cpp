@@ -3,7 +3,6 @@
 
 #include "config/hostconfig.h"
 #include "config/yamlvalidator.h"
-#include "pluginhost/pluginloader.h"
 
 #include <QRegularExpression>
 #include <QUrl>
@@ -46,8 +45,8 @@ int stageIndex(const ProjectConfig &project, const QString &name)
 class ProjectLoader
 {
 public:
-    ProjectLoader(const QString &file, const PluginCatalog &catalog, Diagnostics &diagnostics)
-        : m_catalog(catalog), m_diagnostics(diagnostics), m_validator(file, diagnostics)
+    ProjectLoader(const QString &file, const PluginLookup &plugins, Diagnostics &diagnostics)
+        : m_plugins(plugins), m_diagnostics(diagnostics), m_validator(file, diagnostics)
     {
     }
 
@@ -81,7 +80,7 @@ private:
         m_validator.report(node, key, message);
     }
 
-    const PluginCatalog &m_catalog;
+    const PluginLookup &m_plugins;
     Diagnostics &m_diagnostics;
     YamlValidator m_validator;
 };
@@ -139,30 +138,28 @@ void ProjectLoader::loadInstances(const YAML::Node &root, ProjectConfig &project
         instance.name = name;
         instance.pluginId = yamlScalar(pluginNode);
         instance.position = positionOf(it->first);
-        const PluginRecord *record = m_catalog.plugin(instance.pluginId);
+        const PluginAvailability plugin = m_plugins.availability(instance.pluginId);
         // Known by name from here on, so references to it do not cascade into more errors.
         project.instances.insert(name, instance);
-        if (!record) {
-            QString why = QStringLiteral("unknown plugin '%1'").arg(instance.pluginId);
-            for (const PluginRecord &r : m_catalog.plugins()) {
-                if (r.declaredId == instance.pluginId && r.state == PluginRecord::State::Rejected) {
-                    why = QStringLiteral("plugin '%1' was rejected: %2").arg(instance.pluginId, r.reason);
-                    break;
-                }
-            }
-            if (why.startsWith(QLatin1String("unknown")))
-                why += QStringLiteral(" (searched: %1)").arg(m_catalog.searchDirectories().join(QStringLiteral(", ")));
-            report(pluginNode, path + QStringLiteral(".plugin"), why);
-            continue;
-        }
-        if (record->state == PluginRecord::State::Failed) {
+        if (plugin.state == PluginAvailability::State::Unknown) {
             report(pluginNode, path + QStringLiteral(".plugin"),
-                   QStringLiteral("plugin '%1' failed to load: %2").arg(instance.pluginId, record->reason));
+                   QStringLiteral("unknown plugin '%1' (searched: %2)")
+                       .arg(instance.pluginId, m_plugins.searchDirectories().join(QStringLiteral(", "))));
             continue;
         }
-        instance.kind = record->metaData->kind();
+        if (plugin.state == PluginAvailability::State::Rejected) {
+            report(pluginNode, path + QStringLiteral(".plugin"),
+                   QStringLiteral("plugin '%1' was rejected: %2").arg(instance.pluginId, plugin.reason));
+            continue;
+        }
+        if (plugin.state == PluginAvailability::State::Failed) {
+            report(pluginNode, path + QStringLiteral(".plugin"),
+                   QStringLiteral("plugin '%1' failed to load: %2").arg(instance.pluginId, plugin.reason));
+            continue;
+        }
+        instance.kind = plugin.metaData->kind();
         instance.pluginKnown = true;
-        const ConfigSchema &schema = record->metaData->configSchema();
+        const ConfigSchema &schema = plugin.metaData->configSchema();
         const YAML::Node settings = yamlChild(body, "settings");
         if (settings.IsDefined() && !settings.IsNull()) {
             instance.settings = m_validator.validateObject(settings, schema, path + QStringLiteral(".settings"));
@@ -494,24 +491,24 @@ const StageConfig *ProjectConfig::stage(const QString &name) const
     return nullptr;
 }
 
-std::optional<ProjectConfig> ProjectConfig::load(const QString &file, const PluginCatalog &catalog,
+std::optional<ProjectConfig> ProjectConfig::load(const QString &file, const PluginLookup &plugins,
                                                  Diagnostics &diagnostics)
 {
     const auto root = loadYamlFile(file, diagnostics);
     if (!root)
         return std::nullopt;
-    ProjectLoader loader(file, catalog, diagnostics);
+    ProjectLoader loader(file, plugins, diagnostics);
     return loader.load(*root);
 }
 
-ProjectSet ProjectSet::load(const QStringList &files, const PluginCatalog &catalog)
+ProjectSet ProjectSet::load(const QStringList &files, const PluginLookup &plugins)
 {
     ProjectSet set;
     QHash<QString, QString> fileById;
     for (const QString &file : files) {
         Entry entry;
         entry.file = file;
-        entry.project = ProjectConfig::load(file, catalog, entry.diagnostics);
+        entry.project = ProjectConfig::load(file, plugins, entry.diagnostics);
         if (entry.project) {
             const auto other = fileById.constFind(entry.project->id);
             if (other != fileById.cend()) {

@@ -5,6 +5,7 @@
 // red policy and its plugin instances with their settings.
 
 #include "config/diagnostic.h"
+#include "config/pluginlookup.h"
 
 #include <sluice/plugin.h>
 #include <sluice/project.h>
@@ -16,8 +17,6 @@
 #include <QVariantMap>
 
 namespace Sluice {
-
-class PluginCatalog;
 
 /// A position in a project file.
 struct ConfigPosition {
@@ -116,10 +115,11 @@ struct ProjectConfig {
     [[nodiscard]] const StageConfig *stage(const QString &name) const;
 
     /**
-     * Loads and validates @p file against the project schema and the plugins in @p catalog.
-     * Returns std::nullopt when anything is wrong; every problem is in @p diagnostics.
+     * Loads and validates @p file against the project schema and the plugins in @p plugins
+     * (the plugin host's PluginCatalog). Returns std::nullopt when anything is wrong; every
+     * problem is in @p diagnostics.
      */
-    [[nodiscard]] static std::optional<ProjectConfig> load(const QString &file, const PluginCatalog &catalog,
+    [[nodiscard]] static std::optional<ProjectConfig> load(const QString &file, const PluginLookup &plugins,
                                                            Diagnostics &diagnostics);
 };
 
@@ -133,7 +133,7 @@ struct ProjectSet {
     QList<Entry> entries;
 
     /// Loads each file on its own: an invalid file is refused, the others stay usable.
-    [[nodiscard]] static ProjectSet load(const QStringList &files, const PluginCatalog &catalog);
+    [[nodiscard]] static ProjectSet load(const QStringList &files, const PluginLookup &plugins);
     [[nodiscard]] QList<const ProjectConfig *> validProjects() const;
 };
 

@@ -4,6 +4,8 @@
 // Counters and gauges, rendered in the Prometheus text exposition format 0.0.4 for
 // GET /metrics.
 
+#include "engine/metricsrecorder.h"
+
 #include <sluice/global.h>
 
 #include <QByteArray>
@@ -29,18 +31,17 @@ namespace Sluice {
  * Prometheus' rules ([a-zA-Z_:][a-zA-Z0-9_:]*; label names without ':' and not starting
  * with "__"); a call with an invalid name or label changes nothing and returns false.
  */
-class Metrics
+class Metrics : public MetricsRecorder
 {
 public:
-    enum class Type { Counter, Gauge };
-    /// Label name and value pairs; order does not matter.
-    using Labels = QList<QPair<QString, QString>>;
+    using MetricsRecorder::Labels;
+    using MetricsRecorder::Type;
 
     /// The Content-Type of render()'s output.
     static constexpr const char *contentType = "text/plain; version=0.0.4; charset=utf-8";
 
     Metrics();
-    ~Metrics();
+    ~Metrics() override;
     Metrics(const Metrics &) = delete;
     Metrics &operator=(const Metrics &) = delete;
 
@@ -49,9 +50,9 @@ public:
      * increment(name, labels, 0) exports one at 0 before anything happened. Returns false
      * for an invalid name or when the family already has the other type.
      */
-    bool describe(const QString &name, Type type, const QString &help);
+    bool describe(const QString &name, Type type, const QString &help) override;
     /// Adds @p by to a series: >= 0 for a counter, any amount for a gauge.
-    bool increment(const QString &name, const Labels &labels = {}, double by = 1.0);
+    bool increment(const QString &name, const Labels &labels = {}, double by = 1.0) override;
     /// Sets a series to @p value.
     bool set(const QString &name, const Labels &labels, double value);
     /// Removes one series (a thing that is gone); false when there was none.

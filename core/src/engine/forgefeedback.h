@@ -25,7 +25,7 @@ namespace Sluice {
 
 class Engine;
 class Forge;
-class Metrics;
+class MetricsRecorder;
 class PullRequestConversation;
 class StateStore;
 struct ProjectRuntime;
@@ -39,7 +39,7 @@ public:
     ~ForgeFeedback() override;
 
     /// Counts posts in sluice_forge_feedback_total{project,action,result} (may be null).
-    void setMetrics(Metrics *metrics) { m_metrics = metrics; }
+    void setMetrics(MetricsRecorder *metrics) { m_metrics = metrics; }
     /// Where a task's page is when a project sets no target_url: @p base + the task id.
     void setDefaultTargetBase(const QString &base) { m_targetBase = base; }
     /// Longest one forge call may take (default 60 s).
@@ -94,7 +94,7 @@ private:
     void run(std::unique_ptr<AsyncCall<V>> call, std::function<void(const Result<V> &)> then);
 
     Engine &m_engine;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     QString m_targetBase;
     std::chrono::milliseconds m_deadline{60'000};
     int m_inFlight = 0;

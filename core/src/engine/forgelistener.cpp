@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/forgelistener.h"
 
-#include "daemon/metrics.h"
+#include "engine/metricsrecorder.h"
 #include "engine/boundedcall.h"
 #include "engine/engine.h"
 #include "engine/forgesignals.h"
@@ -42,7 +42,7 @@ ForgeListener::ForgeListener(Engine &engine, ForgeFeedback *feedback, QObject *p
 
 ForgeListener::~ForgeListener() = default;
 
-void ForgeListener::setMetrics(Metrics *metrics)
+void ForgeListener::setMetrics(MetricsRecorder *metrics)
 {
     m_metrics = metrics;
     m_signals->setMetrics(metrics);

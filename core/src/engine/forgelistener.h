@@ -21,7 +21,7 @@ namespace Sluice {
 class Engine;
 class ForgeFeedback;
 class ForgeSignals;
-class Metrics;
+class MetricsRecorder;
 struct ProjectRuntime;
 struct TaskRecord;
 
@@ -34,7 +34,7 @@ public:
     ~ForgeListener() override;
 
     /// Counts events in sluice_forge_events_total{project,kind,result} (may be null).
-    void setMetrics(Metrics *metrics);
+    void setMetrics(MetricsRecorder *metrics);
     /// Reads (team membership, a pull request's head) under way for signals.
     [[nodiscard]] int inFlight() const;
 
@@ -69,7 +69,7 @@ private:
     QString count(const QString &project, const ForgeEvent &event, const QString &result);
 
     Engine &m_engine;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     int m_pullReads = 0; // pull requests being read back from the forge
     std::unique_ptr<ForgeSignals> m_signals;
 };

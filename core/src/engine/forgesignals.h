@@ -22,7 +22,7 @@ namespace Sluice {
 
 class Engine;
 class ForgeFeedback;
-class Metrics;
+class MetricsRecorder;
 struct ForgeApprovalsConfig;
 struct ProjectRuntime;
 struct TaskRecord;
@@ -35,7 +35,7 @@ public:
     ~ForgeSignals() override;
 
     /// Counts outcomes in sluice_forge_signals_total{project,result} (may be null).
-    void setMetrics(Metrics *metrics) { m_metrics = metrics; }
+    void setMetrics(MetricsRecorder *metrics) { m_metrics = metrics; }
     /// Longest one forge read (team membership, the pull request) may take (default 30 s).
     void setDeadline(std::chrono::milliseconds deadline) { m_deadline = deadline; }
     [[nodiscard]] int inFlight() const { return m_inFlight; }
@@ -66,7 +66,7 @@ private:
 
     Engine &m_engine;
     ForgeFeedback *m_feedback;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     std::chrono::milliseconds m_deadline{30'000};
     int m_inFlight = 0;
 };

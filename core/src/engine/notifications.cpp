@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/notifications.h"
 
-#include "daemon/metrics.h"
+#include "engine/metricsrecorder.h"
 #include "engine/engine.h"
 
 #include <sluice/secrets.h>

@@ -22,7 +22,7 @@
 namespace Sluice {
 
 class Engine;
-class Metrics;
+class MetricsRecorder;
 struct ProjectRuntime;
 
 /// Runs one plugin call under a deadline and tells the outcome once: "ok", "failed" (with
@@ -57,7 +57,7 @@ public:
     ~NotificationRouter() override;
 
     /// Counts deliveries in sluice_notifications_total{notifier,event,result} (may be null).
-    void setMetrics(Metrics *metrics) { m_metrics = metrics; }
+    void setMetrics(MetricsRecorder *metrics) { m_metrics = metrics; }
     /// Longest one delivery may take, retries included (default 60 s).
     void setDeadline(std::chrono::milliseconds deadline) { m_deadline = deadline; }
     /// Deliveries under way.
@@ -72,7 +72,7 @@ Q_SIGNALS:
 
 private:
     Engine &m_engine;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     std::chrono::milliseconds m_deadline{60'000};
     int m_inFlight = 0;
 };
@@ -100,7 +100,7 @@ public:
     ~TrackerUpdates() override;
 
     /// Counts calls in sluice_tracker_updates_total{project,action,result} (may be null).
-    void setMetrics(Metrics *metrics) { m_metrics = metrics; }
+    void setMetrics(MetricsRecorder *metrics) { m_metrics = metrics; }
     /// Longest one call may take, the connector's retries included (default 60 s).
     void setDeadline(std::chrono::milliseconds deadline) { m_deadline = deadline; }
     /// Wait before a failed write is tried again, doubling per failure up to @p max (default 5 s, 10 min).
@@ -145,7 +145,7 @@ private:
     QSet<qint64> m_queued;                   // outbox ids in m_queues
     Engine &m_engine;
     std::unique_ptr<TrackerOutbox> m_outbox;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     std::chrono::milliseconds m_deadline{60'000};
     std::chrono::milliseconds m_retryFirst{5'000};
     std::chrono::milliseconds m_retryMax{600'000};

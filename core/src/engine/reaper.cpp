@@ -138,12 +138,6 @@ QString leaseReclaimReason(const LeaseRecord &lease, const QString &node, const 
     return leaseReclaimReason(lease, node, now, holder ? holder->heartbeatAt : QDateTime(), nodeTimeout);
 }
 
-std::chrono::milliseconds ReaperSettings::heartbeatInterval() const
-{
-    return std::clamp(std::chrono::milliseconds(nodeTimeout.count() / 4), std::chrono::milliseconds(250),
-                      std::chrono::milliseconds(10000));
-}
-
 struct Reaper::Decision {
     JobQueue::RunningJob running;
     int tier = 0;

@@ -5,6 +5,7 @@
 // stuck and leases whose holder is gone, and settles them — conditionally, so that of the
 // reaper, a late monitor and startup recovery exactly one acts. See docs/runbooks/reaper.md.
 
+#include "config/hostsettings.h"
 #include "store/jobqueue.h"
 #include "store/leasestore.h"
 
@@ -25,21 +26,6 @@ namespace Sluice {
 
 class Engine;
 struct ProjectRuntime;
-
-/// The `reaper:` section of sluice.yaml.
-struct ReaperSettings {
-    bool enabled = true;                              ///< Off: no ticks (startup recovery still runs).
-    std::chrono::milliseconds interval{30000};
-    int deadTicks = 2;                                ///< Tier 1: consecutive ticks (≥ 2).
-    std::chrono::milliseconds finalizeGrace{60000};   ///< Tier 2: time a monitor has to finalise.
-    std::chrono::milliseconds ceiling{3 * 3600 * 1000}; ///< Tier 3: longest a job may run.
-    std::chrono::milliseconds killGrace{10000};       ///< SIGTERM → SIGKILL for a living agent.
-    std::chrono::milliseconds nodeTimeout{60000};     ///< A node silent this long holds no lease, and its jobs are taken over.
-    bool takeover = true;                             ///< Off: a silent node's jobs wait for its own restart.
-
-    /// How often a daemon beats its heartbeat: a quarter of node_timeout, at most 10 s.
-    [[nodiscard]] std::chrono::milliseconds heartbeatInterval() const;
-};
 
 /// What the reaper did to one job.
 struct ReapedJob {

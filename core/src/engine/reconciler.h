@@ -8,6 +8,8 @@
 // person's answer set after the wait began (taken as that signal, once), which catches a
 // tracker delivery that was lost. See docs/runbooks/reconciler.md.
 
+#include "config/hostsettings.h"
+
 #include <sluice/error.h>
 
 #include <QDateTime>
@@ -27,15 +29,6 @@ class Tracker;
 class TrackerOutbox;
 struct ProjectRuntime;
 struct TaskRecord;
-
-/// The `reconciler:` section of sluice.yaml.
-struct ReconcilerSettings {
-    bool enabled = true;
-    std::chrono::milliseconds interval{60000};
-    /// A task is looked at only when nothing happened to it (no stage change, no job ending)
-    /// for this long: work in flight on any node is left to finish.
-    std::chrono::milliseconds settle{300000};
-};
 
 /// What one pass saw and did.
 struct ReconcilerPass {

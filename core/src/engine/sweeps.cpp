@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/sweeps.h"
 
-#include "daemon/metrics.h"
+#include "engine/metricsrecorder.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
@@ -19,7 +19,7 @@ const QString ExaminedMetric = QStringLiteral("sluice_sweep_items_examined_total
 const QString WritesMetric = QStringLiteral("sluice_sweep_writes_total");
 const QString FailuresMetric = QStringLiteral("sluice_sweep_failures_total");
 
-Metrics::Labels sweepLabels(const QString &projectId, const QString &instance)
+MetricsRecorder::Labels sweepLabels(const QString &projectId, const QString &instance)
 {
     return {{QStringLiteral("project"), projectId}, {QStringLiteral("instance"), instance}};
 }
@@ -70,22 +70,22 @@ SweepSchedule::~SweepSchedule()
     stop();
 }
 
-void SweepSchedule::setMetrics(Metrics *metrics)
+void SweepSchedule::setMetrics(MetricsRecorder *metrics)
 {
     m_metrics = metrics;
     if (!m_metrics)
         return;
-    m_metrics->describe(PassesMetric, Metrics::Type::Counter, QStringLiteral("Sweeper passes finished by this daemon, by project, instance and result (ok, failed)."));
-    m_metrics->describe(ExaminedMetric, Metrics::Type::Counter, QStringLiteral("Items (e.g. open pull requests) the sweeper passes of this daemon examined."));
-    m_metrics->describe(WritesMetric, Metrics::Type::Counter, QStringLiteral("Writes (e.g. compensating statuses) the sweeper passes of this daemon made."));
-    m_metrics->describe(FailuresMetric, Metrics::Type::Counter, QStringLiteral("Items that could not be assessed and writes that failed in the sweeper passes of this daemon."));
+    m_metrics->describe(PassesMetric, MetricsRecorder::Type::Counter, QStringLiteral("Sweeper passes finished by this daemon, by project, instance and result (ok, failed)."));
+    m_metrics->describe(ExaminedMetric, MetricsRecorder::Type::Counter, QStringLiteral("Items (e.g. open pull requests) the sweeper passes of this daemon examined."));
+    m_metrics->describe(WritesMetric, MetricsRecorder::Type::Counter, QStringLiteral("Writes (e.g. compensating statuses) the sweeper passes of this daemon made."));
+    m_metrics->describe(FailuresMetric, MetricsRecorder::Type::Counter, QStringLiteral("Items that could not be assessed and writes that failed in the sweeper passes of this daemon."));
 }
 
 void SweepSchedule::count(const Entry &entry, const SweepReport &report)
 {
     if (!m_metrics)
         return;
-    Metrics::Labels labels = sweepLabels(entry.projectId, entry.instance);
+    MetricsRecorder::Labels labels = sweepLabels(entry.projectId, entry.instance);
     m_metrics->increment(ExaminedMetric, labels, std::max(0, report.examined));
     m_metrics->increment(WritesMetric, labels, std::max(0, report.acted));
     m_metrics->increment(FailuresMetric, labels, std::max(0, report.failures));
@@ -119,11 +119,11 @@ void SweepSchedule::start()
             next.insert(key, entry);
             if (m_metrics) {
                 // Every scheduled instance shows at 0 before its first pass, so a rate() alert has a series.
-                const Metrics::Labels labels = sweepLabels(projectId, name);
+                const MetricsRecorder::Labels labels = sweepLabels(projectId, name);
                 for (const QString &metric : {ExaminedMetric, WritesMetric, FailuresMetric})
                     m_metrics->increment(metric, labels, 0);
                 for (const char *result : {"ok", "failed"})
-                    m_metrics->increment(PassesMetric, labels + Metrics::Labels{{QStringLiteral("result"), QLatin1String(result)}}, 0);
+                    m_metrics->increment(PassesMetric, labels + MetricsRecorder::Labels{{QStringLiteral("result"), QLatin1String(result)}}, 0);
             }
             qCInfo(lcSweeps).noquote() << "sweeper" << name << "of" << projectId << "every" << ms / 1000 << "s";
         }

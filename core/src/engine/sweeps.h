@@ -15,7 +15,7 @@
 namespace Sluice {
 
 class Engine;
-class Metrics;
+class MetricsRecorder;
 class Store;
 struct ProjectRuntime;
 
@@ -59,7 +59,7 @@ public:
      * by project, instance and result (ok/failed), and the items examined, writes made and
      * failures of the passes. Series of scheduled instances exist at 0 from start().
      */
-    void setMetrics(Metrics *metrics);
+    void setMetrics(MetricsRecorder *metrics);
 
 Q_SIGNALS:
     /// A pass of @p instance in @p projectId ended (or was cancelled at its deadline).
@@ -72,7 +72,7 @@ private:
 
     Engine &m_engine;
     Store &m_store;
-    Metrics *m_metrics = nullptr;
+    MetricsRecorder *m_metrics = nullptr;
     QHash<QString, std::shared_ptr<Entry>> m_entries; // "project/instance"
     int m_started = 0;
 };

@@ -286,6 +286,29 @@ const PluginRecord *PluginCatalog::plugin(const QString &id) const
     return nullptr;
 }
 
+PluginAvailability PluginCatalog::availability(const QString &id) const
+{
+    PluginAvailability found;
+    if (const PluginRecord *record = plugin(id)) {
+        if (record->state == PluginRecord::State::Failed) {
+            found.state = PluginAvailability::State::Failed;
+            found.reason = record->reason;
+        } else {
+            found.state = PluginAvailability::State::Usable;
+            found.metaData = &*record->metaData;
+        }
+        return found;
+    }
+    for (const PluginRecord &record : m_records) {
+        if (record.declaredId == id && record.state == PluginRecord::State::Rejected) {
+            found.state = PluginAvailability::State::Rejected;
+            found.reason = record.reason;
+            break;
+        }
+    }
+    return found;
+}
+
 const QLoggingCategory *pluginLoggingCategory(PluginKind kind, const QString &id)
 {
     static QMutex mutex;

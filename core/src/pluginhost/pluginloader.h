@@ -7,6 +7,8 @@
 // IID, API version, kind, schema → resolve duplicates and dependencies (a cycle is an
 // error) → load in dependency order. Plugins never unload while the host runs.
 
+#include "config/pluginlookup.h"
+
 #include "pathsecurity.h"
 
 #include <sluice/pluginmetadata.h>
@@ -66,11 +68,12 @@ struct RefusedDirectory {
     QString reason;
 };
 
-class PluginCatalog
+/// The plugins on the search path; project files are checked against it (PluginLookup).
+class PluginCatalog : public PluginLookup
 {
 public:
     PluginCatalog(const PluginSearchPath &searchPath, const TrustedOwners &owners);
-    ~PluginCatalog();
+    ~PluginCatalog() override;
     PluginCatalog(const PluginCatalog &) = delete;
     PluginCatalog &operator=(const PluginCatalog &) = delete;
 
@@ -81,9 +84,12 @@ public:
 
     [[nodiscard]] const QList<PluginRecord> &plugins() const { return m_records; }
     [[nodiscard]] const QList<RefusedDirectory> &refusedDirectories() const { return m_refusedDirs; }
-    [[nodiscard]] QStringList searchDirectories() const { return m_searchPath.directories(); }
+    [[nodiscard]] QStringList searchDirectories() const override { return m_searchPath.directories(); }
     /// The accepted plugin with @p id (Resolved, Loaded or Failed), or null.
     [[nodiscard]] const PluginRecord *plugin(const QString &id) const;
+    /// plugin(@p id) for a project file: usable, failed, or else rejected (the first refused
+    /// file that declares @p id) or unknown.
+    [[nodiscard]] PluginAvailability availability(const QString &id) const override;
 
 private:
     void resolveDependencies();

@@ -3,6 +3,8 @@
 
 // The store: every table of Sluice behind one class, on SQLite or PostgreSQL.
 
+#include "config/hostsettings.h"
+
 #include <sluice/error.h>
 #include <sluice/notifier.h>
 #include <sluice/secrets.h>
@@ -18,20 +20,6 @@
 #include <memory>
 
 namespace Sluice {
-
-/// How to reach the database. Filled from the host file's `store:` section.
-struct StoreSettings {
-    enum class Driver { Sqlite, Postgresql };
-    Driver driver = Driver::Sqlite;
-    QString sqlitePath;        ///< SQLite database file (created if missing).
-    int busyTimeoutMs = 5000;  ///< SQLite busy_timeout.
-    QString host;              ///< PostgreSQL host name or Unix socket directory.
-    int port = 5432;
-    QString database;
-    QString user;
-    SecretRef password;        ///< PostgreSQL password reference; may be null.
-    QString options;           ///< Extra libpq connect options ("sslmode=require").
-};
 
 /// One entry of the audit table.
 struct AuditEntry {

@@ -5,6 +5,7 @@
 // local forge, and a real SQLite store for the progress
 // markers and the merge leases. A small CI stand-in posts a status on every new branch head.
 #include "fakeforge.h"
+#include "forgecases.h"
 #include "mergetestsupport.h"
 
 #include <sluice/forge.h>
@@ -50,19 +51,6 @@ public:
 private:
     StateStore &m_inner;
 };
-
-// The forge flavours a test runs against: every row of a data-driven test exists once per flavour.
-const QList<QPair<const char *, FakeForge::Flavor>> Flavors{{"gitea", FakeForge::Flavor::Gitea}, {"github", FakeForge::Flavor::GitHub}};
-
-void addFlavorColumn()
-{
-    QTest::addColumn<int>("flavor");
-}
-
-FakeForge::Flavor flavorOf(int value)
-{
-    return FakeForge::Flavor(value);
-}
 
 } // namespace
 
@@ -284,9 +272,8 @@ private Q_SLOTS:
 
     void rebasesRetestsAndMerges_data()
     {
-        addFlavorColumn();
-        for (const auto &[name, flavor] : Flavors)
-            QTest::newRow(name) << int(flavor);
+        // The forge flavours a test runs against: every row of a data-driven test exists once per flavour.
+        addForgeFlavorRows();
     }
 
     // Behind its target: rebased in the worktree, pushed, re-tested on the new head, merged once.
@@ -330,8 +317,8 @@ private Q_SLOTS:
     {
         QTest::addColumn<QString>("crashAfter");
         QTest::addColumn<qint64>("pull"); // 0: the task does not record its pull request; found by branch
-        addFlavorColumn();
-        for (const auto &[name, flavor] : Flavors) {
+        addForgeFlavorColumn();
+        for (const auto &[name, flavor] : forgeFlavors()) {
             QTest::addRow("%s: after the rebase", name) << QStringLiteral("rebased") << qint64(1) << int(flavor);
             QTest::addRow("%s: after the push", name) << QStringLiteral("pushed") << qint64(1) << int(flavor);
             QTest::addRow("%s: after the merge call", name) << QStringLiteral("merge-call") << qint64(1) << int(flavor);
@@ -684,8 +671,8 @@ private Q_SLOTS:
     {
         QTest::addColumn<bool>("merged");
         QTest::addColumn<int>("result");
-        addFlavorColumn();
-        for (const auto &[name, flavor] : Flavors) {
+        addForgeFlavorColumn();
+        for (const auto &[name, flavor] : forgeFlavors()) {
             QTest::addRow("%s: already merged: no-op pass", name) << true << int(GateVerdict::Result::Pass) << int(flavor);
             QTest::addRow("%s: closed unmerged: fail", name) << false << int(GateVerdict::Result::Fail) << int(flavor);
         }
@@ -722,8 +709,8 @@ private Q_SLOTS:
         QTest::addColumn<QString>("path");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("times");
-        addFlavorColumn();
-        for (const auto &[name, flavor] : Flavors) {
+        addForgeFlavorColumn();
+        for (const auto &[name, flavor] : forgeFlavors()) {
             QTest::addRow("%s: pull request not JSON", name) << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Malformed) << 1 << int(flavor);
             QTest::addRow("%s: statuses not a list", name) << QStringLiteral("GET") << QStringLiteral("/statuses$") << int(FakeFault::Kind::NotAList) << 1 << int(flavor);
             QTest::addRow("%s: pull request 500", name) << QStringLiteral("GET") << QStringLiteral("/pulls/1$") << int(FakeFault::Kind::Status) << 20 << int(flavor);

@@ -3,6 +3,7 @@
 // pagination, retries, malformed answers, writes, and a token that never reaches a log line
 // or an error.
 #include "fakeforge.h"
+#include "forgecases.h"
 
 #include <sluice/forge.h>
 #include <sluice/forgeevents.h>
@@ -15,7 +16,6 @@
 #include <algorithm>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QMutex>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -26,24 +26,12 @@ namespace {
 
 const QByteArray Token = "gitea-secret-token-0123456789";
 
-QMutex logMutex;
-QStringList capturedLog;
-QtMessageHandler previousHandler = nullptr;
-
-void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
-{
-    {
-        QMutexLocker lock(&logMutex);
-        capturedLog.append(message);
-    }
-    if (previousHandler)
-        previousHandler(type, context, message);
-}
-
 QString sha(int i)
 {
-    return QStringLiteral("%1").arg(i, 40, 16, QLatin1Char('0'));
+    return fakeSha(i);
 }
+
+const ForgeDialect Dialect{"POST", QStringLiteral("head moved")};
 
 } // namespace
 
@@ -52,59 +40,32 @@ class tst_GiteaForge : public QObject
     Q_OBJECT
 
 private:
-    QTemporaryDir m_dir;
-    LoadedPlugin m_plugin;
+    ConnectorFixture m_connector; // the plugin, the token files, every error seen (for the token check)
     std::unique_ptr<FakeForge> m_fake;
     std::unique_ptr<PluginInstance> m_instance;
-    QStringList m_errors; // every error message and detail seen, for the token check
 
     Forge &forge() { return *qobject_cast<Forge *>(m_instance.get()); }
 
-    QString writeToken(const QString &name, const QByteArray &token)
-    {
-        const QString path = m_dir.filePath(name);
-        QFile f(path);
-        if (!f.open(QIODevice::WriteOnly))
-            return {};
-        f.write(token + '\n');
-        return path;
-    }
+    QString writeToken(const QString &name, const QByteArray &token) { return m_connector.writeSecret(name, token); }
 
     std::unique_ptr<PluginInstance> makeForge(const QByteArray &extra = QByteArray())
     {
-        const QByteArray yaml = "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\n"
-            + "token: {file: " + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\n"
-            + "retry_backoff: 10ms\n" + extra;
-        auto created = createInstance(m_plugin, yaml);
-        if (!created) {
-            qWarning() << created.error().toString();
-            return nullptr;
-        }
-        if (auto ready = (*created)->initialize(); !ready) {
-            qWarning() << ready.error().toString();
-            return nullptr;
-        }
-        return std::move(*created);
+        return m_connector.instance("url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\n"
+                                    + "token: {file: " + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\n"
+                                    + "retry_backoff: 10ms\n" + extra);
     }
 
     template<typename T>
     Result<T> run(std::unique_ptr<AsyncCall<T>> call)
     {
-        auto r = runCall(std::move(call));
-        if (!r)
-            m_errors << r.error().message << r.error().detail;
-        return r;
+        return m_connector.run(std::move(call));
     }
 
 private Q_SLOTS:
     void initTestCase()
     {
-        QVERIFY(m_dir.isValid());
-        previousHandler = qInstallMessageHandler(captureMessage);
-        auto plugin = loadPlugin(QStringLiteral(GITEA_PLUGIN_FILE));
-        QVERIFY2(plugin, qPrintable(plugin ? QString() : plugin.error().toString()));
-        m_plugin = *plugin;
-        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Forge);
+        LogCapture::install();
+        QVERIFY(m_connector.load(QStringLiteral(GITEA_PLUGIN_FILE), PluginKind::Forge));
     }
 
     void init()
@@ -267,44 +228,11 @@ private Q_SLOTS:
         QCOMPARE(m_fake->mergesApplied(), 0);
     }
 
-    // The pull request's head moves just before the merge: the forge refuses it with 409. Only
-    // a refusal that can be read whole is one (Conflict: the merge gate fails); a 409 whose
-    // body broke off is an answer that could not be read (Network: the merge gate waits or
-    // errs), never a judgement (the fault campaign's seeds 0x89a21fef34eb31ba, 0x71911a0b890a0206).
-    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data()
-    {
-        QTest::addColumn<bool>("cut");
-        QTest::addColumn<int>("code");
-        QTest::newRow("409 read whole: a refusal") << false << int(ErrorCode::Conflict);
-        QTest::newRow("409 with its body cut short: unreadable") << true << int(ErrorCode::Network);
-    }
+    // The pull request's head moves just before the merge (forgecases.h).
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data() { Test::mergeRefusedForAMovedHeadOnlyWhenReadWhole_data(); }
     void mergeRefusedForAMovedHeadOnlyWhenReadWhole()
     {
-        QFETCH(bool, cut);
-        QFETCH(int, code);
-        m_fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(21)});
-        FakeForge *fake = m_fake.get();
-        m_fake->setRequestHook([fake](const FakeRequest &r) {
-            if (r.method == "POST" && r.path.endsWith(QLatin1String("/pulls/21/merge")))
-                fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(22)}); // someone pushed
-        });
-        if (cut) {
-            FakeFault truncated;
-            truncated.kind = FakeFault::Kind::Truncated;
-            truncated.method = "POST";
-            truncated.pathPattern = QStringLiteral("/merge$");
-            m_fake->addFault(truncated);
-        }
-        MergeRequest request;
-        request.expectedHeadSha = sha(21);
-        auto refused = run(forge().merge(21, request));
-        m_fake->setRequestHook({});
-        QVERIFY(!refused);
-        QCOMPARE(int(refused.error().code), code);
-        QVERIFY2(refused.error().message.contains(QLatin1String("409")), qPrintable(refused.error().message));
-        if (!cut)
-            QVERIFY2(refused.error().message.contains(QLatin1String("head moved")) || refused.error().detail.contains(QLatin1String("head moved")), qPrintable(refused.error().toString()));
-        QCOMPARE(m_fake->mergesApplied(), 0);
+        Test::mergeRefusedForAMovedHeadOnlyWhenReadWhole(*m_fake, forge(), m_connector, Dialect);
     }
 
     // A 403 names the scope the token lacks (24.6).
@@ -608,7 +536,7 @@ private Q_SLOTS:
         QVERIFY(!refused);
         QCOMPARE(refused.error().code, ErrorCode::PermissionDenied);
 
-        auto unreadable = forge().withCredential(SecretRef::file(m_dir.filePath(QStringLiteral("absent"))));
+        auto unreadable = forge().withCredential(SecretRef::file(m_connector.filePath(QStringLiteral("absent"))));
         QVERIFY(!unreadable);
     }
 
@@ -693,7 +621,7 @@ private Q_SLOTS:
         // An unreadable secret refuses the instance.
         const QByteArray yaml = "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
                                 + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\nwebhook_secret: {file: /nonexistent/hook}\n";
-        auto created = createInstance(m_plugin, yaml);
+        auto created = createInstance(m_connector.plugin(), yaml);
         QVERIFY(created);
         QVERIFY(!(*created)->initialize());
     }
@@ -744,12 +672,12 @@ private Q_SLOTS:
     void tokenNeverInLogsOrErrors()
     {
         // Runs last: every call above logged and failed in many ways.
-        QMutexLocker lock(&logMutex);
-        QVERIFY(!capturedLog.isEmpty());
-        for (const QString &line : std::as_const(capturedLog))
+        const QStringList log = LogCapture::lines();
+        QVERIFY(!log.isEmpty());
+        for (const QString &line : log)
             QVERIFY2(!line.contains(QString::fromLatin1(Token)), qPrintable(line));
-        QVERIFY(!m_errors.isEmpty());
-        for (const QString &e : std::as_const(m_errors))
+        QVERIFY(!m_connector.errors().isEmpty());
+        for (const QString &e : m_connector.errors())
             QVERIFY2(!e.contains(QString::fromLatin1(Token)), qPrintable(e));
     }
 };

@@ -2,6 +2,7 @@
 // The github connector as the host loads it, against the fake forge speaking GitHub's
 // shapes: Link pagination without totals, statuses and check runs, rate limits, writes.
 #include "fakeforge.h"
+#include "forgecases.h"
 
 #include <sluice/checkruns.h>
 #include <sluice/forge.h>
@@ -11,7 +12,6 @@
 #include <sluice/testsupport.h>
 
 #include <QElapsedTimer>
-#include <QMutex>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -22,24 +22,12 @@ namespace {
 
 const QByteArray Token = "ghp_testtoken0123456789abcdef";
 
-QMutex logMutex;
-QStringList capturedLog;
-QtMessageHandler previousHandler = nullptr;
-
-void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
-{
-    {
-        QMutexLocker lock(&logMutex);
-        capturedLog.append(message);
-    }
-    if (previousHandler)
-        previousHandler(type, context, message);
-}
-
 QString sha(int i)
 {
-    return QStringLiteral("%1").arg(i, 40, 16, QLatin1Char('0'));
+    return fakeSha(i);
 }
+
+const ForgeDialect Dialect{"PUT", QStringLiteral("Head branch was modified")};
 
 } // namespace
 
@@ -48,50 +36,33 @@ class tst_GitHubForge : public QObject
     Q_OBJECT
 
 private:
-    QTemporaryDir m_dir;
-    LoadedPlugin m_plugin;
+    ConnectorFixture m_connector; // the plugin, the token files, every error seen (for the token check)
     std::unique_ptr<FakeForge> m_fake;
     std::unique_ptr<PluginInstance> m_instance;
-    QStringList m_errors;
 
     Forge &forge() { return *qobject_cast<Forge *>(m_instance.get()); }
     CheckRunReader &checks() { return *qobject_cast<CheckRunReader *>(m_instance.get()); }
 
-    QString writeToken(const QString &name, const QByteArray &token)
-    {
-        QFile f(m_dir.filePath(name));
-        if (!f.open(QIODevice::WriteOnly))
-            return {};
-        f.write(token + '\n');
-        return f.fileName();
-    }
+    QString writeToken(const QString &name, const QByteArray &token) { return m_connector.writeSecret(name, token); }
 
     // A connector with other settings (retries, waits) against the same fake.
     std::unique_ptr<PluginInstance> withSettings(const QByteArray &extra)
     {
-        auto created = createInstance(m_plugin, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
-                                                    + m_dir.filePath(QStringLiteral("token")).toUtf8() + "}\nretry_backoff: 10ms\n" + extra);
-        if (!created || !(*created)->initialize())
-            return {};
-        return std::move(*created);
+        return m_connector.instance("url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                    + m_connector.filePath(QStringLiteral("token")).toUtf8() + "}\nretry_backoff: 10ms\n" + extra);
     }
 
     template<typename T>
     Result<T> run(std::unique_ptr<AsyncCall<T>> call)
     {
-        auto r = runCall(std::move(call));
-        if (!r)
-            m_errors << r.error().message << r.error().detail;
-        return r;
+        return m_connector.run(std::move(call));
     }
 
 private Q_SLOTS:
     void initTestCase()
     {
-        previousHandler = qInstallMessageHandler(captureMessage);
-        auto plugin = loadPlugin(QStringLiteral(GITHUB_PLUGIN_FILE));
-        QVERIFY2(plugin, qPrintable(plugin ? QString() : plugin.error().toString()));
-        m_plugin = *plugin;
+        LogCapture::install();
+        QVERIFY(m_connector.load(QStringLiteral(GITHUB_PLUGIN_FILE), PluginKind::Forge));
     }
 
     void init()
@@ -100,12 +71,10 @@ private Q_SLOTS:
         QVERIFY(m_fake->start());
         m_fake->setToken(Token);
         m_fake->setMaxPageSize(100);
-        QFile f(m_dir.filePath(QStringLiteral("token")));
-        QVERIFY(f.open(QIODevice::WriteOnly));
-        f.write(Token + '\n');
-        f.close();
-        auto created = createInstance(m_plugin, "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
-                                                    + f.fileName().toUtf8() + "}\nretry_backoff: 10ms\n");
+        const QString token = writeToken(QStringLiteral("token"), Token);
+        QVERIFY(!token.isEmpty());
+        auto created = createInstance(m_connector.plugin(), "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
+                                                                + token.toUtf8() + "}\nretry_backoff: 10ms\n");
         QVERIFY2(created, qPrintable(created ? QString() : created.error().toString()));
         m_instance = std::move(*created);
         QVERIFY(m_instance->initialize());
@@ -414,44 +383,11 @@ private Q_SLOTS:
         QCOMPARE(again->size(), 5);
     }
 
-    // The pull request's head moves just before the merge: the forge refuses it with 409. Only
-    // a refusal that can be read whole is one (Conflict: the merge gate fails); a 409 whose
-    // body broke off is an answer that could not be read (Network: the merge gate waits or
-    // errs), never a judgement (the fault campaign's seeds 0x89a21fef34eb31ba, 0x71911a0b890a0206).
-    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data()
-    {
-        QTest::addColumn<bool>("cut");
-        QTest::addColumn<int>("code");
-        QTest::newRow("409 read whole: a refusal") << false << int(ErrorCode::Conflict);
-        QTest::newRow("409 with its body cut short: unreadable") << true << int(ErrorCode::Network);
-    }
+    // The pull request's head moves just before the merge (forgecases.h).
+    void mergeRefusedForAMovedHeadOnlyWhenReadWhole_data() { Test::mergeRefusedForAMovedHeadOnlyWhenReadWhole_data(); }
     void mergeRefusedForAMovedHeadOnlyWhenReadWhole()
     {
-        QFETCH(bool, cut);
-        QFETCH(int, code);
-        m_fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(21)});
-        FakeForge *fake = m_fake.get();
-        m_fake->setRequestHook([fake](const FakeRequest &r) {
-            if (r.method == "PUT" && r.path.endsWith(QLatin1String("/pulls/21/merge")))
-                fake->addPullRequest({21, QString(), QStringLiteral("moving"), sha(22)}); // someone pushed
-        });
-        if (cut) {
-            FakeFault truncated;
-            truncated.kind = FakeFault::Kind::Truncated;
-            truncated.method = "PUT";
-            truncated.pathPattern = QStringLiteral("/merge$");
-            m_fake->addFault(truncated);
-        }
-        MergeRequest request;
-        request.expectedHeadSha = sha(21);
-        auto refused = run(forge().merge(21, request));
-        m_fake->setRequestHook({});
-        QVERIFY(!refused);
-        QCOMPARE(int(refused.error().code), code);
-        QVERIFY2(refused.error().message.contains(QLatin1String("409")), qPrintable(refused.error().message));
-        if (!cut)
-            QVERIFY2(refused.error().message.contains(QLatin1String("Head branch was modified")) || refused.error().detail.contains(QLatin1String("Head branch was modified")), qPrintable(refused.error().toString()));
-        QCOMPARE(m_fake->mergesApplied(), 0);
+        Test::mergeRefusedForAMovedHeadOnlyWhenReadWhole(*m_fake, forge(), m_connector, Dialect);
     }
 
     // Re-running a failed Actions check run: the job is read (it must be this check run), then
@@ -643,7 +579,7 @@ private Q_SLOTS:
         // An unreadable secret refuses the instance.
         const QByteArray yaml = "url: " + m_fake->url().toString().toUtf8() + "\nrepository: acme/widget\ntoken: {file: "
                                 + writeToken(QStringLiteral("token"), Token).toUtf8() + "}\nwebhook_secret: {file: /nonexistent/hook}\n";
-        auto created = createInstance(m_plugin, yaml);
+        auto created = createInstance(m_connector.plugin(), yaml);
         QVERIFY(created);
         QVERIFY(!(*created)->initialize());
     }
@@ -694,16 +630,14 @@ private Q_SLOTS:
     void tokenNeverInLogsOrErrors()
     {
         // Runs last: every call above logged (debug categories are on in this test) and failed in many ways.
-        {
-            QMutexLocker lock(&logMutex);
-            // The connector's own lines are among them (it names where its token comes from).
-            QVERIFY(std::any_of(capturedLog.cbegin(), capturedLog.cend(),
-                                [](const QString &line) { return line.startsWith(QLatin1String("github acme/widget at")); }));
-            for (const QString &line : std::as_const(capturedLog))
-                QVERIFY2(!line.contains(QString::fromLatin1(Token)), qPrintable(line));
-        }
-        QVERIFY(!m_errors.isEmpty());
-        for (const QString &e : std::as_const(m_errors))
+        const QStringList log = LogCapture::lines();
+        // The connector's own lines are among them (it names where its token comes from).
+        QVERIFY(std::any_of(log.cbegin(), log.cend(),
+                            [](const QString &line) { return line.startsWith(QLatin1String("github acme/widget at")); }));
+        for (const QString &line : log)
+            QVERIFY2(!line.contains(QString::fromLatin1(Token)), qPrintable(line));
+        QVERIFY(!m_connector.errors().isEmpty());
+        for (const QString &e : m_connector.errors())
             QVERIFY2(!e.contains(QString::fromLatin1(Token)), qPrintable(e));
     }
 };

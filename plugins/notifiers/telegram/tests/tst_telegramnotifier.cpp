@@ -2,13 +2,13 @@
 // The telegram notifier as the host loads it, against the fake Bot API on loopback: plain
 // text to the configured chat, retries through 429 and 5xx, an outage that is an error
 // and not a hang, and a token that appears in no log line and no error.
+#include "connectorfixture.h"
 #include "faketelegram.h"
 
 #include <sluice/notifier.h>
 #include <sluice/secrets.h>
 #include <sluice/testsupport.h>
 
-#include <QMutex>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -18,20 +18,6 @@ using namespace Sluice::Test;
 namespace {
 
 const QByteArray Token = "123456789:AAH-telegram-test-token_xyz";
-
-QMutex logMutex;
-QStringList capturedLog;
-QtMessageHandler previousHandler = nullptr;
-
-void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
-{
-    {
-        QMutexLocker lock(&logMutex);
-        capturedLog.append(message);
-    }
-    if (previousHandler)
-        previousHandler(type, context, message);
-}
 
 Notification sample(const QString &title = QStringLiteral("task 7 (Say hello): gate review → fail in review"))
 {
@@ -52,38 +38,24 @@ class tst_TelegramNotifier : public QObject
     Q_OBJECT
 
 private:
-    QTemporaryDir m_dir;
-    LoadedPlugin m_plugin;
+    ConnectorFixture m_connector; // the plugin, the token file, every error seen (for the token check)
     std::unique_ptr<FakeTelegram> m_telegram;
-    QStringList m_errors;
 
     std::unique_ptr<PluginInstance> makeNotifier(const QByteArray &token = Token, const QByteArray &extra = QByteArray())
     {
-        const QString path = m_dir.filePath(QStringLiteral("token"));
-        QFile f(path);
-        if (!f.open(QIODevice::WriteOnly))
+        const QString path = m_connector.writeSecret(QStringLiteral("token"), token);
+        if (path.isEmpty())
             return nullptr;
-        f.write(token + '\n');
-        f.close();
         const QByteArray yaml = "url: " + m_telegram->url().toString().toUtf8() + "\ntoken: {file: " + path.toUtf8()
             + "}\nchat_id: \"-1001234567\"\nretry_backoff: 20ms\ntimeout: 2s\n" + extra;
-        auto created = createInstance(m_plugin, yaml);
-        if (!created) {
-            qWarning() << created.error().toString();
-            return nullptr;
-        }
-        if (auto ready = (*created)->initialize(); !ready) {
-            qWarning() << ready.error().toString();
-            return nullptr;
-        }
-        return std::move(*created);
+        return m_connector.instance(yaml);
     }
 
     Result<Done> send(PluginInstance *instance, const Notification &n)
     {
         auto r = runCall(qobject_cast<Notifier *>(instance)->notify(n));
         if (!r) {
-            m_errors << r.error().message << r.error().detail;
+            m_connector.record(r.error());
             qInfo().noquote() << "notify failed:" << r.error().toString();
         }
         return r;
@@ -92,19 +64,15 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QVERIFY(m_dir.isValid());
-        previousHandler = qInstallMessageHandler(captureMessage);
-        auto plugin = loadPlugin(QStringLiteral(TELEGRAM_PLUGIN_FILE));
-        QVERIFY2(plugin, plugin ? "" : qPrintable(plugin.error().toString()));
-        m_plugin = *plugin;
-        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Notifier);
+        LogCapture::install();
+        QVERIFY(m_connector.load(QStringLiteral(TELEGRAM_PLUGIN_FILE), PluginKind::Notifier));
         m_telegram = std::make_unique<FakeTelegram>(Token);
         QVERIFY(m_telegram->start());
     }
 
     void cleanupTestCase()
     {
-        qInstallMessageHandler(previousHandler);
+        LogCapture::uninstall();
     }
 
     void init()
@@ -259,12 +227,12 @@ private Q_SLOTS:
 
     void tokenNeverLogged()
     {
-        QMutexLocker lock(&logMutex);
-        QVERIFY(!capturedLog.isEmpty());
-        for (const QString &line : std::as_const(capturedLog))
+        const QStringList log = LogCapture::lines();
+        QVERIFY(!log.isEmpty());
+        for (const QString &line : log)
             QVERIFY2(!line.contains(QString::fromLatin1(Token)) && !line.contains(QLatin1String("wrong-token-for-this-bot")), qPrintable(line));
-        QVERIFY(!m_errors.isEmpty());
-        for (const QString &e : std::as_const(m_errors))
+        QVERIFY(!m_connector.errors().isEmpty());
+        for (const QString &e : m_connector.errors())
             QVERIFY2(!e.contains(QString::fromLatin1(Token)) && !e.contains(QLatin1String("wrong-token-for-this-bot"))
                          && !e.contains(QLatin1String("bot123456789")) && !e.contains(QLatin1String("AAH-telegram")),
                      qPrintable(e));

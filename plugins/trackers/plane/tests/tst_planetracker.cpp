@@ -3,6 +3,7 @@
 // resolved per project through all pages, a missing state that stays off, signed webhooks,
 // writes, the client-side rate limit under a burst, 429 back-off, and secrets that never
 // reach a log line or an error.
+#include "connectorfixture.h"
 #include "fakeplane.h"
 
 #include <sluice/secrets.h>
@@ -11,7 +12,6 @@
 
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QMutex>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -25,20 +25,6 @@ namespace {
 
 const QByteArray ApiKey = "plane-api-key-5f0c1e77aa";
 const QByteArray HookSecret = "plane-webhook-secret-9d2b";
-
-QMutex logMutex;
-QStringList capturedLog;
-QtMessageHandler previousHandler = nullptr;
-
-void captureMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
-{
-    {
-        QMutexLocker lock(&logMutex);
-        capturedLog.append(message);
-    }
-    if (previousHandler)
-        previousHandler(type, context, message);
-}
 
 const QStringList StandardStates{QStringLiteral("Backlog"),     QStringLiteral("Todo"),        QStringLiteral("In Progress"),
                                  QStringLiteral("In Review"),   QStringLiteral("Needs Input"), QStringLiteral("Approved"),
@@ -61,21 +47,12 @@ class tst_PlaneTracker : public QObject
     Q_OBJECT
 
 private:
-    QTemporaryDir m_dir;
-    LoadedPlugin m_plugin;
+    ConnectorFixture m_connector; // the plugin, the secret files, every error seen (for the secret check)
     std::unique_ptr<FakePlane> m_plane;
     QString m_projectA;
     QString m_projectB;
-    QStringList m_errors;
 
-    QString secretFile(const QString &name, const QByteArray &value)
-    {
-        const QString path = m_dir.filePath(name);
-        QFile f(path);
-        if (f.open(QIODevice::WriteOnly))
-            f.write(value + '\n');
-        return path;
-    }
+    QString secretFile(const QString &name, const QByteArray &value) { return m_connector.writeSecret(name, value); }
 
     std::unique_ptr<PluginInstance> makeTracker(const QString &project, const QByteArray &extra = QByteArray(), bool waitForStates = true)
     {
@@ -83,43 +60,28 @@ private:
             + "\nidentifier: SLU\napi_key: {file: " + secretFile(QStringLiteral("key"), ApiKey).toUtf8() + "}\n"
             + "webhook_secret: {file: " + secretFile(QStringLiteral("hook"), HookSecret).toUtf8() + "}\n"
             + "retry_backoff: 20ms\n" + (extra.contains("rate_limit") ? QByteArray() : QByteArray("rate_limit: 0\n")) + extra;
-        auto created = createInstance(m_plugin, yaml);
-        if (!created) {
-            qWarning() << created.error().toString();
-            return nullptr;
-        }
-        if (auto ready = (*created)->initialize(); !ready) {
-            qWarning() << ready.error().toString();
-            return nullptr;
-        }
-        auto *tracker = qobject_cast<Tracker *>(created->get());
+        auto created = m_connector.instance(yaml);
+        auto *tracker = qobject_cast<Tracker *>(created.get());
         if (waitForStates && tracker) {
             // initialize() starts reading the states; refresh() joins that read.
             auto done = runCall(tracker->refresh());
             if (!done)
                 qWarning() << done.error().toString();
         }
-        return std::move(*created);
+        return created;
     }
 
     template<typename T>
     Result<T> run(std::unique_ptr<AsyncCall<T>> call)
     {
-        Result<T> r = runCall(std::move(call));
-        if (!r)
-            m_errors << r.error().message << r.error().detail;
-        return r;
+        return m_connector.run(std::move(call));
     }
 
 private Q_SLOTS:
     void initTestCase()
     {
-        QVERIFY(m_dir.isValid());
-        previousHandler = qInstallMessageHandler(captureMessage);
-        auto plugin = loadPlugin(QStringLiteral(PLANE_PLUGIN_FILE));
-        QVERIFY2(plugin, plugin ? "" : qPrintable(plugin.error().toString()));
-        m_plugin = *plugin;
-        QCOMPARE(m_plugin.metaData.kind(), PluginKind::Tracker);
+        LogCapture::install();
+        QVERIFY(m_connector.load(QStringLiteral(PLANE_PLUGIN_FILE), PluginKind::Tracker));
         m_plane = std::make_unique<FakePlane>();
         QVERIFY(m_plane->start());
         m_plane->setApiKey(ApiKey);
@@ -137,7 +99,7 @@ private Q_SLOTS:
 
     void cleanupTestCase()
     {
-        qInstallMessageHandler(previousHandler);
+        LogCapture::uninstall();
     }
 
     void resolvesStatesPerProjectThroughEveryPage()
@@ -184,11 +146,8 @@ private Q_SLOTS:
         QVERIFY(b);
         // Reported at load, naming the signal and the state.
         bool reported = false;
-        {
-            QMutexLocker lock(&logMutex);
-            for (const QString &line : std::as_const(capturedLog))
-                reported = reported || (line.contains(m_projectB) && line.contains(QLatin1String("signal 'confirm-deploy': no state 'Confirm Deploy'")));
-        }
+        for (const QString &line : LogCapture::lines())
+            reported = reported || (line.contains(m_projectB) && line.contains(QLatin1String("signal 'confirm-deploy': no state 'Confirm Deploy'")));
         QVERIFY(reported);
         auto *tracker = qobject_cast<Tracker *>(b.get());
         QStringList states;
@@ -274,7 +233,7 @@ private Q_SLOTS:
         // No secret configured: every delivery is refused.
         const QByteArray yaml = "url: " + m_plane->url().toString().toUtf8() + "\nworkspace: acme\nproject: " + m_projectA.toUtf8()
             + "\napi_key: {file: " + secretFile(QStringLiteral("key"), ApiKey).toUtf8() + "}\n";
-        auto bare = createInstance(m_plugin, yaml);
+        auto bare = createInstance(m_connector.plugin(), yaml);
         QVERIFY(bare);
         QVERIFY((*bare)->initialize());
         auto refused = dynamic_cast<WebhookReceiver *>(bare->get())->acceptWebhook(toRequest(m_plane->issueUpdated(issue, HookSecret)));
@@ -621,14 +580,14 @@ private Q_SLOTS:
 
     void secretsNeverLogged()
     {
-        QMutexLocker lock(&logMutex);
-        QVERIFY(!capturedLog.isEmpty());
-        for (const QString &line : std::as_const(capturedLog)) {
+        const QStringList log = LogCapture::lines();
+        QVERIFY(!log.isEmpty());
+        for (const QString &line : log) {
             QVERIFY2(!line.contains(QString::fromLatin1(ApiKey)), qPrintable(line));
             QVERIFY2(!line.contains(QString::fromLatin1(HookSecret)), qPrintable(line));
         }
-        QVERIFY(!m_errors.isEmpty());
-        for (const QString &e : std::as_const(m_errors)) {
+        QVERIFY(!m_connector.errors().isEmpty());
+        for (const QString &e : m_connector.errors()) {
             QVERIFY2(!e.contains(QString::fromLatin1(ApiKey)), qPrintable(e));
             QVERIFY2(!e.contains(QString::fromLatin1(HookSecret)), qPrintable(e));
         }

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: Apache-2.0
+// A fixture for tests/layering/check-layers.cmake, never compiled.
+#pragma once
